@@ -1,0 +1,47 @@
+"""The wire contract between the orchestrator and handler endpoints (spec: docs/protocol.md).
+
+Standard library only: both the SDK (inside a handler Lambda) and the orchestrator import it.
+"""
+
+from ritornello.protocol._entries import (
+    ENTRY_KINDS,
+    HANDLER_KINDS,
+    SERVICE_KINDS,
+    Completion,
+    Entry,
+    Failure,
+    completion_failure,
+    completion_value,
+)
+from ritornello.protocol._ids import derive_id, new_awakeable_id, new_deployment_id, new_id
+from ritornello.protocol._messages import (
+    DiscoveryResponse,
+    HandlerInfo,
+    InvokeRequest,
+    InvokeResponse,
+    ProtocolError,
+    ServiceInfo,
+)
+from ritornello.protocol._version import PROTOCOL_VERSION
+
+__all__ = [
+    "ENTRY_KINDS",
+    "HANDLER_KINDS",
+    "PROTOCOL_VERSION",
+    "SERVICE_KINDS",
+    "Completion",
+    "DiscoveryResponse",
+    "Entry",
+    "Failure",
+    "HandlerInfo",
+    "InvokeRequest",
+    "InvokeResponse",
+    "ProtocolError",
+    "ServiceInfo",
+    "completion_failure",
+    "completion_value",
+    "derive_id",
+    "new_awakeable_id",
+    "new_deployment_id",
+    "new_id",
+]

@@ -1,0 +1,251 @@
+"""Request and response messages, with strict decoding.
+
+Decoding validates shape and version and raises :class:`ProtocolError` with a message that says
+what is wrong; it never returns a half-valid message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ritornello.protocol._entries import (
+    ENTRY_KINDS,
+    HANDLER_KINDS,
+    SERVICE_KINDS,
+    Completion,
+    Entry,
+)
+from ritornello.protocol._version import (
+    MAX_PROTOCOL_VERSION,
+    MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
+)
+
+RESPONSE_STATUSES = frozenset({"done", "suspended", "checkpoint", "error"})
+
+
+class ProtocolError(ValueError):
+    """A message does not follow the protocol (wrong version, missing field, bad JSON)."""
+
+
+def _load(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        obj: Any = raw
+    else:
+        try:
+            obj = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProtocolError(f"message is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("message is not a JSON object")
+    version = obj.get("version")
+    if not isinstance(version, int) or not MIN_PROTOCOL_VERSION <= version <= MAX_PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"unsupported protocol version {version!r}; this side speaks "
+            f"{MIN_PROTOCOL_VERSION}..{MAX_PROTOCOL_VERSION}"
+        )
+    return obj
+
+
+def _field(obj: dict[str, Any], name: str, typ: type | tuple[type, ...]) -> Any:
+    value = obj.get(name)
+    if not isinstance(value, typ) or (isinstance(value, bool) and typ is int):
+        raise ProtocolError(f"field {name!r} is missing or not {typ}")
+    return value
+
+
+def _entries(raw: Any, what: str) -> list[Entry]:
+    if not isinstance(raw, list):
+        raise ProtocolError(f"{what} is not a list")
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict) or entry.get("kind") not in ENTRY_KINDS:
+            raise ProtocolError(f"{what}[{i}] is not a journal entry")
+    return raw
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON encoding used for every message (UTF-8, no NaN)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeRequest:
+    """One attempt (or continuation) of an invocation, sent to the endpoint."""
+
+    id: str
+    service: str
+    handler: str
+    key: str | None
+    attempt: int
+    journal: list[Entry]
+    completions: list[Completion] = field(default_factory=list)
+    state: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": PROTOCOL_VERSION,
+            "type": "invoke",
+            "id": self.id,
+            "service": self.service,
+            "handler": self.handler,
+            "key": self.key,
+            "attempt": self.attempt,
+            "journal": self.journal,
+            "completions": self.completions,
+            "state": self.state,
+        }
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes | str | dict[str, Any]) -> InvokeRequest:
+        obj = _load(raw)
+        if obj.get("type") != "invoke":
+            raise ProtocolError("not an invoke message")
+        journal = _entries(obj.get("journal"), "journal")
+        if not journal or journal[0].get("kind") != "input":
+            raise ProtocolError("journal must start with an input entry")
+        completions = obj.get("completions") or []
+        if not isinstance(completions, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("index"), int) for c in completions
+        ):
+            raise ProtocolError("completions must be a list of {index, value|failure}")
+        state = obj.get("state")
+        if state is not None and not isinstance(state, dict):
+            raise ProtocolError("state must be an object or null")
+        key = obj.get("key")
+        if key is not None and not isinstance(key, str):
+            raise ProtocolError("key must be a string or null")
+        return cls(
+            id=_field(obj, "id", str),
+            service=_field(obj, "service", str),
+            handler=_field(obj, "handler", str),
+            key=key,
+            attempt=_field(obj, "attempt", int),
+            journal=journal,
+            completions=completions,
+            state=state,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeResponse:
+    """The endpoint's answer: new entries plus what happens next."""
+
+    status: str
+    entries: list[Entry] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)
+    error: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "version": PROTOCOL_VERSION,
+            "status": self.status,
+            "entries": self.entries,
+        }
+        if self.waiting:
+            out["waiting"] = self.waiting
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes | str | dict[str, Any]) -> InvokeResponse:
+        obj = _load(raw)
+        status = obj.get("status")
+        if status not in RESPONSE_STATUSES:
+            raise ProtocolError(f"unknown status {status!r}")
+        entries = _entries(obj.get("entries", []), "entries")
+        waiting = obj.get("waiting", [])
+        if not isinstance(waiting, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in waiting
+        ):
+            raise ProtocolError("waiting must be a list of entry indices")
+        error = obj.get("error")
+        if status == "error" and (
+            not isinstance(error, dict) or not isinstance(error.get("message"), str)
+        ):
+            raise ProtocolError("an error answer needs error.message")
+        if status == "done" and (not entries or entries[-1].get("kind") != "output"):
+            raise ProtocolError("a done answer must end with an output entry")
+        if status == "suspended" and not waiting:
+            raise ProtocolError("a suspended answer must name what it waits on")
+        return cls(status=status, entries=entries, waiting=waiting, error=error)
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerInfo:
+    """A handler as discovery describes it."""
+
+    name: str
+    kind: str = "exclusive"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """A service as discovery describes it."""
+
+    name: str
+    kind: str
+    handlers: tuple[HandlerInfo, ...]
+
+    def handler(self, name: str) -> HandlerInfo | None:
+        for h in self.handlers:
+            if h.name == name:
+                return h
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryResponse:
+    """What an endpoint serves: its services and handlers."""
+
+    services: tuple[ServiceInfo, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": PROTOCOL_VERSION,
+            "protocol": {"min": MIN_PROTOCOL_VERSION, "max": MAX_PROTOCOL_VERSION},
+            "services": [
+                {
+                    "name": s.name,
+                    "kind": s.kind,
+                    "handlers": [{"name": h.name, "kind": h.kind} for h in s.handlers],
+                }
+                for s in self.services
+            ],
+        }
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes | str | dict[str, Any]) -> DiscoveryResponse:
+        obj = _load(raw)
+        raw_services = obj.get("services")
+        if not isinstance(raw_services, list):
+            raise ProtocolError("services must be a list")
+        services = []
+        for s in raw_services:
+            if not isinstance(s, dict):
+                raise ProtocolError("a service must be an object")
+            kind = s.get("kind")
+            if kind not in SERVICE_KINDS:
+                raise ProtocolError(f"unknown service kind {kind!r}")
+            handlers = []
+            for h in s.get("handlers") or []:
+                if not isinstance(h, dict) or h.get("kind", "exclusive") not in HANDLER_KINDS:
+                    raise ProtocolError(f"bad handler in service {s.get('name')!r}")
+                handlers.append(
+                    HandlerInfo(name=_field(h, "name", str), kind=h.get("kind", "exclusive"))
+                )
+            services.append(
+                ServiceInfo(name=_field(s, "name", str), kind=kind, handlers=tuple(handlers))
+            )
+        return cls(services=tuple(services))

@@ -1,0 +1,99 @@
+"""Records the store holds, and the commit unit that changes them atomically.
+
+JSON payloads (journal entries, completions, state values, results) are stored as *text*, encoded
+once by the orchestrator, so the store never parses them and journals can be sent to endpoints
+by concatenation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Invocation statuses (docs/orchestrator.md draws the transitions).
+STATUSES = (
+    "pending",  # queued behind an exclusive handler on the same object key
+    "scheduled",  # a delayed send, waiting for its start time
+    "running",  # an attempt is (or is about to be) running
+    "suspended",  # waiting on a completion; nothing running
+    "backing-off",  # a failed attempt; waiting on the retry timer
+    "paused",  # retries exhausted or paused by an operator
+    "completed",  # finished: result holds {"value": ...} or {"failure": ...}
+    "killed",  # stopped by an operator
+)
+TERMINAL_STATUSES = frozenset({"completed", "killed"})
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationRecord:
+    """One invocation. ``version`` increases by one on every write (optimistic concurrency)."""
+
+    id: str
+    service: str
+    handler: str
+    key: str | None
+    handler_kind: str  # exclusive | shared | workflow
+    status: str
+    deployment_id: str
+    seq: int  # arrival order, global and increasing
+    created_at: int  # Unix ms
+    modified_at: int  # Unix ms
+    attempt: int = 1
+    journal_len: int = 1
+    waiting: tuple[int, ...] = ()
+    caller_id: str | None = None
+    caller_index: int | None = None
+    idempotency_key: str | None = None
+    result: str | None = None  # JSON text, set when completed
+    last_error: str | None = None
+    next_at: int | None = None  # Unix ms of the retry or scheduled start, if any
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRecord:
+    """A durable timer. ``kind``: ``sleep`` completes entry ``index``; ``retry`` starts the next
+    attempt; ``start`` starts a scheduled invocation."""
+
+    fire_at: int  # Unix ms
+    invocation_id: str
+    kind: str
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRecord:
+    """A registered endpoint and what discovery found there (``services`` is JSON text)."""
+
+    id: str
+    uri: str
+    services: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationWrite:
+    """Write ``record``. ``expect_version`` None: insert, and do nothing if the id exists
+    (idempotent creation of derived callees); otherwise the stored version must equal it, and
+    ``record.version`` must be ``expect_version + 1``."""
+
+    record: InvocationRecord
+    expect_version: int | None = None
+
+
+@dataclass(slots=True)
+class CommitUnit:
+    """Everything one handler answer (or one ingress request, or one timer) changes.
+
+    All of it is written, or none of it: a failed condition raises ``ConflictError`` and the
+    unit leaves no trace. Journal entries are append-only: writing an existing (id, index)
+    is a conflict. Completions are first-writer-wins: a second completion of the same index is
+    silently ignored (duplicate deliveries are harmless).
+    """
+
+    invocations: list[InvocationWrite] = field(default_factory=list)
+    entries: list[tuple[str, int, str]] = field(default_factory=list)  # (inv id, index, json)
+    completions: list[tuple[str, int, str]] = field(default_factory=list)
+    # (service, key, name, json text or None to clear); name None with value None clears all
+    state: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
+    timers_add: list[TimerRecord] = field(default_factory=list)
+    timers_remove: list[TimerRecord] = field(default_factory=list)
