@@ -1,1 +1,108 @@
-def main() -> None: ...
+"""The ``ritornello`` command (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any
+
+import typer
+
+from ritornello.orchestrator import ConfigError, Engine, Settings, load_settings
+
+app = typer.Typer(
+    name="ritornello",
+    help="Ritornello: durable execution for async Python handlers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="sqlite:///PATH.db (default ./.ritornello/...)")
+]
+IngressOpt = Annotated[int | None, typer.Option("--ingress-port", help="ingress port [8080]")]
+AdminOpt = Annotated[int | None, typer.Option("--admin-port", help="admin API port [9070]")]
+ConfigOpt = Annotated[str | None, typer.Option("--config", help="a ritornello.toml file")]
+HostOpt = Annotated[str | None, typer.Option("--host", help="address to bind [127.0.0.1]")]
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - uvloop is a dependency of the server extra
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _settings(**kw: Any) -> Settings:
+    try:
+        settings = load_settings(**kw)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    ingress_port: IngressOpt = None,
+    admin_port: AdminOpt = None,
+    config: ConfigOpt = None,
+    host: HostOpt = None,
+) -> None:
+    """Run the orchestrator: ingress, admin API and the engine."""
+    from ritornello.cli._serve import run_orchestrator
+
+    settings = _settings(
+        config_file=config,
+        store=store,
+        ingress_port=ingress_port,
+        admin_port=admin_port,
+        host=host,
+    )
+    _run(run_orchestrator(settings))
+
+
+@app.command()
+def dev(
+    app_path: Annotated[str, typer.Argument(metavar="APP.py", help="file defining an Endpoint")],
+    store: StoreOpt = None,
+    ingress_port: IngressOpt = None,
+    admin_port: AdminOpt = None,
+    config: ConfigOpt = None,
+    host: HostOpt = None,
+) -> None:
+    """Orchestrator plus APP.py's endpoint in one process, registered as inproc://app."""
+    from ritornello.cli._app_loader import load_endpoint
+    from ritornello.cli._serve import run_orchestrator
+
+    settings = _settings(
+        config_file=config,
+        store=store,
+        ingress_port=ingress_port,
+        admin_port=admin_port,
+        host=host,
+    )
+    endpoint = load_endpoint(app_path)
+
+    async def register(engine: Engine) -> None:
+        dep = await engine.register_deployment("inproc://app")
+        names = [s["name"] for s in __import__("json").loads(dep.services)["services"]]
+        typer.echo(f"serving {', '.join(names)} from {app_path} (deployment {dep.id})")
+
+    _run(
+        run_orchestrator(
+            settings,
+            inprocess={"app": endpoint.inprocess()},
+            on_started=register,
+        )
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,1 +1,33 @@
-"""orchestrator"""
+"""The orchestrator: ingress, engine (invocation state machine, key queues, timers, retries,
+outbox), invokers and deployments."""
+
+from ritornello.orchestrator._apply import RetryPolicy
+from ritornello.orchestrator._clock import Clock, ManualClock, SystemClock
+from ritornello.orchestrator._config import DEFAULT_STORE, ConfigError, Settings, load_settings
+from ritornello.orchestrator._engine import Engine, EngineError
+from ritornello.orchestrator._ingress import IngressApp, parse_delay
+from ritornello.orchestrator._invokers import (
+    HttpInvoker,
+    InProcessInvoker,
+    Invoker,
+    InvokerError,
+)
+
+__all__ = [
+    "DEFAULT_STORE",
+    "Clock",
+    "ConfigError",
+    "Engine",
+    "EngineError",
+    "HttpInvoker",
+    "InProcessInvoker",
+    "IngressApp",
+    "Invoker",
+    "InvokerError",
+    "ManualClock",
+    "RetryPolicy",
+    "Settings",
+    "SystemClock",
+    "load_settings",
+    "parse_delay",
+]

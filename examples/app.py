@@ -1,0 +1,15 @@
+"""All examples behind one endpoint.
+
+Run them embedded:      ritornello dev examples/app.py
+Or as an HTTP endpoint: uvicorn app:app --app-dir examples --port 9080
+                        then POST http://127.0.0.1:9070/deployments {"uri": "http://127.0.0.1:9080"}
+"""
+
+from checkout import checkout, inventory, payments
+from counter import counter
+from greeter import greeter
+
+from ritornello import Endpoint
+
+endpoint = Endpoint([greeter, counter, checkout, inventory, payments])
+app = endpoint.asgi()

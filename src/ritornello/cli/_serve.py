@@ -1,0 +1,101 @@
+"""The orchestrator process: store + engine + ingress (:8080) + admin (:9070) on one loop.
+
+SIGTERM/SIGINT stop it cleanly: the servers stop accepting, drivers are cancelled, pending
+commits are flushed and the store is closed. Whatever was in flight is re-driven at the next
+start (nothing was acknowledged before its commit, so nothing is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+from ritornello.admin import create_app
+from ritornello.orchestrator import Engine, IngressApp, RetryPolicy, Settings
+from ritornello.store import open_store
+
+log = logging.getLogger("ritornello.serve")
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the process that hosts several."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _store_url(settings: Settings) -> str:
+    return settings.store
+
+
+async def run_orchestrator(
+    settings: Settings,
+    *,
+    inprocess: dict[str, Any] | None = None,
+    on_started: Any = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT. ``inprocess`` maps names to in-process endpoints
+    (deployable as ``inproc://NAME``); ``on_started(engine)`` runs once serving."""
+    store = open_store(settings.store)
+    if hasattr(store, "synchronous"):
+        store.synchronous = settings.sqlite_synchronous
+    await store.open()
+    engine = Engine(
+        store,
+        retry=RetryPolicy(settings.retry_initial_ms, settings.retry_factor, settings.retry_max_ms),
+        attempt_timeout_s=settings.attempt_timeout_s,
+        inprocess=inprocess,
+    )
+    servers: list[_Server] = []
+    try:
+        await engine.start()
+        common: dict[str, Any] = {
+            "host": settings.host,
+            "log_level": "warning",
+            "access_log": False,
+            "lifespan": "off",
+            "http": "httptools",
+            "loop": "none",
+        }
+        ingress = IngressApp(engine, max_body_bytes=settings.max_body_bytes)
+        servers = [
+            _Server(uvicorn.Config(ingress, port=settings.ingress_port, **common)),
+            _Server(uvicorn.Config(create_app(engine), port=settings.admin_port, **common)),
+        ]
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        tasks = [loop.create_task(s.serve()) for s in servers]
+        while not all(s.started for s in servers):
+            if any(t.done() for t in tasks):
+                for t in tasks:
+                    if t.done() and t.exception() is not None:
+                        raise t.exception()  # type: ignore[misc]
+                raise SystemExit(f"could not listen on {settings.host}")
+            await asyncio.sleep(0.01)
+        log.info(
+            "ritornello serving: ingress http://%s:%d, admin http://%s:%d, store %s",
+            settings.host,
+            settings.ingress_port,
+            settings.host,
+            settings.admin_port,
+            settings.store,
+        )
+        if on_started is not None:
+            await on_started(engine)
+        await stop.wait()
+        log.info("shutting down")
+        for s in servers:
+            s.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await engine.stop()
+        await store.close()

@@ -1,0 +1,308 @@
+"""Turn one endpoint answer into one commit unit — the heart of the invocation state machine.
+
+Pure: no I/O, no clock reads (``now_ms`` is passed in), no engine state except through the
+``admit`` callback that places a new invocation in its object key's queue. The engine commits
+the returned unit and then performs the effects it lists.
+
+Transitions drawn (docs/orchestrator.md)::
+
+    pending ──(key free)──▶ running ◀──(timer)── scheduled
+                              │ ▲ ▲
+             answer suspended │ │ └──(retry timer)── backing-off ◀── answer error
+                              ▼ │                        ▲
+                          suspended ──(completion)───────┘(attempt failed on resume)
+                              running ── answer done ──▶ completed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ritornello.protocol import Entry, InvokeResponse, derive_id
+from ritornello.protocol._entries import WAITING_KINDS
+from ritornello.store import CommitUnit, InvocationRecord, InvocationWrite, TimerRecord
+
+from ._json import dumps
+from ._registry import Registry
+
+
+class AnswerError(Exception):
+    """An answer breaks the protocol (the attempt counts as failed and is retried)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff between failed attempts (Restate's defaults)."""
+
+    initial_ms: int = 50
+    factor: float = 2.0
+    max_ms: int = 60_000
+
+    def delay_ms(self, failed_attempt: int) -> int:
+        """Delay before the attempt after ``failed_attempt`` (1-based)."""
+        return int(min(self.max_ms, self.initial_ms * self.factor ** max(0, failed_attempt - 1)))
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What an answer changes: the unit to commit and the effects to perform after it."""
+
+    unit: CommitUnit
+    record: InvocationRecord
+    new_entries: list[str] = field(default_factory=list)
+    waitable: list[int] = field(default_factory=list)  # indices of new call/sleep entries
+    created: list[InvocationRecord] = field(default_factory=list)
+    caller_completion: tuple[str, int, str] | None = None
+    state: list[tuple[str | None, str | None]] = field(default_factory=list)  # (name, json|None)
+
+
+def result_text(entry: Entry) -> str:
+    """The stored result of an output entry: ``{"value": ...}`` or ``{"failure": ...}``."""
+    if "failure" in entry:
+        return dumps({"failure": entry["failure"]})
+    return dumps({"value": entry.get("value")})
+
+
+def completion_text(index: int, result: str) -> str:
+    """A completion built from a stored result text (no re-encoding)."""
+    return f'{{"index":{index},{result[1:]}'
+
+
+def _failure(code: int, message: str) -> str:
+    return dumps({"failure": {"code": code, "message": message}})
+
+
+def _split_target(name: Any) -> tuple[str, str]:
+    if not isinstance(name, str) or name.count("/") != 1:
+        raise AnswerError(f"call target {name!r} is not 'Service/handler'")
+    service, handler = name.split("/")
+    return service, handler
+
+
+def new_invocation(
+    *,
+    id: str,
+    service: str,
+    handler: str,
+    key: str | None,
+    handler_kind: str,
+    deployment_id: str,
+    seq: int,
+    now_ms: int,
+    status: str,
+    caller: tuple[str, int] | None = None,
+    idempotency_key: str | None = None,
+    next_at: int | None = None,
+    result: str | None = None,
+) -> InvocationRecord:
+    """A new invocation record (version 1, one journal entry: its input)."""
+    return InvocationRecord(
+        id=id,
+        service=service,
+        handler=handler,
+        key=key,
+        handler_kind=handler_kind,
+        status=status,
+        deployment_id=deployment_id,
+        seq=seq,
+        created_at=now_ms,
+        modified_at=now_ms,
+        caller_id=caller[0] if caller else None,
+        caller_index=caller[1] if caller else None,
+        idempotency_key=idempotency_key,
+        next_at=next_at,
+        result=result,
+    )
+
+
+def apply_answer(
+    *,
+    record: InvocationRecord,
+    answer: InvokeResponse,
+    journal_len: int,
+    waitable: set[int],
+    service_kind: str,
+    registry: Registry,
+    now_ms: int,
+    next_seq: Callable[[], int],
+    admit: Callable[[InvocationRecord], str],
+    retry: RetryPolicy,
+    extra_timer_removals: list[TimerRecord] | None = None,
+) -> Outcome:
+    """Build the commit unit for ``answer`` to an attempt of ``record``.
+
+    Raises AnswerError if the answer breaks the protocol; the caller then applies
+    ``failed_attempt`` instead.
+    """
+    unit = CommitUnit(timers_remove=list(extra_timer_removals or ()))
+    out = Outcome(unit=unit, record=record)
+    stateful = service_kind in ("object", "workflow") and record.handler_kind != "shared"
+    result: str | None = None
+    index = journal_len
+    for n, entry in enumerate(answer.entries):
+        kind = entry["kind"]
+        last = n == len(answer.entries) - 1
+        if kind == "input":
+            raise AnswerError(f"entry {index}: an input entry can only be entry 0")
+        if kind == "output":
+            if not (last and answer.status == "done"):
+                raise AnswerError(f"entry {index}: output must be the last entry of a done answer")
+            result = result_text(entry)
+        elif kind in ("set", "clear", "clear_all"):
+            if not stateful:
+                raise AnswerError(f"entry {index}: {kind} from a handler that cannot write state")
+            name = entry.get("name") if kind != "clear_all" else None
+            if kind != "clear_all" and not isinstance(name, str):
+                raise AnswerError(f"entry {index}: {kind} needs a state key name")
+            value = dumps(entry.get("value")) if kind == "set" else None
+            out.state.append((name, value))
+            unit.state.append((record.service, record.key or "", name, value))
+        elif kind in ("call", "send"):
+            _outbox(out, record, entry, index, registry, now_ms, next_seq, admit)
+        elif kind == "sleep":
+            wake_at = entry.get("wake_at")
+            if not isinstance(wake_at, int) or isinstance(wake_at, bool):
+                raise AnswerError(f"entry {index}: sleep needs an integer wake_at")
+            unit.timers_add.append(TimerRecord(wake_at, record.id, "sleep", index))
+        if kind in WAITING_KINDS:
+            out.waitable.append(index)
+        out.new_entries.append(dumps(entry))
+        unit.entries.append((record.id, index, out.new_entries[-1]))
+        index += 1
+
+    fields: dict[str, Any] = {
+        "journal_len": index,
+        "modified_at": now_ms,
+        "version": record.version + 1,
+        "next_at": None,
+        "waiting": (),
+    }
+    if answer.status == "done":
+        assert result is not None
+        fields.update(status="completed", result=result, last_error=None)
+        if record.caller_id is not None and record.caller_index is not None:
+            text = completion_text(record.caller_index, result)
+            out.caller_completion = (record.caller_id, record.caller_index, text)
+            unit.completions.append(out.caller_completion)
+    elif answer.status == "suspended":
+        all_waitable = waitable.union(out.waitable)
+        for i in answer.waiting:
+            if i not in all_waitable:
+                raise AnswerError(f"suspended on entry {i}, which is not a call or sleep")
+        fields.update(status="suspended", waiting=tuple(answer.waiting))
+    elif answer.status == "checkpoint":
+        fields.update(status="running")
+    else:  # error: the entries before it are valid and kept
+        error = answer.error or {}
+        next_at = now_ms + retry.delay_ms(record.attempt)
+        message = f"{error.get('kind', 'handler')}: {error.get('message')}"
+        fields.update(
+            status="backing-off",
+            attempt=record.attempt + 1,
+            last_error=message[:2000],
+            next_at=next_at,
+        )
+        unit.timers_add.append(TimerRecord(next_at, record.id, "retry"))
+    out.record = replace(record, **fields)
+    unit.invocations.insert(0, InvocationWrite(out.record, expect_version=record.version))
+    return out
+
+
+def failed_attempt(
+    *,
+    record: InvocationRecord,
+    message: str,
+    now_ms: int,
+    retry: RetryPolicy,
+    extra_timer_removals: list[TimerRecord] | None = None,
+) -> Outcome:
+    """The unit for an attempt that produced no usable answer (transport error, timeout,
+    malformed or protocol-breaking answer): nothing of it is kept; retry after backoff."""
+    next_at = now_ms + retry.delay_ms(record.attempt)
+    rec = replace(
+        record,
+        status="backing-off",
+        attempt=record.attempt + 1,
+        last_error=message[:2000],
+        next_at=next_at,
+        waiting=(),
+        modified_at=now_ms,
+        version=record.version + 1,
+    )
+    unit = CommitUnit(
+        invocations=[InvocationWrite(rec, expect_version=record.version)],
+        timers_add=[TimerRecord(next_at, record.id, "retry")],
+        timers_remove=list(extra_timer_removals or ()),
+    )
+    return Outcome(unit=unit, record=rec)
+
+
+def _outbox(
+    out: Outcome,
+    record: InvocationRecord,
+    entry: Entry,
+    index: int,
+    registry: Registry,
+    now_ms: int,
+    next_seq: Callable[[], int],
+    admit: Callable[[InvocationRecord], str],
+) -> None:
+    """A call or send creates its callee in the same unit as the caller's entry."""
+    kind = entry["kind"]
+    service, handler = _split_target(entry.get("name"))
+    callee_id = entry.get("id")
+    if callee_id != derive_id(record.id, index):
+        raise AnswerError(f"entry {index}: {kind} id {callee_id!r} is not the derived id")
+    key = entry.get("key")
+    if key is not None and not isinstance(key, str):
+        raise AnswerError(f"entry {index}: {kind} key must be a string or null")
+    delay = entry.get("delay_ms", 0) if kind == "send" else 0
+    if not isinstance(delay, int) or isinstance(delay, bool) or delay < 0:
+        raise AnswerError(f"entry {index}: send delay_ms must be a non-negative integer")
+    caller = (record.id, index) if kind == "call" else None
+    target = registry.resolve(service, handler)
+    problem = None
+    if target is None:
+        problem = (404, f"no handler {service}/{handler} is registered")
+    elif target.service.kind == "service" and key is not None:
+        problem = (400, f"{service} is a service: calls to it take no key")
+    elif target.service.kind != "service" and key is None:
+        problem = (400, f"{service} is keyed: calls to it need a key")
+    common: dict[str, Any] = {
+        "id": callee_id,
+        "service": service,
+        "handler": handler,
+        "key": key,
+        "seq": next_seq(),
+        "now_ms": now_ms,
+        "caller": caller,
+    }
+    if problem is not None or target is None:
+        code, message = problem or (404, "unknown target")
+        callee = new_invocation(
+            **common,
+            handler_kind="exclusive",
+            deployment_id="",
+            status="completed",
+            result=_failure(code, message),
+        )
+        if caller is not None:
+            text = completion_text(index, _failure(code, message))
+            out.unit.completions.append((record.id, index, text))
+    else:
+        callee = new_invocation(
+            **common,
+            handler_kind=target.handler.kind,
+            deployment_id=target.deployment_id,
+            status="scheduled" if delay else "running",
+            next_at=now_ms + delay if delay else None,
+        )
+        if delay:
+            out.unit.timers_add.append(TimerRecord(now_ms + delay, callee.id, "start"))
+        else:
+            callee = replace(callee, status=admit(callee))
+        out.created.append(callee)
+    out.unit.invocations.append(InvocationWrite(callee))
+    out.unit.entries.append((callee.id, 0, dumps({"kind": "input", "value": entry.get("input")})))

@@ -1,0 +1,71 @@
+"""Settings: defaults that need no file, overridden by ``ritornello.toml`` (or ``--config``),
+then by ``RITORNELLO_*`` environment variables, then by command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STORE = "sqlite:///.ritornello/ritornello.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``ritornello serve`` can be told."""
+
+    store: str = DEFAULT_STORE
+    host: str = "127.0.0.1"
+    ingress_port: int = 8080
+    admin_port: int = 9070
+    max_body_bytes: int = 10 * 1024 * 1024
+    attempt_timeout_s: float = 300.0
+    sqlite_synchronous: str = "FULL"
+    retry_initial_ms: int = 50
+    retry_factor: float = 2.0
+    retry_max_ms: int = 60_000
+    log_level: str = "INFO"
+
+
+class ConfigError(ValueError):
+    """A setting has a value of the wrong type or an unknown name."""
+
+
+def _coerce(name: str, raw: Any, typ: Any) -> Any:
+    try:
+        if typ in (int, "int"):
+            return int(raw)
+        if typ in (float, "float"):
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}: {raw!r} is not a {typ}") from None
+
+
+def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
+    """Defaults < config file < environment < explicit overrides (None values are skipped)."""
+    types = {f.name: f.type for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    path = Path(config_file) if config_file else Path("ritornello.toml")
+    if config_file and not path.exists():
+        raise ConfigError(f"config file {config_file} not found")
+    if path.exists():
+        with path.open("rb") as fh:
+            try:
+                data = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+        for name, raw in data.items():
+            if name not in types:
+                raise ConfigError(f"{path}: unknown setting {name!r}")
+            values[name] = _coerce(name, raw, types[name])
+    for name, typ in types.items():
+        env = os.environ.get("RITORNELLO_" + name.upper())
+        if env is not None:
+            values[name] = _coerce(name, env, typ)
+    for name, raw in overrides.items():
+        if raw is not None:
+            values[name] = _coerce(name, raw, types[name])
+    return replace(Settings(), **values)

@@ -1,0 +1,600 @@
+"""The engine: drives invocations through attempts, owns key queues, timers and waiters.
+
+Invariants (each one is what a test tries to break):
+
+* The store is the truth. In-memory structures (drivers, key queues, suspended set, timer heap)
+  are rebuilt from it by ``start()``; running ``start()`` after any crash re-drives exactly what
+  was in flight, and doing it twice is harmless because every write is conditioned on the
+  invocation's version and journal positions are append-only.
+* At most one driver task per invocation, and only that driver writes the invocation's record.
+  Others touch an invocation only by adding a completion (first writer wins) and waking it.
+* One exclusive handler per object key at a time, in arrival (``seq``) order: the key queue
+  holds the non-terminal exclusive invocations of a key; only its head runs.
+* Effects (start a callee, complete a caller, answer an ingress waiter) happen only after the
+  unit that justifies them is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ritornello.protocol import InvokeResponse, ProtocolError, new_deployment_id, new_id
+from ritornello.protocol._entries import WAITING_KINDS
+from ritornello.store import (
+    TERMINAL_STATUSES,
+    CommitUnit,
+    ConflictError,
+    DeploymentRecord,
+    InvocationRecord,
+    InvocationWrite,
+    Store,
+    StoreError,
+    TimerRecord,
+)
+
+from ._apply import (
+    AnswerError,
+    Outcome,
+    RetryPolicy,
+    apply_answer,
+    completion_text,
+    failed_attempt,
+    new_invocation,
+)
+from ._clock import Clock, SystemClock
+from ._invokers import InvokerError, make_invoker
+from ._json import dumps, loads
+from ._registry import Registry, Target
+from ._timers import TimerQueue
+
+log = logging.getLogger("ritornello.engine")
+
+
+class EngineError(Exception):
+    """A request to the engine that cannot be served (the message says why)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class _Run:
+    """What a driver holds for the invocation it drives."""
+
+    rec: InvocationRecord
+    entries: list[str]
+    completions: dict[int, str]
+    waitable: set[int]
+    state: dict[str, str] | None = None
+    arrived: bool = False
+    timer_removals: list[TimerRecord] = field(default_factory=list)
+
+
+class Engine:
+    """The orchestrator's core, on one event loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+        attempt_timeout_s: float = 300.0,
+        inprocess: dict[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.retry = retry or RetryPolicy()
+        self.attempt_timeout_s = attempt_timeout_s
+        self.inprocess: dict[str, Any] = inprocess if inprocess is not None else {}
+        self.registry = Registry()
+        self._seq = 0
+        self._drivers: dict[str, asyncio.Task[None]] = {}
+        self._runs: dict[str, _Run] = {}
+        self._suspended: dict[str, tuple[int, ...]] = {}
+        self._queues: dict[tuple[str, str], deque[str]] = {}
+        self._waiters: dict[str, list[asyncio.Future[str]]] = {}
+        self._timers = TimerQueue(self.clock, self._fire_timers)
+        self._started = False
+        self._closing = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Load deployments and re-drive everything that was in flight (recovery).
+
+        Recovering twice is harmless: drivers are keyed by invocation id, and whatever a
+        re-driven attempt writes is conditioned on the record version it read.
+        """
+        for dep in await self.store.list_deployments():
+            try:
+                invoker = make_invoker(dep.uri, self.inprocess, timeout_s=self.attempt_timeout_s)
+            except InvokerError as exc:
+                log.warning("deployment %s (%s) not reachable here: %s", dep.id, dep.uri, exc)
+                continue
+            self.registry.add(dep, invoker)
+        self._seq = await self.store.max_seq()
+        live = [s for s in ("pending", "running", "suspended", "backing-off", "scheduled")]
+        cursor = -1
+        records: list[InvocationRecord] = []
+        while True:
+            page = await self.store.list_invocations(statuses=live, after_seq=cursor, limit=5000)
+            if not page:
+                break
+            records.extend(page)
+            cursor = page[-1].seq
+        for rec in records:  # ordered by seq: queues come out in arrival order
+            if rec.status in ("scheduled",):
+                continue  # its start timer admits it
+            if self._exclusive_key(rec) is not None:
+                self._queue_for(rec).append(rec.id)
+        for rec in records:
+            if rec.status == "suspended":
+                self._suspended[rec.id] = rec.waiting
+            elif rec.status in ("running", "pending") and self._may_run(rec):
+                self._spawn(rec.id)
+        for timer in await self.store.list_timers():
+            self._timers.add(timer)
+        self._timers.start()
+        self._started = True
+        # A completion committed just before a crash may not have woken its invocation.
+        for inv_id in list(self._suspended):
+            _, completions = await self.store.get_journal(inv_id)
+            done = {loads(c)["index"] for c in completions}
+            if done.intersection(self._suspended.get(inv_id, ())):
+                self._wake(inv_id)
+        log.info("engine started: %d invocations in flight", len(records))
+
+    async def stop(self) -> None:
+        """Stop driving. Whatever was running stays 'running' in the store and is re-driven at
+        the next start; nothing is lost because nothing is acknowledged before its commit."""
+        self._closing = True
+        await self._timers.stop()
+        tasks = list(self._drivers.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for waiters in self._waiters.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.cancel()
+        for invoker in self.registry.invokers.values():
+            await invoker.close()
+
+    # ------------------------------------------------------------------ deployments
+
+    async def register_deployment(self, uri: str) -> DeploymentRecord:
+        """Discover what ``uri`` serves and register it (re-registering a URI refreshes it)."""
+        try:
+            invoker = make_invoker(uri, self.inprocess, timeout_s=self.attempt_timeout_s)
+        except InvokerError as exc:
+            raise EngineError(str(exc), 400) from None
+        try:
+            discovery = await asyncio.wait_for(invoker.discover(), 30)
+        except (InvokerError, ProtocolError, TimeoutError, ValueError) as exc:
+            await invoker.close()
+            raise EngineError(f"discovery at {uri} failed: {exc}", 502) from None
+        for svc in discovery.services:
+            known = self.registry.service(svc.name)
+            if known is not None and known[0].kind != svc.kind:
+                await invoker.close()
+                raise EngineError(
+                    f"service {svc.name} is a {known[0].kind} in deployment {known[1]}; "
+                    f"{uri} declares it a {svc.kind}",
+                    409,
+                )
+        existing = next((d for d in self.registry.deployments.values() if d.uri == uri), None)
+        record = DeploymentRecord(
+            id=existing.id if existing else new_deployment_id(),
+            uri=uri,
+            services=discovery.encode().decode(),
+            created_at=existing.created_at if existing else self.clock.now_ms(),
+        )
+        await self.store.put_deployment(record)
+        if existing is not None:
+            old = self.registry.remove(existing.id)
+            if old is not None:
+                await old.close()
+        self.registry.add(record, invoker)
+        return record
+
+    async def delete_deployment(self, deployment_id: str) -> bool:
+        """Forget a deployment (invocations pinned to it fail their attempts until re-added)."""
+        found = await self.store.delete_deployment(deployment_id)
+        invoker = self.registry.remove(deployment_id)
+        if invoker is not None:
+            await invoker.close()
+        return found
+
+    # ------------------------------------------------------------------ ingress
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def submit(
+        self,
+        target: Target,
+        key: str | None,
+        input_text: str,
+        *,
+        idempotency_key: str | None = None,
+        delay_ms: int = 0,
+    ) -> tuple[InvocationRecord, bool]:
+        """Create an invocation durably; returns (record, created). With an idempotency key
+        already used for this target, returns the existing invocation and False."""
+        if self._closing:
+            raise EngineError("the orchestrator is shutting down", 503)
+        service, handler = target.service.name, target.handler.name
+        if idempotency_key is not None:
+            found = await self.store.find_idempotent(service, handler, key, idempotency_key)
+            if found is not None:
+                return found, False
+        now = self.clock.now_ms()
+        rec = new_invocation(
+            id=new_id(),
+            service=service,
+            handler=handler,
+            key=key,
+            handler_kind=target.handler.kind,
+            deployment_id=target.deployment_id,
+            seq=self.next_seq(),
+            now_ms=now,
+            status="scheduled" if delay_ms > 0 else "running",
+            idempotency_key=idempotency_key,
+            next_at=now + delay_ms if delay_ms > 0 else None,
+        )
+        unit = CommitUnit(entries=[(rec.id, 0, '{"kind":"input","value":' + input_text + "}")])
+        if delay_ms > 0:
+            unit.timers_add.append(TimerRecord(now + delay_ms, rec.id, "start"))
+        else:
+            rec = replace(rec, status=self._admit(rec))
+        unit.invocations.append(InvocationWrite(rec))
+        try:
+            await self.store.commit(unit)
+        except ConflictError:
+            self._unqueue(rec)
+            if idempotency_key is not None:  # a concurrent request with the same key won
+                found = await self.store.find_idempotent(service, handler, key, idempotency_key)
+                if found is not None:
+                    return found, False
+            raise
+        except BaseException:
+            self._unqueue(rec)
+            raise
+        if delay_ms > 0:
+            self._timers.add(unit.timers_add[0])
+        elif rec.status == "running":
+            self._spawn(rec.id, _Run(rec, [unit.entries[0][2]], {}, set()))
+        elif self._may_run(rec):
+            self._spawn(rec.id)  # its key was freed while the commit was in flight
+        return rec, True
+
+    async def wait_result(self, invocation_id: str) -> str:
+        """Wait until the invocation completes; its result text (``{"value"|"failure": ...}``).
+
+        Raises EngineError(404) for an unknown id."""
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(invocation_id, []).append(fut)
+        try:
+            rec = await self.store.get_invocation(invocation_id)
+            if rec is None:
+                raise EngineError(f"invocation {invocation_id} not found", 404)
+            if rec.status in TERMINAL_STATUSES:
+                return rec.result or dumps({"failure": {"code": 409, "message": rec.status}})
+            return await fut
+        finally:
+            waiters = self._waiters.get(invocation_id)
+            if waiters is not None:
+                with contextlib.suppress(ValueError):
+                    waiters.remove(fut)
+                if not waiters:
+                    del self._waiters[invocation_id]
+
+    async def describe(self, invocation_id: str) -> tuple[InvocationRecord, list[str], list[str]]:
+        """An invocation with its journal and completions (live status if it is being driven)."""
+        rec = await self.store.get_invocation(invocation_id)
+        if rec is None:
+            raise EngineError(f"invocation {invocation_id} not found", 404)
+        run = self._runs.get(invocation_id)
+        if run is not None and run.rec.version >= rec.version:
+            rec = replace(run.rec, status="running")
+        entries, completions = await self.store.get_journal(invocation_id)
+        return rec, entries, completions
+
+    # ------------------------------------------------------------------ key queues
+
+    @staticmethod
+    def _exclusive_key(rec: InvocationRecord) -> tuple[str, str] | None:
+        if rec.key is None or rec.handler_kind == "shared":
+            return None
+        return (rec.service, rec.key)
+
+    def _queue_for(self, rec: InvocationRecord) -> deque[str]:
+        k = self._exclusive_key(rec)
+        assert k is not None
+        q = self._queues.get(k)
+        if q is None:
+            q = self._queues[k] = deque()
+        return q
+
+    def _admit(self, rec: InvocationRecord) -> str:
+        """Place a new invocation in its key queue: 'running' if it may start now."""
+        if self._exclusive_key(rec) is None:
+            return "running"
+        q = self._queue_for(rec)
+        q.append(rec.id)
+        return "running" if q[0] == rec.id else "pending"
+
+    def _may_run(self, rec: InvocationRecord) -> bool:
+        k = self._exclusive_key(rec)
+        if k is None:
+            return True
+        q = self._queues.get(k)
+        return q is not None and len(q) > 0 and q[0] == rec.id
+
+    def _unqueue(self, rec: InvocationRecord) -> None:
+        k = self._exclusive_key(rec)
+        q = self._queues.get(k) if k is not None else None
+        if k is None or q is None:
+            return
+        head = q[0] if q else None
+        with contextlib.suppress(ValueError):
+            q.remove(rec.id)
+        if not q:
+            del self._queues[k]
+        elif head == rec.id:
+            self._spawn(q[0])
+
+    # ------------------------------------------------------------------ drivers
+
+    def _spawn(
+        self, inv_id: str, run: _Run | None = None, timer: TimerRecord | None = None
+    ) -> None:
+        if self._closing or inv_id in self._drivers:
+            return
+        self._suspended.pop(inv_id, None)
+        task = asyncio.get_running_loop().create_task(self._drive(inv_id, run, timer))
+        self._drivers[inv_id] = task
+
+    def _wake(self, inv_id: str) -> None:
+        """A completion for ``inv_id`` was committed: resume it if it waits on anything."""
+        run = self._runs.get(inv_id)
+        if run is not None:
+            run.arrived = True
+        elif inv_id in self._suspended:
+            self._spawn(inv_id)
+
+    async def _load(self, inv_id: str) -> _Run | None:
+        rec = await self.store.get_invocation(inv_id)
+        if rec is None or rec.status in TERMINAL_STATUSES:
+            return None
+        entries, completion_texts = await self.store.get_journal(inv_id)
+        waitable = {i for i, e in enumerate(entries) if loads(e)["kind"] in WAITING_KINDS}
+        completions = {loads(c)["index"]: c for c in completion_texts}
+        return _Run(rec, entries, completions, waitable)
+
+    async def _drive(self, inv_id: str, run: _Run | None, timer: TimerRecord | None) -> None:
+        try:
+            if run is None:
+                run = await self._load(inv_id)
+                if run is None:
+                    return
+            if timer is not None:
+                run.timer_removals.append(timer)
+            self._runs[inv_id] = run
+            while await self._step(run):
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("driver of %s failed; it will be re-driven", inv_id)
+            self._retry_driver(inv_id)
+        finally:
+            self._runs.pop(inv_id, None)
+            self._drivers.pop(inv_id, None)
+
+    def _retry_driver(self, inv_id: str, delay_s: float = 1.0) -> None:
+        if not self._closing:
+            asyncio.get_running_loop().call_later(delay_s, self._spawn, inv_id)
+
+    async def _step(self, run: _Run) -> bool:
+        """One attempt (or continuation) of ``run``; True to go on at once."""
+        rec = run.rec
+        if rec.status in TERMINAL_STATUSES:
+            return False
+        svc = self.registry.service(rec.service)
+        service_kind = svc[0].kind if svc else "service"
+        if rec.key is not None and run.state is None:
+            run.state = await self.store.get_state(rec.service, rec.key)
+        run.arrived = False
+        answer = await self._attempt(run)
+        outcome: Outcome
+        if isinstance(answer, str):
+            outcome = failed_attempt(
+                record=rec,
+                message=answer,
+                now_ms=self.clock.now_ms(),
+                retry=self.retry,
+                extra_timer_removals=run.timer_removals,
+            )
+        else:
+            try:
+                outcome = apply_answer(
+                    record=rec,
+                    answer=answer,
+                    journal_len=len(run.entries),
+                    waitable=run.waitable,
+                    service_kind=service_kind,
+                    registry=self.registry,
+                    now_ms=self.clock.now_ms(),
+                    next_seq=self.next_seq,
+                    admit=self._admit,
+                    retry=self.retry,
+                    extra_timer_removals=run.timer_removals,
+                )
+            except AnswerError as exc:
+                outcome = failed_attempt(
+                    record=rec,
+                    message=f"protocol: {exc}",
+                    now_ms=self.clock.now_ms(),
+                    retry=self.retry,
+                    extra_timer_removals=run.timer_removals,
+                )
+        try:
+            await self.store.commit(outcome.unit)
+        except (ConflictError, StoreError):
+            for callee in outcome.created:
+                self._unqueue(callee)
+            raise
+        run.timer_removals = []
+        return self._after_commit(run, outcome)
+
+    async def _attempt(self, run: _Run) -> InvokeResponse | str:
+        """Invoke the endpoint; the answer, or a string saying why the attempt failed."""
+        rec = run.rec
+        invoker = self.registry.invokers.get(rec.deployment_id)
+        if invoker is None:
+            return f"deployment {rec.deployment_id} is not registered"
+        state = "null"
+        if run.state is not None:
+            state = "{" + ",".join(dumps(k) + ":" + v for k, v in run.state.items()) + "}"
+        body = "".join(
+            (
+                '{"version":1,"type":"invoke","id":',
+                dumps(rec.id),
+                ',"service":',
+                dumps(rec.service),
+                ',"handler":',
+                dumps(rec.handler),
+                ',"key":',
+                dumps(rec.key),
+                ',"attempt":',
+                str(rec.attempt),
+                ',"journal":[',
+                ",".join(run.entries),
+                '],"completions":[',
+                ",".join(run.completions[i] for i in sorted(run.completions)),
+                '],"state":',
+                state,
+                "}",
+            )
+        ).encode()
+        try:
+            raw = await asyncio.wait_for(
+                invoker.invoke(rec.service, rec.handler, body), self.attempt_timeout_s
+            )
+        except TimeoutError:
+            return f"transport: attempt timed out after {self.attempt_timeout_s:g} s"
+        except InvokerError as exc:
+            return f"transport: {exc}"
+        try:
+            return InvokeResponse.decode(loads(raw))
+        except (ProtocolError, ValueError) as exc:
+            return f"protocol: malformed answer: {exc}"
+
+    def _after_commit(self, run: _Run, outcome: Outcome) -> bool:
+        rec = outcome.record
+        run.rec = rec
+        run.entries.extend(outcome.new_entries)
+        run.waitable.update(outcome.waitable)
+        if run.state is not None:
+            for name, value in outcome.state:
+                if name is None:
+                    run.state.clear()
+                elif value is None:
+                    run.state.pop(name, None)
+                else:
+                    run.state[name] = value
+        for timer in outcome.unit.timers_add:
+            self._timers.add(timer)
+        for cid, index, text in outcome.unit.completions:
+            if cid == rec.id:
+                run.completions[index] = text
+        for callee in outcome.created:
+            if callee.status == "running":
+                self._spawn(
+                    callee.id, _Run(callee, [self._input_of(outcome, callee.id)], {}, set())
+                )
+            elif callee.status == "pending" and self._may_run(callee):
+                self._spawn(callee.id)  # its key was freed while the commit was in flight
+        if outcome.caller_completion is not None:
+            caller_id, index, _ = outcome.caller_completion
+            caller = self._runs.get(caller_id)
+            if caller is not None:
+                caller.completions[index] = outcome.caller_completion[2]
+            self._wake(caller_id)
+        if rec.status == "completed":
+            self._finish(rec)
+            return False
+        if rec.status == "running":  # checkpoint
+            return True
+        if rec.status == "suspended":
+            if any(i in run.completions for i in rec.waiting):
+                return True
+            self._suspended[rec.id] = rec.waiting
+            return False
+        return False  # backing-off: the retry timer re-spawns it
+
+    @staticmethod
+    def _input_of(outcome: Outcome, inv_id: str) -> str:
+        for cid, index, text in outcome.unit.entries:
+            if cid == inv_id and index == 0:
+                return text
+        raise AssertionError("callee without input entry")
+
+    def _finish(self, rec: InvocationRecord) -> None:
+        """Effects of a committed completion: answer waiters, free the key."""
+        for fut in self._waiters.pop(rec.id, []):
+            if not fut.done():
+                fut.set_result(rec.result or "{}")
+        self._unqueue(rec)
+
+    # ------------------------------------------------------------------ timers
+
+    async def _fire_timers(self, due: list[TimerRecord]) -> None:
+        """Fire due timers: a sleep completes its entry; retry/start spawn the driver."""
+        sleeps = [t for t in due if t.kind == "sleep"]
+        if sleeps:
+            unit = CommitUnit(
+                completions=[
+                    (t.invocation_id, t.index, completion_text(t.index, '{"value":null}'))
+                    for t in sleeps
+                ],
+                timers_remove=sleeps,
+            )
+            await self.store.commit(unit)
+            for t in sleeps:
+                run = self._runs.get(t.invocation_id)
+                if run is not None:
+                    run.completions[t.index] = completion_text(t.index, '{"value":null}')
+                self._wake(t.invocation_id)
+        for t in due:
+            if t.kind == "retry":
+                self._spawn(t.invocation_id, None, t)
+            elif t.kind == "start":
+                await self._start_scheduled(t)
+
+    async def _start_scheduled(self, timer: TimerRecord) -> None:
+        rec = await self.store.get_invocation(timer.invocation_id)
+        if rec is None or rec.status != "scheduled":
+            await self.store.commit(CommitUnit(timers_remove=[timer]))
+            return
+        status = self._admit(rec)
+        new = replace(rec, status=status, next_at=None, version=rec.version + 1)
+        unit = CommitUnit(
+            invocations=[InvocationWrite(new, expect_version=rec.version)], timers_remove=[timer]
+        )
+        try:
+            await self.store.commit(unit)
+        except BaseException:
+            self._unqueue(rec)
+            raise
+        if status == "running":
+            self._spawn(rec.id)

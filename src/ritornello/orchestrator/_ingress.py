@@ -1,0 +1,232 @@
+"""The ingress (port 8080): Restate's HTTP ingress paths, as a raw ASGI app (the hot path).
+
+Guarantee 1: a 200/202 is sent only after the invocation's creation is committed. Guarantee 5:
+bad input (malformed JSON, wrong content type, oversized body, unknown target, invalid delay)
+gets a clear 4xx with ``{"message": ...}`` and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from ritornello.store import StoreError
+
+from ._engine import Engine, EngineError
+from ._json import dumpb, loads
+
+log = logging.getLogger("ritornello.ingress")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_JSON = (b"content-type", b"application/json")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_ISO = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", re.I)
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+class HttpError(Exception):
+    """An ingress answer other than success."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_delay(raw: str) -> int:
+    """Milliseconds from ``10s``, ``500ms``, ``1m30s``, ``PT10S``, ``P1DT2H``."""
+    text = raw.strip()
+    if text.upper().startswith("P"):
+        m = _ISO.fullmatch(text)
+        if m and any(m.groups()) and not text.upper().endswith("T"):
+            d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+            return int(((d * 24 + h) * 60 + mi) * 60_000 + s * 1000)
+    else:
+        pos, total, found = 0, 0.0, False
+        for m in _DURATION.finditer(text):
+            if m.start() != pos or text[pos : m.start()].strip():
+                break
+            total += float(m.group(1)) * _UNITS_MS[m.group(2)]
+            pos, found = m.end(), True
+            while pos < len(text) and text[pos] == " ":
+                pos += 1
+        else:
+            if found and pos == len(text):
+                return int(total)
+    raise HttpError(400, f"invalid delay {raw!r}: use e.g. 10s, 500ms, 1m30s or PT10S")
+
+
+def _json_content_type(headers: dict[bytes, bytes]) -> bool:
+    ct = headers.get(b"content-type")
+    if ct is None:
+        return True
+    media = ct.split(b";")[0].strip().lower()
+    return media in (b"application/json", b"text/json") or media.endswith(b"+json")
+
+
+class IngressApp:
+    """``POST /restate/call|send/...``, the legacy forms, attach and output."""
+
+    def __init__(self, engine: Engine, *, max_body_bytes: int = 10 * 1024 * 1024) -> None:
+        self.engine = engine
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        inv_id: str | None = None
+        try:
+            status, body, inv_id = await self._route(scope, receive)
+        except HttpError as exc:
+            status, body = exc.status, dumpb({"message": exc.message})
+        except EngineError as exc:
+            status, body = exc.status, dumpb({"message": str(exc)})
+        except StoreError as exc:
+            log.warning("store error in ingress: %s", exc)
+            status, body = 503, dumpb({"message": f"store unavailable, retry: {exc}"})
+        headers = [_JSON, (b"content-length", str(len(body)).encode())]
+        if inv_id is not None:
+            headers.append((b"x-restate-id", inv_id.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _route(self, scope: Scope, receive: Receive) -> tuple[int, bytes, str | None]:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        path = raw_path.split(b"?", 1)[0].decode("latin-1")
+        try:
+            segs = [unquote(s, errors="strict") for s in path.strip("/").split("/")]
+        except UnicodeDecodeError:
+            raise HttpError(400, "the path is not valid UTF-8") from None
+        method = scope["method"]
+        if segs and segs[0] == "restate":
+            if len(segs) >= 4 and segs[1] in ("call", "send"):
+                return await self._invoke(scope, receive, segs[2:], segs[1] == "send")
+            if len(segs) == 3 and segs[1] in ("attach", "output"):
+                return await self._result(method, segs[2], wait=segs[1] == "attach")
+            if len(segs) == 4 and segs[1] == "invocation" and segs[3] in ("attach", "output"):
+                return await self._result(method, segs[2], wait=segs[3] == "attach")
+            raise HttpError(404, f"no ingress route for {path}")
+        if segs and segs[0] == "health" and len(segs) == 1:
+            return 200, b"{}", None
+        if len(segs) >= 2:
+            send = segs[-1] == "send" and self._legacy_send(segs)
+            return await self._invoke(scope, receive, segs[:-1] if send else segs, send)
+        raise HttpError(404, f"no ingress route for {path}")
+
+    def _legacy_send(self, segs: list[str]) -> bool:
+        found = self.engine.registry.service(segs[0])
+        keyed = found is not None and found[0].kind != "service"
+        return len(segs) == (4 if keyed else 3)
+
+    async def _invoke(
+        self, scope: Scope, receive: Receive, target: list[str], one_way: bool
+    ) -> tuple[int, bytes, str | None]:
+        if scope["method"] != "POST":
+            raise HttpError(405, "invoke a handler with POST")
+        if len(target) not in (2, 3):
+            raise HttpError(404, f"no such target {'/'.join(target)}")
+        service = target[0]
+        found = self.engine.registry.service(service)
+        if found is None:
+            raise HttpError(404, f"service {service} not found")
+        info = found[0]
+        keyed = info.kind != "service"
+        if keyed and len(target) == 2:
+            raise HttpError(400, f"{service} is a {info.kind}: the path needs a key")
+        if not keyed and len(target) == 3:
+            raise HttpError(404, f"handler {target[1]}/{target[2]} not found in {service}")
+        key = target[1] if keyed else None
+        handler = target[-1]
+        resolved = self.engine.registry.resolve(service, handler)
+        if resolved is None:
+            raise HttpError(404, f"handler {service}/{handler} not found")
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        if not _json_content_type(headers):
+            ct = headers[b"content-type"].decode("latin-1")
+            raise HttpError(415, f"content-type {ct!r} is not JSON; send application/json")
+        delay_ms = 0
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if "delay" in query:
+            if not one_way:
+                raise HttpError(400, "delay is only allowed on /send")
+            delay_ms = parse_delay(query["delay"][0])
+        body = await self._read_body(headers, receive)
+        input_text = "null"
+        if body.strip():
+            try:
+                loads(body)
+            except ValueError as exc:
+                raise HttpError(400, f"invalid JSON body: {exc}") from None
+            input_text = body.decode("utf-8")
+        idem_raw = headers.get(b"idempotency-key")
+        idem = idem_raw.decode("utf-8", "replace") if idem_raw is not None else None
+        if idem is not None and not idem.strip():
+            raise HttpError(400, "Idempotency-Key must not be empty")
+        rec, created = await self.engine.submit(
+            resolved, key, input_text, idempotency_key=idem, delay_ms=delay_ms
+        )
+        if one_way:
+            status = "Accepted" if created else "PreviouslyAccepted"
+            return 202, dumpb({"invocationId": rec.id, "status": status}), rec.id
+        return self._answer(await self.engine.wait_result(rec.id), rec.id)
+
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            raise HttpError(413, f"body larger than {self.max_body_bytes} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HttpError(400, "client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise HttpError(413, f"body larger than {self.max_body_bytes} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def _result(self, method: str, inv_id: str, *, wait: bool) -> tuple[int, bytes, str]:
+        if method != "GET":
+            raise HttpError(405, "attach and output use GET")
+        if not inv_id.startswith("inv_"):
+            raise HttpError(400, f"{inv_id!r} is not an invocation id")
+        if wait:
+            return self._answer(await self.engine.wait_result(inv_id), inv_id)
+        rec = await self.engine.store.get_invocation(inv_id)
+        if rec is None:
+            raise HttpError(404, "not found")
+        if rec.result is None:
+            return 470, dumpb({"message": "not ready"}), inv_id
+        return self._answer(rec.result, inv_id)
+
+    @staticmethod
+    def _answer(result_text: str, inv_id: str) -> tuple[int, bytes, str]:
+        result = loads(result_text)
+        if "failure" in result:
+            failure = result["failure"]
+            code = failure.get("code", 500)
+            status = code if isinstance(code, int) and 400 <= code <= 599 else 500
+            return status, dumpb({"message": failure.get("message", "")}), inv_id
+        return 200, dumpb(result.get("value")), inv_id
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,130 @@
+"""Invokers: how the orchestrator reaches a handler endpoint.
+
+``Invoker`` is the seam (like httpx's transports): an HTTP invoker with a keep-alive connection
+pool (aiohttp), an in-process invoker that calls an ``Endpoint`` in this process, and any fake a
+test wants. An invoker moves bytes; it does not interpret answers (the engine does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import aiohttp
+
+from ritornello.protocol import DiscoveryResponse
+
+
+class InvokerError(Exception):
+    """The endpoint could not be reached or answered with a non-200 status (retryable)."""
+
+
+class InProcessTarget(Protocol):
+    """What ``Endpoint(...).inprocess()`` returns."""
+
+    async def discover(self) -> bytes: ...
+
+    async def invoke(self, body: bytes) -> bytes: ...
+
+
+class Invoker(ABC):
+    """Sends one protocol message to an endpoint and returns its answer's bytes."""
+
+    @abstractmethod
+    async def discover(self) -> DiscoveryResponse:
+        """Ask the endpoint what it serves."""
+
+    @abstractmethod
+    async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
+        """POST one InvokeRequest; raise InvokerError on transport failure or non-200."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class HttpInvoker(Invoker):
+    """An endpoint behind HTTP (uvicorn, a Function URL, any ASGI server).
+
+    Connections are reused across invocations. A request that fails on a reused connection
+    before any answer arrived (the server closed an idle keep-alive socket) is sent once more on
+    a fresh connection; that is safe because an invoke is a replay from the journal.
+    """
+
+    def __init__(self, uri: str, *, limit: int = 256, timeout_s: float = 300.0) -> None:
+        self.uri = uri.rstrip("/")
+        self._limit = limit
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=False
+            )
+        return self._session
+
+    async def _request(self, method: str, path: str, body: bytes | None) -> bytes:
+        headers = {"content-type": "application/json"} if body is not None else {}
+        last: Exception | None = None
+        for _ in range(2):
+            try:
+                async with self._client().request(
+                    method, self.uri + path, data=body, headers=headers
+                ) as resp:
+                    data = await resp.read()
+                    if resp.status != 200:
+                        text = data[:300].decode("utf-8", "replace")
+                        raise InvokerError(f"endpoint answered HTTP {resp.status}: {text}")
+                    return data
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                last = exc
+                continue
+            except aiohttp.ClientError as exc:
+                raise InvokerError(f"endpoint {self.uri} unreachable: {exc!r}") from exc
+        raise InvokerError(f"endpoint {self.uri} unreachable: {last!r}")
+
+    async def discover(self) -> DiscoveryResponse:
+        return DiscoveryResponse.decode(await self._request("GET", "/discover", None))
+
+    async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
+        path = f"/invoke/{quote(service, safe='')}/{quote(handler, safe='')}"
+        return await self._request("POST", path, body)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class InProcessInvoker(Invoker):
+    """An ``Endpoint`` living in this process (``ritornello dev``, tests): same bytes, no HTTP.
+
+    The endpoint's handlers run as tasks on this event loop; their sync ``run`` steps go to
+    threads, so the orchestrator is not blocked by them.
+    """
+
+    def __init__(self, target: InProcessTarget) -> None:
+        self._target = target
+
+    async def discover(self) -> DiscoveryResponse:
+        return DiscoveryResponse.decode(await self._target.discover())
+
+    async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
+        # A task of its own, so cancelling the caller (timeout, shutdown) cancels the handler.
+        return await asyncio.ensure_future(self._target.invoke(body))
+
+
+def make_invoker(uri: str, inprocess: dict[str, Any], *, timeout_s: float) -> Invoker:
+    """The invoker for a deployment URI: ``http(s)://...`` or ``inproc://NAME``."""
+    if uri.startswith(("http://", "https://")):
+        return HttpInvoker(uri, timeout_s=timeout_s)
+    if uri.startswith("inproc://"):
+        name = uri[len("inproc://") :]
+        target = inprocess.get(name)
+        if target is None:
+            raise InvokerError(f"no in-process endpoint named {name!r} in this process")
+        return InProcessInvoker(target)
+    raise InvokerError(f"unsupported deployment URI {uri!r} (expected http(s):// or inproc://)")

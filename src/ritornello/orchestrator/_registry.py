@@ -1,0 +1,78 @@
+"""Deployments and the services they serve.
+
+A service name resolves to the newest deployment that serves it; an invocation is pinned to the
+deployment it started on (``InvocationRecord.deployment_id``) and keeps using it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ritornello.protocol import DiscoveryResponse, HandlerInfo, ServiceInfo
+from ritornello.store import DeploymentRecord
+
+from ._invokers import Invoker
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A resolved handler: what ingress and the outbox need to create an invocation."""
+
+    service: ServiceInfo
+    handler: HandlerInfo
+    deployment_id: str
+
+
+class Registry:
+    """In-memory view of the registered deployments (the store holds the truth)."""
+
+    def __init__(self) -> None:
+        self.deployments: dict[str, DeploymentRecord] = {}
+        self.invokers: dict[str, Invoker] = {}
+        self._services: dict[str, tuple[ServiceInfo, str]] = {}
+
+    def add(self, record: DeploymentRecord, invoker: Invoker) -> None:
+        """Register (or refresh) a deployment; its services now resolve to it."""
+        self.deployments[record.id] = record
+        self.invokers[record.id] = invoker
+        for svc in DiscoveryResponse.decode(record.services).services:
+            self._services[svc.name] = (svc, record.id)
+
+    def remove(self, deployment_id: str) -> Invoker | None:
+        """Forget a deployment; its services fall back to the newest other one serving them."""
+        self.deployments.pop(deployment_id, None)
+        invoker = self.invokers.pop(deployment_id, None)
+        self._services = {}
+        for dep in sorted(self.deployments.values(), key=lambda d: d.created_at):
+            for svc in DiscoveryResponse.decode(dep.services).services:
+                self._services[svc.name] = (svc, dep.id)
+        return invoker
+
+    def services(self) -> list[tuple[ServiceInfo, str]]:
+        """Every known service with the deployment it resolves to."""
+        return sorted(self._services.values(), key=lambda s: s[0].name)
+
+    def service(self, name: str) -> tuple[ServiceInfo, str] | None:
+        return self._services.get(name)
+
+    def resolve(self, service: str, handler: str) -> Target | None:
+        """The target for ``service/handler``, or None if nothing serves it."""
+        found = self._services.get(service)
+        if found is None:
+            return None
+        info, deployment_id = found
+        h = info.handler(handler)
+        if h is None:
+            return None
+        return Target(info, h, deployment_id)
+
+    def handler_kind(self, deployment_id: str, service: str, handler: str) -> str | None:
+        """The kind of a handler as a given deployment declared it."""
+        dep = self.deployments.get(deployment_id)
+        if dep is None:
+            return None
+        for svc in DiscoveryResponse.decode(dep.services).services:
+            if svc.name == service:
+                h = svc.handler(handler)
+                return h.kind if h else None
+        return None

@@ -1,0 +1,55 @@
+"""Handlers for the crash tests: ten steps with sleeps, calls and object state.
+
+Every execution of a step's side effect appends ``invocation step token`` to the ledger file
+named by RITORNELLO_TEST_LEDGER (O_APPEND, one write per line), and the step journals its token:
+so a test can tell which execution was committed and whether anything ran after it.
+"""
+
+import os
+import uuid
+from datetime import timedelta
+
+from ritornello import Context, Endpoint, Service, VirtualObject
+
+LEDGER = os.environ.get("RITORNELLO_TEST_LEDGER", "/dev/null")
+
+worker = VirtualObject("Worker")
+adder = Service("Adder")
+
+
+def _effect(invocation_id: str, step: str) -> str:
+    token = uuid.uuid4().hex
+    fd = os.open(LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{invocation_id} {step} {token}\n".encode())
+    finally:
+        os.close(fd)
+    return token
+
+
+@adder.handler()
+async def add(ctx: Context, pair: list[int]) -> int:
+    await ctx.run("effect", _effect, ctx.invocation_id, "add")
+    return pair[0] + pair[1]
+
+
+@worker.handler()
+async def work(ctx: Context, steps: int) -> dict[str, int]:
+    total = 0
+    for i in range(steps):
+        await ctx.run(f"step-{i}", _effect, ctx.invocation_id, f"step-{i}")
+        total = await ctx.call(add, [total, i])
+        ctx.set("progress", i + 1)
+        if i % 3 == 0:
+            await ctx.sleep(timedelta(milliseconds=150))
+    ctx.set("total", total)
+    return {"total": total, "progress": await ctx.get("progress")}
+
+
+@worker.handler(kind="shared")
+async def status(ctx: Context) -> dict[str, object]:
+    return {"progress": await ctx.get("progress"), "total": await ctx.get("total")}
+
+
+endpoint = Endpoint([worker, adder])
+app = endpoint.asgi()

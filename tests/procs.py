@@ -1,0 +1,167 @@
+"""Real processes on loopback for integration tests: the orchestrator (``ritornello serve``) and
+handler endpoints under uvicorn. Every process is started by the test and stopped by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise RuntimeError(f"process exited with {proc.returncode}:\n{out[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> tuple[int, Any, dict[str, str]]:
+    """(status, parsed JSON body or raw text, headers)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    hdrs = {"content-type": "application/json"} if data is not None else {}
+    hdrs.update(headers or {})
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, payload, rh = resp.status, resp.read(), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        status, payload, rh = exc.code, exc.read(), dict(exc.headers)
+    try:
+        return status, json.loads(payload) if payload else None, rh
+    except ValueError:
+        return status, payload.decode("utf-8", "replace"), rh
+
+
+class Proc:
+    """A child process with its output captured to a file."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.log = log
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        fh = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            self.args, stdout=fh, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT
+        )
+        fh.close()
+        return self
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def terminate(self, timeout: float = 15) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-5000:]
+
+
+class Orchestrator(Proc):
+    """``ritornello serve`` on free loopback ports."""
+
+    def __init__(self, tmp: Path, store: str | None = None, **env: str) -> None:
+        self.ingress_port = free_port()
+        self.admin_port = free_port()
+        self.store = store or f"sqlite:///{tmp / 'ritornello.db'}"
+        args = [
+            sys.executable,
+            "-m",
+            "ritornello",
+            "serve",
+            "--store",
+            self.store,
+            "--ingress-port",
+            str(self.ingress_port),
+            "--admin-port",
+            str(self.admin_port),
+        ]
+        super().__init__(args, tmp / "orchestrator.log", env)
+
+    def start(self) -> Orchestrator:
+        super().start()
+        wait_port(self.admin_port, self.proc)
+        wait_port(self.ingress_port, self.proc)
+        return self
+
+    @property
+    def ingress(self) -> str:
+        return f"http://127.0.0.1:{self.ingress_port}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+
+class Endpoint(Proc):
+    """A handler endpoint: ``uvicorn MODULE:app`` from a directory, on a free port."""
+
+    def __init__(self, tmp: Path, app_dir: Path, module: str, **env: str) -> None:
+        self.port = free_port()
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"{module}:app",
+            "--app-dir",
+            str(app_dir),
+            "--port",
+            str(self.port),
+            "--host",
+            "127.0.0.1",
+            "--log-level",
+            "warning",
+        ]
+        super().__init__(args, tmp / f"endpoint-{module}.log", env)
+
+    def start(self) -> Endpoint:
+        super().start()
+        wait_port(self.port, self.proc)
+        return self
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
