@@ -20,8 +20,10 @@ async def reserve(ctx: Context, items: list[str]) -> int:
 
 @payments.handler()
 async def charge(ctx: Context, order: dict[str, object]) -> str:
-    """Charge once: the payment id comes from a journaled step."""
-    return await ctx.run("payment-id", lambda: f"pay-{ctx.uuid().hex[:12]}")
+    """Charge once: the payment id is deterministic (same on every replay) and the charge is a
+    journaled step, so a retry never charges twice."""
+    payment_id = f"pay-{ctx.uuid().hex[:12]}"
+    return await ctx.run("charge", lambda: payment_id)
 
 
 @checkout.handler()

@@ -162,10 +162,11 @@ def apply_answer(
         elif kind in ("call", "send"):
             _outbox(out, record, entry, index, registry, now_ms, next_seq, admit)
         elif kind == "sleep":
-            wake_at = entry.get("wake_at")
-            if not isinstance(wake_at, int) or isinstance(wake_at, bool):
-                raise AnswerError(f"entry {index}: sleep needs an integer wake_at")
-            unit.timers_add.append(TimerRecord(wake_at, record.id, "sleep", index))
+            duration = entry.get("duration_ms")
+            if not isinstance(duration, int) or isinstance(duration, bool) or duration < 0:
+                raise AnswerError(f"entry {index}: sleep needs a non-negative duration_ms")
+            entry = {**entry, "wake_at": now_ms + duration}
+            unit.timers_add.append(TimerRecord(now_ms + duration, record.id, "sleep", index))
         if kind in WAITING_KINDS:
             out.waitable.append(index)
         out.new_entries.append(dumps(entry))

@@ -27,6 +27,7 @@ class Entry(TypedDict, total=False):
     input: Any
     id: str
     delay_ms: int
+    duration_ms: int
     wake_at: int
 
 

@@ -1,0 +1,129 @@
+"""The raw ASGI app of an endpoint (standard library only: no framework in a handler Lambda).
+
+Routes:
+
+- ``GET /discover`` -> 200 ``DiscoveryResponse``
+- ``POST /invoke/{service}/{handler}`` -> 200 ``InvokeResponse``; 400 ``{"message"}`` for a
+  body that does not decode (not JSON, wrong version, bad shape) or names another handler than
+  the path; 404 ``{"message"}`` for an unknown service or handler
+- ``GET /health`` -> 200 ``{"status": "ok"}``
+- anything else: 404, or 405 for a known path with another method.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ritornello.protocol import InvokeRequest, ProtocolError
+
+if TYPE_CHECKING:
+    from ritornello.sdk._endpoint import Endpoint
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+logger = logging.getLogger("ritornello.sdk")
+
+_JSON = b"application/json"
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _message(send: Send, status: int, message: str, **headers: str) -> None:
+    body = json.dumps({"message": message}).encode()
+    extra = [(k.encode(), v.encode()) for k, v in headers.items()]
+    await _respond(send, status, body, extra)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None if the client went away."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+class AsgiApp:
+    """An ASGI 3 application serving one :class:`Endpoint`."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise ValueError(f"unsupported ASGI scope type {scope['type']!r}")
+        method: str = scope["method"]
+        path: str = scope["path"]
+        parts = path.strip("/").split("/")
+        if path in ("/discover", "/health"):
+            if method != "GET":
+                await _message(send, 405, f"{method} not allowed on {path}", allow="GET")
+            elif path == "/health":
+                await _respond(send, 200, b'{"status":"ok"}')
+            else:
+                await _respond(send, 200, self.endpoint.discovery().encode())
+        elif len(parts) == 3 and parts[0] == "invoke" and parts[1] and parts[2]:
+            if method != "POST":
+                await _message(send, 405, f"{method} not allowed on {path}", allow="POST")
+            else:
+                await self._invoke(parts[1], parts[2], receive, send)
+        else:
+            await _message(send, 404, f"no route {method} {path}")
+
+    async def _invoke(self, service: str, handler: str, receive: Receive, send: Send) -> None:
+        if self.endpoint.handler(service, handler) is None:
+            await _message(send, 404, f"no handler {service}/{handler} in this endpoint")
+            return
+        body = await _read_body(receive)
+        if body is None:
+            return
+        try:
+            request = InvokeRequest.decode(body)
+        except ProtocolError as exc:
+            await _message(send, 400, str(exc))
+            return
+        if (request.service, request.handler) != (service, handler):
+            await _message(
+                send,
+                400,
+                f"the body invokes {request.service}/{request.handler}, "
+                f"the path {service}/{handler}",
+            )
+            return
+        try:
+            response = await self.endpoint.invoke(request)
+        except Exception:
+            logger.exception("endpoint failed on %s/%s", service, handler)
+            await _message(send, 500, "internal endpoint error")
+            return
+        await _respond(send, 200, response.encode())

@@ -1,0 +1,143 @@
+"""``Context``: what a handler can do durably (the public API; the implementation is apart).
+
+Every method that waits returns a :class:`DurableFuture`; ``set``, ``clear``, ``clear_all`` and
+``send`` take effect at once. Each call is one journal entry, taken in the order the handler
+makes them: that order must be the same on every replay.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar, overload
+
+from ritornello.sdk._futures import DurableFuture
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+class Context(ABC):
+    """The handle a handler gets as its first argument."""
+
+    __slots__ = ()
+
+    @property
+    @abstractmethod
+    def invocation_id(self) -> str:
+        """This invocation's id (stable across attempts and replays)."""
+
+    @property
+    @abstractmethod
+    def key(self) -> str | None:
+        """The virtual object's key; None for a service."""
+
+    @property
+    @abstractmethod
+    def attempt(self) -> int:
+        """1 on the first attempt, +1 after each failed one (checkpoints do not count)."""
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[P, Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self, name: str, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> DurableFuture[T]: ...
+
+    @abstractmethod
+    def run(
+        self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> DurableFuture[Any]:
+        """Execute ``fn(*args, **kwargs)`` once and journal its result under ``name``.
+
+        The step starts now, not when awaited. A sync ``fn`` runs in a worker thread, an async
+        one on the event loop. On replay the journaled result is returned and ``fn`` is not
+        called. A ``TerminalError`` raised by ``fn`` is journaled and raised to the handler;
+        any other exception fails the attempt (retried). The result must be JSON.
+        """
+
+    # -- state (virtual objects) ---------------------------------------------------------------
+
+    @abstractmethod
+    def get(self, key: str, default: Any = None) -> DurableFuture[Any]:
+        """The value of state ``key`` (``default`` when absent)."""
+
+    @abstractmethod
+    def set(self, key: str, value: Any) -> None:
+        """Set state ``key`` to the JSON value ``value`` (exclusive handlers only)."""
+
+    @abstractmethod
+    def clear(self, key: str) -> None:
+        """Remove state ``key`` (exclusive handlers only)."""
+
+    @abstractmethod
+    def clear_all(self) -> None:
+        """Remove every state key (exclusive handlers only)."""
+
+    @abstractmethod
+    def state_keys(self) -> DurableFuture[list[str]]:
+        """The sorted state keys."""
+
+    # -- other invocations ---------------------------------------------------------------------
+
+    @overload
+    def call(
+        self,
+        target: Callable[..., Coroutine[Any, Any, T]],
+        arg: Any = None,
+        key: str | None = None,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def call(self, target: str, arg: Any = None, key: str | None = None) -> DurableFuture[Any]: ...
+
+    @abstractmethod
+    def call(
+        self, target: Callable[..., Any] | str, arg: Any = None, key: str | None = None
+    ) -> DurableFuture[Any]:
+        """Invoke a handler and wait for its result.
+
+        ``target`` is a decorated handler function or ``"Service/handler"``; ``key`` names the
+        virtual object. A callee's TerminalError is raised here as a TerminalError.
+        """
+
+    @abstractmethod
+    def send(
+        self,
+        target: Callable[..., Any] | str,
+        arg: Any = None,
+        key: str | None = None,
+        delay: timedelta | float | None = None,
+    ) -> str:
+        """Invoke a handler without waiting (after ``delay``); returns the callee's id."""
+
+    @abstractmethod
+    def sleep(self, duration: timedelta | float) -> DurableFuture[None]:
+        """A durable timer: completes ``duration`` (a timedelta or seconds) from now."""
+
+    # -- deterministic helpers -----------------------------------------------------------------
+
+    @abstractmethod
+    def random(self) -> random.Random:
+        """A generator seeded by the invocation id: the same draws on every replay."""
+
+    @abstractmethod
+    def uuid(self) -> uuid.UUID:
+        """A version-4 UUID drawn from :meth:`random`."""
+
+    @abstractmethod
+    def time(self) -> float:
+        """The wall clock (Unix seconds), journaled: a replay returns the recorded time."""

@@ -1,0 +1,113 @@
+"""``Endpoint``: the services a deployment serves, and its transports.
+
+``Endpoint([...]).asgi()`` serves them over HTTP; ``.inprocess()`` answers the same bytes
+without HTTP (dev, tests). Both decode the request, find the handler and hand over to
+:func:`run_attempt`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from ritornello.protocol import (
+    DiscoveryResponse,
+    InvokeRequest,
+    InvokeResponse,
+    ProtocolError,
+)
+from ritornello.sdk._asgi import AsgiApp
+from ritornello.sdk._machine import error_response
+from ritornello.sdk._runner import run_attempt
+from ritornello.sdk._service import HandlerSpec, ServiceDefinition
+
+DURABILITY_MODES = frozenset({"step", "batch"})
+ALWAYS_REPLAY_ENV = "RITORNELLO_ALWAYS_REPLAY"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Endpoint:
+    """A set of services served together.
+
+    ``durability="step"`` (default) checkpoints each step's result before the handler sees it;
+    ``"batch"`` journals steps and sends them at the next suspension or at the end.
+    ``always_replay=True`` (or ``RITORNELLO_ALWAYS_REPLAY=1`` when the endpoint is built)
+    checkpoints after every new entry, so every handler replays from its journal at each step.
+    """
+
+    def __init__(
+        self,
+        services: Iterable[ServiceDefinition],
+        *,
+        always_replay: bool = False,
+        durability: str = "step",
+    ) -> None:
+        if durability not in DURABILITY_MODES:
+            raise ValueError(f"durability must be one of {sorted(DURABILITY_MODES)}")
+        self.durability = durability
+        self.always_replay = always_replay or _env_flag(ALWAYS_REPLAY_ENV)
+        self._services: dict[str, ServiceDefinition] = {}
+        for service in services:
+            if not isinstance(service, ServiceDefinition):
+                raise TypeError(f"{service!r} is not a Service or VirtualObject")
+            if service.name in self._services:
+                raise ValueError(f"two services named {service.name!r} in one endpoint")
+            self._services[service.name] = service
+
+    def __repr__(self) -> str:
+        return f"Endpoint({list(self._services.values())!r})"
+
+    def discovery(self) -> DiscoveryResponse:
+        """What this endpoint serves."""
+        return DiscoveryResponse(services=tuple(s.info() for s in self._services.values()))
+
+    def handler(self, service: str, handler: str) -> HandlerSpec | None:
+        """The handler ``service/handler``, if served here."""
+        found = self._services.get(service)
+        return found.get_handler(handler) if found is not None else None
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResponse:
+        """Run one attempt of a decoded request (unknown handler: a protocol error)."""
+        spec = self.handler(request.service, request.handler)
+        if spec is None:
+            return error_response(
+                "protocol", f"no handler {request.service}/{request.handler} in this endpoint"
+            )
+        return await run_attempt(
+            spec, request, durability=self.durability, always_replay=self.always_replay
+        )
+
+    def asgi(self) -> AsgiApp:
+        """A raw ASGI app: ``GET /discover``, ``POST /invoke/{service}/{handler}``, ``GET
+        /health``."""
+        return AsgiApp(self)
+
+    def inprocess(self) -> InProcessEndpoint:
+        """The protocol without HTTP: bytes in, bytes out."""
+        return InProcessEndpoint(self)
+
+
+class InProcessEndpoint:
+    """An endpoint called directly, with the bytes an HTTP endpoint would carry."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    async def discover(self) -> bytes:
+        """The ``DiscoveryResponse``, encoded."""
+        return self.endpoint.discovery().encode()
+
+    async def invoke(self, body: bytes) -> bytes:
+        """An encoded ``InvokeRequest`` in, an encoded ``InvokeResponse`` out.
+
+        A body that does not decode is answered as an ``error`` of kind ``protocol`` (over
+        HTTP it would be a 400).
+        """
+        try:
+            request = InvokeRequest.decode(body)
+        except ProtocolError as exc:
+            return error_response("protocol", str(exc)).encode()
+        return (await self.endpoint.invoke(request)).encode()

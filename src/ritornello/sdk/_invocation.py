@@ -1,0 +1,279 @@
+"""``InvocationContext``: the Context of one attempt, reporting every action to the machine.
+
+It owns what the machine must not touch: the asyncio tasks that execute steps (sync functions
+in worker threads, so the event loop never blocks), the wall clock, and the local copy of the
+object's state (the request's eager state, kept current by this attempt's sets and clears).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import timedelta
+from typing import Any
+
+from ritornello.protocol import Entry, Failure, InvokeRequest, derive_id
+from ritornello.sdk._context import Context
+from ritornello.sdk._futures import (
+    CompletionFuture,
+    DurableFuture,
+    ReadyFuture,
+    StepFuture,
+    StepOutcome,
+)
+from ritornello.sdk._machine import Machine
+from ritornello.sdk._serde import from_json, json_copy, to_json
+from ritornello.sdk._service import HandlerSpec, handler_spec
+from ritornello.sdk.errors import TerminalError
+
+logger = logging.getLogger("ritornello.sdk")
+
+_IN_STEP: ContextVar[str | None] = ContextVar("ritornello_in_step", default=None)
+
+
+def _wall_clock() -> float:
+    """Unix seconds. The only clock the SDK reads (tests replace it)."""
+    return time.time()
+
+
+def _millis(duration: timedelta | float, what: str) -> int:
+    if isinstance(duration, timedelta):
+        ms = round(duration.total_seconds() * 1000)
+    elif isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        ms = round(duration * 1000)
+    else:
+        raise TypeError(f"{what} must be a timedelta or seconds, not {type(duration).__name__}")
+    if ms < 0:
+        raise ValueError(f"{what} must not be negative")
+    return ms
+
+
+class InvocationContext(Context):
+    """The Context handed to the handler for one attempt."""
+
+    def __init__(
+        self, request: InvokeRequest, spec: HandlerSpec, machine: Machine, *, step_checkpoints: bool
+    ) -> None:
+        self._request = request
+        self._spec = spec
+        self._machine = machine
+        self._step_checkpoints = step_checkpoints
+        self._state: dict[str, Any] = dict(request.state or {})
+        self._steps: list[asyncio.Task[StepOutcome]] = []
+        self._random: random.Random | None = None
+
+    @property
+    def invocation_id(self) -> str:
+        return self._request.id
+
+    @property
+    def key(self) -> str | None:
+        return self._request.key
+
+    @property
+    def attempt(self) -> int:
+        return self._request.attempt
+
+    async def wait_for_steps(self) -> None:
+        """Wait until every step started in this attempt has finished (and journaled)."""
+        while pending := [t for t in self._steps if not t.done()]:
+            await asyncio.wait(pending)
+
+    def _enter(self) -> None:
+        step = _IN_STEP.get()
+        if step is not None:
+            raise RuntimeError(f"context calls are not allowed inside ctx.run (step {step!r})")
+        self._machine.check_open()
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def run(
+        self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> DurableFuture[Any]:
+        self._enter()
+        if not isinstance(name, str) or not callable(fn):
+            raise TypeError("ctx.run(name, fn, *args, **kwargs): name a str, fn a callable")
+        index, journaled = self._machine.reserve({"kind": "run", "name": name})
+        if journaled is not None:
+            return ReadyFuture(
+                self._machine, index, json_copy(journaled.get("value")), journaled.get("failure")
+            )
+        task = asyncio.create_task(self._execute(index, name, fn, args, kwargs))
+        self._steps.append(task)
+        self._machine.after_new_entry()
+        return StepFuture(self._machine, index, task, checkpoint=self._step_checkpoints)
+
+    async def _execute(
+        self,
+        index: int,
+        name: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> StepOutcome:
+        _IN_STEP.set(name)
+        try:
+            if inspect.iscoroutinefunction(fn):
+                result = await fn(*args, **kwargs)
+            else:
+                result = await asyncio.to_thread(fn, *args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+            value = to_json(result)
+        except TerminalError as exc:
+            failure: Failure = {"code": exc.status_code, "message": exc.message}
+            self._machine.fill(index, {"kind": "run", "name": name, "failure": failure})
+            return StepOutcome(failure=failure)
+        except Exception as exc:
+            logger.warning("step %r of %s failed", name, self.invocation_id, exc_info=True)
+            self._machine.fail_step(f"{type(exc).__name__}: {exc}")
+            return StepOutcome(crashed=True)
+        self._machine.fill(index, {"kind": "run", "name": name, "value": value})
+        return StepOutcome(value=value)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _require_state(self, op: str, *, write: bool) -> None:
+        spec = self._spec
+        if spec.service_kind != "object":
+            raise TerminalError(
+                f"{spec.target}: ctx.{op} needs state, and a {spec.service_kind} has none "
+                "(use a VirtualObject)"
+            )
+        if write and spec.kind == "shared":
+            raise TerminalError(f"{spec.target} is a shared handler: it may read state, not {op}")
+
+    @staticmethod
+    def _check_key(key: object) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"a state key is a str, not {type(key).__name__}")
+
+    def get(self, key: str, default: Any = None) -> DurableFuture[Any]:
+        self._enter()
+        self._check_key(key)
+        self._require_state("get", write=False)
+        index, journaled = self._machine.record(
+            {"kind": "get", "name": key, "value": self._state.get(key)}
+        )
+        value = journaled.get("value") if journaled is not None else self._state.get(key)
+        return ReadyFuture(self._machine, index, default if value is None else json_copy(value))
+
+    def set(self, key: str, value: Any) -> None:
+        self._enter()
+        self._check_key(key)
+        self._require_state("set", write=True)
+        encoded = to_json(value)
+        _, journaled = self._machine.record({"kind": "set", "name": key, "value": encoded})
+        if journaled is None:
+            self._state[key] = encoded
+
+    def clear(self, key: str) -> None:
+        self._enter()
+        self._check_key(key)
+        self._require_state("clear", write=True)
+        _, journaled = self._machine.record({"kind": "clear", "name": key})
+        if journaled is None:
+            self._state.pop(key, None)
+
+    def clear_all(self) -> None:
+        self._enter()
+        self._require_state("clear_all", write=True)
+        _, journaled = self._machine.record({"kind": "clear_all"})
+        if journaled is None:
+            self._state.clear()
+
+    def state_keys(self) -> DurableFuture[list[str]]:
+        self._enter()
+        self._require_state("state_keys", write=False)
+        keys = sorted(self._state)
+        index, journaled = self._machine.record({"kind": "keys", "value": keys})
+        if journaled is not None:
+            keys = list(journaled.get("value") or [])
+        return ReadyFuture(self._machine, index, list(keys))
+
+    # -- other invocations ---------------------------------------------------------------------
+
+    def _target(
+        self, target: Callable[..., Any] | str, key: str | None
+    ) -> tuple[str, Callable[[Any], Any]]:
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"key must be a str or None, not {type(key).__name__}")
+        if isinstance(target, str):
+            service, sep, handler = target.partition("/")
+            if not (sep and service and handler) or "/" in handler:
+                raise ValueError(f"target {target!r} is not 'Service/handler'")
+            return target, lambda v: v
+        spec = handler_spec(target)
+        if spec is None:
+            raise TypeError(f"{target!r} is not a handler: decorate it, or pass 'Service/handler'")
+        if spec.service_kind == "object" and key is None:
+            raise ValueError(f"{spec.target} is a virtual object handler: pass key=")
+        if spec.service_kind != "object" and key is not None:
+            raise ValueError(f"{spec.target} belongs to a {spec.service_kind}: it takes no key")
+        returns = spec.hints.get("return", Any)
+        return spec.target, lambda v: from_json(v, returns)
+
+    def call(
+        self, target: Callable[..., Any] | str, arg: Any = None, key: str | None = None
+    ) -> DurableFuture[Any]:
+        self._enter()
+        name, convert = self._target(target, key)
+        entry: Entry = {
+            "kind": "call",
+            "name": name,
+            "key": key,
+            "input": to_json(arg),
+            "id": derive_id(self.invocation_id, self._machine.next_index),
+        }
+        index, _ = self._machine.record(entry)
+        return CompletionFuture(self._machine, index, convert)
+
+    def send(
+        self,
+        target: Callable[..., Any] | str,
+        arg: Any = None,
+        key: str | None = None,
+        delay: timedelta | float | None = None,
+    ) -> str:
+        self._enter()
+        name, _ = self._target(target, key)
+        entry: Entry = {
+            "kind": "send",
+            "name": name,
+            "key": key,
+            "input": to_json(arg),
+            "id": derive_id(self.invocation_id, self._machine.next_index),
+            "delay_ms": 0 if delay is None else _millis(delay, "delay"),
+        }
+        _, journaled = self._machine.record(entry)
+        return str((journaled or entry).get("id"))
+
+    def sleep(self, duration: timedelta | float) -> DurableFuture[None]:
+        self._enter()
+        # The orchestrator starts the timer on its own clock when it commits the entry (and
+        # stamps wake_at on it), so clock skew between endpoint and orchestrator cannot matter.
+        millis = _millis(duration, "duration")
+        index, _ = self._machine.record({"kind": "sleep", "name": "", "duration_ms": millis})
+        return CompletionFuture(self._machine, index, lambda _: None)
+
+    # -- deterministic helpers -----------------------------------------------------------------
+
+    def random(self) -> random.Random:
+        if self._random is None:
+            self._random = random.Random(self.invocation_id)
+        return self._random
+
+    def uuid(self) -> uuid.UUID:
+        return uuid.UUID(int=self.random().getrandbits(128), version=4)
+
+    def time(self) -> float:
+        self._enter()
+        now = _wall_clock()
+        _, journaled = self._machine.record({"kind": "run", "name": "ctx.time", "value": now})
+        return float(journaled.get("value", now)) if journaled is not None else now

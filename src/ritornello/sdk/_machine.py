@@ -1,0 +1,249 @@
+"""The replay machine: the journal bookkeeping of one attempt, with no I/O.
+
+The invocation context reports each action the handler takes; the machine gives it its journal
+position, checks it against the journal while replaying, collects the new entries, and decides
+the answer. It never awaits, reads a clock or touches the network: request in, response out.
+
+Invariants:
+
+- Action *n* (n >= 1; 0 is ``input``) takes position *n*. While *n* is inside the journal the
+  action must match entry *n* by kind and name (and key for call/send); otherwise the attempt
+  fails with ``journal_mismatch`` and answers no entries at all.
+- New entries are contiguous from ``len(journal)``. A step (``run``) reserves its position when
+  it starts and its entry is filled when it finishes; only the filled prefix is ever answered,
+  so the orchestrator never sees a hole.
+- The first ending wins (suspended, checkpoint, done, a handler error). A failed step overrides
+  it, because its hole cuts the entries after it, and a mismatch overrides everything.
+- Once ended, every further action raises the ending signal and records nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ritornello.protocol import Completion, Entry, InvokeRequest, InvokeResponse
+from ritornello.sdk.errors import JournalMismatchError, Suspended
+
+#: Entry kinds that wait for a completion from the orchestrator.
+WAITING_KINDS = frozenset({"call", "sleep"})
+_KEYED_KINDS = frozenset({"call", "send"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    status: str
+    waiting: tuple[int, ...] = ()
+    error: dict[str, str] | None = None
+
+
+def error_response(kind: str, message: str, entries: list[Entry] | None = None) -> InvokeResponse:
+    """A retryable failure answer."""
+    return InvokeResponse(
+        status="error", entries=entries or [], error={"kind": kind, "message": message}
+    )
+
+
+def describe(entry: Entry) -> str:
+    """An entry as a mismatch message names it: ``run 'charge'``, ``call 'A/b' key='k'``."""
+    text = str(entry.get("kind"))
+    if entry.get("name"):
+        text += f" {entry.get('name')!r}"
+    if entry.get("kind") in _KEYED_KINDS:
+        text += f" key={entry.get('key')!r}"
+    return text
+
+
+def _same_action(journaled: Entry, action: Entry) -> bool:
+    if journaled.get("kind") != action.get("kind"):
+        return False
+    if (journaled.get("name") or "") != (action.get("name") or ""):
+        return False
+    return action.get("kind") not in _KEYED_KINDS or journaled.get("key") == action.get("key")
+
+
+def check_request(request: InvokeRequest) -> str | None:
+    """What is wrong with a decoded request beyond its shape, or None."""
+    if request.attempt < 1:
+        return f"attempt must be >= 1, got {request.attempt}"
+    journal = request.journal
+    for i, entry in enumerate(journal[1:], start=1):
+        if entry.get("kind") == "input":
+            return f"journal[{i}] is a second input entry"
+        if entry.get("kind") == "output":
+            return f"journal[{i}] is an output entry: the invocation is already complete"
+    seen: set[int] = set()
+    for c in request.completions:
+        index = c["index"]
+        if index in seen:
+            return f"two completions for index {index}"
+        seen.add(index)
+        if not 0 < index < len(journal) or journal[index].get("kind") not in WAITING_KINDS:
+            return f"completion for index {index}, which is not a call or sleep entry"
+        if ("value" in c) == ("failure" in c):
+            return f"completion for index {index} needs exactly one of value and failure"
+        failure: Any = c.get("failure")
+        if "failure" in c and not (
+            isinstance(failure, dict)
+            and isinstance(failure.get("code"), int)
+            and isinstance(failure.get("message"), str)
+        ):
+            return f"completion for index {index}: failure must be {{code: int, message: str}}"
+    return None
+
+
+class Machine:
+    """Journal positions, replay checks, new entries and the ending of one attempt."""
+
+    def __init__(self, request: InvokeRequest, *, always_replay: bool = False) -> None:
+        self._journal = request.journal
+        self._completions = {c["index"]: c for c in request.completions}
+        self._always_replay = always_replay
+        self._position = 1
+        self._new: list[Entry | None] = []
+        self._ending: _Ending | None = None
+        self._step_failure: str | None = None
+        self._mismatch: str | None = None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def input(self) -> Any:
+        """The handler's input (the value of journal entry 0)."""
+        return self._journal[0].get("value")
+
+    @property
+    def next_index(self) -> int:
+        """The position the next action will take."""
+        return self._position
+
+    @property
+    def ended(self) -> bool:
+        """Whether the attempt is over: no action may record anything any more."""
+        return (
+            self._ending is not None or self._step_failure is not None or self._mismatch is not None
+        )
+
+    def completion(self, index: int) -> Completion | None:
+        """The completion of the waiting entry at ``index``, if the request carries one."""
+        return self._completions.get(index)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def signal(self) -> BaseException:
+        """The exception that ends the handler's flow now that the attempt is over."""
+        if self._mismatch is not None:
+            return JournalMismatchError(self._mismatch)
+        if self._ending is not None and self._ending.status == "suspended":
+            return Suspended(self._ending.waiting)
+        return Suspended()
+
+    def check_open(self) -> None:
+        """Raise the ending signal if the attempt is over."""
+        if self.ended:
+            raise self.signal()
+
+    def record(self, action: Entry, *, final: bool = False) -> tuple[int, Entry | None]:
+        """Take the next position for a complete ``action``.
+
+        Returns ``(index, journaled)``: the journal's entry while replaying (after checking it
+        matches), else None and the action becomes a new entry. In always-replay mode a new
+        entry (other than the ``final`` output) ends the attempt with a checkpoint.
+        """
+        index, journaled = self._take(action)
+        if journaled is None:
+            self._new.append(action)
+            if self._always_replay and not final:
+                raise self.checkpoint()
+        return index, journaled
+
+    def reserve(self, action: Entry) -> tuple[int, Entry | None]:
+        """Take the next position for a step whose entry is not known yet.
+
+        Returns ``(index, journaled)`` like :meth:`record`; when not replaying, the position
+        stays a hole until :meth:`fill` or :meth:`fail_step`.
+        """
+        index, journaled = self._take(action)
+        if journaled is None:
+            self._new.append(None)
+        return index, journaled
+
+    def after_new_entry(self) -> None:
+        """In always-replay mode, end the attempt with a checkpoint (a step just started)."""
+        if self._always_replay:
+            raise self.checkpoint()
+
+    def fill(self, index: int, entry: Entry) -> None:
+        """Journal the result of the step that reserved ``index``."""
+        slot = index - len(self._journal)
+        if not 0 <= slot < len(self._new) or self._new[slot] is not None:
+            raise RuntimeError(f"no step reserved index {index}")
+        self._new[slot] = entry
+
+    def _take(self, action: Entry) -> tuple[int, Entry | None]:
+        self.check_open()
+        index = self._position
+        if index < len(self._journal):
+            journaled = self._journal[index]
+            if not _same_action(journaled, action):
+                self._mismatch = (
+                    f"journal mismatch at index {index}: the journal has {describe(journaled)}, "
+                    f"the handler did {describe(action)}"
+                )
+                raise JournalMismatchError(self._mismatch)
+            self._position += 1
+            return index, journaled
+        self._position += 1
+        return index, None
+
+    # -- endings -------------------------------------------------------------------------------
+
+    def suspend(self, waiting: Sequence[int]) -> BaseException:
+        """End the attempt waiting on ``waiting``; returns the signal to raise."""
+        if not self.ended:
+            self._ending = _Ending("suspended", waiting=tuple(waiting))
+        return self.signal()
+
+    def checkpoint(self) -> BaseException:
+        """End the attempt so the new entries are persisted; returns the signal to raise."""
+        if not self.ended:
+            self._ending = _Ending("checkpoint")
+        return self.signal()
+
+    def finish(self, output: Entry) -> None:
+        """The handler returned (or raised TerminalError): record its ``output`` entry."""
+        self.record(output, final=True)
+        self._ending = _Ending("done")
+
+    def fail_handler(self, message: str) -> None:
+        """The handler raised a retryable exception (ignored if the attempt already ended)."""
+        if not self.ended:
+            self._ending = _Ending("error", error={"kind": "handler", "message": message})
+
+    def fail_step(self, message: str) -> None:
+        """A step raised a retryable exception: its position stays a hole, the attempt fails."""
+        if self._step_failure is None:
+            self._step_failure = message
+
+    # -- answer --------------------------------------------------------------------------------
+
+    def response(self) -> InvokeResponse:
+        """The answer for this attempt. Call it once every started step has finished."""
+        if self._mismatch is not None:
+            return error_response("journal_mismatch", self._mismatch)
+        entries: list[Entry] = []
+        for entry in self._new:
+            if entry is None:
+                break
+            entries.append(entry)
+        if self._step_failure is not None:
+            return error_response("handler", self._step_failure, entries)
+        if len(entries) < len(self._new):
+            return error_response("handler", "a step did not finish", entries)
+        ending = self._ending
+        if ending is None:
+            return error_response("handler", "the handler ended without an answer", entries)
+        if ending.status == "error":
+            return InvokeResponse(status="error", entries=entries, error=ending.error)
+        return InvokeResponse(status=ending.status, entries=entries, waiting=list(ending.waiting))

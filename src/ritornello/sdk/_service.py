@@ -1,0 +1,158 @@
+"""Service definitions: ``Service`` and ``VirtualObject``, and the handler decorator.
+
+The decorator returns the user's function itself, with a :class:`HandlerSpec` attached under
+``__ritornello_handler__``; that is how ``ctx.call(greet, "x")`` knows the service and handler.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, ClassVar, TypeVar
+
+from ritornello.protocol import HandlerInfo, ServiceInfo
+from ritornello.sdk._serde import type_hints
+
+HANDLER_ATTR = "__ritornello_handler__"
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    """One handler: where it lives, its kind, and how its input is passed."""
+
+    service: str
+    name: str
+    kind: str
+    service_kind: str
+    fn: Callable[..., Awaitable[Any]]
+    #: The name of the input parameter, or None for a handler that takes only ``ctx``.
+    input_param: str | None
+    #: The input parameter has a default (used when the input is null).
+    input_optional: bool
+
+    @property
+    def target(self) -> str:
+        """``"Service/handler"``, the name a ``call`` entry carries."""
+        return f"{self.service}/{self.name}"
+
+    @cached_property
+    def hints(self) -> dict[str, Any]:
+        """The handler's resolved annotations (resolved on first use: a handler may name types
+        defined after it)."""
+        return type_hints(self.fn)
+
+
+def _input_param(fn: Callable[..., Any], where: str) -> tuple[str | None, bool]:
+    params = list(inspect.signature(fn).parameters.values())
+    positional = [
+        p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    required_kw = [
+        p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is p.empty
+    ]
+    if not positional or required_kw:
+        raise TypeError(f"handler {where} must take (ctx) or (ctx, input)")
+    extra = [p for p in positional[2:] if p.default is p.empty]
+    if extra:
+        raise TypeError(f"handler {where} must take (ctx) or (ctx, input), not {len(positional)}")
+    if len(positional) == 1:
+        return None, True
+    return positional[1].name, positional[1].default is not inspect.Parameter.empty
+
+
+def _is_async(fn: object) -> bool:
+    return inspect.iscoroutinefunction(fn)
+
+
+class ServiceDefinition:
+    """What ``Service`` and ``VirtualObject`` share: a name and handlers (an endpoint takes any
+    mix of them)."""
+
+    kind: ClassVar[str]
+    _handler_kinds: ClassVar[frozenset[str]]
+
+    def __init__(self, name: str) -> None:
+        if not name or "/" in name or name != name.strip():
+            raise ValueError(f"bad service name {name!r}: non-empty, no '/', no spaces around")
+        self.name = name
+        self._handlers: dict[str, HandlerSpec] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def handler(self, name: str | None = None, *, kind: str = "exclusive") -> Callable[[F], F]:
+        """Register an ``async def handler(ctx)`` or ``(ctx, input)``; returns it unchanged."""
+        if kind not in self._handler_kinds:
+            raise ValueError(
+                f"{self.kind} {self.name!r}: handler kind {kind!r} is not one of "
+                f"{sorted(self._handler_kinds)}"
+            )
+
+        def register(fn: F) -> F:
+            handler_name = name or fn.__name__
+            where = f"{self.name}/{handler_name}"
+            if not _is_async(fn):
+                raise TypeError(f"handler {where} must be an async function")
+            if handler_name in self._handlers:
+                raise ValueError(
+                    f"{self.kind} {self.name!r} already has a handler {handler_name!r}"
+                )
+            if "/" in handler_name:
+                raise ValueError(f"bad handler name {handler_name!r}: no '/'")
+            existing = getattr(fn, HANDLER_ATTR, None)
+            if isinstance(existing, HandlerSpec):
+                raise ValueError(f"{fn.__qualname__} is already the handler {existing.target}")
+            param, optional = _input_param(fn, where)
+            spec = HandlerSpec(self.name, handler_name, kind, self.kind, fn, param, optional)
+            self._handlers[handler_name] = spec
+            setattr(fn, HANDLER_ATTR, spec)
+            return fn
+
+        return register
+
+    @property
+    def handlers(self) -> tuple[HandlerSpec, ...]:
+        """The registered handlers, in registration order."""
+        return tuple(self._handlers.values())
+
+    def get_handler(self, name: str) -> HandlerSpec | None:
+        """The handler called ``name``, if any."""
+        return self._handlers.get(name)
+
+    def info(self) -> ServiceInfo:
+        """This service as discovery describes it."""
+        return ServiceInfo(
+            name=self.name,
+            kind=self.kind,
+            handlers=tuple(HandlerInfo(h.name, h.kind) for h in self._handlers.values()),
+        )
+
+
+class Service(ServiceDefinition):
+    """A stateless service: handlers run concurrently, with no keyed state."""
+
+    kind = "service"
+    _handler_kinds = frozenset({"exclusive"})
+
+
+class VirtualObject(ServiceDefinition):
+    """A keyed object with durable state: one exclusive handler at a time per key.
+
+    ``handler()`` is exclusive (may write state); ``handler(kind="shared")`` runs beside it and
+    may only read.
+    """
+
+    kind = "object"
+    _handler_kinds = frozenset({"exclusive", "shared"})
+
+
+def handler_spec(target: object) -> HandlerSpec | None:
+    """The spec attached to a decorated handler function, or None."""
+    spec = getattr(target, HANDLER_ATTR, None)
+    return spec if isinstance(spec, HandlerSpec) else None
