@@ -33,7 +33,8 @@ unit: $(STAMP)
 test: lint typecheck importlint unit
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/ingress.py
+	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
+	$(BIN)/python benchmarks/ingress.py --runs 3
 
 clean:
 	rm -rf $(VENV) .ritornello .pytest_cache .mypy_cache .ruff_cache

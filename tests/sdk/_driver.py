@@ -21,6 +21,8 @@ class Finished:
     output: Entry
     journal: list[Entry]
     statuses: list[str]
+    #: the new run entries (not ctx.time) of each answer, in order
+    runs_per_answer: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Driver:
         journal: list[Entry] = [{"kind": "input", "value": value}]
         completions: dict[int, Completion] = {}
         statuses: list[str] = []
+        runs_per_answer: list[int] = []
         state = self.states.setdefault((service, key), {}) if key is not None else None
         for _ in range(500):
             self.rounds += 1
@@ -57,12 +60,15 @@ class Driver:
             )
             response = InvokeResponse.decode(await self.endpoint.invoke(request.encode()))
             statuses.append(response.status)
+            runs_per_answer.append(
+                sum(e["kind"] == "run" and e["name"] != "ctx.time" for e in response.entries)
+            )
             assert response.status != "error", response.error
             for entry in response.entries:
                 self._apply(entry, state)
                 journal.append(entry)
             if response.status == "done":
-                return Finished(journal[-1], journal, statuses)
+                return Finished(journal[-1], journal, statuses, runs_per_answer)
             for index in response.waiting:
                 completions[index] = await self._complete(index, journal[index])
         raise AssertionError(f"{target} did not finish in 500 rounds")

@@ -98,9 +98,10 @@ def test_steps_start_when_called_and_keep_their_call_order() -> None:
     answer = invoke("Lab/parallel")
     assert [e.get("name") for e in answer["entries"]] == ["slow", "fast", None]
     assert output(answer) == ["b", "a"]
+    # Started together, so neither waits for the other to be persisted; nothing follows them.
     step = invoke("Lab/parallel", durability="step")
-    assert step["status"] == "checkpoint"
-    assert [e["value"] for e in step["entries"]] == ["a", "b"]
+    assert step["status"] == "done"
+    assert [e.get("value") for e in step["entries"]] == ["a", "b", ["b", "a"]]
 
 
 @lab.handler()
@@ -138,10 +139,26 @@ def test_a_terminal_error_in_a_step_is_journaled_and_raised_to_the_handler() -> 
     assert answer["entries"][0] == {"kind": "run", "name": "pay", "failure": failure}
     assert output(answer) == "caught 402 declined"
     step = invoke("Lab/catches", durability="step")
-    assert step["status"] == "checkpoint"
-    assert step["entries"] == [{"kind": "run", "name": "pay", "failure": failure}]
-    replay = invoke("Lab/catches", journal=step["entries"], durability="step")
+    assert step["status"] == "done"
+    assert step["entries"][0] == {"kind": "run", "name": "pay", "failure": failure}
+    replay = invoke("Lab/catches", journal=step["entries"][:1], durability="step")
     assert output(replay) == "caught 402 declined"
+
+
+@lab.handler()
+async def two_steps(ctx: Context) -> list[str]:
+    first = await ctx.run("first", lambda: "1")
+    second = await ctx.run("second", lambda: first + "2")
+    return [first, second]
+
+
+def test_step_durability_persists_a_step_before_the_next_one_starts() -> None:
+    answer = invoke("Lab/two_steps", durability="step")
+    assert answer["status"] == "checkpoint"
+    assert answer["entries"] == [{"kind": "run", "name": "first", "value": "1"}]
+    answer = invoke("Lab/two_steps", journal=answer["entries"], durability="step")
+    assert answer["status"] == "done"
+    assert [e.get("value") for e in answer["entries"]] == ["12", ["1", "12"]]
 
 
 def _boom() -> None:

@@ -64,10 +64,15 @@ def test_each_step_executes_exactly_once_across_reinvocations(mode: str) -> None
     assert set(EXECUTIONS.values()) == {1}
 
 
-def test_step_durability_checkpoints_each_new_step() -> None:
+def test_step_durability_never_starts_a_step_before_the_previous_one_is_persisted() -> None:
     finished, _ = _drive(MODES["step"])
     runs = [e for e in finished.journal if e["kind"] == "run" and e["name"] != "ctx.time"]
-    assert finished.statuses.count("checkpoint") == len(runs)
+    # The handler runs its steps one after another: each answer carries at most one new step,
+    # so no step started while an earlier one's result was unpersisted.
+    assert max(finished.runs_per_answer) == 1
+    assert sum(finished.runs_per_answer) == len(runs)
+    batch, _ = _drive(MODES["batch"])
+    assert max(batch.runs_per_answer) > 1
 
 
 def test_always_replay_answers_one_new_entry_per_checkpoint() -> None:

@@ -101,21 +101,13 @@ class StepOutcome:
 
 
 class StepFuture(DurableFuture[T]):
-    """A step executing in this attempt (an asyncio task that journals its own result).
+    """A step executing in this attempt (an asyncio task that journals its own result)."""
 
-    With ``checkpoint`` set (durability "step"), awaiting it ends the attempt with a
-    checkpoint instead of returning: the result is persisted before the handler sees it, and
-    the next attempt replays it.
-    """
+    __slots__ = ("_task",)
 
-    __slots__ = ("_checkpoint", "_task")
-
-    def __init__(
-        self, machine: Machine, index: int, task: asyncio.Task[StepOutcome], *, checkpoint: bool
-    ) -> None:
+    def __init__(self, machine: Machine, index: int, task: asyncio.Task[StepOutcome]) -> None:
         super().__init__(machine, index)
         self._task = task
-        self._checkpoint = checkpoint
 
     @property
     def task(self) -> asyncio.Task[StepOutcome]:
@@ -129,8 +121,6 @@ class StepFuture(DurableFuture[T]):
         outcome = await asyncio.shield(self._task)
         if outcome.crashed or self._machine.ended:
             raise self._machine.signal()
-        if self._checkpoint:
-            raise self._machine.checkpoint()
         if outcome.failure is not None:
             _raise_failure(outcome.failure)
         value: T = json_copy(outcome.value)

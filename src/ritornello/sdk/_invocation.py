@@ -99,6 +99,14 @@ class InvocationContext(Context):
         self._enter()
         if not isinstance(name, str) or not callable(fn):
             raise TypeError("ctx.run(name, fn, *args, **kwargs): name a str, fn a callable")
+        if (
+            self._step_checkpoints
+            and self._machine.next_index >= self._machine.journal_length
+            and any(t.done() for t in self._steps)
+        ):
+            # Durability "step": a step's side effects never start while an earlier step's
+            # result is unpersisted. Checkpoint first; the next attempt replays up to here.
+            raise self._machine.checkpoint()
         index, journaled = self._machine.reserve({"kind": "run", "name": name})
         if journaled is not None:
             return ReadyFuture(
@@ -107,7 +115,7 @@ class InvocationContext(Context):
         task = asyncio.create_task(self._execute(index, name, fn, args, kwargs))
         self._steps.append(task)
         self._machine.after_new_entry()
-        return StepFuture(self._machine, index, task, checkpoint=self._step_checkpoints)
+        return StepFuture(self._machine, index, task)
 
     async def _execute(
         self,

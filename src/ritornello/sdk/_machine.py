@@ -119,6 +119,11 @@ class Machine:
         return self._position
 
     @property
+    def journal_length(self) -> int:
+        """How many entries the request's journal holds (positions below it replay)."""
+        return len(self._journal)
+
+    @property
     def ended(self) -> bool:
         """Whether the attempt is over: no action may record anything any more."""
         return (
