@@ -8,11 +8,11 @@ from tests.integration.conftest import Stack
 def test_health_version_services(stack: Stack) -> None:
     assert stack.admin("GET", "/health")[0] == 200
     assert stack.admin("GET", "/version")[0] == 200
-    status, body, _ = stack.admin("GET", "/services")
+    _, body, _ = stack.admin("GET", "/services")
     names = {s["name"]: s for s in body["services"]}  # type: ignore[index]
     assert {"Greeter", "Counter", "Checkout", "Inventory", "Payments"} <= set(names)
     assert names["Counter"]["ty"] == "VirtualObject"
-    status, body, _ = stack.admin("GET", "/services/Counter/handlers")
+    _, body, _ = stack.admin("GET", "/services/Counter/handlers")
     kinds = {h["name"]: h["ty"] for h in body["handlers"]}  # type: ignore[index]
     assert kinds == {"add": "Exclusive", "get": "Shared", "reset": "Exclusive"}
     assert stack.admin("GET", "/services/Nope")[0] == 404

@@ -35,7 +35,9 @@ def test_kill9_orchestrator_mid_flight(tmp_path: Path) -> None:
         assert status == 201, body
         ids = []
         for i in range(N):
-            status, body, headers = http("POST", f"{orch.ingress}/restate/send/Worker/w{i}/work", STEPS)
+            status, body, headers = http(
+                "POST", f"{orch.ingress}/restate/send/Worker/w{i}/work", STEPS
+            )
             assert status == 202, body
             assert headers["x-restate-id"] == body["invocationId"]
             ids.append(body["invocationId"])

@@ -62,7 +62,7 @@ def test_send_attach_output(stack: Stack) -> None:
 
 
 def test_output_not_ready_and_not_found(stack: Stack) -> None:
-    status, body, _ = stack.call("/restate/send/Greeter/greet?delay=2s", "Later")
+    _, body, _ = stack.call("/restate/send/Greeter/greet?delay=2s", "Later")
     inv = body["invocationId"]  # type: ignore[index]
     assert stack.get(f"/restate/output/{inv}")[:2] == (470, {"message": "not ready"})
     assert stack.get("/restate/output/inv_doesnotexist")[0] == 404

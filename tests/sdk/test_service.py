@@ -224,7 +224,10 @@ def test_malformed_requests_are_protocol_errors() -> None:
     assert "index 1" in message
     journal = [{"kind": "input", "value": 1}, {"kind": "output", "value": 1}]
     assert "already complete" in _protocol_error(_invoke("Greeter/greet", "x", journal=journal))
-    journal = [{"kind": "input", "value": 1}, {"kind": "sleep", "name": "", "duration_ms": 1, "wake_at": 1}]
+    journal = [
+        {"kind": "input", "value": 1},
+        {"kind": "sleep", "name": "", "duration_ms": 1, "wake_at": 1},
+    ]
     bad = [{"index": 1, "value": None, "failure": {"code": 1, "message": ""}}]
     assert "exactly one" in _protocol_error(
         _invoke("Greeter/greet", "x", journal=journal, completions=bad)

@@ -43,7 +43,8 @@ async def run_orchestrator(
     on_started: Any = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT. ``inprocess`` maps names to in-process endpoints
-    (deployable as ``inproc://NAME``); ``on_started(engine)`` runs once serving."""
+    (deployable as ``inproc://NAME``); ``on_started(engine)`` runs once the engine has
+    recovered, before the servers listen."""
     # The store's writer and reader threads need the GIL for a few microseconds per batch; with
     # the default 5 ms switch interval they wait behind a busy event loop for up to 5 ms each
     # time (a convoy that capped throughput). 0.5 ms keeps the hand-off short.
@@ -61,6 +62,8 @@ async def run_orchestrator(
     servers: list[_Server] = []
     try:
         await engine.start()
+        if on_started is not None:  # before listening: no request finds the app unregistered
+            await on_started(engine)
         common: dict[str, Any] = {
             "host": settings.host,
             "log_level": "warning",
@@ -94,8 +97,6 @@ async def run_orchestrator(
             settings.admin_port,
             settings.store,
         )
-        if on_started is not None:
-            await on_started(engine)
         await stop.wait()
         log.info("shutting down")
         for s in servers:

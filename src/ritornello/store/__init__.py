@@ -31,13 +31,26 @@ __all__ = [
 
 def open_store(url: str) -> Store:
     """A store for ``url``: ``memory://``, ``sqlite:///path.db`` (relative) or
-    ``sqlite:////abs/path.db``. Raises ValueError for anything else."""
+    ``sqlite:////abs/path.db``, optionally with ``?synchronous=NORMAL`` (default ``FULL``) and
+    ``&readonly=1``. Raises ValueError for anything else. The store still has to be opened."""
     if url.startswith("memory:"):
         from ritornello.store.memory import MemoryStore
 
         return MemoryStore()
     if url.startswith("sqlite:///"):
+        from urllib.parse import parse_qs
+
         from ritornello.store.sqlite import SqliteStore
 
-        return SqliteStore(url[len("sqlite:///") :])
+        path, _, query = url[len("sqlite:///") :].partition("?")
+        options = {name: values[-1] for name, values in parse_qs(query).items()}
+        synchronous = options.pop("synchronous", "FULL").upper()
+        readonly = options.pop("readonly", "0").lower() in ("1", "true", "yes")
+        if options or synchronous not in ("FULL", "NORMAL") or not path:
+            raise ValueError(
+                f"bad store URL {url!r} (options: synchronous=FULL|NORMAL, readonly=0|1)"
+            )
+        return SqliteStore(
+            path, synchronous="NORMAL" if synchronous == "NORMAL" else "FULL", readonly=readonly
+        )
     raise ValueError(f"unsupported store URL {url!r} (expected sqlite:///PATH or memory://)")

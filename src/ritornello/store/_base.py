@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
 
 from ritornello.store._records import (
     CommitUnit,
@@ -19,11 +21,29 @@ from ritornello.store._records import (
 
 
 class Store(ABC):
-    """Durable home of invocations, journals, completions, state, timers and deployments."""
+    """Durable home of invocations, journals, completions, state, timers and deployments.
+
+    ``async with store:`` opens it and closes it.
+    """
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
     @abstractmethod
     async def open(self) -> None:
-        """Create or check the schema. Raises ``SchemaError`` on an incompatible version."""
+        """Create or check the schema. Raises ``SchemaError`` on an incompatible version.
+
+        Every other method needs an open store: before ``open`` they raise ``StoreError``,
+        after ``close`` ``StoreClosedError``."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -31,7 +51,11 @@ class Store(ABC):
 
     @abstractmethod
     async def commit(self, unit: CommitUnit) -> None:
-        """Apply ``unit`` atomically and durably; on return it survives a crash."""
+        """Apply ``unit`` atomically and durably; on return it survives a crash.
+
+        Raises ``ConflictError`` (nothing of the unit written) or ``ValueError`` (a malformed
+        unit, see ``CommitUnit``). Cancelling the caller does not cancel the write: a cancelled
+        commit may still be applied."""
 
     @abstractmethod
     async def get_invocation(self, invocation_id: str) -> InvocationRecord | None:

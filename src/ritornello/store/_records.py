@@ -87,7 +87,17 @@ class CommitUnit:
     All of it is written, or none of it: a failed condition raises ``ConflictError`` and the
     unit leaves no trace. Journal entries are append-only: writing an existing (id, index)
     is a conflict. Completions are first-writer-wins: a second completion of the same index is
-    silently ignored (duplicate deliveries are harmless).
+    silently ignored (duplicate deliveries are harmless). Two invocations may not share
+    (service, handler, key, idempotency_key) when the idempotency key is set (``key`` None and
+    ``""`` are distinct): writing a second one is a conflict.
+
+    The parts apply in this order, so a later part sees the earlier ones: ``purge``,
+    ``invocations`` (in list order), ``entries``, ``completions``, ``state`` (in list order),
+    ``timers_remove``, ``timers_add``. A timer is named by (invocation_id, kind, index); adding
+    one that exists replaces it (new ``fire_at``), removing ignores ``fire_at`` and a missing
+    timer. ``commit`` raises ValueError, before writing anything, for a malformed unit: an
+    ``InvocationWrite`` whose ``record.version`` is not ``expect_version + 1``, or a state
+    change with a value but no name.
     """
 
     invocations: list[InvocationWrite] = field(default_factory=list)
@@ -97,3 +107,5 @@ class CommitUnit:
     state: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
     timers_add: list[TimerRecord] = field(default_factory=list)
     timers_remove: list[TimerRecord] = field(default_factory=list)
+    # invocation ids to delete with their journal, completions and timers (not object state)
+    purge: list[str] = field(default_factory=list)

@@ -1,0 +1,261 @@
+"""The SQLite schema (version 1), the statements run against it, and row <-> record mapping.
+
+Every statement is a module constant, so sqlite3's per-connection statement cache prepares
+each one once. Payloads are JSON text written and read back verbatim: nothing here parses them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ritornello.store._records import InvocationRecord
+from ritornello.store.errors import SchemaError
+
+SCHEMA_VERSION = 1
+
+# In InvocationRecord field order, so a row maps back with InvocationRecord(*row).
+INVOCATION_COLUMNS = (
+    "id",
+    "service",
+    "handler",
+    "key",
+    "handler_kind",
+    "status",
+    "deployment_id",
+    "seq",
+    "created_at",
+    "modified_at",
+    "attempt",
+    "journal_len",
+    "waiting",
+    "caller_id",
+    "caller_index",
+    "idempotency_key",
+    "result",
+    "last_error",
+    "next_at",
+    "version",
+)
+_WAITING = INVOCATION_COLUMNS.index("waiting")
+
+# `key` is NULL for services (no object key). SQLite unique indexes treat NULLs as distinct,
+# so the idempotency index normalises NULL to X'' (an empty BLOB: equal to no TEXT value, so
+# key None and key "" stay distinct, as in MemoryStore); find_idempotent queries the same
+# expression, which lets the planner use the index.
+DDL = """
+CREATE TABLE meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE invocations (
+    id TEXT PRIMARY KEY NOT NULL,
+    service TEXT NOT NULL,
+    handler TEXT NOT NULL,
+    key TEXT,
+    handler_kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    deployment_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    modified_at INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    journal_len INTEGER NOT NULL,
+    waiting TEXT NOT NULL,          -- comma-separated entry indexes, '' for none
+    caller_id TEXT,
+    caller_index INTEGER,
+    idempotency_key TEXT,
+    result TEXT,
+    last_error TEXT,
+    next_at INTEGER,
+    version INTEGER NOT NULL
+);
+CREATE INDEX invocations_seq ON invocations (seq);
+CREATE INDEX invocations_status ON invocations (status, seq);
+CREATE INDEX invocations_object ON invocations (service, key, seq);
+CREATE UNIQUE INDEX invocations_idempotency
+    ON invocations (service, handler, ifnull(key, X''), idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+CREATE TABLE journal (
+    invocation_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (invocation_id, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE completions (
+    invocation_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    completion TEXT NOT NULL,
+    PRIMARY KEY (invocation_id, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE state (
+    service TEXT NOT NULL,
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (service, key, name)
+) WITHOUT ROWID;
+
+CREATE TABLE timers (
+    invocation_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    fire_at INTEGER NOT NULL,
+    PRIMARY KEY (invocation_id, kind, idx)
+) WITHOUT ROWID;
+CREATE INDEX timers_fire_at ON timers (fire_at, invocation_id, kind, idx);
+
+CREATE TABLE deployments (
+    id TEXT PRIMARY KEY NOT NULL,
+    uri TEXT NOT NULL,
+    services TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+_COLS = ", ".join(INVOCATION_COLUMNS)
+
+# --- writes (writer thread) ---------------------------------------------------------------
+INSERT_INVOCATION = (
+    f"INSERT INTO invocations ({_COLS}) VALUES ({', '.join('?' * len(INVOCATION_COLUMNS))}) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+# Parameters: every column but id, then id and the expected version.
+UPDATE_INVOCATION = (
+    "UPDATE invocations SET "
+    + ", ".join(f"{c} = ?" for c in INVOCATION_COLUMNS[1:])
+    + " WHERE id = ? AND version = ?"
+)
+INSERT_ENTRY = "INSERT INTO journal (invocation_id, idx, entry) VALUES (?, ?, ?)"
+INSERT_COMPLETION = (
+    "INSERT OR IGNORE INTO completions (invocation_id, idx, completion) VALUES (?, ?, ?)"
+)
+SET_STATE = "INSERT OR REPLACE INTO state (service, key, name, value) VALUES (?, ?, ?, ?)"
+CLEAR_STATE = "DELETE FROM state WHERE service = ? AND key = ? AND name = ?"
+CLEAR_ALL_STATE = "DELETE FROM state WHERE service = ? AND key = ?"
+ADD_TIMER = "INSERT OR REPLACE INTO timers (invocation_id, kind, idx, fire_at) VALUES (?, ?, ?, ?)"
+REMOVE_TIMER = "DELETE FROM timers WHERE invocation_id = ? AND kind = ? AND idx = ?"
+PURGE = (
+    "DELETE FROM invocations WHERE id = ?",
+    "DELETE FROM journal WHERE invocation_id = ?",
+    "DELETE FROM completions WHERE invocation_id = ?",
+    "DELETE FROM timers WHERE invocation_id = ?",
+)
+PUT_DEPLOYMENT = (
+    "INSERT OR REPLACE INTO deployments (id, uri, services, created_at) VALUES (?,?,?,?)"
+)
+DELETE_DEPLOYMENT = "DELETE FROM deployments WHERE id = ?"
+
+# --- reads (reader thread) ----------------------------------------------------------------
+GET_INVOCATION = f"SELECT {_COLS} FROM invocations WHERE id = ?"
+GET_ENTRIES = "SELECT entry FROM journal WHERE invocation_id = ? ORDER BY idx"
+GET_COMPLETIONS = "SELECT completion FROM completions WHERE invocation_id = ? ORDER BY idx"
+GET_STATE = "SELECT name, value FROM state WHERE service = ? AND key = ? ORDER BY name"
+FIND_IDEMPOTENT = (
+    f"SELECT {_COLS} FROM invocations WHERE service = ? AND handler = ? "
+    "AND ifnull(key, X'') = ? AND idempotency_key = ?"
+)
+LIST_TIMERS = (
+    "SELECT fire_at, invocation_id, kind, idx FROM timers "
+    "ORDER BY fire_at, invocation_id, kind, idx"
+)
+MAX_SEQ = "SELECT ifnull(max(seq), 0) FROM invocations"
+LIST_DEPLOYMENTS = "SELECT id, uri, services, created_at FROM deployments ORDER BY created_at, id"
+
+
+def list_invocations_sql(n_statuses: int, service: bool, key: bool) -> str:
+    """The query for list_invocations; parameters: after_seq, *statuses, [service], [key],
+    limit."""
+    where = ["seq > ?"]
+    if n_statuses:
+        where.append(f"status IN ({', '.join('?' * n_statuses)})")
+    if service:
+        where.append("service = ?")
+    if key:
+        where.append("key = ?")
+    return f"SELECT {_COLS} FROM invocations WHERE {' AND '.join(where)} ORDER BY seq, id LIMIT ?"
+
+
+def invocation_row(r: InvocationRecord) -> tuple[object, ...]:
+    """``r`` as a row, in INVOCATION_COLUMNS order."""
+    return (
+        r.id,
+        r.service,
+        r.handler,
+        r.key,
+        r.handler_kind,
+        r.status,
+        r.deployment_id,
+        r.seq,
+        r.created_at,
+        r.modified_at,
+        r.attempt,
+        r.journal_len,
+        ",".join(map(str, r.waiting)),
+        r.caller_id,
+        r.caller_index,
+        r.idempotency_key,
+        r.result,
+        r.last_error,
+        r.next_at,
+        r.version,
+    )
+
+
+def invocation_record(row: tuple[object, ...]) -> InvocationRecord:
+    """The record of a row selected with INVOCATION_COLUMNS."""
+    values: list[Any] = list(row)
+    waiting = values[_WAITING]
+    values[_WAITING] = tuple(map(int, waiting.split(","))) if waiting else ()
+    return InvocationRecord(*values)
+
+
+def create_or_check(conn: sqlite3.Connection, path: str) -> None:
+    """Create the schema in an empty database, or check the version of an existing one, in
+    one ``BEGIN IMMEDIATE`` transaction on the writer connection (so two processes racing to
+    create it cannot both do so)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if check(conn, path, allow_empty=True):
+            for statement in DDL.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
+
+
+def check(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> bool:
+    """Check the schema version; True if the database is empty (and ``allow_empty``)."""
+    if not _has_table(conn, "meta"):
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if tables == 0 and allow_empty:
+            return True
+        if tables == 0:
+            raise SchemaError(f"{path} has no Ritornello schema (run `ritornello store init`)")
+        raise SchemaError(f"{path} is not a Ritornello database (it has no meta table)")
+    row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+    if row is None:
+        raise SchemaError(f"{path} has no schema_version in its meta table")
+    if row[0] != str(SCHEMA_VERSION):
+        raise SchemaError(
+            f"{path} has schema version {row[0]}; this Ritornello reads and writes version "
+            f"{SCHEMA_VERSION} only (use a matching Ritornello, or migrate the database)"
+        )
+    return False

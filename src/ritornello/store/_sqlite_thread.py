@@ -1,0 +1,229 @@
+"""One thread owning one sqlite3 connection, fed by a queue of jobs; the writer's group commit.
+
+The event loop never touches a connection: it puts ``(fn, arg, future)`` on the thread's queue
+and awaits the future. The thread takes everything queued (up to ``batch_limit`` jobs), runs
+the batch, and settles all of its futures with a single ``loop.call_soon_threadsafe``.
+
+Writer (``transactional=True``), one batch = one transaction::
+
+    BEGIN IMMEDIATE
+      SAVEPOINT unit; job 1; RELEASE unit
+      SAVEPOINT unit; job 2 -> ConflictError; ROLLBACK TO unit; RELEASE unit   (job 2 alone fails)
+      ...
+    COMMIT                 <- one fsync (synchronous=FULL) makes the whole batch durable
+    settle futures         <- only now does any commit() of the batch return
+
+A SQLite error outside a job's own conditions (I/O error, disk full, a failed COMMIT) rolls the
+whole transaction back and fails every job of the batch with ``StoreError``: a batch is written
+entirely or not at all, and no caller is told "committed" before COMMIT returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ritornello.store.errors import ConflictError, StoreError
+
+JobFn = Callable[[sqlite3.Cursor, Any], Any]
+# (fn, arg, future); fn None is the stop request (its future settles once the thread is done)
+Job = tuple[JobFn | None, Any, "asyncio.Future[Any]"]
+# (future, succeeded, result or exception)
+_Result = tuple["asyncio.Future[Any]", bool, Any]
+
+# Errors a job's own arguments cause (bad types, out-of-range ints): they fail that job only.
+# (A job maps the constraint failures that are conflicts to ConflictError itself.)
+_JOB_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.ProgrammingError,
+    sqlite3.InterfaceError,
+    sqlite3.DataError,
+    TypeError,
+    ValueError,
+    OverflowError,
+)
+
+
+def _settle(results: list[_Result]) -> None:
+    for future, ok, value in results:
+        if future.done():  # the caller was cancelled; the job ran anyway
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _post(results: list[_Result]) -> None:
+    """Settle ``results`` on their event loops: one call_soon_threadsafe per loop."""
+    if not results:
+        return
+    loop = results[0][0].get_loop()
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Result]] | None = None
+    for result in results:
+        if result[0].get_loop() is not loop:
+            by_loop = {}
+            for r in results:
+                by_loop.setdefault(r[0].get_loop(), []).append(r)
+            break
+    for target_loop, batch in by_loop.items() if by_loop else ((loop, results),):
+        try:
+            target_loop.call_soon_threadsafe(_settle, batch)
+        except RuntimeError:  # that loop is closed: nobody is waiting any more
+            pass
+
+
+def _store_error(e: BaseException) -> StoreError:
+    error = StoreError(f"store I/O failed, nothing of this batch was written: {e}")
+    error.__cause__ = e
+    return error
+
+
+class ConnectionThread:
+    """A daemon thread with its own connection. ``connect`` runs on the thread."""
+
+    def __init__(
+        self,
+        name: str,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        transactional: bool,
+        batch_limit: int,
+    ) -> None:
+        self._connect = connect
+        self._transactional = transactional
+        self._batch_limit = batch_limit
+        self._queue: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._ready: asyncio.Future[None] | None = None
+        self._failed = False
+        self._failing = threading.Lock()
+        #: committed transactions (writer) or batches run (reader)
+        self.batches = 0
+
+    def start(self) -> asyncio.Future[None]:
+        """Start the thread; the future settles once the connection is open (or failed)."""
+        self._ready = asyncio.get_running_loop().create_future()
+        self._thread.start()
+        return self._ready
+
+    def submit(self, fn: JobFn, arg: Any, future: asyncio.Future[Any]) -> None:
+        self._queue.put((fn, arg, future))
+
+    def stop(self) -> asyncio.Future[None]:
+        """Ask the thread to finish the jobs already queued, close its connection and exit."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._failing:
+            if self._failed or not self._thread.is_alive():
+                future.set_result(None)
+            else:
+                self._queue.put((None, None, future))
+        return future
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _run(self) -> None:
+        assert self._ready is not None
+        try:
+            conn = self._connect()
+        except BaseException as e:
+            if not isinstance(e, StoreError):
+                error = StoreError(f"cannot open the database: {e}")
+                error.__cause__ = e
+                e = error
+            with self._failing:  # a stop() is either queued already or sees _failed
+                self._failed = True
+                results: list[_Result] = [(self._ready, False, e)]
+                while True:
+                    try:
+                        job = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    results.append((job[2], job[0] is None, None if job[0] is None else e))
+            _post(results)
+            return
+        _post([(self._ready, True, None)])
+        stop: asyncio.Future[Any] | None = None
+        try:
+            cursor = conn.cursor()
+            get, get_nowait, limit = self._queue.get, self._queue.get_nowait, self._batch_limit
+            while stop is None:
+                batch = [get()]
+                while len(batch) < limit:
+                    try:
+                        batch.append(get_nowait())
+                    except queue.Empty:
+                        break
+                for i, job in enumerate(batch):
+                    if job[0] is None:
+                        stop = job[2]
+                        del batch[i:]  # nothing is queued after a stop request
+                        break
+                if batch:
+                    if self._transactional:
+                        _post(self._run_transaction(conn, cursor, batch))
+                    else:
+                        _post(self._run_reads(conn, cursor, batch))
+        finally:
+            conn.close()
+            if stop is not None:
+                _post([(stop, True, None)])
+
+    def _run_transaction(
+        self, conn: sqlite3.Connection, cur: sqlite3.Cursor, batch: list[Job]
+    ) -> list[_Result]:
+        results: list[_Result] = []
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            for fn, arg, future in batch:
+                assert fn is not None
+                cur.execute("SAVEPOINT unit")
+                try:
+                    value = fn(cur, arg)
+                except ConflictError as e:
+                    cur.execute("ROLLBACK TO unit")
+                    cur.execute("RELEASE unit")
+                    results.append((future, False, e))
+                except _JOB_ERRORS as e:
+                    cur.execute("ROLLBACK TO unit")
+                    cur.execute("RELEASE unit")
+                    error = StoreError(f"cannot store this unit: {e}")
+                    error.__cause__ = e
+                    results.append((future, False, error))
+                else:
+                    cur.execute("RELEASE unit")
+                    results.append((future, True, value))
+            cur.execute("COMMIT")
+        except Exception as e:
+            if conn.in_transaction:
+                try:
+                    conn.rollback()
+                except sqlite3.Error:
+                    pass
+            return [(job[2], False, _store_error(e)) for job in batch]
+        self.batches += 1
+        return results
+
+    def _run_reads(
+        self, conn: sqlite3.Connection, cur: sqlite3.Cursor, batch: list[Job]
+    ) -> list[_Result]:
+        results: list[_Result] = []
+        for fn, arg, future in batch:
+            assert fn is not None
+            try:
+                results.append((future, True, fn(cur, arg)))
+            except sqlite3.Error as e:
+                if conn.in_transaction:
+                    conn.rollback()
+                error = StoreError(f"store read failed: {e}")
+                error.__cause__ = e
+                results.append((future, False, error))
+            except Exception as e:
+                results.append((future, False, e))
+        self.batches += 1
+        return results

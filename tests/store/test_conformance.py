@@ -1,0 +1,478 @@
+"""The store conformance suite: every backend must pass every test here, unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ritornello.store import (
+    CommitUnit,
+    ConflictError,
+    DeploymentRecord,
+    InvocationWrite,
+    Store,
+    StoreClosedError,
+    StoreError,
+    TimerRecord,
+)
+
+from .conftest import BACKENDS, inv, make_store
+
+Run = Callable[[Awaitable[Any]], Any]
+
+
+def bump(record: Any, **changes: Any) -> InvocationWrite:
+    """An update of ``record`` to its next version."""
+    new = dataclasses.replace(record, version=record.version + 1, **changes)
+    return InvocationWrite(new, expect_version=record.version)
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_use_before_open_and_after_close(backend: str, tmp_path: Path, run: Run) -> None:
+    store = make_store(backend, tmp_path)
+    with pytest.raises(StoreError):
+        run(store.get_invocation("x"))
+    run(store.open())
+    run(store.close())
+    run(store.close())  # idempotent
+    with pytest.raises(StoreClosedError):
+        run(store.commit(CommitUnit(entries=[("x", 0, "{}")])))
+    with pytest.raises(StoreClosedError):
+        run(store.get_invocation("x"))
+    with pytest.raises(StoreClosedError):
+        run(store.put_deployment(DeploymentRecord("dp", "http://x", "[]", 1)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_async_with(backend: str, tmp_path: Path, run: Run) -> None:
+    async def body() -> None:
+        async with make_store(backend, tmp_path) as store:
+            await store.commit(CommitUnit(invocations=[InvocationWrite(inv())]))
+            assert await store.get_invocation("inv_1") == inv()
+        with pytest.raises(StoreClosedError):
+            await store.get_invocation("inv_1")
+
+    run(body())
+
+
+# --- invocations -----------------------------------------------------------------------------
+
+
+def test_invocation_round_trip(store: Store, run: Run) -> None:
+    full = inv(
+        "inv_ü",
+        key=None,
+        attempt=3,
+        journal_len=7,
+        waiting=(2, 5, 11),
+        caller_id="inv_parent",
+        caller_index=4,
+        idempotency_key="idem",
+        result='{"value": "é"}',
+        last_error="boom",
+        next_at=1_700_000_005_000,
+        version=1,
+    )
+    bare = inv("inv_2", key="", waiting=())
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(full), InvocationWrite(bare)])))
+    assert run(store.get_invocation("inv_ü")) == full
+    assert run(store.get_invocation("inv_2")) == bare
+    assert run(store.get_invocation("missing")) is None
+
+
+def test_insert_of_existing_id_is_ignored(store: Store, run: Run) -> None:
+    first = inv(status="running")
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(first)])))
+    again = CommitUnit(
+        invocations=[InvocationWrite(inv(status="completed"))], entries=[("inv_1", 0, "{}")]
+    )
+    run(store.commit(again))  # no conflict: the first write stands, the rest of the unit applies
+    assert run(store.get_invocation("inv_1")) == first
+    assert run(store.get_journal("inv_1")) == (["{}"], [])
+
+
+def test_conditional_update(store: Store, run: Run) -> None:
+    v1 = inv()
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(v1)])))
+    write = bump(v1, status="suspended", waiting=(3,), journal_len=4, modified_at=5)
+    run(store.commit(CommitUnit(invocations=[write])))
+    assert run(store.get_invocation("inv_1")) == write.record
+    # stale: still expecting version 1
+    stale = CommitUnit(
+        invocations=[bump(v1, status="completed")],
+        entries=[("inv_1", 1, "{}")],
+        completions=[("inv_1", 1, "{}")],
+        state=[("Counter", "alice", "n", "1")],
+        timers_add=[TimerRecord(10, "inv_1", "sleep", 1)],
+    )
+    with pytest.raises(ConflictError):
+        run(store.commit(stale))
+    assert run(store.get_invocation("inv_1")) == write.record
+    assert run(store.get_journal("inv_1")) == ([], [])
+    assert run(store.get_state("Counter", "alice")) == {}
+    assert run(store.list_timers()) == []
+
+
+def test_update_of_missing_invocation_conflicts(store: Store, run: Run) -> None:
+    unit = CommitUnit(invocations=[bump(inv())], entries=[("inv_1", 0, "{}")])
+    with pytest.raises(ConflictError):
+        run(store.commit(unit))
+    assert run(store.get_invocation("inv_1")) is None
+    assert run(store.get_journal("inv_1")) == ([], [])
+
+
+def test_later_write_in_a_unit_sees_earlier_one(store: Store, run: Run) -> None:
+    v1 = inv()
+    v2 = bump(v1, status="completed")
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(v1), v2])))
+    assert run(store.get_invocation("inv_1")) == v2.record
+
+
+def test_malformed_units_raise_value_error(store: Store, run: Run) -> None:
+    v1 = inv()
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(v1)])))
+    wrong_version = InvocationWrite(dataclasses.replace(v1, version=5), expect_version=1)
+    with pytest.raises(ValueError):
+        run(store.commit(CommitUnit(invocations=[wrong_version])))
+    with pytest.raises(ValueError):
+        run(store.commit(CommitUnit(state=[("Counter", "alice", None, "1")])))
+    assert run(store.get_invocation("inv_1")) == v1
+
+
+# --- idempotency -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [None, "", "alice"])
+def test_idempotency_key_is_unique_per_target(store: Store, run: Run, key: str | None) -> None:
+    first = inv("inv_a", key=key, idempotency_key="ik", seq=1)
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(first)])))
+    assert run(store.find_idempotent("Counter", "add", key, "ik")) == first
+    assert run(store.find_idempotent("Counter", "add", key, "other")) is None
+    assert run(store.find_idempotent("Counter", "sub", key, "ik")) is None
+    other_key = "bob" if key is not None else ""
+    assert run(store.find_idempotent("Counter", "add", other_key, "ik")) is None
+    dup = CommitUnit(
+        invocations=[InvocationWrite(inv("inv_b", key=key, idempotency_key="ik", seq=2))],
+        entries=[("inv_b", 0, "{}")],
+    )
+    with pytest.raises(ConflictError):
+        run(store.commit(dup))
+    assert run(store.get_invocation("inv_b")) is None
+    assert run(store.get_journal("inv_b")) == ([], [])
+    # the same key on another target, or no key at all, is fine
+    run(
+        store.commit(
+            CommitUnit(
+                invocations=[
+                    InvocationWrite(inv("inv_c", key=key, handler="sub", idempotency_key="ik")),
+                    InvocationWrite(inv("inv_d", key=other_key, idempotency_key="ik")),
+                    InvocationWrite(inv("inv_e", key=key)),
+                    InvocationWrite(inv("inv_f", key=key)),
+                ]
+            )
+        )
+    )
+    found = run(store.find_idempotent("Counter", "add", other_key, "ik"))
+    assert found is not None and found.id == "inv_d"
+
+
+def test_none_and_empty_key_are_distinct(store: Store, run: Run) -> None:
+    a = inv("inv_a", key=None, idempotency_key="ik", service="Greeter")
+    b = inv("inv_b", key="", idempotency_key="ik", service="Greeter")
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(a), InvocationWrite(b)])))
+    assert run(store.find_idempotent("Greeter", "add", None, "ik")) == a
+    assert run(store.find_idempotent("Greeter", "add", "", "ik")) == b
+
+
+def test_update_onto_a_taken_idempotency_key_conflicts(store: Store, run: Run) -> None:
+    a = inv("inv_a", idempotency_key="ik1")
+    b = inv("inv_b", idempotency_key="ik2")
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(a), InvocationWrite(b)])))
+    with pytest.raises(ConflictError):
+        run(store.commit(CommitUnit(invocations=[bump(b, idempotency_key="ik1")])))
+    # moving to a free key frees the old one
+    run(store.commit(CommitUnit(invocations=[bump(b, idempotency_key="ik3")])))
+    assert run(store.find_idempotent("Counter", "add", "alice", "ik2")) is None
+    found = run(store.find_idempotent("Counter", "add", "alice", "ik3"))
+    assert found is not None and found.id == "inv_b"
+
+
+# --- journal and completions -----------------------------------------------------------------
+
+
+def test_journal_is_append_only_and_ordered(store: Store, run: Run) -> None:
+    run(store.commit(CommitUnit(entries=[("inv_1", 2, '"c"'), ("inv_1", 0, '"a"')])))
+    run(store.commit(CommitUnit(entries=[("inv_1", 1, '"b"'), ("inv_2", 0, '"x"')])))
+    assert run(store.get_journal("inv_1")) == (['"a"', '"b"', '"c"'], [])
+    rewrite = CommitUnit(
+        invocations=[InvocationWrite(inv("inv_3"))],
+        entries=[("inv_1", 3, '"d"'), ("inv_1", 1, '"B"')],
+        state=[("Counter", "alice", "n", "1")],
+    )
+    with pytest.raises(ConflictError):
+        run(store.commit(rewrite))
+    assert run(store.get_journal("inv_1")) == (['"a"', '"b"', '"c"'], [])
+    assert run(store.get_invocation("inv_3")) is None
+    assert run(store.get_state("Counter", "alice")) == {}
+    assert run(store.get_journal("nobody")) == ([], [])
+
+
+def test_completions_first_writer_wins(store: Store, run: Run) -> None:
+    run(store.commit(CommitUnit(completions=[("inv_1", 3, '{"index":3,"value":1}')])))
+    run(
+        store.commit(
+            CommitUnit(
+                completions=[
+                    ("inv_1", 3, '{"index":3,"value":2}'),
+                    ("inv_1", 1, '{"index":1,"value":"x"}'),
+                    ("inv_1", 1, '{"index":1,"value":"y"}'),
+                ],
+                entries=[("inv_1", 0, "{}")],
+            )
+        )
+    )
+    entries, completions = run(store.get_journal("inv_1"))
+    assert entries == ["{}"]
+    assert completions == ['{"index":1,"value":"x"}', '{"index":3,"value":1}']
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+def test_state_set_clear_and_clear_all(store: Store, run: Run) -> None:
+    run(
+        store.commit(
+            CommitUnit(
+                state=[
+                    ("Counter", "alice", "count", "1"),
+                    ("Counter", "alice", "name", '"Alice"'),
+                    ("Counter", "bob", "count", "7"),
+                    ("Other", "alice", "count", "9"),
+                ]
+            )
+        )
+    )
+    assert run(store.get_state("Counter", "alice")) == {"count": "1", "name": '"Alice"'}
+    run(
+        store.commit(
+            CommitUnit(
+                state=[("Counter", "alice", "count", "2"), ("Counter", "alice", "name", None)]
+            )
+        )
+    )
+    assert run(store.get_state("Counter", "alice")) == {"count": "2"}
+    # applied in list order: clear-all then set leaves only the set
+    run(
+        store.commit(
+            CommitUnit(
+                state=[
+                    ("Counter", "alice", "a", "1"),
+                    ("Counter", "alice", None, None),
+                    ("Counter", "alice", "b", "2"),
+                    ("Counter", "alice", "missing", None),
+                ]
+            )
+        )
+    )
+    assert run(store.get_state("Counter", "alice")) == {"b": "2"}
+    assert run(store.get_state("Counter", "bob")) == {"count": "7"}
+    assert run(store.get_state("Other", "alice")) == {"count": "9"}
+    assert run(store.get_state("Counter", "nobody")) == {}
+
+
+# --- timers ----------------------------------------------------------------------------------
+
+
+def test_timers_order_replace_and_remove(store: Store, run: Run) -> None:
+    t1 = TimerRecord(300, "inv_1", "sleep", 2)
+    t2 = TimerRecord(100, "inv_2", "retry", 0)
+    t3 = TimerRecord(200, "inv_3", "start", 0)
+    t4 = TimerRecord(100, "inv_1", "sleep", 5)
+    run(store.commit(CommitUnit(timers_add=[t1, t2, t3, t4])))
+    assert run(store.list_timers()) == [t4, t2, t3, t1]
+    # same (invocation, kind, index): replaced with the new fire_at
+    moved = TimerRecord(50, "inv_1", "sleep", 2)
+    run(store.commit(CommitUnit(timers_add=[moved])))
+    assert run(store.list_timers()) == [moved, t4, t2, t3]
+    # removal ignores fire_at and missing timers
+    gone = [TimerRecord(0, "inv_2", "retry", 0), TimerRecord(0, "inv_9", "sleep", 1)]
+    run(store.commit(CommitUnit(timers_remove=gone)))
+    assert run(store.list_timers()) == [moved, t4, t3]
+    # remove then add the same timer in one unit: the new one stays (removes apply first)
+    again = TimerRecord(400, "inv_3", "start", 0)
+    run(store.commit(CommitUnit(timers_remove=[t3], timers_add=[again])))
+    assert run(store.list_timers()) == [moved, t4, again]
+
+
+# --- listing ---------------------------------------------------------------------------------
+
+
+def _populate(store: Store, run: Run) -> None:
+    records = [
+        inv(f"inv_{i:02}", seq=i, status=status, service=service, key=key)
+        for i, (status, service, key) in enumerate(
+            [
+                ("running", "Counter", "alice"),
+                ("suspended", "Counter", "bob"),
+                ("completed", "Greeter", None),
+                ("pending", "Counter", "alice"),
+                ("running", "Greeter", None),
+                ("backing-off", "Counter", "alice"),
+                ("completed", "Counter", "bob"),
+                ("killed", "Greeter", None),
+            ],
+            start=1,
+        )
+    ]
+    # written out of order: listing orders by seq
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(r) for r in reversed(records)])))
+
+
+def _ids(records: list[Any]) -> list[str]:
+    return [r.id for r in records]
+
+
+def test_list_invocations_filters(store: Store, run: Run) -> None:
+    _populate(store, run)
+    assert _ids(run(store.list_invocations())) == [f"inv_{i:02}" for i in range(1, 9)]
+    running = run(store.list_invocations(statuses=["running", "suspended"]))
+    assert _ids(running) == ["inv_01", "inv_02", "inv_05"]
+    assert _ids(run(store.list_invocations(statuses=[]))) == []
+    assert _ids(run(store.list_invocations(service="Greeter"))) == ["inv_03", "inv_05", "inv_08"]
+    alice = run(store.list_invocations(service="Counter", key="alice"))
+    assert _ids(alice) == ["inv_01", "inv_04", "inv_06"]
+    alice_active = run(
+        store.list_invocations(service="Counter", key="alice", statuses=("pending", "running"))
+    )
+    assert _ids(alice_active) == ["inv_01", "inv_04"]
+    assert _ids(run(store.list_invocations(key="bob"))) == ["inv_02", "inv_07"]
+    assert run(store.list_invocations(service="Nobody")) == []
+    assert run(store.list_invocations(limit=0)) == []
+
+
+def test_list_invocations_cursor_paging(store: Store, run: Run) -> None:
+    _populate(store, run)
+    seen: list[str] = []
+    cursor = -1
+    while True:
+        page = run(store.list_invocations(after_seq=cursor, limit=3))
+        if not page:
+            break
+        assert len(page) <= 3
+        seen.extend(_ids(page))
+        cursor = page[-1].seq
+    assert seen == [f"inv_{i:02}" for i in range(1, 9)]
+    page = run(store.list_invocations(statuses=["completed", "killed"], after_seq=3, limit=1))
+    assert _ids(page) == ["inv_07"]
+
+
+def test_max_seq(store: Store, run: Run) -> None:
+    assert run(store.max_seq()) == 0
+    _populate(store, run)
+    assert run(store.max_seq()) == 8
+
+
+# --- purge -----------------------------------------------------------------------------------
+
+
+def test_purge_removes_an_invocation_and_what_hangs_off_it(store: Store, run: Run) -> None:
+    target = inv("inv_1", idempotency_key="ik")
+    keep = inv("inv_2", seq=2)
+    run(
+        store.commit(
+            CommitUnit(
+                invocations=[InvocationWrite(target), InvocationWrite(keep)],
+                entries=[("inv_1", 0, "{}"), ("inv_1", 1, "{}"), ("inv_2", 0, "{}")],
+                completions=[("inv_1", 1, "{}")],
+                state=[("Counter", "alice", "n", "1")],
+                timers_add=[TimerRecord(5, "inv_1", "sleep", 1), TimerRecord(6, "inv_2", "retry")],
+            )
+        )
+    )
+    run(store.commit(CommitUnit(purge=["inv_1", "inv_never"])))
+    assert run(store.get_invocation("inv_1")) is None
+    assert run(store.get_journal("inv_1")) == ([], [])
+    assert run(store.list_timers()) == [TimerRecord(6, "inv_2", "retry")]
+    assert run(store.find_idempotent("Counter", "add", "alice", "ik")) is None
+    assert run(store.get_state("Counter", "alice")) == {"n": "1"}  # object state stays
+    assert run(store.get_invocation("inv_2")) == keep
+    # the idempotency key is free again
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(inv("inv_3", idempotency_key="ik"))])))
+
+
+# --- deployments -----------------------------------------------------------------------------
+
+
+def test_deployments_crud(store: Store, run: Run) -> None:
+    assert run(store.list_deployments()) == []
+    b = DeploymentRecord("dp_b", "http://b", '[{"name": "Greeter"}]', 2000)
+    a = DeploymentRecord("dp_a", "arn:aws:lambda:eu-west-1:1:function:f", "[]", 1000)
+    run(store.put_deployment(b))
+    run(store.put_deployment(a))
+    assert run(store.list_deployments()) == [a, b]
+    b2 = dataclasses.replace(b, uri="http://b2")
+    run(store.put_deployment(b2))
+    assert run(store.list_deployments()) == [a, b2]
+    assert run(store.delete_deployment("dp_a")) is True
+    assert run(store.delete_deployment("dp_a")) is False
+    assert run(store.list_deployments()) == [b2]
+
+
+# --- concurrency -----------------------------------------------------------------------------
+
+
+def test_a_conflicting_unit_does_not_affect_its_siblings(store: Store, run: Run) -> None:
+    """200 concurrent commits, every 10th designed to conflict (a stale version, an entry
+    already written, a taken idempotency key): exactly those fail, all others land whole."""
+    base = inv("inv_base", idempotency_key="taken", seq=0)
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(base)], entries=[("base", 0, "{}")])))
+
+    def unit(i: int) -> CommitUnit:
+        own = f"inv_{i:03}"
+        parts = CommitUnit(
+            invocations=[InvocationWrite(inv(own, seq=i + 1, key=f"k{i}"))],
+            entries=[(own, 0, f'"{i}"'), (own, 1, "{}")],
+            completions=[(own, 1, f'"{i}"')],
+            state=[("Counter", f"k{i}", "n", str(i))],
+            timers_add=[TimerRecord(i, own, "sleep", 1)],
+        )
+        if i % 30 == 0:
+            stale = dataclasses.replace(base, version=8)
+            parts.invocations.append(InvocationWrite(stale, expect_version=7))
+        elif i % 30 == 10:
+            parts.entries.append(("base", 0, "{}"))
+        elif i % 30 == 20:
+            parts.invocations.append(
+                InvocationWrite(inv(f"inv_dup{i}", idempotency_key="taken", seq=0))
+            )
+        return parts
+
+    async def commit(i: int) -> bool:
+        try:
+            await store.commit(unit(i))
+        except ConflictError:
+            return False
+        return True
+
+    async def body() -> list[bool]:
+        return await asyncio.gather(*(commit(i) for i in range(200)))
+
+    outcomes = run(body())
+    assert [i for i, ok in enumerate(outcomes) if not ok] == [i for i in range(200) if i % 10 == 0]
+    for i, ok in enumerate(outcomes):
+        own = f"inv_{i:03}"
+        present = run(store.get_invocation(own)) is not None
+        assert present is ok
+        assert run(store.get_journal(own)) == (([f'"{i}"', "{}"], [f'"{i}"']) if ok else ([], []))
+        assert run(store.get_state("Counter", f"k{i}")) == ({"n": str(i)} if ok else {})
+    assert len(run(store.list_timers())) == 180
+    assert run(store.get_invocation("inv_base")) == base
+    assert run(store.get_journal("base")) == (["{}"], [])
