@@ -113,12 +113,22 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path: Path) -> None:
             http("POST", f"{orch.ingress}/restate/send/Worker/s{i}/work", 4)[1]["invocationId"]
             for i in range(5)
         ]
-        time.sleep(0.3)
-        assert orch.terminate() == 0, orch.output()
+        with ThreadPoolExecutor(1) as pool:
+            # A call still waiting for its result when SIGTERM arrives answers 503 at once,
+            # with the invocation id to attach to after the restart.
+            pending = pool.submit(http, "POST", f"{orch.ingress}/restate/call/Worker/long/work", 9)
+            time.sleep(0.3)
+            started = time.monotonic()
+            assert orch.terminate() == 0, orch.output()
+            assert time.monotonic() - started < 5
+            status, body, headers = pending.result()
+        assert status == 503 and "shutting down" in body["message"], body
+        ids.append(headers["x-restate-id"])
         orch.start()
         for inv_id in ids:
             status, body, _ = http("GET", f"{orch.ingress}/restate/attach/{inv_id}", timeout=60)
-            assert (status, body) == (200, {"total": 6, "progress": 4})
+            steps = 9 if inv_id == ids[-1] else 4
+            assert (status, body) == (200, {"total": sum(range(steps)), "progress": steps})
     finally:
         orch.kill9()
         endpoint.terminate()

@@ -100,7 +100,8 @@ async def run_orchestrator(
         await stop.wait()
         log.info("shutting down")
         for s in servers:
-            s.should_exit = True
+            s.should_exit = True  # stop accepting
+        await engine.stop()  # in-flight calls answer 503 with their invocation id
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await engine.stop()

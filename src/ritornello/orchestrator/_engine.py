@@ -154,16 +154,24 @@ class Engine:
     async def stop(self) -> None:
         """Stop driving. Whatever was running stays 'running' in the store and is re-driven at
         the next start; nothing is lost because nothing is acknowledged before its commit."""
+        if self._closing:
+            return
         self._closing = True
         await self._timers.stop()
         tasks = list(self._drivers.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for waiters in self._waiters.values():
+        for inv_id, waiters in self._waiters.items():
             for fut in waiters:
                 if not fut.done():
-                    fut.cancel()
+                    fut.set_exception(
+                        EngineError(
+                            f"the orchestrator is shutting down; invocation {inv_id} goes on "
+                            f"after restart: GET /restate/attach/{inv_id}",
+                            503,
+                        )
+                    )
         for invoker in self.registry.invokers.values():
             await invoker.close()
 

@@ -33,10 +33,11 @@ _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 class HttpError(Exception):
     """An ingress answer other than success."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, invocation_id: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.invocation_id = invocation_id
 
 
 def parse_delay(raw: str) -> int:
@@ -88,6 +89,7 @@ class IngressApp:
             status, body, inv_id = await self._route(scope, receive)
         except HttpError as exc:
             status, body = exc.status, dumpb({"message": exc.message})
+            inv_id = exc.invocation_id
         except EngineError as exc:
             status, body = exc.status, dumpb({"message": str(exc)})
         except StoreError as exc:
@@ -177,7 +179,11 @@ class IngressApp:
         if one_way:
             status = "Accepted" if created else "PreviouslyAccepted"
             return 202, dumpb({"invocationId": rec.id, "status": status}), rec.id
-        return self._answer(await self.engine.wait_result(rec.id), rec.id)
+        try:
+            result = await self.engine.wait_result(rec.id)
+        except EngineError as exc:
+            raise HttpError(exc.status, str(exc), rec.id) from None
+        return self._answer(result, rec.id)
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
         length = headers.get(b"content-length")
