@@ -184,7 +184,8 @@ class Engine:
         except InvokerError as exc:
             raise EngineError(str(exc), 400) from None
         try:
-            discovery = await asyncio.wait_for(invoker.discover(), 30)
+            async with asyncio.timeout(30):
+                discovery = await invoker.discover()
         except (InvokerError, ProtocolError, TimeoutError, ValueError) as exc:
             await invoker.close()
             raise EngineError(f"discovery at {uri} failed: {exc}", 502) from None
@@ -495,9 +496,8 @@ class Engine:
             )
         ).encode()
         try:
-            raw = await asyncio.wait_for(
-                invoker.invoke(rec.service, rec.handler, body), self.attempt_timeout_s
-            )
+            async with asyncio.timeout(self.attempt_timeout_s):  # cancellation-safe, unlike
+                raw = await invoker.invoke(rec.service, rec.handler, body)  # wait_for on 3.11
         except TimeoutError:
             return f"transport: attempt timed out after {self.attempt_timeout_s:g} s"
         except InvokerError as exc:

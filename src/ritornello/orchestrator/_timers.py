@@ -97,5 +97,10 @@ class TimerQueue:
             if self._heap:
                 wait = min(wait, max(0.0, (self._heap[0][0] - now) / 1000))
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait)
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that races
+            # with the event being set, and stop() would then wait forever.
+            alarm = asyncio.get_running_loop().call_later(wait, self._changed.set)
+            try:
+                await self._changed.wait()
+            finally:
+                alarm.cancel()
