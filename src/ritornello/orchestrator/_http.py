@@ -1,0 +1,481 @@
+"""A minimal HTTP/1.1 client for the orchestrator's hot path: an asyncio.Protocol keep-alive pool.
+
+One ``HttpPool`` talks to one origin (scheme, host, port). Responses are parsed by httptools
+(llhttp, C). Per request: one bytes join for the request, one future, one coroutine; no locks.
+
+Connection reuse is LIFO (the most recently used socket is the warmest). At most ``limit``
+connections exist, counting those being opened; callers beyond that queue in FIFO order. Idle
+connections are closed after ``idle_timeout`` by a single timer for the whole pool.
+
+A request that fails on a *reused* connection before any byte of an answer arrived (the server
+closed the idle socket: EOF or reset) is sent once more on a fresh connection. A request is never
+re-sent once answer bytes were received. Cancelling a request closes its connection, so a late
+answer can never be read by the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as _ssl
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+import httptools
+
+__all__ = ["HttpClientError", "HttpPool"]
+
+_Response = tuple[int, dict[str, str], bytes]
+_LARGE = 1 << 16  # bodies above this are written separately instead of copied into one buffer
+
+
+class HttpClientError(Exception):
+    """The server could not be reached, or the exchange broke before a full answer arrived."""
+
+
+class _Stale(Exception):
+    """The connection died before any answer byte arrived (retryable on a reused connection)."""
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection: feeds received bytes to httptools, resolves ``fut``."""
+
+    __slots__ = (
+        "body",
+        "dead",
+        "fut",
+        "got_bytes",
+        "headers",
+        "idle",
+        "idle_since",
+        "keep_alive",
+        "lost",
+        "parser",
+        "pool",
+        "transport",
+        "until_close",
+        "used",
+    )
+
+    def __init__(self, pool: HttpPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser: Any = httptools.HttpResponseParser(self)
+        self.fut: asyncio.Future[_Response] | None = None
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.got_bytes = False
+        self.until_close = False  # no Content-Length, not chunked: the body ends at EOF
+        self.keep_alive = False
+        self.dead = False  # connection lost, aborted or closed by us
+        self.idle = False  # sitting in the pool's idle list (the pool owns it)
+        self.idle_since = 0.0
+        self.used = 0  # requests sent on this connection
+        self.lost: asyncio.Future[None] | None = None  # made only by close() waiting for it
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        fut = self.fut
+        if fut is None or fut.done():
+            self.close(abort=True)  # unsolicited bytes: this connection can't be trusted
+            return
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except Exception as exc:  # HttpParserError, or HttpParserUpgrade (we never ask for one)
+            self.close(abort=True)
+            if not fut.done():
+                fut.set_exception(HttpClientError(f"malformed HTTP response: {exc!r}"))
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.dead = True
+        if self.lost is not None and not self.lost.done():
+            self.lost.set_result(None)
+        if self.idle:
+            self.pool._drop_idle(self)
+            return
+        fut = self.fut
+        if fut is None or fut.done():
+            return
+        if not self.got_bytes:
+            fut.set_exception(_Stale(exc))
+        elif self.until_close:
+            self.until_close = False
+            self.keep_alive = False
+            self._complete()
+        else:
+            reason = f": {exc!r}" if exc is not None else ""
+            fut.set_exception(HttpClientError(f"connection closed mid-response{reason}"))
+
+    # -- httptools callbacks
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        val = value.decode("latin-1")
+        headers = self.headers
+        if key in headers:
+            headers[key] += ", " + val
+        else:
+            headers[key] = val
+
+    def on_headers_complete(self) -> None:
+        headers = self.headers
+        status = self.parser.get_status_code()
+        self.until_close = (
+            "content-length" not in headers
+            and "transfer-encoding" not in headers
+            and status >= 200
+            and status != 204
+            and status != 304
+        )
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:  # interim answer: wait for the real one
+            self.headers = {}
+            self.body = []
+            return
+        self.until_close = False
+        self.keep_alive = self.parser.should_keep_alive()
+        self._complete()
+
+    def _complete(self) -> None:
+        fut = self.fut
+        if fut is None or fut.done():
+            return
+        body = self.body
+        data = body[0] if len(body) == 1 else b"".join(body)
+        self.body = []  # an idle connection holds no answer
+        fut.set_result((self.parser.get_status_code(), self.headers, data))
+
+    # -- used by the pool
+
+    def send(self, head: bytes, body: bytes | None) -> asyncio.Future[_Response]:
+        if self.dead or self.transport is None or self.transport.is_closing():
+            raise _Stale(None)
+        self.used += 1
+        self.headers = {}  # handed to the caller with the answer; body was emptied by _complete
+        self.got_bytes = False
+        self.until_close = False
+        self.keep_alive = False
+        fut: asyncio.Future[_Response] = self.pool._loop.create_future()
+        self.fut = fut
+        self.transport.write(head)
+        if body is not None:
+            self.transport.write(body)
+        return fut
+
+    def close(self, *, abort: bool = False) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        transport = self.transport
+        if transport is not None:
+            if abort:
+                transport.abort()
+            else:
+                transport.close()
+
+
+class HttpPool:
+    """Keep-alive HTTP/1.1 connections to one origin.
+
+    ``request`` returns ``(status, headers, body)``; header names are lower-cased. It raises
+    ``HttpClientError`` when the server can't be reached (refused, DNS, connect timeout) or the
+    connection breaks before a full answer arrived. There is no read timeout: bound a request by
+    cancelling it (``asyncio.wait_for``); a cancelled request's connection is closed.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        limit: int = 256,
+        connect_timeout: float = 5.0,
+        idle_timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
+        ssl: _ssl.SSLContext | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"unsupported URL scheme in {base_url!r} (expected http or https)")
+        if not parts.hostname:
+            raise ValueError(f"no host in {base_url!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(f"credentials in URLs are not supported: {base_url!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"base URL must not have a query or fragment: {base_url!r}")
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.base_url = base_url
+        self._host = parts.hostname
+        default_port = 443 if parts.scheme == "https" else 80
+        self._port = parts.port or default_port
+        self._ssl: _ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self._ssl = ssl if ssl is not None else _ssl.create_default_context()
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        if self._port != default_port:
+            host = f"{host}:{self._port}"
+        # Everything after the request target that does not change between requests.
+        self._fixed = f" HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1") + _encode_headers(
+            headers or {}
+        )
+        self._prefix = parts.path.rstrip("/")
+        self._methods: dict[str, bytes] = {}
+        self._limit = limit
+        self._connect_timeout = connect_timeout
+        self._idle_timeout = idle_timeout
+        self._idle: list[_Conn] = []  # LIFO; ordered by idle_since, oldest first
+        self._waiters: deque[asyncio.Future[_Conn | None]] = deque()
+        self._slots = 0  # connections open or being opened (<= limit)
+        self._conns: set[_Conn] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # bound on use
+
+    # -- public
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str] | None = None,
+    ) -> _Response:
+        """Send one request; ``path`` is appended to the base URL's path."""
+        if self._closed:
+            raise HttpClientError("the HTTP pool is closed")
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        verb = self._methods.get(method)
+        if verb is None:
+            verb = self._method(method)
+        target = (self._prefix + path).encode()
+        fixed = self._fixed
+        if headers:
+            fixed = fixed + _encode_headers(headers)
+        if body is None:
+            head = b"".join((verb, target, fixed, b"content-length: 0\r\n\r\n"))
+            tail = None
+        elif len(body) <= _LARGE:
+            head = b"".join((verb, target, fixed, b"content-length: %d\r\n\r\n" % len(body), body))
+            tail = None
+        else:  # don't copy a large body: write it after the head
+            head = b"".join((verb, target, fixed, b"content-length: %d\r\n\r\n" % len(body)))
+            tail = body
+
+        conn = await self._acquire()
+        retried = False
+        while True:
+            reused = conn.used > 0
+            try:
+                result = await conn.send(head, tail)
+            except _Stale as exc:
+                # Dead before any answer byte. On a reused connection the server most likely
+                # closed it while idle: once, try again on a fresh connection in the same slot.
+                conn.close(abort=True)
+                self._conns.discard(conn)
+                if retried or not reused or self._closed:
+                    self._free_slot()
+                    cause = exc.args[0] if exc.args else None
+                    raise HttpClientError(
+                        f"connection to {self._host}:{self._port} closed before an answer"
+                        + (f": {cause!r}" if cause is not None else "")
+                    ) from None
+                retried = True
+                conn = await self._open()
+                continue
+            except BaseException:
+                # Cancelled (timeout) or a broken answer: never reuse this connection.
+                conn.close(abort=True)
+                self._conns.discard(conn)
+                self._free_slot()
+                raise
+            break
+        # Reuse only if the server keeps it open and took the whole request (an early answer to
+        # a large upload may leave part of it unsent: that connection's framing is lost).
+        transport = conn.transport
+        if (
+            conn.keep_alive
+            and not conn.dead
+            and transport
+            and not transport.get_write_buffer_size()
+        ):
+            self._release(conn)
+        else:
+            conn.close()
+            self._conns.discard(conn)
+            self._free_slot()
+        return result
+
+    async def close(self) -> None:
+        """Close every connection (idle and busy) and fail queued requests. Idempotent."""
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_exception(HttpClientError("the HTTP pool is closed"))
+        self._idle.clear()
+        waits: list[asyncio.Future[None]] = []
+        for conn in list(self._conns):
+            conn.idle = False
+            if conn.transport is not None and conn.lost is None and not conn.dead:
+                conn.lost = asyncio.get_running_loop().create_future()
+                waits.append(conn.lost)
+            conn.close()
+        self._conns.clear()
+        self._slots = 0
+        if waits:
+            # Let connection_lost run so every socket is really closed when this returns.
+            await asyncio.wait(waits, timeout=1.0)
+
+    # -- internals
+
+    def _method(self, method: str) -> bytes:
+        if not method.isalpha() or not method.isupper():
+            raise ValueError(f"bad HTTP method {method!r}")
+        verb = method.encode("ascii") + b" "
+        self._methods[method] = verb
+        return verb
+
+    async def _acquire(self) -> _Conn:
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            conn.idle = False
+            if not conn.dead:
+                return conn
+            self._conns.discard(conn)
+            self._free_slot()
+        if self._slots < self._limit:
+            self._slots += 1
+            return await self._open()
+        waiter: asyncio.Future[_Conn | None] = self._loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            got = await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # Handed a connection or a slot just as we were cancelled: pass it on.
+                handed = waiter.result()
+                if handed is None:
+                    self._free_slot()
+                elif handed.dead:
+                    self._conns.discard(handed)
+                    self._free_slot()
+                else:
+                    self._release(handed)
+            raise
+        if got is None or got.dead:
+            if got is not None:
+                self._conns.discard(got)
+            return await self._open()  # the slot is ours
+        return got
+
+    async def _open(self) -> _Conn:
+        """Open a connection in a slot the caller already holds (freed again on failure)."""
+        try:
+            if self._closed:
+                raise HttpClientError("the HTTP pool is closed")
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    _, conn = await self._loop.create_connection(
+                        lambda: _Conn(self),
+                        self._host,
+                        self._port,
+                        ssl=self._ssl,
+                    )
+            except TimeoutError:
+                raise HttpClientError(
+                    f"connecting to {self._host}:{self._port} timed out after "
+                    f"{self._connect_timeout:g} s"
+                ) from None
+            except OSError as exc:
+                raise HttpClientError(
+                    f"cannot connect to {self._host}:{self._port}: {exc}"
+                ) from None
+            if self._closed:
+                conn.close()
+                raise HttpClientError("the HTTP pool is closed")
+        except BaseException:
+            self._free_slot()
+            raise
+        self._conns.add(conn)
+        return conn
+
+    def _release(self, conn: _Conn) -> None:
+        """A healthy connection whose answer was read: to a queued request, or idle."""
+        waiters = self._waiters
+        while waiters:
+            w = waiters.popleft()
+            if not w.done():
+                w.set_result(conn)
+                return
+        conn.fut = None
+        conn.idle = True
+        conn.idle_since = self._loop.time()
+        self._idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = self._loop.call_at(conn.idle_since + self._idle_timeout, self._sweep)
+
+    def _free_slot(self) -> None:
+        """A connection slot is no longer used: give it to a queued request, or shrink."""
+        waiters = self._waiters
+        while waiters:
+            w = waiters.popleft()
+            if not w.done():
+                w.set_result(None)
+                return
+        if self._slots > 0:
+            self._slots -= 1
+
+    def _drop_idle(self, conn: _Conn) -> None:
+        """An idle connection was closed by the server."""
+        conn.idle = False
+        try:
+            self._idle.remove(conn)
+        except ValueError:
+            return
+        self._conns.discard(conn)
+        self._free_slot()
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        idle = self._idle
+        cutoff = self._loop.time() - self._idle_timeout
+        n = 0
+        while n < len(idle) and idle[n].idle_since <= cutoff:
+            n += 1
+        if n:
+            old = idle[:n]
+            del idle[:n]
+            for conn in old:
+                conn.idle = False
+                conn.close()
+                self._conns.discard(conn)
+                self._free_slot()
+        if idle and not self._closed:
+            self._sweeper = self._loop.call_at(idle[0].idle_since + self._idle_timeout, self._sweep)
+
+
+def _encode_headers(headers: dict[str, str]) -> bytes:
+    lines = []
+    for name, value in headers.items():
+        if not name or any(c in name for c in ":\r\n\0 \t") or any(c in value for c in "\r\n\0"):
+            raise ValueError(f"invalid HTTP header {name!r}: {value!r}")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("latin-1")
