@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Annotated, Any
 
@@ -55,16 +56,7 @@ def serve(
     host: HostOpt = None,
 ) -> None:
     """Run the orchestrator: ingress, admin API and the engine."""
-    from ritornello.cli._serve import run_orchestrator
-
-    settings = _settings(
-        config_file=config,
-        store=store,
-        ingress_port=ingress_port,
-        admin_port=admin_port,
-        host=host,
-    )
-    _run(run_orchestrator(settings))
+    _serve(None, store, ingress_port, admin_port, config, host)
 
 
 @app.command()
@@ -77,7 +69,17 @@ def dev(
     host: HostOpt = None,
 ) -> None:
     """Orchestrator plus APP.py's endpoint in one process, registered as inproc://app."""
-    from ritornello.cli._app_loader import load_endpoint
+    _serve(app_path, store, ingress_port, admin_port, config, host)
+
+
+def _serve(
+    app_path: str | None,
+    store: str | None,
+    ingress_port: int | None,
+    admin_port: int | None,
+    config: str | None,
+    host: str | None,
+) -> None:
     from ritornello.cli._serve import run_orchestrator
 
     settings = _settings(
@@ -87,20 +89,19 @@ def dev(
         admin_port=admin_port,
         host=host,
     )
+    if app_path is None:
+        _run(run_orchestrator(settings))
+        return
+    from ritornello.cli._app_loader import load_endpoint
+
     endpoint = load_endpoint(app_path)
 
     async def register(engine: Engine) -> None:
         dep = await engine.register_deployment("inproc://app")
-        names = [s["name"] for s in __import__("json").loads(dep.services)["services"]]
+        names = [s["name"] for s in json.loads(dep.services)["services"]]
         typer.echo(f"serving {', '.join(names)} from {app_path} (deployment {dep.id})")
 
-    _run(
-        run_orchestrator(
-            settings,
-            inprocess={"app": endpoint.inprocess()},
-            on_started=register,
-        )
-    )
+    _run(run_orchestrator(settings, inprocess={"app": endpoint.inprocess()}, on_started=register))
 
 
 def main() -> None:
