@@ -132,3 +132,32 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     finally:
         orch.kill9()
         endpoint.terminate()
+
+
+@pytest.mark.timeout(120)
+def test_always_replay_endpoint_gives_the_same_results(tmp_path: Path) -> None:
+    """Every handler re-run from its journal at each step (RITORNELLO_ALWAYS_REPLAY=1 in the
+    endpoint's environment): same results, same state, each step's effect still journaled once."""
+    ledger = tmp_path / "ledger.txt"
+    endpoint = Endpoint(
+        tmp_path,
+        APPS,
+        "crashapp",
+        RITORNELLO_TEST_LEDGER=str(ledger),
+        RITORNELLO_ALWAYS_REPLAY="1",
+    ).start()
+    orch = Orchestrator(tmp_path).start()
+    try:
+        http("POST", f"{orch.admin}/deployments", {"uri": endpoint.uri})
+        status, body, headers = http(
+            "POST", f"{orch.ingress}/restate/call/Worker/replayed/work", 6, timeout=60
+        )
+        assert (status, body) == (200, {"total": 15, "progress": 6})
+        journal = _journal(orch, headers["x-restate-id"])
+        assert len(journal) > 6 * 3
+        lines = ledger.read_text().splitlines()
+        # 6 steps plus 6 callee steps, each executed exactly once despite the replays.
+        assert len(lines) == 12
+    finally:
+        orch.kill9()
+        endpoint.terminate()

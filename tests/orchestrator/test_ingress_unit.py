@@ -1,0 +1,52 @@
+"""Ingress helpers that need no server: delay parsing (property-based and by example)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ritornello.orchestrator import parse_delay
+from ritornello.orchestrator._ingress import HttpError
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("10s", 10_000),
+        ("500ms", 500),
+        ("1m30s", 90_000),
+        ("1h", 3_600_000),
+        ("2d", 172_800_000),
+        ("1m 30s", 90_000),
+        ("PT10S", 10_000),
+        ("pt0.5s", 500),
+        ("PT1H2M3S", 3_723_000),
+        ("P1D", 86_400_000),
+        ("P1DT1S", 86_401_000),
+    ],
+)
+def test_delays(text: str, ms: int) -> None:
+    assert parse_delay(text) == ms
+
+
+@pytest.mark.parametrize(
+    "text", ["", "soon", "10", "s10", "10x", "-5s", "PT", "P", "PTS", "10s junk", "1.5.2s"]
+)
+def test_invalid_delays_are_400(text: str) -> None:
+    with pytest.raises(HttpError) as info:
+        parse_delay(text)
+    assert info.value.status == 400
+
+
+@given(st.text(max_size=20))
+def test_parse_delay_never_crashes(text: str) -> None:
+    try:
+        assert parse_delay(text) >= 0
+    except HttpError as exc:
+        assert exc.status == 400
+
+
+@given(st.integers(0, 10**6), st.sampled_from(["ms", "s", "m", "h"]))
+def test_units(n: int, unit: str) -> None:
+    assert parse_delay(f"{n}{unit}") == n * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
