@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from ritornello import Context, Endpoint, Service, TerminalError, VirtualObject
-from ritornello.orchestrator import Engine, ManualClock, RetryPolicy
-from ritornello.protocol import DiscoveryResponse, HandlerInfo, ServiceInfo
+from ritornello.orchestrator import Engine, ManualClock
+from ritornello.protocol import DiscoveryResponse, HandlerInfo, RetryPolicy, ServiceInfo
 from ritornello.store.memory import MemoryStore
 
-FAST = RetryPolicy(initial_ms=5, factor=2.0, max_ms=50)
+FAST = RetryPolicy(initial_interval_ms=5, factor=2.0, max_interval_ms=50)
 
 svc = Service("Svc")
 obj = VirtualObject("Obj")

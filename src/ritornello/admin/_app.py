@@ -171,4 +171,26 @@ def create_app(engine: Engine) -> FastAPI:
             journal.append(item)
         return {**_invocation(rec), "journal": journal}
 
+    async def _act(action: str, invocation_id: str) -> dict[str, Any]:
+        try:
+            rec = await getattr(engine, action)(invocation_id)
+        except EngineError as exc:
+            raise fail(exc) from None
+        return _invocation(rec)
+
+    @app.patch("/invocations/{invocation_id}/kill", tags=["invocations"])
+    async def kill_invocation(invocation_id: str) -> dict[str, Any]:
+        """Stop at once; the invocation ends ``killed`` and its caller gets a 409 failure."""
+        return await _act("kill", invocation_id)
+
+    @app.patch("/invocations/{invocation_id}/pause", tags=["invocations"])
+    async def pause_invocation(invocation_id: str) -> dict[str, Any]:
+        """Stop driving it (it keeps its key and timers) until resumed."""
+        return await _act("pause", invocation_id)
+
+    @app.patch("/invocations/{invocation_id}/resume", tags=["invocations"])
+    async def resume_invocation(invocation_id: str) -> dict[str, Any]:
+        """Resume a paused invocation with a fresh retry budget."""
+        return await _act("resume", invocation_id)
+
     return app

@@ -18,7 +18,8 @@ from typing import Any
 import uvicorn
 
 from ritornello.admin import create_app
-from ritornello.orchestrator import Engine, IngressApp, RetryPolicy, Settings
+from ritornello.orchestrator import Engine, IngressApp, Settings
+from ritornello.protocol import RetryPolicy
 from ritornello.store import open_store
 
 log = logging.getLogger("ritornello.serve")
@@ -55,7 +56,13 @@ async def run_orchestrator(
     await store.open()
     engine = Engine(
         store,
-        retry=RetryPolicy(settings.retry_initial_ms, settings.retry_factor, settings.retry_max_ms),
+        retry=RetryPolicy(
+            initial_interval_ms=settings.retry_initial_ms,
+            factor=settings.retry_factor,
+            max_interval_ms=settings.retry_max_ms,
+            max_attempts=settings.retry_max_attempts,
+            on_max_attempts=settings.retry_on_max_attempts,
+        ),
         attempt_timeout_s=settings.attempt_timeout_s,
         inprocess=inprocess,
     )

@@ -1,7 +1,7 @@
 """The orchestrator: ingress, engine (invocation state machine, key queues, timers, retries,
 outbox), invokers and deployments."""
 
-from ritornello.orchestrator._apply import RetryPolicy
+from ritornello.orchestrator._apply import DEFAULT_RETRY
 from ritornello.orchestrator._clock import Clock, ManualClock, SystemClock
 from ritornello.orchestrator._config import DEFAULT_STORE, ConfigError, Settings, load_settings
 from ritornello.orchestrator._engine import Engine, EngineError
@@ -14,6 +14,7 @@ from ritornello.orchestrator._invokers import (
 )
 
 __all__ = [
+    "DEFAULT_RETRY",
     "DEFAULT_STORE",
     "Clock",
     "ConfigError",
@@ -25,7 +26,6 @@ __all__ = [
     "Invoker",
     "InvokerError",
     "ManualClock",
-    "RetryPolicy",
     "Settings",
     "SystemClock",
     "load_settings",

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ritornello.protocol import Entry, InvokeResponse, derive_id
+from ritornello.protocol import Entry, InvokeResponse, RetryPolicy, derive_id
 from ritornello.protocol._entries import WAITING_KINDS
 from ritornello.store import CommitUnit, InvocationRecord, InvocationWrite, TimerRecord
 
@@ -32,17 +32,21 @@ class AnswerError(Exception):
     """An answer breaks the protocol (the attempt counts as failed and is retried)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff between failed attempts (Restate's defaults)."""
+#: The orchestrator's defaults (Restate's): 50 ms, x2, 60 s cap, 70 attempts, then pause.
+DEFAULT_RETRY = RetryPolicy(
+    initial_interval_ms=50,
+    factor=2.0,
+    max_interval_ms=60_000,
+    max_attempts=70,
+    on_max_attempts="pause",
+)
 
-    initial_ms: int = 50
-    factor: float = 2.0
-    max_ms: int = 60_000
 
-    def delay_ms(self, failed_attempt: int) -> int:
-        """Delay before the attempt after ``failed_attempt`` (1-based)."""
-        return int(min(self.max_ms, self.initial_ms * self.factor ** max(0, failed_attempt - 1)))
+def backoff_ms(policy: RetryPolicy, failed_attempt: int) -> int:
+    """Delay before the attempt after ``failed_attempt`` (1-based), under a resolved policy."""
+    initial = policy.initial_interval_ms or 50
+    cap = policy.max_interval_ms or 60_000
+    return int(min(cap, initial * (policy.factor or 2.0) ** max(0, failed_attempt - 1)))
 
 
 @dataclass(slots=True)
@@ -68,10 +72,6 @@ def result_text(entry: Entry) -> str:
 def completion_text(index: int, result: str) -> str:
     """A completion built from a stored result text (no re-encoding)."""
     return f'{{"index":{index},{result[1:]}'
-
-
-def _failure(code: int, message: str) -> str:
-    return dumps({"failure": {"code": code, "message": message}})
 
 
 def _split_target(name: Any) -> tuple[str, str]:
@@ -183,10 +183,7 @@ def apply_answer(
     if answer.status == "done":
         assert result is not None
         fields.update(status="completed", result=result, last_error=None)
-        if record.caller_id is not None and record.caller_index is not None:
-            text = completion_text(record.caller_index, result)
-            out.caller_completion = (record.caller_id, record.caller_index, text)
-            unit.completions.append(out.caller_completion)
+        terminal(out, record, result)
     elif answer.status == "suspended":
         all_waitable = waitable.union(out.waitable)
         for i in answer.waiting:
@@ -197,15 +194,8 @@ def apply_answer(
         fields.update(status="running")
     else:  # error: the entries before it are valid and kept
         error = answer.error or {}
-        next_at = now_ms + retry.delay_ms(record.attempt)
         message = f"{error.get('kind', 'handler')}: {error.get('message')}"
-        fields.update(
-            status="backing-off",
-            attempt=record.attempt + 1,
-            last_error=message[:2000],
-            next_at=next_at,
-        )
-        unit.timers_add.append(TimerRecord(next_at, record.id, "retry"))
+        fields.update(_failure(out, record, message, now_ms, retry))
     out.record = replace(record, **fields)
     unit.invocations.insert(0, InvocationWrite(out.record, expect_version=record.version))
     return out
@@ -221,23 +211,47 @@ def failed_attempt(
 ) -> Outcome:
     """The unit for an attempt that produced no usable answer (transport error, timeout,
     malformed or protocol-breaking answer): nothing of it is kept; retry after backoff."""
-    next_at = now_ms + retry.delay_ms(record.attempt)
-    rec = replace(
-        record,
-        status="backing-off",
-        attempt=record.attempt + 1,
-        last_error=message[:2000],
-        next_at=next_at,
-        waiting=(),
-        modified_at=now_ms,
-        version=record.version + 1,
+    out = Outcome(unit=CommitUnit(timers_remove=list(extra_timer_removals or ())), record=record)
+    fields = _failure(out, record, message, now_ms, retry)
+    out.record = replace(
+        record, **fields, waiting=(), modified_at=now_ms, version=record.version + 1
     )
-    unit = CommitUnit(
-        invocations=[InvocationWrite(rec, expect_version=record.version)],
-        timers_add=[TimerRecord(next_at, record.id, "retry")],
-        timers_remove=list(extra_timer_removals or ()),
-    )
-    return Outcome(unit=unit, record=rec)
+    out.unit.invocations.insert(0, InvocationWrite(out.record, expect_version=record.version))
+    return out
+
+
+def _failure(
+    out: Outcome, record: InvocationRecord, message: str, now_ms: int, policy: RetryPolicy
+) -> dict[str, Any]:
+    """Record fields after attempt ``record.attempt`` failed: back off and retry, or — once the
+    policy's attempts are spent — pause (resumable) or kill (terminal, the caller is told)."""
+    error = message[:2000]
+    if policy.max_attempts is None or record.attempt < policy.max_attempts:
+        next_at = now_ms + backoff_ms(policy, record.attempt)
+        out.unit.timers_add.append(TimerRecord(next_at, record.id, "retry"))
+        return {
+            "status": "backing-off",
+            "attempt": record.attempt + 1,
+            "last_error": error,
+            "next_at": next_at,
+        }
+    if policy.on_max_attempts == "kill":
+        result = _failure_result(500, f"killed after {record.attempt} attempts: {error}")
+        terminal(out, record, result)
+        return {"status": "killed", "result": result, "last_error": error, "next_at": None}
+    return {"status": "paused", "last_error": error, "next_at": None}
+
+
+def _failure_result(code: int, message: str) -> str:
+    return dumps({"failure": {"code": code, "message": message}})
+
+
+def terminal(out: Outcome, record: InvocationRecord, result: str) -> None:
+    """A terminal result: the caller (if any) gets it as a completion in the same unit."""
+    if record.caller_id is not None and record.caller_index is not None:
+        text = completion_text(record.caller_index, result)
+        out.caller_completion = (record.caller_id, record.caller_index, text)
+        out.unit.completions.append(out.caller_completion)
 
 
 def _outbox(
@@ -287,10 +301,10 @@ def _outbox(
             handler_kind="exclusive",
             deployment_id="",
             status="completed",
-            result=_failure(code, message),
+            result=_failure_result(code, message),
         )
         if caller is not None:
-            text = completion_text(index, _failure(code, message))
+            text = completion_text(index, _failure_result(code, message))
             out.unit.completions.append((record.id, index, text))
     else:
         callee = new_invocation(

@@ -26,6 +26,8 @@ class Settings:
     retry_initial_ms: int = 50
     retry_factor: float = 2.0
     retry_max_ms: int = 60_000
+    retry_max_attempts: int = 70
+    retry_on_max_attempts: str = "pause"
     log_level: str = "INFO"
 
 

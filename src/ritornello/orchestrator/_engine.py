@@ -23,7 +23,13 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ritornello.protocol import InvokeResponse, ProtocolError, new_deployment_id, new_id
+from ritornello.protocol import (
+    InvokeResponse,
+    ProtocolError,
+    RetryPolicy,
+    new_deployment_id,
+    new_id,
+)
 from ritornello.protocol._entries import WAITING_KINDS
 from ritornello.store import (
     TERMINAL_STATUSES,
@@ -38,13 +44,14 @@ from ritornello.store import (
 )
 
 from ._apply import (
+    DEFAULT_RETRY,
     AnswerError,
     Outcome,
-    RetryPolicy,
     apply_answer,
     completion_text,
     failed_attempt,
     new_invocation,
+    terminal,
 )
 from ._clock import Clock, SystemClock
 from ._invokers import InvokerError, make_invoker
@@ -90,7 +97,8 @@ class Engine:
     ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
-        self.retry = retry or RetryPolicy()
+        #: The default policy; a handler's declared policy overrides it field by field.
+        self.retry = (retry or RetryPolicy()).merged_over(DEFAULT_RETRY)
         self.attempt_timeout_s = attempt_timeout_s
         self.inprocess: dict[str, Any] = inprocess if inprocess is not None else {}
         self.registry = Registry()
@@ -103,6 +111,7 @@ class Engine:
         self._timers = TimerQueue(self.clock, self._fire_timers)
         self._started = False
         self._closing = False
+        self._stopping_drivers: set[str] = set()  # being killed or paused: spawn nothing
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -120,7 +129,7 @@ class Engine:
                 continue
             self.registry.add(dep, invoker)
         self._seq = await self.store.max_seq()
-        live = [s for s in ("pending", "running", "suspended", "backing-off", "scheduled")]
+        live = ["pending", "running", "suspended", "backing-off", "scheduled", "paused"]
         cursor = -1
         records: list[InvocationRecord] = []
         while True:
@@ -317,6 +326,98 @@ class Engine:
         entries, completions = await self.store.get_journal(invocation_id)
         return rec, entries, completions
 
+    # ------------------------------------------------------------------ operator actions
+
+    async def kill(self, invocation_id: str) -> InvocationRecord:
+        """Stop an invocation at once: its attempt is abandoned, it ends ``killed`` with a
+        terminal failure (409) that its caller receives, and its key is freed."""
+
+        async def change(rec: InvocationRecord, unit: CommitUnit) -> InvocationRecord:
+            entries, completions = await self.store.get_journal(rec.id)
+            done = {loads(c)["index"] for c in completions}
+            unit.timers_remove.extend(
+                TimerRecord(0, rec.id, "sleep", i)
+                for i, e in enumerate(entries)
+                if i not in done and loads(e)["kind"] == "sleep"
+            )
+            result = dumps({"failure": {"code": 409, "message": "killed by an operator"}})
+            out = Outcome(unit=unit, record=rec)
+            terminal(out, rec, result)
+            return replace(rec, status="killed", result=result, waiting=(), next_at=None)
+
+        new, unit = await self._operate(invocation_id, "kill", change)
+        for cid, index, text in unit.completions:
+            caller = self._runs.get(cid)
+            if caller is not None:
+                caller.completions[index] = text
+            self._wake(cid)
+        self._finish(new)
+        return new
+
+    async def pause(self, invocation_id: str) -> InvocationRecord:
+        """Stop driving an invocation until ``resume``; it keeps its key and its timers."""
+
+        async def change(rec: InvocationRecord, unit: CommitUnit) -> InvocationRecord:
+            if rec.status == "paused":
+                raise EngineError(f"invocation {rec.id} is already paused", 409)
+            return replace(rec, status="paused", next_at=None)
+
+        new, _ = await self._operate(invocation_id, "pause", change)
+        return new
+
+    async def resume(self, invocation_id: str) -> InvocationRecord:
+        """Resume a paused invocation with a fresh retry budget (attempt 1)."""
+
+        async def change(rec: InvocationRecord, unit: CommitUnit) -> InvocationRecord:
+            if rec.status != "paused":
+                raise EngineError(f"invocation {rec.id} is {rec.status}, not paused", 409)
+            return replace(rec, status="running", attempt=1, next_at=None)
+
+        new, _ = await self._operate(invocation_id, "resume", change)
+        if self._may_run(new):
+            self._spawn(new.id)
+        return new
+
+    async def _operate(
+        self,
+        invocation_id: str,
+        action: str,
+        change: Any,
+    ) -> tuple[InvocationRecord, CommitUnit]:
+        """Stop the invocation's driver, apply ``change`` to its record in one unit (also
+        dropping its retry/start timers), and commit; retried if the record moved meanwhile."""
+        self._stopping_drivers.add(invocation_id)
+        try:
+            task = self._drivers.get(invocation_id)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            self._suspended.pop(invocation_id, None)
+            for _ in range(5):
+                rec = await self.store.get_invocation(invocation_id)
+                if rec is None:
+                    raise EngineError(f"invocation {invocation_id} not found", 404)
+                if rec.status in TERMINAL_STATUSES:
+                    raise EngineError(f"invocation {invocation_id} is already {rec.status}", 409)
+                unit = CommitUnit(
+                    timers_remove=[
+                        TimerRecord(0, rec.id, "retry"),
+                        TimerRecord(0, rec.id, "start"),
+                    ]
+                )
+                new = await change(rec, unit)
+                new = replace(new, modified_at=self.clock.now_ms(), version=rec.version + 1)
+                unit.invocations.insert(0, InvocationWrite(new, expect_version=rec.version))
+                try:
+                    await self.store.commit(unit)
+                except ConflictError:
+                    continue  # a commit of the cancelled attempt landed meanwhile: read again
+                log.info("%s %s (was %s)", action, invocation_id, rec.status)
+                return new, unit
+            raise EngineError(f"invocation {invocation_id} keeps changing; try again", 409)
+        finally:
+            self._stopping_drivers.discard(invocation_id)
+
     # ------------------------------------------------------------------ key queues
 
     @staticmethod
@@ -366,7 +467,7 @@ class Engine:
     def _spawn(
         self, inv_id: str, run: _Run | None = None, timer: TimerRecord | None = None
     ) -> None:
-        if self._closing or inv_id in self._drivers:
+        if self._closing or inv_id in self._drivers or inv_id in self._stopping_drivers:
             return
         self._suspended.pop(inv_id, None)
         task = asyncio.get_running_loop().create_task(self._drive(inv_id, run, timer))
@@ -420,6 +521,7 @@ class Engine:
             return False
         svc = self.registry.service(rec.service)
         service_kind = svc[0].kind if svc else "service"
+        policy = self._policy(rec)
         if rec.key is not None and run.state is None:
             run.state = await self.store.get_state(rec.service, rec.key)
         run.arrived = False
@@ -430,7 +532,7 @@ class Engine:
                 record=rec,
                 message=answer,
                 now_ms=self.clock.now_ms(),
-                retry=self.retry,
+                retry=policy,
                 extra_timer_removals=run.timer_removals,
             )
         else:
@@ -445,7 +547,7 @@ class Engine:
                     now_ms=self.clock.now_ms(),
                     next_seq=self.next_seq,
                     admit=self._admit,
-                    retry=self.retry,
+                    retry=policy,
                     extra_timer_removals=run.timer_removals,
                 )
             except AnswerError as exc:
@@ -453,7 +555,7 @@ class Engine:
                     record=rec,
                     message=f"protocol: {exc}",
                     now_ms=self.clock.now_ms(),
-                    retry=self.retry,
+                    retry=policy,
                     extra_timer_removals=run.timer_removals,
                 )
         try:
@@ -464,6 +566,12 @@ class Engine:
             raise
         run.timer_removals = []
         return self._after_commit(run, outcome)
+
+    def _policy(self, rec: InvocationRecord) -> RetryPolicy:
+        info = self.registry.handler_info(rec.deployment_id, rec.service, rec.handler)
+        if info is None or info.retry is None:
+            return self.retry
+        return info.retry.merged_over(self.retry)
 
     async def _attempt(self, run: _Run) -> InvokeResponse | str:
         """Invoke the endpoint; the answer, or a string saying why the attempt failed."""
@@ -538,7 +646,7 @@ class Engine:
             if caller is not None:
                 caller.completions[index] = outcome.caller_completion[2]
             self._wake(caller_id)
-        if rec.status == "completed":
+        if rec.status in TERMINAL_STATUSES:
             self._finish(rec)
             return False
         if rec.status == "running":  # checkpoint
@@ -548,7 +656,7 @@ class Engine:
                 return True
             self._suspended[rec.id] = rec.waiting
             return False
-        return False  # backing-off: the retry timer re-spawns it
+        return False  # backing-off: the retry timer re-spawns it; paused: an operator resumes
 
     @staticmethod
     def _input_of(outcome: Outcome, inv_id: str) -> str:

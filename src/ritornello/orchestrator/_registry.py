@@ -30,21 +30,25 @@ class Registry:
         self.deployments: dict[str, DeploymentRecord] = {}
         self.invokers: dict[str, Invoker] = {}
         self._services: dict[str, tuple[ServiceInfo, str]] = {}
+        self._declared: dict[str, dict[str, ServiceInfo]] = {}  # deployment -> its services
 
     def add(self, record: DeploymentRecord, invoker: Invoker) -> None:
         """Register (or refresh) a deployment; its services now resolve to it."""
         self.deployments[record.id] = record
         self.invokers[record.id] = invoker
-        for svc in DiscoveryResponse.decode(record.services).services:
+        declared = DiscoveryResponse.decode(record.services).services
+        self._declared[record.id] = {svc.name: svc for svc in declared}
+        for svc in declared:
             self._services[svc.name] = (svc, record.id)
 
     def remove(self, deployment_id: str) -> Invoker | None:
         """Forget a deployment; its services fall back to the newest other one serving them."""
         self.deployments.pop(deployment_id, None)
+        self._declared.pop(deployment_id, None)
         invoker = self.invokers.pop(deployment_id, None)
         self._services = {}
         for dep in sorted(self.deployments.values(), key=lambda d: d.created_at):
-            for svc in DiscoveryResponse.decode(dep.services).services:
+            for svc in self._declared[dep.id].values():
                 self._services[svc.name] = (svc, dep.id)
         return invoker
 
@@ -66,13 +70,7 @@ class Registry:
             return None
         return Target(info, h, deployment_id)
 
-    def handler_kind(self, deployment_id: str, service: str, handler: str) -> str | None:
-        """The kind of a handler as a given deployment declared it."""
-        dep = self.deployments.get(deployment_id)
-        if dep is None:
-            return None
-        for svc in DiscoveryResponse.decode(dep.services).services:
-            if svc.name == service:
-                h = svc.handler(handler)
-                return h.kind if h else None
-        return None
+    def handler_info(self, deployment_id: str, service: str, handler: str) -> HandlerInfo | None:
+        """A handler as the given deployment declared it (an invocation's pinned view)."""
+        svc = self._declared.get(deployment_id, {}).get(service)
+        return svc.handler(handler) if svc is not None else None

@@ -20,6 +20,7 @@ from ritornello.protocol._messages import (
     InvokeRequest,
     InvokeResponse,
     ProtocolError,
+    RetryPolicy,
     ServiceInfo,
 )
 from ritornello.protocol._version import PROTOCOL_VERSION
@@ -37,6 +38,7 @@ __all__ = [
     "InvokeRequest",
     "InvokeResponse",
     "ProtocolError",
+    "RetryPolicy",
     "ServiceInfo",
     "completion_failure",
     "completion_value",

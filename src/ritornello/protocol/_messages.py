@@ -179,12 +179,66 @@ class InvokeResponse:
         return cls(status=status, entries=entries, waiting=waiting, error=error)
 
 
+ON_MAX_ATTEMPTS = frozenset({"pause", "kill"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How failed attempts are retried: exponential backoff, then pause or kill.
+
+    A field left None takes the orchestrator's default (50 ms, x2, 60 s cap, 70 attempts,
+    pause), so a handler states only what it changes.
+    """
+
+    initial_interval_ms: int | None = None
+    factor: float | None = None
+    max_interval_ms: int | None = None
+    max_attempts: int | None = None
+    on_max_attempts: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("initial_interval_ms", "max_interval_ms", "max_attempts"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"retry policy {name} must be a positive integer, not {value!r}")
+        if self.factor is not None and not (
+            isinstance(self.factor, (int, float)) and self.factor >= 1
+        ):
+            raise ValueError(f"retry policy factor must be a number >= 1, not {self.factor!r}")
+        if self.on_max_attempts is not None and self.on_max_attempts not in ON_MAX_ATTEMPTS:
+            raise ValueError(
+                f"on_max_attempts must be 'pause' or 'kill', not {self.on_max_attempts!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> RetryPolicy:
+        if not isinstance(raw, dict) or set(raw) - set(cls.__slots__):
+            raise ProtocolError(f"bad retry policy {raw!r}")
+        try:
+            return cls(**raw)
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(str(exc)) from None
+
+    def merged_over(self, default: RetryPolicy) -> RetryPolicy:
+        """This policy with its unset fields taken from ``default``."""
+        return RetryPolicy(
+            **{
+                k: getattr(self, k) if getattr(self, k) is not None else getattr(default, k)
+                for k in self.__slots__
+            }
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerInfo:
     """A handler as discovery describes it."""
 
     name: str
     kind: str = "exclusive"
+    retry: RetryPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +270,7 @@ class DiscoveryResponse:
                 {
                     "name": s.name,
                     "kind": s.kind,
-                    "handlers": [{"name": h.name, "kind": h.kind} for h in s.handlers],
+                    "handlers": [_handler_dict(h) for h in s.handlers],
                 }
                 for s in self.services
             ],
@@ -242,10 +296,22 @@ class DiscoveryResponse:
             for h in s.get("handlers") or []:
                 if not isinstance(h, dict) or h.get("kind", "exclusive") not in HANDLER_KINDS:
                     raise ProtocolError(f"bad handler in service {s.get('name')!r}")
+                retry = h.get("retry")
                 handlers.append(
-                    HandlerInfo(name=_field(h, "name", str), kind=h.get("kind", "exclusive"))
+                    HandlerInfo(
+                        name=_field(h, "name", str),
+                        kind=h.get("kind", "exclusive"),
+                        retry=None if retry is None else RetryPolicy.from_dict(retry),
+                    )
                 )
             services.append(
                 ServiceInfo(name=_field(s, "name", str), kind=kind, handlers=tuple(handlers))
             )
         return cls(services=tuple(services))
+
+
+def _handler_dict(h: HandlerInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": h.name, "kind": h.kind}
+    if h.retry is not None:
+        out["retry"] = h.retry.to_dict()
+    return out

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
-from ritornello.protocol import HandlerInfo, ServiceInfo
+from ritornello.protocol import HandlerInfo, RetryPolicy, ServiceInfo
 from ritornello.sdk._serde import type_hints
 
 HANDLER_ATTR = "__ritornello_handler__"
@@ -33,6 +33,8 @@ class HandlerSpec:
     input_param: str | None
     #: The input parameter has a default (used when the input is null).
     input_optional: bool
+    #: How the orchestrator retries failed attempts (None: its defaults).
+    retry: RetryPolicy | None = None
 
     @property
     def target(self) -> str:
@@ -86,8 +88,19 @@ class ServiceDefinition:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
-    def handler(self, name: str | None = None, *, kind: str = "exclusive") -> Callable[[F], F]:
-        """Register an ``async def handler(ctx)`` or ``(ctx, input)``; returns it unchanged."""
+    def handler(
+        self,
+        name: str | None = None,
+        *,
+        kind: str = "exclusive",
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[F], F]:
+        """Register an ``async def handler(ctx)`` or ``(ctx, input)``; returns it unchanged.
+
+        ``retry`` sets how failed attempts are retried (backoff, max attempts, then pause or
+        kill); unset fields take the orchestrator's defaults."""
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError("retry must be a ritornello.RetryPolicy")
         if kind not in self._handler_kinds:
             raise ValueError(
                 f"{self.kind} {self.name!r}: handler kind {kind!r} is not one of "
@@ -109,7 +122,7 @@ class ServiceDefinition:
             if isinstance(existing, HandlerSpec):
                 raise ValueError(f"{fn.__qualname__} is already the handler {existing.target}")
             param, optional = _input_param(fn, where)
-            spec = HandlerSpec(self.name, handler_name, kind, self.kind, fn, param, optional)
+            spec = HandlerSpec(self.name, handler_name, kind, self.kind, fn, param, optional, retry)
             self._handlers[handler_name] = spec
             setattr(fn, HANDLER_ATTR, spec)
             return fn
@@ -130,7 +143,7 @@ class ServiceDefinition:
         return ServiceInfo(
             name=self.name,
             kind=self.kind,
-            handlers=tuple(HandlerInfo(h.name, h.kind) for h in self._handlers.values()),
+            handlers=tuple(HandlerInfo(h.name, h.kind, h.retry) for h in self._handlers.values()),
         )
 
 

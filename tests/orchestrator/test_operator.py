@@ -1,0 +1,192 @@
+"""Retry budgets (pause or kill after the last attempt) and operator actions (kill, pause,
+resume) on the engine, with the in-memory store and an in-process endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from ritornello import Context, Endpoint, Service, TerminalError, VirtualObject
+from ritornello.orchestrator import Engine, EngineError
+from ritornello.protocol import DiscoveryResponse, RetryPolicy
+from ritornello.store import InvocationRecord
+from ritornello.store.memory import MemoryStore
+
+FAST = RetryPolicy(initial_interval_ms=2, factor=1.0, max_interval_ms=2)
+broken = {"on": True}
+
+ops = Service("Ops")
+box = VirtualObject("Box")
+
+
+@ops.handler(retry=RetryPolicy(max_attempts=3))
+async def fragile(ctx: Context, name: str) -> str:
+    if broken["on"]:
+        raise RuntimeError(f"still broken for {name}")
+    return f"fixed {name}"
+
+
+@ops.handler(retry=RetryPolicy(max_attempts=2, on_max_attempts="kill"))
+async def doomed(ctx: Context) -> None:
+    raise RuntimeError("never works")
+
+
+@ops.handler()
+async def calls_doomed(ctx: Context) -> int:
+    try:
+        await ctx.call(doomed)
+    except TerminalError as exc:
+        return exc.status_code
+    return 0
+
+
+@box.handler()
+async def nap(ctx: Context, seconds: float) -> str:
+    await ctx.sleep(timedelta(seconds=seconds))
+    ctx.set("napped", True)
+    return "awake"
+
+
+async def _engine() -> tuple[Engine, MemoryStore]:
+    store = MemoryStore()
+    await store.open()
+    endpoint = Endpoint([ops, box])
+    engine = Engine(store, retry=FAST, inprocess={"app": endpoint.inprocess()})
+    await engine.start()
+    await engine.register_deployment("inproc://app")
+    return engine, store
+
+
+async def _submit(engine: Engine, target: str, value: Any, key: str | None = None) -> str:
+    service, handler = target.split("/")
+    resolved = engine.registry.resolve(service, handler)
+    assert resolved is not None
+    rec, _ = await engine.submit(resolved, key, json.dumps(value))
+    return rec.id
+
+
+async def _until(store: MemoryStore, inv_id: str, status: str) -> InvocationRecord:
+    for _ in range(500):
+        rec = await store.get_invocation(inv_id)
+        assert rec is not None
+        if rec.status == status:
+            return rec
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{inv_id} never became {status}: {rec}")
+
+
+def test_discovery_carries_the_retry_policy() -> None:
+    info = DiscoveryResponse.decode(Endpoint([ops]).discovery().encode())
+    (svc,) = info.services
+    fragile_info = svc.handler("fragile")
+    assert fragile_info is not None and fragile_info.retry == RetryPolicy(max_attempts=3)
+    echo_info = svc.handler("calls_doomed")
+    assert echo_info is not None and echo_info.retry is None
+
+
+def test_bad_retry_policies_are_refused() -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(ValueError):
+        RetryPolicy(on_max_attempts="explode")
+    with pytest.raises(ValueError):
+        RetryPolicy(factor=0.5)
+
+
+def test_spent_budget_pauses_and_resume_finishes() -> None:
+    async def main() -> None:
+        broken["on"] = True
+        engine, store = await _engine()
+        try:
+            inv = await _submit(engine, "Ops/fragile", "x")
+            rec = await _until(store, inv, "paused")
+            assert rec.attempt == 3 and "still broken for x" in (rec.last_error or "")
+            assert await store.list_timers() == []
+            await asyncio.sleep(0.05)  # nothing retries a paused invocation
+            rec2 = await store.get_invocation(inv)
+            assert rec2 is not None and rec2.status == "paused" and rec2.version == rec.version
+            broken["on"] = False
+            resumed = await engine.resume(inv)
+            assert resumed.attempt == 1
+            result = json.loads(await asyncio.wait_for(engine.wait_result(inv), 5))
+            assert result == {"value": "fixed x"}
+            with pytest.raises(EngineError) as info:
+                await engine.resume(inv)
+            assert info.value.status == 409
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_spent_budget_kills_and_the_caller_gets_the_failure() -> None:
+    async def main() -> None:
+        engine, store = await _engine()
+        try:
+            caller = await _submit(engine, "Ops/calls_doomed", None)
+            result = json.loads(await asyncio.wait_for(engine.wait_result(caller), 5))
+            assert result == {"value": 500}
+            killed = [
+                r
+                for r in await store.list_invocations(statuses=["killed"])
+                if r.handler == "doomed"
+            ]
+            assert len(killed) == 1 and killed[0].attempt == 2
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_kill_a_suspended_invocation_frees_its_key_and_timers() -> None:
+    async def main() -> None:
+        engine, store = await _engine()
+        try:
+            sleeper = await _submit(engine, "Box/nap", 3600, key="k")
+            queued = await _submit(engine, "Box/nap", 0, key="k")
+            await _until(store, sleeper, "suspended")
+            assert len(await store.list_timers()) == 1
+            waiter = asyncio.ensure_future(engine.wait_result(sleeper))
+            killed = await engine.kill(sleeper)
+            assert killed.status == "killed"
+            assert json.loads(await asyncio.wait_for(waiter, 5)) == {
+                "failure": {"code": 409, "message": "killed by an operator"}
+            }
+            assert await store.list_timers() == []
+            # The key is free: the queued invocation runs.
+            result = json.loads(await asyncio.wait_for(engine.wait_result(queued), 5))
+            assert result == {"value": "awake"}
+            with pytest.raises(EngineError) as info:
+                await engine.kill(sleeper)
+            assert info.value.status == 409
+            with pytest.raises(EngineError) as info:
+                await engine.kill("inv_nothere")
+            assert info.value.status == 404
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_pause_holds_a_sleeper_past_its_timer_until_resumed() -> None:
+    async def main() -> None:
+        engine, store = await _engine()
+        try:
+            inv = await _submit(engine, "Box/nap", 0.05, key="p")
+            await _until(store, inv, "suspended")
+            paused = await engine.pause(inv)
+            assert paused.status == "paused"
+            await asyncio.sleep(0.2)  # the timer fires; the invocation must not move
+            rec = await store.get_invocation(inv)
+            assert rec is not None and rec.status == "paused"
+            await engine.resume(inv)
+            result = json.loads(await asyncio.wait_for(engine.wait_result(inv), 5))
+            assert result == {"value": "awake"}
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
