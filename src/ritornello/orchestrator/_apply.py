@@ -20,7 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ritornello.protocol import Entry, InvokeResponse, RetryPolicy, derive_id
+from ritornello.protocol import (
+    Entry,
+    InvokeResponse,
+    RetryPolicy,
+    derive_id,
+    parse_awakeable_id,
+)
 from ritornello.protocol._entries import WAITING_KINDS
 from ritornello.store import CommitUnit, InvocationRecord, InvocationWrite, TimerRecord
 
@@ -59,6 +65,8 @@ class Outcome:
     waitable: list[int] = field(default_factory=list)  # indices of new call/sleep entries
     created: list[InvocationRecord] = field(default_factory=list)
     caller_completion: tuple[str, int, str] | None = None
+    #: other invocations this unit completes an entry of (awakeables): wake them after commit
+    wakes: list[str] = field(default_factory=list)
     state: list[tuple[str | None, str | None]] = field(default_factory=list)  # (name, json|None)
 
 
@@ -130,14 +138,19 @@ def apply_answer(
     admit: Callable[[InvocationRecord], str],
     retry: RetryPolicy,
     extra_timer_removals: list[TimerRecord] | None = None,
+    awakeables: dict[str, tuple[str, int]] | None = None,
 ) -> Outcome:
     """Build the commit unit for ``answer`` to an attempt of ``record``.
+
+    ``awakeables`` maps the awakeable ids this answer completes, already checked against
+    their journals by the engine, to (invocation id, entry index).
 
     Raises AnswerError if the answer breaks the protocol; the caller then applies
     ``failed_attempt`` instead.
     """
     unit = CommitUnit(timers_remove=list(extra_timer_removals or ()))
     out = Outcome(unit=unit, record=record)
+    awakeables = awakeables or {}
     stateful = service_kind in ("object", "workflow") and record.handler_kind != "shared"
     result: str | None = None
     index = journal_len
@@ -161,6 +174,16 @@ def apply_answer(
             unit.state.append((record.service, record.key or "", name, value))
         elif kind in ("call", "send"):
             _outbox(out, record, entry, index, registry, now_ms, next_seq, admit)
+        elif kind == "awakeable":
+            if parse_awakeable_id(str(entry.get("id"))) != (record.id, index):
+                raise AnswerError(f"entry {index}: awakeable id does not name this entry")
+        elif kind == "complete_awakeable":
+            target = awakeables.get(str(entry.get("id")))
+            if target is not None:  # unknown or forged ids complete nothing
+                how = "failure" if "failure" in entry else "value"
+                text = completion_text(target[1], dumps({how: entry.get(how)}))
+                unit.completions.append((target[0], target[1], text))
+                out.wakes.append(target[0])
         elif kind == "sleep":
             duration = entry.get("duration_ms")
             if not isinstance(duration, int) or isinstance(duration, bool) or duration < 0:

@@ -29,6 +29,7 @@ from ritornello.protocol import (
     RetryPolicy,
     new_deployment_id,
     new_id,
+    parse_awakeable_id,
 )
 from ritornello.protocol._entries import WAITING_KINDS
 from ritornello.store import (
@@ -326,6 +327,63 @@ class Engine:
         entries, completions = await self.store.get_journal(invocation_id)
         return rec, entries, completions
 
+    # ------------------------------------------------------------------ awakeables
+
+    async def complete_awakeable(self, awakeable_id: str, result_text: str) -> None:
+        """Resolve or reject an awakeable from outside (``result_text`` is ``{"value": ...}``
+        or ``{"failure": ...}``). Unknown or forged ids: 404; already completed: 409."""
+        if self._closing:
+            raise EngineError("the orchestrator is shutting down", 503)
+        inv_id, index = await self._awakeable_target(awakeable_id)
+        text = completion_text(index, result_text)
+        await self.store.commit(CommitUnit(completions=[(inv_id, index, text)]))
+        self._deliver(inv_id, index, text)
+
+    async def _awakeable_target(self, awakeable_id: str) -> tuple[str, int]:
+        target = parse_awakeable_id(awakeable_id)
+        if target is None:
+            raise EngineError(f"awakeable {awakeable_id!r} not found", 404)
+        inv_id, index = target
+        rec = await self.store.get_invocation(inv_id)
+        entries, completions = await self.store.get_journal(inv_id)
+        if (
+            rec is None
+            or index >= len(entries)
+            or loads(entries[index]).get("id") != awakeable_id
+            or loads(entries[index]).get("kind") != "awakeable"
+        ):
+            raise EngineError(f"awakeable {awakeable_id!r} not found", 404)
+        if rec.status in TERMINAL_STATUSES:
+            raise EngineError(f"awakeable {awakeable_id!r}: its invocation is {rec.status}", 409)
+        if any(loads(c)["index"] == index for c in completions):
+            raise EngineError(f"awakeable {awakeable_id!r} is already completed", 409)
+        return target
+
+    async def _check_awakeables(
+        self, run: _Run, answer: InvokeResponse
+    ) -> dict[str, tuple[str, int]]:
+        """The awakeables an answer completes that really exist and are still open (an id that
+        is forged, unknown or already completed completes nothing: first writer wins)."""
+        found: dict[str, tuple[str, int]] = {}
+        for n, entry in enumerate(answer.entries):
+            if entry.get("kind") != "complete_awakeable":
+                continue
+            aid = str(entry.get("id"))
+            target = parse_awakeable_id(aid)
+            if target is None or aid in found:
+                continue
+            if target[0] == run.rec.id:  # its own awakeable: this journal or this answer
+                own = [loads(e) for e in run.entries] + list(answer.entries[:n])
+                i = target[1]
+                if i < len(own) and own[i].get("id") == aid and i not in run.completions:
+                    found[aid] = target
+                continue
+            try:
+                found[aid] = await self._awakeable_target(aid)
+            except EngineError as exc:
+                log.warning("%s completes nothing: %s", run.rec.id, exc)
+        return found
+
     # ------------------------------------------------------------------ operator actions
 
     async def kill(self, invocation_id: str) -> InvocationRecord:
@@ -347,10 +405,7 @@ class Engine:
 
         new, unit = await self._operate(invocation_id, "kill", change)
         for cid, index, text in unit.completions:
-            caller = self._runs.get(cid)
-            if caller is not None:
-                caller.completions[index] = text
-            self._wake(cid)
+            self._deliver(cid, index, text)
         self._finish(new)
         return new
 
@@ -473,6 +528,13 @@ class Engine:
         task = asyncio.get_running_loop().create_task(self._drive(inv_id, run, timer))
         self._drivers[inv_id] = task
 
+    def _deliver(self, inv_id: str, index: int, text: str) -> None:
+        """A completion for entry ``index`` of ``inv_id`` was committed: hand it over."""
+        run = self._runs.get(inv_id)
+        if run is not None:
+            run.completions.setdefault(index, text)  # first writer wins, as in the store
+        self._wake(inv_id)
+
     def _wake(self, inv_id: str) -> None:
         """A completion for ``inv_id`` was committed: resume it if it waits on anything."""
         run = self._runs.get(inv_id)
@@ -536,6 +598,7 @@ class Engine:
                 extra_timer_removals=run.timer_removals,
             )
         else:
+            awakeables = await self._check_awakeables(run, answer)
             try:
                 outcome = apply_answer(
                     record=rec,
@@ -549,6 +612,7 @@ class Engine:
                     admit=self._admit,
                     retry=policy,
                     extra_timer_removals=run.timer_removals,
+                    awakeables=awakeables,
                 )
             except AnswerError as exc:
                 outcome = failed_attempt(
@@ -640,12 +704,9 @@ class Engine:
                 )
             elif callee.status == "pending" and self._may_run(callee):
                 self._spawn(callee.id)  # its key was freed while the commit was in flight
-        if outcome.caller_completion is not None:
-            caller_id, index, _ = outcome.caller_completion
-            caller = self._runs.get(caller_id)
-            if caller is not None:
-                caller.completions[index] = outcome.caller_completion[2]
-            self._wake(caller_id)
+        for cid, index, text in outcome.unit.completions:
+            if cid != rec.id:  # a caller's call entry, or another invocation's awakeable
+                self._deliver(cid, index, text)
         if rec.status in TERMINAL_STATUSES:
             self._finish(rec)
             return False
@@ -686,11 +747,8 @@ class Engine:
                 timers_remove=sleeps,
             )
             await self.store.commit(unit)
-            for t in sleeps:
-                run = self._runs.get(t.invocation_id)
-                if run is not None:
-                    run.completions[t.index] = completion_text(t.index, '{"value":null}')
-                self._wake(t.invocation_id)
+            for inv_id, index, text in unit.completions:
+                self._deliver(inv_id, index, text)
         for t in due:
             if t.kind == "retry":
                 self._spawn(t.invocation_id, None, t)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote
 from ritornello.store import StoreError
 
 from ._engine import Engine, EngineError
-from ._json import dumpb, loads
+from ._json import dumpb, dumps, loads
 
 log = logging.getLogger("ritornello.ingress")
 
@@ -27,6 +27,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _JSON = (b"content-type", b"application/json")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _ISO = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", re.I)
+_AWAKE = ("resolve", "reject")
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
@@ -114,6 +115,8 @@ class IngressApp:
                 return await self._invoke(scope, receive, segs[2:], segs[1] == "send")
             if len(segs) == 3 and segs[1] in ("attach", "output"):
                 return await self._result(method, segs[2], wait=segs[1] == "attach")
+            if len(segs) == 4 and segs[1] in ("awakeables", "a") and segs[3] in _AWAKE:
+                return await self._awakeable(scope, receive, segs[2], segs[3] == "resolve")
             if len(segs) == 4 and segs[1] == "invocation" and segs[3] in ("attach", "output"):
                 return await self._result(method, segs[2], wait=segs[3] == "attach")
             raise HttpError(404, f"no ingress route for {path}")
@@ -184,6 +187,34 @@ class IngressApp:
         except EngineError as exc:
             raise HttpError(exc.status, str(exc), rec.id) from None
         return self._answer(result, rec.id)
+
+    async def _awakeable(
+        self, scope: Scope, receive: Receive, awakeable_id: str, resolve: bool
+    ) -> tuple[int, bytes, str | None]:
+        """Resolve (JSON body) or reject (text body: the reason) an awakeable: 202."""
+        if scope["method"] != "POST":
+            raise HttpError(405, "resolve and reject an awakeable with POST")
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        body = await self._read_body(headers, receive)
+        if resolve:
+            if not _json_content_type(headers):
+                raise HttpError(415, "resolve takes a JSON body (content-type: application/json)")
+            value = "null"
+            if body.strip():
+                try:
+                    loads(body)
+                except ValueError as exc:
+                    raise HttpError(400, f"invalid JSON body: {exc}") from None
+                value = body.decode("utf-8")
+            result = '{"value":' + value + "}"
+        else:
+            try:
+                reason = body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise HttpError(400, "the rejection reason is not UTF-8 text") from None
+            result = dumps({"failure": {"code": 500, "message": reason or "rejected"}})
+        await self.engine.complete_awakeable(awakeable_id, result)
+        return 202, b"{}", None
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
         length = headers.get(b"content-length")

@@ -13,7 +13,13 @@ from ritornello.protocol._entries import (
     completion_failure,
     completion_value,
 )
-from ritornello.protocol._ids import derive_id, new_awakeable_id, new_deployment_id, new_id
+from ritornello.protocol._ids import (
+    derive_id,
+    new_awakeable_id,
+    new_deployment_id,
+    new_id,
+    parse_awakeable_id,
+)
 from ritornello.protocol._messages import (
     DiscoveryResponse,
     HandlerInfo,
@@ -46,4 +52,5 @@ __all__ = [
     "new_awakeable_id",
     "new_deployment_id",
     "new_id",
+    "parse_awakeable_id",
 ]

@@ -40,10 +40,24 @@ class Completion(TypedDict, total=False):
 
 
 ENTRY_KINDS: Final = frozenset(
-    {"input", "run", "get", "set", "clear", "clear_all", "keys", "call", "send", "sleep", "output"}
+    {
+        "input",
+        "run",
+        "get",
+        "set",
+        "clear",
+        "clear_all",
+        "keys",
+        "call",
+        "send",
+        "sleep",
+        "awakeable",
+        "complete_awakeable",
+        "output",
+    }
 )
 #: Entry kinds that wait for a completion from the orchestrator.
-WAITING_KINDS: Final = frozenset({"call", "sleep"})
+WAITING_KINDS: Final = frozenset({"call", "sleep", "awakeable"})
 SERVICE_KINDS: Final = frozenset({"service", "object", "workflow"})
 HANDLER_KINDS: Final = frozenset({"exclusive", "shared", "workflow"})
 

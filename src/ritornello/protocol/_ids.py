@@ -37,9 +37,23 @@ def derive_id(parent_id: str, index: int) -> str:
     return "inv_" + (prefix + _b32(digest[:17]))[:_ID_CHARS]
 
 
-def new_awakeable_id() -> str:
-    """An unguessable awakeable id (256 random bits)."""
-    return "sign_" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+def new_awakeable_id(invocation_id: str, index: int) -> str:
+    """An awakeable id: it names its invocation and journal index (so the orchestrator finds
+    the entry) plus 130 random bits (so nobody can guess it): ``sign_{inv}_{index}_{secret}``."""
+    if not invocation_id.startswith("inv_"):
+        raise ValueError(f"{invocation_id!r} is not an invocation id")
+    return f"sign_{invocation_id[4:]}_{index}_{_b32(secrets.token_bytes(17))}"
+
+
+def parse_awakeable_id(awakeable_id: str) -> tuple[str, int] | None:
+    """(invocation id, entry index) named by an awakeable id, or None if it is malformed.
+    The secret is checked against the journaled entry by the orchestrator."""
+    parts = awakeable_id.split("_")
+    if len(parts) != 4 or parts[0] != "sign" or not parts[2].isdigit():
+        return None
+    if len(parts[1]) != _ID_CHARS or len(parts[3]) != _ID_CHARS or len(parts[2]) > 9:
+        return None
+    return "inv_" + parts[1], int(parts[2])
 
 
 def new_deployment_id() -> str:

@@ -128,6 +128,23 @@ class Context(ABC):
     def sleep(self, duration: timedelta | float) -> DurableFuture[None]:
         """A durable timer: completes ``duration`` (a timedelta or seconds) from now."""
 
+    # -- awakeables ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def awakeable(self) -> tuple[str, DurableFuture[Any]]:
+        """An id to hand to the outside world and a future that completes when someone resolves
+        (or rejects) that id: another handler through :meth:`resolve_awakeable`, or anyone
+        through the ingress (``POST /restate/awakeables/{id}/resolve``). The id is unguessable
+        and journaled, so it is the same on every replay."""
+
+    @abstractmethod
+    def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
+        """Complete an awakeable with ``value`` (takes effect when this step is committed)."""
+
+    @abstractmethod
+    def reject_awakeable(self, awakeable_id: str, reason: str) -> None:
+        """Fail an awakeable: its waiter gets a TerminalError with ``reason``."""
+
     # -- deterministic helpers -----------------------------------------------------------------
 
     @abstractmethod

@@ -18,7 +18,14 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
-from ritornello.protocol import Entry, Failure, InvokeRequest, derive_id
+from ritornello.protocol import (
+    Entry,
+    Failure,
+    InvokeRequest,
+    derive_id,
+    new_awakeable_id,
+    parse_awakeable_id,
+)
 from ritornello.sdk._context import Context
 from ritornello.sdk._futures import (
     CompletionFuture,
@@ -67,6 +74,7 @@ class InvocationContext(Context):
         self._state: dict[str, Any] = dict(request.state or {})
         self._steps: list[asyncio.Task[StepOutcome]] = []
         self._random: random.Random | None = None
+        self._unpersisted_ids = False  # an awakeable id was made in this attempt
 
     @property
     def invocation_id(self) -> str:
@@ -102,7 +110,7 @@ class InvocationContext(Context):
         if (
             self._step_checkpoints
             and self._machine.next_index >= self._machine.journal_length
-            and any(t.done() for t in self._steps)
+            and (self._unpersisted_ids or any(t.done() for t in self._steps))
         ):
             # Durability "step": a step's side effects never start while an earlier step's
             # result is unpersisted. Checkpoint first; the next attempt replays up to here.
@@ -269,6 +277,33 @@ class InvocationContext(Context):
         millis = _millis(duration, "duration")
         index, _ = self._machine.record({"kind": "sleep", "name": "", "duration_ms": millis})
         return CompletionFuture(self._machine, index, lambda _: None)
+
+    # -- awakeables ----------------------------------------------------------------------------
+
+    def awakeable(self) -> tuple[str, DurableFuture[Any]]:
+        self._enter()
+        fresh = new_awakeable_id(self.invocation_id, self._machine.next_index)
+        index, journaled = self._machine.record({"kind": "awakeable", "name": "", "id": fresh})
+        if journaled is None:
+            # A new id exists only in this attempt until committed: no step may run (and leak
+            # it) before it is persisted.
+            self._unpersisted_ids = True
+        awakeable_id = str((journaled or {}).get("id", fresh))
+        return awakeable_id, CompletionFuture(self._machine, index, lambda v: v)
+
+    def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
+        self._complete_awakeable(awakeable_id, {"value": to_json(value)})
+
+    def reject_awakeable(self, awakeable_id: str, reason: str) -> None:
+        self._complete_awakeable(awakeable_id, {"failure": {"code": 500, "message": str(reason)}})
+
+    def _complete_awakeable(self, awakeable_id: str, result: dict[str, Any]) -> None:
+        self._enter()
+        if not isinstance(awakeable_id, str) or parse_awakeable_id(awakeable_id) is None:
+            raise TerminalError(f"{awakeable_id!r} is not an awakeable id", status_code=400)
+        entry: Entry = {"kind": "complete_awakeable", "name": "", "id": awakeable_id}
+        entry.update(result)  # type: ignore[typeddict-item]
+        self._machine.record(entry)
 
     # -- deterministic helpers -----------------------------------------------------------------
 
