@@ -128,3 +128,48 @@ def test_unicode_keys_and_payloads(stack: Stack) -> None:
     assert stack.call(f"/restate/call/Counter/{key}/add", 1)[:2] == (200, 1)
     status, body, _ = stack.call("/restate/call/Greeter/greet", "Zoë \u2603 \x00")
     assert (status, body) == (200, "Hello, Zoë \u2603 \x00!")
+
+
+def test_idempotency_key_reused_concurrently_is_one_invocation(stack: Stack) -> None:
+    hdr = {"Idempotency-Key": "burst-1"}
+
+    def add(_: int) -> tuple[int, object, str]:
+        status, body, headers = stack.call("/restate/call/Counter/burst/add", 7, headers=hdr)
+        return status, body, headers["x-restate-id"]
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(add, range(20)))
+    assert {r[:2] for r in results} == {(200, 7)}
+    assert len({r[2] for r in results}) == 1
+    assert stack.call("/restate/call/Counter/burst/get")[:2] == (200, 7)
+
+
+def test_attach_and_output_by_idempotency_key_and_target(stack: Stack) -> None:
+    hdr = {"Idempotency-Key": "look-me-up"}
+    _, _, headers = stack.call("/restate/call/Greeter/greet", "Idem", headers=hdr)
+    inv = headers["x-restate-id"]
+    _, _, oheaders = stack.call("/restate/call/Counter/ik/add", 2, headers=hdr)
+    assert stack.get("/restate/invocation/Greeter/greet/look-me-up/attach")[:2] == (
+        200,
+        "Hello, Idem!",
+    )
+    assert stack.get("/restate/invocation/Greeter/greet/look-me-up/output")[:2] == (
+        200,
+        "Hello, Idem!",
+    )
+    assert stack.get("/restate/invocation/Counter/ik/add/look-me-up/output")[:2] == (200, 2)
+    assert stack.get("/restate/invocation/Greeter/greet/unknown-key/attach")[0] == 404
+    target = {
+        "target": "idempotentInvocation",
+        "service": "Greeter",
+        "handler": "greet",
+        "idempotencyKey": "look-me-up",
+    }
+    assert stack.call("/restate/lookup", target)[:2] == (200, {"invocationId": inv})
+    assert stack.call("/restate/attach", target)[:2] == (200, "Hello, Idem!")
+    by_id = {"target": "invocation", "invocationId": oheaders["x-restate-id"]}
+    assert stack.call("/restate/output", by_id)[:2] == (200, 2)
+    assert stack.call("/restate/attach", {"target": "nonsense"})[0] == 400
+    assert (
+        stack.call("/restate/lookup", {"target": "invocation", "invocationId": "inv_x"})[0] == 404
+    )

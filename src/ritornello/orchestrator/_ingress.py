@@ -28,6 +28,7 @@ _JSON = (b"content-type", b"application/json")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _ISO = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", re.I)
 _AWAKE = ("resolve", "reject")
+_PEEK = ("attach", "output")
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
@@ -119,6 +120,13 @@ class IngressApp:
                 return await self._awakeable(scope, receive, segs[2], segs[3] == "resolve")
             if len(segs) == 4 and segs[1] == "invocation" and segs[3] in ("attach", "output"):
                 return await self._result(method, segs[2], wait=segs[3] == "attach")
+            if len(segs) in (6, 7) and segs[1] == "invocation" and segs[-1] in _PEEK:
+                # .../{service}[/{key}]/{handler}/{idempotencyKey}/attach|output
+                key = segs[3] if len(segs) == 7 else None
+                inv_id = await self._by_idempotency(segs[2], key, segs[-3], segs[-2])
+                return await self._result(method, inv_id, wait=segs[-1] == "attach")
+            if len(segs) == 2 and segs[1] in ("attach", "output", "lookup"):
+                return await self._by_target(scope, receive, segs[1])
             raise HttpError(404, f"no ingress route for {path}")
         if segs and segs[0] == "health" and len(segs) == 1:
             return 200, b"{}", None
@@ -233,6 +241,51 @@ class IngressApp:
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+    async def _by_idempotency(
+        self, service: str, key: str | None, handler: str, idempotency_key: str
+    ) -> str:
+        rec = await self.engine.store.find_idempotent(service, handler, key, idempotency_key)
+        if rec is None:
+            raise HttpError(404, "not found")
+        return rec.id
+
+    async def _by_target(
+        self, scope: Scope, receive: Receive, what: str
+    ) -> tuple[int, bytes, str | None]:
+        """``POST /restate/attach|output|lookup`` with a target body (Restate's shapes)."""
+        if scope["method"] != "POST":
+            raise HttpError(405, f"/restate/{what} takes POST with a target body")
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        try:
+            target = loads(await self._read_body(headers, receive))
+        except ValueError as exc:
+            raise HttpError(400, f"invalid JSON body: {exc}") from None
+        if not isinstance(target, dict):
+            raise HttpError(400, "the body must be a target object")
+        kind = target.get("target")
+        if kind == "invocation" and isinstance(target.get("invocationId"), str):
+            inv_id = target["invocationId"]
+        elif kind == "idempotentInvocation" and all(
+            isinstance(target.get(f), str) for f in ("service", "handler", "idempotencyKey")
+        ):
+            key = target.get("key")
+            if key is not None and not isinstance(key, str):
+                raise HttpError(400, "key must be a string")
+            inv_id = await self._by_idempotency(
+                target["service"], key, target["handler"], target["idempotencyKey"]
+            )
+        else:
+            raise HttpError(
+                400,
+                'target must be {"target": "invocation", "invocationId"} or '
+                '{"target": "idempotentInvocation", "service", "handler", "idempotencyKey"}',
+            )
+        if what == "lookup":
+            if await self.engine.store.get_invocation(inv_id) is None:
+                raise HttpError(404, "not found")
+            return 200, dumpb({"invocationId": inv_id}), inv_id
+        return await self._result("GET", inv_id, wait=what == "attach")
 
     async def _result(self, method: str, inv_id: str, *, wait: bool) -> tuple[int, bytes, str]:
         if method != "GET":
