@@ -51,5 +51,11 @@ async def status(ctx: Context) -> dict[str, object]:
     return {"progress": await ctx.get("progress"), "total": await ctx.get("total")}
 
 
+@adder.handler()
+async def schedule(ctx: Context, n: int) -> str:
+    """A delayed one-way call from inside a handler."""
+    return ctx.send(add, [n, n], delay=timedelta(seconds=1))
+
+
 endpoint = Endpoint([worker, adder])
 app = endpoint.asgi()
