@@ -27,6 +27,8 @@ from ritornello.sdk import (
     Suspended,
     TerminalError,
     VirtualObject,
+    gather,
+    select,
 )
 
 __all__ = [
@@ -40,4 +42,6 @@ __all__ = [
     "Suspended",
     "TerminalError",
     "VirtualObject",
+    "gather",
+    "select",
 ]

@@ -248,6 +248,8 @@ PUBLIC = [
     "Suspended",
     "TerminalError",
     "VirtualObject",
+    "gather",
+    "select",
 ]
 
 

@@ -178,6 +178,12 @@ def create_app(engine: Engine) -> FastAPI:
             raise fail(exc) from None
         return _invocation(rec)
 
+    @app.patch("/invocations/{invocation_id}/cancel", tags=["invocations"])
+    async def cancel_invocation(invocation_id: str) -> dict[str, Any]:
+        """Cancel gracefully: the handler's next await raises a terminal "cancelled" error
+        (so compensations run); pending callees are cancelled down the call tree."""
+        return await _act("cancel", invocation_id)
+
     @app.patch("/invocations/{invocation_id}/kill", tags=["invocations"])
     async def kill_invocation(invocation_id: str) -> dict[str, Any]:
         """Stop at once; the invocation ends ``killed`` and its caller gets a 409 failure."""

@@ -38,6 +38,10 @@ class AnswerError(Exception):
     """An answer breaks the protocol (the attempt counts as failed and is retried)."""
 
 
+#: The completion index that carries a cancellation signal (docs/protocol.md).
+CANCEL_INDEX = -1
+CANCELLED_RESULT = '{"failure":{"code":409,"message":"cancelled"}}'
+
 #: The orchestrator's defaults (Restate's): 50 ms, x2, 60 s cap, 70 attempts, then pause.
 DEFAULT_RETRY = RetryPolicy(
     initial_interval_ms=50,

@@ -45,6 +45,8 @@ from ritornello.store import (
 )
 
 from ._apply import (
+    CANCEL_INDEX,
+    CANCELLED_RESULT,
     DEFAULT_RETRY,
     AnswerError,
     Outcome,
@@ -81,6 +83,7 @@ class _Run:
     waitable: set[int]
     state: dict[str, str] | None = None
     arrived: bool = False
+    cancel_sent: bool = False  # the last request carried the cancellation signal
     timer_removals: list[TimerRecord] = field(default_factory=list)
 
 
@@ -157,7 +160,7 @@ class Engine:
         for inv_id in list(self._suspended):
             _, completions = await self.store.get_journal(inv_id)
             done = {loads(c)["index"] for c in completions}
-            if done.intersection(self._suspended.get(inv_id, ())):
+            if CANCEL_INDEX in done or done.intersection(self._suspended.get(inv_id, ())):
                 self._wake(inv_id)
         log.info("engine started: %d invocations in flight", len(records))
 
@@ -409,6 +412,41 @@ class Engine:
         self._finish(new)
         return new
 
+    async def cancel(self, invocation_id: str) -> InvocationRecord:
+        """Cancel gracefully: the handler's next await of a call, sleep or awakeable raises a
+        terminal "cancelled" error (409), so its compensations run; pending callees are
+        cancelled too, down the call tree. An invocation that never started (pending behind
+        its key, or scheduled) ends at once with that failure."""
+        rec = await self.store.get_invocation(invocation_id)
+        if rec is None:
+            raise EngineError(f"invocation {invocation_id} not found", 404)
+        if rec.status in TERMINAL_STATUSES:
+            raise EngineError(f"invocation {invocation_id} is already {rec.status}", 409)
+        if rec.status in ("pending", "scheduled") and rec.journal_len == 1:
+
+            async def change(r: InvocationRecord, unit: CommitUnit) -> InvocationRecord:
+                out = Outcome(unit=unit, record=r)
+                terminal(out, r, CANCELLED_RESULT)
+                return replace(r, status="completed", result=CANCELLED_RESULT, next_at=None)
+
+            new, unit = await self._operate(invocation_id, "cancel", change)
+            for cid, index, text in unit.completions:
+                self._deliver(cid, index, text)
+            self._finish(new)
+            return new
+        signal = completion_text(CANCEL_INDEX, CANCELLED_RESULT)
+        await self.store.commit(CommitUnit(completions=[(rec.id, CANCEL_INDEX, signal)]))
+        entries, completions = await self.store.get_journal(rec.id)
+        done = {loads(c)["index"] for c in completions}
+        for i, text in enumerate(entries):
+            entry = loads(text)
+            if entry["kind"] == "call" and i not in done:
+                with contextlib.suppress(EngineError):
+                    await self.cancel(entry["id"])
+        self._deliver(rec.id, CANCEL_INDEX, signal)
+        log.info("cancel %s (was %s)", invocation_id, rec.status)
+        return rec
+
     async def pause(self, invocation_id: str) -> InvocationRecord:
         """Stop driving an invocation until ``resume``; it keeps its key and its timers."""
 
@@ -643,6 +681,7 @@ class Engine:
         invoker = self.registry.invokers.get(rec.deployment_id)
         if invoker is None:
             return f"deployment {rec.deployment_id} is not registered"
+        run.cancel_sent = CANCEL_INDEX in run.completions
         state = "null"
         if run.state is not None:
             state = "{" + ",".join(dumps(k) + ":" + v for k, v in run.state.items()) + "}"
@@ -715,6 +754,8 @@ class Engine:
         if rec.status == "suspended":
             if any(i in run.completions for i in rec.waiting):
                 return True
+            if CANCEL_INDEX in run.completions and not run.cancel_sent:
+                return True  # cancelled while this attempt was in flight
             self._suspended[rec.id] = rec.waiting
             return False
         return False  # backing-off: the retry timer re-spawns it; paused: an operator resumes

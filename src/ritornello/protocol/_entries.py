@@ -58,6 +58,11 @@ ENTRY_KINDS: Final = frozenset(
 )
 #: Entry kinds that wait for a completion from the orchestrator.
 WAITING_KINDS: Final = frozenset({"call", "sleep", "awakeable"})
+#: A completion with this index is the cancellation signal (not an entry's result).
+CANCEL_INDEX: Final = -1
+#: The ``run`` entry that journals where a cancellation was raised; its value is the index of
+#: the entry whose await raised it.
+CANCEL_ENTRY: Final = "ctx.cancelled"
 SERVICE_KINDS: Final = frozenset({"service", "object", "workflow"})
 HANDLER_KINDS: Final = frozenset({"exclusive", "shared", "workflow"})
 

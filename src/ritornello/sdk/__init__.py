@@ -8,6 +8,7 @@ Lambda ships this package and the user's code. The wire protocol is ``ritornello
 import logging
 
 from ritornello.sdk._asgi import AsgiApp
+from ritornello.sdk._combinators import gather, select
 from ritornello.sdk._context import Context
 from ritornello.sdk._endpoint import Endpoint, InProcessEndpoint
 from ritornello.sdk._futures import DurableFuture
@@ -28,4 +29,6 @@ __all__ = [
     "Suspended",
     "TerminalError",
     "VirtualObject",
+    "gather",
+    "select",
 ]

@@ -143,6 +143,9 @@ class CompletionFuture(DurableFuture[T]):
         return None if self.done() else self._index
 
     async def _resolve(self) -> T:
+        cancelled = self._machine.cancel_point(self._index)
+        if cancelled is not None:
+            _raise_failure(cancelled)
         completion = self._machine.completion(self._index)
         if completion is None:
             raise self._machine.suspend([self._index])

@@ -74,7 +74,6 @@ class InvocationContext(Context):
         self._state: dict[str, Any] = dict(request.state or {})
         self._steps: list[asyncio.Task[StepOutcome]] = []
         self._random: random.Random | None = None
-        self._unpersisted_ids = False  # an awakeable id was made in this attempt
 
     @property
     def invocation_id(self) -> str:
@@ -110,7 +109,7 @@ class InvocationContext(Context):
         if (
             self._step_checkpoints
             and self._machine.next_index >= self._machine.journal_length
-            and (self._unpersisted_ids or any(t.done() for t in self._steps))
+            and (self._machine.unpersisted_decision or any(t.done() for t in self._steps))
         ):
             # Durability "step": a step's side effects never start while an earlier step's
             # result is unpersisted. Checkpoint first; the next attempt replays up to here.
@@ -287,7 +286,7 @@ class InvocationContext(Context):
         if journaled is None:
             # A new id exists only in this attempt until committed: no step may run (and leak
             # it) before it is persisted.
-            self._unpersisted_ids = True
+            self._machine.unpersisted_decision = True
         awakeable_id = str((journaled or {}).get("id", fresh))
         return awakeable_id, CompletionFuture(self._machine, index, lambda v: v)
 

@@ -19,16 +19,16 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ritornello.protocol import Completion, Entry, InvokeRequest, InvokeResponse
+from ritornello.protocol import Completion, Entry, Failure, InvokeRequest, InvokeResponse
+from ritornello.protocol._entries import CANCEL_ENTRY, CANCEL_INDEX, WAITING_KINDS
 from ritornello.sdk.errors import JournalMismatchError, Suspended
 
-#: Entry kinds that wait for a completion from the orchestrator.
-WAITING_KINDS = frozenset({"call", "sleep"})
 _KEYED_KINDS = frozenset({"call", "send"})
+_CANCELLED: Failure = {"code": 409, "message": "cancelled"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,8 @@ def check_request(request: InvokeRequest) -> str | None:
         if index in seen:
             return f"two completions for index {index}"
         seen.add(index)
+        if index == CANCEL_INDEX:
+            continue  # the cancellation signal
         if not 0 < index < len(journal) or journal[index].get("kind") not in WAITING_KINDS:
             return f"completion for index {index}, which is not a call or sleep entry"
         if ("value" in c) == ("failure" in c):
@@ -99,6 +101,9 @@ class Machine:
     def __init__(self, request: InvokeRequest, *, always_replay: bool = False) -> None:
         self._journal = request.journal
         self._completions = {c["index"]: c for c in request.completions}
+        #: A decision was journaled in this attempt that a replay could not reproduce by
+        #: itself (an awakeable id, a select choice): no step may start before it is persisted.
+        self.unpersisted_decision = False
         self._always_replay = always_replay
         self._position = 1
         self._new: list[Entry | None] = []
@@ -202,7 +207,41 @@ class Machine:
         self._position += 1
         return index, None
 
+    def replayed_cancel(self, indices: Iterable[int]) -> Failure | None:
+        """While replaying: the failure to raise again if the journal says a cancellation was
+        raised here, at an await of one of ``indices`` (a ``ctx.cancelled`` run entry naming
+        it); the entry is consumed. Past the journal's end, or elsewhere: None."""
+        if self._position < len(self._journal):
+            entry = self._journal[self._position]
+            if entry.get("name") == CANCEL_ENTRY and entry.get("value") in set(indices):
+                self.record({"kind": "run", "name": CANCEL_ENTRY})
+                return _CANCELLED
+        return None
+
+    def cancel_point(self, index: int) -> Failure | None:
+        """Where the handler would wait on entry ``index``: the failure to raise if the
+        invocation is cancelled here, else None.
+
+        Deterministic: replay raises it exactly where the journal says it was raised; past the
+        journal's end it is raised, and journaled, when the signal is present and ``index``
+        has no result."""
+        replayed = self.replayed_cancel((index,))
+        if replayed is not None or self._position < len(self._journal):
+            return replayed
+        if CANCEL_INDEX in self._completions and index not in self._completions:
+            self.record({"kind": "run", "name": CANCEL_ENTRY, "value": index})
+            return _CANCELLED
+        return None
+
     # -- endings -------------------------------------------------------------------------------
+
+    def diverge(self, index: int, message: str) -> JournalMismatchError:
+        """Fail the attempt with ``journal_mismatch`` for a divergence that matching by kind and
+        name cannot see (a journaled ``select`` choice the handler's code cannot honour any
+        more). Like any mismatch, the answer carries no entries. Returns the error to raise."""
+        if self._mismatch is None:
+            self._mismatch = f"journal mismatch at index {index}: {message}"
+        return JournalMismatchError(self._mismatch)
 
     def suspend(self, waiting: Sequence[int]) -> BaseException:
         """End the attempt waiting on ``waiting``; returns the signal to raise."""
