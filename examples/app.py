@@ -8,8 +8,11 @@ Or as an HTTP endpoint: uvicorn app:app --app-dir examples --port 9080
 from checkout import checkout, inventory, payments
 from counter import counter
 from greeter import greeter
+from saga import cars, flights, hotels, itinerary, suppliers, trips
 
 from ritornello import Endpoint
 
-endpoint = Endpoint([greeter, counter, checkout, inventory, payments])
+SERVICES = [greeter, counter, checkout, inventory, payments]
+SERVICES += [trips, flights, hotels, cars, suppliers, itinerary]
+endpoint = Endpoint(SERVICES)
 app = endpoint.asgi()

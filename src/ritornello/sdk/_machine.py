@@ -104,6 +104,7 @@ class Machine:
         #: A decision was journaled in this attempt that a replay could not reproduce by
         #: itself (an awakeable id, a select choice): no step may start before it is persisted.
         self.unpersisted_decision = False
+        self._cancel_raised = any(e.get("name") == CANCEL_ENTRY for e in self._journal)
         self._always_replay = always_replay
         self._position = 1
         self._new: list[Entry | None] = []
@@ -223,12 +224,17 @@ class Machine:
         invocation is cancelled here, else None.
 
         Deterministic: replay raises it exactly where the journal says it was raised; past the
-        journal's end it is raised, and journaled, when the signal is present and ``index``
-        has no result."""
+        journal's end it is raised (once per invocation), and journaled, when the signal is
+        present and ``index`` has no result."""
         replayed = self.replayed_cancel((index,))
         if replayed is not None or self._position < len(self._journal):
             return replayed
-        if CANCEL_INDEX in self._completions and index not in self._completions:
+        if (
+            CANCEL_INDEX in self._completions
+            and index not in self._completions
+            and not self._cancel_raised
+        ):
+            self._cancel_raised = True  # once: compensations may then await as usual
             self.record({"kind": "run", "name": CANCEL_ENTRY, "value": index})
             return _CANCELLED
         return None
