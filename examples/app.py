@@ -5,6 +5,7 @@ Or as an HTTP endpoint: uvicorn app:app --app-dir examples --port 9080
                         then POST http://127.0.0.1:9070/deployments {"uri": "http://127.0.0.1:9080"}
 """
 
+from approval import approvals
 from checkout import checkout, inventory, payments
 from counter import counter
 from greeter import greeter
@@ -13,6 +14,6 @@ from saga import cars, flights, hotels, itinerary, suppliers, trips
 from ritornello import Endpoint
 
 SERVICES = [greeter, counter, checkout, inventory, payments]
-SERVICES += [trips, flights, hotels, cars, suppliers, itinerary]
+SERVICES += [trips, flights, hotels, cars, suppliers, itinerary, approvals]
 endpoint = Endpoint(SERVICES)
 app = endpoint.asgi()
