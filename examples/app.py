@@ -10,10 +10,11 @@ from checkout import checkout, inventory, payments
 from counter import counter
 from greeter import greeter
 from saga import cars, flights, hotels, itinerary, suppliers, trips
+from signup import signup
 
 from ritornello import Endpoint
 
 SERVICES = [greeter, counter, checkout, inventory, payments]
-SERVICES += [trips, flights, hotels, cars, suppliers, itinerary, approvals]
+SERVICES += [trips, flights, hotels, cars, suppliers, itinerary, approvals, signup]
 endpoint = Endpoint(SERVICES)
 app = endpoint.asgi()

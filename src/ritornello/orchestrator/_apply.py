@@ -38,6 +38,30 @@ class AnswerError(Exception):
     """An answer breaks the protocol (the attempt counts as failed and is retried)."""
 
 
+#: The idempotency key of a workflow's run: one per (workflow, id), enforced by the store.
+WORKFLOW_RUN = "\x00workflow-run"
+#: Engine-owned state rows of a workflow: resolved promises and registered promise waiters.
+PROMISE_ROW = "\x00p:"
+WAITER_ROW = "\x00w:"
+
+
+def split_state(rows: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(user state, resolved promises by name) from a key's state rows."""
+    state = {k: v for k, v in rows.items() if not k.startswith("\x00")}
+    promises = {k[len(PROMISE_ROW) :]: v for k, v in rows.items() if k.startswith(PROMISE_ROW)}
+    return state, promises
+
+
+def _waiters(rows: dict[str, str]) -> dict[str, list[tuple[str, int, str]]]:
+    """Registered promise waiters by promise name: (invocation, entry index, row name)."""
+    found: dict[str, list[tuple[str, int, str]]] = {}
+    for row in rows:
+        if row.startswith(WAITER_ROW):
+            name, inv, index = row[len(WAITER_ROW) :].rsplit(":", 2)
+            found.setdefault(name, []).append((inv, int(index), row))
+    return found
+
+
 #: The completion index that carries a cancellation signal (docs/protocol.md).
 CANCEL_INDEX = -1
 CANCELLED_RESULT = '{"failure":{"code":409,"message":"cancelled"}}'
@@ -143,11 +167,15 @@ def apply_answer(
     retry: RetryPolicy,
     extra_timer_removals: list[TimerRecord] | None = None,
     awakeables: dict[str, tuple[str, int]] | None = None,
+    workflow_rows: dict[str, str] | None = None,
+    started_workflows: set[tuple[str, str]] | None = None,
 ) -> Outcome:
     """Build the commit unit for ``answer`` to an attempt of ``record``.
 
     ``awakeables`` maps the awakeable ids this answer completes, already checked against
-    their journals by the engine, to (invocation id, entry index).
+    their journals by the engine, to (invocation id, entry index). ``workflow_rows`` are the
+    workflow key's state rows, read under the key's lock (promises and their waiters);
+    ``started_workflows`` the (workflow, id) pairs whose run already exists.
 
     Raises AnswerError if the answer breaks the protocol; the caller then applies
     ``failed_attempt`` instead.
@@ -155,6 +183,10 @@ def apply_answer(
     unit = CommitUnit(timers_remove=list(extra_timer_removals or ()))
     out = Outcome(unit=unit, record=record)
     awakeables = awakeables or {}
+    rows = workflow_rows or {}
+    user_state, promises = split_state(rows)
+    waiters = _waiters(rows)
+    started = started_workflows or set()
     stateful = service_kind in ("object", "workflow") and record.handler_kind != "shared"
     result: str | None = None
     index = journal_len
@@ -173,11 +205,28 @@ def apply_answer(
             name = entry.get("name") if kind != "clear_all" else None
             if kind != "clear_all" and not isinstance(name, str):
                 raise AnswerError(f"entry {index}: {kind} needs a state key name")
+            if isinstance(name, str) and name.startswith("\x00"):
+                raise AnswerError(f"entry {index}: state names starting with NUL are reserved")
             value = dumps(entry.get("value")) if kind == "set" else None
-            out.state.append((name, value))
-            unit.state.append((record.service, record.key or "", name, value))
+            if kind == "set" and isinstance(name, str):
+                user_state[name] = value or "null"
+            elif kind == "clear" and isinstance(name, str):
+                user_state.pop(name, None)
+            if kind == "clear_all" and service_kind == "workflow":
+                # The engine's promise rows live beside the user's state: clear only the latter.
+                for user_name in sorted(user_state):
+                    out.state.append((user_name, None))
+                    unit.state.append((record.service, record.key or "", user_name, None))
+                user_state.clear()
+            else:
+                out.state.append((name, value))
+                unit.state.append((record.service, record.key or "", name, value))
+        elif kind in ("promise_get", "promise_complete", "promise_peek"):
+            if service_kind != "workflow" or record.key is None:
+                raise AnswerError(f"entry {index}: promises belong to workflows")
+            _promise(out, record, entry, index, promises, waiters)
         elif kind in ("call", "send"):
-            _outbox(out, record, entry, index, registry, now_ms, next_seq, admit)
+            _outbox(out, record, entry, index, registry, now_ms, next_seq, admit, started)
         elif kind == "awakeable":
             if parse_awakeable_id(str(entry.get("id"))) != (record.id, index):
                 raise AnswerError(f"entry {index}: awakeable id does not name this entry")
@@ -290,6 +339,7 @@ def _outbox(
     now_ms: int,
     next_seq: Callable[[], int],
     admit: Callable[[InvocationRecord], str],
+    started: set[tuple[str, str]],
 ) -> None:
     """A call or send creates its callee in the same unit as the caller's entry."""
     kind = entry["kind"]
@@ -312,6 +362,8 @@ def _outbox(
         problem = (400, f"{service} is a service: calls to it take no key")
     elif target.service.kind != "service" and key is None:
         problem = (400, f"{service} is keyed: calls to it need a key")
+    elif target.handler.kind == "workflow" and (service, key) in started:
+        problem = (409, f"workflow {service} {key!r} was already submitted")
     common: dict[str, Any] = {
         "id": callee_id,
         "service": service,
@@ -340,7 +392,10 @@ def _outbox(
             deployment_id=target.deployment_id,
             status="scheduled" if delay else "running",
             next_at=now_ms + delay if delay else None,
+            idempotency_key=WORKFLOW_RUN if target.handler.kind == "workflow" else None,
         )
+        if target.handler.kind == "workflow":
+            started.add((service, str(key)))
         if delay:
             out.unit.timers_add.append(TimerRecord(now_ms + delay, callee.id, "start"))
         else:
@@ -348,3 +403,50 @@ def _outbox(
         out.created.append(callee)
     out.unit.invocations.append(InvocationWrite(callee))
     out.unit.entries.append((callee.id, 0, dumps({"kind": "input", "value": entry.get("input")})))
+
+
+def _promise(
+    out: Outcome,
+    record: InvocationRecord,
+    entry: Entry,
+    index: int,
+    promises: dict[str, str],
+    waiters: dict[str, list[tuple[str, int, str]]],
+) -> None:
+    """A workflow promise entry: wait on it, or complete it and everyone waiting on it.
+
+    Timeline (all under the workflow key's lock, so the two cannot miss each other)::
+
+        waiter commits promise_get:  resolved? -> completion now   else -> waiter row
+        resolver commits promise_complete: promise row + a completion for every waiter row
+    """
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise AnswerError(f"entry {index}: a promise entry needs a name")
+    kind = entry["kind"]
+    service, key = record.service, record.key or ""
+    if kind == "promise_get":
+        if name in promises:
+            text = completion_text(index, promises[name])
+            out.unit.completions.append((record.id, index, text))
+        else:
+            row = f"{WAITER_ROW}{name}:{record.id}:{index}"
+            out.unit.state.append((service, key, row, "1"))
+            waiters.setdefault(name, []).append((record.id, index, row))
+    elif kind == "promise_complete":
+        if name in promises:
+            failure = _failure_result(409, f"promise {name!r} was already completed")
+            out.unit.completions.append((record.id, index, completion_text(index, failure)))
+            return
+        how = "failure" if "failure" in entry else "value"
+        result = dumps({how: entry.get(how)})
+        promises[name] = result
+        out.unit.state.append((service, key, PROMISE_ROW + name, result))
+        out.unit.completions.append((record.id, index, completion_text(index, '{"value":null}')))
+        for inv, waiting_index, row in waiters.pop(name, []):
+            out.unit.completions.append(
+                (inv, waiting_index, completion_text(waiting_index, result))
+            )
+            out.unit.state.append((service, key, row, None))
+            if inv != record.id:
+                out.wakes.append(inv)

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,12 +49,14 @@ from ._apply import (
     CANCEL_INDEX,
     CANCELLED_RESULT,
     DEFAULT_RETRY,
+    WORKFLOW_RUN,
     AnswerError,
     Outcome,
     apply_answer,
     completion_text,
     failed_attempt,
     new_invocation,
+    split_state,
     terminal,
 )
 from ._clock import Clock, SystemClock
@@ -82,6 +85,7 @@ class _Run:
     completions: dict[int, str]
     waitable: set[int]
     state: dict[str, str] | None = None
+    promises: dict[str, str] | None = None  # workflows: resolved promises, name -> result
     arrived: bool = False
     cancel_sent: bool = False  # the last request carried the cancellation signal
     timer_removals: list[TimerRecord] = field(default_factory=list)
@@ -115,7 +119,10 @@ class Engine:
         self._timers = TimerQueue(self.clock, self._fire_timers)
         self._started = False
         self._closing = False
-        self._stopping_drivers: set[str] = set()  # being killed or paused: spawn nothing
+        self._stopping_drivers: set[str] = set()
+        self._locks: dict[
+            tuple[str, str], asyncio.Lock
+        ] = {}  # being killed or paused: spawn nothing
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -254,6 +261,8 @@ class Engine:
         if self._closing:
             raise EngineError("the orchestrator is shutting down", 503)
         service, handler = target.service.name, target.handler.name
+        if target.handler.kind == "workflow":
+            idempotency_key = WORKFLOW_RUN  # a workflow runs once per id
         if idempotency_key is not None:
             found = await self.store.find_idempotent(service, handler, key, idempotency_key)
             if found is not None:
@@ -621,11 +630,46 @@ class Engine:
             return False
         svc = self.registry.service(rec.service)
         service_kind = svc[0].kind if svc else "service"
-        policy = self._policy(rec)
-        if rec.key is not None and run.state is None:
+        workflow = service_kind == "workflow" and rec.key is not None
+        if workflow:  # shared handlers write promises beside the run: always read fresh
+            run.state, run.promises = split_state(
+                await self.store.get_state(rec.service, rec.key or "")
+            )
+        elif rec.key is not None and run.state is None:
             run.state = await self.store.get_state(rec.service, rec.key)
         run.arrived = False
         answer = await self._attempt(run)
+        if not workflow:
+            return await self._settle(run, answer, service_kind, None)
+        async with self._key_lock(rec.service, rec.key or ""):
+            # Promises and their waiters are read and written under the key's lock, so a
+            # resolution and a registration of a waiter can never miss each other.
+            rows = await self.store.get_state(rec.service, rec.key or "")
+            return await self._settle(run, answer, service_kind, rows)
+
+    @contextlib.asynccontextmanager
+    async def _key_lock(self, service: str, key: str) -> AsyncIterator[None]:
+        k = (service, key)
+        lock = self._locks.get(k)
+        if lock is None:
+            lock = self._locks[k] = asyncio.Lock()
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._locks.get(k) is lock:
+                del self._locks[k]
+
+    async def _settle(
+        self,
+        run: _Run,
+        answer: InvokeResponse | str,
+        service_kind: str,
+        workflow_rows: dict[str, str] | None,
+    ) -> bool:
+        """Turn the attempt's answer into one commit unit, commit it, perform its effects."""
+        rec = run.rec
+        policy = self._policy(rec)
         outcome: Outcome
         if isinstance(answer, str):
             outcome = failed_attempt(
@@ -637,6 +681,7 @@ class Engine:
             )
         else:
             awakeables = await self._check_awakeables(run, answer)
+            workflows = await self._started_workflows(answer)
             try:
                 outcome = apply_answer(
                     record=rec,
@@ -651,6 +696,8 @@ class Engine:
                     retry=policy,
                     extra_timer_removals=run.timer_removals,
                     awakeables=awakeables,
+                    workflow_rows=workflow_rows,
+                    started_workflows=workflows,
                 )
             except AnswerError as exc:
                 outcome = failed_attempt(
@@ -669,6 +716,22 @@ class Engine:
         run.timer_removals = []
         return self._after_commit(run, outcome)
 
+    async def _started_workflows(self, answer: InvokeResponse) -> set[tuple[str, str]]:
+        """The (workflow, id) pairs this answer calls or sends to whose run already exists:
+        a workflow runs once per id."""
+        found: set[tuple[str, str]] = set()
+        for entry in answer.entries:
+            if entry.get("kind") not in ("call", "send") or not isinstance(entry.get("key"), str):
+                continue
+            service, _, handler = str(entry.get("name")).partition("/")
+            target = self.registry.resolve(service, handler)
+            if target is None or target.handler.kind != "workflow":
+                continue
+            key = str(entry.get("key"))
+            if await self.store.find_idempotent(service, handler, key, WORKFLOW_RUN) is not None:
+                found.add((service, key))
+        return found
+
     def _policy(self, rec: InvocationRecord) -> RetryPolicy:
         info = self.registry.handler_info(rec.deployment_id, rec.service, rec.handler)
         if info is None or info.retry is None:
@@ -682,6 +745,13 @@ class Engine:
         if invoker is None:
             return f"deployment {rec.deployment_id} is not registered"
         run.cancel_sent = CANCEL_INDEX in run.completions
+        promises = ""
+        if run.promises is not None:
+            promises = (
+                ',"promises":{'
+                + ",".join(dumps(k) + ":" + v for k, v in run.promises.items())
+                + "}"
+            )
         state = "null"
         if run.state is not None:
             state = "{" + ",".join(dumps(k) + ":" + v for k, v in run.state.items()) + "}"
@@ -703,6 +773,7 @@ class Engine:
                 ",".join(run.completions[i] for i in sorted(run.completions)),
                 '],"state":',
                 state,
+                promises,
                 "}",
             )
         ).encode()

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote
 
 from ritornello.store import StoreError
 
+from ._apply import WORKFLOW_RUN
 from ._engine import Engine, EngineError
 from ._json import dumpb, dumps, loads
 
@@ -125,6 +126,9 @@ class IngressApp:
                 key = segs[3] if len(segs) == 7 else None
                 inv_id = await self._by_idempotency(segs[2], key, segs[-3], segs[-2])
                 return await self._result(method, inv_id, wait=segs[-1] == "attach")
+            if len(segs) == 5 and segs[1] == "workflow" and segs[4] in _PEEK:
+                inv_id = await self._workflow_run(segs[2], segs[3])
+                return await self._result(method, inv_id, wait=segs[4] == "attach")
             if len(segs) == 2 and segs[1] in ("attach", "output", "lookup"):
                 return await self._by_target(scope, receive, segs[1])
             raise HttpError(404, f"no ingress route for {path}")
@@ -250,6 +254,19 @@ class IngressApp:
             raise HttpError(404, "not found")
         return rec.id
 
+    async def _workflow_run(self, workflow: str, workflow_id: str) -> str:
+        """The run invocation of a workflow id."""
+        found = self.engine.registry.service(workflow)
+        main = [h for h in found[0].handlers if h.kind == "workflow"] if found else []
+        if not main:
+            raise HttpError(404, f"workflow {workflow} not found")
+        rec = await self.engine.store.find_idempotent(
+            workflow, main[0].name, workflow_id, WORKFLOW_RUN
+        )
+        if rec is None:
+            raise HttpError(404, "not found")
+        return rec.id
+
     async def _by_target(
         self, scope: Scope, receive: Receive, what: str
     ) -> tuple[int, bytes, str | None]:
@@ -266,6 +283,10 @@ class IngressApp:
         kind = target.get("target")
         if kind == "invocation" and isinstance(target.get("invocationId"), str):
             inv_id = target["invocationId"]
+        elif kind == "workflow" and all(
+            isinstance(target.get(f), str) for f in ("workflowName", "workflowKey")
+        ):
+            inv_id = await self._workflow_run(target["workflowName"], target["workflowKey"])
         elif kind == "idempotentInvocation" and all(
             isinstance(target.get(f), str) for f in ("service", "handler", "idempotencyKey")
         ):

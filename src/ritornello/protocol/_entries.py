@@ -53,11 +53,14 @@ ENTRY_KINDS: Final = frozenset(
         "sleep",
         "awakeable",
         "complete_awakeable",
+        "promise_get",
+        "promise_peek",
+        "promise_complete",
         "output",
     }
 )
 #: Entry kinds that wait for a completion from the orchestrator.
-WAITING_KINDS: Final = frozenset({"call", "sleep", "awakeable"})
+WAITING_KINDS: Final = frozenset({"call", "sleep", "awakeable", "promise_get", "promise_complete"})
 #: A completion with this index is the cancellation signal (not an entry's result).
 CANCEL_INDEX: Final = -1
 #: The ``run`` entry that journals where a cancellation was raised; its value is the index of

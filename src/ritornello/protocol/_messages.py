@@ -82,9 +82,11 @@ class InvokeRequest:
     journal: list[Entry]
     completions: list[Completion] = field(default_factory=list)
     state: dict[str, Any] | None = None
+    #: workflows: the promises resolved so far, name -> {"value": ...} or {"failure": ...}
+    promises: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "version": PROTOCOL_VERSION,
             "type": "invoke",
             "id": self.id,
@@ -96,6 +98,9 @@ class InvokeRequest:
             "completions": self.completions,
             "state": self.state,
         }
+        if self.promises is not None:
+            out["promises"] = self.promises
+        return out
 
     def encode(self) -> bytes:
         return dumps(self.to_dict())
@@ -119,6 +124,14 @@ class InvokeRequest:
         key = obj.get("key")
         if key is not None and not isinstance(key, str):
             raise ProtocolError("key must be a string or null")
+        promises = obj.get("promises")
+        if promises is not None and not (
+            isinstance(promises, dict)
+            and all(
+                isinstance(v, dict) and ("value" in v or "failure" in v) for v in promises.values()
+            )
+        ):
+            raise ProtocolError("promises must map names to {value} or {failure}")
         return cls(
             id=_field(obj, "id", str),
             service=_field(obj, "service", str),
@@ -128,6 +141,7 @@ class InvokeRequest:
             journal=journal,
             completions=completions,
             state=state,
+            promises=promises,
         )
 
 

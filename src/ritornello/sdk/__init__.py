@@ -7,12 +7,14 @@ Lambda ships this package and the user's code. The wire protocol is ``ritornello
 
 import logging
 
+from ritornello.protocol import RetryPolicy
 from ritornello.sdk._asgi import AsgiApp
 from ritornello.sdk._combinators import gather, select
 from ritornello.sdk._context import Context
 from ritornello.sdk._endpoint import Endpoint, InProcessEndpoint
 from ritornello.sdk._futures import DurableFuture
-from ritornello.sdk._service import Service, VirtualObject
+from ritornello.sdk._invocation import DurablePromise
+from ritornello.sdk._service import Service, VirtualObject, Workflow
 from ritornello.sdk.errors import JournalMismatchError, Suspended, TerminalError
 
 # A library logs but never decides where logs go (and prints nothing by default).
@@ -22,13 +24,16 @@ __all__ = [
     "AsgiApp",
     "Context",
     "DurableFuture",
+    "DurablePromise",
     "Endpoint",
     "InProcessEndpoint",
     "JournalMismatchError",
+    "RetryPolicy",
     "Service",
     "Suspended",
     "TerminalError",
     "VirtualObject",
+    "Workflow",
     "gather",
     "select",
 ]

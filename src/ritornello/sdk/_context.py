@@ -145,6 +145,14 @@ class Context(ABC):
     def reject_awakeable(self, awakeable_id: str, reason: str) -> None:
         """Fail an awakeable: its waiter gets a TerminalError with ``reason``."""
 
+    # -- workflows -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def promise(self, name: str) -> Any:
+        """The workflow's durable promise ``name``: ``.value()``, ``.peek()``, ``.resolve(v)``,
+        ``.reject(why)`` each return a durable future. Resolvable once, before or after anyone
+        waits on it; shared handlers of the workflow may resolve it too."""
+
     # -- deterministic helpers -----------------------------------------------------------------
 
     @abstractmethod

@@ -61,6 +61,33 @@ def _millis(duration: timedelta | float, what: str) -> int:
     return ms
 
 
+class DurablePromise:
+    """A workflow's named promise: resolvable once, before or after anyone waits on it."""
+
+    __slots__ = ("_ctx", "name")
+
+    def __init__(self, ctx: InvocationContext, name: str) -> None:
+        self._ctx = ctx
+        self.name = name
+
+    def value(self) -> DurableFuture[Any]:
+        """Wait until the promise is resolved (its value) or rejected (a TerminalError)."""
+        return self._ctx._promise_get(self.name)
+
+    def peek(self) -> DurableFuture[Any]:
+        """The value now, or None if not resolved yet (a rejection raises TerminalError)."""
+        return self._ctx._promise_peek(self.name)
+
+    def resolve(self, value: Any = None) -> DurableFuture[None]:
+        """Resolve it; awaiting raises TerminalError (409) if it was already completed."""
+        return self._ctx._promise_complete(self.name, {"value": to_json(value)})
+
+    def reject(self, reason: str) -> DurableFuture[None]:
+        """Reject it: waiters get a TerminalError with ``reason``."""
+        failure = {"code": 500, "message": str(reason)}
+        return self._ctx._promise_complete(self.name, {"failure": failure})
+
+
 class InvocationContext(Context):
     """The Context handed to the handler for one attempt."""
 
@@ -156,10 +183,10 @@ class InvocationContext(Context):
 
     def _require_state(self, op: str, *, write: bool) -> None:
         spec = self._spec
-        if spec.service_kind != "object":
+        if spec.service_kind not in ("object", "workflow"):
             raise TerminalError(
                 f"{spec.target}: ctx.{op} needs state, and a {spec.service_kind} has none "
-                "(use a VirtualObject)"
+                "(use a VirtualObject or a Workflow)"
             )
         if write and spec.kind == "shared":
             raise TerminalError(f"{spec.target} is a shared handler: it may read state, not {op}")
@@ -168,6 +195,48 @@ class InvocationContext(Context):
     def _check_key(key: object) -> None:
         if not isinstance(key, str):
             raise TypeError(f"a state key is a str, not {type(key).__name__}")
+        if key.startswith("\x00"):
+            raise ValueError("state keys starting with NUL are reserved for the engine")
+
+    # -- promises (workflows) --------------------------------------------------------------------
+
+    def promise(self, name: str) -> DurablePromise:
+        self._enter()
+        if self._spec.service_kind != "workflow":
+            raise TerminalError(f"{self._spec.target}: durable promises belong to workflows")
+        if not isinstance(name, str) or not name:
+            raise TypeError("a promise name is a non-empty str")
+        return DurablePromise(self, name)
+
+    def _promise_get(self, name: str) -> DurableFuture[Any]:
+        self._enter()
+        index, _ = self._machine.record({"kind": "promise_get", "name": name})
+        known = (self._request.promises or {}).get(name)
+        if known is not None and self._machine.completion(index) is None:
+            # Resolved before this attempt: the orchestrator completes the entry when it
+            # commits it; until then the result comes from the request.
+            return ReadyFuture(
+                self._machine, index, json_copy(known.get("value")), known.get("failure")
+            )
+        return CompletionFuture(self._machine, index, lambda v: v)
+
+    def _promise_peek(self, name: str) -> DurableFuture[Any]:
+        self._enter()
+        known = (self._request.promises or {}).get(name)
+        entry: Entry = {"kind": "promise_peek", "name": name, "value": known}
+        index, journaled = self._machine.record(entry)
+        found = (journaled or entry).get("value")
+        if isinstance(found, dict) and "failure" in found:
+            return ReadyFuture(self._machine, index, None, found["failure"])
+        value = found.get("value") if isinstance(found, dict) else None
+        return ReadyFuture(self._machine, index, json_copy(value))
+
+    def _promise_complete(self, name: str, result: dict[str, Any]) -> DurableFuture[None]:
+        self._enter()
+        entry: Entry = {"kind": "promise_complete", "name": name}
+        entry.update(result)  # type: ignore[typeddict-item]
+        index, _ = self._machine.record(entry)
+        return CompletionFuture(self._machine, index, lambda _: None)
 
     def get(self, key: str, default: Any = None) -> DurableFuture[Any]:
         self._enter()
@@ -227,9 +296,10 @@ class InvocationContext(Context):
         spec = handler_spec(target)
         if spec is None:
             raise TypeError(f"{target!r} is not a handler: decorate it, or pass 'Service/handler'")
-        if spec.service_kind == "object" and key is None:
-            raise ValueError(f"{spec.target} is a virtual object handler: pass key=")
-        if spec.service_kind != "object" and key is not None:
+        keyed = spec.service_kind in ("object", "workflow")
+        if keyed and key is None:
+            raise ValueError(f"{spec.target} is a {spec.service_kind} handler: pass key=")
+        if not keyed and key is not None:
             raise ValueError(f"{spec.target} belongs to a {spec.service_kind}: it takes no key")
         returns = spec.hints.get("return", Any)
         return spec.target, lambda v: from_json(v, returns)

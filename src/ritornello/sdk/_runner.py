@@ -28,8 +28,8 @@ async def run_attempt(
     it waits for every step still executing, so a finished step is never lost.
     """
     problem = check_request(request)
-    if problem is None and spec.service_kind == "object" and request.key is None:
-        problem = f"{spec.target} is a virtual object handler: the request needs a key"
+    if problem is None and spec.service_kind in ("object", "workflow") and request.key is None:
+        problem = f"{spec.target} is a {spec.service_kind} handler: the request needs a key"
     if problem is not None:
         return error_response("protocol", problem)
     machine = Machine(request, always_replay=always_replay)

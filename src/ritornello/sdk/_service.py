@@ -78,6 +78,7 @@ class ServiceDefinition:
 
     kind: ClassVar[str]
     _handler_kinds: ClassVar[frozenset[str]]
+    _default_kind: ClassVar[str] = "exclusive"
 
     def __init__(self, name: str) -> None:
         if not name or "/" in name or name != name.strip():
@@ -92,7 +93,7 @@ class ServiceDefinition:
         self,
         name: str | None = None,
         *,
-        kind: str = "exclusive",
+        kind: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> Callable[[F], F]:
         """Register an ``async def handler(ctx)`` or ``(ctx, input)``; returns it unchanged.
@@ -101,6 +102,7 @@ class ServiceDefinition:
         kill); unset fields take the orchestrator's defaults."""
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError("retry must be a ritornello.RetryPolicy")
+        kind = kind or self._default_kind
         if kind not in self._handler_kinds:
             raise ValueError(
                 f"{self.kind} {self.name!r}: handler kind {kind!r} is not one of "
@@ -163,6 +165,24 @@ class VirtualObject(ServiceDefinition):
 
     kind = "object"
     _handler_kinds = frozenset({"exclusive", "shared"})
+
+
+class Workflow(ServiceDefinition):
+    """A workflow: ``@wf.main()`` runs once per workflow id (the key); ``@wf.handler()``
+    handlers are shared: they run beside it, read its state and resolve its promises.
+    """
+
+    kind = "workflow"
+    _handler_kinds = frozenset({"workflow", "shared"})
+    _default_kind = "shared"
+
+    def main(
+        self, name: str | None = None, *, retry: RetryPolicy | None = None
+    ) -> Callable[[F], F]:
+        """Register the workflow's run handler (one per workflow)."""
+        if any(h.kind == "workflow" for h in self._handlers.values()):
+            raise ValueError(f"workflow {self.name!r} already has a main handler")
+        return self.handler(name, kind="workflow", retry=retry)
 
 
 def handler_spec(target: object) -> HandlerSpec | None:
