@@ -32,6 +32,7 @@ from ritornello.sdk import (
     Workflow,
     gather,
     select,
+    step_retry,
 )
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "Workflow",
     "gather",
     "select",
+    "step_retry",
 ]

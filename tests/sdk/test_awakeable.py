@@ -1,5 +1,5 @@
-"""Awakeables in the SDK: a journaled, unguessable id; suspension until completed; no step
-runs before a fresh id is persisted (durability "step")."""
+"""Awakeables in the SDK (a journaled, unguessable id; suspension until completed; no step
+runs before a fresh id is persisted) and in-place step retries (``step_retry``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import asyncio
 import json
 from typing import Any
 
-from ritornello import Context, Endpoint, Service, TerminalError
+import pytest
+
+from ritornello import Context, Endpoint, RetryPolicy, Service, TerminalError, step_retry
 from ritornello.protocol import parse_awakeable_id
 
 svc = Service("Awake")
@@ -84,3 +86,36 @@ def test_resolve_and_reject_are_journaled_and_bad_ids_refused() -> None:
     ]
     bad = _invoke("resolve_other", [{"kind": "input", "value": "sign_forged"}])
     assert bad["entries"][-1]["failure"]["code"] == 400
+
+
+flaky_calls: list[int] = []
+
+
+@step_retry(RetryPolicy(max_attempts=3, initial_interval_ms=1))
+def flaky_step(fail_times: int) -> str:
+    flaky_calls.append(1)
+    if len(flaky_calls) <= fail_times:
+        raise ConnectionError("try again")
+    return "ok"
+
+
+@svc.handler()
+async def retried(ctx: Context, fail_times: int) -> str:
+    flaky_calls.clear()
+    try:
+        return await ctx.run("flaky", flaky_step, fail_times)
+    except TerminalError as exc:
+        return f"gave up: {exc.message}"
+
+
+def test_step_retry_retries_in_place_then_fails_terminally() -> None:
+    ok = _invoke("retried", [{"kind": "input", "value": 2}])
+    assert ok["entries"][0] == {"kind": "run", "name": "flaky", "value": "ok"}
+    assert len(flaky_calls) == 3
+    spent = _invoke("retried", [{"kind": "input", "value": 5}])
+    assert spent["entries"][0]["failure"]["code"] == 500
+    assert "failed 3 times: ConnectionError: try again" in spent["entries"][0]["failure"]["message"]
+    assert spent["entries"][-1]["value"].startswith("gave up: step 'flaky' failed 3 times")
+    assert len(flaky_calls) == 3
+    with pytest.raises(ValueError):
+        step_retry(RetryPolicy())

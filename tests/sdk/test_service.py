@@ -253,6 +253,7 @@ PUBLIC = [
     "Workflow",
     "gather",
     "select",
+    "step_retry",
 ]
 
 

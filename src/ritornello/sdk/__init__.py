@@ -13,7 +13,7 @@ from ritornello.sdk._combinators import gather, select
 from ritornello.sdk._context import Context
 from ritornello.sdk._endpoint import Endpoint, InProcessEndpoint
 from ritornello.sdk._futures import DurableFuture
-from ritornello.sdk._invocation import DurablePromise
+from ritornello.sdk._invocation import DurablePromise, step_retry
 from ritornello.sdk._service import Service, VirtualObject, Workflow
 from ritornello.sdk.errors import JournalMismatchError, Suspended, TerminalError
 
@@ -36,4 +36,5 @@ __all__ = [
     "Workflow",
     "gather",
     "select",
+    "step_retry",
 ]

@@ -16,12 +16,13 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ritornello.protocol import (
     Entry,
     Failure,
     InvokeRequest,
+    RetryPolicy,
     derive_id,
     new_awakeable_id,
     parse_awakeable_id,
@@ -59,6 +60,30 @@ def _millis(duration: timedelta | float, what: str) -> int:
     if ms < 0:
         raise ValueError(f"{what} must not be negative")
     return ms
+
+
+STEP_RETRY_ATTR = "__ritornello_step_retry__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def step_retry(policy: RetryPolicy) -> Callable[[F], F]:
+    """Retry a step function in place: ``ctx.run`` calls it up to ``policy.max_attempts``
+    times with exponential backoff, then journals a TerminalError (500) the handler can catch.
+    Without it a failing step fails the whole attempt, retried by the handler's policy."""
+    if not isinstance(policy, RetryPolicy) or policy.max_attempts is None:
+        raise ValueError("step_retry needs a RetryPolicy with max_attempts")
+
+    def mark(fn: F) -> F:
+        setattr(fn, STEP_RETRY_ATTR, policy)
+        return fn
+
+    return mark
+
+
+def _step_backoff_s(policy: RetryPolicy, failed_attempt: int) -> float:
+    initial = policy.initial_interval_ms or 50
+    cap = policy.max_interval_ms or 60_000
+    return min(cap, initial * (policy.factor or 2.0) ** (failed_attempt - 1)) / 1000
 
 
 class DurablePromise:
@@ -160,13 +185,31 @@ class InvocationContext(Context):
         kwargs: dict[str, Any],
     ) -> StepOutcome:
         _IN_STEP.set(name)
+        policy: RetryPolicy | None = getattr(fn, STEP_RETRY_ATTR, None)
+        attempt = 1
         try:
-            if inspect.iscoroutinefunction(fn):
-                result = await fn(*args, **kwargs)
-            else:
-                result = await asyncio.to_thread(fn, *args, **kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
+            while True:
+                try:
+                    if inspect.iscoroutinefunction(fn):
+                        result = await fn(*args, **kwargs)
+                    else:
+                        result = await asyncio.to_thread(fn, *args, **kwargs)
+                        if inspect.isawaitable(result):
+                            result = await result
+                    break
+                except TerminalError:
+                    raise
+                except Exception as exc:
+                    if policy is None or policy.max_attempts is None:
+                        raise  # the invocation's retry policy decides
+                    if attempt >= policy.max_attempts:
+                        raise TerminalError(
+                            f"step {name!r} failed {attempt} times: {type(exc).__name__}: {exc}",
+                            status_code=500,
+                        ) from exc
+                    logger.info("step %r attempt %d failed: %r; retrying", name, attempt, exc)
+                    await asyncio.sleep(_step_backoff_s(policy, attempt))
+                    attempt += 1
             value = to_json(result)
         except TerminalError as exc:
             failure: Failure = {"code": exc.status_code, "message": exc.message}
