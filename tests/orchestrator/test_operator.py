@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ritornello import Context, Endpoint, Service, TerminalError, VirtualObject
-from ritornello.orchestrator import Engine, EngineError
+from ritornello import Context, Endpoint, Service, TerminalError, VirtualObject, Workflow
+from ritornello.orchestrator import Engine, EngineError, ManualClock
 from ritornello.protocol import DiscoveryResponse, RetryPolicy
 from ritornello.store import InvocationRecord
 from ritornello.store.memory import MemoryStore
@@ -186,6 +186,45 @@ def test_pause_holds_a_sleeper_past_its_timer_until_resumed() -> None:
             await engine.resume(inv)
             result = json.loads(await asyncio.wait_for(engine.wait_result(inv), 5))
             assert result == {"value": "awake"}
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_retention_purges_results_and_frees_keys() -> None:
+    wf = Workflow("Keep")
+
+    @wf.main()
+    async def run(ctx: Context, n: int) -> int:
+        ctx.set("n", n)
+        return n
+
+    async def main() -> None:
+        store = MemoryStore()
+        await store.open()
+        clock = ManualClock()
+        endpoint = Endpoint([ops, box, wf])
+        engine = Engine(
+            store, retry=FAST, clock=clock, retention_s=3600, inprocess={"e": endpoint.inprocess()}
+        )
+        await engine.start()
+        try:
+            await engine.register_deployment("inproc://e")
+            target = engine.registry.resolve("Keep", "run")
+            assert target is not None
+            first, created = await engine.submit(target, "w1", "1")
+            assert created and json.loads(await engine.wait_result(first.id)) == {"value": 1}
+            again, created = await engine.submit(target, "w1", "2")
+            assert not created and again.id == first.id  # once per id, within retention
+            assert await engine.purge_expired() == 0
+            clock.advance(3_600_001)
+            assert await engine.purge_expired() == 1
+            assert await store.get_invocation(first.id) is None
+            assert await store.get_state("Keep", "w1") == {}
+            fresh, created = await engine.submit(target, "w1", "3")
+            assert created and fresh.id != first.id
+            assert json.loads(await engine.wait_result(fresh.id)) == {"value": 3}
         finally:
             await engine.stop()
 

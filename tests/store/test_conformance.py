@@ -476,3 +476,18 @@ def test_a_conflicting_unit_does_not_affect_its_siblings(store: Store, run: Run)
     assert len(run(store.list_timers())) == 180
     assert run(store.get_invocation("inv_base")) == base
     assert run(store.get_journal("base")) == (["{}"], [])
+
+
+def test_list_expired_finds_old_terminal_invocations(store: Store, run: Run) -> None:
+    records = [
+        inv("inv_a", seq=1, status="completed", modified_at=100, result='{"value":1}'),
+        inv("inv_b", seq=2, status="killed", modified_at=50, result='{"value":2}'),
+        inv("inv_c", seq=3, status="completed", modified_at=300, result='{"value":3}'),
+        inv("inv_d", seq=4, status="running", modified_at=10),
+        inv("inv_e", seq=5, status="paused", modified_at=10),
+    ]
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(r) for r in records])))
+    assert _ids(run(store.list_expired(200))) == ["inv_b", "inv_a"]
+    assert _ids(run(store.list_expired(200, limit=1))) == ["inv_b"]
+    assert run(store.list_expired(50)) == []
+    assert _ids(run(store.list_expired(10_000))) == ["inv_b", "inv_a", "inv_c"]

@@ -64,6 +64,7 @@ async def run_orchestrator(
             on_max_attempts=settings.retry_on_max_attempts,
         ),
         attempt_timeout_s=settings.attempt_timeout_s,
+        retention_s=settings.retention_s,
         inprocess=inprocess,
     )
     servers: list[_Server] = []

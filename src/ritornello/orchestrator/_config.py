@@ -22,6 +22,7 @@ class Settings:
     admin_port: int = 9070
     max_body_bytes: int = 10 * 1024 * 1024
     attempt_timeout_s: float = 300.0
+    retention_s: float = 86_400.0
     sqlite_synchronous: str = "FULL"
     retry_initial_ms: int = 50
     retry_factor: float = 2.0

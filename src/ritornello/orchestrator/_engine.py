@@ -102,12 +102,17 @@ class Engine:
         retry: RetryPolicy | None = None,
         attempt_timeout_s: float = 300.0,
         inprocess: dict[str, Any] | None = None,
+        retention_s: float = 86_400.0,
     ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
         #: The default policy; a handler's declared policy overrides it field by field.
         self.retry = (retry or RetryPolicy()).merged_over(DEFAULT_RETRY)
         self.attempt_timeout_s = attempt_timeout_s
+        #: How long a finished invocation (its result, journal, idempotency key, and for a
+        #: workflow its state and promises) is kept before it is purged.
+        self.retention_s = retention_s
+        self._sweeper: asyncio.Task[None] | None = None
         self.inprocess: dict[str, Any] = inprocess if inprocess is not None else {}
         self.registry = Registry()
         self._seq = 0
@@ -162,6 +167,7 @@ class Engine:
         for timer in await self.store.list_timers():
             self._timers.add(timer)
         self._timers.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         self._started = True
         # A completion committed just before a crash may not have woken its invocation.
         for inv_id in list(self._suspended):
@@ -178,6 +184,9 @@ class Engine:
             return
         self._closing = True
         await self._timers.stop()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         tasks = list(self._drivers.values())
         for task in tasks:
             task.cancel()
@@ -338,6 +347,34 @@ class Engine:
             rec = replace(run.rec, status="running")
         entries, completions = await self.store.get_journal(invocation_id)
         return rec, entries, completions
+
+    # ------------------------------------------------------------------ retention
+
+    async def purge_expired(self) -> int:
+        """Purge invocations finished more than ``retention_s`` ago (with a workflow's state
+        and promises); their idempotency keys and workflow ids become free again. Returns
+        how many were purged. Safe to run any time: it only touches terminal invocations."""
+        cutoff = self.clock.now_ms() - int(self.retention_s * 1000)
+        total = 0
+        while expired := await self.store.list_expired(cutoff, 500):
+            unit = CommitUnit(purge=[r.id for r in expired])
+            for r in expired:
+                if r.handler_kind == "workflow" and r.key is not None:
+                    unit.state.append((r.service, r.key, None, None))
+            await self.store.commit(unit)
+            total += len(expired)
+        if total:
+            log.info("retention: purged %d finished invocations", total)
+        return total
+
+    async def _sweep_forever(self) -> None:
+        interval = max(0.05, min(60.0, self.retention_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.purge_expired()
+            except StoreError:
+                log.exception("retention sweep failed; trying again later")
 
     # ------------------------------------------------------------------ awakeables
 

@@ -88,6 +88,11 @@ class Store(ABC):
         """The invocation created with this idempotency key for this target, if any."""
 
     @abstractmethod
+    async def list_expired(self, before_ms: int, limit: int = 500) -> list[InvocationRecord]:
+        """Terminal (completed or killed) invocations last modified before ``before_ms``,
+        oldest first: what retention purges."""
+
+    @abstractmethod
     async def list_timers(self) -> list[TimerRecord]:
         """Every timer, ordered by ``fire_at``."""
 

@@ -74,6 +74,7 @@ CREATE TABLE invocations (
 CREATE INDEX invocations_seq ON invocations (seq);
 CREATE INDEX invocations_status ON invocations (status, seq);
 CREATE INDEX invocations_object ON invocations (service, key, seq);
+CREATE INDEX invocations_expiry ON invocations (status, modified_at);
 CREATE UNIQUE INDEX invocations_idempotency
     ON invocations (service, handler, ifnull(key, X''), idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -155,6 +156,10 @@ GET_INVOCATION = f"SELECT {_COLS} FROM invocations WHERE id = ?"
 GET_ENTRIES = "SELECT entry FROM journal WHERE invocation_id = ? ORDER BY idx"
 GET_COMPLETIONS = "SELECT completion FROM completions WHERE invocation_id = ? ORDER BY idx"
 GET_STATE = "SELECT name, value FROM state WHERE service = ? AND key = ? ORDER BY name"
+LIST_EXPIRED = (
+    f"SELECT {_COLS} FROM invocations WHERE status IN ('completed', 'killed') "
+    "AND modified_at < ? ORDER BY modified_at LIMIT ?"
+)
 FIND_IDEMPOTENT = (
     f"SELECT {_COLS} FROM invocations WHERE service = ? AND handler = ? "
     "AND ifnull(key, X'') = ? AND idempotency_key = ?"

@@ -220,6 +220,16 @@ class MemoryStore(Store):
         found.sort(key=lambda r: (r.seq, r.id))
         return found[: max(limit, 0)]
 
+    async def list_expired(self, before_ms: int, limit: int = 500) -> list[InvocationRecord]:
+        self._check_open()
+        found = [
+            r
+            for r in self._invocations.values()
+            if r.status in ("completed", "killed") and r.modified_at < before_ms
+        ]
+        found.sort(key=lambda r: r.modified_at)
+        return found[: max(limit, 0)]
+
     async def find_idempotent(
         self, service: str, handler: str, key: str | None, idempotency_key: str
     ) -> InvocationRecord | None:

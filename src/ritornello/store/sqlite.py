@@ -243,6 +243,12 @@ class SqliteStore(Store):
         result: list[InvocationRecord] = await self._run(False, _read_invocations, (query, params))
         return result
 
+    async def list_expired(self, before_ms: int, limit: int = 500) -> list[InvocationRecord]:
+        result: list[InvocationRecord] = await self._run(
+            False, _read_invocations, (sql.LIST_EXPIRED, (before_ms, max(limit, 0)))
+        )
+        return result
+
     async def find_idempotent(
         self, service: str, handler: str, key: str | None, idempotency_key: str
     ) -> InvocationRecord | None:
