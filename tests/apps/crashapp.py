@@ -9,7 +9,7 @@ import os
 import uuid
 from datetime import timedelta
 
-from ritornello import Context, Endpoint, Service, VirtualObject
+from ritornello import Context, Endpoint, RetryPolicy, Service, VirtualObject
 
 LEDGER = os.environ.get("RITORNELLO_TEST_LEDGER", "/dev/null")
 
@@ -55,6 +55,15 @@ async def status(ctx: Context) -> dict[str, object]:
 async def schedule(ctx: Context, n: int) -> str:
     """A delayed one-way call from inside a handler."""
     return ctx.send(add, [n, n], delay=timedelta(seconds=1))
+
+
+@adder.handler(retry=RetryPolicy(max_attempts=3, initial_interval_ms=20))
+async def flaky(ctx: Context, failures: int) -> str:
+    """Fails its first ``failures`` attempts, unless the ledger's ``.fixed`` file exists."""
+    fixed = os.path.exists(LEDGER + ".fixed")  # noqa: ASYNC240 - a test switch, not I/O
+    if ctx.attempt <= failures and not fixed:
+        raise RuntimeError(f"attempt {ctx.attempt} failed")
+    return f"ok on attempt {ctx.attempt}"
 
 
 endpoint = Endpoint([worker, adder])

@@ -38,3 +38,28 @@ def test_kill_pause_resume_over_http(tmp_path: Path) -> None:
     finally:
         orch.terminate()
         endpoint.terminate()
+
+
+def test_retries_then_success_and_pause_after_the_budget(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.txt"
+    endpoint = Endpoint(tmp_path, APPS, "crashapp", RITORNELLO_TEST_LEDGER=str(ledger)).start()
+    orch = Orchestrator(tmp_path).start()
+    try:
+        http("POST", f"{orch.admin}/deployments", {"uri": endpoint.uri})
+        status, body, _ = http("POST", f"{orch.ingress}/restate/call/Adder/flaky", 2)
+        assert (status, body) == (200, "ok on attempt 3")
+        inv = http("POST", f"{orch.ingress}/restate/send/Adder/flaky", 9)[1]["invocationId"]
+        for _ in range(200):
+            info = http("GET", f"{orch.admin}/invocations/{inv}")[1]
+            if info["status"] == "paused":
+                break
+            time.sleep(0.02)
+        assert info["status"] == "paused" and info["attempt"] == 3
+        assert "attempt 3 failed" in info["last_failure"]
+        Path(str(ledger) + ".fixed").touch()
+        assert http("PATCH", f"{orch.admin}/invocations/{inv}/resume")[0] == 200
+        status, body, _ = http("GET", f"{orch.ingress}/restate/attach/{inv}", timeout=30)
+        assert (status, body) == (200, "ok on attempt 1")
+    finally:
+        orch.terminate()
+        endpoint.terminate()
