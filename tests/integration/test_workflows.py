@@ -65,6 +65,10 @@ def test_a_workflow_runs_once_per_id(wf: Orchestrator) -> None:
     http("POST", f"{base}/call/Flow/once/reject", "no thanks")
     # A second call attaches to the first run instead of starting another.
     assert http("POST", f"{base}/call/Flow/once/run", 0)[:2] == (200, "rejected: no thanks")
+    # The legacy path form submits to the same run.
+    assert http("POST", f"{wf.ingress}/Flow/once/run", 0)[:2] == (200, "rejected: no thanks")
+    status, legacy, _ = http("POST", f"{wf.ingress}/Flow/fresh/run/send", 0)
+    assert (status, legacy["status"]) == (202, "Accepted")
     # From a handler: a send starts it; a second call to the same id is refused.
     assert http("POST", f"{base}/call/Starter/start_twice", "from-handler")[:2] == (
         200,

@@ -229,3 +229,35 @@ def test_retention_purges_results_and_frees_keys() -> None:
             await engine.stop()
 
     asyncio.run(main())
+
+
+class _Hangs:
+    """An endpoint whose invokes never answer (a handler stuck past the attempt timeout)."""
+
+    calls = 0
+
+    async def discover(self) -> bytes:
+        return Endpoint([ops]).discovery().encode()
+
+    async def invoke(self, body: bytes) -> bytes:
+        _Hangs.calls += 1
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+def test_attempt_timeouts_count_against_the_budget() -> None:
+    async def main() -> None:
+        store = MemoryStore()
+        await store.open()
+        engine = Engine(store, retry=FAST, attempt_timeout_s=0.05, inprocess={"h": _Hangs()})
+        await engine.start()
+        try:
+            await engine.register_deployment("inproc://h")
+            inv = await _submit(engine, "Ops/fragile", "slow")  # max_attempts=3, then pause
+            rec = await _until(store, inv, "paused")
+            assert rec.attempt == 3 and "timed out" in (rec.last_error or "")
+            assert _Hangs.calls == 3
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
