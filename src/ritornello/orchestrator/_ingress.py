@@ -66,6 +66,18 @@ def parse_delay(raw: str) -> int:
     raise HttpError(400, f"invalid delay {raw!r}: use e.g. 10s, 500ms, 1m30s or PT10S")
 
 
+def _json_text(body: bytes) -> str:
+    """A request body as JSON text to embed in a journal entry (empty: null); 400 if it is not
+    JSON (orjson validates strictly, UTF-8 included)."""
+    if not body.strip():
+        return "null"
+    try:
+        loads(body)
+    except ValueError as exc:
+        raise HttpError(400, f"invalid JSON body: {exc}") from None
+    return body.decode("utf-8")
+
+
 def _json_content_type(headers: dict[bytes, bytes]) -> bool:
     ct = headers.get(b"content-type")
     if ct is None:
@@ -176,14 +188,7 @@ class IngressApp:
             if not one_way:
                 raise HttpError(400, "delay is only allowed on /send")
             delay_ms = parse_delay(query["delay"][0])
-        body = await self._read_body(headers, receive)
-        input_text = "null"
-        if body.strip():
-            try:
-                loads(body)
-            except ValueError as exc:
-                raise HttpError(400, f"invalid JSON body: {exc}") from None
-            input_text = body.decode("utf-8")
+        input_text = _json_text(await self._read_body(headers, receive))
         idem_raw = headers.get(b"idempotency-key")
         idem = idem_raw.decode("utf-8", "replace") if idem_raw is not None else None
         if idem is not None and not idem.strip():
@@ -211,14 +216,7 @@ class IngressApp:
         if resolve:
             if not _json_content_type(headers):
                 raise HttpError(415, "resolve takes a JSON body (content-type: application/json)")
-            value = "null"
-            if body.strip():
-                try:
-                    loads(body)
-                except ValueError as exc:
-                    raise HttpError(400, f"invalid JSON body: {exc}") from None
-                value = body.decode("utf-8")
-            result = '{"value":' + value + "}"
+            result = '{"value":' + _json_text(body) + "}"
         else:
             try:
                 reason = body.decode("utf-8")
