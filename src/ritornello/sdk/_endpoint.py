@@ -17,6 +17,7 @@ from ritornello.protocol import (
     ProtocolError,
 )
 from ritornello.sdk._asgi import AsgiApp
+from ritornello.sdk._lambda import LambdaFunction, lambda_handler
 from ritornello.sdk._machine import error_response
 from ritornello.sdk._runner import run_attempt
 from ritornello.sdk._service import HandlerSpec, ServiceDefinition
@@ -84,6 +85,13 @@ class Endpoint:
         """A raw ASGI app: ``GET /discover``, ``POST /invoke/{service}/{handler}``, ``GET
         /health``."""
         return AsgiApp(self)
+
+    def lambda_handler(self) -> LambdaFunction:
+        """The function AWS Lambda calls, ``handler(event, context) -> dict``: it answers the
+        orchestrator's discovery (``{"ritornello": "discover"}``) and ``InvokeRequest`` events
+        (gzip-enveloped or not) and Function URL requests (the routes of :meth:`asgi`). One
+        event loop serves every invocation of the process. Build it once, at module level."""
+        return lambda_handler(self)
 
     def inprocess(self) -> InProcessEndpoint:
         """The protocol without HTTP: bytes in, bytes out."""

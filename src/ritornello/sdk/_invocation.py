@@ -43,6 +43,10 @@ from ritornello.sdk.errors import TerminalError
 logger = logging.getLogger("ritornello.sdk")
 
 _IN_STEP: ContextVar[str | None] = ContextVar("ritornello_in_step", default=None)
+#: The journal index of the step running in this context (for log records), if any.
+STEP_INDEX: ContextVar[int | None] = ContextVar("ritornello_step_index", default=None)
+#: The machine of the attempt running in this context (for log records), if any.
+CURRENT_MACHINE: ContextVar[Machine | None] = ContextVar("ritornello_machine", default=None)
 
 
 def _wall_clock() -> float:
@@ -185,6 +189,7 @@ class InvocationContext(Context):
         kwargs: dict[str, Any],
     ) -> StepOutcome:
         _IN_STEP.set(name)
+        STEP_INDEX.set(index)
         policy: RetryPolicy | None = getattr(fn, STEP_RETRY_ATTR, None)
         attempt = 1
         try:

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from ritornello.protocol import Entry, InvokeRequest, InvokeResponse
-from ritornello.sdk._invocation import InvocationContext
+from ritornello.sdk._invocation import CURRENT_MACHINE, InvocationContext
 from ritornello.sdk._machine import Machine, check_request, error_response
 from ritornello.sdk._serde import from_json, to_json
 from ritornello.sdk._service import HandlerSpec
@@ -34,8 +34,12 @@ async def run_attempt(
         return error_response("protocol", problem)
     machine = Machine(request, always_replay=always_replay)
     ctx = InvocationContext(request, spec, machine, step_checkpoints=durability == "step")
-    await _drive(spec, ctx, machine)
-    await ctx.wait_for_steps()
+    token = CURRENT_MACHINE.set(machine)
+    try:
+        await _drive(spec, ctx, machine)
+        await ctx.wait_for_steps()
+    finally:
+        CURRENT_MACHINE.reset(token)
     response = machine.response()
     logger.debug("%s %s attempt %d: %s", spec.target, request.id, request.attempt, response.status)
     return response
