@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from ritornello.orchestrator import Engine, EngineError
 from ritornello.protocol import PROTOCOL_VERSION, DiscoveryResponse
@@ -20,9 +20,29 @@ from ritornello.store import STATUSES, DeploymentRecord, InvocationRecord
 
 
 class RegisterDeployment(BaseModel):
-    """``POST /deployments`` body."""
+    """``POST /deployments`` body: ``{"uri": ...}`` or ``{"arn": ..., "assume_role_arn": ...}``."""
 
-    uri: str = Field(description="Endpoint URL (http://host:port) or inproc://NAME")
+    uri: str | None = Field(
+        None, description="Endpoint URL (http://host:port, a Function URL) or inproc://NAME"
+    )
+    arn: str | None = Field(
+        None,
+        description="Lambda function ARN qualified with a version or an alias "
+        "(arn:aws:lambda:REGION:ACCOUNT:function:NAME:VERSION); not $LATEST",
+    )
+    assume_role_arn: str | None = Field(
+        None, description="IAM role the orchestrator assumes to invoke the function (with arn)"
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RegisterDeployment:
+        if (self.uri is None) == (self.arn is None):
+            raise ValueError("give exactly one of uri or arn")
+        if self.assume_role_arn is not None and self.arn is None:
+            raise ValueError("assume_role_arn goes with arn")
+        if self.arn is not None and not self.arn.startswith("arn:"):
+            raise ValueError("arn must be a Lambda function ARN (arn:aws:lambda:...)")
+        return self
 
 
 def _version() -> str:
@@ -84,7 +104,13 @@ def create_app(engine: Engine) -> FastAPI:
     @app.post("/deployments", status_code=201, tags=["deployments"])
     async def register(body: RegisterDeployment) -> dict[str, Any]:
         try:
-            return _deployment(await engine.register_deployment(body.uri))
+            if body.arn is not None:
+                record = await engine.register_deployment(
+                    body.arn, assume_role_arn=body.assume_role_arn
+                )
+            else:
+                record = await engine.register_deployment(body.uri or "")
+            return _deployment(record)
         except EngineError as exc:
             raise fail(exc) from None
 

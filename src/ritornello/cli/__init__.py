@@ -104,6 +104,21 @@ def _serve(
     _run(run_orchestrator(settings, inprocess={"app": endpoint.inprocess()}, on_started=register))
 
 
+@app.command("lambda-emulator")
+def lambda_emulator(
+    app_path: Annotated[
+        str, typer.Argument(metavar="APP.py", help="file defining lambda_handler or an Endpoint")
+    ],
+    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 9001,
+    host: Annotated[str, typer.Option("--host", help="address to bind")] = "127.0.0.1",
+) -> None:
+    """Serve Lambda's Invoke API on loopback for APP.py's lambda_handler (local development)."""
+    from ritornello.cli._lambda_emulator import serve as serve_emulator
+
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve_emulator(app_path, host=host, port=port)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -206,8 +206,23 @@ class Engine:
 
     # ------------------------------------------------------------------ deployments
 
-    async def register_deployment(self, uri: str) -> DeploymentRecord:
-        """Discover what ``uri`` serves and register it (re-registering a URI refreshes it)."""
+    async def register_deployment(
+        self, uri: str, *, assume_role_arn: str | None = None
+    ) -> DeploymentRecord:
+        """Discover what ``uri`` serves and register it (re-registering a URI refreshes it).
+
+        ``uri`` may be a qualified Lambda function ARN; ``assume_role_arn`` (Lambda only) is
+        then kept in the stored URI (``ARN?assume_role_arn=...``) so it survives restarts.
+        """
+        if uri.startswith("arn:"):
+            from ._lambda import parse_function_arn
+
+            try:
+                uri = parse_function_arn(uri, assume_role_arn).uri
+            except InvokerError as exc:
+                raise EngineError(str(exc), 400) from None
+        elif assume_role_arn is not None:
+            raise EngineError("assume_role_arn applies to Lambda ARNs only", 400)
         try:
             invoker = make_invoker(uri, self.inprocess, timeout_s=self.attempt_timeout_s)
         except InvokerError as exc:

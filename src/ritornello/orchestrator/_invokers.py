@@ -126,7 +126,18 @@ class InProcessInvoker(Invoker):
 
 
 def make_invoker(uri: str, inprocess: dict[str, Any], *, timeout_s: float) -> Invoker:
-    """The invoker for a deployment URI: ``http(s)://...`` or ``inproc://NAME``."""
+    """The invoker for a deployment URI: ``http(s)://...``, a Lambda function ARN
+    (``arn:aws:lambda:...:function:NAME:QUALIFIER[?assume_role_arn=...]``, see ``_lambda``) or
+    ``inproc://NAME``. boto3 is imported only when a Lambda deployment exists."""
+    if uri.startswith("arn:"):
+        from ._lambda import LambdaInvoker
+
+        return LambdaInvoker.from_uri(uri, timeout_s=timeout_s)
+    if uri.startswith("https://") and ".lambda-url." in uri:
+        from ._lambda import FunctionUrlInvoker, is_function_url
+
+        if is_function_url(uri):  # AWS_IAM auth: every request SigV4-signed
+            return FunctionUrlInvoker(uri, timeout_s=timeout_s)
     if uri.startswith(("http://", "https://")):
         return HttpInvoker(uri, timeout_s=timeout_s)
     if uri.startswith("inproc://"):
@@ -135,4 +146,6 @@ def make_invoker(uri: str, inprocess: dict[str, Any], *, timeout_s: float) -> In
         if target is None:
             raise InvokerError(f"no in-process endpoint named {name!r} in this process")
         return InProcessInvoker(target)
-    raise InvokerError(f"unsupported deployment URI {uri!r} (expected http(s):// or inproc://)")
+    raise InvokerError(
+        f"unsupported deployment URI {uri!r} (expected http(s)://, a Lambda ARN or inproc://)"
+    )

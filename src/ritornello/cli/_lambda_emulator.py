@@ -1,0 +1,298 @@
+"""``ritornello lambda-emulator APP.py``: Lambda's Invoke REST API on loopback for a local handler.
+
+It serves ``POST /2015-03-31/functions/{FunctionName}/invocations`` (any function name, partial or
+full ARN, any ``:QUALIFIER`` or ``?Qualifier=``) by calling the ``lambda_handler`` APP.py defines
+(a module-level callable of that name, or an ``Endpoint``'s ``.lambda_handler()``) with the JSON
+payload and a minimal context object, so boto3 pointed at it (``endpoint_url`` or
+``AWS_ENDPOINT_URL_LAMBDA``, dummy credentials, any region) works unchanged. As on AWS:
+
+* 200 with the handler's JSON result and ``X-Amz-Executed-Version``;
+* a handler exception: 200 with ``X-Amz-Function-Error: Unhandled`` and
+  ``{"errorMessage", "errorType", "stackTrace"}``;
+* a request payload over 6 MiB: 413 ``RequestEntityTooLargeException``; a result over 6 MiB:
+  a ``Function.ResponseSizeTooLarge`` function error; a payload that is not JSON: 400
+  ``InvalidRequestContentException``;
+* ``X-Amz-Invocation-Type: Event`` answers 202 and runs the handler in the background;
+  ``DryRun`` answers 204.
+
+Handlers run on a thread pool, so concurrent invokes run concurrently (each one on its own
+thread, as each Lambda instance runs one at a time). Not emulated: signatures (any credentials
+pass), the function timeout, cold starts, logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import re
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous request and response limit
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+LambdaHandler = Callable[[Any, Any], Any]
+_Send = Callable[[dict[str, Any]], Awaitable[None]]
+_Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+_PATH = re.compile(r"/2015-03-31/functions/(?P<name>[^/]+)/invocations/?")
+_FULL_ARN = re.compile(
+    r"arn:[a-z-]+:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:(?P<rest>.+)"
+)
+
+
+@dataclass
+class LambdaContext:
+    """The parts of Lambda's context object handlers use."""
+
+    function_name: str
+    function_version: str
+    invoked_function_arn: str
+    aws_request_id: str
+    memory_limit_in_mb: int = 128
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    client_context: Any = None
+    identity: Any = None
+    deadline: float = field(default=0.0, repr=False)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def _function(name: str, qualifier: str | None) -> tuple[str, str, str]:
+    """(function name, version or alias, invoked ARN) for a FunctionName path parameter."""
+    region, account, rest = REGION, ACCOUNT, name
+    m = _FULL_ARN.fullmatch(name)
+    if m is not None:
+        region, account, rest = m["region"], m["account"], m["rest"]
+    elif re.match(r"\d{12}:function:", name):
+        account, _, rest = name.split(":", 2)
+    fn, _, in_name = rest.partition(":")
+    qualifier = qualifier or in_name or None
+    arn = f"arn:aws:lambda:{region}:{account}:function:{fn}"
+    if qualifier:
+        arn += f":{qualifier}"
+    return fn, qualifier or "$LATEST", arn
+
+
+class LambdaEmulator:
+    """A raw ASGI app speaking Lambda's Invoke API for one ``lambda_handler(event, context)``."""
+
+    def __init__(
+        self, handler: LambdaHandler, *, max_workers: int = 64, function_timeout_s: float = 900.0
+    ) -> None:
+        self.handler = handler
+        self.function_timeout_s = function_timeout_s
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="lambda-emulator")
+        self._background: set[asyncio.Future[tuple[bool, bytes]]] = set()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def __call__(self, scope: dict[str, Any], receive: _Receive, send: _Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body, too_large = await _read_body(receive, MAX_PAYLOAD)
+        m = _PATH.fullmatch(scope["path"])
+        if m is None or scope["method"] != "POST":
+            route = f"{scope['method']} {scope['path']}"
+            await _error(send, 404, "ResourceNotFoundException", f"no route {route}")
+            return
+        if too_large:
+            await _error(
+                send,
+                413,
+                "RequestEntityTooLargeException",
+                f"Request must be smaller than {MAX_PAYLOAD} bytes "
+                "for the InvokeFunction operation",
+            )
+            return
+        try:
+            event = json.loads(body) if body.strip() else {}
+        except ValueError as exc:
+            await _error(
+                send, 400, "InvalidRequestContentException", f"Could not parse request body: {exc}"
+            )
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        fn, version, arn = _function(m["name"], (query.get("Qualifier") or [None])[0])
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = str(uuid.uuid4())
+        context = LambdaContext(
+            function_name=fn,
+            function_version=version,
+            invoked_function_arn=arn,
+            aws_request_id=request_id,
+            log_group_name=f"/aws/lambda/{fn}",
+            log_stream_name=f"emulator/{request_id}",
+            deadline=time.monotonic() + self.function_timeout_s,
+        )
+        executed = version if version.isdigit() else "$LATEST"
+        common = [
+            (b"x-amzn-requestid", request_id.encode()),
+            (b"x-amz-executed-version", executed.encode()),
+        ]
+        kind = headers.get("x-amz-invocation-type", "RequestResponse")
+        if kind == "DryRun":
+            await _respond(send, 204, b"", common)
+            return
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, self._run, event, context)
+        if kind == "Event":
+            self._background.add(future)
+            future.add_done_callback(self._background.discard)
+            await _respond(send, 202, b"", common)
+            return
+        ok, out = await future
+        if not ok:
+            common.append((b"x-amz-function-error", b"Unhandled"))
+        await _respond(send, 200, out, [(b"content-type", b"application/json"), *common])
+
+    def _run(self, event: Any, context: LambdaContext) -> tuple[bool, bytes]:
+        """Call the handler on a worker thread: (succeeded, JSON bytes of the result or error)."""
+        try:
+            result = self.handler(event, context)
+        except Exception as exc:
+            return False, _error_payload(exc, context)
+        try:
+            out = json.dumps(result).encode()
+        except (TypeError, ValueError) as exc:
+            return False, json.dumps(
+                {
+                    "errorMessage": f"Unable to marshal response: {exc}",
+                    "errorType": "Runtime.MarshalError",
+                    "requestId": context.aws_request_id,
+                    "stackTrace": [],
+                }
+            ).encode()
+        if len(out) > MAX_PAYLOAD:
+            return False, json.dumps(
+                {
+                    "errorMessage": f"Response payload size ({len(out)} bytes) exceeded maximum "
+                    f"allowed payload size ({MAX_PAYLOAD} bytes).",
+                    "errorType": "Function.ResponseSizeTooLarge",
+                }
+            ).encode()
+        return True, out
+
+
+def _error_payload(exc: BaseException, context: LambdaContext) -> bytes:
+    return json.dumps(
+        {
+            "errorMessage": str(exc),
+            "errorType": type(exc).__name__,
+            "requestId": context.aws_request_id,
+            "stackTrace": traceback.format_tb(exc.__traceback__),
+        }
+    ).encode()
+
+
+async def _read_body(receive: _Receive, limit: int) -> tuple[bytes, bool]:
+    """The request body, and whether it was over ``limit`` (then it is read and dropped, so the
+    connection stays usable)."""
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            break
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        more = msg.get("more_body", False)
+    if size > limit:
+        return b"", True
+    return b"".join(chunks), False
+
+
+async def _respond(
+    send: _Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send: _Send, status: int, code: str, message: str) -> None:
+    """An AWS service error, shaped as Lambda sends it (botocore reads x-amzn-ErrorType)."""
+    body = json.dumps({"Type": "User", "message": message}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"x-amzn-errortype", code.encode()),
+        (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
+    ]
+    await _respond(send, status, body, headers)
+
+
+def load_lambda_handler(path: str) -> LambdaHandler:
+    """The ``lambda_handler`` of the Python file ``path``: a module-level callable of that name,
+    or else the module's ``Endpoint`` (preferably named ``endpoint``) and its ``.lambda_handler()``.
+    """
+    from ritornello.sdk import Endpoint
+
+    file = Path(path)
+    if not file.is_file():
+        raise SystemExit(f"{path}: no such file")
+    sys.path.insert(0, str(file.resolve().parent))
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{path}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[file.stem] = module
+    spec.loader.exec_module(module)
+    handler = getattr(module, "lambda_handler", None)
+    if callable(handler):
+        return handler  # type: ignore[no-any-return]
+    found = {k: v for k, v in vars(module).items() if isinstance(v, Endpoint)}
+    endpoint = found.get("endpoint") or (next(iter(found.values())) if len(found) == 1 else None)
+    if endpoint is None:
+        raise SystemExit(
+            f"{path}: define a module-level `lambda_handler` or one Endpoint; "
+            f"found {len(found)} Endpoints"
+        )
+    make = getattr(endpoint, "lambda_handler", None)
+    if make is None:
+        raise SystemExit(f"{path}: this version of ritornello's Endpoint has no lambda_handler()")
+    return make()  # type: ignore[no-any-return]
+
+
+def serve(app_path: str, *, host: str = "127.0.0.1", port: int = 9001) -> None:
+    """Serve APP.py's handler until SIGINT/SIGTERM."""
+    import uvicorn
+
+    emulator = LambdaEmulator(load_lambda_handler(app_path))
+    print(
+        f"Lambda Invoke API for {app_path} on http://{host}:{port} "
+        f"(AWS_ENDPOINT_URL_LAMBDA=http://{host}:{port})",
+        flush=True,
+    )
+    try:
+        uvicorn.run(emulator, host=host, port=port, log_level="warning", lifespan="off")
+    finally:
+        emulator.close()

@@ -1,0 +1,458 @@
+"""Invokers for handler endpoints on AWS Lambda: the Invoke API (boto3) and Function URLs (SigV4).
+
+Wire format (the SDK's ``Endpoint(...).lambda_handler()`` answers exactly this): the orchestrator
+calls Lambda's Invoke API, ``InvocationType=RequestResponse``, with the payload
+
+* ``{"ritornello": "discover"}`` for discovery: the function returns the DiscoveryResponse;
+* the InvokeRequest itself (``"type": "invoke"``): the function returns the InvokeResponse.
+
+A request whose JSON exceeds 5 MiB (``GZIP_ABOVE``) travels as
+``{"ritornello_encoding": "gzip", "data": "<base64 of gzip of the JSON>"}``; if even that exceeds
+Lambda's 6 MiB payload limit (``MAX_PAYLOAD``) the attempt fails with ``InvokerError`` (nothing is
+ever truncated). An answer may come back in the same envelope and is decoded here, so the engine
+always gets plain InvokeResponse bytes, exactly as from HTTP.
+
+Invariants:
+
+* boto3 is synchronous: every ``invoke`` (and the gzip work around it) runs in this invoker's own
+  thread pool of ``max_concurrency`` threads, never on the event loop; an ``asyncio.Semaphore``
+  admits at most ``max_concurrency`` requests, matching the client's connection pool.
+* One client per invoker (botocore clients are thread-safe), made on first use in a worker thread.
+  It never retries (``max_attempts: 0``): a failed attempt goes back to the engine, whose retry
+  policy and backoff are the only ones.
+* Only qualified ARNs are accepted (``...:function:NAME:VERSION`` or ``:ALIAS``): ``$LATEST`` and an
+  unqualified name change under a suspended invocation, whose journal must replay on the code that
+  wrote it. (An alias moves when it is repointed; a version never does.)
+* Deployment records hold one string, so the role to assume travels in the URI:
+  ``arn:aws:lambda:us-east-1:123456789012:function:app:7?assume_role_arn=<url-encoded role ARN>``
+  and survives restarts with the record.
+
+Endpoints, regions and credentials come from the standard AWS settings (``AWS_ENDPOINT_URL_LAMBDA``
+or ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``..., profiles, instance roles); the client's region is
+the ARN's (a function is invoked in its own region).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import gzip
+import json
+import re
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import boto3  # type: ignore[import-untyped]
+import botocore.session  # type: ignore[import-untyped]
+from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+from botocore.config import Config  # type: ignore[import-untyped]
+from botocore.credentials import (  # type: ignore[import-untyped]
+    AssumeRoleCredentialFetcher,
+    CredentialProvider,
+    CredentialResolver,
+    DeferredRefreshableCredentials,
+)
+from botocore.exceptions import (  # type: ignore[import-untyped]
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from ritornello.protocol import DiscoveryResponse
+
+from ._http import HttpClientError
+from ._invokers import HttpInvoker, Invoker, InvokerError
+
+__all__ = [
+    "GZIP_ABOVE",
+    "MAX_PAYLOAD",
+    "FunctionArn",
+    "FunctionUrlInvoker",
+    "LambdaInvoker",
+    "decode_payload",
+    "encode_payload",
+    "is_function_url",
+    "lambda_uri",
+    "parse_function_arn",
+]
+
+GZIP_ABOVE = 5 * 1024 * 1024  # 5,242,880 bytes: larger requests travel gzipped
+MAX_PAYLOAD = 6 * 1024 * 1024  # 6,291,456 bytes: Lambda's synchronous payload limit
+MAX_DECODED = 256 * 1024 * 1024  # a gzipped answer may not inflate beyond this
+DISCOVER = b'{"ritornello": "discover"}'
+
+_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12})"
+    r":function:(?P<name>[A-Za-z0-9_-]{1,64})(?::(?P<qualifier>[^:?/]*))?"
+)
+_QUALIFIER = re.compile(r"[0-9]+|[A-Za-z0-9_-]{1,128}")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+_FUNCTION_URL_HOST = re.compile(r"[a-z0-9]+\.lambda-url\.(?P<region>[a-z0-9-]+)\.on\.aws")
+_SHAPE = "arn:aws:lambda:REGION:ACCOUNT:function:NAME:VERSION (or :ALIAS)"
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionArn:
+    """A qualified Lambda function ARN, and the role to assume when invoking it."""
+
+    arn: str
+    region: str
+    name: str
+    qualifier: str
+    assume_role_arn: str | None = None
+
+    @property
+    def uri(self) -> str:
+        """The deployment URI that stores this target (see the module docstring)."""
+        return lambda_uri(self.arn, self.assume_role_arn)
+
+
+def parse_function_arn(uri: str, assume_role_arn: str | None = None) -> FunctionArn:
+    """Parse a deployment URI (``ARN[?assume_role_arn=...]``); ``InvokerError`` says what is wrong.
+
+    ``assume_role_arn`` may be given here or in the URI's query, not both.
+    """
+    arn, _, query = uri.partition("?")
+    params = parse_qs(query, keep_blank_values=True, strict_parsing=False) if query else {}
+    unknown = set(params) - {"assume_role_arn"}
+    if unknown:
+        raise InvokerError(f"unknown parameter(s) {sorted(unknown)} in Lambda deployment {uri!r}")
+    if "assume_role_arn" in params:
+        if assume_role_arn is not None or len(params["assume_role_arn"]) != 1:
+            raise InvokerError(f"assume_role_arn given more than once for {arn!r}")
+        assume_role_arn = params["assume_role_arn"][0]
+    m = _ARN.fullmatch(arn)
+    if m is None:
+        raise InvokerError(f"not a Lambda function ARN: {arn!r} (expected {_SHAPE})")
+    qualifier = m["qualifier"]
+    if qualifier is None:
+        raise InvokerError(
+            f"Lambda ARN {arn!r} is unqualified: register a published version or an alias "
+            f"({_SHAPE}), so that an invocation stays on the code it started on"
+        )
+    if qualifier == "$LATEST":
+        raise InvokerError(
+            f"Lambda ARN {arn!r} names $LATEST, which changes under running invocations: "
+            f"register a published version or an alias ({_SHAPE})"
+        )
+    if not _QUALIFIER.fullmatch(qualifier):
+        raise InvokerError(f"bad version or alias {qualifier!r} in Lambda ARN {arn!r}")
+    if assume_role_arn is not None and not _ROLE_ARN.fullmatch(assume_role_arn):
+        raise InvokerError(
+            f"assume_role_arn {assume_role_arn!r} is not an IAM role ARN "
+            "(arn:aws:iam::ACCOUNT:role/NAME)"
+        )
+    return FunctionArn(arn, m["region"], m["name"], qualifier, assume_role_arn)
+
+
+def lambda_uri(arn: str, assume_role_arn: str | None = None) -> str:
+    """The deployment URI for a function ARN and an optional role to assume."""
+    if assume_role_arn is None:
+        return arn
+    return f"{arn}?assume_role_arn={quote(assume_role_arn, safe='')}"
+
+
+# ---------------------------------------------------------------- payload envelope
+
+
+def encode_payload(body: bytes) -> bytes:
+    """The Invoke payload for a request: as is up to 5 MiB, else the gzip envelope.
+
+    Raises ``InvokerError`` when even the envelope is over Lambda's 6 MiB limit.
+    """
+    if len(body) <= GZIP_ABOVE:
+        return body
+    data = base64.b64encode(gzip.compress(body, compresslevel=6, mtime=0))
+    payload = b'{"ritornello_encoding": "gzip", "data": "' + data + b'"}'
+    if len(payload) > MAX_PAYLOAD:
+        raise InvokerError(
+            f"request too large for Lambda: {len(body):,} bytes of JSON are still "
+            f"{len(payload):,} bytes gzipped, over the {MAX_PAYLOAD:,}-byte payload limit"
+        )
+    return payload
+
+
+def decode_payload(data: bytes) -> bytes:
+    """An answer's JSON bytes, unwrapping the gzip envelope if the function used it."""
+    marker = b'"ritornello_encoding"'
+    if marker not in data[:128] and marker not in data[-128:]:
+        return data
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return data  # not ours to judge: the engine reports a malformed answer
+    if not isinstance(obj, dict) or set(obj) != {"ritornello_encoding", "data"}:
+        return data
+    if obj["ritornello_encoding"] != "gzip" or not isinstance(obj["data"], str):
+        raise InvokerError(f"unsupported answer encoding {obj['ritornello_encoding']!r}")
+    try:
+        inflater = zlib.decompressobj(wbits=31)  # gzip framing
+        out = inflater.decompress(base64.b64decode(obj["data"], validate=True), MAX_DECODED)
+        if inflater.unconsumed_tail:
+            raise InvokerError(f"gzipped answer inflates beyond {MAX_DECODED:,} bytes")
+        if not inflater.eof:
+            raise InvokerError("gzipped answer is truncated")
+    except (binascii.Error, zlib.error) as exc:
+        raise InvokerError(f"gzipped answer is corrupt: {exc}") from None
+    return out
+
+
+# ---------------------------------------------------------------- credentials
+
+
+class _AssumedRole(CredentialProvider):  # type: ignore[misc]
+    """Credentials of an assumed role, refreshed by botocore before they expire."""
+
+    METHOD = "ritornello-assume-role"
+    CANONICAL_NAME = "custom-ritornello-assume-role"
+
+    def __init__(self, role_arn: str, region: str) -> None:
+        super().__init__()
+        self._role_arn = role_arn
+        self._region = region
+
+    def load(self) -> Any:
+        source = botocore.session.Session()  # the ordinary chain: env, profile, instance role
+        credentials = source.get_credentials()
+        if credentials is None:
+            raise InvokerError(f"no AWS credentials to assume {self._role_arn} with")
+
+        def sts(service: str, **kw: Any) -> Any:
+            return source.create_client(service, region_name=self._region, **kw)
+
+        fetcher = AssumeRoleCredentialFetcher(
+            client_creator=sts,
+            source_credentials=credentials,
+            role_arn=self._role_arn,
+            extra_args={"RoleSessionName": "ritornello-orchestrator"},
+        )
+        return DeferredRefreshableCredentials(
+            refresh_using=fetcher.fetch_credentials, method=self.METHOD
+        )
+
+
+_LOADER: Any = None  # botocore's model loader, shared: models are parsed once per process
+
+
+def _session(assume_role_arn: str | None, region: str) -> Any:
+    """A boto3 session of its own (credentials are per invoker) over the shared model loader:
+    parsing the models holds the GIL for tens of milliseconds, a stall worth paying once."""
+    global _LOADER
+    session = botocore.session.Session()
+    if _LOADER is None:
+        _LOADER = session.get_component("data_loader")
+    else:
+        session.register_component("data_loader", _LOADER)
+    if assume_role_arn is not None:
+        provider = _AssumedRole(assume_role_arn, region)
+        session.register_component("credential_provider", CredentialResolver([provider]))
+    return boto3.session.Session(botocore_session=session)
+
+
+# ---------------------------------------------------------------- the Invoke API
+
+
+class LambdaInvoker(Invoker):
+    """A function behind Lambda's Invoke API, named by a qualified ARN."""
+
+    def __init__(
+        self,
+        arn: str,
+        *,
+        assume_role_arn: str | None = None,
+        max_concurrency: int = 64,
+        timeout_s: float = 300.0,
+    ) -> None:
+        if max_concurrency < 1:
+            raise InvokerError("max_concurrency must be at least 1")
+        self.target = parse_function_arn(arn, assume_role_arn)
+        self.arn = self.target.arn
+        self.max_concurrency = max_concurrency
+        self._timeout_s = timeout_s
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._pool: ThreadPoolExecutor | None = None
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    @classmethod
+    def from_uri(cls, uri: str, *, max_concurrency: int = 64, timeout_s: float) -> LambdaInvoker:
+        """The invoker for a stored deployment URI (``ARN[?assume_role_arn=...]``)."""
+        target = parse_function_arn(uri)
+        return cls(
+            target.arn,
+            assume_role_arn=target.assume_role_arn,
+            max_concurrency=max_concurrency,
+            timeout_s=timeout_s,
+        )
+
+    async def discover(self) -> DiscoveryResponse:
+        return DiscoveryResponse.decode(await self._call(DISCOVER, encode=False))
+
+    async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
+        """Invoke the function with one InvokeRequest; the answer's JSON bytes.
+
+        Cancelling the caller frees its slot at once; the thread finishes (or times out) on its
+        own and its answer is dropped, never read by anyone.
+        """
+        return await self._call(body, encode=True)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    # -- internals
+
+    async def _call(self, payload: bytes, *, encode: bool) -> bytes:
+        async with self._slots:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.max_concurrency, thread_name_prefix="ritornello-lambda"
+                )
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, self._invoke_sync, payload, encode)
+
+    def _get_client(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                config = Config(
+                    max_pool_connections=self.max_concurrency,
+                    connect_timeout=min(10.0, self._timeout_s),
+                    read_timeout=self._timeout_s,
+                    retries={"max_attempts": 0},
+                    tcp_keepalive=True,  # long invocations over idle NAT paths
+                )
+                session = _session(self.target.assume_role_arn, self.target.region)
+                self._client = session.client(
+                    "lambda", region_name=self.target.region, config=config
+                )
+            return self._client
+
+    def _invoke_sync(self, payload: bytes, encode: bool) -> bytes:
+        """One Invoke call, on a worker thread. Every failure becomes ``InvokerError``."""
+        if encode:
+            payload = encode_payload(payload)
+        arn = self.arn
+        try:
+            resp = self._get_client().invoke(
+                FunctionName=arn, InvocationType="RequestResponse", Payload=payload
+            )
+            data: bytes = resp["Payload"].read()
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            code = err.get("Code") or "ClientError"
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            what = "throttled" if code in _THROTTLES or status == 429 else "failed"
+            raise InvokerError(
+                f"Lambda {arn} {what}: {code} (HTTP {status}): {err.get('Message', '')}".rstrip()
+            ) from None
+        except ReadTimeoutError:
+            raise InvokerError(
+                f"Lambda {arn} did not answer within {self._timeout_s:g} s (read timeout)"
+            ) from None
+        except (EndpointConnectionError, ConnectTimeoutError) as exc:
+            raise InvokerError(f"Lambda endpoint unreachable for {arn}: {exc}") from None
+        except InvokerError:
+            raise
+        except Exception as exc:  # BotoCoreError and anything else: still just a failed attempt
+            raise InvokerError(f"Lambda {arn}: {type(exc).__name__}: {exc}") from None
+        function_error = resp.get("FunctionError")
+        if function_error:
+            raise InvokerError(_function_error(arn, function_error, data))
+        status = resp.get("StatusCode")
+        if status != 200:
+            raise InvokerError(f"Lambda {arn} answered status {status}")
+        return decode_payload(data)
+
+
+_THROTTLES = frozenset(
+    {"TooManyRequestsException", "ThrottlingException", "Throttling", "EC2ThrottledException"}
+)
+
+
+def _function_error(arn: str, kind: str, data: bytes) -> str:
+    """The message for an error raised by the function (X-Amz-Function-Error)."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict):
+        etype = obj.get("errorType", "Error")
+        emsg = obj.get("errorMessage", "")
+        return f"Lambda {arn} function error ({kind}): {etype}: {emsg}"
+    return f"Lambda {arn} function error ({kind}): {data[:300].decode('utf-8', 'replace')}"
+
+
+# ---------------------------------------------------------------- Function URLs (AWS_IAM auth)
+
+
+def is_function_url(uri: str) -> bool:
+    """Whether ``uri`` is a Lambda Function URL (``https://ID.lambda-url.REGION.on.aws``)."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    return parts.scheme == "https" and _FUNCTION_URL_HOST.fullmatch(host) is not None
+
+
+class FunctionUrlInvoker(HttpInvoker):
+    """A Function URL with ``AuthType: AWS_IAM``: the HTTP invoker, each request SigV4-signed
+    (service ``lambda``, the URL's region) with the ordinary credentials chain; unsigned when
+    there are no credentials (an ``AuthType: NONE`` URL needs none).
+
+    Signing runs on a worker thread: fetching or refreshing credentials may do network I/O.
+    """
+
+    def __init__(self, uri: str, *, limit: int = 256, timeout_s: float = 300.0) -> None:
+        parts = urlsplit(uri)
+        m = _FUNCTION_URL_HOST.fullmatch(parts.hostname or "")
+        if parts.scheme != "https" or m is None:
+            raise InvokerError(f"not a Lambda Function URL: {uri!r}")
+        super().__init__(uri, limit=limit, timeout_s=timeout_s)
+        self.region = m["region"]
+        self._credentials: Any = None
+        self._lock = threading.Lock()
+
+    def signed_headers(self, method: str, path: str, body: bytes | None) -> dict[str, str]:
+        """The SigV4 headers for one request (blocking: may fetch credentials)."""
+        with self._lock:
+            if self._credentials is None:
+                self._credentials = botocore.session.Session().get_credentials()
+            credentials = self._credentials
+        if credentials is None:  # an AuthType NONE URL needs none; AWS_IAM answers 403
+            return {}
+        request = AWSRequest(
+            method=method,
+            url=self.uri + path,
+            data=body or b"",
+            headers={"content-type": "application/json"},
+        )
+        SigV4Auth(credentials.get_frozen_credentials(), "lambda", self.region).add_auth(request)
+        return {
+            k.lower(): v
+            for k, v in request.headers.items()
+            if k.lower() in ("authorization", "x-amz-date", "x-amz-security-token")
+        }
+
+    async def _request(self, method: str, path: str, body: bytes | None) -> bytes:
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = self._new_pool()
+        headers = await asyncio.to_thread(self.signed_headers, method, path, body)
+        try:
+            status, _, data = await pool.request(method, path, body, headers)
+        except HttpClientError as exc:
+            raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
+        if status != 200:
+            text = data[:300].decode("utf-8", "replace")
+            raise InvokerError(f"endpoint answered HTTP {status}: {text}")
+        return data
