@@ -139,3 +139,35 @@ def test_registration_refuses_what_is_not_a_pinned_function(
         assert answer == {"deployments": []}
     finally:
         orch.terminate()
+
+
+def test_kill9_of_the_orchestrator_mid_invocation_on_lambda(
+    lam: tuple[Path, LambdaEmulator],
+) -> None:
+    tmp, emulator = lam
+    orch = Orchestrator(tmp, **aws_env(emulator, tmp)).start()
+    try:
+        assert http("POST", f"{orch.admin}/deployments", {"arn": ARN})[0] == 201
+        ids = [
+            http("POST", f"{orch.ingress}/restate/send/Worker/k{i}/work", 7)[1]["invocationId"]
+            for i in range(6)
+        ]
+        time.sleep(0.3)
+        orch.kill9()
+        orch.start()
+        for inv in ids:
+            status, body, _ = http("GET", f"{orch.ingress}/restate/attach/{inv}", timeout=60)
+            assert (status, body) == (200, {"total": 21, "progress": 7}), orch.output()
+        executions: dict[tuple[str, str], list[str]] = {}
+        for line in (tmp / "ledger.txt").read_text().splitlines():
+            inv, step, token = line.split()
+            executions.setdefault((inv, step), []).append(token)
+        for inv in ids:
+            journal = http("GET", f"{orch.admin}/invocations/{inv}")[1]["journal"]
+            runs = [e for e in journal if e["kind"] == "run"]
+            assert len(runs) == 7
+            for entry in runs:
+                # The committed execution is the last one: no journaled step ran again.
+                assert executions[(inv, entry["name"])][-1] == entry["value"]
+    finally:
+        orch.kill9()
