@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from ritornello.orchestrator import Engine, EngineError, ManualClock
 from ritornello.protocol import DiscoveryResponse, RetryPolicy
 from ritornello.store import InvocationRecord
 from ritornello.store.memory import MemoryStore
+from ritornello.store.sqlite import SqliteStore
 
 FAST = RetryPolicy(initial_interval_ms=2, factor=1.0, max_interval_ms=2)
 broken = {"on": True}
@@ -119,6 +121,7 @@ def test_spent_budget_pauses_and_resume_finishes() -> None:
             assert info.value.status == 409
         finally:
             await engine.stop()
+            await store.close()
 
     asyncio.run(main())
 
@@ -138,6 +141,7 @@ def test_spent_budget_kills_and_the_caller_gets_the_failure() -> None:
             assert len(killed) == 1 and killed[0].attempt == 2
         finally:
             await engine.stop()
+            await store.close()
 
     asyncio.run(main())
 
@@ -168,6 +172,7 @@ def test_kill_a_suspended_invocation_frees_its_key_and_timers() -> None:
             assert info.value.status == 404
         finally:
             await engine.stop()
+            await store.close()
 
     asyncio.run(main())
 
@@ -188,6 +193,7 @@ def test_pause_holds_a_sleeper_past_its_timer_until_resumed() -> None:
             assert result == {"value": "awake"}
         finally:
             await engine.stop()
+            await store.close()
 
     asyncio.run(main())
 
@@ -227,6 +233,7 @@ def test_retention_purges_results_and_frees_keys() -> None:
             assert json.loads(await engine.wait_result(fresh.id)) == {"value": 3}
         finally:
             await engine.stop()
+            await store.close()
 
     asyncio.run(main())
 
@@ -259,5 +266,51 @@ def test_attempt_timeouts_count_against_the_budget() -> None:
             assert _Hangs.calls == 3
         finally:
             await engine.stop()
+            await store.close()
+
+    asyncio.run(main())
+
+
+race = Workflow("Race")
+
+
+@race.main()
+async def race_run(ctx: Context, value: str) -> str:
+    await ctx.promise("go").resolve(value)
+    return value
+
+
+@race.handler()
+async def race_wait(ctx: Context) -> str:
+    return str(await ctx.promise("go").value())
+
+
+def test_promise_waiters_and_resolver_racing_on_one_key_all_complete(tmp_path: Path) -> None:
+    """Many shared handlers wait on a promise while the run resolves it: every waiter is
+    registered before the resolution or sees it — none is missed (the key lock holds). On
+    SQLite, whose reads and commits really yield to other tasks inside the lock."""
+
+    async def main() -> None:
+        store = SqliteStore(str(tmp_path / "race.db"))
+        await store.open()
+        engine = Engine(store, retry=FAST, inprocess={"e": Endpoint([race]).inprocess()})
+        await engine.start()
+        try:
+            await engine.register_deployment("inproc://e")
+            run_t = engine.registry.resolve("Race", "race_run")
+            wait_t = engine.registry.resolve("Race", "race_wait")
+            assert run_t is not None and wait_t is not None
+            for round_ in range(5):
+                key = f"k{round_}"
+                waiters = [await engine.submit(wait_t, key, "null") for _ in range(15)]
+                await engine.submit(run_t, key, json.dumps(key))
+                waiters += [await engine.submit(wait_t, key, "null") for _ in range(15)]
+                results = await asyncio.wait_for(
+                    asyncio.gather(*(engine.wait_result(r.id) for r, _ in waiters)), 10
+                )
+                assert [json.loads(r) for r in results] == [{"value": key}] * 30
+        finally:
+            await engine.stop()
+            await store.close()
 
     asyncio.run(main())

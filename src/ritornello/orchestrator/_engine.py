@@ -124,10 +124,9 @@ class Engine:
         self._timers = TimerQueue(self.clock, self._fire_timers)
         self._started = False
         self._closing = False
-        self._stopping_drivers: set[str] = set()
-        self._locks: dict[
-            tuple[str, str], asyncio.Lock
-        ] = {}  # being killed or paused: spawn nothing
+        self._stopping_drivers: set[str] = set()  # being killed or paused: spawn nothing
+        # workflow keys (promises): the lock and how many tasks hold or await it
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -701,15 +700,21 @@ class Engine:
 
     @contextlib.asynccontextmanager
     async def _key_lock(self, service: str, key: str) -> AsyncIterator[None]:
+        """One holder at a time per workflow key. A lock is dropped only when nobody holds
+        or awaits it (a lock released with a waiter still queued must stay the key's lock,
+        or a newcomer would make a second one and both would run)."""
         k = (service, key)
-        lock = self._locks.get(k)
-        if lock is None:
-            lock = self._locks[k] = asyncio.Lock()
+        entry = self._locks.get(k)
+        if entry is None:
+            entry = self._locks[k] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
         try:
             async with lock:
                 yield
         finally:
-            if not lock.locked() and self._locks.get(k) is lock:
+            users[0] -= 1
+            if users[0] == 0:
                 del self._locks[k]
 
     async def _settle(
