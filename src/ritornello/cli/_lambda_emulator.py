@@ -23,17 +23,14 @@ pass), the function timeout, cold starts, logs.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import re
-import sys
 import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -254,32 +251,16 @@ def load_lambda_handler(path: str) -> LambdaHandler:
     """The ``lambda_handler`` of the Python file ``path``: a module-level callable of that name,
     or else the module's ``Endpoint`` (preferably named ``endpoint``) and its ``.lambda_handler()``.
     """
-    from ritornello.sdk import Endpoint
+    from ritornello.cli._app_loader import find_endpoint, load_module
 
-    file = Path(path)
-    if not file.is_file():
-        raise SystemExit(f"{path}: no such file")
-    sys.path.insert(0, str(file.resolve().parent))
-    spec = importlib.util.spec_from_file_location(file.stem, file)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"{path}: cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[file.stem] = module
-    spec.loader.exec_module(module)
+    module = load_module(path)
     handler = getattr(module, "lambda_handler", None)
     if callable(handler):
         return handler  # type: ignore[no-any-return]
-    found = {k: v for k, v in vars(module).items() if isinstance(v, Endpoint)}
-    endpoint = found.get("endpoint") or (next(iter(found.values())) if len(found) == 1 else None)
+    endpoint = find_endpoint(module)
     if endpoint is None:
-        raise SystemExit(
-            f"{path}: define a module-level `lambda_handler` or one Endpoint; "
-            f"found {len(found)} Endpoints"
-        )
-    make = getattr(endpoint, "lambda_handler", None)
-    if make is None:
-        raise SystemExit(f"{path}: this version of ritornello's Endpoint has no lambda_handler()")
-    return make()  # type: ignore[no-any-return]
+        raise SystemExit(f"{path}: define a module-level `lambda_handler` or one Endpoint")
+    return endpoint.lambda_handler()
 
 
 def serve(app_path: str, *, host: str = "127.0.0.1", port: int = 9001) -> None:
