@@ -28,18 +28,20 @@ import re
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
+
+from ritornello.orchestrator import asgi_lifespan
 
 MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous request and response limit
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 LambdaHandler = Callable[[Any, Any], Any]
-_Send = Callable[[dict[str, Any]], Awaitable[None]]
+_Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 _PATH = re.compile(r"/2015-03-31/functions/(?P<name>[^/]+)/invocations/?")
@@ -99,13 +101,8 @@ class LambdaEmulator:
 
     async def __call__(self, scope: dict[str, Any], receive: _Receive, send: _Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await asgi_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         body, too_large = await _read_body(receive, MAX_PAYLOAD)

@@ -5,7 +5,7 @@ from ritornello.orchestrator._apply import DEFAULT_RETRY
 from ritornello.orchestrator._clock import Clock, ManualClock, SystemClock
 from ritornello.orchestrator._config import DEFAULT_STORE, ConfigError, Settings, load_settings
 from ritornello.orchestrator._engine import Engine, EngineError
-from ritornello.orchestrator._ingress import IngressApp, parse_delay
+from ritornello.orchestrator._ingress import IngressApp, asgi_lifespan, parse_delay
 from ritornello.orchestrator._invokers import (
     HttpInvoker,
     InProcessInvoker,
@@ -28,6 +28,7 @@ __all__ = [
     "ManualClock",
     "Settings",
     "SystemClock",
+    "asgi_lifespan",
     "load_settings",
     "parse_delay",
 ]

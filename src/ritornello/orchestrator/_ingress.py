@@ -95,7 +95,7 @@ class IngressApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await asgi_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -331,7 +331,8 @@ class IngressApp:
         return 200, dumpb(result.get("value")), inv_id
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def asgi_lifespan(receive: Receive, send: Send) -> None:
+    """Answer an ASGI lifespan scope: nothing to start or stop."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -72,12 +72,17 @@ class HttpInvoker(Invoker):
             headers={"content-type": "application/json"},
         )
 
+    async def _headers(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
+        """Extra headers for one request (none here; a signing invoker adds its signature)."""
+        return None
+
     async def _request(self, method: str, path: str, body: bytes | None) -> bytes:
         pool = self._pool
         if pool is None:  # used again after close()
             pool = self._pool = self._new_pool()
+        headers = await self._headers(method, path, body)
         try:
-            status, _, data = await pool.request(method, path, body)
+            status, _, data = await pool.request(method, path, body, headers)
         except HttpClientError as exc:
             raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
         if status != 200:

@@ -67,7 +67,6 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 
 from ritornello.protocol import DiscoveryResponse
 
-from ._http import HttpClientError
 from ._invokers import HttpInvoker, Invoker, InvokerError
 
 __all__ = [
@@ -443,16 +442,5 @@ class FunctionUrlInvoker(HttpInvoker):
             if k.lower() in ("authorization", "x-amz-date", "x-amz-security-token")
         }
 
-    async def _request(self, method: str, path: str, body: bytes | None) -> bytes:
-        pool = self._pool
-        if pool is None:
-            pool = self._pool = self._new_pool()
-        headers = await asyncio.to_thread(self.signed_headers, method, path, body)
-        try:
-            status, _, data = await pool.request(method, path, body, headers)
-        except HttpClientError as exc:
-            raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
-        if status != 200:
-            text = data[:300].decode("utf-8", "replace")
-            raise InvokerError(f"endpoint answered HTTP {status}: {text}")
-        return data
+    async def _headers(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
+        return await asyncio.to_thread(self.signed_headers, method, path, body)
