@@ -8,9 +8,18 @@ from ritornello.store._records import (
     DeploymentRecord,
     InvocationRecord,
     InvocationWrite,
+    LeaseRecord,
+    MemberRecord,
     TimerRecord,
 )
-from ritornello.store.errors import ConflictError, SchemaError, StoreClosedError, StoreError
+from ritornello.store.errors import (
+    ConflictError,
+    FencedError,
+    SchemaError,
+    StoreClosedError,
+    StoreError,
+    UnavailableError,
+)
 
 __all__ = [
     "STATUSES",
@@ -18,13 +27,17 @@ __all__ = [
     "CommitUnit",
     "ConflictError",
     "DeploymentRecord",
+    "FencedError",
     "InvocationRecord",
     "InvocationWrite",
+    "LeaseRecord",
+    "MemberRecord",
     "SchemaError",
     "Store",
     "StoreClosedError",
     "StoreError",
     "TimerRecord",
+    "UnavailableError",
     "open_store",
 ]
 

@@ -16,15 +16,22 @@ from ritornello.store._records import (
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,
+    LeaseRecord,
+    MemberRecord,
     TimerRecord,
 )
 
 
 class Store(ABC):
-    """Durable home of invocations, journals, completions, state, timers and deployments.
+    """Durable home of invocations, journals, completions, state, timers and deployments,
+    and of the partition leases and inboxes several orchestrators coordinate through.
 
-    ``async with store:`` opens it and closes it.
+    ``async with store:`` opens it and closes it. ``partitions`` (how many partitions
+    invocations hash to) is fixed when the store is created and readable once it is open.
     """
+
+    #: Number of partitions; fixed for the life of the database (1 for SQLite by default).
+    partitions: int = 1
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -78,8 +85,11 @@ class Store(ABC):
         key: str | None = None,
         after_seq: int = -1,
         limit: int = 1000,
+        partition: int | None = None,
     ) -> list[InvocationRecord]:
-        """Invocations ordered by ``seq``, filtered, starting after ``after_seq`` (a cursor)."""
+        """Invocations ordered by (``seq``, ``id``), filtered, starting after ``after_seq`` (a
+        cursor). With ``partition`` and only non-terminal ``statuses`` (what a new leader
+        recovers) the read is strongly consistent on every backend."""
 
     @abstractmethod
     async def find_idempotent(
@@ -88,13 +98,16 @@ class Store(ABC):
         """The invocation created with this idempotency key for this target, if any."""
 
     @abstractmethod
-    async def list_expired(self, before_ms: int, limit: int = 500) -> list[InvocationRecord]:
+    async def list_expired(
+        self, before_ms: int, limit: int = 500, partition: int | None = None
+    ) -> list[InvocationRecord]:
         """Terminal (completed or killed) invocations last modified before ``before_ms``,
-        oldest first: what retention purges."""
+        oldest first (of ``partition`` if given): what retention purges."""
 
     @abstractmethod
-    async def list_timers(self) -> list[TimerRecord]:
-        """Every timer, ordered by ``fire_at``."""
+    async def list_timers(self, partition: int | None = None) -> list[TimerRecord]:
+        """Every timer (of ``partition`` if given), ordered by ``fire_at``. Strongly
+        consistent."""
 
     @abstractmethod
     async def max_seq(self) -> int:
@@ -111,3 +124,49 @@ class Store(ABC):
     @abstractmethod
     async def delete_deployment(self, deployment_id: str) -> bool:
         """Remove a deployment; False if it did not exist."""
+
+    # ------------------------------------------------------------------ leadership
+
+    @abstractmethod
+    async def list_leases(self) -> list[LeaseRecord]:
+        """The lease of every partition ever claimed, by partition. Strongly consistent."""
+
+    @abstractmethod
+    async def claim_lease(
+        self, partition: int, owner: str, expect: LeaseRecord | None, now_ms: int
+    ) -> LeaseRecord:
+        """Become leader of ``partition`` if its lease is still exactly ``expect`` (same
+        version; None: never claimed). The new lease has ``owner``, epoch ``expect.epoch + 1``
+        (1 if never claimed) and version ``expect.version + 1`` (1). Raises ConflictError if
+        the lease moved (someone renewed or claimed it)."""
+
+    @abstractmethod
+    async def renew_lease(self, lease: LeaseRecord, now_ms: int) -> LeaseRecord:
+        """Extend a lease we hold: version + 1, if the stored lease still has ``lease``'s owner
+        and epoch (the version is not compared, so a renewal that landed but reported a
+        failure does not lose the lease). Raises FencedError if it was taken or released."""
+
+    @abstractmethod
+    async def release_lease(self, lease: LeaseRecord, now_ms: int) -> None:
+        """Give a lease up (owner None, version + 1) if we still hold it; else do nothing."""
+
+    @abstractmethod
+    async def heartbeat(self, node: str, address: str, now_ms: int) -> None:
+        """Insert or refresh this process's member record (version + 1)."""
+
+    @abstractmethod
+    async def list_members(self) -> list[MemberRecord]:
+        """Every member record, by node."""
+
+    @abstractmethod
+    async def remove_member(self, node: str) -> None:
+        """Delete a member record (a clean shutdown); missing is fine."""
+
+    @abstractmethod
+    async def read_inbox(self, partition: int, limit: int = 1000) -> list[tuple[str, str]]:
+        """(message id, invocation id) of messages to ``partition`` (see ``CommitUnit.notify``),
+        oldest first. Strongly consistent: a committed message is seen."""
+
+    @abstractmethod
+    async def ack_inbox(self, partition: int, message_ids: Sequence[str]) -> None:
+        """Delete handled messages; unknown ids are ignored."""

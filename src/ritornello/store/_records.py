@@ -47,6 +47,12 @@ class InvocationRecord:
     last_error: str | None = None
     next_at: int | None = None  # Unix ms of the retry or scheduled start, if any
     version: int = 1
+    #: The partition whose leader drives it (orchestrator/_partitions.py: by object key, else
+    #: by id). Fixed at creation.
+    partition: int = 0
+    #: Unix ms after which a terminal invocation may be purged (set when it becomes terminal);
+    #: reads may treat an invocation past it as gone (DynamoDB's TTL deletes it late).
+    expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,7 @@ class TimerRecord:
     invocation_id: str
     kind: str
     index: int = 0
+    partition: int = 0  # the invocation's partition (not part of the timer's name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,32 @@ class DeploymentRecord:
     uri: str
     services: str
     created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """Leadership of one partition.
+
+    ``epoch`` increases by one at every claim (change of leader), ``version`` at every write
+    (claim, renewal, release); ``owner`` None means released. Expiry is never judged from
+    ``renewed_at`` (a wall clock, for display): a contender watches ``version`` on its own
+    monotonic clock and may claim once it has not moved for a lease period."""
+
+    partition: int
+    owner: str | None
+    epoch: int
+    version: int
+    renewed_at: int  # Unix ms
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """An orchestrator process that takes part in leadership (for balancing partitions)."""
+
+    node: str
+    address: str  # where its ingress listens (informational)
+    heartbeat_at: int  # Unix ms of its last heartbeat
+    version: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +126,7 @@ class CommitUnit:
 
     The parts apply in this order, so a later part sees the earlier ones: ``purge``,
     ``invocations`` (in list order), ``entries``, ``completions``, ``state`` (in list order),
-    ``timers_remove``, ``timers_add``. A timer is named by (invocation_id, kind, index); adding
+    ``timers_remove``, ``timers_add``, ``notify``. A timer is named by (invocation_id, kind, index); adding
     one that exists replaces it (new ``fire_at``), removing ignores ``fire_at`` and a missing
     timer. ``commit`` raises ValueError, before writing anything, for a malformed unit: an
     ``InvocationWrite`` whose ``record.version`` is not ``expect_version + 1``, or a state
@@ -109,3 +142,5 @@ class CommitUnit:
     timers_remove: list[TimerRecord] = field(default_factory=list)
     # invocation ids to delete with their journal, completions and timers (not object state)
     purge: list[str] = field(default_factory=list)
+    fences: list[tuple[int, int]] = field(default_factory=list)  # (partition, epoch)
+    notify: list[tuple[int, str]] = field(default_factory=list)  # (partition, invocation id)

@@ -4,6 +4,8 @@
 
     StoreError                 anything the store cannot do
     ├── ConflictError          a condition of a commit failed; nothing of that unit was written
+    │   └── FencedError        a fence (partition, epoch) failed: another leader took over
+    ├── UnavailableError       throttled or unreachable for now; a commit may or may not have landed
     ├── SchemaError            the database was written by an incompatible schema version
     └── StoreClosedError       the store was closed or is closing
 
@@ -17,6 +19,20 @@ class StoreError(Exception):
 
 class ConflictError(StoreError):
     """A commit's condition failed (an entry position already written, a stale version)."""
+
+
+class FencedError(ConflictError):
+    """A fenced write found its partition's lease at another epoch (or released): the writer
+    is no longer the leader of that partition and must step down from it."""
+
+    def __init__(self, message: str, partition: int | None = None) -> None:
+        super().__init__(message)
+        self.partition = partition
+
+
+class UnavailableError(StoreError):
+    """The store could not be reached or refused the request for now (throttling, internal
+    errors, an exhausted retry budget). A commit that raised it may or may not have landed."""
 
 
 class SchemaError(StoreError):
