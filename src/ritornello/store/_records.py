@@ -127,8 +127,8 @@ class CommitUnit:
     The parts apply in this order, so a later part sees the earlier ones: ``purge``,
     ``invocations`` (in list order), ``entries``, ``completions``, ``state`` (in list order),
     ``timers_remove``, ``timers_add``, ``notify``. A timer is named by (invocation_id, kind,
-    index); adding one that exists replaces it (new ``fire_at``), removing ignores ``fire_at`` and a missing
-    timer. ``commit`` raises ValueError, before writing anything, for a malformed unit: an
+    index); adding one that exists replaces it (new ``fire_at``), removing ignores ``fire_at``
+    and a missing timer. ``commit`` raises ValueError, before writing anything, for a malformed unit: an
     ``InvocationWrite`` whose ``record.version`` is not ``expect_version + 1``, or a state
     change with a value but no name.
     """
