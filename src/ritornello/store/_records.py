@@ -128,7 +128,15 @@ class CommitUnit:
     ``invocations`` (in list order), ``entries``, ``completions``, ``state`` (in list order),
     ``timers_remove``, ``timers_add``, ``notify``. A timer is named by (invocation_id, kind,
     index); adding one that exists replaces it (new ``fire_at``), removing ignores ``fire_at``
-    and a missing timer. ``commit`` raises ValueError, before writing anything, for a malformed unit: an
+    and a missing timer.
+
+    ``fences`` (partition, epoch): the unit applies only if each partition's lease is held
+    (owner not None) at exactly that epoch; otherwise ``FencedError`` (a ConflictError) and
+    nothing is written. ``notify`` (partition, invocation id) adds a message to that
+    partition's inbox (the leader of another partition learns of a new invocation or a
+    completion it must act on); messages are not deduplicated, acting on one is idempotent.
+
+    ``commit`` raises ValueError, before writing anything, for a malformed unit: an
     ``InvocationWrite`` whose ``record.version`` is not ``expect_version + 1``, or a state
     change with a value but no name.
     """
