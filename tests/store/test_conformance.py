@@ -14,7 +14,10 @@ from ritornello.store import (
     CommitUnit,
     ConflictError,
     DeploymentRecord,
+    FencedError,
     InvocationWrite,
+    LeaseRecord,
+    MemberRecord,
     Store,
     StoreClosedError,
     StoreError,
@@ -49,6 +52,14 @@ def test_use_before_open_and_after_close(backend: str, tmp_path: Path, run: Run)
         run(store.get_invocation("x"))
     with pytest.raises(StoreClosedError):
         run(store.put_deployment(DeploymentRecord("dp", "http://x", "[]", 1)))
+    with pytest.raises(StoreClosedError):
+        run(store.claim_lease(0, "node-a", None, 1))
+    with pytest.raises(StoreClosedError):
+        run(store.heartbeat("node-a", "x", 1))
+    with pytest.raises(StoreClosedError):
+        run(store.read_inbox(0))
+    with pytest.raises(StoreClosedError):
+        run(store.ack_inbox(0, []))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -491,3 +502,287 @@ def test_list_expired_finds_old_terminal_invocations(store: Store, run: Run) -> 
     assert _ids(run(store.list_expired(200, limit=1))) == ["inv_b"]
     assert run(store.list_expired(50)) == []
     assert _ids(run(store.list_expired(10_000))) == ["inv_b", "inv_a", "inv_c"]
+
+
+# --- partitions and expiry -------------------------------------------------------------------
+# A store keeps whatever partition number a record carries: ``partitions`` only informs the
+# orchestrator, so these tests use partitions 1..3 whatever the store was created with.
+
+
+def test_partition_and_expires_at_round_trip(store: Store, run: Run) -> None:
+    assert isinstance(store.partitions, int) and store.partitions >= 1
+    record = inv(partition=3, status="completed", expires_at=1_700_000_900_000)
+    timer = TimerRecord(10, "inv_1", "retry", 0, partition=3)
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(record)], timers_add=[timer])))
+    assert run(store.get_invocation("inv_1")) == record
+    assert run(store.list_timers()) == [timer]
+    moved = bump(record, expires_at=None)
+    run(store.commit(CommitUnit(invocations=[moved])))
+    assert run(store.get_invocation("inv_1")) == moved.record
+    # replacing a timer replaces its partition too
+    again = TimerRecord(20, "inv_1", "retry", 0, partition=2)
+    run(store.commit(CommitUnit(timers_add=[again])))
+    assert run(store.list_timers()) == [again]
+
+
+def test_list_invocations_by_partition(store: Store, run: Run) -> None:
+    records = [
+        inv(f"inv_{i}", seq=i, partition=i % 3, key=f"k{i}", status=status)
+        for i, status in enumerate(
+            ["running", "suspended", "completed", "pending", "killed", "running", "backing-off"]
+        )
+    ]
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(r) for r in reversed(records)])))
+    assert _ids(run(store.list_invocations(partition=0))) == ["inv_0", "inv_3", "inv_6"]
+    assert _ids(run(store.list_invocations(partition=1))) == ["inv_1", "inv_4"]
+    assert _ids(run(store.list_invocations(partition=3))) == []
+    active = ["pending", "scheduled", "running", "suspended", "backing-off", "paused"]
+    assert _ids(run(store.list_invocations(partition=2, statuses=active))) == ["inv_5"]
+    assert _ids(run(store.list_invocations(partition=0, statuses=active))) == [
+        "inv_0",
+        "inv_3",
+        "inv_6",
+    ]
+    page = run(store.list_invocations(partition=0, after_seq=0, limit=1, service="Counter"))
+    assert _ids(page) == ["inv_3"]
+    assert _ids(run(store.list_invocations(partition=0, key="k6"))) == ["inv_6"]
+
+
+def test_list_timers_by_partition(store: Store, run: Run) -> None:
+    timers = [
+        TimerRecord(30, "inv_a", "sleep", 1, partition=1),
+        TimerRecord(10, "inv_b", "retry", 0, partition=2),
+        TimerRecord(20, "inv_c", "start", 0, partition=1),
+        TimerRecord(5, "inv_d", "sleep", 2),
+    ]
+    run(store.commit(CommitUnit(timers_add=timers)))
+    assert run(store.list_timers(partition=1)) == [timers[2], timers[0]]
+    assert run(store.list_timers(partition=2)) == [timers[1]]
+    assert run(store.list_timers(partition=0)) == [timers[3]]
+    assert run(store.list_timers(partition=3)) == []
+    assert run(store.list_timers()) == [timers[3], timers[1], timers[2], timers[0]]
+
+
+def test_list_expired_by_partition(store: Store, run: Run) -> None:
+    records = [
+        inv("inv_a", seq=1, status="completed", modified_at=100, partition=1),
+        inv("inv_b", seq=2, status="killed", modified_at=50, partition=2),
+        inv("inv_c", seq=3, status="completed", modified_at=30, partition=1),
+        inv("inv_d", seq=4, status="running", modified_at=10, partition=1),
+    ]
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(r) for r in records])))
+    assert _ids(run(store.list_expired(200, partition=1))) == ["inv_c", "inv_a"]
+    assert _ids(run(store.list_expired(200, partition=1, limit=1))) == ["inv_c"]
+    assert _ids(run(store.list_expired(200, partition=2))) == ["inv_b"]
+    assert run(store.list_expired(200, partition=0)) == []
+    assert _ids(run(store.list_expired(200))) == ["inv_c", "inv_b", "inv_a"]
+
+
+# --- leases ----------------------------------------------------------------------------------
+# Timeline of one partition's lease as these tests drive it:
+#   claim(None) by A -> (A, epoch 1, v1); renew -> v2; claim by B expecting v2 -> (B, epoch 2,
+#   v3); A's renewal or fenced commit now fails with FencedError; B releases -> (None, 2, v4);
+#   a claim expecting v4 -> epoch 3.
+
+
+def test_claim_a_lease(store: Store, run: Run) -> None:
+    assert run(store.list_leases()) == []
+    a = run(store.claim_lease(0, "node-a", None, 1000))
+    assert a == LeaseRecord(0, "node-a", 1, 1, 1000)
+    assert run(store.list_leases()) == [a]
+    # claiming as if it were never claimed, or with a stale view, conflicts
+    with pytest.raises(ConflictError):
+        run(store.claim_lease(0, "node-b", None, 1100))
+    renewed = run(store.renew_lease(a, 1200))
+    with pytest.raises(ConflictError):
+        run(store.claim_lease(0, "node-b", a, 1300))
+    assert run(store.list_leases()) == [renewed]
+    # a claim with the current view takes over: next epoch
+    b = run(store.claim_lease(0, "node-b", renewed, 1400))
+    assert b == LeaseRecord(0, "node-b", 2, 3, 1400)
+    other = run(store.claim_lease(2, "node-a", None, 1500))
+    assert run(store.list_leases()) == [b, other]
+
+
+def test_claim_a_released_lease(store: Store, run: Run) -> None:
+    a = run(store.claim_lease(0, "node-a", None, 1000))
+    run(store.release_lease(a, 1100))
+    (released,) = run(store.list_leases())
+    assert released == LeaseRecord(0, None, 1, 2, 1100)
+    with pytest.raises(ConflictError):
+        run(store.claim_lease(0, "node-a", a, 1200))  # stale: the release moved it
+    again = run(store.claim_lease(0, "node-a", released, 1200))
+    assert again == LeaseRecord(0, "node-a", 2, 3, 1200)
+
+
+def test_renew_a_lease(store: Store, run: Run) -> None:
+    a = run(store.claim_lease(0, "node-a", None, 1000))
+    r1 = run(store.renew_lease(a, 1100))
+    assert r1 == LeaseRecord(0, "node-a", 1, 2, 1100)
+    # a renewal from the older version (one that landed but reported a failure) still works
+    r2 = run(store.renew_lease(a, 1200))
+    assert r2 == LeaseRecord(0, "node-a", 1, 3, 1200)
+    assert run(store.list_leases()) == [r2]
+    run(store.claim_lease(0, "node-b", r2, 1300))
+    with pytest.raises(FencedError) as caught:
+        run(store.renew_lease(r2, 1400))
+    assert caught.value.partition == 0
+    with pytest.raises(FencedError):
+        run(store.renew_lease(LeaseRecord(5, "node-a", 1, 1, 0), 1400))  # never claimed
+
+
+def test_release_a_lease(store: Store, run: Run) -> None:
+    a = run(store.claim_lease(0, "node-a", None, 1000))
+    run(store.release_lease(a, 1100))
+    with pytest.raises(FencedError):
+        run(store.renew_lease(a, 1200))
+    run(store.release_lease(a, 1300))  # already released: nothing happens
+    assert run(store.list_leases()) == [LeaseRecord(0, None, 1, 2, 1100)]
+    # releasing a lease lost to another node does nothing
+    (released,) = run(store.list_leases())
+    b = run(store.claim_lease(0, "node-b", released, 1400))
+    run(store.release_lease(a, 1500))
+    run(store.release_lease(dataclasses.replace(b, owner="node-a"), 1500))
+    assert run(store.list_leases()) == [b]
+    run(store.release_lease(LeaseRecord(7, "node-a", 1, 1, 0), 1500))  # never claimed
+    assert run(store.list_leases()) == [b]
+
+
+# --- fences ----------------------------------------------------------------------------------
+
+
+def _everything(own: str, partition: int, fences: list[tuple[int, int]]) -> CommitUnit:
+    """A unit touching every part of the store, fenced by ``fences``."""
+    return CommitUnit(
+        invocations=[InvocationWrite(inv(own, key=own, partition=partition))],
+        entries=[(own, 0, "{}")],
+        completions=[(own, 1, "{}")],
+        state=[("Counter", own, "n", "1")],
+        timers_add=[TimerRecord(10, own, "sleep", 1, partition=partition)],
+        notify=[(partition, own)],
+        fences=fences,
+    )
+
+
+def _assert_nothing_of(store: Store, run: Run, own: str, partition: int) -> None:
+    assert run(store.get_invocation(own)) is None
+    assert run(store.get_journal(own)) == ([], [])
+    assert run(store.get_state("Counter", own)) == {}
+    assert [t for t in run(store.list_timers()) if t.invocation_id == own] == []
+    assert [m for m in run(store.read_inbox(partition)) if m[1] == own] == []
+
+
+def test_a_fence_at_the_current_epoch_commits(store: Store, run: Run) -> None:
+    lease = run(store.claim_lease(0, "node-a", None, 1000))
+    lease = run(store.renew_lease(lease, 1100))  # the version moves, the epoch does not
+    run(store.commit(_everything("inv_1", 0, [(0, lease.epoch)])))
+    assert run(store.get_invocation("inv_1")) == inv("inv_1", key="inv_1")
+    assert run(store.get_journal("inv_1")) == (["{}"], ["{}"])
+    assert [m[1] for m in run(store.read_inbox(0))] == ["inv_1"]
+
+
+def test_a_stale_fence_writes_nothing(store: Store, run: Run) -> None:
+    a = run(store.claim_lease(1, "node-a", None, 1000))
+    other = run(store.claim_lease(2, "node-a", None, 1000))
+    run(store.claim_lease(1, "node-b", a, 1100))
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(inv("inv_0", partition=1))])))
+    unit = _everything("inv_1", 1, [(2, other.epoch), (1, a.epoch)])
+    unit.invocations.insert(0, bump(inv("inv_0", partition=1), status="completed"))
+    unit.purge.append("inv_0")
+    with pytest.raises(FencedError) as caught:
+        run(store.commit(unit))
+    assert isinstance(caught.value, ConflictError)
+    assert caught.value.partition == 1
+    _assert_nothing_of(store, run, "inv_1", 1)
+    assert run(store.get_invocation("inv_0")) == inv("inv_0", partition=1)  # not purged
+
+
+def test_a_released_or_unclaimed_partition_fails_the_fence(store: Store, run: Run) -> None:
+    lease = run(store.claim_lease(0, "node-a", None, 1000))
+    run(store.release_lease(lease, 1100))
+    with pytest.raises(FencedError) as caught:
+        run(store.commit(_everything("inv_1", 0, [(0, lease.epoch)])))
+    assert caught.value.partition == 0
+    _assert_nothing_of(store, run, "inv_1", 0)
+    with pytest.raises(FencedError) as caught:
+        run(store.commit(_everything("inv_2", 3, [(3, 1)])))
+    assert caught.value.partition == 3
+    _assert_nothing_of(store, run, "inv_2", 3)
+    with pytest.raises(FencedError):
+        run(store.commit(_everything("inv_3", 3, [(3, 0)])))
+    _assert_nothing_of(store, run, "inv_3", 3)
+
+
+def test_fenced_units_do_not_affect_their_siblings(store: Store, run: Run) -> None:
+    lease = run(store.claim_lease(0, "node-a", None, 1000))
+
+    async def commit(i: int) -> bool:
+        epoch = lease.epoch if i % 3 else lease.epoch + 1
+        try:
+            await store.commit(_everything(f"inv_{i:02}", 0, [(0, epoch)]))
+        except FencedError:
+            return False
+        return True
+
+    async def body() -> list[bool]:
+        return await asyncio.gather(*(commit(i) for i in range(30)))
+
+    outcomes = run(body())
+    assert [i for i, ok in enumerate(outcomes) if not ok] == list(range(0, 30, 3))
+    inbox = [m[1] for m in run(store.read_inbox(0))]
+    assert sorted(inbox) == [f"inv_{i:02}" for i in range(30) if i % 3]
+    for i in range(0, 30, 3):
+        _assert_nothing_of(store, run, f"inv_{i:02}", 0)
+
+
+# --- inbox -----------------------------------------------------------------------------------
+
+
+def test_inbox_oldest_first_limit_and_ack(store: Store, run: Run) -> None:
+    assert run(store.read_inbox(0)) == []
+    run(store.commit(CommitUnit(notify=[(1, "inv_a"), (2, "inv_x"), (1, "inv_b")])))
+    run(store.commit(CommitUnit(notify=[(1, "inv_c"), (1, "inv_a")])))  # not deduplicated
+    messages = run(store.read_inbox(1))
+    assert [m[1] for m in messages] == ["inv_a", "inv_b", "inv_c", "inv_a"]
+    assert len({m[0] for m in messages}) == 4 and all(isinstance(m[0], str) for m in messages)
+    assert run(store.read_inbox(1, limit=2)) == messages[:2]
+    assert [m[1] for m in run(store.read_inbox(2))] == ["inv_x"]
+    assert run(store.read_inbox(0)) == []
+    # acknowledged messages go; unknown ids (and ids of another partition) are ignored
+    x_id = run(store.read_inbox(2))[0][0]
+    run(store.ack_inbox(1, [messages[0][0], messages[2][0], "no-such-id", x_id]))
+    assert run(store.read_inbox(1)) == [messages[1], messages[3]]
+    assert [m[1] for m in run(store.read_inbox(2))] == ["inv_x"]
+    run(store.ack_inbox(1, []))
+    run(store.ack_inbox(1, [messages[0][0]]))  # again: nothing happens
+    # new messages come after the remaining ones, and never reuse an acknowledged id
+    run(store.ack_inbox(1, [messages[1][0], messages[3][0]]))
+    run(store.commit(CommitUnit(notify=[(1, "inv_d")])))
+    (latest,) = run(store.read_inbox(1))
+    assert latest[1] == "inv_d" and latest[0] not in {m[0] for m in messages}
+
+
+def test_a_conflicting_unit_leaves_no_message(store: Store, run: Run) -> None:
+    run(store.commit(CommitUnit(entries=[("inv_1", 0, "{}")])))
+    unit = CommitUnit(entries=[("inv_1", 0, "{}")], notify=[(0, "inv_1")])
+    with pytest.raises(ConflictError):
+        run(store.commit(unit))
+    assert run(store.read_inbox(0)) == []
+
+
+# --- members ---------------------------------------------------------------------------------
+
+
+def test_heartbeat_list_and_remove_members(store: Store, run: Run) -> None:
+    assert run(store.list_members()) == []
+    run(store.heartbeat("node-b", "10.0.0.2:8080", 1000))
+    run(store.heartbeat("node-a", "10.0.0.1:8080", 1100))
+    assert run(store.list_members()) == [
+        MemberRecord("node-a", "10.0.0.1:8080", 1100, 1),
+        MemberRecord("node-b", "10.0.0.2:8080", 1000, 1),
+    ]
+    run(store.heartbeat("node-b", "10.0.0.3:8080", 2000))
+    assert run(store.list_members())[1] == MemberRecord("node-b", "10.0.0.3:8080", 2000, 2)
+    run(store.remove_member("node-a"))
+    run(store.remove_member("node-z"))  # missing is fine
+    assert run(store.list_members()) == [MemberRecord("node-b", "10.0.0.3:8080", 2000, 2)]

@@ -17,6 +17,7 @@ from ritornello.store import (
     CommitUnit,
     ConflictError,
     DeploymentRecord,
+    FencedError,
     InvocationRecord,
     InvocationWrite,
     Store,
@@ -31,6 +32,7 @@ HANDLERS = ["add", "get"]
 KEYS: list[str | None] = [None, "", "alice"]
 STATE_KEYS = ["", "alice"]
 IDEMPOTENCY = [None, "ik1", "ik2"]
+PARTITIONS = [0, 1, 2]  # _check leaves 0 at epoch 1, 1 at epoch 2 and 2 never claimed
 texts = st.sampled_from(['"x"', "{}", '{"é": 1}', "null"])
 
 
@@ -54,6 +56,8 @@ def invocation_writes(draw: st.DrawFn) -> InvocationWrite:
         result=draw(st.none() | texts),
         next_at=draw(st.none() | st.integers(0, 10**13)),
         version=1 if expect is None else expect + 1,
+        partition=draw(st.sampled_from(PARTITIONS)),
+        expires_at=draw(st.none() | st.integers(0, 9)),
     )
     return InvocationWrite(record, expect)
 
@@ -71,6 +75,7 @@ timers = st.builds(
     invocation_id=st.sampled_from(IDS),
     kind=st.sampled_from(["sleep", "retry"]),
     index=st.integers(0, 2),
+    partition=st.sampled_from(PARTITIONS),
 )
 positions = st.tuples(st.sampled_from(IDS), st.integers(0, 3), texts)
 units = st.builds(
@@ -82,6 +87,8 @@ units = st.builds(
     timers_add=st.lists(timers, max_size=2),
     timers_remove=st.lists(timers, max_size=2),
     purge=st.lists(st.sampled_from(IDS), max_size=1),
+    fences=st.lists(st.tuples(st.sampled_from(PARTITIONS), st.integers(0, 2)), max_size=1),
+    notify=st.lists(st.tuples(st.sampled_from(PARTITIONS), st.sampled_from(IDS)), max_size=2),
 )
 deployment_ops = st.tuples(
     st.sampled_from(["put", "delete"]), st.sampled_from(["dp_1", "dp_2"]), st.integers(0, 3)
@@ -96,6 +103,8 @@ bursts = st.lists(
 async def _commit(store: Store, unit: CommitUnit) -> str:
     try:
         await store.commit(unit)
+    except FencedError as e:
+        return f"fenced {e.partition}"
     except ConflictError:
         return "conflict"
     return "ok"
@@ -109,7 +118,13 @@ async def _snapshot(store: Store) -> dict[str, Any]:
         "deployments": await store.list_deployments(),
         "page": await store.list_invocations(after_seq=2, limit=2),
         "active": await store.list_invocations(statuses=["running", "suspended", "pending"]),
+        "leases": await store.list_leases(),
     }
+    for partition in PARTITIONS:
+        snap["partition", partition] = await store.list_invocations(partition=partition)
+        snap["timers", partition] = await store.list_timers(partition=partition)
+        # message ids are the backend's own: compare what the messages say, in order
+        snap["inbox", partition] = [m[1] for m in await store.read_inbox(partition)]
     for id in IDS:
         snap[id] = (await store.get_invocation(id), await store.get_journal(id))
     for service in SERVICES:
@@ -134,6 +149,10 @@ async def _check(plan: list[tuple[list[CommitUnit], list[tuple[str, str, int]]]]
         await model.open()
         await real.open()
         try:
+            for store in (model, real):
+                await store.claim_lease(0, "node-a", None, 1)
+                lease = await store.claim_lease(1, "node-a", None, 1)
+                await store.claim_lease(1, "node-b", lease, 2)
             for burst, deployment_ops in plan:
                 expected = [await _commit(model, unit) for unit in burst]
                 got = await asyncio.gather(*(_commit(real, unit) for unit in burst))

@@ -73,10 +73,10 @@ def test_schema_version_mismatch(tmp_path: Path, run: Run) -> None:
     path = tmp_path / "r.db"
     create(path, run)
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
+    conn.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(SchemaError, match=r"schema version 2.*version 1"):
+    with pytest.raises(SchemaError, match=r"schema version 99.*version 2"):
         run(SqliteStore(path).open())
     with pytest.raises(SchemaError):
         run(SqliteStore(path, readonly=True).open())
@@ -206,6 +206,9 @@ def test_malformed_value_fails_only_its_unit(tmp_path: Path, run: Run) -> None:
 def test_schema_matches_records() -> None:
     names = tuple(f.name for f in dataclasses.fields(InvocationRecord))
     assert names == _sqlite_schema.INVOCATION_COLUMNS
+    columns = "fire_at, invocation_id, kind, idx, partition"
+    assert len(dataclasses.fields(TimerRecord)) == len(columns.split(", "))
+    assert _sqlite_schema.LIST_TIMERS.startswith(f"SELECT {columns} FROM")
 
 
 def test_idempotency_lookup_uses_the_index(tmp_path: Path, run: Run) -> None:
@@ -217,6 +220,40 @@ def test_idempotency_lookup_uses_the_index(tmp_path: Path, run: Run) -> None:
     ).fetchall()
     conn.close()
     assert "invocations_idempotency" in str(plan)
+
+
+def test_partition_reads_use_their_indexes(tmp_path: Path, run: Run) -> None:
+    path = tmp_path / "r.db"
+    create(path, run)
+    conn = sqlite3.connect(path)
+    recovery = _sqlite_schema.list_invocations_sql(2, False, False, True)
+    queries = [
+        (recovery, (-1, "running", "suspended", 3, 1000), "invocations_partition"),
+        (_sqlite_schema.LIST_TIMERS_IN_PARTITION, (3,), "timers_partition"),
+        (_sqlite_schema.READ_INBOX, (3, 1000), "inbox_partition"),
+    ]
+    for query, params, index in queries:
+        plan = conn.execute("EXPLAIN QUERY PLAN " + query, params).fetchall()
+        assert index in str(plan), (query, plan)
+    conn.close()
+
+
+def test_partitions_are_fixed_when_the_database_is_created(tmp_path: Path, run: Run) -> None:
+    path = tmp_path / "r.db"
+
+    async def body() -> None:
+        store = SqliteStore(path, partitions=4)
+        assert store.partitions == 4
+        async with store:
+            assert store.partitions == 4
+        async with SqliteStore(path) as again:  # the stored value wins over the default
+            assert again.partitions == 4
+        async with SqliteStore(path, partitions=16) as again:
+            assert again.partitions == 4
+        async with SqliteStore(path, readonly=True) as reader:
+            assert reader.partitions == 4
+
+    run(body())
 
 
 def test_open_store_urls(tmp_path: Path) -> None:
@@ -232,6 +269,21 @@ def test_open_store_urls(tmp_path: Path) -> None:
     assert isinstance(store, SqliteStore) and store.path == "rel/r.db" and store.readonly
     with pytest.raises(ValueError):
         open_store("sqlite:///r.db?synchronous=OFF")
+    memory = open_store("memory://?partitions=3")
+    assert isinstance(memory, MemoryStore) and memory.partitions == 3
+    store = open_store(f"sqlite:///{tmp_path}/r.db?partitions=8&synchronous=NORMAL")
+    assert isinstance(store, SqliteStore) and store.partitions == 8
+    for bad in ("0", "-1", "two", "1.5", "%C2%B2"):
+        with pytest.raises(ValueError, match="partitions"):
+            open_store(f"memory://?partitions={bad}")
+        with pytest.raises(ValueError, match="partitions"):
+            open_store(f"sqlite:///r.db?partitions={bad}")
+    with pytest.raises(ValueError):
+        open_store("memory://?colour=blue")
+    with pytest.raises(ValueError):
+        SqliteStore("r.db", partitions=0)
+    with pytest.raises(ValueError):
+        MemoryStore(partitions=0)
     with pytest.raises(ValueError):
         open_store("postgres://x")
     with pytest.raises(ValueError):
@@ -244,3 +296,143 @@ def test_a_file_that_is_not_sqlite_fails_cleanly(tmp_path: Path, run: Run) -> No
     for _ in range(2):  # the failed open released the lock and its threads
         with pytest.raises(StoreError, match="cannot open the database"):
             run(SqliteStore(path).open())
+
+
+# --- migration -------------------------------------------------------------------------------
+
+# Schema version 1, verbatim (src/ritornello/store/_sqlite_schema.py before partitions).
+VERSION_1_DDL = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE invocations (
+    id TEXT PRIMARY KEY NOT NULL, service TEXT NOT NULL, handler TEXT NOT NULL, key TEXT,
+    handler_kind TEXT NOT NULL, status TEXT NOT NULL, deployment_id TEXT NOT NULL,
+    seq INTEGER NOT NULL, created_at INTEGER NOT NULL, modified_at INTEGER NOT NULL,
+    attempt INTEGER NOT NULL, journal_len INTEGER NOT NULL, waiting TEXT NOT NULL,
+    caller_id TEXT, caller_index INTEGER, idempotency_key TEXT, result TEXT, last_error TEXT,
+    next_at INTEGER, version INTEGER NOT NULL
+);
+CREATE INDEX invocations_seq ON invocations (seq);
+CREATE INDEX invocations_status ON invocations (status, seq);
+CREATE INDEX invocations_object ON invocations (service, key, seq);
+CREATE INDEX invocations_expiry ON invocations (status, modified_at);
+CREATE UNIQUE INDEX invocations_idempotency
+    ON invocations (service, handler, ifnull(key, X''), idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE TABLE journal (
+    invocation_id TEXT NOT NULL, idx INTEGER NOT NULL, entry TEXT NOT NULL,
+    PRIMARY KEY (invocation_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE completions (
+    invocation_id TEXT NOT NULL, idx INTEGER NOT NULL, completion TEXT NOT NULL,
+    PRIMARY KEY (invocation_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE state (
+    service TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (service, key, name)
+) WITHOUT ROWID;
+CREATE TABLE timers (
+    invocation_id TEXT NOT NULL, kind TEXT NOT NULL, idx INTEGER NOT NULL,
+    fire_at INTEGER NOT NULL, PRIMARY KEY (invocation_id, kind, idx)
+) WITHOUT ROWID;
+CREATE INDEX timers_fire_at ON timers (fire_at, invocation_id, kind, idx);
+CREATE TABLE deployments (
+    id TEXT PRIMARY KEY NOT NULL, uri TEXT NOT NULL, services TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (name, value) VALUES ('schema_version', '1');
+INSERT INTO invocations VALUES ('inv_old', 'Counter', 'add', 'alice', 'exclusive', 'suspended',
+    'dp_1', 7, 1000, 2000, 2, 3, '1,2', NULL, NULL, 'ik', NULL, NULL, NULL, 5);
+INSERT INTO journal VALUES ('inv_old', 0, '{}');
+INSERT INTO completions VALUES ('inv_old', 1, '"done"');
+INSERT INTO state VALUES ('Counter', 'alice', 'n', '3');
+INSERT INTO timers VALUES ('inv_old', 'sleep', 2, 9000);
+INSERT INTO deployments VALUES ('dp_1', 'http://x', '[]', 500);
+"""
+
+
+def _create_version_1(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(VERSION_1_DDL)
+    conn.close()
+
+
+def _schema(path: Path) -> dict[str, Any]:
+    """Tables with their columns, and indexes with their columns and conditions."""
+    conn = sqlite3.connect(path)
+    found: dict[str, Any] = {}
+    for kind, name, table, text in conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+    ):
+        if kind == "table":
+            found[name] = conn.execute(f"PRAGMA table_xinfo({name})").fetchall()
+        elif kind == "index":
+            found[name] = (table, conn.execute(f"PRAGMA index_xinfo({name})").fetchall())
+            found[name, "where"] = text.partition(" WHERE ")[2]
+    found["meta", "rows"] = sorted(conn.execute("SELECT name, value FROM meta"))
+    conn.close()
+    return found
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path: Path, run: Run) -> None:
+    old = tmp_path / "old.db"
+    _create_version_1(old)
+    with pytest.raises(SchemaError, match="read-write"):  # a reader cannot migrate
+        run(SqliteStore(old, readonly=True).open())
+
+    async def body() -> None:
+        async with SqliteStore(old, partitions=8) as store:
+            assert store.partitions == 1  # the database existed: it was not partitioned
+            expected = InvocationRecord(
+                "inv_old", "Counter", "add", "alice", "exclusive", "suspended", "dp_1", 7,
+                1000, 2000, attempt=2, journal_len=3, waiting=(1, 2), idempotency_key="ik",
+                version=5, partition=0, expires_at=None,
+            )  # fmt: skip
+            assert await store.get_invocation("inv_old") == expected
+            assert await store.find_idempotent("Counter", "add", "alice", "ik") == expected
+            assert await store.get_journal("inv_old") == (["{}"], ['"done"'])
+            assert await store.get_state("Counter", "alice") == {"n": "3"}
+            assert await store.list_timers(partition=0) == [
+                TimerRecord(9000, "inv_old", "sleep", 2, partition=0)
+            ]
+            assert len(await store.list_deployments()) == 1
+            # everything version 2 added works
+            lease = await store.claim_lease(0, "node-a", None, 1)
+            done = dataclasses.replace(expected, status="completed", version=6, expires_at=9)
+            await store.commit(
+                CommitUnit(
+                    invocations=[InvocationWrite(done, expect_version=5)],
+                    fences=[(0, lease.epoch)],
+                    notify=[(0, "inv_old")],
+                )
+            )
+            assert await store.get_invocation("inv_old") == done
+            assert [m[1] for m in await store.read_inbox(0)] == ["inv_old"]
+        async with SqliteStore(old) as again:  # opening a migrated database changes nothing
+            assert (await again.get_invocation("inv_old")) == done
+
+    run(body())
+    fresh = tmp_path / "fresh.db"
+    create(fresh, run)
+    assert _schema(old) == _schema(fresh)  # migrated = created at version 2
+
+
+def test_a_failed_migration_leaves_version_1(
+    tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.db"
+    _create_version_1(path)
+    broken = (*_sqlite_schema.MIGRATIONS[1], "THIS IS NOT SQL")
+    monkeypatch.setitem(_sqlite_schema.MIGRATIONS, 1, broken)
+    with pytest.raises(StoreError):
+        run(SqliteStore(path).open())
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta").fetchall() == [("1",)]
+    assert "partition" not in str(conn.execute("PRAGMA table_info(invocations)").fetchall())
+    conn.close()
+    monkeypatch.undo()
+
+    async def reopen() -> int:
+        async with SqliteStore(path) as store:
+            return store.partitions
+
+    assert run(reopen()) == 1

@@ -66,6 +66,10 @@ async def run_orchestrator(
         attempt_timeout_s=settings.attempt_timeout_s,
         retention_s=settings.retention_s,
         inprocess=inprocess,
+        node=settings.node_id or None,
+        lease_s=settings.lease_s,
+        inbox_interval_s=settings.inbox_interval_s,
+        address=f"http://{settings.host}:{settings.ingress_port}",
     )
     servers: list[_Server] = []
     try:

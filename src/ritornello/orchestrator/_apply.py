@@ -132,6 +132,7 @@ def new_invocation(
     idempotency_key: str | None = None,
     next_at: int | None = None,
     result: str | None = None,
+    partition: int = 0,
 ) -> InvocationRecord:
     """A new invocation record (version 1, one journal entry: its input)."""
     return InvocationRecord(
@@ -150,6 +151,7 @@ def new_invocation(
         idempotency_key=idempotency_key,
         next_at=next_at,
         result=result,
+        partition=partition,
     )
 
 
@@ -169,13 +171,15 @@ def apply_answer(
     awakeables: dict[str, tuple[str, int]] | None = None,
     workflow_rows: dict[str, str] | None = None,
     started_workflows: set[tuple[str, str]] | None = None,
+    partition_of: Callable[[str, str | None, str], int] | None = None,
 ) -> Outcome:
     """Build the commit unit for ``answer`` to an attempt of ``record``.
 
     ``awakeables`` maps the awakeable ids this answer completes, already checked against
     their journals by the engine, to (invocation id, entry index). ``workflow_rows`` are the
     workflow key's state rows, read under the key's lock (promises and their waiters);
-    ``started_workflows`` the (workflow, id) pairs whose run already exists.
+    ``started_workflows`` the (workflow, id) pairs whose run already exists;
+    ``partition_of(service, key, id)`` places a callee (default: partition 0).
 
     Raises AnswerError if the answer breaks the protocol; the caller then applies
     ``failed_attempt`` instead.
@@ -226,7 +230,9 @@ def apply_answer(
                 raise AnswerError(f"entry {index}: promises belong to workflows")
             _promise(out, record, entry, index, promises, waiters)
         elif kind in ("call", "send"):
-            _outbox(out, record, entry, index, registry, now_ms, next_seq, admit, started)
+            _outbox(
+                out, record, entry, index, registry, now_ms, next_seq, admit, started, partition_of
+            )
         elif kind == "awakeable":
             if parse_awakeable_id(str(entry.get("id"))) != (record.id, index):
                 raise AnswerError(f"entry {index}: awakeable id does not name this entry")
@@ -242,7 +248,9 @@ def apply_answer(
             if not isinstance(duration, int) or isinstance(duration, bool) or duration < 0:
                 raise AnswerError(f"entry {index}: sleep needs a non-negative duration_ms")
             entry = {**entry, "wake_at": now_ms + duration}
-            unit.timers_add.append(TimerRecord(now_ms + duration, record.id, "sleep", index))
+            unit.timers_add.append(
+                TimerRecord(now_ms + duration, record.id, "sleep", index, record.partition)
+            )
         if kind in WAITING_KINDS:
             out.waitable.append(index)
         out.new_entries.append(dumps(entry))
@@ -304,7 +312,7 @@ def _failure(
     error = message[:2000]
     if policy.max_attempts is None or record.attempt < policy.max_attempts:
         next_at = now_ms + backoff_ms(policy, record.attempt)
-        out.unit.timers_add.append(TimerRecord(next_at, record.id, "retry"))
+        out.unit.timers_add.append(TimerRecord(next_at, record.id, "retry", 0, record.partition))
         return {
             "status": "backing-off",
             "attempt": record.attempt + 1,
@@ -340,6 +348,7 @@ def _outbox(
     next_seq: Callable[[], int],
     admit: Callable[[InvocationRecord], str],
     started: set[tuple[str, str]],
+    partition_of: Callable[[str, str | None, str], int] | None,
 ) -> None:
     """A call or send creates its callee in the same unit as the caller's entry."""
     kind = entry["kind"]
@@ -372,6 +381,7 @@ def _outbox(
         "seq": next_seq(),
         "now_ms": now_ms,
         "caller": caller,
+        "partition": partition_of(service, key, callee_id) if partition_of else 0,
     }
     if problem is not None or target is None:
         code, message = problem or (404, "unknown target")
@@ -397,7 +407,9 @@ def _outbox(
         if target.handler.kind == "workflow":
             started.add((service, str(key)))
         if delay:
-            out.unit.timers_add.append(TimerRecord(now_ms + delay, callee.id, "start"))
+            out.unit.timers_add.append(
+                TimerRecord(now_ms + delay, callee.id, "start", 0, callee.partition)
+            )
         else:
             callee = replace(callee, status=admit(callee))
         out.created.append(callee)

@@ -30,6 +30,13 @@ class Settings:
     retry_max_attempts: int = 70
     retry_on_max_attempts: str = "pause"
     log_level: str = "INFO"
+    #: This orchestrator's name among those sharing a store ("" = a fresh random one per
+    #: process). A restarted process with the same name reclaims its leases at once.
+    node_id: str = ""
+    #: Partition lease period: a dead orchestrator's partitions move within two of them.
+    lease_s: float = 5.0
+    #: How often a leader reads its partitions' inboxes (work sent by other orchestrators).
+    inbox_interval_s: float = 0.2
 
 
 class ConfigError(ValueError):

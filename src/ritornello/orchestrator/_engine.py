@@ -12,6 +12,11 @@ Invariants (each one is what a test tries to break):
   holds the non-terminal exclusive invocations of a key; only its head runs.
 * Effects (start a callee, complete a caller, answer an ingress waiter) happen only after the
   unit that justifies them is committed.
+* Only the leader of an invocation's partition drives it (``_owns``), and every unit it
+  commits as leader carries the partition's epoch as a fence (``_commit``): a process that lost
+  a partition cannot write to it, and steps down when it tries. Effects on invocations of
+  partitions led elsewhere travel as inbox messages in the same unit (``CommitUnit.notify``);
+  their leader reconciles the invocation from the store (``_reconcile``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
+import secrets
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -38,6 +44,7 @@ from ritornello.store import (
     CommitUnit,
     ConflictError,
     DeploymentRecord,
+    FencedError,
     InvocationRecord,
     InvocationWrite,
     Store,
@@ -62,6 +69,7 @@ from ._apply import (
 from ._clock import Clock, SystemClock
 from ._invokers import InvokerError, make_invoker
 from ._json import dumps, loads
+from ._partitions import Leadership, partition_of
 from ._registry import Registry, Target
 from ._timers import TimerQueue
 
@@ -103,6 +111,11 @@ class Engine:
         attempt_timeout_s: float = 300.0,
         inprocess: dict[str, Any] | None = None,
         retention_s: float = 86_400.0,
+        node: str | None = None,
+        lease_s: float = 5.0,
+        lead: bool = True,
+        address: str = "",
+        inbox_interval_s: float = 0.2,
     ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
@@ -118,7 +131,8 @@ class Engine:
         self._seq = 0
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._runs: dict[str, _Run] = {}
-        self._suspended: dict[str, tuple[int, ...]] = {}
+        # suspended invocations: id -> (entries awaited, partition)
+        self._suspended: dict[str, tuple[tuple[int, ...], int]] = {}
         self._queues: dict[tuple[str, str], deque[str]] = {}
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._timers = TimerQueue(self.clock, self._fire_timers)
@@ -127,54 +141,294 @@ class Engine:
         self._stopping_drivers: set[str] = set()  # being killed or paused: spawn nothing
         # workflow keys (promises): the lock and how many tasks hold or await it
         self._locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+        #: This process's name among orchestrators sharing the store.
+        self.node = node or "node_" + secrets.token_hex(6)
+        self.leadership = Leadership(
+            store,
+            self.node,
+            lease_s=lease_s,
+            address=address,
+            exclusive=store.exclusive,
+            lead=lead,
+            on_gain=self._recover,
+            on_lose=self._lost,
+        )
+        self.inbox_interval_s = inbox_interval_s
+        #: Events worth a metric: partitions recovered, inbox reconciliations, fenced commits.
+        self.counters: Counter[str] = Counter()
+        self._ready: set[int] = set()  # partitions led here whose recovery has finished
+        self._inbox_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Load deployments and re-drive everything that was in flight (recovery).
+        """Load deployments, then take part in leadership: every partition this process comes
+        to lead is recovered (``_recover``) before it is driven.
 
         Recovering twice is harmless: drivers are keyed by invocation id, and whatever a
         re-driven attempt writes is conditioned on the record version it read.
         """
-        for dep in await self.store.list_deployments():
+        await self.refresh_deployments()
+        self._seq = await self.store.max_seq()
+        self._timers.start()
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.create_task(self._sweep_forever())
+        self._started = True
+        await self.leadership.start()
+        self._inbox_task = loop.create_task(self._inbox_forever())
+        log.info(
+            "engine %s started: leading %d of %d partitions",
+            self.node,
+            len(self.leadership.owned()),
+            self.leadership.count,
+        )
+
+    async def refresh_deployments(self) -> None:
+        """Load deployments registered (or removed) through any orchestrator sharing the
+        store. Runs at start and every few seconds."""
+        stored = {dep.id: dep for dep in await self.store.list_deployments()}
+        recent = self.clock.now_ms() - 10_000  # may be registering here right now
+        gone = [
+            d.id
+            for d in self.registry.deployments.values()
+            if d.id not in stored and d.created_at < recent
+        ]
+        for dep_id in gone:
+            invoker = self.registry.remove(dep_id)
+            if invoker is not None:
+                await invoker.close()
+        for dep in stored.values():
+            known = self.registry.deployments.get(dep.id)
+            if known is not None and known.services == dep.services and known.uri == dep.uri:
+                continue
             try:
                 invoker = make_invoker(dep.uri, self.inprocess, timeout_s=self.attempt_timeout_s)
             except InvokerError as exc:
                 log.warning("deployment %s (%s) not reachable here: %s", dep.id, dep.uri, exc)
                 continue
+            old = self.registry.remove(dep.id) if known is not None else None
+            if old is not None:
+                await old.close()
             self.registry.add(dep, invoker)
-        self._seq = await self.store.max_seq()
+
+    # ------------------------------------------------------------------ partitions
+
+    def _partition(self, service: str, key: str | None, inv_id: str) -> int:
+        return partition_of(service, key, inv_id, self.leadership.count)
+
+    def _owns(self, partition: int) -> bool:
+        """True while this process leads ``partition`` and has recovered it."""
+        return partition in self._ready and self.leadership.holds(partition)
+
+    async def _recover(self, partition: int) -> None:
+        """Rebuild what the partition's previous leader held in memory: key queues (in
+        arrival order), suspended invocations, timers; then drive what was in flight.
+
+        The reads happen first and the in-memory structures are built without awaiting, so
+        nothing else on the loop sees a half-recovered partition."""
         live = ["pending", "running", "suspended", "backing-off", "scheduled", "paused"]
         cursor = -1
         records: list[InvocationRecord] = []
         while True:
-            page = await self.store.list_invocations(statuses=live, after_seq=cursor, limit=5000)
+            page = await self.store.list_invocations(
+                statuses=live, after_seq=cursor, limit=5000, partition=partition
+            )
             if not page:
                 break
             records.extend(page)
             cursor = page[-1].seq
+        timers = await self.store.list_timers(partition=partition)
+        self._ready.add(partition)
         for rec in records:  # ordered by seq: queues come out in arrival order
             if rec.status in ("scheduled",):
                 continue  # its start timer admits it
-            if self._exclusive_key(rec) is not None:
+            if self._exclusive_key(rec) is not None and rec.id not in self._queue_for(rec):
                 self._queue_for(rec).append(rec.id)
+        suspended = []
         for rec in records:
-            if rec.status == "suspended":
-                self._suspended[rec.id] = rec.waiting
+            if rec.status == "suspended" and rec.id not in self._drivers:
+                self._suspended[rec.id] = (rec.waiting, rec.partition)
+                suspended.append(rec.id)
             elif rec.status in ("running", "pending") and self._may_run(rec):
                 self._spawn(rec.id)
-        for timer in await self.store.list_timers():
+        for timer in timers:
             self._timers.add(timer)
-        self._timers.start()
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
-        self._started = True
         # A completion committed just before a crash may not have woken its invocation.
-        for inv_id in list(self._suspended):
-            _, completions = await self.store.get_journal(inv_id)
-            done = {loads(c)["index"] for c in completions}
-            if CANCEL_INDEX in done or done.intersection(self._suspended.get(inv_id, ())):
-                self._wake(inv_id)
-        log.info("engine started: %d invocations in flight", len(records))
+        for inv_id in suspended:
+            await self._wake_if_completed(inv_id)
+        self.counters["partitions_recovered"] += 1
+        log.info("partition %d: recovered, %d invocations in flight", partition, len(records))
+
+    async def _wake_if_completed(self, inv_id: str) -> None:
+        entry = self._suspended.get(inv_id)
+        if entry is None:
+            return
+        _, completions = await self.store.get_journal(inv_id)
+        done = {loads(c)["index"] for c in completions}
+        entry = self._suspended.get(inv_id)
+        if entry is not None and (CANCEL_INDEX in done or done.intersection(entry[0])):
+            self._wake(inv_id)
+
+    def _lost(self, partition: int) -> None:
+        """This process no longer leads ``partition``: stop driving its invocations (their
+        state is in the store; the new leader recovers it)."""
+        self._ready.discard(partition)
+        for inv_id, run in list(self._runs.items()):
+            if run.rec.partition == partition:
+                task = self._drivers.get(inv_id)
+                if task is not None:
+                    task.cancel()
+        for inv_id, (_, p) in list(self._suspended.items()):
+            if p == partition:
+                del self._suspended[inv_id]
+        for k in list(self._queues):
+            if self._partition(k[0], k[1], "") == partition:
+                del self._queues[k]
+        self._timers.drop_partition(partition)
+
+    async def _commit(self, unit: CommitUnit, home: int | None) -> None:
+        """Commit ``unit`` as the leader of partition ``home`` (None: as nobody's leader, e.g.
+        an ingress request), so that no effect can be lost to a change of leader:
+
+        * the unit is fenced by ``home``'s epoch, and by the epoch of every other partition
+          it creates or completes an invocation in and that this process leads (it will act
+          on those in memory after the commit; the fence proves it still led them when the
+          unit landed, so a successor's recovery, which reads after its claim, sees it);
+        * for invocations of partitions led elsewhere it adds inbox messages instead.
+
+        A failed fence of ``home`` raises FencedError after stepping down; a failed fence of
+        another partition steps down from it and commits again with a message instead."""
+        for n, write in enumerate(unit.invocations):
+            rec = write.record
+            if rec.status in TERMINAL_STATUSES and rec.expires_at is None:
+                expires = rec.modified_at + int(self.retention_s * 1000)
+                unit.invocations[n] = replace(write, record=replace(rec, expires_at=expires))
+        base_notify = list(unit.notify)
+        for _ in range(4):
+            unit.fences.clear()
+            unit.notify[:] = base_notify
+            fence = {home} if home is not None else set()
+            for inv_id, p in (await self._targets(unit)).items():
+                if p == home:
+                    continue
+                if self._owns(p):
+                    fence.add(p)
+                elif (p, inv_id) not in unit.notify:
+                    unit.notify.append((p, inv_id))
+            for p in sorted(fence, key=lambda q: (q != home, q)):  # home first: it stamps
+                epoch = self.leadership.epoch(p)
+                if epoch is None or not self._owns(p):
+                    if p == home:
+                        raise FencedError(f"partition {p} is not led by {self.node}", p)
+                    break  # lost meanwhile: go round again, it gets a message now
+                unit.fences.append((p, epoch))
+            else:
+                try:
+                    await self.store.commit(unit)
+                    return
+                except FencedError as exc:
+                    self.counters["fenced"] += 1
+                    lost = exc.partition
+                    if lost is None or lost == home:
+                        if home is not None:
+                            self.leadership.step_down(home)
+                        raise
+                    self.leadership.step_down(lost)
+        raise FencedError(f"leadership keeps changing under a commit of {self.node}")
+
+    async def _targets(self, unit: CommitUnit) -> dict[str, int]:
+        """The partitions of the invocations ``unit`` creates or completes an entry of.
+        Nothing to find when this process alone can use the store (it leads them all)."""
+        if self.store.exclusive and self.leadership.holds_all():
+            return {}
+        targets: dict[str, int] = {}
+        for write in unit.invocations:
+            if write.expect_version is None:
+                targets[write.record.id] = write.record.partition
+        for inv_id, _, _ in unit.completions:
+            if inv_id in targets:
+                continue
+            run = self._runs.get(inv_id)
+            if run is not None:
+                targets[inv_id] = run.rec.partition
+                continue
+            rec = await self.store.get_invocation(inv_id)
+            if rec is not None:
+                targets[inv_id] = rec.partition
+        return targets
+
+    async def _inbox_forever(self) -> None:
+        refreshed = asyncio.get_running_loop().time()
+        while True:
+            await asyncio.sleep(self.inbox_interval_s)
+            if asyncio.get_running_loop().time() - refreshed > 2.0:
+                refreshed = asyncio.get_running_loop().time()
+                try:
+                    await self.refresh_deployments()
+                except StoreError:
+                    log.exception("reading deployments failed; trying again")
+            for p in sorted(self._ready):
+                try:
+                    await self._drain_inbox(p)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("partition %d: inbox failed; trying again", p)
+
+    async def _drain_inbox(self, partition: int) -> None:
+        messages = await self.store.read_inbox(partition)
+        if not messages:
+            return
+        for inv_id in dict.fromkeys(inv for _, inv in messages):
+            if not self._owns(partition):
+                return
+            await self._reconcile(inv_id)
+        await self.store.ack_inbox(partition, [m for m, _ in messages])
+
+    async def _reconcile(self, inv_id: str) -> None:
+        """Bring what this leader holds in memory for ``inv_id`` in line with the store,
+        after another process created it, completed one of its entries, or changed it."""
+        rec = await self.store.get_invocation(inv_id)
+        if rec is None or not self._owns(rec.partition):
+            return
+        self.counters["reconciled"] += 1
+        if rec.status in TERMINAL_STATUSES:
+            task = self._drivers.get(inv_id)
+            if task is not None:
+                task.cancel()
+            self._suspended.pop(inv_id, None)
+            self._finish(rec)
+            return
+        if rec.status == "paused":
+            task = self._drivers.get(inv_id)
+            if task is not None:
+                task.cancel()
+            self._suspended.pop(inv_id, None)
+            return
+        if rec.status == "scheduled":
+            if rec.next_at is not None:
+                self._timers.add(TimerRecord(rec.next_at, rec.id, "start", 0, rec.partition))
+            return
+        if self._exclusive_key(rec) is not None and rec.id not in self._queue_for(rec):
+            self._queue_for(rec).append(rec.id)
+        if rec.status == "backing-off":
+            if rec.next_at is not None and rec.id not in self._drivers:
+                self._timers.add(TimerRecord(rec.next_at, rec.id, "retry", 0, rec.partition))
+            return
+        _, completions = await self.store.get_journal(inv_id)
+        run = self._runs.get(inv_id)
+        if run is not None:
+            for text in completions:
+                index = loads(text)["index"]
+                if index not in run.completions:
+                    self._deliver(inv_id, index, text)
+            return
+        if rec.status == "suspended":
+            if inv_id not in self._drivers:
+                self._suspended[inv_id] = (rec.waiting, rec.partition)
+                await self._wake_if_completed(inv_id)
+        elif self._may_run(rec):
+            self._spawn(inv_id)
 
     async def stop(self) -> None:
         """Stop driving. Whatever was running stays 'running' in the store and is re-driven at
@@ -183,13 +437,15 @@ class Engine:
             return
         self._closing = True
         await self._timers.stop()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for background in (self._sweeper, self._inbox_task):
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
         tasks = list(self._drivers.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.leadership.stop()  # successors need not wait for our leases to expire
         for inv_id, waiters in self._waiters.items():
             for fut in waiters:
                 if not fut.done():
@@ -267,7 +523,9 @@ class Engine:
     # ------------------------------------------------------------------ ingress
 
     def next_seq(self) -> int:
-        self._seq += 1
+        """Arrival order: increasing in this process, and roughly ordered by time across the
+        processes sharing a store (microseconds since the epoch, or one more than the last)."""
+        self._seq = max(self._seq + 1, self.clock.now_ms() * 1000)
         return self._seq
 
     async def submit(
@@ -291,8 +549,11 @@ class Engine:
             if found is not None:
                 return found, False
         now = self.clock.now_ms()
-        rec = new_invocation(
-            id=new_id(),
+        inv_id = new_id()
+        partition = self._partition(service, key, inv_id)
+        base = new_invocation(
+            id=inv_id,
+            partition=partition,
             service=service,
             handler=handler,
             key=key,
@@ -304,31 +565,42 @@ class Engine:
             idempotency_key=idempotency_key,
             next_at=now + delay_ms if delay_ms > 0 else None,
         )
-        unit = CommitUnit(entries=[(rec.id, 0, '{"kind":"input","value":' + input_text + "}")])
-        if delay_ms > 0:
-            unit.timers_add.append(TimerRecord(now + delay_ms, rec.id, "start"))
-        else:
-            rec = replace(rec, status=self._admit(rec))
-        unit.invocations.append(InvocationWrite(rec))
-        try:
-            await self.store.commit(unit)
-        except ConflictError:
-            self._unqueue(rec)
-            if idempotency_key is not None:  # a concurrent request with the same key won
-                found = await self.store.find_idempotent(service, handler, key, idempotency_key)
-                if found is not None:
-                    return found, False
-            raise
-        except BaseException:
-            self._unqueue(rec)
-            raise
-        if delay_ms > 0:
-            self._timers.add(unit.timers_add[0])
-        elif rec.status == "running":
-            self._spawn(rec.id, _Run(rec, [unit.entries[0][2]], {}, set()))
-        elif self._may_run(rec):
-            self._spawn(rec.id)  # its key was freed while the commit was in flight
-        return rec, True
+        for _ in range(3):
+            here = self._owns(partition)
+            rec = base
+            unit = CommitUnit(entries=[(rec.id, 0, '{"kind":"input","value":' + input_text + "}")])
+            if delay_ms > 0:
+                unit.timers_add.append(TimerRecord(now + delay_ms, rec.id, "start", 0, partition))
+            elif here:
+                rec = replace(rec, status=self._admit(rec))
+            elif self._exclusive_key(rec) is not None:
+                rec = replace(rec, status="pending")  # its leader admits it
+            unit.invocations.append(InvocationWrite(rec))
+            try:
+                await self._commit(unit, partition if here else None)
+            except FencedError:
+                self._unqueue(rec)
+                continue  # we lost the partition meanwhile: hand it to its new leader
+            except ConflictError:
+                self._unqueue(rec)
+                if idempotency_key is not None:  # a concurrent request with the same key won
+                    found = await self.store.find_idempotent(service, handler, key, idempotency_key)
+                    if found is not None:
+                        return found, False
+                raise
+            except BaseException:
+                self._unqueue(rec)
+                raise
+            if not here:
+                return rec, True  # the partition's leader picks it up from its inbox
+            if delay_ms > 0:
+                self._timers.add(unit.timers_add[0])
+            elif rec.status == "running":
+                self._spawn(rec.id, _Run(rec, [unit.entries[0][2]], {}, set()))
+            elif self._may_run(rec):
+                self._spawn(rec.id)  # its key was freed while the commit was in flight
+            return rec, True
+        raise EngineError("partition leadership keeps changing; try again", 503)
 
     async def wait_result(self, invocation_id: str) -> str:
         """Wait until the invocation completes; its result text (``{"value"|"failure": ...}``).
@@ -340,9 +612,23 @@ class Engine:
             rec = await self.store.get_invocation(invocation_id)
             if rec is None:
                 raise EngineError(f"invocation {invocation_id} not found", 404)
-            if rec.status in TERMINAL_STATUSES:
-                return rec.result or dumps({"failure": {"code": 409, "message": rec.status}})
-            return await fut
+            # The future is answered when this process finishes the invocation; when another
+            # process leads its partition (or takes it over), the store is polled instead.
+            delay = 0.02
+            while rec.status not in TERMINAL_STATUSES:
+                timeout: float | None = delay
+                if self._owns(rec.partition):  # ours: answered through the future
+                    sole = self.store.exclusive and self.leadership.holds_all()
+                    timeout = None if sole else 1.0
+                done, _ = await asyncio.wait({fut}, timeout=timeout)
+                if done:
+                    return fut.result()
+                delay = min(delay * 2, 0.5)
+                found = await self.store.get_invocation(invocation_id)
+                if found is None:
+                    raise EngineError(f"invocation {invocation_id} was purged", 404)
+                rec = found
+            return rec.result or dumps({"failure": {"code": 409, "message": rec.status}})
         finally:
             waiters = self._waiters.get(invocation_id)
             if waiters is not None:
@@ -370,13 +656,16 @@ class Engine:
         how many were purged. Safe to run any time: it only touches terminal invocations."""
         cutoff = self.clock.now_ms() - int(self.retention_s * 1000)
         total = 0
-        while expired := await self.store.list_expired(cutoff, 500):
-            unit = CommitUnit(purge=[r.id for r in expired])
-            for r in expired:
-                if r.handler_kind == "workflow" and r.key is not None:
-                    unit.state.append((r.service, r.key, None, None))
-            await self.store.commit(unit)
-            total += len(expired)
+        for p in sorted(self._ready):  # each partition's leader purges its own
+            while self._owns(p) and (
+                expired := await self.store.list_expired(cutoff, 500, partition=p)
+            ):
+                unit = CommitUnit(purge=[r.id for r in expired])
+                for r in expired:
+                    if r.handler_kind == "workflow" and r.key is not None:
+                        unit.state.append((r.service, r.key, None, None))
+                await self._commit(unit, p)
+                total += len(expired)
         if total:
             log.info("retention: purged %d finished invocations", total)
         return total
@@ -399,7 +688,7 @@ class Engine:
             raise EngineError("the orchestrator is shutting down", 503)
         inv_id, index = await self._awakeable_target(awakeable_id)
         text = completion_text(index, result_text)
-        await self.store.commit(CommitUnit(completions=[(inv_id, index, text)]))
+        await self._commit(CommitUnit(completions=[(inv_id, index, text)]), None)
         self._deliver(inv_id, index, text)
 
     async def _awakeable_target(self, awakeable_id: str) -> tuple[str, int]:
@@ -457,7 +746,7 @@ class Engine:
             entries, completions = await self.store.get_journal(rec.id)
             done = {loads(c)["index"] for c in completions}
             unit.timers_remove.extend(
-                TimerRecord(0, rec.id, "sleep", i)
+                TimerRecord(0, rec.id, "sleep", i, rec.partition)
                 for i, e in enumerate(entries)
                 if i not in done and loads(e)["kind"] == "sleep"
             )
@@ -495,7 +784,7 @@ class Engine:
             self._finish(new)
             return new
         signal = completion_text(CANCEL_INDEX, CANCELLED_RESULT)
-        await self.store.commit(CommitUnit(completions=[(rec.id, CANCEL_INDEX, signal)]))
+        await self._commit(CommitUnit(completions=[(rec.id, CANCEL_INDEX, signal)]), None)
         entries, completions = await self.store.get_journal(rec.id)
         done = {loads(c)["index"] for c in completions}
         for i, text in enumerate(entries):
@@ -558,11 +847,17 @@ class Engine:
                         TimerRecord(0, rec.id, "start"),
                     ]
                 )
+                unit.timers_remove = [
+                    replace(t, partition=rec.partition) for t in unit.timers_remove
+                ]
                 new = await change(rec, unit)
                 new = replace(new, modified_at=self.clock.now_ms(), version=rec.version + 1)
                 unit.invocations.insert(0, InvocationWrite(new, expect_version=rec.version))
+                here = self._owns(rec.partition)
+                if not here:  # its leader drops or resumes it when it reads its inbox
+                    unit.notify.append((rec.partition, rec.id))
                 try:
-                    await self.store.commit(unit)
+                    await self._commit(unit, rec.partition if here else None)
                 except ConflictError:
                     continue  # a commit of the cancelled attempt landed meanwhile: read again
                 log.info("%s %s (was %s)", action, invocation_id, rec.status)
@@ -656,6 +951,8 @@ class Engine:
                 run = await self._load(inv_id)
                 if run is None:
                     return
+            if not self._owns(run.rec.partition):
+                return
             if timer is not None:
                 run.timer_removals.append(timer)
             self._runs[inv_id] = run
@@ -663,6 +960,8 @@ class Engine:
                 pass
         except asyncio.CancelledError:
             raise
+        except FencedError:
+            log.warning("driver of %s stopped: its partition has another leader", inv_id)
         except Exception:
             log.exception("driver of %s failed; it will be re-driven", inv_id)
             self._retry_driver(inv_id)
@@ -689,6 +988,8 @@ class Engine:
         elif rec.key is not None and run.state is None:
             run.state = await self.store.get_state(rec.service, rec.key)
         run.arrived = False
+        if not self._owns(rec.partition):
+            return False  # another process leads its partition now
         answer = await self._attempt(run)
         if not workflow:
             return await self._settle(run, answer, service_kind, None)
@@ -755,6 +1056,7 @@ class Engine:
                     awakeables=awakeables,
                     workflow_rows=workflow_rows,
                     started_workflows=workflows,
+                    partition_of=self._partition,
                 )
             except AnswerError as exc:
                 outcome = failed_attempt(
@@ -765,7 +1067,7 @@ class Engine:
                     extra_timer_removals=run.timer_removals,
                 )
         try:
-            await self.store.commit(outcome.unit)
+            await self._commit(outcome.unit, rec.partition)
         except (ConflictError, StoreError):
             for callee in outcome.created:
                 self._unqueue(callee)
@@ -884,7 +1186,7 @@ class Engine:
                 return True
             if CANCEL_INDEX in run.completions and not run.cancel_sent:
                 return True  # cancelled while this attempt was in flight
-            self._suspended[rec.id] = rec.waiting
+            self._suspended[rec.id] = (rec.waiting, rec.partition)
             return False
         return False  # backing-off: the retry timer re-spawns it; paused: an operator resumes
 
@@ -906,8 +1208,9 @@ class Engine:
 
     async def _fire_timers(self, due: list[TimerRecord]) -> None:
         """Fire due timers: a sleep completes its entry; retry/start spawn the driver."""
-        sleeps = [t for t in due if t.kind == "sleep"]
-        if sleeps:
+        due = [t for t in due if self._owns(t.partition)]  # the others' leaders fire them
+        for p in sorted({t.partition for t in due if t.kind == "sleep"}):
+            sleeps = [t for t in due if t.kind == "sleep" and t.partition == p]
             unit = CommitUnit(
                 completions=[
                     (t.invocation_id, t.index, completion_text(t.index, '{"value":null}'))
@@ -915,7 +1218,7 @@ class Engine:
                 ],
                 timers_remove=sleeps,
             )
-            await self.store.commit(unit)
+            await self._commit(unit, p)
             for inv_id, index, text in unit.completions:
                 self._deliver(inv_id, index, text)
         for t in due:
@@ -927,7 +1230,7 @@ class Engine:
     async def _start_scheduled(self, timer: TimerRecord) -> None:
         rec = await self.store.get_invocation(timer.invocation_id)
         if rec is None or rec.status != "scheduled":
-            await self.store.commit(CommitUnit(timers_remove=[timer]))
+            await self._commit(CommitUnit(timers_remove=[timer]), timer.partition)
             return
         status = self._admit(rec)
         new = replace(rec, status=status, next_at=None, version=rec.version + 1)
@@ -935,7 +1238,7 @@ class Engine:
             invocations=[InvocationWrite(new, expect_version=rec.version)], timers_remove=[timer]
         )
         try:
-            await self.store.commit(unit)
+            await self._commit(unit, rec.partition)
         except BaseException:
             self._unqueue(rec)
             raise

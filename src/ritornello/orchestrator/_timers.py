@@ -54,6 +54,13 @@ class TimerQueue:
         if self._heap[0][2] is timer:
             self._changed.set()
 
+    def drop_partition(self, partition: int) -> None:
+        """Forget the timers of a partition this process no longer leads (its new leader
+        loads them from the store)."""
+        for fire_at, k, timer in self._heap:
+            if timer.partition == partition and self._live.get(k) == fire_at:
+                del self._live[k]
+
     def poke(self) -> None:
         """Re-check now (tests that move a manual clock)."""
         self._changed.set()

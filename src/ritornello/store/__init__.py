@@ -45,11 +45,19 @@ __all__ = [
 def open_store(url: str) -> Store:
     """A store for ``url``: ``memory://``, ``sqlite:///path.db`` (relative) or
     ``sqlite:////abs/path.db``, optionally with ``?synchronous=NORMAL`` (default ``FULL``) and
-    ``&readonly=1``. Raises ValueError for anything else. The store still has to be opened."""
+    ``&readonly=1``. Both take ``?partitions=N`` (N >= 1, default 1; SQLite uses it only when it
+    creates the database). Raises ValueError for anything else. The store still has to be
+    opened."""
     if url.startswith("memory:"):
+        from urllib.parse import parse_qs
+
         from ritornello.store.memory import MemoryStore
 
-        return MemoryStore()
+        options = {name: values[-1] for name, values in parse_qs(url.partition("?")[2]).items()}
+        partitions = _partitions(url, options.pop("partitions", "1"))
+        if options:
+            raise ValueError(f"bad store URL {url!r} (options: partitions=N)")
+        return MemoryStore(partitions)
     if url.startswith("sqlite:///"):
         from urllib.parse import parse_qs
 
@@ -59,11 +67,23 @@ def open_store(url: str) -> Store:
         options = {name: values[-1] for name, values in parse_qs(query).items()}
         synchronous = options.pop("synchronous", "FULL").upper()
         readonly = options.pop("readonly", "0").lower() in ("1", "true", "yes")
+        partitions = _partitions(url, options.pop("partitions", "1"))
         if options or synchronous not in ("FULL", "NORMAL") or not path:
             raise ValueError(
-                f"bad store URL {url!r} (options: synchronous=FULL|NORMAL, readonly=0|1)"
+                f"bad store URL {url!r} "
+                "(options: synchronous=FULL|NORMAL, readonly=0|1, partitions=N)"
             )
         return SqliteStore(
-            path, synchronous="NORMAL" if synchronous == "NORMAL" else "FULL", readonly=readonly
+            path,
+            synchronous="NORMAL" if synchronous == "NORMAL" else "FULL",
+            readonly=readonly,
+            partitions=partitions,
         )
     raise ValueError(f"unsupported store URL {url!r} (expected sqlite:///PATH or memory://)")
+
+
+def _partitions(url: str, value: str) -> int:
+    """The ``partitions`` option of ``url``: an integer >= 1, else ValueError."""
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ValueError(f"bad store URL {url!r}: partitions must be an integer >= 1")
+    return int(value)

@@ -30,8 +30,13 @@ class Store(ABC):
     invocations hash to) is fixed when the store is created and readable once it is open.
     """
 
-    #: Number of partitions; fixed for the life of the database (1 for SQLite by default).
+    #: Number of partitions; fixed for the life of the database (1 by default). It only
+    #: informs the orchestrator (which hashes invocations to 0 .. partitions - 1): a store keeps
+    #: whatever partition number a record, fence, lease or message carries.
     partitions: int = 1
+    #: True when no other process can use the store while this one has it open (SQLite's
+    #: file lock): a lone orchestrator then claims every lease at once after a restart.
+    exclusive: bool = False
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -1,8 +1,10 @@
-"""Checks every backend runs on a commit unit before writing anything."""
+"""Checks every backend runs the same way: on a commit unit before writing anything, on the
+number of partitions, and on a fence or a lease against the stored lease."""
 
 from __future__ import annotations
 
-from ritornello.store._records import CommitUnit
+from ritornello.store._records import CommitUnit, LeaseRecord
+from ritornello.store.errors import FencedError
 
 
 def check_unit(unit: CommitUnit) -> None:
@@ -17,3 +19,55 @@ def check_unit(unit: CommitUnit) -> None:
     for service, key, name, value in unit.state:
         if name is None and value is not None:
             raise ValueError(f"state of {service}/{key}: a value needs a name")
+
+
+def check_partitions(partitions: int) -> int:
+    """``partitions`` if it is a valid number of partitions (an int >= 1), else ValueError."""
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+        raise ValueError(f"partitions must be an integer >= 1, not {partitions!r}")
+    return partitions
+
+
+def holds(stored: LeaseRecord | None, lease: LeaseRecord) -> bool:
+    """Whether ``stored`` (the lease as the store has it) is still held by ``lease``'s owner at
+    ``lease``'s epoch. Versions are not compared: a renewal may have landed unreported."""
+    return (
+        stored is not None
+        and stored.owner is not None
+        and stored.owner == lease.owner
+        and stored.epoch == lease.epoch
+    )
+
+
+def check_fence(partition: int, epoch: int, stored: LeaseRecord | None) -> None:
+    """Raise FencedError unless ``stored`` (the lease of ``partition``) is held at ``epoch``."""
+    if stored is None or stored.owner is None or stored.epoch != epoch:
+        raise FencedError(
+            f"fenced: partition {partition} {_describe(stored)}, not held at epoch {epoch}",
+            partition,
+        )
+
+
+def lost(lease: LeaseRecord, stored: LeaseRecord | None) -> FencedError:
+    """The error of a renewal of ``lease`` that found ``stored`` instead."""
+    return FencedError(
+        f"lease of partition {lease.partition} (epoch {lease.epoch}) is lost: it "
+        f"{_describe(stored)}",
+        lease.partition,
+    )
+
+
+def moved(expect: LeaseRecord | None, stored: LeaseRecord | None) -> bool:
+    """Whether a claim expecting ``expect`` finds the lease moved (``stored`` is another
+    version, or exists while ``expect`` is None, or vice versa)."""
+    if stored is None or expect is None:
+        return stored is not expect
+    return stored.version != expect.version
+
+
+def _describe(stored: LeaseRecord | None) -> str:
+    if stored is None:
+        return "was never claimed"
+    if stored.owner is None:
+        return f"was released at epoch {stored.epoch}"
+    return f"is held by {stored.owner} at epoch {stored.epoch}"

@@ -1,18 +1,25 @@
-"""The SQLite schema (version 1), the statements run against it, and row <-> record mapping.
+"""The SQLite schema (version 2), its migrations, the statements run against it, and row <->
+record mapping.
 
 Every statement is a module constant, so sqlite3's per-connection statement cache prepares
 each one once. Payloads are JSON text written and read back verbatim: nothing here parses them.
+
+Versions: 1 had no partitions, leases, members or inbox; 2 added them. ``MIGRATIONS[v]`` takes
+a database from version v to v + 1 in place; ``DDL`` creates the current version directly and
+must give the same tables and indexes as version 1 migrated (tests/store/test_sqlite.py checks
+it), which is why new columns come last and carry the defaults ``ALTER TABLE`` needs.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 from ritornello.store._records import InvocationRecord
 from ritornello.store.errors import SchemaError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # In InvocationRecord field order, so a row maps back with InvocationRecord(*row).
 INVOCATION_COLUMNS = (
@@ -36,6 +43,8 @@ INVOCATION_COLUMNS = (
     "last_error",
     "next_at",
     "version",
+    "partition",
+    "expires_at",
 )
 _WAITING = INVOCATION_COLUMNS.index("waiting")
 
@@ -69,7 +78,9 @@ CREATE TABLE invocations (
     result TEXT,
     last_error TEXT,
     next_at INTEGER,
-    version INTEGER NOT NULL
+    version INTEGER NOT NULL,
+    partition INTEGER NOT NULL DEFAULT 0,
+    expires_at INTEGER
 );
 CREATE INDEX invocations_seq ON invocations (seq);
 CREATE INDEX invocations_status ON invocations (status, seq);
@@ -106,6 +117,7 @@ CREATE TABLE timers (
     kind TEXT NOT NULL,
     idx INTEGER NOT NULL,
     fire_at INTEGER NOT NULL,
+    partition INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (invocation_id, kind, idx)
 ) WITHOUT ROWID;
 CREATE INDEX timers_fire_at ON timers (fire_at, invocation_id, kind, idx);
@@ -117,6 +129,50 @@ CREATE TABLE deployments (
     created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
+
+# What version 2 added besides columns: created by DDL and by the 1 -> 2 migration alike.
+LEADERSHIP_DDL = """
+CREATE INDEX invocations_partition ON invocations (partition, status, seq);
+CREATE INDEX timers_partition ON timers (partition, fire_at, invocation_id, kind, idx);
+
+CREATE TABLE leases (
+    partition INTEGER PRIMARY KEY NOT NULL,
+    owner TEXT,                     -- NULL: released
+    epoch INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    renewed_at INTEGER NOT NULL
+);
+
+CREATE TABLE members (
+    node TEXT PRIMARY KEY NOT NULL,
+    address TEXT NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- msg_id: AUTOINCREMENT never reuses an id, even once every message is acknowledged, so a late
+-- ack_inbox of an old id cannot delete a newer message. (partition, msg_id) is the read order.
+-- (No semicolons in comments here: the script is split on them.)
+CREATE TABLE inbox (
+    msg_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    partition INTEGER NOT NULL,
+    invocation_id TEXT NOT NULL
+);
+CREATE UNIQUE INDEX inbox_partition ON inbox (partition, msg_id);
+"""
+DDL += LEADERSHIP_DDL
+
+# MIGRATIONS[v]: the statements taking version v to v + 1 (the schema_version row is updated
+# by migrate()). 1 -> 2: existing invocations and timers land in partition 0 of 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "ALTER TABLE invocations ADD COLUMN partition INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE invocations ADD COLUMN expires_at INTEGER",
+        "ALTER TABLE timers ADD COLUMN partition INTEGER NOT NULL DEFAULT 0",
+        *LEADERSHIP_DDL.split(";"),
+        "INSERT INTO meta (name, value) VALUES ('partitions', '1')",
+    ),
+}
 
 _COLS = ", ".join(INVOCATION_COLUMNS)
 
@@ -138,7 +194,10 @@ INSERT_COMPLETION = (
 SET_STATE = "INSERT OR REPLACE INTO state (service, key, name, value) VALUES (?, ?, ?, ?)"
 CLEAR_STATE = "DELETE FROM state WHERE service = ? AND key = ? AND name = ?"
 CLEAR_ALL_STATE = "DELETE FROM state WHERE service = ? AND key = ?"
-ADD_TIMER = "INSERT OR REPLACE INTO timers (invocation_id, kind, idx, fire_at) VALUES (?, ?, ?, ?)"
+ADD_TIMER = (
+    "INSERT OR REPLACE INTO timers (invocation_id, kind, idx, fire_at, partition) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
 REMOVE_TIMER = "DELETE FROM timers WHERE invocation_id = ? AND kind = ? AND idx = ?"
 PURGE = (
     "DELETE FROM invocations WHERE id = ?",
@@ -150,6 +209,27 @@ PUT_DEPLOYMENT = (
     "INSERT OR REPLACE INTO deployments (id, uri, services, created_at) VALUES (?,?,?,?)"
 )
 DELETE_DEPLOYMENT = "DELETE FROM deployments WHERE id = ?"
+PUT_LEASE = (
+    "INSERT OR REPLACE INTO leases (partition, owner, epoch, version, renewed_at) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+# Parameters: renewed_at, partition, owner, epoch (a renewal or release by the holder only).
+RENEW_LEASE = (
+    "UPDATE leases SET version = version + 1, renewed_at = ? "
+    "WHERE partition = ? AND owner = ? AND epoch = ?"
+)
+RELEASE_LEASE = (
+    "UPDATE leases SET owner = NULL, version = version + 1, renewed_at = ? "
+    "WHERE partition = ? AND owner = ? AND epoch = ?"
+)
+HEARTBEAT = (
+    "INSERT INTO members (node, address, heartbeat_at, version) VALUES (?, ?, ?, 1) "
+    "ON CONFLICT (node) DO UPDATE SET address = excluded.address, "
+    "heartbeat_at = excluded.heartbeat_at, version = version + 1"
+)
+REMOVE_MEMBER = "DELETE FROM members WHERE node = ?"
+NOTIFY = "INSERT INTO inbox (partition, invocation_id) VALUES (?, ?)"
+ACK_INBOX = "DELETE FROM inbox WHERE partition = ? AND msg_id = ?"
 
 # --- reads (reader thread) ----------------------------------------------------------------
 GET_INVOCATION = f"SELECT {_COLS} FROM invocations WHERE id = ?"
@@ -160,21 +240,36 @@ LIST_EXPIRED = (
     f"SELECT {_COLS} FROM invocations WHERE status IN ('completed', 'killed') "
     "AND modified_at < ? ORDER BY modified_at LIMIT ?"
 )
+LIST_EXPIRED_IN_PARTITION = (
+    f"SELECT {_COLS} FROM invocations WHERE status IN ('completed', 'killed') "
+    "AND modified_at < ? AND partition = ? ORDER BY modified_at LIMIT ?"
+)
 FIND_IDEMPOTENT = (
     f"SELECT {_COLS} FROM invocations WHERE service = ? AND handler = ? "
     "AND ifnull(key, X'') = ? AND idempotency_key = ?"
 )
+# In TimerRecord field order.
 LIST_TIMERS = (
-    "SELECT fire_at, invocation_id, kind, idx FROM timers "
+    "SELECT fire_at, invocation_id, kind, idx, partition FROM timers "
+    "ORDER BY fire_at, invocation_id, kind, idx"
+)
+LIST_TIMERS_IN_PARTITION = (
+    "SELECT fire_at, invocation_id, kind, idx, partition FROM timers WHERE partition = ? "
     "ORDER BY fire_at, invocation_id, kind, idx"
 )
 MAX_SEQ = "SELECT ifnull(max(seq), 0) FROM invocations"
 LIST_DEPLOYMENTS = "SELECT id, uri, services, created_at FROM deployments ORDER BY created_at, id"
+# In LeaseRecord field order.
+GET_LEASE = "SELECT partition, owner, epoch, version, renewed_at FROM leases WHERE partition = ?"
+LIST_LEASES = "SELECT partition, owner, epoch, version, renewed_at FROM leases ORDER BY partition"
+LIST_MEMBERS = "SELECT node, address, heartbeat_at, version FROM members ORDER BY node"
+READ_INBOX = "SELECT msg_id, invocation_id FROM inbox WHERE partition = ? ORDER BY msg_id LIMIT ?"
+GET_PARTITIONS = "SELECT value FROM meta WHERE name = 'partitions'"
 
 
-def list_invocations_sql(n_statuses: int, service: bool, key: bool) -> str:
+def list_invocations_sql(n_statuses: int, service: bool, key: bool, partition: bool) -> str:
     """The query for list_invocations; parameters: after_seq, *statuses, [service], [key],
-    limit."""
+    [partition], limit."""
     where = ["seq > ?"]
     if n_statuses:
         where.append(f"status IN ({', '.join('?' * n_statuses)})")
@@ -182,6 +277,8 @@ def list_invocations_sql(n_statuses: int, service: bool, key: bool) -> str:
         where.append("service = ?")
     if key:
         where.append("key = ?")
+    if partition:
+        where.append("partition = ?")
     return f"SELECT {_COLS} FROM invocations WHERE {' AND '.join(where)} ORDER BY seq, id LIMIT ?"
 
 
@@ -208,6 +305,8 @@ def invocation_row(r: InvocationRecord) -> tuple[object, ...]:
         r.last_error,
         r.next_at,
         r.version,
+        r.partition,
+        r.expires_at,
     )
 
 
@@ -219,24 +318,36 @@ def invocation_record(row: tuple[object, ...]) -> InvocationRecord:
     return InvocationRecord(*values)
 
 
-def create_or_check(conn: sqlite3.Connection, path: str) -> None:
-    """Create the schema in an empty database, or check the version of an existing one, in
-    one ``BEGIN IMMEDIATE`` transaction on the writer connection (so two processes racing to
-    create it cannot both do so)."""
+def create_or_check(conn: sqlite3.Connection, path: str, partitions: int) -> None:
+    """Create the schema (with ``partitions``) in an empty database, migrate an older one to
+    SCHEMA_VERSION, or check the version of a current one, in one ``BEGIN IMMEDIATE``
+    transaction on the writer connection (so two processes racing to create or migrate it
+    cannot both do so, and a failed migration leaves the database as it was)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if check(conn, path, allow_empty=True):
-            for statement in DDL.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        version = _version(conn, path, allow_empty=True)
+        if version is None:
+            _execute(conn, DDL.split(";"))
+            conn.executemany(
+                "INSERT INTO meta (name, value) VALUES (?, ?)",
+                [("schema_version", str(SCHEMA_VERSION)), ("partitions", str(partitions))],
+            )
+        elif version < SCHEMA_VERSION:
+            for old in range(version, SCHEMA_VERSION):
+                _execute(conn, MIGRATIONS[old])
             conn.execute(
-                "INSERT INTO meta (name, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
+                "UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),)
             )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _execute(conn: sqlite3.Connection, statements: Iterable[str]) -> None:
+    for statement in statements:
+        if statement.strip():
+            conn.execute(statement)
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
@@ -246,21 +357,45 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return row is not None
 
 
-def check(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> bool:
-    """Check the schema version; True if the database is empty (and ``allow_empty``)."""
+def check(conn: sqlite3.Connection, path: str) -> None:
+    """Check that the database has the current schema version (a reader cannot migrate)."""
+    version = _version(conn, path, allow_empty=False)
+    if version != SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path} has schema version {version}; this Ritornello reads version "
+            f"{SCHEMA_VERSION} (open it read-write once to migrate it)"
+        )
+
+
+def read_partitions(conn: sqlite3.Connection, path: str) -> int:
+    """The number of partitions stored in the meta table."""
+    row = conn.execute(GET_PARTITIONS).fetchone()
+    try:
+        partitions = int(row[0])
+    except (TypeError, ValueError):
+        partitions = 0
+    if partitions < 1:
+        raise SchemaError(f"{path} has no valid partitions in its meta table: {row}")
+    return partitions
+
+
+def _version(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> int | None:
+    """The schema version (one this code can use or migrate); None if the database is empty
+    (and ``allow_empty``)."""
     if not _has_table(conn, "meta"):
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if tables == 0 and allow_empty:
-            return True
+            return None
         if tables == 0:
             raise SchemaError(f"{path} has no Ritornello schema (run `ritornello store init`)")
         raise SchemaError(f"{path} is not a Ritornello database (it has no meta table)")
     row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
     if row is None:
         raise SchemaError(f"{path} has no schema_version in its meta table")
-    if row[0] != str(SCHEMA_VERSION):
+    if row[0] != str(SCHEMA_VERSION) and not (row[0].isdigit() and int(row[0]) in MIGRATIONS):
         raise SchemaError(
             f"{path} has schema version {row[0]}; this Ritornello reads and writes version "
-            f"{SCHEMA_VERSION} only (use a matching Ritornello, or migrate the database)"
+            f"{SCHEMA_VERSION} (and migrates versions "
+            f"{', '.join(map(str, sorted(MIGRATIONS)))}) only (use a matching Ritornello)"
         )
-    return False
+    return int(row[0])

@@ -13,6 +13,11 @@ Writer (``transactional=True``), one batch = one transaction::
     COMMIT                 <- one fsync (synchronous=FULL) makes the whole batch durable
     settle futures         <- only now does any commit() of the batch return
 
+A job is a commit unit or a small write (a lease claim or renewal, a heartbeat, an inbox
+ack). Its failed condition (ConflictError, FencedError among them) rolls back its own
+savepoint only. Jobs run in queue order, so a unit fenced at an epoch sees a claim queued before
+it, even in the same batch.
+
 A SQLite error outside a job's own conditions (I/O error, disk full, a failed COMMIT) rolls the
 whole transaction back and fails every job of the batch with ``StoreError``: a batch is written
 entirely or not at all, and no caller is told "committed" before COMMIT returned.

@@ -4,19 +4,25 @@
 Invariant: a commit unit is applied in place while an undo log records every change; a failed
 condition replays the log backwards, so a conflicting unit leaves no trace. Nothing awaits
 between the first change and the last, so no other coroutine can observe a half-applied unit.
+Fences are checked before anything is changed; lease, member and inbox operations are likewise
+single synchronous steps, so each is atomic with respect to every commit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
 from ritornello.store._base import Store
-from ritornello.store._checks import check_unit
+from ritornello.store._checks import check_fence, check_partitions, check_unit, holds, lost, moved
 from ritornello.store._records import (
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,
+    LeaseRecord,
+    MemberRecord,
     TimerRecord,
 )
 from ritornello.store.errors import ConflictError, StoreClosedError, StoreError
@@ -61,7 +67,11 @@ class _Undo:
 class MemoryStore(Store):
     """Everything in dicts. Safe for any number of coroutines on one event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, partitions: int = 1, *, exclusive: bool = True) -> None:
+        self.partitions = check_partitions(partitions)
+        #: One engine per store by default; tests of several engines sharing one store
+        #: pass ``exclusive=False`` (leases then expire as between processes).
+        self.exclusive = exclusive
         self._opened = False
         self._closed = False
         self._invocations: dict[str, InvocationRecord] = {}
@@ -71,6 +81,12 @@ class MemoryStore(Store):
         self._state: dict[tuple[str, str], dict[str, str]] = {}
         self._timers: dict[_TimerKey, TimerRecord] = {}
         self._deployments: dict[str, DeploymentRecord] = {}
+        self._leases: dict[int, LeaseRecord] = {}
+        self._members: dict[str, MemberRecord] = {}
+        # partition -> message id -> invocation id, in insertion (= message id) order
+        self._inbox: dict[int, dict[str, str]] = {}
+        # message ids only ever increase; one taken by a failed unit is simply skipped
+        self._message_ids = itertools.count(1)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -97,6 +113,8 @@ class MemoryStore(Store):
             raise
 
     def _apply(self, unit: CommitUnit, undo: _Undo) -> None:
+        for partition, epoch in unit.fences:
+            check_fence(partition, epoch, self._leases.get(partition))
         for invocation_id in unit.purge:
             self._purge(invocation_id, undo)
         for write in unit.invocations:
@@ -122,6 +140,12 @@ class MemoryStore(Store):
             undo.delete(self._timers, (timer.invocation_id, timer.kind, timer.index))
         for timer in unit.timers_add:
             undo.set(self._timers, (timer.invocation_id, timer.kind, timer.index), timer)
+        for partition, invocation_id in unit.notify:
+            messages = self._inbox.get(partition)
+            if messages is None:
+                messages = {}
+                undo.set(self._inbox, partition, messages)
+            undo.set(messages, str(next(self._message_ids)), invocation_id)
 
     def _write_invocation(
         self, record: InvocationRecord, expect_version: int | None, undo: _Undo
@@ -206,6 +230,7 @@ class MemoryStore(Store):
         key: str | None = None,
         after_seq: int = -1,
         limit: int = 1000,
+        partition: int | None = None,
     ) -> list[InvocationRecord]:
         self._check_open()
         wanted = None if statuses is None else frozenset(statuses)
@@ -216,16 +241,21 @@ class MemoryStore(Store):
             and (wanted is None or r.status in wanted)
             and (service is None or r.service == service)
             and (key is None or r.key == key)
+            and (partition is None or r.partition == partition)
         ]
         found.sort(key=lambda r: (r.seq, r.id))
         return found[: max(limit, 0)]
 
-    async def list_expired(self, before_ms: int, limit: int = 500) -> list[InvocationRecord]:
+    async def list_expired(
+        self, before_ms: int, limit: int = 500, partition: int | None = None
+    ) -> list[InvocationRecord]:
         self._check_open()
         found = [
             r
             for r in self._invocations.values()
-            if r.status in ("completed", "killed") and r.modified_at < before_ms
+            if r.status in ("completed", "killed")
+            and r.modified_at < before_ms
+            and (partition is None or r.partition == partition)
         ]
         found.sort(key=lambda r: r.modified_at)
         return found[: max(limit, 0)]
@@ -237,10 +267,11 @@ class MemoryStore(Store):
         invocation_id = self._idempotency.get((service, handler, key, idempotency_key))
         return None if invocation_id is None else self._invocations[invocation_id]
 
-    async def list_timers(self) -> list[TimerRecord]:
+    async def list_timers(self, partition: int | None = None) -> list[TimerRecord]:
         self._check_open()
         return sorted(
-            self._timers.values(), key=lambda t: (t.fire_at, t.invocation_id, t.kind, t.index)
+            (t for t in self._timers.values() if partition is None or t.partition == partition),
+            key=lambda t: (t.fire_at, t.invocation_id, t.kind, t.index),
         )
 
     async def max_seq(self) -> int:
@@ -258,3 +289,64 @@ class MemoryStore(Store):
     async def delete_deployment(self, deployment_id: str) -> bool:
         self._check_open()
         return self._deployments.pop(deployment_id, None) is not None
+
+    # --- leadership -------------------------------------------------------------------------
+
+    async def list_leases(self) -> list[LeaseRecord]:
+        self._check_open()
+        return [self._leases[p] for p in sorted(self._leases)]
+
+    async def claim_lease(
+        self, partition: int, owner: str, expect: LeaseRecord | None, now_ms: int
+    ) -> LeaseRecord:
+        self._check_open()
+        current = self._leases.get(partition)
+        if moved(expect, current):
+            raise ConflictError(f"lease of partition {partition} moved: it is {current}")
+        epoch, version = (1, 1) if current is None else (current.epoch + 1, current.version + 1)
+        lease = LeaseRecord(partition, owner, epoch, version, now_ms)
+        self._leases[partition] = lease
+        return lease
+
+    async def renew_lease(self, lease: LeaseRecord, now_ms: int) -> LeaseRecord:
+        self._check_open()
+        current = self._leases.get(lease.partition)
+        if current is None or not holds(current, lease):
+            raise lost(lease, current)
+        renewed = dataclasses.replace(current, version=current.version + 1, renewed_at=now_ms)
+        self._leases[lease.partition] = renewed
+        return renewed
+
+    async def release_lease(self, lease: LeaseRecord, now_ms: int) -> None:
+        self._check_open()
+        current = self._leases.get(lease.partition)
+        if current is not None and holds(current, lease):
+            self._leases[lease.partition] = dataclasses.replace(
+                current, owner=None, version=current.version + 1, renewed_at=now_ms
+            )
+
+    async def heartbeat(self, node: str, address: str, now_ms: int) -> None:
+        self._check_open()
+        current = self._members.get(node)
+        version = 1 if current is None else current.version + 1
+        self._members[node] = MemberRecord(node, address, now_ms, version)
+
+    async def list_members(self) -> list[MemberRecord]:
+        self._check_open()
+        return [self._members[node] for node in sorted(self._members)]
+
+    async def remove_member(self, node: str) -> None:
+        self._check_open()
+        self._members.pop(node, None)
+
+    async def read_inbox(self, partition: int, limit: int = 1000) -> list[tuple[str, str]]:
+        self._check_open()
+        messages = self._inbox.get(partition, {})
+        return list(itertools.islice(messages.items(), max(limit, 0)))
+
+    async def ack_inbox(self, partition: int, message_ids: Sequence[str]) -> None:
+        self._check_open()
+        messages = self._inbox.get(partition)
+        if messages is not None:
+            for message_id in message_ids:
+                messages.pop(message_id, None)

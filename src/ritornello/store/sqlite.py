@@ -12,6 +12,11 @@ Invariants:
 - A unit is all or nothing: its savepoint is rolled back on a failed condition; an I/O error
   fails its whole batch.
 - The reader sees every unit whose ``commit()`` returned (WAL readers see the last COMMIT).
+- Fences are checked inside the unit's savepoint, against the leases as the transaction sees
+  them (lease writes go through the same writer thread, so a claim queued before the unit in the
+  same batch is seen): a failed fence rolls back that unit only.
+- ``partitions`` is written to the meta table when the database is created and read from it
+  on every open: the constructor's value only applies to a new database.
 """
 
 from __future__ import annotations
@@ -20,17 +25,26 @@ import asyncio
 import fcntl
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ritornello.store import _sqlite_schema as sql
 from ritornello.store._base import Store
-from ritornello.store._checks import check_unit
+from ritornello.store._checks import (
+    check_fence,
+    check_partitions,
+    check_unit,
+    holds,
+    lost,
+    moved,
+)
 from ritornello.store._records import (
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,
+    LeaseRecord,
+    MemberRecord,
     TimerRecord,
 )
 from ritornello.store._sqlite_thread import ConnectionThread, JobFn
@@ -49,6 +63,8 @@ class SqliteStore(Store):
     ``synchronous="NORMAL"`` skips the fsync per commit: a process crash loses nothing, a
     power loss may lose the last commits. ``readonly=True`` opens an existing database for
     reading only (no lock, no writer: an admin process beside a running orchestrator).
+    ``partitions`` is used only if ``open`` creates the database; once open, the attribute is
+    the number stored in it.
     """
 
     def __init__(
@@ -59,9 +75,12 @@ class SqliteStore(Store):
         readonly: bool = False,
         busy_timeout_ms: int = 5000,
         batch_limit: int = 512,
+        partitions: int = 1,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
+        self.partitions = check_partitions(partitions)
+        self.exclusive = not readonly  # the writer holds the process lock while open
         self.path = os.fspath(path)
         self.synchronous = synchronous
         self.readonly = readonly
@@ -147,7 +166,7 @@ class SqliteStore(Store):
             # back to 64 MB after a checkpoint that a long read held up.
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             conn.execute(f"PRAGMA journal_size_limit = {64 << 20}")
-            sql.create_or_check(conn, self.path)
+            sql.create_or_check(conn, self.path, self.partitions)
         except BaseException:
             conn.close()
             raise
@@ -162,7 +181,9 @@ class SqliteStore(Store):
             conn = self._connect(None)
         try:
             conn.execute("PRAGMA query_only = 1")
-            sql.check(conn, self.path, allow_empty=False)
+            sql.check(conn, self.path)
+            # open() awaits this thread's start, so the attribute is set before open returns
+            self.partitions = sql.read_partitions(conn, self.path)
         except BaseException:
             conn.close()
             raise
@@ -203,6 +224,38 @@ class SqliteStore(Store):
         count: int = await self._run(True, _execute, (sql.DELETE_DEPLOYMENT, (deployment_id,)))
         return count > 0
 
+    async def claim_lease(
+        self, partition: int, owner: str, expect: LeaseRecord | None, now_ms: int
+    ) -> LeaseRecord:
+        result: LeaseRecord = await self._run(
+            True, _claim_lease, (partition, owner, expect, now_ms)
+        )
+        return result
+
+    async def renew_lease(self, lease: LeaseRecord, now_ms: int) -> LeaseRecord:
+        result: LeaseRecord = await self._run(True, _renew_lease, (lease, now_ms))
+        return result
+
+    async def release_lease(self, lease: LeaseRecord, now_ms: int) -> None:
+        params = (now_ms, lease.partition, lease.owner, lease.epoch)
+        await self._run(True, _execute, (sql.RELEASE_LEASE, params))
+
+    async def heartbeat(self, node: str, address: str, now_ms: int) -> None:
+        await self._run(True, _execute, (sql.HEARTBEAT, (node, address, now_ms)))
+
+    async def remove_member(self, node: str) -> None:
+        await self._run(True, _execute, (sql.REMOVE_MEMBER, (node,)))
+
+    async def ack_inbox(self, partition: int, message_ids: Sequence[str]) -> None:
+        # Ids are the text of 64-bit integers; anything else names no message.
+        params = [
+            (partition, int(m)) for m in message_ids if m.isascii() and m.isdigit() and len(m) < 19
+        ]
+        if params:
+            await self._run(True, _execute_many, (sql.ACK_INBOX, params))
+        else:
+            self._thread(True)
+
     # --- reads --------------------------------------------------------------------------
 
     async def get_invocation(self, invocation_id: str) -> InvocationRecord | None:
@@ -225,6 +278,7 @@ class SqliteStore(Store):
         key: str | None = None,
         after_seq: int = -1,
         limit: int = 1000,
+        partition: int | None = None,
     ) -> list[InvocationRecord]:
         if statuses is not None and not statuses:
             self._thread(False)
@@ -236,17 +290,27 @@ class SqliteStore(Store):
             params.append(service)
         if key is not None:
             params.append(key)
+        if partition is not None:
+            params.append(partition)
         params.append(max(limit, 0))
         query = sql.list_invocations_sql(
-            len(statuses) if statuses else 0, service is not None, key is not None
+            len(statuses) if statuses else 0,
+            service is not None,
+            key is not None,
+            partition is not None,
         )
         result: list[InvocationRecord] = await self._run(False, _read_invocations, (query, params))
         return result
 
-    async def list_expired(self, before_ms: int, limit: int = 500) -> list[InvocationRecord]:
-        result: list[InvocationRecord] = await self._run(
-            False, _read_invocations, (sql.LIST_EXPIRED, (before_ms, max(limit, 0)))
-        )
+    async def list_expired(
+        self, before_ms: int, limit: int = 500, partition: int | None = None
+    ) -> list[InvocationRecord]:
+        query: tuple[str, tuple[int, ...]]
+        if partition is None:
+            query = (sql.LIST_EXPIRED, (before_ms, max(limit, 0)))
+        else:
+            query = (sql.LIST_EXPIRED_IN_PARTITION, (before_ms, partition, max(limit, 0)))
+        result: list[InvocationRecord] = await self._run(False, _read_invocations, query)
         return result
 
     async def find_idempotent(
@@ -258,8 +322,8 @@ class SqliteStore(Store):
         )
         return result[0] if result else None
 
-    async def list_timers(self) -> list[TimerRecord]:
-        result: list[TimerRecord] = await self._run(False, _read_timers, None)
+    async def list_timers(self, partition: int | None = None) -> list[TimerRecord]:
+        result: list[TimerRecord] = await self._run(False, _read_timers, partition)
         return result
 
     async def max_seq(self) -> int:
@@ -268,6 +332,24 @@ class SqliteStore(Store):
 
     async def list_deployments(self) -> list[DeploymentRecord]:
         result: list[DeploymentRecord] = await self._run(False, _read_deployments, None)
+        return result
+
+    async def list_leases(self) -> list[LeaseRecord]:
+        result: list[LeaseRecord] = await self._run(
+            False, _read_all, (LeaseRecord, sql.LIST_LEASES)
+        )
+        return result
+
+    async def list_members(self) -> list[MemberRecord]:
+        result: list[MemberRecord] = await self._run(
+            False, _read_all, (MemberRecord, sql.LIST_MEMBERS)
+        )
+        return result
+
+    async def read_inbox(self, partition: int, limit: int = 1000) -> list[tuple[str, str]]:
+        result: list[tuple[str, str]] = await self._run(
+            False, _read_inbox, (partition, max(limit, 0))
+        )
         return result
 
 
@@ -296,7 +378,10 @@ def _lock(path: str) -> int:
 
 
 def _apply_unit(cur: sqlite3.Cursor, unit: CommitUnit) -> None:
-    """Write ``unit`` inside the savepoint the writer opened for it (order: see CommitUnit)."""
+    """Write ``unit`` inside the savepoint the writer opened for it (order: see CommitUnit);
+    fences first, so a fenced unit writes nothing even before its savepoint is rolled back."""
+    for partition, epoch in unit.fences:
+        check_fence(partition, epoch, _get_lease(cur, partition))
     for invocation_id in unit.purge:
         for statement in sql.PURGE:
             cur.execute(statement, (invocation_id,))
@@ -357,8 +442,36 @@ def _apply_unit(cur: sqlite3.Cursor, unit: CommitUnit) -> None:
         )
     if unit.timers_add:
         cur.executemany(
-            sql.ADD_TIMER, [(t.invocation_id, t.kind, t.index, t.fire_at) for t in unit.timers_add]
+            sql.ADD_TIMER,
+            [(t.invocation_id, t.kind, t.index, t.fire_at, t.partition) for t in unit.timers_add],
         )
+    if unit.notify:
+        cur.executemany(sql.NOTIFY, unit.notify)  # in list order: increasing message ids
+
+
+def _get_lease(cur: sqlite3.Cursor, partition: int) -> LeaseRecord | None:
+    row = cur.execute(sql.GET_LEASE, (partition,)).fetchone()
+    return None if row is None else LeaseRecord(*row)
+
+
+def _claim_lease(cur: sqlite3.Cursor, arg: tuple[int, str, LeaseRecord | None, int]) -> LeaseRecord:
+    partition, owner, expect, now_ms = arg
+    current = _get_lease(cur, partition)
+    if moved(expect, current):
+        raise ConflictError(f"lease of partition {partition} moved: it is {current}")
+    epoch, version = (1, 1) if current is None else (current.epoch + 1, current.version + 1)
+    lease = LeaseRecord(partition, owner, epoch, version, now_ms)
+    cur.execute(sql.PUT_LEASE, (partition, owner, epoch, version, now_ms))
+    return lease
+
+
+def _renew_lease(cur: sqlite3.Cursor, arg: tuple[LeaseRecord, int]) -> LeaseRecord:
+    lease, now_ms = arg
+    cur.execute(sql.RENEW_LEASE, (now_ms, lease.partition, lease.owner, lease.epoch))
+    current = _get_lease(cur, lease.partition)  # the UPDATE matched iff we still hold it
+    if current is None or not holds(current, lease):
+        raise lost(lease, current)
+    return current
 
 
 def _is_unique(e: sqlite3.IntegrityError) -> bool:
@@ -367,6 +480,10 @@ def _is_unique(e: sqlite3.IntegrityError) -> bool:
 
 def _execute(cur: sqlite3.Cursor, arg: tuple[str, tuple[object, ...]]) -> int:
     return cur.execute(*arg).rowcount
+
+
+def _execute_many(cur: sqlite3.Cursor, arg: tuple[str, list[tuple[object, ...]]]) -> None:
+    cur.executemany(*arg)
 
 
 def _read_invocation(cur: sqlite3.Cursor, invocation_id: str) -> InvocationRecord | None:
@@ -395,8 +512,12 @@ def _read_state(cur: sqlite3.Cursor, arg: tuple[str, str]) -> dict[str, str]:
     return dict(cur.execute(sql.GET_STATE, arg).fetchall())
 
 
-def _read_timers(cur: sqlite3.Cursor, _: None) -> list[TimerRecord]:
-    return [TimerRecord(*row) for row in cur.execute(sql.LIST_TIMERS)]
+def _read_timers(cur: sqlite3.Cursor, partition: int | None) -> list[TimerRecord]:
+    if partition is None:
+        rows = cur.execute(sql.LIST_TIMERS)
+    else:
+        rows = cur.execute(sql.LIST_TIMERS_IN_PARTITION, (partition,))
+    return [TimerRecord(*row) for row in rows]
 
 
 def _read_max_seq(cur: sqlite3.Cursor, _: None) -> int:
@@ -406,3 +527,14 @@ def _read_max_seq(cur: sqlite3.Cursor, _: None) -> int:
 
 def _read_deployments(cur: sqlite3.Cursor, _: None) -> list[DeploymentRecord]:
     return [DeploymentRecord(*row) for row in cur.execute(sql.LIST_DEPLOYMENTS)]
+
+
+def _read_all(cur: sqlite3.Cursor, arg: tuple[Callable[..., _T], str]) -> list[_T]:
+    make, query = arg
+    return [make(*row) for row in cur.execute(query)]
+
+
+def _read_inbox(cur: sqlite3.Cursor, arg: tuple[int, int]) -> list[tuple[str, str]]:
+    return [
+        (str(msg_id), invocation_id) for msg_id, invocation_id in cur.execute(sql.READ_INBOX, arg)
+    ]

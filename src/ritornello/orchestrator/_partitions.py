@@ -1,0 +1,278 @@
+"""Partitions and their leaders.
+
+Every invocation belongs to one partition, fixed at creation: invocations of an object or
+workflow key hash by (service, key), so a key's queue, its state and its promises live in one
+partition; keyless invocations hash by id. Each partition has at most one leader at a time,
+the orchestrator holding its lease; the leader alone drives the partition's invocations, and
+every write it makes as leader is fenced by the lease's epoch (``CommitUnit.fences``), so a
+former leader — paused, partitioned, or slow to notice — can never write after its successor
+claimed the partition: its first fenced commit fails and it steps down.
+
+Expiry is judged on monotonic clocks, never by comparing wall clocks across machines:
+
+* a contender watches each lease's ``version``; a lease whose version has not moved for
+  ``lease_s`` of the contender's own monotonic time is expired and may be claimed (a released
+  lease, or one never claimed, at once);
+* the holder counts its lease valid until ``lease_s * SAFETY`` after it *sent* the renewal
+  that succeeded — a contender's wait starts no earlier than that write landed, so the holder
+  stops acting first. Fencing makes this a matter of liveness, not of safety.
+
+With one process on a store that is exclusive to it (SQLite holds a file lock), leases are
+claimed at once at start: a previous incarnation is dead by construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+
+from ritornello.store import (
+    ConflictError,
+    FencedError,
+    LeaseRecord,
+    Store,
+    StoreError,
+)
+
+log = logging.getLogger("ritornello.leadership")
+
+#: Share of the lease period the holder trusts its lease after sending a renewal.
+SAFETY = 0.8
+
+
+def partition_of(service: str, key: str | None, invocation_id: str, count: int) -> int:
+    """The partition of an invocation: by (service, key) when keyed, else by id."""
+    if count <= 1:
+        return 0
+    basis = f"{service}\x00{key}" if key is not None else invocation_id
+    return zlib.crc32(basis.encode("utf-8", "surrogatepass")) % count
+
+
+class Leadership:
+    """Claims, renews and releases partition leases for one orchestrator process.
+
+    ``on_gain(partition)`` runs (awaited, one at a time) after a claim; ``on_lose(partition)``
+    (synchronous) as soon as a lease is known or feared lost. ``holds(p)`` is what the engine
+    asks before it acts as leader; ``epoch(p)`` is what it fences its writes with.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        node: str,
+        *,
+        lease_s: float = 5.0,
+        address: str = "",
+        exclusive: bool = False,
+        lead: bool = True,
+        on_gain: Callable[[int], Awaitable[None]] | None = None,
+        on_lose: Callable[[int], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self.store = store
+        self.node = node
+        self.lease_s = lease_s
+        self.address = address
+        self.exclusive = exclusive
+        self.lead = lead
+        self.on_gain = on_gain
+        self.on_lose = on_lose
+        self._mono = monotonic
+        self._wall = wall_ms
+        self._owned: dict[int, LeaseRecord] = {}
+        self._valid_until: dict[int, float] = {}
+        self._seen: dict[int, tuple[int, float]] = {}  # partition -> (version, first seen)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def count(self) -> int:
+        return max(1, self.store.partitions)
+
+    def holds(self, partition: int) -> bool:
+        """True while this process may act as the partition's leader."""
+        until = self._valid_until.get(partition)
+        return until is not None and self._mono() < until
+
+    def holds_all(self) -> bool:
+        return len(self._owned) == self.count and all(self.holds(p) for p in self._owned)
+
+    def epoch(self, partition: int) -> int | None:
+        lease = self._owned.get(partition)
+        return lease.epoch if lease is not None else None
+
+    def owned(self) -> list[int]:
+        return sorted(self._owned)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Take part: one round at once (so a lone orchestrator leads everything before it
+        serves), then a round every third of a lease period."""
+        if not self.lead:
+            return
+        await self.tick()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Release every lease (so successors need not wait for expiry) and leave."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if not self.lead:
+            return
+        for partition, lease in sorted(self._owned.items()):
+            self._lose(partition)
+            with contextlib.suppress(StoreError):
+                await self.store.release_lease(lease, self._wall())
+        with contextlib.suppress(StoreError):
+            await self.store.remove_member(self.node)
+
+    def step_down(self, partition: int) -> None:
+        """A fenced write failed: the partition has another leader."""
+        if partition in self._owned:
+            log.warning(
+                "partition %d: fenced out (another leader took over); stepping down", partition
+            )
+            self._lose(partition)
+
+    def _lose(self, partition: int) -> None:
+        self._owned.pop(partition, None)
+        self._valid_until.pop(partition, None)
+        if self.on_lose is not None:
+            self.on_lose(partition)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("leadership round failed; trying again")
+
+    # ------------------------------------------------------------------ one round
+
+    async def tick(self) -> None:
+        """Renew what we hold, give up what we hold too much of, claim what is free."""
+        if self._stopping:
+            return
+        for partition in list(self._owned):  # expired while we could not renew it
+            if not self.holds(partition):
+                log.warning("partition %d: lease not renewed in time; stepping down", partition)
+                self._lose(partition)
+        try:
+            await self.store.heartbeat(self.node, self.address, self._wall())
+        except StoreError as exc:
+            log.warning("heartbeat failed: %s", exc)
+        await self._renew_all()
+        leases = {lease.partition: lease for lease in await self.store.list_leases()}
+        now = self._mono()
+        for partition, lease in leases.items():
+            seen = self._seen.get(partition)
+            if seen is None or seen[0] != lease.version:
+                self._seen[partition] = (lease.version, now)
+        target = await self._target()
+        await self._release_surplus(leases, target)
+        for partition in range(self.count):
+            if len(self._owned) >= target or self._stopping:
+                break
+            if partition in self._owned:
+                continue
+            current = leases.get(partition)
+            if self._claimable(partition, current, now):
+                await self._claim(partition, current)
+
+    async def _renew_all(self) -> None:
+        for partition, lease in list(self._owned.items()):
+            sent = self._mono()
+            try:
+                renewed = await self.store.renew_lease(lease, self._wall())
+            except FencedError:
+                log.warning("partition %d: lease taken over; stepping down", partition)
+                self._lose(partition)
+                continue
+            except StoreError as exc:  # keep it until its validity runs out
+                log.warning("partition %d: renewal failed (%s); retrying", partition, exc)
+                continue
+            if partition in self._owned:
+                self._owned[partition] = renewed
+                self._valid_until[partition] = sent + self.lease_s * SAFETY
+
+    def _claimable(self, partition: int, lease: LeaseRecord | None, now: float) -> bool:
+        if lease is None or lease.owner is None:
+            return True
+        if self.exclusive or lease.owner == self.node:
+            return True  # our own earlier incarnation, or nobody else can use this store
+        seen = self._seen.get(partition)
+        return seen is not None and now - seen[1] >= self.lease_s
+
+    async def _claim(self, partition: int, lease: LeaseRecord | None) -> None:
+        sent = self._mono()
+        try:
+            new = await self.store.claim_lease(partition, self.node, lease, self._wall())
+        except ConflictError:
+            return  # someone else moved first
+        self._owned[partition] = new
+        self._valid_until[partition] = sent + self.lease_s * SAFETY
+        self._seen[partition] = (new.version, self._mono())
+        log.info("partition %d: leader (epoch %d)", partition, new.epoch)
+        if self.on_gain is not None:
+            try:
+                await self.on_gain(partition)
+            except Exception:
+                log.exception("partition %d: recovery failed; giving it up", partition)
+                self._lose(partition)
+                with contextlib.suppress(StoreError):
+                    await self.store.release_lease(new, self._wall())
+
+    async def _target(self) -> int:
+        """How many partitions this process should lead: an even share among live members."""
+        if self.exclusive:
+            return self.count
+        horizon = self._wall() - int(self.lease_s * 3000)
+        try:
+            members = await self.store.list_members()
+        except StoreError:
+            return max(len(self._owned), 1)
+        live = {m.node for m in members if m.heartbeat_at >= horizon} | {self.node}
+        return math.ceil(self.count / len(live))
+
+    async def _release_surplus(self, leases: dict[int, LeaseRecord], target: int) -> None:
+        """Hand partitions over when we lead more than our share and some live member leads
+        less than its share (so partitions move to a newcomer without flapping)."""
+        surplus = len(self._owned) - target
+        if surplus <= 0:
+            return
+        held: dict[str, int] = {}
+        for lease in leases.values():
+            if lease.owner is not None:
+                held[lease.owner] = held.get(lease.owner, 0) + 1
+        horizon = self._wall() - int(self.lease_s * 3000)
+        try:
+            members = await self.store.list_members()
+        except StoreError:
+            return
+        hungry = [
+            m.node
+            for m in members
+            if m.node != self.node and m.heartbeat_at >= horizon and held.get(m.node, 0) < target
+        ]
+        if not hungry:
+            return
+        for partition in sorted(self._owned, reverse=True)[:surplus]:
+            lease = self._owned[partition]
+            self._lose(partition)
+            log.info("partition %d: handing over (leading more than a fair share)", partition)
+            with contextlib.suppress(StoreError):
+                await self.store.release_lease(lease, self._wall())
