@@ -21,6 +21,8 @@ from ritornello.admin import create_app
 from ritornello.orchestrator import Engine, IngressApp, Settings
 from ritornello.protocol import RetryPolicy
 from ritornello.store import open_store
+from ritornello.store.faults import FaultyStore
+from ritornello.store.retrying import RetryingStore
 
 log = logging.getLogger("ritornello.serve")
 
@@ -53,6 +55,10 @@ async def run_orchestrator(
     store = open_store(settings.store)
     if hasattr(store, "synchronous"):
         store.synchronous = settings.sqlite_synchronous
+    if settings.store_faults:
+        store = FaultyStore(store, **FaultyStore.spec_from_text(settings.store_faults))
+    if settings.store_faults or settings.store.startswith("dynamodb:"):
+        store = RetryingStore(store, budget_s=settings.store_retry_budget_s)
     await store.open()
     engine = Engine(
         store,

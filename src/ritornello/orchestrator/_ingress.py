@@ -111,6 +111,8 @@ class IngressApp:
             log.warning("store error in ingress: %s", exc)
             status, body = 503, dumpb({"message": f"store unavailable, retry: {exc}"})
         headers = [_JSON, (b"content-length", str(len(body)).encode())]
+        if status == 503:
+            headers.append((b"retry-after", b"1"))
         if inv_id is not None:
             headers.append((b"x-restate-id", inv_id.encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -203,6 +205,8 @@ class IngressApp:
             result = await self.engine.wait_result(rec.id)
         except EngineError as exc:
             raise HttpError(exc.status, str(exc), rec.id) from None
+        except StoreError as exc:  # accepted and durable: attach later for the result
+            raise HttpError(503, f"store unavailable, retry: {exc}", rec.id) from None
         return self._answer(result, rec.id)
 
     async def _awakeable(
