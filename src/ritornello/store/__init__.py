@@ -79,7 +79,13 @@ def open_store(url: str) -> Store:
             readonly=readonly,
             partitions=partitions,
         )
-    raise ValueError(f"unsupported store URL {url!r} (expected sqlite:///PATH or memory://)")
+    if url.startswith("dynamodb://"):
+        from ritornello.store.dynamodb import DynamoStore
+
+        return DynamoStore.from_url(url)
+    raise ValueError(
+        f"unsupported store URL {url!r} (expected sqlite:///PATH, dynamodb://TABLE or memory://)"
+    )
 
 
 def _partitions(url: str, value: str) -> int:
