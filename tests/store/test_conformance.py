@@ -762,6 +762,25 @@ def test_inbox_oldest_first_limit_and_ack(store: Store, run: Run) -> None:
     assert latest[1] == "inv_d" and latest[0] not in {m[0] for m in messages}
 
 
+def test_a_fenced_ack_deletes_only_while_the_lease_is_held(store: Store, run: Run) -> None:
+    run(store.commit(CommitUnit(notify=[(1, "inv_a"), (1, "inv_b")])))
+    ids = [m[0] for m in run(store.read_inbox(1))]
+    with pytest.raises(FencedError):  # never claimed
+        run(store.ack_inbox(1, ids[:1], 1))
+    first = run(store.claim_lease(1, "a", None, 1))
+    second = run(store.claim_lease(1, "b", first, 2))
+    with pytest.raises(FencedError) as info:  # a's epoch is stale
+        run(store.ack_inbox(1, ids, first.epoch))
+    assert info.value.partition == 1
+    assert [m[0] for m in run(store.read_inbox(1))] == ids  # nothing deleted
+    run(store.ack_inbox(1, ids[:1], second.epoch))
+    assert [m[0] for m in run(store.read_inbox(1))] == ids[1:]
+    run(store.release_lease(second, 3))
+    with pytest.raises(FencedError):  # released: held by nobody
+        run(store.ack_inbox(1, ids[1:], second.epoch))
+    assert [m[0] for m in run(store.read_inbox(1))] == ids[1:]
+
+
 def test_a_conflicting_unit_leaves_no_message(store: Store, run: Run) -> None:
     run(store.commit(CommitUnit(entries=[("inv_1", 0, "{}")])))
     unit = CommitUnit(entries=[("inv_1", 0, "{}")], notify=[(0, "inv_1")])

@@ -101,6 +101,31 @@ def create_app(engine: Engine) -> FastAPI:
             "protocol_version": PROTOCOL_VERSION,
         }
 
+    @app.get("/cluster", tags=["health"])
+    async def cluster() -> dict[str, Any]:
+        """This orchestrator, the partitions it leads, and every lease and member in the
+        store (who leads what, at which epoch)."""
+        leases = await engine.store.list_leases()
+        members = await engine.store.list_members()
+        return {
+            "node": engine.node,
+            "partitions": engine.store.partitions,
+            "leading": engine.leadership.owned(),
+            "leases": [
+                {
+                    "partition": lease.partition,
+                    "owner": lease.owner,
+                    "epoch": lease.epoch,
+                    "renewed_at": lease.renewed_at,
+                }
+                for lease in leases
+            ],
+            "members": [
+                {"node": m.node, "address": m.address, "heartbeat_at": m.heartbeat_at}
+                for m in members
+            ],
+        }
+
     @app.post("/deployments", status_code=201, tags=["deployments"])
     async def register(body: RegisterDeployment) -> dict[str, Any]:
         try:

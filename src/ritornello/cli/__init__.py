@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ritornello.cli._store import store_app
 from ritornello.orchestrator import ConfigError, Engine, Settings, load_settings
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(store_app)
 
 StoreOpt = Annotated[
     str | None, typer.Option("--store", help="sqlite:///PATH.db (default ./.ritornello/...)")

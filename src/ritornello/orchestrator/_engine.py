@@ -34,6 +34,7 @@ from ritornello.protocol import (
     InvokeResponse,
     ProtocolError,
     RetryPolicy,
+    ServiceInfo,
     new_deployment_id,
     new_id,
     parse_awakeable_id,
@@ -95,6 +96,9 @@ class _Run:
     state: dict[str, str] | None = None
     promises: dict[str, str] | None = None  # workflows: resolved promises, name -> result
     arrived: bool = False
+    #: completions may have landed while the driver was loading: re-read them before the
+    #: next attempt (and do not suspend until then)
+    reload: bool = False
     cancel_sent: bool = False  # the last request carried the cancellation signal
     timer_removals: list[TimerRecord] = field(default_factory=list)
 
@@ -158,6 +162,8 @@ class Engine:
         self.counters: Counter[str] = Counter()
         self._ready: set[int] = set()  # partitions led here whose recovery has finished
         self._inbox_task: asyncio.Task[None] | None = None
+        self._refreshed_on_miss = float("-inf")
+        self._reload: set[str] = set()  # drivers to re-read completions (see ``_wake``)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -211,6 +217,19 @@ class Engine:
                 await old.close()
             self.registry.add(dep, invoker)
 
+    async def find_service(self, name: str) -> tuple[ServiceInfo, str] | None:
+        """``registry.service(name)``; on a miss, when other processes share the store, the
+        deployments are read again first (at most twice a second), so a deployment
+        registered through another orchestrator is found at once."""
+        found = self.registry.service(name)
+        if found is not None or self.store.exclusive:
+            return found
+        now = asyncio.get_running_loop().time()
+        if now - self._refreshed_on_miss >= 0.5:
+            self._refreshed_on_miss = now
+            await self.refresh_deployments()
+        return self.registry.service(name)
+
     # ------------------------------------------------------------------ partitions
 
     def _partition(self, service: str, key: str | None, inv_id: str) -> int:
@@ -226,6 +245,7 @@ class Engine:
 
         The reads happen first and the in-memory structures are built without awaiting, so
         nothing else on the loop sees a half-recovered partition."""
+        epoch = self.leadership.epoch(partition)
         live = ["pending", "running", "suspended", "backing-off", "scheduled", "paused"]
         cursor = -1
         records: list[InvocationRecord] = []
@@ -238,6 +258,11 @@ class Engine:
             records.extend(page)
             cursor = page[-1].seq
         timers = await self.store.list_timers(partition=partition)
+        if self.leadership.epoch(partition) != epoch:
+            return  # lost (and maybe regained) while reading: that round recovers it
+        if not self.leadership.holds(partition):
+            self.leadership.step_down(partition)  # expired while reading: let it go cleanly
+            return
         self._ready.add(partition)
         for rec in records:  # ordered by seq: queues come out in arrival order
             if rec.status in ("scheduled",):
@@ -376,14 +401,21 @@ class Engine:
                     log.exception("partition %d: inbox failed; trying again", p)
 
     async def _drain_inbox(self, partition: int) -> None:
+        """Reconcile every invocation named in the partition's inbox, then delete the
+        messages — fenced by our epoch, so a leader that lost the partition mid-way (paused,
+        say) deletes nothing its successor has not seen."""
+        epoch = self.leadership.epoch(partition)
         messages = await self.store.read_inbox(partition)
-        if not messages:
+        if not messages or epoch is None:
             return
         for inv_id in dict.fromkeys(inv for _, inv in messages):
             if not self._owns(partition):
                 return
             await self._reconcile(inv_id)
-        await self.store.ack_inbox(partition, [m for m, _ in messages])
+        try:
+            await self.store.ack_inbox(partition, [m for m, _ in messages], epoch)
+        except FencedError:
+            self.leadership.step_down(partition)
 
     async def _reconcile(self, inv_id: str) -> None:
         """Bring what this leader holds in memory for ``inv_id`` in line with the store,
@@ -416,8 +448,11 @@ class Engine:
                 self._timers.add(TimerRecord(rec.next_at, rec.id, "retry", 0, rec.partition))
             return
         _, completions = await self.store.get_journal(inv_id)
-        run = self._runs.get(inv_id)
-        if run is not None:
+        if inv_id in self._drivers:
+            run = self._runs.get(inv_id)
+            if run is None:  # loading: its read may predate these completions
+                self._reload.add(inv_id)
+                return
             for text in completions:
                 index = loads(text)["index"]
                 if index not in run.completions:
@@ -929,10 +964,15 @@ class Engine:
         self._wake(inv_id)
 
     def _wake(self, inv_id: str) -> None:
-        """A completion for ``inv_id`` was committed: resume it if it waits on anything."""
+        """A completion for ``inv_id`` was committed: resume it if it waits on anything.
+
+        A driver still loading (no run yet) may have read the journal before the completion
+        landed: it is told to re-read completions before it may suspend (``_reload``)."""
         run = self._runs.get(inv_id)
         if run is not None:
             run.arrived = True
+        elif inv_id in self._drivers:
+            self._reload.add(inv_id)
         elif inv_id in self._suspended:
             self._spawn(inv_id)
 
@@ -956,6 +996,9 @@ class Engine:
             if timer is not None:
                 run.timer_removals.append(timer)
             self._runs[inv_id] = run
+            if inv_id in self._reload:
+                self._reload.discard(inv_id)
+                run.reload = True
             while await self._step(run):
                 pass
         except asyncio.CancelledError:
@@ -968,6 +1011,7 @@ class Engine:
         finally:
             self._runs.pop(inv_id, None)
             self._drivers.pop(inv_id, None)
+            self._reload.discard(inv_id)
 
     def _retry_driver(self, inv_id: str, delay_s: float = 1.0) -> None:
         if not self._closing:
@@ -988,6 +1032,11 @@ class Engine:
         elif rec.key is not None and run.state is None:
             run.state = await self.store.get_state(rec.service, rec.key)
         run.arrived = False
+        if run.reload:
+            run.reload = False
+            _, completions = await self.store.get_journal(rec.id)
+            for text in completions:
+                run.completions.setdefault(loads(text)["index"], text)
         if not self._owns(rec.partition):
             return False  # another process leads its partition now
         answer = await self._attempt(run)
@@ -1182,7 +1231,7 @@ class Engine:
         if rec.status == "running":  # checkpoint
             return True
         if rec.status == "suspended":
-            if any(i in run.completions for i in rec.waiting):
+            if run.reload or any(i in run.completions for i in rec.waiting):
                 return True
             if CANCEL_INDEX in run.completions and not run.cancel_sent:
                 return True  # cancelled while this attempt was in flight
@@ -1218,7 +1267,10 @@ class Engine:
                 ],
                 timers_remove=sleeps,
             )
-            await self._commit(unit, p)
+            try:
+                await self._commit(unit, p)
+            except FencedError:
+                continue  # no longer ours: the new leader loaded these timers
             for inv_id, index, text in unit.completions:
                 self._deliver(inv_id, index, text)
         for t in due:

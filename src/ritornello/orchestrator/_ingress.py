@@ -166,7 +166,7 @@ class IngressApp:
         if len(target) not in (2, 3):
             raise HttpError(404, f"no such target {'/'.join(target)}")
         service = target[0]
-        found = self.engine.registry.service(service)
+        found = await self.engine.find_service(service)
         if found is None:
             raise HttpError(404, f"service {service} not found")
         info = found[0]
@@ -258,7 +258,7 @@ class IngressApp:
 
     async def _workflow_run(self, workflow: str, workflow_id: str) -> str:
         """The run invocation of a workflow id."""
-        found = self.engine.registry.service(workflow)
+        found = await self.engine.find_service(workflow)
         main = [h for h in found[0].handlers if h.kind == "workflow"] if found else []
         if not main:
             raise HttpError(404, f"workflow {workflow} not found")

@@ -88,7 +88,10 @@ class Leadership:
         self._owned: dict[int, LeaseRecord] = {}
         self._valid_until: dict[int, float] = {}
         self._seen: dict[int, tuple[int, float]] = {}  # partition -> (version, first seen)
-        self._task: asyncio.Task[None] | None = None
+        # node -> (heartbeat version, when first seen at it, watched across a change)
+        self._member_seen: dict[str, tuple[int, float, bool]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._gains: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     # ------------------------------------------------------------------ queries
@@ -115,19 +118,25 @@ class Leadership:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Take part: one round at once (so a lone orchestrator leads everything before it
-        serves), then a round every third of a lease period."""
+        """Take part: one round at once, waiting for the recovery of what it claims (so a
+        lone orchestrator leads everything before it serves); then renewals every third of a
+        lease period, and claims and hand-overs on their own loop, so a slow recovery or a
+        slow listing never delays a renewal."""
         if not self.lead:
             return
         await self.tick()
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._every(self.renew)),
+            loop.create_task(self._every(self._balance_in_background)),
+        ]
 
     async def stop(self) -> None:
         """Release every lease (so successors need not wait for expiry) and leave."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in [*self._tasks, *self._gains]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._gains, return_exceptions=True)
         if not self.lead:
             return
         for partition, lease in sorted(self._owned.items()):
@@ -151,63 +160,99 @@ class Leadership:
         if self.on_lose is not None:
             self.on_lose(partition)
 
-    async def _loop(self) -> None:
+    async def _every(self, step: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(self.lease_s / 3)
             try:
-                await self.tick()
+                await step()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("leadership round failed; trying again")
 
-    # ------------------------------------------------------------------ one round
+    # ------------------------------------------------------------------ rounds
 
     async def tick(self) -> None:
-        """Renew what we hold, give up what we hold too much of, claim what is free."""
+        """One full round: renew, then balance and wait for the recoveries it started."""
+        await self.renew()
+        await asyncio.gather(*await self.balance())
+
+    async def renew(self) -> None:
+        """Heartbeat and renew every lease held, concurrently; step down from any lease that
+        could not be renewed within its validity."""
         if self._stopping:
             return
-        for partition in list(self._owned):  # expired while we could not renew it
+        for partition in list(self._owned):
             if not self.holds(partition):
                 log.warning("partition %d: lease not renewed in time; stepping down", partition)
                 self._lose(partition)
+        await asyncio.gather(
+            self._heartbeat(), *(self._renew(p, lease) for p, lease in list(self._owned.items()))
+        )
+
+    async def _heartbeat(self) -> None:
         try:
             await self.store.heartbeat(self.node, self.address, self._wall())
         except StoreError as exc:
             log.warning("heartbeat failed: %s", exc)
-        await self._renew_all()
+
+    async def _renew(self, partition: int, lease: LeaseRecord) -> None:
+        sent = self._mono()
+        try:
+            renewed = await self.store.renew_lease(lease, self._wall())
+        except FencedError:
+            log.warning("partition %d: lease taken over; stepping down", partition)
+            self._lose(partition)
+            return
+        except StoreError as exc:  # keep it until its validity runs out
+            log.warning("partition %d: renewal failed (%s); retrying", partition, exc)
+            return
+        if self._owned.get(partition) is not lease:
+            return  # lost or handed over meanwhile
+        if not self.holds(partition):
+            # The renewal came back after our validity ran out: a contender may have judged
+            # the lease dead meanwhile, and we may have acted as if we had lost it. Never
+            # resurrect it: step down (the next round may claim it again, at a new epoch).
+            log.warning("partition %d: renewal came back too late; stepping down", partition)
+            self._lose(partition)
+            with contextlib.suppress(StoreError):
+                await self.store.release_lease(renewed, self._wall())
+            return
+        self._owned[partition] = renewed
+        self._valid_until[partition] = sent + self.lease_s * SAFETY
+
+    async def _balance_in_background(self) -> None:
+        await self.balance()
+
+    async def balance(self) -> list[asyncio.Task[None]]:
+        """Give up what we lead too much of, claim what is free or expired up to our share.
+        Returns the recoveries started for the partitions claimed (they run on)."""
+        if self._stopping:
+            return []
         leases = {lease.partition: lease for lease in await self.store.list_leases()}
         now = self._mono()
         for partition, lease in leases.items():
             seen = self._seen.get(partition)
             if seen is None or seen[0] != lease.version:
                 self._seen[partition] = (lease.version, now)
-        target = await self._target()
-        await self._release_surplus(leases, target)
+        live = await self._live_members()
+        target = await self._target(live)
+        await self._release_surplus(leases, target, live)
+        started: list[asyncio.Task[None]] = []
         for partition in range(self.count):
-            if len(self._owned) >= target or self._stopping:
+            if self._stopping:
                 break
             if partition in self._owned:
                 continue
             current = leases.get(partition)
-            if self._claimable(partition, current, now):
-                await self._claim(partition, current)
-
-    async def _renew_all(self) -> None:
-        for partition, lease in list(self._owned.items()):
-            sent = self._mono()
-            try:
-                renewed = await self.store.renew_lease(lease, self._wall())
-            except FencedError:
-                log.warning("partition %d: lease taken over; stepping down", partition)
-                self._lose(partition)
-                continue
-            except StoreError as exc:  # keep it until its validity runs out
-                log.warning("partition %d: renewal failed (%s); retrying", partition, exc)
-                continue
-            if partition in self._owned:
-                self._owned[partition] = renewed
-                self._valid_until[partition] = sent + self.lease_s * SAFETY
+            orphaned = current is not None and current.owner is not None
+            if len(self._owned) >= target and not orphaned:
+                continue  # a free partition goes to a member below its share
+            if self._claimable(partition, current, now):  # a dead leader's: anyone, at once
+                gain = await self._claim(partition, current)
+                if gain is not None:
+                    started.append(gain)
+        return started
 
     def _claimable(self, partition: int, lease: LeaseRecord | None, now: float) -> bool:
         if lease is None or lease.owner is None:
@@ -217,57 +262,75 @@ class Leadership:
         seen = self._seen.get(partition)
         return seen is not None and now - seen[1] >= self.lease_s
 
-    async def _claim(self, partition: int, lease: LeaseRecord | None) -> None:
+    async def _claim(self, partition: int, lease: LeaseRecord | None) -> asyncio.Task[None] | None:
         sent = self._mono()
         try:
             new = await self.store.claim_lease(partition, self.node, lease, self._wall())
         except ConflictError:
-            return  # someone else moved first
+            return None  # someone else moved first
         self._owned[partition] = new
         self._valid_until[partition] = sent + self.lease_s * SAFETY
         self._seen[partition] = (new.version, self._mono())
         log.info("partition %d: leader (epoch %d)", partition, new.epoch)
-        if self.on_gain is not None:
-            try:
-                await self.on_gain(partition)
-            except Exception:
-                log.exception("partition %d: recovery failed; giving it up", partition)
+        task = asyncio.get_running_loop().create_task(self._gain(partition, new))
+        self._gains.add(task)
+        task.add_done_callback(self._gains.discard)
+        return task
+
+    async def _gain(self, partition: int, lease: LeaseRecord) -> None:
+        if self.on_gain is None:
+            return
+        try:
+            await self.on_gain(partition)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("partition %d: recovery failed; giving it up", partition)
+            if self._owned.get(partition, lease).epoch == lease.epoch:
                 self._lose(partition)
                 with contextlib.suppress(StoreError):
-                    await self.store.release_lease(new, self._wall())
+                    await self.store.release_lease(self._owned.get(partition, lease), self._wall())
 
-    async def _target(self) -> int:
-        """How many partitions this process should lead: an even share among live members."""
-        if self.exclusive:
-            return self.count
-        horizon = self._wall() - int(self.lease_s * 3000)
+    async def _live_members(self) -> set[str] | None:
+        """Members judged alive like leases: a heartbeat version that moved within a lease
+        period of our monotonic clock. A member not yet watched that long counts as alive if
+        its wall-clock heartbeat is recent (a start-up estimate). None if the store failed."""
         try:
             members = await self.store.list_members()
         except StoreError:
+            return None
+        now, horizon = self._mono(), self._wall() - int(self.lease_s * 3000)
+        live = {self.node}
+        for m in members:
+            seen = self._member_seen.get(m.node)
+            if seen is None or seen[0] != m.version:
+                self._member_seen[m.node] = seen = (m.version, now, seen is not None)
+            moved_lately = now - seen[1] < self.lease_s
+            if moved_lately and (seen[2] or m.heartbeat_at >= horizon):
+                live.add(m.node)
+        return live
+
+    async def _target(self, live: set[str] | None) -> int:
+        """How many partitions this process should lead: an even share among live members."""
+        if self.exclusive:
+            return self.count
+        if live is None:
             return max(len(self._owned), 1)
-        live = {m.node for m in members if m.heartbeat_at >= horizon} | {self.node}
         return math.ceil(self.count / len(live))
 
-    async def _release_surplus(self, leases: dict[int, LeaseRecord], target: int) -> None:
+    async def _release_surplus(
+        self, leases: dict[int, LeaseRecord], target: int, live: set[str] | None
+    ) -> None:
         """Hand partitions over when we lead more than our share and some live member leads
         less than its share (so partitions move to a newcomer without flapping)."""
         surplus = len(self._owned) - target
-        if surplus <= 0:
+        if surplus <= 0 or live is None:
             return
         held: dict[str, int] = {}
         for lease in leases.values():
             if lease.owner is not None:
                 held[lease.owner] = held.get(lease.owner, 0) + 1
-        horizon = self._wall() - int(self.lease_s * 3000)
-        try:
-            members = await self.store.list_members()
-        except StoreError:
-            return
-        hungry = [
-            m.node
-            for m in members
-            if m.node != self.node and m.heartbeat_at >= horizon and held.get(m.node, 0) < target
-        ]
+        hungry = [node for node in live if node != self.node and held.get(node, 0) < target]
         if not hungry:
             return
         for partition in sorted(self._owned, reverse=True)[:surplus]:

@@ -173,5 +173,10 @@ class Store(ABC):
         oldest first. Strongly consistent: a committed message is seen."""
 
     @abstractmethod
-    async def ack_inbox(self, partition: int, message_ids: Sequence[str]) -> None:
-        """Delete handled messages; unknown ids are ignored."""
+    async def ack_inbox(
+        self, partition: int, message_ids: Sequence[str], epoch: int | None = None
+    ) -> None:
+        """Delete handled messages; unknown ids are ignored. With ``epoch``, only while the
+        partition's lease is held at that epoch (else FencedError and nothing deleted): a
+        leader that lost its partition mid-way must not delete messages its successor has
+        not seen."""

@@ -344,8 +344,12 @@ class MemoryStore(Store):
         messages = self._inbox.get(partition, {})
         return list(itertools.islice(messages.items(), max(limit, 0)))
 
-    async def ack_inbox(self, partition: int, message_ids: Sequence[str]) -> None:
+    async def ack_inbox(
+        self, partition: int, message_ids: Sequence[str], epoch: int | None = None
+    ) -> None:
         self._check_open()
+        if epoch is not None:
+            check_fence(partition, epoch, self._leases.get(partition))
         messages = self._inbox.get(partition)
         if messages is not None:
             for message_id in message_ids:

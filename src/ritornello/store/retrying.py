@@ -310,5 +310,7 @@ class RetryingStore(Store):
     async def read_inbox(self, partition: int, limit: int = 1000) -> list[tuple[str, str]]:
         return await self._call("read_inbox", lambda: self.inner.read_inbox(partition, limit))
 
-    async def ack_inbox(self, partition: int, message_ids: Sequence[str]) -> None:
-        await self._call("ack_inbox", lambda: self.inner.ack_inbox(partition, message_ids))
+    async def ack_inbox(
+        self, partition: int, message_ids: Sequence[str], epoch: int | None = None
+    ) -> None:
+        await self._call("ack_inbox", lambda: self.inner.ack_inbox(partition, message_ids, epoch))

@@ -246,13 +246,15 @@ class SqliteStore(Store):
     async def remove_member(self, node: str) -> None:
         await self._run(True, _execute, (sql.REMOVE_MEMBER, (node,)))
 
-    async def ack_inbox(self, partition: int, message_ids: Sequence[str]) -> None:
+    async def ack_inbox(
+        self, partition: int, message_ids: Sequence[str], epoch: int | None = None
+    ) -> None:
         # Ids are the text of 64-bit integers; anything else names no message.
         params = [
             (partition, int(m)) for m in message_ids if m.isascii() and m.isdigit() and len(m) < 19
         ]
-        if params:
-            await self._run(True, _execute_many, (sql.ACK_INBOX, params))
+        if params or epoch is not None:
+            await self._run(True, _ack_inbox, (partition, epoch, params))
         else:
             self._thread(True)
 
@@ -484,6 +486,13 @@ def _execute(cur: sqlite3.Cursor, arg: tuple[str, tuple[object, ...]]) -> int:
 
 def _execute_many(cur: sqlite3.Cursor, arg: tuple[str, list[tuple[object, ...]]]) -> None:
     cur.executemany(*arg)
+
+
+def _ack_inbox(cur: sqlite3.Cursor, arg: tuple[int, int | None, list[tuple[int, int]]]) -> None:
+    partition, epoch, params = arg
+    if epoch is not None:
+        check_fence(partition, epoch, _get_lease(cur, partition))
+    cur.executemany(sql.ACK_INBOX, params)
 
 
 def _read_invocation(cur: sqlite3.Cursor, invocation_id: str) -> InvocationRecord | None:

@@ -1,0 +1,86 @@
+"""The admin API on AWS Lambda: the same FastAPI app as ``ritornello serve``'s port 9070,
+through Mangum (Function URL, API Gateway and ALB events), over the store named by
+``RITORNELLO_STORE`` — the DynamoDB table the orchestrators share.
+
+Invariants:
+
+* It leads no partition (``Engine(lead=False)``): it never drives an invocation. What it
+  changes — cancel, kill, pause, resume — is committed with an inbox message to the
+  invocation's partition, whose leader (an orchestrator) acts on it; what it reads comes from
+  the store, strongly consistent where the store offers it.
+* The store is opened and the engine started on the first request, on one event loop kept for
+  the life of the execution environment (Mangum runs each request on the thread's current
+  loop; this module makes that loop its own). Nothing runs between requests: Lambda freezes
+  the process, and the engine has no partition work to do anyway.
+* Registering a deployment runs discovery from here, so the function's role needs
+  ``lambda:InvokeFunction`` on the handler functions (template.yaml grants it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from mangum import Mangum
+
+from ritornello.admin._app import create_app
+from ritornello.orchestrator import Engine
+from ritornello.store import Store, open_store
+from ritornello.store.retrying import RetryingStore
+
+log = logging.getLogger("ritornello.admin.lambda")
+
+_LOOP = asyncio.new_event_loop()
+
+
+class _LazyAdmin:
+    """An ASGI app that opens the store and starts the engine on its first request."""
+
+    def __init__(self) -> None:
+        self.store: Store | None = None
+        self.engine: Engine | None = None
+        self.app: Any = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.app is None:
+            async with self._lock:
+                if self.app is None:
+                    await self._start()
+        await self.app(scope, receive, send)
+
+    async def _start(self) -> None:
+        url = os.environ.get("RITORNELLO_STORE")
+        if not url:
+            raise RuntimeError("RITORNELLO_STORE is not set (dynamodb://TABLE?region=...)")
+        store: Store = open_store(url)
+        if url.startswith("dynamodb:"):
+            store = RetryingStore(
+                store, budget_s=float(os.environ.get("RITORNELLO_STORE_RETRY_BUDGET_S", "10"))
+            )
+        await store.open()
+        engine = Engine(store, lead=False, node="admin-lambda")
+        await engine.start()
+        self.store, self.engine = store, engine
+        self.app = create_app(engine)
+        log.info("admin API ready over %s", url.partition("?")[0])
+
+    async def close(self) -> None:
+        """Stop the engine and close the store (tests; Lambda just freezes the process)."""
+        if self.engine is not None:
+            await self.engine.stop()
+        if self.store is not None:
+            await self.store.close()
+        self.app = self.engine = self.store = None
+
+
+admin = _LazyAdmin()
+_mangum = Mangum(admin, lifespan="off")
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point (template.yaml: ``ritornello.admin.lambda_handler.handler``)."""
+    asyncio.set_event_loop(_LOOP)  # Mangum runs the request on the current loop: ours
+    return _mangum(event, context)

@@ -1,0 +1,351 @@
+"""A ``CommitUnit`` as one ``TransactWriteItems`` request (a *plan*).
+
+The unit's parts apply in order and a later part sees the earlier ones; a transaction touches
+each item at most once. So the plan first reads what decides the outcome (one strongly
+consistent BatchGetItem: the invocations written and the completions added; one Query per
+object whose state is cleared), replays the unit on that view, and emits one write per item
+with the condition that makes the read still true when the transaction applies:
+
+- invocation insert: ``attribute_not_exists(pk)``; an insert of an id that exists is dropped
+  (idempotent creation); update: ``version = <the version read>``. A failed expectation seen
+  in the read is a ConflictError at once, before any write.
+- idempotency key claimed: ``attribute_not_exists(pk) OR inv = <id> OR ttl < now``;
+- journal entry: ``attribute_not_exists(pk)`` (append-only);
+- completion: dropped if it exists (first writer wins), else ``attribute_not_exists(pk)``;
+- fence: a ConditionCheck ``attribute_exists(owner) AND epoch = <e>`` on the lease item;
+- state, timers, inbox messages, active markers: unconditional.
+
+Timeline of a race the read cannot see (the caller re-plans, see ``Plan.explain``)::
+
+    us:    read (inv_1 absent)            put inv_1 if absent -> cancelled
+    other:              put inv_1 -> ok
+    us:    re-read (inv_1 present) -> the insert is dropped, the rest of the unit applies
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ritornello.store import _dynamo_keys as keys
+from ritornello.store._checks import check_fence
+from ritornello.store._dynamo_blobs import RESULT_INLINE_LIMIT, Blobs
+from ritornello.store._dynamo_client import DynamoClient
+from ritornello.store._dynamo_models import (
+    ActiveItem,
+    IdempotencyItem,
+    InboxItem,
+    InvocationItem,
+    LeaseItem,
+    RawItem,
+    TimerItem,
+    ValueItem,
+    key_from,
+    key_of,
+)
+from ritornello.store._dynamo_stats import item_size
+from ritornello.store._records import TERMINAL_STATUSES, CommitUnit, InvocationRecord
+from ritornello.store.errors import ConflictError, FencedError, StoreError
+
+MAX_ITEMS = 100
+MAX_BYTES = 4_000_000
+
+_IdemKey = str  # the idempotency item's pk
+
+
+_PROCESS = uuid.uuid4().hex[:8]
+_last_message = [0]
+_message_lock = threading.Lock()
+
+
+def message_id(now_ms: int) -> str:
+    """An inbox message id: increasing within this process, ordered by time across processes
+    (microsecond-like ticks, then this process's random tag)."""
+    with _message_lock:
+        tick = _last_message[0] = max(now_ms * 1000, _last_message[0] + 1)
+    return f"{tick:017d}-{_PROCESS}"
+
+
+class Replan(Exception):
+    """A condition failed that a fresh read turns into a no-op: plan again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """Why an item is in the transaction: decides what its failed condition means."""
+
+    kind: str  # insert | update | idempotency | entry | completion | fence | plain
+    what: str
+    partition: int | None = None
+
+
+@dataclass
+class Plan:
+    items: list[dict[str, Any]] = field(default_factory=list)  # TransactItems
+    roles: list[Role] = field(default_factory=list)
+
+    @property
+    def conditional(self) -> bool:
+        return any(role.kind != "plain" for role in self.roles)
+
+    def add(self, op: str, body: dict[str, Any], role: Role) -> None:
+        self.items.append({op: body})
+        self.roles.append(role)
+
+    def check_limits(self) -> None:
+        if len(self.items) > MAX_ITEMS:
+            raise StoreError(
+                f"a commit unit needs {len(self.items)} DynamoDB items; one transaction holds "
+                f"at most {MAX_ITEMS} (split the unit)"
+            )
+        size = sum(item_size(next(iter(i.values())).get("Item", {})) for i in self.items)
+        if size > MAX_BYTES:
+            raise StoreError(
+                f"a commit unit of {size} bytes exceeds DynamoDB's 4 MB transaction limit"
+            )
+
+    def explain(self, reasons: Sequence[str | None]) -> Exception:
+        """The error for a cancelled transaction whose item conditions failed."""
+        failed = [
+            role
+            for role, code in zip(self.roles, reasons, strict=False)
+            if code == "ConditionalCheckFailed"
+        ]
+        fences = [role for role in failed if role.kind == "fence"]
+        if fences:
+            return FencedError(fences[0].what, partition=fences[0].partition)
+        if any(role.kind in ("insert", "completion") for role in failed):
+            return Replan()
+        what = "; ".join(role.what for role in failed) or "a condition failed"
+        return ConflictError(what)
+
+    def puts(self) -> list[RawItem]:
+        return [i["Put"]["Item"] for i in self.items if "Put" in i]
+
+    def deletes(self) -> list[RawItem]:
+        return [i["Delete"]["Key"] for i in self.items if "Delete" in i]
+
+
+def _idem_pk(r: InvocationRecord | None) -> _IdemKey | None:
+    if r is None or r.idempotency_key is None:
+        return None
+    return keys.idempotency_pk(r.service, r.handler, r.key, r.idempotency_key)
+
+
+def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions: int) -> Plan:
+    """Read what the unit depends on and plan its transaction (writes large values to S3).
+    Fences are checked first (on the read, and again in the transaction)."""
+    table = client.table
+    plan = Plan()
+    now_ms = int(time.time() * 1000)
+
+    def put(item: RawItem, role: Role, condition: str | None = None, **expr: Any) -> None:
+        body: dict[str, Any] = {"TableName": table, "Item": item}
+        if condition is not None:
+            body["ConditionExpression"] = condition
+            body.update({k: v for k, v in expr.items() if v})
+        plan.add("Put", body, role)
+
+    def delete(pk: str, sk: str, what: str) -> None:
+        plan.add("Delete", {"TableName": table, "Key": key_of(pk, sk)}, Role("plain", what))
+
+    # --- one consistent read of the invocations and completions the unit touches -----------
+    inv_ids = list(dict.fromkeys(w.record.id for w in unit.invocations))
+    wanted = [key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for i in inv_ids]
+    wanted += [key_of(keys.invocation_pk(i), keys.completion_sk(n)) for i, n, _ in unit.completions]
+    wanted += lease_keys(unit)
+    found = {key_from(raw): raw for raw in client.batch_get(wanted)} if wanted else {}
+    check_fences(unit, found)
+    stored: dict[str, InvocationRecord | None] = {}
+    for i in inv_ids:
+        raw = found.get((keys.invocation_pk(i), keys.INVOCATION_SK))
+        stored[i] = None if raw is None else InvocationItem.load(raw).record(None)
+
+    # --- invocations, replayed in list order ---------------------------------------------
+    view = dict(stored)
+    final: dict[str, InvocationRecord] = {}
+    claims: dict[_IdemKey, str] = {}  # idempotency key -> holder, as the unit leaves it
+    for write in unit.invocations:
+        r, current = write.record, view.get(write.record.id)
+        if write.expect_version is None:
+            if current is not None:
+                continue  # idempotent creation: the first write stands
+        elif current is None:
+            raise ConflictError(f"invocation {r.id} does not exist")
+        elif current.version != write.expect_version:
+            raise ConflictError(
+                f"invocation {r.id} is at version {current.version}, not {write.expect_version}"
+            )
+        old, new = _idem_pk(current), _idem_pk(r)
+        if new is not None and new != old:
+            holder = claims.get(new)
+            if holder is not None and holder != r.id:
+                raise ConflictError(
+                    f"invocation {holder} already holds idempotency key {r.idempotency_key!r}"
+                )
+            claims[new] = r.id
+        if old is not None and old != new and claims.get(old) == r.id:
+            del claims[old]
+        view[r.id] = final[r.id] = r
+    # keys given up in this unit (their former holders, which a new claim may replace)
+    released = {
+        old: inv_id
+        for inv_id, r in final.items()
+        if (old := _idem_pk(stored[inv_id])) is not None and old != _idem_pk(r)
+    }
+
+    for inv_id, r in final.items():
+        before = stored[inv_id]
+        result = blobs.put(r.result, RESULT_INLINE_LIMIT) if r.result is not None else (None, None)
+        invocation = InvocationItem.of(r, *result)
+        if before is None:
+            what = f"invocation {inv_id} exists"
+            put(invocation.raw(), Role("insert", what), "attribute_not_exists(pk)")
+        else:
+            put(
+                invocation.raw(),
+                Role("update", f"invocation {inv_id} moved past version {before.version}"),
+                "version = :v",
+                ExpressionAttributeValues={":v": {"N": str(before.version)}},
+            )
+        was_active = before is not None and before.status not in TERMINAL_STATUSES
+        is_active = r.status not in TERMINAL_STATUSES
+        moved = before is not None and before.partition != r.partition
+        if before is not None and was_active and (not is_active or moved):
+            delete(keys.active_pk(before.partition), keys.active_sk(inv_id), "active marker")
+        if is_active and (not was_active or moved):
+            marker = ActiveItem(
+                pk=keys.active_pk(r.partition), sk=keys.active_sk(inv_id), inv=inv_id, seq=r.seq
+            )
+            put(marker.raw(), Role("plain", "active marker"))
+        new = _idem_pk(r)
+        if new is None or (
+            before is not None and _idem_pk(before) == new and before.expires_at == r.expires_at
+        ):
+            continue
+        # claim the key, or refresh its expiry (past it, the key may be claimed again)
+        idem = IdempotencyItem(pk=new, sk=keys.IDEMPOTENCY_SK, inv=inv_id, ttl=invocation.ttl)
+        values = {":id": {"S": inv_id}, ":now": {"N": str(now_ms // 1000)}}
+        condition = "attribute_not_exists(pk) OR inv = :id OR #ttl < :now"
+        if new in released:
+            condition += " OR inv = :was"
+            values[":was"] = {"S": released.pop(new)}
+        put(
+            idem.raw(),
+            Role("idempotency", f"idempotency key {r.idempotency_key!r} is taken"),
+            condition,
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues=values,
+        )
+    for old in released:
+        delete(old, keys.IDEMPOTENCY_SK, "idempotency key released")
+
+    # --- journal entries (append-only) and completions (first writer wins) ---------------
+    seen: set[tuple[str, int]] = set()
+    # Each entry records the first fence of its unit (the writer's partition and epoch): an
+    # audit trail showing that along a journal the epochs never go down (no stale leader
+    # appended after its successor); tests/integration/test_scaleout.py checks it.
+    stamp = (
+        {"fp": {"N": str(unit.fences[0][0])}, "ep": {"N": str(unit.fences[0][1])}}
+        if unit.fences
+        else {}
+    )
+    for inv_id, index, text in unit.entries:
+        if (inv_id, index) in seen:
+            raise ConflictError(f"journal entry {inv_id}[{index}] is written twice")
+        seen.add((inv_id, index))
+        v, ref = blobs.put(text)
+        entry = ValueItem(pk=keys.invocation_pk(inv_id), sk=keys.entry_sk(index), v=v, ref=ref)
+        what = f"journal entry {inv_id}[{index}] is already written"
+        raw = entry.raw()
+        raw.update(stamp)
+        put(raw, Role("entry", what), "attribute_not_exists(pk)")
+    seen.clear()
+    for inv_id, index, text in unit.completions:
+        pk, sk = keys.invocation_pk(inv_id), keys.completion_sk(index)
+        if (inv_id, index) in seen or (pk, sk) in found:
+            continue
+        seen.add((inv_id, index))
+        v, ref = blobs.put(text)
+        completion = ValueItem(pk=pk, sk=sk, v=v, ref=ref)
+        put(completion.raw(), Role("completion", "completion exists"), "attribute_not_exists(pk)")
+
+    # --- state, in list order; then timers (removes first), inbox messages, fences --------
+    changes: dict[tuple[str, str], tuple[str, str | None]] = {}  # (pk, sk) -> (name, value)
+    listed: set[str] = set()
+    for service, key, name, value in unit.state:
+        pk = keys.state_pk(service, key)
+        if name is None:
+            if pk not in listed:
+                listed.add(pk)
+                for raw in client.query_pk(
+                    pk, ProjectionExpression="pk, sk, #n", ExpressionAttributeNames={"#n": "name"}
+                ):
+                    changes.setdefault(key_from(raw), (raw.get("name", {}).get("S", ""), None))
+            for item_key, (old_name, _) in list(changes.items()):
+                if item_key[0] == pk:
+                    changes[item_key] = (old_name, None)
+            continue
+        changes[(pk, keys.state_sk(name))] = (name, value)
+    for (pk, sk), (name, value) in changes.items():
+        if value is None:
+            delete(pk, sk, "state")
+        else:
+            v, ref = blobs.put(value)
+            put(ValueItem(pk=pk, sk=sk, name=name, v=v, ref=ref).raw(), Role("plain", "state"))
+
+    timers: dict[tuple[str, str], RawItem | None] = {}
+    for t in unit.timers_remove:
+        pk = keys.timer_pk(t.invocation_id, partitions)
+        timers[(pk, keys.timer_sk(t.invocation_id, t.kind, t.index))] = None
+    for t in unit.timers_add:
+        timer_item = TimerItem.of(t, partitions).raw()
+        timers[key_from(timer_item)] = timer_item
+    for (pk, sk), timer in timers.items():
+        if timer is None:
+            delete(pk, sk, "timer")
+        else:
+            put(timer, Role("plain", "timer"))
+
+    for partition, inv_id in unit.notify:
+        message = InboxItem(pk=keys.inbox_pk(partition), sk=message_id(now_ms), inv=inv_id)
+        put(message.raw(), Role("plain", "inbox"))
+
+    epochs: dict[int, int] = {}
+    for partition, epoch in unit.fences:
+        if epochs.setdefault(partition, epoch) != epoch:
+            raise FencedError(f"partition {partition} fenced at two epochs", partition=partition)
+    for partition, epoch in epochs.items():
+        plan.add(
+            "ConditionCheck",
+            {
+                "TableName": table,
+                "Key": key_of(keys.LEASES_PK, keys.lease_sk(partition)),
+                "ConditionExpression": "attribute_exists(#o) AND epoch = :e",
+                "ExpressionAttributeNames": {"#o": "owner"},
+                "ExpressionAttributeValues": {":e": {"N": str(epoch)}},
+            },
+            Role("fence", f"partition {partition} is no longer held at epoch {epoch}", partition),
+        )
+    return plan
+
+
+def lease_keys(unit: CommitUnit) -> list[RawItem]:
+    return [key_of(keys.LEASES_PK, keys.lease_sk(p)) for p, _ in unit.fences]
+
+
+def check_fences(unit: CommitUnit, found: dict[tuple[str, str], RawItem]) -> None:
+    """FencedError if a fence fails on the leases read (``found``, by key)."""
+    for partition, epoch in unit.fences:
+        raw = found.get((keys.LEASES_PK, keys.lease_sk(partition)))
+        check_fence(partition, epoch, None if raw is None else LeaseItem.load(raw).record())
+
+
+def fingerprint(unit: CommitUnit) -> str:
+    """Identifies a unit across retries of ``commit`` (same parts, same order)."""
+    return hashlib.sha256(repr(unit).encode("utf-8", "surrogatepass")).hexdigest()

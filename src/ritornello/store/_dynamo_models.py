@@ -1,0 +1,274 @@
+"""pynamodb models of every item type in the table (docs/dynamodb.md).
+
+The models define the attributes and do the (de)serialization; the store sends the requests
+itself through one pynamodb ``Connection`` (``_dynamo_client``), because one table holds every
+type and a commit mixes them in one ``TransactWriteItems`` whose order the store must know.
+``Meta.table_name`` is therefore a placeholder: the table is named by the store URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, cast
+
+from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.models import Model
+
+from ritornello.store import _dynamo_keys as keys
+from ritornello.store._records import (
+    TERMINAL_STATUSES,
+    DeploymentRecord,
+    InvocationRecord,
+    LeaseRecord,
+    MemberRecord,
+    TimerRecord,
+)
+
+RawItem = dict[str, Any]  # an item in DynamoDB's wire format: {"name": {"S": "..."}}
+_M = TypeVar("_M", bound="Item")
+
+#: Extra time DynamoDB's TTL waits past ``expires_at`` (it deletes late anyway).
+TTL_GRACE_S = 3600
+
+
+class Item(Model):
+    """Base of every item: the table's key."""
+
+    class Meta:
+        table_name = "ritornello"  # placeholder, see the module docstring
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    def raw(self) -> RawItem:
+        return dict(self.serialize())
+
+    @classmethod
+    def load(cls: type[_M], raw: RawItem) -> _M:
+        return cls.from_raw_data(raw)
+
+
+class MetaItem(Item):
+    """pk ``meta``: what ``init`` fixed."""
+
+    partitions = NumberAttribute()
+    schema_version = NumberAttribute()
+
+
+class InvocationItem(Item):
+    """pk ``i#<id>``, sk ``inv``. ``result_ref``: the result lives in S3 under this key."""
+
+    id = UnicodeAttribute()
+    service = UnicodeAttribute()
+    handler = UnicodeAttribute()
+    okey = UnicodeAttribute(null=True)
+    handler_kind = UnicodeAttribute()
+    status = UnicodeAttribute()
+    deployment_id = UnicodeAttribute()
+    seq = NumberAttribute()
+    created_at = NumberAttribute()
+    modified_at = NumberAttribute()
+    attempt = NumberAttribute()
+    journal_len = NumberAttribute()
+    waiting = ListAttribute(of=NumberAttribute)  # deserializes to numbers
+    caller_id = UnicodeAttribute(null=True)
+    caller_index = NumberAttribute(null=True)
+    idempotency_key = UnicodeAttribute(null=True)
+    result = UnicodeAttribute(null=True)
+    result_ref = UnicodeAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+    next_at = NumberAttribute(null=True)
+    version = NumberAttribute()
+    partition = NumberAttribute()
+    expires_at = NumberAttribute(null=True)
+    ttl = NumberAttribute(null=True)  # DynamoDB TTL (epoch seconds)
+    seq_pk = UnicodeAttribute()  # index by_seq: every invocation
+    seq_sk = UnicodeAttribute()
+    done_pk = UnicodeAttribute(null=True)  # index by_done: terminal invocations only
+    done_sk = UnicodeAttribute(null=True)
+
+    @classmethod
+    def of(cls, r: InvocationRecord, result: str | None, result_ref: str | None) -> InvocationItem:
+        terminal = r.status in TERMINAL_STATUSES
+        return cls(
+            pk=keys.invocation_pk(r.id),
+            sk=keys.INVOCATION_SK,
+            id=r.id,
+            service=r.service,
+            handler=r.handler,
+            okey=r.key,
+            handler_kind=r.handler_kind,
+            status=r.status,
+            deployment_id=r.deployment_id,
+            seq=r.seq,
+            created_at=r.created_at,
+            modified_at=r.modified_at,
+            attempt=r.attempt,
+            journal_len=r.journal_len,
+            waiting=list(r.waiting),
+            caller_id=r.caller_id,
+            caller_index=r.caller_index,
+            idempotency_key=r.idempotency_key,
+            result=result,
+            result_ref=result_ref,
+            last_error=r.last_error,
+            next_at=r.next_at,
+            version=r.version,
+            partition=r.partition,
+            expires_at=r.expires_at,
+            ttl=None if r.expires_at is None else r.expires_at // 1000 + TTL_GRACE_S,
+            seq_pk=keys.seq_pk(r.partition),
+            seq_sk=keys.seq_sk(r.seq, r.id),
+            done_pk=keys.done_pk(r.partition) if terminal else None,
+            done_sk=keys.done_sk(r.modified_at, r.id) if terminal else None,
+        )
+
+    def record(self, result: str | None) -> InvocationRecord:
+        """The record, with ``result`` resolved by the caller (it may live in S3)."""
+        return InvocationRecord(
+            id=self.id,
+            service=self.service,
+            handler=self.handler,
+            key=self.okey,
+            handler_kind=self.handler_kind,
+            status=self.status,
+            deployment_id=self.deployment_id,
+            seq=int(self.seq),
+            created_at=int(self.created_at),
+            modified_at=int(self.modified_at),
+            attempt=int(self.attempt),
+            journal_len=int(self.journal_len),
+            waiting=tuple(int(cast(float, w)) for w in self.waiting),
+            caller_id=self.caller_id,
+            caller_index=_int(self.caller_index),
+            idempotency_key=self.idempotency_key,
+            result=result,
+            last_error=self.last_error,
+            next_at=_int(self.next_at),
+            version=int(self.version),
+            partition=int(self.partition),
+            expires_at=_int(self.expires_at),
+        )
+
+
+class ValueItem(Item):
+    """A JSON text: journal entry (pk ``i#<id>``, sk ``e#<index>``), completion (sk
+    ``c#<index>``) or state value (pk ``s#[service,key]``, sk ``n#<name>``, ``name`` set).
+    Exactly one of ``v`` (inline) and ``ref`` (S3 key) is set."""
+
+    v = UnicodeAttribute(null=True)
+    ref = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+
+
+class IdempotencyItem(Item):
+    """pk ``k#[service,handler,key,idempotency_key]``: which invocation holds the key.
+    ``ttl`` is set with the holder's expiry; past it the key may be taken again."""
+
+    inv = UnicodeAttribute()
+    ttl = NumberAttribute(null=True)
+
+
+class TimerItem(Item):
+    """pk ``t#<crc32(id) % partitions>``, sk ``"<id>"#<kind>#<index>``."""
+
+    fire_at = NumberAttribute()
+    inv = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    index = NumberAttribute()
+    partition = NumberAttribute()
+
+    @classmethod
+    def of(cls, t: TimerRecord, shards: int) -> TimerItem:
+        return cls(
+            pk=keys.timer_pk(t.invocation_id, shards),
+            sk=keys.timer_sk(t.invocation_id, t.kind, t.index),
+            fire_at=t.fire_at,
+            inv=t.invocation_id,
+            kind=t.kind,
+            index=t.index,
+            partition=t.partition,
+        )
+
+    def record(self) -> TimerRecord:
+        return TimerRecord(
+            int(self.fire_at), self.inv, self.kind, int(self.index), int(self.partition)
+        )
+
+
+class ActiveItem(Item):
+    """pk ``a#<partition>``, sk ``<id>``: a non-terminal invocation of the partition."""
+
+    inv = UnicodeAttribute()
+    seq = NumberAttribute()
+
+
+class InboxItem(Item):
+    """pk ``x#<partition>``, sk ``<ms 13 digits>-<random>``: a message to the partition."""
+
+    inv = UnicodeAttribute()
+
+
+class LeaseItem(Item):
+    """pk ``l``, sk ``<partition 6 digits>``."""
+
+    partition = NumberAttribute()
+    owner = UnicodeAttribute(null=True)
+    epoch = NumberAttribute()
+    version = NumberAttribute()
+    renewed_at = NumberAttribute()
+
+    def record(self) -> LeaseRecord:
+        return LeaseRecord(
+            int(self.partition),
+            self.owner,
+            int(self.epoch),
+            int(self.version),
+            int(self.renewed_at),
+        )
+
+
+class MemberItem(Item):
+    """pk ``m``, sk ``<node>``."""
+
+    node = UnicodeAttribute()
+    address = UnicodeAttribute()
+    heartbeat_at = NumberAttribute()
+    version = NumberAttribute()
+
+    def record(self) -> MemberRecord:
+        return MemberRecord(self.node, self.address, int(self.heartbeat_at), int(self.version))
+
+
+class DeploymentItem(Item):
+    """pk ``d``, sk ``<id>``."""
+
+    id = UnicodeAttribute()
+    uri = UnicodeAttribute()
+    services = UnicodeAttribute()
+    created_at = NumberAttribute()
+
+    @classmethod
+    def of(cls, d: DeploymentRecord) -> DeploymentItem:
+        return cls(
+            pk=keys.DEPLOYMENTS_PK,
+            sk=keys.deployment_sk(d.id),
+            id=d.id,
+            uri=d.uri,
+            services=d.services,
+            created_at=d.created_at,
+        )
+
+    def record(self) -> DeploymentRecord:
+        return DeploymentRecord(self.id, self.uri, self.services, int(self.created_at))
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def key_of(pk: str, sk: str) -> RawItem:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def key_from(raw: RawItem) -> tuple[str, str]:
+    return (raw["pk"]["S"], raw["sk"]["S"])

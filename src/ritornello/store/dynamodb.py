@@ -1,0 +1,404 @@
+"""``DynamoStore``: the store in one DynamoDB table (pynamodb models), with S3 for values past
+the item limit. Several orchestrator processes share one table (docs/dynamodb.md).
+
+Invariants:
+
+- A commit unit is one ``TransactWriteItems`` (``_dynamo_commit``): all of it lands or none.
+  A purge is the exception: it deletes in batches outside any transaction (idempotent, the
+  invocation item last, so an interrupted purge is found and finished by the next one).
+- A commit that failed ambiguously (UnavailableError: it may have landed) is remembered by its
+  unit's fingerprint. The next ``commit`` of the same unit resends the *same* request with the
+  same ClientRequestToken (DynamoDB then does not apply it twice); if its conditions fail, the
+  store checks whether every item the request wrote is there as written: if so the unit
+  landed and the retry is a no-op.
+- Blocking calls run on a small thread pool owned by the store, never on the event loop;
+  a cancelled ``commit`` still finishes on its thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ritornello.store import _dynamo_keys as keys
+from ritornello.store import _dynamo_schema as schema
+from ritornello.store._base import Store
+from ritornello.store._checks import check_unit
+from ritornello.store._dynamo_blobs import Blobs
+from ritornello.store._dynamo_client import AwsError, DynamoClient, DynamoSettings, Unavailable
+from ritornello.store._dynamo_commit import (
+    MAX_ITEMS,
+    Plan,
+    Replan,
+    build_plan,
+    check_fences,
+    fingerprint,
+    lease_keys,
+)
+from ritornello.store._dynamo_coord import Coordination
+from ritornello.store._dynamo_models import InvocationItem, key_from, key_of
+from ritornello.store._dynamo_reads import Reads
+from ritornello.store._dynamo_stats import DynamoStats
+from ritornello.store._records import (
+    CommitUnit,
+    DeploymentRecord,
+    InvocationRecord,
+    LeaseRecord,
+    MemberRecord,
+    TimerRecord,
+)
+from ritornello.store.errors import (
+    ConflictError,
+    StoreClosedError,
+    StoreError,
+    UnavailableError,
+)
+
+__all__ = ["DynamoSettings", "DynamoStats", "DynamoStore"]
+
+_T = TypeVar("_T")
+_REPLANS = 5
+_REMEMBERED = 1000
+_RETRYABLE_REASONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
+
+
+class DynamoStore(Store):
+    """A DynamoDB table (``settings.table``); values past ~350 KB go to ``settings.bucket``."""
+
+    def __init__(self, settings: DynamoSettings, *, threads: int = 16) -> None:
+        self.settings = settings
+        self.partitions = settings.partitions
+        self.stats = DynamoStats()
+        self._threads = threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._lease_executor: ThreadPoolExecutor | None = None
+        self._client: DynamoClient | None = None
+        self._reads: Reads | None = None
+        self._coord: Coordination | None = None
+        self._blobs: Blobs | None = None
+        self._opened = False
+        self._closed = False
+        self._lock = threading.Lock()
+        self._ambiguous: OrderedDict[str, tuple[Plan, str]] = OrderedDict()
+
+    @classmethod
+    def from_url(cls, url: str) -> DynamoStore:
+        """``dynamodb://TABLE?region=&endpoint_url=&s3_endpoint_url=&bucket=&partitions=``."""
+        return cls(DynamoSettings.from_url(url))
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def _connect(self) -> DynamoClient:
+        if self._client is None:
+            self._client = DynamoClient(self.settings, self.stats, pool=self._threads)
+            self._blobs = Blobs(self._client, self.settings.bucket)
+            self._coord = Coordination(self._client)
+        return self._client
+
+    async def init(self) -> list[str]:
+        """Create the table (on-demand, TTL), its meta item and the bucket, if missing.
+        Idempotent; needs no ``open``. Returns what was created or found, a line each."""
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+
+        def run() -> list[str]:
+            return schema.init(self._connect(), self.settings.partitions)
+
+        if self._executor is not None:
+            return await self._submit(run)
+        return await asyncio.to_thread(run)
+
+    async def open(self) -> None:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        if self._opened:
+            raise StoreError(f"DynamoDB table {self.settings.table}: the store is already open")
+        self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="ritornello-ddb")
+        # Leadership gets its own lane: a lease renewal must never queue behind a burst of
+        # commits, or a busy leader would lose its partitions for being busy.
+        self._lease_executor = ThreadPoolExecutor(2, thread_name_prefix="ritornello-ddb-lease")
+        try:
+            meta = await self._submit(lambda: schema.read_meta(self._connect()))
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+        self.partitions = int(meta.partitions)
+        assert self._client is not None and self._blobs is not None
+        self._reads = Reads(self._client, self._blobs, self.partitions)
+        self._opened = True
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, True)
+        lane, self._lease_executor = self._lease_executor, None
+        if lane is not None:
+            await asyncio.to_thread(lane.shutdown, True)
+        if self._client is not None:
+            self._client.close()
+
+    def _submit(self, fn: Callable[[], _T]) -> asyncio.Future[_T]:
+        assert self._executor is not None
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        if not self._opened:
+            raise StoreError("the store is not open")
+        return await self._submit(functools.partial(fn, *args))
+
+    async def _run_lease(self, fn: Callable[[], _T]) -> _T:
+        """Like ``_run``, on the leadership lane."""
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        if not self._opened or self._lease_executor is None:
+            raise StoreError("the store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._lease_executor, fn)
+
+    @property
+    def _r(self) -> Reads:
+        assert self._reads is not None
+        return self._reads
+
+    @property
+    def _c(self) -> Coordination:
+        assert self._coord is not None
+        return self._coord
+
+    # --- commit ---------------------------------------------------------------------------
+
+    async def commit(self, unit: CommitUnit) -> None:
+        check_unit(unit)
+        # shielded: a cancelled caller does not cancel the write (it runs on its thread)
+        await asyncio.shield(self._run(self._commit, unit))
+
+    def _commit(self, unit: CommitUnit) -> None:
+        client = self._connect()
+        fp = fingerprint(unit)
+        with self._lock:
+            remembered = self._ambiguous.pop(fp, None)
+        if remembered is not None and not unit.purge and self._resend(fp, *remembered):
+            return
+        last: list[dict[str, Any]] = []
+        if unit.purge:
+            if unit.fences:  # the purge is not part of the transaction: check them first
+                leases = client.batch_get(lease_keys(unit))
+                check_fences(unit, {key_from(raw): raw for raw in leases})
+            purged = set(unit.purge)
+            last = self._purge(unit)
+            unit = dataclasses.replace(unit, purge=[])
+            if {w.record.id for w in unit.invocations} & purged:
+                client.batch_write(last)  # the rest of the unit re-creates one of them
+                last = []
+        self._apply(unit, fp)
+        if last:
+            client.batch_write(last)
+
+    def _apply(self, unit: CommitUnit, fp: str) -> None:
+        client, blobs = self._connect(), self._blobs
+        assert blobs is not None
+        for _ in range(_REPLANS):
+            plan = build_plan(client, blobs, unit, self.partitions)
+            if not plan.items:
+                return
+            if not plan.conditional and len(plan.items) > MAX_ITEMS:
+                self._write_unconditionally(plan)
+                return
+            plan.check_limits()
+            token = uuid.uuid4().hex
+            try:
+                self._send(plan, token)
+                return
+            except UnavailableError:
+                self._remember(fp, plan, token)
+                raise
+            except Replan:
+                continue
+        raise ConflictError("a commit unit kept racing with concurrent writers; giving up")
+
+    def _send(self, plan: Plan, token: str) -> None:
+        try:
+            self._connect().call(
+                "TransactWriteItems", TransactItems=plan.items, ClientRequestToken=token
+            )
+        except AwsError as exc:
+            if exc.code != "TransactionCanceledException":
+                raise
+            codes = set(exc.reasons) - {None, "None"}
+            if "ConditionalCheckFailed" in codes:
+                raise plan.explain(exc.reasons) from None
+            if codes <= _RETRYABLE_REASONS:
+                raise Unavailable(str(exc), exc.code) from None
+            raise StoreError(f"DynamoDB cancelled the commit: {exc}") from None
+
+    def _remember(self, fp: str, plan: Plan, token: str) -> None:
+        with self._lock:
+            self._ambiguous[fp] = (plan, token)
+            while len(self._ambiguous) > _REMEMBERED:
+                self._ambiguous.popitem(last=False)
+
+    def _resend(self, fp: str, plan: Plan, token: str) -> bool:
+        """Retry of a unit whose commit failed ambiguously: True if it is now applied."""
+        try:
+            self._send(plan, token)
+            return True
+        except UnavailableError:
+            self._remember(fp, plan, token)
+            raise
+        except (ConflictError, Replan):
+            return self._landed(plan)
+
+    def _landed(self, plan: Plan) -> bool:
+        """Whether every item ``plan`` writes is stored exactly as written (and deletes gone)."""
+        puts, deletes = plan.puts(), plan.deletes()
+        stored = {
+            key_from(raw): raw
+            for raw in self._connect().batch_get([key_of(*key_from(i)) for i in puts] + deletes)
+        }
+        return all(stored.get(key_from(i)) == i for i in puts) and not any(
+            key_from(k) in stored for k in deletes
+        )
+
+    def _write_unconditionally(self, plan: Plan) -> None:
+        """A large unit with no condition (state clears of a purge): in batches."""
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": i}} for i in plan.puts()]
+        requests += [{"DeleteRequest": {"Key": k}} for k in plan.deletes()]
+        self._connect().batch_write(requests)
+
+    def _purge(self, unit: CommitUnit) -> list[dict[str, Any]]:
+        """Delete what hangs off the purged invocations; return the deletes of the invocation
+        items themselves, which go last (after the rest of the unit): until then the next
+        ``list_expired`` finds an interrupted purge again."""
+        client = self._connect()
+        ids = list(dict.fromkeys(unit.purge))
+        found = client.batch_get([key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for i in ids])
+        records = {r.id: r for r in (InvocationItem.load(raw).record(None) for raw in found)}
+        deletes: list[dict[str, Any]] = []
+        for inv_id in ids:
+            record = records.get(inv_id)
+            for raw in client.query_pk(keys.invocation_pk(inv_id), ProjectionExpression="pk, sk"):
+                if raw["sk"]["S"] != keys.INVOCATION_SK:
+                    deletes.append(raw)
+            shard = keys.timer_pk(inv_id, self.partitions)
+            prefix = keys.timer_prefix(inv_id)
+            deletes.extend(client.query_pk(shard, prefix, ProjectionExpression="pk, sk"))
+            if record is not None:
+                deletes.append(key_of(keys.active_pk(record.partition), keys.active_sk(inv_id)))
+                if record.idempotency_key is not None:
+                    pk = keys.idempotency_pk(
+                        record.service, record.handler, record.key, record.idempotency_key
+                    )
+                    self._delete_idempotency(pk, inv_id)
+        client.batch_write([{"DeleteRequest": {"Key": key_of(*key_from(k))}} for k in deletes])
+        last = [key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for i in records]
+        return [{"DeleteRequest": {"Key": k}} for k in last]
+
+    def _delete_idempotency(self, pk: str, inv_id: str) -> None:
+        try:
+            self._connect().call(
+                "DeleteItem",
+                Key=key_of(pk, keys.IDEMPOTENCY_SK),
+                ConditionExpression="inv = :id",
+                ExpressionAttributeValues={":id": {"S": inv_id}},
+            )
+        except AwsError as exc:
+            if exc.code != "ConditionalCheckFailedException":
+                raise
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get_invocation(self, invocation_id: str) -> InvocationRecord | None:
+        return await self._run(lambda: self._r.get_invocation(invocation_id))
+
+    async def get_journal(self, invocation_id: str) -> tuple[list[str], list[str]]:
+        return await self._run(lambda: self._r.get_journal(invocation_id))
+
+    async def get_state(self, service: str, key: str) -> dict[str, str]:
+        return await self._run(lambda: self._r.get_state(service, key))
+
+    async def list_invocations(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        service: str | None = None,
+        key: str | None = None,
+        after_seq: int = -1,
+        limit: int = 1000,
+        partition: int | None = None,
+    ) -> list[InvocationRecord]:
+        args = (statuses, service, key, after_seq, limit, partition)
+        return await self._run(lambda: self._r.list_invocations(*args))
+
+    async def find_idempotent(
+        self, service: str, handler: str, key: str | None, idempotency_key: str
+    ) -> InvocationRecord | None:
+        args = (service, handler, key, idempotency_key)
+        return await self._run(lambda: self._r.find_idempotent(*args))
+
+    async def list_expired(
+        self, before_ms: int, limit: int = 500, partition: int | None = None
+    ) -> list[InvocationRecord]:
+        return await self._run(lambda: self._r.list_expired(before_ms, limit, partition))
+
+    async def list_timers(self, partition: int | None = None) -> list[TimerRecord]:
+        return await self._run(lambda: self._r.list_timers(partition))
+
+    async def max_seq(self) -> int:
+        return await self._run(lambda: self._r.max_seq())
+
+    # --- deployments, leases, members, inboxes ---------------------------------------------
+
+    async def put_deployment(self, deployment: DeploymentRecord) -> None:
+        await self._run(lambda: self._c.put_deployment(deployment))
+
+    async def list_deployments(self) -> list[DeploymentRecord]:
+        return await self._run(lambda: self._c.list_deployments())
+
+    async def delete_deployment(self, deployment_id: str) -> bool:
+        return await self._run(lambda: self._c.delete_deployment(deployment_id))
+
+    async def list_leases(self) -> list[LeaseRecord]:
+        return await self._run_lease(lambda: self._c.list_leases())
+
+    async def claim_lease(
+        self, partition: int, owner: str, expect: LeaseRecord | None, now_ms: int
+    ) -> LeaseRecord:
+        return await self._run_lease(lambda: self._c.claim_lease(partition, owner, expect, now_ms))
+
+    async def renew_lease(self, lease: LeaseRecord, now_ms: int) -> LeaseRecord:
+        return await self._run_lease(lambda: self._c.renew_lease(lease, now_ms))
+
+    async def release_lease(self, lease: LeaseRecord, now_ms: int) -> None:
+        await self._run_lease(lambda: self._c.release_lease(lease, now_ms))
+
+    async def heartbeat(self, node: str, address: str, now_ms: int) -> None:
+        await self._run_lease(lambda: self._c.heartbeat(node, address, now_ms))
+
+    async def list_members(self) -> list[MemberRecord]:
+        return await self._run_lease(lambda: self._c.list_members())
+
+    async def remove_member(self, node: str) -> None:
+        await self._run(lambda: self._c.remove_member(node))
+
+    async def read_inbox(self, partition: int, limit: int = 1000) -> list[tuple[str, str]]:
+        return await self._run(lambda: self._c.read_inbox(partition, limit))
+
+    async def ack_inbox(
+        self, partition: int, message_ids: Sequence[str], epoch: int | None = None
+    ) -> None:
+        ids = list(message_ids)
+        await self._run(lambda: self._c.ack_inbox(partition, ids, epoch))

@@ -1,0 +1,226 @@
+"""Three orchestrator processes on one DynamoDB table (moto's server over real HTTP on
+loopback), ten-step invocations with calls, sleeps and object state spread over their
+ingresses; the leader of some partitions is SIGSTOP'ed and later SIGCONT'ed, another is
+SIGKILL'ed. Every invocation completes once with the right result, each journaled step's
+committed execution is its last one, and no journal record carries a stale epoch: along every
+journal the epochs its entries were written under never go down.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.procs import ROOT, Endpoint, Orchestrator, Proc, free_port, http, wait_port
+
+APPS = ROOT / "tests" / "apps"
+N = 24
+STEPS = 10
+TABLE = "ritornello-scaleout"
+
+
+@pytest.fixture
+def moto(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """moto's server as its own process; the AWS environment pointing at it."""
+    port = free_port()
+    proc = Proc(
+        [sys.executable, "-m", "tests.moto_server", str(port)],
+        tmp_path / "moto.log",
+    ).start()
+    assert proc.proc is not None
+    wait_port(port, proc.proc)
+    url = f"http://127.0.0.1:{port}"
+    yield {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_DYNAMODB": url,
+        "AWS_ENDPOINT_URL_S3": url,
+    }
+    proc.kill9()
+
+
+def _cluster(orch: Orchestrator) -> dict[str, Any]:
+    status, body, _ = http("GET", f"{orch.admin}/cluster")
+    assert status == 200, body
+    return body  # type: ignore[no-any-return]
+
+
+def _wait(predicate: Any, within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not reached within {within_s} s: {what}")
+
+
+@pytest.mark.timeout(300)
+def test_takeover_from_a_paused_and_a_killed_orchestrator(
+    tmp_path: Path, moto: dict[str, str]
+) -> None:
+    url = f"dynamodb://{TABLE}?region=us-east-1&partitions=8"
+    init = subprocess.run(
+        [sys.executable, "-m", "ritornello", "store", "init", "--store", url],
+        env={**os.environ, **moto},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert init.returncode == 0, init.stdout + init.stderr
+    ledger = tmp_path / "ledger.txt"
+    endpoint = Endpoint(tmp_path, APPS, "crashapp", RITORNELLO_TEST_LEDGER=str(ledger)).start()
+    orchs: list[Orchestrator] = []
+    for i in range(3):
+        home = tmp_path / f"o{i}"
+        home.mkdir()
+        orchs.append(
+            Orchestrator(
+                home,
+                store=url,
+                RITORNELLO_NODE_ID=f"o{i}",
+                RITORNELLO_LEASE_S="2",
+                RITORNELLO_INBOX_INTERVAL_S="0.05",
+                **moto,
+            ).start()
+        )
+    paused: Orchestrator | None = None
+    try:
+        status, body, _ = http("POST", f"{orchs[0].admin}/deployments", {"uri": endpoint.uri})
+        assert status == 201, body
+
+        def balanced() -> bool:
+            leading = [len(_cluster(o)["leading"]) for o in orchs]
+            return sum(leading) == 8 and max(leading) <= 3
+
+        _wait(balanced, 20, "8 partitions shared by 3 orchestrators")
+        before = {lease["partition"]: lease for lease in _cluster(orchs[2])["leases"]}
+
+        ids = []
+        for i in range(N):
+            orch = orchs[i % 3]
+            status, body, _ = http("POST", f"{orch.ingress}/restate/send/Worker/w{i}/work", STEPS)
+            assert status == 202, body
+            ids.append(body["invocationId"])
+
+        time.sleep(0.6)
+        victim_pause, victim_kill, survivor = orchs
+        assert victim_pause.proc is not None
+        paused = victim_pause
+        os.kill(victim_pause.proc.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+
+        def taken_over() -> bool:
+            led = {p for o in (victim_kill, survivor) for p in _cluster(o)["leading"]}
+            return len(led) == 8
+
+        _wait(taken_over, 4 * 2.0 + 4, "the paused leader's partitions taken over")
+        print(f"partitions of the paused leader taken over in {time.monotonic() - stopped:.1f} s")
+        os.kill(victim_pause.proc.pid, signal.SIGCONT)
+        paused = None
+        time.sleep(0.5)
+        victim_kill.kill9()
+
+        def attach(inv_id: str) -> tuple[int, object]:
+            try:
+                status, body, _ = http(
+                    "GET", f"{survivor.ingress}/restate/attach/{inv_id}", timeout=90
+                )
+            except TimeoutError:
+                return 0, "timed out"
+            return status, body
+
+        with ThreadPoolExecutor(N) as pool:
+            results = list(pool.map(attach, ids))
+        expected = {"total": sum(range(STEPS)), "progress": STEPS}
+        stuck = [
+            http("GET", f"{survivor.admin}/invocations/{inv_id}")[1]
+            for inv_id, result in zip(ids, results, strict=True)
+            if result != (200, expected)
+        ]
+        if stuck:
+            print("unfinished:", *_diagnose(survivor, stuck), sep="\n")
+        assert not stuck, f"{len(stuck)} invocations did not finish"
+
+        after = {lease["partition"]: lease for lease in _cluster(survivor)["leases"]}
+        moved = [p for p in after if after[p]["epoch"] > before[p]["epoch"]]
+        assert moved, (before, after)
+        assert all(after[p]["owner"] in ("o0", "o2") for p in after), after
+
+        # Each journaled step's committed execution is its last one; nothing ran more than
+        # once per disruption that could have hit it (the pause and the kill).
+        executions: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for line in ledger.read_text().splitlines():
+            inv, step, token = line.split()
+            executions[(inv, step)].append(token)
+        for inv_id in ids:
+            status, body, _ = http("GET", f"{survivor.admin}/invocations/{inv_id}")
+            assert status == 200, body
+            runs = [e for e in body["journal"] if e["kind"] == "run"]
+            assert [e["name"] for e in runs] == [f"step-{i}" for i in range(STEPS)]
+            for entry in runs:
+                tokens = executions[(inv_id, str(entry["name"]))]
+                assert tokens and tokens[-1] == entry["value"], (inv_id, entry, tokens)
+                assert len(tokens) <= 3, (inv_id, entry, tokens)
+
+        _check_epochs(moto)
+    finally:
+        if paused is not None and paused.proc is not None:
+            os.kill(paused.proc.pid, signal.SIGCONT)
+        for orch in orchs:
+            orch.kill9()
+        endpoint.terminate()
+
+
+def _check_epochs(env: dict[str, str]) -> None:
+    """Along each journal, the epoch every entry was written under never goes down: a former
+    leader could not append after its successor did."""
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    # (journal, partition that fenced the write) -> [(entry index, epoch)]
+    journals: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for page in client.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
+        for item in page["Items"]:
+            pk, sk = item["pk"]["S"], item["sk"]["S"]
+            if pk.startswith("i#") and sk.startswith("e#") and "ep" in item:
+                index = int(sk[2:]) - 10**10
+                journals[(pk, item["fp"]["N"])].append((index, int(item["ep"]["N"])))
+    assert len(journals) >= N, "journal entries do not carry their epochs"
+    stamped = sum(len(entries) for entries in journals.values())
+    for where, entries in journals.items():
+        epochs = [epoch for _, epoch in sorted(entries)]
+        assert epochs == sorted(epochs), (where, sorted(entries))
+    print(f"{stamped} journal entries in {len(journals)} journals checked for stale epochs")
+
+
+def _diagnose(orch: Orchestrator, stuck: list[Any]) -> list[dict[str, Any]]:
+    """What each unfinished invocation waits on, and what became of it."""
+    out = []
+    for inv in stuck:
+        info = {k: inv.get(k) for k in ("id", "status", "journal_length", "waiting_on")}
+        for index in inv.get("waiting_on") or []:
+            entry = inv["journal"][index]
+            info[f"entry {index}"] = {k: entry.get(k) for k in ("kind", "id", "completion")}
+            if entry.get("kind") == "call":
+                _, callee, _ = http("GET", f"{orch.admin}/invocations/{entry['id']}")
+                info["callee"] = {k: callee.get(k) for k in ("status", "result", "attempt")}
+        out.append(info)
+    return out
