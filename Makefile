@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck importlint unit bench clean
+.PHONY: install run test lint typecheck importlint unit bench bench-dynamo clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint typecheck importlint unit
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	$(BIN)/python benchmarks/ingress.py --runs 3
+
+# DynamoDB requests and request units per journaled step, priced (moto on loopback).
+bench-dynamo: $(STAMP)
+	$(BIN)/python benchmarks/dynamo_cost.py --invocations 50
 
 clean:
 	rm -rf $(VENV) .ritornello .pytest_cache .mypy_cache .ruff_cache

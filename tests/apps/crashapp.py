@@ -66,5 +66,12 @@ async def flaky(ctx: Context, failures: int) -> str:
     return f"ok on attempt {ctx.attempt}"
 
 
+@adder.handler()
+async def nap(ctx: Context, seconds: float) -> str:
+    """A durable sleep: suspended for ``seconds`` (operator tests kill it meanwhile)."""
+    await ctx.sleep(timedelta(seconds=seconds))
+    return f"slept {seconds} s"
+
+
 endpoint = Endpoint([worker, adder])
 app = endpoint.asgi()

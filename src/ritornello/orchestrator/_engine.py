@@ -383,39 +383,52 @@ class Engine:
         return targets
 
     async def _inbox_forever(self) -> None:
-        refreshed = asyncio.get_running_loop().time()
+        """Poll the inboxes of the partitions led here (and re-read deployments every 2 s).
+        The poll interval starts at ``inbox_interval_s`` and doubles while the inboxes stay
+        empty, up to 1 s, so an idle orchestrator costs a few reads a second; any message
+        brings it back down. A process alone on an exclusive store (SQLite) never polls:
+        nobody else can write to it."""
+        loop = asyncio.get_running_loop()
+        refreshed = loop.time()
+        interval = self.inbox_interval_s
         while True:
-            await asyncio.sleep(self.inbox_interval_s)
-            if asyncio.get_running_loop().time() - refreshed > 2.0:
-                refreshed = asyncio.get_running_loop().time()
+            await asyncio.sleep(interval)
+            if self.store.exclusive and self.leadership.holds_all():
+                continue
+            if loop.time() - refreshed > 2.0:
+                refreshed = loop.time()
                 try:
                     await self.refresh_deployments()
                 except StoreError:
                     log.exception("reading deployments failed; trying again")
+            found = 0
             for p in sorted(self._ready):
                 try:
-                    await self._drain_inbox(p)
+                    found += await self._drain_inbox(p)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("partition %d: inbox failed; trying again", p)
+            idle_max = max(self.inbox_interval_s, 1.0)
+            interval = self.inbox_interval_s if found else min(interval * 2, idle_max)
 
-    async def _drain_inbox(self, partition: int) -> None:
+    async def _drain_inbox(self, partition: int) -> int:
         """Reconcile every invocation named in the partition's inbox, then delete the
         messages — fenced by our epoch, so a leader that lost the partition mid-way (paused,
-        say) deletes nothing its successor has not seen."""
+        say) deletes nothing its successor has not seen. Returns how many were read."""
         epoch = self.leadership.epoch(partition)
         messages = await self.store.read_inbox(partition)
         if not messages or epoch is None:
-            return
+            return len(messages)
         for inv_id in dict.fromkeys(inv for _, inv in messages):
             if not self._owns(partition):
-                return
+                return len(messages)
             await self._reconcile(inv_id)
         try:
             await self.store.ack_inbox(partition, [m for m, _ in messages], epoch)
         except FencedError:
             self.leadership.step_down(partition)
+        return len(messages)
 
     async def _reconcile(self, inv_id: str) -> None:
         """Bring what this leader holds in memory for ``inv_id`` in line with the store,

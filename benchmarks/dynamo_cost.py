@@ -1,0 +1,161 @@
+"""What the DynamoDB store costs per journaled step: requests, items, write and read units,
+counted at the client (``DynamoStore.stats``) while an orchestrator engine runs one-step and
+ten-step handlers against a table on moto's server (real HTTP on 127.0.0.1), then priced at
+DynamoDB on-demand rates beside AWS Step Functions Standard.
+
+    .venv/bin/python benchmarks/dynamo_cost.py [--invocations 20]
+
+The engine runs with a long lease and a slow inbox poll while measuring, so the background
+work (lease renewals, heartbeats, inbox polls) is measured separately, per orchestrator-hour
+with the default settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.moto_server import cheap_moto_snapshots, serial_moto_server  # noqa: E402
+
+from ritornello import Context, Endpoint, Service  # noqa: E402
+from ritornello.orchestrator import Engine  # noqa: E402
+from ritornello.store.dynamodb import DynamoStore  # noqa: E402
+
+#: us-east-1 on-demand prices (USD per million request units) since November 2024.
+WRU_PRICE = 0.625
+RRU_PRICE = 0.125
+STEP_FUNCTIONS_PER_MILLION = 25.0
+
+svc = Service("Cost")
+
+
+@svc.handler()
+async def one(ctx: Context, n: int) -> int:
+    return await ctx.run("step", lambda: n + 1)
+
+
+@svc.handler()
+async def ten(ctx: Context, n: int) -> int:
+    total = n
+    for i in range(10):
+        total = await ctx.run(f"step-{i}", lambda t=total: t + 1)  # type: ignore[misc]
+    return total
+
+
+def _delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    requests = {
+        op: after["requests"].get(op, 0) - before["requests"].get(op, 0) for op in after["requests"]
+    }
+    return {
+        "requests": {op: n for op, n in requests.items() if n},
+        "items_written": after["items_written"] - before["items_written"],
+        "write_units": after["write_units"] - before["write_units"],
+        "read_units": after["read_units"] - before["read_units"],
+    }
+
+
+async def _measure(engine: Engine, store: DynamoStore, handler: str, count: int) -> dict[str, Any]:
+    target = engine.registry.resolve("Cost", handler)
+    assert target is not None
+    before = store.stats.snapshot()
+    for n in range(count):
+        rec, _ = await engine.submit(target, None, json.dumps(n))
+        await engine.wait_result(rec.id)
+    return _delta(before, store.stats.snapshot())
+
+
+def _row(name: str, delta: dict[str, Any], invocations: int, steps: int) -> dict[str, Any]:
+    total_requests = sum(delta["requests"].values())
+    transactions = delta["requests"].get("TransactWriteItems", 0)
+    per_step_cost = (delta["write_units"] * WRU_PRICE + delta["read_units"] * RRU_PRICE) / (
+        invocations * steps
+    )
+    return {
+        "workload": name,
+        "requests/invocation": total_requests / invocations,
+        "transactions/invocation": transactions / invocations,
+        "requests/step": total_requests / (invocations * steps),
+        "WRU/step": delta["write_units"] / (invocations * steps),
+        "RRU/step": delta["read_units"] / (invocations * steps),
+        "USD per million steps": per_step_cost,
+        "by operation/invocation": {
+            op: n / invocations for op, n in sorted(delta["requests"].items())
+        },
+    }
+
+
+async def main(count: int) -> None:
+    cheap_moto_snapshots(setattr)
+    server = serial_moto_server()(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ[name] = value
+    url = f"dynamodb://cost?region=us-east-1&endpoint_url=http://{host}:{port}&partitions=16"
+    store = DynamoStore.from_url(url)
+    await store.init()
+    store = DynamoStore.from_url(url)
+    await store.open()
+    endpoint = Endpoint([svc])
+    engine = Engine(
+        store,
+        inprocess={"app": endpoint.inprocess()},
+        lease_s=600.0,
+        inbox_interval_s=600.0,
+        node="bench",
+    )
+    await engine.start()
+    await engine.register_deployment("inproc://app")
+    await _measure(engine, store, "one", 2)  # warm up
+    rows = [
+        _row("one step", await _measure(engine, store, "one", count), count, 1),
+        _row("ten steps", await _measure(engine, store, "ten", count), count, 10),
+    ]
+    await engine.stop()
+    await store.close()
+
+    # Background work of one orchestrator with the default settings, for 10 s.
+    store = DynamoStore.from_url(url)
+    await store.open()
+    engine = Engine(store, node="idle")
+    await engine.start()
+    before = store.stats.snapshot()
+    started = time.monotonic()
+    await asyncio.sleep(10)
+    idle = _delta(before, store.stats.snapshot())
+    elapsed = time.monotonic() - started
+    await engine.stop()
+    await store.close()
+    server.stop()
+
+    print(f"DynamoDB requests per handler run (client-side counts, {count} invocations each)")
+    print(json.dumps(rows, indent=2))
+    hourly = {k: v * 3600 / elapsed for k, v in idle.items() if k != "requests"}
+    hourly["requests"] = sum(idle["requests"].values()) * 3600 / elapsed
+    hourly["USD per hour"] = (
+        hourly["write_units"] * WRU_PRICE + hourly["read_units"] * RRU_PRICE
+    ) / 1e6
+    print("idle orchestrator leading 16 partitions, per hour:", json.dumps(hourly, indent=2))
+    print(
+        f"Step Functions Standard: USD {STEP_FUNCTIONS_PER_MILLION:.2f} per million state "
+        "transitions"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--invocations", type=int, default=20)
+    asyncio.run(main(parser.parse_args().invocations))
