@@ -204,3 +204,33 @@ def test_cli_store_init(tmp_path: Path) -> None:
     local = runner.invoke(app, ["store", "init", "--store", f"sqlite:///{db}"])
     assert local.exit_code == 0, local.output
     assert db.exists()
+
+
+def test_serve_against_a_missing_table_says_which_command_creates_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.procs import ROOT, free_port
+
+    url = dynamo_url(tmp_path / "never-created")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ritornello",
+            "serve",
+            "--store",
+            url,
+            "--ingress-port",
+            str(free_port()),
+            "--admin-port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "ritornello store init --store" in done.stderr
+    assert "Traceback" not in done.stderr

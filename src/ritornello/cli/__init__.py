@@ -30,12 +30,20 @@ HostOpt = Annotated[str | None, typer.Option("--host", help="address to bind [12
 
 
 def _run(coro: object) -> None:
-    try:
-        import uvloop
+    """Run the orchestrator; a store that cannot be opened (missing table, newer schema,
+    locked file) is a one-line error and exit status 1, not a traceback."""
+    from ritornello.store import StoreError
 
-        uvloop.run(coro)  # type: ignore[arg-type]
-    except ImportError:  # pragma: no cover - uvloop is a dependency of the server extra
-        asyncio.run(coro)  # type: ignore[arg-type]
+    try:
+        try:
+            import uvloop
+
+            uvloop.run(coro)  # type: ignore[arg-type]
+        except ImportError:  # pragma: no cover - uvloop is a dependency of the server extra
+            asyncio.run(coro)  # type: ignore[arg-type]
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _settings(**kw: Any) -> Settings:
