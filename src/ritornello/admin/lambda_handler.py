@@ -33,6 +33,10 @@ from ritornello.store.retrying import RetryingStore
 log = logging.getLogger("ritornello.admin.lambda")
 
 _LOOP = asyncio.new_event_loop()
+# Current before Mangum() is built: its constructor asks for the current loop, and without one
+# the policy makes a loop (on 3.12, with a DeprecationWarning) that the first request's
+# set_event_loop below would drop unclosed.
+asyncio.set_event_loop(_LOOP)
 
 
 class _LazyAdmin:
