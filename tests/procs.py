@@ -3,6 +3,7 @@ handler endpoints under uvicorn. Every process is started by the test and stoppe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +167,35 @@ class Endpoint(Proc):
     @property
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def moto_process(tmp: Path) -> Iterator[dict[str, str]]:
+    """moto's server (tests/moto_server.py) as its own process on a free loopback port; yields
+    the AWS environment (dummy credentials, endpoints) that points boto3 at it."""
+    port = free_port()
+    proc = Proc([sys.executable, "-m", "tests.moto_server", str(port)], tmp / "moto.log").start()
+    assert proc.proc is not None
+    try:
+        wait_port(port, proc.proc)
+        url = f"http://127.0.0.1:{port}"
+        yield {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_DYNAMODB": url,
+            "AWS_ENDPOINT_URL_S3": url,
+        }
+    finally:
+        proc.kill9()
+
+
+def wait_until(predicate: Callable[[], object], within_s: float, what: str) -> None:
+    """Poll ``predicate`` until it is true; AssertionError naming ``what`` after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not reached within {within_s} s: {what}")

@@ -21,7 +21,14 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, Endpoint, Orchestrator, Proc, free_port, http, wait_port
+from tests.procs import (
+    ROOT,
+    Endpoint,
+    Orchestrator,
+    http,
+    moto_process,
+    wait_until,
+)
 
 EVENTS = Path(__file__).parent / "events"
 APPS = ROOT / "tests" / "apps"
@@ -66,31 +73,8 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
 
 @pytest.fixture
 def moto(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """moto's server as its own process; the AWS environment pointing at it."""
-    port = free_port()
-    proc = Proc([sys.executable, "-m", "tests.moto_server", str(port)], tmp_path / "moto.log")
-    proc.start()
-    assert proc.proc is not None
-    wait_port(port, proc.proc)
-    url = f"http://127.0.0.1:{port}"
-    yield {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_DYNAMODB": url,
-        "AWS_ENDPOINT_URL_S3": url,
-    }
-    proc.kill9()
-
-
-def _wait_for(predicate: Any, within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not reached within {within_s} s: {what}")
+    with moto_process(tmp_path) as env:
+        yield env
 
 
 @pytest.mark.timeout(90)
@@ -153,7 +137,7 @@ def test_lambda_admin_registers_and_kills_what_the_orchestrator_runs(
             assert status == 200, body
             return bool(body["status"] == "suspended")
 
-        _wait_for(suspended, 20, f"{inv} suspended in its 60 s sleep")
+        wait_until(suspended, 20, f"{inv} suspended in its 60 s sleep")
         status, seen = call(admin, "get_invocation", INVOCATION_ID=inv)
         assert (seen["target"], seen["deployment_id"]) == ("Adder/nap", dep["id"]), seen
         assert [e["kind"] for e in seen["journal"]] == ["input", "sleep"], seen["journal"]

@@ -22,7 +22,14 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.procs import ROOT, Endpoint, Orchestrator, Proc, free_port, http, wait_port
+from tests.procs import (
+    ROOT,
+    Endpoint,
+    Orchestrator,
+    http,
+    moto_process,
+    wait_until,
+)
 
 APPS = ROOT / "tests" / "apps"
 N = 24
@@ -32,39 +39,14 @@ TABLE = "ritornello-scaleout"
 
 @pytest.fixture
 def moto(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """moto's server as its own process; the AWS environment pointing at it."""
-    port = free_port()
-    proc = Proc(
-        [sys.executable, "-m", "tests.moto_server", str(port)],
-        tmp_path / "moto.log",
-    ).start()
-    assert proc.proc is not None
-    wait_port(port, proc.proc)
-    url = f"http://127.0.0.1:{port}"
-    yield {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_DYNAMODB": url,
-        "AWS_ENDPOINT_URL_S3": url,
-    }
-    proc.kill9()
+    with moto_process(tmp_path) as env:
+        yield env
 
 
 def _cluster(orch: Orchestrator) -> dict[str, Any]:
     status, body, _ = http("GET", f"{orch.admin}/cluster")
     assert status == 200, body
     return body  # type: ignore[no-any-return]
-
-
-def _wait(predicate: Any, within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not reached within {within_s} s: {what}")
 
 
 @pytest.mark.timeout(300)
@@ -106,7 +88,7 @@ def test_takeover_from_a_paused_and_a_killed_orchestrator(
             leading = [len(_cluster(o)["leading"]) for o in orchs]
             return sum(leading) == 8 and max(leading) <= 3
 
-        _wait(balanced, 20, "8 partitions shared by 3 orchestrators")
+        wait_until(balanced, 20, "8 partitions shared by 3 orchestrators")
         before = {lease["partition"]: lease for lease in _cluster(orchs[2])["leases"]}
 
         ids = []
@@ -127,7 +109,7 @@ def test_takeover_from_a_paused_and_a_killed_orchestrator(
             led = {p for o in (victim_kill, survivor) for p in _cluster(o)["leading"]}
             return len(led) == 8
 
-        _wait(taken_over, 4 * 2.0 + 4, "the paused leader's partitions taken over")
+        wait_until(taken_over, 4 * 2.0 + 4, "the paused leader's partitions taken over")
         print(f"partitions of the paused leader taken over in {time.monotonic() - stopped:.1f} s")
         os.kill(victim_pause.proc.pid, signal.SIGCONT)
         paused = None

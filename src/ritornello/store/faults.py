@@ -20,18 +20,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypedDict, TypeVar
 
 from ritornello.store._base import Store
-from ritornello.store._records import (
-    CommitUnit,
-    DeploymentRecord,
-    InvocationRecord,
-    LeaseRecord,
-    MemberRecord,
-    TimerRecord,
-)
+from ritornello.store._wrapper import StoreWrapper
 from ritornello.store.errors import UnavailableError
 
 T = TypeVar("T")
@@ -61,7 +54,7 @@ class FaultSpec(TypedDict, total=False):
     ops: tuple[str, ...]
 
 
-class FaultyStore(Store):
+class FaultyStore(StoreWrapper):
     """Delegates every method to ``inner``, injecting faults (see the module docstring)."""
 
     def __init__(
@@ -90,8 +83,7 @@ class FaultyStore(Store):
         unknown = self.ops - OPS
         if unknown:
             raise ValueError(f"unknown store methods in ops: {sorted(unknown)}")
-        self.inner = inner
-        self.exclusive = inner.exclusive
+        super().__init__(inner)
         self.rates = rates
         self.injected: Counter[str] = Counter()
         self._rng = random.Random(seed)
@@ -148,114 +140,3 @@ class FaultyStore(Store):
         await call()  # an error here is the honest answer: nothing was applied
         self.injected[kind] += 1
         raise UnavailableError(f"{_MESSAGES[kind]} ({op})")
-
-    # ------------------------------------------------------------------ lifecycle
-
-    async def open(self) -> None:
-        await self.inner.open()
-        self.partitions = self.inner.partitions
-        self.exclusive = self.inner.exclusive
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    # ------------------------------------------------------------------ delegation
-
-    async def commit(self, unit: CommitUnit) -> None:
-        await self._call("commit", lambda: self.inner.commit(unit))
-
-    async def get_invocation(self, invocation_id: str) -> InvocationRecord | None:
-        return await self._call("get_invocation", lambda: self.inner.get_invocation(invocation_id))
-
-    async def get_journal(self, invocation_id: str) -> tuple[list[str], list[str]]:
-        return await self._call("get_journal", lambda: self.inner.get_journal(invocation_id))
-
-    async def get_state(self, service: str, key: str) -> dict[str, str]:
-        return await self._call("get_state", lambda: self.inner.get_state(service, key))
-
-    async def list_invocations(
-        self,
-        *,
-        statuses: Sequence[str] | None = None,
-        service: str | None = None,
-        key: str | None = None,
-        after_seq: int = -1,
-        limit: int = 1000,
-        partition: int | None = None,
-    ) -> list[InvocationRecord]:
-        return await self._call(
-            "list_invocations",
-            lambda: self.inner.list_invocations(
-                statuses=statuses,
-                service=service,
-                key=key,
-                after_seq=after_seq,
-                limit=limit,
-                partition=partition,
-            ),
-        )
-
-    async def find_idempotent(
-        self, service: str, handler: str, key: str | None, idempotency_key: str
-    ) -> InvocationRecord | None:
-        return await self._call(
-            "find_idempotent",
-            lambda: self.inner.find_idempotent(service, handler, key, idempotency_key),
-        )
-
-    async def list_expired(
-        self, before_ms: int, limit: int = 500, partition: int | None = None
-    ) -> list[InvocationRecord]:
-        return await self._call(
-            "list_expired", lambda: self.inner.list_expired(before_ms, limit, partition)
-        )
-
-    async def list_timers(self, partition: int | None = None) -> list[TimerRecord]:
-        return await self._call("list_timers", lambda: self.inner.list_timers(partition))
-
-    async def max_seq(self) -> int:
-        return await self._call("max_seq", self.inner.max_seq)
-
-    async def put_deployment(self, deployment: DeploymentRecord) -> None:
-        await self._call("put_deployment", lambda: self.inner.put_deployment(deployment))
-
-    async def list_deployments(self) -> list[DeploymentRecord]:
-        return await self._call("list_deployments", self.inner.list_deployments)
-
-    async def delete_deployment(self, deployment_id: str) -> bool:
-        return await self._call(
-            "delete_deployment", lambda: self.inner.delete_deployment(deployment_id)
-        )
-
-    async def list_leases(self) -> list[LeaseRecord]:
-        return await self._call("list_leases", self.inner.list_leases)
-
-    async def claim_lease(
-        self, partition: int, owner: str, expect: LeaseRecord | None, now_ms: int
-    ) -> LeaseRecord:
-        return await self._call(
-            "claim_lease", lambda: self.inner.claim_lease(partition, owner, expect, now_ms)
-        )
-
-    async def renew_lease(self, lease: LeaseRecord, now_ms: int) -> LeaseRecord:
-        return await self._call("renew_lease", lambda: self.inner.renew_lease(lease, now_ms))
-
-    async def release_lease(self, lease: LeaseRecord, now_ms: int) -> None:
-        await self._call("release_lease", lambda: self.inner.release_lease(lease, now_ms))
-
-    async def heartbeat(self, node: str, address: str, now_ms: int) -> None:
-        await self._call("heartbeat", lambda: self.inner.heartbeat(node, address, now_ms))
-
-    async def list_members(self) -> list[MemberRecord]:
-        return await self._call("list_members", self.inner.list_members)
-
-    async def remove_member(self, node: str) -> None:
-        await self._call("remove_member", lambda: self.inner.remove_member(node))
-
-    async def read_inbox(self, partition: int, limit: int = 1000) -> list[tuple[str, str]]:
-        return await self._call("read_inbox", lambda: self.inner.read_inbox(partition, limit))
-
-    async def ack_inbox(
-        self, partition: int, message_ids: Sequence[str], epoch: int | None = None
-    ) -> None:
-        await self._call("ack_inbox", lambda: self.inner.ack_inbox(partition, message_ids, epoch))
