@@ -51,6 +51,7 @@ from ritornello.store import (
     Store,
     StoreError,
     TimerRecord,
+    crashpoints,
 )
 
 from ._apply import (
@@ -349,7 +350,11 @@ class Engine:
                 unit.fences.append((p, epoch))
             else:
                 try:
+                    if crashpoints.ARMED:
+                        crashpoints.reach("before-commit")
                     await self.store.commit(unit)
+                    if crashpoints.ARMED:
+                        crashpoints.reach("after-commit")
                     return
                 except FencedError as exc:
                     self.counters["fenced"] += 1
@@ -1053,6 +1058,8 @@ class Engine:
         if not self._owns(rec.partition):
             return False  # another process leads its partition now
         answer = await self._attempt(run)
+        if crashpoints.ARMED:
+            crashpoints.reach("after-invoke")
         if not workflow:
             return await self._settle(run, answer, service_kind, None)
         async with self._key_lock(rec.service, rec.key or ""):

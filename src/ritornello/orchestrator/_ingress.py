@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from ritornello.store import StoreError
+from ritornello.store import StoreError, crashpoints
 
 from ._apply import WORKFLOW_RUN
 from ._engine import Engine, EngineError
@@ -198,6 +198,8 @@ class IngressApp:
         rec, created = await self.engine.submit(
             resolved, key, input_text, idempotency_key=idem, delay_ms=delay_ms
         )
+        if crashpoints.ARMED:
+            crashpoints.reach("before-ack")
         if one_way:
             status = "Accepted" if created else "PreviouslyAccepted"
             return 202, dumpb({"invocationId": rec.id, "status": status}), rec.id

@@ -37,6 +37,7 @@ from ritornello.store import (
     LeaseRecord,
     Store,
     StoreError,
+    crashpoints,
 )
 
 log = logging.getLogger("ritornello.leadership")
@@ -220,6 +221,8 @@ class Leadership:
             return
         self._owned[partition] = renewed
         self._valid_until[partition] = sent + self.lease_s * SAFETY
+        if crashpoints.ARMED:
+            crashpoints.reach("after-renewal")
 
     async def _balance_in_background(self) -> None:
         await self.balance()

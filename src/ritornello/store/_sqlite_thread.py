@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ritornello.store import crashpoints
 from ritornello.store.errors import ConflictError, StoreError
 
 JobFn = Callable[[sqlite3.Cursor, Any], Any]
@@ -203,6 +204,8 @@ class ConnectionThread:
                 else:
                     cur.execute("RELEASE unit")
                     results.append((future, True, value))
+                if crashpoints.ARMED and len(results) == 2:
+                    crashpoints.reach("mid-batch")  # two units written, none committed
             cur.execute("COMMIT")
         except Exception as e:
             if conn.in_transaction:
