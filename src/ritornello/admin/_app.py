@@ -111,6 +111,7 @@ def create_app(engine: Engine) -> FastAPI:
             "node": engine.node,
             "partitions": engine.store.partitions,
             "leading": engine.leadership.owned(),
+            "counters": dict(engine.counters),
             "leases": [
                 {
                     "partition": lease.partition,

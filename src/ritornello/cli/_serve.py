@@ -75,6 +75,7 @@ async def run_orchestrator(
         node=settings.node_id or None,
         lease_s=settings.lease_s,
         inbox_interval_s=settings.inbox_interval_s,
+        watchdog_interval_s=settings.watchdog_interval_s,
         address=f"http://{settings.host}:{settings.ingress_port}",
     )
     servers: list[_Server] = []

@@ -37,6 +37,8 @@ class Settings:
     lease_s: float = 5.0
     #: How often a leader reads its partitions' inboxes (work sent by other orchestrators).
     inbox_interval_s: float = 0.2
+    #: How often the watchdog looks for invocations nothing would move (0: never).
+    watchdog_interval_s: float = 30.0
     #: How long a store call is retried through throttling and outages before the client
     #: gets a retryable 503 (DynamoDB, or any store with faults injected).
     store_retry_budget_s: float = 10.0

@@ -74,6 +74,7 @@ from ._json import dumps, loads
 from ._partitions import Leadership, partition_of
 from ._registry import Registry, Target
 from ._timers import TimerQueue
+from ._watchdog import watch
 
 log = logging.getLogger("ritornello.engine")
 
@@ -121,6 +122,7 @@ class Engine:
         lead: bool = True,
         address: str = "",
         inbox_interval_s: float = 0.2,
+        watchdog_interval_s: float = 30.0,
     ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
@@ -159,6 +161,9 @@ class Engine:
             on_lose=self._lost,
         )
         self.inbox_interval_s = inbox_interval_s
+        #: How often the stuck-invocation watchdog looks (``_watchdog.py``); 0: never.
+        self.watchdog_interval_s = watchdog_interval_s
+        self._watchdog: asyncio.Task[None] | None = None
         #: Events worth a metric: partitions recovered, inbox reconciliations, fenced commits.
         self.counters: Counter[str] = Counter()
         self._ready: set[int] = set()  # partitions led here whose recovery has finished
@@ -183,6 +188,8 @@ class Engine:
         self._started = True
         await self.leadership.start()
         self._inbox_task = loop.create_task(self._inbox_forever())
+        if self.watchdog_interval_s > 0:
+            self._watchdog = loop.create_task(watch(self, self.watchdog_interval_s))
         log.info(
             "engine %s started: leading %d of %d partitions",
             self.node,
@@ -490,7 +497,7 @@ class Engine:
             return
         self._closing = True
         await self._timers.stop()
-        for background in (self._sweeper, self._inbox_task):
+        for background in (self._sweeper, self._inbox_task, self._watchdog):
             if background is not None:
                 background.cancel()
                 await asyncio.gather(background, return_exceptions=True)

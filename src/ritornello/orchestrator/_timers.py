@@ -54,6 +54,10 @@ class TimerQueue:
         if self._heap[0][2] is timer:
             self._changed.set()
 
+    def pending(self, invocation_id: str, kind: str, index: int = 0) -> bool:
+        """Whether the timer (invocation, kind, index) is armed here."""
+        return (invocation_id, kind, index) in self._live
+
     def drop_partition(self, partition: int) -> None:
         """Forget the timers of a partition this process no longer leads (its new leader
         loads them from the store)."""
