@@ -239,7 +239,7 @@ class Leadership:
             if seen is None or seen[0] != lease.version:
                 self._seen[partition] = (lease.version, now)
         live = await self._live_members()
-        target = await self._target(live)
+        target = self._target(live)
         await self._release_surplus(leases, target, live)
         started: list[asyncio.Task[None]] = []
         for partition in range(self.count):
@@ -289,10 +289,11 @@ class Leadership:
             raise
         except Exception:
             log.exception("partition %d: recovery failed; giving it up", partition)
-            if self._owned.get(partition, lease).epoch == lease.epoch:
+            current = self._owned.get(partition)
+            if current is not None and current.epoch == lease.epoch:  # still this claim
                 self._lose(partition)
                 with contextlib.suppress(StoreError):
-                    await self.store.release_lease(self._owned.get(partition, lease), self._wall())
+                    await self.store.release_lease(current, self._wall())
 
     async def _live_members(self) -> set[str] | None:
         """Members judged alive like leases: a heartbeat version that moved within a lease
@@ -313,7 +314,7 @@ class Leadership:
                 live.add(m.node)
         return live
 
-    async def _target(self, live: set[str] | None) -> int:
+    def _target(self, live: set[str] | None) -> int:
         """How many partitions this process should lead: an even share among live members."""
         if self.exclusive:
             return self.count
