@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck importlint unit bench bench-dynamo clean
+.PHONY: install run test lint typecheck importlint unit sim bench bench-dynamo clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,15 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck importlint unit
+
+# The reliability suite at full strength: 300 kill -9's of the orchestrator (30 in `make test`).
+chaos: $(STAMP)
+	RITORNELLO_CHAOS_KILLS=300 $(BIN)/pytest tests/chaos -q -p no:randomly
+
+# The deterministic simulation over many seeds (docs/simulation.md); SEEDS=A-B picks a range.
+SEEDS ?= 0-50000
+sim: $(STAMP)
+	RITORNELLO_SIM_SEEDS=$(SEEDS) $(BIN)/pytest tests/sim/test_simulation.py::test_seeds -q -s --timeout=0
 
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)

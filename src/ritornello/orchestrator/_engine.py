@@ -25,8 +25,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -123,6 +124,8 @@ class Engine:
         address: str = "",
         inbox_interval_s: float = 0.2,
         watchdog_interval_s: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
@@ -159,6 +162,8 @@ class Engine:
             lead=lead,
             on_gain=self._recover,
             on_lose=self._lost,
+            monotonic=monotonic,  # the lease clocks (a simulation passes virtual ones)
+            wall_ms=wall_ms,
         )
         self.inbox_interval_s = inbox_interval_s
         #: How often the stuck-invocation watchdog looks (``_watchdog.py``); 0: never.
@@ -272,9 +277,13 @@ class Engine:
             self.leadership.step_down(partition)  # expired while reading: let it go cleanly
             return
         self._ready.add(partition)
-        for rec in records:  # ordered by seq: queues come out in arrival order
-            if rec.status in ("scheduled",):
-                continue  # its start timer admits it
+        # Key queues: the key's holder first (the one that started: running, suspended,
+        # backing-off or paused), then the ones waiting behind it in arrival order. Arrival
+        # (seq) alone is not enough: a delayed send joins its queue when its timer admits
+        # it, possibly behind a holder that arrived later (found by the simulation, seed 110).
+        holders = [r for r in records if r.status not in ("pending", "scheduled")]
+        waiting = [r for r in records if r.status == "pending"]
+        for rec in holders + waiting:  # each list ordered by seq
             if self._exclusive_key(rec) is not None and rec.id not in self._queue_for(rec):
                 self._queue_for(rec).append(rec.id)
         suspended = []
