@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck importlint unit sim bench bench-dynamo clean
+.PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-dynamo clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,9 +32,14 @@ unit: $(STAMP)
 
 test: lint typecheck importlint unit
 
-# The reliability suite at full strength: 300 kill -9's of the orchestrator (30 in `make test`).
-chaos: $(STAMP)
+# The reliability suite at full strength: 300 kill -9's of the orchestrator (30 in `make test`),
+# and the three-orchestrator takeover test on DynamoDB (moto).
+chaos: $(STAMP) scaleout
 	RITORNELLO_CHAOS_KILLS=300 $(BIN)/pytest tests/chaos -q -p no:randomly
+
+# Three orchestrators on one DynamoDB table (moto), one paused, one killed (~1 min).
+scaleout: $(STAMP)
+	RITORNELLO_SCALEOUT=1 $(BIN)/pytest tests/integration/test_scaleout.py -q -s
 
 # The deterministic simulation over many seeds (docs/simulation.md); SEEDS=A-B picks a range.
 SEEDS ?= 0-50000

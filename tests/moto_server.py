@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
 import sys
 import threading
 import types
@@ -86,7 +87,8 @@ def cheap_moto_snapshots(setattr_: Callable[[Any, str, Any], None]) -> None:
 
 def main() -> None:
     port = int(sys.argv[1])
-    cheap_moto_snapshots(setattr)
+    if os.environ.get("RITORNELLO_MOTO_CHEAP", "1") != "0":
+        cheap_moto_snapshots(setattr)
     server = serial_moto_server()(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     threading.Event().wait()

@@ -5,6 +5,8 @@ and no journaled step ran again (the committed execution of each step is its las
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -97,6 +99,19 @@ def test_kill9_orchestrator_mid_flight(tmp_path: Path) -> None:
         reruns = sum(len(t) - 1 for t in executions.values())
         print(f"in flight at each kill: {in_flight_at_kill}")
         print(f"kills={kills} steps re-run after a crash (uncommitted)={reruns}")
+
+        # The store's invariants hold after the last crash (the SQLite file is read read-only).
+        orch.kill9()
+        args = ["check", "--expect-terminal", "--store", orch.store]
+        check = subprocess.run(
+            [sys.executable, "-m", "ritornello", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        print(check.stdout.strip())
     finally:
         orch.kill9()
         endpoint.terminate()

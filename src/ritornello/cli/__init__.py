@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ritornello.cli._check import check
 from ritornello.cli._store import store_app
 from ritornello.orchestrator import ConfigError, Engine, Settings, load_settings
 
@@ -19,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(store_app)
+app.command("check")(check)
 
 StoreOpt = Annotated[
     str | None, typer.Option("--store", help="sqlite:///PATH.db (default ./.ritornello/...)")

@@ -301,6 +301,17 @@ class Engine:
         self.counters["partitions_recovered"] += 1
         log.info("partition %d: recovered, %d invocations in flight", partition, len(records))
 
+    async def _leading(self, partition: int) -> bool:
+        """Whether to go on driving an invocation of ``partition``: True while we lead it.
+        While the lease's validity has lapsed with a renewal still in flight, wait for the
+        verdict instead of giving up (giving up would drop the invocation from memory while
+        the partition stays ours); False once the partition is lost."""
+        while partition in self._ready:
+            if self.leadership.holds(partition):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
     async def _wake_if_completed(self, inv_id: str) -> None:
         entry = self._suspended.get(inv_id)
         if entry is None:
@@ -1025,7 +1036,7 @@ class Engine:
                 run = await self._load(inv_id)
                 if run is None:
                     return
-            if not self._owns(run.rec.partition):
+            if not await self._leading(run.rec.partition):
                 return
             if timer is not None:
                 run.timer_removals.append(timer)
@@ -1071,7 +1082,7 @@ class Engine:
             _, completions = await self.store.get_journal(rec.id)
             for text in completions:
                 run.completions.setdefault(loads(text)["index"], text)
-        if not self._owns(rec.partition):
+        if not await self._leading(rec.partition):
             return False  # another process leads its partition now
         answer = await self._attempt(run)
         if crashpoints.ARMED:
@@ -1229,8 +1240,14 @@ class Engine:
         except InvokerError as exc:
             return f"transport: {exc}"
         try:
-            return InvokeResponse.decode(loads(raw))
-        except (ProtocolError, ValueError) as exc:
+            message = loads(raw)
+        except ValueError as exc:
+            return f"protocol: malformed answer: not JSON: {exc}"
+        if not isinstance(message, dict):  # a list, a number, null: not a message at all
+            return f"protocol: malformed answer: not a JSON object but {type(message).__name__}"
+        try:
+            return InvokeResponse.decode(message)
+        except (ProtocolError, ValueError, TypeError) as exc:
             return f"protocol: malformed answer: {exc}"
 
     def _after_commit(self, run: _Run, outcome: Outcome) -> bool:

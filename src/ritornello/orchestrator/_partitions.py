@@ -93,6 +93,7 @@ class Leadership:
         self._member_seen: dict[str, tuple[int, float, bool]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._gains: set[asyncio.Task[None]] = set()
+        self._renewing: set[int] = set()  # partitions with a renewal in flight
         self._stopping = False
 
     # ------------------------------------------------------------------ queries
@@ -184,7 +185,7 @@ class Leadership:
         if self._stopping:
             return
         for partition in list(self._owned):
-            if not self.holds(partition):
+            if not self.holds(partition) and partition not in self._renewing:
                 log.warning("partition %d: lease not renewed in time; stepping down", partition)
                 self._lose(partition)
         await asyncio.gather(
@@ -198,6 +199,15 @@ class Leadership:
             log.warning("heartbeat failed: %s", exc)
 
     async def _renew(self, partition: int, lease: LeaseRecord) -> None:
+        if partition in self._renewing:
+            return  # the previous renewal is still in flight
+        self._renewing.add(partition)
+        try:
+            await self._renew_once(partition, lease)
+        finally:
+            self._renewing.discard(partition)
+
+    async def _renew_once(self, partition: int, lease: LeaseRecord) -> None:
         sent = self._mono()
         try:
             renewed = await self.store.renew_lease(lease, self._wall())
@@ -210,15 +220,10 @@ class Leadership:
             return
         if self._owned.get(partition) is not lease:
             return  # lost or handed over meanwhile
-        if not self.holds(partition):
-            # The renewal came back after our validity ran out: a contender may have judged
-            # the lease dead meanwhile, and we may have acted as if we had lost it. Never
-            # resurrect it: step down (the next round may claim it again, at a new epoch).
-            log.warning("partition %d: renewal came back too late; stepping down", partition)
-            self._lose(partition)
-            with contextlib.suppress(StoreError):
-                await self.store.release_lease(renewed, self._wall())
-            return
+        # Even if our validity lapsed while it was in flight, a renewal that succeeded proves
+        # nobody claimed the lease before it landed (a claim moves the epoch, and the renewal
+        # is conditioned on ours); contenders restart their wait from its new version. While
+        # the validity had lapsed we did not act (``holds`` was False; the engine waits).
         self._owned[partition] = renewed
         self._valid_until[partition] = sent + self.lease_s * SAFETY
         if crashpoints.ARMED:
