@@ -231,6 +231,8 @@ def _diagnose(orch: Orchestrator, stuck: list[Any]) -> list[dict[str, Any]]:
             info[f"entry {index}"] = {k: entry.get(k) for k in ("kind", "id", "completion")}
             if entry.get("kind") == "call":
                 _, callee, _ = http("GET", f"{orch.admin}/invocations/{entry['id']}")
-                info["callee"] = {k: callee.get(k) for k in ("status", "result", "attempt")}
+                info["callee"] = {
+                    k: callee.get(k) for k in ("status", "result", "attempt", "caller_id", "id")
+                }
         out.append(info)
     return out

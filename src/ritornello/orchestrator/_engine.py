@@ -453,22 +453,29 @@ class Engine:
         if not messages or epoch is None:
             return len(messages)
         for inv_id in dict.fromkeys(inv for _, inv in messages):
-            if not self._owns(partition):
-                return len(messages)
-            await self._reconcile(inv_id)
+            if not self._owns(partition) or not await self._reconcile(inv_id):
+                return len(messages)  # not ours now: the messages stay for whoever leads
         try:
             await self.store.ack_inbox(partition, [m for m, _ in messages], epoch)
         except FencedError:
             self.leadership.step_down(partition)
         return len(messages)
 
-    async def _reconcile(self, inv_id: str) -> None:
+    async def _reconcile(self, inv_id: str) -> bool:
         """Bring what this leader holds in memory for ``inv_id`` in line with the store,
-        after another process created it, completed one of its entries, or changed it."""
+        after another process created it, completed one of its entries, or changed it.
+        False if the invocation's partition is not led here right now (nothing done)."""
         rec = await self.store.get_invocation(inv_id)
-        if rec is None or not self._owns(rec.partition):
-            return
+        if rec is None:
+            return True
+        if not self._owns(rec.partition):
+            return False  # not ours right now: leave its message for whoever leads
         self.counters["reconciled"] += 1
+        await self._reconcile_record(rec)
+        return True
+
+    async def _reconcile_record(self, rec: InvocationRecord) -> None:
+        inv_id = rec.id
         if rec.status in TERMINAL_STATUSES:
             task = self._drivers.get(inv_id)
             if task is not None:
@@ -1310,7 +1317,13 @@ class Engine:
 
     async def _fire_timers(self, due: list[TimerRecord]) -> None:
         """Fire due timers: a sleep completes its entry; retry/start spawn the driver."""
-        due = [t for t in due if self._owns(t.partition)]  # the others' leaders fire them
+        later = [t for t in due if t.partition in self._ready and not self._owns(t.partition)]
+        for t in later:  # our lease's validity lapsed, a renewal in flight: try again soon
+            self._timers.add(t)
+        if later:
+            asyncio.get_running_loop().call_later(0.05, self._timers.poke)
+        # timers of partitions we lost are dropped here: their new leader loaded them
+        due = [t for t in due if self._owns(t.partition)]
         for p in sorted({t.partition for t in due if t.kind == "sleep"}):
             sleeps = [t for t in due if t.kind == "sleep" and t.partition == p]
             unit = CommitUnit(
@@ -1323,7 +1336,10 @@ class Engine:
             try:
                 await self._commit(unit, p)
             except FencedError:
-                continue  # no longer ours: the new leader loaded these timers
+                if p in self._ready:  # a lapse, not a loss: keep them for the next round
+                    for t in sleeps:
+                        self._timers.add(t)
+                continue  # lost: the new leader loaded these timers
             for inv_id, index, text in unit.completions:
                 self._deliver(inv_id, index, text)
         for t in due:
