@@ -148,3 +148,40 @@ def test_a_stuck_invocation_is_counted_and_re_driven_by_the_running_watchdog() -
             await store.close()
 
     asyncio.run(main())
+
+
+@svc.handler()
+async def race(ctx: Context) -> str:
+    from ritornello import select
+
+    _, decision = ctx.awakeable()
+    winner = await select(decision=decision, timeout=ctx.sleep(timedelta(seconds=30)))
+    return str(winner)
+
+
+def test_a_sleep_that_lost_a_select_leaves_no_timer_behind() -> None:
+    async def main() -> None:
+        store = MemoryStore()
+        await store.open()
+        engine = await _engine(store, watchdog_interval_s=0)
+        try:
+            target = engine.registry.resolve("Dog", "race")
+            assert target is not None
+            rec, _ = await engine.submit(target, None, "null")
+
+            async def armed() -> bool:
+                return bool(await store.list_timers())
+
+            await _until(armed)
+            entries, _ = await store.get_journal(rec.id)
+            index = next(i for i, e in enumerate(entries) if json.loads(e)["kind"] == "awakeable")
+            aid = json.loads(entries[index])["id"]
+            await engine.complete_awakeable(aid, '{"value":"now"}')
+            await asyncio.wait_for(engine.wait_result(rec.id), 10)
+            assert await store.list_timers() == []
+            assert not engine._timers.pending(rec.id, "sleep", index + 1)
+        finally:
+            await engine.stop()
+            await store.close()
+
+    asyncio.run(main())

@@ -1169,6 +1169,8 @@ class Engine:
                     retry=policy,
                     extra_timer_removals=run.timer_removals,
                 )
+        if outcome.record.status in TERMINAL_STATUSES:
+            self._drop_open_sleeps(run, outcome)
         try:
             await self._commit(outcome.unit, rec.partition)
         except (ConflictError, StoreError):
@@ -1177,6 +1179,18 @@ class Engine:
             raise
         run.timer_removals = []
         return self._after_commit(run, outcome)
+
+    @staticmethod
+    def _drop_open_sleeps(run: _Run, outcome: Outcome) -> None:
+        """An invocation that finishes while a sleep is still pending (it lost a ``select``
+        to an awakeable, say) takes that sleep's timer with it, in the same unit."""
+        entries = run.entries + outcome.new_entries
+        done = set(run.completions) | {i for c, i, _ in outcome.unit.completions if c == run.rec.id}
+        for index in sorted(run.waitable.union(outcome.waitable)):
+            if index not in done and loads(entries[index]).get("kind") == "sleep":
+                outcome.unit.timers_remove.append(
+                    TimerRecord(0, run.rec.id, "sleep", index, run.rec.partition)
+                )
 
     async def _started_workflows(self, answer: InvokeResponse) -> set[tuple[str, str]]:
         """The (workflow, id) pairs this answer calls or sends to whose run already exists:
@@ -1270,6 +1284,8 @@ class Engine:
                     run.state.pop(name, None)
                 else:
                     run.state[name] = value
+        for timer in outcome.unit.timers_remove:
+            self._timers.discard(timer)
         for timer in outcome.unit.timers_add:
             self._timers.add(timer)
         for cid, index, text in outcome.unit.completions:

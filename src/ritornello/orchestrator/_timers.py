@@ -54,6 +54,10 @@ class TimerQueue:
         if self._heap[0][2] is timer:
             self._changed.set()
 
+    def discard(self, timer: TimerRecord) -> None:
+        """Forget a timer removed from the store (its heap entry is skipped when due)."""
+        self._live.pop(_key(timer), None)
+
     def pending(self, invocation_id: str, kind: str, index: int = 0) -> bool:
         """Whether the timer (invocation, kind, index) is armed here."""
         return (invocation_id, kind, index) in self._live
