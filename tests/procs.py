@@ -199,3 +199,16 @@ def wait_until(predicate: Callable[[], object], within_s: float, what: str) -> N
             return
         time.sleep(0.05)
     raise AssertionError(f"not reached within {within_s} s: {what}")
+
+
+def store_init(url: str, env: dict[str, str]) -> None:
+    """``ritornello store init --store URL`` as a process, with ``env`` (the AWS settings)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ritornello", "store", "init", "--store", url],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

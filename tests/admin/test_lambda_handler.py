@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +24,7 @@ from tests.procs import (
     Orchestrator,
     http,
     moto_process,
+    store_init,
     wait_until,
 )
 
@@ -84,15 +82,7 @@ def test_lambda_admin_registers_and_kills_what_the_orchestrator_runs(
     lambda_env: ModuleType,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    init = subprocess.run(
-        [sys.executable, "-m", "ritornello", "store", "init", "--store", STORE],
-        env={**os.environ, **moto},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert init.returncode == 0, init.stdout + init.stderr
+    store_init(STORE, moto)
     for name, value in {**moto, "RITORNELLO_STORE": STORE}.items():
         monkeypatch.setenv(name, value)
     admin = lambda_env

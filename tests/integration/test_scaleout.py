@@ -29,6 +29,7 @@ from tests.procs import (
     Orchestrator,
     http,
     moto_process,
+    store_init,
     wait_until,
 )
 
@@ -60,15 +61,7 @@ def test_takeover_from_a_paused_and_a_killed_orchestrator(
     tmp_path: Path, moto: dict[str, str]
 ) -> None:
     url = f"dynamodb://{TABLE}?region=us-east-1&partitions=8"
-    init = subprocess.run(
-        [sys.executable, "-m", "ritornello", "store", "init", "--store", url],
-        env={**os.environ, **moto},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert init.returncode == 0, init.stdout + init.stderr
+    store_init(url, moto)
     ledger = tmp_path / "ledger.txt"
     endpoint = Endpoint(tmp_path, APPS, "crashapp", RITORNELLO_TEST_LEDGER=str(ledger)).start()
     orchs: list[Orchestrator] = []

@@ -301,9 +301,10 @@ class _Sim:
 
     # -- the process
 
-    async def boot(self) -> None:
+    def _new_engine(self) -> Engine:
+        """The next incarnation of the orchestrator process, on the same store and clocks."""
         self.generation += 1
-        engine = Engine(
+        self.engine = Engine(
             self.store,
             clock=self.clock,
             retry=RETRY,
@@ -315,7 +316,10 @@ class _Sim:
             monotonic=self.loop.time,
             wall_ms=self.clock.now_ms,
         )
-        self.engine = engine
+        return self.engine
+
+    async def boot(self) -> None:
+        engine = self._new_engine()
         self.note(f"boot {engine.node}")
         while True:
             try:
@@ -327,20 +331,7 @@ class _Sim:
                 self.note(f"start failed: {type(exc).__name__}")  # restarts the process
                 await self._kill(engine)
                 await asyncio.sleep(1.0)
-                self.generation += 1
-                engine = Engine(
-                    self.store,
-                    clock=self.clock,
-                    retry=RETRY,
-                    attempt_timeout_s=3.0,
-                    inprocess={"app": self.target},
-                    node=f"sim{self.generation}",
-                    retention_s=3600.0,
-                    watchdog_interval_s=self.sc.watchdog_s,
-                    monotonic=self.loop.time,
-                    wall_ms=self.clock.now_ms,
-                )
-                self.engine = engine
+                engine = self._new_engine()
         self.up.set()
 
     def _cancel_all(self, engine: Engine) -> list[asyncio.Task[Any]]:

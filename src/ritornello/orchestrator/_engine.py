@@ -476,18 +476,13 @@ class Engine:
 
     async def _reconcile_record(self, rec: InvocationRecord) -> None:
         inv_id = rec.id
-        if rec.status in TERMINAL_STATUSES:
+        if rec.status in TERMINAL_STATUSES or rec.status == "paused":
             task = self._drivers.get(inv_id)
             if task is not None:
                 task.cancel()
             self._suspended.pop(inv_id, None)
-            self._finish(rec)
-            return
-        if rec.status == "paused":
-            task = self._drivers.get(inv_id)
-            if task is not None:
-                task.cancel()
-            self._suspended.pop(inv_id, None)
+            if rec.status != "paused":
+                self._finish(rec)
             return
         if rec.status == "scheduled":
             if rec.next_at is not None:
@@ -511,9 +506,10 @@ class Engine:
                     self._deliver(inv_id, index, text)
             return
         if rec.status == "suspended":
-            if inv_id not in self._drivers:
-                self._suspended[inv_id] = (rec.waiting, rec.partition)
-                await self._wake_if_completed(inv_id)
+            self._suspended[inv_id] = (rec.waiting, rec.partition)
+            done = {loads(c)["index"] for c in completions}  # the journal read just above
+            if CANCEL_INDEX in done or done.intersection(rec.waiting):
+                self._wake(inv_id)
         elif self._may_run(rec):
             self._spawn(inv_id)
 
