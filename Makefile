@@ -4,13 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-dynamo clean
+.PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-dynamo clean chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(MAKE) -s chromium
 	touch $(STAMP)
+
+# Headless Chromium for the UI test (tests/ui), from Debian's packages. Best effort: without
+# apt (or root) it says so and goes on; the UI test then skips locally and fails in CI.
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (command -v apt-get >/dev/null && apt-get update -q && \
+	   apt-get install -y -q --no-install-recommends chromium chromium-driver) || \
+	  echo "note: could not install chromium + chromium-driver; tests/ui needs them"
 
 install: $(STAMP)
 

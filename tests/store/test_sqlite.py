@@ -16,6 +16,7 @@ from ritornello.store import (
     ConflictError,
     InvocationRecord,
     InvocationWrite,
+    ScheduleRecord,
     SchemaError,
     StoreClosedError,
     StoreError,
@@ -76,7 +77,7 @@ def test_schema_version_mismatch(tmp_path: Path, run: Run) -> None:
     conn.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(SchemaError, match=r"schema version 99.*version 2"):
+    with pytest.raises(SchemaError, match=r"schema version 99.*version 3"):
         run(SqliteStore(path).open())
     with pytest.raises(SchemaError):
         run(SqliteStore(path, readonly=True).open())
@@ -413,7 +414,7 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path, run: Run) -> 
     run(body())
     fresh = tmp_path / "fresh.db"
     create(fresh, run)
-    assert _schema(old) == _schema(fresh)  # migrated = created at version 2
+    assert _schema(old) == _schema(fresh)  # migrated = created at the current version
 
 
 def test_a_failed_migration_leaves_version_1(
@@ -436,3 +437,46 @@ def test_a_failed_migration_leaves_version_1(
             return store.partitions
 
     assert run(reopen()) == 1
+
+
+def test_a_version_2_database_is_migrated_in_place(tmp_path: Path, run: Run) -> None:
+    """2 -> 3 adds the schedules table and the invocations' history column (NULL for the
+    invocations that were there)."""
+    old = tmp_path / "v2.db"
+    _create_version_1(old)
+    conn = sqlite3.connect(old)
+    for statement in _sqlite_schema.MIGRATIONS[1]:  # to version 2, as a version-2 build did
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
+    conn.execute("UPDATE invocations SET partition = 0, expires_at = 77")
+    conn.commit()
+    assert "history" not in str(conn.execute("PRAGMA table_info(invocations)").fetchall())
+    conn.close()
+
+    async def body() -> None:
+        async with SqliteStore(old) as store:
+            found = await store.get_invocation("inv_old")
+            assert found is not None
+            assert (found.history, found.expires_at, found.version) == (None, 77, 5)
+            assert await store.list_schedules() == []
+            new = ScheduleRecord(
+                "sch_1", "* * * * *", "Greeter", "greet", None, "null", "skip", "UTC", False,
+                1, 1,
+            )  # fmt: skip
+            await store.put_schedule(new)
+            assert await store.get_schedule("sch_1") == new
+            history = '[{"attempt":1,"at":2,"error":"e"}]'
+            changed = dataclasses.replace(found, history=history, version=6)
+            await store.commit(CommitUnit(invocations=[InvocationWrite(changed, 5)]))
+            assert await store.get_invocation("inv_old") == changed
+
+    run(body())
+    conn = sqlite3.connect(old)
+    assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchall() == [
+        ("3",)
+    ]
+    conn.close()
+    fresh = tmp_path / "fresh.db"
+    create(fresh, run)
+    assert _schema(old) == _schema(fresh)  # migrated = created at version 3

@@ -68,7 +68,9 @@ class _LazyAdmin:
         engine = Engine(store, lead=False, node="admin-lambda")
         await engine.start()
         self.store, self.engine = store, engine
-        self.app = create_app(engine)
+        # the same bearer token as the orchestrator's admin port (docs/auth.md); behind an
+        # AWS_IAM Function URL, IAM is the gate and Authorization carries SigV4: leave it unset
+        self.app = create_app(engine, admin_token=os.environ.get("RITORNELLO_ADMIN_TOKEN", ""))
         log.info("admin API ready over %s", url.partition("?")[0])
 
     async def close(self) -> None:

@@ -9,7 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
+from ritornello.cli._call import call
 from ritornello.cli._check import check
+from ritornello.cli._deployments import deployments_app, services_app
+from ritornello.cli._invocations import invocations_app
+from ritornello.cli._schedules import schedules_app
+from ritornello.cli._state import state_app
 from ritornello.cli._store import store_app
 from ritornello.orchestrator import ConfigError, Engine, Settings, load_settings
 
@@ -21,6 +26,9 @@ app = typer.Typer(
 )
 app.add_typer(store_app)
 app.command("check")(check)
+for _group in (deployments_app, services_app, invocations_app, state_app, schedules_app):
+    app.add_typer(_group)
+app.command("call")(call)
 
 StoreOpt = Annotated[
     str | None, typer.Option("--store", help="sqlite:///PATH.db (default ./.ritornello/...)")

@@ -77,6 +77,7 @@ async def run_orchestrator(
         inbox_interval_s=settings.inbox_interval_s,
         watchdog_interval_s=settings.watchdog_interval_s,
         address=f"http://{settings.host}:{settings.ingress_port}",
+        signing_secret=settings.signing_secret,
     )
     servers: list[_Server] = []
     try:
@@ -91,10 +92,25 @@ async def run_orchestrator(
             "http": "httptools",
             "loop": "none",
         }
-        ingress = IngressApp(engine, max_body_bytes=settings.max_body_bytes)
+        ingress = IngressApp(
+            engine,
+            max_body_bytes=settings.max_body_bytes,
+            token=settings.ingress_token,
+            redact_headers=settings.redact_headers,
+        )
         servers = [
             _Server(uvicorn.Config(ingress, port=settings.ingress_port, **common)),
-            _Server(uvicorn.Config(create_app(engine), port=settings.admin_port, **common)),
+            _Server(
+                uvicorn.Config(
+                    create_app(
+                        engine,
+                        admin_token=settings.admin_token,
+                        max_body_bytes=settings.max_body_bytes,
+                    ),
+                    port=settings.admin_port,
+                    **common,
+                )
+            ),
         ]
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()

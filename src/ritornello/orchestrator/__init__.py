@@ -12,6 +12,7 @@ from ritornello.orchestrator._invokers import (
     Invoker,
     InvokerError,
 )
+from ritornello.orchestrator._schedules import ScheduleError, Scheduler
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -26,6 +27,8 @@ __all__ = [
     "Invoker",
     "InvokerError",
     "ManualClock",
+    "ScheduleError",
+    "Scheduler",
     "Settings",
     "SystemClock",
     "asgi_lifespan",

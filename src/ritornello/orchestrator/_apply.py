@@ -28,7 +28,13 @@ from ritornello.protocol import (
     parse_awakeable_id,
 )
 from ritornello.protocol._entries import WAITING_KINDS
-from ritornello.store import CommitUnit, InvocationRecord, InvocationWrite, TimerRecord
+from ritornello.store import (
+    CommitUnit,
+    InvocationRecord,
+    InvocationWrite,
+    TimerRecord,
+    with_failure,
+)
 
 from ._json import dumps
 from ._registry import Registry
@@ -310,6 +316,7 @@ def _failure(
     """Record fields after attempt ``record.attempt`` failed: back off and retry, or — once the
     policy's attempts are spent — pause (resumable) or kill (terminal, the caller is told)."""
     error = message[:2000]
+    history = with_failure(record.history, record.attempt, now_ms, error)  # the retry history
     if policy.max_attempts is None or record.attempt < policy.max_attempts:
         next_at = now_ms + backoff_ms(policy, record.attempt)
         out.unit.timers_add.append(TimerRecord(next_at, record.id, "retry", 0, record.partition))
@@ -318,12 +325,14 @@ def _failure(
             "attempt": record.attempt + 1,
             "last_error": error,
             "next_at": next_at,
+            "history": history,
         }
     if policy.on_max_attempts == "kill":
         result = _failure_result(500, f"killed after {record.attempt} attempts: {error}")
         terminal(out, record, result)
-        return {"status": "killed", "result": result, "last_error": error, "next_at": None}
-    return {"status": "paused", "last_error": error, "next_at": None}
+        return {"status": "killed", "result": result, "last_error": error, "next_at": None,
+                "history": history}  # fmt: skip
+    return {"status": "paused", "last_error": error, "next_at": None, "history": history}
 
 
 def _failure_result(code: int, message: str) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 DEFAULT_STORE = "sqlite:///.ritornello/ritornello.db"
+#: Request headers never journaled (the ingress replaces their values with ``[redacted]``).
+DEFAULT_REDACT_HEADERS = "authorization,proxy-authorization,cookie,set-cookie,x-api-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +46,26 @@ class Settings:
     store_retry_budget_s: float = 10.0
     #: Fault injection for tests (``ambiguous=0.05,throttle=0.01,seed=3``); empty: none.
     store_faults: str = ""
+    # -- auth (docs/auth.md). Secrets are kept out of repr() so a logged Settings leaks none.
+    #: Bearer token every admin request but ``GET /health`` (and /ui's static files) must carry
+    #: (``RITORNELLO_ADMIN_TOKEN``); empty: the admin API is open.
+    admin_token: str = field(default="", repr=False)
+    #: Bearer token every ingress request must carry (``RITORNELLO_INGRESS_TOKEN``); empty: open.
+    ingress_token: str = field(default="", repr=False)
+    #: Shared secret that signs every request to a handler endpoint (HTTP and Lambda), checked
+    #: by endpoints built with the same ``RITORNELLO_SIGNING_SECRET``; empty: unsigned.
+    signing_secret: str = field(default="", repr=False)
+    #: Comma-separated request header names the ingress redacts before journaling the rest.
+    redact_headers: str = DEFAULT_REDACT_HEADERS
 
 
 class ConfigError(ValueError):
     """A setting has a value of the wrong type or an unknown name."""
+
+
+def header_names(raw: str) -> frozenset[str]:
+    """Lower-case header names from a comma-separated setting."""
+    return frozenset(n.strip().lower() for n in raw.split(",") if n.strip())
 
 
 def _coerce(name: str, raw: Any, typ: Any) -> Any:

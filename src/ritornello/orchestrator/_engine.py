@@ -71,9 +71,12 @@ from ._apply import (
 )
 from ._clock import Clock, SystemClock
 from ._invokers import InvokerError, make_invoker
+from ._journal_time import stamp_unit
 from ._json import dumps, loads
+from ._metrics import CommitTimings
 from ._partitions import Leadership, partition_of
 from ._registry import Registry, Target
+from ._schedules import Scheduler
 from ._timers import TimerQueue
 from ._watchdog import watch
 
@@ -124,10 +127,14 @@ class Engine:
         address: str = "",
         inbox_interval_s: float = 0.2,
         watchdog_interval_s: float = 30.0,
+        schedule_interval_s: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        signing_secret: str = "",
     ) -> None:
         self.store = store
+        #: Signs every request to a handler endpoint (docs/auth.md); empty: unsigned.
+        self.signing_secret = signing_secret
         self.clock = clock or SystemClock()
         #: The default policy; a handler's declared policy overrides it field by field.
         self.retry = (retry or RetryPolicy()).merged_over(DEFAULT_RETRY)
@@ -169,8 +176,12 @@ class Engine:
         #: How often the stuck-invocation watchdog looks (``_watchdog.py``); 0: never.
         self.watchdog_interval_s = watchdog_interval_s
         self._watchdog: asyncio.Task[None] | None = None
+        #: Cron schedules (``_schedules.py``): polled every ``schedule_interval_s``; 0: never.
+        self.schedules = Scheduler(self, interval_s=schedule_interval_s)
         #: Events worth a metric: partitions recovered, inbox reconciliations, fenced commits.
         self.counters: Counter[str] = Counter()
+        #: Latency of ``store.commit`` in ``_commit`` (``_metrics.py``; GET /metrics).
+        self.commit_timings = CommitTimings()
         self._ready: set[int] = set()  # partitions led here whose recovery has finished
         self._inbox_task: asyncio.Task[None] | None = None
         self._refreshed_on_miss = float("-inf")
@@ -193,6 +204,7 @@ class Engine:
         self._started = True
         await self.leadership.start()
         self._inbox_task = loop.create_task(self._inbox_forever())
+        self.schedules.start()
         if self.watchdog_interval_s > 0:
             self._watchdog = loop.create_task(watch(self, self.watchdog_interval_s))
         log.info(
@@ -221,7 +233,12 @@ class Engine:
             if known is not None and known.services == dep.services and known.uri == dep.uri:
                 continue
             try:
-                invoker = make_invoker(dep.uri, self.inprocess, timeout_s=self.attempt_timeout_s)
+                invoker = make_invoker(
+                    dep.uri,
+                    self.inprocess,
+                    timeout_s=self.attempt_timeout_s,
+                    signing_secret=self.signing_secret,
+                )
             except InvokerError as exc:
                 log.warning("deployment %s (%s) not reachable here: %s", dep.id, dep.uri, exc)
                 continue
@@ -356,6 +373,7 @@ class Engine:
             if rec.status in TERMINAL_STATUSES and rec.expires_at is None:
                 expires = rec.modified_at + int(self.retention_s * 1000)
                 unit.invocations[n] = replace(write, record=replace(rec, expires_at=expires))
+        stamp_unit(unit, self.clock.now_ms())  # "at" on its entries and completions
         base_notify = list(unit.notify)
         for _ in range(4):
             unit.fences.clear()
@@ -379,7 +397,9 @@ class Engine:
                 try:
                     if crashpoints.ARMED:
                         crashpoints.reach("before-commit")
+                    began = time.perf_counter()
                     await self.store.commit(unit)
+                    self.commit_timings.observe(time.perf_counter() - began)
                     if crashpoints.ARMED:
                         crashpoints.reach("after-commit")
                     return
@@ -520,6 +540,7 @@ class Engine:
             return
         self._closing = True
         await self._timers.stop()
+        await self.schedules.stop()
         for background in (self._sweeper, self._inbox_task, self._watchdog):
             if background is not None:
                 background.cancel()
@@ -562,7 +583,12 @@ class Engine:
         elif assume_role_arn is not None:
             raise EngineError("assume_role_arn applies to Lambda ARNs only", 400)
         try:
-            invoker = make_invoker(uri, self.inprocess, timeout_s=self.attempt_timeout_s)
+            invoker = make_invoker(
+                uri,
+                self.inprocess,
+                timeout_s=self.attempt_timeout_s,
+                signing_secret=self.signing_secret,
+            )
         except InvokerError as exc:
             raise EngineError(str(exc), 400) from None
         try:
@@ -619,9 +645,11 @@ class Engine:
         *,
         idempotency_key: str | None = None,
         delay_ms: int = 0,
+        headers: dict[str, str] | None = None,
     ) -> tuple[InvocationRecord, bool]:
         """Create an invocation durably; returns (record, created). With an idempotency key
-        already used for this target, returns the existing invocation and False."""
+        already used for this target, returns the existing invocation and False. ``headers``
+        (already redacted) go into the input entry, for ``ctx.headers``."""
         if self._closing:
             raise EngineError("the orchestrator is shutting down", 503)
         service, handler = target.service.name, target.handler.name
@@ -651,7 +679,10 @@ class Engine:
         for _ in range(3):
             here = self._owns(partition)
             rec = base
-            unit = CommitUnit(entries=[(rec.id, 0, '{"kind":"input","value":' + input_text + "}")])
+            extra = ',"headers":' + dumps(headers) if headers else ""
+            unit = CommitUnit(
+                entries=[(rec.id, 0, '{"kind":"input","value":' + input_text + extra + "}")]
+            )
             if delay_ms > 0:
                 unit.timers_add.append(TimerRecord(now + delay_ms, rec.id, "start", 0, partition))
             elif here:
@@ -1087,6 +1118,7 @@ class Engine:
                 run.completions.setdefault(loads(text)["index"], text)
         if not await self._leading(rec.partition):
             return False  # another process leads its partition now
+        self.counters["attempts"] += 1
         answer = await self._attempt(run)
         if crashpoints.ARMED:
             crashpoints.reach("after-invoke")

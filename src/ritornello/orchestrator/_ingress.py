@@ -7,7 +7,9 @@ gets a clear 4xx with ``{"message": ...}`` and nothing is stored.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -16,6 +18,8 @@ from urllib.parse import parse_qs, unquote
 from ritornello.store import StoreError, crashpoints
 
 from ._apply import WORKFLOW_RUN
+from ._auth import BearerToken, authorization, redact, redact_names, send_unauthorized
+from ._config import DEFAULT_REDACT_HEADERS
 from ._engine import Engine, EngineError
 from ._json import dumpb, dumps, loads
 
@@ -26,11 +30,24 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
+_UNAUTHORIZED = b'{"message":"this ingress requires Authorization: Bearer <ingress token>"}'
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _ISO = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", re.I)
 _AWAKE = ("resolve", "reject")
 _PEEK = ("attach", "output")
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+#: The longest ``?delay=`` accepted (1000 years of 365.25 days): due times stay far inside
+#: a 64-bit integer and a datetime in every store and view, and a longer one is a client bug.
+MAX_DELAY_MS = 365_250 * 86_400_000
+#: How deep a JSON body may nest. orjson reads 1024 levels, but the handler side parses with
+#: the standard library (about 1000, fewer inside a call stack) and the admin API's pydantic
+#: serializer stops near 255 levels of its whole response, the journal's own nesting included:
+#: a deeper body would be accepted here and then fail every attempt or break the admin views.
+MAX_JSON_DEPTH = 128
+#: 19 digits or more: an integer that may not fit in 64 bits (or digits inside a string).
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+#: Characters a key or an idempotency key must not hold (C0 controls and DEL, NUL included).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class HttpError(Exception):
@@ -44,13 +61,16 @@ class HttpError(Exception):
 
 
 def parse_delay(raw: str) -> int:
-    """Milliseconds from ``10s``, ``500ms``, ``1m30s``, ``PT10S``, ``P1DT2H``."""
+    """Milliseconds from ``10s``, ``500ms``, ``1m30s``, ``PT10S``, ``P1DT2H``; at most
+    ``MAX_DELAY_MS`` (a longer, negative or non-finite delay is a 400, never a store error)."""
     text = raw.strip()
+    if len(text) > 64:
+        raise HttpError(400, "invalid delay: longer than 64 characters")
     if text.upper().startswith("P"):
         m = _ISO.fullmatch(text)
         if m and any(m.groups()) and not text.upper().endswith("T"):
             d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-            return int(((d * 24 + h) * 60 + mi) * 60_000 + s * 1000)
+            return _finite_ms(raw, ((d * 24 + h) * 60 + mi) * 60_000 + s * 1000)
     else:
         pos, total, found = 0, 0.0, False
         for m in _DURATION.finditer(text):
@@ -62,8 +82,14 @@ def parse_delay(raw: str) -> int:
                 pos += 1
         else:
             if found and pos == len(text):
-                return int(total)
+                return _finite_ms(raw, total)
     raise HttpError(400, f"invalid delay {raw!r}: use e.g. 10s, 500ms, 1m30s or PT10S")
+
+
+def _finite_ms(raw: str, total: float) -> int:
+    if not math.isfinite(total) or total > MAX_DELAY_MS:
+        raise HttpError(400, f"delay {raw!r} is longer than the maximum of 1000 years")
+    return int(total)
 
 
 def _json_text(body: bytes) -> str:
@@ -72,10 +98,54 @@ def _json_text(body: bytes) -> str:
     if not body.strip():
         return "null"
     try:
-        loads(body)
+        value = loads(body)
     except ValueError as exc:
         raise HttpError(400, f"invalid JSON body: {exc}") from None
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
+        raise HttpError(400, f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
+    if _LONG_DIGITS.search(body):  # rare: only then parse again to check every integer
+        json.loads(body, parse_int=_int64)
     return body.decode("utf-8")
+
+
+def _int64(text: str) -> int:
+    """An integer literal the orchestrator can carry exactly: past 64 bits orjson (which reads
+    every journal entry, state value and result) would turn it into a float."""
+    n = int(text) if len(text) <= 21 else 2**64  # no int() of thousands of digits
+    if not -(2**63) <= n < 2**64:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise HttpError(400, f"integer {shown} is out of range: JSON integers must fit in 64 bits")
+    return n
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value``'s arrays and objects nest (iterative: no recursion limit)."""
+    if not isinstance(value, dict | list):
+        return 0
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        deepest = max(deepest, level)
+        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
+
+def _idempotency_key(headers: dict[bytes, bytes]) -> str | None:
+    """The ``Idempotency-Key`` header as text: UTF-8 (strict: two different invalid byte
+    strings must never become the same key), not blank, no control characters."""
+    raw = headers.get(b"idempotency-key")
+    if raw is None:
+        return None
+    try:
+        idem = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HttpError(400, "Idempotency-Key is not valid UTF-8") from None
+    if not idem.strip():
+        raise HttpError(400, "Idempotency-Key must not be empty")
+    if _CONTROL.search(idem):
+        raise HttpError(400, "Idempotency-Key must not contain control characters")
+    return idem
 
 
 def _json_content_type(headers: dict[bytes, bytes]) -> bool:
@@ -89,15 +159,29 @@ def _json_content_type(headers: dict[bytes, bytes]) -> bool:
 class IngressApp:
     """``POST /restate/call|send/...``, the legacy forms, attach and output."""
 
-    def __init__(self, engine: Engine, *, max_body_bytes: int = 10 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_body_bytes: int = 10 * 1024 * 1024,
+        token: str = "",
+        redact_headers: str = DEFAULT_REDACT_HEADERS,
+    ) -> None:
         self.engine = engine
         self.max_body_bytes = max_body_bytes
+        # auth (docs/auth.md): with a token every path needs it; the header carrying it is
+        # always redacted from the journaled request headers
+        self._token = BearerToken(token) if token else None
+        self._redact = redact_names([*redact_headers.split(","), "authorization"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await asgi_lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if self._token is not None and not self._token.matches(authorization(scope)):
+            await send_unauthorized(send, _UNAUTHORIZED)
             return
         inv_id: str | None = None
         try:
@@ -172,10 +256,15 @@ class IngressApp:
         info = found[0]
         keyed = info.kind != "service"
         if keyed and len(target) == 2:
-            raise HttpError(400, f"{service} is a {info.kind}: the path needs a key")
+            kind = "virtual object" if info.kind == "object" else info.kind
+            raise HttpError(400, f"{service} is a {kind}: the path needs a key")
         if not keyed and len(target) == 3:
-            raise HttpError(404, f"handler {target[1]}/{target[2]} not found in {service}")
+            raise HttpError(
+                404, f"handler {target[1]}/{target[2]} not found in {service} (a service: no key)"
+            )
         key = target[1] if keyed else None
+        if key is not None and _CONTROL.search(key):
+            raise HttpError(400, "the key must not contain control characters (NUL included)")
         handler = target[-1]
         resolved = self.engine.registry.resolve(service, handler)
         if resolved is None:
@@ -185,18 +274,22 @@ class IngressApp:
             ct = headers[b"content-type"].decode("latin-1")
             raise HttpError(415, f"content-type {ct!r} is not JSON; send application/json")
         delay_ms = 0
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         if "delay" in query:
             if not one_way:
                 raise HttpError(400, "delay is only allowed on /send")
+            if len(query["delay"]) > 1:
+                raise HttpError(400, "delay given more than once")
             delay_ms = parse_delay(query["delay"][0])
         input_text = _json_text(await self._read_body(headers, receive))
-        idem_raw = headers.get(b"idempotency-key")
-        idem = idem_raw.decode("utf-8", "replace") if idem_raw is not None else None
-        if idem is not None and not idem.strip():
-            raise HttpError(400, "Idempotency-Key must not be empty")
+        idem = _idempotency_key(headers)
         rec, created = await self.engine.submit(
-            resolved, key, input_text, idempotency_key=idem, delay_ms=delay_ms
+            resolved,
+            key,
+            input_text,
+            idempotency_key=idem,
+            delay_ms=delay_ms,
+            headers=redact(headers, self._redact),
         )
         if crashpoints.ARMED:
             crashpoints.reach("before-ack")
@@ -233,6 +326,10 @@ class IngressApp:
         return 202, b"{}", None
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+        encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+        if encoding != b"identity":
+            shown = encoding.decode("latin-1")
+            raise HttpError(415, f"content-encoding {shown!r} is not supported: send plain JSON")
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             raise HttpError(413, f"body larger than {self.max_body_bytes} bytes")

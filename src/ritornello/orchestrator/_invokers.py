@@ -4,16 +4,22 @@
 pool (``_http.HttpPool``, our own minimal HTTP/1.1 client), an in-process invoker that calls an
 ``Endpoint`` in this process, and any fake a test wants. An invoker moves bytes; it does not
 interpret answers (the engine does).
+
+With a signing secret, every request an invoker sends is signed (``ritornello.protocol.Signer``,
+docs/auth.md): HTTP requests carry ``x-ritornello-timestamp`` and ``x-ritornello-signature``,
+Lambda payloads travel in the signed envelope. The in-process invoker signs nothing: its
+endpoint lives in this very process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from ritornello.protocol import DiscoveryResponse
+from ritornello.protocol import DiscoveryResponse, Signer
 
 from ._http import HttpClientError, HttpPool
 
@@ -52,12 +58,16 @@ class HttpInvoker(Invoker):
     before any answer arrived (the server closed an idle keep-alive socket) is sent once more on
     a fresh connection; that is safe because an invoke is a replay from the journal.
     ``timeout_s`` bounds ``discover``; ``invoke`` is bounded by its caller (see there).
+    With ``signing_secret`` each request is signed over its method, path, time and body.
     """
 
-    def __init__(self, uri: str, *, limit: int = 256, timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, uri: str, *, limit: int = 256, timeout_s: float = 300.0, signing_secret: str = ""
+    ) -> None:
         self.uri = uri.rstrip("/")
         self._limit = limit
         self._timeout_s = timeout_s
+        self._signer = Signer(signing_secret) if signing_secret else None
         self._paths: dict[tuple[str, str], str] = {}
         try:
             self._pool: HttpPool | None = self._new_pool()
@@ -73,8 +83,13 @@ class HttpInvoker(Invoker):
         )
 
     async def _headers(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
-        """Extra headers for one request (none here; a signing invoker adds its signature)."""
-        return None
+        """Extra headers for one request: the signature, when there is a secret."""
+        return self._signature(method, path, body)
+
+    def _signature(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
+        if self._signer is None:
+            return None
+        return self._signer.headers(method, path, body, time.time())
 
     async def _request(self, method: str, path: str, body: bytes | None) -> bytes:
         pool = self._pool
@@ -87,6 +102,11 @@ class HttpInvoker(Invoker):
             raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
         if status != 200:
             text = data[:300].decode("utf-8", "replace")
+            if status == 401:
+                signed = "signed" if self._signer is not None else "unsigned (no signing_secret)"
+                raise InvokerError(
+                    f"endpoint refused the orchestrator's {signed} request (HTTP 401): {text}"
+                )
             raise InvokerError(f"endpoint answered HTTP {status}: {text}")
         return data
 
@@ -130,21 +150,44 @@ class InProcessInvoker(Invoker):
         return await asyncio.ensure_future(self._target.invoke(body))
 
 
-def make_invoker(uri: str, inprocess: dict[str, Any], *, timeout_s: float) -> Invoker:
+def _check_http_uri(uri: str) -> None:
+    """Refuse an http(s) URI no connection could be made from, with a message naming it."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # ValueError when it is not a number in 0..65535
+    except ValueError as exc:
+        raise InvokerError(f"invalid deployment URI {uri!r}: {exc}") from None
+    host = parts.hostname
+    if not host:
+        raise InvokerError(f"invalid deployment URI {uri!r}: it names no host")
+    if not host.isascii() or any(c.isspace() for c in host):
+        raise InvokerError(
+            f"invalid deployment URI {uri!r}: the host must be ASCII "
+            "(write an internationalised name in its xn-- form)"
+        )
+    if port == 0:
+        raise InvokerError(f"invalid deployment URI {uri!r}: port 0")
+
+
+def make_invoker(
+    uri: str, inprocess: dict[str, Any], *, timeout_s: float, signing_secret: str = ""
+) -> Invoker:
     """The invoker for a deployment URI: ``http(s)://...``, a Lambda function ARN
     (``arn:aws:lambda:...:function:NAME:QUALIFIER[?assume_role_arn=...]``, see ``_lambda``) or
-    ``inproc://NAME``. boto3 is imported only when a Lambda deployment exists."""
+    ``inproc://NAME``. boto3 is imported only when a Lambda deployment exists. A non-empty
+    ``signing_secret`` signs every request (not in-process ones)."""
     if uri.startswith("arn:"):
         from ._lambda import LambdaInvoker
 
-        return LambdaInvoker.from_uri(uri, timeout_s=timeout_s)
+        return LambdaInvoker.from_uri(uri, timeout_s=timeout_s, signing_secret=signing_secret)
     if uri.startswith("https://") and ".lambda-url." in uri:
         from ._lambda import FunctionUrlInvoker, is_function_url
 
         if is_function_url(uri):  # AWS_IAM auth: every request SigV4-signed
-            return FunctionUrlInvoker(uri, timeout_s=timeout_s)
+            return FunctionUrlInvoker(uri, timeout_s=timeout_s, signing_secret=signing_secret)
     if uri.startswith(("http://", "https://")):
-        return HttpInvoker(uri, timeout_s=timeout_s)
+        _check_http_uri(uri)
+        return HttpInvoker(uri, timeout_s=timeout_s, signing_secret=signing_secret)
     if uri.startswith("inproc://"):
         name = uri[len("inproc://") :]
         target = inprocess.get(name)

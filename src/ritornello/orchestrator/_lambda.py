@@ -12,6 +12,11 @@ Lambda's 6 MiB payload limit (``MAX_PAYLOAD``) the attempt fails with ``InvokerE
 ever truncated). An answer may come back in the same envelope and is decoded here, so the engine
 always gets plain InvokeResponse bytes, exactly as from HTTP.
 
+With a signing secret (docs/auth.md) the payload, enveloped or not, is wrapped once more in the
+signed envelope ``{"ritornello_signed": {"v", "ts", "sig"}, "body": "<payload JSON text>"}``; a
+payload whose signed form would pass 6 MiB is gzipped first. A Function URL request carries the
+signature in headers, next to SigV4's.
+
 Invariants:
 
 * boto3 is synchronous: every ``invoke`` (and the gzip work around it) runs in this invoker's own
@@ -41,6 +46,7 @@ import gzip
 import json
 import re
 import threading
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,7 +71,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     ReadTimeoutError,
 )
 
-from ritornello.protocol import DiscoveryResponse
+from ritornello.protocol import DiscoveryResponse, Signer
 
 from ._invokers import HttpInvoker, Invoker, InvokerError
 
@@ -80,6 +86,7 @@ __all__ = [
     "is_function_url",
     "lambda_uri",
     "parse_function_arn",
+    "sign_payload",
 ]
 
 GZIP_ABOVE = 5 * 1024 * 1024  # 5,242,880 bytes: larger requests travel gzipped
@@ -161,12 +168,13 @@ def lambda_uri(arn: str, assume_role_arn: str | None = None) -> str:
 # ---------------------------------------------------------------- payload envelope
 
 
-def encode_payload(body: bytes) -> bytes:
-    """The Invoke payload for a request: as is up to 5 MiB, else the gzip envelope.
+def encode_payload(body: bytes, *, force_gzip: bool = False) -> bytes:
+    """The Invoke payload for a request: as is up to 5 MiB (unless ``force_gzip``), else the
+    gzip envelope.
 
     Raises ``InvokerError`` when even the envelope is over Lambda's 6 MiB limit.
     """
-    if len(body) <= GZIP_ABOVE:
+    if len(body) <= GZIP_ABOVE and not force_gzip:
         return body
     data = base64.b64encode(gzip.compress(body, compresslevel=6, mtime=0))
     payload = b'{"ritornello_encoding": "gzip", "data": "' + data + b'"}'
@@ -176,6 +184,20 @@ def encode_payload(body: bytes) -> bytes:
             f"{len(payload):,} bytes gzipped, over the {MAX_PAYLOAD:,}-byte payload limit"
         )
     return payload
+
+
+def sign_payload(signer: Signer, body: bytes, payload: bytes, now_s: float) -> bytes:
+    """``payload`` (the encoding of ``body``) in the signed envelope; gzipped first if the
+    signed form would pass Lambda's limit (escaping the JSON text into a string grows it)."""
+    signed = signer.lambda_payload(payload, now_s)
+    if len(signed) > MAX_PAYLOAD and payload is body:
+        signed = signer.lambda_payload(encode_payload(body, force_gzip=True), now_s)
+    if len(signed) > MAX_PAYLOAD:
+        raise InvokerError(
+            f"request too large for Lambda: {len(body):,} bytes of JSON are {len(signed):,} "
+            f"bytes signed, over the {MAX_PAYLOAD:,}-byte payload limit"
+        )
+    return signed
 
 
 def decode_payload(data: bytes) -> bytes:
@@ -268,9 +290,11 @@ class LambdaInvoker(Invoker):
         assume_role_arn: str | None = None,
         max_concurrency: int = 64,
         timeout_s: float = 300.0,
+        signing_secret: str = "",
     ) -> None:
         if max_concurrency < 1:
             raise InvokerError("max_concurrency must be at least 1")
+        self._signer = Signer(signing_secret) if signing_secret else None
         self.target = parse_function_arn(arn, assume_role_arn)
         self.arn = self.target.arn
         self.max_concurrency = max_concurrency
@@ -281,7 +305,9 @@ class LambdaInvoker(Invoker):
         self._client_lock = threading.Lock()
 
     @classmethod
-    def from_uri(cls, uri: str, *, max_concurrency: int = 64, timeout_s: float) -> LambdaInvoker:
+    def from_uri(
+        cls, uri: str, *, max_concurrency: int = 64, timeout_s: float, signing_secret: str = ""
+    ) -> LambdaInvoker:
         """The invoker for a stored deployment URI (``ARN[?assume_role_arn=...]``)."""
         target = parse_function_arn(uri)
         return cls(
@@ -289,10 +315,13 @@ class LambdaInvoker(Invoker):
             assume_role_arn=target.assume_role_arn,
             max_concurrency=max_concurrency,
             timeout_s=timeout_s,
+            signing_secret=signing_secret,
         )
 
     async def discover(self) -> DiscoveryResponse:
-        return DiscoveryResponse.decode(await self._call(DISCOVER, encode=False))
+        data = await self._call(DISCOVER, encode=False)
+        _raise_refusal(self.arn, data)
+        return DiscoveryResponse.decode(data)
 
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
         """Invoke the function with one InvokeRequest; the answer's JSON bytes.
@@ -340,8 +369,11 @@ class LambdaInvoker(Invoker):
 
     def _invoke_sync(self, payload: bytes, encode: bool) -> bytes:
         """One Invoke call, on a worker thread. Every failure becomes ``InvokerError``."""
+        body = payload
         if encode:
             payload = encode_payload(payload)
+        if self._signer is not None:
+            payload = sign_payload(self._signer, body, payload, time.time())
         arn = self.arn
         try:
             resp = self._get_client().invoke(
@@ -380,6 +412,22 @@ _THROTTLES = frozenset(
 )
 
 
+def _raise_refusal(arn: str, data: bytes) -> None:
+    """An ``error`` answer where another was due (the SDK refused the request, e.g. its
+    signature): ``InvokerError`` with the SDK's message, not a confusing decode error."""
+    if b'"error"' not in data[:4096]:
+        return
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return
+    if not isinstance(obj, dict):
+        return
+    error = obj.get("error")
+    if obj.get("status") == "error" and isinstance(error, dict):
+        raise InvokerError(f"Lambda {arn} refused: {error.get('kind')}: {error.get('message')}")
+
+
 def _function_error(arn: str, kind: str, data: bytes) -> str:
     """The message for an error raised by the function (X-Amz-Function-Error)."""
     try:
@@ -411,12 +459,14 @@ class FunctionUrlInvoker(HttpInvoker):
     Signing runs on a worker thread: fetching or refreshing credentials may do network I/O.
     """
 
-    def __init__(self, uri: str, *, limit: int = 256, timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, uri: str, *, limit: int = 256, timeout_s: float = 300.0, signing_secret: str = ""
+    ) -> None:
         parts = urlsplit(uri)
         m = _FUNCTION_URL_HOST.fullmatch(parts.hostname or "")
         if parts.scheme != "https" or m is None:
             raise InvokerError(f"not a Lambda Function URL: {uri!r}")
-        super().__init__(uri, limit=limit, timeout_s=timeout_s)
+        super().__init__(uri, limit=limit, timeout_s=timeout_s, signing_secret=signing_secret)
         self.region = m["region"]
         self._credentials: Any = None
         self._lock = threading.Lock()
@@ -443,4 +493,5 @@ class FunctionUrlInvoker(HttpInvoker):
         }
 
     async def _headers(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
-        return await asyncio.to_thread(self.signed_headers, method, path, body)
+        headers = await asyncio.to_thread(self.signed_headers, method, path, body)
+        return {**headers, **(self._signature(method, path, body) or {})}

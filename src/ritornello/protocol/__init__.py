@@ -29,6 +29,7 @@ from ritornello.protocol._messages import (
     RetryPolicy,
     ServiceInfo,
 )
+from ritornello.protocol._signing import SignatureError, Signer, Verifier
 from ritornello.protocol._version import PROTOCOL_VERSION
 
 __all__ = [
@@ -46,6 +47,9 @@ __all__ = [
     "ProtocolError",
     "RetryPolicy",
     "ServiceInfo",
+    "SignatureError",
+    "Signer",
+    "Verifier",
     "completion_failure",
     "completion_value",
     "derive_id",

@@ -29,6 +29,9 @@ class Entry(TypedDict, total=False):
     delay_ms: int
     duration_ms: int
     wake_at: int
+    #: ``input`` only: the ingress request's headers (lower-case names), redacted before they
+    #: were journaled (docs/auth.md); absent when the invocation did not come from the ingress.
+    headers: dict[str, str]
 
 
 class Completion(TypedDict, total=False):

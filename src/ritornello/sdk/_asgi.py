@@ -8,6 +8,12 @@ Routes:
   the path; 404 ``{"message"}`` for an unknown service or handler
 - ``GET /health`` -> 200 ``{"status": "ok"}``
 - anything else: 404, or 405 for a known path with another method.
+
+When the endpoint has a signing secret, ``/discover`` and ``/invoke/...`` first check the
+orchestrator's signature (``x-ritornello-timestamp``, ``x-ritornello-signature``, docs/auth.md)
+over the method, the path as received, and the body: 401 ``{"message"}`` if it is missing,
+wrong or stale, before anything else is looked at (so an unsigned caller learns nothing, not
+even which handlers exist). ``/health`` stays open.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from ritornello.protocol import InvokeRequest, ProtocolError
+from ritornello.protocol import InvokeRequest, ProtocolError, SignatureError
+from ritornello.protocol._signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 if TYPE_CHECKING:
     from ritornello.sdk._endpoint import Endpoint
@@ -30,6 +37,9 @@ Send = Callable[[Message], Awaitable[None]]
 logger = logging.getLogger("ritornello.sdk")
 
 _JSON = b"application/json"
+_SIG = SIGNATURE_HEADER.encode()
+_TS = TIMESTAMP_HEADER.encode()
+_CHALLENGE = {"www-authenticate": 'Ritornello-Signature realm="ritornello"'}
 
 
 async def _respond(
@@ -90,22 +100,47 @@ class AsgiApp:
                 await _message(send, 405, f"{method} not allowed on {path}", allow="GET")
             elif path == "/health":
                 await _respond(send, 200, b'{"status":"ok"}')
+            elif await self._refused(scope, b"", send):
+                return
             else:
                 await _respond(send, 200, self.endpoint.discovery().encode())
         elif len(parts) == 3 and parts[0] == "invoke" and parts[1] and parts[2]:
             if method != "POST":
                 await _message(send, 405, f"{method} not allowed on {path}", allow="POST")
             else:
-                await self._invoke(parts[1], parts[2], receive, send)
+                await self._invoke(scope, parts[1], parts[2], receive, send)
         else:
             await _message(send, 404, f"no route {method} {path}")
 
-    async def _invoke(self, service: str, handler: str, receive: Receive, send: Send) -> None:
+    async def _refused(self, scope: Scope, body: bytes, send: Send) -> bool:
+        """With a secret: answer 401 and return True unless the request is signed with it."""
+        verifier = self.endpoint.verifier
+        if verifier is None:
+            return False
+        timestamp = signature = None
+        for name, value in scope.get("headers", ()):
+            if name == _TS:
+                timestamp = value
+            elif name == _SIG:
+                signature = value
+        raw_path = scope.get("raw_path")
+        path = raw_path.split(b"?", 1)[0] if raw_path else scope["path"].encode()
+        try:
+            verifier.check(scope["method"], path, body, timestamp, signature, self.endpoint.now())
+        except SignatureError as exc:
+            logger.warning("refused %s %s: %s", scope["method"], scope["path"], exc)
+            await _message(send, 401, str(exc), **_CHALLENGE)
+            return True
+        return False
+
+    async def _invoke(
+        self, scope: Scope, service: str, handler: str, receive: Receive, send: Send
+    ) -> None:
+        body = await _read_body(receive)
+        if body is None or await self._refused(scope, body, send):
+            return
         if self.endpoint.handler(service, handler) is None:
             await _message(send, 404, f"no handler {service}/{handler} in this endpoint")
-            return
-        body = await _read_body(receive)
-        if body is None:
             return
         try:
             request = InvokeRequest.decode(body)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -39,6 +39,16 @@ class Context(ABC):
     @abstractmethod
     def attempt(self) -> int:
         """1 on the first attempt, +1 after each failed one (checkpoints do not count)."""
+
+    @property
+    @abstractmethod
+    def headers(self) -> Mapping[str, str]:
+        """The headers of the ingress request that started this invocation (read-only;
+        lower-case names), journaled with its input, so the same on every attempt. Headers
+        the orchestrator is configured to redact (``authorization``, ``cookie``, ...) hold
+        ``"[redacted]"``. Empty for an invocation made by another handler (call, send), a
+        schedule, or an old journal. Restate's ``ctx.request().headers``.
+        """
 
     # -- steps ---------------------------------------------------------------------------------
 

@@ -3,11 +3,17 @@
 ``Endpoint([...]).asgi()`` serves them over HTTP; ``.inprocess()`` answers the same bytes
 without HTTP (dev, tests). Both decode the request, find the handler and hand over to
 :func:`run_attempt`.
+
+With a signing secret (``signing_secret=`` or ``RITORNELLO_SIGNING_SECRET``, docs/auth.md) the
+HTTP and Lambda transports answer only requests the orchestrator signed with it; without one they
+answer everything (local development). The in-process transport is never signed: its caller is
+this very process.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 
 from ritornello.protocol import (
@@ -15,7 +21,9 @@ from ritornello.protocol import (
     InvokeRequest,
     InvokeResponse,
     ProtocolError,
+    Verifier,
 )
+from ritornello.protocol._signing import split_secrets
 from ritornello.sdk._asgi import AsgiApp
 from ritornello.sdk._lambda import LambdaFunction, lambda_handler
 from ritornello.sdk._machine import error_response
@@ -24,6 +32,8 @@ from ritornello.sdk._service import HandlerSpec, ServiceDefinition
 
 DURABILITY_MODES = frozenset({"step", "batch"})
 ALWAYS_REPLAY_ENV = "RITORNELLO_ALWAYS_REPLAY"
+#: One secret, or several separated by commas (rotation: any of them verifies).
+SIGNING_SECRET_ENV = "RITORNELLO_SIGNING_SECRET"
 
 
 def _env_flag(name: str) -> bool:
@@ -37,6 +47,9 @@ class Endpoint:
     ``"batch"`` journals steps and sends them at the next suspension or at the end.
     ``always_replay=True`` (or ``RITORNELLO_ALWAYS_REPLAY=1`` when the endpoint is built)
     checkpoints after every new entry, so every handler replays from its journal at each step.
+    ``signing_secret`` (one, or several for rotation; default ``RITORNELLO_SIGNING_SECRET`` when
+    the endpoint is built; ``""`` for none) makes the HTTP and Lambda transports refuse requests
+    the orchestrator did not sign with it.
     """
 
     def __init__(
@@ -45,9 +58,15 @@ class Endpoint:
         *,
         always_replay: bool = False,
         durability: str = "step",
+        signing_secret: str | Iterable[str] | None = None,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {sorted(DURABILITY_MODES)}")
+        if signing_secret is None:
+            signing_secret = os.environ.get(SIGNING_SECRET_ENV)
+        secrets = split_secrets(signing_secret)
+        #: Checks the orchestrator's signatures; None: requests are not checked (local dev).
+        self.verifier: Verifier | None = Verifier(secrets) if secrets else None
         self.durability = durability
         self.always_replay = always_replay or _env_flag(ALWAYS_REPLAY_ENV)
         self._services: dict[str, ServiceDefinition] = {}
@@ -80,6 +99,10 @@ class Endpoint:
         return await run_attempt(
             spec, request, durability=self.durability, always_replay=self.always_replay
         )
+
+    def now(self) -> float:
+        """The clock signatures are checked against (Unix seconds)."""
+        return time.time()
 
     def asgi(self) -> AsgiApp:
         """A raw ASGI app: ``GET /discover``, ``POST /invoke/{service}/{handler}``, ``GET

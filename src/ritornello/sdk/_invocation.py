@@ -13,9 +13,10 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from ritornello.protocol import (
@@ -142,6 +143,11 @@ class InvocationContext(Context):
     @property
     def attempt(self) -> int:
         return self._request.attempt
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        headers = self._request.journal[0].get("headers")
+        return MappingProxyType(headers if isinstance(headers, dict) else {})
 
     async def wait_for_steps(self) -> None:
         """Wait until every step started in this attempt has finished (and journaled)."""

@@ -10,7 +10,10 @@ One function answers three kinds of event (standard library only):
   "isBase64Encoded": false}``.
 
 Anything else is answered with an ``error`` of kind ``protocol``; the function never raises for
-an event. Lambda caps a payload at 6 MB each way, so the orchestrator's two kinds may come in
+an event. With a signing secret (docs/auth.md), the orchestrator's two kinds must come in the
+signed envelope ``{"ritornello_signed": {...}, "body": "<JSON text>"}``, else the answer is an
+``error`` of kind ``unauthorized``; a Function URL request is checked by the ASGI app, from its
+headers. Lambda caps a payload at 6 MB each way, so the orchestrator's two kinds may come in
 the envelope ``{"ritornello_encoding": "gzip", "data": <base64 of gzip of the JSON>}``, and an
 answer whose JSON passes 5 MB goes back in it; one that is still too big compressed becomes an
 ``error`` answer (never a truncated one).
@@ -43,7 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
-from ritornello.protocol import InvokeRequest, InvokeResponse, ProtocolError
+from ritornello.protocol import InvokeRequest, InvokeResponse, ProtocolError, SignatureError
 from ritornello.protocol._messages import dumps
 from ritornello.sdk._asgi import AsgiApp, Message
 from ritornello.sdk._invocation import CURRENT_MACHINE, STEP_INDEX
@@ -305,6 +308,15 @@ class LambdaAdapter:
         """The answer to one event (never raises for a bad one)."""
         if isinstance(event, dict) and _is_function_url(event):
             return await self.function_url(event)
+        verifier = self.endpoint.verifier
+        if verifier is not None:
+            try:
+                if not isinstance(event, dict):
+                    raise SignatureError(f"unsigned Lambda event: got {_describe(event)}")
+                event = verifier.open_lambda(event, self.endpoint.now())
+            except SignatureError as exc:
+                logger.warning("refused a Lambda event: %s", exc)
+                return error_response("unauthorized", str(exc)).to_dict()
         if isinstance(event, dict) and ENCODING_KEY in event:
             try:
                 event = decode_envelope(event)
@@ -382,8 +394,8 @@ class LambdaAdapter:
         payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
         answer_headers = {"content-type": "application/json"}
         for name, value in start.get("headers", []):
-            if name.decode().lower() == "allow":
-                answer_headers["allow"] = value.decode()
+            if name.decode().lower() in ("allow", "www-authenticate"):
+                answer_headers[name.decode().lower()] = value.decode()
         answer = _url_answer(start["status"], payload.decode(), answer_headers)
         size = wire_size(answer)
         if size > LAMBDA_PAYLOAD_LIMIT:

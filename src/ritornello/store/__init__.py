@@ -1,7 +1,9 @@
-"""Durable storage: the ``Store`` interface and its backends (memory, SQLite)."""
+"""Durable storage: the ``Store`` interface and its backends (memory, SQLite, DynamoDB)."""
 
 from ritornello.store._base import Store
 from ritornello.store._records import (
+    HISTORY_LIMIT,
+    OVERLAP_POLICIES,
     STATUSES,
     TERMINAL_STATUSES,
     CommitUnit,
@@ -10,7 +12,9 @@ from ritornello.store._records import (
     InvocationWrite,
     LeaseRecord,
     MemberRecord,
+    ScheduleRecord,
     TimerRecord,
+    with_failure,
 )
 from ritornello.store.errors import (
     ConflictError,
@@ -22,6 +26,8 @@ from ritornello.store.errors import (
 )
 
 __all__ = [
+    "HISTORY_LIMIT",
+    "OVERLAP_POLICIES",
     "STATUSES",
     "TERMINAL_STATUSES",
     "CommitUnit",
@@ -32,6 +38,7 @@ __all__ = [
     "InvocationWrite",
     "LeaseRecord",
     "MemberRecord",
+    "ScheduleRecord",
     "SchemaError",
     "Store",
     "StoreClosedError",
@@ -39,6 +46,7 @@ __all__ = [
     "TimerRecord",
     "UnavailableError",
     "open_store",
+    "with_failure",
 ]
 
 

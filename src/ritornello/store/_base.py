@@ -18,6 +18,7 @@ from ritornello.store._records import (
     InvocationRecord,
     LeaseRecord,
     MemberRecord,
+    ScheduleRecord,
     TimerRecord,
 )
 
@@ -129,6 +130,31 @@ class Store(ABC):
     @abstractmethod
     async def delete_deployment(self, deployment_id: str) -> bool:
         """Remove a deployment; False if it did not exist."""
+
+    # ------------------------------------------------------------------ schedules
+
+    @abstractmethod
+    async def put_schedule(
+        self, schedule: ScheduleRecord, expect_version: int | None = None
+    ) -> None:
+        """Write a schedule, compare-and-set. ``expect_version`` None: insert (ConflictError
+        if the id exists); else the stored version must equal it (ConflictError if it does
+        not, or if the schedule is gone) and ``schedule.version`` must be
+        ``expect_version + 1`` (ValueError, nothing written, otherwise)."""
+
+    @abstractmethod
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        """One schedule, or None. Strongly consistent."""
+
+    @abstractmethod
+    async def list_schedules(self, partition: int | None = None) -> list[ScheduleRecord]:
+        """Every schedule (of ``partition`` if given), ordered by (``created_at``, ``id``).
+        Strongly consistent."""
+
+    @abstractmethod
+    async def delete_schedule(self, schedule_id: str, expect_version: int | None = None) -> bool:
+        """Remove a schedule; False if it did not exist. With ``expect_version``, only if the
+        stored version equals it (ConflictError otherwise)."""
 
     # ------------------------------------------------------------------ leadership
 

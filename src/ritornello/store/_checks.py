@@ -3,7 +3,7 @@ number of partitions, and on a fence or a lease against the stored lease."""
 
 from __future__ import annotations
 
-from ritornello.store._records import CommitUnit, LeaseRecord
+from ritornello.store._records import OVERLAP_POLICIES, CommitUnit, LeaseRecord, ScheduleRecord
 from ritornello.store.errors import FencedError
 
 
@@ -19,6 +19,18 @@ def check_unit(unit: CommitUnit) -> None:
     for service, key, name, value in unit.state:
         if name is None and value is not None:
             raise ValueError(f"state of {service}/{key}: a value needs a name")
+
+
+def check_schedule(schedule: ScheduleRecord, expect_version: int | None) -> None:
+    """Raise ValueError if ``put_schedule(schedule, expect_version)`` is malformed."""
+    expected = 1 if expect_version is None else expect_version + 1
+    if schedule.version != expected:
+        raise ValueError(
+            f"schedule {schedule.id}: version {schedule.version} must be {expected} "
+            f"(expect_version {expect_version} + 1, or 1 for an insert)"
+        )
+    if schedule.overlap not in OVERLAP_POLICIES:
+        raise ValueError(f"schedule {schedule.id}: overlap must be one of {OVERLAP_POLICIES}")
 
 
 def check_partitions(partitions: int) -> int:

@@ -24,6 +24,7 @@ META_SK = "meta"
 LEASES_PK = "l"
 MEMBERS_PK = "m"
 DEPLOYMENTS_PK = "d"
+SCHEDULES_PK = "sc"
 
 #: Global secondary indexes (eventually consistent, admin listing and retention only).
 SEQ_INDEX = "by_seq"  # seq_pk = "seq#<partition>", seq_sk = "<seq 20 digits>#<id>"
@@ -110,6 +111,10 @@ def member_sk(node: str) -> str:
 
 def deployment_sk(deployment_id: str) -> str:
     return _bounded("", deployment_id, _MAX_SK_BYTES)
+
+
+def schedule_sk(schedule_id: str) -> str:
+    return _bounded("", schedule_id, _MAX_SK_BYTES)
 
 
 def seq_pk(partition: int) -> str:

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import Any, TypeVar, cast
 
-from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
 from pynamodb.models import Model
 
 from ritornello.store import _dynamo_keys as keys
@@ -20,6 +25,7 @@ from ritornello.store._records import (
     InvocationRecord,
     LeaseRecord,
     MemberRecord,
+    ScheduleRecord,
     TimerRecord,
 )
 
@@ -80,6 +86,7 @@ class InvocationItem(Item):
     version = NumberAttribute()
     partition = NumberAttribute()
     expires_at = NumberAttribute(null=True)
+    history = UnicodeAttribute(null=True)  # absent on items written before it existed
     ttl = NumberAttribute(null=True)  # DynamoDB TTL (epoch seconds)
     seq_pk = UnicodeAttribute()  # index by_seq: every invocation
     seq_sk = UnicodeAttribute()
@@ -115,6 +122,7 @@ class InvocationItem(Item):
             version=r.version,
             partition=r.partition,
             expires_at=r.expires_at,
+            history=r.history,
             ttl=None if r.expires_at is None else r.expires_at // 1000 + TTL_GRACE_S,
             seq_pk=keys.seq_pk(r.partition),
             seq_sk=keys.seq_sk(r.seq, r.id),
@@ -147,6 +155,7 @@ class InvocationItem(Item):
             version=int(self.version),
             partition=int(self.partition),
             expires_at=_int(self.expires_at),
+            history=self.history,
         )
 
 
@@ -260,6 +269,76 @@ class DeploymentItem(Item):
 
     def record(self) -> DeploymentRecord:
         return DeploymentRecord(self.id, self.uri, self.services, int(self.created_at))
+
+
+class ScheduleItem(Item):
+    """pk ``sc``, sk ``<id>``: a cron schedule (one small item collection, read whole)."""
+
+    id = UnicodeAttribute()
+    cron = UnicodeAttribute()
+    service = UnicodeAttribute()
+    handler = UnicodeAttribute()
+    okey = UnicodeAttribute(null=True)
+    input = UnicodeAttribute()
+    overlap = UnicodeAttribute()
+    timezone = UnicodeAttribute()
+    paused = BooleanAttribute()
+    created_at = NumberAttribute()
+    checked_until = NumberAttribute()
+    partition = NumberAttribute()
+    last_fire_at = NumberAttribute(null=True)
+    last_invocation_id = UnicodeAttribute(null=True)
+    fires = NumberAttribute()
+    skipped = NumberAttribute()
+    missed = NumberAttribute()
+    version = NumberAttribute()
+
+    @classmethod
+    def of(cls, s: ScheduleRecord) -> ScheduleItem:
+        return cls(
+            pk=keys.SCHEDULES_PK,
+            sk=keys.schedule_sk(s.id),
+            id=s.id,
+            cron=s.cron,
+            service=s.service,
+            handler=s.handler,
+            okey=s.key,
+            input=s.input,
+            overlap=s.overlap,
+            timezone=s.timezone,
+            paused=s.paused,
+            created_at=s.created_at,
+            checked_until=s.checked_until,
+            partition=s.partition,
+            last_fire_at=s.last_fire_at,
+            last_invocation_id=s.last_invocation_id,
+            fires=s.fires,
+            skipped=s.skipped,
+            missed=s.missed,
+            version=s.version,
+        )
+
+    def record(self) -> ScheduleRecord:
+        return ScheduleRecord(
+            id=self.id,
+            cron=self.cron,
+            service=self.service,
+            handler=self.handler,
+            key=self.okey,
+            input=self.input,
+            overlap=self.overlap,
+            timezone=self.timezone,
+            paused=bool(self.paused),
+            created_at=int(self.created_at),
+            checked_until=int(self.checked_until),
+            partition=int(self.partition),
+            last_fire_at=_int(self.last_fire_at),
+            last_invocation_id=self.last_invocation_id,
+            fires=int(self.fires),
+            skipped=int(self.skipped),
+            missed=int(self.missed),
+            version=int(self.version),
+        )
 
 
 def _int(value: float | None) -> int | None:

@@ -7,6 +7,7 @@ by concatenation.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 #: Invocation statuses (docs/orchestrator.md draws the transitions).
@@ -53,6 +54,28 @@ class InvocationRecord:
     #: Unix ms after which a terminal invocation may be purged (set when it becomes terminal);
     #: reads may treat an invocation past it as gone (DynamoDB's TTL deletes it late).
     expires_at: int | None = None
+    #: The failed attempts, as JSON text: ``[{"attempt": n, "at": unix_ms, "error": "..."}]``,
+    #: oldest first, the last ``HISTORY_LIMIT`` only (``with_failure`` appends); None: none.
+    history: str | None = None
+
+
+#: How many failed attempts ``InvocationRecord.history`` keeps (the most recent ones), and
+#: how much of each error message (so a record stays far below DynamoDB's item limit).
+HISTORY_LIMIT = 20
+HISTORY_ERROR_CHARS = 1000
+
+
+def with_failure(history: str | None, attempt: int, at_ms: int, error: str) -> str:
+    """``history`` (an ``InvocationRecord.history``) with one more failed attempt appended,
+    cut to the last ``HISTORY_LIMIT`` (each error to ``HISTORY_ERROR_CHARS``). Unparseable
+    old text is replaced, never raised on."""
+    try:
+        found = json.loads(history) if history else []
+    except ValueError:
+        found = []
+    failures = [f for f in found if isinstance(f, dict)] if isinstance(found, list) else []
+    failures.append({"attempt": attempt, "at": at_ms, "error": error[:HISTORY_ERROR_CHARS]})
+    return json.dumps(failures[-HISTORY_LIMIT:], separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +98,42 @@ class DeploymentRecord:
     uri: str
     services: str
     created_at: int
+
+
+#: ``ScheduleRecord.overlap`` values: ``skip`` a fire while the previous fire's invocation is
+#: not finished, or ``allow`` it.
+OVERLAP_POLICIES = ("skip", "allow")
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A cron schedule (docs/schedules.md): each fire time is an ordinary invocation of
+    ``service/handler`` (object ``key``, if any) with ``input``, created with the idempotency
+    key ``schedule:{id}:{fire time in Unix ms}``.
+
+    ``checked_until`` (Unix ms): every fire time at or before it has been dealt with (fired,
+    skipped for overlap, passed over by catch-up, or passed while paused); the scheduler fires
+    the times after it. ``version`` increases by one on every write: ``put_schedule`` compares
+    it, so two writers cannot both move the schedule on."""
+
+    id: str
+    cron: str
+    service: str
+    handler: str
+    key: str | None
+    input: str  # JSON text
+    overlap: str  # one of OVERLAP_POLICIES
+    timezone: str  # IANA name, "UTC" by default
+    paused: bool
+    created_at: int  # Unix ms
+    checked_until: int  # Unix ms
+    partition: int = 0  # the partition whose leader fires it (by id; fixed at creation)
+    last_fire_at: int | None = None  # the fire time (Unix ms) of the last invocation created
+    last_invocation_id: str | None = None
+    fires: int = 0  # invocations created
+    skipped: int = 0  # fire times skipped because the previous invocation was still running
+    missed: int = 0  # fire times passed over by catch-up after downtime (see docs)
+    version: int = 1
 
 
 @dataclass(frozen=True, slots=True)

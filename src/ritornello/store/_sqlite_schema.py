@@ -1,10 +1,11 @@
-"""The SQLite schema (version 2), its migrations, the statements run against it, and row <->
+"""The SQLite schema (version 3), its migrations, the statements run against it, and row <->
 record mapping.
 
 Every statement is a module constant, so sqlite3's per-connection statement cache prepares
 each one once. Payloads are JSON text written and read back verbatim: nothing here parses them.
 
-Versions: 1 had no partitions, leases, members or inbox; 2 added them. ``MIGRATIONS[v]`` takes
+Versions: 1 had no partitions, leases, members or inbox; 2 added them; 3 added the
+``schedules`` table and the invocations' ``history`` column. ``MIGRATIONS[v]`` takes
 a database from version v to v + 1 in place; ``DDL`` creates the current version directly and
 must give the same tables and indexes as version 1 migrated (tests/store/test_sqlite.py checks
 it), which is why new columns come last and carry the defaults ``ALTER TABLE`` needs.
@@ -16,10 +17,10 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from ritornello.store._records import InvocationRecord
+from ritornello.store._records import InvocationRecord, ScheduleRecord
 from ritornello.store.errors import SchemaError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # In InvocationRecord field order, so a row maps back with InvocationRecord(*row).
 INVOCATION_COLUMNS = (
@@ -45,6 +46,7 @@ INVOCATION_COLUMNS = (
     "version",
     "partition",
     "expires_at",
+    "history",
 )
 _WAITING = INVOCATION_COLUMNS.index("waiting")
 
@@ -80,7 +82,8 @@ CREATE TABLE invocations (
     next_at INTEGER,
     version INTEGER NOT NULL,
     partition INTEGER NOT NULL DEFAULT 0,
-    expires_at INTEGER
+    expires_at INTEGER,
+    history TEXT                    -- JSON list of failed attempts, NULL for none
 );
 CREATE INDEX invocations_seq ON invocations (seq);
 CREATE INDEX invocations_status ON invocations (status, seq);
@@ -162,8 +165,57 @@ CREATE UNIQUE INDEX inbox_partition ON inbox (partition, msg_id);
 """
 DDL += LEADERSHIP_DDL
 
+# In ScheduleRecord field order, so a row maps back with schedule_record(row).
+SCHEDULE_COLUMNS = (
+    "id",
+    "cron",
+    "service",
+    "handler",
+    "key",
+    "input",
+    "overlap",
+    "timezone",
+    "paused",
+    "created_at",
+    "checked_until",
+    "partition",
+    "last_fire_at",
+    "last_invocation_id",
+    "fires",
+    "skipped",
+    "missed",
+    "version",
+)
+
+# What version 3 added besides the history column: created by DDL and by the 2 -> 3 migration.
+SCHEDULES_DDL = """
+CREATE TABLE schedules (
+    id TEXT PRIMARY KEY NOT NULL,
+    cron TEXT NOT NULL,
+    service TEXT NOT NULL,
+    handler TEXT NOT NULL,
+    key TEXT,
+    input TEXT NOT NULL,
+    overlap TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    paused INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    checked_until INTEGER NOT NULL,
+    partition INTEGER NOT NULL,
+    last_fire_at INTEGER,
+    last_invocation_id TEXT,
+    fires INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    missed INTEGER NOT NULL,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX schedules_created ON schedules (created_at, id);
+"""
+DDL += SCHEDULES_DDL
+
 # MIGRATIONS[v]: the statements taking version v to v + 1 (the schema_version row is updated
-# by migrate()). 1 -> 2: existing invocations and timers land in partition 0 of 1.
+# by migrate()). 1 -> 2: existing invocations and timers land in partition 0 of 1. 2 -> 3:
+# existing invocations have no history (NULL), there are no schedules yet.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "ALTER TABLE invocations ADD COLUMN partition INTEGER NOT NULL DEFAULT 0",
@@ -171,6 +223,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE timers ADD COLUMN partition INTEGER NOT NULL DEFAULT 0",
         *LEADERSHIP_DDL.split(";"),
         "INSERT INTO meta (name, value) VALUES ('partitions', '1')",
+    ),
+    2: (
+        "ALTER TABLE invocations ADD COLUMN history TEXT",
+        *SCHEDULES_DDL.split(";"),
     ),
 }
 
@@ -228,6 +284,18 @@ HEARTBEAT = (
     "heartbeat_at = excluded.heartbeat_at, version = version + 1"
 )
 REMOVE_MEMBER = "DELETE FROM members WHERE node = ?"
+_SCOLS = ", ".join(SCHEDULE_COLUMNS)
+INSERT_SCHEDULE = (
+    f"INSERT INTO schedules ({_SCOLS}) VALUES ({', '.join('?' * len(SCHEDULE_COLUMNS))})"
+)
+# Parameters: every column but id, then id and the expected version.
+UPDATE_SCHEDULE = (
+    "UPDATE schedules SET "
+    + ", ".join(f"{c} = ?" for c in SCHEDULE_COLUMNS[1:])
+    + " WHERE id = ? AND version = ?"
+)
+DELETE_SCHEDULE = "DELETE FROM schedules WHERE id = ?"
+SCHEDULE_VERSION = "SELECT version FROM schedules WHERE id = ?"
 NOTIFY = "INSERT INTO inbox (partition, invocation_id) VALUES (?, ?)"
 ACK_INBOX = "DELETE FROM inbox WHERE partition = ? AND msg_id = ?"
 
@@ -264,6 +332,11 @@ GET_LEASE = "SELECT partition, owner, epoch, version, renewed_at FROM leases WHE
 LIST_LEASES = "SELECT partition, owner, epoch, version, renewed_at FROM leases ORDER BY partition"
 LIST_MEMBERS = "SELECT node, address, heartbeat_at, version FROM members ORDER BY node"
 READ_INBOX = "SELECT msg_id, invocation_id FROM inbox WHERE partition = ? ORDER BY msg_id LIMIT ?"
+GET_SCHEDULE = f"SELECT {_SCOLS} FROM schedules WHERE id = ?"
+LIST_SCHEDULES = f"SELECT {_SCOLS} FROM schedules ORDER BY created_at, id"
+LIST_SCHEDULES_IN_PARTITION = (
+    f"SELECT {_SCOLS} FROM schedules WHERE partition = ? ORDER BY created_at, id"
+)
 GET_PARTITIONS = "SELECT value FROM meta WHERE name = 'partitions'"
 
 
@@ -307,6 +380,7 @@ def invocation_row(r: InvocationRecord) -> tuple[object, ...]:
         r.version,
         r.partition,
         r.expires_at,
+        r.history,
     )
 
 
@@ -316,6 +390,37 @@ def invocation_record(row: tuple[object, ...]) -> InvocationRecord:
     waiting = values[_WAITING]
     values[_WAITING] = tuple(map(int, waiting.split(","))) if waiting else ()
     return InvocationRecord(*values)
+
+
+def schedule_row(r: ScheduleRecord) -> tuple[object, ...]:
+    """``r`` as a row, in SCHEDULE_COLUMNS order."""
+    return (
+        r.id,
+        r.cron,
+        r.service,
+        r.handler,
+        r.key,
+        r.input,
+        r.overlap,
+        r.timezone,
+        int(r.paused),
+        r.created_at,
+        r.checked_until,
+        r.partition,
+        r.last_fire_at,
+        r.last_invocation_id,
+        r.fires,
+        r.skipped,
+        r.missed,
+        r.version,
+    )
+
+
+def schedule_record(row: tuple[object, ...]) -> ScheduleRecord:
+    """The record of a row selected with SCHEDULE_COLUMNS."""
+    values: list[Any] = list(row)
+    values[SCHEDULE_COLUMNS.index("paused")] = bool(values[SCHEDULE_COLUMNS.index("paused")])
+    return ScheduleRecord(*values)
 
 
 def create_or_check(conn: sqlite3.Connection, path: str, partitions: int) -> None:

@@ -15,6 +15,7 @@ from ritornello.store._records import (
     InvocationRecord,
     LeaseRecord,
     MemberRecord,
+    ScheduleRecord,
     TimerRecord,
 )
 
@@ -109,6 +110,22 @@ class StoreWrapper(Store):
     async def delete_deployment(self, deployment_id: str) -> bool:
         return await self._call(
             "delete_deployment", lambda: self.inner.delete_deployment(deployment_id)
+        )
+
+    async def put_schedule(
+        self, schedule: ScheduleRecord, expect_version: int | None = None
+    ) -> None:
+        await self._call("put_schedule", lambda: self.inner.put_schedule(schedule, expect_version))
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        return await self._call("get_schedule", lambda: self.inner.get_schedule(schedule_id))
+
+    async def list_schedules(self, partition: int | None = None) -> list[ScheduleRecord]:
+        return await self._call("list_schedules", lambda: self.inner.list_schedules(partition))
+
+    async def delete_schedule(self, schedule_id: str, expect_version: int | None = None) -> bool:
+        return await self._call(
+            "delete_schedule", lambda: self.inner.delete_schedule(schedule_id, expect_version)
         )
 
     async def list_leases(self) -> list[LeaseRecord]:

@@ -16,6 +16,7 @@ Sites (docs/orchestrator.md lists what each one tests):
 * ``after-invoke``     an endpoint answered, the answer not yet persisted (engine)
 * ``mid-batch``        SQLite group commit: some units of a batch written, not yet committed
 * ``after-renewal``    a partition lease was renewed (leadership)
+* ``after-fire``       a schedule's invocation is durable, the schedule not yet moved on
 
 This module lives in the store layer because the lowest layer that reaches a site (the SQLite
 writer) is there; the orchestrator imports it too.
@@ -27,7 +28,15 @@ import os
 import sys
 
 SITES = frozenset(
-    {"before-commit", "after-commit", "before-ack", "after-invoke", "mid-batch", "after-renewal"}
+    {
+        "before-commit",
+        "after-commit",
+        "before-ack",
+        "after-invoke",
+        "mid-batch",
+        "after-renewal",
+        "after-fire",
+    }
 )
 
 

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from ritornello.store import _dynamo_keys as keys
 from ritornello.store import _dynamo_schema as schema
 from ritornello.store._base import Store
-from ritornello.store._checks import check_unit
+from ritornello.store._checks import check_schedule, check_unit
 from ritornello.store._dynamo_blobs import Blobs
 from ritornello.store._dynamo_client import AwsError, DynamoClient, DynamoSettings, Unavailable
 from ritornello.store._dynamo_commit import (
@@ -45,6 +45,7 @@ from ritornello.store._dynamo_commit import (
 from ritornello.store._dynamo_coord import Coordination
 from ritornello.store._dynamo_models import InvocationItem, key_from, key_of
 from ritornello.store._dynamo_reads import Reads
+from ritornello.store._dynamo_schedules import Schedules
 from ritornello.store._dynamo_stats import DynamoStats
 from ritornello.store._records import (
     CommitUnit,
@@ -52,6 +53,7 @@ from ritornello.store._records import (
     InvocationRecord,
     LeaseRecord,
     MemberRecord,
+    ScheduleRecord,
     TimerRecord,
 )
 from ritornello.store.errors import (
@@ -84,6 +86,7 @@ class DynamoStore(Store):
         self._client: DynamoClient | None = None
         self._reads: Reads | None = None
         self._coord: Coordination | None = None
+        self._schedules: Schedules | None = None
         self._blobs: Blobs | None = None
         self._opened = False
         self._closed = False
@@ -102,6 +105,7 @@ class DynamoStore(Store):
             self._client = DynamoClient(self.settings, self.stats, pool=self._threads)
             self._blobs = Blobs(self._client, self.settings.bucket)
             self._coord = Coordination(self._client)
+            self._schedules = Schedules(self._client)
         return self._client
 
     async def init(self) -> list[str]:
@@ -173,6 +177,11 @@ class DynamoStore(Store):
     def _r(self) -> Reads:
         assert self._reads is not None
         return self._reads
+
+    @property
+    def _s(self) -> Schedules:
+        assert self._schedules is not None
+        return self._schedules
 
     @property
     def _c(self) -> Coordination:
@@ -370,6 +379,21 @@ class DynamoStore(Store):
 
     async def delete_deployment(self, deployment_id: str) -> bool:
         return await self._run(lambda: self._c.delete_deployment(deployment_id))
+
+    async def put_schedule(
+        self, schedule: ScheduleRecord, expect_version: int | None = None
+    ) -> None:
+        check_schedule(schedule, expect_version)
+        await self._run(lambda: self._s.put(schedule, expect_version))
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        return await self._run(lambda: self._s.get(schedule_id))
+
+    async def list_schedules(self, partition: int | None = None) -> list[ScheduleRecord]:
+        return await self._run(lambda: self._s.list(partition))
+
+    async def delete_schedule(self, schedule_id: str, expect_version: int | None = None) -> bool:
+        return await self._run(lambda: self._s.delete(schedule_id, expect_version))
 
     async def list_leases(self) -> list[LeaseRecord]:
         return await self._run_lease(lambda: self._c.list_leases())

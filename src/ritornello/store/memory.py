@@ -16,13 +16,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from ritornello.store._base import Store
-from ritornello.store._checks import check_fence, check_partitions, check_unit, holds, lost, moved
+from ritornello.store._checks import (
+    check_fence,
+    check_partitions,
+    check_schedule,
+    check_unit,
+    holds,
+    lost,
+    moved,
+)
 from ritornello.store._records import (
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,
     LeaseRecord,
     MemberRecord,
+    ScheduleRecord,
     TimerRecord,
 )
 from ritornello.store.errors import ConflictError, StoreClosedError, StoreError
@@ -81,6 +90,7 @@ class MemoryStore(Store):
         self._state: dict[tuple[str, str], dict[str, str]] = {}
         self._timers: dict[_TimerKey, TimerRecord] = {}
         self._deployments: dict[str, DeploymentRecord] = {}
+        self._schedules: dict[str, ScheduleRecord] = {}
         self._leases: dict[int, LeaseRecord] = {}
         self._members: dict[str, MemberRecord] = {}
         # partition -> message id -> invocation id, in insertion (= message id) order
@@ -290,6 +300,40 @@ class MemoryStore(Store):
         self._check_open()
         return self._deployments.pop(deployment_id, None) is not None
 
+    # --- schedules --------------------------------------------------------------------------
+
+    async def put_schedule(
+        self, schedule: ScheduleRecord, expect_version: int | None = None
+    ) -> None:
+        self._check_open()
+        check_schedule(schedule, expect_version)
+        current = self._schedules.get(schedule.id)
+        _check_schedule_version(schedule.id, current, expect_version)
+        self._schedules[schedule.id] = schedule
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        self._check_open()
+        return self._schedules.get(schedule_id)
+
+    async def list_schedules(self, partition: int | None = None) -> list[ScheduleRecord]:
+        self._check_open()
+        return sorted(
+            (s for s in self._schedules.values() if partition is None or s.partition == partition),
+            key=lambda s: (s.created_at, s.id),
+        )
+
+    async def delete_schedule(self, schedule_id: str, expect_version: int | None = None) -> bool:
+        self._check_open()
+        current = self._schedules.get(schedule_id)
+        if current is None:
+            return False
+        if expect_version is not None and current.version != expect_version:
+            raise ConflictError(
+                f"schedule {schedule_id} is at version {current.version}, not {expect_version}"
+            )
+        del self._schedules[schedule_id]
+        return True
+
     # --- leadership -------------------------------------------------------------------------
 
     async def list_leases(self) -> list[LeaseRecord]:
@@ -354,3 +398,17 @@ class MemoryStore(Store):
         if messages is not None:
             for message_id in message_ids:
                 messages.pop(message_id, None)
+
+
+def _check_schedule_version(
+    schedule_id: str, current: ScheduleRecord | None, expect_version: int | None
+) -> None:
+    if expect_version is None:
+        if current is not None:
+            raise ConflictError(f"schedule {schedule_id} already exists")
+    elif current is None:
+        raise ConflictError(f"schedule {schedule_id} does not exist")
+    elif current.version != expect_version:
+        raise ConflictError(
+            f"schedule {schedule_id} is at version {current.version}, not {expect_version}"
+        )

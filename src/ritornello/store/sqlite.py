@@ -34,6 +34,7 @@ from ritornello.store._base import Store
 from ritornello.store._checks import (
     check_fence,
     check_partitions,
+    check_schedule,
     check_unit,
     holds,
     lost,
@@ -45,6 +46,7 @@ from ritornello.store._records import (
     InvocationRecord,
     LeaseRecord,
     MemberRecord,
+    ScheduleRecord,
     TimerRecord,
 )
 from ritornello.store._sqlite_thread import ConnectionThread, JobFn
@@ -224,6 +226,19 @@ class SqliteStore(Store):
         count: int = await self._run(True, _execute, (sql.DELETE_DEPLOYMENT, (deployment_id,)))
         return count > 0
 
+    async def put_schedule(
+        self, schedule: ScheduleRecord, expect_version: int | None = None
+    ) -> None:
+        thread = self._thread(True)
+        check_schedule(schedule, expect_version)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        thread.submit(_put_schedule, (schedule, expect_version), future)
+        await future
+
+    async def delete_schedule(self, schedule_id: str, expect_version: int | None = None) -> bool:
+        found: bool = await self._run(True, _delete_schedule, (schedule_id, expect_version))
+        return found
+
     async def claim_lease(
         self, partition: int, owner: str, expect: LeaseRecord | None, now_ms: int
     ) -> LeaseRecord:
@@ -335,6 +350,21 @@ class SqliteStore(Store):
     async def list_deployments(self) -> list[DeploymentRecord]:
         result: list[DeploymentRecord] = await self._run(False, _read_deployments, None)
         return result
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        found: list[ScheduleRecord] = await self._run(
+            False, _read_schedules, (sql.GET_SCHEDULE, (schedule_id,))
+        )
+        return found[0] if found else None
+
+    async def list_schedules(self, partition: int | None = None) -> list[ScheduleRecord]:
+        query: tuple[str, tuple[int, ...]] = (
+            (sql.LIST_SCHEDULES, ())
+            if partition is None
+            else (sql.LIST_SCHEDULES_IN_PARTITION, (partition,))
+        )
+        found: list[ScheduleRecord] = await self._run(False, _read_schedules, query)
+        return found
 
     async def list_leases(self) -> list[LeaseRecord]:
         result: list[LeaseRecord] = await self._run(
@@ -474,6 +504,49 @@ def _renew_lease(cur: sqlite3.Cursor, arg: tuple[LeaseRecord, int]) -> LeaseReco
     if current is None or not holds(current, lease):
         raise lost(lease, current)
     return current
+
+
+def _put_schedule(cur: sqlite3.Cursor, arg: tuple[ScheduleRecord, int | None]) -> None:
+    schedule, expect_version = arg
+    row = sql.schedule_row(schedule)
+    if expect_version is None:
+        try:
+            cur.execute(sql.INSERT_SCHEDULE, row)
+        except sqlite3.IntegrityError as e:
+            if not _is_unique(e):
+                raise
+            raise ConflictError(f"schedule {schedule.id} already exists") from None
+        return
+    cur.execute(sql.UPDATE_SCHEDULE, (*row[1:], schedule.id, expect_version))
+    if cur.rowcount != 1:
+        _schedule_moved(cur, schedule.id, expect_version)
+
+
+def _delete_schedule(cur: sqlite3.Cursor, arg: tuple[str, int | None]) -> bool:
+    schedule_id, expect_version = arg
+    if expect_version is None:
+        return bool(cur.execute(sql.DELETE_SCHEDULE, (schedule_id,)).rowcount)
+    found = cur.execute(sql.SCHEDULE_VERSION, (schedule_id,)).fetchone()
+    if found is None:
+        return False
+    if found[0] != expect_version:
+        _schedule_moved(cur, schedule_id, expect_version)
+    cur.execute(sql.DELETE_SCHEDULE, (schedule_id,))
+    return True
+
+
+def _schedule_moved(cur: sqlite3.Cursor, schedule_id: str, expect_version: int) -> None:
+    """Raise the ConflictError of a compare-and-set on a schedule that did not match."""
+    found = cur.execute(sql.SCHEDULE_VERSION, (schedule_id,)).fetchone()
+    if found is None:
+        raise ConflictError(f"schedule {schedule_id} does not exist")
+    raise ConflictError(f"schedule {schedule_id} is at version {found[0]}, not {expect_version}")
+
+
+def _read_schedules(
+    cur: sqlite3.Cursor, arg: tuple[str, tuple[object, ...]]
+) -> list[ScheduleRecord]:
+    return [sql.schedule_record(row) for row in cur.execute(*arg)]
 
 
 def _is_unique(e: sqlite3.IntegrityError) -> bool:

@@ -1,0 +1,105 @@
+"""``GET /metrics``: Prometheus text exposition (prometheus_client), one registry per app.
+
+A custom collector reads the engine at scrape time (``ritornello.orchestrator._metrics``):
+invocations by status (counted in the store), attempts, journal commit latency (histogram fed
+by the engine's commit path), queue depth, timers, and every engine counter. Nothing is
+registered in prometheus_client's global registry, so several apps (tests) can coexist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from ritornello.orchestrator import Engine
+from ritornello.orchestrator._metrics import BUCKETS, count_statuses, gauges
+
+
+class EngineCollector(Collector):
+    """Everything but the store counts, read synchronously at collection time; the store
+    counts (invocations by status, timers) are read by the route before collection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.statuses: dict[str, int] = {}
+        self.timers = 0
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+        engine = self.engine
+        inv = GaugeMetricFamily(
+            "ritornello_invocations", "Invocations in the store by status", labels=["status"]
+        )
+        for status, n in sorted(self.statuses.items()):
+            inv.add_metric([status], n)
+        yield inv
+        yield CounterMetricFamily(
+            "ritornello_attempts", "Attempts sent to endpoints", value=engine.counters["attempts"]
+        )
+        t = engine.commit_timings
+        buckets: list[tuple[str, float]] = []
+        running = 0
+        for bound, n in zip(BUCKETS, t.counts, strict=True):
+            running += n
+            buckets.append((repr(bound), running))
+        buckets.append(("+Inf", t.count))
+        yield HistogramMetricFamily(
+            "ritornello_journal_commit_seconds",
+            "Latency of journal commits (one atomic store commit each)",
+            buckets=buckets,
+            sum_value=t.total,
+        )
+        g = gauges(engine)
+        for name, value, text in (
+            ("queue_depth", g.queue_depth, "Invocations queued behind an exclusive handler"),
+            ("keys_held", g.keys_held, "Object keys held by an exclusive invocation"),
+            ("timers", self.timers, "Durable timers in the store (all partitions)"),
+            ("timers_armed", g.timers, "Timers armed in this process's memory"),
+            ("running", g.running, "Invocations with a driver (attempt in flight)"),
+            ("suspended", g.suspended, "Suspended invocations waiting on a completion"),
+            ("partitions_led", g.partitions_led, "Partitions this orchestrator leads"),
+        ):
+            yield GaugeMetricFamily(f"ritornello_{name}", text, value=value)
+        events = CounterMetricFamily(
+            "ritornello_engine_events", "Engine counters by event", labels=["event"]
+        )
+        for event, n in sorted(engine.counters.items()):
+            events.add_metric([_label(event)], n)
+        yield events
+
+
+def _label(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
+
+
+def metrics_router(engine: Engine) -> APIRouter:
+    """``GET /metrics`` over this engine, with a registry of its own."""
+    router = APIRouter(tags=["metrics"])
+    registry = CollectorRegistry(auto_describe=False)
+    collector = EngineCollector(engine)
+    registry.register(collector)
+    lock = asyncio.Lock()
+
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    )
+    async def metrics() -> Response:
+        """Prometheus text exposition format (version 0.0.4)."""
+        async with lock:  # one scrape at a time reads the store
+            collector.statuses = await count_statuses(engine)
+            collector.timers = len(await engine.store.list_timers())
+            body = generate_latest(registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return router

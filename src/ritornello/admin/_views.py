@@ -1,0 +1,108 @@
+"""JSON shapes of the admin API: request bodies and the record -> JSON views.
+
+Every view is a pure function of a store record; routers never build these dicts themselves, so a
+shape lives in exactly one place.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from ritornello.protocol import DiscoveryResponse
+from ritornello.store import DeploymentRecord, InvocationRecord
+
+
+class RegisterDeployment(BaseModel):
+    """``POST /deployments`` body: ``{"uri": ...}`` or ``{"arn": ..., "assume_role_arn": ...}``."""
+
+    uri: str | None = Field(
+        None, description="Endpoint URL (http://host:port, a Function URL) or inproc://NAME"
+    )
+    arn: str | None = Field(
+        None,
+        description="Lambda function ARN qualified with a version or an alias "
+        "(arn:aws:lambda:REGION:ACCOUNT:function:NAME:VERSION); not $LATEST",
+    )
+    assume_role_arn: str | None = Field(
+        None, description="IAM role the orchestrator assumes to invoke the function (with arn)"
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RegisterDeployment:
+        if (self.uri is None) == (self.arn is None):
+            raise ValueError("give exactly one of uri or arn")
+        if self.assume_role_arn is not None and self.arn is None:
+            raise ValueError("assume_role_arn goes with arn")
+        if self.arn is not None and not self.arn.startswith("arn:"):
+            raise ValueError("arn must be a Lambda function ARN (arn:aws:lambda:...)")
+        return self
+
+
+def app_version() -> str:
+    """The installed package version (``0.0.0`` from a bare source tree)."""
+    try:
+        return version("ritornello")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+def deployment_view(d: DeploymentRecord) -> dict[str, Any]:
+    """A deployment with its discovered services."""
+    services = DiscoveryResponse.decode(d.services).to_dict()["services"]
+    return {"id": d.id, "uri": d.uri, "created_at": d.created_at, "services": services}
+
+
+def invocation_view(r: InvocationRecord) -> dict[str, Any]:
+    """The invocation object (see docs/admin-api.md)."""
+    target = f"{r.service}/{r.key}/{r.handler}" if r.key is not None else f"{r.service}/{r.handler}"
+    return {
+        "id": r.id,
+        "target": target,
+        "service": r.service,
+        "handler": r.handler,
+        "key": r.key,
+        "status": r.status,
+        "deployment_id": r.deployment_id,
+        "attempt": r.attempt,
+        "journal_length": r.journal_len,
+        "waiting_on": list(r.waiting),
+        "invoked_by": "service" if r.caller_id else "ingress",
+        "caller_id": r.caller_id,
+        "idempotency_key": r.idempotency_key,
+        "created_at": r.created_at,
+        "modified_at": r.modified_at,
+        "next_retry_at": r.next_at,
+        "last_failure": r.last_error,
+        "result": json.loads(r.result) if r.result else None,
+    }
+
+
+def journal_view(entries: list[str], completions: list[str]) -> list[dict[str, Any]]:
+    """Journal entries in order, each with its completion (if any) folded in."""
+    done = {c["index"]: c for c in map(json.loads, completions)}
+    journal = []
+    for index, text in enumerate(entries):
+        entry = json.loads(text)
+        item = {"index": index, **entry}
+        if index in done:
+            item["completion"] = {k: v for k, v in done[index].items() if k != "index"}
+        journal.append(item)
+    return journal
+
+
+def retries_view(r: InvocationRecord) -> list[dict[str, Any]]:
+    """The failed attempts of ``r``, oldest first: ``InvocationRecord.history`` (JSON text of
+    ``[{attempt, at, error}]``, None when there were none or on stores that predate it)."""
+    history = getattr(r, "history", None)
+    if not history:
+        return []
+    items = json.loads(history) if isinstance(history, str) else history
+    return [
+        {"attempt": int(h["attempt"]), "at": int(h["at"]), "error": str(h["error"])}
+        for h in items
+        if isinstance(h, dict)
+    ]

@@ -1,0 +1,172 @@
+"""``ritornello deployments ...`` and ``ritornello services ...`` over the admin API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ._client import (
+    DEFAULT_ADMIN_URL,
+    AdminTokenOpt,
+    AdminUrlOpt,
+    CliError,
+    JsonOpt,
+    admin,
+    fails_cleanly,
+    quote,
+)
+from ._output import fields, note, print_json, table, when
+
+deployments_app = typer.Typer(
+    name="deployments", help="Register, list and remove deployments.", no_args_is_help=True
+)
+services_app = typer.Typer(
+    name="services", help="Services and their handlers.", no_args_is_help=True
+)
+
+
+def _service_names(dep: dict[str, Any]) -> str:
+    return ", ".join(s.get("name", "?") for s in dep.get("services", []))
+
+
+def _show_deployment(dep: dict[str, Any]) -> None:
+    fields([("id", dep["id"]), ("uri", dep.get("uri")), ("created", when(dep.get("created_at")))])
+    rows = [
+        (s.get("name"), s.get("kind"), ", ".join(h.get("name", "?") for h in s.get("handlers", [])))
+        for s in dep.get("services", [])
+    ]
+    table("services", ["service", "kind", "handlers"], rows)
+
+
+@deployments_app.command("list")
+@fails_cleanly
+def list_deployments(
+    admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
+    token: AdminTokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every registered deployment, oldest first."""
+    with admin(admin_url, token) as api:
+        body = api.get("/deployments")
+    if as_json:
+        return print_json(body)
+    rows = [
+        (d["id"], d.get("uri"), when(d.get("created_at")), _service_names(d))
+        for d in body["deployments"]
+    ]
+    table(None, ["id", "uri", "created", "services"], rows)
+
+
+@deployments_app.command("show")
+@fails_cleanly
+def show_deployment(
+    deployment_id: Annotated[str, typer.Argument(metavar="ID")],
+    admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
+    token: AdminTokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One deployment and the services it serves."""
+    with admin(admin_url, token) as api:
+        dep = api.get(f"/deployments/{quote(deployment_id)}")
+    if as_json:
+        return print_json(dep)
+    _show_deployment(dep)
+
+
+@deployments_app.command("register")
+@fails_cleanly
+def register(
+    uri: Annotated[
+        str | None,
+        typer.Argument(metavar="[URI]", help="http(s)://host:port, a Function URL, inproc://NAME"),
+    ] = None,
+    arn: Annotated[
+        str | None, typer.Option("--arn", help="a Lambda function ARN with a version or alias")
+    ] = None,
+    assume_role_arn: Annotated[
+        str | None, typer.Option("--assume-role-arn", help="IAM role to invoke the function")
+    ] = None,
+    admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
+    token: AdminTokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Discover an endpoint's services and register them (give URI or --arn)."""
+    if (uri is None) == (arn is None):
+        raise CliError("give exactly one of URI or --arn")
+    body: dict[str, Any] = {"uri": uri} if uri is not None else {"arn": arn}
+    if assume_role_arn is not None:
+        body["assume_role_arn"] = assume_role_arn
+    with admin(admin_url, token) as api:
+        dep = api.send("POST", "/deployments", body)
+    if as_json:
+        return print_json(dep)
+    note(f"registered deployment {dep['id']}")
+    _show_deployment(dep)
+
+
+@deployments_app.command("delete")
+@fails_cleanly
+def delete(
+    deployment_id: Annotated[str, typer.Argument(metavar="ID")],
+    force: Annotated[
+        bool, typer.Option("--force", help="even if unfinished invocations still use it")
+    ] = False,
+    admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
+    token: AdminTokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a deployment. Refused while unfinished invocations are pinned to it, unless
+    --force."""
+    with admin(admin_url, token) as api:
+        body = api.send(
+            "DELETE", f"/deployments/{quote(deployment_id)}", force="true" if force else None
+        )
+    if as_json:
+        return print_json(body if body is not None else {"id": deployment_id})
+    note(f"deleted deployment {deployment_id}")
+
+
+def _handlers(svc: dict[str, Any]) -> str:
+    return ", ".join(f"{h['name']} ({h.get('ty', '?').lower()})" for h in svc.get("handlers", []))
+
+
+@services_app.command("list")
+@fails_cleanly
+def list_services(
+    admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
+    token: AdminTokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every service of the current deployments."""
+    with admin(admin_url, token) as api:
+        body = api.get("/services")
+    if as_json:
+        return print_json(body)
+    rows = [
+        (s["name"], s.get("ty"), s.get("deployment_id"), _handlers(s)) for s in body["services"]
+    ]
+    table(None, ["service", "type", "deployment", "handlers"], rows)
+
+
+@services_app.command("show")
+@fails_cleanly
+def show_service(
+    name: Annotated[str, typer.Argument(metavar="SERVICE")],
+    admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
+    token: AdminTokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One service: its type, deployment and handlers."""
+    with admin(admin_url, token) as api:
+        svc = api.get(f"/services/{quote(name)}")
+    if as_json:
+        return print_json(svc)
+    fields(
+        [
+            ("service", svc["name"]),
+            ("type", svc.get("ty")),
+            ("deployment", svc.get("deployment_id")),
+        ]
+    )
+    table("handlers", ["handler", "type"], [(h["name"], h.get("ty")) for h in svc["handlers"]])

@@ -1,0 +1,258 @@
+"""``ritornello invocations ...``: list, show (with the journal timeline), and the operator
+actions (cancel, kill, pause, resume, purge) on one invocation or on every match of a filter.
+
+Bulk actions list the matches first (every page), ask before acting (unless ``--yes``), then act
+one by one with a progress bar. Each listed invocation is checked against the filters again on
+this side, so a server that ignored a filter can never widen a bulk action. One failure does
+not stop the others; any failure makes the exit status 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from ._client import (
+    DEFAULT_ADMIN_URL,
+    AdminTokenOpt,
+    AdminUrlOpt,
+    ApiError,
+    Client,
+    CliError,
+    JsonOpt,
+    admin,
+    fails_cleanly,
+    pages,
+    quote,
+)
+from ._output import console, fields, note, print_json, status, table, when
+from ._timeline import draw
+
+invocations_app = typer.Typer(
+    name="invocations", help="List, inspect and steer invocations.", no_args_is_help=True
+)
+
+StatusOpt = Annotated[
+    list[str] | None,
+    typer.Option("--status", help="a status (repeat, or comma-separate, for several)"),
+]
+ServiceOpt = Annotated[str | None, typer.Option("--service", help="service name")]
+HandlerOpt = Annotated[str | None, typer.Option("--handler", help="handler name")]
+KeyOpt = Annotated[str | None, typer.Option("--key", help="virtual object key / workflow id")]
+
+
+class Filters:
+    """The listing filters, as query parameters and as a check on each listed invocation."""
+
+    def __init__(
+        self, statuses: list[str] | None, service: str | None, handler: str | None, key: str | None
+    ) -> None:
+        self.statuses = [s.strip() for raw in statuses or [] for s in raw.split(",") if s.strip()]
+        self.service = service
+        self.handler = handler
+        self.key = key
+
+    def any(self) -> bool:
+        return bool(self.statuses) or any(
+            v is not None for v in (self.service, self.handler, self.key)
+        )
+
+    def params(self) -> list[tuple[str, Any]]:
+        query: list[tuple[str, Any]] = [("status", s) for s in self.statuses]
+        for name in ("service", "handler", "key"):
+            if getattr(self, name) is not None:
+                query.append((name, getattr(self, name)))
+        return query
+
+    def match(self, inv: dict[str, Any]) -> bool:
+        return (not self.statuses or inv.get("status") in self.statuses) and all(
+            getattr(self, name) is None or inv.get(name) == getattr(self, name)
+            for name in ("service", "handler", "key")
+        )
+
+
+def _rows(invocations: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            i["id"],
+            i.get("target"),
+            status(i.get("status", "?")),
+            str(i.get("attempt", "")),
+            str(i.get("journal_length", "")),
+            when(i.get("created_at")),
+            when(i.get("modified_at")),
+        )
+        for i in invocations
+    ]
+
+
+@invocations_app.command("list")
+@fails_cleanly
+def list_invocations(
+    statuses: StatusOpt = None,
+    service: ServiceOpt = None,
+    handler: HandlerOpt = None,
+    key: KeyOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="page size")] = 50,
+    cursor: Annotated[
+        int | None, typer.Option("--cursor", help="next_cursor of the previous page")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="follow next_cursor to the end")] = False,
+    admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
+    token: AdminTokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Invocations, oldest first, one page at a time (or --all)."""
+    filters = Filters(statuses, service, handler, key)
+    params = [*filters.params(), ("limit", limit)]
+    with admin(admin_url, token) as api:
+        if every:
+            body: dict[str, Any] = {
+                "invocations": list(pages(api, "/invocations", "invocations", params)),
+                "next_cursor": None,
+            }
+        else:
+            query = params + ([("cursor", cursor)] if cursor is not None else [])
+            body = api.request("GET", "/invocations", params=query).json()
+    body["invocations"] = [i for i in body["invocations"] if filters.match(i)]
+    if as_json:
+        return print_json(body)
+    cols = ["id", "target", "status", "attempt", "entries", "created", "modified"]
+    table(None, cols, _rows(body["invocations"]))
+    if body.get("next_cursor") is not None:
+        note(f"more: --cursor {body['next_cursor']}  (or --all)")
+
+
+@invocations_app.command("show")
+@fails_cleanly
+def show(
+    invocation_id: Annotated[str, typer.Argument(metavar="ID")],
+    admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
+    token: AdminTokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One invocation: its record, its journal as a timeline, and its failed attempts."""
+    with admin(admin_url, token) as api:
+        inv = api.get(f"/invocations/{quote(invocation_id)}")
+    if as_json:
+        return print_json(inv)
+    fields(
+        [
+            ("id", inv["id"]),
+            ("target", inv.get("target")),
+            ("status", status(inv.get("status", "?"))),
+            ("attempt", str(inv.get("attempt", ""))),
+            ("deployment", inv.get("deployment_id")),
+            ("invoked by", f"{inv.get('invoked_by')} {inv.get('caller_id') or ''}".strip()),
+            ("idempotency key", inv.get("idempotency_key")),
+            ("created", when(inv.get("created_at"))),
+            ("modified", when(inv.get("modified_at"))),
+            ("next retry", when(inv.get("next_retry_at"))),
+            ("waiting on", inv.get("waiting_on")),
+            ("last failure", inv.get("last_failure")),
+            ("result", inv.get("result")),
+        ]
+    )
+    console().print()
+    draw(inv)
+
+
+def _act(
+    action: str,
+    past: str,
+    ids: list[str],
+    filters: Filters,
+    yes: bool,
+    api: Client,
+    as_json: bool,
+) -> None:
+    """Apply ``action`` to ``ids`` or to every invocation matching ``filters``."""
+    if ids and filters.any():
+        raise CliError("give invocation IDs or filters, not both")
+    if not ids and not filters.any():
+        raise CliError("give an invocation ID, or filters (--status, --service, --handler, --key)")
+    if len(ids) == 1:
+        body = api.send("PATCH", f"/invocations/{quote(ids[0])}/{action}")
+        if as_json:
+            return print_json(body)
+        state = f" (now {body['status']})" if isinstance(body, dict) and "status" in body else ""
+        return note(f"{past} {ids[0]}{state}")
+    if not ids:
+        listed = pages(api, "/invocations", "invocations", [*filters.params(), ("limit", 500)])
+        ids = [i["id"] for i in listed if filters.match(i)]
+        if not ids:
+            if as_json:
+                return print_json({"done": [], "failed": []})
+            return note(f"no invocation matches; nothing {past}")
+        if not yes:
+            if as_json:
+                raise CliError(f"{len(ids)} invocation(s) match: add --yes to {action} them")
+            typer.confirm(f"{action} {len(ids)} invocation(s)?", abort=True, err=True)
+    done: list[str] = []
+    failed: list[dict[str, Any]] = []
+    _each(
+        lambda i: api.send("PATCH", f"/invocations/{quote(i)}/{action}"), ids, action, done, failed
+    )
+    if as_json:
+        print_json({"done": done, "failed": failed})
+    else:
+        note(f"{past} {len(done)} of {len(ids)} invocation(s)")
+        for f in failed:
+            note(f"  {f['id']}: {f['status']} {f['detail']}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _each(
+    fn: Callable[[str], Any],
+    ids: list[str],
+    action: str,
+    done: list[str],
+    failed: list[dict[str, Any]],
+) -> None:
+    """Call ``fn`` for each id under a progress bar on stderr; sort the ids into done/failed."""
+    columns = (TextColumn(f"{action}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console(err=True), transient=True) as progress:
+        task = progress.add_task(action, total=len(ids))
+        for inv_id in ids:
+            try:
+                fn(inv_id)
+                done.append(inv_id)
+            except ApiError as exc:
+                failed.append({"id": inv_id, "status": exc.status, "detail": exc.detail})
+            progress.advance(task)
+
+
+def _action(name: str, past: str, doc: str) -> None:
+    """Register ``invocations NAME [ID...] [filters] [--yes]``."""
+
+    @invocations_app.command(name, help=doc)
+    @fails_cleanly
+    def command(
+        ids: Annotated[list[str] | None, typer.Argument(metavar="ID", show_default=False)] = None,
+        statuses: StatusOpt = None,
+        service: ServiceOpt = None,
+        handler: HandlerOpt = None,
+        key: KeyOpt = None,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="act without asking")] = False,
+        admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
+        token: AdminTokenOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        with admin(admin_url, token) as api:
+            _act(name, past, ids or [], Filters(statuses, service, handler, key), yes, api, as_json)
+
+
+_action(
+    "cancel",
+    "cancelled",
+    "Cancel gracefully: the handler's next await raises a terminal 'cancelled' error, so its "
+    "compensations run; callees are cancelled too.",
+)
+_action("kill", "killed", "Stop at once; the invocation ends 'killed'.")
+_action("pause", "paused", "Stop driving an invocation (it keeps its key and timers).")
+_action("resume", "resumed", "Resume a paused invocation with a fresh retry budget.")
+_action("purge", "purged", "Forget finished invocations: their record, journal and result.")

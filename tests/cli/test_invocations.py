@@ -1,0 +1,128 @@
+"""``ritornello call`` and ``ritornello invocations ...`` against a real ``ritornello dev``."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.conftest import Dev
+from tests.procs import wait_until
+
+
+def _status(dev: Dev, inv_id: str) -> str:
+    return str(dev.json("invocations", "show", inv_id)["status"])
+
+
+def test_call_then_list_and_show_with_its_timeline(dev: Dev) -> None:
+    out = dev.json("call", "Greeter/greet", '"Cli"')
+    assert out["output"] == "Hello, Cli!"
+    inv_id = out["invocation_id"]
+    assert inv_id.startswith("inv_")
+
+    listed = dev.json("invocations", "list", "--service", "Greeter", "--status", "completed")
+    assert inv_id in [i["id"] for i in listed["invocations"]]
+    assert {i["service"] for i in listed["invocations"]} == {"Greeter"}
+
+    shown = dev.json("invocations", "show", inv_id)
+    assert [e["kind"] for e in shown["journal"]] == ["input", "run", "output"]
+    assert shown["journal"][1]["name"] == "compose"
+
+    table = dev.ok("invocations", "show", inv_id).stdout  # the timeline, drawn
+    assert "journal (3 entries)" in table
+    for text in ("input", "compose", '"Hello, Cli!"', "completed", "Greeter/greet"):
+        assert text in table, table
+
+    plain = dev.ok("call", "Greeter/greet", '"Again"')
+    assert json.loads(plain.stdout) == "Hello, Again!"
+    assert "invocation inv_" in plain.stderr
+
+
+def test_call_with_a_key_and_an_idempotency_key(dev: Dev) -> None:
+    first = dev.json("call", "Counter/add", "2", "--key", "idem", "--idempotency-key", "k-1")
+    again = dev.json("call", "Counter/add", "2", "--key", "idem", "--idempotency-key", "k-1")
+    assert first == again and first["output"] == 2  # the same invocation, not a second add
+    assert dev.json("call", "Counter/get", "--key", "idem")["output"] == 2
+
+
+def test_list_pages_with_a_cursor_and_all(dev: Dev) -> None:
+    for n in range(3):
+        dev.ok("call", "Counter/add", "1", "--key", f"page-{n}")
+    first = dev.json("invocations", "list", "--service", "Counter", "--limit", "2")
+    assert len(first["invocations"]) == 2 and first["next_cursor"] is not None
+    second = dev.json(
+        "invocations", "list", "--service", "Counter", "--limit", "2",
+        "--cursor", str(first["next_cursor"]),
+    )  # fmt: skip
+    seen = {i["id"] for i in first["invocations"]} | {i["id"] for i in second["invocations"]}
+    assert len(seen) == len(first["invocations"]) + len(second["invocations"])
+    every = dev.json("invocations", "list", "--service", "Counter", "--limit", "2", "--all")
+    assert every["next_cursor"] is None
+    assert seen <= {i["id"] for i in every["invocations"]}
+    assert len(every["invocations"]) >= 4
+
+
+def test_send_then_pause_resume_kill_and_purge_one(dev: Dev) -> None:
+    sent = dev.ok("call", "Approvals/request", "{}", "--key", "one", "--send")
+    inv_id = sent.stdout.strip()
+    assert inv_id.startswith("inv_")
+    wait_until(lambda: _status(dev, inv_id) == "suspended", 20, "the request waits")
+
+    assert dev.json("invocations", "pause", inv_id)["status"] == "paused"
+    assert dev.json("invocations", "resume", inv_id)["status"] != "paused"
+    assert "killed" in dev.ok("invocations", "kill", inv_id).stderr
+    assert _status(dev, inv_id) == "killed"
+    line = dev.fails("invocations", "cancel", inv_id)  # nothing left to cancel
+    assert "409" in line and inv_id in line
+
+    assert dev.json("invocations", "purge", inv_id) == {"id": inv_id}
+    assert "404" in dev.fails("invocations", "show", inv_id)
+
+
+def test_bulk_cancel_by_filter_with_progress(dev: Dev) -> None:
+    ids = [
+        dev.ok("call", "Approvals/request", "{}", "--key", f"bulk-{n}", "--send").stdout.strip()
+        for n in range(3)
+    ]
+    wait_until(lambda: all(_status(dev, i) == "suspended" for i in ids), 20, "three requests wait")
+    filters = ("--service", "Approvals", "--handler", "request", "--status", "suspended")
+
+    refused = dev.run("invocations", "cancel", *filters, "--json")  # no --yes: nothing done
+    assert refused.exit_code == 1 and "--yes" in refused.stderr
+    assert all(_status(dev, i) == "suspended" for i in ids)
+    asked = dev.run("invocations", "cancel", *filters, input="n\n")  # asked, and declined
+    assert asked.exit_code == 1 and "3 invocation(s)?" in asked.stderr
+    assert all(_status(dev, i) == "suspended" for i in ids)
+
+    done = dev.json("invocations", "cancel", *filters, "--yes")
+    assert sorted(done["done"]) == sorted(ids) and done["failed"] == []
+    for inv_id in ids:
+        wait_until(lambda i=inv_id: _status(dev, i) == "completed", 20, f"{inv_id} cancelled")
+        assert dev.json("invocations", "show", inv_id)["result"] == {"value": "rejected: cancelled"}
+    again = dev.json("invocations", "cancel", *filters, "--yes")
+    assert again == {"done": [], "failed": []}  # nothing matches any more
+
+    purged = dev.ok("invocations", "purge", *ids, "--yes")  # several IDs, one progress bar
+    assert "purged 3 of 3" in purged.stderr
+
+
+def test_action_needs_ids_or_filters(dev: Dev) -> None:
+    assert "give an invocation ID" in dev.fails("invocations", "cancel", "--yes")
+    assert "not both" in dev.fails("invocations", "kill", "inv_x", "--service", "Greeter")
+
+
+def test_call_errors_are_one_line(dev: Dev) -> None:
+    assert "404" in dev.fails("call", "Nope/handler", "1")
+    line = dev.fails("call", "Checkout/place_order", '{"items": ["durian"]}')
+    assert "400" in line and "unknown items: durian" in line  # the handler's terminal error
+    assert "not valid JSON" in dev.fails("call", "Greeter/greet", "not-json")
+    assert "Service/handler" in dev.fails("call", "Greeter", '"x"')
+    assert "404" in dev.fails("invocations", "show", "inv_doesnotexist")
+
+
+def test_show_draws_the_failed_attempts(dev: Dev) -> None:
+    out = dev.json("call", "Flaky/succeed_after", '{"name": "cli", "fail": 2}')
+    assert out["output"] == "cli ok after 3 attempts"
+    shown = dev.json("invocations", "show", out["invocation_id"])
+    assert [r["attempt"] for r in shown["retries"]] == [1, 2]
+    assert all("flaky failure" in r["error"] for r in shown["retries"])
+    drawn = dev.ok("invocations", "show", out["invocation_id"]).stdout
+    assert "retries (2)" in drawn and "flaky failure 2 of cli" in drawn

@@ -1,0 +1,94 @@
+"""``ritornello deployments|services|state|schedules ...``, the token and the error paths,
+against a real ``ritornello dev`` (which runs with an admin token)."""
+
+from __future__ import annotations
+
+from tests.cli.conftest import Dev
+from tests.procs import free_port
+
+
+def test_deployments_list_show_register_delete(dev: Dev) -> None:
+    (dep,) = dev.json("deployments", "list")["deployments"]
+    assert dep["uri"] == "inproc://app"
+    shown = dev.json("deployments", "show", dep["id"])
+    assert "Greeter" in [s["name"] for s in shown["services"]]
+    assert "inproc://app" in dev.ok("deployments", "list").stdout
+    assert "Counter" in dev.ok("deployments", "show", dep["id"]).stdout
+
+    assert "404" in dev.fails("deployments", "show", "dp_nope")
+    assert "404" in dev.fails("deployments", "delete", "dp_nope")
+    dead = f"http://127.0.0.1:{free_port()}"  # discovery finds nothing there
+    line = dev.fails("deployments", "register", dead)
+    assert line.startswith("error: ") and "from POST /deployments" in line
+    assert "exactly one" in dev.fails("deployments", "register")
+
+
+def test_services_list_and_show(dev: Dev) -> None:
+    services = {s["name"]: s for s in dev.json("services", "list")["services"]}
+    assert services["Counter"]["ty"] == "VirtualObject"
+    counter = dev.json("services", "show", "Counter")
+    assert {h["name"] for h in counter["handlers"]} == {"add", "get", "reset"}
+    assert "add" in dev.ok("services", "show", "Counter").stdout
+    assert "Greeter" in dev.ok("services", "list").stdout
+    assert "service Nope not found" in dev.fails("services", "show", "Nope")
+
+
+def test_state_get_and_set_with_a_version(dev: Dev) -> None:
+    dev.ok("call", "Counter/add", "7", "--key", "st")
+    got = dev.json("state", "get", "Counter", "st")
+    assert got["state"] == {"count": 7}
+    assert "count" in dev.ok("state", "get", "Counter", "st").stdout
+
+    written = dev.json(
+        "state", "set", "Counter", "st", '{"count": 40}', "--version", got["version"]
+    )
+    assert written["version"] != got["version"]
+    assert dev.json("call", "Counter/add", "2", "--key", "st")["output"] == 42  # handlers see it
+
+    stale = dev.fails("state", "set", "Counter", "st", '{"count": 0}', "--version", got["version"])
+    assert "409" in stale
+    assert dev.json("state", "get", "Counter", "st")["state"] == {"count": 42}
+    assert "JSON object" in dev.fails("state", "set", "Counter", "st", "[1]")
+    assert "404" in dev.fails("state", "get", "Nope", "st")
+
+
+def test_schedules_create_list_pause_resume_delete(dev: Dev) -> None:
+    made = dev.json(
+        "schedules", "create", "--cron", "0 0 1 1 *", "--target", "Greeter/greet",
+        "--input", '"cron"',
+    )  # fmt: skip
+    sid = made["id"]
+    assert made["cron"] == "0 0 1 1 *" and made["input"] == "cron" and made["paused"] is False
+    assert sid in [s["id"] for s in dev.json("schedules", "list")["schedules"]]
+    assert dev.json("schedules", "show", sid)["target"] == "Greeter/greet"
+    assert "Greeter/greet" in dev.ok("schedules", "list").stdout
+    dev.ok("schedules", "pause", sid)
+    assert dev.json("schedules", "show", sid)["paused"] is True
+    dev.ok("schedules", "resume", sid)
+    assert dev.json("schedules", "show", sid)["paused"] is False
+    assert "deleted" in dev.ok("schedules", "delete", sid).stderr
+    assert "404" in dev.fails("schedules", "show", sid)
+    assert "400" in dev.fails("schedules", "create", "--cron", "nope", "--target", "Greeter/greet")
+
+
+def test_the_token_is_sent_and_a_missing_one_is_explained(dev: Dev) -> None:
+    line = dev.fails("services", "list", token=None)
+    assert "401" in line and "RITORNELLO_ADMIN_TOKEN" in line
+    assert "401" in dev.fails("invocations", "list", token="wrong")
+    result = dev.run("services", "list", "--json", "--token", "cli-test-token", token=None)
+    assert result.exit_code == 0 and '"Greeter"' in result.stdout
+
+    line = dev.fails("call", "Greeter/greet", '"x"', ingress_token=None)  # the ingress has one too
+    assert "401" in line and "RITORNELLO_INGRESS_TOKEN" in line
+    token = ("--token", "cli-ingress-token")
+    result = dev.run("call", "Greeter/greet", '"t"', *token, ingress_token=None)
+    assert result.exit_code == 0 and "Hello, t!" in result.stdout
+
+
+def test_an_unreachable_url_is_one_line_naming_it(dev: Dev) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    for args in (("services", "list"), ("invocations", "show", "inv_x"), ("schedules", "list")):
+        line = dev.fails(*args, "--admin-url", url)
+        assert f"cannot reach the admin API at {url}" in line
+    line = dev.fails("call", "Greeter/greet", '"x"', "--ingress-url", url)
+    assert f"cannot reach the ingress at {url}" in line

@@ -1,0 +1,174 @@
+"""The web UI (/ui) in headless Chromium against a real ``ritornello dev tests/cli/opsapp.py``
+(the examples and a flaky handler) with an admin token: the page asks for the token, lists
+invocations with live status, opens one and draws its journal as a timeline and its retries;
+the state, deployments and schedules pages show what the API holds. A screenshot of each page
+is saved under the test's tmp_path (the path is printed).
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``make install`` installs them). Without
+them the test is skipped locally, and fails in CI (``CI`` set), where they must be present.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.procs import ROOT, Proc, free_port, http, wait_port, wait_until
+
+TOKEN = "ui-test-token"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+def _browser_parts() -> tuple[str, str]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        chromium = None
+    if chromium and driver:
+        return chromium, driver
+    why = "headless Chromium is needed: apt-get install chromium chromium-driver; selenium"
+    if os.environ.get("CI"):
+        pytest.fail(f"{why} (CI must have them: make install installs them)")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium, driver_path = _browser_parts()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.add_argument("--window-size=1400,1000")
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(admin URL, ingress URL) of a dev process serving the examples, with an admin token."""
+    tmp: Path = tmp_path_factory.mktemp("ui")
+    ingress, port = free_port(), free_port()
+    args = [sys.executable, "-m", "ritornello", "dev", str(ROOT / "tests" / "cli" / "opsapp.py")]
+    args += ["--store", f"sqlite:///{tmp / 'ui.db'}", "--ingress-port", str(ingress)]
+    args += ["--admin-port", str(port)]
+    proc = Proc(args, tmp / "dev.log", env={"RITORNELLO_ADMIN_TOKEN": TOKEN}).start()
+    try:
+        wait_port(port, proc.proc)
+        wait_port(ingress, proc.proc)
+        base = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: http("GET", f"{base}/services", headers=AUTH)[1]["services"], 20, "deployed"
+        )
+        yield base, f"http://127.0.0.1:{ingress}"
+    finally:
+        proc.terminate()
+
+
+def _call(ingress: str, path: str, body: object) -> tuple[int, Any, dict[str, str]]:
+    status, answer, headers = http("POST", f"{ingress}{path}", body)
+    assert status in (200, 202), answer
+    return status, answer, headers
+
+
+def test_list_open_an_invocation_and_see_its_timeline(
+    browser: Any, admin: tuple[str, str], tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, ingress = admin
+    wait = WebDriverWait(browser, 20)
+    _, _, headers = _call(ingress, "/restate/call/Checkout/place_order", {"items": ["pear"]})
+    order_id = headers["x-restate-id"]
+    _call(ingress, "/restate/call/Counter/ui/add", 3)
+    waiting_id = _call(ingress, "/restate/send/Approvals/ui/request", {})[1]["invocationId"]
+
+    # The API answers 401 without a token: the page asks for one and keeps it for the tab.
+    assert http("GET", f"{base}/invocations")[0] == 401
+    browser.get(f"{base}/ui")
+    field = wait.until(ec.visibility_of_element_located((By.ID, "token-input")))
+    field.send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
+
+    row = f'tr.invocation[data-id="{order_id}"]'
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, row)))
+    assert "Checkout/place_order" in browser.find_element(By.CSS_SELECTOR, row).text
+    waiting_row = f'tr.invocation[data-id="{waiting_id}"] .badge'
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, waiting_row), "suspended"))
+    # Live status: cancel it behind the page's back; the list shows it finish on its own.
+    assert http("PATCH", f"{base}/invocations/{waiting_id}/cancel", headers=AUTH)[0] == 200
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, waiting_row), "completed"))
+    _shot(browser, tmp_path, "list")
+
+    browser.find_element(By.CSS_SELECTOR, f"{row} a").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#timeline li.entry")))
+    entries = browser.find_elements(By.CSS_SELECTOR, "#timeline li.entry")
+    kinds = [e.find_element(By.CSS_SELECTOR, ".kind").text for e in entries]
+    assert kinds == ["input", "call", "call", "output"]
+    assert "Inventory/reserve" in entries[1].text and "70" in entries[1].text
+    assert "Payments/charge" in entries[2].text
+    assert "confirmed" in entries[3].text
+    bars = browser.find_elements(By.CSS_SELECTOR, "#timeline li.entry .bar")
+    assert len(bars) == 4  # every entry carries its commit time
+    assert "completed" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
+    _shot(browser, tmp_path, "invocation")
+
+    _, _, headers = _call(ingress, "/restate/call/Flaky/succeed_after", {"name": "ui", "fail": 2})
+    browser.get(f"{base}/ui/#/invocations/{headers['x-restate-id']}")
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#retries li.retry")))
+    retries = browser.find_elements(By.CSS_SELECTOR, "#retries li.retry")
+    assert [r.find_element(By.CSS_SELECTOR, ".name").text for r in retries] == [
+        "attempt 1",
+        "attempt 2",
+    ]
+    assert "flaky failure 2 of ui" in retries[1].text
+    _shot(browser, tmp_path, "retries")
+
+    browser.get(f"{base}/ui/#/state?service=Counter&key=ui")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "state"), "count"))
+    assert "3" in browser.find_element(By.ID, "state").text
+    _shot(browser, tmp_path, "state")
+
+    browser.get(f"{base}/ui/#/deployments")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "deployments"), "inproc://app"))
+    browser.get(f"{base}/ui/#/schedules")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "schedules"), "ritornello schedules"))
+    # No script error on any page (the 401s before the token was given are expected).
+    logged = browser.get_log("browser")
+    errors = [e for e in logged if e["level"] == "SEVERE" and "401" not in e["message"]]
+    assert not errors, errors
+
+
+def _shot(browser: Any, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"ui-{name}.png"
+    assert browser.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+
+
+def test_the_static_files_are_public_confined_and_typed(admin: tuple[str, str]) -> None:
+    base, _ = admin
+    status, _, headers = http("GET", f"{base}/ui")  # urllib follows the relative redirect
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in headers["content-security-policy"]
+    status, _, headers = http("GET", f"{base}/ui/invocation.js")  # no token needed
+    assert status == 200 and headers["content-type"].startswith("text/javascript")
+    for path in ("nope.js", "..%2F_ui.py", "..%2F..%2Fcli%2F__init__.py", "", "index"):
+        status, body, _ = http("GET", f"{base}/ui/{path}")
+        assert status == 404 or (path == "" and status == 200), (path, status, body)
+    assert http("GET", f"{base}/invocations")[0] == 401  # the data stays behind the token
