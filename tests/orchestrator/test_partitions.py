@@ -272,7 +272,8 @@ class SlowRenewals(MemoryStore):
         return await super().renew_lease(lease, now_ms)
 
 
-@pytest.mark.timeout(20, method="thread")  # the livelock this guards against froze the loop (a hang here)
+# the livelock this guards against froze the event loop: a hang, reported with stacks
+@pytest.mark.timeout(20, method="thread")
 def test_a_lease_lapse_with_its_renewal_in_flight_loses_nothing() -> None:
     """While a renewal is in flight past the lease's validity, the leader may not act but
     must not give anything up either: a due timer waits (without spinning the event loop,
