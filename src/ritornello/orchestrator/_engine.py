@@ -901,7 +901,7 @@ class Engine:
         async def change(rec: InvocationRecord, unit: CommitUnit) -> InvocationRecord:
             if rec.status != "paused":
                 raise EngineError(f"invocation {rec.id} is {rec.status}, not paused", 409)
-            return replace(rec, status="running", attempt=1, next_at=None)
+            return replace(rec, status="running", attempt=1, next_at=None, waiting=())
 
         new, _ = await self._operate(invocation_id, "resume", change)
         if self._may_run(new):
