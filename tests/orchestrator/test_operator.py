@@ -198,6 +198,28 @@ def test_pause_holds_a_sleeper_past_its_timer_until_resumed() -> None:
     asyncio.run(main())
 
 
+def test_resume_of_a_paused_sleeper_is_running_again_then_waits_again() -> None:
+    """A resumed invocation is ``running`` with nothing awaited (its record must not claim
+    a wait no attempt is making); its replay suspends on the same sleep again."""
+
+    async def main() -> None:
+        engine, store = await _engine()
+        try:
+            inv = await _submit(engine, "Box/nap", 30, key="r")
+            suspended = await _until(store, inv, "suspended")
+            assert suspended.waiting == (1,)
+            await engine.pause(inv)
+            resumed = await engine.resume(inv)
+            assert (resumed.status, resumed.waiting, resumed.attempt) == ("running", (), 1)
+            again = await _until(store, inv, "suspended")
+            assert again.waiting == (1,) and again.version > resumed.version
+        finally:
+            await engine.stop()
+            await store.close()
+
+    asyncio.run(main())
+
+
 def test_retention_purges_results_and_frees_keys() -> None:
     wf = Workflow("Keep")
 

@@ -15,6 +15,8 @@ import json
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from ritornello import Context, Endpoint, Service, VirtualObject
 from ritornello.orchestrator import Engine
 from ritornello.orchestrator._partitions import Leadership, partition_of
@@ -231,6 +233,90 @@ def test_two_engines_share_work_and_survive_a_crash() -> None:
             assert b.counters["partitions_recovered"] >= 8
         finally:
             await b.stop()
+            await store.close()
+
+    asyncio.run(main())
+
+
+lapse = Service("Lapse")
+gate: dict[str, asyncio.Event] = {}
+
+
+@lapse.handler()
+async def nap(ctx: Context, _: None) -> str:
+    await ctx.sleep(0.4)
+    return "rested"
+
+
+@lapse.handler()
+async def blocked(ctx: Context, _: None) -> str:
+    async def wait() -> str:
+        await gate["step"].wait()
+        return "stepped"
+
+    return await ctx.run("wait", wait)
+
+
+class SlowRenewals(MemoryStore):
+    """A shared store whose lease renewals can be held in flight by the test."""
+
+    def __init__(self) -> None:
+        super().__init__(partitions=1, exclusive=False)
+        self.hold: asyncio.Event | None = None
+        self.held = 0
+
+    async def renew_lease(self, lease: Any, now_ms: int) -> Any:
+        if self.hold is not None:
+            self.held += 1
+            await self.hold.wait()
+        return await super().renew_lease(lease, now_ms)
+
+
+# the livelock this guards against froze the event loop: a hang, reported with stacks
+@pytest.mark.timeout(20, method="thread")
+def test_a_lease_lapse_with_its_renewal_in_flight_loses_nothing() -> None:
+    """While a renewal is in flight past the lease's validity, the leader may not act but
+    must not give anything up either: a due timer waits (without spinning the event loop,
+    which would keep the renewal's verdict from ever arriving) and an attempt that answers
+    meanwhile commits once the renewal lands, instead of its driver being dropped while
+    the partition stays ours."""
+
+    async def main() -> None:
+        store = SlowRenewals()
+        await store.open()
+        clock = FrozenClock()
+        gate["step"] = asyncio.Event()
+        engine = Engine(
+            store,
+            retry=FAST,
+            inprocess={"app": Endpoint([lapse]).inprocess()},
+            node="solo",
+            lease_s=LEASE_S,
+            inbox_interval_s=0.01,
+            monotonic=clock,
+        )
+        await engine.start()
+        try:
+            await engine.register_deployment("inproc://app")
+            napper = await _submit(engine, "Lapse/nap", None)
+            stepper = await _submit(engine, "Lapse/blocked", None)
+            await _wait_for(lambda: engine._timers.pending(napper, "sleep", 1) or False)
+            # a renewal goes out and hangs; meanwhile the lease's validity runs out
+            store.hold = asyncio.Event()
+            await _wait_for(lambda: store.held > 0)
+            clock.now += LEASE_S
+            assert not engine.leadership.holds(0)
+            gate["step"].set()  # the attempt answers during the lapse
+            await asyncio.sleep(0.6)  # the sleep's timer comes due during the lapse
+            assert (await store.get_invocation(napper)).status == "suspended"  # type: ignore[union-attr]
+            assert engine.leadership.owned() == [0]
+            store.hold.set()  # the renewal lands: still the leader
+            store.hold = None
+            assert await _result(engine, napper) == {"value": "rested"}
+            assert await _result(engine, stepper) == {"value": "stepped"}
+            assert engine.counters["fenced"] == 0
+        finally:
+            await engine.stop()
             await store.close()
 
     asyncio.run(main())

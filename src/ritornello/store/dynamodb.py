@@ -73,6 +73,13 @@ _RETRYABLE_REASONS = frozenset(
 )
 
 
+def _unheard(write: asyncio.Future[None]) -> None:
+    """Retrieve a shielded write's outcome, so one whose caller was cancelled (a driver
+    stopped on a change of leader) is not reported as an exception nobody retrieved."""
+    if not write.cancelled():
+        write.exception()
+
+
 class DynamoStore(Store):
     """A DynamoDB table (``settings.table``); values past ~350 KB go to ``settings.bucket``."""
 
@@ -192,8 +199,11 @@ class DynamoStore(Store):
 
     async def commit(self, unit: CommitUnit) -> None:
         check_unit(unit)
-        # shielded: a cancelled caller does not cancel the write (it runs on its thread)
-        await asyncio.shield(self._run(self._commit, unit))
+        # shielded: a cancelled caller does not cancel the write (it runs on its thread); its
+        # outcome then goes unheard (the caller's successor reads the store), not logged
+        write = asyncio.ensure_future(self._run(self._commit, unit))
+        write.add_done_callback(_unheard)
+        await asyncio.shield(write)
 
     def _commit(self, unit: CommitUnit) -> None:
         client = self._connect()
