@@ -42,13 +42,13 @@ unit: $(STAMP)
 test: lint typecheck importlint unit
 
 # The reliability suite at full strength: 300 kill -9's of the orchestrator (30 in `make test`),
-# and the three-orchestrator takeover test on DynamoDB (moto).
+# and the three-orchestrator takeover test on DynamoDB (moto; also in `make test`).
 chaos: $(STAMP) scaleout
 	RITORNELLO_CHAOS_KILLS=300 $(BIN)/pytest tests/chaos -q -p no:randomly
 
 # Three orchestrators on one DynamoDB table (moto), one paused, one killed (~1 min).
 scaleout: $(STAMP)
-	RITORNELLO_SCALEOUT=1 $(BIN)/pytest tests/integration/test_scaleout.py -q -s
+	$(BIN)/pytest tests/integration/test_scaleout.py -q -s
 
 # The deterministic simulation over many seeds (docs/simulation.md); SEEDS=A-B picks a range.
 SEEDS ?= 0-50000

@@ -52,11 +52,6 @@ def _cluster(orch: Orchestrator) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(
-    os.environ.get("RITORNELLO_SCALEOUT") != "1",
-    reason="runs under `make scaleout` (RITORNELLO_SCALEOUT=1): on a loaded machine it still "
-    "finds invocations left suspended after takeovers (open bug, issue 5 note)",
-)
 def test_takeover_from_a_paused_and_a_killed_orchestrator(
     tmp_path: Path, moto: dict[str, str]
 ) -> None:
