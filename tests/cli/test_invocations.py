@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from tests.cli.conftest import Dev
 from tests.procs import wait_until
@@ -126,3 +127,26 @@ def test_show_draws_the_failed_attempts(dev: Dev) -> None:
     assert all("flaky failure" in r["error"] for r in shown["retries"])
     drawn = dev.ok("invocations", "show", out["invocation_id"]).stdout
     assert "retries (2)" in drawn and "flaky failure 2 of cli" in drawn
+
+
+def test_list_by_creation_time(dev: Dev) -> None:
+    before = dev.json("call", "Greeter/greet", '"Early"')["invocation_id"]
+    time.sleep(1.2)
+    after = dev.json("call", "Greeter/greet", '"Late"')["invocation_id"]
+    recent = {
+        i["id"] for i in dev.json("invocations", "list", "--since", "1s", "--all")["invocations"]
+    }
+    assert after in recent and before not in recent
+    older = {
+        i["id"] for i in dev.json("invocations", "list", "--until", "1s", "--all")["invocations"]
+    }
+    assert before in older and after not in older
+    iso = {
+        i["id"]
+        for i in dev.json("invocations", "list", "--since", "2000-01-01T00:00:00", "--all")[
+            "invocations"
+        ]
+    }
+    assert {before, after} <= iso
+    bad = dev.run("invocations", "list", "--since", "yesterday-ish")
+    assert bad.exit_code != 0 and "neither an age" in bad.output

@@ -9,7 +9,10 @@ not stop the others; any failure makes the exit status 1.
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -42,35 +45,78 @@ StatusOpt = Annotated[
 ServiceOpt = Annotated[str | None, typer.Option("--service", help="service name")]
 HandlerOpt = Annotated[str | None, typer.Option("--handler", help="handler name")]
 KeyOpt = Annotated[str | None, typer.Option("--key", help="virtual object key / workflow id")]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option("--since", help="created at or after: an age (30s, 10m, 2h, 1d) or ISO time"),
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option("--until", help="created before: an age (30s, 10m, 2h, 1d) or ISO time"),
+]
+_AGE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_AGE_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def instant_ms(text: str, now_ms: int | None = None) -> int:
+    """Unix ms from an age before now (``10m``, ``1h30m``) or an ISO 8601 time (UTC unless it
+    names its offset)."""
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    parts = _AGE.findall(text.strip())
+    if parts and "".join(n + u for n, u in parts) == text.strip():
+        return now - int(sum(float(n) * _AGE_MS[u] for n, u in parts))
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither an age (30s, 10m, 2h, 1d) nor an ISO 8601 time"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 class Filters:
     """The listing filters, as query parameters and as a check on each listed invocation."""
 
     def __init__(
-        self, statuses: list[str] | None, service: str | None, handler: str | None, key: str | None
+        self,
+        statuses: list[str] | None,
+        service: str | None,
+        handler: str | None,
+        key: str | None,
+        since: str | None = None,
+        until: str | None = None,
     ) -> None:
         self.statuses = [s.strip() for raw in statuses or [] for s in raw.split(",") if s.strip()]
         self.service = service
         self.handler = handler
         self.key = key
+        self.created_after = instant_ms(since) if since is not None else None
+        self.created_before = instant_ms(until) if until is not None else None
 
     def any(self) -> bool:
         return bool(self.statuses) or any(
-            v is not None for v in (self.service, self.handler, self.key)
+            v is not None
+            for v in (self.service, self.handler, self.key, self.created_after, self.created_before)
         )
 
     def params(self) -> list[tuple[str, Any]]:
         query: list[tuple[str, Any]] = [("status", s) for s in self.statuses]
-        for name in ("service", "handler", "key"):
+        for name in ("service", "handler", "key", "created_after", "created_before"):
             if getattr(self, name) is not None:
                 query.append((name, getattr(self, name)))
         return query
 
     def match(self, inv: dict[str, Any]) -> bool:
-        return (not self.statuses or inv.get("status") in self.statuses) and all(
-            getattr(self, name) is None or inv.get(name) == getattr(self, name)
-            for name in ("service", "handler", "key")
+        created = inv.get("created_at") or 0
+        return (
+            (not self.statuses or inv.get("status") in self.statuses)
+            and all(
+                getattr(self, name) is None or inv.get(name) == getattr(self, name)
+                for name in ("service", "handler", "key")
+            )
+            and (self.created_after is None or created >= self.created_after)
+            and (self.created_before is None or created < self.created_before)
         )
 
 
@@ -96,6 +142,8 @@ def list_invocations(
     service: ServiceOpt = None,
     handler: HandlerOpt = None,
     key: KeyOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="page size")] = 50,
     cursor: Annotated[
         int | None, typer.Option("--cursor", help="next_cursor of the previous page")
@@ -106,7 +154,7 @@ def list_invocations(
     as_json: JsonOpt = False,
 ) -> None:
     """Invocations, oldest first, one page at a time (or --all)."""
-    filters = Filters(statuses, service, handler, key)
+    filters = Filters(statuses, service, handler, key, since, until)
     params = [*filters.params(), ("limit", limit)]
     with admin(admin_url, token) as api:
         if every:
