@@ -55,9 +55,11 @@ SEEDS ?= 0-50000
 sim: $(STAMP)
 	RITORNELLO_SIM_SEEDS=$(SEEDS) $(BIN)/pytest tests/sim/test_simulation.py::test_seeds -q -s --timeout=0
 
+# The benchmark suite (docs/performance.md): seven workloads, one table, targets. ~20 min.
+# BENCH_ARGS passes options, e.g. make bench BENCH_ARGS='--workloads greet,ten --duration 5'.
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
-	$(BIN)/python benchmarks/ingress.py --runs 3
+	$(BIN)/python benchmarks/run.py --runs 3 $(BENCH_ARGS)
 
 # DynamoDB requests and request units per journaled step, priced (moto on loopback).
 bench-dynamo: $(STAMP)

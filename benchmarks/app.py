@@ -1,8 +1,27 @@
-"""Benchmark handlers: ``greet`` (one ctx.run) and ``ten`` (ten sequential ctx.run steps)."""
+"""Benchmark handlers: uvicorn ``app:app`` (from benchmarks/) or in-process (``ritornello dev``).
 
-from ritornello import Context, Endpoint, Service
+- ``Bench/greet``: one ``ctx.run``.
+- ``Bench/ten``: ten sequential ``ctx.run`` steps.
+- ``Counter/add`` (virtual object): adds its input to the key's ``count`` state.
+- ``Bench/sleeper``: ``{"sleep_ms": N}``; journals the wake time it expects (``expected``, Unix
+  ms), sleeps N ms on a durable timer, then journals when it woke (``woke``). The suite reads the
+  sleep entry's ``wake_at`` (stamped by the orchestrator) and ``woke`` from the journal.
+- ``Bench/slow_ten``: ``{"step_ms": N}``; ten ``ctx.run`` steps that each take N ms (an
+  ``asyncio.sleep`` inside the step), so invocations stay in flight long enough to be killed.
+"""
+
+import asyncio
+import time
+from datetime import timedelta
+
+from ritornello import Context, Endpoint, Service, VirtualObject
 
 bench = Service("Bench")
+counter = VirtualObject("Counter")
+
+
+def _now_ms() -> float:
+    return time.time() * 1000.0
 
 
 @bench.handler()
@@ -18,5 +37,35 @@ async def ten(ctx: Context, name: str) -> int:
     return total
 
 
-endpoint = Endpoint([bench])
+@counter.handler()
+async def add(ctx: Context, delta: int) -> int:
+    value = (await ctx.get("count") or 0) + delta
+    ctx.set("count", value)
+    return value
+
+
+@bench.handler()
+async def sleeper(ctx: Context, args: dict) -> dict:
+    sleep_ms = int(args["sleep_ms"])
+    expected = await ctx.run("expected", lambda: _now_ms() + sleep_ms)
+    await ctx.sleep(timedelta(milliseconds=sleep_ms))
+    woke = await ctx.run("woke", _now_ms)
+    return {"expected": expected, "woke": woke}
+
+
+@bench.handler()
+async def slow_ten(ctx: Context, args: dict) -> int:
+    step_s = int(args["step_ms"]) / 1000.0
+
+    async def step(i: int) -> int:
+        await asyncio.sleep(step_s)
+        return i
+
+    total = 0
+    for i in range(10):
+        total += await ctx.run(f"step-{i}", step, i)
+    return total
+
+
+endpoint = Endpoint([bench, counter])
 app = endpoint.asgi()

@@ -137,7 +137,7 @@ def chaos_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         endpoint.terminate()
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(max(900, KILLS * 6))  # the run happens in the first test
 def test_every_invocation_completes_with_the_right_result(chaos_run: Run) -> None:
     assert chaos_run.results == [(200, EXPECTED)] * N, (SEED, chaos_run.orch.output())
     assert max(chaos_run.in_flight_at_kill) > 0, chaos_run.in_flight_at_kill
@@ -147,7 +147,7 @@ def test_every_invocation_completes_with_the_right_result(chaos_run: Run) -> Non
         assert (status, body) == (200, EXPECTED), (SEED, i)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(max(900, KILLS * 6))  # the run happens in the first test
 def test_no_committed_step_ran_again(chaos_run: Run) -> None:
     executions = read_ledger(chaos_run.ledger)
     orch = chaos_run.orch
@@ -186,7 +186,7 @@ def test_no_committed_step_ran_again(chaos_run: Run) -> None:
     print(f"uncommitted step executions re-run after a kill: {sum(r for _, r in counts)}")
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(max(900, KILLS * 6))  # the run happens in the first test
 def test_store_check_finds_nothing(chaos_run: Run) -> None:
     if not check_command_available():
         pytest.skip("`python -m ritornello check` does not exist yet: store check not run")
