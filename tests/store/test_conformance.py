@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ritornello.store import (
+    STATUSES,
     CommitUnit,
     ConflictError,
     DeploymentRecord,
@@ -383,6 +384,26 @@ def test_list_invocations_cursor_paging(store: Store, run: Run) -> None:
     assert seen == [f"inv_{i:02}" for i in range(1, 9)]
     page = run(store.list_invocations(statuses=["completed", "killed"], after_seq=3, limit=1))
     assert _ids(page) == ["inv_07"]
+
+
+def test_count_invocations_and_timers(store: Store, run: Run) -> None:
+    assert run(store.count_invocations()) == dict.fromkeys(STATUSES, 0)
+    assert run(store.count_timers()) == 0
+    _populate(store, run)
+    counts = run(store.count_invocations())
+    assert set(counts) == set(STATUSES)
+    assert {s: n for s, n in counts.items() if n} == {
+        "running": 2,
+        "suspended": 1,
+        "completed": 2,
+        "pending": 1,
+        "backing-off": 1,
+        "killed": 1,
+    }
+    assert run(store.count_invocations(cap=1))["running"] == 1  # capped: "at least"
+    timers = [TimerRecord(1000 + i, f"inv_{i:02}", "sleep", 1) for i in (1, 2)]
+    run(store.commit(CommitUnit(timers_add=timers)))
+    assert run(store.count_timers()) == 2
 
 
 def test_max_seq(store: Store, run: Run) -> None:

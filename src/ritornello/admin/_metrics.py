@@ -1,9 +1,11 @@
 """``GET /metrics``: Prometheus text exposition (prometheus_client), one registry per app.
 
 A custom collector reads the engine at scrape time (``ritornello.orchestrator._metrics``):
-invocations by status (counted in the store), attempts, journal commit latency (histogram fed
-by the engine's commit path), queue depth, timers, and every engine counter. Nothing is
-registered in prometheus_client's global registry, so several apps (tests) can coexist.
+invocations by status (counted in the store: at every scrape on SQLite, at most once a minute
+on a shared store such as DynamoDB, where counting reads the table), attempts, journal commit
+latency (histogram fed by the engine's commit path), queue depth, timers, and every engine
+counter. Nothing is registered in prometheus_client's global registry, so several apps (tests)
+can coexist.
 """
 
 from __future__ import annotations
@@ -81,6 +83,12 @@ def _label(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_]", "_", name)
 
 
+#: On a store shared by several orchestrators (DynamoDB) counting pages through the table, so
+#: the store counts are read at most this often (seconds) and scrapes in between reuse them.
+#: A local store (SQLite) counts with one indexed query per scrape.
+SHARED_STORE_COUNTS_S = 60.0
+
+
 def metrics_router(engine: Engine) -> APIRouter:
     """``GET /metrics`` over this engine, with a registry of its own."""
     router = APIRouter(tags=["metrics"])
@@ -88,6 +96,7 @@ def metrics_router(engine: Engine) -> APIRouter:
     collector = EngineCollector(engine)
     registry.register(collector)
     lock = asyncio.Lock()
+    counted_at = float("-inf")
 
     @router.get(
         "/metrics",
@@ -96,9 +105,13 @@ def metrics_router(engine: Engine) -> APIRouter:
     )
     async def metrics() -> Response:
         """Prometheus text exposition format (version 0.0.4)."""
+        nonlocal counted_at
         async with lock:  # one scrape at a time reads the store
-            collector.statuses = await count_statuses(engine)
-            collector.timers = len(await engine.store.list_timers())
+            now = asyncio.get_running_loop().time()
+            if engine.store.exclusive or now - counted_at >= SHARED_STORE_COUNTS_S:
+                collector.statuses = await count_statuses(engine)
+                collector.timers = await engine.store.count_timers()
+                counted_at = now
             body = generate_latest(registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -16,8 +16,6 @@ import bisect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ritornello.store import STATUSES
-
 if TYPE_CHECKING:
     from ._engine import Engine
 
@@ -86,18 +84,6 @@ def gauges(engine: Engine) -> Gauges:
     )
 
 
-async def count_statuses(engine: Engine, page: int = 1000) -> dict[str, int]:
+async def count_statuses(engine: Engine) -> dict[str, int]:
     """Invocations in the store by status (each capped at ``STATUS_COUNT_CAP``)."""
-    counts: dict[str, int] = {}
-    for status in STATUSES:
-        n, cursor = 0, -1
-        while n < STATUS_COUNT_CAP:
-            recs = await engine.store.list_invocations(
-                statuses=[status], after_seq=cursor, limit=page
-            )
-            n += len(recs)
-            if len(recs) < page:
-                break
-            cursor = recs[-1].seq
-        counts[status] = min(n, STATUS_COUNT_CAP)
-    return counts
+    return await engine.store.count_invocations(STATUS_COUNT_CAP)

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Self
 
 from ritornello.store._records import (
+    STATUSES,
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,
@@ -114,6 +115,27 @@ class Store(ABC):
     async def list_timers(self, partition: int | None = None) -> list[TimerRecord]:
         """Every timer (of ``partition`` if given), ordered by ``fire_at``. Strongly
         consistent."""
+
+    async def count_invocations(self, cap: int = 100_000) -> dict[str, int]:
+        """How many invocations have each status (every status in ``STATUSES``), each count
+        stopping at ``cap`` (it then reads "at least"). This default pages through
+        ``list_invocations``; stores with a cheaper count override it."""
+        counts: dict[str, int] = {}
+        for status in STATUSES:
+            n, cursor = 0, -1
+            while n < cap:
+                want = min(1000, cap - n)
+                page = await self.list_invocations(statuses=[status], after_seq=cursor, limit=want)
+                n += len(page)
+                if len(page) < want:
+                    break
+                cursor = page[-1].seq
+            counts[status] = min(n, cap)
+        return counts
+
+    async def count_timers(self) -> int:
+        """How many durable timers the store holds (all partitions)."""
+        return len(await self.list_timers())
 
     @abstractmethod
     async def max_seq(self) -> int:

@@ -326,6 +326,8 @@ LIST_TIMERS_IN_PARTITION = (
     "ORDER BY fire_at, invocation_id, kind, idx"
 )
 MAX_SEQ = "SELECT ifnull(max(seq), 0) FROM invocations"
+COUNT_STATUSES = "SELECT status, count(*) FROM invocations GROUP BY status"  # index: status
+COUNT_TIMERS = "SELECT count(*) FROM timers"
 LIST_DEPLOYMENTS = "SELECT id, uri, services, created_at FROM deployments ORDER BY created_at, id"
 # In LeaseRecord field order.
 GET_LEASE = "SELECT partition, owner, epoch, version, renewed_at FROM leases WHERE partition = ?"

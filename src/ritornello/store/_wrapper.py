@@ -101,6 +101,12 @@ class StoreWrapper(Store):
     async def max_seq(self) -> int:
         return await self._call("max_seq", self.inner.max_seq)
 
+    async def count_invocations(self, cap: int = 100_000) -> dict[str, int]:
+        return await self._call("count_invocations", lambda: self.inner.count_invocations(cap))
+
+    async def count_timers(self) -> int:
+        return await self._call("count_timers", self.inner.count_timers)
+
     async def put_deployment(self, deployment: DeploymentRecord) -> None:
         await self._call("put_deployment", lambda: self.inner.put_deployment(deployment))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from ritornello.store._checks import (
     moved,
 )
 from ritornello.store._records import (
+    STATUSES,
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,
@@ -283,6 +285,15 @@ class MemoryStore(Store):
             (t for t in self._timers.values() if partition is None or t.partition == partition),
             key=lambda t: (t.fire_at, t.invocation_id, t.kind, t.index),
         )
+
+    async def count_invocations(self, cap: int = 100_000) -> dict[str, int]:
+        self._check_open()
+        found = Counter(r.status for r in self._invocations.values())
+        return {status: min(found[status], cap) for status in STATUSES}
+
+    async def count_timers(self) -> int:
+        self._check_open()
+        return len(self._timers)
 
     async def max_seq(self) -> int:
         self._check_open()

@@ -41,6 +41,7 @@ from ritornello.store._checks import (
     moved,
 )
 from ritornello.store._records import (
+    STATUSES,
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,
@@ -347,6 +348,14 @@ class SqliteStore(Store):
         result: int = await self._run(False, _read_max_seq, None)
         return result
 
+    async def count_invocations(self, cap: int = 100_000) -> dict[str, int]:
+        found: dict[str, int] = await self._run(False, _count_statuses, None)
+        return {status: min(found.get(status, 0), cap) for status in STATUSES}
+
+    async def count_timers(self) -> int:
+        result: int = await self._run(False, _count_timers, None)
+        return result
+
     async def list_deployments(self) -> list[DeploymentRecord]:
         result: list[DeploymentRecord] = await self._run(False, _read_deployments, None)
         return result
@@ -600,6 +609,15 @@ def _read_timers(cur: sqlite3.Cursor, partition: int | None) -> list[TimerRecord
     else:
         rows = cur.execute(sql.LIST_TIMERS_IN_PARTITION, (partition,))
     return [TimerRecord(*row) for row in rows]
+
+
+def _count_statuses(cur: sqlite3.Cursor, _: None) -> dict[str, int]:
+    return dict(cur.execute(sql.COUNT_STATUSES).fetchall())
+
+
+def _count_timers(cur: sqlite3.Cursor, _: None) -> int:
+    value: int = cur.execute(sql.COUNT_TIMERS).fetchone()[0]
+    return value
 
 
 def _read_max_seq(cur: sqlite3.Cursor, _: None) -> int:
