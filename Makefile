@@ -4,22 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-dynamo clean chromium
+.PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-dynamo clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
-	$(MAKE) -s chromium
+	$(MAKE) -s system-deps
 	touch $(STAMP)
 
-# Headless Chromium for the UI test (tests/ui), from Debian's packages. Best effort: without
-# apt (or root) it says so and goes on; the UI test then skips locally and fails in CI.
-chromium:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+# Debian packages the tests drive: headless Chromium for the UI test (tests/ui) and wrk for the
+# benchmark smoke test. Best effort: without apt (or root) it says so and goes on; those tests
+# then skip locally and fail in CI.
+system-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
+	  command -v wrk >/dev/null || \
 	  (command -v apt-get >/dev/null && apt-get update -q && \
-	   apt-get install -y -q --no-install-recommends chromium chromium-driver) || \
-	  echo "note: could not install chromium + chromium-driver; tests/ui needs them"
+	   apt-get install -y -q --no-install-recommends chromium chromium-driver wrk) || \
+	  echo "note: could not install chromium, chromium-driver and wrk; tests/ui and the bench smoke test need them"
 
 install: $(STAMP)
 
@@ -58,7 +60,6 @@ sim: $(STAMP)
 # The benchmark suite (docs/performance.md): seven workloads, one table, targets. ~20 min.
 # BENCH_ARGS passes options, e.g. make bench BENCH_ARGS='--workloads greet,ten --duration 5'.
 bench: $(STAMP)
-	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	$(BIN)/python benchmarks/run.py --runs 3 $(BENCH_ARGS)
 
 # DynamoDB requests and request units per journaled step, priced (moto on loopback).
