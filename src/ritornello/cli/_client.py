@@ -17,10 +17,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
-import httpx
 import typer
+
+if TYPE_CHECKING:  # imported when a command runs: `ritornello serve` starts without it
+    import httpx
 
 DEFAULT_ADMIN_URL = "http://127.0.0.1:9070"
 DEFAULT_INGRESS_URL = "http://127.0.0.1:8080"
@@ -110,6 +112,8 @@ class Client:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.what = what
+        import httpx
+
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
@@ -130,6 +134,8 @@ class Client:
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """Send one request; the response when 2xx."""
+        import httpx
+
         hdrs = dict(headers or {})
         if json_body is not None:
             content = json.dumps(json_body).encode()

@@ -17,7 +17,6 @@ from typing import Any
 
 import uvicorn
 
-from ritornello.admin import create_app
 from ritornello.orchestrator import Engine, IngressApp, Settings
 from ritornello.protocol import RetryPolicy
 from ritornello.store import open_store
@@ -84,6 +83,10 @@ async def run_orchestrator(
         await engine.start()
         if on_started is not None:  # before listening: no request finds the app unregistered
             await on_started(engine)
+        # Imported once the engine has recovered and is driving what was in flight: FastAPI
+        # and pydantic take a few hundred ms to import, which a restart need not wait for.
+        from ritornello.admin import create_app
+
         common: dict[str, Any] = {
             "host": settings.host,
             "log_level": "warning",
