@@ -93,12 +93,14 @@ def chaos_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     try:
         status, body, _ = http("POST", f"{orch.admin}/deployments", {"uri": endpoint.uri})
         assert status == 201, body
-        # Waves: a tenth of the invocations at once, the rest spread over the kills.
+        # Waves: a tenth of the invocations at once, the rest spread evenly over the kills
+        # (with more kills than invocations, one every few kills), so that work is in flight
+        # at every kill, not only at the first ones.
         first = N // 10
-        waves = [list(range(first))]
+        waves: list[list[int]] = [list(range(first))] + [[] for _ in range(KILLS)]
         rest = list(range(first, N))
-        per = max(1, -(-len(rest) // KILLS))
-        waves += [rest[j : j + per] for j in range(0, len(rest), per)]
+        for j, i in enumerate(rest):
+            waves[1 + j * KILLS // len(rest)].append(i)
         ids: list[str] = []
         sent_ns: dict[str, int] = {}
         kill_ns: list[int] = []
