@@ -18,12 +18,19 @@ from ritornello.store import CommitUnit
 
 def stamped(text: str, at_ms: int) -> str:
     """``text`` (a JSON object) with ``"at": at_ms`` appended as its last member."""
-    if text == "{}" or not (text.startswith("{") and text.endswith("}")):
-        return text  # not a non-empty object: leave it as it is
-    return f'{text[:-1]},"at":{at_ms}}}'
+    return _stamp(text, f',"at":{at_ms}}}')
+
+
+def _stamp(text: str, suffix: str) -> str:
+    if len(text) > 2 and text[-1] == "}" and text[0] == "{":
+        return text[:-1] + suffix
+    return text  # not a non-empty object: leave it as it is
 
 
 def stamp_unit(unit: CommitUnit, at_ms: int) -> None:
     """Stamp the entries and completions of ``unit`` in place with commit time ``at_ms``."""
-    unit.entries[:] = [(inv, i, stamped(text, at_ms)) for inv, i, text in unit.entries]
-    unit.completions[:] = [(inv, i, stamped(text, at_ms)) for inv, i, text in unit.completions]
+    suffix = f',"at":{at_ms}}}'
+    if unit.entries:
+        unit.entries[:] = [(inv, i, _stamp(text, suffix)) for inv, i, text in unit.entries]
+    if unit.completions:
+        unit.completions[:] = [(inv, i, _stamp(text, suffix)) for inv, i, text in unit.completions]
