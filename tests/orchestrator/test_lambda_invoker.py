@@ -336,7 +336,7 @@ def test_envelope_round_trip_and_limits() -> None:
     assert set(obj) == {"ritornello_encoding", "data"} and len(wrapped) < MAX_PAYLOAD
     assert decode_payload(json.dumps(obj).encode()) == big
     assert decode_payload(json.dumps({"data": obj["data"], **obj}).encode()) == big
-    with pytest.raises(InvokerError, match="corrupt"):
+    with pytest.raises(InvokerError, match="does not decode"):
         decode_payload(b'{"ritornello_encoding": "gzip", "data": "bm90IGd6aXA="}')
     noise = base64.b64encode(os.urandom(5_000_000)).decode()
     with pytest.raises(InvokerError, match="request too large for Lambda"):

@@ -271,7 +271,7 @@ def test_an_envelope_may_not_inflate_without_bound(
 ) -> None:
     monkeypatch.setattr(_lambda, "MAX_INFLATED", 1000)
     bomb = _envelope(gzip.compress(b" " * 5000 + b"{}"))
-    assert "inflates beyond 1000 bytes" in _protocol_error(handler(bomb, None))
+    assert "inflates beyond 1,000 bytes" in _protocol_error(handler(bomb, None))
 
 
 def test_an_answer_past_5_mb_goes_out_enveloped(handler: _lambda.LambdaFunction) -> None:

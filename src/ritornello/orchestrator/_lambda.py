@@ -40,14 +40,10 @@ the ARN's (a function is invoked in its own region).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import gzip
 import json
 import re
 import threading
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +67,13 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     ReadTimeoutError,
 )
 
-from ritornello.protocol import DiscoveryResponse, Signer
+from ritornello.protocol import (
+    DiscoveryResponse,
+    EnvelopeError,
+    Signer,
+    gzip_base64,
+    inflate_base64,
+)
 
 from ._invokers import HttpInvoker, Invoker, InvokerError
 
@@ -176,8 +178,7 @@ def encode_payload(body: bytes, *, force_gzip: bool = False) -> bytes:
     """
     if len(body) <= GZIP_ABOVE and not force_gzip:
         return body
-    data = base64.b64encode(gzip.compress(body, compresslevel=6, mtime=0))
-    payload = b'{"ritornello_encoding": "gzip", "data": "' + data + b'"}'
+    payload = b'{"ritornello_encoding": "gzip", "data": "' + gzip_base64(body) + b'"}'
     if len(payload) > MAX_PAYLOAD:
         raise InvokerError(
             f"request too large for Lambda: {len(body):,} bytes of JSON are still "
@@ -214,14 +215,9 @@ def decode_payload(data: bytes) -> bytes:
     if obj["ritornello_encoding"] != "gzip" or not isinstance(obj["data"], str):
         raise InvokerError(f"unsupported answer encoding {obj['ritornello_encoding']!r}")
     try:
-        inflater = zlib.decompressobj(wbits=31)  # gzip framing
-        out = inflater.decompress(base64.b64decode(obj["data"], validate=True), MAX_DECODED)
-        if inflater.unconsumed_tail:
-            raise InvokerError(f"gzipped answer inflates beyond {MAX_DECODED:,} bytes")
-        if not inflater.eof:
-            raise InvokerError("gzipped answer is truncated")
-    except (binascii.Error, zlib.error) as exc:
-        raise InvokerError(f"gzipped answer is corrupt: {exc}") from None
+        out = inflate_base64(obj["data"], MAX_DECODED)
+    except EnvelopeError as exc:
+        raise InvokerError(f"gzipped answer {exc}") from None
     return out
 
 

@@ -13,6 +13,12 @@ from ritornello.protocol._entries import (
     completion_failure,
     completion_value,
 )
+from ritornello.protocol._envelope import (
+    ENCODING_KEY,
+    EnvelopeError,
+    gzip_base64,
+    inflate_base64,
+)
 from ritornello.protocol._ids import (
     derive_id,
     new_awakeable_id,
@@ -33,6 +39,7 @@ from ritornello.protocol._signing import SignatureError, Signer, Verifier
 from ritornello.protocol._version import PROTOCOL_VERSION
 
 __all__ = [
+    "ENCODING_KEY",
     "ENTRY_KINDS",
     "HANDLER_KINDS",
     "PROTOCOL_VERSION",
@@ -40,6 +47,7 @@ __all__ = [
     "Completion",
     "DiscoveryResponse",
     "Entry",
+    "EnvelopeError",
     "Failure",
     "HandlerInfo",
     "InvokeRequest",
@@ -53,6 +61,8 @@ __all__ = [
     "completion_failure",
     "completion_value",
     "derive_id",
+    "gzip_base64",
+    "inflate_base64",
     "new_awakeable_id",
     "new_deployment_id",
     "new_id",

@@ -34,19 +34,25 @@ from __future__ import annotations
 import asyncio
 import atexit
 import base64
-import binascii
-import gzip
 import json
 import logging
 import threading
-import zlib
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
-from ritornello.protocol import InvokeRequest, InvokeResponse, ProtocolError, SignatureError
+from ritornello.protocol import (
+    ENCODING_KEY,
+    EnvelopeError,
+    InvokeRequest,
+    InvokeResponse,
+    ProtocolError,
+    SignatureError,
+    gzip_base64,
+    inflate_base64,
+)
 from ritornello.protocol._messages import dumps
 from ritornello.sdk._asgi import AsgiApp, Message
 from ritornello.sdk._invocation import CURRENT_MACHINE, STEP_INDEX
@@ -64,7 +70,6 @@ LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024  # 6,291,456 bytes
 ENVELOPE_THRESHOLD = 5 * 1024 * 1024  # 5,242,880 bytes
 #: An enveloped event may not inflate beyond this (as the orchestrator bounds answers).
 MAX_INFLATED = 256 * 1024 * 1024
-ENCODING_KEY = "ritornello_encoding"
 DISCOVER_EVENT = {"ritornello": "discover"}
 POWERTOOLS_SERVICE = "ritornello"
 
@@ -84,8 +89,7 @@ def wire_size(message: dict[str, Any]) -> int:
 
 def encode_envelope(message: dict[str, Any]) -> dict[str, Any]:
     """``message`` as ``{"ritornello_encoding": "gzip", "data": ...}``."""
-    packed = gzip.compress(dumps(message), compresslevel=6, mtime=0)
-    return {ENCODING_KEY: "gzip", "data": base64.b64encode(packed).decode("ascii")}
+    return {ENCODING_KEY: "gzip", "data": gzip_base64(dumps(message)).decode("ascii")}
 
 
 def decode_envelope(event: dict[str, Any]) -> dict[str, Any]:
@@ -97,15 +101,9 @@ def decode_envelope(event: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, str):
         raise ProtocolError("a gzip envelope needs 'data': the base64 of the gzipped JSON")
     try:
-        inflater = zlib.decompressobj(wbits=31)  # gzip framing
-        raw = inflater.decompress(base64.b64decode(data, validate=True), MAX_INFLATED)
-        complete = inflater.eof
-    except (binascii.Error, zlib.error) as exc:
-        raise ProtocolError(f"the gzip envelope does not decode: {exc}") from None
-    if inflater.unconsumed_tail:
-        raise ProtocolError(f"the gzip envelope inflates beyond {MAX_INFLATED} bytes")
-    if not complete:
-        raise ProtocolError("the gzip envelope does not decode: truncated")
+        raw = inflate_base64(data, MAX_INFLATED)
+    except EnvelopeError as exc:
+        raise ProtocolError(f"the gzip envelope {exc}") from None
     try:
         message = json.loads(raw)
     except ValueError as exc:
