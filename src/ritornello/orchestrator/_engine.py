@@ -72,7 +72,7 @@ from ._apply import (
 from ._clock import Clock, SystemClock
 from ._invokers import InvokerError, make_invoker
 from ._journal_time import stamp_unit
-from ._json import dumps, loads
+from ._json import IntegerRangeError, check_int64, dumps, loads
 from ._metrics import CommitTimings
 from ._partitions import Leadership, partition_of
 from ._registry import Registry, Target
@@ -1305,6 +1305,10 @@ class Engine:
             return f"protocol: malformed answer: not JSON: {exc}"
         if not isinstance(message, dict):  # a list, a number, null: not a message at all
             return f"protocol: malformed answer: not a JSON object but {type(message).__name__}"
+        try:
+            check_int64(raw)  # orjson would have read it as a float: refuse, do not store
+        except IntegerRangeError as exc:
+            return f"protocol: malformed answer: {exc}"
         try:
             return InvokeResponse.decode(message)
         except (ProtocolError, ValueError, TypeError) as exc:

@@ -7,7 +7,6 @@ gets a clear 4xx with ``{"message": ...}`` and nothing is stored.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -21,7 +20,7 @@ from ._apply import WORKFLOW_RUN
 from ._auth import BearerToken, authorization, redact, redact_names, send_unauthorized
 from ._config import DEFAULT_REDACT_HEADERS
 from ._engine import Engine, EngineError
-from ._json import dumpb, dumps, loads
+from ._json import IntegerRangeError, check_int64, dumpb, dumps, loads
 
 log = logging.getLogger("ritornello.ingress")
 
@@ -44,8 +43,6 @@ MAX_DELAY_MS = 365_250 * 86_400_000
 #: serializer stops near 255 levels of its whole response, the journal's own nesting included:
 #: a deeper body would be accepted here and then fail every attempt or break the admin views.
 MAX_JSON_DEPTH = 128
-#: 19 digits or more: an integer that may not fit in 64 bits (or digits inside a string).
-_LONG_DIGITS = re.compile(rb"\d{19,}")
 #: Characters a key or an idempotency key must not hold (C0 controls and DEL, NUL included).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -103,19 +100,11 @@ def _json_text(body: bytes) -> str:
         raise HttpError(400, f"invalid JSON body: {exc}") from None
     if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
         raise HttpError(400, f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
-    if _LONG_DIGITS.search(body):  # rare: only then parse again to check every integer
-        json.loads(body, parse_int=_int64)
+    try:
+        check_int64(body)
+    except IntegerRangeError as exc:
+        raise HttpError(400, str(exc)) from None
     return body.decode("utf-8")
-
-
-def _int64(text: str) -> int:
-    """An integer literal the orchestrator can carry exactly: past 64 bits orjson (which reads
-    every journal entry, state value and result) would turn it into a float."""
-    n = int(text) if len(text) <= 21 else 2**64  # no int() of thousands of digits
-    if not -(2**63) <= n < 2**64:
-        shown = text if len(text) <= 40 else text[:37] + "..."
-        raise HttpError(400, f"integer {shown} is out of range: JSON integers must fit in 64 bits")
-    return n
 
 
 def _depth(value: Any) -> int:
