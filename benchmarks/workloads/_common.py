@@ -142,3 +142,12 @@ def wrk_phase(
             row.rss = dict(peaks)
         rows.extend(phase)
     return rows
+
+
+def wrk_against_serve(opts: Options, name: str, path: str, lua: str) -> list[Row]:
+    """The wrk workloads (greet, ten, counter): ``ritornello serve`` on SQLite with
+    benchmarks/app.py under uvicorn, wrk at 1 and 64 clients against ``path`` on the ingress
+    (``""`` when the Lua script builds each request's path)."""
+    with tempdir() as tmp, orchestrator_stack(opts, tmp) as (orch, endpoint):
+        pids = {"orchestrator": pid_of(orch), "endpoint": pid_of(endpoint)}
+        return wrk_phase(opts, name, f"{orch.ingress}{path}", lua, pids, tmp)

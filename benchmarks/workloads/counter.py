@@ -8,19 +8,10 @@ uvicorn."""
 from __future__ import annotations
 
 from benchmarks._wrk import COUNTER_LUA
-from benchmarks.workloads._common import (
-    Options,
-    Row,
-    orchestrator_stack,
-    pid_of,
-    tempdir,
-    wrk_phase,
-)
+from benchmarks.workloads._common import Options, Row, wrk_against_serve
 
 NAME = "counter"
 
 
 def run(opts: Options) -> list[Row]:
-    with tempdir() as tmp, orchestrator_stack(opts, tmp) as (orch, endpoint):
-        pids = {"orchestrator": pid_of(orch), "endpoint": pid_of(endpoint)}
-        return wrk_phase(opts, NAME, orch.ingress, COUNTER_LUA, pids, tmp)
+    return wrk_against_serve(opts, NAME, "", COUNTER_LUA)

@@ -6,20 +6,10 @@ uvicorn."""
 from __future__ import annotations
 
 from benchmarks._wrk import POST_LUA
-from benchmarks.workloads._common import (
-    Options,
-    Row,
-    orchestrator_stack,
-    pid_of,
-    tempdir,
-    wrk_phase,
-)
+from benchmarks.workloads._common import Options, Row, wrk_against_serve
 
 NAME = "ten"
 
 
 def run(opts: Options) -> list[Row]:
-    with tempdir() as tmp, orchestrator_stack(opts, tmp) as (orch, endpoint):
-        pids = {"orchestrator": pid_of(orch), "endpoint": pid_of(endpoint)}
-        url = f"{orch.ingress}/restate/call/Bench/{NAME}"
-        return wrk_phase(opts, NAME, url, POST_LUA, pids, tmp)
+    return wrk_against_serve(opts, NAME, f"/restate/call/Bench/{NAME}", POST_LUA)
