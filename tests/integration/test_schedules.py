@@ -124,3 +124,24 @@ def test_a_crash_between_a_fire_and_its_record_does_not_fire_twice(tmp_path: Pat
         again.terminate()
         orch.terminate()
         endpoint.terminate()
+
+
+@pytest.mark.timeout(60)
+def test_an_orchestrator_with_schedule_interval_0_fires_nothing(tmp_path: Path) -> None:
+    """``RITORNELLO_SCHEDULE_INTERVAL_S=0`` (say, an orchestrator kept for ingress only)
+    stores schedules but fires none of them; one with the default fires the same schedule."""
+    endpoint, orch = _start(tmp_path, RITORNELLO_SCHEDULE_INTERVAL_S="0")
+    try:
+        body = {"cron": "* * * * * *", "target": "Tick/beat", "input": "t", "overlap": "allow"}
+        status, created, _ = http("POST", f"{orch.admin}/schedules", body)
+        assert status == 201, created
+        time.sleep(2.5)
+        assert _schedule(orch, created["id"])["fires"] == 0
+        assert _fired(orch, created["id"]) == []
+        orch.kill9()
+        orch.env.pop("RITORNELLO_SCHEDULE_INTERVAL_S", None)
+        orch.start()
+        wait_until(lambda: _schedule(orch, created["id"])["fires"] >= 1, 20, "a fire")
+    finally:
+        orch.kill9()
+        endpoint.terminate()

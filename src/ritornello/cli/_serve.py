@@ -75,6 +75,7 @@ async def run_orchestrator(
         lease_s=settings.lease_s,
         inbox_interval_s=settings.inbox_interval_s,
         watchdog_interval_s=settings.watchdog_interval_s,
+        schedule_interval_s=settings.schedule_interval_s,
         address=f"http://{settings.host}:{settings.ingress_port}",
         signing_secret=settings.signing_secret,
     )

@@ -41,6 +41,9 @@ class Settings:
     inbox_interval_s: float = 0.2
     #: How often the watchdog looks for invocations nothing would move (0: never).
     watchdog_interval_s: float = 30.0
+    #: How often the leader of a schedule's partition looks for due fire times, at most
+    #: (sooner when one is near; docs/schedules.md). 0: this orchestrator fires no schedules.
+    schedule_interval_s: float = 1.0
     #: How long a store call is retried through throttling and outages before the client
     #: gets a retryable 503 (DynamoDB, or any store with faults injected).
     store_retry_budget_s: float = 10.0
