@@ -89,6 +89,17 @@ def test_seed_110_a_delayed_send_no_longer_overlaps_the_holder() -> None:
     assert run.error is None, run.error
 
 
+@pytest.mark.parametrize("seed", [8517, 10451])
+def test_timers_of_invocations_started_by_another_path_are_removed(seed: int) -> None:
+    """Seeds 8517 and 10451 found timers left in the store for completed invocations. 8517:
+    a delayed send's start timer fired while its key was held, and the holder's finish started
+    it before the start's own commit landed; that commit then conflicted and its timer removal
+    was lost. 10451: a retry timer fired for an invocation another path had already driven to
+    completion, and the driver it spawned found nothing to do and left the timer."""
+    run = run_seed(seed)
+    assert run.error is None, run.error
+
+
 def test_virtual_time_costs_no_real_time() -> None:
     loop = VirtualLoop()
     try:

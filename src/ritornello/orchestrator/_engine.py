@@ -1074,6 +1074,9 @@ class Engine:
             if run is None:
                 run = await self._load(inv_id)
                 if run is None:
+                    if timer is not None:  # a retry timer outlived its invocation (driven
+                        # early by another path, then finished): it still goes from the store
+                        await self._commit(CommitUnit(timers_remove=[timer]), timer.partition)
                     return
             if not await self._leading(run.rec.partition):
                 return
@@ -1427,8 +1430,21 @@ class Engine:
         )
         try:
             await self._commit(unit, rec.partition)
+        except ConflictError:
+            # The record moved while the commit was in flight: admitted to its key's queue
+            # above, it was started by the holder's finish meanwhile (found by the simulation,
+            # seed 8517). It is driven, so it must keep its place in the queue; only the
+            # timer is left to remove.
+            now = await self.store.get_invocation(rec.id)
+            if now is not None and now.status == "scheduled":
+                if rec.id not in self._drivers:
+                    self._unqueue(rec)
+                raise
+            await self._commit(CommitUnit(timers_remove=[timer]), timer.partition)
+            return
         except BaseException:
-            self._unqueue(rec)
+            if rec.id not in self._drivers:  # never pull a running invocation off its key
+                self._unqueue(rec)
             raise
         if status == "running":
             self._spawn(rec.id)
