@@ -9,7 +9,6 @@ not stop the others; any failure makes the exit status 1.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,6 +16,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from ritornello.orchestrator import parse_delay
+from ritornello.orchestrator._ingress import HttpError
 
 from ._client import (
     DEFAULT_ADMIN_URL,
@@ -53,17 +55,16 @@ UntilOpt = Annotated[
     str | None,
     typer.Option("--until", help="created before: an age (30s, 10m, 2h, 1d) or ISO time"),
 ]
-_AGE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_AGE_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def instant_ms(text: str, now_ms: int | None = None) -> int:
-    """Unix ms from an age before now (``10m``, ``1h30m``) or an ISO 8601 time (UTC unless it
-    names its offset)."""
+    """Unix ms from an age before now (``10m``, ``1h30m``, ``PT10M``: the ingress's delay
+    syntax, ``parse_delay``) or an ISO 8601 time (UTC unless it names its offset)."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    parts = _AGE.findall(text.strip())
-    if parts and "".join(n + u for n, u in parts) == text.strip():
-        return now - int(sum(float(n) * _AGE_MS[u] for n, u in parts))
+    try:
+        return now - parse_delay(text)
+    except HttpError:
+        pass  # not an age: a point in time, then
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
