@@ -386,6 +386,20 @@ def test_list_invocations_cursor_paging(store: Store, run: Run) -> None:
     assert _ids(page) == ["inv_07"]
 
 
+def test_scan_gives_every_invocation_once_even_where_seqs_repeat(store: Store, run: Run) -> None:
+    """Two processes may give out the same seq: a scan must neither skip nor repeat those
+    sharing a seq across a page boundary, nor stop where one seq fills a page."""
+    seqs = [1, 2, 2, 3, 3, 3, 3, 3, 4, 5, 5]
+    records = [inv(f"inv_{n:02}", seq=seq) for n, seq in enumerate(seqs)]
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(r) for r in records])))
+
+    async def scan(page: int) -> list[str]:
+        return [rec.id async for rec in store.scan_invocations(page=page)]
+
+    for page in (1, 2, 3, 4, 100):
+        assert run(scan(page)) == [r.id for r in records], page
+
+
 def test_count_invocations_and_timers(store: Store, run: Run) -> None:
     assert run(store.count_invocations()) == dict.fromkeys(STATUSES, 0)
     assert run(store.count_timers()) == 0

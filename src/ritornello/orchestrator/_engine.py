@@ -277,16 +277,9 @@ class Engine:
         nothing else on the loop sees a half-recovered partition."""
         epoch = self.leadership.epoch(partition)
         live = ["pending", "running", "suspended", "backing-off", "scheduled", "paused"]
-        cursor = -1
-        records: list[InvocationRecord] = []
-        while True:
-            page = await self.store.list_invocations(
-                statuses=live, after_seq=cursor, limit=5000, partition=partition
-            )
-            if not page:
-                break
-            records.extend(page)
-            cursor = page[-1].seq
+        records = [
+            rec async for rec in self.store.scan_invocations(live, partition=partition, page=5000)
+        ]
         timers = await self.store.list_timers(partition=partition)
         if self.leadership.epoch(partition) != epoch:
             return  # lost (and maybe regained) while reading: that round recovers it

@@ -153,13 +153,9 @@ async def pinned(engine: Engine, deployment_id: str, limit: int = 10) -> list[In
     """Up to ``limit`` unfinished invocations pinned to ``deployment_id`` (they would fail
     their attempts if it went away)."""
     found: list[InvocationRecord] = []
-    cursor = -1
-    while len(found) < limit:
-        page = await engine.store.list_invocations(
-            statuses=list(LIVE_STATUSES), after_seq=cursor, limit=1000
-        )
-        found.extend(r for r in page if r.deployment_id == deployment_id)
-        if len(page) < 1000:
-            break
-        cursor = page[-1].seq
-    return found[:limit]
+    async for rec in engine.store.scan_invocations(LIVE_STATUSES):
+        if rec.deployment_id == deployment_id:
+            found.append(rec)
+            if len(found) >= limit:
+                break
+    return found

@@ -58,34 +58,30 @@ async def find_stuck(
     reads = 0
     horizon = engine.clock.now_ms() - older_than_ms
     for partition in sorted(engine._ready):
-        cursor = -1
-        while engine._owns(partition):
-            page = await engine.store.list_invocations(
-                statuses=LIVE, after_seq=cursor, limit=1000, partition=partition
-            )
-            if not page:
+        if not engine._owns(partition):
+            continue
+        async for rec in engine.store.scan_invocations(LIVE, partition=partition):
+            if not engine._owns(partition):
                 break
-            cursor = page[-1].seq
-            for rec in page:
-                if rec.modified_at > horizon:
-                    continue  # changed lately: give the engine a round to act on it
-                suspect = _idle(engine, rec)
-                if not suspect and rec.status == "suspended" and rec.id not in engine._drivers:
-                    if reads >= journal_reads:
-                        continue
-                    reads += 1
-                    _, completions = await engine.store.get_journal(rec.id)
-                    done = {loads(c)["index"] for c in completions}
-                    suspect = CANCEL_INDEX in done or bool(done.intersection(rec.waiting))
-                if not suspect:
+            if rec.modified_at > horizon:
+                continue  # changed lately: give the engine a round to act on it
+            suspect = _idle(engine, rec)
+            if not suspect and rec.status == "suspended" and rec.id not in engine._drivers:
+                if reads >= journal_reads:
                     continue
-                fresh = await engine.store.get_invocation(rec.id)
-                if (
-                    fresh is not None
-                    and fresh.version == rec.version
-                    and (rec.id not in engine._drivers)
-                ):
-                    stuck.append(rec.id)
+                reads += 1
+                _, completions = await engine.store.get_journal(rec.id)
+                done = {loads(c)["index"] for c in completions}
+                suspect = CANCEL_INDEX in done or bool(done.intersection(rec.waiting))
+            if not suspect:
+                continue
+            fresh = await engine.store.get_invocation(rec.id)
+            if (
+                fresh is not None
+                and fresh.version == rec.version
+                and (rec.id not in engine._drivers)
+            ):
+                stuck.append(rec.id)
     return stuck
 
 

@@ -189,22 +189,9 @@ async def _check_once(
 
 
 async def _list_all(store: Store, page_size: int = 1000) -> list[InvocationRecord]:
-    """Every invocation, paging by ``seq``. Two processes may give out the same ``seq``, so
-    a full page goes on from just below its last ``seq`` (duplicates dropped), and a page
-    that one ``seq`` fills is read again, twice as large."""
-    found: dict[str, InvocationRecord] = {}
-    cursor, limit = -1, page_size
-    while True:
-        page = await store.list_invocations(after_seq=cursor, limit=limit)
-        for rec in page:
-            found.setdefault(rec.id, rec)
-        if len(page) < limit:
-            break
-        if page[0].seq == page[-1].seq:
-            limit *= 2
-        else:
-            cursor, limit = page[-1].seq - 1, page_size
-    return sorted(found.values(), key=lambda r: (r.seq, r.id))
+    """Every invocation (``Store.scan_invocations``: none skipped where two share a seq)."""
+    found = [rec async for rec in store.scan_invocations(page=page_size)]
+    return sorted(found, key=lambda r: (r.seq, r.id))
 
 
 async def _read_consistently(

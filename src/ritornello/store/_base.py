@@ -8,7 +8,7 @@ threads so the event loop never blocks.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -116,21 +116,51 @@ class Store(ABC):
         """Every timer (of ``partition`` if given), ordered by ``fire_at``. Strongly
         consistent."""
 
+    async def scan_invocations(
+        self,
+        statuses: Sequence[str] | None = None,
+        *,
+        partition: int | None = None,
+        page: int = 1000,
+    ) -> AsyncIterator[InvocationRecord]:
+        """Every invocation matching, in (``seq``, ``id``) order, each once, read a page at a
+        time. Paging by ``seq`` alone could skip some: two processes may give out the same
+        ``seq``, so a full page goes on from just below its last ``seq`` (the ones of that
+        ``seq`` already given are passed over), and a page that one ``seq`` fills is read
+        again, twice as large."""
+        cursor, limit = -1, page
+        tail_seq, tail_ids = -2, set[str]()  # the last seq given, and the ids given with it
+        while True:
+            batch = await self.list_invocations(
+                statuses=statuses, after_seq=cursor, limit=limit, partition=partition
+            )
+            for rec in batch:
+                if rec.seq == tail_seq and rec.id in tail_ids:
+                    continue
+                yield rec
+            if len(batch) < limit:
+                return
+            last = batch[-1].seq
+            ids = {rec.id for rec in batch if rec.seq == last}
+            tail_ids = tail_ids | ids if last == tail_seq else ids
+            tail_seq = last
+            if batch[0].seq == last:
+                limit *= 2  # one seq fills the page: the same place again, larger
+            else:
+                cursor, limit = last - 1, page
+
     async def count_invocations(self, cap: int = 100_000) -> dict[str, int]:
         """How many invocations have each status (every status in ``STATUSES``), each count
         stopping at ``cap`` (it then reads "at least"). This default pages through
-        ``list_invocations``; stores with a cheaper count override it."""
+        ``scan_invocations``; stores with a cheaper count override it."""
         counts: dict[str, int] = {}
         for status in STATUSES:
-            n, cursor = 0, -1
-            while n < cap:
-                want = min(1000, cap - n)
-                page = await self.list_invocations(statuses=[status], after_seq=cursor, limit=want)
-                n += len(page)
-                if len(page) < want:
+            n = 0
+            async for _ in self.scan_invocations([status]):
+                n += 1
+                if n >= cap:
                     break
-                cursor = page[-1].seq
-            counts[status] = min(n, cap)
+            counts[status] = n
         return counts
 
     async def count_timers(self) -> int:
