@@ -2,6 +2,11 @@
 
 - ``Bench/greet``: one ``ctx.run``.
 - ``Bench/ten``: ten sequential ``ctx.run`` steps.
+
+Their steps are ``async`` functions: they run on the endpoint's event loop, as a step of
+Restate's Python SDK (which the targets were measured with) runs even a sync function. Our SDK
+runs a *sync* step function on a worker thread instead, so a blocking step cannot stall the
+endpoint; ``Bench/ten_sync`` is ``ten`` with sync steps, to measure what that hop costs.
 - ``Counter/add`` (virtual object): adds its input to the key's ``count`` state.
 - ``Bench/sleeper``: ``{"sleep_ms": N}``; journals the wake time it expects (``expected``, Unix
   ms), sleeps N ms on a durable timer, then journals when it woke (``woke``). The suite reads the
@@ -26,11 +31,26 @@ def _now_ms() -> float:
 
 @bench.handler()
 async def greet(ctx: Context, name: str) -> str:
-    return await ctx.run("compose", lambda: f"Hello, {name}!")
+    async def compose() -> str:
+        return f"Hello, {name}!"
+
+    return await ctx.run("compose", compose)
+
+
+async def _identity(i: int) -> int:
+    return i
 
 
 @bench.handler()
 async def ten(ctx: Context, name: str) -> int:
+    total = 0
+    for i in range(10):
+        total += await ctx.run(f"step-{i}", _identity, i)
+    return total
+
+
+@bench.handler()
+async def ten_sync(ctx: Context, name: str) -> int:
     total = 0
     for i in range(10):
         total += await ctx.run(f"step-{i}", lambda i=i: i)

@@ -70,7 +70,7 @@ from ._apply import (
     terminal,
 )
 from ._clock import Clock, SystemClock
-from ._invokers import InvokerError, make_invoker
+from ._invokers import InvokerError, InvokeStream, make_invoker
 from ._journal_time import stamp_unit
 from ._json import IntegerRangeError, check_int64, dumps, loads
 from ._metrics import CommitTimings
@@ -107,6 +107,10 @@ class _Run:
     reload: bool = False
     cancel_sent: bool = False  # the last request carried the cancellation signal
     timer_removals: list[TimerRecord] = field(default_factory=list)
+    #: A streamed attempt whose last answer was a checkpoint: acknowledged once it is
+    #: committed, if ``completions`` still has ``live_seen`` entries (nothing new arrived).
+    live: InvokeStream | None = None
+    live_seen: int = 0
 
 
 class Engine:
@@ -1095,6 +1099,9 @@ class Engine:
             log.exception("driver of %s failed; it will be re-driven", inv_id)
             self._retry_driver(inv_id)
         finally:
+            if run is not None and run.live is not None:
+                run.live.abort()
+                run.live = None
             self._runs.pop(inv_id, None)
             self._drivers.pop(inv_id, None)
             self._reload.discard(inv_id)
@@ -1126,7 +1133,7 @@ class Engine:
         if not await self._leading(rec.partition):
             return False  # another process leads its partition now
         self.counters["attempts"] += 1
-        answer = await self._attempt(run)
+        answer = await self._attempt(run, stream=not workflow)
         if crashpoints.ARMED:
             crashpoints.reach("after-invoke")
         if not workflow:
@@ -1249,13 +1256,60 @@ class Engine:
             return self.retry
         return info.retry.merged_over(self.retry)
 
-    async def _attempt(self, run: _Run) -> InvokeResponse | str:
-        """Invoke the endpoint; the answer, or a string saying why the attempt failed."""
+    async def _attempt(self, run: _Run, *, stream: bool) -> InvokeResponse | str:
+        """Invoke the endpoint; the answer, or a string saying why the attempt failed.
+
+        A streamed attempt left open by a committed checkpoint goes on (acknowledged) when no
+        completion arrived since; otherwise it is finished and a new request is sent. With
+        ``stream`` (not a workflow: its promises change beside it) an endpoint that offers
+        streaming gets a streamed request, left open in ``run.live`` when it answers a
+        checkpoint.
+        """
         rec = run.rec
+        live, run.live = run.live, None
+        if live is not None and len(run.completions) != run.live_seen:
+            live.finish()  # its request lacks what arrived: start afresh
+            live = None
         invoker = self.registry.invokers.get(rec.deployment_id)
         if invoker is None:
+            if live is not None:
+                live.abort()
             return f"deployment {rec.deployment_id} is not registered"
         run.cancel_sent = CANCEL_INDEX in run.completions
+        try:
+            async with asyncio.timeout(self.attempt_timeout_s):  # cancellation-safe, unlike
+                if live is not None:  # wait_for on 3.11
+                    live.ack()
+                    raw = await live.next()
+                elif stream and invoker.streams:
+                    live = await invoker.open_stream(
+                        rec.service, rec.handler, self._request_body(run)
+                    )
+                    raw = await live.next()
+                else:
+                    raw = await invoker.invoke(rec.service, rec.handler, self._request_body(run))
+        except BaseException as exc:
+            if live is not None:
+                live.abort()
+            if isinstance(exc, TimeoutError):
+                return f"transport: attempt timed out after {self.attempt_timeout_s:g} s"
+            if isinstance(exc, InvokerError):
+                return f"transport: {exc}"
+            raise
+        answer = self._decode_answer(raw)
+        if live is not None:
+            if isinstance(answer, InvokeResponse) and answer.status == "checkpoint":
+                run.live, run.live_seen = live, len(run.completions)
+            elif isinstance(answer, InvokeResponse):
+                live.finish()
+            else:
+                live.abort()
+        return answer
+
+    @staticmethod
+    def _request_body(run: _Run) -> bytes:
+        """The InvokeRequest for ``run`` as it stands (built as text: entries stay as stored)."""
+        rec = run.rec
         promises = ""
         if run.promises is not None:
             promises = (
@@ -1266,7 +1320,7 @@ class Engine:
         state = "null"
         if run.state is not None:
             state = "{" + ",".join(dumps(k) + ":" + v for k, v in run.state.items()) + "}"
-        body = "".join(
+        return "".join(
             (
                 '{"version":1,"type":"invoke","id":',
                 dumps(rec.id),
@@ -1288,13 +1342,9 @@ class Engine:
                 "}",
             )
         ).encode()
-        try:
-            async with asyncio.timeout(self.attempt_timeout_s):  # cancellation-safe, unlike
-                raw = await invoker.invoke(rec.service, rec.handler, body)  # wait_for on 3.11
-        except TimeoutError:
-            return f"transport: attempt timed out after {self.attempt_timeout_s:g} s"
-        except InvokerError as exc:
-            return f"transport: {exc}"
+
+    @staticmethod
+    def _decode_answer(raw: bytes) -> InvokeResponse | str:
         try:
             message = loads(raw)
         except ValueError as exc:

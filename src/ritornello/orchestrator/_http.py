@@ -11,6 +11,11 @@ A request that fails on a *reused* connection before any byte of an answer arriv
 closed the idle socket: EOF or reset) is sent once more on a fresh connection. A request is never
 re-sent once answer bytes were received. Cancelling a request closes its connection, so a late
 answer can never be read by the next request.
+
+``HttpPool.stream`` opens a streamed exchange on a pooled connection (``HttpStream``): a chunked
+request body written a line at a time while the answer's body is read a line at a time, both
+newline-delimited — the orchestrator's streamed attempts (docs/protocol.md). The connection goes
+back to the pool only once both bodies ended cleanly; any other end closes it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["HttpClientError", "HttpPool"]
+__all__ = ["HttpClientError", "HttpPool", "HttpStatusError", "HttpStream", "StreamHeadTimeout"]
 
 _Response = tuple[int, dict[str, str], bytes]
 _LARGE = 1 << 16  # bodies above this are written separately instead of copied into one buffer
@@ -31,6 +36,20 @@ _LARGE = 1 << 16  # bodies above this are written separately instead of copied i
 
 class HttpClientError(Exception):
     """The server could not be reached, or the exchange broke before a full answer arrived."""
+
+
+class HttpStatusError(HttpClientError):
+    """A streamed exchange was answered with another status than 200 (its whole body here)."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class StreamHeadTimeout(HttpClientError):
+    """A streamed request's answer did not even start in time (a buffering proxy, say)."""
 
 
 class _Stale(Exception):
@@ -52,6 +71,7 @@ class _Conn(asyncio.Protocol):
         "lost",
         "parser",
         "pool",
+        "stream",
         "transport",
         "until_close",
         "used",
@@ -72,6 +92,7 @@ class _Conn(asyncio.Protocol):
         self.idle_since = 0.0
         self.used = 0  # requests sent on this connection
         self.lost: asyncio.Future[None] | None = None  # made only by close() waiting for it
+        self.stream: HttpStream | None = None  # the streamed exchange in progress, if any
 
     # -- asyncio.Protocol
 
@@ -135,9 +156,14 @@ class _Conn(asyncio.Protocol):
             and status != 204
             and status != 304
         )
+        if self.stream is not None and status >= 200:
+            self.stream._on_status(status)
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        if self.stream is not None:
+            self.stream._feed(body)
+        else:
+            self.body.append(body)
 
     def on_message_complete(self) -> None:
         status = self.parser.get_status_code()
@@ -160,16 +186,21 @@ class _Conn(asyncio.Protocol):
 
     # -- used by the pool
 
-    def send(self, head: bytes, body: bytes | None) -> asyncio.Future[_Response]:
+    def send(
+        self, head: bytes, body: bytes | None, stream: HttpStream | None = None
+    ) -> asyncio.Future[_Response]:
         if self.dead or self.transport is None or self.transport.is_closing():
             raise _Stale(None)
         self.used += 1
+        self.stream = stream
         self.headers = {}  # handed to the caller with the answer; body was emptied by _complete
         self.got_bytes = False
         self.until_close = False
         self.keep_alive = False
         fut: asyncio.Future[_Response] = self.pool._loop.create_future()
         self.fut = fut
+        if stream is not None:
+            fut.add_done_callback(stream._answer_ended)
         self.transport.write(head)
         if body is not None:
             self.transport.write(body)
@@ -254,17 +285,7 @@ class HttpPool:
         headers: dict[str, str] | None = None,
     ) -> _Response:
         """Send one request; ``path`` is appended to the base URL's path."""
-        if self._closed:
-            raise HttpClientError("the HTTP pool is closed")
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        verb = self._methods.get(method)
-        if verb is None:
-            verb = self._method(method)
-        target = (self._prefix + path).encode()
-        fixed = self._fixed
-        if headers:
-            fixed = fixed + _encode_headers(headers)
+        verb, target, fixed = self._start(method, path, headers)
         if body is None:
             head = b"".join((verb, target, fixed, b"content-length: 0\r\n\r\n"))
             tail = None
@@ -319,6 +340,60 @@ class HttpPool:
             self._free_slot()
         return result
 
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        first: bytes,
+        headers: dict[str, str] | None = None,
+        *,
+        head_timeout: float | None = None,
+    ) -> HttpStream:
+        """Open a streamed exchange whose request body starts with the line ``first`` (no
+        newline in it); returns once the answer's status line arrived (within
+        ``head_timeout`` seconds if given, else ``StreamHeadTimeout``). Like ``request``, a
+        reused connection that turns out dead before any answer byte is replaced once."""
+        if b"\n" in first:
+            raise ValueError("a stream line must not contain a newline")
+        verb, target, fixed = self._start(method, path, headers)
+        head = b"".join(
+            (verb, target, fixed, b"transfer-encoding: chunked\r\n\r\n", _chunk(first + b"\n"))
+        )
+        conn = await self._acquire()
+        retried = False
+        while True:
+            reused = conn.used > 0
+            stream = HttpStream(self, conn)
+            try:
+                conn.send(head, None, stream)
+                if head_timeout is None:
+                    await stream._head()
+                else:
+                    try:
+                        async with asyncio.timeout(head_timeout):
+                            await stream._head()
+                    except TimeoutError:
+                        raise StreamHeadTimeout(
+                            f"no answer to a streamed request within {head_timeout:g} s"
+                        ) from None
+            except _Stale as exc:
+                conn.close(abort=True)
+                self._conns.discard(conn)
+                if retried or not reused or self._closed:
+                    self._free_slot()
+                    cause = exc.args[0] if exc.args else None
+                    raise HttpClientError(
+                        f"connection to {self._host}:{self._port} closed before an answer"
+                        + (f": {cause!r}" if cause is not None else "")
+                    ) from None
+                retried = True
+                conn = await self._open()
+                continue
+            except BaseException:
+                stream.abort()
+                raise
+            return stream
+
     async def close(self) -> None:
         """Close every connection (idle and busy) and fail queued requests. Idempotent."""
         self._closed = True
@@ -344,6 +419,22 @@ class HttpPool:
             await asyncio.wait(waits, timeout=1.0)
 
     # -- internals
+
+    def _start(
+        self, method: str, path: str, headers: dict[str, str] | None
+    ) -> tuple[bytes, bytes, bytes]:
+        """The request line's method and target, and the fixed headers plus ``headers``."""
+        if self._closed:
+            raise HttpClientError("the HTTP pool is closed")
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        verb = self._methods.get(method)
+        if verb is None:
+            verb = self._method(method)
+        fixed = self._fixed
+        if headers:
+            fixed = fixed + _encode_headers(headers)
+        return verb, (self._prefix + path).encode(), fixed
 
     def _method(self, method: str) -> bytes:
         if not method.isalpha() or not method.isupper():
@@ -479,3 +570,161 @@ def _encode_headers(headers: dict[str, str]) -> bytes:
             raise ValueError(f"invalid HTTP header {name!r}: {value!r}")
         lines.append(f"{name}: {value}\r\n")
     return "".join(lines).encode("latin-1")
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+_END = b"0\r\n\r\n"
+_LINGER_S = 5.0  # how long a finished stream waits for the answer's end before closing
+
+
+class HttpStream:
+    """One streamed exchange on a pooled connection: request lines out, answer lines in.
+
+    Invariants: lines are read in order and each once; the connection's slot is given back
+    exactly once — to the pool (``finish`` after both bodies ended, kept alive) or closed
+    (``abort``, a broken answer, or an answer that does not end within ``_LINGER_S`` of
+    ``finish``). A non-200 answer is read whole and raised as ``HttpStatusError`` by ``next``.
+    """
+
+    __slots__ = ("_conn", "_done", "_error", "_lines", "_partial", "_pool", "_wake", "status")
+
+    def __init__(self, pool: HttpPool, conn: _Conn) -> None:
+        self._pool = pool
+        self._conn = conn
+        self._lines: deque[bytes] = deque()
+        self._partial = b""
+        self._error: list[bytes] = []
+        self._wake: asyncio.Future[None] | None = None
+        self._done = False  # the slot was given back
+        self.status: int | None = None
+
+    # -- fed by the connection
+
+    def _on_status(self, status: int) -> None:
+        self.status = status
+        self._signal()
+
+    def _feed(self, data: bytes) -> None:
+        if self.status != 200:
+            self._error.append(data)
+            return
+        if b"\n" not in data:
+            self._partial += data
+            return
+        parts = data.split(b"\n")
+        if self._partial:
+            parts[0] = self._partial + parts[0]
+        self._partial = parts.pop()
+        self._lines.extend(parts)
+        self._signal()
+
+    def _answer_ended(self, fut: asyncio.Future[_Response]) -> None:
+        if not fut.cancelled():
+            fut.exception()  # retrieved here: ``next`` or ``finish`` report it
+        self._signal()
+
+    def _signal(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _wait(self) -> None:
+        self._wake = self._pool._loop.create_future()
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+
+    async def _head(self) -> None:
+        while self.status is None:
+            fut = self._conn.fut
+            if fut is not None and fut.done():
+                fut.result()  # raises what broke it (_Stale before any byte)
+                raise HttpClientError("answer without a status line")
+            await self._wait()
+
+    # -- public
+
+    async def next(self) -> bytes:
+        """The answer's next line (without its newline). Raises ``HttpStatusError`` for a
+        non-200 answer, ``HttpClientError`` when the answer ended or broke first."""
+        while not self._lines:
+            fut = self._conn.fut
+            if fut is not None and fut.done():
+                exc = None if fut.cancelled() else fut.exception()
+                if exc is not None:
+                    reason = "closed before an answer" if isinstance(exc, _Stale) else str(exc)
+                    raise HttpClientError(f"streamed answer broke: {reason}")
+                if self.status != 200:
+                    error = b"".join(self._error)
+                    raise HttpStatusError(self.status or 0, self._conn.headers, error)
+                raise HttpClientError("the streamed answer ended without another line")
+            await self._wait()
+        return self._lines.popleft()
+
+    def send(self, line: bytes) -> None:
+        """Write one request line (a newline is added)."""
+        transport = self._conn.transport
+        if self._done or self._conn.dead or transport is None or transport.is_closing():
+            raise HttpClientError("the streamed request is closed")
+        transport.write(_chunk(line + b"\n"))
+
+    def finish(self) -> None:
+        """End the request body; the connection returns to the pool once the answer ended."""
+        if self._done:
+            return
+        conn = self._conn
+        transport = conn.transport
+        fut = conn.fut
+        if conn.dead or transport is None or transport.is_closing() or fut is None:
+            self.abort()
+            return
+        transport.write(_END)
+        if fut.done():
+            self._settle(fut)
+            return
+        linger = self._pool._loop.call_later(_LINGER_S, self.abort)
+
+        def ended(f: asyncio.Future[_Response]) -> None:
+            linger.cancel()
+            self._settle(f)
+
+        fut.add_done_callback(ended)
+
+    def _settle(self, fut: asyncio.Future[_Response]) -> None:
+        if self._done:
+            return
+        conn = self._conn
+        transport = conn.transport
+        clean = not fut.cancelled() and fut.exception() is None  # retrieves any exception
+        if (
+            clean
+            and not self._lines
+            and not self._partial
+            and conn.keep_alive
+            and not conn.dead
+            and transport is not None
+            and not transport.get_write_buffer_size()
+        ):
+            self._done = True
+            conn.stream = None
+            self._pool._release(conn)
+        else:
+            self.abort()
+
+    def abort(self) -> None:
+        """Close the connection now (its slot is freed); idempotent."""
+        if self._done:
+            return
+        self._done = True
+        conn = self._conn
+        conn.stream = None
+        fut = conn.fut
+        conn.close(abort=True)
+        if fut is not None and fut.done() and not fut.cancelled():
+            fut.exception()  # retrieved: a broken answer nobody reads is not an error to log
+        self._pool._conns.discard(conn)
+        self._pool._free_slot()

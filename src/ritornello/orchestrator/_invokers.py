@@ -9,19 +9,32 @@ With a signing secret, every request an invoker sends is signed (``ritornello.pr
 docs/auth.md): HTTP requests carry ``x-ritornello-timestamp`` and ``x-ritornello-signature``,
 Lambda payloads travel in the signed envelope. The in-process invoker signs nothing: its
 endpoint lives in this very process.
+
+Streamed attempts (docs/protocol.md): an HTTP endpoint whose discovery offers ``stream`` is
+invoked with ``open_stream``; the engine reads answers with ``InvokeStream.next``, acknowledges a
+committed checkpoint with ``ack`` and ends the exchange with ``finish`` (or ``abort``). Until one
+streamed request to a deployment got its answer started, the first answer must start within
+``STREAM_PROBE_S``; if it does not (a proxy that buffers request bodies), streaming is turned off
+for that deployment and the attempt fails as a transport error, to be retried unstreamed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from abc import ABC, abstractmethod
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
-from ritornello.protocol import DiscoveryResponse, Signer
+from ritornello.protocol import STREAM_ACK, STREAM_HEADER, DiscoveryResponse, Signer
 
-from ._http import HttpClientError, HttpPool
+from ._http import HttpClientError, HttpPool, HttpStatusError, HttpStream, StreamHeadTimeout
+
+log = logging.getLogger("ritornello.invoker")
+
+#: Seconds a deployment not yet known to stream has to start its first streamed answer.
+STREAM_PROBE_S = 5.0
 
 
 class InvokerError(Exception):
@@ -36,8 +49,38 @@ class InProcessTarget(Protocol):
     async def invoke(self, body: bytes) -> bytes: ...
 
 
+class InvokeStream(ABC):
+    """One streamed attempt: answers in, acknowledgements out (bytes; the engine decodes)."""
+
+    @abstractmethod
+    async def next(self) -> bytes:
+        """The next answer; InvokerError if the exchange ended or broke first."""
+
+    @abstractmethod
+    def ack(self) -> None:
+        """The last answer (a checkpoint) is committed: the endpoint goes on."""
+
+    @abstractmethod
+    def finish(self) -> None:
+        """No more acknowledgements: end the exchange cleanly."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """End the exchange now (the endpoint sees the connection close)."""
+
+
 class Invoker(ABC):
     """Sends one protocol message to an endpoint and returns its answer's bytes."""
+
+    #: Whether ``open_stream`` may be used now (the endpoint offered it and it works).
+    streams = False
+
+    def offer_stream(self, offered: bool) -> None:  # noqa: B027 - optional hook
+        """The deployment's discovery says whether the endpoint serves streamed attempts."""
+
+    async def open_stream(self, service: str, handler: str, body: bytes) -> InvokeStream:
+        """Start a streamed attempt with the InvokeRequest ``body``."""
+        raise InvokerError(f"{type(self).__name__} does not stream")
 
     @abstractmethod
     async def discover(self) -> DiscoveryResponse:
@@ -58,8 +101,12 @@ class HttpInvoker(Invoker):
     before any answer arrived (the server closed an idle keep-alive socket) is sent once more on
     a fresh connection; that is safe because an invoke is a replay from the journal.
     ``timeout_s`` bounds ``discover``; ``invoke`` is bounded by its caller (see there).
-    With ``signing_secret`` each request is signed over its method, path, time and body.
+    With ``signing_secret`` each request is signed over its method, path, time and body (a
+    streamed attempt: over its first line, the InvokeRequest).
     """
+
+    #: Whether streamed attempts can pass whatever fronts this kind of endpoint.
+    can_stream = True
 
     def __init__(
         self, uri: str, *, limit: int = 256, timeout_s: float = 300.0, signing_secret: str = ""
@@ -69,6 +116,7 @@ class HttpInvoker(Invoker):
         self._timeout_s = timeout_s
         self._signer = Signer(signing_secret) if signing_secret else None
         self._paths: dict[tuple[str, str], str] = {}
+        self._stream_proven = False  # a streamed answer from this endpoint has started
         try:
             self._pool: HttpPool | None = self._new_pool()
         except ValueError as exc:
@@ -101,14 +149,51 @@ class HttpInvoker(Invoker):
         except HttpClientError as exc:
             raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
         if status != 200:
-            text = data[:300].decode("utf-8", "replace")
-            if status == 401:
-                signed = "signed" if self._signer is not None else "unsigned (no signing_secret)"
-                raise InvokerError(
-                    f"endpoint refused the orchestrator's {signed} request (HTTP 401): {text}"
-                )
-            raise InvokerError(f"endpoint answered HTTP {status}: {text}")
+            raise self._refusal(status, data)
         return data
+
+    def _refusal(self, status: int, data: bytes) -> InvokerError:
+        text = data[:300].decode("utf-8", "replace")
+        if status == 401:
+            signed = "signed" if self._signer is not None else "unsigned (no signing_secret)"
+            return InvokerError(
+                f"endpoint refused the orchestrator's {signed} request (HTTP 401): {text}"
+            )
+        return InvokerError(f"endpoint answered HTTP {status}: {text}")
+
+    def offer_stream(self, offered: bool) -> None:
+        self.streams = offered and self.can_stream
+
+    async def open_stream(self, service: str, handler: str, body: bytes) -> InvokeStream:
+        """POST the InvokeRequest ``body`` as the first line of a streamed attempt. Bounded by
+        the caller like ``invoke``; cancelling it closes the connection."""
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = self._new_pool()
+        path = self._path(service, handler)
+        headers = {STREAM_HEADER: "1", **(await self._headers("POST", path, body) or {})}
+        try:
+            stream = await pool.stream(
+                "POST",
+                path,
+                body,
+                headers,
+                head_timeout=None if self._stream_proven else STREAM_PROBE_S,
+            )
+        except StreamHeadTimeout as exc:
+            self.streams = False
+            log.warning(
+                "endpoint %s offers streamed attempts but %s: streaming turned off for it "
+                "(a proxy in between may buffer request bodies)",
+                self.uri,
+                exc,
+            )
+            raise InvokerError(f"endpoint {self.uri}: {exc}; streaming turned off") from None
+        except HttpClientError as exc:
+            raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
+        if stream.status == 200:
+            self._stream_proven = True
+        return _HttpInvokeStream(self, stream)
 
     async def discover(self) -> DiscoveryResponse:
         async with asyncio.timeout(self._timeout_s):
@@ -118,18 +203,51 @@ class HttpInvoker(Invoker):
         """POST one InvokeRequest. No timer of its own (an ``asyncio.timeout`` costs ~6 µs, a
         fifth of a request's budget): the caller bounds it, as the engine does with
         ``wait_for(..., attempt_timeout_s)``; cancelling it closes its connection."""
+        return await self._request("POST", self._path(service, handler), body)
+
+    def _path(self, service: str, handler: str) -> str:
         path = self._paths.get((service, handler))
         if path is None:
             if len(self._paths) >= 4096:
                 self._paths.clear()
             path = f"/invoke/{quote(service, safe='')}/{quote(handler, safe='')}"
             self._paths[service, handler] = path
-        return await self._request("POST", path, body)
+        return path
 
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+
+
+class _HttpInvokeStream(InvokeStream):
+    __slots__ = ("_invoker", "_stream")
+
+    def __init__(self, invoker: HttpInvoker, stream: HttpStream) -> None:
+        self._invoker = invoker
+        self._stream = stream
+
+    async def next(self) -> bytes:
+        try:
+            return await self._stream.next()
+        except HttpStatusError as exc:
+            if exc.headers.get(STREAM_HEADER) == "0":  # the endpoint no longer streams
+                self._invoker.streams = False
+            raise self._invoker._refusal(exc.status, exc.body) from None
+        except HttpClientError as exc:
+            raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
+
+    def ack(self) -> None:
+        try:
+            self._stream.send(STREAM_ACK)
+        except HttpClientError as exc:
+            raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
+
+    def finish(self) -> None:
+        self._stream.finish()
+
+    def abort(self) -> None:
+        self._stream.abort()
 
 
 class InProcessInvoker(Invoker):

@@ -455,6 +455,8 @@ class FunctionUrlInvoker(HttpInvoker):
     Signing runs on a worker thread: fetching or refreshing credentials may do network I/O.
     """
 
+    can_stream = False  # AWS's front end buffers request bodies: no streamed attempts
+
     def __init__(
         self, uri: str, *, limit: int = 256, timeout_s: float = 300.0, signing_secret: str = ""
     ) -> None:

@@ -36,7 +36,9 @@ class Registry:
         """Register (or refresh) a deployment; its services now resolve to it."""
         self.deployments[record.id] = record
         self.invokers[record.id] = invoker
-        declared = DiscoveryResponse.decode(record.services).services
+        discovery = DiscoveryResponse.decode(record.services)
+        invoker.offer_stream(discovery.stream)
+        declared = discovery.services
         self._declared[record.id] = {svc.name: svc for svc in declared}
         for svc in declared:
             self._services[svc.name] = (svc, record.id)

@@ -27,6 +27,8 @@ from ritornello.protocol._ids import (
     parse_awakeable_id,
 )
 from ritornello.protocol._messages import (
+    STREAM_ACK,
+    STREAM_HEADER,
     DiscoveryResponse,
     HandlerInfo,
     InvokeRequest,
@@ -44,6 +46,8 @@ __all__ = [
     "HANDLER_KINDS",
     "PROTOCOL_VERSION",
     "SERVICE_KINDS",
+    "STREAM_ACK",
+    "STREAM_HEADER",
     "Completion",
     "DiscoveryResponse",
     "Entry",

@@ -25,6 +25,12 @@ from ritornello.protocol._version import (
 
 RESPONSE_STATUSES = frozenset({"done", "suspended", "checkpoint", "error"})
 
+#: Request header asking an HTTP endpoint for a streamed attempt (docs/protocol.md, "Streamed
+#: attempts"): the request and the answer bodies are both newline-delimited JSON messages.
+STREAM_HEADER = "x-ritornello-stream"
+#: The orchestrator's line after it committed a streamed ``checkpoint``: go on.
+STREAM_ACK = b'{"type":"ack"}'
+
 
 class ProtocolError(ValueError):
     """A message does not follow the protocol (wrong version, missing field, bad JSON)."""
@@ -275,9 +281,11 @@ class DiscoveryResponse:
     """What an endpoint serves: its services and handlers."""
 
     services: tuple[ServiceInfo, ...]
+    #: The endpoint answers streamed attempts over HTTP (``x-ritornello-stream: 1``).
+    stream: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "version": PROTOCOL_VERSION,
             "protocol": {"min": MIN_PROTOCOL_VERSION, "max": MAX_PROTOCOL_VERSION},
             "services": [
@@ -289,6 +297,9 @@ class DiscoveryResponse:
                 for s in self.services
             ],
         }
+        if self.stream:
+            out["stream"] = True
+        return out
 
     def encode(self) -> bytes:
         return dumps(self.to_dict())
@@ -321,7 +332,7 @@ class DiscoveryResponse:
             services.append(
                 ServiceInfo(name=_field(s, "name", str), kind=kind, handlers=tuple(handlers))
             )
-        return cls(services=tuple(services))
+        return cls(services=tuple(services), stream=obj.get("stream") is True)
 
 
 def _handler_dict(h: HandlerInfo) -> dict[str, Any]:

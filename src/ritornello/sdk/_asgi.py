@@ -6,6 +6,13 @@ Routes:
 - ``POST /invoke/{service}/{handler}`` -> 200 ``InvokeResponse``; 400 ``{"message"}`` for a
   body that does not decode (not JSON, wrong version, bad shape) or names another handler than
   the path; 404 ``{"message"}`` for an unknown service or handler
+- ``POST /invoke/{service}/{handler}`` with ``x-ritornello-stream: 1`` and a chunked body: a
+  streamed attempt (``_stream``, docs/protocol.md): the body's first line is the
+  ``InvokeRequest``; the answer is 200 with one ``InvokeResponse`` per line, going on after each
+  ``checkpoint`` the orchestrator acknowledges with an ack line. Errors found in the first line
+  are answered as above, before the stream starts.
+  An endpoint built with ``stream=False`` answers such a request 400 with
+  ``x-ritornello-stream: 0`` at once, without reading its body.
 - ``GET /health`` -> 200 ``{"status": "ok"}``
 - anything else: 404, or 405 for a known path with another method.
 
@@ -23,8 +30,9 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from ritornello.protocol import InvokeRequest, ProtocolError, SignatureError
+from ritornello.protocol import STREAM_HEADER, InvokeRequest, ProtocolError, SignatureError
 from ritornello.protocol._signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from ritornello.sdk._stream import LineReader, stream_attempts
 
 if TYPE_CHECKING:
     from ritornello.sdk._endpoint import Endpoint
@@ -39,6 +47,8 @@ logger = logging.getLogger("ritornello.sdk")
 _JSON = b"application/json"
 _SIG = SIGNATURE_HEADER.encode()
 _TS = TIMESTAMP_HEADER.encode()
+_STREAM = STREAM_HEADER.encode()
+_NDJSON = b"application/x-ndjson"
 _CHALLENGE = {"www-authenticate": 'Ritornello-Signature realm="ritornello"'}
 
 
@@ -136,7 +146,23 @@ class AsgiApp:
     async def _invoke(
         self, scope: Scope, service: str, handler: str, receive: Receive, send: Send
     ) -> None:
-        body = await _read_body(receive)
+        streamed = (_STREAM, b"1") in scope.get("headers", ())
+        if streamed and not self.endpoint.stream:
+            # Its body would never end (it waits for acks): refuse before reading it, saying
+            # so in a header, and the orchestrator stops streaming here.
+            await _message(
+                send,
+                400,
+                "streamed attempts are turned off at this endpoint",
+                **{STREAM_HEADER: "0"},
+            )
+            return
+        lines: LineReader | None = None
+        if streamed:
+            lines = LineReader(receive)
+            body = await lines.line()
+        else:
+            body = await _read_body(receive)
         if body is None or await self._refused(scope, body, send):
             return
         if self.endpoint.handler(service, handler) is None:
@@ -155,6 +181,9 @@ class AsgiApp:
                 f"the path {service}/{handler}",
             )
             return
+        if lines is not None:
+            await self._stream(request, lines, send)
+            return
         try:
             response = await self.endpoint.invoke(request)
         except Exception:
@@ -162,3 +191,25 @@ class AsgiApp:
             await _message(send, 500, "internal endpoint error")
             return
         await _respond(send, 200, response.encode())
+
+    async def _stream(self, request: InvokeRequest, lines: LineReader, send: Send) -> None:
+        """A streamed attempt: the head at once (the orchestrator learns the stream works
+        before any step runs), then one answer per line until one is not an acknowledged
+        checkpoint; the answer ends after the request body did."""
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", _NDJSON)]}
+        )
+
+        async def write(line: bytes) -> None:
+            await send({"type": "http.response.body", "body": line, "more_body": True})
+
+        clean = True
+        try:
+            clean = await stream_attempts(request, self.endpoint.invoke, write, lines.line)
+        except Exception:  # the invoke itself broke: the stream ends without a final answer,
+            logger.exception("endpoint failed on %s/%s", request.service, request.handler)
+        if clean:  # which the orchestrator sees as a failed attempt
+            await lines.drain()  # the answer ends after the request did: clean keep-alive
+        else:
+            logger.warning("streamed attempt of %s ended by a line that is not an ack", request.id)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

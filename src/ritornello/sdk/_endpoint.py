@@ -25,6 +25,7 @@ from ritornello.protocol import (
 )
 from ritornello.protocol._signing import split_secrets
 from ritornello.sdk._asgi import AsgiApp
+from ritornello.sdk._invocation import Persist
 from ritornello.sdk._lambda import LambdaFunction, lambda_handler
 from ritornello.sdk._machine import error_response
 from ritornello.sdk._runner import run_attempt
@@ -32,6 +33,8 @@ from ritornello.sdk._service import HandlerSpec, ServiceDefinition
 
 DURABILITY_MODES = frozenset({"step", "batch"})
 ALWAYS_REPLAY_ENV = "RITORNELLO_ALWAYS_REPLAY"
+#: ``0`` (or false/no/off) turns streamed attempts off (``Endpoint(stream=False)``).
+STREAM_ENV = "RITORNELLO_STREAM"
 #: One secret, or several separated by commas (rotation: any of them verifies).
 SIGNING_SECRET_ENV = "RITORNELLO_SIGNING_SECRET"
 
@@ -50,6 +53,10 @@ class Endpoint:
     ``signing_secret`` (one, or several for rotation; default ``RITORNELLO_SIGNING_SECRET`` when
     the endpoint is built; ``""`` for none) makes the HTTP and Lambda transports refuse requests
     the orchestrator did not sign with it.
+    ``stream=True`` (default; ``RITORNELLO_STREAM=0`` in the environment turns it off) offers
+    streamed attempts over HTTP (docs/protocol.md): each step's checkpoint is acknowledged on
+    the open exchange instead of costing a new request and a replay. Turn it off behind a proxy
+    that buffers request bodies.
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class Endpoint:
         always_replay: bool = False,
         durability: str = "step",
         signing_secret: str | Iterable[str] | None = None,
+        stream: bool = True,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {sorted(DURABILITY_MODES)}")
@@ -69,6 +77,9 @@ class Endpoint:
         self.verifier: Verifier | None = Verifier(secrets) if secrets else None
         self.durability = durability
         self.always_replay = always_replay or _env_flag(ALWAYS_REPLAY_ENV)
+        off = os.environ.get(STREAM_ENV, "").strip().lower() in {"0", "false", "no", "off"}
+        #: Streamed attempts are offered in discovery and served by the ASGI app.
+        self.stream = stream and not off
         self._services: dict[str, ServiceDefinition] = {}
         for service in services:
             if not isinstance(service, ServiceDefinition):
@@ -82,22 +93,31 @@ class Endpoint:
 
     def discovery(self) -> DiscoveryResponse:
         """What this endpoint serves."""
-        return DiscoveryResponse(services=tuple(s.info() for s in self._services.values()))
+        return DiscoveryResponse(
+            services=tuple(s.info() for s in self._services.values()), stream=self.stream
+        )
 
     def handler(self, service: str, handler: str) -> HandlerSpec | None:
         """The handler ``service/handler``, if served here."""
         found = self._services.get(service)
         return found.get_handler(handler) if found is not None else None
 
-    async def invoke(self, request: InvokeRequest) -> InvokeResponse:
-        """Run one attempt of a decoded request (unknown handler: a protocol error)."""
+    async def invoke(
+        self, request: InvokeRequest, persist: Persist | None = None
+    ) -> InvokeResponse:
+        """Run one attempt of a decoded request (unknown handler: a protocol error);
+        ``persist``: a streamed attempt's checkpoint channel (see ``_stream``)."""
         spec = self.handler(request.service, request.handler)
         if spec is None:
             return error_response(
                 "protocol", f"no handler {request.service}/{request.handler} in this endpoint"
             )
         return await run_attempt(
-            spec, request, durability=self.durability, always_replay=self.always_replay
+            spec,
+            request,
+            durability=self.durability,
+            always_replay=self.always_replay,
+            persist=persist,
         )
 
     def now(self) -> float:

@@ -98,6 +98,8 @@ class StepOutcome:
     failure: Failure | None = None
     #: The step raised a retryable exception: the attempt fails.
     crashed: bool = False
+    #: The step never ran: its streamed attempt ended before it could (see the machine).
+    stopped: bool = False
 
 
 class StepFuture(DurableFuture[T]):
@@ -119,7 +121,7 @@ class StepFuture(DurableFuture[T]):
 
     async def _resolve(self) -> T:
         outcome = await asyncio.shield(self._task)
-        if outcome.crashed or self._machine.ended:
+        if outcome.crashed or outcome.stopped or self._machine.ended:
             raise self._machine.signal()
         if outcome.failure is not None:
             _raise_failure(outcome.failure)

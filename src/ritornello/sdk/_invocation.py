@@ -13,7 +13,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
 from types import MappingProxyType
@@ -48,6 +48,10 @@ _IN_STEP: ContextVar[str | None] = ContextVar("ritornello_in_step", default=None
 STEP_INDEX: ContextVar[int | None] = ContextVar("ritornello_step_index", default=None)
 #: The machine of the attempt running in this context (for log records), if any.
 CURRENT_MACHINE: ContextVar[Machine | None] = ContextVar("ritornello_machine", default=None)
+
+#: A streamed attempt's way to persist new entries mid-attempt: sends them as a checkpoint and
+#: returns True once the orchestrator acknowledged them as committed, False if it stopped.
+Persist = Callable[[list[Entry]], Awaitable[bool]]
 
 
 def _wall_clock() -> float:
@@ -122,14 +126,23 @@ class InvocationContext(Context):
     """The Context handed to the handler for one attempt."""
 
     def __init__(
-        self, request: InvokeRequest, spec: HandlerSpec, machine: Machine, *, step_checkpoints: bool
+        self,
+        request: InvokeRequest,
+        spec: HandlerSpec,
+        machine: Machine,
+        *,
+        step_checkpoints: bool,
+        persist: Persist | None = None,
     ) -> None:
         self._request = request
         self._spec = spec
         self._machine = machine
         self._step_checkpoints = step_checkpoints
+        self._persist = persist
+        self._persisting = asyncio.Lock() if persist is not None else None
         self._state: dict[str, Any] = dict(request.state or {})
-        self._steps: list[asyncio.Task[StepOutcome]] = []
+        #: steps started in this attempt whose results are not known persisted, by index
+        self._steps: dict[int, asyncio.Task[StepOutcome]] = {}
         self._random: random.Random | None = None
 
     @property
@@ -151,7 +164,7 @@ class InvocationContext(Context):
 
     async def wait_for_steps(self) -> None:
         """Wait until every step started in this attempt has finished (and journaled)."""
-        while pending := [t for t in self._steps if not t.done()]:
+        while pending := [t for t in self._steps.values() if not t.done()]:
             await asyncio.wait(pending)
 
     def _enter(self) -> None:
@@ -168,11 +181,12 @@ class InvocationContext(Context):
         self._enter()
         if not isinstance(name, str) or not callable(fn):
             raise TypeError("ctx.run(name, fn, *args, **kwargs): name a str, fn a callable")
-        if (
+        first = (
             self._step_checkpoints
             and self._machine.next_index >= self._machine.journal_length
-            and (self._machine.unpersisted_decision or any(t.done() for t in self._steps))
-        ):
+            and (self._machine.unpersisted_decision or any(t.done() for t in self._steps.values()))
+        )
+        if first and self._persist is None:
             # Durability "step": a step's side effects never start while an earlier step's
             # result is unpersisted. Checkpoint first; the next attempt replays up to here.
             raise self._machine.checkpoint()
@@ -181,8 +195,9 @@ class InvocationContext(Context):
             return ReadyFuture(
                 self._machine, index, json_copy(journaled.get("value")), journaled.get("failure")
             )
-        task = asyncio.create_task(self._execute(index, name, fn, args, kwargs))
-        self._steps.append(task)
+        # A streamed attempt persists first inside the step's task and goes on from there.
+        task = asyncio.create_task(self._execute(index, name, fn, args, kwargs, persist=first))
+        self._steps[index] = task
         self._machine.after_new_entry()
         return StepFuture(self._machine, index, task)
 
@@ -193,7 +208,11 @@ class InvocationContext(Context):
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        *,
+        persist: bool = False,
     ) -> StepOutcome:
+        if persist and not await self._persist_before(index):
+            return StepOutcome(stopped=True)
         _IN_STEP.set(name)
         STEP_INDEX.set(index)
         policy: RetryPolicy | None = getattr(fn, STEP_RETRY_ATTR, None)
@@ -232,6 +251,31 @@ class InvocationContext(Context):
             return StepOutcome(crashed=True)
         self._machine.fill(index, {"kind": "run", "name": name, "value": value})
         return StepOutcome(value=value)
+
+    async def _persist_before(self, index: int) -> bool:
+        """Streamed attempts: persist what the step at ``index`` must follow (the new entries
+        before it, which hold every finished step's result and any unpersisted decision),
+        waiting for the orchestrator's ack. False — the step must not run — if the
+        orchestrator stopped the stream, or an entry before it cannot be sent yet (a step
+        before it still executes while a result after that one is finished): the attempt then
+        ends with a checkpoint, as without a stream."""
+        assert self._persist is not None and self._persisting is not None
+        machine = self._machine
+        async with self._persisting:
+            if not machine.reserved(index):
+                return False  # an earlier step was abandoned: its position is gone
+            entries = machine.unsent(index)
+            if entries is None:
+                machine.abandon(index)
+                return False
+            if entries:
+                if not await self._persist(entries):
+                    machine.abandon(index)
+                    return False
+                machine.persisted(len(entries))
+                machine.unpersisted_decision = False
+                self._steps = {i: t for i, t in self._steps.items() if i > index or not t.done()}
+            return True
 
     # -- state ---------------------------------------------------------------------------------
 

@@ -15,6 +15,9 @@ Invariants:
 - The first ending wins (suspended, checkpoint, done, a handler error). A failed step overrides
   it, because its hole cuts the entries after it, and a mismatch overrides everything.
 - Once ended, every further action raises the ending signal and records nothing.
+- In a streamed attempt, new entries the orchestrator acknowledged as committed move into the
+  journal (:meth:`persisted`); a step stopped before it ran gives its position back, with
+  everything after it, and ends the attempt with a checkpoint (:meth:`abandon`).
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ class Machine:
     """Journal positions, replay checks, new entries and the ending of one attempt."""
 
     def __init__(self, request: InvokeRequest, *, always_replay: bool = False) -> None:
-        self._journal = request.journal
+        self._journal = list(request.journal)
         self._completions = {c["index"]: c for c in request.completions}
         #: A decision was journaled in this attempt that a replay could not reproduce by
         #: itself (an awakeable id, a select choice): no step may start before it is persisted.
@@ -111,6 +114,7 @@ class Machine:
         self._ending: _Ending | None = None
         self._step_failure: str | None = None
         self._mismatch: str | None = None
+        self._abandoned = False
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -186,11 +190,50 @@ class Machine:
             raise self.checkpoint()
 
     def fill(self, index: int, entry: Entry) -> None:
-        """Journal the result of the step that reserved ``index``."""
+        """Journal the result of the step that reserved ``index`` (dropped if an abandoned
+        step before it gave the position back)."""
         slot = index - len(self._journal)
+        if slot >= len(self._new) and self._abandoned:
+            return
         if not 0 <= slot < len(self._new) or self._new[slot] is not None:
             raise RuntimeError(f"no step reserved index {index}")
         self._new[slot] = entry
+
+    # -- streamed attempts ---------------------------------------------------------------------
+
+    def reserved(self, index: int) -> bool:
+        """Whether position ``index`` is a new entry of this attempt (not given back)."""
+        return 0 <= index - len(self._journal) < len(self._new)
+
+    def unsent(self, index: int) -> list[Entry] | None:
+        """The new entries before position ``index`` that can be sent now: the filled ones up
+        to the first step still executing. None when a filled entry lies beyond that step
+        (it cannot be sent before the hole is filled)."""
+        ahead = self._new[: index - len(self._journal)]
+        for cut, entry in enumerate(ahead):
+            if entry is None:
+                if any(e is not None for e in ahead[cut:]):
+                    return None
+                return ahead[:cut]  # type: ignore[return-value]  # no None before cut
+        return ahead  # type: ignore[return-value]  # no None in it
+
+    def persisted(self, count: int) -> None:
+        """The first ``count`` new entries are committed: they are journal from now on."""
+        done = self._new[:count]
+        if any(entry is None for entry in done):
+            raise RuntimeError("only filled entries can be persisted")
+        self._journal.extend(done)  # type: ignore[arg-type]  # no None in it
+        del self._new[:count]
+
+    def abandon(self, index: int) -> BaseException:
+        """The step that reserved ``index`` will not run: drop its position and everything
+        after it, and end the attempt with a checkpoint (overriding any other ending but a
+        mismatch: the entries it answered are gone). Returns the signal to raise."""
+        del self._new[max(0, index - len(self._journal)) :]
+        self._abandoned = True
+        if self._mismatch is None:
+            self._ending = _Ending("checkpoint")
+        return self.signal()
 
     def _take(self, action: Entry) -> tuple[int, Entry | None]:
         self.check_open()

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from ritornello.protocol import Entry, InvokeRequest, InvokeResponse
-from ritornello.sdk._invocation import CURRENT_MACHINE, InvocationContext
+from ritornello.sdk._invocation import CURRENT_MACHINE, InvocationContext, Persist
 from ritornello.sdk._machine import Machine, check_request, error_response
 from ritornello.sdk._serde import from_json, to_json
 from ritornello.sdk._service import HandlerSpec
@@ -20,12 +20,19 @@ logger = logging.getLogger("ritornello.sdk")
 
 
 async def run_attempt(
-    spec: HandlerSpec, request: InvokeRequest, *, durability: str, always_replay: bool
+    spec: HandlerSpec,
+    request: InvokeRequest,
+    *,
+    durability: str,
+    always_replay: bool,
+    persist: Persist | None = None,
 ) -> InvokeResponse:
     """Run one attempt of ``request`` against ``spec`` and return the answer.
 
     Never raises for anything the handler does: its outcome is in the answer. Before answering
-    it waits for every step still executing, so a finished step is never lost.
+    it waits for every step still executing, so a finished step is never lost. With
+    ``persist`` (a streamed attempt) a step that would need a checkpoint first persists
+    through it and goes on; the answer then holds only the entries not persisted that way.
     """
     problem = check_request(request)
     if problem is None and spec.service_kind in ("object", "workflow") and request.key is None:
@@ -33,7 +40,9 @@ async def run_attempt(
     if problem is not None:
         return error_response("protocol", problem)
     machine = Machine(request, always_replay=always_replay)
-    ctx = InvocationContext(request, spec, machine, step_checkpoints=durability == "step")
+    ctx = InvocationContext(
+        request, spec, machine, step_checkpoints=durability == "step", persist=persist
+    )
     token = CURRENT_MACHINE.set(machine)
     try:
         await _drive(spec, ctx, machine)

@@ -1,0 +1,143 @@
+"""Streamed attempts: one HTTP exchange carries a run of checkpoints, each acknowledged.
+
+Over plain request/response every step of a durable handler costs a whole HTTP request and a
+replay from a freshly sent journal (the SDK answers ``checkpoint`` before a step whose
+predecessor's result is not persisted yet). A streamed attempt keeps the exchange open instead:
+the endpoint writes each answer as one line of the response; a step that must follow unpersisted
+results sends them as a ``checkpoint`` line and waits — the handler paused, not unwound — for
+the orchestrator's next request line, ``{"type":"ack"}`` once they are committed, then runs.
+Durability is unchanged: no step starts before the results it follows are committed, exactly as
+with separate requests; what goes away is the request, the journal's transfer and the replay.
+
+Invariants:
+
+- ``_Channel.request`` is exactly the request the orchestrator would send now: the journal plus
+  every acknowledged entry, eager state with their ``set``/``clear``/``clear_all`` applied, the
+  same completions and attempt number. (The orchestrator only acknowledges when nothing else
+  changed: no completion arrived, not a workflow.) An attempt that ends with a checkpoint
+  anyway is re-run from it once acknowledged.
+- Anything but an ack — the end of the request body, a broken line — closes the channel: no
+  step starts afterwards, the endpoint writes nothing more, the orchestrator re-invokes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from ritornello.protocol import STREAM_ACK, Entry, InvokeRequest, InvokeResponse
+from ritornello.sdk._invocation import Persist
+
+_STATE_KINDS = frozenset({"set", "clear", "clear_all"})
+
+
+def continued(request: InvokeRequest, entries: list[Entry]) -> InvokeRequest:
+    """``request`` once ``entries`` (a checkpoint's new entries) are committed."""
+    state = request.state
+    if state is not None and any(e.get("kind") in _STATE_KINDS for e in entries):
+        state = dict(state)
+        for entry in entries:
+            kind = entry.get("kind")
+            if kind == "set":
+                state[str(entry.get("name"))] = entry.get("value")
+            elif kind == "clear":
+                state.pop(str(entry.get("name")), None)
+            elif kind == "clear_all":
+                state.clear()
+    return replace(request, journal=request.journal + entries, state=state)
+
+
+class _Channel:
+    """The checkpoints of one streamed exchange, and the request as committed so far."""
+
+    def __init__(
+        self,
+        request: InvokeRequest,
+        write: Callable[[bytes], Awaitable[None]],
+        read_line: Callable[[], Awaitable[bytes | None]],
+    ) -> None:
+        self.request = request
+        self.closed = False
+        #: closed by a line that is not an ack (rather than by the end of the request body)
+        self.refused = False
+        self._write = write
+        self._read_line = read_line
+
+    async def checkpoint(self, entries: list[Entry]) -> bool:
+        """Send ``entries`` as a checkpoint; True once acknowledged (committed)."""
+        if self.closed:
+            return False
+        await self._write(InvokeResponse(status="checkpoint", entries=entries).encode() + b"\n")
+        line = await self._read_line()
+        if line is None or line.strip() != STREAM_ACK:
+            self.closed = True
+            self.refused = line is not None
+            return False
+        self.request = continued(self.request, entries)
+        return True
+
+
+async def stream_attempts(
+    request: InvokeRequest,
+    invoke: Callable[[InvokeRequest, Persist], Awaitable[InvokeResponse]],
+    write: Callable[[bytes], Awaitable[None]],
+    read_line: Callable[[], Awaitable[bytes | None]],
+) -> bool:
+    """Answer ``request`` on a stream until an answer is not an acknowledged checkpoint.
+
+    A step that must follow persisted results checkpoints mid-attempt through the channel and
+    goes on in the same attempt; an attempt that still ends with a checkpoint (always-replay
+    mode, or a step that could not be persisted in order) is re-run from the journal as
+    committed once acknowledged. ``write`` sends one line (newline included); ``read_line``
+    returns the next request line, or None when the request body ended. Returns False if
+    the stream ended on a line that is not an ack (the request body may go on: do not wait for
+    its end), True otherwise.
+    """
+    channel = _Channel(request, write, read_line)
+    while True:
+        response = await invoke(channel.request, channel.checkpoint)
+        if channel.closed:
+            return not channel.refused  # the orchestrator stopped: nothing more to say
+        if response.status != "checkpoint":
+            await write(response.encode() + b"\n")
+            return True
+        if not await channel.checkpoint(response.entries):
+            return not channel.refused
+
+
+class LineReader:
+    """Newline-delimited lines of an ASGI request body, read as they arrive."""
+
+    def __init__(self, receive: Callable[[], Awaitable[Any]]) -> None:
+        self._receive = receive
+        self._buffer = b""
+        self._ended = False
+
+    async def line(self) -> bytes | None:
+        """The next line without its newline; a last unterminated line; None at the end."""
+        while True:
+            cut = self._buffer.find(b"\n")
+            if cut >= 0:
+                line, self._buffer = self._buffer[:cut], self._buffer[cut + 1 :]
+                return line
+            if self._ended:
+                if self._buffer:
+                    line, self._buffer = self._buffer, b""
+                    return line
+                return None
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self._ended = True
+                continue
+            self._buffer += message.get("body", b"")
+            if not message.get("more_body", False):
+                self._ended = True
+
+    async def drain(self) -> None:
+        """Read (and drop) the rest of the body."""
+        self._buffer = b""
+        while not self._ended:
+            message = await self._receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                self._ended = True

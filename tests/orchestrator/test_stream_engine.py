@@ -1,0 +1,166 @@
+"""The engine's streamed attempts against a real endpoint: uvicorn on loopback serving the SDK's
+ASGI app (wrapped to count requests), the engine on a SQLite file.
+
+What must hold: a multi-step invocation is one streamed request whose checkpoints are each
+committed before the next step runs; when a completion arrives while a stream is open the
+engine does not acknowledge (the endpoint's request lacks it) but starts a fresh request that
+carries it; an endpoint that does not offer streaming is invoked as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from ritornello import Context, Endpoint, Service
+from ritornello.orchestrator import Engine
+from ritornello.protocol import RetryPolicy
+from ritornello.store.sqlite import SqliteStore
+
+from .test_http import free_port
+
+FAST = RetryPolicy(initial_interval_ms=5, factor=2.0, max_interval_ms=50)
+flow = Service("Flow")
+#: (invocation id, step) of every step body that ran, with the journal length committed then
+RAN: list[tuple[str, str, int]] = []
+DB: dict[str, Path] = {}
+
+
+def _committed(inv: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{DB['path']}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT COUNT(*) FROM journal WHERE invocation_id = ?", (inv,))
+        return int(row.fetchone()[0])
+
+
+@flow.handler()
+async def steps(ctx: Context, n: int) -> int:
+    total = 0
+    for i in range(n):
+
+        async def body(i: int = i) -> int:
+            RAN.append((ctx.invocation_id, f"s{i}", _committed(ctx.invocation_id)))
+            return i
+
+        total += await ctx.run(f"s{i}", body)
+    return total
+
+
+@flow.handler()
+async def quick(ctx: Context, value: int) -> int:
+    return value * 10
+
+
+@flow.handler()
+async def waits(ctx: Context, n: int) -> list[int]:
+    """A call left running while steps checkpoint: its completion lands mid-stream."""
+    pending = ctx.call(quick, 7)
+    total = 0
+    for i in range(n):
+
+        async def body(i: int = i) -> int:
+            await asyncio.sleep(0.03)
+            RAN.append((ctx.invocation_id, f"w{i}", 0))
+            return i
+
+        total += await ctx.run(f"w{i}", body)
+    return [total, await pending]
+
+
+class Counting:
+    """The endpoint's ASGI app, counting POST /invoke requests (streamed or not) per handler."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.app = endpoint.asgi()
+        self.requests: Counter[tuple[str, bool]] = Counter()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/invoke/"):
+            streamed = (b"x-ritornello-stream", b"1") in scope["headers"]
+            self.requests[scope["path"].rsplit("/", 1)[1], streamed] += 1
+        await self.app(scope, receive, send)
+
+
+def _serve(app: Any) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, http="httptools", log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+async def _call(engine: Engine, target: str, value: Any) -> Any:
+    service, handler = target.split("/")
+    resolved = engine.registry.resolve(service, handler)
+    assert resolved is not None
+    rec, _ = await engine.submit(resolved, None, json.dumps(value))
+    return rec.id, json.loads(await asyncio.wait_for(engine.wait_result(rec.id), 20))
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_steps_commit_before_the_next_runs(tmp_path: Path, stream: bool) -> None:
+    counting = Counting(Endpoint([flow], stream=stream))
+    for url in _serve(counting):
+
+        async def main(url: str = url) -> tuple[str, Any]:
+            DB["path"] = tmp_path / "r.db"
+            async with SqliteStore(DB["path"]) as store:
+                engine = Engine(store, retry=FAST)
+                await engine.start()
+                try:
+                    await engine.register_deployment(url)
+                    return await _call(engine, "Flow/steps", 6)
+                finally:
+                    await engine.stop()
+
+        inv, result = asyncio.run(main())
+        assert result == {"value": 15}
+        ran = [(step, committed) for i, step, committed in RAN if i == inv]
+        # step i runs once, after the input and steps 0..i-1 were committed
+        assert ran == [(f"s{i}", 1 + i) for i in range(6)]
+        if stream:
+            assert counting.requests == Counter({("steps", True): 1})
+        else:
+            assert counting.requests == Counter({("steps", False): 6})
+
+
+def test_a_completion_arriving_mid_stream_starts_a_fresh_request(tmp_path: Path) -> None:
+    counting = Counting(Endpoint([flow]))
+    for url in _serve(counting):
+
+        async def main(url: str = url) -> tuple[str, Any]:
+            DB["path"] = tmp_path / "r.db"
+            async with SqliteStore(DB["path"]) as store:
+                engine = Engine(store, retry=FAST)
+                await engine.start()
+                try:
+                    await engine.register_deployment(url)
+                    return await _call(engine, "Flow/waits", 5)
+                finally:
+                    await engine.stop()
+
+        inv, result = asyncio.run(main())
+        assert result == {"value": [10, 70]}
+        assert [step for i, step, _ in RAN if i == inv] == [f"w{i}" for i in range(5)]
+        # the callee's result landed while the caller streamed: at least one more request
+        assert counting.requests[("waits", True)] >= 2, counting.requests
