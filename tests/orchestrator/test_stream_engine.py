@@ -122,26 +122,34 @@ def test_steps_commit_before_the_next_runs(tmp_path: Path, stream: bool) -> None
     counting = Counting(Endpoint([flow], stream=stream))
     for url in _serve(counting):
 
-        async def main(url: str = url) -> tuple[str, Any]:
+        async def main(url: str = url) -> list[tuple[str, Any, Counter[tuple[str, bool]]]]:
             DB["path"] = tmp_path / "r.db"
             async with SqliteStore(DB["path"]) as store:
                 engine = Engine(store, retry=FAST)
                 await engine.start()
                 try:
                     await engine.register_deployment(url)
-                    return await _call(engine, "Flow/steps", 6)
+                    out = []
+                    for _ in range(2):
+                        inv, result = await _call(engine, "Flow/steps", 6)
+                        out.append((inv, result, counting.requests.copy()))
+                    return out
                 finally:
                     await engine.stop()
 
-        inv, result = asyncio.run(main())
-        assert result == {"value": 15}
-        ran = [(step, committed) for i, step, committed in RAN if i == inv]
-        # step i runs once, after the input and steps 0..i-1 were committed
-        assert ran == [(f"s{i}", 1 + i) for i in range(6)]
+        (first, result1, after1), (second, result2, after2) = asyncio.run(main())
+        assert result1 == result2 == {"value": 15}
+        for inv in (first, second):
+            ran = [(step, committed) for i, step, committed in RAN if i == inv]
+            # step i runs once, after the input and steps 0..i-1 were committed
+            assert ran == [(f"s{i}", 1 + i) for i in range(6)]
         if stream:
-            assert counting.requests == Counter({("steps", True): 1})
+            # the first invocation shows the handler checkpoints (one plain request); from
+            # then on the whole invocation is one streamed request
+            assert after1 == Counter({("steps", False): 1, ("steps", True): 1})
+            assert after2 == Counter({("steps", False): 1, ("steps", True): 2})
         else:
-            assert counting.requests == Counter({("steps", False): 6})
+            assert after2 == Counter({("steps", False): 12})
 
 
 def test_a_completion_arriving_mid_stream_starts_a_fresh_request(tmp_path: Path) -> None:

@@ -154,6 +154,8 @@ class Engine:
         self._runs: dict[str, _Run] = {}
         # suspended invocations: id -> (entries awaited, partition)
         self._suspended: dict[str, tuple[tuple[int, ...], int]] = {}
+        #: (deployment, service, handler) seen answering ``checkpoint``: invoked streamed
+        self._stepwise: dict[tuple[str, str, str], bool] = {}
         self._queues: dict[tuple[str, str], deque[str]] = {}
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._timers = TimerQueue(self.clock, self._fire_timers)
@@ -1263,9 +1265,11 @@ class Engine:
         completion arrived since; otherwise it is finished and a new request is sent. With
         ``stream`` (not a workflow: its promises change beside it) an endpoint that offers
         streaming gets a streamed request, left open in ``run.live`` when it answers a
-        checkpoint.
+        checkpoint — if the handler is known to checkpoint (``_stepwise``): for a handler that
+        answers at once a stream costs more than a plain request (more writes both ways).
         """
         rec = run.rec
+        target = (rec.deployment_id, rec.service, rec.handler)
         live, run.live = run.live, None
         if live is not None and len(run.completions) != run.live_seen:
             live.finish()  # its request lacks what arrived: start afresh
@@ -1281,7 +1285,7 @@ class Engine:
                 if live is not None:  # wait_for on 3.11
                     live.ack()
                     raw = await live.next()
-                elif stream and invoker.streams:
+                elif stream and invoker.streams and self._stepwise.get(target):
                     live = await invoker.open_stream(
                         rec.service, rec.handler, self._request_body(run)
                     )
@@ -1297,8 +1301,13 @@ class Engine:
                 return f"transport: {exc}"
             raise
         answer = self._decode_answer(raw)
+        checkpoint = isinstance(answer, InvokeResponse) and answer.status == "checkpoint"
+        if checkpoint and not self._stepwise.get(target):
+            if len(self._stepwise) >= 4096:
+                self._stepwise.clear()
+            self._stepwise[target] = True
         if live is not None:
-            if isinstance(answer, InvokeResponse) and answer.status == "checkpoint":
+            if checkpoint:
                 run.live, run.live_seen = live, len(run.completions)
             elif isinstance(answer, InvokeResponse):
                 live.finish()
