@@ -172,3 +172,45 @@ def test_a_completion_arriving_mid_stream_starts_a_fresh_request(tmp_path: Path)
         assert [step for i, step, _ in RAN if i == inv] == [f"w{i}" for i in range(5)]
         # the callee's result landed while the caller streamed: at least one more request
         assert counting.requests[("waits", True)] >= 2, counting.requests
+
+
+@flow.handler()
+async def slow(ctx: Context, n: int) -> int:
+    for i in range(n):
+
+        async def body(i: int = i) -> int:
+            await asyncio.sleep(0.02)
+            RAN.append((ctx.invocation_id, f"slow{i}", 0))
+            return i
+
+        await ctx.run(f"slow{i}", body)
+    return n
+
+
+def test_streams_give_their_connection_up_when_others_wait(tmp_path: Path) -> None:
+    """A stream holds its connection across steps; with every connection in use it gives it
+    up after a step, so invocations take turns instead of the first ones running to the end
+    while the rest wait."""
+    counting = Counting(Endpoint([flow]))
+    for url in _serve(counting):
+
+        async def main(url: str = url) -> list[str]:
+            DB["path"] = tmp_path / "r.db"
+            async with SqliteStore(DB["path"]) as store:
+                engine = Engine(store, retry=FAST)
+                await engine.start()
+                try:
+                    dep = await engine.register_deployment(url)
+                    await _call(engine, "Flow/slow", 2)  # learn that it checkpoints
+                    engine.registry.invokers[dep.id]._pool._limit = 2  # type: ignore[attr-defined]
+                    calls = [_call(engine, "Flow/slow", 4) for _ in range(6)]
+                    return [inv for inv, _ in await asyncio.gather(*calls)]
+                finally:
+                    await engine.stop()
+
+        invs = asyncio.run(main())
+        order = [(i, step) for i, step, _ in RAN if i in invs]
+        first_last = min(n for n, (_, step) in enumerate(order) if step == "slow3")
+        started = {i for i, step in order[:first_last] if step == "slow0"}
+        assert started == set(invs), order
+        assert counting.requests[("slow", True)] > 7  # streams were ended and opened again

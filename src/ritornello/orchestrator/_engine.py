@@ -1262,7 +1262,8 @@ class Engine:
         """Invoke the endpoint; the answer, or a string saying why the attempt failed.
 
         A streamed attempt left open by a committed checkpoint goes on (acknowledged) when no
-        completion arrived since; otherwise it is finished and a new request is sent. With
+        completion arrived since and no request waits for a connection to the endpoint;
+        otherwise it is finished and a new request is sent. With
         ``stream`` (not a workflow: its promises change beside it) an endpoint that offers
         streaming gets a streamed request, left open in ``run.live`` when it answers a
         checkpoint — if the handler is known to checkpoint (``_stepwise``): for a handler that
@@ -1271,13 +1272,15 @@ class Engine:
         rec = run.rec
         target = (rec.deployment_id, rec.service, rec.handler)
         live, run.live = run.live, None
-        if live is not None and len(run.completions) != run.live_seen:
-            live.finish()  # its request lacks what arrived: start afresh
-            live = None
         invoker = self.registry.invokers.get(rec.deployment_id)
+        if live is not None and (
+            len(run.completions) != run.live_seen or invoker is None or invoker.contended
+        ):
+            # Its request lacks what arrived, or others wait for a connection (a stream holds
+            # one across steps): end it; a fresh request queues fairly for a connection.
+            live.finish()
+            live = None
         if invoker is None:
-            if live is not None:
-                live.abort()
             return f"deployment {rec.deployment_id} is not registered"
         run.cancel_sent = CANCEL_INDEX in run.completions
         try:

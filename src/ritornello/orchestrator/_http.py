@@ -277,6 +277,11 @@ class HttpPool:
 
     # -- public
 
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a connection (all ``limit`` are in use)."""
+        return len(self._waiters)
+
     async def request(
         self,
         method: str,

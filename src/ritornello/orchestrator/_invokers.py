@@ -75,6 +75,11 @@ class Invoker(ABC):
     #: Whether ``open_stream`` may be used now (the endpoint offered it and it works).
     streams = False
 
+    @property
+    def contended(self) -> bool:
+        """Whether requests wait for a connection: an open stream should give its own up."""
+        return False
+
     def offer_stream(self, offered: bool) -> None:  # noqa: B027 - optional hook
         """The deployment's discovery says whether the endpoint serves streamed attempts."""
 
@@ -163,6 +168,10 @@ class HttpInvoker(Invoker):
 
     def offer_stream(self, offered: bool) -> None:
         self.streams = offered and self.can_stream
+
+    @property
+    def contended(self) -> bool:
+        return self._pool is not None and self._pool.waiting > 0
 
     async def open_stream(self, service: str, handler: str, body: bytes) -> InvokeStream:
         """POST the InvokeRequest ``body`` as the first line of a streamed attempt. Bounded by
