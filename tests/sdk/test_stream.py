@@ -33,6 +33,8 @@ RAN: list[tuple[str, str]] = []
 #: per invocation: how many acks the orchestrator had sent when each step body ran
 ACKED: dict[str, int] = {}
 SEEN_ACKS: dict[str, list[int]] = {}
+#: per invocation: the kinds of the entries acknowledged so far
+ACKED_KINDS: dict[str, list[str]] = {}
 
 steps = Service("Steps")
 holder = VirtualObject("Holder")
@@ -71,6 +73,31 @@ async def fan(ctx: Context) -> list[str]:
     first = await a
     c = await ctx.run("c", body, "c", 0.0)
     return [first, await b, c]
+
+
+@steps.handler()
+async def leak(ctx: Context) -> str:
+    """A step that would leak an awakeable id waits until the id is committed, even when the
+    step before it is still running and an earlier checkpoint was acknowledged meanwhile."""
+
+    async def body(name: str, delay: float) -> str:
+        await asyncio.sleep(delay)
+        _record(ctx.invocation_id, name)
+        return name
+
+    await ctx.run("first", body, "first", 0.0)
+    running = ctx.run("c", body, "c", 0.3)  # checkpoints "first", then runs for a while
+    awakeable_id, _ = ctx.awakeable()
+    await asyncio.sleep(0.1)  # the checkpoint of "first" is acknowledged meanwhile
+
+    async def send_id() -> str:
+        seen = list(ACKED_KINDS.get(ctx.invocation_id, []))
+        _record(ctx.invocation_id, "leak:" + ",".join(seen))
+        return awakeable_id
+
+    await ctx.run("e", send_id)
+    await running
+    return awakeable_id
 
 
 @holder.handler()
@@ -155,6 +182,7 @@ async def _drive(pool: HttpPool, request: InvokeRequest) -> tuple[list[dict[str,
             stream.finish()
             return journal, statuses
         ACKED[request.id] = ACKED.get(request.id, 0) + 1
+        ACKED_KINDS.setdefault(request.id, []).extend(e["kind"] for e in answer.entries)
         stream.send(STREAM_ACK)
 
 
@@ -340,3 +368,20 @@ def test_an_endpoint_with_streaming_off_refuses_and_the_invoker_stops_streaming(
         assert streams is False
         # plain requests go on working: the first step, then a checkpoint before the second
         assert answer.status == "checkpoint" and [e["name"] for e in answer.entries] == ["step-0"]
+
+
+def test_a_step_never_sees_an_unpersisted_awakeable_id(url: str) -> None:
+    async def main() -> tuple[list[dict[str, Any]], list[str]]:
+        pool = HttpPool(url)
+        try:
+            return await _drive(pool, _request("inv_leak", "Steps", "leak", None))
+        finally:
+            await pool.close()
+
+    journal, _ = run(main())
+    ran = [name for inv, name in RAN if inv == "inv_leak"]
+    leaks = [name for name in ran if name.startswith("leak:")]
+    assert len(leaks) == 1
+    assert "awakeable" in leaks[0].split(":", 1)[1].split(","), ran
+    awakeable = next(e for e in journal if e["kind"] == "awakeable")
+    assert journal[-1] == {"kind": "output", "value": awakeable["id"]}

@@ -150,9 +150,9 @@ async def _select(machine: Machine, futures: dict[str, DurableFuture[Any]]) -> t
         waiting = _incomplete(futures.values())
         _raise_if_cancelled(machine, waiting)
         raise machine.suspend(waiting)
-    machine.record({"kind": "run", "name": SELECT_ENTRY, "value": chosen})
+    index, _ = machine.record({"kind": "run", "name": SELECT_ENTRY, "value": chosen})
     # A choice made from what arrived is a decision a replay might not reproduce by itself.
-    machine.unpersisted_decision = True
+    machine.decided(index)
     return chosen, await futures[chosen]
 
 

@@ -273,7 +273,6 @@ class InvocationContext(Context):
                     machine.abandon(index)
                     return False
                 machine.persisted(len(entries))
-                machine.unpersisted_decision = False
                 self._steps = {i: t for i, t in self._steps.items() if i > index or not t.done()}
             return True
 
@@ -454,7 +453,7 @@ class InvocationContext(Context):
         if journaled is None:
             # A new id exists only in this attempt until committed: no step may run (and leak
             # it) before it is persisted.
-            self._machine.unpersisted_decision = True
+            self._machine.decided(index)
         awakeable_id = str((journaled or {}).get("id", fresh))
         return awakeable_id, CompletionFuture(self._machine, index, lambda v: v)
 

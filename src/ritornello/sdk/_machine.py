@@ -104,9 +104,8 @@ class Machine:
     def __init__(self, request: InvokeRequest, *, always_replay: bool = False) -> None:
         self._journal = list(request.journal)
         self._completions = {c["index"]: c for c in request.completions}
-        #: A decision was journaled in this attempt that a replay could not reproduce by
-        #: itself (an awakeable id, a select choice): no step may start before it is persisted.
-        self.unpersisted_decision = False
+        # positions of decisions journaled in this attempt and not persisted yet
+        self._decisions: list[int] = []
         self._cancel_raised = any(e.get("name") == CANCEL_ENTRY for e in self._journal)
         self._always_replay = always_replay
         self._position = 1
@@ -117,6 +116,17 @@ class Machine:
         self._abandoned = False
 
     # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def unpersisted_decision(self) -> bool:
+        """A decision was journaled in this attempt that a replay could not reproduce by
+        itself (an awakeable id, a select choice) and is not persisted yet: no step may start
+        before it is."""
+        return bool(self._decisions)
+
+    def decided(self, index: int) -> None:
+        """The new entry at ``index`` is such a decision."""
+        self._decisions.append(index)
 
     @property
     def input(self) -> Any:
@@ -224,6 +234,7 @@ class Machine:
             raise RuntimeError("only filled entries can be persisted")
         self._journal.extend(done)  # type: ignore[arg-type]  # no None in it
         del self._new[:count]
+        self._decisions = [i for i in self._decisions if i >= len(self._journal)]
 
     def abandon(self, index: int) -> BaseException:
         """The step that reserved ``index`` will not run: drop its position and everything
