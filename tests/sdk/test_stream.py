@@ -385,3 +385,16 @@ def test_a_step_never_sees_an_unpersisted_awakeable_id(url: str) -> None:
     assert "awakeable" in leaks[0].split(":", 1)[1].split(","), ran
     awakeable = next(e for e in journal if e["kind"] == "awakeable")
     assert journal[-1] == {"kind": "output", "value": awakeable["id"]}
+
+
+def test_function_urls_and_lambda_never_stream() -> None:
+    """AWS's front end of a Function URL buffers request bodies, and a Lambda invoke is one
+    payload: their invokers ignore a discovery that offers streaming."""
+    from ritornello.orchestrator._lambda import FunctionUrlInvoker, LambdaInvoker
+
+    url = FunctionUrlInvoker("https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws")
+    url.offer_stream(True)
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:f:1"
+    fn = LambdaInvoker.from_uri(arn, timeout_s=5.0)
+    fn.offer_stream(True)
+    assert url.streams is False and fn.streams is False
