@@ -1132,7 +1132,8 @@ class Engine:
             _, completions = await self.store.get_journal(rec.id)
             for text in completions:
                 run.completions.setdefault(loads(text)["index"], text)
-        if not await self._leading(rec.partition):
+        p = rec.partition
+        if not (p in self._ready and self.leadership.holds(p)) and not await self._leading(p):
             return False  # another process leads its partition now
         self.counters["attempts"] += 1
         answer = await self._attempt(run, stream=not workflow)
