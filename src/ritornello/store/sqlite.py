@@ -422,7 +422,9 @@ def _apply_unit(cur: sqlite3.Cursor, unit: CommitUnit) -> None:
     """Write ``unit`` inside the savepoint the writer opened for it (order: see CommitUnit);
     fences first, so a fenced unit writes nothing even before its savepoint is rolled back."""
     for partition, epoch in unit.fences:
-        check_fence(partition, epoch, _get_lease(cur, partition))
+        row = cur.execute(sql.GET_LEASE, (partition,)).fetchone()
+        if row is None or row[1] is None or row[2] != epoch:  # (partition, owner, epoch, ...)
+            check_fence(partition, epoch, None if row is None else LeaseRecord(*row))
     for invocation_id in unit.purge:
         for statement in sql.PURGE:
             cur.execute(statement, (invocation_id,))
