@@ -157,6 +157,9 @@ class Engine:
         # reach the head of their key's queue (``_unqueue``). Dropped when they leave the
         # queue, when an operator acts on them, and with their partition.
         self._queued: dict[str, _Run] = {}
+        # Invocations whose creation ``submit`` is committing: nothing else starts them (their
+        # record may not be readable yet); ``submit`` does once the commit is done.
+        self._creating: set[str] = set()
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._timers = TimerQueue(self.clock, self._fire_timers)
         self._started = False
@@ -710,12 +713,15 @@ class Engine:
             elif self._exclusive_key(rec) is not None:
                 rec = with_changes(rec, status="pending")  # its leader admits it
             unit.invocations.append(InvocationWrite(rec))
+            self._creating.add(rec.id)
             try:
                 await self._commit(unit, partition if here else None)
             except FencedError:
+                self._creating.discard(rec.id)
                 self._unqueue(rec)
                 continue  # we lost the partition meanwhile: hand it to its new leader
             except ConflictError:
+                self._creating.discard(rec.id)
                 self._unqueue(rec)
                 if idempotency_key is not None:  # a concurrent request with the same key won
                     found = await self.store.find_idempotent(service, handler, key, idempotency_key)
@@ -723,15 +729,16 @@ class Engine:
                         return found, False
                 raise
             except BaseException:
+                self._creating.discard(rec.id)
                 self._unqueue(rec)
                 raise
+            self._creating.discard(rec.id)
             if not here:
                 return rec, True  # the partition's leader picks it up from its inbox
             if delay_ms > 0:
                 self._timers.add(unit.timers_add[0])
-            elif rec.status == "running":
-                self._spawn(rec.id, _Run(rec, [unit.entries[0][2]], {}, set()))
-            elif self._may_run(rec):  # its key was freed while the commit was in flight
+            elif rec.status == "running" or self._may_run(rec):
+                # (a pending one may run when its key was freed while the commit was in flight)
                 self._spawn(rec.id, _Run(rec, [unit.entries[0][2]], {}, set()))
             elif self.store.exclusive and self.leadership.holds_all():
                 k = self._exclusive_key(rec)
@@ -1111,6 +1118,11 @@ class Engine:
         self, inv_id: str, run: _Run | None = None, timer: TimerRecord | None = None
     ) -> None:
         if self._closing or inv_id in self._drivers or inv_id in self._stopping_drivers:
+            return
+        if inv_id in self._creating:
+            # Its key was freed while ``submit`` commits its creation: a driver started now
+            # could read the store before that commit lands, find nothing and stop, and the
+            # one ``submit`` starts after the commit would then be refused as a duplicate.
             return
         self._suspended.pop(inv_id, None)
         task = asyncio.get_running_loop().create_task(self._drive(inv_id, run, timer))
