@@ -13,11 +13,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from unittest import mock
 
 import pytest
 
 from ritornello import Context, Endpoint, VirtualObject
 from ritornello.orchestrator import Engine
+from ritornello.orchestrator._operator import read_state, write_state
 from ritornello.protocol import _ids
 from ritornello.store import InvocationRecord, with_changes
 from ritornello.store._wrapper import StoreWrapper
@@ -107,6 +109,13 @@ def test_a_key_queue_hands_record_and_state_over_without_reading_them(tmp_path: 
             assert store.calls["get_invocation"] == 0
             assert store.calls["get_journal"] == 0
             assert store.calls["get_state"] == 2 + 2  # the first holders', then the checks'
+            # The keys are idle now: their next holders start from the state the last ones
+            # left (no read), one after another as well as queued.
+            for i in range(3):
+                assert await request("k0") == (mock.ANY, 21 + i)
+            done = await asyncio.gather(*(request("k1") for _ in range(5)))
+            assert sorted(value for _, value in done) == [21, 22, 23, 24, 25]
+            assert store.calls["get_state"] == 4
         finally:
             await engine.stop()
             await store.close()
@@ -129,6 +138,35 @@ def test_waiting_with_a_stale_record_reads_the_store(tmp_path: Path) -> None:
             again = await asyncio.wait_for(engine.wait_result(rec.id, created=rec), 10)
             assert json.loads(again) == {"value": 5}
             assert store.calls["get_invocation"] == reads + 1
+        finally:
+            await engine.stop()
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_an_operators_state_write_is_seen_by_the_next_holder(tmp_path: Path) -> None:
+    """The idle key's cached state goes when an operator writes the key's state."""
+
+    async def main() -> None:
+        engine, store = await _engine(tmp_path)
+        try:
+            target = engine.registry.resolve("Tally", "add")
+            assert target is not None
+
+            async def add_one() -> int:
+                rec, _ = await engine.submit(target, "k", "1")
+                return int(json.loads(await engine.wait_result(rec.id, created=rec))["value"])
+
+            assert [await add_one() for _ in range(3)] == [1, 2, 3]
+            reads = store.calls["get_state"]
+            assert await add_one() == 4  # from the cached state
+            assert store.calls["get_state"] == reads
+            version, state = await read_state(engine, "Tally", "k")
+            assert state == {"count": 4}
+            await write_state(engine, "Tally", "k", {"count": 100}, version)
+            assert await add_one() == 101
+            assert await store.get_state("Tally", "k") == {"count": "101"}
         finally:
             await engine.stop()
             await store.close()

@@ -83,6 +83,11 @@ from ._watchdog import watch
 
 log = logging.getLogger("ritornello.engine")
 
+#: How many idle object keys keep their state in memory (``Engine._key_states``), and the
+#: largest state (characters of JSON text) kept: a cache of reads, not a copy of the store.
+KEY_STATES_CACHED = 1024
+KEY_STATE_MAX_CHARS = 16 * 1024
+
 
 class EngineError(Exception):
     """A request to the engine that cannot be served (the message says why)."""
@@ -157,6 +162,12 @@ class Engine:
         # reach the head of their key's queue (``_unqueue``). Dropped when they leave the
         # queue, when an operator acts on them, and with their partition.
         self._queued: dict[str, _Run] = {}
+        # The state of idle object keys (no queue) as their last exclusive holder here left it,
+        # while this process alone uses the store: the next holder ``submit`` starts begins
+        # with it instead of reading it. An entry exists only while its key has no queue
+        # (``_queue_for`` drops it) and goes with any unit that writes the key's state
+        # (``_commit``: an operator's write) and with its partition (``_lost``).
+        self._key_states: dict[tuple[str, str], dict[str, str]] = {}
         # Invocations whose creation ``submit`` is committing: nothing else starts them (their
         # record may not be readable yet); ``submit`` does once the commit is done.
         self._creating: set[str] = set()
@@ -359,6 +370,9 @@ class Engine:
         for inv_id, queued in list(self._queued.items()):
             if queued.rec.partition == partition:
                 del self._queued[inv_id]
+        for k in list(self._key_states):
+            if self._partition(k[0], k[1], "") == partition:
+                del self._key_states[k]
         self._timers.drop_partition(partition)
 
     async def _commit(self, unit: CommitUnit, home: int | None) -> None:
@@ -382,6 +396,9 @@ class Engine:
                     with_changes(rec, expires_at=expires), write.expect_version
                 )
         stamp_unit(unit, self.clock.now_ms())  # "at" on its entries and completions
+        if unit.state and self._key_states:  # a key's state changes: its cached copy goes
+            for service, key, _, _ in unit.state:
+                self._key_states.pop((service, key), None)
         base_notify = list(unit.notify)
         leadership = self.leadership
         for _ in range(4):
@@ -704,9 +721,13 @@ class Engine:
             unit = CommitUnit(
                 entries=[(rec.id, 0, '{"kind":"input","value":' + input_text + extra + "}")]
             )
+            state: dict[str, str] | None = None
             if delay_ms > 0:
                 unit.timers_add.append(TimerRecord(now + delay_ms, rec.id, "start", 0, partition))
             elif here:
+                k = self._exclusive_key(rec)
+                # an idle key's cached state: valid only until its queue exists (just below)
+                state = self._key_states.pop(k, None) if k is not None else None
                 status = self._admit(rec)
                 if status != rec.status:
                     rec = with_changes(rec, status=status)
@@ -739,7 +760,10 @@ class Engine:
                 self._timers.add(unit.timers_add[0])
             elif rec.status == "running" or self._may_run(rec):
                 # (a pending one may run when its key was freed while the commit was in flight)
-                self._spawn(rec.id, _Run(rec, [unit.entries[0][2]], {}, set()))
+                run = _Run(rec, [unit.entries[0][2]], {}, set())
+                if rec.status == "running":
+                    run.state = state  # it has held its key since before ``state`` was taken
+                self._spawn(rec.id, run)
             elif self.store.exclusive and self.leadership.holds_all():
                 k = self._exclusive_key(rec)
                 queue = self._queues.get(k) if k is not None else None
@@ -782,6 +806,8 @@ class Engine:
                 if self._owns(rec.partition):  # ours: answered through the future
                     sole = self.store.exclusive and self.leadership.holds_all()
                     timeout = None if sole else 1.0
+                if timeout is None:  # answered by ``_finish``, whenever that is
+                    return await fut
                 done, _ = await asyncio.wait({fut}, timeout=timeout)
                 if done:
                     return fut.result()
@@ -1062,6 +1088,7 @@ class Engine:
         q = self._queues.get(k)
         if q is None:
             q = self._queues[k] = deque()
+            self._key_states.pop(k, None)  # its holder reads the state (or ``submit`` took it)
         return q
 
     def _admit(self, rec: InvocationRecord) -> str:
@@ -1087,7 +1114,8 @@ class Engine:
         from ``_after_commit``: the run's record is this very object), that run's state is the
         key's committed state (loaded, then changed only by its own committed units, and only
         an exclusive holder writes a key's state): the next holder starts with a copy of it
-        instead of reading it from the store."""
+        instead of reading it from the store; when nobody is next, the copy is kept for the
+        key's next holder (``_key_states``, while this process alone uses the store)."""
         k = self._exclusive_key(rec)
         q = self._queues.get(k) if k is not None else None
         self._queued.pop(rec.id, None)
@@ -1096,20 +1124,27 @@ class Engine:
         head = q[0] if q else None
         with contextlib.suppress(ValueError):
             q.remove(rec.id)
+        done = self._runs.get(rec.id)
+        # the key's state, if ``rec`` is a holder that just finished here (an object's key)
+        state = None
+        if done is not None and done.rec is rec and done.promises is None:
+            state = done.state
         if not q:
             del self._queues[k]
+            if (
+                state is not None
+                and head == rec.id
+                and self.store.exclusive
+                and self.leadership.holds_all()
+                and sum(len(v) for v in state.values()) <= KEY_STATE_MAX_CHARS
+            ):
+                if len(self._key_states) >= KEY_STATES_CACHED:
+                    del self._key_states[next(iter(self._key_states))]  # the oldest
+                self._key_states[k] = dict(state)
         elif head == rec.id:
             nxt = self._queued.pop(q[0], None)
-            done = self._runs.get(rec.id)
-            if (
-                nxt is not None
-                and nxt.state is None
-                and done is not None
-                and done.rec is rec
-                and done.state is not None
-                and done.promises is None  # an object's key, not a workflow's
-            ):
-                nxt.state = dict(done.state)
+            if nxt is not None and nxt.state is None and state is not None:
+                nxt.state = dict(state)
             self._spawn(q[0], nxt)
 
     # ------------------------------------------------------------------ drivers
