@@ -424,7 +424,8 @@ class Engine:
                         fence.add(p)
                     elif (p, inv_id) not in unit.notify:
                         unit.notify.append((p, inv_id))
-            for p in sorted(fence, key=lambda q: (q != home, q)):  # home first: it stamps
+            order = sorted(fence, key=lambda q: (q != home, q)) if len(fence) > 1 else fence
+            for p in order:  # home first: it stamps
                 epoch = self.leadership.epoch(p)
                 if epoch is None or not self._owns(p):
                     if p == home:

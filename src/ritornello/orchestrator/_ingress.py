@@ -241,7 +241,8 @@ class IngressApp:
         if len(target) not in (2, 3):
             raise HttpError(404, f"no such target {'/'.join(target)}")
         service = target[0]
-        found = await self.engine.find_service(service)
+        # known here (the common case): no coroutine; unknown: find_service may re-read
+        found = self.engine.registry.service(service) or await self.engine.find_service(service)
         if found is None:
             raise HttpError(404, f"service {service} not found")
         info = found[0]
