@@ -6,6 +6,10 @@ Invariants (each one is what a test tries to break):
   are rebuilt from it by ``start()``; running ``start()`` after any crash re-drives exactly what
   was in flight, and doing it twice is harmless because every write is conditioned on the
   invocation's version and journal positions are append-only.
+* In-memory copies of stored data (a queued invocation's record and input, an idle object
+  key's state: ``_queued``, ``_key_states``) are kept only while this process alone uses the
+  store, and dropped whenever anything else could change what they copy: they spare reads,
+  they never hold anything the store does not.
 * At most one driver task per invocation, and only that driver writes the invocation's record.
   Others touch an invocation only by adding a completion (first writer wins) and waking it.
 * One exclusive handler per object key at a time, in arrival (``seq``) order: the key queue
