@@ -22,6 +22,7 @@ from ritornello.store import (
     StoreError,
     TimerRecord,
     _sqlite_schema,
+    _sqlite_thread,
     open_store,
     sqlite,
 )
@@ -183,6 +184,42 @@ def test_io_error_fails_the_whole_batch(
                 state = await store.get_state("Counter", f"inv_{i:04}")
                 assert present is (outcome == "ok") is bool(state), (i, outcome)
             await store.commit(unit(99))  # the writer lives on
+
+    run(body())
+
+
+def test_a_conflict_fails_only_its_unit_and_leaves_no_trace(
+    tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches run without savepoints first; a unit that conflicts after writing (its
+    invocation is inserted, then its journal entry exists already) sends its batch round again
+    with savepoints: it alone fails, none of its writes remain, the others are committed."""
+    rounds: list[int] = []
+    isolated = _sqlite_thread._run_jobs_isolated
+
+    def counting(cur: sqlite3.Cursor, batch: list[Any]) -> Any:
+        rounds.append(len(batch))
+        return isolated(cur, batch)
+
+    monkeypatch.setattr(_sqlite_thread, "_run_jobs_isolated", counting)
+
+    async def body() -> None:
+        async with SqliteStore(tmp_path / "r.db") as store:
+            await store.commit(unit(0))
+            bad = CommitUnit(
+                invocations=[InvocationWrite(inv("inv_bad", seq=999))],
+                entries=[("inv_0000", 0, '{"kind":"input","value":"again"}')],
+            )
+            units = [unit(i) for i in range(1, 50)]
+            units.insert(25, bad)
+            results = await asyncio.gather(*map(store.commit, units), return_exceptions=True)
+            assert type(results[25]) is ConflictError
+            assert [r for n, r in enumerate(results) if n != 25] == [None] * 49
+            assert await store.get_invocation("inv_bad") is None
+            assert await store.get_journal("inv_0000") == (['{"kind":"input","value":0}'], [])
+            for i in range(1, 50):
+                assert await store.get_state("Counter", f"inv_{i:04}") == {"n": str(i)}
+        assert rounds and max(rounds) > 1  # it shared a batch, which ran again
 
     run(body())
 

@@ -17,7 +17,7 @@ Transitions drawn (docs/orchestrator.md)::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ritornello.protocol import (
@@ -33,6 +33,7 @@ from ritornello.store import (
     InvocationRecord,
     InvocationWrite,
     TimerRecord,
+    with_changes,
     with_failure,
 )
 
@@ -193,9 +194,11 @@ def apply_answer(
     unit = CommitUnit(timers_remove=list(extra_timer_removals or ()))
     out = Outcome(unit=unit, record=record)
     awakeables = awakeables or {}
-    rows = workflow_rows or {}
-    user_state, promises = split_state(rows)
-    waiters = _waiters(rows)
+    if workflow_rows:
+        user_state, promises = split_state(workflow_rows)
+        waiters = _waiters(workflow_rows)
+    else:  # not a workflow: nothing to split (the common case)
+        user_state, promises, waiters = {}, {}, {}
     started = started_workflows or set()
     stateful = service_kind in ("object", "workflow") and record.handler_kind != "shared"
     result: str | None = None
@@ -286,7 +289,7 @@ def apply_answer(
         error = answer.error or {}
         message = f"{error.get('kind', 'handler')}: {error.get('message')}"
         fields.update(_failure(out, record, message, now_ms, retry))
-    out.record = replace(record, **fields)
+    out.record = with_changes(record, **fields)
     unit.invocations.insert(0, InvocationWrite(out.record, expect_version=record.version))
     return out
 
@@ -303,7 +306,7 @@ def failed_attempt(
     malformed or protocol-breaking answer): nothing of it is kept; retry after backoff."""
     out = Outcome(unit=CommitUnit(timers_remove=list(extra_timer_removals or ())), record=record)
     fields = _failure(out, record, message, now_ms, retry)
-    out.record = replace(
+    out.record = with_changes(
         record, **fields, waiting=(), modified_at=now_ms, version=record.version + 1
     )
     out.unit.invocations.insert(0, InvocationWrite(out.record, expect_version=record.version))
@@ -420,7 +423,7 @@ def _outbox(
                 TimerRecord(now_ms + delay, callee.id, "start", 0, callee.partition)
             )
         else:
-            callee = replace(callee, status=admit(callee))
+            callee = with_changes(callee, status=admit(callee))
         out.created.append(callee)
     out.unit.invocations.append(InvocationWrite(callee))
     out.unit.entries.append((callee.id, 0, dumps({"kind": "input", "value": entry.get("input")})))

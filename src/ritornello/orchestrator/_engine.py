@@ -6,6 +6,10 @@ Invariants (each one is what a test tries to break):
   are rebuilt from it by ``start()``; running ``start()`` after any crash re-drives exactly what
   was in flight, and doing it twice is harmless because every write is conditioned on the
   invocation's version and journal positions are append-only.
+* In-memory copies of stored data (a queued invocation's record and input, an idle object
+  key's state: ``_queued``, ``_key_states``) are kept only while this process alone uses the
+  store, and dropped whenever anything else could change what they copy: they spare reads,
+  they never hold anything the store does not.
 * At most one driver task per invocation, and only that driver writes the invocation's record.
   Others touch an invocation only by adding a completion (first writer wins) and waking it.
 * One exclusive handler per object key at a time, in arrival (``seq``) order: the key queue
@@ -53,6 +57,7 @@ from ritornello.store import (
     StoreError,
     TimerRecord,
     crashpoints,
+    with_changes,
 )
 
 from ._apply import (
@@ -81,6 +86,11 @@ from ._timers import TimerQueue
 from ._watchdog import watch
 
 log = logging.getLogger("ritornello.engine")
+
+#: How many idle object keys keep their state in memory (``Engine._key_states``), and the
+#: largest state (characters of JSON text) kept: a cache of reads, not a copy of the store.
+KEY_STATES_CACHED = 1024
+KEY_STATE_MAX_CHARS = 16 * 1024
 
 
 class EngineError(Exception):
@@ -157,6 +167,20 @@ class Engine:
         #: (deployment, service, handler) seen answering ``checkpoint``: invoked streamed
         self._stepwise: dict[tuple[str, str, str], bool] = {}
         self._queues: dict[tuple[str, str], deque[str]] = {}
+        # Pending invocations created here by ``submit`` while this process alone uses the
+        # store: what their driver would load (record, input entry), handed to it when they
+        # reach the head of their key's queue (``_unqueue``). Dropped when they leave the
+        # queue, when an operator acts on them, and with their partition.
+        self._queued: dict[str, _Run] = {}
+        # The state of idle object keys (no queue) as their last exclusive holder here left it,
+        # while this process alone uses the store: the next holder ``submit`` starts begins
+        # with it instead of reading it. An entry exists only while its key has no queue
+        # (``_queue_for`` drops it) and goes with any unit that writes the key's state
+        # (``_commit``: an operator's write) and with its partition (``_lost``).
+        self._key_states: dict[tuple[str, str], dict[str, str]] = {}
+        # Invocations whose creation ``submit`` is committing: nothing else starts them (their
+        # record may not be readable yet); ``submit`` does once the commit is done.
+        self._creating: set[str] = set()
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._timers = TimerQueue(self.clock, self._fire_timers)
         self._started = False
@@ -353,6 +377,12 @@ class Engine:
         for k in list(self._queues):
             if self._partition(k[0], k[1], "") == partition:
                 del self._queues[k]
+        for inv_id, queued in list(self._queued.items()):
+            if queued.rec.partition == partition:
+                del self._queued[inv_id]
+        for k in list(self._key_states):
+            if self._partition(k[0], k[1], "") == partition:
+                del self._key_states[k]
         self._timers.drop_partition(partition)
 
     async def _commit(self, unit: CommitUnit, home: int | None) -> None:
@@ -367,30 +397,45 @@ class Engine:
 
         A failed fence of ``home`` raises FencedError after stepping down; a failed fence of
         another partition steps down from it and commits again with a message instead."""
-        for n, write in enumerate(unit.invocations):
+        invocations = unit.invocations
+        for n, write in enumerate(invocations):
             rec = write.record
-            if rec.status in TERMINAL_STATUSES and rec.expires_at is None:
+            if rec.expires_at is None and rec.status in TERMINAL_STATUSES:
                 expires = rec.modified_at + int(self.retention_s * 1000)
-                unit.invocations[n] = replace(write, record=replace(rec, expires_at=expires))
+                invocations[n] = InvocationWrite(
+                    with_changes(rec, expires_at=expires), write.expect_version
+                )
         stamp_unit(unit, self.clock.now_ms())  # "at" on its entries and completions
+        if unit.state and self._key_states:  # a key's state changes: its cached copy goes
+            for service, key, _, _ in unit.state:
+                self._key_states.pop((service, key), None)
         base_notify = list(unit.notify)
+        leadership = self.leadership
         for _ in range(4):
             # A lapse of home's lease (its renewal in flight) is waited out, not taken for a
             # loss: giving up here would leave the invocation with no driver while the
-            # partition stays ours.
-            if home is not None and not await self._leading(home):
+            # partition stays ours. (``_leading`` is only awaited when the lease is not held
+            # right now: the common case takes no extra step on the loop.)
+            if (
+                home is not None
+                and not (home in self._ready and leadership.holds(home))
+                and not await self._leading(home)
+            ):
                 raise FencedError(f"partition {home} is not led by {self.node}", home)
             unit.fences.clear()
             unit.notify[:] = base_notify
             fence = {home} if home is not None else set()
-            for inv_id, p in (await self._targets(unit)).items():
-                if p == home:
-                    continue
-                if self._owns(p):
-                    fence.add(p)
-                elif (p, inv_id) not in unit.notify:
-                    unit.notify.append((p, inv_id))
-            for p in sorted(fence, key=lambda q: (q != home, q)):  # home first: it stamps
+            # nothing to find when this process alone can use the store (see ``_targets``)
+            if not (self.store.exclusive and leadership.holds_all()):
+                for inv_id, p in (await self._targets(unit)).items():
+                    if p == home:
+                        continue
+                    if self._owns(p):
+                        fence.add(p)
+                    elif (p, inv_id) not in unit.notify:
+                        unit.notify.append((p, inv_id))
+            order = sorted(fence, key=lambda q: (q != home, q)) if len(fence) > 1 else fence
+            for p in order:  # home first: it stamps
                 epoch = self.leadership.epoch(p)
                 if epoch is None or not self._owns(p):
                     if p == home:
@@ -687,19 +732,28 @@ class Engine:
             unit = CommitUnit(
                 entries=[(rec.id, 0, '{"kind":"input","value":' + input_text + extra + "}")]
             )
+            state: dict[str, str] | None = None
             if delay_ms > 0:
                 unit.timers_add.append(TimerRecord(now + delay_ms, rec.id, "start", 0, partition))
             elif here:
-                rec = replace(rec, status=self._admit(rec))
+                k = self._exclusive_key(rec)
+                # an idle key's cached state: valid only until its queue exists (just below)
+                state = self._key_states.pop(k, None) if k is not None else None
+                status = self._admit(rec)
+                if status != rec.status:
+                    rec = with_changes(rec, status=status)
             elif self._exclusive_key(rec) is not None:
-                rec = replace(rec, status="pending")  # its leader admits it
+                rec = with_changes(rec, status="pending")  # its leader admits it
             unit.invocations.append(InvocationWrite(rec))
+            self._creating.add(rec.id)
             try:
                 await self._commit(unit, partition if here else None)
             except FencedError:
+                self._creating.discard(rec.id)
                 self._unqueue(rec)
                 continue  # we lost the partition meanwhile: hand it to its new leader
             except ConflictError:
+                self._creating.discard(rec.id)
                 self._unqueue(rec)
                 if idempotency_key is not None:  # a concurrent request with the same key won
                     found = await self.store.find_idempotent(service, handler, key, idempotency_key)
@@ -707,27 +761,52 @@ class Engine:
                         return found, False
                 raise
             except BaseException:
+                self._creating.discard(rec.id)
                 self._unqueue(rec)
                 raise
+            self._creating.discard(rec.id)
             if not here:
                 return rec, True  # the partition's leader picks it up from its inbox
             if delay_ms > 0:
                 self._timers.add(unit.timers_add[0])
-            elif rec.status == "running":
-                self._spawn(rec.id, _Run(rec, [unit.entries[0][2]], {}, set()))
-            elif self._may_run(rec):
-                self._spawn(rec.id)  # its key was freed while the commit was in flight
+            elif rec.status == "running" or self._may_run(rec):
+                # (a pending one may run when its key was freed while the commit was in flight)
+                run = _Run(rec, [unit.entries[0][2]], {}, set())
+                if rec.status == "running":
+                    run.state = state  # it has held its key since before ``state`` was taken
+                self._spawn(rec.id, run)
+            elif self.store.exclusive and self.leadership.holds_all():
+                k = self._exclusive_key(rec)
+                queue = self._queues.get(k) if k is not None else None
+                if queue is not None and rec.id in queue:  # still waiting for its key
+                    self._queued[rec.id] = _Run(rec, [unit.entries[0][2]], {}, set())
             return rec, True
         raise EngineError("partition leadership keeps changing; try again", 503)
 
-    async def wait_result(self, invocation_id: str) -> str:
+    async def wait_result(
+        self, invocation_id: str, *, created: InvocationRecord | None = None
+    ) -> str:
         """Wait until the invocation completes; its result text (``{"value"|"failure": ...}``).
+
+        ``created``: the record ``submit`` just returned for this id (created, not found by
+        its idempotency key), with no await between ``submit`` returning and this call (the
+        ingress). When it provably has not finished here yet, the first read of the store is
+        skipped (``_unfinished_here``); otherwise it is ignored.
 
         Raises EngineError(404) for an unknown id."""
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(invocation_id, []).append(fut)
+        waiters = self._waiters.get(invocation_id)
+        if waiters is None:
+            self._waiters[invocation_id] = [fut]
+        else:
+            waiters.append(fut)
         try:
-            rec = await self.store.get_invocation(invocation_id)
+            # The waiter is registered (above, without awaiting) before this check: from now
+            # on ``_finish`` answers it, so skipping the read cannot miss the result.
+            if created is not None and self._unfinished_here(created):
+                rec: InvocationRecord | None = created
+            else:
+                rec = await self.store.get_invocation(invocation_id)
             if rec is None:
                 raise EngineError(f"invocation {invocation_id} not found", 404)
             # The future is answered when this process finishes the invocation; when another
@@ -738,6 +817,8 @@ class Engine:
                 if self._owns(rec.partition):  # ours: answered through the future
                     sole = self.store.exclusive and self.leadership.holds_all()
                     timeout = None if sole else 1.0
+                if timeout is None:  # answered by ``_finish``, whenever that is
+                    return await fut
                 done, _ = await asyncio.wait({fut}, timeout=timeout)
                 if done:
                     return fut.result()
@@ -754,6 +835,25 @@ class Engine:
                     waiters.remove(fut)
                 if not waiters:
                     del self._waiters[invocation_id]
+
+    def _unfinished_here(self, rec: InvocationRecord) -> bool:
+        """True when ``rec`` (just created by ``submit``) cannot have finished in this process:
+
+        * running: ``submit`` spawned its driver in this loop iteration (``rec.id`` is in
+          ``_drivers`` and, with no await since, the driver has not taken a single step);
+        * pending: it still waits in its key's queue (``_finish`` always takes it out).
+
+        Either way it belongs to a partition led here, so its end comes through ``_finish``,
+        which answers every registered waiter."""
+        if not self._owns(rec.partition):
+            return False
+        if rec.status == "running":
+            return rec.id in self._drivers
+        if rec.status == "pending":
+            k = self._exclusive_key(rec)
+            q = self._queues.get(k) if k is not None else None
+            return q is not None and rec.id in q
+        return False
 
     async def describe(self, invocation_id: str) -> tuple[InvocationRecord, list[str], list[str]]:
         """An invocation with its journal and completions (live status if it is being driven)."""
@@ -947,6 +1047,7 @@ class Engine:
         """Stop the invocation's driver, apply ``change`` to its record in one unit (also
         dropping its retry/start timers), and commit; retried if the record moved meanwhile."""
         self._stopping_drivers.add(invocation_id)
+        self._queued.pop(invocation_id, None)  # it changes: a driver must read it again
         try:
             task = self._drivers.get(invocation_id)
             if task is not None:
@@ -998,6 +1099,7 @@ class Engine:
         q = self._queues.get(k)
         if q is None:
             q = self._queues[k] = deque()
+            self._key_states.pop(k, None)  # its holder reads the state (or ``submit`` took it)
         return q
 
     def _admit(self, rec: InvocationRecord) -> str:
@@ -1016,17 +1118,45 @@ class Engine:
         return q is not None and len(q) > 0 and q[0] == rec.id
 
     def _unqueue(self, rec: InvocationRecord) -> None:
+        """Take ``rec`` out of its key's queue; if it held the key, start the next one.
+
+        The next one gets the run ``submit`` kept for it (``_queued``), so its driver need not
+        read it back. When ``rec`` is the record a driver here just finished with (``_finish``
+        from ``_after_commit``: the run's record is this very object), that run's state is the
+        key's committed state (loaded, then changed only by its own committed units, and only
+        an exclusive holder writes a key's state): the next holder starts with a copy of it
+        instead of reading it from the store; when nobody is next, the copy is kept for the
+        key's next holder (``_key_states``, while this process alone uses the store)."""
         k = self._exclusive_key(rec)
         q = self._queues.get(k) if k is not None else None
+        self._queued.pop(rec.id, None)
         if k is None or q is None:
             return
         head = q[0] if q else None
         with contextlib.suppress(ValueError):
             q.remove(rec.id)
+        done = self._runs.get(rec.id)
+        # the key's state, if ``rec`` is a holder that just finished here (an object's key)
+        state = None
+        if done is not None and done.rec is rec and done.promises is None:
+            state = done.state
         if not q:
             del self._queues[k]
+            if (
+                state is not None
+                and head == rec.id
+                and self.store.exclusive
+                and self.leadership.holds_all()
+                and sum(len(v) for v in state.values()) <= KEY_STATE_MAX_CHARS
+            ):
+                if len(self._key_states) >= KEY_STATES_CACHED:
+                    del self._key_states[next(iter(self._key_states))]  # the oldest
+                self._key_states[k] = dict(state)
         elif head == rec.id:
-            self._spawn(q[0])
+            nxt = self._queued.pop(q[0], None)
+            if nxt is not None and nxt.state is None and state is not None:
+                nxt.state = dict(state)
+            self._spawn(q[0], nxt)
 
     # ------------------------------------------------------------------ drivers
 
@@ -1034,6 +1164,11 @@ class Engine:
         self, inv_id: str, run: _Run | None = None, timer: TimerRecord | None = None
     ) -> None:
         if self._closing or inv_id in self._drivers or inv_id in self._stopping_drivers:
+            return
+        if inv_id in self._creating:
+            # Its key was freed while ``submit`` commits its creation: a driver started now
+            # could read the store before that commit lands, find nothing and stop, and the
+            # one ``submit`` starts after the commit would then be refused as a duplicate.
             return
         self._suspended.pop(inv_id, None)
         task = asyncio.get_running_loop().create_task(self._drive(inv_id, run, timer))

@@ -194,10 +194,12 @@ class IngressApp:
     async def _route(self, scope: Scope, receive: Receive) -> tuple[int, bytes, str | None]:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         path = raw_path.split(b"?", 1)[0].decode("latin-1")
-        try:
-            segs = [unquote(s, errors="strict") for s in path.strip("/").split("/")]
-        except UnicodeDecodeError:
-            raise HttpError(400, "the path is not valid UTF-8") from None
+        segs = path.strip("/").split("/")
+        if "%" in path:  # percent-encoded segments: decode (strictly: UTF-8 or 400)
+            try:
+                segs = [unquote(s, errors="strict") for s in segs]
+            except UnicodeDecodeError:
+                raise HttpError(400, "the path is not valid UTF-8") from None
         method = scope["method"]
         if segs and segs[0] == "restate":
             if len(segs) >= 4 and segs[1] in ("call", "send"):
@@ -239,7 +241,8 @@ class IngressApp:
         if len(target) not in (2, 3):
             raise HttpError(404, f"no such target {'/'.join(target)}")
         service = target[0]
-        found = await self.engine.find_service(service)
+        # known here (the common case): no coroutine; unknown: find_service may re-read
+        found = self.engine.registry.service(service) or await self.engine.find_service(service)
         if found is None:
             raise HttpError(404, f"service {service} not found")
         info = found[0]
@@ -263,7 +266,8 @@ class IngressApp:
             ct = headers[b"content-type"].decode("latin-1")
             raise HttpError(415, f"content-type {ct!r} is not JSON; send application/json")
         delay_ms = 0
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        raw_query: bytes = scope.get("query_string", b"")
+        query = parse_qs(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else {}
         if "delay" in query:
             if not one_way:
                 raise HttpError(400, "delay is only allowed on /send")
@@ -286,7 +290,7 @@ class IngressApp:
             status = "Accepted" if created else "PreviouslyAccepted"
             return 202, dumpb({"invocationId": rec.id, "status": status}), rec.id
         try:
-            result = await self.engine.wait_result(rec.id)
+            result = await self.engine.wait_result(rec.id, created=rec if created else None)
         except EngineError as exc:
             raise HttpError(exc.status, str(exc), rec.id) from None
         except StoreError as exc:  # accepted and durable: attach later for the result

@@ -108,7 +108,18 @@ class Leadership:
         return until is not None and self._mono() < until
 
     def holds_all(self) -> bool:
-        return len(self._owned) == self.count and all(self.holds(p) for p in self._owned)
+        """True while this process may act as the leader of every partition (asked on every
+        commit: one clock read, no generator)."""
+        owned = self._owned
+        if len(owned) != max(1, self.store.partitions):
+            return False
+        now = self._mono()
+        valid_until = self._valid_until
+        for partition in owned:
+            until = valid_until.get(partition)
+            if until is None or now >= until:
+                return False
+        return True
 
     def epoch(self, partition: int) -> int | None:
         lease = self._owned.get(partition)

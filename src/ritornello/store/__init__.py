@@ -14,6 +14,7 @@ from ritornello.store._records import (
     MemberRecord,
     ScheduleRecord,
     TimerRecord,
+    with_changes,
     with_failure,
 )
 from ritornello.store.errors import (
@@ -46,6 +47,7 @@ __all__ = [
     "TimerRecord",
     "UnavailableError",
     "open_store",
+    "with_changes",
     "with_failure",
 ]
 

@@ -8,7 +8,9 @@ by concatenation.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 #: Invocation statuses (docs/orchestrator.md draws the transitions).
 STATUSES = (
@@ -57,6 +59,24 @@ class InvocationRecord:
     #: The failed attempts, as JSON text: ``[{"attempt": n, "at": unix_ms, "error": "..."}]``,
     #: oldest first, the last ``HISTORY_LIMIT`` only (``with_failure`` appends); None: none.
     history: str | None = None
+
+
+_INVOCATION_FIELDS = tuple(f.name for f in fields(InvocationRecord))
+_INVOCATION_VALUES = operator.attrgetter(*_INVOCATION_FIELDS)
+_INVOCATION_INDEX = {name: i for i, name in enumerate(_INVOCATION_FIELDS)}
+
+
+def with_changes(record: InvocationRecord, **changes: Any) -> InvocationRecord:
+    """``dataclasses.replace(record, **changes)`` in about half the time: the values are read
+    in one C call and the record is built positionally (the hot path builds a few records per
+    request, and ``replace`` walks the 23 fields in Python). An unknown field: TypeError."""
+    values = list(_INVOCATION_VALUES(record))
+    for name, value in changes.items():
+        i = _INVOCATION_INDEX.get(name)
+        if i is None:
+            raise TypeError(f"InvocationRecord has no field {name!r}")
+        values[i] = value
+    return InvocationRecord(*values)
 
 
 #: How many failed attempts ``InvocationRecord.history`` keeps (the most recent ones), and

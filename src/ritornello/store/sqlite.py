@@ -1,7 +1,8 @@
 """``SqliteStore``: the embedded default store (docs/store.md).
 
 WAL journal, ``synchronous=FULL`` by default; one writer thread doing group commit (many commit
-units, one transaction, one fsync, each unit in its own savepoint), one reader thread; each
+units, one transaction, one fsync; a unit that fails its condition sends its batch round again
+with each unit in its own savepoint: ``_sqlite_thread.py``), one reader thread; each
 thread owns its connection. An exclusive ``flock`` on ``PATH.lock`` keeps a second orchestrator
 off the same file.
 
@@ -9,10 +10,10 @@ Invariants:
 
 - ``commit()`` returns only after the COMMIT holding its unit returned: an acknowledged unit
   survives a process crash (and, with FULL, a power loss).
-- A unit is all or nothing: its savepoint is rolled back on a failed condition; an I/O error
-  fails its whole batch.
+- A unit is all or nothing: on a failed condition its writes are undone (the batch runs again,
+  that unit in a savepoint that is rolled back); an I/O error fails its whole batch.
 - The reader sees every unit whose ``commit()`` returned (WAL readers see the last COMMIT).
-- Fences are checked inside the unit's savepoint, against the leases as the transaction sees
+- Fences are checked inside the unit, against the leases as the transaction sees
   them (lease writes go through the same writer thread, so a claim queued before the unit in the
   same batch is seen): a failed fence rolls back that unit only.
 - ``partitions`` is written to the meta table when the database is created and read from it
@@ -419,10 +420,13 @@ def _lock(path: str) -> int:
 
 
 def _apply_unit(cur: sqlite3.Cursor, unit: CommitUnit) -> None:
-    """Write ``unit`` inside the savepoint the writer opened for it (order: see CommitUnit);
-    fences first, so a fenced unit writes nothing even before its savepoint is rolled back."""
+    """Write ``unit`` in the writer's open transaction (order: see CommitUnit); fences first, so
+    a fenced unit writes nothing even before its writes are rolled back. A function of the
+    unit and the database only: the writer may run it twice (``_sqlite_thread.py``)."""
     for partition, epoch in unit.fences:
-        check_fence(partition, epoch, _get_lease(cur, partition))
+        row = cur.execute(sql.GET_LEASE, (partition,)).fetchone()
+        if row is None or row[1] is None or row[2] != epoch:  # (partition, owner, epoch, ...)
+            check_fence(partition, epoch, None if row is None else LeaseRecord(*row))
     for invocation_id in unit.purge:
         for statement in sql.PURGE:
             cur.execute(statement, (invocation_id,))
