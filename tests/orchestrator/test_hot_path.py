@@ -17,7 +17,7 @@ from unittest import mock
 
 import pytest
 
-from ritornello import Context, Endpoint, VirtualObject
+from ritornello import Context, Endpoint, Service, VirtualObject
 from ritornello.orchestrator import Engine
 from ritornello.orchestrator._operator import read_state, write_state
 from ritornello.protocol import _ids
@@ -37,6 +37,15 @@ async def add(ctx: Context, delta: int) -> int:
     return value
 
 
+relay = Service("Relay")
+
+
+@relay.handler()
+async def via(ctx: Context, key: str) -> int:
+    result: int = await ctx.call(add, 1, key=key)
+    return result
+
+
 class CountingStore(StoreWrapper):
     """Counts the calls of every store method (the reads the shortcuts save)."""
 
@@ -52,7 +61,7 @@ class CountingStore(StoreWrapper):
 async def _engine(path: Path) -> tuple[Engine, CountingStore]:
     store = CountingStore(SqliteStore(path / "r.db"))
     await store.open()
-    endpoint = Endpoint([tally])
+    endpoint = Endpoint([tally, relay])
     engine = Engine(store, inprocess={"app": endpoint.inprocess()})
     await engine.start()
     await engine.register_deployment("inproc://app")
@@ -167,6 +176,59 @@ def test_an_operators_state_write_is_seen_by_the_next_holder(tmp_path: Path) -> 
             await write_state(engine, "Tally", "k", {"count": 100}, version)
             assert await add_one() == 101
             assert await store.get_state("Tally", "k") == {"count": "101"}
+        finally:
+            await engine.stop()
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_callees_queued_behind_a_key_that_frees_during_the_callers_commit(
+    tmp_path: Path,
+) -> None:
+    """Two callers at a time call an increment on one key: the second's callee is created
+    queued (the key busy) in its caller's commit, which lands late, while the first callee
+    finishes and frees the key. The key's queue must not start it before its creation is
+    committed (its driver would find nothing and stop, and the key would stay stuck)."""
+
+    async def main() -> None:
+        engine, store = await _engine(tmp_path)
+        inner_commit = store.commit
+
+        async def commit(unit: Any) -> None:
+            # a caller's unit creating a callee lands late: the key frees meanwhile
+            if any(
+                w.expect_version is None and w.record.service == "Tally" for w in unit.invocations
+            ):
+                await asyncio.sleep(0.02)
+            await inner_commit(unit)
+
+        store.commit = commit  # type: ignore[method-assign]
+        inner_get = store.get_invocation
+
+        async def get_invocation(invocation_id: str) -> InvocationRecord | None:
+            found = await inner_get(invocation_id)
+            if found is None:  # a read that missed answers only after the creation landed
+                await asyncio.sleep(0.05)
+            return found
+
+        store.get_invocation = get_invocation  # type: ignore[method-assign]
+        try:
+            target = engine.registry.resolve("Relay", "via")
+            assert target is not None
+
+            async def request(key: str) -> int:
+                rec, _ = await engine.submit(target, None, json.dumps(key))
+                return int(json.loads(await engine.wait_result(rec.id, created=rec))["value"])
+
+            async def later(key: str) -> int:
+                await asyncio.sleep(0.01)  # its callee queues behind the first one's
+                return await request(key)
+
+            done: list[int] = []
+            for _ in range(5):
+                done += await asyncio.wait_for(asyncio.gather(request("k"), later("k")), 10)
+            assert sorted(done) == list(range(1, 11))
         finally:
             await engine.stop()
             await store.close()

@@ -1351,12 +1351,19 @@ class Engine:
                 )
         if outcome.record.status in TERMINAL_STATUSES:
             self._drop_open_sleeps(run, outcome)
+        # Callees queued behind their key: were the key freed while this commit is in flight,
+        # the queue must not start them before they exist (a driver would read nothing and
+        # stop); _after_commit starts them once they do (as submit does for its own).
+        creating = [callee.id for callee in outcome.created]
+        self._creating.update(creating)
         try:
             await self._commit(outcome.unit, rec.partition)
         except (ConflictError, StoreError):
             for callee in outcome.created:
                 self._unqueue(callee)
             raise
+        finally:
+            self._creating.difference_update(creating)
         run.timer_removals = []
         return self._after_commit(run, outcome)
 
