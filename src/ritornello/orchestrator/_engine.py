@@ -1321,8 +1321,13 @@ class Engine:
                 extra_timer_removals=run.timer_removals,
             )
         else:
-            awakeables = await self._check_awakeables(run, answer)
-            workflows = await self._started_workflows(answer)
+            awakeables: dict[str, tuple[str, int]] = {}
+            workflows: set[tuple[str, str]] = set()
+            kinds = {entry.get("kind") for entry in answer.entries}
+            if "complete_awakeable" in kinds:
+                awakeables = await self._check_awakeables(run, answer)
+            if "call" in kinds or "send" in kinds:
+                workflows = await self._started_workflows(answer)
             try:
                 outcome = apply_answer(
                     record=rec,
