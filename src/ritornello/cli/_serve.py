@@ -3,39 +3,100 @@
 SIGTERM/SIGINT stop it cleanly: the servers stop accepting, drivers are cancelled, pending
 commits are flushed and the store is closed. Whatever was in flight is re-driven at the next
 start (nothing was acknowledged before its commit, so nothing is lost).
+
+A restart is on the clock: invocations that were in flight wait for it. So the engine
+recovers first, before anything that only the HTTP side needs: uvicorn and the admin app
+(FastAPI and pydantic, about 0.4 s of imports and app building) are prepared on a thread of
+their own while the loop recovers and re-drives, and the servers listen once both are ready.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Generator
-from typing import Any
+import threading
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
-from ritornello.orchestrator import Engine, IngressApp, Settings
+from ritornello.orchestrator import ConfigError, Engine, IngressApp, Settings, load_settings
 from ritornello.protocol import RetryPolicy
-from ritornello.store import open_store
+from ritornello.store import StoreError, open_store
 from ritornello.store.faults import FaultyStore
 from ritornello.store.retrying import RetryingStore
+
+if TYPE_CHECKING:
+    from ritornello.cli._listen import Server
 
 log = logging.getLogger("ritornello.serve")
 
 
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the process that hosts several."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
-def _store_url(settings: Settings) -> str:
-    return settings.store
+def run_loop(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to the end on uvloop (the asyncio loop where uvloop is missing)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency of the server extra
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)
+
+
+def serve_plainly(overrides: dict[str, Any]) -> bool:
+    """``ritornello serve`` without typer (see ``ritornello.cli``). False, having done
+    nothing, when the settings do not load: typer then reports why, as for any bad option."""
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError:
+        return False
+    configure_logging(settings)
+    try:
+        run_loop(run_orchestrator(settings))
+    except StoreError as exc:  # as the typer command reports it
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    return True
+
+
+def _raise_open_file_limit() -> None:
+    """Raise the soft limit on open files to the hard one (as Go's runtime does): the
+    endpoint pools alone may hold 1,024 connections each (``_invokers.CONNECTIONS``), beyond
+    the common soft limit of 1,024."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _on_a_thread(*calls: Callable[[], Any]) -> list[asyncio.Future[Any]]:
+    """Run ``calls`` one after another on a new thread; a future of the loop for each. A call
+    that raises fails its future and the ones after it."""
+    loop = asyncio.get_running_loop()
+    futures: list[concurrent.futures.Future[Any]] = [concurrent.futures.Future() for _ in calls]
+
+    def work() -> None:
+        for i, call in enumerate(calls):
+            try:
+                futures[i].set_result(call())
+            except BaseException as exc:  # handed to the awaiting loop
+                for future in futures[i:]:
+                    future.set_exception(exc)
+                return
+
+    threading.Thread(target=work, name="ritornello-http-setup").start()
+    return [asyncio.wrap_future(f, loop=loop) for f in futures]
 
 
 async def run_orchestrator(
@@ -51,6 +112,7 @@ async def run_orchestrator(
     # the default 5 ms switch interval they wait behind a busy event loop for up to 5 ms each
     # time (a convoy that capped throughput). 0.5 ms keeps the hand-off short.
     sys.setswitchinterval(0.0005)
+    _raise_open_file_limit()
     store = open_store(settings.store)
     if hasattr(store, "synchronous"):
         store.synchronous = settings.sqlite_synchronous
@@ -79,48 +141,33 @@ async def run_orchestrator(
         address=f"http://{settings.host}:{settings.ingress_port}",
         signing_secret=settings.signing_secret,
     )
-    servers: list[_Server] = []
+    # Off the loop while it recovers: the imports only the HTTP side needs, and the admin app.
+    listen_module, admin_app = _on_a_thread(
+        _import_listen,
+        lambda: _admin_app(engine, settings),
+    )
+    servers: list[Server] = []
+    tasks: list[asyncio.Task[None]] = []
     try:
         await engine.start()
         if on_started is not None:  # before listening: no request finds the app unregistered
             await on_started(engine)
-        # Imported once the engine has recovered and is driving what was in flight: FastAPI
-        # and pydantic take a few hundred ms to import, which a restart need not wait for.
-        from ritornello.admin import create_app
-
-        common: dict[str, Any] = {
-            "host": settings.host,
-            "log_level": "warning",
-            "access_log": False,
-            "lifespan": "off",
-            "http": "httptools",
-            "loop": "none",
-        }
         ingress = IngressApp(
             engine,
             max_body_bytes=settings.max_body_bytes,
             token=settings.ingress_token,
             redact_headers=settings.redact_headers,
         )
-        servers = [
-            _Server(uvicorn.Config(ingress, port=settings.ingress_port, **common)),
-            _Server(
-                uvicorn.Config(
-                    create_app(
-                        engine,
-                        admin_token=settings.admin_token,
-                        max_body_bytes=settings.max_body_bytes,
-                    ),
-                    port=settings.admin_port,
-                    **common,
-                )
-            ),
-        ]
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        tasks = [loop.create_task(s.serve()) for s in servers]
+        # The ingress listens as soon as uvicorn is imported; the admin API once it is built.
+        listen = await listen_module
+        servers.append(listen.server(ingress, settings.host, settings.ingress_port))
+        tasks.append(loop.create_task(servers[-1].serve()))
+        servers.append(listen.server(await admin_app, settings.host, settings.admin_port))
+        tasks.append(loop.create_task(servers[-1].serve()))
         while not all(s.started for s in servers):
             if any(t.done() for t in tasks):
                 for t in tasks:
@@ -143,5 +190,22 @@ async def run_orchestrator(
         await engine.stop()  # in-flight calls answer 503 with their invocation id
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
+        for s in servers:  # on a failure: the ones already serving stop too
+            s.should_exit = True
         await engine.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await store.close()
+
+
+def _import_listen() -> Any:
+    from ritornello.cli import _listen
+
+    return _listen
+
+
+def _admin_app(engine: Engine, settings: Settings) -> Any:
+    from ritornello.admin import create_app
+
+    return create_app(
+        engine, admin_token=settings.admin_token, max_body_bytes=settings.max_body_bytes
+    )
