@@ -51,14 +51,6 @@ class Invoker(ABC):
         """Release connections."""
 
 
-#: Connections of one HTTP endpoint's pool (opened on demand, closed after 30 s idle). Sized
-#: for a restart: every invocation in flight is re-driven at once, and a handler's step that
-#: waits (I/O, a sleep inside ``ctx.run``) holds its connection meanwhile, so a pool smaller
-#: than the work in flight delays the rest by whole steps. ``ritornello serve`` raises its
-#: open-file limit to make room (``cli/_serve.py``).
-CONNECTIONS = 1024
-
-
 class HttpInvoker(Invoker):
     """An endpoint behind HTTP (uvicorn, a Function URL, any ASGI server).
 
@@ -70,12 +62,7 @@ class HttpInvoker(Invoker):
     """
 
     def __init__(
-        self,
-        uri: str,
-        *,
-        limit: int = CONNECTIONS,
-        timeout_s: float = 300.0,
-        signing_secret: str = "",
+        self, uri: str, *, limit: int = 256, timeout_s: float = 300.0, signing_secret: str = ""
     ) -> None:
         self.uri = uri.rstrip("/")
         self._limit = limit
