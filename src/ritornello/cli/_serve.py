@@ -5,16 +5,18 @@ commits are flushed and the store is closed. Whatever was in flight is re-driven
 start (nothing was acknowledged before its commit, so nothing is lost).
 
 A restart is on the clock: invocations that were in flight wait for it. So the engine
-recovers first, before anything that only the HTTP side needs: uvicorn and the admin app
-(FastAPI and pydantic, about 0.4 s of imports and app building) are prepared on a thread of
-their own while the loop recovers and re-drives, and the servers listen once both are ready.
+recovers first, and nothing the HTTP side alone needs stands in its way: uvicorn is imported
+on a thread while the engine recovers, and both ports listen as soon as it is in. The admin
+API's app (FastAPI and pydantic: about 0.4 s of imports, 0.1 s of routes) is built on a thread
+when its first request arrives, or ``ADMIN_BUILD_DELAY_S`` after listening if none did: built
+at once, it would take the GIL from the loop while the loop re-drives what was in flight. The
+price: the first admin request after a start may wait about half a second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import signal
 import sys
@@ -66,18 +68,35 @@ def serve_plainly(overrides: dict[str, Any]) -> bool:
     return True
 
 
-def _raise_open_file_limit() -> None:
-    """Raise the soft limit on open files to the hard one (as Go's runtime does): the
-    endpoint pools alone may hold 1,024 connections each (``_invokers.CONNECTIONS``), beyond
-    the common soft limit of 1,024."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on POSIX
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+#: Seconds after listening when the admin app is built if no admin request came first.
+ADMIN_BUILD_DELAY_S = 2.0
+
+
+class AdminApp:
+    """The admin API's ASGI app, built on a thread on first use (``start``): requests that
+    arrive meanwhile wait for it. A build that fails is logged, and fails every request."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._app: Any = None
+        self._future: asyncio.Future[Any] | None = None
+
+    def start(self) -> asyncio.Future[Any]:
+        if self._future is None:
+            (self._future,) = _on_a_thread(self._build)
+            self._future.add_done_callback(_log_failure)
+        return self._future
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        app = self._app
+        if app is None:  # a request that goes away does not cancel the build
+            app = self._app = await asyncio.shield(self.start())
+        await app(scope, receive, send)
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("the admin API could not be built", exc_info=future.exception())
 
 
 def _on_a_thread(*calls: Callable[[], Any]) -> list[asyncio.Future[Any]]:
@@ -112,7 +131,6 @@ async def run_orchestrator(
     # the default 5 ms switch interval they wait behind a busy event loop for up to 5 ms each
     # time (a convoy that capped throughput). 0.5 ms keeps the hand-off short.
     sys.setswitchinterval(0.0005)
-    _raise_open_file_limit()
     store = open_store(settings.store)
     if hasattr(store, "synchronous"):
         store.synchronous = settings.sqlite_synchronous
@@ -141,13 +159,11 @@ async def run_orchestrator(
         address=f"http://{settings.host}:{settings.ingress_port}",
         signing_secret=settings.signing_secret,
     )
-    # Off the loop while it recovers: the imports only the HTTP side needs, and the admin app.
-    listen_module, admin_app = _on_a_thread(
-        _import_listen,
-        lambda: _admin_app(engine, settings),
-    )
+    (listen_module,) = _on_a_thread(_import_listen)  # off the loop while it recovers
+    admin = AdminApp(lambda: _admin_app(engine, settings))
     servers: list[Server] = []
     tasks: list[asyncio.Task[None]] = []
+    build_later: asyncio.TimerHandle | None = None
     try:
         await engine.start()
         if on_started is not None:  # before listening: no request finds the app unregistered
@@ -162,12 +178,12 @@ async def run_orchestrator(
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        # The ingress listens as soon as uvicorn is imported; the admin API once it is built.
         listen = await listen_module
-        servers.append(listen.server(ingress, settings.host, settings.ingress_port))
-        tasks.append(loop.create_task(servers[-1].serve()))
-        servers.append(listen.server(await admin_app, settings.host, settings.admin_port))
-        tasks.append(loop.create_task(servers[-1].serve()))
+        servers = [
+            listen.server(ingress, settings.host, settings.ingress_port),
+            listen.server(admin, settings.host, settings.admin_port),
+        ]
+        tasks = [loop.create_task(s.serve()) for s in servers]
         while not all(s.started for s in servers):
             if any(t.done() for t in tasks):
                 for t in tasks:
@@ -175,6 +191,7 @@ async def run_orchestrator(
                         raise t.exception()  # type: ignore[misc]
                 raise SystemExit(f"could not listen on {settings.host}")
             await asyncio.sleep(0.01)
+        build_later = loop.call_later(ADMIN_BUILD_DELAY_S, admin.start)
         log.info(
             "ritornello serving: ingress http://%s:%d, admin http://%s:%d, store %s",
             settings.host,
@@ -190,6 +207,8 @@ async def run_orchestrator(
         await engine.stop()  # in-flight calls answer 503 with their invocation id
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
+        if build_later is not None:
+            build_later.cancel()
         for s in servers:  # on a failure: the ones already serving stop too
             s.should_exit = True
         await engine.stop()
