@@ -322,8 +322,8 @@ class Engine:
         for timer in timers:
             self._timers.add(timer)
         # A completion committed just before a crash may not have woken its invocation.
-        for inv_id in suspended:
-            await self._wake_if_completed(inv_id)
+        for start in range(0, len(suspended), 500):  # journals read 500 at a time
+            await self._wake_if_completed(suspended[start : start + 500])
         self.counters["partitions_recovered"] += 1
         log.info("partition %d: recovered, %d invocations in flight", partition, len(records))
 
@@ -338,15 +338,17 @@ class Engine:
             await asyncio.sleep(0.02)
         return False
 
-    async def _wake_if_completed(self, inv_id: str) -> None:
-        entry = self._suspended.get(inv_id)
-        if entry is None:
-            return
-        _, completions = await self.store.get_journal(inv_id)
-        done = {loads(c)["index"] for c in completions}
-        entry = self._suspended.get(inv_id)
-        if entry is not None and (CANCEL_INDEX in done or done.intersection(entry[0])):
-            self._wake(inv_id)
+    async def _wake_if_completed(self, inv_ids: list[str]) -> None:
+        """Wake those of ``inv_ids`` still suspended here that hold a completion they wait
+        on (or a cancellation)."""
+        journals = await self.store.get_journals(
+            [inv_id for inv_id in inv_ids if inv_id in self._suspended]
+        )
+        for inv_id, (_, completions) in journals.items():
+            done = {loads(c)["index"] for c in completions}
+            entry = self._suspended.get(inv_id)  # may have changed during the read
+            if entry is not None and (CANCEL_INDEX in done or done.intersection(entry[0])):
+                self._wake(inv_id)
 
     def _lost(self, partition: int) -> None:
         """This process no longer leads ``partition``: stop driving its invocations (their
