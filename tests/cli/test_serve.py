@@ -64,7 +64,7 @@ def test_what_the_plain_start_does_not_take_typer_reports() -> None:
 def test_a_store_in_use_is_one_line_and_status_1(tmp_path: Path) -> None:
     first = Orchestrator(tmp_path).start()
     try:
-        assert http("GET", f"{first.admin}/health")[0] == 200  # the admin app, built on use
+        assert http("GET", f"{first.admin}/health")[0] == 200
         second = _ritornello(
             "serve", "--store", first.store, "--ingress-port", "0", "--admin-port", "0"
         )
@@ -110,6 +110,26 @@ def test_admin_app_is_built_once_off_the_loop_on_first_use() -> None:
         assert builds == ["ritornello-http-setup"]  # once, and not on the loop's thread
 
     asyncio.run(body())
+
+
+def test_admin_app_built_now_is_not_built_again() -> None:
+    builds: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204})
+
+    def build() -> Any:
+        builds.append(threading.current_thread().name)
+        return inner
+
+    async def body() -> None:
+        app = AdminApp(build)
+        app.build_now()
+        assert await app.start() is inner  # the delayed build finds it done
+        assert await _request(app, "/x") == [{"type": "http.response.start", "status": 204}]
+
+    asyncio.run(body())
+    assert builds == ["MainThread"]
 
 
 def test_admin_app_that_cannot_be_built_fails_its_requests(

@@ -8,9 +8,11 @@ A restart is on the clock: invocations that were in flight wait for it. So the e
 recovers first, and nothing the HTTP side alone needs stands in its way: uvicorn is imported
 on a thread while the engine recovers, and both ports listen as soon as it is in. The admin
 API's app (FastAPI and pydantic: about 0.4 s of imports, 0.1 s of routes) is built on a thread
-when its first request arrives, or ``ADMIN_BUILD_DELAY_S`` after listening if none did: built
-at once, it would take the GIL from the loop while the loop re-drives what was in flight. The
-price: the first admin request after a start may wait about half a second.
+before listening when recovery re-drove nothing (on the loop, as it always was: nothing waits
+on it then); otherwise on a thread when its first request arrives, or ``ADMIN_BUILD_DELAY_S``
+after listening if none did: built at once, it would take the GIL from the loop while the loop
+re-drives what was in flight. The price: the first admin request after a restart with work in
+flight may wait about half a second.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ritornello.orchestrator import ConfigError, Engine, IngressApp, Settings, load_settings
+from ritornello.orchestrator._metrics import gauges
 from ritornello.protocol import RetryPolicy
 from ritornello.store import StoreError, open_store
 from ritornello.store.faults import FaultyStore
@@ -73,18 +76,29 @@ ADMIN_BUILD_DELAY_S = 2.0
 
 
 class AdminApp:
-    """The admin API's ASGI app, built on a thread on first use (``start``): requests that
-    arrive meanwhile wait for it. A build that fails is logged, and fails every request."""
+    """The admin API's ASGI app: built at once (``build_now``) or on a thread on first use
+    (``start``), requests that arrive meanwhile waiting for it. A build that fails on the
+    thread is logged, and fails every request."""
 
     def __init__(self, build: Callable[[], Any]) -> None:
         self._build = build
         self._app: Any = None
         self._future: asyncio.Future[Any] | None = None
 
+    def build_now(self) -> None:
+        """Build it here and now (on the caller's thread), unless it was built already."""
+        if self._app is None and self._future is None:
+            self._app = self._build()
+
     def start(self) -> asyncio.Future[Any]:
+        """Build it on a thread, once (nothing to do if ``build_now`` did); its future."""
         if self._future is None:
-            (self._future,) = _on_a_thread(self._build)
-            self._future.add_done_callback(_log_failure)
+            if self._app is not None:
+                self._future = asyncio.get_running_loop().create_future()
+                self._future.set_result(self._app)
+            else:
+                (self._future,) = _on_a_thread(self._build)
+                self._future.add_done_callback(_log_failure)
         return self._future
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -168,6 +182,8 @@ async def run_orchestrator(
         await engine.start()
         if on_started is not None:  # before listening: no request finds the app unregistered
             await on_started(engine)
+        if gauges(engine).running == 0:  # nothing re-driven: built now, on the loop, as it
+            admin.build_now()  # always was; it answers its first request at once
         ingress = IngressApp(
             engine,
             max_body_bytes=settings.max_body_bytes,
