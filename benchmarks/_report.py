@@ -96,7 +96,9 @@ def _details(res: dict[Key, Row]) -> list[str]:
                 f"recovery: {_f(e.get('in_flight', math.nan), 0)} in flight at kill -9; after "
                 f"restart: listening {_f(e.get('t_listen_ms', math.nan), 0)} ms, all running "
                 f"again {_f(e.get('t_running_ms', math.nan), 0)} ms "
-                f"({_f(e.get('t_running_after_listen_ms', math.nan), 0)} ms after listening), "
+                f"({_f(e.get('t_running_after_listen_ms', math.nan), 0)} ms after listening; "
+                f"the first at {_f(e.get('t_first_ms', math.nan), 0)} ms; orchestrator CPU by "
+                f"then {_f(e.get('cpu_running_s', math.nan), 2)} s), "
                 f"all done {_f(e.get('t_done_ms', math.nan), 0)} ms (step "
                 f"{_f(e.get('step_ms', math.nan), 0)} ms)"
             )

@@ -11,7 +11,9 @@
      than it had at the kill (or has completed). A committed entry proves the invocation was
      re-driven: recovered from the store, invoked on the endpoint, and its answer committed.
    - *done*: every in-flight invocation is completed.
-   Also reported: when the new process listened on its ingress port.
+   Also reported: when the new process listened on its ingress port, when the first in-flight
+   invocation moved, and the CPU seconds the new process had used when all were running again
+   (a figure that a busy machine disturbs less than the times).
 
 A step killed half-way runs again after the restart (its result was never committed), so
 "running again" is at least one step long (``step_ms``), plus the wait for one of the invoker's
@@ -73,7 +75,7 @@ def _one(opts: Options, n: int) -> Row:
         endpoint_cpu = tree_cpu_s(pid_of(endpoint))
         t0 = time.monotonic()
         Proc.start(again)  # spawn only: the clock runs from here
-        t_listen = t_running = t_done = float("nan")
+        t_listen = t_first = t_running = t_done = cpu_running = float("nan")
         deadline = t0 + 120 + opts.recovery * opts.step_ms * 10 / 1000
         try:
             while time.monotonic() < deadline:
@@ -86,8 +88,11 @@ def _one(opts: Options, n: int) -> Row:
                     for inv, before in at_kill.items()
                     if lens[inv][1] == "completed" or lens[inv][0] > before
                 ]
+                if math.isnan(t_first) and moved:
+                    t_first = now - t0
                 if math.isnan(t_running) and len(moved) == len(at_kill):
                     t_running = now - t0
+                    cpu_running = tree_cpu_s(pid_of(again))
                 if all(lens[inv][1] == "completed" for inv in at_kill):
                     t_done = now - t0
                     break
@@ -118,6 +123,8 @@ def _one(opts: Options, n: int) -> Row:
                 "in_flight": len(at_kill),
                 "step_ms": opts.step_ms,
                 "t_listen_ms": t_listen * 1000,
+                "t_first_ms": t_first * 1000,
+                "cpu_running_s": cpu_running,
                 "t_running_ms": t_running * 1000,
                 "t_running_after_listen_ms": (t_running - t_listen) * 1000,
                 "t_done_ms": t_done * 1000,

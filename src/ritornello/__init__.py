@@ -12,28 +12,33 @@ The top-level package is the handler SDK::
 
     app = Endpoint([greeter]).asgi()
 
-It imports only ``ritornello.sdk`` and ``ritornello.protocol`` (standard library only); the
-orchestrator, store, admin API and CLI live in their own subpackages.
+It imports only ``ritornello.sdk`` and ``ritornello.protocol`` (standard library only), and
+those on first use of one of its names: ``python -m ritornello serve`` imports this package
+first and has no use for the SDK. The orchestrator, store, admin API and CLI live in their own
+subpackages.
 """
 
-from ritornello.sdk import (
-    AsgiApp,
-    Context,
-    DurableFuture,
-    DurablePromise,
-    Endpoint,
-    InProcessEndpoint,
-    JournalMismatchError,
-    RetryPolicy,
-    Service,
-    Suspended,
-    TerminalError,
-    VirtualObject,
-    Workflow,
-    gather,
-    select,
-    step_retry,
-)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ritornello.sdk import (
+        AsgiApp,
+        Context,
+        DurableFuture,
+        DurablePromise,
+        Endpoint,
+        InProcessEndpoint,
+        JournalMismatchError,
+        RetryPolicy,
+        Service,
+        Suspended,
+        TerminalError,
+        VirtualObject,
+        Workflow,
+        gather,
+        select,
+        step_retry,
+    )
 
 __all__ = [
     "AsgiApp",
@@ -53,3 +58,13 @@ __all__ = [
     "select",
     "step_retry",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:  # an SDK name, imported on first use
+        from ritornello import sdk
+
+        value = getattr(sdk, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

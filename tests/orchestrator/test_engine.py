@@ -13,7 +13,9 @@ import pytest
 
 from ritornello import Context, Endpoint, Service, TerminalError, VirtualObject
 from ritornello.orchestrator import Engine, ManualClock
+from ritornello.orchestrator._apply import completion_text
 from ritornello.protocol import DiscoveryResponse, HandlerInfo, RetryPolicy, ServiceInfo
+from ritornello.store import CommitUnit
 from ritornello.store.memory import MemoryStore
 
 FAST = RetryPolicy(initial_interval_ms=5, factor=2.0, max_interval_ms=50)
@@ -167,6 +169,46 @@ def test_recovery_after_stop_finishes_everything() -> None:
                 assert "value" in result
             for k in range(3):
                 assert await _call(engine2, "Obj/peek", None, f"k{k}") == {"value": ["x"] * 3}
+        finally:
+            await engine2.stop()
+
+    asyncio.run(main())
+
+
+def test_recovery_wakes_what_a_completion_landed_for_before_a_crash() -> None:
+    """Sleep completions committed while no engine ran, their timers gone (as when a process
+    dies between a commit and the wake-up): recovery finds them and wakes the sleepers."""
+
+    async def main() -> None:
+        engine, store = await _engine()
+        resolved = engine.registry.resolve("Svc", "sleeper")
+        assert resolved is not None
+        ids = [(await engine.submit(resolved, None, "600000"))[0].id for _ in range(3)]
+        for _ in range(200):
+            records = [await store.get_invocation(i) for i in ids]
+            if all(r is not None and r.status == "suspended" for r in records):
+                break
+            await asyncio.sleep(0.005)
+        await engine.stop()
+        timers = [t for t in await store.list_timers() if t.kind == "sleep"]
+        assert sorted(t.invocation_id for t in timers) == sorted(ids)
+        woken = [t for t in timers if t.invocation_id != ids[2]]  # ids[2] sleeps on
+        await store.commit(
+            CommitUnit(
+                completions=[
+                    (t.invocation_id, t.index, completion_text(t.index, '{"value":null}'))
+                    for t in woken
+                ],
+                timers_remove=woken,
+            )
+        )
+        engine2, _ = await _engine(store)
+        try:
+            for inv_id in ids[:2]:
+                result = await asyncio.wait_for(engine2.wait_result(inv_id), 10)
+                assert json.loads(result) == {"value": 600000}
+            still = await store.get_invocation(ids[2])
+            assert still is not None and still.status == "suspended"
         finally:
             await engine2.stop()
 

@@ -237,6 +237,35 @@ def test_journal_is_append_only_and_ordered(store: Store, run: Run) -> None:
     assert run(store.get_journal("nobody")) == ([], [])
 
 
+def test_journals_of_many_invocations_read_at_once(store: Store, run: Run) -> None:
+    run(store.commit(CommitUnit(entries=[("inv_1", 1, '"b"'), ("inv_1", 0, '"a"')])))
+    run(
+        store.commit(
+            CommitUnit(
+                entries=[("inv_2", 0, '"x"')],
+                completions=[("inv_2", 4, '{"index":4}'), ("inv_2", -1, '{"index":-1}')],
+            )
+        )
+    )
+    many = [f"inv_m{i}" for i in range(600)]  # more than one SQLite query's worth of ids
+    written = many[::7]
+    for start in range(0, len(written), 40):  # DynamoDB: at most 100 items a transaction
+        run(
+            store.commit(
+                CommitUnit(entries=[(i, 0, f'"{i}"') for i in written[start : start + 40]])
+            )
+        )
+    ids = ["inv_2", "nobody", "inv_1", "inv_2", *many]
+    journals = run(store.get_journals(ids))
+    assert list(journals) == list(dict.fromkeys(ids))  # one item per id, in the order given
+    assert journals["inv_1"] == (['"a"', '"b"'], [])
+    assert journals["inv_2"] == (['"x"'], ['{"index":-1}', '{"index":4}'])
+    assert journals["nobody"] == ([], [])
+    for i in many:
+        assert journals[i] == run(store.get_journal(i))
+    assert run(store.get_journals([])) == {}
+
+
 def test_completions_first_writer_wins(store: Store, run: Run) -> None:
     run(store.commit(CommitUnit(completions=[("inv_1", 3, '{"index":3,"value":1}')])))
     run(

@@ -1,144 +1,72 @@
-"""The ``ritornello`` command (typer + rich)."""
+"""The ``ritornello`` command (typer + rich; the commands are in ``_app``).
+
+``main`` starts a plain ``ritornello serve`` — nothing but serve's own options, each with a
+value — without importing typer: typer, rich, the operator commands and pydantic (which typer
+converts options with) are about a fifth of a second, and a restarted orchestrator has work
+in flight waiting for it. Anything else (``--help``, an unknown or malformed option, a setting
+that does not load, every other command) goes through typer, which reports it.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-from typing import Annotated, Any
+import sys
+from typing import TYPE_CHECKING, Any
 
-import typer
+if TYPE_CHECKING:
+    from ritornello.cli._app import app
 
-from ritornello.cli._call import call
-from ritornello.cli._check import check
-from ritornello.cli._deployments import deployments_app, services_app
-from ritornello.cli._invocations import invocations_app
-from ritornello.cli._schedules import schedules_app
-from ritornello.cli._state import state_app
-from ritornello.cli._store import store_app
-from ritornello.orchestrator import ConfigError, Engine, Settings, load_settings
+__all__ = ["app", "main"]
 
-app = typer.Typer(
-    name="ritornello",
-    help="Ritornello: durable execution for async Python handlers.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-app.add_typer(store_app)
-app.command("check")(check)
-for _group in (deployments_app, services_app, invocations_app, state_app, schedules_app):
-    app.add_typer(_group)
-app.command("call")(call)
-
-StoreOpt = Annotated[
-    str | None, typer.Option("--store", help="sqlite:///PATH.db (default ./.ritornello/...)")
-]
-IngressOpt = Annotated[int | None, typer.Option("--ingress-port", help="ingress port [8080]")]
-AdminOpt = Annotated[int | None, typer.Option("--admin-port", help="admin API port [9070]")]
-ConfigOpt = Annotated[str | None, typer.Option("--config", help="a ritornello.toml file")]
-HostOpt = Annotated[str | None, typer.Option("--host", help="address to bind [127.0.0.1]")]
+#: serve's options (``--name VALUE`` or ``--name=VALUE``) -> ``load_settings`` arguments.
+_SERVE_OPTIONS = {
+    "--store": "store",
+    "--ingress-port": "ingress_port",
+    "--admin-port": "admin_port",
+    "--config": "config_file",
+    "--host": "host",
+}
 
 
-def _run(coro: object) -> None:
-    """Run the orchestrator; a store that cannot be opened (missing table, newer schema,
-    locked file) is a one-line error and exit status 1, not a traceback."""
-    from ritornello.store import StoreError
-
-    try:
-        try:
-            import uvloop
-
-            uvloop.run(coro)  # type: ignore[arg-type]
-        except ImportError:  # pragma: no cover - uvloop is a dependency of the server extra
-            asyncio.run(coro)  # type: ignore[arg-type]
-    except StoreError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _settings(**kw: Any) -> Settings:
-    try:
-        settings = load_settings(**kw)
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    return settings
-
-
-@app.command()
-def serve(
-    store: StoreOpt = None,
-    ingress_port: IngressOpt = None,
-    admin_port: AdminOpt = None,
-    config: ConfigOpt = None,
-    host: HostOpt = None,
-) -> None:
-    """Run the orchestrator: ingress, admin API and the engine."""
-    _serve(None, store, ingress_port, admin_port, config, host)
-
-
-@app.command()
-def dev(
-    app_path: Annotated[str, typer.Argument(metavar="APP.py", help="file defining an Endpoint")],
-    store: StoreOpt = None,
-    ingress_port: IngressOpt = None,
-    admin_port: AdminOpt = None,
-    config: ConfigOpt = None,
-    host: HostOpt = None,
-) -> None:
-    """Orchestrator plus APP.py's endpoint in one process, registered as inproc://app."""
-    _serve(app_path, store, ingress_port, admin_port, config, host)
-
-
-def _serve(
-    app_path: str | None,
-    store: str | None,
-    ingress_port: int | None,
-    admin_port: int | None,
-    config: str | None,
-    host: str | None,
-) -> None:
-    from ritornello.cli._serve import run_orchestrator
-
-    settings = _settings(
-        config_file=config,
-        store=store,
-        ingress_port=ingress_port,
-        admin_port=admin_port,
-        host=host,
-    )
-    if app_path is None:
-        _run(run_orchestrator(settings))
-        return
-    from ritornello.cli._app_loader import load_endpoint
-
-    endpoint = load_endpoint(app_path)
-
-    async def register(engine: Engine) -> None:
-        dep = await engine.register_deployment("inproc://app")
-        names = [s["name"] for s in json.loads(dep.services)["services"]]
-        typer.echo(f"serving {', '.join(names)} from {app_path} (deployment {dep.id})")
-
-    _run(run_orchestrator(settings, inprocess={"app": endpoint.inprocess()}, on_started=register))
-
-
-@app.command("lambda-emulator")
-def lambda_emulator(
-    app_path: Annotated[
-        str, typer.Argument(metavar="APP.py", help="file defining lambda_handler or an Endpoint")
-    ],
-    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 9001,
-    host: Annotated[str, typer.Option("--host", help="address to bind")] = "127.0.0.1",
-) -> None:
-    """Serve Lambda's Invoke API on loopback for APP.py's lambda_handler (local development)."""
-    from ritornello.cli._lambda_emulator import serve as serve_emulator
-
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve_emulator(app_path, host=host, port=port)
+def plain_serve(args: list[str]) -> dict[str, Any] | None:
+    """The settings overrides of ``serve ARGS`` when ARGS are only serve's own options, each
+    with a non-empty value not starting with ``-`` (ports: digits); otherwise None."""
+    if not args or args[0] != "serve":
+        return None
+    found: dict[str, Any] = {}
+    rest = iter(args[1:])
+    for arg in rest:
+        name, eq, value = arg.partition("=")
+        if name not in _SERVE_OPTIONS:
+            return None
+        if not eq:
+            value = next(rest, "")
+        if not value or value.startswith("-"):
+            return None
+        found[_SERVE_OPTIONS[name]] = value
+    for port in ("ingress_port", "admin_port"):
+        if port in found:
+            if not (found[port].isascii() and found[port].isdigit()):
+                return None
+            found[port] = int(found[port])
+    return found
 
 
 def main() -> None:
     """Console-script entry point."""
+    options = plain_serve(sys.argv[1:])
+    if options is not None:
+        from ritornello.cli._serve import serve_plainly
+
+        if serve_plainly(options):
+            return
+    from ritornello.cli._app import app
+
     app()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the typer app, imported on first use
+        from ritornello.cli._app import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,39 +3,133 @@
 SIGTERM/SIGINT stop it cleanly: the servers stop accepting, drivers are cancelled, pending
 commits are flushed and the store is closed. Whatever was in flight is re-driven at the next
 start (nothing was acknowledged before its commit, so nothing is lost).
+
+A restart is on the clock: invocations that were in flight wait for it. So the engine
+recovers first, and nothing the HTTP side alone needs stands in its way: uvicorn is imported
+on a thread while the engine recovers, and both ports listen as soon as it is in. The admin
+API's app (FastAPI and pydantic: about 0.4 s of imports, 0.1 s of routes) is built on a thread
+before listening when recovery re-drove nothing (on the loop, as it always was: nothing waits
+on it then); otherwise on a thread when its first request arrives, or ``ADMIN_BUILD_DELAY_S``
+after listening if none did: built at once, it would take the GIL from the loop while the loop
+re-drives what was in flight. The price: the first admin request after a restart with work in
+flight may wait about half a second.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import logging
 import signal
 import sys
-from collections.abc import Generator
-from typing import Any
+import threading
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
-from ritornello.orchestrator import Engine, IngressApp, Settings
+from ritornello.orchestrator import ConfigError, Engine, IngressApp, Settings, load_settings
+from ritornello.orchestrator._metrics import gauges
 from ritornello.protocol import RetryPolicy
-from ritornello.store import open_store
+from ritornello.store import StoreError, open_store
 from ritornello.store.faults import FaultyStore
 from ritornello.store.retrying import RetryingStore
+
+if TYPE_CHECKING:
+    from ritornello.cli._listen import Server
 
 log = logging.getLogger("ritornello.serve")
 
 
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the process that hosts several."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
-def _store_url(settings: Settings) -> str:
-    return settings.store
+def run_loop(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to the end on uvloop (the asyncio loop where uvloop is missing)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency of the server extra
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)
+
+
+def serve_plainly(overrides: dict[str, Any]) -> bool:
+    """``ritornello serve`` without typer (see ``ritornello.cli``). False, having done
+    nothing, when the settings do not load: typer then reports why, as for any bad option."""
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError:
+        return False
+    configure_logging(settings)
+    try:
+        run_loop(run_orchestrator(settings))
+    except StoreError as exc:  # as the typer command reports it
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    return True
+
+
+#: Seconds after listening when the admin app is built if no admin request came first.
+ADMIN_BUILD_DELAY_S = 2.0
+
+
+class AdminApp:
+    """The admin API's ASGI app: built at once (``build_now``) or on a thread on first use
+    (``start``), requests that arrive meanwhile waiting for it. A build that fails on the
+    thread is logged, and fails every request."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._app: Any = None
+        self._future: asyncio.Future[Any] | None = None
+
+    def build_now(self) -> None:
+        """Build it here and now (on the caller's thread), unless it was built already."""
+        if self._app is None and self._future is None:
+            self._app = self._build()
+
+    def start(self) -> asyncio.Future[Any]:
+        """Build it on a thread, once (nothing to do if ``build_now`` did); its future."""
+        if self._future is None:
+            if self._app is not None:
+                self._future = asyncio.get_running_loop().create_future()
+                self._future.set_result(self._app)
+            else:
+                (self._future,) = _on_a_thread(self._build)
+                self._future.add_done_callback(_log_failure)
+        return self._future
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        app = self._app
+        if app is None:  # a request that goes away does not cancel the build
+            app = self._app = await asyncio.shield(self.start())
+        await app(scope, receive, send)
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("the admin API could not be built", exc_info=future.exception())
+
+
+def _on_a_thread(*calls: Callable[[], Any]) -> list[asyncio.Future[Any]]:
+    """Run ``calls`` one after another on a new thread; a future of the loop for each. A call
+    that raises fails its future and the ones after it."""
+    loop = asyncio.get_running_loop()
+    futures: list[concurrent.futures.Future[Any]] = [concurrent.futures.Future() for _ in calls]
+
+    def work() -> None:
+        for i, call in enumerate(calls):
+            try:
+                futures[i].set_result(call())
+            except BaseException as exc:  # handed to the awaiting loop
+                for future in futures[i:]:
+                    future.set_exception(exc)
+                return
+
+    threading.Thread(target=work, name="ritornello-http-setup").start()
+    return [asyncio.wrap_future(f, loop=loop) for f in futures]
 
 
 async def run_orchestrator(
@@ -79,47 +173,32 @@ async def run_orchestrator(
         address=f"http://{settings.host}:{settings.ingress_port}",
         signing_secret=settings.signing_secret,
     )
-    servers: list[_Server] = []
+    (listen_module,) = _on_a_thread(_import_listen)  # off the loop while it recovers
+    admin = AdminApp(lambda: _admin_app(engine, settings))
+    servers: list[Server] = []
+    tasks: list[asyncio.Task[None]] = []
+    build_later: asyncio.TimerHandle | None = None
     try:
         await engine.start()
         if on_started is not None:  # before listening: no request finds the app unregistered
             await on_started(engine)
-        # Imported once the engine has recovered and is driving what was in flight: FastAPI
-        # and pydantic take a few hundred ms to import, which a restart need not wait for.
-        from ritornello.admin import create_app
-
-        common: dict[str, Any] = {
-            "host": settings.host,
-            "log_level": "warning",
-            "access_log": False,
-            "lifespan": "off",
-            "http": "httptools",
-            "loop": "none",
-        }
+        if gauges(engine).running == 0:  # nothing re-driven: built now, on the loop, as it
+            admin.build_now()  # always was; it answers its first request at once
         ingress = IngressApp(
             engine,
             max_body_bytes=settings.max_body_bytes,
             token=settings.ingress_token,
             redact_headers=settings.redact_headers,
         )
-        servers = [
-            _Server(uvicorn.Config(ingress, port=settings.ingress_port, **common)),
-            _Server(
-                uvicorn.Config(
-                    create_app(
-                        engine,
-                        admin_token=settings.admin_token,
-                        max_body_bytes=settings.max_body_bytes,
-                    ),
-                    port=settings.admin_port,
-                    **common,
-                )
-            ),
-        ]
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        listen = await listen_module
+        servers = [
+            listen.server(ingress, settings.host, settings.ingress_port),
+            listen.server(admin, settings.host, settings.admin_port),
+        ]
         tasks = [loop.create_task(s.serve()) for s in servers]
         while not all(s.started for s in servers):
             if any(t.done() for t in tasks):
@@ -128,6 +207,7 @@ async def run_orchestrator(
                         raise t.exception()  # type: ignore[misc]
                 raise SystemExit(f"could not listen on {settings.host}")
             await asyncio.sleep(0.01)
+        build_later = loop.call_later(ADMIN_BUILD_DELAY_S, admin.start)
         log.info(
             "ritornello serving: ingress http://%s:%d, admin http://%s:%d, store %s",
             settings.host,
@@ -143,5 +223,24 @@ async def run_orchestrator(
         await engine.stop()  # in-flight calls answer 503 with their invocation id
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
+        if build_later is not None:
+            build_later.cancel()
+        for s in servers:  # on a failure: the ones already serving stop too
+            s.should_exit = True
         await engine.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await store.close()
+
+
+def _import_listen() -> Any:
+    from ritornello.cli import _listen
+
+    return _listen
+
+
+def _admin_app(engine: Engine, settings: Settings) -> Any:
+    from ritornello.admin import create_app
+
+    return create_app(
+        engine, admin_token=settings.admin_token, max_body_bytes=settings.max_body_bytes
+    )

@@ -123,6 +123,13 @@ class _Run:
     live_seen: int = 0
 
 
+def _recovered_run(rec: InvocationRecord, entries: list[str], completion_texts: list[str]) -> _Run:
+    """What ``Engine._load`` makes of ``rec`` and its journal, from a recovery's batch read."""
+    waitable = {i for i, e in enumerate(entries) if loads(e)["kind"] in WAITING_KINDS}
+    completions = {loads(c)["index"]: c for c in completion_texts}
+    return _Run(rec, entries, completions, waitable)
+
+
 class Engine:
     """The orchestrator's core, on one event loop."""
 
@@ -304,13 +311,22 @@ class Engine:
         arrival order), suspended invocations, timers; then drive what was in flight.
 
         The reads happen first and the in-memory structures are built without awaiting, so
-        nothing else on the loop sees a half-recovered partition."""
+        nothing else on the loop sees a half-recovered partition. The drivers start from the
+        records and journals read here (``_recovered_run``, one read for all) instead of each
+        reading its own: only a leader appends entries; another process that changes a
+        record meanwhile (kill, pause) or adds a completion leaves an inbox message, which is
+        reconciled once the partition is ready; and every commit of a driver is conditioned
+        on the record version it started from — all as after a driver's own load."""
         epoch = self.leadership.epoch(partition)
         live = ["pending", "running", "suspended", "backing-off", "scheduled", "paused"]
         records = [
             rec async for rec in self.store.scan_invocations(live, partition=partition, page=5000)
         ]
         timers = await self.store.list_timers(partition=partition)
+        # The journals of what may be driven at once, in one read rather than one per driver.
+        journals = await self.store.get_journals(
+            [r.id for r in records if r.status in ("running", "pending")]
+        )
         if self.leadership.epoch(partition) != epoch:
             return  # lost (and maybe regained) while reading: that round recovers it
         if not self.leadership.holds(partition):
@@ -332,12 +348,12 @@ class Engine:
                 self._suspended[rec.id] = (rec.waiting, rec.partition)
                 suspended.append(rec.id)
             elif rec.status in ("running", "pending") and self._may_run(rec):
-                self._spawn(rec.id)
+                self._spawn(rec.id, _recovered_run(rec, *journals[rec.id]))
         for timer in timers:
             self._timers.add(timer)
         # A completion committed just before a crash may not have woken its invocation.
-        for inv_id in suspended:
-            await self._wake_if_completed(inv_id)
+        for start in range(0, len(suspended), 500):  # journals read 500 at a time
+            await self._wake_if_completed(suspended[start : start + 500])
         self.counters["partitions_recovered"] += 1
         log.info("partition %d: recovered, %d invocations in flight", partition, len(records))
 
@@ -352,15 +368,17 @@ class Engine:
             await asyncio.sleep(0.02)
         return False
 
-    async def _wake_if_completed(self, inv_id: str) -> None:
-        entry = self._suspended.get(inv_id)
-        if entry is None:
-            return
-        _, completions = await self.store.get_journal(inv_id)
-        done = {loads(c)["index"] for c in completions}
-        entry = self._suspended.get(inv_id)
-        if entry is not None and (CANCEL_INDEX in done or done.intersection(entry[0])):
-            self._wake(inv_id)
+    async def _wake_if_completed(self, inv_ids: list[str]) -> None:
+        """Wake those of ``inv_ids`` still suspended here that hold a completion they wait
+        on (or a cancellation)."""
+        journals = await self.store.get_journals(
+            [inv_id for inv_id in inv_ids if inv_id in self._suspended]
+        )
+        for inv_id, (_, completions) in journals.items():
+            done = {loads(c)["index"] for c in completions}
+            entry = self._suspended.get(inv_id)  # may have changed during the read
+            if entry is not None and (CANCEL_INDEX in done or done.intersection(entry[0])):
+                self._wake(inv_id)
 
     def _lost(self, partition: int) -> None:
         """This process no longer leads ``partition``: stop driving its invocations (their

@@ -7,6 +7,7 @@ threads so the event loop never blocks.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
@@ -78,6 +79,22 @@ class Store(ABC):
     @abstractmethod
     async def get_journal(self, invocation_id: str) -> tuple[list[str], list[str]]:
         """(entries in index order, completions in index order), as JSON texts."""
+
+    async def get_journals(
+        self, invocation_ids: Sequence[str]
+    ) -> dict[str, tuple[list[str], list[str]]]:
+        """``get_journal`` of many invocations at once (what a new leader re-drives): id ->
+        (entries, completions), one item per distinct id (an unknown id: two empty lists).
+        Each journal is read as ``get_journal`` reads it; different journals may be read at
+        different moments. This default reads them one by one, up to 32 at a time; SQLite
+        overrides it with one read."""
+        ids = list(dict.fromkeys(invocation_ids))
+        found: dict[str, tuple[list[str], list[str]]] = {}
+        for start in range(0, len(ids), 32):
+            chunk = ids[start : start + 32]
+            journals = await asyncio.gather(*(self.get_journal(i) for i in chunk))
+            found.update(zip(chunk, journals, strict=True))
+        return found
 
     @abstractmethod
     async def get_state(self, service: str, key: str) -> dict[str, str]:

@@ -303,6 +303,15 @@ ACK_INBOX = "DELETE FROM inbox WHERE partition = ? AND msg_id = ?"
 GET_INVOCATION = f"SELECT {_COLS} FROM invocations WHERE id = ?"
 GET_ENTRIES = "SELECT entry FROM journal WHERE invocation_id = ? ORDER BY idx"
 GET_COMPLETIONS = "SELECT completion FROM completions WHERE invocation_id = ? ORDER BY idx"
+#: The journals of many invocations (``{}``: as many ``?`` as ids), each in index order.
+GET_ENTRIES_OF = (
+    "SELECT invocation_id, entry FROM journal WHERE invocation_id IN ({}) "
+    "ORDER BY invocation_id, idx"
+)
+GET_COMPLETIONS_OF = (
+    "SELECT invocation_id, completion FROM completions WHERE invocation_id IN ({}) "
+    "ORDER BY invocation_id, idx"
+)
 GET_STATE = "SELECT name, value FROM state WHERE service = ? AND key = ? ORDER BY name"
 LIST_EXPIRED = (
     f"SELECT {_COLS} FROM invocations WHERE status IN ('completed', 'killed') "
