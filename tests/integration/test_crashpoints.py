@@ -50,7 +50,13 @@ def _send(orch: Orchestrator, i: int) -> str | None:
 def test_crash_point(site: str, n: int, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"
     endpoint = Endpoint(tmp_path, APPS, "crashapp", RITORNELLO_TEST_LEDGER=str(ledger)).start()
-    orch = Orchestrator(tmp_path, RITORNELLO_CRASH_AT=f"{site}:{n}", RITORNELLO_LEASE_S="1").start()
+    try:
+        orch = Orchestrator(
+            tmp_path, RITORNELLO_CRASH_AT=f"{site}:{n}", RITORNELLO_LEASE_S="1"
+        ).start()
+    except BaseException:
+        endpoint.terminate()  # an orchestrator that did not start leaves no endpoint behind
+        raise
     try:
         status, body, _ = http("POST", f"{orch.admin}/deployments", {"uri": endpoint.uri})
         assert status == 201, body

@@ -124,7 +124,7 @@ class _Run:
 
 
 def _recovered_run(rec: InvocationRecord, entries: list[str], completion_texts: list[str]) -> _Run:
-    """What ``Engine._load`` makes of ``rec`` and its journal, from a recovery's batch read."""
+    """The run of ``rec`` from its journal (a driver's own read, or a recovery's batch read)."""
     waitable = {i for i, e in enumerate(entries) if loads(e)["kind"] in WAITING_KINDS}
     completions = {loads(c)["index"]: c for c in completion_texts}
     return _Run(rec, entries, completions, waitable)
@@ -1217,9 +1217,7 @@ class Engine:
         if rec is None or rec.status in TERMINAL_STATUSES:
             return None
         entries, completion_texts = await self.store.get_journal(inv_id)
-        waitable = {i for i, e in enumerate(entries) if loads(e)["kind"] in WAITING_KINDS}
-        completions = {loads(c)["index"]: c for c in completion_texts}
-        return _Run(rec, entries, completions, waitable)
+        return _recovered_run(rec, entries, completion_texts)
 
     async def _drive(self, inv_id: str, run: _Run | None, timer: TimerRecord | None) -> None:
         try:
