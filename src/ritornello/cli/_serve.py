@@ -196,7 +196,7 @@ async def run_orchestrator(
             loop.add_signal_handler(sig, stop.set)
         listen = await listen_module
         servers = [
-            listen.server(ingress, settings.host, settings.ingress_port),
+            listen.server(ingress, settings.host, settings.ingress_port, proxy_headers=False),
             listen.server(admin, settings.host, settings.admin_port),
         ]
         tasks = [loop.create_task(s.serve()) for s in servers]
