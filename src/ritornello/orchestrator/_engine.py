@@ -77,7 +77,7 @@ from ._metrics import CommitTimings
 from ._partitions import Leadership, partition_of
 from ._registry import Registry, Target
 from ._schedules import Scheduler
-from ._timers import ATTEMPTING, HANDED_OVER, LOADING, TimerQueue
+from ._timers import TimerQueue
 from ._watchdog import watch
 
 log = logging.getLogger("ritornello.engine")
@@ -152,7 +152,7 @@ class Engine:
         self._suspended: dict[str, tuple[tuple[int, ...], int]] = {}
         self._queues: dict[tuple[str, str], deque[str]] = {}
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
-        self._timers = TimerQueue(self.clock, self._fire_timers, self._wake_progress)
+        self._timers = TimerQueue(self.clock, self._fire_timers, self._handed_over)
         self._started = False
         self._closing = False
         self._stopping_drivers: set[str] = set()  # being killed or paused: spawn nothing
@@ -1423,14 +1423,13 @@ class Engine:
             self._deliver(inv_id, index, text)
             self._timers.woke(t.fire_at, inv_id)
 
-    def _wake_progress(self, inv_id: str) -> int:
-        """How far an invocation a timer woke has got (``_timers``): loading; attempting; or
-        handed over, once its record moved on from suspended or backing-off (its first attempt
-        since was answered) or when nothing here drives it."""
+    def _handed_over(self, inv_id: str) -> bool:
+        """Whether an invocation a timer woke got through its first attempt since (its record
+        moved on from suspended or backing-off), or nothing here drives it (``_timers``)."""
         run = self._runs.get(inv_id)
         if run is None:
-            return LOADING if inv_id in self._drivers else HANDED_OVER
-        return ATTEMPTING if run.rec.status in ("suspended", "backing-off") else HANDED_OVER
+            return inv_id not in self._drivers  # a driver without a run is still loading
+        return run.rec.status not in ("suspended", "backing-off")
 
     def _rearm(self, timers: list[TimerRecord]) -> None:
         """Put back timers set aside during a lease lapse, unless the partition was lost

@@ -6,14 +6,14 @@ between firing and committing fires it again after restart, and never loses it. 
 fire early: a timer fires only when ``clock.now_ms() >= fire_at``.
 
 Timers come before new work. ``lag_ms`` is how overdue the oldest wake-up not yet handed over
-is: a timer due in the heap, one in the batch being fired, an invocation a timer woke whose
-driver is still loading it, and during a burst (at least ``BURST`` wake-ups) one whose first
-attempt since has not been answered; a woken one for at most ``HANDOVER_MS``. While
+is: a timer due in the heap, one in the batch being fired, or an invocation a timer woke whose
+first attempt since has not been answered (at most ``HANDOVER_MS`` after its due time). While
 that exceeds ``SLACK_MS``, the ingress waits in ``yield_to_timers`` (at most ``MAX_WAIT_S`` per
 request) before it creates an invocation, so new invocations do not queue ahead of due timers on
 the event loop, the commit queue, the invoker's connections and the endpoint. Nothing is refused
-and nothing is reordered in the store: a new invocation only starts a little later. A few slow
-first steps after a sleep hold nothing back (fewer than ``BURST``); a burst does, briefly.
+and nothing is reordered in the store: a new invocation only starts a little later. The price:
+a woken invocation whose first step is slow holds new invocations back too, for at most
+``HANDOVER_MS`` after its timer was due.
 """
 
 from __future__ import annotations
@@ -33,11 +33,6 @@ log = logging.getLogger("ritornello.timers")
 
 _Key = tuple[str, str, int]
 
-#: What ``progress(invocation_id)`` says about an invocation a timer woke.
-HANDED_OVER = 0  # its first attempt since the wake was answered, or nothing here drives it
-ATTEMPTING = 1  # loaded: its attempt is on its way to, or in, the endpoint
-LOADING = 2  # its driver is still reading it from the store
-
 
 def _key(t: TimerRecord) -> _Key:
     return (t.invocation_id, t.kind, t.index)
@@ -51,11 +46,9 @@ class TimerQueue:
     BATCH = 512
     #: How overdue the oldest timer not yet handed over may be before new work waits.
     SLACK_MS = 20
-    #: An attempting invocation counts only during a burst of this many wake-ups.
-    BURST = 64
-    #: No woken invocation counts longer than this after its timer was due (by then it is a
-    #: slow step or a stuck read, not a queue that holding new work back would shorten).
-    HANDOVER_MS = 2000
+    #: No woken invocation counts longer than this after its timer was due (by then it is
+    #: more likely a slow step than a queue that holding new work back would shorten).
+    HANDOVER_MS = 1000
     #: The longest one ingress request waits for the timers to catch up (timers never starve
     #: the ingress: past this it goes on regardless).
     MAX_WAIT_S = 0.5
@@ -66,11 +59,11 @@ class TimerQueue:
         self,
         clock: Clock,
         fire: Callable[[list[TimerRecord]], Awaitable[None]],
-        progress: Callable[[str], int] = lambda invocation_id: HANDED_OVER,
+        handed_over: Callable[[str], bool] = lambda invocation_id: True,
     ) -> None:
         self._clock = clock
         self._fire = fire
-        self._progress = progress
+        self._handed_over = handed_over
         self._heap: list[tuple[int, _Key, TimerRecord]] = []
         self._live: dict[_Key, int] = {}
         self._changed = asyncio.Event()
@@ -117,21 +110,16 @@ class TimerQueue:
 
     def woke(self, fire_at: int, invocation_id: str) -> None:
         """A fired timer woke ``invocation_id``: it counts for ``lag_ms`` until
-        ``progress(invocation_id)`` says it was handed over."""
+        ``handed_over(invocation_id)`` says so."""
         self._woken.append((fire_at, invocation_id))
         self._prune(self._clock.now_ms())  # bounded by the wake-ups in flight
 
     def _prune(self, now: int) -> None:
         """Drop the oldest woken invocations while they no longer count."""
-        woken, progress = self._woken, self._progress
+        woken, handed_over = self._woken, self._handed_over
         horizon = now - self.HANDOVER_MS
-        while woken and woken[0][0] >= horizon:
-            stage = progress(woken[0][1])
-            if stage == LOADING or (stage == ATTEMPTING and len(woken) >= self.BURST):
-                return
+        while woken and (woken[0][0] < horizon or handed_over(woken[0][1])):
             woken.popleft()
-        while woken and woken[0][0] < horizon:
-            woken.popleft()  # past HANDOVER_MS: a stuck or slow one, no longer a queue
 
     def lag_ms(self) -> int:
         """How overdue (ms) the oldest wake-up not yet handed over is; 0 when none is due."""
