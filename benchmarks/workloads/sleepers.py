@@ -15,7 +15,7 @@
    (it adds the time from the step to the sleep entry's commit).
 
 If submitting takes longer than the sleep, the first timers fire while others are still being
-sent; a note says so.
+sent; a note says so, and another gives the lateness of the timers due before the last send.
 """
 
 from __future__ import annotations
@@ -57,8 +57,11 @@ def _count_done(db: Path, handler: str) -> int:
     return int(row[0])
 
 
-def lateness(db: Path) -> tuple[list[float], list[float]]:
-    """(woke - wake_at, woke - expected) in ms for every completed sleeper, from the journal:
+def lateness(
+    db: Path, sent_until_ms: float = float("inf")
+) -> tuple[list[float], list[float], list[float]]:
+    """(woke - wake_at, woke - expected, woke - wake_at of only the timers due before
+    ``sent_until_ms``), each sorted, in ms for every completed sleeper, from the journal:
     index 1 is the ``expected`` run, 2 the sleep, 3 the ``woke`` run."""
     entries: dict[str, dict[int, dict[str, object]]] = {}
     with open_ro(db) as conn:
@@ -67,14 +70,17 @@ def lateness(db: Path) -> tuple[list[float], list[float]]:
             "ON i.id = j.invocation_id WHERE i.handler='sleeper' AND j.idx IN (1, 2, 3)"
         ):
             entries.setdefault(inv, {})[idx] = json.loads(text)
-    vs_timer, vs_expected = [], []
+    vs_timer, vs_expected, while_sending = [], [], []
     for journal in entries.values():
         if len(journal) < 3:
             continue
         woke = float(journal[3]["value"])  # type: ignore[arg-type]
-        vs_timer.append(woke - float(journal[2]["wake_at"]))  # type: ignore[arg-type]
+        wake_at = float(journal[2]["wake_at"])  # type: ignore[arg-type]
+        vs_timer.append(woke - wake_at)
         vs_expected.append(woke - float(journal[1]["value"]))  # type: ignore[arg-type]
-    return sorted(vs_timer), sorted(vs_expected)
+        if wake_at < sent_until_ms:
+            while_sending.append(woke - wake_at)
+    return sorted(vs_timer), sorted(vs_expected), sorted(while_sending)
 
 
 def pct(sorted_values: list[float], q: float) -> float:
@@ -95,10 +101,12 @@ def _one(opts: Options, n: int) -> Row:
             {"sleep_ms": opts.sleep_ms},
             timeout=3600,
         )
+        sent_until_ms = time.time() * 1000  # the orchestrator's clock: same machine
         after = {role: tree_cpu_s(pid) for role, pid in pids.items()}
         rss_sleeping = rss_mb(pids["orchestrator"])
         submit_s = time.monotonic() - started
-        if submit_s * 1000 > opts.sleep_ms:
+        overlap = submit_s * 1000 > opts.sleep_ms
+        if overlap:
             opts.notes.append(
                 f"sleepers: submitting took {submit_s:.1f} s, longer than the sleep "
                 f"({opts.sleep_ms} ms): early timers fired while others were still sent"
@@ -115,7 +123,13 @@ def _one(opts: Options, n: int) -> Row:
             time.sleep(0.5)
         if done < sent["ok"]:
             opts.notes.append(f"sleepers run {n}: only {done} of {sent['ok']:.0f} completed")
-        late, late_expected = lateness(db)
+        late, late_expected, late_sending = lateness(db, sent_until_ms)
+        if overlap and late_sending:
+            opts.notes.append(
+                f"sleepers run {n}: {len(late_sending):,} of the timers were due while sends "
+                f"still arrived: late p50/p99 {pct(late_sending, 0.5):,.1f}/"
+                f"{pct(late_sending, 0.99):,.1f} ms"
+            )
         opts.save(f"sleepers-run{n}.json", json.dumps({"submit": sent, "lateness_ms": late}))
         cpu = {role: after[role] - before[role] for role in pids}
         cpu["loadgen"] = sent["cpu_s"]

@@ -189,7 +189,7 @@ class Engine:
         # record may not be readable yet); ``submit`` does once the commit is done.
         self._creating: set[str] = set()
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
-        self._timers = TimerQueue(self.clock, self._fire_timers)
+        self._timers = TimerQueue(self.clock, self._fire_timers, self._handed_over)
         self._started = False
         self._closing = False
         self._stopping_drivers: set[str] = set()  # being killed or paused: spawn nothing
@@ -719,6 +719,8 @@ class Engine:
         (already redacted) go into the input entry, for ``ctx.headers``."""
         if self._closing:
             raise EngineError("the orchestrator is shutting down", 503)
+        if self._timers.behind():  # due timers first (_timers.py): wait a moment
+            await self._timers.yield_to_timers()
         service, handler = target.service.name, target.handler.name
         if target.handler.kind == "workflow":
             idempotency_key = WORKFLOW_RUN  # a workflow runs once per id
@@ -1606,29 +1608,54 @@ class Engine:
             asyncio.get_running_loop().call_later(0.05, self._rearm, later)
         # timers of partitions we lost are dropped here: their new leader loaded them
         due = [t for t in due if self._owns(t.partition)]
-        for p in sorted({t.partition for t in due if t.kind == "sleep"}):
-            sleeps = [t for t in due if t.kind == "sleep" and t.partition == p]
-            unit = CommitUnit(
-                completions=[
-                    (t.invocation_id, t.index, completion_text(t.index, '{"value":null}'))
-                    for t in sleeps
-                ],
-                timers_remove=sleeps,
-            )
-            try:
-                await self._commit(unit, p)
-            except FencedError:
-                if p in self._ready:  # a lapse, not a loss: keep them for the next round
-                    for t in sleeps:
-                        self._timers.add(t)
-                continue  # lost: the new leader loaded these timers
-            for inv_id, index, text in unit.completions:
-                self._deliver(inv_id, index, text)
+        sleeps: dict[int, list[TimerRecord]] = {}
+        for t in due:
+            if t.kind == "sleep":
+                sleeps.setdefault(t.partition, []).append(t)
+        if len(sleeps) == 1:
+            await self._fire_sleeps(*sleeps.popitem())
+        elif sleeps:  # one unit per partition, committed side by side (one group commit)
+            await asyncio.gather(*(self._fire_sleeps(p, ts) for p, ts in sorted(sleeps.items())))
         for t in due:
             if t.kind == "retry":
                 self._spawn(t.invocation_id, None, t)
+                self._timers.woke(t.fire_at, t.invocation_id)
             elif t.kind == "start":
                 await self._start_scheduled(t)
+
+    async def _fire_sleeps(self, partition: int, sleeps: list[TimerRecord]) -> None:
+        """Complete the sleeps of one partition in one unit (removing their timers), then wake
+        their invocations. A fenced unit keeps its timers while the partition is ours; a unit
+        the store failed is armed again after a second."""
+        unit = CommitUnit(
+            completions=[
+                (t.invocation_id, t.index, completion_text(t.index, '{"value":null}'))
+                for t in sleeps
+            ],
+            timers_remove=sleeps,
+        )
+        try:
+            await self._commit(unit, partition)
+        except FencedError:
+            if partition in self._ready:  # a lapse, not a loss: keep them for the next round
+                for t in sleeps:
+                    self._timers.add(t)
+            return  # lost: the new leader loaded these timers
+        except StoreError:
+            log.exception("firing %d sleep timers failed; retrying in 1 s", len(sleeps))
+            asyncio.get_running_loop().call_later(1.0, self._rearm, sleeps)
+            return
+        for t, (inv_id, index, text) in zip(sleeps, unit.completions, strict=True):
+            self._deliver(inv_id, index, text)
+            self._timers.woke(t.fire_at, inv_id)
+
+    def _handed_over(self, inv_id: str) -> bool:
+        """Whether an invocation a timer woke got through its first attempt since (its record
+        moved on from suspended or backing-off), or nothing here drives it (``_timers``)."""
+        run = self._runs.get(inv_id)
+        if run is None:
+            return inv_id not in self._drivers  # a driver without a run is still loading
+        return run.rec.status not in ("suspended", "backing-off")
 
     def _rearm(self, timers: list[TimerRecord]) -> None:
         """Put back timers set aside during a lease lapse, unless the partition was lost

@@ -4,6 +4,16 @@ The store row is the promise; this heap is only the alarm clock. A timer is remo
 store in the same unit as its effect (a sleep's completion, a retry's next attempt), so a crash
 between firing and committing fires it again after restart, and never loses it. Timers never
 fire early: a timer fires only when ``clock.now_ms() >= fire_at``.
+
+Timers come before new work. ``lag_ms`` is how overdue the oldest wake-up not yet handed over
+is: a timer due in the heap, one in the batch being fired, or an invocation a timer woke whose
+first attempt since has not been answered (at most ``HANDOVER_MS`` after its due time). While
+that exceeds ``SLACK_MS``, the ingress waits in ``yield_to_timers`` (at most ``MAX_WAIT_S`` per
+request) before it creates an invocation, so new invocations do not queue ahead of due timers on
+the event loop, the commit queue, the invoker's connections and the endpoint. Nothing is refused
+and nothing is reordered in the store: a new invocation only starts a little later. The price:
+a woken invocation whose first step is slow holds new invocations back too, for at most
+``HANDOVER_MS`` after its timer was due.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from ritornello.store import TimerRecord
@@ -33,14 +44,38 @@ class TimerQueue:
     #: Upper bound on one sleep, so a wall-clock jump is noticed within this many seconds.
     MAX_SLEEP_S = 1.0
     BATCH = 512
+    #: How overdue the oldest timer not yet handed over may be before new work waits.
+    SLACK_MS = 20
+    #: No woken invocation counts longer than this after its timer was due (by then it is
+    #: more likely a slow step than a queue that holding new work back would shorten).
+    HANDOVER_MS = 1000
+    #: The longest one ingress request waits for the timers to catch up (timers never starve
+    #: the ingress: past this it goes on regardless).
+    MAX_WAIT_S = 0.5
+    #: How often a waiting ingress re-checks the lag.
+    POLL_S = 0.005
 
-    def __init__(self, clock: Clock, fire: Callable[[list[TimerRecord]], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        fire: Callable[[list[TimerRecord]], Awaitable[None]],
+        handed_over: Callable[[str], bool] = lambda invocation_id: True,
+    ) -> None:
         self._clock = clock
         self._fire = fire
+        self._handed_over = handed_over
         self._heap: list[tuple[int, _Key, TimerRecord]] = []
         self._live: dict[_Key, int] = {}
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: earliest fire_at of the batch ``_fire`` is working on (None: none)
+        self._firing: int | None = None
+        #: (fire_at, invocation id) of woken invocations, in firing order, from the oldest
+        #: not yet handed over
+        self._woken: deque[tuple[int, str]] = deque()
+        #: settles once the timers caught up; shared by every waiting ingress request
+        self._caught_up: asyncio.Future[None] | None = None
+        self._waiting = 0
 
     def __len__(self) -> int:
         return len(self._live)
@@ -73,6 +108,61 @@ class TimerQueue:
         """Re-check now (tests that move a manual clock)."""
         self._changed.set()
 
+    def woke(self, fire_at: int, invocation_id: str) -> None:
+        """A fired timer woke ``invocation_id``: it counts for ``lag_ms`` until
+        ``handed_over(invocation_id)`` says so."""
+        self._woken.append((fire_at, invocation_id))
+        self._prune(self._clock.now_ms())  # bounded by the wake-ups in flight
+
+    def _prune(self, now: int) -> None:
+        """Drop the oldest woken invocations while they no longer count."""
+        woken, handed_over = self._woken, self._handed_over
+        horizon = now - self.HANDOVER_MS
+        while woken and (woken[0][0] < horizon or handed_over(woken[0][1])):
+            woken.popleft()
+
+    def lag_ms(self) -> int:
+        """How overdue (ms) the oldest wake-up not yet handed over is; 0 when none is due."""
+        now = self._clock.now_ms()
+        heap, live = self._heap, self._live
+        while heap and live.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # replaced or discarded: _due would skip it anyway
+        oldest = heap[0][0] if heap and heap[0][0] <= now else now
+        if self._firing is not None:
+            oldest = min(oldest, self._firing)
+        self._prune(now)
+        if self._woken:
+            oldest = min(oldest, self._woken[0][0])
+        return max(0, now - oldest)
+
+    def behind(self) -> bool:
+        """Whether due timers wait longer than ``SLACK_MS`` (and the timer loop runs, so
+        waiting can help): new work should yield."""
+        return self._task is not None and self.lag_ms() > self.SLACK_MS
+
+    async def yield_to_timers(self) -> None:
+        """Wait until the timers caught up (``behind()`` is False), at most ``MAX_WAIT_S``."""
+        loop = asyncio.get_running_loop()
+        if self._caught_up is None:
+            self._caught_up = loop.create_future()
+            loop.call_later(self.POLL_S, self._check_caught_up)
+        self._waiting += 1
+        try:
+            await asyncio.wait((self._caught_up,), timeout=self.MAX_WAIT_S)
+        finally:
+            self._waiting -= 1
+
+    def _check_caught_up(self) -> None:
+        fut = self._caught_up
+        if fut is None:
+            return
+        if self._waiting and self.behind():
+            asyncio.get_running_loop().call_later(self.POLL_S, self._check_caught_up)
+            return
+        self._caught_up = None
+        if not fut.done():
+            fut.set_result(None)
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -82,6 +172,7 @@ class TimerQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._check_caught_up()  # nobody waits on a stopped timer loop
 
     def _due(self, now: int) -> list[TimerRecord]:
         due: list[TimerRecord] = []
@@ -98,6 +189,7 @@ class TimerQueue:
             now = self._clock.now_ms()
             due = self._due(now)
             if due:
+                self._firing = due[0].fire_at  # popped in fire_at order
                 try:
                     await self._fire(due)
                 except asyncio.CancelledError:
@@ -106,7 +198,10 @@ class TimerQueue:
                     log.exception("firing %d timers failed; retrying in 1 s", len(due))
                     for t in due:
                         self.add(t)
+                    self._firing = None
                     await asyncio.sleep(1.0)
+                finally:
+                    self._firing = None
                 continue
             wait = self.MAX_SLEEP_S
             if self._heap:
