@@ -54,7 +54,8 @@ def test_lag_counts_due_firing_and_woken_timers_until_handed_over() -> None:
         queue.start()
         try:
             queue.add(_sleep_timer(t0 + 100))
-            queue.add(_sleep_timer(t0 + 5_000, "inv_later"))
+            later = _sleep_timer(t0 + 5_000, "inv_later")
+            queue.add(later)
             stale = _sleep_timer(t0 + 50, "inv_gone")
             queue.add(stale)
             queue.discard(stale)  # removed from the store: never counts
@@ -82,7 +83,17 @@ def test_lag_counts_due_firing_and_woken_timers_until_handed_over() -> None:
             handed_over.add("inv_0")
             assert queue.lag_ms() == queue.SLACK_MS + 4
             clock.advance(queue.HANDOVER_MS - queue.SLACK_MS)
-            assert not queue.behind()  # a slow first step holds nothing back for longer
+            assert not queue.behind()  # a few slow first steps hold nothing back for longer
+            # A backlog keeps counting past HANDOVER_MS (overload must not open the gate) ...
+            backlog_due = clock.now_ms() - queue.SLACK_MS - 1
+            for n in range(queue.BURST):
+                queue.woke(backlog_due, f"inv_b{n}")
+            clock.advance(queue.HANDOVER_MS)
+            assert queue.lag_ms() == queue.HANDOVER_MS + queue.SLACK_MS + 1
+            # ... but not past STUCK_MS.
+            queue.discard(later)  # (it would be due by then)
+            clock.advance(queue.STUCK_MS)
+            assert not queue.behind()
         finally:
             await queue.stop()
 

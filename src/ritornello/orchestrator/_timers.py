@@ -7,13 +7,14 @@ fire early: a timer fires only when ``clock.now_ms() >= fire_at``.
 
 Timers come before new work. ``lag_ms`` is how overdue the oldest wake-up not yet handed over
 is: a timer due in the heap, one in the batch being fired, or an invocation a timer woke whose
-first attempt since has not been answered (at most ``HANDOVER_MS`` after its due time). While
+first attempt since has not been answered (past ``HANDOVER_MS`` after its due time only while
+a backlog of ``BURST`` wake-ups waits behind it, so overload cannot open the gate). While
 that exceeds ``SLACK_MS``, the ingress waits in ``yield_to_timers`` (at most ``MAX_WAIT_S`` per
 request) before it creates an invocation, so new invocations do not queue ahead of due timers on
 the event loop, the commit queue, the invoker's connections and the endpoint. Nothing is refused
 and nothing is reordered in the store: a new invocation only starts a little later. The price:
 a woken invocation whose first step is slow holds new invocations back too, for at most
-``HANDOVER_MS`` after its timer was due.
+``HANDOVER_MS`` after its timer was due unless many more wake-ups are waiting.
 """
 
 from __future__ import annotations
@@ -46,9 +47,12 @@ class TimerQueue:
     BATCH = 512
     #: How overdue the oldest timer not yet handed over may be before new work waits.
     SLACK_MS = 20
-    #: No woken invocation counts longer than this after its timer was due (by then it is
-    #: more likely a slow step than a queue that holding new work back would shorten).
+    #: Past this long after its timer was due, a woken invocation counts only while at least
+    #: ``BURST`` wake-ups are queued behind it (a backlog, not a lone slow first step) ...
     HANDOVER_MS = 1000
+    BURST = 64
+    #: ... and never past this (a stuck driver must not hold new work back for good).
+    STUCK_MS = 30_000
     #: The longest one ingress request waits for the timers to catch up (timers never starve
     #: the ingress: past this it goes on regardless).
     MAX_WAIT_S = 0.5
@@ -117,8 +121,12 @@ class TimerQueue:
     def _prune(self, now: int) -> None:
         """Drop the oldest woken invocations while they no longer count."""
         woken, handed_over = self._woken, self._handed_over
-        horizon = now - self.HANDOVER_MS
-        while woken and (woken[0][0] < horizon or handed_over(woken[0][1])):
+        horizon, stuck = now - self.HANDOVER_MS, now - self.STUCK_MS
+        while woken:
+            fire_at, invocation_id = woken[0]
+            counts = fire_at >= horizon or (fire_at >= stuck and len(woken) >= self.BURST)
+            if counts and not handed_over(invocation_id):
+                return
             woken.popleft()
 
     def lag_ms(self) -> int:
