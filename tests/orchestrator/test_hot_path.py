@@ -74,7 +74,9 @@ def test_new_id_is_base32_of_the_stamp_and_the_random_bytes(
     for n, now_ns in enumerate([0, 1_764_139_999_999_123_456, (2**48 - 1) * 1_000_000]):
         raw = bytes((n * 37 + i * 101) % 256 for i in range(11))
         monkeypatch.setattr(_ids, "time", types.SimpleNamespace(time_ns=lambda t=now_ns: t))
-        monkeypatch.setattr(_ids, "os", types.SimpleNamespace(urandom=lambda k, r=raw: r[:k]))
+        monkeypatch.setattr(
+            _ids, "secrets", types.SimpleNamespace(token_bytes=lambda k, r=raw: r[:k])
+        )
         stamp = (now_ns // 1_000_000).to_bytes(6, "big")
         expected = "inv_" + base64.b32encode(stamp + raw).decode().lower()[:26]
         assert _ids.new_id() == expected

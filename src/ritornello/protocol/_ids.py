@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import time
 
@@ -37,7 +36,9 @@ def new_id() -> str:
     The same text as ``"inv_" + _b32(stamp_6_bytes + random_11_bytes)`` (the top 130 of those
     136 bits, base32), built from one integer with 13 table lookups: ids are made on every
     request, and ``base64.b32encode`` is Python code."""
-    bits = ((time.time_ns() // 1_000_000) << 82) | (int.from_bytes(os.urandom(11), "big") >> 6)
+    bits = ((time.time_ns() // 1_000_000) << 82) | (
+        int.from_bytes(secrets.token_bytes(11), "big") >> 6
+    )
     return "inv_" + "".join([_B32_PAIRS[(bits >> s) & 1023] for s in _SHIFTS])
 
 
