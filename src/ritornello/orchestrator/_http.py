@@ -308,19 +308,8 @@ class HttpPool:
             try:
                 result = await conn.send(head, tail)
             except _Stale as exc:
-                # Dead before any answer byte. On a reused connection the server most likely
-                # closed it while idle: once, try again on a fresh connection in the same slot.
-                conn.close(abort=True)
-                self._conns.discard(conn)
-                if retried or not reused or self._closed:
-                    self._free_slot()
-                    cause = exc.args[0] if exc.args else None
-                    raise HttpClientError(
-                        f"connection to {self._host}:{self._port} closed before an answer"
-                        + (f": {cause!r}" if cause is not None else "")
-                    ) from None
+                conn = await self._replace_stale(conn, exc, reused=reused, retried=retried)
                 retried = True
-                conn = await self._open()
                 continue
             except BaseException:
                 # Cancelled (timeout) or a broken answer: never reuse this connection.
@@ -382,17 +371,8 @@ class HttpPool:
                             f"no answer to a streamed request within {head_timeout:g} s"
                         ) from None
             except _Stale as exc:
-                conn.close(abort=True)
-                self._conns.discard(conn)
-                if retried or not reused or self._closed:
-                    self._free_slot()
-                    cause = exc.args[0] if exc.args else None
-                    raise HttpClientError(
-                        f"connection to {self._host}:{self._port} closed before an answer"
-                        + (f": {cause!r}" if cause is not None else "")
-                    ) from None
+                conn = await self._replace_stale(conn, exc, reused=reused, retried=retried)
                 retried = True
-                conn = await self._open()
                 continue
             except BaseException:
                 stream.abort()
@@ -424,6 +404,23 @@ class HttpPool:
             await asyncio.wait(waits, timeout=1.0)
 
     # -- internals
+
+    async def _replace_stale(
+        self, conn: _Conn, exc: _Stale, *, reused: bool, retried: bool
+    ) -> _Conn:
+        """``conn`` died before any answer byte. On a reused connection the server most likely
+        closed it while idle: once, a fresh connection in the same slot; otherwise (or the
+        second time) HttpClientError, the slot freed."""
+        conn.close(abort=True)
+        self._conns.discard(conn)
+        if retried or not reused or self._closed:
+            self._free_slot()
+            cause = exc.args[0] if exc.args else None
+            raise HttpClientError(
+                f"connection to {self._host}:{self._port} closed before an answer"
+                + (f": {cause!r}" if cause is not None else "")
+            ) from None
+        return await self._open()
 
     def _start(
         self, method: str, path: str, headers: dict[str, str] | None
