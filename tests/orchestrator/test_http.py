@@ -10,17 +10,16 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from ritornello.orchestrator._http import HttpClientError, HttpPool
 from ritornello.orchestrator._invokers import HttpInvoker, InvokerError
+from tests.procs import uvicorn_thread
 
 
 def free_port() -> int:
@@ -79,22 +78,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture(scope="module")
 def uv() -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http="httptools", loop="asyncio", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with uvicorn_thread(app, http="httptools", loop="asyncio") as url:
+        yield url
 
 
 async def eventually(check: Callable[[], bool], within: float = 3.0) -> None:

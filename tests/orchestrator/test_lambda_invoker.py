@@ -25,7 +25,6 @@ from urllib.parse import parse_qs
 
 import boto3
 import pytest
-import uvicorn
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
@@ -48,6 +47,7 @@ from ritornello.orchestrator._lambda import (
 )
 from ritornello.protocol import InvokeResponse
 from ritornello.store.memory import MemoryStore
+from tests.procs import uvicorn_thread
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:app:1"
 ALIAS = ARN[:-2] + ":live"
@@ -196,20 +196,10 @@ class AwsFront:
 def front() -> Iterator[tuple[AwsFront, str]]:
     emulator = LambdaEmulator(FAKE)
     app = AwsFront(emulator)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
     try:
-        yield app, f"http://127.0.0.1:{port}"
+        with uvicorn_thread(app, lifespan="off") as url:
+            yield app, url
     finally:
-        server.should_exit = True
-        thread.join(10)
         emulator.close()
 
 

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from ritornello import Context, Endpoint, Service
 from ritornello.orchestrator import Engine
 from ritornello.protocol import RetryPolicy
 from ritornello.store.sqlite import SqliteStore
-
-from .test_http import free_port
+from tests.procs import uvicorn_thread
 
 FAST = RetryPolicy(initial_interval_ms=5, factor=2.0, max_interval_ms=50)
 flow = Service("Flow")
@@ -92,21 +88,8 @@ class Counting:
 
 
 def _serve(app: Any) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, http="httptools", log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with uvicorn_thread(app, http="httptools") as url:
+        yield url
 
 
 async def _call(engine: Engine, target: str, value: Any) -> Any:

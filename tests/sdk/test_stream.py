@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from ritornello import Context, Endpoint, Service, VirtualObject
 from ritornello.orchestrator import _invokers
 from ritornello.orchestrator._http import HttpClientError, HttpPool, HttpStream
 from ritornello.orchestrator._invokers import HttpInvoker, InvokerError
 from ritornello.protocol import STREAM_ACK, STREAM_HEADER, InvokeRequest, InvokeResponse
+from tests.procs import uvicorn_thread
 
-from ..orchestrator.test_http import RawServer, free_port
+from ..orchestrator.test_http import RawServer
 
 #: (invocation id, step name) of every step body that ran, in order
 RAN: list[tuple[str, str]] = []
@@ -121,22 +119,8 @@ async def keep(ctx: Context, value: int) -> list[Any]:
 
 
 def _serve(endpoint: Endpoint) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        endpoint.asgi(), host="127.0.0.1", port=port, http="httptools", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with uvicorn_thread(endpoint.asgi(), http="httptools") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
