@@ -10,9 +10,10 @@ carries it; an endpoint that does not offer streaming is invoked as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 from ritornello import Context, Endpoint, Service
 from ritornello.orchestrator import Engine
 from ritornello.protocol import RetryPolicy
+from ritornello.store import DeploymentRecord
 from ritornello.store.sqlite import SqliteStore
 from tests.procs import uvicorn_thread
 
@@ -87,9 +89,17 @@ class Counting:
         await self.app(scope, receive, send)
 
 
-def _serve(app: Any) -> Iterator[str]:
-    with uvicorn_thread(app, http="httptools") as url:
-        yield url
+@contextlib.asynccontextmanager
+async def _engine(tmp_path: Path, url: str) -> AsyncIterator[tuple[Engine, DeploymentRecord]]:
+    """An engine on a fresh SQLite file with the endpoint at ``url`` registered."""
+    DB["path"] = tmp_path / "r.db"
+    async with SqliteStore(DB["path"]) as store:
+        engine = Engine(store, retry=FAST)
+        await engine.start()
+        try:
+            yield engine, await engine.register_deployment(url)
+        finally:
+            await engine.stop()
 
 
 async def _call(engine: Engine, target: str, value: Any) -> Any:
@@ -103,58 +113,44 @@ async def _call(engine: Engine, target: str, value: Any) -> Any:
 @pytest.mark.parametrize("stream", [True, False])
 def test_steps_commit_before_the_next_runs(tmp_path: Path, stream: bool) -> None:
     counting = Counting(Endpoint([flow], stream=stream))
-    for url in _serve(counting):
 
-        async def main(url: str = url) -> list[tuple[str, Any, Counter[tuple[str, bool]]]]:
-            DB["path"] = tmp_path / "r.db"
-            async with SqliteStore(DB["path"]) as store:
-                engine = Engine(store, retry=FAST)
-                await engine.start()
-                try:
-                    await engine.register_deployment(url)
-                    out = []
-                    for _ in range(2):
-                        inv, result = await _call(engine, "Flow/steps", 6)
-                        out.append((inv, result, counting.requests.copy()))
-                    return out
-                finally:
-                    await engine.stop()
+    async def main(url: str) -> list[tuple[str, Any, Counter[tuple[str, bool]]]]:
+        async with _engine(tmp_path, url) as (engine, _):
+            out = []
+            for _ in range(2):
+                inv, result = await _call(engine, "Flow/steps", 6)
+                out.append((inv, result, counting.requests.copy()))
+            return out
 
-        (first, result1, after1), (second, result2, after2) = asyncio.run(main())
-        assert result1 == result2 == {"value": 15}
-        for inv in (first, second):
-            ran = [(step, committed) for i, step, committed in RAN if i == inv]
-            # step i runs once, after the input and steps 0..i-1 were committed
-            assert ran == [(f"s{i}", 1 + i) for i in range(6)]
-        if stream:
-            # the first invocation shows the handler checkpoints (one plain request); from
-            # then on the whole invocation is one streamed request
-            assert after1 == Counter({("steps", False): 1, ("steps", True): 1})
-            assert after2 == Counter({("steps", False): 1, ("steps", True): 2})
-        else:
-            assert after2 == Counter({("steps", False): 12})
+    with uvicorn_thread(counting, http="httptools") as url:
+        (first, result1, after1), (second, result2, after2) = asyncio.run(main(url))
+    assert result1 == result2 == {"value": 15}
+    for inv in (first, second):
+        ran = [(step, committed) for i, step, committed in RAN if i == inv]
+        # step i runs once, after the input and steps 0..i-1 were committed
+        assert ran == [(f"s{i}", 1 + i) for i in range(6)]
+    if stream:
+        # the first invocation shows the handler checkpoints (one plain request); from
+        # then on the whole invocation is one streamed request
+        assert after1 == Counter({("steps", False): 1, ("steps", True): 1})
+        assert after2 == Counter({("steps", False): 1, ("steps", True): 2})
+    else:
+        assert after2 == Counter({("steps", False): 12})
 
 
 def test_a_completion_arriving_mid_stream_starts_a_fresh_request(tmp_path: Path) -> None:
     counting = Counting(Endpoint([flow]))
-    for url in _serve(counting):
 
-        async def main(url: str = url) -> tuple[str, Any]:
-            DB["path"] = tmp_path / "r.db"
-            async with SqliteStore(DB["path"]) as store:
-                engine = Engine(store, retry=FAST)
-                await engine.start()
-                try:
-                    await engine.register_deployment(url)
-                    return await _call(engine, "Flow/waits", 5)
-                finally:
-                    await engine.stop()
+    async def main(url: str) -> tuple[str, Any]:
+        async with _engine(tmp_path, url) as (engine, _):
+            return await _call(engine, "Flow/waits", 5)
 
-        inv, result = asyncio.run(main())
-        assert result == {"value": [10, 70]}
-        assert [step for i, step, _ in RAN if i == inv] == [f"w{i}" for i in range(5)]
-        # the callee's result landed while the caller streamed: at least one more request
-        assert counting.requests[("waits", True)] >= 2, counting.requests
+    with uvicorn_thread(counting, http="httptools") as url:
+        inv, result = asyncio.run(main(url))
+    assert result == {"value": [10, 70]}
+    assert [step for i, step, _ in RAN if i == inv] == [f"w{i}" for i in range(5)]
+    # the callee's result landed while the caller streamed: at least one more request
+    assert counting.requests[("waits", True)] >= 2, counting.requests
 
 
 @flow.handler()
@@ -175,25 +171,18 @@ def test_streams_give_their_connection_up_when_others_wait(tmp_path: Path) -> No
     up after a step, so invocations take turns instead of the first ones running to the end
     while the rest wait."""
     counting = Counting(Endpoint([flow]))
-    for url in _serve(counting):
 
-        async def main(url: str = url) -> list[str]:
-            DB["path"] = tmp_path / "r.db"
-            async with SqliteStore(DB["path"]) as store:
-                engine = Engine(store, retry=FAST)
-                await engine.start()
-                try:
-                    dep = await engine.register_deployment(url)
-                    await _call(engine, "Flow/slow", 2)  # learn that it checkpoints
-                    engine.registry.invokers[dep.id]._pool._limit = 2  # type: ignore[attr-defined]
-                    calls = [_call(engine, "Flow/slow", 4) for _ in range(6)]
-                    return [inv for inv, _ in await asyncio.gather(*calls)]
-                finally:
-                    await engine.stop()
+    async def main(url: str) -> list[str]:
+        async with _engine(tmp_path, url) as (engine, dep):
+            await _call(engine, "Flow/slow", 2)  # learn that it checkpoints
+            engine.registry.invokers[dep.id]._pool._limit = 2  # type: ignore[attr-defined]
+            calls = [_call(engine, "Flow/slow", 4) for _ in range(6)]
+            return [inv for inv, _ in await asyncio.gather(*calls)]
 
-        invs = asyncio.run(main())
-        order = [(i, step) for i, step, _ in RAN if i in invs]
-        first_last = min(n for n, (_, step) in enumerate(order) if step == "slow3")
-        started = {i for i, step in order[:first_last] if step == "slow0"}
-        assert started == set(invs), order
-        assert counting.requests[("slow", True)] > 7  # streams were ended and opened again
+    with uvicorn_thread(counting, http="httptools") as url:
+        invs = asyncio.run(main(url))
+    order = [(i, step) for i, step, _ in RAN if i in invs]
+    first_last = min(n for n, (_, step) in enumerate(order) if step == "slow3")
+    started = {i for i, step in order[:first_last] if step == "slow0"}
+    assert started == set(invs), order
+    assert counting.requests[("slow", True)] > 7  # streams were ended and opened again

@@ -118,21 +118,19 @@ async def keep(ctx: Context, value: int) -> list[Any]:
     return [await ctx.get("a"), await ctx.get("b"), await ctx.get("gone"), doubled]
 
 
-def _serve(endpoint: Endpoint) -> Iterator[str]:
-    with uvicorn_thread(endpoint.asgi(), http="httptools") as url:
-        yield url
-
-
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    yield from _serve(Endpoint([steps, holder]))
+    with uvicorn_thread(Endpoint([steps, holder]).asgi(), http="httptools") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def replay_url() -> Iterator[str]:
     """Always-replay: every new entry ends the attempt, so every step re-runs the handler from
     the journal the stream carried over (``continued``)."""
-    yield from _serve(Endpoint([steps, holder], always_replay=True))
+    endpoint = Endpoint([steps, holder], always_replay=True)
+    with uvicorn_thread(endpoint.asgi(), http="httptools") as url:
+        yield url
 
 
 def run(coro: Any) -> Any:
@@ -274,31 +272,31 @@ def test_no_step_starts_after_the_orchestrator_stops(url: str, ending: str) -> N
 
 def test_invoker_streams_signed_and_refuses_a_wrong_secret() -> None:
     endpoint = Endpoint([steps], signing_secret="s3cret")
-    for base in _serve(endpoint):
 
-        async def main(base: str = base) -> tuple[str, str]:
-            good = HttpInvoker(base, signing_secret="s3cret")
-            bad = HttpInvoker(base, signing_secret="wrong")
+    async def main(base: str) -> tuple[str, str]:
+        good = HttpInvoker(base, signing_secret="s3cret")
+        bad = HttpInvoker(base, signing_secret="wrong")
+        try:
+            good.offer_stream(True)
+            body = _request("inv_sig", "Steps", "ten", 1).encode()
+            stream = await good.open_stream("Steps", "ten", body)
+            answer = InvokeResponse.decode(await stream.next())
+            stream.finish()
             try:
-                good.offer_stream(True)
-                body = _request("inv_sig", "Steps", "ten", 1).encode()
-                stream = await good.open_stream("Steps", "ten", body)
-                answer = InvokeResponse.decode(await stream.next())
-                stream.finish()
-                try:
-                    refused = await bad.open_stream("Steps", "ten", body)
-                    await refused.next()
-                    message = "no error"
-                except InvokerError as exc:
-                    message = str(exc)
-                return answer.status, message
-            finally:
-                await good.close()
-                await bad.close()
+                refused = await bad.open_stream("Steps", "ten", body)
+                await refused.next()
+                message = "no error"
+            except InvokerError as exc:
+                message = str(exc)
+            return answer.status, message
+        finally:
+            await good.close()
+            await bad.close()
 
-        status, message = run(main())
-        assert status == "done"
-        assert "HTTP 401" in message
+    with uvicorn_thread(endpoint.asgi(), http="httptools") as base:
+        status, message = run(main(base))
+    assert status == "done"
+    assert "HTTP 401" in message
 
 
 def test_a_buffering_front_turns_streaming_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -329,29 +327,29 @@ def test_a_buffering_front_turns_streaming_off(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_an_endpoint_with_streaming_off_refuses_and_the_invoker_stops_streaming() -> None:
-    for base in _serve(Endpoint([steps], stream=False)):
 
-        async def main(base: str = base) -> tuple[str, bool, Any]:
-            invoker = HttpInvoker(base)
-            invoker.offer_stream(True)  # a discovery from before it was turned off
+    async def main(base: str) -> tuple[str, bool, Any]:
+        invoker = HttpInvoker(base)
+        invoker.offer_stream(True)  # a discovery from before it was turned off
+        try:
+            body = _request("inv_off", "Steps", "ten", 2).encode()
             try:
-                body = _request("inv_off", "Steps", "ten", 2).encode()
-                try:
-                    stream = await invoker.open_stream("Steps", "ten", body)
-                    await stream.next()
-                    message = "no error"
-                except InvokerError as exc:
-                    message = str(exc)
-                answer = InvokeResponse.decode(await invoker.invoke("Steps", "ten", body))
-                return message, invoker.streams, answer
-            finally:
-                await invoker.close()
+                stream = await invoker.open_stream("Steps", "ten", body)
+                await stream.next()
+                message = "no error"
+            except InvokerError as exc:
+                message = str(exc)
+            answer = InvokeResponse.decode(await invoker.invoke("Steps", "ten", body))
+            return message, invoker.streams, answer
+        finally:
+            await invoker.close()
 
-        message, streams, answer = run(main())
-        assert "HTTP 400" in message and "turned off" in message
-        assert streams is False
-        # plain requests go on working: the first step, then a checkpoint before the second
-        assert answer.status == "checkpoint" and [e["name"] for e in answer.entries] == ["step-0"]
+    with uvicorn_thread(Endpoint([steps], stream=False).asgi(), http="httptools") as base:
+        message, streams, answer = run(main(base))
+    assert "HTTP 400" in message and "turned off" in message
+    assert streams is False
+    # plain requests go on working: the first step, then a checkpoint before the second
+    assert answer.status == "checkpoint" and [e["name"] for e in answer.entries] == ["step-0"]
 
 
 def test_a_step_never_sees_an_unpersisted_awakeable_id(url: str) -> None:
