@@ -168,6 +168,20 @@ async def _drive(pool: HttpPool, request: InvokeRequest) -> tuple[list[dict[str,
         stream.send(STREAM_ACK)
 
 
+def _drive_once(url: str, request: InvokeRequest) -> tuple[list[dict[str, Any]], list[str]]:
+    """``_drive`` on a pool of its own, in a fresh event loop."""
+
+    async def main() -> tuple[list[dict[str, Any]], list[str]]:
+        pool = HttpPool(url)
+        try:
+            return await _drive(pool, request)
+        finally:
+            await pool.close()
+
+    result: tuple[list[dict[str, Any]], list[str]] = run(main())
+    return result
+
+
 def test_each_step_runs_once_and_only_after_its_predecessor_is_acknowledged(url: str) -> None:
     async def main() -> tuple[list[dict[str, Any]], list[str], int]:
         pool = HttpPool(url)
@@ -189,14 +203,7 @@ def test_each_step_runs_once_and_only_after_its_predecessor_is_acknowledged(url:
 
 
 def test_always_replay_goes_on_from_the_streamed_journal(replay_url: str) -> None:
-    async def main() -> tuple[list[dict[str, Any]], list[str]]:
-        pool = HttpPool(replay_url)
-        try:
-            return await _drive(pool, _request("inv_rep", "Steps", "ten", 4))
-        finally:
-            await pool.close()
-
-    journal, statuses = run(main())
+    journal, statuses = _drive_once(replay_url, _request("inv_rep", "Steps", "ten", 4))
     assert statuses[-1] == "done" and set(statuses[:-1]) == {"checkpoint"}
     assert journal[-1] == {"kind": "output", "value": 6}
     assert [name for inv, name in RAN if inv == "inv_rep"] == [f"step-{i}" for i in range(4)]
@@ -207,28 +214,14 @@ def test_object_state_is_carried_across_checkpoints(which: str, request: Any) ->
     base = request.getfixturevalue(which)
     inv = f"inv_keep_{which}"
 
-    async def main() -> tuple[list[dict[str, Any]], list[str]]:
-        pool = HttpPool(base)
-        try:
-            req = _request(inv, "Holder", "keep", 5, key="k", state={"gone": 1, "other": 2})
-            return await _drive(pool, req)
-        finally:
-            await pool.close()
-
-    journal, _ = run(main())
+    req = _request(inv, "Holder", "keep", 5, key="k", state={"gone": 1, "other": 2})
+    journal, _ = _drive_once(base, req)
     assert journal[-1] == {"kind": "output", "value": [5, 6, None, 12]}
     assert [name for i, name in RAN if i == inv] == ["bump", "look"]
 
 
 def test_a_step_beside_a_running_one_goes_on(url: str) -> None:
-    async def main() -> tuple[list[dict[str, Any]], list[str]]:
-        pool = HttpPool(url)
-        try:
-            return await _drive(pool, _request("inv_fan", "Steps", "fan", None))
-        finally:
-            await pool.close()
-
-    journal, _ = run(main())
+    journal, _ = _drive_once(url, _request("inv_fan", "Steps", "fan", None))
     assert journal[-1] == {"kind": "output", "value": ["a", "b", "c"]}
     assert sorted(name for inv, name in RAN if inv == "inv_fan") == ["a", "b", "c"]
     kinds = [(e["kind"], e.get("name")) for e in journal]
@@ -353,14 +346,7 @@ def test_an_endpoint_with_streaming_off_refuses_and_the_invoker_stops_streaming(
 
 
 def test_a_step_never_sees_an_unpersisted_awakeable_id(url: str) -> None:
-    async def main() -> tuple[list[dict[str, Any]], list[str]]:
-        pool = HttpPool(url)
-        try:
-            return await _drive(pool, _request("inv_leak", "Steps", "leak", None))
-        finally:
-            await pool.close()
-
-    journal, _ = run(main())
+    journal, _ = _drive_once(url, _request("inv_leak", "Steps", "leak", None))
     ran = [name for inv, name in RAN if inv == "inv_leak"]
     leaks = [name for name in ran if name.startswith("leak:")]
     assert len(leaks) == 1
