@@ -123,7 +123,9 @@ class _Run:
     live_seen: int = 0
 
 
-def _recovered_run(rec: InvocationRecord, entries: list[str], completion_texts: list[str]) -> _Run:
+def _run_from_journal(
+    rec: InvocationRecord, entries: list[str], completion_texts: list[str]
+) -> _Run:
     """The run of ``rec`` from its journal (a driver's own read, or a recovery's batch read)."""
     waitable = {i for i, e in enumerate(entries) if loads(e)["kind"] in WAITING_KINDS}
     completions = {loads(c)["index"]: c for c in completion_texts}
@@ -306,13 +308,18 @@ class Engine:
         """True while this process leads ``partition`` and has recovered it."""
         return partition in self._ready and self.leadership.holds(partition)
 
+    def _alone(self) -> bool:
+        """True while no other process can use the store: it is exclusive to this one and
+        this one leads every partition (so nothing stored changes behind its back)."""
+        return self.store.exclusive and self.leadership.holds_all()
+
     async def _recover(self, partition: int) -> None:
         """Rebuild what the partition's previous leader held in memory: key queues (in
         arrival order), suspended invocations, timers; then drive what was in flight.
 
         The reads happen first and the in-memory structures are built without awaiting, so
         nothing else on the loop sees a half-recovered partition. The drivers start from the
-        records and journals read here (``_recovered_run``, one read for all) instead of each
+        records and journals read here (``_run_from_journal``, one read for all) instead of each
         reading its own: only a leader appends entries; another process that changes a
         record meanwhile (kill, pause) or adds a completion leaves an inbox message, which is
         reconciled once the partition is ready; and every commit of a driver is conditioned
@@ -348,7 +355,7 @@ class Engine:
                 self._suspended[rec.id] = (rec.waiting, rec.partition)
                 suspended.append(rec.id)
             elif rec.status in ("running", "pending") and self._may_run(rec):
-                self._spawn(rec.id, _recovered_run(rec, *journals[rec.id]))
+                self._spawn(rec.id, _run_from_journal(rec, *journals[rec.id]))
         for timer in timers:
             self._timers.add(timer)
         # A completion committed just before a crash may not have woken its invocation.
@@ -428,23 +435,18 @@ class Engine:
             for service, key, _, _ in unit.state:
                 self._key_states.pop((service, key), None)
         base_notify = list(unit.notify)
-        leadership = self.leadership
         for _ in range(4):
             # A lapse of home's lease (its renewal in flight) is waited out, not taken for a
             # loss: giving up here would leave the invocation with no driver while the
             # partition stays ours. (``_leading`` is only awaited when the lease is not held
             # right now: the common case takes no extra step on the loop.)
-            if (
-                home is not None
-                and not (home in self._ready and leadership.holds(home))
-                and not await self._leading(home)
-            ):
+            if home is not None and not self._owns(home) and not await self._leading(home):
                 raise FencedError(f"partition {home} is not led by {self.node}", home)
             unit.fences.clear()
             unit.notify[:] = base_notify
             fence = {home} if home is not None else set()
-            # nothing to find when this process alone can use the store (see ``_targets``)
-            if not (self.store.exclusive and leadership.holds_all()):
+            # nothing to find when this process alone can use the store: it leads them all
+            if not self._alone():
                 for inv_id, p in (await self._targets(unit)).items():
                     if p == home:
                         continue
@@ -481,10 +483,8 @@ class Engine:
         raise FencedError(f"leadership keeps changing under a commit of {self.node}")
 
     async def _targets(self, unit: CommitUnit) -> dict[str, int]:
-        """The partitions of the invocations ``unit`` creates or completes an entry of.
-        Nothing to find when this process alone can use the store (it leads them all)."""
-        if self.store.exclusive and self.leadership.holds_all():
-            return {}
+        """The partitions of the invocations ``unit`` creates or completes an entry of (only
+        asked when another process may use the store: alone, this one leads them all)."""
         targets: dict[str, int] = {}
         for write in unit.invocations:
             if write.expect_version is None:
@@ -512,7 +512,7 @@ class Engine:
         interval = self.inbox_interval_s
         while True:
             await asyncio.sleep(interval)
-            if self.store.exclusive and self.leadership.holds_all():
+            if self._alone():
                 continue
             if loop.time() - refreshed > 2.0:
                 refreshed = loop.time()
@@ -769,11 +769,9 @@ class Engine:
             try:
                 await self._commit(unit, partition if here else None)
             except FencedError:
-                self._creating.discard(rec.id)
                 self._unqueue(rec)
                 continue  # we lost the partition meanwhile: hand it to its new leader
             except ConflictError:
-                self._creating.discard(rec.id)
                 self._unqueue(rec)
                 if idempotency_key is not None:  # a concurrent request with the same key won
                     found = await self.store.find_idempotent(service, handler, key, idempotency_key)
@@ -781,10 +779,10 @@ class Engine:
                         return found, False
                 raise
             except BaseException:
-                self._creating.discard(rec.id)
                 self._unqueue(rec)
                 raise
-            self._creating.discard(rec.id)
+            finally:
+                self._creating.discard(rec.id)
             if not here:
                 return rec, True  # the partition's leader picks it up from its inbox
             if delay_ms > 0:
@@ -795,7 +793,7 @@ class Engine:
                 if rec.status == "running":
                     run.state = state  # it has held its key since before ``state`` was taken
                 self._spawn(rec.id, run)
-            elif self.store.exclusive and self.leadership.holds_all():
+            elif self._alone():
                 k = self._exclusive_key(rec)
                 queue = self._queues.get(k) if k is not None else None
                 if queue is not None and rec.id in queue:  # still waiting for its key
@@ -835,7 +833,7 @@ class Engine:
             while rec.status not in TERMINAL_STATUSES:
                 timeout: float | None = delay
                 if self._owns(rec.partition):  # ours: answered through the future
-                    sole = self.store.exclusive and self.leadership.holds_all()
+                    sole = self._alone()
                     timeout = None if sole else 1.0
                 if timeout is None:  # answered by ``_finish``, whenever that is
                     return await fut
@@ -1165,8 +1163,7 @@ class Engine:
             if (
                 state is not None
                 and head == rec.id
-                and self.store.exclusive
-                and self.leadership.holds_all()
+                and self._alone()
                 and sum(len(v) for v in state.values()) <= KEY_STATE_MAX_CHARS
             ):
                 if len(self._key_states) >= KEY_STATES_CACHED:
@@ -1219,7 +1216,7 @@ class Engine:
         if rec is None or rec.status in TERMINAL_STATUSES:
             return None
         entries, completion_texts = await self.store.get_journal(inv_id)
-        return _recovered_run(rec, entries, completion_texts)
+        return _run_from_journal(rec, entries, completion_texts)
 
     async def _drive(self, inv_id: str, run: _Run | None, timer: TimerRecord | None) -> None:
         try:
@@ -1286,7 +1283,7 @@ class Engine:
             for text in completions:
                 run.completions.setdefault(loads(text)["index"], text)
         p = rec.partition
-        if not (p in self._ready and self.leadership.holds(p)) and not await self._leading(p):
+        if not self._owns(p) and not await self._leading(p):
             return False  # another process leads its partition now
         self.counters["attempts"] += 1
         answer = await self._attempt(run, stream=not workflow)
