@@ -127,6 +127,12 @@ class HttpInvoker(Invoker):
         except ValueError as exc:
             raise InvokerError(str(exc)) from None
 
+    def _open_pool(self) -> HttpPool:
+        """The connection pool, made again if the invoker is used after ``close()``."""
+        if self._pool is None:
+            self._pool = self._new_pool()
+        return self._pool
+
     def _new_pool(self) -> HttpPool:
         return HttpPool(
             self.uri,
@@ -145,9 +151,7 @@ class HttpInvoker(Invoker):
         return self._signer.headers(method, path, body, time.time())
 
     async def _request(self, method: str, path: str, body: bytes | None) -> bytes:
-        pool = self._pool
-        if pool is None:  # used again after close()
-            pool = self._pool = self._new_pool()
+        pool = self._open_pool()
         headers = await self._headers(method, path, body)
         try:
             status, _, data = await pool.request(method, path, body, headers)
@@ -176,9 +180,7 @@ class HttpInvoker(Invoker):
     async def open_stream(self, service: str, handler: str, body: bytes) -> InvokeStream:
         """POST the InvokeRequest ``body`` as the first line of a streamed attempt. Bounded by
         the caller like ``invoke``; cancelling it closes the connection."""
-        pool = self._pool
-        if pool is None:
-            pool = self._pool = self._new_pool()
+        pool = self._open_pool()
         path = self._path(service, handler)
         headers = {STREAM_HEADER: "1", **(await self._headers("POST", path, body) or {})}
         try:
