@@ -90,11 +90,13 @@ class Counting:
 
 
 @contextlib.asynccontextmanager
-async def _engine(tmp_path: Path, url: str) -> AsyncIterator[tuple[Engine, DeploymentRecord]]:
+async def _engine(
+    tmp_path: Path, url: str, **options: Any
+) -> AsyncIterator[tuple[Engine, DeploymentRecord]]:
     """An engine on a fresh SQLite file with the endpoint at ``url`` registered."""
     DB["path"] = tmp_path / "r.db"
     async with SqliteStore(DB["path"]) as store:
-        engine = Engine(store, retry=FAST)
+        engine = Engine(store, retry=FAST, **options)
         await engine.start()
         try:
             yield engine, await engine.register_deployment(url)
@@ -186,3 +188,52 @@ def test_streams_give_their_connection_up_when_others_wait(tmp_path: Path) -> No
     started = {i for i, step in order[:first_last] if step == "slow0"}
     assert started == set(invs), order
     assert counting.requests[("slow", True)] > 7  # streams were ended and opened again
+
+
+#: invocations whose step ``t1`` already stalled once
+STALLED: set[str] = set()
+
+
+@flow.handler()
+async def stalls(ctx: Context, n: int) -> int:
+    """Step t1 of the first attempt that reaches it stalls far past the attempt timeout."""
+    total = 0
+    for i in range(n):
+
+        async def body(i: int = i) -> int:
+            if i == 1 and ctx.invocation_id not in STALLED:
+                STALLED.add(ctx.invocation_id)
+                RAN.append((ctx.invocation_id, "stall", _committed(ctx.invocation_id)))
+                await asyncio.sleep(1.5)  # its attempt is given up meanwhile
+                return -1
+            RAN.append((ctx.invocation_id, f"t{i}", _committed(ctx.invocation_id)))
+            return i
+
+        total += await ctx.run(f"t{i}", body)
+    return total
+
+
+def test_a_stream_that_stalls_mid_way_times_out_and_is_retried(tmp_path: Path) -> None:
+    """The attempt timeout bounds every line of a stream (the stream's own timer, not one per
+    step): a step that does not answer in time fails the attempt, the retry goes on from the
+    committed journal, and a stream whose steps are all in time never times out."""
+    counting = Counting(Endpoint([flow]))
+
+    async def main(url: str) -> tuple[Any, Any, str | None]:
+        async with _engine(tmp_path, url, attempt_timeout_s=0.5) as (engine, _):
+            await _call(engine, "Flow/steps", 2)  # learn that it checkpoints
+            _, steady = await _call(engine, "Flow/slow", 40)  # ~0.8 s, each step in time
+            inv, result = await _call(engine, "Flow/stalls", 3)
+            rec = await engine.store.get_invocation(inv)
+            assert rec is not None
+            return steady, result, rec.history
+
+    with uvicorn_thread(counting, http="httptools") as url:
+        steady, result, history = asyncio.run(main(url))
+    assert steady == {"value": 40}
+    assert result == {"value": 3}
+    assert history is not None and "timed out after 0.5 s" in history
+    inv = next(i for i in STALLED)
+    ran = [(step, committed) for i, step, committed in RAN if i == inv]
+    # t0 committed before the stall; the retry replays it and runs t1 and t2 once each
+    assert ran == [("t0", 1), ("stall", 2), ("t1", 2), ("t2", 3)]

@@ -98,6 +98,19 @@ async def leak(ctx: Context) -> str:
     return awakeable_id
 
 
+@steps.handler()
+async def paced(ctx: Context, n: int) -> int:
+    """``n`` steps of 0.2 s each."""
+    for i in range(n):
+
+        async def step(i: int = i) -> int:
+            await asyncio.sleep(0.2)
+            return i
+
+        await ctx.run(f"paced-{i}", step)
+    return n
+
+
 @holder.handler()
 async def keep(ctx: Context, value: int) -> list[Any]:
     ctx.set("a", value)
@@ -366,3 +379,36 @@ def test_function_urls_and_lambda_never_stream() -> None:
     fn = LambdaInvoker.from_uri(arn, timeout_s=5.0)
     fn.offer_stream(True)
     assert url.streams is False and fn.streams is False
+
+
+def test_next_bounds_each_line_by_its_own_timeout(url: str) -> None:
+    """``next(timeout)`` bounds every wait anew (one timer per stream, moved forward): six
+    steps of 0.2 s each arrive within 1 s of their own request though not of the first; a line
+    not due in time raises TimeoutError."""
+
+    async def main() -> tuple[list[str], str]:
+        pool = HttpPool(url)
+        try:
+            stream = await _open(pool, _request("inv_paced", "Steps", "paced", 6))
+            statuses = []
+            while True:
+                answer = InvokeResponse.decode(await stream.next(1.0))
+                statuses.append(answer.status)
+                if answer.status != "checkpoint":
+                    stream.finish()
+                    break
+                stream.send(STREAM_ACK)
+            stream = await _open(pool, _request("inv_paced_late", "Steps", "paced", 2))
+            try:
+                await stream.next(0.02)
+                late = "answered"
+            except TimeoutError as exc:
+                late = str(exc)
+            stream.abort()
+            return statuses, late
+        finally:
+            await pool.close()
+
+    statuses, late = run(main())
+    assert statuses == ["checkpoint"] * 5 + ["done"]
+    assert "no streamed answer line within 0.02 s" in late

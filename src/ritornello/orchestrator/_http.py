@@ -28,7 +28,14 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["HttpClientError", "HttpPool", "HttpStatusError", "HttpStream", "StreamHeadTimeout"]
+__all__ = [
+    "HttpClientError",
+    "HttpPool",
+    "HttpStatusError",
+    "HttpStream",
+    "StreamHeadTimeout",
+    "frame_line",
+]
 
 _Response = tuple[int, dict[str, str], bytes]
 _LARGE = 1 << 16  # bodies above this are written separately instead of copied into one buffer
@@ -578,6 +585,11 @@ def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+def frame_line(line: bytes) -> bytes:
+    """``line`` and its newline as one chunk of a streamed request body."""
+    return _chunk(line + b"\n")
+
+
 _END = b"0\r\n\r\n"
 _LINGER_S = 5.0  # how long a finished stream waits for the answer's end before closing
 
@@ -589,9 +601,26 @@ class HttpStream:
     exactly once — to the pool (``finish`` after both bodies ended, kept alive) or closed
     (``abort``, a broken answer, or an answer that does not end within ``_LINGER_S`` of
     ``finish``). A non-200 answer is read whole and raised as ``HttpStatusError`` by ``next``.
+
+    ``next(timeout_s)`` bounds each wait for a line with one timer per stream, not one per call:
+    a call only moves ``_deadline`` forward; the timer, when it fires early, re-arms itself at
+    the current deadline, and expires the wait only once the deadline of the wait in progress
+    has passed. The timer is cancelled when the slot is given back.
     """
 
-    __slots__ = ("_conn", "_done", "_error", "_lines", "_partial", "_pool", "_wake", "status")
+    __slots__ = (
+        "_conn",
+        "_deadline",
+        "_done",
+        "_error",
+        "_expired",
+        "_lines",
+        "_partial",
+        "_pool",
+        "_timer",
+        "_wake",
+        "status",
+    )
 
     def __init__(self, pool: HttpPool, conn: _Conn) -> None:
         self._pool = pool
@@ -601,6 +630,9 @@ class HttpStream:
         self._error: list[bytes] = []
         self._wake: asyncio.Future[None] | None = None
         self._done = False  # the slot was given back
+        self._deadline: float | None = None  # loop time the line awaited now is due by
+        self._timer: asyncio.TimerHandle | None = None  # armed at or before ``_deadline``
+        self._expired = False  # the wait in progress passed its deadline
         self.status: int | None = None
 
     # -- fed by the connection
@@ -648,12 +680,40 @@ class HttpStream:
                 raise HttpClientError("answer without a status line")
             await self._wait()
 
+    def _arm(self, timeout: float) -> None:
+        """The line awaited now must arrive within ``timeout`` seconds."""
+        loop = self._pool._loop
+        self._deadline = deadline = loop.time() + timeout
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if self._done or self._wake is None or deadline is None:
+            return  # not waiting (or without a bound): the next bounded wait arms a timer
+        if self._pool._loop.time() < deadline:
+            self._timer = self._pool._loop.call_at(deadline, self._expire)
+            return
+        self._expired = True
+        self._signal()
+
     # -- public
 
-    async def next(self) -> bytes:
+    async def next(self, timeout_s: float | None = None) -> bytes:
         """The answer's next line (without its newline). Raises ``HttpStatusError`` for a
-        non-200 answer, ``HttpClientError`` when the answer ended or broke first."""
+        non-200 answer, ``HttpClientError`` when the answer ended or broke first, and
+        ``TimeoutError`` when ``timeout_s`` seconds passed first (the stream is left as it is:
+        the caller aborts it). One timer per stream, not an ``asyncio.timeout`` per call."""
+        if not self._lines:
+            self._expired = False
+            if timeout_s is not None:
+                self._arm(timeout_s)
+            else:
+                self._deadline = None
         while not self._lines:
+            if self._expired:
+                raise TimeoutError(f"no streamed answer line within {timeout_s:g} s")
             fut = self._conn.fut
             if fut is not None and fut.done():
                 exc = None if fut.cancelled() else fut.exception()
@@ -669,10 +729,14 @@ class HttpStream:
 
     def send(self, line: bytes) -> None:
         """Write one request line (a newline is added)."""
+        self.send_framed(frame_line(line))
+
+    def send_framed(self, data: bytes) -> None:
+        """Write one request line framed by ``frame_line`` (a constant line framed once)."""
         transport = self._conn.transport
         if self._done or self._conn.dead or transport is None or transport.is_closing():
             raise HttpClientError("the streamed request is closed")
-        transport.write(_chunk(line + b"\n"))
+        transport.write(data)
 
     def finish(self) -> None:
         """End the request body; the connection returns to the pool once the answer ended."""
@@ -712,6 +776,7 @@ class HttpStream:
             and not transport.get_write_buffer_size()
         ):
             self._done = True
+            self._disarm()
             conn.stream = None
             self._pool._release(conn)
         else:
@@ -722,6 +787,7 @@ class HttpStream:
         if self._done:
             return
         self._done = True
+        self._disarm()
         conn = self._conn
         conn.stream = None
         fut = conn.fut
@@ -730,3 +796,8 @@ class HttpStream:
             fut.exception()  # retrieved: a broken answer nobody reads is not an error to log
         self._pool._conns.discard(conn)
         self._pool._free_slot()
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

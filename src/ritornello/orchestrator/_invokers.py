@@ -29,12 +29,20 @@ from urllib.parse import quote, urlsplit
 
 from ritornello.protocol import STREAM_ACK, STREAM_HEADER, DiscoveryResponse, Signer
 
-from ._http import HttpClientError, HttpPool, HttpStatusError, HttpStream, StreamHeadTimeout
+from ._http import (
+    HttpClientError,
+    HttpPool,
+    HttpStatusError,
+    HttpStream,
+    StreamHeadTimeout,
+    frame_line,
+)
 
 log = logging.getLogger("ritornello.invoker")
 
 #: Seconds a deployment not yet known to stream has to start its first streamed answer.
 STREAM_PROBE_S = 5.0
+_ACK_FRAMED = frame_line(STREAM_ACK)  # an acknowledgement as written, framed once
 
 
 class InvokerError(Exception):
@@ -53,8 +61,10 @@ class InvokeStream(ABC):
     """One streamed attempt: answers in, acknowledgements out (bytes; the engine decodes)."""
 
     @abstractmethod
-    async def next(self) -> bytes:
-        """The next answer; InvokerError if the exchange ended or broke first."""
+    async def next(self, timeout_s: float | None = None) -> bytes:
+        """The next answer; InvokerError if the exchange ended or broke first, TimeoutError
+        if ``timeout_s`` seconds passed first (a stream bounds its waits itself: cheaper than
+        an ``asyncio.timeout`` around every step)."""
 
     @abstractmethod
     def ack(self) -> None:
@@ -238,9 +248,9 @@ class _HttpInvokeStream(InvokeStream):
         self._invoker = invoker
         self._stream = stream
 
-    async def next(self) -> bytes:
+    async def next(self, timeout_s: float | None = None) -> bytes:
         try:
-            return await self._stream.next()
+            return await self._stream.next(timeout_s)
         except HttpStatusError as exc:
             if exc.headers.get(STREAM_HEADER) == "0":  # the endpoint no longer streams
                 self._invoker.streams = False
@@ -250,7 +260,7 @@ class _HttpInvokeStream(InvokeStream):
 
     def ack(self) -> None:
         try:
-            self._stream.send(STREAM_ACK)
+            self._stream.send_framed(_ACK_FRAMED)
         except HttpClientError as exc:
             raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
 
