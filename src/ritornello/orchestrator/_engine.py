@@ -1325,14 +1325,13 @@ class Engine:
     ) -> bool:
         """Turn the attempt's answer into one commit unit, commit it, perform its effects."""
         rec = run.rec
-        policy = self._policy(rec)
         outcome: Outcome
         if isinstance(answer, str):
             outcome = failed_attempt(
                 record=rec,
                 message=answer,
                 now_ms=self.clock.now_ms(),
-                retry=policy,
+                retry=self._policy(rec),
                 extra_timer_removals=run.timer_removals,
             )
         else:
@@ -1354,7 +1353,8 @@ class Engine:
                     now_ms=self.clock.now_ms(),
                     next_seq=self.next_seq,
                     admit=self._admit,
-                    retry=policy,
+                    # read by an error answer only: not looked up for every step
+                    retry=self._policy(rec) if answer.status == "error" else self.retry,
                     extra_timer_removals=run.timer_removals,
                     awakeables=awakeables,
                     workflow_rows=workflow_rows,
@@ -1366,7 +1366,7 @@ class Engine:
                     record=rec,
                     message=f"protocol: {exc}",
                     now_ms=self.clock.now_ms(),
-                    retry=policy,
+                    retry=self._policy(rec),
                     extra_timer_removals=run.timer_removals,
                 )
         if outcome.record.status in TERMINAL_STATUSES:
