@@ -185,6 +185,30 @@ def test_a_key_queue_hands_record_and_state_over_without_reading_them(tmp_path: 
     asyncio.run(main())
 
 
+def test_a_completed_invocation_expires_a_retention_after_its_completion(
+    tmp_path: Path,
+) -> None:
+    """``apply_answer`` sets ``expires_at`` of a completed record itself (``retention_ms``),
+    to the value ``Engine._commit`` would stamp: completion time plus the retention."""
+
+    async def main() -> None:
+        engine, store = await _engine(tmp_path)
+        engine.retention_s = 1234.5
+        try:
+            target = engine.registry.resolve("Tally", "add")
+            assert target is not None
+            rec, _ = await engine.submit(target, "k", "1")
+            await asyncio.wait_for(engine.wait_result(rec.id, created=rec), 30)
+            done = await store.get_invocation(rec.id)
+            assert done is not None and done.status == "completed"
+            assert done.expires_at == done.modified_at + 1_234_500
+        finally:
+            await engine.stop()
+            await store.close()
+
+    asyncio.run(main())
+
+
 def test_waiting_with_a_stale_record_reads_the_store(tmp_path: Path) -> None:
     """A ``created`` record whose invocation has finished since is not trusted: the wait
     reads the store and answers at once instead of waiting for a finish that happened."""
