@@ -8,6 +8,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import os
 import types
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from ritornello import Context, Endpoint, Service, VirtualObject
 from ritornello.orchestrator import Engine
 from ritornello.orchestrator._operator import read_state, write_state
 from ritornello.protocol import _ids
-from ritornello.store import InvocationRecord, with_changes
+from ritornello.store import InvocationRecord, InvocationWrite, TimerRecord, with_changes
 from ritornello.store._wrapper import StoreWrapper
 from ritornello.store.sqlite import SqliteStore
 
@@ -74,12 +75,62 @@ def test_new_id_is_base32_of_the_stamp_and_the_random_bytes(
     for n, now_ns in enumerate([0, 1_764_139_999_999_123_456, (2**48 - 1) * 1_000_000]):
         raw = bytes((n * 37 + i * 101) % 256 for i in range(11))
         monkeypatch.setattr(_ids, "time", types.SimpleNamespace(time_ns=lambda t=now_ns: t))
-        monkeypatch.setattr(
-            _ids, "secrets", types.SimpleNamespace(token_bytes=lambda k, r=raw: r[:k])
-        )
+        monkeypatch.setattr(_ids, "_random_11", lambda r=raw: r)
         stamp = (now_ns // 1_000_000).to_bytes(6, "big")
         expected = "inv_" + base64.b32encode(stamp + raw).decode().lower()[:26]
         assert _ids.new_id() == expected
+
+
+def test_new_ids_random_bytes_come_from_batches_and_never_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reads: list[int] = []
+    real = os.urandom
+
+    def urandom(n: int) -> bytes:
+        reads.append(n)
+        return real(n)
+
+    monkeypatch.setattr(os, "urandom", urandom)
+    _ids._forget_random()
+    per_batch = _ids._RANDOM_BATCH // 11
+    drawn = [_ids._random_11() for _ in range(2 * per_batch + 1)]
+    assert all(len(b) == 11 for b in drawn)
+    assert len(set(drawn)) == len(drawn)  # no slice handed out twice
+    assert reads == [_ids._RANDOM_BATCH] * 3  # one read per batch
+    _ids._forget_random()  # what a forked child does: the inherited bytes are never used
+    _ids._random_11()
+    assert len(reads) == 4
+
+
+def test_fast_record_init_is_the_dataclass_init() -> None:
+    """``_slot_init``'s ``__init__`` builds what the dataclass's own would (a reference
+    dataclass with the same fields), keeps ``frozen``, and refuses what it refuses."""
+    cls: Any
+    for cls, args in [
+        (InvocationRecord, ("inv_a", "S", "h", None, "shared", "running", "dp", 7, 1, 2)),
+        (TimerRecord, (5, "inv_a", "sleep")),
+        (InvocationWrite, ("record",)),
+    ]:
+        reference = dataclasses.make_dataclass(
+            "Reference",
+            [(f.name, f.type, f) for f in dataclasses.fields(cls)],
+            frozen=True,
+            slots=True,
+        )
+        names = [f.name for f in dataclasses.fields(cls)]
+        built = cls(*args)
+        assert dataclasses.astuple(built) == dataclasses.astuple(reference(*args))
+        by_name = cls(**dict(zip(names, args, strict=False)))
+        assert by_name == built
+        every = dataclasses.astuple(built)
+        assert dataclasses.astuple(cls(*every)) == every
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(built, names[0], args[0])
+        with pytest.raises(TypeError):
+            cls(*args[:-1])
+        with pytest.raises(TypeError):
+            cls(*args, nope=1)
 
 
 def test_with_changes_is_dataclasses_replace() -> None:
@@ -127,6 +178,30 @@ def test_a_key_queue_hands_record_and_state_over_without_reading_them(tmp_path: 
             done = await asyncio.gather(*(request("k1") for _ in range(5)))
             assert sorted(value for _, value in done) == [21, 22, 23, 24, 25]
             assert store.calls["get_state"] == 4
+        finally:
+            await engine.stop()
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_completed_invocation_expires_a_retention_after_its_completion(
+    tmp_path: Path,
+) -> None:
+    """``apply_answer`` sets ``expires_at`` of a completed record itself (``retention_ms``),
+    to the value ``Engine._commit`` would stamp: completion time plus the retention."""
+
+    async def main() -> None:
+        engine, store = await _engine(tmp_path)
+        engine.retention_s = 1234.5
+        try:
+            target = engine.registry.resolve("Tally", "add")
+            assert target is not None
+            rec, _ = await engine.submit(target, "k", "1")
+            await asyncio.wait_for(engine.wait_result(rec.id, created=rec), 30)
+            done = await store.get_invocation(rec.id)
+            assert done is not None and done.status == "completed"
+            assert done.expires_at == done.modified_at + 1_234_500
         finally:
             await engine.stop()
             await store.close()

@@ -179,6 +179,7 @@ def apply_answer(
     workflow_rows: dict[str, str] | None = None,
     started_workflows: set[tuple[str, str]] | None = None,
     partition_of: Callable[[str, str | None, str], int] | None = None,
+    retention_ms: int | None = None,
 ) -> Outcome:
     """Build the commit unit for ``answer`` to an attempt of ``record``.
 
@@ -187,6 +188,8 @@ def apply_answer(
     workflow key's state rows, read under the key's lock (promises and their waiters);
     ``started_workflows`` the (workflow, id) pairs whose run already exists;
     ``partition_of(service, key, id)`` places a callee (default: partition 0).
+    ``retention_ms``: a completed record gets ``expires_at = now_ms + retention_ms`` (what
+    ``Engine._commit`` would stamp on it, set here to build the record once); None: left unset.
 
     Raises AnswerError if the answer breaks the protocol; the caller then applies
     ``failed_attempt`` instead.
@@ -278,6 +281,8 @@ def apply_answer(
     if answer.status == "done":
         assert result is not None
         fields.update(status="completed", result=result, last_error=None)
+        if retention_ms is not None:
+            fields["expires_at"] = now_ms + retention_ms
         terminal(out, record, result)
     elif answer.status == "suspended":
         all_waitable = waitable.union(out.waitable)

@@ -1360,6 +1360,7 @@ class Engine:
                     workflow_rows=workflow_rows,
                     started_workflows=workflows,
                     partition_of=self._partition,
+                    retention_ms=int(self.retention_s * 1000),
                 )
             except AnswerError as exc:
                 outcome = failed_attempt(

@@ -9,8 +9,41 @@ from __future__ import annotations
 
 import json
 import operator
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+
+def _slot_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass a faster ``__init__`` with the same signature, defaults
+    and result: it stores each field through its slot's descriptor, where the generated one
+    calls ``object.__setattr__`` by name per field to get past ``frozen`` (the hot path builds
+    a few invocation records per request: 23 fields, about twice as fast). ``frozen`` still
+    holds after ``__init__``: only ``__init__`` is replaced. For classes with no default
+    factory and no ``__post_init__``."""
+    params: list[str] = []
+    lines: list[str] = []
+    names: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.default_factory is not MISSING or not f.init:
+            raise TypeError(f"{cls.__name__}.{f.name}: a default factory or init=False")
+        names[f"_set_{f.name}"] = getattr(cls, f.name).__set__  # the slot's member descriptor
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            names[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        lines.append(f"    _set_{f.name}(self, {f.name})\n")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} has a __post_init__")
+    exec(f"def __init__(self, {', '.join(params)}):\n{''.join(lines)}", names)
+    init = names["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
+
 
 #: Invocation statuses (docs/orchestrator.md draws the transitions).
 STATUSES = (
@@ -26,6 +59,7 @@ STATUSES = (
 TERMINAL_STATUSES = frozenset({"completed", "killed"})
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class InvocationRecord:
     """One invocation. ``version`` increases by one on every write (optimistic concurrency)."""
@@ -98,6 +132,7 @@ def with_failure(history: str | None, attempt: int, at_ms: int, error: str) -> s
     return json.dumps(failures[-HISTORY_LIMIT:], separators=(",", ":"))
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class TimerRecord:
     """A durable timer. ``kind``: ``sleep`` completes entry ``index``; ``retry`` starts the next
@@ -182,6 +217,7 @@ class MemberRecord:
     version: int = 1
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class InvocationWrite:
     """Write ``record``. ``expect_version`` None: insert, and do nothing if the id exists
