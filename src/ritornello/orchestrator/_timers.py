@@ -224,6 +224,9 @@ class TimerQueue:
                     await asyncio.sleep(1.0)
                 finally:
                     self._firing = None
+                # Firing may not suspend at all (a sleep's wake-up commits nothing first): let
+                # the loop run the woken drivers and everything else between two batches.
+                await asyncio.sleep(0)
                 continue
             wait = self.MAX_SLEEP_S
             if self._heap:
