@@ -373,9 +373,13 @@ class Engine:
         While the lease's validity has lapsed with a renewal still in flight, wait for the
         verdict instead of giving up (giving up would drop the invocation from memory while
         the partition stays ours); False once the partition is lost."""
-        while partition in self._ready:
-            if self.leadership.holds(partition):
+        while partition in self._ready or self.leadership.holds(partition):
+            if partition in self._ready and self.leadership.holds(partition):
                 return True
+            # claimed here, its recovery still reading (or a lapse): a driver started meanwhile
+            # (a callee another partition's driver created in it) may be missing from what the
+            # recovery read, so it waits for the recovery rather than giving the invocation up
+            # (simulation seed 591); a failed recovery gives the partition up, ending the wait
             await asyncio.sleep(0.02)
         return False
 
