@@ -117,6 +117,10 @@ class _Run:
     reload: bool = False
     cancel_sent: bool = False  # the last request carried the cancellation signal
     timer_removals: list[TimerRecord] = field(default_factory=list)
+    #: Sleep timers that fired and woke this driver with their completion held only here (in
+    #: ``completions``, not yet in the store): the next unit the driver commits carries those
+    #: completions, with the timers themselves in ``timer_removals`` (``_fire_timers``).
+    deferred: list[TimerRecord] = field(default_factory=list)
     #: A streamed attempt whose last answer was a checkpoint: acknowledged once it is
     #: committed, if ``completions`` still has ``live_seen`` entries (nothing new arrived).
     live: InvokeStream | None = None
@@ -369,9 +373,13 @@ class Engine:
         While the lease's validity has lapsed with a renewal still in flight, wait for the
         verdict instead of giving up (giving up would drop the invocation from memory while
         the partition stays ours); False once the partition is lost."""
-        while partition in self._ready:
-            if self.leadership.holds(partition):
+        while partition in self._ready or self.leadership.holds(partition):
+            if partition in self._ready and self.leadership.holds(partition):
                 return True
+            # claimed here, its recovery still reading (or a lapse): a driver started meanwhile
+            # (a callee another partition's driver created in it) may be missing from what the
+            # recovery read, so it waits for the recovery rather than giving the invocation up
+            # (simulation seed 591); a failed recovery gives the partition up, ending the wait
             await asyncio.sleep(0.02)
         return False
 
@@ -1179,17 +1187,19 @@ class Engine:
 
     def _spawn(
         self, inv_id: str, run: _Run | None = None, timer: TimerRecord | None = None
-    ) -> None:
+    ) -> bool:
+        """Start a driver for ``inv_id`` unless one runs or may not start; whether it did."""
         if self._closing or inv_id in self._drivers or inv_id in self._stopping_drivers:
-            return
+            return False
         if inv_id in self._creating:
             # Its key was freed while ``submit`` commits its creation: a driver started now
             # could read the store before that commit lands, find nothing and stop, and the
             # one ``submit`` starts after the commit would then be refused as a duplicate.
-            return
+            return False
         self._suspended.pop(inv_id, None)
         task = asyncio.get_running_loop().create_task(self._drive(inv_id, run, timer))
         self._drivers[inv_id] = task
+        return True
 
     def _deliver(self, inv_id: str, index: int, text: str) -> None:
         """A completion for entry ``index`` of ``inv_id`` was committed: hand it over."""
@@ -1219,18 +1229,30 @@ class Engine:
         return _run_from_journal(rec, entries, completion_texts)
 
     async def _drive(self, inv_id: str, run: _Run | None, timer: TimerRecord | None) -> None:
+        """Drive ``inv_id`` until it suspends, backs off or ends. ``timer``: the retry or sleep
+        timer that woke it, removed from the store with the driver's first unit. A sleep
+        timer's completion is held in memory until then (``_Run.deferred``); should the driver
+        stop before any unit carries it, the timer (still in the store) is armed again."""
+        held = timer if timer is not None and timer.kind == "sleep" else None
         try:
             if run is None:
                 run = await self._load(inv_id)
                 if run is None:
-                    if timer is not None:  # a retry timer outlived its invocation (driven
-                        # early by another path, then finished): it still goes from the store
+                    if timer is not None:  # a retry or sleep timer outlived its invocation
+                        # (driven early by another path, then finished, or killed): it still
+                        # goes from the store
                         await self._commit(CommitUnit(timers_remove=[timer]), timer.partition)
+                        held = None
                     return
             if not await self._leading(run.rec.partition):
                 return
             if timer is not None:
                 run.timer_removals.append(timer)
+            if held is not None:
+                if held.index not in run.completions:  # not completed by an earlier fire
+                    run.completions[held.index] = completion_text(held.index, '{"value":null}')
+                    run.deferred.append(held)
+                held = None  # the run holds it now
             self._runs[inv_id] = run
             if inv_id in self._reload:
                 self._reload.discard(inv_id)
@@ -1257,6 +1279,13 @@ class Engine:
             self._runs.pop(inv_id, None)
             self._drivers.pop(inv_id, None)
             self._reload.discard(inv_id)
+            # Sleep timers whose removal no unit carried: still in the store, so back in the
+            # heap (they are due: they fire again at once, completing the sleep by a commit).
+            left = [t for t in run.timer_removals if t.kind == "sleep"] if run is not None else []
+            if held is not None:
+                left.append(held)
+            if left:
+                self._rearm(left)
 
     def _retry_driver(self, inv_id: str, delay_s: float = 1.0) -> None:
         if not self._closing:
@@ -1370,6 +1399,10 @@ class Engine:
                     retry=self._policy(rec),
                     extra_timer_removals=run.timer_removals,
                 )
+        if run.deferred:  # sleeps completed in memory when their timers fired: now durable
+            outcome.unit.completions.extend(
+                (rec.id, t.index, run.completions[t.index]) for t in run.deferred
+            )
         if outcome.record.status in TERMINAL_STATUSES:
             self._drop_open_sleeps(run, outcome)
         # Callees queued behind their key: were the key freed while this commit is in flight,
@@ -1386,6 +1419,7 @@ class Engine:
         finally:
             self._creating.difference_update(creating)
         run.timer_removals = []
+        run.deferred = []
         return self._after_commit(run, outcome)
 
     @staticmethod
@@ -1604,7 +1638,15 @@ class Engine:
     # ------------------------------------------------------------------ timers
 
     async def _fire_timers(self, due: list[TimerRecord]) -> None:
-        """Fire due timers: a sleep completes its entry; retry/start spawn the driver."""
+        """Fire due timers: a sleep completes its entry; retry/start spawn the driver.
+
+        A sleep whose invocation is suspended here on it wakes its invocation at once, the
+        completion held by the new driver and committed with its attempt's answer (``_drive``)
+        rather than first on its own: a sleep is complete once its timer is due, so nothing
+        needs to be durable before the attempt. Until that unit lands the timer stays in the
+        store, so a crash fires it again (the completion is first-writer-wins and the timer's
+        removal idempotent: firing twice is harmless). Any other sleep (its invocation running,
+        loading, or not known here) is completed by a commit first, then delivered."""
         later = [t for t in due if t.partition in self._ready and not self._owns(t.partition)]
         if later:  # our lease's validity lapsed, a renewal in flight: try again soon
             # Not at once: they are due, so the timer loop would take them again without
@@ -1615,7 +1657,16 @@ class Engine:
         due = [t for t in due if self._owns(t.partition)]
         sleeps: dict[int, list[TimerRecord]] = {}
         for t in due:
-            if t.kind == "sleep":
+            if t.kind != "sleep":
+                continue
+            waiting = self._suspended.get(t.invocation_id)
+            if (
+                waiting is not None
+                and t.index in waiting[0]
+                and self._spawn(t.invocation_id, None, t)
+            ):
+                self._timers.woke(t.fire_at, t.invocation_id)
+            else:
                 sleeps.setdefault(t.partition, []).append(t)
         if len(sleeps) == 1:
             await self._fire_sleeps(*sleeps.popitem())
