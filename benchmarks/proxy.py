@@ -1,13 +1,15 @@
 """The ``proxy`` workload's server: the orchestrator's hops with no journaling (the ceiling).
 
-    BENCH_UPSTREAM=http://127.0.0.1:PORT uvicorn proxy:app --app-dir benchmarks
+    BENCH_UPSTREAM=http://127.0.0.1:PORT uvicorn proxy:app --app-dir benchmarks \
+        --http ritornello.cli._listen:HttpToolsProtocol
 
 ``POST /{Service}/{handler}`` with a JSON body becomes an ``InvokeRequest`` (input entry only)
 sent to the endpoint through the orchestrator's own ``HttpInvoker`` (its keep-alive HTTP/1.1
 pool); a ``checkpoint`` answer is sent again with the new entries appended (in memory only), and
 the ``output`` entry of the ``done`` answer is the response. The same HTTP stack as the
-orchestrator on both sides (raw ASGI on uvicorn + httptools + uvloop in, ``HttpInvoker`` out), the
-same endpoint work, and nothing stored: what the orchestrator costs beyond this is journaling.
+orchestrator on both sides (raw ASGI on uvicorn + httptools + uvloop in, with the ingress's
+one-write-per-answer protocol class; ``HttpInvoker`` out), the same endpoint work, and nothing
+stored: what the orchestrator costs beyond this is journaling.
 Anything else (``suspended``, ``error``, a failure) is a 500: the proxy retries nothing.
 """
 

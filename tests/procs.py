@@ -142,7 +142,10 @@ class Orchestrator(Proc):
 class Endpoint(Proc):
     """A handler endpoint: ``uvicorn MODULE:app`` from a directory, on a free port."""
 
-    def __init__(self, tmp: Path, app_dir: Path, module: str, **env: str) -> None:
+    def __init__(
+        self, tmp: Path, app_dir: Path, module: str, *, http: str | None = None, **env: str
+    ) -> None:
+        """``http``: uvicorn's ``--http`` (a name or ``module:Class``), its default if None."""
         self.port = free_port()
         args = [
             sys.executable,
@@ -157,6 +160,7 @@ class Endpoint(Proc):
             "127.0.0.1",
             "--log-level",
             "warning",
+            *(["--http", http] if http else []),
         ]
         super().__init__(args, tmp / f"endpoint-{module}.log", env)
 
