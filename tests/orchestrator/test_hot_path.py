@@ -8,11 +8,12 @@ import asyncio
 import base64
 import dataclasses
 import json
-import os
+import secrets
 import types
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 from unittest import mock
 
@@ -85,13 +86,12 @@ def test_new_ids_random_bytes_come_from_batches_and_never_twice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     reads: list[int] = []
-    real = os.urandom
 
-    def urandom(n: int) -> bytes:
+    def token_bytes(n: int) -> bytes:
         reads.append(n)
-        return real(n)
+        return secrets.token_bytes(n)
 
-    monkeypatch.setattr(os, "urandom", urandom)
+    monkeypatch.setattr(_ids, "secrets", SimpleNamespace(token_bytes=token_bytes))
     _ids._forget_random()
     per_batch = _ids._RANDOM_BATCH // 11
     drawn = [_ids._random_11() for _ in range(2 * per_batch + 1)]

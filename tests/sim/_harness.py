@@ -513,6 +513,7 @@ def _deterministic(sim_rng: random.Random, sim: Callable[[], _Sim | None]) -> It
 
     _ids.secrets = SimpleNamespace(token_bytes=sim_rng.randbytes)  # type: ignore[assignment]
     _ids.time = SimpleNamespace(time_ns=time_ns)  # type: ignore[assignment]
+    _ids._forget_random()  # no bytes read before from the OS: the seeded source from the start
     crashpoints.ARMED = True
     crashpoints.reach = reach
     logger = logging.getLogger("ritornello")
@@ -523,6 +524,7 @@ def _deterministic(sim_rng: random.Random, sim: Callable[[], _Sim | None]) -> It
         yield
     finally:
         _ids.secrets, _ids.time, crashpoints.ARMED, crashpoints.reach = saved
+        _ids._forget_random()  # nor seeded bytes left for ids made afterwards
         logger.setLevel(level)
         logger.propagate = propagate
 

@@ -39,14 +39,15 @@ _random_lock = threading.Lock()
 
 
 def _random_11() -> bytes:
-    """11 bytes from the OS's CSPRNG (``os.urandom``, as ``secrets`` reads it), read a batch at
-    a time: one system call per 372 ids instead of one per id. No two calls get the same bytes
-    (the lock; and a forked child throws away what it inherited from its parent)."""
+    """11 bytes from the OS's CSPRNG (``secrets.token_bytes``, which is ``os.urandom``), read a
+    batch at a time: one system call per 372 ids instead of one per id. No two calls get the
+    same bytes (the lock; and a forked child throws away what it inherited from its parent).
+    The simulation replaces ``secrets`` with a seeded source and calls ``_forget_random``."""
     global _random, _random_at
     with _random_lock:
         at = _random_at
         if at + 11 > len(_random):
-            _random, at = os.urandom(_RANDOM_BATCH), 0
+            _random, at = secrets.token_bytes(_RANDOM_BATCH), 0
         _random_at = at + 11
         return _random[at : at + 11]
 
