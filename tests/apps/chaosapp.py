@@ -13,10 +13,10 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from _ledger import append
+
 from ritornello import Context, Endpoint, Service, VirtualObject
 from ritornello.protocol import DiscoveryResponse, HandlerInfo, ServiceInfo
-
-LEDGER = os.environ.get("RITORNELLO_TEST_LEDGER", "/dev/null")
 
 worker = VirtualObject("ChaosWorker")
 adder = Service("ChaosAdder")
@@ -28,11 +28,7 @@ def _effect(invocation_id: str, step: str, pause_s: float = 0.0) -> str:
     if pause_s:
         time.sleep(pause_s)
     token = uuid.uuid4().hex
-    fd = os.open(LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{invocation_id} {step} {token} {time.time_ns()}\n".encode())
-    finally:
-        os.close(fd)
+    append(invocation_id, step, token, time.time_ns())
     return token
 
 

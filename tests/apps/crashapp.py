@@ -9,9 +9,9 @@ import os
 import uuid
 from datetime import timedelta
 
-from ritornello import Context, Endpoint, RetryPolicy, Service, VirtualObject
+from _ledger import LEDGER, append
 
-LEDGER = os.environ.get("RITORNELLO_TEST_LEDGER", "/dev/null")
+from ritornello import Context, Endpoint, RetryPolicy, Service, VirtualObject
 
 worker = VirtualObject("Worker")
 adder = Service("Adder")
@@ -19,11 +19,7 @@ adder = Service("Adder")
 
 def _effect(invocation_id: str, step: str) -> str:
     token = uuid.uuid4().hex
-    fd = os.open(LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{invocation_id} {step} {token}\n".encode())
-    finally:
-        os.close(fd)
+    append(invocation_id, step, token)
     return token
 
 

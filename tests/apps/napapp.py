@@ -12,9 +12,10 @@ import time
 import uuid
 from datetime import timedelta
 
+from _ledger import append
+
 from ritornello import Context, Endpoint, Service
 
-LEDGER = os.environ.get("RITORNELLO_TEST_LEDGER", "/dev/null")
 KILL = os.environ.get("RITORNELLO_TEST_KILL", "")
 
 nap = Service("Nap")
@@ -27,11 +28,7 @@ def _effect(invocation_id: str, step: str) -> str:
         os.unlink(KILL)
         os.kill(pid, signal.SIGKILL)
     token = f"{uuid.uuid4().hex} {time.time_ns() // 1_000_000}"
-    fd = os.open(LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{invocation_id} {step} {token}\n".encode())
-    finally:
-        os.close(fd)
+    append(invocation_id, step, token)
     return token
 
 
