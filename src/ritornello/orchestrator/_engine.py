@@ -180,6 +180,8 @@ class Engine:
         #: (deployment, service, handler) seen answering ``checkpoint``: invoked streamed
         self._stepwise: dict[tuple[str, str, str], bool] = {}
         self._queues: dict[tuple[str, str], deque[str]] = {}
+        #: per partition not yet recovered here: invocations ``_admit`` queued meanwhile
+        self._early: dict[int, list[InvocationRecord]] = {}
         # Pending invocations created here by ``submit`` while this process alone uses the
         # store: what their driver would load (record, input entry), handed to it when they
         # reach the head of their key's queue (``_unqueue``). Dropped when they leave the
@@ -350,8 +352,15 @@ class Engine:
         # it, possibly behind a holder that arrived later (found by the simulation, seed 110).
         holders = [r for r in records if r.status not in ("pending", "scheduled")]
         waiting = [r for r in records if r.status == "pending"]
+        # Admitted while the reads ran (``_admit``): they go behind everything read, which is
+        # older; one whose creation failed meanwhile has left its queue and stays out.
+        read = {r.id for r in records}
+        early = [r for r in self._early.pop(partition, []) if self._leave_queue(r)]
         for rec in holders + waiting:  # each list ordered by seq
             if self._exclusive_key(rec) is not None and rec.id not in self._queue_for(rec):
+                self._queue_for(rec).append(rec.id)
+        for rec in early:
+            if rec.id not in read:
                 self._queue_for(rec).append(rec.id)
         suspended = []
         for rec in records:
@@ -360,6 +369,9 @@ class Engine:
                 suspended.append(rec.id)
             elif rec.status in ("running", "pending") and self._may_run(rec):
                 self._spawn(rec.id, _run_from_journal(rec, *journals[rec.id]))
+        for rec in early:  # created by now (else ``_after_commit`` starts it once it is)
+            if rec.id not in read and self._may_run(rec):
+                self._spawn(rec.id)
         for timer in timers:
             self._timers.add(timer)
         # A completion committed just before a crash may not have woken its invocation.
@@ -410,6 +422,7 @@ class Engine:
         for k in list(self._queues):
             if self._partition(k[0], k[1], "") == partition:
                 del self._queues[k]
+        self._early.pop(partition, None)
         for inv_id, queued in list(self._queued.items()):
             if queued.rec.partition == partition:
                 del self._queued[inv_id]
@@ -1128,18 +1141,43 @@ class Engine:
             self._key_states.pop(k, None)  # its holder reads the state (or ``submit`` took it)
         return q
 
+    def _leave_queue(self, rec: InvocationRecord) -> bool:
+        """Take ``rec`` out of its key's queue (a queue left empty goes); whether it was in."""
+        k = self._exclusive_key(rec)
+        q = self._queues.get(k) if k is not None else None
+        if k is None or q is None or rec.id not in q:
+            return False
+        q.remove(rec.id)
+        if not q:
+            del self._queues[k]
+        return True
+
     def _admit(self, rec: InvocationRecord) -> str:
-        """Place a new invocation in its key queue: 'running' if it may start now."""
+        """Place a new invocation in its key queue: 'running' if it may start now.
+
+        Not before its partition is recovered here (a callee created there by an invocation of
+        a partition recovered sooner): the key may have a holder the recovery has yet to read,
+        so the newcomer is 'pending', and the recovery puts it behind what it reads and starts
+        it if it comes first (``_recover``; found by the simulation, seed 8444)."""
         if self._exclusive_key(rec) is None:
             return "running"
+        if rec.partition not in self._ready:
+            if self.leadership.holds(rec.partition):  # led here, its recovery still to come
+                self._queue_for(rec).append(rec.id)
+                self._early.setdefault(rec.partition, []).append(rec)
+            return "pending"  # led elsewhere: its leader admits it (the unit notifies it)
         q = self._queue_for(rec)
         q.append(rec.id)
         return "running" if q[0] == rec.id else "pending"
 
     def _may_run(self, rec: InvocationRecord) -> bool:
+        """Whether ``rec`` may start: it holds its key (or has none), and the key's queue is
+        complete (its partition recovered here)."""
         k = self._exclusive_key(rec)
         if k is None:
             return True
+        if rec.partition not in self._ready:
+            return False
         q = self._queues.get(k)
         return q is not None and len(q) > 0 and q[0] == rec.id
 

@@ -1,0 +1,96 @@
+"""An object key's queue across a partition's recovery (found by the simulation, seed 8444).
+
+A callee created in a partition whose recovery has not built its key queues yet (its caller's
+partition recovered sooner) must not take a key the recovery has yet to read a holder of: it is
+created 'pending', goes behind that holder, and runs after it, so neither add is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from ritornello import Context, Endpoint, VirtualObject
+from ritornello.orchestrator import Engine
+from ritornello.orchestrator._apply import new_invocation
+from ritornello.protocol import new_id
+from ritornello.store import CommitUnit, InvocationWrite, with_changes
+from ritornello.store.sqlite import SqliteStore
+
+acc = VirtualObject("Acc")
+
+
+@acc.handler()
+async def add(ctx: Context, delta: int) -> int:
+    value = (await ctx.get("count") or 0) + delta
+    await ctx.sleep(timedelta(milliseconds=300))  # holds the key, its read journaled
+    ctx.set("count", value)
+    return value
+
+
+def test_a_callee_admitted_before_its_partitions_recovery_waits_for_the_holder_it_reads(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        store = SqliteStore(tmp_path / "r.db")
+        await store.open()
+        engine = Engine(store, inprocess={"app": Endpoint([acc]).inprocess()})
+        await engine.start()
+        try:
+            await engine.register_deployment("inproc://app")
+            target = engine.registry.resolve("Acc", "add")
+            assert target is not None
+            holder, _ = await engine.submit(target, "k", "1")
+
+            async def asleep() -> bool:
+                rec = await store.get_invocation(holder.id)
+                return rec is not None and rec.status == "suspended"
+
+            for _ in range(200):
+                if await asleep():
+                    break
+                await asyncio.sleep(0.01)
+            assert await asleep()  # it read count 0 and sleeps, holding the key
+            partition = holder.partition
+            engine._lost(partition)  # its partition is claimed again and not yet recovered
+            assert engine.leadership.holds(partition)
+
+            # what a caller's answer does for a callee of Acc/add on "k" (``_apply._call``)
+            inv_id = new_id()
+            callee = new_invocation(
+                id=inv_id,
+                partition=engine._partition("Acc", "k", inv_id),
+                service="Acc",
+                handler="add",
+                key="k",
+                handler_kind=target.handler.kind,
+                deployment_id=target.deployment_id,
+                seq=engine.next_seq(),
+                now_ms=engine.clock.now_ms(),
+                status="running",
+            )
+            assert callee.partition == partition
+            status = engine._admit(callee)
+            callee = with_changes(callee, status=status)
+            await store.commit(
+                CommitUnit(
+                    invocations=[InvocationWrite(callee)],
+                    entries=[(callee.id, 0, '{"kind":"input","value":10}')],
+                )
+            )
+            if status == "running" or engine._may_run(callee):  # as ``_after_commit`` does
+                engine._spawn(callee.id)
+            await asyncio.sleep(0.05)
+            await engine._recover(partition)
+            first = json.loads(await asyncio.wait_for(engine.wait_result(holder.id), 10))
+            second = json.loads(await asyncio.wait_for(engine.wait_result(callee.id), 10))
+            assert await store.get_state("Acc", "k") == {"count": "11"}  # no add lost
+            assert (first["value"], second["value"]) == (1, 11)  # the holder first
+            assert status == "pending"  # created waiting: the recovery had not read the holder
+        finally:
+            await engine.stop()
+            await store.close()
+
+    asyncio.run(main())
