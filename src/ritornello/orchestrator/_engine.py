@@ -180,8 +180,6 @@ class Engine:
         #: (deployment, service, handler) seen answering ``checkpoint``: invoked streamed
         self._stepwise: dict[tuple[str, str, str], bool] = {}
         self._queues: dict[tuple[str, str], deque[str]] = {}
-        #: per partition not yet recovered here: invocations ``_admit`` queued meanwhile
-        self._early: dict[int, list[InvocationRecord]] = {}
         # Pending invocations created here by ``submit`` while this process alone uses the
         # store: what their driver would load (record, input entry), handed to it when they
         # reach the head of their key's queue (``_unqueue``). Dropped when they leave the
@@ -352,16 +350,19 @@ class Engine:
         # it, possibly behind a holder that arrived later (found by the simulation, seed 110).
         holders = [r for r in records if r.status not in ("pending", "scheduled")]
         waiting = [r for r in records if r.status == "pending"]
-        # Admitted while the reads ran (``_admit``): they go behind everything read, which is
-        # older; one whose creation failed meanwhile has left its queue and stays out.
+        # A queue of this partition that exists already holds what ``_admit`` queued while
+        # the reads ran (``_lost`` left none): newer than everything read, so behind it; one
+        # whose creation failed meanwhile has left its queue and stays out.
         read = {r.id for r in records}
-        early = [r for r in self._early.pop(partition, []) if self._leave_queue(r)]
+        early = {
+            k: [inv_id for inv_id in self._queues.pop(k) if inv_id not in read]
+            for k in [k for k in self._queues if self._partition(k[0], k[1], "") == partition]
+        }
         for rec in holders + waiting:  # each list ordered by seq
             if self._exclusive_key(rec) is not None and rec.id not in self._queue_for(rec):
                 self._queue_for(rec).append(rec.id)
-        for rec in early:
-            if rec.id not in read:
-                self._queue_for(rec).append(rec.id)
+        for k, ids in early.items():
+            self._queues.setdefault(k, deque()).extend(ids)
         suspended = []
         for rec in records:
             if rec.status == "suspended" and rec.id not in self._drivers:
@@ -369,9 +370,9 @@ class Engine:
                 suspended.append(rec.id)
             elif rec.status in ("running", "pending") and self._may_run(rec):
                 self._spawn(rec.id, _run_from_journal(rec, *journals[rec.id]))
-        for rec in early:  # created by now (else ``_after_commit`` starts it once it is)
-            if rec.id not in read and self._may_run(rec):
-                self._spawn(rec.id)
+        for k, ids in early.items():  # first in its queue: started once it is created
+            if ids and self._queues[k][0] == ids[0]:  # (``_spawn`` waits for ``submit``'s
+                self._spawn(ids[0])  # commit, ``_after_commit`` for a caller's)
         for timer in timers:
             self._timers.add(timer)
         # A completion committed just before a crash may not have woken its invocation.
@@ -422,7 +423,6 @@ class Engine:
         for k in list(self._queues):
             if self._partition(k[0], k[1], "") == partition:
                 del self._queues[k]
-        self._early.pop(partition, None)
         for inv_id, queued in list(self._queued.items()):
             if queued.rec.partition == partition:
                 del self._queued[inv_id]
@@ -1141,17 +1141,6 @@ class Engine:
             self._key_states.pop(k, None)  # its holder reads the state (or ``submit`` took it)
         return q
 
-    def _leave_queue(self, rec: InvocationRecord) -> bool:
-        """Take ``rec`` out of its key's queue (a queue left empty goes); whether it was in."""
-        k = self._exclusive_key(rec)
-        q = self._queues.get(k) if k is not None else None
-        if k is None or q is None or rec.id not in q:
-            return False
-        q.remove(rec.id)
-        if not q:
-            del self._queues[k]
-        return True
-
     def _admit(self, rec: InvocationRecord) -> str:
         """Place a new invocation in its key queue: 'running' if it may start now.
 
@@ -1164,7 +1153,6 @@ class Engine:
         if rec.partition not in self._ready:
             if self.leadership.holds(rec.partition):  # led here, its recovery still to come
                 self._queue_for(rec).append(rec.id)
-                self._early.setdefault(rec.partition, []).append(rec)
             return "pending"  # led elsewhere: its leader admits it (the unit notifies it)
         q = self._queue_for(rec)
         q.append(rec.id)
