@@ -105,6 +105,13 @@ async def _sleep_completions(store: RecordingStore, inv_id: str) -> list[dict[st
     return [c for c in map(json.loads, completions) if c["index"] == 1]
 
 
+async def _woke_once(engine: Engine, store: RecordingStore, rec: InvocationRecord) -> None:
+    """``rec`` finished after its sleep, which was completed once, its timer gone."""
+    assert json.loads(await asyncio.wait_for(engine.wait_result(rec.id), 10)) == {"value": "after"}
+    assert len(await _sleep_completions(store, rec.id)) == 1
+    assert await store.list_timers() == []
+
+
 async def _settle(engine: Engine) -> None:
     for _ in range(50):
         await asyncio.sleep(0.002)
@@ -125,9 +132,7 @@ def test_the_completion_is_committed_with_the_answer_never_alone_and_never_early
             assert await _sleep_completions(store, rec.id) == []
             clock.advance(1)
             engine._timers.poke()
-            assert json.loads(await asyncio.wait_for(engine.wait_result(rec.id), 10)) == {
-                "value": "after"
-            }
+            await _woke_once(engine, store, rec)
             carrying = [u for u in store.units if any(i == 1 for _, i, _ in u.completions)]
             assert len(carrying) == 1  # the sleep's completion was committed once ...
             unit = carrying[0]
@@ -136,8 +141,6 @@ def test_the_completion_is_committed_with_the_answer_never_alone_and_never_early
             assert [(t.invocation_id, t.kind, t.index) for t in unit.timers_remove] == [
                 (rec.id, "sleep", 1)
             ]
-            assert len(await _sleep_completions(store, rec.id)) == 1
-            assert await store.list_timers() == []
         finally:
             await engine.stop()
 
@@ -169,11 +172,7 @@ def test_a_timer_fired_twice_completes_its_sleep_once() -> None:
 
             await _until(committed)
             gate["release"].set()
-            assert json.loads(await asyncio.wait_for(engine.wait_result(rec.id), 10)) == {
-                "value": "after"
-            }
-            assert len(await _sleep_completions(store, rec.id)) == 1
-            assert await store.list_timers() == []
+            await _woke_once(engine, store, rec)
             final = await store.get_invocation(rec.id)
             assert final is not None and final.status == "completed"
         finally:
@@ -197,12 +196,8 @@ def test_a_driver_that_fails_before_its_commit_leaves_the_timer_armed() -> None:
             store.fail_next = 1
             clock.advance(SLEEP_MS)
             engine._timers.poke()
-            assert json.loads(await asyncio.wait_for(engine.wait_result(rec.id), 10)) == {
-                "value": "after"
-            }
+            await _woke_once(engine, store, rec)
             assert store.fail_next == 0  # the failure did happen
-            assert len(await _sleep_completions(store, rec.id)) == 1
-            assert await store.list_timers() == []
         finally:
             await engine.stop()
 
