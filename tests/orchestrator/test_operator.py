@@ -14,9 +14,9 @@ import pytest
 from ritornello import Context, Endpoint, Service, TerminalError, VirtualObject, Workflow
 from ritornello.orchestrator import Engine, EngineError, ManualClock
 from ritornello.protocol import DiscoveryResponse, RetryPolicy
-from ritornello.store import InvocationRecord
 from ritornello.store.memory import MemoryStore
 from ritornello.store.sqlite import SqliteStore
+from tests.orchestrator._wait import until_status
 
 FAST = RetryPolicy(initial_interval_ms=2, factor=1.0, max_interval_ms=2)
 broken = {"on": True}
@@ -71,16 +71,6 @@ async def _submit(engine: Engine, target: str, value: Any, key: str | None = Non
     return rec.id
 
 
-async def _until(store: MemoryStore, inv_id: str, status: str) -> InvocationRecord:
-    for _ in range(500):
-        rec = await store.get_invocation(inv_id)
-        assert rec is not None
-        if rec.status == status:
-            return rec
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"{inv_id} never became {status}: {rec}")
-
-
 def test_discovery_carries_the_retry_policy() -> None:
     info = DiscoveryResponse.decode(Endpoint([ops]).discovery().encode())
     (svc,) = info.services
@@ -105,7 +95,7 @@ def test_spent_budget_pauses_and_resume_finishes() -> None:
         engine, store = await _engine()
         try:
             inv = await _submit(engine, "Ops/fragile", "x")
-            rec = await _until(store, inv, "paused")
+            rec = await until_status(store, inv, "paused")
             assert rec.attempt == 3 and "still broken for x" in (rec.last_error or "")
             assert await store.list_timers() == []
             await asyncio.sleep(0.05)  # nothing retries a paused invocation
@@ -152,7 +142,7 @@ def test_kill_a_suspended_invocation_frees_its_key_and_timers() -> None:
         try:
             sleeper = await _submit(engine, "Box/nap", 3600, key="k")
             queued = await _submit(engine, "Box/nap", 0, key="k")
-            await _until(store, sleeper, "suspended")
+            await until_status(store, sleeper, "suspended")
             assert len(await store.list_timers()) == 1
             waiter = asyncio.ensure_future(engine.wait_result(sleeper))
             killed = await engine.kill(sleeper)
@@ -182,7 +172,7 @@ def test_pause_holds_a_sleeper_past_its_timer_until_resumed() -> None:
         engine, store = await _engine()
         try:
             inv = await _submit(engine, "Box/nap", 0.05, key="p")
-            await _until(store, inv, "suspended")
+            await until_status(store, inv, "suspended")
             paused = await engine.pause(inv)
             assert paused.status == "paused"
             await asyncio.sleep(0.2)  # the timer fires; the invocation must not move
@@ -206,12 +196,12 @@ def test_resume_of_a_paused_sleeper_is_running_again_then_waits_again() -> None:
         engine, store = await _engine()
         try:
             inv = await _submit(engine, "Box/nap", 30, key="r")
-            suspended = await _until(store, inv, "suspended")
+            suspended = await until_status(store, inv, "suspended")
             assert suspended.waiting == (1,)
             await engine.pause(inv)
             resumed = await engine.resume(inv)
             assert (resumed.status, resumed.waiting, resumed.attempt) == ("running", (), 1)
-            again = await _until(store, inv, "suspended")
+            again = await until_status(store, inv, "suspended")
             assert again.waiting == (1,) and again.version > resumed.version
         finally:
             await engine.stop()
@@ -283,7 +273,7 @@ def test_attempt_timeouts_count_against_the_budget() -> None:
         try:
             await engine.register_deployment("inproc://h")
             inv = await _submit(engine, "Ops/fragile", "slow")  # max_attempts=3, then pause
-            rec = await _until(store, inv, "paused")
+            rec = await until_status(store, inv, "paused")
             assert rec.attempt == 3 and "timed out" in (rec.last_error or "")
             assert _Hangs.calls == 3
         finally:

@@ -18,6 +18,7 @@ from ritornello.orchestrator._apply import new_invocation
 from ritornello.protocol import new_id
 from ritornello.store import CommitUnit, InvocationWrite, with_changes
 from ritornello.store.sqlite import SqliteStore
+from tests.orchestrator._wait import until_status
 
 acc = VirtualObject("Acc")
 
@@ -44,15 +45,8 @@ def test_a_callee_admitted_before_its_partitions_recovery_waits_for_the_holder_i
             assert target is not None
             holder, _ = await engine.submit(target, "k", "1")
 
-            async def asleep() -> bool:
-                rec = await store.get_invocation(holder.id)
-                return rec is not None and rec.status == "suspended"
-
-            for _ in range(200):
-                if await asleep():
-                    break
-                await asyncio.sleep(0.01)
-            assert await asleep()  # it read count 0 and sleeps, holding the key
+            # it read count 0 and sleeps, holding the key
+            await until_status(store, holder.id, "suspended")
             partition = holder.partition
             engine._lost(partition)  # its partition is claimed again and not yet recovered
             assert engine.leadership.holds(partition)
