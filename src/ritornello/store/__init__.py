@@ -78,16 +78,23 @@ def open_store(url: str) -> Store:
         synchronous = options.pop("synchronous", "FULL").upper()
         readonly = options.pop("readonly", "0").lower() in ("1", "true", "yes")
         partitions = _partitions(url, options.pop("partitions", "1"))
-        if options or synchronous not in ("FULL", "NORMAL") or not path:
+        writer = options.pop("writer", "thread").lower()
+        if (
+            options
+            or synchronous not in ("FULL", "NORMAL")
+            or writer not in ("thread", "process")
+            or not path
+        ):
             raise ValueError(
-                f"bad store URL {url!r} "
-                "(options: synchronous=FULL|NORMAL, readonly=0|1, partitions=N)"
+                f"bad store URL {url!r} (options: synchronous=FULL|NORMAL, readonly=0|1, "
+                "partitions=N, writer=thread|process)"
             )
         return SqliteStore(
             path,
             synchronous="NORMAL" if synchronous == "NORMAL" else "FULL",
             readonly=readonly,
             partitions=partitions,
+            writer="process" if writer == "process" else "thread",
         )
     if url.startswith("dynamodb://"):
         from ritornello.store.dynamodb import DynamoStore

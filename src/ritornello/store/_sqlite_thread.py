@@ -43,13 +43,15 @@ import asyncio
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ritornello.store import crashpoints
 from ritornello.store.errors import ConflictError, StoreError
 
 JobFn = Callable[[sqlite3.Cursor, Any], Any]
+# (succeeded, result or exception) of one job
+Outcome = tuple[bool, Any]
 # (fn, arg, future); fn None is the stop request (its future settles once the thread is done)
 Job = tuple[JobFn | None, Any, "asyncio.Future[Any]"]
 # (future, succeeded, result or exception)
@@ -97,47 +99,88 @@ def _post(results: list[_Result]) -> None:
             pass
 
 
-def _run_jobs(cur: sqlite3.Cursor, batch: list[Job]) -> list[_Result] | None:
-    """Run every job of ``batch`` in the open transaction, without savepoints; None as soon as
+def _run_jobs(cur: sqlite3.Cursor, jobs: Sequence[tuple[JobFn, Any]]) -> list[Outcome] | None:
+    """Run every job of ``jobs`` in the open transaction, without savepoints; None as soon as
     one fails its own condition (its writes and the others' are then in the transaction, to
     be rolled back). Any other error propagates: the whole batch fails."""
-    results: list[_Result] = []
-    for fn, arg, future in batch:
-        assert fn is not None
+    results: list[Outcome] = []
+    for fn, arg in jobs:
         try:
             value = fn(cur, arg)
         except (ConflictError, *_JOB_ERRORS):
             return None
-        results.append((future, True, value))
+        results.append((True, value))
         if crashpoints.ARMED and len(results) == 2:
             crashpoints.reach("mid-batch")  # two units written, none committed
     return results
 
 
-def _run_jobs_isolated(cur: sqlite3.Cursor, batch: list[Job]) -> list[_Result]:
-    """Run every job of ``batch`` in its own savepoint: a job that fails its condition leaves
+def _run_jobs_isolated(cur: sqlite3.Cursor, jobs: Sequence[tuple[JobFn, Any]]) -> list[Outcome]:
+    """Run every job of ``jobs`` in its own savepoint: a job that fails its condition leaves
     no trace and fails alone."""
-    results: list[_Result] = []
-    for fn, arg, future in batch:
-        assert fn is not None
+    results: list[Outcome] = []
+    for fn, arg in jobs:
         cur.execute("SAVEPOINT unit")
         try:
             value = fn(cur, arg)
         except ConflictError as e:
             cur.execute("ROLLBACK TO unit")
             cur.execute("RELEASE unit")
-            results.append((future, False, e))
+            results.append((False, e))
         except _JOB_ERRORS as e:
             cur.execute("ROLLBACK TO unit")
             cur.execute("RELEASE unit")
             error = StoreError(f"cannot store this unit: {e}")
             error.__cause__ = e
-            results.append((future, False, error))
+            results.append((False, error))
         else:
             cur.execute("RELEASE unit")
-            results.append((future, True, value))
+            results.append((True, value))
         if crashpoints.ARMED and len(results) == 2:
             crashpoints.reach("mid-batch")  # two units written, none committed
+    return results
+
+
+def run_transaction(
+    conn: sqlite3.Connection, cur: sqlite3.Cursor, jobs: Sequence[tuple[JobFn, Any]]
+) -> tuple[bool, list[Outcome]]:
+    """Run ``jobs`` as one transaction (optimistically, then with savepoints if one fails its
+    condition: the module docstring). Returns (committed, one outcome per job); not committed
+    means every job failed with ``StoreError`` and nothing of the batch was written."""
+    try:
+        cur.execute("BEGIN IMMEDIATE")
+        results = _run_jobs(cur, jobs)
+        if results is None:  # a job failed its condition: again, each job in a savepoint
+            cur.execute("ROLLBACK")
+            cur.execute("BEGIN IMMEDIATE")
+            results = _run_jobs_isolated(cur, jobs)
+        cur.execute("COMMIT")
+    except Exception as e:
+        if conn.in_transaction:
+            try:
+                conn.rollback()
+            except sqlite3.Error:
+                pass
+        return False, [(False, _store_error(e)) for _ in jobs]
+    return True, results
+
+
+def run_reads(
+    conn: sqlite3.Connection, cur: sqlite3.Cursor, jobs: Sequence[tuple[JobFn, Any]]
+) -> list[Outcome]:
+    """Run read jobs one by one; a SQLite error fails its job as ``StoreError``."""
+    results: list[Outcome] = []
+    for fn, arg in jobs:
+        try:
+            results.append((True, fn(cur, arg)))
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.rollback()
+            error = StoreError(f"store read failed: {e}")
+            error.__cause__ = e
+            results.append((False, error))
+        except Exception as e:
+            results.append((False, e))
     return results
 
 
@@ -229,51 +272,20 @@ class ConnectionThread:
                         del batch[i:]  # nothing is queued after a stop request
                         break
                 if batch:
-                    if self._transactional:
-                        _post(self._run_transaction(conn, cursor, batch))
-                    else:
-                        _post(self._run_reads(conn, cursor, batch))
+                    _post(self._run_batch(conn, cursor, batch))
         finally:
             conn.close()
             if stop is not None:
                 _post([(stop, True, None)])
 
-    def _run_transaction(
+    def _run_batch(
         self, conn: sqlite3.Connection, cur: sqlite3.Cursor, batch: list[Job]
     ) -> list[_Result]:
-        try:
-            cur.execute("BEGIN IMMEDIATE")
-            results = _run_jobs(cur, batch)
-            if results is None:  # a job failed its condition: again, each job in a savepoint
-                cur.execute("ROLLBACK")
-                cur.execute("BEGIN IMMEDIATE")
-                results = _run_jobs_isolated(cur, batch)
-            cur.execute("COMMIT")
-        except Exception as e:
-            if conn.in_transaction:
-                try:
-                    conn.rollback()
-                except sqlite3.Error:
-                    pass
-            return [(job[2], False, _store_error(e)) for job in batch]
-        self.batches += 1
-        return results
-
-    def _run_reads(
-        self, conn: sqlite3.Connection, cur: sqlite3.Cursor, batch: list[Job]
-    ) -> list[_Result]:
-        results: list[_Result] = []
-        for fn, arg, future in batch:
-            assert fn is not None
-            try:
-                results.append((future, True, fn(cur, arg)))
-            except sqlite3.Error as e:
-                if conn.in_transaction:
-                    conn.rollback()
-                error = StoreError(f"store read failed: {e}")
-                error.__cause__ = e
-                results.append((future, False, error))
-            except Exception as e:
-                results.append((future, False, e))
-        self.batches += 1
-        return results
+        jobs = [(fn, arg) for fn, arg, _ in batch if fn is not None]
+        if self._transactional:
+            committed, outcomes = run_transaction(conn, cur, jobs)
+        else:
+            committed, outcomes = True, run_reads(conn, cur, jobs)
+        if committed:
+            self.batches += 1
+        return [(job[2], ok, value) for job, (ok, value) in zip(batch, outcomes, strict=True)]

@@ -25,6 +25,7 @@ writer) is there; the orchestrator imports it too.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 SITES = frozenset(
@@ -54,6 +55,9 @@ def _parse(spec: str) -> dict[str, int]:
 
 
 _PLAN = _parse(os.environ.get("RITORNELLO_CRASH_AT", ""))
+#: A process to SIGKILL with this one: the SQLite writer process names the orchestrator, so a
+#: crash point reached in the writer ends both, as one kill -9 of a one-process orchestrator.
+KILL_ALSO: int | None = None
 _SEEN: dict[str, int] = {}
 
 #: True only when some crash point is set: the one check a site costs otherwise.
@@ -69,4 +73,6 @@ def reach(site: str) -> None:
     if seen == target:
         sys.stderr.write(f"ritornello: crash point {site}:{target} reached, exiting\n")
         sys.stderr.flush()
+        if KILL_ALSO is not None:
+            os.kill(KILL_ALSO, signal.SIGKILL)
         os._exit(137)

@@ -12,6 +12,8 @@
 Every backend raises exactly these, so the orchestrator handles them once.
 """
 
+from __future__ import annotations
+
 
 class StoreError(Exception):
     """Base class of store failures."""
@@ -28,6 +30,9 @@ class FencedError(ConflictError):
     def __init__(self, message: str, partition: int | None = None) -> None:
         super().__init__(message)
         self.partition = partition
+
+    def __reduce__(self) -> tuple[type[FencedError], tuple[str, int | None]]:
+        return (type(self), (str(self), self.partition))  # crosses the writer process's pipe
 
 
 class UnavailableError(StoreError):

@@ -51,12 +51,16 @@ from ritornello.store._records import (
     ScheduleRecord,
     TimerRecord,
 )
+from ritornello.store._sqlite_process import WriterProcess
 from ritornello.store._sqlite_thread import ConnectionThread, JobFn
 from ritornello.store.errors import ConflictError, StoreClosedError, StoreError
 
 _T = TypeVar("_T")
 
 Synchronous = Literal["FULL", "NORMAL"]
+#: Where the writer connection runs: a thread of this process, or a child process
+#: (``_sqlite_process.py``: no GIL shared with the event loop; what `ritornello serve` uses).
+Writer = Literal["thread", "process"]
 
 WAL_AUTOCHECKPOINT_PAGES = 4000
 
@@ -80,9 +84,13 @@ class SqliteStore(Store):
         busy_timeout_ms: int = 5000,
         batch_limit: int = 512,
         partitions: int = 1,
+        writer: Writer = "thread",
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
+        if writer not in ("thread", "process"):
+            raise ValueError(f"writer must be 'thread' or 'process', not {writer!r}")
+        self.writer = writer
         self.partitions = check_partitions(partitions)
         self.exclusive = not readonly  # the writer holds the process lock while open
         self.path = os.fspath(path)
@@ -90,7 +98,7 @@ class SqliteStore(Store):
         self.readonly = readonly
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._batch_limit = batch_limit
-        self._writer: ConnectionThread | None = None
+        self._writer: ConnectionThread | WriterProcess | None = None
         self._reader: ConnectionThread | None = None
         self._lock_fd: int | None = None
         self._opened = False
@@ -112,12 +120,21 @@ class SqliteStore(Store):
             if not self.readonly:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 self._lock_fd = _lock(self.path)
-                self._writer = ConnectionThread(
-                    "ritornello-sqlite-writer",
-                    self._connect_writer,
-                    transactional=True,
-                    batch_limit=self._batch_limit,
-                )
+                if self.writer == "process":
+                    self._writer = WriterProcess(
+                        "ritornello-sqlite-writer",
+                        connect_writer,
+                        (self.path, self.synchronous, self._busy_timeout_ms, self.partitions),
+                        unit_fn=_apply_unit,
+                        batch_limit=self._batch_limit,
+                    )
+                else:
+                    self._writer = ConnectionThread(
+                        "ritornello-sqlite-writer",
+                        self._connect_writer,
+                        transactional=True,
+                        batch_limit=self._batch_limit,
+                    )
                 await self._writer.start()
             self._reader = ConnectionThread(
                 "ritornello-sqlite-reader",
@@ -147,34 +164,12 @@ class SqliteStore(Store):
             self._lock_fd = None
 
     def _connect(self, uri: str | None) -> sqlite3.Connection:
-        if uri is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, cached_statements=256)
-        else:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, cached_statements=256)
-        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-        return conn
+        return connect(
+            self.path if uri is None else uri, self._busy_timeout_ms, uri=uri is not None
+        )
 
     def _connect_writer(self) -> sqlite3.Connection:
-        conn = self._connect(None)
-        try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal":
-                raise StoreError(f"{self.path}: cannot use WAL mode (got {mode!r})")
-            synchronous = str(self.synchronous).upper()  # settable until open()
-            if synchronous not in ("FULL", "NORMAL"):
-                raise StoreError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
-            conn.execute(f"PRAGMA synchronous = {synchronous}")
-            # Checkpoint every ~16 MB of WAL rather than SQLite's 4 MB: with random invocation
-            # ids a batch dirties pages all over the B-trees, and checkpointing them 4x less
-            # often cut the commit cost by a fifth to a third (docs/store.md). The file is cut
-            # back to 64 MB after a checkpoint that a long read held up.
-            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
-            conn.execute(f"PRAGMA journal_size_limit = {64 << 20}")
-            sql.create_or_check(conn, self.path, self.partitions)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return connect_writer(self.path, self.synchronous, self._busy_timeout_ms, self.partitions)
 
     def _connect_reader(self) -> sqlite3.Connection:
         if self.readonly:
@@ -195,7 +190,7 @@ class SqliteStore(Store):
 
     # --- plumbing -----------------------------------------------------------------------
 
-    def _thread(self, writing: bool) -> ConnectionThread:
+    def _thread(self, writing: bool) -> ConnectionThread | WriterProcess:
         if self._closed:
             raise StoreClosedError(f"{self.path}: the store is closed")
         if not self._opened:
@@ -404,6 +399,40 @@ class SqliteStore(Store):
             False, _read_inbox, (partition, max(limit, 0))
         )
         return result
+
+
+def connect(target: str, busy_timeout_ms: int, *, uri: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) with the busy timeout set."""
+    conn = sqlite3.connect(target, uri=uri, isolation_level=None, cached_statements=256)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    return conn
+
+
+def connect_writer(
+    path: str, synchronous: str, busy_timeout_ms: int, partitions: int
+) -> sqlite3.Connection:
+    """The writer's connection: WAL, ``synchronous``, the schema created or checked. Runs on
+    the writer thread, or in the writer process (``_sqlite_process.py``)."""
+    conn = connect(path, busy_timeout_ms)
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"{path}: cannot use WAL mode (got {mode!r})")
+        synchronous = str(synchronous).upper()  # settable until open()
+        if synchronous not in ("FULL", "NORMAL"):
+            raise StoreError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Checkpoint every ~16 MB of WAL rather than SQLite's 4 MB: with random invocation
+        # ids a batch dirties pages all over the B-trees, and checkpointing them 4x less
+        # often cut the commit cost by a fifth to a third (docs/store.md). The file is cut
+        # back to 64 MB after a checkpoint that a long read held up.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit = {64 << 20}")
+        sql.create_or_check(conn, path, partitions)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _lock(path: str) -> int:

@@ -1,0 +1,420 @@
+"""The SQLite writer in a child process: group commit without sharing the event loop's GIL.
+
+Why: with the writer on a thread, every ``execute`` gives the GIL up around SQLite's own work
+and must win it back from the event loop, which holds it while it runs a burst of callbacks.
+Under load a batch spent about three quarters of its wall time waiting for the GIL
+(docs/performance.md, "The writer process"), and every request waits for two batches. In its
+own process the writer runs the same jobs, on its own interpreter and core.
+
+Parent side (``WriterProcess``, on the event loop; no thread)::
+
+    submit(fn, arg, future) -> pending            (a batch is in flight: it waits its turn)
+    nothing in flight -> send pending as one frame: pickle([(fn, arg), ...])
+    the reply frame  -> settle the batch's futures in order, send what is pending now
+
+Child side (``python -m ritornello.store._sqlite_process FD``)::
+
+    config frame -> connect (open, WAL, schema) -> "ready" or the error
+    loop: batch frame -> ``run_transaction`` (the thread writer's, unchanged) -> reply frame
+
+Invariants:
+
+- One batch in flight at a time, so batches commit in submission order and a job sees every
+  job submitted before it (a lease claim before a fenced unit), as on the thread.
+- A future settles only from the child's reply, which the child sends after COMMIT returned:
+  a ``commit()`` that returned is durable. Without a reply (the child died) the batch's
+  outcome is unknown: its futures fail with ``UnavailableError`` ("may or may not have
+  landed") and the writer is failed for good: every later job fails with ``StoreError``.
+- A job that cannot be pickled fails alone with ``StoreError``; the rest of its batch is sent.
+- The child dies with its parent (``PR_SET_PDEATHSIG``, and it stops on EOF): a kill -9 of
+  the orchestrator leaves no writer behind to commit later. SQLite rolls back the
+  transaction it was in. It ignores SIGINT and SIGTERM: the parent stops it (``stop``) after
+  the jobs already submitted.
+- Frames are a 4-byte big-endian length and a pickle. Only the parent and its child hold the
+  socket pair, so unpickling the peer's frames is unpickling our own data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import marshal
+import os
+import pickle
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ritornello.store._records import CommitUnit, unit_from_tuple, unit_to_tuple
+from ritornello.store.errors import StoreError, UnavailableError
+
+_LENGTH = struct.Struct(">I")
+_STOP = "stop"
+_M = ord("M")
+_UNIT, _PICKLED = 0, 1  # how a job is sent: a commit unit as tuples, or (fn, arg) pickled
+
+JobFn = Callable[..., Any]
+Job = tuple[JobFn, Any, "asyncio.Future[Any]"]
+
+
+def _frame(message: object, *, plain: bool = False) -> bytes:
+    """A frame: length, then ``M`` and ``marshal`` (``plain``: str, int, None, bytes, lists
+    and tuples only, and several times faster) or ``P`` and ``pickle``."""
+    if plain:
+        payload = b"M" + marshal.dumps(message)
+    else:
+        payload = b"P" + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(payload)) + payload
+
+
+def _split(buffer: bytearray) -> list[Any]:
+    """Remove the complete frames at the front of ``buffer``; return their messages."""
+    messages: list[Any] = []
+    start, end = 0, len(buffer)
+    while end - start >= 4:
+        (size,) = _LENGTH.unpack_from(buffer, start)
+        if end - start - 4 < size:
+            break
+        body = buffer[start + 5 : start + 4 + size]
+        messages.append(marshal.loads(body) if buffer[start + 4] == _M else pickle.loads(body))
+        start += 4 + size
+    del buffer[:start]
+    return messages
+
+
+class _Reader(asyncio.Protocol):
+    """Splits the child's byte stream into frames for ``WriterProcess``."""
+
+    def __init__(self, owner: WriterProcess) -> None:
+        self._owner = owner
+        self._buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        for message in _split(self._buffer):
+            self._owner._received(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner._lost()
+
+
+class WriterProcess:
+    """A child process that owns the writer connection; same interface as the writer
+    ``ConnectionThread`` (``start``, ``submit``, ``stop``, ``join``, ``batches``).
+
+    ``connect`` and its ``args`` are sent to the child by reference (a module-level function
+    and picklable arguments), as are the job functions."""
+
+    def __init__(
+        self,
+        name: str,
+        connect: JobFn,
+        args: tuple[Any, ...],
+        *,
+        unit_fn: JobFn,
+        batch_limit: int,
+    ) -> None:
+        self.name = name
+        self._unit_fn = unit_fn
+        self._connect = connect
+        self._args = args
+        self._batch_limit = batch_limit
+        self._pending: list[Job] = []
+        self._flush_soon = False
+        #: futures of the jobs sent and not answered yet, oldest first
+        self._inflight: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._ready: asyncio.Future[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._stopping = False
+        self._failure: StoreError | None = None
+        self._transport: asyncio.Transport | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        #: committed transactions
+        self.batches = 0
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Spawn the child and wait until its connection is open (or raise its error)."""
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        try:
+            package = str(Path(__file__).resolve().parents[2])  # the directory of ritornello/
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (package, env.get("PYTHONPATH"))))
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        finally:
+            theirs.close()
+        self._ready = loop.create_future()
+        self._stopped = loop.create_future()
+        self._transport, _ = await loop.create_unix_connection(lambda: _Reader(self), sock=ours)
+        self._transport.write(_frame((self._connect, self._args, self._batch_limit, self._unit_fn)))
+        await self._ready
+
+    def submit(self, fn: JobFn, arg: Any, future: asyncio.Future[Any]) -> None:
+        if self._failure is not None or self._stopping:
+            future.set_exception(self._failure or StoreError(f"{self.name}: stopped"))
+            return
+        self._pending.append((fn, arg, future))
+        if not self._flush_soon:
+            self._flush_soon = True
+            future.get_loop().call_soon(self._flush)
+
+    def stop(self) -> asyncio.Future[None]:
+        """Stop after the jobs already submitted; the future settles once the child exited."""
+        if self._stopped is None:  # never started
+            self._stopped = asyncio.get_running_loop().create_future()
+            self._stopped.set_result(None)
+        if not self._stopping:
+            self._stopping = True
+            self._flush()
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.write(_frame(_STOP))
+        return self._stopped
+
+    def join(self) -> None:
+        """Reap the child (it has exited once ``stop``'s future settled)."""
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Send the jobs submitted since the last flush as one frame (once per loop
+        iteration: the child commits whatever frames have arrived as one transaction)."""
+        self._flush_soon = False
+        batch, self._pending = self._pending, []
+        if not batch or self._transport is None or self._failure is not None:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(self._failure or StoreError(f"{self.name}: not open"))
+            return
+        unit_fn = self._unit_fn
+        try:
+            payload = _frame(
+                [
+                    (_UNIT, unit_to_tuple(arg))
+                    if fn is unit_fn and type(arg) is CommitUnit
+                    else (_PICKLED, pickle.dumps((fn, arg), protocol=pickle.HIGHEST_PROTOCOL))
+                    for fn, arg, _ in batch
+                ],
+                plain=True,
+            )
+        except Exception:  # some job cannot be sent: find it, send the others
+            jobs: list[tuple[int, Any]] = []
+            kept: list[Job] = []
+            for job in batch:
+                try:
+                    jobs.append(self._encode(job[0], job[1]))
+                except Exception as e:
+                    error = StoreError(f"cannot store this unit: {e}")
+                    error.__cause__ = e
+                    if not job[2].done():
+                        job[2].set_exception(error)
+                else:
+                    kept.append(job)
+            if not kept:
+                return
+            batch, payload = kept, _frame(jobs, plain=True)
+        self._inflight.extend(future for _, _, future in batch)
+        self._transport.write(payload)
+
+    def _encode(self, fn: JobFn, arg: Any) -> tuple[int, Any]:
+        """One job's wire form, checked: a unit as tuples if marshal can write them, else
+        pickled (a value of another type, such as a str subclass); raises if neither can."""
+        if fn is self._unit_fn and type(arg) is CommitUnit:
+            try:
+                encoded = (_UNIT, unit_to_tuple(arg))
+                marshal.dumps(encoded)
+                return encoded
+            except ValueError:
+                pass
+        return (_PICKLED, pickle.dumps((fn, arg), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _received(self, message: Any) -> None:
+        kind = message[0]
+        if kind == "done":  # the oldest n jobs in flight succeeded with None (commits)
+            self.batches += message[1]
+            popleft = self._inflight.popleft
+            for _ in range(message[2]):
+                future = popleft()
+                if not future.done():  # else the caller was cancelled; the job ran anyway
+                    future.set_result(None)
+        elif kind == "results":  # the outcomes of the oldest jobs in flight, in order
+            committed, outcomes = message[1], message[2]
+            if committed:
+                self.batches += 1
+            popleft = self._inflight.popleft
+            for ok, value in outcomes:
+                future = popleft()
+                if future.done():  # the caller was cancelled; the job ran anyway
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        elif kind == "ready":
+            assert self._ready is not None
+            self._ready.set_result(None)
+        elif kind == "failed":  # the connection could not be opened
+            assert self._ready is not None
+            self._failure = message[1]
+            self._ready.set_exception(message[1])
+
+    def _lost(self) -> None:
+        """The child closed its end: it stopped as asked, or it died."""
+        code = None if self._process is None else self._process.poll()
+        if not self._stopping or self._inflight or self._pending:
+            pid = self.pid
+            self._failure = StoreError(
+                f"{self.name}: the SQLite writer process (pid {pid}) is gone (exit code {code})"
+            )
+            unknown = UnavailableError(
+                f"{self.name}: the SQLite writer process (pid {pid}) died during this commit; "
+                "it may or may not have been written"
+            )
+            for future in self._inflight:
+                if not future.done():
+                    future.set_exception(unknown)
+            for _, _, future in self._pending:
+                if not future.done():
+                    future.set_exception(self._failure)
+            self._inflight.clear()
+            self._pending = []
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_exception(self._failure)
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+        if self._transport is not None:
+            self._transport.close()
+
+
+# --- the child ------------------------------------------------------------------------------
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux); then check that
+    the parent did not die before we asked."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: EOF on the socket stops us instead
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def _receive(sock: socket.socket, buffer: bytearray) -> tuple[list[Any], bool]:
+    """Wait for at least one complete frame, then take every frame that has arrived without
+    waiting more: (messages, the parent closed its end)."""
+    messages = _split(buffer)
+    while not messages:
+        data = sock.recv(1 << 20)
+        if not data:
+            return [], True
+        buffer += data
+        messages = _split(buffer)
+    while True:
+        try:
+            data = sock.recv(1 << 20, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return messages + _split(buffer), False
+        if not data:
+            return messages + _split(buffer), True
+        buffer += data
+
+
+def _send_outcomes(sock: socket.socket, committed: bool, outcomes: list[tuple[bool, Any]]) -> None:
+    if all(outcome == (True, None) for outcome in outcomes):
+        sock.sendall(_frame(("done", int(committed), len(outcomes)), plain=True))
+        return
+    try:
+        sock.sendall(_frame(("results", committed, outcomes)))
+    except (pickle.PicklingError, TypeError, AttributeError):  # a result or error we cannot send
+        safe = [
+            (ok, value)
+            if _picklable(value)
+            else (False, StoreError(f"cannot report this job's outcome: {value!r}"))
+            for ok, value in outcomes
+        ]
+        sock.sendall(_frame(("results", committed, safe)))
+
+
+def _picklable(value: object) -> bool:
+    try:
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return False
+    return True
+
+
+def main(fd: int) -> None:
+    """The child: open the connection the parent names, then run its batches until it says
+    stop or goes away."""
+    from ritornello.store import crashpoints
+    from ritornello.store._sqlite_thread import run_transaction
+
+    parent = os.getppid()
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    crashpoints.KILL_ALSO = parent  # a crash point reached here kills the orchestrator too
+    sock = socket.socket(fileno=fd)
+    buffer = bytearray()
+    messages, closed = _receive(sock, buffer)
+    if not messages:
+        return
+    connect, args, limit, unit_fn = messages.pop(0)
+    try:
+        conn = connect(*args)
+    except BaseException as e:
+        error = e if isinstance(e, StoreError) else StoreError(f"cannot open the database: {e}")
+        sock.sendall(_frame(("failed", error if _picklable(error) else StoreError(str(error)))))
+        return
+    sock.sendall(_frame(("ready",)))
+    cursor = conn.cursor()
+    try:
+        while True:
+            jobs: list[tuple[JobFn, Any]] = []
+            stop = closed
+            for message in messages:
+                if message == _STOP:
+                    stop = True
+                    break  # the parent sends nothing after it
+                jobs.extend(
+                    (unit_fn, unit_from_tuple(value)) if kind == _UNIT else pickle.loads(value)
+                    for kind, value in message
+                )
+            for start in range(0, len(jobs), limit):
+                chunk = jobs[start : start + limit]
+                _send_outcomes(sock, *run_transaction(conn, cursor, chunk))
+            if stop:
+                break
+            messages, closed = _receive(sock, buffer)
+    finally:
+        conn.close()
+        sock.close()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
