@@ -23,7 +23,8 @@ from tests.moto_server import cheap_moto_snapshots, serial_moto_server
 T = TypeVar("T")
 Run = Callable[[Awaitable[T]], T]
 
-BACKENDS = ["memory", "sqlite", "dynamodb"]
+#: "sqlite" runs its writer in a child process (the default), "sqlite-thread" on a thread.
+BACKENDS = ["memory", "sqlite", "sqlite-thread", "dynamodb"]
 
 #: Partitions of the DynamoDB test tables (the conformance suite uses partitions 0..3).
 DYNAMO_PARTITIONS = 4
@@ -88,7 +89,8 @@ def make_store(backend: str, directory: Path) -> Store:
     if backend == "dynamodb":
         store: Store = make_dynamo_store(directory)
         return store
-    return SqliteStore(directory / "data" / "ritornello.db")
+    writer = "thread" if backend == "sqlite-thread" else "process"
+    return SqliteStore(directory / "data" / "ritornello.db", writer=writer)
 
 
 def inv(id: str = "inv_1", **fields: Any) -> InvocationRecord:

@@ -165,7 +165,7 @@ def test_io_error_fails_the_whole_batch(
     monkeypatch.setattr(sqlite, "_apply_unit", apply)
 
     async def body() -> None:
-        async with SqliteStore(tmp_path / "r.db") as store:
+        async with SqliteStore(tmp_path / "r.db", writer="thread") as store:
 
             async def commit(i: int) -> str:
                 try:
@@ -204,7 +204,7 @@ def test_a_conflict_fails_only_its_unit_and_leaves_no_trace(
     monkeypatch.setattr(_sqlite_thread, "_run_jobs_isolated", counting)
 
     async def body() -> None:
-        async with SqliteStore(tmp_path / "r.db") as store:
+        async with SqliteStore(tmp_path / "r.db", writer="thread") as store:
             await store.commit(unit(0))
             bad = CommitUnit(
                 invocations=[InvocationWrite(inv("inv_bad", seq=999))],
@@ -462,7 +462,7 @@ def test_a_failed_migration_leaves_version_1(
     broken = (*_sqlite_schema.MIGRATIONS[1], "THIS IS NOT SQL")
     monkeypatch.setitem(_sqlite_schema.MIGRATIONS, 1, broken)
     with pytest.raises(StoreError):
-        run(SqliteStore(path).open())
+        run(SqliteStore(path, writer="thread").open())
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT value FROM meta").fetchall() == [("1",)]
     assert "partition" not in str(conn.execute("PRAGMA table_info(invocations)").fetchall())
@@ -470,7 +470,7 @@ def test_a_failed_migration_leaves_version_1(
     monkeypatch.undo()
 
     async def reopen() -> int:
-        async with SqliteStore(path) as store:
+        async with SqliteStore(path, writer="thread") as store:
             return store.partitions
 
     assert run(reopen()) == 1

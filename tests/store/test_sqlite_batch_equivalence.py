@@ -4,10 +4,12 @@ in order, gives: the same outcome for every job (None, a value, or the same exce
 and the same database, row for row, in every table (inbox message ids and sqlite_sequence
 included).
 
-Store A runs the sequence as one batch: the writer thread is held by a blocking job while
-every job is queued, then released, so all of them are taken in one batch (checked: exactly
-one transaction holds them). Store B awaits each job before queueing the next. Both start from
-the same seed (``_seed``). The generator (``plans``) aims at what a batched writer could get
+Store A runs the sequence as one batch. With the writer thread, the thread is held by a
+blocking job while every job is queued, then released, so all of them are taken in one batch;
+with the writer process (the default), every job is submitted in one loop iteration, so they
+reach the child as one frame (checked either way: exactly one transaction holds them). Store B
+awaits each job before queueing the next. Both start from the same seed (``_seed``).
+The generator (``plans``) aims at what a batched writer could get
 wrong: chains of updates of one invocation across units (right and wrong expected versions),
 inserts of existing ids and colliding idempotency keys, insert-then-update in later units,
 duplicate journal entries and completions across units, state sets and clears on overlapping
@@ -25,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +37,8 @@ from ritornello.store import (
     LeaseRecord,
     TimerRecord,
 )
-from ritornello.store.sqlite import SqliteStore
+from ritornello.store._sqlite_thread import ConnectionThread
+from ritornello.store.sqlite import SqliteStore, Writer
 from tests.store.conftest import inv
 
 IDS = ["inv_a", "inv_b", "inv_c", "inv_d"]  # inv_a and inv_b exist after _seed
@@ -195,8 +199,16 @@ def _outcome(result: Any) -> Any:
 
 
 async def _one_batch(store: SqliteStore, jobs: list[Job]) -> list[Any]:
-    """Run ``jobs`` in one writer batch: hold the writer, queue them all, release it."""
+    """Run ``jobs`` in one writer batch."""
+    if store.writer == "process":  # all submitted in this iteration: one frame, one batch
+        before = store.transactions
+        tasks = [asyncio.ensure_future(_start(store, job)) for job in jobs]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert store.transactions - before == 1, store.transactions - before
+        return [_outcome(r) for r in results]
+    # the thread: hold the writer, queue them all, release it
     writer = store._thread(True)
+    assert isinstance(writer, ConnectionThread)
     started, release = threading.Event(), threading.Event()
 
     def hold(cur: sqlite3.Cursor, _: None) -> None:
@@ -251,7 +263,7 @@ def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def _compare(
-    jobs: list[Job], directory: Path
+    jobs: list[Job], directory: Path, writer: Writer = "thread"
 ) -> tuple[list[Any], dict[str, list[tuple[Any, ...]]]]:
     """Run ``jobs`` batched in one store and one by one in another; assert both agree and
     return the outcomes and the dump."""
@@ -261,7 +273,7 @@ async def _compare(
         "serial": _one_by_one,
     }
     for name, run in runs.items():
-        store = SqliteStore(directory / name / "r.db", partitions=4)
+        store = SqliteStore(directory / name / "r.db", partitions=4, writer=writer)
         await store.open()
         try:
             await _seed(store)
@@ -290,7 +302,24 @@ def test_one_batch_equals_one_by_one(jobs: list[Job]) -> None:
         asyncio.run(_compare(jobs, Path(directory)))
 
 
-def test_chained_updates_and_timers_in_one_batch(tmp_path: Path) -> None:
+# The writer process runs the same batch code; what it adds is the wire (units as tuples,
+# other jobs pickled, outcomes and errors sent back in order). Fewer examples: each one
+# starts two writer processes.
+@settings(
+    max_examples=30,
+    deadline=None,
+    database=None,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(plans())
+def test_one_batch_equals_one_by_one_in_the_writer_process(jobs: list[Job]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        asyncio.run(_compare(jobs, Path(directory), "process"))
+
+
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_chained_updates_and_timers_in_one_batch(tmp_path: Path, writer: Writer) -> None:
     """The trickiest hand-built batch: two updates of one invocation (the second expecting the
     version the first wrote), a stale third; a timer added in unit 1 and removed in unit 2,
     re-added by two failing units and at another time by unit 5; a timer added in unit 1 and
@@ -366,7 +395,7 @@ def test_chained_updates_and_timers_in_one_batch(tmp_path: Path) -> None:
             ),
         ),
     ]
-    outcomes, dump = asyncio.run(_compare(jobs, tmp_path))
+    outcomes, dump = asyncio.run(_compare(jobs, tmp_path, writer))
     conflict, fenced = ("ConflictError", None), ("FencedError", 0)
     assert outcomes == [
         None,

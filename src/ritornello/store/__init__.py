@@ -78,7 +78,7 @@ def open_store(url: str) -> Store:
         synchronous = options.pop("synchronous", "FULL").upper()
         readonly = options.pop("readonly", "0").lower() in ("1", "true", "yes")
         partitions = _partitions(url, options.pop("partitions", "1"))
-        writer = options.pop("writer", "thread").lower()
+        writer = options.pop("writer", "process").lower()
         if (
             options
             or synchronous not in ("FULL", "NORMAL")

@@ -2,36 +2,46 @@
 
 Why: with the writer on a thread, every ``execute`` gives the GIL up around SQLite's own work
 and must win it back from the event loop, which holds it while it runs a burst of callbacks.
-Under load a batch spent about three quarters of its wall time waiting for the GIL
-(docs/performance.md, "The writer process"), and every request waits for two batches. In its
-own process the writer runs the same jobs, on its own interpreter and core.
+Under load a batch spent about three quarters of its wall time waiting for the GIL, and every
+request waits for two batches (docs/performance.md, "Session 6: the writer process"). In its
+own process the writer runs the same jobs (``run_transaction``, shared with the thread) on its
+own interpreter and core.
 
 Parent side (``WriterProcess``, on the event loop; no thread)::
 
-    submit(fn, arg, future) -> pending            (a batch is in flight: it waits its turn)
-    nothing in flight -> send pending as one frame: pickle([(fn, arg), ...])
-    the reply frame  -> settle the batch's futures in order, send what is pending now
+    submit(fn, arg, future)   -> pending; a flush is scheduled for the end of this iteration
+    flush                     -> one frame with every pending job, sent at once (pipelined:
+                                 it does not wait for earlier frames to be answered)
+    "done" / "results" frame  -> settle the oldest futures in flight, in order
 
 Child side (``python -m ritornello.store._sqlite_process FD``)::
 
-    config frame -> connect (open, WAL, schema) -> "ready" or the error
-    loop: batch frame -> ``run_transaction`` (the thread writer's, unchanged) -> reply frame
+    config frame -> connect (open, WAL, schema) -> "ready" or "failed"
+    loop: wait for a frame, take every frame that has arrived since (group commit),
+          run their jobs in order as transactions of at most batch_limit jobs,
+          answer each transaction after its COMMIT returned
 
 Invariants:
 
-- One batch in flight at a time, so batches commit in submission order and a job sees every
-  job submitted before it (a lease claim before a fenced unit), as on the thread.
-- A future settles only from the child's reply, which the child sends after COMMIT returned:
-  a ``commit()`` that returned is durable. Without a reply (the child died) the batch's
-  outcome is unknown: its futures fail with ``UnavailableError`` ("may or may not have
-  landed") and the writer is failed for good: every later job fails with ``StoreError``.
-- A job that cannot be pickled fails alone with ``StoreError``; the rest of its batch is sent.
-- The child dies with its parent (``PR_SET_PDEATHSIG``, and it stops on EOF): a kill -9 of
-  the orchestrator leaves no writer behind to commit later. SQLite rolls back the
+- Jobs run in submission order, each transaction's after the previous one's, so a job sees
+  every job submitted before it (a lease claim before a fenced unit), as on the thread; the
+  answers come back in that order, which is how the parent matches them to futures.
+- A future settles only from the child's answer, sent after COMMIT returned: a ``commit()``
+  that returned is durable. Without an answer (the child died) a job's outcome is unknown: its
+  future fails with ``UnavailableError`` ("may or may not have landed"), and the writer has
+  failed for good: every later job fails with ``StoreError`` and ``failed`` is set, so that
+  ``serve`` stops (and its restart recovers) instead of running on without a writer.
+- Each job is sent as it is: a commit unit as plain tuples written with ``marshal`` (about a
+  tenth of pickling the records), anything else pickled. A job that can be sent neither way
+  fails alone with ``StoreError``, and so does one the child cannot read back.
+- The child dies with the thread that started it (``PR_SET_PDEATHSIG``; on EOF too): a kill -9
+  of the orchestrator leaves no writer behind to commit later, and SQLite rolls back the
   transaction it was in. It ignores SIGINT and SIGTERM: the parent stops it (``stop``) after
-  the jobs already submitted.
-- Frames are a 4-byte big-endian length and a pickle. Only the parent and its child hold the
-  socket pair, so unpickling the peer's frames is unpickling our own data.
+  the jobs already submitted. A crash point reached in the child kills the parent too.
+- Frames are a 4-byte big-endian length, a kind byte (``M`` marshal, ``P`` pickle) and the
+  payload. Only the parent and its child hold the socket pair, so loading a peer's frame is
+  loading our own data.
+- One event loop: the loop that ran ``start`` is the only one that may submit.
 """
 
 from __future__ import annotations
@@ -48,11 +58,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ritornello.store._records import CommitUnit, unit_from_tuple, unit_to_tuple
 from ritornello.store.errors import StoreError, UnavailableError
 
+#: the directory holding the ritornello package, put first on the child's PYTHONPATH
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[2])
 _LENGTH = struct.Struct(">I")
 _STOP = "stop"
 _M = ord("M")
@@ -66,7 +78,7 @@ def _frame(message: object, *, plain: bool = False) -> bytes:
     """A frame: length, then ``M`` and ``marshal`` (``plain``: str, int, None, bytes, lists
     and tuples only, and several times faster) or ``P`` and ``pickle``."""
     if plain:
-        payload = b"M" + marshal.dumps(message)
+        payload = b"M" + marshal.dumps(cast(Any, message))
     else:
         payload = b"P" + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return _LENGTH.pack(len(payload)) + payload
@@ -136,6 +148,8 @@ class WriterProcess:
         self._process: subprocess.Popen[bytes] | None = None
         #: committed transactions
         self.batches = 0
+        #: set to the error once the child is gone without being asked to stop
+        self.failed: asyncio.Future[StoreError] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -146,22 +160,26 @@ class WriterProcess:
     async def start(self) -> None:
         """Spawn the child and wait until its connection is open (or raise its error)."""
         loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        self._stopped = loop.create_future()
+        self.failed = loop.create_future()
         ours, theirs = socket.socketpair()
         try:
-            package = str(Path(__file__).resolve().parents[2])  # the directory of ritornello/
             env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, (package, env.get("PYTHONPATH"))))
-            self._process = subprocess.Popen(
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_DIR, env.get("PYTHONPATH"))))
+            self._process = subprocess.Popen(  # noqa: ASYNC220 (fork+exec: a few ms, once)
                 [sys.executable, "-m", __name__, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
+            self._transport, _ = await loop.create_unix_connection(lambda: _Reader(self), sock=ours)
+        except BaseException:
+            ours.close()
+            self._stopped.set_result(None)
+            raise
         finally:
             theirs.close()
-        self._ready = loop.create_future()
-        self._stopped = loop.create_future()
-        self._transport, _ = await loop.create_unix_connection(lambda: _Reader(self), sock=ours)
         self._transport.write(_frame((self._connect, self._args, self._batch_limit, self._unit_fn)))
         await self._ready
 
@@ -278,15 +296,19 @@ class WriterProcess:
             assert self._ready is not None
             self._failure = message[1]
             self._ready.set_exception(message[1])
+            self._ready.exception()  # retrieved: start() raises it
 
     def _lost(self) -> None:
         """The child closed its end: it stopped as asked, or it died."""
         code = None if self._process is None else self._process.poll()
         if not self._stopping or self._inflight or self._pending:
             pid = self.pid
-            self._failure = StoreError(
+            failure = self._failure or StoreError(
                 f"{self.name}: the SQLite writer process (pid {pid}) is gone (exit code {code})"
             )
+            self._failure = failure
+            if self.failed is not None and not self.failed.done():
+                self.failed.set_result(failure)
             unknown = UnavailableError(
                 f"{self.name}: the SQLite writer process (pid {pid}) died during this commit; "
                 "it may or may not have been written"
@@ -296,11 +318,11 @@ class WriterProcess:
                     future.set_exception(unknown)
             for _, _, future in self._pending:
                 if not future.done():
-                    future.set_exception(self._failure)
+                    future.set_exception(failure)
             self._inflight.clear()
             self._pending = []
             if self._ready is not None and not self._ready.done():
-                self._ready.set_exception(self._failure)
+                self._ready.set_exception(failure)
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
         if self._transport is not None:
@@ -342,6 +364,22 @@ def _receive(sock: socket.socket, buffer: bytearray) -> tuple[list[Any], bool]:
         if not data:
             return messages + _split(buffer), True
         buffer += data
+
+
+def _decode(unit_fn: JobFn, kind: int, value: Any) -> tuple[JobFn, Any]:
+    """A job as the parent sent it; one that cannot be read back becomes a job that fails
+    alone (a ValueError fails its job only: ``_sqlite_thread``)."""
+    try:
+        if kind == _UNIT:
+            return unit_fn, unit_from_tuple(value)
+        fn, arg = pickle.loads(value)
+        return fn, arg
+    except Exception as e:
+        return _undecodable, f"cannot read this job in the writer process: {e!r}"
+
+
+def _undecodable(cur: Any, message: str) -> None:
+    raise ValueError(message)
 
 
 def _send_outcomes(sock: socket.socket, committed: bool, outcomes: list[tuple[bool, Any]]) -> None:
@@ -401,10 +439,7 @@ def main(fd: int) -> None:
                 if message == _STOP:
                     stop = True
                     break  # the parent sends nothing after it
-                jobs.extend(
-                    (unit_fn, unit_from_tuple(value)) if kind == _UNIT else pickle.loads(value)
-                    for kind, value in message
-                )
+                jobs.extend(_decode(unit_fn, kind, value) for kind, value in message)
             for start in range(0, len(jobs), limit):
                 chunk = jobs[start : start + limit]
                 _send_outcomes(sock, *run_transaction(conn, cursor, chunk))

@@ -1,9 +1,9 @@
 """``SqliteStore``: the embedded default store (docs/store.md).
 
-WAL journal, ``synchronous=FULL`` by default; one writer thread doing group commit (many commit
-units, one transaction, one fsync; a unit that fails its condition sends its batch round again
-with each unit in its own savepoint: ``_sqlite_thread.py``), one reader thread; each
-thread owns its connection. An exclusive ``flock`` on ``PATH.lock`` keeps a second orchestrator
+WAL journal, ``synchronous=FULL`` by default; one writer doing group commit (many commit units,
+one transaction, one fsync; a unit that fails its condition sends its batch round again with
+each unit in its own savepoint: ``_sqlite_thread.py``), in a child process by default
+(``_sqlite_process.py``) or on a thread, and one reader thread; each owns its connection. An exclusive ``flock`` on ``PATH.lock`` keeps a second orchestrator
 off the same file.
 
 Invariants:
@@ -72,7 +72,9 @@ class SqliteStore(Store):
     power loss may lose the last commits. ``readonly=True`` opens an existing database for
     reading only (no lock, no writer: an admin process beside a running orchestrator).
     ``partitions`` is used only if ``open`` creates the database; once open, the attribute is
-    the number stored in it.
+    the number stored in it. ``writer="process"`` (the default) runs the writer connection in
+    a child process (``_sqlite_process.py``: it needs no share of this process's GIL); with
+    ``"thread"`` it runs on a thread of this process, as the reader always does.
     """
 
     def __init__(
@@ -84,7 +86,7 @@ class SqliteStore(Store):
         busy_timeout_ms: int = 5000,
         batch_limit: int = 512,
         partitions: int = 1,
-        writer: Writer = "thread",
+        writer: Writer = "process",
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
@@ -103,6 +105,13 @@ class SqliteStore(Store):
         self._lock_fd: int | None = None
         self._opened = False
         self._closed = False
+
+    @property
+    def writer_failed(self) -> asyncio.Future[StoreError] | None:
+        """Once open with the writer process: settles with the error if that process dies
+        without being asked to stop (every commit fails from then on; ``serve`` exits so its
+        restart recovers). None with the writer thread, or before ``open``."""
+        return self._writer.failed if isinstance(self._writer, WriterProcess) else None
 
     @property
     def transactions(self) -> int:
