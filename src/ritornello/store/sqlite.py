@@ -3,8 +3,8 @@
 WAL journal, ``synchronous=FULL`` by default; one writer doing group commit (many commit units,
 one transaction, one fsync; a unit that fails its condition sends its batch round again with
 each unit in its own savepoint: ``_sqlite_thread.py``), in a child process by default
-(``_sqlite_process.py``) or on a thread, and one reader thread; each owns its connection. An exclusive ``flock`` on ``PATH.lock`` keeps a second orchestrator
-off the same file.
+(``_sqlite_process.py``) or on a thread, and one reader thread; each owns its connection. An
+exclusive ``flock`` on ``PATH.lock`` keeps a second orchestrator off the same file.
 
 Invariants:
 
