@@ -221,3 +221,14 @@ _units = st.builds(
 @given(_units)
 def test_a_unit_crosses_marshal_unchanged(unit: CommitUnit) -> None:
     assert unit_from_tuple(marshal.loads(marshal.dumps(unit_to_tuple(unit)))) == unit
+
+
+def test_another_event_loop_is_refused(tmp_path: Path, run: Run) -> None:
+    store = SqliteStore(tmp_path / "r.db")
+    run(store.open())
+    try:
+        with pytest.raises(StoreError, match="another event loop"):
+            asyncio.run(store.commit(unit(1)))
+        run(store.commit(unit(2)))  # its own loop still commits
+    finally:
+        run(store.close())
