@@ -4,6 +4,9 @@ The event loop never touches a connection: it puts ``(fn, arg, future)`` on the 
 and awaits the future. The thread takes everything queued (up to ``batch_limit`` jobs), runs
 the batch, and settles all of its futures with a single ``loop.call_soon_threadsafe``.
 
+``run_transaction`` (the group commit below) is also what the writer process runs
+(``_sqlite_process.py``, the default writer): one definition of a batch for both.
+
 Writer (``transactional=True``), one batch = one transaction, run optimistically first::
 
     BEGIN IMMEDIATE
