@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "main"]
 
+#: The SQLite writer process's module (``store/_sqlite_process.py``), prestarted by ``main``.
+WRITER_MODULE = "ritornello.store._sqlite_process"
+
 #: serve's options (``--name VALUE`` or ``--name=VALUE``) -> ``load_settings`` arguments.
 _SERVE_OPTIONS = {
     "--store": "store",
@@ -55,6 +58,10 @@ def main() -> None:
     """Console-script entry point."""
     options = plain_serve(sys.argv[1:])
     if options is not None:
+        from ritornello import _child
+
+        # The SQLite writer process starts up on the other core while serve imports.
+        _child.prestart(WRITER_MODULE)
         from ritornello.cli._serve import serve_plainly
 
         if serve_plainly(options):

@@ -27,6 +27,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from ritornello import _child
+from ritornello.cli import WRITER_MODULE
 from ritornello.orchestrator import ConfigError, Engine, IngressApp, Settings, load_settings
 from ritornello.orchestrator._metrics import gauges
 from ritornello.protocol import RetryPolicy
@@ -148,6 +150,8 @@ async def run_orchestrator(
     # the hand-off short. The default SQLite writer is a process of its own and needs no GIL.
     sys.setswitchinterval(0.0005)
     store = raw_store = open_store(settings.store)
+    if getattr(store, "writer", None) != "process":  # no SQLite writer process: not needed
+        _child.discard(WRITER_MODULE)
     if hasattr(store, "synchronous"):
         store.synchronous = settings.sqlite_synchronous
     if settings.store_faults:

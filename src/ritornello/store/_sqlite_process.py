@@ -57,14 +57,12 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, cast
 
+from ritornello import _child
 from ritornello.store._records import CommitUnit, unit_from_tuple, unit_to_tuple
 from ritornello.store.errors import StoreError, UnavailableError
 
-#: the directory holding the ritornello package, put first on the child's PYTHONPATH
-_PACKAGE_DIR = str(Path(__file__).resolve().parents[2])
 _LENGTH = struct.Struct(">I")
 _STOP = "stop"
 _M = ord("M")
@@ -164,23 +162,17 @@ class WriterProcess:
         self._ready = loop.create_future()
         self._stopped = loop.create_future()
         self.failed = loop.create_future()
-        ours, theirs = socket.socketpair()
         try:
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_DIR, env.get("PYTHONPATH"))))
-            self._process = subprocess.Popen(  # noqa: ASYNC220 (fork+exec: a few ms, once)
-                [sys.executable, "-m", __name__, str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
+            self._process, ours = _child.take(__name__) or _child.spawn(__name__)
+        except BaseException:
+            self._stopped.set_result(None)
+            raise
+        try:
             self._transport, _ = await loop.create_unix_connection(lambda: _Reader(self), sock=ours)
         except BaseException:
             ours.close()
             self._stopped.set_result(None)
             raise
-        finally:
-            theirs.close()
         self._transport.write(_frame((self._connect, self._args, self._batch_limit, self._unit_fn)))
         await self._ready
 
