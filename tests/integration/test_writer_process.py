@@ -4,11 +4,13 @@ break one of its guarantees (``src/ritornello/store/_sqlite_process.py``) with r
 - SIGKILL of the writer child under load: serve exits by itself, non-zero, naming the writer
   process; nothing is left behind; a restart on the same file completes every acknowledged
   invocation once, with its result, and idempotent re-sends find the same invocation.
-- kill -9 of the orchestrator: the writer child goes with it (``PR_SET_PDEATHSIG``, EOF);
-  a restart finishes the work in flight.
+- kill -9 of the orchestrator: the writer child goes with it (EOF on its socket, and
+  ``PR_SET_PDEATHSIG`` even when it is frozen and reads nothing); a restart finishes the work
+  in flight.
 - The crash point ``mid-batch`` reached in the writer child kills the orchestrator too
   (``crashpoints.KILL_ALSO``: it dies of SIGKILL, not by its own ``os._exit(137)``).
-- SIGTERM stops the writer child with the orchestrator (exit 0, no child left).
+- SIGTERM or SIGINT to the whole group stops the writer child with the orchestrator, cleanly
+  (exit 0, no child left): the child ignores them and waits for its parent's stop.
 - ``?writer=thread`` still serves end to end, with no writer child.
 
 Load: client threads send one-way ten-step-style Worker invocations (``/send``) and Adder
@@ -307,6 +309,35 @@ def test_kill9_under_load_then_restart(victim: str, tmp_path: Path) -> None:
         endpoint.terminate()
 
 
+@pytest.mark.timeout(60)
+def test_a_frozen_writer_dies_with_the_orchestrator(tmp_path: Path) -> None:
+    """The writer child frozen (SIGSTOP: as if deep in a long transaction, not reading its
+    socket) when the orchestrator is killed -9: the kernel kills it (``PR_SET_PDEATHSIG``), so
+    it can never wake up later and commit. EOF on its socket alone would not end it (it never
+    reads again); it is not sent SIGCONT."""
+    ledger = tmp_path / "ledger.txt"
+    endpoint, orch = _start(tmp_path, ledger)
+    writer: tuple[int, str] | None = None
+    try:
+        writer = _writer(orch)
+        load = _load_until_acknowledged(orch, 4)
+        os.kill(writer[0], signal.SIGSTOP)
+        orch.kill9()
+        frozen = writer
+        wait_until(lambda: not alive(frozen), 10, "the frozen writer outlived the orchestrator")
+        requests = load.join()
+
+        orch = Orchestrator(tmp_path).start()
+        _check_recovered(orch, requests, ledger)
+    finally:
+        if writer is not None and alive(
+            writer
+        ):  # the behaviour under test failed: do not leave it behind
+            os.kill(writer[0], signal.SIGKILL)
+        orch.kill9()
+        endpoint.terminate()
+
+
 @pytest.mark.timeout(120)
 def test_mid_batch_crash_in_the_writer_kills_the_orchestrator(tmp_path: Path) -> None:
     """``mid-batch`` is reached in the writer child (where batches run): the orchestrator
@@ -332,8 +363,14 @@ def test_mid_batch_crash_in_the_writer_kills_the_orchestrator(tmp_path: Path) ->
 
 
 @pytest.mark.timeout(60)
-def test_sigterm_stops_the_writer_process_cleanly(tmp_path: Path) -> None:
-    """SIGTERM under load: serve exits 0 and its writer child with it; a restart finds every
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_group_signal_stops_serve_and_its_writer_cleanly(
+    sig: signal.Signals, tmp_path: Path
+) -> None:
+    """SIGTERM or SIGINT under load to the orchestrator AND its writer child, the writer
+    first (as Ctrl-C in a terminal or a service manager's stop signals the whole group): the
+    writer ignores it and is stopped by its parent after the jobs already submitted, so serve
+    exits 0, not as if its writer had died; the child is gone; a restart finds every
     acknowledged invocation."""
     ledger = tmp_path / "ledger.txt"
     endpoint, orch = _start(tmp_path, ledger)
@@ -341,9 +378,12 @@ def test_sigterm_stops_the_writer_process_cleanly(tmp_path: Path) -> None:
         assert orch.proc is not None
         writer = _writer(orch)
         load = _load_until_acknowledged(orch, 6)
-        assert orch.terminate() == 0, orch.output()
+        os.kill(writer[0], sig)
+        orch.proc.send_signal(sig)
+        code = _wait_exit(orch, 20, f"serve did not stop on {sig.name}")
+        assert code == 0, orch.output()
         requests = load.join()
-        wait_until(lambda: not alive(writer), 10, "the writer process outlived SIGTERM")
+        wait_until(lambda: not alive(writer), 10, f"the writer process outlived {sig.name}")
         assert "is gone" not in orch.output(), orch.output()
 
         orch = Orchestrator(tmp_path).start()

@@ -97,19 +97,23 @@ def _run_child(script: Path, db: Path, prefix: str, delay: float, writer: str) -
         time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        reader.join()
+        # the writer process dies with the process that started it (before the reader ends:
+        # it holds the same stdout)
+        deadline = time.monotonic() + 5
+        while grandchild is not None and alive(grandchild) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        outlived = grandchild is not None and alive(grandchild)
+        reader.join(0 if outlived else None)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if grandchild is not None and alive(grandchild):  # failed: leave nothing behind
+            os.kill(grandchild[0], signal.SIGKILL)
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    if grandchild is not None:  # the writer process dies with the process that started it
-        deadline = time.monotonic() + 5
-        while alive(grandchild) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not alive(grandchild), f"the writer process {grandchild[0]} outlived its parent"
+    assert not outlived, f"the writer process {grandchild} outlived its parent"
     return [line[:-1] for line in lines if line.endswith("\n")]  # a torn last line: not acked
 
 
