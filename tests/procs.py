@@ -239,3 +239,63 @@ def uvicorn_thread(app: Any, **config: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# --- processes by /proc (Linux): a process is (pid, start time), not a reusable number ---
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (state first), or None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def identity(pid: int) -> tuple[int, str] | None:
+    """(pid, start time) of a running process, or None if there is none."""
+    fields = _stat(pid)
+    return None if fields is None or fields[0] == "Z" else (pid, fields[19])
+
+
+def alive(process: tuple[int, str]) -> bool:
+    """The process still runs (a zombie is dead: it only waits to be reaped)."""
+    return identity(process[0]) == process
+
+
+def parent_pid(pid: int) -> int | None:
+    fields = _stat(pid)
+    return None if fields is None else int(fields[1])
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """Every running process below ``pid`` (children, their children, ...)."""
+    by_parent: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None and fields[0] != "Z":
+                by_parent.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[tuple[int, str]] = []
+    todo = [pid]
+    while todo:
+        for kid in by_parent.get(todo.pop(), ()):
+            process = identity(kid)
+            if process is not None:
+                found.append(process)
+                todo.append(kid)
+    return found
+
+
+def sqlite_writers(pid: int) -> list[tuple[int, str]]:
+    """The SQLite writer processes (``ritornello.store._sqlite_process``) below ``pid``."""
+    found = []
+    for process in descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{process[0]}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"ritornello.store._sqlite_process" in cmdline:
+            found.append(process)
+    return found

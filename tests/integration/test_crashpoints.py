@@ -2,10 +2,16 @@
 nothing flushed or released) while ten-step invocations with calls, sleeps and object state
 run; after a restart every invocation — including one whose request died before its answer
 (retried by the client with the same idempotency key) — completes once with the right result,
-and no journaled step ran again after its execution was committed."""
+and no journaled step ran again after its execution was committed.
+
+``mid-batch`` is reached where batches run: in the SQLite writer process by default, which
+SIGKILLs the orchestrator as it dies (``crashpoints.KILL_ALSO``), so the orchestrator ends
+with -9 rather than its own exit code 137; with ``?writer=thread`` it is reached in the
+orchestrator itself (137). Every other site is reached in the orchestrator."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -13,19 +19,29 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import ROOT, Endpoint, Orchestrator, http
+from tests.procs import (
+    ROOT,
+    Endpoint,
+    Orchestrator,
+    alive,
+    descendants,
+    http,
+    sqlite_writers,
+    wait_until,
+)
 
 APPS = ROOT / "tests" / "apps"
 N = 8
 STEPS = 10
 
 SITES = [
-    ("before-commit", 25),
-    ("after-commit", 25),
-    ("before-ack", 3),
-    ("after-invoke", 12),
-    ("mid-batch", 2),
-    ("after-renewal", 3),
+    ("before-commit", 25, "process"),
+    ("after-commit", 25, "process"),
+    ("before-ack", 3, "process"),
+    ("after-invoke", 12, "process"),
+    ("mid-batch", 2, "process"),
+    ("mid-batch", 2, "thread"),
+    ("after-renewal", 3, "process"),
 ]
 
 
@@ -46,18 +62,29 @@ def _send(orch: Orchestrator, i: int) -> str | None:
 
 
 @pytest.mark.timeout(150)
-@pytest.mark.parametrize(("site", "n"), SITES, ids=[s for s, _ in SITES])
-def test_crash_point(site: str, n: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("site", "n", "writer"),
+    SITES,
+    ids=[s if s != "mid-batch" else f"{s}-{w}" for s, _, w in SITES],
+)
+def test_crash_point(site: str, n: int, writer: str, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"
     endpoint = Endpoint(tmp_path, APPS, "crashapp", RITORNELLO_TEST_LEDGER=str(ledger)).start()
+    store = f"sqlite:///{tmp_path / 'ritornello.db'}?writer={writer}"
+    # the writer process reaches mid-batch and SIGKILLs the orchestrator; anywhere else the
+    # orchestrator reaches the site and exits 137 itself
+    killed_by_writer = site == "mid-batch" and writer == "process"
     try:
         orch = Orchestrator(
-            tmp_path, RITORNELLO_CRASH_AT=f"{site}:{n}", RITORNELLO_LEASE_S="1"
+            tmp_path, store, RITORNELLO_CRASH_AT=f"{site}:{n}", RITORNELLO_LEASE_S="1"
         ).start()
     except BaseException:
         endpoint.terminate()  # an orchestrator that did not start leaves no endpoint behind
         raise
     try:
+        assert orch.proc is not None
+        family = descendants(orch.proc.pid)  # the writer process, unless writer=thread
+        assert len(sqlite_writers(orch.proc.pid)) == (writer == "process"), family
         status, body, _ = http("POST", f"{orch.admin}/deployments", {"uri": endpoint.uri})
         assert status == 201, body
         ids: dict[int, str | None] = {}
@@ -67,10 +94,13 @@ def test_crash_point(site: str, n: int, tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while orch.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert orch.proc.returncode == 137, f"{site}:{n} never reached\n{orch.output()}"
+        expected = -signal.SIGKILL if killed_by_writer else 137
+        assert orch.proc.returncode == expected, f"{site}:{n} never reached\n{orch.output()}"
         assert f"crash point {site}:{n} reached" in orch.output()
+        # nothing of the dead orchestrator lives on (a writer left behind could commit later)
+        wait_until(lambda: not any(alive(p) for p in family), 10, f"{family} left behind")
 
-        orch = Orchestrator(tmp_path).start()  # same database, no crash point
+        orch = Orchestrator(tmp_path, store).start()  # same database, no crash point
         for i, inv_id in ids.items():
             if inv_id is None:  # died before its answer: the client retries, same key
                 ids[i] = _send(orch, i)

@@ -4,7 +4,9 @@ and no unit may be there in part.
 A child process runs 16 concurrent committers. Each unit creates invocation ``U`` with three
 journal entries, a completion, a state value and a timer, and bumps its committer's counter
 invocation (a conditional update). The child prints ``U`` once ``commit()`` returned. The
-parent SIGKILLs it at a random moment, reopens the database and checks.
+parent SIGKILLs it at a random moment, reopens the database and checks. Run with each writer:
+on a thread of the child, and in a writer process of its own (a grandchild), which must die
+with the child (``PR_SET_PDEATHSIG``): one left behind could still commit.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ritornello.store.sqlite import SqliteStore
+from tests.procs import alive, identity, parent_pid
 
 CHILD = r"""
 import asyncio, dataclasses, sys
 from ritornello.store import CommitUnit, InvocationRecord, InvocationWrite, TimerRecord
 from ritornello.store.sqlite import SqliteStore
 
-path, prefix = sys.argv[1], sys.argv[2]
+path, prefix, writer = sys.argv[1], sys.argv[2], sys.argv[3]
 
 def record(id, seq, version):
     return InvocationRecord(id=id, service="S", handler="h", key=id, handler_kind="exclusive",
@@ -60,40 +65,55 @@ async def committer(store, w):
         n += 1
 
 async def main():
-    store = SqliteStore(path)
+    store = SqliteStore(path, writer=writer)
     await store.open()
-    print("ready", flush=True)
+    print("ready", store._writer.pid if writer == "process" else 0, flush=True)
     await asyncio.gather(*(committer(store, w) for w in range(16)))
 
 asyncio.run(main())
 """
 
 
-def _run_child(script: Path, db: Path, prefix: str, delay: float) -> list[str]:
+def _run_child(script: Path, db: Path, prefix: str, delay: float, writer: str) -> list[str]:
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(db), prefix],
+        [sys.executable, str(script), str(db), prefix, writer],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
+    grandchild: tuple[int, str] | None = None
     try:
         ready = proc.stdout.readline()
-        assert ready == "ready\n", ready + proc.stderr.read()
+        assert ready.startswith("ready "), ready + proc.stderr.read()
+        writer_pid = int(ready.split()[1])
+        if writer == "process":
+            assert parent_pid(writer_pid) == proc.pid, ready
+            grandchild = identity(writer_pid)
+            assert grandchild is not None, ready
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()))
         reader.start()
         time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        reader.join()
+        # the writer process dies with the process that started it (before the reader ends:
+        # it holds the same stdout)
+        deadline = time.monotonic() + 5
+        while grandchild is not None and alive(grandchild) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        outlived = grandchild is not None and alive(grandchild)
+        reader.join(0 if outlived else None)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if grandchild is not None and alive(grandchild):  # failed: leave nothing behind
+            os.kill(grandchild[0], signal.SIGKILL)
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
+    assert not outlived, f"the writer process {grandchild} outlived its parent"
     return [line[:-1] for line in lines if line.endswith("\n")]  # a torn last line: not acked
 
 
@@ -134,8 +154,9 @@ def _check(db: Path, prefix: str, acked: list[str]) -> None:
         assert version == present, (w, version, present)
 
 
+@pytest.mark.parametrize("writer", ["thread", "process"])
 def test_acknowledged_units_survive_sigkill(
-    tmp_path: Path, run: Callable[[Awaitable[Any]], Any]
+    writer: str, tmp_path: Path, run: Callable[[Awaitable[Any]], Any]
 ) -> None:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
@@ -145,7 +166,7 @@ def test_acknowledged_units_survive_sigkill(
     total = 0
     for round in range(4):
         prefix = f"r{round}"
-        acked = _run_child(script, db, prefix, delay=rng.uniform(0.05, 0.4))
+        acked = _run_child(script, db, prefix, delay=rng.uniform(0.05, 0.4), writer=writer)
         total += len(acked)
         _check(db, prefix, acked)
         # the killed process's lock is gone: the database opens normally
