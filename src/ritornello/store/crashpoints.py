@@ -3,6 +3,8 @@
 ``RITORNELLO_CRASH_AT=site:n[,site:n...]`` (read once, at import) makes the n-th time the
 process reaches ``site`` end it at once with ``os._exit(137)`` — no cleanup, no flush, no
 lease released — so a test can stop the orchestrator at exactly the moment it wants to break.
+``mid-batch`` is reached in the SQLite writer process (the default writer): there it SIGKILLs
+the orchestrator (``KILL_ALSO``) and then ends itself, so the orchestrator dies with -9.
 Unset (production), every site is one test of a module-level constant that is False::
 
     if crashpoints.ARMED:
