@@ -1295,6 +1295,9 @@ class Engine:
                 self._retry_driver(inv_id, 0.05)
             else:
                 log.warning("driver of %s stopped: its partition has another leader", inv_id)
+        except StoreError as e:  # the store's own message says it all: no traceback
+            log.error("driver of %s: %s; it will be re-driven", inv_id, e)
+            self._retry_driver(inv_id)
         except Exception:
             log.exception("driver of %s failed; it will be re-driven", inv_id)
             self._retry_driver(inv_id)
