@@ -9,11 +9,12 @@ blocking job while every job is queued, then released, so all of them are taken 
 with the writer process (the default), every job is submitted in one loop iteration, so they
 reach the child as one frame (checked either way: exactly one transaction holds them). Store B
 awaits each job before queueing the next. Both start from the same seed (``_seed``). The
-generator (``plans``) aims at what a batched writer could get wrong: chains of updates of one invocation across units (right and wrong expected versions),
-inserts of existing ids and colliding idempotency keys, insert-then-update in later units,
-duplicate journal entries and completions across units, state sets and clears on overlapping
-names, timers added, removed and re-added across units, notifies, fences at right and wrong
-epochs with lease claims queued between units, purges, and units that fail after writing.
+generator (``plans``) aims at what a batched writer could get wrong: chains of updates of one
+invocation across units (right and wrong expected versions), inserts of existing ids and
+colliding idempotency keys, insert-then-update in later units, duplicate journal entries and
+completions across units, state sets and clears on overlapping names, timers added, removed and
+re-added across units, notifies, fences at right and wrong epochs with lease claims queued
+between units, purges, and units that fail after writing.
 """
 
 from __future__ import annotations
