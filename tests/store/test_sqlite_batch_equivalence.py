@@ -288,14 +288,19 @@ async def _compare(
     return outcomes["serial"], serial
 
 
-# No shrinking (each example opens two SQLite files; a failure prints the whole plan).
-@settings(
-    max_examples=150,
-    deadline=None,
-    database=None,
-    phases=(Phase.explicit, Phase.reuse, Phase.generate),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+def _examples(n: int) -> settings:
+    """``n`` examples and no shrinking (each example opens two SQLite files; a failure prints
+    the whole plan)."""
+    return settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        phases=(Phase.explicit, Phase.reuse, Phase.generate),
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+@_examples(150)
 @given(plans())
 def test_one_batch_equals_one_by_one(jobs: list[Job]) -> None:
     with tempfile.TemporaryDirectory() as directory:
@@ -305,13 +310,7 @@ def test_one_batch_equals_one_by_one(jobs: list[Job]) -> None:
 # The writer process runs the same batch code; what it adds is the wire (units as tuples,
 # other jobs pickled, outcomes and errors sent back in order). Fewer examples: each one
 # starts two writer processes.
-@settings(
-    max_examples=30,
-    deadline=None,
-    database=None,
-    phases=(Phase.explicit, Phase.reuse, Phase.generate),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@_examples(30)
 @given(plans())
 def test_one_batch_equals_one_by_one_in_the_writer_process(jobs: list[Job]) -> None:
     with tempfile.TemporaryDirectory() as directory:
