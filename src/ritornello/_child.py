@@ -67,12 +67,10 @@ def take(module: str) -> Child | None:
 
 
 def discard(module: str) -> None:
-    """Let a prestarted ``module`` child go (it exits on EOF), if nothing will take it."""
+    """End a prestarted ``module`` child nothing will take (it holds nothing yet: killing it
+    is immediate, where waiting for it to see EOF could take its whole start-up)."""
     child = _prestarted.pop(module, None)
     if child is not None:
         child[1].close()
-        try:
-            child[0].wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child[0].kill()
-            child[0].wait()
+        child[0].kill()
+        child[0].wait()
