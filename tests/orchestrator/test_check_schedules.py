@@ -275,6 +275,28 @@ def test_two_invocations_for_one_fire_time(backend: str, tmp_path: Path) -> None
     assert "inv_f, inv_g" in report.violations[0].message
 
 
+def test_a_fire_its_idempotency_key_does_not_find() -> None:
+    """MemoryStore's idempotency index loses the last fire's invocation, and one after
+    checked_until (a crash at after-fire): the scheduler would create a second for either.
+    (SQLite's index is on the row itself: it cannot lose one.)"""
+
+    async def main() -> list[tuple[str, str | None, str]]:
+        async with MemoryStore() as store:
+            after = _rec(
+                "inv_n", "running", idempotency_key=idempotency_key("sch_1", FIRE + 10_000)
+            )
+            earlier = _rec("inv_e", idempotency_key=idempotency_key("sch_1", FIRE - 10_000))
+            await _with(_sched(created_at=NOW - 20_000), FIRED, after, earlier)(store)
+            store._idempotency.clear()  # the scheduler never submits inv_e's time again
+            report = await check_store(store, now_ms=NOW)
+            return [(v.kind, v.invocation_id, v.message) for v in report.violations]
+
+    found = asyncio.run(main())
+    assert [(kind, sid) for kind, sid, _ in found] == [("schedule", "sch_1")] * 2
+    assert "invocation inv_f is not found by its idempotency key" in found[0][2]
+    assert "invocation inv_n is not found by its idempotency key" in found[1][2]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_what_the_engine_allows_is_not_reported(backend: str, tmp_path: Path) -> None:
     """A crash at after-fire (before the first fire is recorded, and after a later one), the

@@ -41,8 +41,11 @@ engine keeps. Each invariant is one function below and one ``Violation.kind``:
     only with overlap ``skip``); ``created_at < last_fire_at <= checked_until`` and
     ``last_fire_at`` is a fire time of the cron. The last invocation, unless purged, is of
     the schedule's service, handler and key with the idempotency key
-    ``schedule:{id}:{last_fire_at}``; and no two invocations of one target hold the same
-    ``schedule:`` idempotency key (the stores' unique index). Not reported, as the engine
+    ``schedule:{id}:{last_fire_at}``; no two invocations of one target hold the same
+    ``schedule:`` idempotency key (the stores' unique index); and a fire-time invocation the
+    scheduler may submit again (the last, or one after ``checked_until``) is the one its
+    idempotency key finds (``find_idempotent``), else that fire would create a second.
+    Not reported, as the engine
     allows them: an invocation for a fire time after ``checked_until`` (a crash at
     ``after-fire``: the next pass records it), fire-time invocations the counters do not
     count (retention purges; a fire that lost to a resume), and invocations whose
@@ -219,7 +222,7 @@ async def _check_once(
         await _check_liveness(store, rec, j, records, timer_names, states, report)
     _check_timers(timers, records, journals, report)
     _check_exclusive(records, report)
-    await _check_schedules(store, records, report)
+    await _check_schedules(store, records, now, report)
     _check_expected(expect_ids, expect_terminal, records, report)
     return report
 
@@ -536,12 +539,16 @@ def _check_exclusive(records: dict[str, InvocationRecord], report: CheckReport) 
 
 
 async def _check_schedules(
-    store: Store, records: dict[str, InvocationRecord], report: CheckReport
+    store: Store, records: dict[str, InvocationRecord], now: int, report: CheckReport
 ) -> None:
     """Invariant ``schedule``, over every schedule. Schedules are listed after the
     invocations: a last invocation the listing missed (created since) is read by id."""
     schedules = await store.list_schedules()
     report.schedules = len(schedules)
+    duplicated = _check_fire_keys(records, report)
+    # The fire-time invocations the scheduler may submit again (its last; any after
+    # checked_until, left by a crash at after-fire) must be found by their idempotency key.
+    resubmitted: dict[str, tuple[str, InvocationRecord]] = {}  # id -> (schedule id, record)
     for s in schedules:
         _check_schedule(s, store.partitions, report)
         if s.last_invocation_id is None or s.last_fire_at is None:
@@ -549,9 +556,42 @@ async def _check_schedules(
         rec = records.get(s.last_invocation_id)
         if rec is None:
             rec = await store.get_invocation(s.last_invocation_id)
-        if rec is not None:  # else purged by retention (it had finished)
-            _check_last_fire(s, s.last_fire_at, rec, report)
-    _check_fire_keys(records, report)
+        if rec is not None and _check_last_fire(s, s.last_fire_at, rec, report):
+            resubmitted[rec.id] = (s.id, rec)
+    by_id = {s.id: s for s in schedules}
+    for rec in records.values():
+        fire = _fire_of(rec)
+        owner = by_id.get(fire[0]) if fire is not None else None
+        if (
+            fire is not None
+            and owner is not None
+            and fire[1] > owner.checked_until
+            and (rec.service, rec.handler, rec.key) == (owner.service, owner.handler, owner.key)
+        ):
+            resubmitted[rec.id] = (owner.id, rec)
+    for schedule_id, rec in sorted(resubmitted.values(), key=lambda sr: (sr[1].seq, sr[1].id)):
+        if rec.idempotency_key is None or rec.idempotency_key in duplicated:
+            continue
+        if rec.expires_at is not None and rec.expires_at <= now:
+            continue  # a store may read it as gone already
+        found = await store.find_idempotent(rec.service, rec.handler, rec.key, rec.idempotency_key)
+        if found is None or found.id != rec.id:
+            report.add(
+                "schedule",
+                schedule_id,
+                f"its invocation {rec.id} is not found by its idempotency key "
+                f"{rec.idempotency_key!r} (found {found.id if found else 'nothing'}): a "
+                "fire of that time again would create another",
+            )
+
+
+def _fire_of(rec: InvocationRecord) -> tuple[str, int] | None:
+    """(schedule id, fire time) of an invocation with a ``schedule:`` idempotency key."""
+    idem = rec.idempotency_key
+    if idem is None or not idem.startswith("schedule:"):
+        return None
+    schedule_id, _, at = idem.removeprefix("schedule:").rpartition(":")
+    return (schedule_id, int(at)) if at.isdigit() else None
 
 
 def _check_schedule(s: ScheduleRecord, partitions: int, report: CheckReport) -> None:
@@ -602,8 +642,8 @@ def _check_schedule(s: ScheduleRecord, partitions: int, report: CheckReport) -> 
 
 def _check_last_fire(
     s: ScheduleRecord, fire_ms: int, rec: InvocationRecord, report: CheckReport
-) -> None:
-    """Invariant ``schedule``: the last invocation recorded is that fire's."""
+) -> bool:
+    """Invariant ``schedule``: the last invocation recorded is that fire's (True if so)."""
     want = (s.service, s.handler, s.key, idempotency_key(s.id, fire_ms))
     got = (rec.service, rec.handler, rec.key, rec.idempotency_key)
     if got != want:
@@ -612,16 +652,20 @@ def _check_last_fire(
             s.id,
             f"its last invocation {rec.id} is {_target(*got)}, not {_target(*want)}",
         )
+    return got == want
 
 
-def _check_fire_keys(records: dict[str, InvocationRecord], report: CheckReport) -> None:
-    """Invariant ``schedule``: one invocation per target and ``schedule:`` idempotency key."""
+def _check_fire_keys(records: dict[str, InvocationRecord], report: CheckReport) -> set[str]:
+    """Invariant ``schedule``: one invocation per target and ``schedule:`` idempotency key.
+    Returns the keys held twice."""
     held: dict[tuple[str, str, str | None, str], list[str]] = defaultdict(list)
     for rec in records.values():
         if rec.idempotency_key is not None and rec.idempotency_key.startswith("schedule:"):
             held[(rec.service, rec.handler, rec.key, rec.idempotency_key)].append(rec.id)
+    duplicated: set[str] = set()
     for (service, handler, key, idem), ids in sorted(held.items(), key=lambda kv: kv[0][3]):
         if len(ids) > 1:
+            duplicated.add(idem)
             schedule_id = idem.removeprefix("schedule:").rpartition(":")[0]
             report.add(
                 "schedule",
@@ -629,6 +673,7 @@ def _check_fire_keys(records: dict[str, InvocationRecord], report: CheckReport) 
                 f"{len(ids)} invocations of {_target(service, handler, key, idem)}: "
                 f"{', '.join(sorted(ids))}",
             )
+    return duplicated
 
 
 def _target(service: str, handler: str, key: str | None, idem: str | None) -> str:
