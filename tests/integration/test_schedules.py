@@ -6,6 +6,8 @@ recording it (crash point ``after-fire``)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -53,6 +55,20 @@ def _pause_and_settle(
 
     wait_until(settled, 10, "every invocation of the schedule counted as a fire")
     return seen[0], seen[1]
+
+
+def _check(orch: Orchestrator) -> str:
+    """``ritornello check`` over the orchestrator's SQLite file (read-only): it must be clean,
+    schedule rules included."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ritornello", "check", "--store", orch.store],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def _start(tmp: Path, **env: str) -> tuple[Endpoint, Orchestrator]:
@@ -109,6 +125,8 @@ def test_a_crash_between_a_fire_and_its_record_does_not_fire_twice(tmp_path: Pat
         sid = created["id"]
         assert orch.proc is not None
         assert orch.proc.wait(timeout=30) == 137  # died right after its first fire
+        # its invocation exists, the schedule never recorded it: a state the checker accepts
+        assert "1 schedules checked" in _check(orch)
         again.start()
         wait_until(lambda: _schedule(again, sid)["fires"] >= 2, 40, "two fires after restart")
         final, fired = _pause_and_settle(again, sid)
@@ -120,6 +138,7 @@ def test_a_crash_between_a_fire_and_its_record_does_not_fire_twice(tmp_path: Pat
         assert (
             "its invocation existed" in again.log.read_text()
         )  # the restart found, not re-fired, it
+        _check(again)
     finally:
         again.terminate()
         orch.terminate()

@@ -481,7 +481,7 @@ def test_cli_check_clean_violated_and_json(tmp_path: Path) -> None:
     runner = CliRunner()
     clean = runner.invoke(app, ["check", "--store", url, "--expect-terminal"])
     assert clean.exit_code == 0, clean.output
-    assert "clean: 1 invocations, 1 entries, 0 timers checked" in clean.output
+    assert "clean: 1 invocations, 1 entries, 0 timers, 0 schedules checked" in clean.output
 
     asyncio.run(build(True))
     bad = runner.invoke(app, ["check", "--store", url, "--expect-terminal"])

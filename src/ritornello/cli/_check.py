@@ -53,7 +53,8 @@ def check(
     ] = 0.0,
     config: Annotated[str | None, typer.Option("--config", help="a ritornello.toml file")] = None,
 ) -> None:
-    """Check the store's invariants (journals, states, calls, liveness, timers, keys)."""
+    """Check the store's invariants (journals, states, calls, liveness, timers, keys,
+    schedules)."""
     try:
         url = load_settings(config_file=config, store=store).store
     except ConfigError as exc:
@@ -70,6 +71,7 @@ def check(
             "entries": report.entries,
             "completions": report.completions,
             "timers": report.timers,
+            "schedules": report.schedules,
             "overdue_timers": report.overdue_timers,
             "unlisted": report.unlisted,
             "violations": [asdict(v) for v in report.violations],
@@ -93,13 +95,15 @@ async def _check(
 def _print(report: CheckReport) -> None:
     console = Console(soft_wrap=True)
     counts = (
-        f"{report.invocations} invocations, {report.entries} entries, {report.timers} timers"
-        " checked"
+        f"{report.invocations} invocations, {report.entries} entries, {report.timers} timers,"
+        f" {report.schedules} schedules checked"
     )
     if report.ok:
         console.print(f"clean: {counts}", markup=False, highlight=False)
         return
-    table = Table("kind", "invocation", "message", title=f"{len(report.violations)} violations")
+    table = Table(
+        "kind", "invocation/schedule", "message", title=f"{len(report.violations)} violations"
+    )
     for v in report.violations:
         table.add_row(v.kind, v.invocation_id or "-", v.message)
     console.print(table)
