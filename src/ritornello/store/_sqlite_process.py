@@ -53,6 +53,7 @@ import os
 import pickle
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -61,6 +62,7 @@ from typing import Any, cast
 
 from ritornello import _child
 from ritornello.store._records import CommitUnit, unit_from_tuple, unit_to_tuple
+from ritornello.store._sqlite_thread import JobFn, Outcome, run_transaction
 from ritornello.store.errors import StoreError, UnavailableError
 
 _LENGTH = struct.Struct(">I")
@@ -68,7 +70,6 @@ _STOP = "stop"
 _M = ord("M")
 _UNIT, _PICKLED = 0, 1  # how a job is sent: a commit unit as tuples, or (fn, arg) pickled
 
-JobFn = Callable[..., Any]
 Job = tuple[JobFn, Any, "asyncio.Future[Any]"]
 
 
@@ -123,7 +124,7 @@ class WriterProcess:
     def __init__(
         self,
         name: str,
-        connect: JobFn,
+        connect: Callable[..., sqlite3.Connection],
         args: tuple[Any, ...],
         *,
         unit_fn: JobFn,
@@ -162,15 +163,13 @@ class WriterProcess:
         self._ready = loop.create_future()
         self._stopped = loop.create_future()
         self.failed = loop.create_future()
+        ours: socket.socket | None = None
         try:
             self._process, ours = _child.take(__name__) or _child.spawn(__name__)
-        except BaseException:
-            self._stopped.set_result(None)
-            raise
-        try:
             self._transport, _ = await loop.create_unix_connection(lambda: _Reader(self), sock=ours)
         except BaseException:
-            ours.close()
+            if ours is not None:
+                ours.close()
             self._stopped.set_result(None)
             raise
         self._transport.write(_frame((self._connect, self._args, self._batch_limit, self._unit_fn)))
@@ -382,7 +381,7 @@ def _undecodable(cur: Any, message: str) -> None:
     raise ValueError(message)
 
 
-def _send_outcomes(sock: socket.socket, committed: bool, outcomes: list[tuple[bool, Any]]) -> None:
+def _send_outcomes(sock: socket.socket, committed: bool, outcomes: list[Outcome]) -> None:
     if all(outcome == (True, None) for outcome in outcomes):
         sock.sendall(_frame(("done", int(committed), len(outcomes)), plain=True))
         return
@@ -410,7 +409,6 @@ def main(fd: int) -> None:
     """The child: open the connection the parent names, then run its batches until it says
     stop or goes away."""
     from ritornello.store import crashpoints
-    from ritornello.store._sqlite_thread import run_transaction
 
     parent = os.getppid()
     _die_with_parent(parent)
