@@ -21,7 +21,7 @@ from ritornello.orchestrator import Engine
 from ritornello.orchestrator.check import KINDS, CheckReport, _list_all, check_store
 from ritornello.protocol import RetryPolicy, derive_id
 from ritornello.store import (
-    TERMINAL_STATUSES,
+    FINAL_STATUSES,
     CommitUnit,
     InvocationRecord,
     InvocationWrite,
@@ -66,7 +66,7 @@ def _rec(inv_id: str, status: str = "completed", **kw: Any) -> InvocationRecord:
         "created_at": NOW,
         "modified_at": NOW,
     }
-    if status in TERMINAL_STATUSES:
+    if status in FINAL_STATUSES:
         fields["result"] = '{"value":1}'
     fields.update(kw)
     return InvocationRecord(id=inv_id, status=status, **fields)

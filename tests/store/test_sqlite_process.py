@@ -26,7 +26,7 @@ from ritornello.store import (
     TimerRecord,
     UnavailableError,
 )
-from ritornello.store._records import unit_from_tuple, unit_to_tuple
+from ritornello.store.records import unit_from_tuple, unit_to_tuple
 from ritornello.store.sqlite import SqliteStore
 
 from .conftest import inv

@@ -7,7 +7,8 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """Wall-clock milliseconds (for durable timers) and a monotonic reading (for timeouts)."""
+    """Wall-clock milliseconds (durable timers, commit times, heartbeats) and a monotonic
+    reading in seconds (lease validity: never judged by wall clocks)."""
 
     def now_ms(self) -> int: ...
 
@@ -25,18 +26,18 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that moves only when told to (tests)."""
+    """A wall clock that moves only when told to (tests of timers and retention). Its
+    monotonic reading is the real one, so leases go on as in production while a test jumps the
+    wall clock by hours."""
 
     def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
         self._ms = start_ms
-        self._mono = 0.0
 
     def now_ms(self) -> int:
         return self._ms
 
     def monotonic(self) -> float:
-        return self._mono
+        return time.monotonic()
 
     def advance(self, ms: int) -> None:
         self._ms += ms
-        self._mono += ms / 1000

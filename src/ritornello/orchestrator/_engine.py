@@ -46,7 +46,7 @@ from ritornello.protocol import (
 )
 from ritornello.protocol._entries import WAITING_KINDS
 from ritornello.store import (
-    TERMINAL_STATUSES,
+    FINAL_STATUSES,
     CommitUnit,
     ConflictError,
     DeploymentRecord,
@@ -446,7 +446,7 @@ class Engine:
         invocations = unit.invocations
         for n, write in enumerate(invocations):
             rec = write.record
-            if rec.expires_at is None and rec.status in TERMINAL_STATUSES:
+            if rec.expires_at is None and rec.status in FINAL_STATUSES:
                 expires = rec.modified_at + int(self.retention_s * 1000)
                 invocations[n] = InvocationWrite(
                     with_changes(rec, expires_at=expires), write.expect_version
@@ -584,7 +584,7 @@ class Engine:
 
     async def _reconcile_record(self, rec: InvocationRecord) -> None:
         inv_id = rec.id
-        if rec.status in TERMINAL_STATUSES or rec.status == "paused":
+        if rec.status in FINAL_STATUSES or rec.status == "paused":
             task = self._drivers.get(inv_id)
             if task is not None:
                 task.cancel()
@@ -851,7 +851,7 @@ class Engine:
             # The future is answered when this process finishes the invocation; when another
             # process leads its partition (or takes it over), the store is polled instead.
             delay = 0.02
-            while rec.status not in TERMINAL_STATUSES:
+            while rec.status not in FINAL_STATUSES:
                 timeout: float | None = delay
                 if self._owns(rec.partition):  # ours: answered through the future
                     sole = self._alone()
@@ -962,7 +962,7 @@ class Engine:
             or loads(entries[index]).get("kind") != "awakeable"
         ):
             raise EngineError(f"awakeable {awakeable_id!r} not found", 404)
-        if rec.status in TERMINAL_STATUSES:
+        if rec.status in FINAL_STATUSES:
             raise EngineError(f"awakeable {awakeable_id!r}: its invocation is {rec.status}", 409)
         if any(loads(c)["index"] == index for c in completions):
             raise EngineError(f"awakeable {awakeable_id!r} is already completed", 409)
@@ -1026,7 +1026,7 @@ class Engine:
         rec = await self.store.get_invocation(invocation_id)
         if rec is None:
             raise EngineError(f"invocation {invocation_id} not found", 404)
-        if rec.status in TERMINAL_STATUSES:
+        if rec.status in FINAL_STATUSES:
             raise EngineError(f"invocation {invocation_id} is already {rec.status}", 409)
         if rec.status in ("pending", "scheduled") and rec.journal_len == 1:
 
@@ -1097,7 +1097,7 @@ class Engine:
                 rec = await self.store.get_invocation(invocation_id)
                 if rec is None:
                     raise EngineError(f"invocation {invocation_id} not found", 404)
-                if rec.status in TERMINAL_STATUSES:
+                if rec.status in FINAL_STATUSES:
                     raise EngineError(f"invocation {invocation_id} is already {rec.status}", 409)
                 unit = CommitUnit(
                     timers_remove=[
@@ -1249,7 +1249,7 @@ class Engine:
 
     async def _load(self, inv_id: str) -> _Run | None:
         rec = await self.store.get_invocation(inv_id)
-        if rec is None or rec.status in TERMINAL_STATUSES:
+        if rec is None or rec.status in FINAL_STATUSES:
             return None
         entries, completion_texts = await self.store.get_journal(inv_id)
         return _run_from_journal(rec, entries, completion_texts)
@@ -1323,7 +1323,7 @@ class Engine:
     async def _step(self, run: _Run) -> bool:
         """One attempt (or continuation) of ``run``; True to go on at once."""
         rec = run.rec
-        if rec.status in TERMINAL_STATUSES:
+        if rec.status in FINAL_STATUSES:
             return False
         svc = self.registry.service(rec.service)
         service_kind = svc[0].kind if svc else "service"
@@ -1432,7 +1432,7 @@ class Engine:
             outcome.unit.completions.extend(
                 (rec.id, t.index, run.completions[t.index]) for t in run.deferred
             )
-        if outcome.record.status in TERMINAL_STATUSES:
+        if outcome.record.status in FINAL_STATUSES:
             self._drop_open_sleeps(run, outcome)
         # Callees queued behind their key: were the key freed while this commit is in flight,
         # the queue must not start them before they exist (a driver would read nothing and
@@ -1636,7 +1636,7 @@ class Engine:
         for cid, index, text in outcome.unit.completions:
             if cid != rec.id:  # a caller's call entry, or another invocation's awakeable
                 self._deliver(cid, index, text)
-        if rec.status in TERMINAL_STATUSES:
+        if rec.status in FINAL_STATUSES:
             self._finish(rec)
             return False
         if rec.status == "running":  # checkpoint

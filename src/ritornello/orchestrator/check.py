@@ -80,8 +80,8 @@ from ritornello.protocol._entries import (
     WAITING_KINDS,
 )
 from ritornello.store import (
+    FINAL_STATUSES,
     STATUSES,
-    TERMINAL_STATUSES,
     InvocationRecord,
     Store,
     TimerRecord,
@@ -294,7 +294,7 @@ def _check_record(rec: InvocationRecord, j: _Journal, partitions: int, report: C
         bad(f"journal_len {rec.journal_len} and attempt {rec.attempt} must be >= 1")
     if (rec.caller_id is None) != (rec.caller_index is None):
         bad("caller_id and caller_index must be set together")
-    terminal = rec.status in TERMINAL_STATUSES
+    terminal = rec.status in FINAL_STATUSES
     if terminal:
         result = _parse(rec.result) if rec.result is not None else None
         if result is None or set(result) not in ({"value"}, {"failure"}):
@@ -366,8 +366,8 @@ def _check_calls(
     if caller_j.targets.get(index) != rec.id or caller_j.kinds[index] != "call":
         bad(f"its caller {rec.caller_id} has no call entry {index} naming it")
     elif (
-        rec.status in TERMINAL_STATUSES
-        and caller.status not in TERMINAL_STATUSES
+        rec.status in FINAL_STATUSES
+        and caller.status not in FINAL_STATUSES
         and index not in caller_j.completed
     ):
         bad(f"{rec.status}, but its caller {rec.caller_id} never got entry {index} completed")
@@ -407,7 +407,7 @@ async def _check_liveness(
             callee = records.get(j.targets.get(index, ""))
             if callee is None:
                 bad(f"suspended on call entry {index}, whose callee does not exist")
-            elif callee.status in TERMINAL_STATUSES:
+            elif callee.status in FINAL_STATUSES:
                 bad(f"suspended on call entry {index}, whose callee {callee.id} is {callee.status}")
         elif kind == "promise_complete":
             bad(f"suspended on promise_complete entry {index} (completed in its own unit)")
@@ -437,7 +437,7 @@ def _check_timers(
         if rec is None:
             report.add("timer", t.invocation_id, f"{what} of an invocation that does not exist")
             continue
-        if rec.status in TERMINAL_STATUSES:
+        if rec.status in FINAL_STATUSES:
             report.add("timer", rec.id, f"{what} of a {rec.status} invocation")
             continue
         if t.partition != rec.partition:
@@ -459,7 +459,7 @@ def _check_timers(
         else:
             report.add("timer", rec.id, f"{what}: unknown timer kind")
     for rec in records.values():
-        if rec.status in TERMINAL_STATUSES or rec.status not in STATUSES:
+        if rec.status in FINAL_STATUSES or rec.status not in STATUSES:
             continue
         j = journals[rec.id]
         for index, kind in enumerate(j.kinds):
@@ -505,5 +505,5 @@ def _check_expected(
         rec = records.get(inv_id)
         if rec is None:
             report.add("acknowledged", inv_id, "acknowledged but not in the store (lost or purged)")
-        elif expect_terminal and rec.status not in TERMINAL_STATUSES:
+        elif expect_terminal and rec.status not in FINAL_STATUSES:
             report.add("acknowledged", inv_id, f"expected finished, but it is {rec.status}")

@@ -1,22 +1,6 @@
 """Durable storage: the ``Store`` interface and its backends (memory, SQLite, DynamoDB)."""
 
 from ritornello.store._base import Store
-from ritornello.store._records import (
-    HISTORY_LIMIT,
-    OVERLAP_POLICIES,
-    STATUSES,
-    TERMINAL_STATUSES,
-    CommitUnit,
-    DeploymentRecord,
-    InvocationRecord,
-    InvocationWrite,
-    LeaseRecord,
-    MemberRecord,
-    ScheduleRecord,
-    TimerRecord,
-    with_changes,
-    with_failure,
-)
 from ritornello.store.errors import (
     ConflictError,
     FencedError,
@@ -25,12 +9,31 @@ from ritornello.store.errors import (
     StoreError,
     UnavailableError,
 )
+from ritornello.store.records import (
+    FINAL_STATUSES,
+    HISTORY_LIMIT,
+    LIVE_STATUSES,
+    OVERLAP_POLICIES,
+    STATUSES,
+    CommitUnit,
+    DeploymentRecord,
+    InvocationRecord,
+    InvocationWrite,
+    LeaseRecord,
+    MemberRecord,
+    ScheduleRecord,
+    Status,
+    TimerRecord,
+    with_changes,
+    with_failure,
+)
 
 __all__ = [
+    "FINAL_STATUSES",
     "HISTORY_LIMIT",
+    "LIVE_STATUSES",
     "OVERLAP_POLICIES",
     "STATUSES",
-    "TERMINAL_STATUSES",
     "CommitUnit",
     "ConflictError",
     "DeploymentRecord",
@@ -41,6 +44,7 @@ __all__ = [
     "MemberRecord",
     "ScheduleRecord",
     "SchemaError",
+    "Status",
     "Store",
     "StoreClosedError",
     "StoreError",

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Self
 
-from ritornello.store._records import (
+from ritornello.store.records import (
     STATUSES,
     CommitUnit,
     DeploymentRecord,

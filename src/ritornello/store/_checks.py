@@ -3,8 +3,8 @@ number of partitions, and on a fence or a lease against the stored lease."""
 
 from __future__ import annotations
 
-from ritornello.store._records import OVERLAP_POLICIES, CommitUnit, LeaseRecord, ScheduleRecord
 from ritornello.store.errors import FencedError
+from ritornello.store.records import OVERLAP_POLICIES, CommitUnit, LeaseRecord, ScheduleRecord
 
 
 def check_unit(unit: CommitUnit) -> None:

@@ -49,8 +49,8 @@ from ritornello.store._dynamo_models import (
     key_of,
 )
 from ritornello.store._dynamo_stats import item_size
-from ritornello.store._records import TERMINAL_STATUSES, CommitUnit, InvocationRecord
 from ritornello.store.errors import ConflictError, FencedError, StoreError
+from ritornello.store.records import FINAL_STATUSES, CommitUnit, InvocationRecord
 
 MAX_ITEMS = 100
 MAX_BYTES = 4_000_000
@@ -213,8 +213,8 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
                 "version = :v",
                 ExpressionAttributeValues={":v": {"N": str(before.version)}},
             )
-        was_active = before is not None and before.status not in TERMINAL_STATUSES
-        is_active = r.status not in TERMINAL_STATUSES
+        was_active = before is not None and before.status not in FINAL_STATUSES
+        is_active = r.status not in FINAL_STATUSES
         moved = before is not None and before.partition != r.partition
         if before is not None and was_active and (not is_active or moved):
             delete(keys.active_pk(before.partition), keys.active_sk(inv_id), "active marker")

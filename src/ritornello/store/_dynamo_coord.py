@@ -23,8 +23,8 @@ from ritornello.store._dynamo_models import (
     MemberItem,
     key_of,
 )
-from ritornello.store._records import DeploymentRecord, LeaseRecord, MemberRecord
 from ritornello.store.errors import ConflictError, FencedError
+from ritornello.store.records import DeploymentRecord, LeaseRecord, MemberRecord
 
 _FAILED = "ConditionalCheckFailedException"
 

@@ -19,8 +19,8 @@ from pynamodb.attributes import (
 from pynamodb.models import Model
 
 from ritornello.store import _dynamo_keys as keys
-from ritornello.store._records import (
-    TERMINAL_STATUSES,
+from ritornello.store.records import (
+    FINAL_STATUSES,
     DeploymentRecord,
     InvocationRecord,
     LeaseRecord,
@@ -95,7 +95,7 @@ class InvocationItem(Item):
 
     @classmethod
     def of(cls, r: InvocationRecord, result: str | None, result_ref: str | None) -> InvocationItem:
-        terminal = r.status in TERMINAL_STATUSES
+        terminal = r.status in FINAL_STATUSES
         return cls(
             pk=keys.invocation_pk(r.id),
             sk=keys.INVOCATION_SK,

@@ -26,7 +26,7 @@ from ritornello.store._dynamo_models import (
     ValueItem,
     key_of,
 )
-from ritornello.store._records import TERMINAL_STATUSES, InvocationRecord, TimerRecord
+from ritornello.store.records import FINAL_STATUSES, InvocationRecord, TimerRecord
 
 
 class Reads:
@@ -113,7 +113,7 @@ class Reads:
                 and (key is None or r.key == key)
             )
 
-        if partition is not None and wanted is not None and not wanted & TERMINAL_STATUSES:
+        if partition is not None and wanted is not None and not wanted & FINAL_STATUSES:
             return self._list_active(partition, keep, after_seq, limit)
         return self._list_indexed(wanted, service, key, keep, after_seq, limit, partition)
 
@@ -206,9 +206,7 @@ class Reads:
         merged = list(heapq.merge(*per_partition))[:limit]
         records = self._records([key_of(pk, keys.INVOCATION_SK) for _, pk in merged], True)
         found = [
-            r
-            for r in records.values()
-            if r.status in TERMINAL_STATUSES and r.modified_at < before_ms
+            r for r in records.values() if r.status in FINAL_STATUSES and r.modified_at < before_ms
         ]
         return sorted(found, key=lambda r: (r.modified_at, r.id))
 

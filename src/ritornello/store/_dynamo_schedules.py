@@ -18,8 +18,8 @@ from typing import Any
 from ritornello.store import _dynamo_keys as keys
 from ritornello.store._dynamo_client import AwsError, DynamoClient
 from ritornello.store._dynamo_models import ScheduleItem, key_of
-from ritornello.store._records import ScheduleRecord
 from ritornello.store.errors import ConflictError
+from ritornello.store.records import ScheduleRecord
 
 _FAILED = "ConditionalCheckFailedException"
 

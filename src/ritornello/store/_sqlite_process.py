@@ -61,9 +61,9 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ritornello import _child
-from ritornello.store._records import CommitUnit, unit_from_tuple, unit_to_tuple
 from ritornello.store._sqlite_thread import JobFn, Outcome, run_transaction
 from ritornello.store.errors import StoreError, UnavailableError
+from ritornello.store.records import CommitUnit, unit_from_tuple, unit_to_tuple
 
 _LENGTH = struct.Struct(">I")
 _STOP = "stop"

@@ -17,8 +17,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from ritornello.store._records import InvocationRecord, ScheduleRecord
 from ritornello.store.errors import SchemaError
+from ritornello.store.records import InvocationRecord, ScheduleRecord
 
 SCHEMA_VERSION = 3
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from ritornello.store._base import Store
-from ritornello.store._records import (
+from ritornello.store.records import (
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,

@@ -47,7 +47,13 @@ from ritornello.store._dynamo_models import InvocationItem, key_from, key_of
 from ritornello.store._dynamo_reads import Reads
 from ritornello.store._dynamo_schedules import Schedules
 from ritornello.store._dynamo_stats import DynamoStats
-from ritornello.store._records import (
+from ritornello.store.errors import (
+    ConflictError,
+    StoreClosedError,
+    StoreError,
+    UnavailableError,
+)
+from ritornello.store.records import (
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,
@@ -55,12 +61,6 @@ from ritornello.store._records import (
     MemberRecord,
     ScheduleRecord,
     TimerRecord,
-)
-from ritornello.store.errors import (
-    ConflictError,
-    StoreClosedError,
-    StoreError,
-    UnavailableError,
 )
 
 __all__ = ["DynamoSettings", "DynamoStats", "DynamoStore"]

@@ -26,7 +26,8 @@ from ritornello.store._checks import (
     lost,
     moved,
 )
-from ritornello.store._records import (
+from ritornello.store.errors import ConflictError, StoreClosedError, StoreError
+from ritornello.store.records import (
     STATUSES,
     CommitUnit,
     DeploymentRecord,
@@ -36,7 +37,6 @@ from ritornello.store._records import (
     ScheduleRecord,
     TimerRecord,
 )
-from ritornello.store.errors import ConflictError, StoreClosedError, StoreError
 
 _MISSING: Any = object()
 

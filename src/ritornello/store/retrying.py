@@ -59,13 +59,13 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ritornello.store._base import Store
-from ritornello.store._records import (
+from ritornello.store._wrapper import StoreWrapper
+from ritornello.store.errors import ConflictError, FencedError, UnavailableError
+from ritornello.store.records import (
     CommitUnit,
     InvocationRecord,
     LeaseRecord,
 )
-from ritornello.store._wrapper import StoreWrapper
-from ritornello.store.errors import ConflictError, FencedError, UnavailableError
 
 T = TypeVar("T")
 

@@ -41,7 +41,10 @@ from ritornello.store._checks import (
     lost,
     moved,
 )
-from ritornello.store._records import (
+from ritornello.store._sqlite_process import WriterProcess
+from ritornello.store._sqlite_thread import ConnectionThread, JobFn
+from ritornello.store.errors import ConflictError, StoreClosedError, StoreError
+from ritornello.store.records import (
     STATUSES,
     CommitUnit,
     DeploymentRecord,
@@ -51,9 +54,6 @@ from ritornello.store._records import (
     ScheduleRecord,
     TimerRecord,
 )
-from ritornello.store._sqlite_process import WriterProcess
-from ritornello.store._sqlite_thread import ConnectionThread, JobFn
-from ritornello.store.errors import ConflictError, StoreClosedError, StoreError
 
 _T = TypeVar("_T")
 

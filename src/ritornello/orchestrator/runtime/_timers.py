@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 
 from ritornello.store import TimerRecord
 
-from ._clock import Clock
+from .._clock import Clock
 
 log = logging.getLogger("ritornello.timers")
 
@@ -186,6 +186,11 @@ class TimerQueue:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def abandon(self) -> list[asyncio.Task[None]]:
+        """Stop at once (as a kill -9 would): the task to cancel, if any."""
+        task, self._task = self._task, None
+        return [task] if task is not None else []
 
     async def stop(self) -> None:
         if self._task is not None:

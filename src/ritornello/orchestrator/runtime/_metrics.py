@@ -1,9 +1,9 @@
 """What the engine measures for ``GET /metrics``, without depending on a metrics library.
 
-``CommitTimings`` is a fixed-bucket histogram the engine feeds from its commit path (one
-``observe`` per successful ``store.commit``); ``gauges`` reads the engine's in-memory
-structures; ``count_statuses`` counts invocations in the store. The admin app turns these into
-Prometheus text (``ritornello.admin._metrics``), one registry per app.
+``CommitTimings`` is a fixed-bucket histogram the committer feeds (one ``observe`` per
+successful ``store.commit``); ``Gauges`` is what ``Engine.gauges()`` reads of the engine's
+memory; ``STATUS_COUNT_CAP`` bounds the count of invocations by status in the store. The
+admin app turns these into Prometheus text (``ritornello.admin._metrics``), one registry per app.
 
 Invariants: ``observe`` is O(buckets) and never raises; ``counts[i]`` is the number of
 observations ``<= BUCKETS[i]`` that fell in no lower bucket (the exporter accumulates them), and
@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._engine import Engine
 
 #: Upper bounds (seconds) of the journal-commit latency buckets (SQLite group commit is
 #: milliseconds; a DynamoDB transaction tens of them).
@@ -69,21 +65,3 @@ class Gauges:
     keys_held: int  # object keys with an exclusive invocation holding them
     timers: int  # durable timers armed in memory
     partitions_led: int
-
-
-def gauges(engine: Engine) -> Gauges:
-    """Read the engine's in-memory structures (no I/O; call on its event loop)."""
-    queues = engine._queues  # the engine's own reader
-    return Gauges(
-        running=len(engine._drivers),
-        suspended=len(engine._suspended),
-        queue_depth=sum(max(0, len(q) - 1) for q in queues.values()),
-        keys_held=sum(1 for q in queues.values() if q),
-        timers=len(engine._timers),
-        partitions_led=len(engine.leadership.owned()),
-    )
-
-
-async def count_statuses(engine: Engine) -> dict[str, int]:
-    """Invocations in the store by status (each capped at ``STATUS_COUNT_CAP``)."""
-    return await engine.store.count_invocations(STATUS_COUNT_CAP)

@@ -3,7 +3,7 @@
 
 Invariants (each one is what a test tries to break):
 
-* A fire time fires at most once. The invocation is created through ``Engine.submit`` with the
+* A fire time fires at most once. The invocation is created through the engine's ``submit`` with the
   idempotency key ``schedule:{id}:{fire ms}``, *then* the schedule's ``checked_until`` moves to
   that time with a compare-and-set. A crash between the two leaves the time due: the next pass
   submits again and gets the existing invocation back (``created`` False), so a restart never
@@ -24,124 +24,60 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Protocol
 
-from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
-
+from ritornello.protocol import ServiceInfo
 from ritornello.store import (
+    FINAL_STATUSES,
     OVERLAP_POLICIES,
-    TERMINAL_STATUSES,
     ConflictError,
+    InvocationRecord,
     ScheduleRecord,
+    Store,
     crashpoints,
 )
 
-from ._partitions import partition_of
-
-if TYPE_CHECKING:
-    from ._engine import Engine
+from .._clock import Clock
+from ..core import Registry, Target
+from ..errors import InvalidRequestError, NotFoundError, OrchestratorError, StateConflictError
+from ._cron import MAX_COUNTED_MISSES, cron_of, idempotency_key
 
 log = logging.getLogger("ritornello.schedules")
 
-#: Catch-up counts the fire times it passes over one by one (on a thread: croniter takes
-#: ~50 us a step), up to this many; a longer run of missed times is counted as this many.
-MAX_COUNTED_MISSES = 1_000
 _CAS_ROUNDS = 5
 
 
-class ScheduleError(Exception):
-    """A schedule request that cannot be served; ``status`` is the HTTP status to answer."""
+class ScheduleHost(Protocol):
+    """What the scheduler needs of the engine that hosts it."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+    store: Store
+    clock: Clock
+    registry: Registry
+    counters: Counter[str]
 
+    def leads(self, partition: int) -> bool: ...
 
-class Cron:
-    """A validated cron expression in a time zone: 5 fields (minute precision), 6 fields
-    (a *leading* seconds field: ``sec min hour day month weekday``) or an ``@hourly``-style
-    alias. Fire times are whole seconds, as Unix ms."""
+    def leads_any(self) -> bool: ...
 
-    def __init__(self, expr: str, timezone: str = "UTC") -> None:
-        fields = expr.split()
-        if not fields or (len(fields) not in (5, 6) and not (len(fields) == 1 and expr[0] == "@")):
-            raise ScheduleError(
-                f"cron {expr!r}: give 5 fields (minute hour day month weekday), 6 with a "
-                "leading seconds field, or an alias such as @hourly"
-            )
-        self.expr = " ".join(fields)
-        self.zone = _zone(timezone)
-        try:
-            self._iter(0)
-        except CroniterError as exc:
-            raise ScheduleError(f"cron {expr!r} is not valid: {exc}") from None
-        if self.next_after(_now_ms()) is None:
-            raise ScheduleError(f"cron {expr!r} never fires")
+    def partition_of(self, service: str, key: str | None, invocation_id: str) -> int: ...
 
-    def _iter(self, ms: int) -> croniter:
-        start = datetime.fromtimestamp(ms // 1000, self.zone)
-        return croniter(self.expr, start, second_at_beginning=True)
+    async def find_service(self, name: str) -> tuple[ServiceInfo, str] | None: ...
 
-    def next_after(self, ms: int) -> int | None:
-        """The first fire time strictly after ``ms``; None if there is none."""
-        try:
-            found: datetime = self._iter(ms).get_next(datetime)
-        except (CroniterBadDateError, CroniterBadCronError):
-            return None
-        return int(found.timestamp()) * 1000
-
-    def latest_at_or_before(self, ms: int) -> int | None:
-        """The last fire time at or before ``ms``; None if there is none."""
-        try:
-            found: datetime = self._iter(ms + 1000).get_prev(datetime)
-        except (CroniterBadDateError, CroniterBadCronError):
-            return None
-        return int(found.timestamp()) * 1000
-
-    def count_between(self, after_ms: int, before_ms: int) -> int:
-        """How many fire times lie strictly between the two (at most MAX_COUNTED_MISSES)."""
-        it = self._iter(after_ms)
-        count = 0
-        while count < MAX_COUNTED_MISSES:
-            try:
-                at = int(it.get_next(datetime).timestamp()) * 1000
-            except CroniterError:
-                break
-            if at >= before_ms:
-                break
-            count += 1
-        return count
-
-
-@functools.lru_cache(maxsize=256)
-def cron_of(expr: str, timezone: str) -> Cron:
-    """A cached ``Cron`` (ScheduleError if invalid)."""
-    return Cron(expr, timezone)
-
-
-def _zone(name: str) -> tzinfo:
-    if name == "UTC":
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(f"unknown time zone {name!r} (give an IANA name such as UTC)") from None
-
-
-def _now_ms() -> int:
-    return int(datetime.now(UTC).timestamp() * 1000)
-
-
-def idempotency_key(schedule_id: str, fire_ms: int) -> str:
-    """The idempotency key of a schedule's invocation for one fire time."""
-    return f"schedule:{schedule_id}:{fire_ms}"
+    async def submit(
+        self,
+        target: Target,
+        key: str | None,
+        input_text: str,
+        *,
+        idempotency_key: str | None = None,
+        delay_ms: int = 0,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[InvocationRecord, bool]: ...
 
 
 class Scheduler:
@@ -150,7 +86,7 @@ class Scheduler:
     ``tick()`` is one pass over the store's schedules (tests call it with a manual clock);
     ``start()`` runs it every ``interval_s`` or sooner when a fire time is near."""
 
-    def __init__(self, engine: Engine, *, interval_s: float = 1.0) -> None:
+    def __init__(self, engine: ScheduleHost, *, interval_s: float = 1.0) -> None:
         self.engine = engine
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
@@ -169,6 +105,11 @@ class Scheduler:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    def abandon(self) -> list[asyncio.Task[None]]:
+        """Stop at once (as a kill -9 would): the task to cancel, if any."""
+        task, self._task = self._task, None
+        return [task] if task is not None else []
 
     def poke(self) -> None:
         """Look again now (a schedule changed here)."""
@@ -202,19 +143,19 @@ class Scheduler:
     async def tick(self) -> int | None:
         """Fire (or skip) every due schedule this process leads. Returns the earliest next
         fire time (Unix ms) among them, or None. Leads nothing: reads nothing."""
-        if not self.engine.leadership.owned():
+        if not self.engine.leads_any():
             return None
         earliest: int | None = None
         schedules = await self.engine.store.list_schedules()
         self._empty = not schedules
         for schedule in schedules:
-            if schedule.paused or not self.engine._owns(schedule.partition):
+            if schedule.paused or not self.engine.leads(schedule.partition):
                 continue
             try:
                 upcoming = await self._advance(schedule)
             except ConflictError:
                 continue  # changed meanwhile (paused, deleted, another leader): next pass
-            except ScheduleError as exc:
+            except OrchestratorError as exc:
                 log.warning("schedule %s cannot fire: %s", schedule.id, exc)
                 continue
             if upcoming is not None and (earliest is None or upcoming < earliest):
@@ -296,7 +237,7 @@ class Scheduler:
         if s.last_invocation_id is None:
             return False
         rec = await self.engine.store.get_invocation(s.last_invocation_id)
-        return rec is not None and rec.status not in TERMINAL_STATUSES  # purged: finished
+        return rec is not None and rec.status not in FINAL_STATUSES  # purged: finished
 
     async def _put(self, new: ScheduleRecord, old: ScheduleRecord) -> None:
         await self.engine.store.put_schedule(
@@ -318,26 +259,26 @@ class Scheduler:
         """Validate and store a new schedule; its first fire time is the first after now."""
         checked = cron_of(cron, timezone)
         if overlap not in OVERLAP_POLICIES:
-            raise ScheduleError(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}")
+            raise InvalidRequestError(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}")
         service, _, handler = target.partition("/")
         if not service or not handler or "/" in handler:
-            raise ScheduleError(f"target {target!r}: give Service/handler or Object/handler")
+            raise InvalidRequestError(f"target {target!r}: give Service/handler or Object/handler")
         found = await self.engine.find_service(service)
         if found is None:
-            raise ScheduleError(f"service {service} not found", 404)
+            raise NotFoundError(f"service {service} not found")
         info = found[0]
         resolved = self.engine.registry.resolve(service, handler)
         if resolved is None:
-            raise ScheduleError(f"handler {service}/{handler} not found", 404)
+            raise NotFoundError(f"handler {service}/{handler} not found")
         if resolved.handler.kind == "workflow":
-            raise ScheduleError(
+            raise InvalidRequestError(
                 f"{target} is a workflow's run, which runs once per workflow id: schedule a "
                 "service handler that starts the workflow instead"
             )
         if info.kind == "service" and key is not None:
-            raise ScheduleError(f"{service} is a service: it takes no key")
+            raise InvalidRequestError(f"{service} is a service: it takes no key")
         if info.kind != "service" and key is None:
-            raise ScheduleError(f"{service} is a {info.kind}: give a key")
+            raise InvalidRequestError(f"{service} is a {info.kind}: give a key")
         now = self.engine.clock.now_ms()
         schedule_id = "sch_" + secrets.token_hex(10)
         record = ScheduleRecord(
@@ -352,7 +293,7 @@ class Scheduler:
             paused=False,
             created_at=now,
             checked_until=now,
-            partition=partition_of("schedule", None, schedule_id, self.engine.leadership.count),
+            partition=self.engine.partition_of("schedule", None, schedule_id),
         )
         await self.engine.store.put_schedule(record)
         self.poke()
@@ -362,7 +303,7 @@ class Scheduler:
     async def get(self, schedule_id: str) -> ScheduleRecord:
         found = await self.engine.store.get_schedule(schedule_id)
         if found is None:
-            raise ScheduleError(f"schedule {schedule_id} not found", 404)
+            raise NotFoundError(f"schedule {schedule_id} not found")
         return found
 
     async def list_all(self) -> list[ScheduleRecord]:
@@ -373,7 +314,7 @@ class Scheduler:
 
         def change(s: ScheduleRecord) -> ScheduleRecord:
             if s.paused:
-                raise ScheduleError(f"schedule {schedule_id} is already paused", 409)
+                raise StateConflictError(f"schedule {schedule_id} is already paused")
             return replace(s, paused=True)
 
         return await self._change(schedule_id, change)
@@ -385,14 +326,14 @@ class Scheduler:
 
         def change(s: ScheduleRecord) -> ScheduleRecord:
             if not s.paused:
-                raise ScheduleError(f"schedule {schedule_id} is not paused", 409)
+                raise StateConflictError(f"schedule {schedule_id} is not paused")
             return replace(s, paused=False, checked_until=max(s.checked_until, now))
 
         return await self._change(schedule_id, change)
 
     async def delete(self, schedule_id: str) -> None:
         if not await self.engine.store.delete_schedule(schedule_id):
-            raise ScheduleError(f"schedule {schedule_id} not found", 404)
+            raise NotFoundError(f"schedule {schedule_id} not found")
         log.info("schedule %s deleted", schedule_id)
 
     async def _change(
@@ -407,7 +348,7 @@ class Scheduler:
                 continue  # fired (or changed) meanwhile: read it again
             self.poke()
             return new
-        raise ScheduleError(f"schedule {schedule_id} keeps changing; try again", 409)
+        raise StateConflictError(f"schedule {schedule_id} keeps changing; try again")
 
     @staticmethod
     def next_fire_at(s: ScheduleRecord) -> int | None:
@@ -417,5 +358,5 @@ class Scheduler:
             return None
         try:
             return cron_of(s.cron, s.timezone).next_after(s.checked_until)
-        except ScheduleError:
+        except InvalidRequestError:
             return None

@@ -1,12 +1,11 @@
-"""Partitions and their leaders.
+"""Partition leases: which orchestrator leads which partition.
 
-Every invocation belongs to one partition, fixed at creation: invocations of an object or
-workflow key hash by (service, key), so a key's queue, its state and its promises live in one
-partition; keyless invocations hash by id. Each partition has at most one leader at a time,
-the orchestrator holding its lease; the leader alone drives the partition's invocations, and
-every write it makes as leader is fenced by the lease's epoch (``CommitUnit.fences``), so a
-former leader — paused, partitioned, or slow to notice — can never write after its successor
-claimed the partition: its first fenced commit fails and it steps down.
+Every invocation belongs to one partition, fixed at creation (``core.partition_of``). Each
+partition has at most one leader at a time, the orchestrator holding its lease; the leader
+alone drives the partition's invocations, and every write it makes as leader is fenced by the
+lease's epoch (``CommitUnit.fences``), so a former leader — paused, partitioned, or slow to
+notice — can never write after its successor claimed the partition: its first fenced commit
+fails and it steps down.
 
 Expiry is judged on monotonic clocks, never by comparing wall clocks across machines:
 
@@ -27,8 +26,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
-import zlib
 from collections.abc import Awaitable, Callable
 
 from ritornello.store import (
@@ -40,18 +37,12 @@ from ritornello.store import (
     crashpoints,
 )
 
+from .._clock import Clock, SystemClock
+
 log = logging.getLogger("ritornello.leadership")
 
 #: Share of the lease period the holder trusts its lease after sending a renewal.
 SAFETY = 0.8
-
-
-def partition_of(service: str, key: str | None, invocation_id: str, count: int) -> int:
-    """The partition of an invocation: by (service, key) when keyed, else by id."""
-    if count <= 1:
-        return 0
-    basis = f"{service}\x00{key}" if key is not None else invocation_id
-    return zlib.crc32(basis.encode("utf-8", "surrogatepass")) % count
 
 
 class Leadership:
@@ -73,8 +64,8 @@ class Leadership:
         lead: bool = True,
         on_gain: Callable[[int], Awaitable[None]] | None = None,
         on_lose: Callable[[int], None] | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        ready: Callable[[int], bool] = lambda partition: True,
+        clock: Clock | None = None,
     ) -> None:
         self.store = store
         self.node = node
@@ -84,8 +75,12 @@ class Leadership:
         self.lead = lead
         self.on_gain = on_gain
         self.on_lose = on_lose
-        self._mono = monotonic
-        self._wall = wall_ms
+        #: Called (synchronously) the moment a lease is claimed, before its recovery starts.
+        self.on_claim: Callable[[int], None] | None = None
+        self._ready = ready  # a partition's recovery has finished here
+        clock = clock or SystemClock()
+        self._mono = clock.monotonic  # lease validity and expiry: never wall clocks
+        self._wall = clock.now_ms  # heartbeats and renewal times, for display and balancing
         self._owned: dict[int, LeaseRecord] = {}
         self._valid_until: dict[int, float] = {}
         self._seen: dict[int, tuple[int, float]] = {}  # partition -> (version, first seen)
@@ -106,6 +101,30 @@ class Leadership:
         """True while this process may act as the partition's leader."""
         until = self._valid_until.get(partition)
         return until is not None and self._mono() < until
+
+    def leads(self, partition: int) -> bool:
+        """True while this process leads ``partition``: it holds the lease and has recovered
+        the partition (the one predicate every part of the runtime asks)."""
+        return self._ready(partition) and self.holds(partition)
+
+    def alone(self) -> bool:
+        """True while no other process can use the store: it is exclusive to this one and
+        this one leads every partition (so nothing stored changes behind its back)."""
+        return self.exclusive and self.holds_all()
+
+    async def leading(self, partition: int) -> bool:
+        """Whether to go on acting as the leader of ``partition``: True once this process
+        leads it. While the lease's validity has lapsed with a renewal in flight, or while the
+        partition is claimed and its recovery still reading, wait for the verdict instead of
+        giving up (giving up would drop an invocation from memory while the partition stays
+        ours; a driver started for a partition still recovering — a callee another partition's
+        driver created in it — may be missing from what the recovery read: simulation seed
+        591); False once the partition is lost."""
+        while self._ready(partition) or self.holds(partition):
+            if self._ready(partition) and self.holds(partition):
+                return True
+            await asyncio.sleep(0.02)
+        return False
 
     def holds_all(self) -> bool:
         """True while this process may act as the leader of every partition (asked on every
@@ -158,6 +177,12 @@ class Leadership:
                 await self.store.release_lease(lease, self._wall())
         with contextlib.suppress(StoreError):
             await self.store.remove_member(self.node)
+
+    def abandon(self) -> list[asyncio.Task[None]]:
+        """Stop taking part at once, releasing nothing (as a kill -9 would): the tasks to
+        cancel."""
+        self._stopping = True
+        return [*self._tasks, *self._gains]
 
     def step_down(self, partition: int) -> None:
         """A fenced write failed: the partition has another leader."""
@@ -291,6 +316,8 @@ class Leadership:
         self._valid_until[partition] = sent + self.lease_s * SAFETY
         self._seen[partition] = (new.version, self._mono())
         log.info("partition %d: leader (epoch %d)", partition, new.epoch)
+        if self.on_claim is not None:
+            self.on_claim(partition)
         task = asyncio.get_running_loop().create_task(self._gain(partition, new))
         self._gains.add(task)
         task.add_done_callback(self._gains.discard)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import operator
 from dataclasses import MISSING, dataclass, field, fields
+from enum import StrEnum
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -45,18 +46,29 @@ def _slot_init(cls: type[_T]) -> type[_T]:
     return cls
 
 
-#: Invocation statuses (docs/orchestrator.md draws the transitions).
-STATUSES = (
-    "pending",  # queued behind an exclusive handler on the same object key
-    "scheduled",  # a delayed send, waiting for its start time
-    "running",  # an attempt is (or is about to be) running
-    "suspended",  # waiting on a completion; nothing running
-    "backing-off",  # a failed attempt; waiting on the retry timer
-    "paused",  # retries exhausted or paused by an operator
-    "completed",  # finished: result holds {"value": ...} or {"failure": ...}
-    "killed",  # stopped by an operator
-)
-TERMINAL_STATUSES = frozenset({"completed", "killed"})
+class Status(StrEnum):
+    """An invocation's status (docs/orchestrator.md draws the transitions).
+
+    Records hold the plain ``str`` value (``Status.RUNNING.value``), never the member: the
+    SQLite writer process ships records with ``marshal``, which refuses ``str`` subclasses.
+    Members compare equal to their values, so ``rec.status == Status.RUNNING`` holds."""
+
+    PENDING = "pending"  # queued behind an exclusive handler on the same object key
+    SCHEDULED = "scheduled"  # a delayed send, waiting for its start time
+    RUNNING = "running"  # an attempt is (or is about to be) running
+    SUSPENDED = "suspended"  # waiting on a completion; nothing running
+    BACKING_OFF = "backing-off"  # a failed attempt; waiting on the retry timer
+    PAUSED = "paused"  # retries exhausted or paused by an operator
+    COMPLETED = "completed"  # finished: result holds {"value": ...} or {"failure": ...}
+    KILLED = "killed"  # stopped by an operator
+
+
+#: Every status, in lifecycle order (plain strings).
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+#: Finished: the invocation holds its result and never changes again (only purge removes it).
+FINAL_STATUSES: frozenset[str] = frozenset({Status.COMPLETED.value, Status.KILLED.value})
+#: Not finished: everything else (what recovery, the watchdog and the checker read).
+LIVE_STATUSES: frozenset[str] = frozenset(STATUSES) - FINAL_STATUSES
 
 
 @_slot_init

@@ -1,0 +1,400 @@
+"""A driver's conversation with the core: load, read, invoke, settle the answer, go on.
+
+One driver per invocation (a runtime task) performs the actions the core names and reports
+what came of them::
+
+    DriverStarted ─▶ Load ─▶ Loaded ─▶ ReadState ─▶ StateRead ─▶ ReadCompletions ─▶ ...
+      ─▶ Invoke ─▶ Answered | AttemptFailed ─▶ (Lookup ─▶ LookedUp) ─▶ unit
+      ─▶ Committed ─▶ Invoke again (a checkpoint, or a completion arrived meanwhile)
+                    │ or nothing more (suspended, backing off, finished) ─▶ DriverEnded
+
+Each read is asked for only when needed: an invocation prepared by the ingress or a recovery
+skips the load, an object key's state is read once per driver, a workflow's rows before every
+attempt (its shared handlers write promises beside it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ritornello.protocol import parse_awakeable_id
+from ritornello.store.records import (
+    FINAL_STATUSES,
+    CommitUnit,
+    InvocationRecord,
+    Status,
+    TimerRecord,
+)
+
+from .._json import loads
+from ..errors import OrchestratorError
+from ._answer import AnswerError, Outcome, apply_answer, failed_attempt
+from ._effects import (
+    LOAD,
+    READ_COMPLETIONS,
+    Arm,
+    Disarm,
+    Effect,
+    Invoke,
+    Lookup,
+    ReadState,
+    Redrive,
+    Step,
+)
+from ._events import (
+    Answered,
+    AttemptFailed,
+    CompletionsRead,
+    DriverEnded,
+    DriverStarted,
+    Loaded,
+    LookedUp,
+    RedriveDue,
+    StateRead,
+)
+from ._invocation import Invocation
+from ._journal import CANCEL_INDEX, SLEPT_RESULT, completion_text, split_state
+from ._operator import awakeable_target
+from ._state import CoreState, Driving, input_of
+
+#: Seconds before a driver that failed is started again (a store failure, an error), and
+#: before one whose commit was fenced while its partition is still held here (a lapse).
+REDRIVE_AFTER_FAILURE_S = 1.0
+REDRIVE_AFTER_FENCE_S = 0.05
+
+
+def started(core: CoreState, ev: DriverStarted, now: int) -> Step:
+    d = core.driving[ev.invocation_id]
+    if d.invocation is None:
+        return Step(next=LOAD)
+    return _before_attempt(core, d.invocation)
+
+
+def loaded(core: CoreState, ev: Loaded, now: int) -> Step:
+    d = core.driving[ev.invocation_id]
+    rec = ev.record
+    if rec is None or rec.status in FINAL_STATUSES:
+        if d.timer is not None:  # a retry or sleep timer outlived its invocation (driven to
+            # its end by another path, or killed): it still goes from the store
+            unit = CommitUnit(timers_remove=[d.timer])
+            return core.emit(unit, d.timer.partition, _TimerRemoval(ev.invocation_id), now)
+        return Step()
+    inv = Invocation.from_journal(rec, ev.entries, ev.completions)
+    timer, d.timer = d.timer, None
+    if timer is not None:
+        inv.timer_removals.append(timer)
+        if timer.kind == "sleep" and timer.index not in inv.completions:
+            # a sleep is complete once its time has come: held here, committed with the
+            # attempt's answer (the timer stays in the store until then)
+            inv.completions[timer.index] = completion_text(timer.index, SLEPT_RESULT)
+            inv.deferred.append(timer)
+    if d.reload:
+        d.reload = False
+        inv.reload = True
+    d.invocation = inv
+    return _before_attempt(core, inv)
+
+
+def state_read(core: CoreState, ev: StateRead, now: int) -> Step:
+    inv = _invocation(core, ev.invocation_id)
+    if _workflow(core, inv):
+        inv.state, inv.promises = split_state(ev.rows)
+        inv.rows_read = True
+    else:
+        inv.state = ev.rows
+    return _before_attempt(core, inv)
+
+
+def completions_read(core: CoreState, ev: CompletionsRead, now: int) -> Step:
+    inv = _invocation(core, ev.invocation_id)
+    inv.reload = False
+    for text in ev.completions:
+        inv.completions.setdefault(loads(text)["index"], text)
+    return _before_attempt(core, inv)
+
+
+def _before_attempt(core: CoreState, inv: Invocation) -> Step:
+    """What the driver does before its next attempt: read what is missing, then invoke."""
+    rec = inv.rec
+    if rec.status in FINAL_STATUSES:
+        return Step()
+    workflow = _workflow(core, inv)
+    if workflow and not inv.rows_read:
+        return Step(next=ReadState(rec.service, rec.key or ""))
+    if not workflow and rec.key is not None and inv.state is None:
+        return Step(next=ReadState(rec.service, rec.key))
+    if inv.reload:
+        return Step(next=READ_COMPLETIONS)
+    inv.cancel_sent = CANCEL_INDEX in inv.completions
+    return Step(next=Invoke(inv, stream=not workflow))
+
+
+def answered(core: CoreState, ev: Answered, now: int) -> Step:
+    """An answer: settle it at once, or first look up what its unit depends on."""
+    inv = _invocation(core, ev.invocation_id)
+    workflow = _workflow(core, inv)
+    inv.rows_read = False  # read again before the next attempt
+    entries = ev.answer.entries
+    foreign: list[str] = []
+    calls: list[tuple[str, str, str]] = []
+    for entry in entries:
+        kind = entry.get("kind")
+        if kind == "complete_awakeable":
+            aid = str(entry.get("id"))
+            target = parse_awakeable_id(aid)
+            if target is not None and target[0] != inv.rec.id and aid not in foreign:
+                foreign.append(aid)
+        elif kind in ("call", "send") and isinstance(entry.get("key"), str):
+            service, _, handler = str(entry.get("name")).partition("/")
+            found = core.registry.resolve(service, handler)
+            if found is not None and found.handler.kind == "workflow":
+                calls.append((service, handler, str(entry.get("key"))))
+    core.driving[ev.invocation_id].answer = ev.answer
+    if foreign or calls or workflow:
+        rows = (inv.rec.service, inv.rec.key or "") if workflow else None
+        return Step(next=Lookup(tuple(foreign), tuple(calls), rows))
+    return _settle(core, inv, now, LookedUp(ev.invocation_id, {}))
+
+
+def looked_up(core: CoreState, ev: LookedUp, now: int) -> Step:
+    return _settle(core, _invocation(core, ev.invocation_id), now, ev)
+
+
+def attempt_failed(core: CoreState, ev: AttemptFailed, now: int) -> Step:
+    inv = _invocation(core, ev.invocation_id)
+    inv.rows_read = False
+    outcome = failed_attempt(
+        record=inv.rec,
+        message=ev.message,
+        now_ms=now,
+        retry=core.policy(inv.rec),
+        extra_timer_removals=inv.timer_removals,
+    )
+    return _commit_outcome(core, inv, outcome, now)
+
+
+def _settle(core: CoreState, inv: Invocation, now: int, found: LookedUp) -> Step:
+    """Turn the answer into one commit unit (a protocol-breaking answer: a failed attempt)."""
+    d = core.driving[inv.rec.id]
+    answer, d.answer = d.answer, None
+    assert answer is not None, "settled twice"
+    rec = inv.rec
+    admitted: list[InvocationRecord] = []
+
+    def admit(callee: InvocationRecord) -> str:
+        status = core.admit(callee)
+        admitted.append(callee)
+        return status
+
+    try:
+        outcome = apply_answer(
+            record=rec,
+            answer=answer,
+            journal_len=len(inv.entries),
+            waitable=inv.waitable,
+            service_kind=core.registry.service_kind(rec.service),
+            registry=core.registry,
+            now_ms=now,
+            next_seq=lambda: core.next_seq(now),
+            admit=admit,
+            # read by an error answer only: not looked up for every step
+            retry=core.policy(rec) if answer.status == "error" else core.retry,
+            extra_timer_removals=inv.timer_removals,
+            awakeables=_awakeables(inv, answer.entries, found),
+            workflow_rows=found.rows,
+            started_workflows=set(found.started),
+            partition_of=core.partition_of,
+            retention_ms=core.retention_ms,
+        )
+    except AnswerError as exc:
+        for callee in admitted:  # admitted to a key's queue, now never created
+            core.keys.remove(callee)
+        outcome = failed_attempt(
+            record=rec,
+            message=f"protocol: {exc}",
+            now_ms=now,
+            retry=core.policy(rec),
+            extra_timer_removals=inv.timer_removals,
+        )
+    return _commit_outcome(core, inv, outcome, now)
+
+
+def _commit_outcome(core: CoreState, inv: Invocation, outcome: Outcome, now: int) -> Step:
+    rec = inv.rec
+    if inv.deferred:  # sleeps completed in memory when their timers fired: now durable
+        outcome.unit.completions.extend(
+            (rec.id, t.index, inv.completions[t.index]) for t in inv.deferred
+        )
+    if outcome.record.status in FINAL_STATUSES:
+        _drop_open_sleeps(inv, outcome)
+    # Callees queued behind their key: were the key freed while this commit is in flight,
+    # the queue must not start them before they exist (a driver would read nothing and
+    # stop); ``_AnswerCommit.committed`` starts them once they do.
+    core.creating.update(callee.id for callee in outcome.created)
+    return core.emit(outcome.unit, rec.partition, _AnswerCommit(rec.id, outcome), now)
+
+
+def _awakeables(inv: Invocation, entries: list[Any], found: LookedUp) -> dict[str, tuple[str, int]]:
+    """The awakeables an answer completes that really exist and are still open (an id that
+    is forged, unknown or already completed completes nothing: first writer wins)."""
+    result: dict[str, tuple[str, int]] = {}
+    for n, entry in enumerate(entries):
+        if entry.get("kind") != "complete_awakeable":
+            continue
+        aid = str(entry.get("id"))
+        target = parse_awakeable_id(aid)
+        if target is None or aid in result:
+            continue
+        if target[0] == inv.rec.id:  # its own awakeable: this journal or this answer
+            own = [loads(e) for e in inv.entries] + list(entries[:n])
+            i = target[1]
+            if i < len(own) and own[i].get("id") == aid and i not in inv.completions:
+                result[aid] = target
+            continue
+        read = found.awakeables.get(aid)
+        if read is None:
+            continue
+        try:
+            result[aid] = awakeable_target(aid, *read)
+        except OrchestratorError:
+            continue  # forged, unknown, or completed already: completes nothing
+    return result
+
+
+def _drop_open_sleeps(inv: Invocation, outcome: Outcome) -> None:
+    """An invocation that finishes while a sleep is still pending (it lost a ``select`` to an
+    awakeable, say) takes that sleep's timer with it, in the same unit."""
+    rec = inv.rec
+    entries = inv.entries + outcome.new_entries
+    done = set(inv.completions) | {i for c, i, _ in outcome.unit.completions if c == rec.id}
+    for index in sorted(inv.waitable.union(outcome.waitable)):
+        if index not in done and loads(entries[index]).get("kind") == "sleep":
+            outcome.unit.timers_remove.append(TimerRecord(0, rec.id, "sleep", index, rec.partition))
+
+
+@dataclass(slots=True)
+class _AnswerCommit:
+    """An attempt's unit in flight."""
+
+    invocation_id: str
+    outcome: Outcome
+
+    def committed(self, core: CoreState, now: int) -> Step:
+        """Apply the committed outcome to memory and perform what it justifies; the driver
+        goes on at once after a checkpoint, or when what it suspended on arrived meanwhile."""
+        outcome = self.outcome
+        core.creating.difference_update(callee.id for callee in outcome.created)
+        inv = _invocation(core, self.invocation_id)
+        inv.timer_removals = []
+        inv.deferred = []
+        rec = outcome.record
+        inv.rec = rec
+        inv.entries.extend(outcome.new_entries)
+        inv.waitable.update(outcome.waitable)
+        if inv.state is not None:
+            for name, value in outcome.state:
+                if name is None:
+                    inv.state.clear()
+                elif value is None:
+                    inv.state.pop(name, None)
+                else:
+                    inv.state[name] = value
+        unit = outcome.unit
+        effects: list[Effect] = [Disarm(t) for t in unit.timers_remove]
+        effects.extend(Arm(t) for t in unit.timers_add)
+        for cid, index, text in unit.completions:
+            if cid == rec.id:
+                inv.completions[index] = text
+        for callee in outcome.created:
+            if callee.status == Status.RUNNING:
+                created = Invocation.created(callee, input_of(unit, callee.id))
+                effects.extend(core.drive(callee.id, created))
+            elif callee.status == Status.PENDING and core.may_run(callee):
+                effects.extend(core.drive(callee.id))  # its key was freed meanwhile
+        for cid, index, text in unit.completions:
+            if cid != rec.id:  # a caller's call entry, or another invocation's awakeable
+                effects.extend(core.deliver(cid, index, text))
+        if rec.status in FINAL_STATUSES:
+            effects.extend(core.finish(rec))
+            return Step(effects=effects)
+        if rec.status == Status.RUNNING:  # a checkpoint: the next attempt at once
+            return _go_on(core, inv, effects)
+        if rec.status == Status.SUSPENDED:
+            if inv.reload or any(i in inv.completions for i in rec.waiting):
+                return _go_on(core, inv, effects)
+            if CANCEL_INDEX in inv.completions and not inv.cancel_sent:
+                return _go_on(core, inv, effects)  # cancelled while the attempt was out
+            core.suspended[rec.id] = (rec.waiting, rec.partition)
+        # backing-off: the retry timer drives it again; paused: an operator resumes it
+        return Step(effects=effects)
+
+    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+        """Nothing of the attempt is known to be committed; the driver ends and is driven
+        again. Callees it admitted leave their queues — unless the commit was only cut off
+        (cancelled), when it may still land."""
+        created = self.outcome.created
+        core.creating.difference_update(callee.id for callee in created)
+        effects: list[Effect] = []
+        if reason != "cancelled":
+            for callee in created:
+                effects.extend(core.unqueue(callee))
+        return Step(effects=effects)
+
+
+def _go_on(core: CoreState, inv: Invocation, effects: list[Effect]) -> Step:
+    step = _before_attempt(core, inv)
+    step.effects = effects
+    return step
+
+
+@dataclass(slots=True)
+class _TimerRemoval:
+    """The removal of a timer that outlived its invocation, by the driver it woke."""
+
+    invocation_id: str
+
+    def committed(self, core: CoreState, now: int) -> Step:
+        d = core.driving.get(self.invocation_id)
+        if d is not None:
+            d.timer = None  # removed: nothing to arm again
+        return Step()
+
+    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+        return Step()
+
+
+def ended(core: CoreState, ev: DriverEnded, now: int) -> Step:
+    """The driver stopped: sleep timers whose removal no unit carried are armed again (they
+    are due: they fire again at once and complete the sleep by a commit of their own), and
+    a driver that failed is driven again later."""
+    d = core.driving.pop(ev.invocation_id, None)
+    if d is None:
+        return Step()
+    inv = d.invocation
+    left = [t for t in inv.timer_removals if t.kind == "sleep"] if inv is not None else []
+    if d.timer is not None and d.timer.kind == "sleep":
+        left.append(d.timer)
+    effects = core.rearm(left)
+    if not core.closing:
+        if ev.cause == "fenced":
+            if inv is not None and inv.rec.partition in core.ready:
+                # still ours (a lapse): nothing of the attempt was committed; drive it again
+                effects.append(Redrive(ev.invocation_id, REDRIVE_AFTER_FENCE_S))
+        elif ev.cause in ("store", "error"):
+            effects.append(Redrive(ev.invocation_id, REDRIVE_AFTER_FAILURE_S))
+    return Step(effects=effects)
+
+
+def redrive_due(core: CoreState, ev: RedriveDue, now: int) -> Step:
+    return Step(effects=core.drive(ev.invocation_id))
+
+
+def _invocation(core: CoreState, invocation_id: str) -> Invocation:
+    d: Driving = core.driving[invocation_id]
+    assert d.invocation is not None, f"{invocation_id} is not loaded"
+    return d.invocation
+
+
+def _workflow(core: CoreState, inv: Invocation) -> bool:
+    return inv.rec.key is not None and core.registry.service_kind(inv.rec.service) == "workflow"

@@ -1,0 +1,179 @@
+"""New invocations: created by the ingress or the scheduler (``Submit``), and delayed ones
+started when their start timer fires (``ScheduledDue``).
+
+A new invocation is admitted to its key's queue before its creation is committed (so two
+requests for one key queue in arrival order), marked ``creating`` until the commit's outcome
+is known (nothing starts it before it exists), and started — or its start timer armed — only
+once it is committed. A creation that fails leaves its queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ritornello.store.records import (
+    CommitUnit,
+    InvocationRecord,
+    InvocationWrite,
+    Status,
+    TimerRecord,
+    with_changes,
+)
+
+from ._answer import new_invocation
+from ._effects import Arm, Effect, Rearm, StartRecheck, Step
+from ._events import ScheduledDue, ScheduledRecheck, Submit
+from ._invocation import Invocation
+from ._journal import WORKFLOW_RUN, input_entry
+from ._queues import exclusive_key
+from ._state import CoreState
+
+#: Seconds before a start timer whose commit failed fires again.
+START_RETRY_S = 1.0
+
+
+def submit(core: CoreState, ev: Submit, now: int) -> Step:
+    """The unit that creates the invocation (its record and input entry, and its start timer
+    when delayed); ``Step.record`` is the record written."""
+    target = ev.target
+    service, handler, kind = target.service.name, target.handler.name, target.handler.kind
+    partition = core.partition_of(service, ev.key, ev.invocation_id)
+    idempotency_key = WORKFLOW_RUN if kind == "workflow" else ev.idempotency_key
+    delayed = ev.delay_ms > 0
+    rec = new_invocation(
+        id=ev.invocation_id,
+        partition=partition,
+        service=service,
+        handler=handler,
+        key=ev.key,
+        handler_kind=kind,
+        deployment_id=target.deployment_id,
+        seq=core.next_seq(now),
+        now_ms=now,
+        status=Status.SCHEDULED.value if delayed else Status.RUNNING.value,
+        idempotency_key=idempotency_key,
+        next_at=now + ev.delay_ms if delayed else None,
+    )
+    entry = input_entry(ev.input_text, ev.headers)
+    unit = CommitUnit(entries=[(rec.id, 0, entry)])
+    timer = None
+    state: dict[str, str] | None = None
+    key = exclusive_key(rec)
+    if delayed:
+        timer = TimerRecord(now + ev.delay_ms, rec.id, "start", 0, partition)
+        unit.timers_add.append(timer)
+    elif ev.here:
+        # an idle key's cached state: valid only until its queue exists (just below)
+        state = core.keys.states.pop(key, None) if key is not None else None
+        status = core.admit(rec)
+        if status != rec.status:
+            rec = with_changes(rec, status=status)
+    elif key is not None:
+        rec = with_changes(rec, status=Status.PENDING.value)  # its leader admits it
+    unit.invocations.append(InvocationWrite(rec))
+    core.creating.add(rec.id)
+    pending = _Creation(rec, entry, ev.here, timer, state)
+    step = core.emit(unit, partition if ev.here else None, pending, now)
+    step.record = rec
+    return step
+
+
+@dataclass(slots=True)
+class _Creation:
+    record: InvocationRecord
+    input_entry: str
+    here: bool
+    timer: TimerRecord | None
+    #: the key's cached state taken for it (it has held its key since before it was taken)
+    state: dict[str, str] | None
+
+    def committed(self, core: CoreState, now: int) -> Step:
+        rec = self.record
+        core.creating.discard(rec.id)
+        if not self.here:
+            return Step(record=rec)  # the partition's leader picks it up from its inbox
+        if self.timer is not None:
+            return Step(effects=[Arm(self.timer)], record=rec)
+        effects: list[Effect] = []
+        if rec.status == Status.RUNNING or core.may_run(rec):
+            # (a pending one may run: its key was freed while the commit was in flight)
+            inv = Invocation.created(rec, self.input_entry)
+            if rec.status == Status.RUNNING:
+                inv.state = self.state
+            effects = core.drive(rec.id, inv)
+        elif core.exclusive and core.keys.contains(rec):  # still waiting for its key
+            core.keys.prepared[rec.id] = Invocation.created(rec, self.input_entry)
+        return Step(effects=effects, record=rec)
+
+    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+        core.creating.discard(self.record.id)
+        return Step(effects=core.unqueue(self.record), record=self.record)
+
+
+def scheduled_due(core: CoreState, ev: ScheduledDue, now: int) -> Step:
+    """A delayed invocation's start time came: admit it to its key's queue and mark it
+    running (or pending), removing the timer in the same unit. A timer whose invocation is no
+    longer scheduled (started by another path, or gone) is only removed."""
+    rec, timer = ev.record, ev.timer
+    if rec is None or rec.status != Status.SCHEDULED:
+        return _remove_timer(core, timer, now)
+    status = core.admit(rec)
+    new = with_changes(rec, status=status, next_at=None, version=rec.version + 1)
+    unit = CommitUnit(
+        invocations=[InvocationWrite(new, expect_version=rec.version)], timers_remove=[timer]
+    )
+    return core.emit(unit, rec.partition, _Start(timer, rec, status), now)
+
+
+def scheduled_recheck(core: CoreState, ev: ScheduledRecheck, now: int) -> Step:
+    """The start's commit conflicted. Still scheduled: try again later (it leaves the queue
+    unless a driver already runs it). Moved on: it was started by another path (its key's
+    holder finished and started it, simulation seed 8517) and keeps its place; only its timer
+    is left to remove."""
+    rec = ev.record
+    if rec is not None and rec.status == Status.SCHEDULED:
+        effects: list[Effect] = []
+        if rec.id not in core.driving:
+            effects.extend(core.unqueue(rec))
+        effects.append(Rearm([ev.timer], START_RETRY_S))
+        return Step(effects=effects)
+    return _remove_timer(core, ev.timer, now)
+
+
+@dataclass(slots=True)
+class _Start:
+    timer: TimerRecord
+    record: InvocationRecord
+    status: str
+
+    def committed(self, core: CoreState, now: int) -> Step:
+        if self.status == Status.RUNNING:
+            return Step(effects=core.drive(self.record.id))
+        return Step()
+
+    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+        if reason == "conflict":
+            return Step(effects=[StartRecheck(self.timer)])
+        effects: list[Effect] = []
+        if self.record.id not in core.driving:  # never pull a running invocation off its key
+            effects.extend(core.unqueue(self.record))
+        if reason != "cancelled":
+            effects.append(Rearm([self.timer], START_RETRY_S))
+        return Step(effects=effects)
+
+
+def _remove_timer(core: CoreState, timer: TimerRecord, now: int) -> Step:
+    return core.emit(CommitUnit(timers_remove=[timer]), timer.partition, _TimerGone(timer), now)
+
+
+@dataclass(slots=True)
+class _TimerGone:
+    timer: TimerRecord
+
+    def committed(self, core: CoreState, now: int) -> Step:
+        return Step()
+
+    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+        if reason == "cancelled":
+            return Step()
+        return Step(effects=[Rearm([self.timer], START_RETRY_S)])

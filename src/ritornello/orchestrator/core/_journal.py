@@ -1,0 +1,108 @@
+"""Journal texts: how the core writes entries, completions and results as stored JSON text.
+
+Entries, completions and results are JSON objects stored as text, encoded once and never parsed
+by the store, so the wire adapter can send them to an endpoint by concatenation. This module is
+the one place the core builds such texts from other texts (a completion from a stored result,
+the input entry from the ingress body, the commit time appended as ``"at"``): each splice is a
+JSON object whose members are already valid JSON, so the result is valid JSON without
+re-encoding the payload.
+
+Invariants: ``at`` is informational (the SDK matches entries by kind, name and key, and reads a
+completion's ``value``/``failure`` only), so a text with or without it means the same thing to
+replay; texts are never ``{}`` (an entry has ``kind``, a completion ``index``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ritornello.protocol import Entry
+from ritornello.protocol._entries import CANCEL_INDEX as _CANCEL_INDEX
+from ritornello.store.records import CommitUnit
+
+from .._json import dumps, loads
+
+#: The completion index that carries a cancellation signal (docs/protocol.md).
+CANCEL_INDEX: Final = _CANCEL_INDEX
+CANCELLED_RESULT: Final = '{"failure":{"code":409,"message":"cancelled"}}'
+KILLED_RESULT: Final = '{"failure":{"code":409,"message":"killed by an operator"}}'
+#: What a fired sleep completes its entry with.
+SLEPT_RESULT: Final = '{"value":null}'
+#: The idempotency key of a workflow's run: one per (workflow, id), enforced by the store.
+WORKFLOW_RUN: Final = "\x00workflow-run"
+#: Engine-owned state rows of a workflow: resolved promises and registered promise waiters.
+PROMISE_ROW: Final = "\x00p:"
+WAITER_ROW: Final = "\x00w:"
+
+
+def completion_text(index: int, result: str) -> str:
+    """A completion of entry ``index`` from a stored result text (no re-encoding)."""
+    return f'{{"index":{index},{result[1:]}'
+
+
+def completion_index(text: str) -> int:
+    """The entry index a completion text completes (its first member, as written above or by
+    any JSON encoder that keeps member order)."""
+    index: int = loads(text)["index"]
+    return index
+
+
+def result_text(entry: Entry) -> str:
+    """The stored result of an output entry: ``{"value": ...}`` or ``{"failure": ...}``."""
+    if "failure" in entry:
+        return dumps({"failure": entry["failure"]})
+    return dumps({"value": entry.get("value")})
+
+
+def failure_result(code: int, message: str) -> str:
+    """A terminal failure as a stored result."""
+    return dumps({"failure": {"code": code, "message": message}})
+
+
+def input_entry(input_text: str, headers: dict[str, str] | None) -> str:
+    """The input entry (index 0) for a JSON body already validated as JSON text, with the
+    request headers a handler may see (already redacted)."""
+    extra = ',"headers":' + dumps(headers) if headers else ""
+    return '{"kind":"input","value":' + input_text + extra + "}"
+
+
+def input_entry_of(value: Any) -> str:
+    """The input entry of a callee (its caller's call or send entry holds the value)."""
+    return dumps({"kind": "input", "value": value})
+
+
+def split_state(rows: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(user state, resolved promises by name) from a key's state rows."""
+    state = {k: v for k, v in rows.items() if not k.startswith("\x00")}
+    promises = {k[len(PROMISE_ROW) :]: v for k, v in rows.items() if k.startswith(PROMISE_ROW)}
+    return state, promises
+
+
+def waiters_of(rows: dict[str, str]) -> dict[str, list[tuple[str, int, str]]]:
+    """Registered promise waiters by promise name: (invocation, entry index, row name)."""
+    found: dict[str, list[tuple[str, int, str]]] = {}
+    for row in rows:
+        if row.startswith(WAITER_ROW):
+            name, inv, index = row[len(WAITER_ROW) :].rsplit(":", 2)
+            found.setdefault(name, []).append((inv, int(index), row))
+    return found
+
+
+def stamped(text: str, at_ms: int) -> str:
+    """``text`` (a JSON object) with ``"at": at_ms`` appended as its last member."""
+    return _stamp(text, f',"at":{at_ms}}}')
+
+
+def _stamp(text: str, suffix: str) -> str:
+    if len(text) > 2 and text[-1] == "}" and text[0] == "{":
+        return text[:-1] + suffix
+    return text  # not a non-empty object: leave it as it is
+
+
+def stamp_unit(unit: CommitUnit, at_ms: int) -> None:
+    """Stamp the entries and completions of ``unit`` in place with commit time ``at_ms``."""
+    suffix = f',"at":{at_ms}}}'
+    if unit.entries:
+        unit.entries[:] = [(inv, i, _stamp(text, suffix)) for inv, i, text in unit.entries]
+    if unit.completions:
+        unit.completions[:] = [(inv, i, _stamp(text, suffix)) for inv, i, text in unit.completions]

@@ -1,0 +1,244 @@
+"""Operators and the outside world: kill, cancel, pause, resume, awakeables completed through
+the ingress, purges, state writes.
+
+An operator's change goes: ``Stopping`` (its driver is halted and nothing starts it) → the
+runtime reads the record (and journal) → ``Operate`` (the unit, conditioned on the version
+read; a conflict means it moved meanwhile: read again) → ``Committed`` → ``Released``.
+Everything else here is one unit and the deliveries it justifies once committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ritornello.protocol import parse_awakeable_id
+from ritornello.store.records import (
+    FINAL_STATUSES,
+    CommitUnit,
+    InvocationRecord,
+    InvocationWrite,
+    Status,
+    TimerRecord,
+)
+
+from .._json import loads
+from ..errors import NotFoundError, StateConflictError
+from ._answer import Outcome, terminal
+from ._effects import Effect, Halt, Step
+from ._events import (
+    CancelSignal,
+    CompleteAwakeable,
+    HoldKey,
+    Operate,
+    Purge,
+    Released,
+    ReleaseKey,
+    Stopping,
+    WriteState,
+)
+from ._journal import CANCEL_INDEX, CANCELLED_RESULT, KILLED_RESULT, completion_text
+from ._state import CoreState, Plain
+
+#: The id that holds a key's queue while an operator writes the key's state.
+STATE_WRITER = "\x00state-write"
+ACTIONS = ("kill", "cancel", "pause", "resume")
+
+
+def stopping(core: CoreState, ev: Stopping, now: int) -> Step:
+    core.stopping.add(ev.invocation_id)
+    core.keys.prepared.pop(ev.invocation_id, None)  # it changes: a driver must read it again
+    halt: list[Effect] = [Halt(ev.invocation_id)] if ev.invocation_id in core.driving else []
+    return Step(effects=halt)
+
+
+def released(core: CoreState, ev: Released, now: int) -> Step:
+    core.stopping.discard(ev.invocation_id)
+    return Step()
+
+
+def cancels_at_once(rec: InvocationRecord) -> bool:
+    """A cancellation ends ``rec`` at once when it never started (pending behind its key, or
+    scheduled): no handler ran, no compensation to run."""
+    return rec.status in (Status.PENDING, Status.SCHEDULED) and rec.journal_len == 1
+
+
+def operate(core: CoreState, ev: Operate, now: int) -> Step:
+    """The unit of an operator's action on the record as read (its driver has stopped)."""
+    core.suspended.pop(ev.invocation_id, None)
+    rec = ev.record
+    if rec is None:
+        raise NotFoundError(f"invocation {ev.invocation_id} not found")
+    if rec.status in FINAL_STATUSES:
+        raise StateConflictError(f"invocation {rec.id} is already {rec.status}")
+    p = rec.partition
+    unit = CommitUnit(
+        timers_remove=[TimerRecord(0, rec.id, "retry", 0, p), TimerRecord(0, rec.id, "start", 0, p)]
+    )
+    if ev.action == "kill":
+        done = {loads(c)["index"] for c in ev.completions}
+        unit.timers_remove.extend(
+            TimerRecord(0, rec.id, "sleep", i, p)
+            for i, e in enumerate(ev.entries)
+            if i not in done and loads(e)["kind"] == "sleep"
+        )
+        terminal(Outcome(unit=unit, record=rec), rec, KILLED_RESULT)
+        new = replace(
+            rec, status=Status.KILLED.value, result=KILLED_RESULT, waiting=(), next_at=None
+        )
+    elif ev.action == "cancel":
+        terminal(Outcome(unit=unit, record=rec), rec, CANCELLED_RESULT)
+        new = replace(rec, status=Status.COMPLETED.value, result=CANCELLED_RESULT, next_at=None)
+    elif ev.action == "pause":
+        if rec.status == Status.PAUSED:
+            raise StateConflictError(f"invocation {rec.id} is already paused")
+        new = replace(rec, status=Status.PAUSED.value, next_at=None)
+    elif ev.action == "resume":
+        if rec.status != Status.PAUSED:
+            raise StateConflictError(f"invocation {rec.id} is {rec.status}, not paused")
+        new = replace(rec, status=Status.RUNNING.value, attempt=1, next_at=None, waiting=())
+    else:
+        raise ValueError(f"unknown operator action {ev.action!r}")
+    new = replace(new, modified_at=now, version=rec.version + 1)
+    unit.invocations.insert(0, InvocationWrite(new, expect_version=rec.version))
+    if not ev.here:  # its leader drops or resumes it when it reads its inbox
+        unit.notify.append((p, rec.id))
+    step = core.emit(unit, p if ev.here else None, _OperatorCommit(ev.action, new, unit), now)
+    step.record = new
+    return step
+
+
+@dataclass(slots=True)
+class _OperatorCommit:
+    action: str
+    record: InvocationRecord
+    unit: CommitUnit
+
+    def committed(self, core: CoreState, now: int) -> Step:
+        new = self.record
+        core.stopping.discard(new.id)  # the operator's hold ends with its commit
+        effects: list[Effect] = []
+        if self.action in ("kill", "cancel"):
+            for cid, index, text in self.unit.completions:
+                effects.extend(core.deliver(cid, index, text))
+            effects.extend(core.finish(new))
+        elif self.action == "resume" and core.may_run(new):
+            effects.extend(core.drive(new.id))
+        return Step(effects=effects, record=new)
+
+    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+        return Step()  # the runtime reads the record again (or gives up and releases)
+
+
+def cancel_signal(core: CoreState, ev: CancelSignal, now: int) -> Step:
+    """The cancellation signal of a started invocation (completion index -1): its handler's
+    next await raises a terminal "cancelled" error, so its compensations run."""
+    rec = ev.record
+    text = completion_text(CANCEL_INDEX, CANCELLED_RESULT)
+    unit = CommitUnit(completions=[(rec.id, CANCEL_INDEX, text)])
+    return core.emit(unit, None, _Delivery(rec.id, CANCEL_INDEX, text), now)
+
+
+def awakeable_target(
+    awakeable_id: str, rec: InvocationRecord | None, entries: list[str], completions: list[str]
+) -> tuple[str, int]:
+    """(invocation, entry index) of an awakeable that exists and is still open, checked
+    against its journal (the id's secret included). Unknown or forged: NotFoundError;
+    completed, or its invocation finished: StateConflictError."""
+    target = parse_awakeable_id(awakeable_id)
+    if target is None or rec is None or rec.id != target[0]:
+        raise NotFoundError(f"awakeable {awakeable_id!r} not found")
+    index = target[1]
+    entry = loads(entries[index]) if index < len(entries) else {}
+    if entry.get("id") != awakeable_id or entry.get("kind") != "awakeable":
+        raise NotFoundError(f"awakeable {awakeable_id!r} not found")
+    if rec.status in FINAL_STATUSES:
+        raise StateConflictError(f"awakeable {awakeable_id!r}: its invocation is {rec.status}")
+    if any(loads(c)["index"] == index for c in completions):
+        raise StateConflictError(f"awakeable {awakeable_id!r} is already completed")
+    return target
+
+
+def complete_awakeable(core: CoreState, ev: CompleteAwakeable, now: int) -> Step:
+    """Resolve or reject an awakeable from outside (first writer wins in the store)."""
+    inv_id, index = awakeable_target(ev.awakeable_id, ev.record, ev.entries, ev.completions)
+    text = completion_text(index, ev.result_text)
+    unit = CommitUnit(completions=[(inv_id, index, text)])
+    return core.emit(unit, None, _Delivery(inv_id, index, text), now)
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """A completion from outside the invocation's driver (an awakeable, a cancellation)."""
+
+    invocation_id: str
+    index: int
+    text: str
+
+    def committed(self, core: CoreState, now: int) -> Step:
+        return Step(effects=core.deliver(self.invocation_id, self.index, self.text))
+
+    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+        return Step()
+
+
+def purge(core: CoreState, ev: Purge, now: int) -> Step:
+    """Delete finished invocations with their journals (and a workflow run's state and
+    promises, so its id is free again)."""
+    if not ev.records:
+        return Step()
+    for rec in ev.records:
+        if rec.status not in FINAL_STATUSES:
+            raise StateConflictError(
+                f"invocation {rec.id} is {rec.status}: only a completed or killed "
+                "invocation can be purged (cancel or kill it first)"
+            )
+    unit = CommitUnit(purge=[r.id for r in ev.records])
+    for r in ev.records:
+        if r.handler_kind == "workflow" and r.key is not None:
+            unit.state.append((r.service, r.key, None, None))
+    home = ev.records[0].partition
+    if not ev.here:  # its leader forgets it (reconcile)
+        unit.notify.extend((r.partition, r.id) for r in ev.records)
+    return core.emit(unit, home if ev.here else None, Plain(), now)
+
+
+def hold_key(core: CoreState, ev: HoldKey, now: int) -> Step:
+    """Hold an object key for an operator's state write: refused (409) while any exclusive
+    invocation (or another write) holds it — its handler would see the state change under
+    it."""
+    key = (ev.service, ev.key)
+    held = core.keys.holder(key)
+    if held is not None:
+        holder = "another state write" if held == STATE_WRITER else f"invocation {held}"
+        raise StateConflictError(
+            f"{ev.service}/{ev.key} is held by {holder}; write its state when the key is free"
+        )
+    core.keys.queue_for(key).append(STATE_WRITER)
+    return Step()
+
+
+def write_state(core: CoreState, ev: WriteState, now: int) -> Step:
+    """Replace the user state of a held key: clear the rows not kept, write the changed."""
+    unit = CommitUnit()
+    for name in sorted(ev.rows):
+        if not name.startswith("\x00") and name not in ev.texts:
+            unit.state.append((ev.service, ev.key, name, None))
+    for name in sorted(ev.texts):
+        if ev.rows.get(name) != ev.texts[name]:
+            unit.state.append((ev.service, ev.key, name, ev.texts[name]))
+    if not unit.state:
+        return Step()
+    return core.emit(unit, core.key_partition(ev.service, ev.key), Plain(), now)
+
+
+def release_key(core: CoreState, ev: ReleaseKey, now: int) -> Step:
+    """The write is over: the key goes to the invocation that queued behind it, if any."""
+    q = core.keys.queues.get((ev.service, ev.key))
+    if q is None:
+        return Step()  # the partition was lost meanwhile: its queues went with it
+    if STATE_WRITER in q:
+        q.remove(STATE_WRITER)
+    if not q:
+        del core.keys.queues[(ev.service, ev.key)]
+        return Step()
+    return Step(effects=core.drive(q[0]))

@@ -1,0 +1,87 @@
+"""Deployments and the services they serve, as data (the invokers that reach them are the
+runtime's).
+
+A service name resolves to the newest deployment that serves it; an invocation is pinned to the
+deployment it started on (``InvocationRecord.deployment_id``) and keeps using it. The core reads
+the registry (to place callees and find retry policies); only the runtime changes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ritornello.protocol import DiscoveryResponse, HandlerInfo, RetryPolicy, ServiceInfo
+from ritornello.store.records import DeploymentRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A resolved handler: what ingress and the outbox need to create an invocation."""
+
+    service: ServiceInfo
+    handler: HandlerInfo
+    deployment_id: str
+
+
+class Registry:
+    """In-memory view of the registered deployments (the store holds the truth)."""
+
+    def __init__(self) -> None:
+        self.deployments: dict[str, DeploymentRecord] = {}
+        self._services: dict[str, tuple[ServiceInfo, str]] = {}
+        self._declared: dict[str, dict[str, ServiceInfo]] = {}  # deployment -> its services
+
+    def add(self, record: DeploymentRecord, discovery: DiscoveryResponse) -> None:
+        """Register (or refresh) a deployment; its services now resolve to it."""
+        self.deployments[record.id] = record
+        declared = discovery.services
+        self._declared[record.id] = {svc.name: svc for svc in declared}
+        for svc in declared:
+            self._services[svc.name] = (svc, record.id)
+
+    def remove(self, deployment_id: str) -> bool:
+        """Forget a deployment; its services fall back to the newest other one serving them."""
+        found = self.deployments.pop(deployment_id, None) is not None
+        self._declared.pop(deployment_id, None)
+        self._services = {}
+        for dep in sorted(self.deployments.values(), key=lambda d: d.created_at):
+            for svc in self._declared[dep.id].values():
+                self._services[svc.name] = (svc, dep.id)
+        return found
+
+    def services(self) -> list[tuple[ServiceInfo, str]]:
+        """Every known service with the deployment it resolves to."""
+        return sorted(self._services.values(), key=lambda s: s[0].name)
+
+    def service(self, name: str) -> tuple[ServiceInfo, str] | None:
+        return self._services.get(name)
+
+    def service_kind(self, name: str) -> str:
+        """``service``, ``object`` or ``workflow`` (``service`` when nothing serves it)."""
+        found = self._services.get(name)
+        return found[0].kind if found is not None else "service"
+
+    def resolve(self, service: str, handler: str) -> Target | None:
+        """The target for ``service/handler``, or None if nothing serves it."""
+        found = self._services.get(service)
+        if found is None:
+            return None
+        info, deployment_id = found
+        h = info.handler(handler)
+        if h is None:
+            return None
+        return Target(info, h, deployment_id)
+
+    def handler_info(self, deployment_id: str, service: str, handler: str) -> HandlerInfo | None:
+        """A handler as the given deployment declared it (an invocation's pinned view)."""
+        svc = self._declared.get(deployment_id, {}).get(service)
+        return svc.handler(handler) if svc is not None else None
+
+    def policy(
+        self, default: RetryPolicy, deployment_id: str, service: str, handler: str
+    ) -> RetryPolicy:
+        """The retry policy of a handler: its declared one over ``default``, field by field."""
+        info = self.handler_info(deployment_id, service, handler)
+        if info is None or info.retry is None:
+            return default
+        return info.retry.merged_over(default)

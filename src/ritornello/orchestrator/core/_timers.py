@@ -1,0 +1,89 @@
+"""Timers that came due: sleeps, retries, scheduled starts.
+
+A timer's row is removed in the same unit as its effect, so a crash in between fires it again,
+never loses it. A sleep whose invocation is suspended here on it wakes the invocation at once:
+its driver holds the completion in memory and commits it with the attempt's answer (one
+commit for a wake-up, not two). Any other sleep (its invocation running, loading, or not known
+here) is completed by a unit of its own per partition, then delivered. Firing twice is
+harmless: completions are first-writer-wins and removing a missing timer does nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ritornello.store.records import CommitUnit, TimerRecord
+
+from ._effects import Effect, FireSleeps, Rearm, StartDue, Step, Woke
+from ._events import SleepsDue, TimersBack, TimersDue
+from ._journal import SLEPT_RESULT, completion_text
+from ._state import CoreState
+
+#: Seconds before the sleeps of a unit the store failed are fired again.
+SLEEPS_RETRY_S = 1.0
+
+
+def timers_due(core: CoreState, ev: TimersDue, now: int) -> Step:
+    """What each due timer does: wake a suspended sleeper, complete other sleeps by a unit
+    per partition, start a retry's next attempt, read a scheduled invocation to start it."""
+    effects: list[Effect] = []
+    sleeps: dict[int, list[TimerRecord]] = defaultdict(list)
+    for t in ev.timers:
+        if t.kind != "sleep":
+            continue
+        waiting = core.suspended.get(t.invocation_id)
+        woken = (
+            core.drive(t.invocation_id, None, t)
+            if waiting is not None and t.index in waiting[0]
+            else []
+        )
+        if woken:
+            effects.extend(woken)
+            effects.append(Woke(t.fire_at, t.invocation_id))
+        else:
+            sleeps[t.partition].append(t)
+    effects.extend(FireSleeps(p, ts) for p, ts in sorted(sleeps.items()))
+    for t in ev.timers:
+        if t.kind == "retry":
+            effects.extend(core.drive(t.invocation_id, None, t))
+            effects.append(Woke(t.fire_at, t.invocation_id))
+        elif t.kind == "start":
+            effects.append(StartDue(t))
+    return Step(effects=effects)
+
+
+def sleeps_due(core: CoreState, ev: SleepsDue, now: int) -> Step:
+    """Complete these sleeps in one unit that also removes their timers."""
+    unit = CommitUnit(
+        completions=[
+            (t.invocation_id, t.index, completion_text(t.index, SLEPT_RESULT)) for t in ev.timers
+        ],
+        timers_remove=list(ev.timers),
+    )
+    return core.emit(unit, ev.partition, _Sleeps(ev.partition, ev.timers, unit), now)
+
+
+@dataclass(slots=True)
+class _Sleeps:
+    partition: int
+    timers: list[TimerRecord]
+    unit: CommitUnit
+
+    def committed(self, core: CoreState, now: int) -> Step:
+        effects: list[Effect] = []
+        for t, (inv_id, index, text) in zip(self.timers, self.unit.completions, strict=True):
+            effects.extend(core.deliver(inv_id, index, text))
+            effects.append(Woke(t.fire_at, inv_id))
+        return Step(effects=effects)
+
+    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+        if reason == "fenced":  # a lapse, not a loss: keep them for the next round
+            return Step(effects=core.rearm(self.timers))
+        if reason == "cancelled":
+            return Step()
+        return Step(effects=[Rearm(self.timers, SLEEPS_RETRY_S)])
+
+
+def timers_back(core: CoreState, ev: TimersBack, now: int) -> Step:
+    return Step(effects=core.rearm(ev.timers))

@@ -1,0 +1,159 @@
+"""Deployments: discovered, registered, refreshed from the store, forgotten.
+
+Each deployment has an invoker (the transport: HTTP, Lambda, in-process) and a protocol
+adapter (the wire). The registry (``core.Registry``) holds what they serve, as data; this
+module holds how to reach them. Deployments are read from the store at start and every few
+seconds, so one registered through another orchestrator reaches this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ritornello.protocol import ProtocolError, new_deployment_id
+from ritornello.store import DeploymentRecord, Store
+
+from .._clock import Clock
+from ..core import Registry
+from ..errors import EndpointError, InvalidRequestError, StateConflictError
+from ..invokers import Invoker, InvokerError, make_invoker
+from ..protocols import ProtocolAdapter, RitornelloProtocol
+
+log = logging.getLogger("ritornello.engine")
+
+#: Seconds a discovery may take.
+DISCOVERY_TIMEOUT_S = 30.0
+#: A deployment registered this recently (ms) may be registering here right now: a refresh
+#: that does not find it in the store yet leaves it alone.
+REGISTERING_MS = 10_000
+
+
+class Deployments:
+    """The endpoints this process can reach, by deployment id."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        *,
+        clock: Clock,
+        inprocess: dict[str, Any],
+        attempt_timeout_s: float,
+        signing_secret: str,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.inprocess = inprocess
+        self.attempt_timeout_s = attempt_timeout_s
+        self.signing_secret = signing_secret
+        self.protocol: ProtocolAdapter = RitornelloProtocol()
+        self.invokers: dict[str, Invoker] = {}
+
+    def endpoint(self, deployment_id: str) -> tuple[ProtocolAdapter, Invoker] | None:
+        """The protocol adapter and invoker of a deployment (None: not registered here)."""
+        invoker = self.invokers.get(deployment_id)
+        return (self.protocol, invoker) if invoker is not None else None
+
+    def _invoker(self, uri: str) -> Invoker:
+        return make_invoker(
+            uri,
+            self.inprocess,
+            timeout_s=self.attempt_timeout_s,
+            signing_secret=self.signing_secret,
+        )
+
+    def _add(self, record: DeploymentRecord, invoker: Invoker) -> None:
+        discovery = self.protocol.read_discovery(record.services.encode())
+        invoker.offer_stream(discovery.stream)
+        self.invokers[record.id] = invoker
+        self.registry.add(record, discovery)
+
+    async def _drop(self, deployment_id: str) -> None:
+        self.registry.remove(deployment_id)
+        invoker = self.invokers.pop(deployment_id, None)
+        if invoker is not None:
+            await invoker.close()
+
+    async def refresh(self) -> None:
+        """Load deployments registered (or removed) through any orchestrator sharing the
+        store."""
+        stored = {dep.id: dep for dep in await self.store.list_deployments()}
+        recent = self.clock.now_ms() - REGISTERING_MS
+        for dep_id in [
+            d.id
+            for d in self.registry.deployments.values()
+            if d.id not in stored and d.created_at < recent
+        ]:
+            await self._drop(dep_id)
+        for dep in stored.values():
+            known = self.registry.deployments.get(dep.id)
+            if known is not None and known.services == dep.services and known.uri == dep.uri:
+                continue
+            try:
+                invoker = self._invoker(dep.uri)
+            except InvokerError as exc:
+                log.warning("deployment %s (%s) not reachable here: %s", dep.id, dep.uri, exc)
+                continue
+            if known is not None:
+                await self._drop(dep.id)
+            self._add(dep, invoker)
+
+    async def register(self, uri: str, *, assume_role_arn: str | None = None) -> DeploymentRecord:
+        """Discover what ``uri`` serves and register it (re-registering a URI refreshes it).
+
+        ``uri`` may be a qualified Lambda function ARN; ``assume_role_arn`` (Lambda only) is
+        then kept in the stored URI (``ARN?assume_role_arn=...``) so it survives restarts.
+        """
+        if uri.startswith("arn:"):
+            from ..invokers import parse_function_arn  # boto3 only for Lambda deployments
+
+            try:
+                uri = parse_function_arn(uri, assume_role_arn).uri
+            except InvokerError as exc:
+                raise InvalidRequestError(str(exc)) from None
+        elif assume_role_arn is not None:
+            raise InvalidRequestError("assume_role_arn applies to Lambda ARNs only")
+        try:
+            invoker = self._invoker(uri)
+        except InvokerError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        try:
+            async with asyncio.timeout(DISCOVERY_TIMEOUT_S):
+                raw = await invoker.discover()
+            discovery = self.protocol.read_discovery(raw)
+        except (InvokerError, ProtocolError, TimeoutError, ValueError) as exc:
+            await invoker.close()
+            raise EndpointError(f"discovery at {uri} failed: {exc}") from None
+        for svc in discovery.services:
+            known = self.registry.service(svc.name)
+            if known is not None and known[0].kind != svc.kind:
+                await invoker.close()
+                raise StateConflictError(
+                    f"service {svc.name} is a {known[0].kind} in deployment {known[1]}; "
+                    f"{uri} declares it a {svc.kind}"
+                )
+        existing = next((d for d in self.registry.deployments.values() if d.uri == uri), None)
+        record = DeploymentRecord(
+            id=existing.id if existing else new_deployment_id(),
+            uri=uri,
+            services=discovery.encode().decode(),
+            created_at=existing.created_at if existing else self.clock.now_ms(),
+        )
+        await self.store.put_deployment(record)
+        if existing is not None:
+            await self._drop(existing.id)
+        self._add(record, invoker)
+        return record
+
+    async def delete(self, deployment_id: str) -> bool:
+        """Forget a deployment (invocations pinned to it fail their attempts until re-added)."""
+        found = await self.store.delete_deployment(deployment_id)
+        await self._drop(deployment_id)
+        return found
+
+    async def close(self) -> None:
+        for invoker in self.invokers.values():
+            await invoker.close()

@@ -1,0 +1,203 @@
+"""Drivers: one task per invocation the core drives, performing the actions it names.
+
+A driver reports ``DriverStarted``, then loops: commit the step's unit and report the outcome,
+perform the step's effects, do the step's next action (read, invoke, look up) and report what
+came of it — until the core names no next action. Whatever way it stops (done, its partition
+lost, a commit fenced, a store failure, an error, cancelled), it reports ``DriverEnded`` with
+the cause; the core decides whether it is driven again.
+
+Invariants: every unit a driver commits gets exactly one ``Committed`` or ``CommitFailed``
+report (cancellation included: a cut-off commit may still land); a workflow's rows are read,
+its answer settled and its unit committed under the key's lock (``_locks``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+from ritornello.protocol import parse_awakeable_id
+from ritornello.store import FINAL_STATUSES, FencedError, Store, StoreError, crashpoints
+
+from .._clock import Clock
+from ..core import (
+    WORKFLOW_RUN,
+    CompletionsRead,
+    Core,
+    DriverEnded,
+    DriverStarted,
+    Effect,
+    Event,
+    Invoke,
+    Load,
+    Loaded,
+    LookedUp,
+    Lookup,
+    ReadCompletions,
+    ReadState,
+    StateRead,
+    Step,
+)
+from ..core import AttemptFailed as _AttemptFailed
+from ..invokers import Invoker
+from ..protocols import Exchange, ProtocolAdapter
+from ._committer import Committer
+from ._leadership import Leadership
+from ._locks import KeyLocks
+
+log = logging.getLogger("ritornello.engine")
+
+
+class Drivers:
+    """The driver tasks of one orchestrator process."""
+
+    def __init__(
+        self,
+        core: Core,
+        store: Store,
+        committer: Committer,
+        leadership: Leadership,
+        *,
+        clock: Clock,
+        endpoint: Callable[[str], tuple[ProtocolAdapter, Invoker] | None],
+        perform: Callable[[list[Effect]], None],
+        attempt_timeout_s: float,
+        counters: Counter[str],
+    ) -> None:
+        self.core = core
+        self.store = store
+        self.committer = committer
+        self.leadership = leadership
+        self.clock = clock
+        self._endpoint = endpoint  # deployment id -> (protocol adapter, invoker)
+        self._perform = perform
+        self.attempt_timeout_s = attempt_timeout_s
+        self._counters = counters
+        self.locks = KeyLocks()
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def start(self, invocation_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(invocation_id))
+        self.tasks[invocation_id] = task
+
+    def halt(self, invocation_id: str) -> None:
+        task = self.tasks.get(invocation_id)
+        if task is not None:
+            task.cancel()
+
+    async def halted(self, invocation_id: str) -> None:
+        """Wait until the driver of ``invocation_id`` (if any) has stopped."""
+        task = self.tasks.get(invocation_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def stop(self) -> None:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _apply(self, event: Event) -> Step:
+        return self.core.apply(event, self.clock.now_ms())
+
+    async def _run(self, inv_id: str) -> None:
+        cause = "cancelled"
+        exchange: Exchange | None = None
+        try:
+            step = self._apply(DriverStarted(inv_id))
+            while True:
+                if step.unit is not None:
+                    step = await self.committer.commit_step(step)  # its effects performed
+                self._perform(step.effects)
+                action = step.next
+                if action is None:
+                    cause = "done"
+                    break
+                if isinstance(action, Invoke):
+                    p = action.invocation.rec.partition
+                    if not self.leadership.leads(p) and not await self.leadership.leading(p):
+                        cause = "lost"  # another process leads its partition now
+                        break
+                    found = self._endpoint(action.invocation.rec.deployment_id)
+                    if found is None:
+                        dep = action.invocation.rec.deployment_id
+                        event: Event = _AttemptFailed(inv_id, f"deployment {dep} is not registered")
+                    else:
+                        adapter, invoker = found
+                        if exchange is None:
+                            exchange = adapter.new_exchange()
+                        self._counters["attempts"] += 1
+                        event = await adapter.attempt(
+                            invoker, action, exchange, self.attempt_timeout_s
+                        )
+                        if crashpoints.ARMED:
+                            crashpoints.reach("after-invoke")
+                    step = self._apply(event)
+                elif isinstance(action, Lookup) and action.rows is not None:
+                    async with self.locks.hold(action.rows):
+                        step = self._apply(await self._look_up(inv_id, action))
+                        if step.unit is not None:
+                            step = await self.committer.commit_step(step)
+                else:
+                    step = self._apply(await self._read(inv_id, action))
+        except asyncio.CancelledError:
+            raise
+        except FencedError:
+            cause = "fenced"
+            log.warning("driver of %s: a commit was fenced", inv_id)
+        except StoreError as exc:  # the store's own message says it all: no traceback
+            cause = "store"
+            log.error("driver of %s: %s; it will be re-driven", inv_id, exc)
+        except Exception:
+            cause = "error"
+            log.exception("driver of %s failed; it will be re-driven", inv_id)
+        finally:
+            if exchange is not None:
+                exchange.close()
+            self.tasks.pop(inv_id, None)
+            self._perform(self._apply(DriverEnded(inv_id, cause)).effects)
+
+    async def _read(self, inv_id: str, action: object) -> Event:
+        store = self.store
+        if isinstance(action, Load):
+            rec = await store.get_invocation(inv_id)
+            if rec is None or rec.status in FINAL_STATUSES:
+                return Loaded(inv_id, rec)
+            entries, completions = await store.get_journal(inv_id)
+            return Loaded(inv_id, rec, entries, completions)
+        if isinstance(action, ReadState):
+            return StateRead(inv_id, await store.get_state(action.service, action.key))
+        if isinstance(action, ReadCompletions):
+            _, completions = await store.get_journal(inv_id)
+            return CompletionsRead(inv_id, completions)
+        if isinstance(action, Lookup):
+            return await self._look_up(inv_id, action)
+        raise AssertionError(f"unknown action {action!r}")
+
+    async def _look_up(self, inv_id: str, action: Lookup) -> LookedUp:
+        store = self.store
+        awakeables = {}
+        for aid in action.awakeables:
+            target = aid_invocation(aid)
+            rec = await store.get_invocation(target) if target is not None else None
+            entries, completions = ([], []) if rec is None else await store.get_journal(rec.id)
+            awakeables[aid] = (rec, entries, completions)
+        started = set()
+        for service, handler, key in action.workflows:
+            if (service, key) in started:
+                continue
+            if await store.find_idempotent(service, handler, key, WORKFLOW_RUN) is not None:
+                started.add((service, key))
+        rows = await store.get_state(*action.rows) if action.rows is not None else None
+        return LookedUp(inv_id, awakeables, frozenset(started), rows)
+
+
+def aid_invocation(awakeable_id: str) -> str | None:
+    """The invocation an awakeable id names (None: not an awakeable id)."""
+    target = parse_awakeable_id(awakeable_id)
+    return target[0] if target is not None else None

@@ -1,0 +1,593 @@
+"""``Engine``: one orchestrator process — the core and the runtime around it, on one event loop.
+
+The engine feeds events to the core (``apply``) and performs the steps that come back
+(``perform`` for effects that take no time, ``run_effects`` where a flow awaits them): drivers
+(``_driver``), commits (``_committer``), recovery and inboxes (``_recovery``), the alarm clock
+(``_timers``), leases (``_leadership``), operators (``_operator``), deployments
+(``_deployments``), waiting clients (``_waiters``), the watchdog and the retention sweeper. It
+decides nothing about invocations itself: every decision is the core's.
+
+Invariants:
+
+* The store is the truth; memory is rebuilt from it as partitions are recovered, and
+  recovering twice is harmless.
+* Effects are performed only after the commit that justifies them (the core releases them
+  with ``Committed``), and in the order the core lists them.
+* Only the leader of an invocation's partition drives it (``Leadership.leads``), and every unit
+  it commits as leader is fenced by the partition's epoch (``Committer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+from ritornello.protocol import RetryPolicy, ServiceInfo, new_id
+from ritornello.store import (
+    FINAL_STATUSES,
+    ConflictError,
+    DeploymentRecord,
+    FencedError,
+    InvocationRecord,
+    Status,
+    Store,
+    StoreError,
+    TimerRecord,
+)
+
+from .._clock import Clock, SystemClock
+from .._json import dumps
+from ..core import (
+    WORKFLOW_RUN,
+    Arm,
+    Booted,
+    CheckSuspended,
+    Closing,
+    Core,
+    Disarm,
+    Drive,
+    DropTimers,
+    Effect,
+    Event,
+    FireSleeps,
+    Halt,
+    Purge,
+    Rearm,
+    Redrive,
+    RedriveDue,
+    Registry,
+    Reply,
+    ScheduledDue,
+    ScheduledRecheck,
+    SleepsDue,
+    StartDue,
+    StartRecheck,
+    Step,
+    Submit,
+    Target,
+    TimersBack,
+    TimersDue,
+    Woke,
+)
+from ..errors import NotFoundError, TryAgainError
+from ..schedules import Scheduler
+from ._committer import Committer
+from ._deployments import Deployments
+from ._driver import Drivers
+from ._leadership import Leadership
+from ._metrics import CommitTimings, Gauges
+from ._operator import Operations
+from ._recovery import Recovery
+from ._timers import TimerQueue
+from ._waiters import Waiters
+from ._watchdog import Watchdog
+
+log = logging.getLogger("ritornello.engine")
+
+#: Seconds before set-aside timers (their partition's lease lapsed) are tried again: not at
+#: once, or the timer loop would take them again without ever yielding and the renewal's
+#: verdict could never come in (a livelock that froze a whole orchestrator once).
+LAPSED_TIMERS_S = 0.05
+#: Seconds before a start timer whose invocation could not be read fires again.
+START_RETRY_S = 1.0
+#: Seconds between two refreshes of the deployments when a service is not found.
+REFRESH_ON_MISS_S = 0.5
+
+
+class Engine:
+    """An orchestrator process (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+        attempt_timeout_s: float = 300.0,
+        inprocess: dict[str, Any] | None = None,
+        retention_s: float = 86_400.0,
+        node: str | None = None,
+        lease_s: float = 5.0,
+        lead: bool = True,
+        address: str = "",
+        inbox_interval_s: float = 0.2,
+        watchdog_interval_s: float = 30.0,
+        schedule_interval_s: float = 1.0,
+        signing_secret: str = "",
+    ) -> None:
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        #: How long a finished invocation (its result, journal, idempotency key, and for a
+        #: workflow its state and promises) is kept before it is purged.
+        self.retention_s = retention_s
+        self.attempt_timeout_s = attempt_timeout_s
+        #: This process's name among orchestrators sharing the store.
+        self.node = node or "node_" + secrets.token_hex(6)
+        self.registry = Registry()
+        self.core = Core(self.registry, retry=retry, retention_ms=int(retention_s * 1000))
+        #: Events worth a metric: attempts, partitions recovered, inbox reconciliations,
+        #: fenced commits, stuck invocations, schedule fires.
+        self.counters: Counter[str] = Counter()
+        #: Latency of ``store.commit`` (``_metrics.py``; GET /metrics).
+        self.commit_timings = CommitTimings()
+        self.leadership = Leadership(
+            store,
+            self.node,
+            lease_s=lease_s,
+            address=address,
+            exclusive=store.exclusive,
+            lead=lead,
+            ready=self.core.is_ready,
+            clock=self.clock,
+        )
+        self.committer = Committer(
+            store,
+            self.leadership,
+            known_partition=self.core.partition_known,
+            counters=self.counters,
+            timings=self.commit_timings,
+            apply=self.apply,
+            perform=self.perform,
+        )
+        self.deployments = Deployments(
+            store,
+            self.registry,
+            clock=self.clock,
+            inprocess=inprocess if inprocess is not None else {},
+            attempt_timeout_s=attempt_timeout_s,
+            signing_secret=signing_secret,
+        )
+        self.drivers = Drivers(
+            self.core,
+            store,
+            self.committer,
+            self.leadership,
+            clock=self.clock,
+            endpoint=self.deployments.endpoint,
+            perform=self.perform,
+            attempt_timeout_s=attempt_timeout_s,
+            counters=self.counters,
+        )
+        self.timers = TimerQueue(self.clock, self._fire_timers, self.core.handed_over)
+        self.recovery = Recovery(
+            self.core,
+            store,
+            self.leadership,
+            apply=self.apply,
+            run_effects=self.run_effects,
+            perform=self.perform,
+            refresh_deployments=self.refresh_deployments,
+            counters=self.counters,
+            inbox_interval_s=inbox_interval_s,
+        )
+        self.leadership.on_claim = self.recovery.claimed
+        self.leadership.on_gain = self.recovery.recover
+        self.leadership.on_lose = self.recovery.lost
+        self.operations = Operations(
+            self.core,
+            store,
+            self.committer,
+            self.leadership,
+            self.drivers,
+            apply=self.apply,
+            perform=self.perform,
+        )
+        #: How often the stuck-invocation watchdog looks (``_watchdog.py``); 0: never.
+        self.watchdog_interval_s = watchdog_interval_s
+        self.watchdog = Watchdog(
+            self.core,
+            store,
+            self.leadership,
+            self.timers,
+            clock=self.clock,
+            reconcile=self.recovery.reconcile,
+            counters=self.counters,
+        )
+        self.waiters = Waiters()
+        #: Cron schedules (``schedules``): polled every ``schedule_interval_s``; 0: never.
+        self.schedules = Scheduler(self, interval_s=schedule_interval_s)
+        self._loops: list[asyncio.Task[None]] = []  # inbox, sweeper, watchdog
+        self._effects: set[asyncio.Task[None]] = set()  # effects performed in the background
+        self._closing = False
+        self._refreshed_on_miss = float("-inf")
+
+    # ------------------------------------------------------------------ core
+
+    def apply(self, event: Event) -> Step:
+        """Feed one event to the core, now."""
+        return self.core.apply(event, self.clock.now_ms())
+
+    def perform(self, effects: list[Effect]) -> None:
+        """Perform effects in order; those that need I/O run in the background."""
+        for e in effects:
+            t = type(e)
+            if t is Drive:
+                self.drivers.start(e.invocation_id)  # type: ignore[union-attr]
+            elif t is Reply:
+                self.waiters.reply(e.invocation_id, e.result)  # type: ignore[union-attr]
+            elif t is Arm:
+                self.timers.add(e.timer)  # type: ignore[union-attr]
+            elif t is Disarm:
+                self.timers.discard(e.timer)  # type: ignore[union-attr]
+            elif t is Woke:
+                self.timers.woke(e.fire_at, e.invocation_id)  # type: ignore[union-attr]
+            elif t is Halt:
+                self.drivers.halt(e.invocation_id)  # type: ignore[union-attr]
+            elif t is DropTimers:
+                self.timers.drop_partition(e.partition)  # type: ignore[union-attr]
+            elif t is Rearm:
+                self._later(e.delay_s, TimersBack(e.timers))  # type: ignore[union-attr]
+            elif t is Redrive:
+                self._later(e.delay_s, RedriveDue(e.invocation_id))  # type: ignore[union-attr]
+            else:  # reads and commits: in the background
+                task = asyncio.get_running_loop().create_task(self.run_effects([e]))
+                self._effects.add(task)
+                task.add_done_callback(self._effects.discard)
+
+    async def run_effects(self, effects: list[Effect]) -> None:
+        """Perform effects in order, awaiting those that need I/O (sleeps of several
+        partitions fired side by side: one group commit)."""
+        sleeps: list[FireSleeps] = []
+        for e in effects:
+            if isinstance(e, FireSleeps):
+                sleeps.append(e)
+                continue
+            if sleeps:
+                await self._fire_sleeps(sleeps)
+                sleeps = []
+            if isinstance(e, StartDue):
+                await self._start_due(e.timer, recheck=False)
+            elif isinstance(e, StartRecheck):
+                await self._start_due(e.timer, recheck=True)
+            elif isinstance(e, CheckSuspended):
+                await self.recovery.wake_if_completed(e.invocation_ids)
+            else:
+                self.perform([e])
+        if sleeps:
+            await self._fire_sleeps(sleeps)
+
+    def _later(self, delay_s: float, event: Event) -> None:
+        def due() -> None:
+            if not self._closing:
+                self.perform(self.apply(event).effects)
+
+        asyncio.get_running_loop().call_later(delay_s, due)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Load deployments, then take part in leadership: every partition this process comes
+        to lead is recovered before it is driven."""
+        await self.refresh_deployments()
+        store = self.store
+        self.apply(Booted(await store.max_seq(), store.partitions, store.exclusive))
+        self.timers.start()
+        loop = asyncio.get_running_loop()
+        self._loops.append(loop.create_task(self._sweep_forever()))
+        await self.leadership.start()
+        self._loops.append(loop.create_task(self.recovery.inbox_forever()))
+        self.schedules.start()
+        if self.watchdog_interval_s > 0:
+            self._loops.append(loop.create_task(self.watchdog.watch(self.watchdog_interval_s)))
+        log.info(
+            "engine %s started: leading %d of %d partitions",
+            self.node,
+            len(self.leadership.owned()),
+            self.leadership.count,
+        )
+
+    async def stop(self) -> None:
+        """Stop driving. Whatever was running stays running in the store and is re-driven at
+        the next start; nothing is lost because nothing is acknowledged before its commit."""
+        if self._closing:
+            return
+        self._closing = True
+        self.apply(Closing())
+        await self.timers.stop()
+        await self.schedules.stop()
+        background = [*self._loops, *self._effects]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await self.drivers.stop()
+        await self.leadership.stop()  # successors need not wait for our leases to expire
+        self.waiters.shut_down()
+        await self.deployments.close()
+
+    def abandon(self) -> list[asyncio.Task[Any]]:
+        """Stop acting at once, as a kill -9 would, and return every task of this engine for
+        the caller to cancel (a simulation's crash): nothing is flushed or released."""
+        self._closing = True
+        self.apply(Closing())
+        return [
+            *self.leadership.abandon(),
+            *self._loops,
+            *self._effects,
+            *self.timers.abandon(),
+            *self.drivers.tasks.values(),
+            *self.schedules.abandon(),
+        ]
+
+    # ------------------------------------------------------------------ what it leads
+
+    def leads(self, partition: int) -> bool:
+        """True while this process leads ``partition`` (holds its lease, has recovered it)."""
+        return self.leadership.leads(partition)
+
+    def partition_of(self, service: str, key: str | None, invocation_id: str) -> int:
+        return self.core.partition_of(service, key, invocation_id)
+
+    def leads_any(self) -> bool:
+        """Whether this process leads any partition at all."""
+        return bool(self.leadership.owned())
+
+    def gauges(self) -> Gauges:
+        """What memory holds now (no I/O)."""
+        g = self.core.gauges()
+        return Gauges(
+            running=g["running"],
+            suspended=g["suspended"],
+            queue_depth=g["queue_depth"],
+            keys_held=g["keys_held"],
+            timers=len(self.timers),
+            partitions_led=len(self.leadership.owned()),
+        )
+
+    # ------------------------------------------------------------------ deployments
+
+    async def refresh_deployments(self) -> None:
+        """Load deployments registered (or removed) through any orchestrator sharing the
+        store. Runs at start and every few seconds."""
+        await self.deployments.refresh()
+
+    async def register_deployment(
+        self, uri: str, *, assume_role_arn: str | None = None
+    ) -> DeploymentRecord:
+        """Discover what ``uri`` serves and register it (re-registering a URI refreshes it)."""
+        return await self.deployments.register(uri, assume_role_arn=assume_role_arn)
+
+    async def delete_deployment(self, deployment_id: str) -> bool:
+        """Forget a deployment (invocations pinned to it fail their attempts until re-added)."""
+        return await self.deployments.delete(deployment_id)
+
+    async def find_service(self, name: str) -> tuple[ServiceInfo, str] | None:
+        """``registry.service(name)``; on a miss, when other processes share the store, the
+        deployments are read again first (at most twice a second), so a deployment
+        registered through another orchestrator is found at once."""
+        found = self.registry.service(name)
+        if found is not None or self.store.exclusive:
+            return found
+        now = asyncio.get_running_loop().time()
+        if now - self._refreshed_on_miss >= REFRESH_ON_MISS_S:
+            self._refreshed_on_miss = now
+            await self.refresh_deployments()
+        return self.registry.service(name)
+
+    # ------------------------------------------------------------------ ingress
+
+    async def submit(
+        self,
+        target: Target,
+        key: str | None,
+        input_text: str,
+        *,
+        idempotency_key: str | None = None,
+        delay_ms: int = 0,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[InvocationRecord, bool]:
+        """Create an invocation durably; returns (record, created). With an idempotency key
+        already used for this target, returns the existing invocation and False. ``headers``
+        (already redacted) go into the input entry, for ``ctx.headers``."""
+        if self._closing:
+            raise TryAgainError("the orchestrator is shutting down")
+        if self.timers.behind():  # due timers first (_timers.py): wait a moment
+            await self.timers.yield_to_timers()
+        service, handler = target.service.name, target.handler.name
+        if target.handler.kind == "workflow":
+            idempotency_key = WORKFLOW_RUN  # a workflow runs once per id
+        if idempotency_key is not None:
+            found = await self.store.find_idempotent(service, handler, key, idempotency_key)
+            if found is not None:
+                return found, False
+        inv_id = new_id()
+        partition = self.core.partition_of(service, key, inv_id)
+        for _ in range(3):
+            here = self.leads(partition)
+            event = Submit(
+                inv_id, target, key, input_text, headers, idempotency_key, delay_ms, here
+            )
+            try:
+                step = await self.committer.commit_step(self.apply(event))
+            except FencedError:
+                continue  # we lost the partition meanwhile: hand it to its new leader
+            except ConflictError:
+                if idempotency_key is not None:  # a concurrent request with the same key won
+                    found = await self.store.find_idempotent(service, handler, key, idempotency_key)
+                    if found is not None:
+                        return found, False
+                raise
+            assert step.record is not None
+            return step.record, True
+        raise TryAgainError("partition leadership keeps changing; try again")
+
+    async def wait_result(
+        self, invocation_id: str, *, created: InvocationRecord | None = None
+    ) -> str:
+        """Wait until the invocation completes; its result text (``{"value"|"failure": ...}``).
+
+        ``created``: the record ``submit`` just returned for this id (created, not found by
+        its idempotency key), with no await between ``submit`` returning and this call (the
+        ingress). When it provably has not finished here yet, the first read of the store is
+        skipped; otherwise it is ignored. NotFoundError for an unknown id."""
+        fut = self.waiters.add(invocation_id)
+        try:
+            # The waiter is registered (above, without awaiting) before this check: from now
+            # on a ``Reply`` answers it, so skipping the read cannot miss the result.
+            if (
+                created is not None
+                and self.leads(created.partition)
+                and self.core.unfinished_here(created)
+            ):
+                rec: InvocationRecord | None = created
+            else:
+                rec = await self.store.get_invocation(invocation_id)
+            if rec is None:
+                raise NotFoundError(f"invocation {invocation_id} not found")
+            # The future is answered when this process finishes the invocation; when another
+            # process leads its partition (or takes it over), the store is polled instead.
+            delay = 0.02
+            while rec.status not in FINAL_STATUSES:
+                timeout: float | None = delay
+                if self.leads(rec.partition):  # ours: answered through the future
+                    timeout = None if self.leadership.alone() else 1.0
+                if timeout is None:
+                    return await fut
+                done, _ = await asyncio.wait({fut}, timeout=timeout)
+                if done:
+                    return fut.result()
+                delay = min(delay * 2, 0.5)
+                found = await self.store.get_invocation(invocation_id)
+                if found is None:
+                    raise NotFoundError(f"invocation {invocation_id} was purged")
+                rec = found
+            return rec.result or dumps({"failure": {"code": 409, "message": rec.status}})
+        finally:
+            self.waiters.remove(invocation_id, fut)
+
+    async def describe(self, invocation_id: str) -> tuple[InvocationRecord, list[str], list[str]]:
+        """An invocation with its journal and completions (live status if it is being driven)."""
+        rec = await self.store.get_invocation(invocation_id)
+        if rec is None:
+            raise NotFoundError(f"invocation {invocation_id} not found")
+        live = self.core.live(invocation_id)
+        if live is not None and live.rec.version >= rec.version:
+            rec = replace(live.rec, status=Status.RUNNING.value)
+        entries, completions = await self.store.get_journal(invocation_id)
+        return rec, entries, completions
+
+    async def complete_awakeable(self, awakeable_id: str, result_text: str) -> None:
+        """Resolve or reject an awakeable from outside (``result_text`` is ``{"value": ...}``
+        or ``{"failure": ...}``). Unknown or forged ids: NotFoundError; already completed:
+        StateConflictError."""
+        if self._closing:
+            raise TryAgainError("the orchestrator is shutting down")
+        await self.operations.complete_awakeable(awakeable_id, result_text)
+
+    # ------------------------------------------------------------------ operators
+
+    async def kill(self, invocation_id: str) -> InvocationRecord:
+        """Stop an invocation at once: its attempt is abandoned, it ends ``killed`` with a
+        terminal failure (409) that its caller receives, and its key is freed."""
+        return await self.operations.act("kill", invocation_id)
+
+    async def cancel(self, invocation_id: str) -> InvocationRecord:
+        """Cancel gracefully (``Operations.cancel``)."""
+        return await self.operations.cancel(invocation_id)
+
+    async def pause(self, invocation_id: str) -> InvocationRecord:
+        """Stop driving an invocation until ``resume``; it keeps its key and its timers."""
+        return await self.operations.act("pause", invocation_id)
+
+    async def resume(self, invocation_id: str) -> InvocationRecord:
+        """Resume a paused invocation with a fresh retry budget (attempt 1)."""
+        return await self.operations.act("resume", invocation_id)
+
+    async def purge(self, invocation_id: str) -> InvocationRecord:
+        """Delete a finished invocation now (``Operations.purge``)."""
+        return await self.operations.purge(invocation_id)
+
+    # ------------------------------------------------------------------ retention
+
+    async def purge_expired(self) -> int:
+        """Purge invocations finished more than ``retention_s`` ago (with a workflow's state
+        and promises); their idempotency keys and workflow ids become free again. Returns how
+        many were purged. Safe to run any time: it only touches finished invocations."""
+        cutoff = self.clock.now_ms() - int(self.retention_s * 1000)
+        total = 0
+        for p in self.leadership.owned():  # each partition's leader purges its own
+            while self.leads(p) and (
+                expired := await self.store.list_expired(cutoff, 500, partition=p)
+            ):
+                await self.committer.commit_step(self.apply(Purge(expired)))
+                total += len(expired)
+        if total:
+            log.info("retention: purged %d finished invocations", total)
+        return total
+
+    async def _sweep_forever(self) -> None:
+        interval = max(0.05, min(60.0, self.retention_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.purge_expired()
+            except StoreError:
+                log.exception("retention sweep failed; trying again later")
+
+    # ------------------------------------------------------------------ timers
+
+    async def _fire_timers(self, due: list[TimerRecord]) -> None:
+        """Due timers: those of a partition whose lease lapsed (a renewal in flight) come back
+        in a moment; those of a partition lost are dropped (its new leader loaded them); the
+        rest go to the core."""
+        lapsed = [t for t in due if self.core.is_ready(t.partition) and not self.leads(t.partition)]
+        if lapsed:
+            self._later(LAPSED_TIMERS_S, TimersBack(lapsed))
+        due = [t for t in due if self.leads(t.partition)]
+        if due:
+            await self.run_effects(self.apply(TimersDue(due)).effects)
+
+    async def _fire_sleeps(self, batch: list[FireSleeps]) -> None:
+        """Sleeps completed by units of their own, one per partition, side by side."""
+
+        async def fire(e: FireSleeps) -> None:
+            try:
+                await self.committer.commit_step(self.apply(SleepsDue(e.partition, e.timers)))
+            except StoreError as exc:  # the core arms them again (CommitFailed)
+                log.warning("firing %d sleep timers failed: %s", len(e.timers), exc)
+
+        if len(batch) == 1:
+            await fire(batch[0])
+        else:
+            await asyncio.gather(*(fire(e) for e in batch))
+
+    async def _start_due(self, timer: TimerRecord, *, recheck: bool) -> None:
+        """Start a scheduled invocation whose start timer fired (or check it again after its
+        start conflicted)."""
+        try:
+            rec = await self.store.get_invocation(timer.invocation_id)
+        except StoreError as exc:
+            log.warning("starting %s failed: %s; again in 1 s", timer.invocation_id, exc)
+            self.perform([Rearm([timer], START_RETRY_S)])
+            return
+        step = self.apply(ScheduledRecheck(timer, rec) if recheck else ScheduledDue(timer, rec))
+        if step.unit is None:
+            await self.run_effects(step.effects)
+            return
+        try:
+            await self.committer.commit_step(step)
+        except StoreError as exc:  # reported: the core checks again or re-arms it
+            log.warning("starting %s failed: %s", timer.invocation_id, exc)

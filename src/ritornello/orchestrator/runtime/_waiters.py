@@ -1,0 +1,51 @@
+"""Clients waiting for an invocation's result (``/call``, ``/attach``).
+
+A waiter registered here is answered by the core's ``Reply`` when this process finishes the
+invocation; when another process leads its partition (or takes it over), the store is polled
+instead (20 ms doubling to 500 ms), so any orchestrator can serve any client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from ..errors import TryAgainError
+
+
+class Waiters:
+    """Futures of the clients waiting for a result, by invocation id."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, list[asyncio.Future[str]]] = {}
+
+    def add(self, invocation_id: str) -> asyncio.Future[str]:
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(invocation_id, []).append(fut)
+        return fut
+
+    def remove(self, invocation_id: str, fut: asyncio.Future[str]) -> None:
+        waiters = self._waiters.get(invocation_id)
+        if waiters is not None:
+            with contextlib.suppress(ValueError):
+                waiters.remove(fut)
+            if not waiters:
+                del self._waiters[invocation_id]
+
+    def reply(self, invocation_id: str, result: str) -> None:
+        for fut in self._waiters.pop(invocation_id, []):
+            if not fut.done():
+                fut.set_result(result)
+
+    def shut_down(self) -> None:
+        """The orchestrator stops: every waiter is told to attach again after the restart."""
+        for invocation_id, waiters in self._waiters.items():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(
+                        TryAgainError(
+                            f"the orchestrator is shutting down; invocation {invocation_id} "
+                            f"goes on after restart: GET /restate/attach/{invocation_id}",
+                            invocation_id,
+                        )
+                    )
