@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-dynamo clean system-deps
+.PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-compare bench-dynamo clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -61,6 +61,14 @@ sim: $(STAMP)
 # BENCH_ARGS passes options, e.g. make bench BENCH_ARGS='--workloads greet,ten --duration 5'.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --runs 3 $(BENCH_ARGS)
+
+# Two versions side by side (docs/performance.md, "Comparing two versions"): BASE's src/ and this
+# tree's, the workloads alternating between them (ABBA). ~8 min at the defaults.
+BASE ?= main
+WORKLOADS ?= greet,ten,counter
+RUNS ?= 3
+bench-compare: $(STAMP)
+	$(BIN)/python benchmarks/compare.py --base $(BASE) --workloads $(WORKLOADS) --runs $(RUNS) $(BENCH_ARGS)
 
 # DynamoDB requests and request units per journaled step, priced (moto on loopback).
 bench-dynamo: $(STAMP)

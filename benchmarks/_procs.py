@@ -5,6 +5,9 @@
   measured window; the difference is the CPU the tree spent in the window.
 - ``peak_rss_mb(pid)`` / ``rss_mb(pid)``: ``VmHWM`` (the high-water mark since the process
   started) / ``VmRSS`` (now) from ``/proc/PID/status``, summed over the tree, in MiB.
+- ``machine_busy_s()``: CPU seconds all cores have been busy since boot (``/proc/stat``), so
+  that a window's busy time minus our processes' is the CPU everything else on the machine
+  took: how disturbed a measurement was on this shared machine.
 - ``run_measured(args)``: runs a load generator to completion and returns its output and the
   CPU seconds it used (``wait4`` rusage: exact, even for a process that has exited).
 
@@ -40,6 +43,7 @@ __all__ = [
     "Proc",
     "free_port",
     "http",
+    "machine_busy_s",
     "peak_rss_mb",
     "rss_mb",
     "run_measured",
@@ -90,6 +94,15 @@ def tree_cpu_s(pid: int) -> float:
     return sum(_cpu_s(p) for p in tree(pid))
 
 
+def machine_busy_s() -> float:
+    """CPU seconds all cores have spent busy since boot: ``/proc/stat``'s first line, everything
+    but idle and iowait (user, nice, system, irq, softirq, and steal: time the hypervisor gave
+    to someone else)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
 def _status_kb(pid: int, field: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -126,6 +139,10 @@ def run_measured(args: list[str], timeout: float) -> tuple[str, str, float]:
         timer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # Ctrl-C, SIGTERM: no load generator left running behind us
+            proc.kill()
+            proc.wait()
+            raise
         finally:
             timer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)

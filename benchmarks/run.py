@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,22 +27,13 @@ from benchmarks.workloads import ALL  # noqa: E402
 from benchmarks.workloads._common import Options, Row  # noqa: E402
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Options]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(
-        "--workloads", default=",".join(ALL), help="comma-separated, from: " + ",".join(ALL)
-    )
+def add_common_arguments(p: argparse.ArgumentParser) -> None:
+    """The options benchmarks/run.py and benchmarks/compare.py share."""
     p.add_argument("--duration", type=float, help="seconds per measured wrk run (10; quick: 1)")
     p.add_argument("--warmup", type=float, help="seconds of warm-up per client count (2; quick: 0)")
     p.add_argument(
         "--runs", type=int, help="runs per measurement; medians are printed (3; quick: 1)"
     )
-    p.add_argument("--sleepers", type=int, help="sleeper invocations (100000; quick: 200)")
-    p.add_argument("--sleep-ms", type=int, help="how long each sleeper sleeps (60000; quick: 2000)")
-    p.add_argument(
-        "--recovery", type=int, help="in-flight invocations to recover (1000; quick: 100)"
-    )
-    p.add_argument("--step-ms", type=int, help="duration of each recovery step (50)")
     p.add_argument("--synchronous", default="FULL", choices=("FULL", "NORMAL"))
     p.add_argument(
         "--quick", action="store_true", help="short runs and small counts (a smoke test)"
@@ -49,29 +41,69 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Optio
     p.add_argument(
         "--results", type=Path, help="where raw output goes (benchmarks/results/<stamp>)"
     )
-    args = p.parse_args(argv)
-    unknown = [w for w in args.workloads.split(",") if w not in ALL]
-    if unknown:
-        p.error(f"unknown workload(s): {', '.join(unknown)} (known: {', '.join(ALL)})")
 
-    def pick(value: float | int | None, full: float | int, quick: float | int) -> float | int:
-        if value is not None:
-            return value
-        return quick if args.quick else full
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    opts = Options(
-        duration_s=float(pick(args.duration, 10, 1)),
-        warmup_s=float(pick(args.warmup, 2, 0)),
-        runs=int(pick(args.runs, 3, 1)),
-        sleepers=int(pick(args.sleepers, 100_000, 200)),
-        sleep_ms=int(pick(args.sleep_ms, 60_000, 2_000)),
-        recovery=int(pick(args.recovery, 1_000, 100)),
-        step_ms=int(pick(args.step_ms, 50, 50)),
+def pick(args: argparse.Namespace, name: str, full: float, quick: float) -> float:
+    """``args.name`` if given, else its full or ``--quick`` default."""
+    value = getattr(args, name, None)
+    if value is not None:
+        return float(value)
+    return quick if args.quick else full
+
+
+def build_options(args: argparse.Namespace, stamp: str) -> Options:
+    """Options from parsed arguments (those a parser lacks take their defaults)."""
+    return Options(
+        duration_s=pick(args, "duration", 10, 1),
+        warmup_s=pick(args, "warmup", 2, 0),
+        runs=int(pick(args, "runs", 3, 1)),
+        sleepers=int(pick(args, "sleepers", 100_000, 200)),
+        sleep_ms=int(pick(args, "sleep_ms", 60_000, 2_000)),
+        recovery=int(pick(args, "recovery", 1_000, 100)),
+        step_ms=int(pick(args, "step_ms", 50, 50)),
         synchronous=args.synchronous,
         results=args.results or ROOT / "benchmarks" / "results" / stamp,
     )
-    return args, opts
+
+
+def split_workloads(p: argparse.ArgumentParser, text: str, known: Collection[str]) -> list[str]:
+    """The comma-separated workload names, each checked against ``known``."""
+    names = text.split(",")
+    unknown = [w for w in names if w not in known]
+    if unknown:
+        p.error(f"unknown workload(s): {', '.join(unknown)} (known: {', '.join(known)})")
+    return names
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Options]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--workloads", default=",".join(ALL), help="comma-separated, from: " + ",".join(ALL)
+    )
+    add_common_arguments(p)
+    p.add_argument("--sleepers", type=int, help="sleeper invocations (100000; quick: 200)")
+    p.add_argument("--sleep-ms", type=int, help="how long each sleeper sleeps (60000; quick: 2000)")
+    p.add_argument(
+        "--recovery", type=int, help="in-flight invocations to recover (1000; quick: 100)"
+    )
+    p.add_argument("--step-ms", type=int, help="duration of each recovery step (50)")
+    args = p.parse_args(argv)
+    args.workloads = split_workloads(p, args.workloads, ALL)
+    return args, build_options(args, time.strftime("%Y%m%d-%H%M%S"))
+
+
+def run_workload(name: str, opts: Options, label: str = "") -> list[Row] | None:
+    """Run one workload (progress on stderr); its rows, or None if it failed (the error goes to
+    ``opts.notes``: one broken workload must not hide the others' numbers)."""
+    print(f"... {name}{label}", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    rows: list[Row] | None = None
+    try:
+        rows = ALL[name].run(opts)
+    except Exception as exc:
+        opts.notes.append(f"{name}: FAILED: {type(exc).__name__}: {exc}")
+    print(f"    {name}: {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,15 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("wrk not found: apt-get install wrk (make bench installs it)")
     rows: list[Row] = []
     failed: list[str] = []
-    for name in args.workloads.split(","):
-        print(f"... {name}", file=sys.stderr, flush=True)
-        started = time.monotonic()
-        try:
-            rows.extend(ALL[name].run(opts))
-        except Exception as exc:  # one broken workload must not hide the others' numbers
+    for name in args.workloads:
+        got = run_workload(name, opts)
+        if got is None:
             failed.append(name)
-            opts.notes.append(f"{name}: FAILED: {type(exc).__name__}: {exc}")
-        print(f"    {name}: {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+        rows.extend(got or [])
     header = (
         f"Ritornello benchmark, {time.strftime('%Y-%m-%d %H:%M:%S')}: runs={opts.runs}, "
         f"duration={opts.duration_s:g}s, warm-up={opts.warmup_s:g}s, SQLite "

@@ -6,9 +6,10 @@ count, run). ``benchmarks/run.py`` takes medians over the runs and prints the ta
 Each workload starts its own processes (fresh SQLite file, fresh endpoint) and stops them by
 PID, so CPU and peak RSS belong to that workload alone. A wrk phase runs one client count on a
 started stack: a warm-up run (not recorded), then ``opts.runs`` measured runs; around each run
-the CPU seconds of every process tree are read from /proc, and after the last run each tree's
-peak RSS (VmHWM). Client counts run in order 1 then 64, so the 1-client row's peak RSS is its
-own and the 64-client row's is the peak over both.
+the CPU seconds of every process tree are read from /proc (and the whole machine's busy time:
+what is not ours was taken by other processes, ``extra["others_cores"]``, in cores over the
+window), and after the last run each tree's peak RSS (VmHWM). Client counts run in order 1
+then 64, so the 1-client row's peak RSS is its own and the 64-client row's is the peak over both.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,7 @@ from benchmarks._procs import (
     Endpoint,
     Orchestrator,
     http,
+    machine_busy_s,
     peak_rss_mb,
     tree_cpu_s,
 )
@@ -45,6 +48,13 @@ class Options:
     synchronous: str = "FULL"
     results: Path = ROOT / "benchmarks" / "results" / "adhoc"
     notes: list[str] = field(default_factory=list)  # printed under the table
+    #: the ``src`` directory whose ``ritornello`` the orchestrator and endpoint import (first on
+    #: their PYTHONPATH); None: whatever the venv imports (its editable install)
+    src: Path | None = None
+
+    def code_env(self) -> dict[str, str]:
+        """Environment for the processes under test: ``src`` first on PYTHONPATH, if set."""
+        return {} if self.src is None else {"PYTHONPATH": str(self.src)}
 
     def save(self, name: str, text: str) -> None:
         """Keep one raw output under the results directory."""
@@ -78,18 +88,21 @@ def tempdir() -> Iterator[Path]:
 
 @contextlib.contextmanager
 def orchestrator_stack(opts: Options, tmp: Path) -> Iterator[tuple[Orchestrator, Endpoint]]:
-    """``ritornello serve`` (SQLite at ``tmp``) and benchmarks/app.py under uvicorn, registered."""
-    endpoint = Endpoint(tmp, ROOT / "benchmarks", "app").start()
-    orch: Orchestrator | None = None
+    """``ritornello serve`` (SQLite at ``tmp``) and benchmarks/app.py under uvicorn, registered;
+    both import ritornello from ``opts.src`` when it is set. Both are stopped on the way out,
+    even when starting one fails or is interrupted (Ctrl-C while waiting for its port)."""
+    env = opts.code_env()
+    endpoint = Endpoint(tmp, ROOT / "benchmarks", "app", **env)
+    orch = Orchestrator(tmp, RITORNELLO_SQLITE_SYNCHRONOUS=opts.synchronous, **env)
     try:
-        orch = Orchestrator(tmp, RITORNELLO_SQLITE_SYNCHRONOUS=opts.synchronous).start()
+        endpoint.start()
+        orch.start()
         status, body, _ = http("POST", f"{orch.admin}/deployments", {"uri": endpoint.uri})
         if status != 201:
             raise RuntimeError(f"registering the endpoint failed: {status} {body}")
         yield orch, endpoint
     finally:
-        if orch is not None:
-            orch.terminate()
+        orch.terminate()
         endpoint.terminate()
 
 
@@ -118,11 +131,14 @@ def wrk_phase(
         phase: list[Row] = []
         for n in range(opts.runs):
             before = {role: tree_cpu_s(pid) for role, pid in pids.items()}
+            busy, started = machine_busy_s(), time.monotonic()
             result = _wrk.run(url, clients, opts.duration_s, lua)
+            busy, window = machine_busy_s() - busy, time.monotonic() - started
             after = {role: tree_cpu_s(pid) for role, pid in pids.items()}
             opts.save(f"{label}-c{clients}-run{n}.wrk.txt", result.raw)
             cpu = {role: after[role] - before[role] for role in pids}
             cpu["loadgen"] = result.cpu_s
+            others = max(0.0, busy - sum(cpu.values())) / window
             if not result.requests:
                 opts.notes.append(f"{label}, {clients} clients: no request finished within the run")
             phase.append(
@@ -134,6 +150,7 @@ def wrk_phase(
                     p90=result.p90,
                     p99=result.p99,
                     cpu=cpu,
+                    extra={"requests": result.requests, "others_cores": others},
                     errors=result.non2xx + result.socket_errors,
                 )
             )

@@ -67,7 +67,7 @@ def _one(opts: Options, n: int) -> Row:
             if status != "completed"
         }
         # The same ports and file: a restart of the same orchestrator.
-        again = Orchestrator(tmp, RITORNELLO_SQLITE_SYNCHRONOUS=opts.synchronous)
+        again = Orchestrator(tmp, RITORNELLO_SQLITE_SYNCHRONOUS=opts.synchronous, **opts.code_env())
         again.ingress_port, again.admin_port = orch.ingress_port, orch.admin_port
         i = again.args.index("--ingress-port")
         again.args[i + 1] = str(orch.ingress_port)

@@ -1,4 +1,4 @@
-"""The invariant checker (orchestrator/check.py): each invariant broken on purpose, over the
+"""The invariant checker (orchestrator/check/): each invariant broken on purpose, over the
 memory and SQLite stores, is reported with its kind; what a real engine leaves behind (calls,
 sends, sleeps, object state, an awakeable, retries; mid-flight and finished) is clean; and the
 ``ritornello check`` command."""
@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from ritornello import Context, Endpoint, Service, VirtualObject
 from ritornello.cli import app
 from ritornello.orchestrator import Engine
-from ritornello.orchestrator.check import KINDS, CheckReport, _list_all, check_store
+from ritornello.orchestrator.check import KINDS, CheckReport, check_store
+from ritornello.orchestrator.check._store import _list_all
 from ritornello.protocol import RetryPolicy, derive_id
 from ritornello.store import (
     FINAL_STATUSES,

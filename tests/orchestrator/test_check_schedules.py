@@ -1,8 +1,9 @@
-"""The invariant checker's ``schedule`` kind (orchestrator/check.py), beside test_check.py and
-with its helpers: what the real scheduler leaves behind after several fires, skips, a
-catch-up, a pause and a crash at ``after-fire`` is clean; each rule broken by writing a bad
-schedule or invocation straight into a store (memory and SQLite) is reported, alone, with
-kind ``schedule`` and a message saying what is wrong; the states the engine allows are not."""
+"""The invariant checker's ``schedule`` kind (orchestrator/check/_schedules.py), beside
+test_check.py and with its helpers: what the real scheduler leaves behind after several fires,
+skips, a catch-up, a pause and a crash at ``after-fire`` is clean; each rule broken by writing
+a bad schedule or invocation straight into a store (memory and SQLite) is reported, alone,
+with kind ``schedule`` and a message saying what is wrong; the states the engine allows are
+not."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``ritornello check``: run the invariant checker (``orchestrator/check.py``) over a store.
+"""``ritornello check``: run the invariant checker (``orchestrator/check/``) over a store.
 
 A SQLite store is opened read-only (no lock taken), so the check can run beside a live
 orchestrator; exit status 0 when clean, 1 when anything is violated, 2 when the store cannot

@@ -28,7 +28,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ritornello import _child
-from ritornello.cli import WRITER_MODULE
+from ritornello.cli._plain import WRITER_MODULE
 from ritornello.orchestrator import ConfigError, Engine, IngressApp, Settings, load_settings
 from ritornello.orchestrator._metrics import gauges
 from ritornello.protocol import RetryPolicy

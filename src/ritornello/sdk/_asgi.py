@@ -28,14 +28,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ritornello.protocol import STREAM_HEADER, InvokeRequest, ProtocolError, SignatureError
 from ritornello.protocol._signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from ritornello.sdk._served import Served
 from ritornello.sdk._stream import LineReader, stream_attempts
-
-if TYPE_CHECKING:
-    from ritornello.sdk._endpoint import Endpoint
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -91,9 +89,10 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 class AsgiApp:
-    """An ASGI 3 application serving one :class:`Endpoint`."""
+    """An ASGI 3 application serving one endpoint (an :class:`Endpoint`, seen as
+    :class:`Served`)."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Served) -> None:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -40,7 +40,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from ritornello.protocol import (
@@ -57,9 +57,7 @@ from ritornello.protocol._messages import dumps
 from ritornello.sdk._asgi import AsgiApp, Message
 from ritornello.sdk._invocation import CURRENT_MACHINE, STEP_INDEX
 from ritornello.sdk._machine import error_response
-
-if TYPE_CHECKING:
-    from ritornello.sdk._endpoint import Endpoint
+from ritornello.sdk._served import Served
 
 #: What Lambda's ``handler(event, context)`` is: any JSON event in, a JSON object out.
 LambdaFunction = Callable[..., dict[str, Any]]
@@ -295,7 +293,7 @@ def _url_message(status: int, message: str) -> dict[str, Any]:
 class LambdaAdapter:
     """Answers Lambda events for one endpoint (see the module docstring)."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Served) -> None:
         self.endpoint = endpoint
         self.app = AsgiApp(endpoint)
 
@@ -417,7 +415,7 @@ def _url_body(event: dict[str, Any]) -> bytes:
     return body.encode()
 
 
-def lambda_handler(endpoint: Endpoint) -> LambdaFunction:
+def lambda_handler(endpoint: Served) -> LambdaFunction:
     """The function Lambda calls for ``endpoint``; sets up the SDK's logging (once)."""
     SDK_LOGGING.setup()
     adapter = LambdaAdapter(endpoint)

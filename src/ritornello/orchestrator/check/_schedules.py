@@ -1,17 +1,18 @@
-"""Invariant ``schedule`` of the store checker (``check.py``): every cron schedule's own fields,
-its last fire, and the fire-time invocations the scheduler may submit again
-(docs/schedules.md, "Checking a store")."""
+"""Invariant ``schedule`` of the store checker (``ritornello.orchestrator.check``): every cron
+schedule's own fields, its last fire, and the fire-time invocations the scheduler may submit
+again (docs/schedules.md, "Checking a store")."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 
+from ritornello.orchestrator._partitions import partition_of
+from ritornello.orchestrator.errors import InvalidRequestError
+from ritornello.orchestrator.schedules import cron_of, idempotency_key
 from ritornello.store import OVERLAP_POLICIES, InvocationRecord, ScheduleRecord, Store
 
-from ._check_report import CheckReport
-from ._partitions import partition_of
-from ._schedules import ScheduleError, cron_of, idempotency_key
+from ._report import CheckReport
 
 
 async def check_schedules(
@@ -78,7 +79,7 @@ def _check_schedule(s: ScheduleRecord, partitions: int, report: CheckReport) -> 
 
     try:
         cron = cron_of(s.cron, s.timezone)
-    except ScheduleError as exc:
+    except InvalidRequestError as exc:
         bad(str(exc))
         cron = None
     if s.overlap not in OVERLAP_POLICIES:

@@ -1,12 +1,11 @@
-"""What ``check_store`` reports (``check.py``): the violation kinds, one violation, the report.
-Its own module so that the rule modules (``_check_schedules.py``) can add to a report without
-importing ``check``."""
+"""What ``check_store`` reports: the violation kinds, one violation, the report. Its own module
+so that every rule module adds to a report without importing ``_store``, which imports them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: Every ``Violation.kind``, in the order the invariants are listed in ``check``'s docstring.
+#: Every ``Violation.kind``, in the order the package docstring lists the invariants.
 KINDS = (
     "journal",
     "state",
