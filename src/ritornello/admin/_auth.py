@@ -26,7 +26,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from ritornello.orchestrator._auth import BearerToken, authorization, send_unauthorized
+from ritornello.orchestrator.ingress import BearerToken, authorization, send_unauthorized
 
 __all__ = ["ADMIN_TOKEN_ENV", "BearerAuth", "is_public", "protect"]
 

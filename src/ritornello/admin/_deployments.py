@@ -6,10 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from ritornello.admin._models import Deployment, DeploymentList, IdOnly, errors
+from ritornello.admin._models import Deployment, DeploymentList, IdOnly, errors, refused
 from ritornello.admin._views import RegisterDeployment, deployment_view
-from ritornello.orchestrator import Engine, EngineError
-from ritornello.orchestrator._operator import pinned
+from ritornello.orchestrator import Engine, OrchestratorError
 
 
 def deployments_router(engine: Engine) -> APIRouter:
@@ -33,8 +32,8 @@ def deployments_router(engine: Engine) -> APIRouter:
             else:
                 record = await engine.register_deployment(body.uri or "")
             return deployment_view(record)
-        except EngineError as exc:
-            raise HTTPException(exc.status, str(exc)) from None
+        except OrchestratorError as exc:
+            raise refused(exc) from None
 
     @router.get("/deployments", response_model=DeploymentList)
     async def list_deployments() -> dict[str, Any]:
@@ -69,7 +68,7 @@ def deployments_router(engine: Engine) -> APIRouter:
         if not known:
             raise HTTPException(404, f"deployment {deployment_id} not found")
         if not force:
-            held = await pinned(engine, deployment_id, limit=5)
+            held = await engine.pinned(deployment_id, limit=5)
             if held:
                 ids = ", ".join(r.id for r in held)
                 raise HTTPException(

@@ -13,10 +13,16 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from ritornello.admin._models import IdOnly, Invocation, InvocationDetail, InvocationList, errors
+from ritornello.admin._models import (
+    IdOnly,
+    Invocation,
+    InvocationDetail,
+    InvocationList,
+    errors,
+    refused,
+)
 from ritornello.admin._views import invocation_view, journal_view, retries_view
-from ritornello.orchestrator import Engine, EngineError
-from ritornello.orchestrator._operator import purge
+from ritornello.orchestrator import Engine, OrchestratorError
 from ritornello.store import STATUSES, InvocationRecord
 
 #: Records read from the store at most per listing request (filters applied here).
@@ -121,8 +127,8 @@ def invocations_router(engine: Engine) -> APIRouter:
         completion) and its failed attempts (``retries``)."""
         try:
             rec, entries, completions = await engine.describe(invocation_id)
-        except EngineError as exc:
-            raise HTTPException(exc.status, str(exc)) from None
+        except OrchestratorError as exc:
+            raise refused(exc) from None
         return {
             **invocation_view(rec),
             "journal": journal_view(entries, completions),
@@ -132,8 +138,8 @@ def invocations_router(engine: Engine) -> APIRouter:
     async def _act(action: str, invocation_id: str) -> dict[str, Any]:
         try:
             rec = await getattr(engine, action)(invocation_id)
-        except EngineError as exc:
-            raise HTTPException(exc.status, str(exc)) from None
+        except OrchestratorError as exc:
+            raise refused(exc) from None
         return invocation_view(rec)
 
     acts = errors(404, 409, 503)
@@ -166,9 +172,9 @@ def invocations_router(engine: Engine) -> APIRouter:
         """Delete a finished (completed or killed) invocation now, with its journal; its
         idempotency key (a workflow's id) becomes free. 409 while it is not finished."""
         try:
-            await purge(engine, invocation_id)
-        except EngineError as exc:
-            raise HTTPException(exc.status, str(exc)) from None
+            await engine.purge(invocation_id)
+        except OrchestratorError as exc:
+            raise refused(exc) from None
         return {"id": invocation_id}
 
     return router

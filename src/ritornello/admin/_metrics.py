@@ -1,6 +1,6 @@
 """``GET /metrics``: Prometheus text exposition (prometheus_client), one registry per app.
 
-A custom collector reads the engine at scrape time (``ritornello.orchestrator._metrics``):
+A custom collector reads the engine at scrape time (``ritornello.orchestrator.runtime._metrics``):
 invocations by status (counted in the store: at every scrape on SQLite, at most once a minute
 on a shared store such as DynamoDB, where counting reads the table), attempts, journal commit
 latency (histogram fed by the engine's commit path), queue depth, timers, and every engine
@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from ritornello.orchestrator import Engine
-from ritornello.orchestrator._metrics import BUCKETS, count_statuses, gauges
+from ritornello.orchestrator.runtime import BUCKETS, STATUS_COUNT_CAP
 
 
 class EngineCollector(Collector):
@@ -60,7 +60,7 @@ class EngineCollector(Collector):
             buckets=buckets,
             sum_value=t.total,
         )
-        g = gauges(engine)
+        g = engine.gauges()
         for name, value, text in (
             ("queue_depth", g.queue_depth, "Invocations queued behind an exclusive handler"),
             ("keys_held", g.keys_held, "Object keys held by an exclusive invocation"),
@@ -109,7 +109,7 @@ def metrics_router(engine: Engine) -> APIRouter:
         async with lock:  # one scrape at a time reads the store
             now = asyncio.get_running_loop().time()
             if engine.store.exclusive or now - counted_at >= SHARED_STORE_COUNTS_S:
-                collector.statuses = await count_statuses(engine)
+                collector.statuses = await engine.store.count_invocations(STATUS_COUNT_CAP)
                 collector.timers = await engine.store.count_timers()
                 counted_at = now
             body = generate_latest(registry)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from ritornello.orchestrator import OrchestratorError, http_status
 from ritornello.store import STATUSES
 
 
@@ -29,6 +31,11 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "Not served here right now (leadership, shutdown)",
     }
     return {c: {"model": ErrorBody, "description": text.get(c, "Error")} for c in codes}
+
+
+def refused(exc: OrchestratorError) -> HTTPException:
+    """The HTTP answer to an orchestrator error (its status by the error's kind)."""
+    return HTTPException(http_status(exc), str(exc))
 
 
 class Health(BaseModel):

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from ritornello.orchestrator import Engine, ScheduleError, Scheduler
+from ritornello.admin._models import refused
+from ritornello.orchestrator import Engine, OrchestratorError, Scheduler
 from ritornello.store import ScheduleRecord
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -99,10 +100,6 @@ def schedule_view(s: ScheduleRecord) -> Schedule:
     )
 
 
-def _fail(exc: ScheduleError) -> HTTPException:
-    return HTTPException(status_code=exc.status, detail=str(exc))
-
-
 def schedules_router(engine: Engine) -> APIRouter:
     """The ``/schedules`` endpoints over ``engine``'s scheduler."""
     router = APIRouter(prefix="/schedules", tags=["schedules"])
@@ -126,8 +123,8 @@ def schedules_router(engine: Engine) -> APIRouter:
                 overlap=body.overlap,
                 timezone=body.timezone,
             )
-        except ScheduleError as exc:
-            raise _fail(exc) from None
+        except OrchestratorError as exc:
+            raise refused(exc) from None
         return schedule_view(record)
 
     @router.get("", response_model=ScheduleList)
@@ -138,8 +135,8 @@ def schedules_router(engine: Engine) -> APIRouter:
     async def get_schedule(schedule_id: str) -> Schedule:
         try:
             return schedule_view(await scheduler.get(schedule_id))
-        except ScheduleError as exc:
-            raise _fail(exc) from None
+        except OrchestratorError as exc:
+            raise refused(exc) from None
 
     @router.patch(
         "/{schedule_id}/pause",
@@ -150,8 +147,8 @@ def schedules_router(engine: Engine) -> APIRouter:
         """Stop firing until resumed."""
         try:
             return schedule_view(await scheduler.pause(schedule_id))
-        except ScheduleError as exc:
-            raise _fail(exc) from None
+        except OrchestratorError as exc:
+            raise refused(exc) from None
 
     @router.patch(
         "/{schedule_id}/resume",
@@ -162,16 +159,16 @@ def schedules_router(engine: Engine) -> APIRouter:
         """Fire again from now on (the times that passed while paused are not fired)."""
         try:
             return schedule_view(await scheduler.resume(schedule_id))
-        except ScheduleError as exc:
-            raise _fail(exc) from None
+        except OrchestratorError as exc:
+            raise refused(exc) from None
 
     @router.delete("/{schedule_id}", response_model=DeletedSchedule, responses=_ERRORS)
     async def delete_schedule(schedule_id: str) -> DeletedSchedule:
         """Delete a schedule (the invocations it created are kept)."""
         try:
             await scheduler.delete(schedule_id)
-        except ScheduleError as exc:
-            raise _fail(exc) from None
+        except OrchestratorError as exc:
+            raise refused(exc) from None
         return DeletedSchedule(id=schedule_id)
 
     return router

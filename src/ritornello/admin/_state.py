@@ -1,7 +1,7 @@
 """``/services/{service}/state``: read and replace the state of one virtual-object or workflow
-key, with an optimistic version (see ``ritornello.orchestrator._operator`` for the rules: the
-write holds the key like an exclusive invocation, is refused with 409 while one holds it, and
-commits fenced by the partition leader's epoch)."""
+key, with an optimistic version (see ``ritornello.orchestrator.runtime._operator`` for the
+rules: the write holds the key like an exclusive invocation, is refused with 409 while one
+holds it, and commits fenced by the partition leader's epoch)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from ritornello.admin._models import StateVersion, StateView, StateWrite, errors
-from ritornello.orchestrator import Engine, EngineError
-from ritornello.orchestrator._operator import read_state, write_state
+from ritornello.admin._models import StateVersion, StateView, StateWrite, errors, refused
+from ritornello.orchestrator import Engine, OrchestratorError
 
 
 async def _keyed(engine: Engine, service: str) -> None:
@@ -35,7 +34,7 @@ def state_router(engine: Engine) -> APIRouter:
     async def get_state(service: str, key: str) -> dict[str, Any]:
         """The user state of one key (empty when it has none) and its version."""
         await _keyed(engine, service)
-        version, state = await read_state(engine, service, key)
+        version, state = await engine.read_state(service, key)
         return {"service": service, "key": key, "version": version, "state": state}
 
     @router.post(
@@ -49,11 +48,11 @@ def state_router(engine: Engine) -> APIRouter:
         holds the key; 503 when another orchestrator leads the key's partition."""
         await _keyed(engine, service)
         try:
-            version = await write_state(
-                engine, service, body.object_key, body.new_state, body.version
+            version = await engine.write_state(
+                service, body.object_key, body.new_state, body.version
             )
-        except EngineError as exc:
-            raise HTTPException(exc.status, str(exc)) from None
+        except OrchestratorError as exc:
+            raise refused(exc) from None
         return {"version": version}
 
     return router

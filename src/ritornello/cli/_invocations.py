@@ -18,7 +18,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ritornello.orchestrator import parse_delay
-from ritornello.orchestrator._ingress import HttpError
+from ritornello.orchestrator.ingress import HttpError
 
 from ._client import (
     DEFAULT_ADMIN_URL,

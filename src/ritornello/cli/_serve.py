@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from ritornello import _child
 from ritornello.cli._plain import WRITER_MODULE
 from ritornello.orchestrator import ConfigError, Engine, IngressApp, Settings, load_settings
-from ritornello.orchestrator._metrics import gauges
 from ritornello.protocol import RetryPolicy
 from ritornello.store import StoreError, open_store
 from ritornello.store.faults import FaultyStore
@@ -190,7 +189,7 @@ async def run_orchestrator(
         await engine.start()
         if on_started is not None:  # before listening: no request finds the app unregistered
             await on_started(engine)
-        if gauges(engine).running == 0:  # nothing re-driven: built now, on the loop, as it
+        if engine.gauges().running == 0:  # nothing re-driven: built now, on the loop, as it
             admin.build_now()  # always was; it answers its first request at once
         ingress = IngressApp(
             engine,

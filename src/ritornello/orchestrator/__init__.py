@@ -1,37 +1,59 @@
-"""The orchestrator: ingress, engine (invocation state machine, key queues, timers, retries,
-outbox), invokers and deployments."""
+"""The orchestrator: the invocation state machine (``core``), the runtime that performs it
+(``runtime``), the ingress, invokers and wire protocols, cron schedules, and the checker.
 
-from ritornello.orchestrator._apply import DEFAULT_RETRY
+Rooms (each a subpackage with one job): ``core`` (no I/O), ``runtime`` (the async shell),
+``ingress`` (HTTP in), ``invokers`` (transports out), ``protocols`` (wire formats),
+``schedules`` (cron), ``check`` (the invariant checker). ``errors`` draws the error tree.
+"""
+
 from ritornello.orchestrator._clock import Clock, ManualClock, SystemClock
 from ritornello.orchestrator._config import DEFAULT_STORE, ConfigError, Settings, load_settings
-from ritornello.orchestrator._engine import Engine, EngineError
-from ritornello.orchestrator._ingress import IngressApp, asgi_lifespan, parse_delay
-from ritornello.orchestrator._invokers import (
+from ritornello.orchestrator.core import DEFAULT_RETRY
+from ritornello.orchestrator.errors import (
+    EndpointError,
+    InvalidRequestError,
+    NotFoundError,
+    NotLeaderError,
+    OrchestratorError,
+    StateConflictError,
+    TryAgainError,
+)
+from ritornello.orchestrator.ingress import IngressApp, asgi_lifespan, http_status, parse_delay
+from ritornello.orchestrator.invokers import (
+    FakeInvoker,
     HttpInvoker,
     InProcessInvoker,
     Invoker,
     InvokerError,
 )
-from ritornello.orchestrator._schedules import ScheduleError, Scheduler
+from ritornello.orchestrator.runtime import Engine
+from ritornello.orchestrator.schedules import Scheduler
 
 __all__ = [
     "DEFAULT_RETRY",
     "DEFAULT_STORE",
     "Clock",
     "ConfigError",
+    "EndpointError",
     "Engine",
-    "EngineError",
+    "FakeInvoker",
     "HttpInvoker",
     "InProcessInvoker",
     "IngressApp",
+    "InvalidRequestError",
     "Invoker",
     "InvokerError",
     "ManualClock",
-    "ScheduleError",
+    "NotFoundError",
+    "NotLeaderError",
+    "OrchestratorError",
     "Scheduler",
     "Settings",
+    "StateConflictError",
     "SystemClock",
+    "TryAgainError",
     "asgi_lifespan",
+    "http_status",
     "load_settings",
     "parse_delay",
 ]

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ritornello.orchestrator._partitions import partition_of
+from ritornello.orchestrator.core import partition_of
 from ritornello.protocol._entries import (
     CANCEL_ENTRY,
     CANCEL_INDEX,
@@ -16,7 +16,7 @@ from ritornello.protocol._entries import (
     HANDLER_KINDS,
     WAITING_KINDS,
 )
-from ritornello.store import STATUSES, FINAL_STATUSES, InvocationRecord
+from ritornello.store import FINAL_STATUSES, STATUSES, InvocationRecord
 
 from ._report import CheckReport
 

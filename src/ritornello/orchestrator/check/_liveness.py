@@ -4,9 +4,9 @@ something that will move it, and timers match the state they belong to, both way
 
 from __future__ import annotations
 
-from ritornello.orchestrator._apply import PROMISE_ROW, WAITER_ROW
+from ritornello.orchestrator.core import PROMISE_ROW, WAITER_ROW
 from ritornello.protocol._entries import CANCEL_INDEX
-from ritornello.store import STATUSES, FINAL_STATUSES, InvocationRecord, Store, TimerRecord
+from ritornello.store import FINAL_STATUSES, STATUSES, InvocationRecord, Store, TimerRecord
 
 from ._invocation import Journal
 from ._report import CheckReport

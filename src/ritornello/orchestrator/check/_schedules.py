@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from ritornello.orchestrator._partitions import partition_of
+from ritornello.orchestrator.core import partition_of
 from ritornello.orchestrator.errors import InvalidRequestError
 from ritornello.orchestrator.schedules import cron_of, idempotency_key
 from ritornello.store import OVERLAP_POLICIES, InvocationRecord, ScheduleRecord, Store

@@ -520,6 +520,20 @@ class Engine:
         """Delete a finished invocation now (``Operations.purge``)."""
         return await self.operations.purge(invocation_id)
 
+    async def read_state(self, service: str, key: str) -> tuple[str, dict[str, Any]]:
+        """(version, user state) of one object or workflow key (``Operations.read_state``)."""
+        return await self.operations.read_state(service, key)
+
+    async def write_state(
+        self, service: str, key: str, new_state: dict[str, Any], expect_version: str | None
+    ) -> str:
+        """Replace an object's user state; the new version (``Operations.write_state``)."""
+        return await self.operations.write_state(service, key, new_state, expect_version)
+
+    async def pinned(self, deployment_id: str, limit: int = 10) -> list[InvocationRecord]:
+        """Unfinished invocations pinned to a deployment (``Operations.pinned``)."""
+        return await self.operations.pinned(deployment_id, limit)
+
     # ------------------------------------------------------------------ retention
 
     async def purge_expired(self) -> int:

@@ -1,4 +1,4 @@
-"""The ingress (port 8080): Restate's HTTP ingress paths, as a raw ASGI app (the hot path).
+"""The ingress app (port 8080): Restate's HTTP ingress paths, as a raw ASGI app (the hot path).
 
 Guarantee 1: a 200/202 is sent only after the invocation's creation is committed. Guarantee 5:
 bad input (malformed JSON, wrong content type, oversized body, unknown target, invalid delay)
@@ -8,19 +8,27 @@ gets a clear 4xx with ``{"message": ...}`` and nothing is stored.
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from ritornello.store import StoreError, crashpoints
 
-from ._apply import WORKFLOW_RUN
+from .._config import DEFAULT_REDACT_HEADERS
+from .._json import dumpb, dumps, loads
+from ..core import WORKFLOW_RUN
+from ..errors import OrchestratorError, TryAgainError
+from ..runtime import Engine
 from ._auth import BearerToken, authorization, redact, redact_names, send_unauthorized
-from ._config import DEFAULT_REDACT_HEADERS
-from ._engine import Engine, EngineError
-from ._json import IntegerRangeError, check_int64, dumpb, dumps, loads
+from ._input import (
+    CONTROL,
+    HttpError,
+    idempotency_key,
+    json_content_type,
+    json_text,
+    parse_delay,
+)
+from ._status import http_status
 
 log = logging.getLogger("ritornello.ingress")
 
@@ -30,119 +38,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
 _UNAUTHORIZED = b'{"message":"this ingress requires Authorization: Bearer <ingress token>"}'
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
-_ISO = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", re.I)
 _AWAKE = ("resolve", "reject")
 _PEEK = ("attach", "output")
-_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-#: The longest ``?delay=`` accepted (1000 years of 365.25 days): due times stay far inside
-#: a 64-bit integer and a datetime in every store and view, and a longer one is a client bug.
-MAX_DELAY_MS = 365_250 * 86_400_000
-#: How deep a JSON body may nest. orjson reads 1024 levels, but the handler side parses with
-#: the standard library (about 1000, fewer inside a call stack) and the admin API's pydantic
-#: serializer stops near 255 levels of its whole response, the journal's own nesting included:
-#: a deeper body would be accepted here and then fail every attempt or break the admin views.
-MAX_JSON_DEPTH = 128
-#: Characters a key or an idempotency key must not hold (C0 controls and DEL, NUL included).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class HttpError(Exception):
-    """An ingress answer other than success."""
-
-    def __init__(self, status: int, message: str, invocation_id: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.invocation_id = invocation_id
-
-
-def parse_delay(raw: str) -> int:
-    """Milliseconds from ``10s``, ``500ms``, ``1m30s``, ``PT10S``, ``P1DT2H``; at most
-    ``MAX_DELAY_MS`` (a longer, negative or non-finite delay is a 400, never a store error)."""
-    text = raw.strip()
-    if len(text) > 64:
-        raise HttpError(400, "invalid delay: longer than 64 characters")
-    if text.upper().startswith("P"):
-        m = _ISO.fullmatch(text)
-        if m and any(m.groups()) and not text.upper().endswith("T"):
-            d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-            return _finite_ms(raw, ((d * 24 + h) * 60 + mi) * 60_000 + s * 1000)
-    else:
-        pos, total, found = 0, 0.0, False
-        for m in _DURATION.finditer(text):
-            if m.start() != pos or text[pos : m.start()].strip():
-                break
-            total += float(m.group(1)) * _UNITS_MS[m.group(2)]
-            pos, found = m.end(), True
-            while pos < len(text) and text[pos] == " ":
-                pos += 1
-        else:
-            if found and pos == len(text):
-                return _finite_ms(raw, total)
-    raise HttpError(400, f"invalid delay {raw!r}: use e.g. 10s, 500ms, 1m30s or PT10S")
-
-
-def _finite_ms(raw: str, total: float) -> int:
-    if not math.isfinite(total) or total > MAX_DELAY_MS:
-        raise HttpError(400, f"delay {raw!r} is longer than the maximum of 1000 years")
-    return int(total)
-
-
-def _json_text(body: bytes) -> str:
-    """A request body as JSON text to embed in a journal entry (empty: null); 400 if it is not
-    JSON (orjson validates strictly, UTF-8 included)."""
-    if not body.strip():
-        return "null"
-    try:
-        value = loads(body)
-    except ValueError as exc:
-        raise HttpError(400, f"invalid JSON body: {exc}") from None
-    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
-        raise HttpError(400, f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        check_int64(body)
-    except IntegerRangeError as exc:
-        raise HttpError(400, str(exc)) from None
-    return body.decode("utf-8")
-
-
-def _depth(value: Any) -> int:
-    """How deep ``value``'s arrays and objects nest (iterative: no recursion limit)."""
-    if not isinstance(value, dict | list):
-        return 0
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        deepest = max(deepest, level)
-        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
-    return deepest
-
-
-def _idempotency_key(headers: dict[bytes, bytes]) -> str | None:
-    """The ``Idempotency-Key`` header as text: UTF-8 (strict: two different invalid byte
-    strings must never become the same key), not blank, no control characters."""
-    raw = headers.get(b"idempotency-key")
-    if raw is None:
-        return None
-    try:
-        idem = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise HttpError(400, "Idempotency-Key is not valid UTF-8") from None
-    if not idem.strip():
-        raise HttpError(400, "Idempotency-Key must not be empty")
-    if _CONTROL.search(idem):
-        raise HttpError(400, "Idempotency-Key must not contain control characters")
-    return idem
-
-
-def _json_content_type(headers: dict[bytes, bytes]) -> bool:
-    ct = headers.get(b"content-type")
-    if ct is None:
-        return True
-    media = ct.split(b";")[0].strip().lower()
-    return media in (b"application/json", b"text/json") or media.endswith(b"+json")
 
 
 class IngressApp:
@@ -178,8 +75,10 @@ class IngressApp:
         except HttpError as exc:
             status, body = exc.status, dumpb({"message": exc.message})
             inv_id = exc.invocation_id
-        except EngineError as exc:
-            status, body = exc.status, dumpb({"message": str(exc)})
+        except OrchestratorError as exc:
+            status, body = http_status(exc), dumpb({"message": str(exc)})
+            if isinstance(exc, TryAgainError) and exc.invocation_id is not None:
+                inv_id = exc.invocation_id
         except StoreError as exc:
             log.warning("store error in ingress: %s", exc)
             status, body = 503, dumpb({"message": f"store unavailable, retry: {exc}"})
@@ -255,14 +154,14 @@ class IngressApp:
                 404, f"handler {target[1]}/{target[2]} not found in {service} (a service: no key)"
             )
         key = target[1] if keyed else None
-        if key is not None and _CONTROL.search(key):
+        if key is not None and CONTROL.search(key):
             raise HttpError(400, "the key must not contain control characters (NUL included)")
         handler = target[-1]
         resolved = self.engine.registry.resolve(service, handler)
         if resolved is None:
             raise HttpError(404, f"handler {service}/{handler} not found")
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        if not _json_content_type(headers):
+        if not json_content_type(headers):
             ct = headers[b"content-type"].decode("latin-1")
             raise HttpError(415, f"content-type {ct!r} is not JSON; send application/json")
         delay_ms = 0
@@ -274,8 +173,8 @@ class IngressApp:
             if len(query["delay"]) > 1:
                 raise HttpError(400, "delay given more than once")
             delay_ms = parse_delay(query["delay"][0])
-        input_text = _json_text(await self._read_body(headers, receive))
-        idem = _idempotency_key(headers)
+        input_text = json_text(await self._read_body(headers, receive))
+        idem = idempotency_key(headers)
         rec, created = await self.engine.submit(
             resolved,
             key,
@@ -291,8 +190,8 @@ class IngressApp:
             return 202, dumpb({"invocationId": rec.id, "status": status}), rec.id
         try:
             result = await self.engine.wait_result(rec.id, created=rec if created else None)
-        except EngineError as exc:
-            raise HttpError(exc.status, str(exc), rec.id) from None
+        except OrchestratorError as exc:
+            raise HttpError(http_status(exc), str(exc), rec.id) from None
         except StoreError as exc:  # accepted and durable: attach later for the result
             raise HttpError(503, f"store unavailable, retry: {exc}", rec.id) from None
         return self._answer(result, rec.id)
@@ -306,9 +205,9 @@ class IngressApp:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         body = await self._read_body(headers, receive)
         if resolve:
-            if not _json_content_type(headers):
+            if not json_content_type(headers):
                 raise HttpError(415, "resolve takes a JSON body (content-type: application/json)")
-            result = '{"value":' + _json_text(body) + "}"
+            result = '{"value":' + json_text(body) + "}"
         else:
             try:
                 reason = body.decode("utf-8")

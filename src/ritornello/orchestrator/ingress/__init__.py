@@ -1,0 +1,33 @@
+"""The ingress (port 8080): Restate's HTTP ingress paths as a raw ASGI app (the hot path),
+its input checks, its bearer-token auth, and the HTTP status of each orchestrator error."""
+
+from ritornello.orchestrator.ingress._app import IngressApp, asgi_lifespan
+from ritornello.orchestrator.ingress._auth import (
+    BearerToken,
+    authorization,
+    redact,
+    redact_names,
+    send_unauthorized,
+)
+from ritornello.orchestrator.ingress._input import (
+    MAX_DELAY_MS,
+    MAX_JSON_DEPTH,
+    HttpError,
+    parse_delay,
+)
+from ritornello.orchestrator.ingress._status import http_status
+
+__all__ = [
+    "MAX_DELAY_MS",
+    "MAX_JSON_DEPTH",
+    "BearerToken",
+    "HttpError",
+    "IngressApp",
+    "asgi_lifespan",
+    "authorization",
+    "http_status",
+    "parse_delay",
+    "redact",
+    "redact_names",
+    "send_unauthorized",
+]

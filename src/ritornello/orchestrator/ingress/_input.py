@@ -1,0 +1,122 @@
+"""What the ingress accepts: bodies, delays, keys and idempotency keys, checked before anything
+is stored (guarantee 5: bad input gets a clear 4xx and changes nothing)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from .._json import IntegerRangeError, check_int64, loads
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_ISO = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", re.I)
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+#: The longest ``?delay=`` accepted (1000 years of 365.25 days): due times stay far inside
+#: a 64-bit integer and a datetime in every store and view, and a longer one is a client bug.
+MAX_DELAY_MS = 365_250 * 86_400_000
+#: How deep a JSON body may nest. orjson reads 1024 levels, but the handler side parses with
+#: the standard library (about 1000, fewer inside a call stack) and the admin API's pydantic
+#: serializer stops near 255 levels of its whole response, the journal's own nesting included:
+#: a deeper body would be accepted here and then fail every attempt or break the admin views.
+MAX_JSON_DEPTH = 128
+#: Characters a key or an idempotency key must not hold (C0 controls and DEL, NUL included).
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class HttpError(Exception):
+    """An ingress answer other than success."""
+
+    def __init__(self, status: int, message: str, invocation_id: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.invocation_id = invocation_id
+
+
+def parse_delay(raw: str) -> int:
+    """Milliseconds from ``10s``, ``500ms``, ``1m30s``, ``PT10S``, ``P1DT2H``; at most
+    ``MAX_DELAY_MS`` (a longer, negative or non-finite delay is a 400, never a store error)."""
+    text = raw.strip()
+    if len(text) > 64:
+        raise HttpError(400, "invalid delay: longer than 64 characters")
+    if text.upper().startswith("P"):
+        m = _ISO.fullmatch(text)
+        if m and any(m.groups()) and not text.upper().endswith("T"):
+            d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+            return _finite_ms(raw, ((d * 24 + h) * 60 + mi) * 60_000 + s * 1000)
+    else:
+        pos, total, found = 0, 0.0, False
+        for m in _DURATION.finditer(text):
+            if m.start() != pos or text[pos : m.start()].strip():
+                break
+            total += float(m.group(1)) * _UNITS_MS[m.group(2)]
+            pos, found = m.end(), True
+            while pos < len(text) and text[pos] == " ":
+                pos += 1
+        else:
+            if found and pos == len(text):
+                return _finite_ms(raw, total)
+    raise HttpError(400, f"invalid delay {raw!r}: use e.g. 10s, 500ms, 1m30s or PT10S")
+
+
+def _finite_ms(raw: str, total: float) -> int:
+    if not math.isfinite(total) or total > MAX_DELAY_MS:
+        raise HttpError(400, f"delay {raw!r} is longer than the maximum of 1000 years")
+    return int(total)
+
+
+def json_text(body: bytes) -> str:
+    """A request body as JSON text to embed in a journal entry (empty: null); 400 if it is not
+    JSON (orjson validates strictly, UTF-8 included)."""
+    if not body.strip():
+        return "null"
+    try:
+        value = loads(body)
+    except ValueError as exc:
+        raise HttpError(400, f"invalid JSON body: {exc}") from None
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
+        raise HttpError(400, f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        check_int64(body)
+    except IntegerRangeError as exc:
+        raise HttpError(400, str(exc)) from None
+    return body.decode("utf-8")
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value``'s arrays and objects nest (iterative: no recursion limit)."""
+    if not isinstance(value, dict | list):
+        return 0
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        deepest = max(deepest, level)
+        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
+
+def idempotency_key(headers: dict[bytes, bytes]) -> str | None:
+    """The ``Idempotency-Key`` header as text: UTF-8 (strict: two different invalid byte
+    strings must never become the same key), not blank, no control characters."""
+    raw = headers.get(b"idempotency-key")
+    if raw is None:
+        return None
+    try:
+        idem = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HttpError(400, "Idempotency-Key is not valid UTF-8") from None
+    if not idem.strip():
+        raise HttpError(400, "Idempotency-Key must not be empty")
+    if CONTROL.search(idem):
+        raise HttpError(400, "Idempotency-Key must not contain control characters")
+    return idem
+
+
+def json_content_type(headers: dict[bytes, bytes]) -> bool:
+    ct = headers.get(b"content-type")
+    if ct is None:
+        return True
+    media = ct.split(b";")[0].strip().lower()
+    return media in (b"application/json", b"text/json") or media.endswith(b"+json")
