@@ -33,9 +33,8 @@ from botocore.exceptions import ClientError
 
 from ritornello.cli._lambda_emulator import LambdaEmulator
 from ritornello.orchestrator import Engine, EngineError
-from ritornello.orchestrator._http import HttpPool
-from ritornello.orchestrator._invokers import HttpInvoker, InvokerError, make_invoker
-from ritornello.orchestrator._lambda import (
+from ritornello.orchestrator.invokers import HttpInvoker, InvokerError, make_invoker
+from ritornello.orchestrator.invokers._lambda import (
     GZIP_ABOVE,
     MAX_PAYLOAD,
     FunctionUrlInvoker,
@@ -45,6 +44,7 @@ from ritornello.orchestrator._lambda import (
     lambda_uri,
     parse_function_arn,
 )
+from ritornello.orchestrator.invokers._pool import HttpPool
 from ritornello.protocol import InvokeResponse
 from ritornello.store.memory import MemoryStore
 from tests.procs import uvicorn_thread

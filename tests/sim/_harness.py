@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 
 from ritornello import Endpoint, RetryPolicy
 from ritornello.orchestrator import Engine, EngineError
-from ritornello.orchestrator._invokers import InvokerError
+from ritornello.orchestrator.invokers import InvokerError
 from ritornello.protocol import _ids
 from ritornello.store import CommitUnit, Store, StoreError, crashpoints
 from ritornello.store._wrapper import StoreWrapper

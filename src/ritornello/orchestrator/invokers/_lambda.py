@@ -75,7 +75,8 @@ from ritornello.protocol import (
     inflate_base64,
 )
 
-from ._invokers import HttpInvoker, Invoker, InvokerError
+from ._base import Invoker, InvokerError
+from ._http import HttpInvoker
 
 __all__ = [
     "GZIP_ABOVE",
