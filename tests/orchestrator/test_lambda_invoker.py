@@ -45,7 +45,7 @@ from ritornello.orchestrator.invokers._lambda import (
     parse_function_arn,
 )
 from ritornello.orchestrator.invokers._pool import HttpPool
-from ritornello.protocol import InvokeResponse
+from ritornello.protocol import DiscoveryResponse, InvokeResponse
 from ritornello.store.memory import MemoryStore
 from tests.procs import uvicorn_thread
 
@@ -340,7 +340,7 @@ def test_discovery(aws: AwsFront) -> None:
     async def main() -> None:
         invoker = LambdaInvoker(ARN, timeout_s=10.0)
         try:
-            found = await invoker.discover()
+            found = DiscoveryResponse.decode(await invoker.discover())
         finally:
             await invoker.close()
         assert [s.name for s in found.services] == ["Greeter"]

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ritornello.protocol import (
+    DiscoveryResponse,
     InvokeResponse,
     ProtocolError,
     RetryPolicy,
@@ -681,7 +682,7 @@ class Engine:
             raise EngineError(str(exc), 400) from None
         try:
             async with asyncio.timeout(30):
-                discovery = await invoker.discover()
+                discovery = DiscoveryResponse.decode(await invoker.discover())
         except (InvokerError, ProtocolError, TimeoutError, ValueError) as exc:
             await invoker.close()
             raise EngineError(f"discovery at {uri} failed: {exc}", 502) from None

@@ -2,7 +2,9 @@
 
 ``Invoker`` is to the engine what a transport is to httpx: one interface, several adapters
 beside it (HTTP, Lambda's Invoke API, a Function URL, an endpoint in this process) and a fake
-for tests. An invoker moves bytes; it does not interpret answers (the engine does).
+for tests. An invoker moves bytes: ``discover`` and ``invoke`` return the endpoint's answers
+undecoded, and the engine interprets them (so a garbage answer is the engine's to judge, over
+every invoker alike).
 
 Errors: every failure to get an answer (unreachable, refused, non-200, a broken stream, a
 payload too large for Lambda) is ``InvokerError``, and every ``InvokerError`` is a failed
@@ -16,8 +18,6 @@ sets ``streams``; the engine then calls ``open_stream`` and drives the ``InvokeS
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-
-from ritornello.protocol import DiscoveryResponse
 
 
 class InvokerError(Exception):
@@ -65,8 +65,9 @@ class Invoker(ABC):
         raise InvokerError(f"{type(self).__name__} does not stream")
 
     @abstractmethod
-    async def discover(self) -> DiscoveryResponse:
-        """Ask the endpoint what it serves."""
+    async def discover(self) -> bytes:
+        """Ask the endpoint what it serves: the DiscoveryResponse's bytes, undecoded (the caller
+        decodes them, as the engine decodes every answer)."""
 
     @abstractmethod
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:

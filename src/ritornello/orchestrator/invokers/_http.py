@@ -21,7 +21,7 @@ import logging
 import time
 from urllib.parse import quote
 
-from ritornello.protocol import STREAM_ACK, STREAM_HEADER, DiscoveryResponse, Signer
+from ritornello.protocol import STREAM_ACK, STREAM_HEADER, Signer
 
 from ._base import Invoker, InvokerError, InvokeStream
 from ._pool import (
@@ -147,9 +147,9 @@ class HttpInvoker(Invoker):
             self._stream_proven = True
         return _HttpInvokeStream(self, stream)
 
-    async def discover(self) -> DiscoveryResponse:
+    async def discover(self) -> bytes:
         async with asyncio.timeout(self._timeout_s):
-            return DiscoveryResponse.decode(await self._request("GET", "/discover", None))
+            return await self._request("GET", "/discover", None)
 
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
         """POST one InvokeRequest. No timer of its own (an ``asyncio.timeout`` costs ~6 µs, a

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from ritornello.protocol import DiscoveryResponse
-
 from ._base import Invoker
 
 
@@ -31,8 +29,8 @@ class InProcessInvoker(Invoker):
     def __init__(self, target: InProcessTarget) -> None:
         self._target = target
 
-    async def discover(self) -> DiscoveryResponse:
-        return DiscoveryResponse.decode(await self._target.discover())
+    async def discover(self) -> bytes:
+        return await self._target.discover()
 
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
         # A task of its own, so cancelling the caller (timeout, shutdown) cancels the handler.
