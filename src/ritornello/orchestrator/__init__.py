@@ -8,6 +8,7 @@ from ritornello.orchestrator._engine import Engine, EngineError
 from ritornello.orchestrator._ingress import IngressApp, asgi_lifespan, parse_delay
 from ritornello.orchestrator._schedules import ScheduleError, Scheduler
 from ritornello.orchestrator.invokers import (
+    FakeInvoker,
     HttpInvoker,
     InProcessInvoker,
     Invoker,
@@ -21,6 +22,7 @@ __all__ = [
     "ConfigError",
     "Engine",
     "EngineError",
+    "FakeInvoker",
     "HttpInvoker",
     "InProcessInvoker",
     "IngressApp",

@@ -7,6 +7,7 @@
 ``_lambda``        ``LambdaInvoker`` (the Invoke API, boto3), ``FunctionUrlInvoker`` (SigV4)
 ``_inprocess``     ``InProcessInvoker``: an ``Endpoint`` in this process (``inproc://NAME``)
 ``_factory``       ``make_invoker``: the invoker for a deployment URI
+``_fake``          ``FakeInvoker``, ``Faults``: scripted answers and seeded faults, for tests
 =================  ==============================================================================
 
 Importing this package does not import boto3: the Lambda names load ``_lambda`` on first use.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._base import Invoker, InvokerError, InvokeStream
 from ._factory import make_invoker
+from ._fake import FakeInvoker, Faults
 from ._http import HttpInvoker
 from ._inprocess import InProcessInvoker, InProcessTarget
 
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from ._lambda import FunctionUrlInvoker, LambdaInvoker, is_function_url, parse_function_arn
 
 __all__ = [
+    "FakeInvoker",
+    "Faults",
     "FunctionUrlInvoker",
     "HttpInvoker",
     "InProcessInvoker",

@@ -6,12 +6,12 @@ HTTP endpoints never loads it.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from ._base import Invoker, InvokerError
 from ._http import HttpInvoker
-from ._inprocess import InProcessInvoker
+from ._inprocess import InProcessInvoker, InProcessTarget
 
 
 def _check_http_uri(uri: str) -> None:
@@ -34,12 +34,21 @@ def _check_http_uri(uri: str) -> None:
 
 
 def make_invoker(
-    uri: str, inprocess: dict[str, Any], *, timeout_s: float, signing_secret: str = ""
+    uri: str,
+    inprocess: Mapping[str, InProcessTarget | Invoker],
+    *,
+    timeout_s: float,
+    signing_secret: str = "",
 ) -> Invoker:
     """The invoker for a deployment URI: ``http(s)://...``, a Lambda function ARN
     (``arn:aws:lambda:...:function:NAME:QUALIFIER[?assume_role_arn=...]``, see ``_lambda``) or
     ``inproc://NAME``. boto3 is imported only when a Lambda deployment exists. A non-empty
-    ``signing_secret`` signs every request (not in-process ones)."""
+    ``signing_secret`` signs every request (not in-process ones).
+
+    ``inprocess[NAME]`` is an in-process target (``Endpoint(...).inprocess()``), wrapped in an
+    ``InProcessInvoker``, or an ``Invoker`` (a ``FakeInvoker``, say), returned as it is: every
+    registration of ``inproc://NAME`` then shares that one instance, which the engine closes on
+    re-registration and at shutdown, so it must outlive ``close()`` (``FakeInvoker`` does)."""
     if uri.startswith("arn:"):
         from ._lambda import LambdaInvoker
 
@@ -57,6 +66,8 @@ def make_invoker(
         target = inprocess.get(name)
         if target is None:
             raise InvokerError(f"no in-process endpoint named {name!r} in this process")
+        if isinstance(target, Invoker):
+            return target
         return InProcessInvoker(target)
     raise InvokerError(
         f"unsupported deployment URI {uri!r} (expected http(s)://, a Lambda ARN or inproc://)"
