@@ -6,13 +6,14 @@ from ritornello.orchestrator._clock import Clock, ManualClock, SystemClock
 from ritornello.orchestrator._config import DEFAULT_STORE, ConfigError, Settings, load_settings
 from ritornello.orchestrator._engine import Engine, EngineError
 from ritornello.orchestrator._ingress import IngressApp, asgi_lifespan, parse_delay
-from ritornello.orchestrator._invokers import (
+from ritornello.orchestrator._schedules import ScheduleError, Scheduler
+from ritornello.orchestrator.invokers import (
+    FakeInvoker,
     HttpInvoker,
     InProcessInvoker,
     Invoker,
     InvokerError,
 )
-from ritornello.orchestrator._schedules import ScheduleError, Scheduler
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -21,6 +22,7 @@ __all__ = [
     "ConfigError",
     "Engine",
     "EngineError",
+    "FakeInvoker",
     "HttpInvoker",
     "InProcessInvoker",
     "IngressApp",

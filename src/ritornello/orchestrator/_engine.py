@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ritornello.protocol import (
+    DiscoveryResponse,
     InvokeResponse,
     ProtocolError,
     RetryPolicy,
@@ -75,7 +76,6 @@ from ._apply import (
     terminal,
 )
 from ._clock import Clock, SystemClock
-from ._invokers import InvokerError, InvokeStream, make_invoker
 from ._journal_time import stamp_unit
 from ._json import IntegerRangeError, check_int64, dumps, loads
 from ._metrics import CommitTimings
@@ -84,6 +84,7 @@ from ._registry import Registry, Target
 from ._schedules import Scheduler
 from ._timers import TimerQueue
 from ._watchdog import watch
+from .invokers import InvokerError, InvokeStream, make_invoker
 
 log = logging.getLogger("ritornello.engine")
 
@@ -662,7 +663,7 @@ class Engine:
         then kept in the stored URI (``ARN?assume_role_arn=...``) so it survives restarts.
         """
         if uri.startswith("arn:"):
-            from ._lambda import parse_function_arn
+            from .invokers import parse_function_arn
 
             try:
                 uri = parse_function_arn(uri, assume_role_arn).uri
@@ -681,7 +682,7 @@ class Engine:
             raise EngineError(str(exc), 400) from None
         try:
             async with asyncio.timeout(30):
-                discovery = await invoker.discover()
+                discovery = DiscoveryResponse.decode(await invoker.discover())
         except (InvokerError, ProtocolError, TimeoutError, ValueError) as exc:
             await invoker.close()
             raise EngineError(f"discovery at {uri} failed: {exc}", 502) from None

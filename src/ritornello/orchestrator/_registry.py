@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ritornello.protocol import DiscoveryResponse, HandlerInfo, ServiceInfo
 from ritornello.store import DeploymentRecord
 
-from ._invokers import Invoker
+from .invokers import Invoker
 
 
 @dataclass(frozen=True, slots=True)
