@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
-from ritornello.orchestrator._http import HttpClientError, HttpPool
+from ritornello.orchestrator.invokers._pool import HttpClientError, HttpPool
 
 
 def _pct(sorted_ms: list[float], q: float) -> float:

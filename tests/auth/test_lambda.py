@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ritornello import Endpoint
-from ritornello.orchestrator._lambda import MAX_PAYLOAD, encode_payload, sign_payload
+from ritornello.orchestrator.invokers._lambda import MAX_PAYLOAD, encode_payload, sign_payload
 from ritornello.protocol import Signer, Verifier
 from ritornello.sdk._lambda import decode_envelope
 from tests.auth.authapp import echo

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ritornello import Context, Endpoint, Service, TerminalError, VirtualObject
-from ritornello.orchestrator import Engine, ManualClock
+from ritornello.orchestrator import Engine, FakeInvoker, ManualClock
 from ritornello.orchestrator._apply import completion_text
 from ritornello.protocol import DiscoveryResponse, HandlerInfo, RetryPolicy, ServiceInfo
 from ritornello.store import CommitUnit
@@ -244,22 +244,7 @@ def test_timers_never_fire_early_with_a_manual_clock() -> None:
     asyncio.run(main())
 
 
-class _FakeTarget:
-    """An endpoint that answers whatever the test says (garbage included)."""
-
-    def __init__(self, answers: list[bytes]) -> None:
-        self.answers = answers
-        self.calls = 0
-
-    async def discover(self) -> bytes:
-        info = ServiceInfo("Fake", "service", (HandlerInfo("h"),))
-        return DiscoveryResponse((info,)).encode()
-
-    async def invoke(self, body: bytes) -> bytes:
-        self.calls += 1
-        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-
-
+FAKE_DISCOVERY = DiscoveryResponse((ServiceInfo("Fake", "service", (HandlerInfo("h"),)),)).encode()
 DONE = b'{"version":1,"status":"done","entries":[{"kind":"output","value":"fine"}]}'
 
 
@@ -282,7 +267,7 @@ def test_garbage_answers_fail_the_attempt_and_keep_nothing(garbage: bytes) -> No
     async def main() -> None:
         store = MemoryStore()
         await store.open()
-        fake = _FakeTarget([garbage, DONE])
+        fake = FakeInvoker(answers=[garbage, DONE], discovery=FAKE_DISCOVERY)
         engine = Engine(store, retry=FAST, inprocess={"fake": fake})
         await engine.start()
         try:
@@ -293,7 +278,7 @@ def test_garbage_answers_fail_the_attempt_and_keep_nothing(garbage: bytes) -> No
             result = json.loads(await asyncio.wait_for(engine.wait_result(rec.id), 5))
             assert result == {"value": "fine"}
             final = await store.get_invocation(rec.id)
-            assert final is not None and final.attempt == 2
+            assert final is not None and final.attempt == 2 and fake.calls == 2
             entries, _ = await store.get_journal(rec.id)
             assert [json.loads(e)["kind"] for e in entries] == ["input", "output"]
         finally:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from ritornello.orchestrator._http import HttpClientError, HttpPool
-from ritornello.orchestrator._invokers import HttpInvoker, InvokerError
+from ritornello.orchestrator.invokers import HttpInvoker, InvokerError
+from ritornello.orchestrator.invokers._pool import HttpClientError, HttpPool
 from tests.procs import uvicorn_thread
 
 

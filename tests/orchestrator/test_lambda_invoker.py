@@ -33,9 +33,8 @@ from botocore.exceptions import ClientError
 
 from ritornello.cli._lambda_emulator import LambdaEmulator
 from ritornello.orchestrator import Engine, EngineError
-from ritornello.orchestrator._http import HttpPool
-from ritornello.orchestrator._invokers import HttpInvoker, InvokerError, make_invoker
-from ritornello.orchestrator._lambda import (
+from ritornello.orchestrator.invokers import HttpInvoker, InvokerError, make_invoker
+from ritornello.orchestrator.invokers._lambda import (
     GZIP_ABOVE,
     MAX_PAYLOAD,
     FunctionUrlInvoker,
@@ -45,7 +44,8 @@ from ritornello.orchestrator._lambda import (
     lambda_uri,
     parse_function_arn,
 )
-from ritornello.protocol import InvokeResponse
+from ritornello.orchestrator.invokers._pool import HttpPool
+from ritornello.protocol import DiscoveryResponse, InvokeResponse
 from ritornello.store.memory import MemoryStore
 from tests.procs import uvicorn_thread
 
@@ -340,7 +340,7 @@ def test_discovery(aws: AwsFront) -> None:
     async def main() -> None:
         invoker = LambdaInvoker(ARN, timeout_s=10.0)
         try:
-            found = await invoker.discover()
+            found = DiscoveryResponse.decode(await invoker.discover())
         finally:
             await invoker.close()
         assert [s.name for s in found.services] == ["Greeter"]

@@ -13,6 +13,7 @@ import pytest
 
 from ritornello import Context, Endpoint, Service, TerminalError, VirtualObject, Workflow
 from ritornello.orchestrator import Engine, EngineError, ManualClock
+from ritornello.orchestrator.invokers import FakeInvoker, Faults
 from ritornello.protocol import DiscoveryResponse, RetryPolicy
 from ritornello.store.memory import MemoryStore
 from ritornello.store.sqlite import SqliteStore
@@ -250,32 +251,20 @@ def test_retention_purges_results_and_frees_keys() -> None:
     asyncio.run(main())
 
 
-class _Hangs:
-    """An endpoint whose invokes never answer (a handler stuck past the attempt timeout)."""
-
-    calls = 0
-
-    async def discover(self) -> bytes:
-        return Endpoint([ops]).discovery().encode()
-
-    async def invoke(self, body: bytes) -> bytes:
-        _Hangs.calls += 1
-        await asyncio.sleep(3600)
-        raise AssertionError("unreachable")
-
-
 def test_attempt_timeouts_count_against_the_budget() -> None:
     async def main() -> None:
         store = MemoryStore()
         await store.open()
-        engine = Engine(store, retry=FAST, attempt_timeout_s=0.05, inprocess={"h": _Hangs()})
+        hour_late = Faults(slow=1.0, delays_s=(3600.0,))  # a handler stuck past the timeout
+        hangs = FakeInvoker(Endpoint([ops]).inprocess(), faults=hour_late)
+        engine = Engine(store, retry=FAST, attempt_timeout_s=0.05, inprocess={"h": hangs})
         await engine.start()
         try:
             await engine.register_deployment("inproc://h")
             inv = await _submit(engine, "Ops/fragile", "slow")  # max_attempts=3, then pause
             rec = await until_status(store, inv, "paused")
             assert rec.attempt == 3 and "timed out" in (rec.last_error or "")
-            assert _Hangs.calls == 3
+            assert hangs.calls == 3
         finally:
             await engine.stop()
             await store.close()

@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 
 from ritornello import Context, Endpoint, Service, VirtualObject
-from ritornello.orchestrator import _invokers
-from ritornello.orchestrator._http import HttpClientError, HttpPool, HttpStream
-from ritornello.orchestrator._invokers import HttpInvoker, InvokerError
+from ritornello.orchestrator.invokers import HttpInvoker, InvokerError, _http
+from ritornello.orchestrator.invokers._pool import HttpClientError, HttpPool, HttpStream
 from ritornello.protocol import STREAM_ACK, STREAM_HEADER, InvokeRequest, InvokeResponse
 from tests.procs import uvicorn_thread
 
@@ -308,7 +307,7 @@ def test_invoker_streams_signed_and_refuses_a_wrong_secret() -> None:
 def test_a_buffering_front_turns_streaming_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """A front that holds the request until its body ends (a buffering proxy) never starts a
     streamed answer: the first streamed request fails fast and the deployment stops streaming."""
-    monkeypatch.setattr(_invokers, "STREAM_PROBE_S", 0.3)
+    monkeypatch.setattr(_http, "STREAM_PROBE_S", 0.3)
 
     async def buffering(srv: RawServer, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         await r.readuntil(b"\r\n\r\n")
@@ -371,7 +370,7 @@ def test_a_step_never_sees_an_unpersisted_awakeable_id(url: str) -> None:
 def test_function_urls_and_lambda_never_stream() -> None:
     """AWS's front end of a Function URL buffers request bodies, and a Lambda invoke is one
     payload: their invokers ignore a discovery that offers streaming."""
-    from ritornello.orchestrator._lambda import FunctionUrlInvoker, LambdaInvoker
+    from ritornello.orchestrator.invokers import FunctionUrlInvoker, LambdaInvoker
 
     url = FunctionUrlInvoker("https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws")
     url.offer_stream(True)

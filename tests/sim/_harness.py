@@ -5,8 +5,9 @@
 Per seed (``Scenario.generate``):
 
 * 1, 2 or 4 partitions; one in-process endpoint (replaying from the start at every attempt or
-  not), its answers passed through ``FaultyTarget``: refused before the handler runs, lost
-  after it ran, replaced by garbage, or delayed (past the attempt timeout, sometimes);
+  not), reached through a ``FakeInvoker`` whose seeded ``Faults`` refuse an attempt before the
+  handler runs, lose the answer after it ran, answer garbage, or delay the answer (past the
+  attempt timeout, sometimes);
 * the store: ``MemoryStore`` <- ``_TracingStore`` <- ``FaultyStore`` (throttles, transaction
   conflicts, internal errors, ambiguous commits, on ``commit`` and a random set of other
   operations) <- ``RetryingStore`` (tiny backoff, on virtual time);
@@ -47,7 +48,7 @@ from typing import Any, TypeVar
 
 from ritornello import Endpoint, RetryPolicy
 from ritornello.orchestrator import Engine, EngineError
-from ritornello.orchestrator._invokers import InvokerError
+from ritornello.orchestrator.invokers import FakeInvoker, Faults
 from ritornello.protocol import _ids
 from ritornello.store import CommitUnit, Store, StoreError, crashpoints
 from ritornello.store._wrapper import StoreWrapper
@@ -211,38 +212,6 @@ class _TracingStore(StoreWrapper):
         self._trace.append(f"{self._now():.6f} commit {unit!r}")
 
 
-class FaultyTarget:
-    """An in-process endpoint whose answers fail as a network would (by seeded draws)."""
-
-    def __init__(self, inner: Any, rates: dict[str, float], rng: random.Random) -> None:
-        self._inner = inner
-        self._rates = rates
-        self._rng = rng
-
-    async def discover(self) -> bytes:
-        result: bytes = await self._inner.discover()
-        return result
-
-    async def invoke(self, body: bytes) -> bytes:
-        x = self._rng.random()
-        fault = None
-        for kind, rate in self._rates.items():
-            x -= rate
-            if x < 0:
-                fault = kind
-                break
-        if fault == "refuse":
-            raise InvokerError("injected: connection refused")
-        if fault == "garbage":
-            return b'{"version":1,"type":"nonsense"'
-        if fault == "slow":
-            await asyncio.sleep(self._rng.choice([0.2, 1.0, 4.0]))  # timeout is 3 s
-        answer: bytes = await self._inner.invoke(body)
-        if fault == "lose":
-            raise InvokerError("injected: connection reset after the request")
-        return answer
-
-
 # ---------------------------------------------------------------------------------- run
 
 
@@ -285,8 +254,10 @@ class _Sim:
             always_replay=scenario.always_replay,
             durability=scenario.durability,
         )
-        self.target = FaultyTarget(
-            endpoint.inprocess(), scenario.invoker_faults, random.Random(scenario.seed * 7 + 2)
+        self.target = FakeInvoker(
+            endpoint.inprocess(),
+            faults=Faults(**scenario.invoker_faults, delays_s=(0.2, 1.0, 4.0)),  # timeout: 3 s
+            rng=random.Random(scenario.seed * 7 + 2),
         )
         self.engine: Engine | None = None
         self.generation = 0

@@ -68,14 +68,14 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 )
 
 from ritornello.protocol import (
-    DiscoveryResponse,
     EnvelopeError,
     Signer,
     gzip_base64,
     inflate_base64,
 )
 
-from ._invokers import HttpInvoker, Invoker, InvokerError
+from ._base import Invoker, InvokerError
+from ._http import HttpInvoker
 
 __all__ = [
     "GZIP_ABOVE",
@@ -314,10 +314,10 @@ class LambdaInvoker(Invoker):
             signing_secret=signing_secret,
         )
 
-    async def discover(self) -> DiscoveryResponse:
+    async def discover(self) -> bytes:
         data = await self._call(DISCOVER, encode=False)
         _raise_refusal(self.arn, data)
-        return DiscoveryResponse.decode(data)
+        return data
 
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
         """Invoke the function with one InvokeRequest; the answer's JSON bytes.

@@ -1,14 +1,10 @@
-"""Invokers: how the orchestrator reaches a handler endpoint.
+"""``HttpInvoker``: an endpoint behind HTTP (uvicorn, a Function URL, any ASGI server).
 
-``Invoker`` is the seam (like httpx's transports): an HTTP invoker with a keep-alive connection
-pool (``_http.HttpPool``, our own minimal HTTP/1.1 client), an in-process invoker that calls an
-``Endpoint`` in this process, and any fake a test wants. An invoker moves bytes; it does not
-interpret answers (the engine does).
+Requests go through ``_pool.HttpPool``, our own minimal keep-alive HTTP/1.1 client.
 
-With a signing secret, every request an invoker sends is signed (``ritornello.protocol.Signer``,
-docs/auth.md): HTTP requests carry ``x-ritornello-timestamp`` and ``x-ritornello-signature``,
-Lambda payloads travel in the signed envelope. The in-process invoker signs nothing: its
-endpoint lives in this very process.
+With a signing secret, every request is signed (``ritornello.protocol.Signer``, docs/auth.md):
+it carries ``x-ritornello-timestamp`` and ``x-ritornello-signature`` over its method, path, time
+and body.
 
 Streamed attempts (docs/protocol.md): an HTTP endpoint whose discovery offers ``stream`` is
 invoked with ``open_stream``; the engine reads answers with ``InvokeStream.next``, acknowledges a
@@ -23,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from abc import ABC, abstractmethod
-from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from ritornello.protocol import STREAM_ACK, STREAM_HEADER, DiscoveryResponse, Signer
+from ritornello.protocol import STREAM_ACK, STREAM_HEADER, Signer
 
-from ._http import (
+from ._base import Invoker, InvokerError, InvokeStream
+from ._pool import (
     HttpClientError,
     HttpPool,
     HttpStatusError,
@@ -43,70 +38,6 @@ log = logging.getLogger("ritornello.invoker")
 #: Seconds a deployment not yet known to stream has to start its first streamed answer.
 STREAM_PROBE_S = 5.0
 _ACK_FRAMED = frame_line(STREAM_ACK)  # an acknowledgement as written, framed once
-
-
-class InvokerError(Exception):
-    """The endpoint could not be reached or answered with a non-200 status (retryable)."""
-
-
-class InProcessTarget(Protocol):
-    """What ``Endpoint(...).inprocess()`` returns."""
-
-    async def discover(self) -> bytes: ...
-
-    async def invoke(self, body: bytes) -> bytes: ...
-
-
-class InvokeStream(ABC):
-    """One streamed attempt: answers in, acknowledgements out (bytes; the engine decodes)."""
-
-    @abstractmethod
-    async def next(self, timeout_s: float | None = None) -> bytes:
-        """The next answer; InvokerError if the exchange ended or broke first, TimeoutError
-        if ``timeout_s`` seconds passed first (a stream bounds its waits itself: cheaper than
-        an ``asyncio.timeout`` around every step)."""
-
-    @abstractmethod
-    def ack(self) -> None:
-        """The last answer (a checkpoint) is committed: the endpoint goes on."""
-
-    @abstractmethod
-    def finish(self) -> None:
-        """No more acknowledgements: end the exchange cleanly."""
-
-    @abstractmethod
-    def abort(self) -> None:
-        """End the exchange now (the endpoint sees the connection close)."""
-
-
-class Invoker(ABC):
-    """Sends one protocol message to an endpoint and returns its answer's bytes."""
-
-    #: Whether ``open_stream`` may be used now (the endpoint offered it and it works).
-    streams = False
-
-    @property
-    def contended(self) -> bool:
-        """Whether requests wait for a connection: an open stream should give its own up."""
-        return False
-
-    def offer_stream(self, offered: bool) -> None:  # noqa: B027 - optional hook
-        """The deployment's discovery says whether the endpoint serves streamed attempts."""
-
-    async def open_stream(self, service: str, handler: str, body: bytes) -> InvokeStream:
-        """Start a streamed attempt with the InvokeRequest ``body``."""
-        raise InvokerError(f"{type(self).__name__} does not stream")
-
-    @abstractmethod
-    async def discover(self) -> DiscoveryResponse:
-        """Ask the endpoint what it serves."""
-
-    @abstractmethod
-    async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
-        """POST one InvokeRequest; raise InvokerError on transport failure or non-200."""
-
-    async def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections."""
 
 
 class HttpInvoker(Invoker):
@@ -216,9 +147,9 @@ class HttpInvoker(Invoker):
             self._stream_proven = True
         return _HttpInvokeStream(self, stream)
 
-    async def discover(self) -> DiscoveryResponse:
+    async def discover(self) -> bytes:
         async with asyncio.timeout(self._timeout_s):
-            return DiscoveryResponse.decode(await self._request("GET", "/discover", None))
+            return await self._request("GET", "/discover", None)
 
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
         """POST one InvokeRequest. No timer of its own (an ``asyncio.timeout`` costs ~6 µs, a
@@ -269,70 +200,3 @@ class _HttpInvokeStream(InvokeStream):
 
     def abort(self) -> None:
         self._stream.abort()
-
-
-class InProcessInvoker(Invoker):
-    """An ``Endpoint`` living in this process (``ritornello dev``, tests): same bytes, no HTTP.
-
-    The endpoint's handlers run as tasks on this event loop; their sync ``run`` steps go to
-    threads, so the orchestrator is not blocked by them.
-    """
-
-    def __init__(self, target: InProcessTarget) -> None:
-        self._target = target
-
-    async def discover(self) -> DiscoveryResponse:
-        return DiscoveryResponse.decode(await self._target.discover())
-
-    async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
-        # A task of its own, so cancelling the caller (timeout, shutdown) cancels the handler.
-        return await asyncio.ensure_future(self._target.invoke(body))
-
-
-def _check_http_uri(uri: str) -> None:
-    """Refuse an http(s) URI no connection could be made from, with a message naming it."""
-    try:
-        parts = urlsplit(uri)
-        port = parts.port  # ValueError when it is not a number in 0..65535
-    except ValueError as exc:
-        raise InvokerError(f"invalid deployment URI {uri!r}: {exc}") from None
-    host = parts.hostname
-    if not host:
-        raise InvokerError(f"invalid deployment URI {uri!r}: it names no host")
-    if not host.isascii() or any(c.isspace() for c in host):
-        raise InvokerError(
-            f"invalid deployment URI {uri!r}: the host must be ASCII "
-            "(write an internationalised name in its xn-- form)"
-        )
-    if port == 0:
-        raise InvokerError(f"invalid deployment URI {uri!r}: port 0")
-
-
-def make_invoker(
-    uri: str, inprocess: dict[str, Any], *, timeout_s: float, signing_secret: str = ""
-) -> Invoker:
-    """The invoker for a deployment URI: ``http(s)://...``, a Lambda function ARN
-    (``arn:aws:lambda:...:function:NAME:QUALIFIER[?assume_role_arn=...]``, see ``_lambda``) or
-    ``inproc://NAME``. boto3 is imported only when a Lambda deployment exists. A non-empty
-    ``signing_secret`` signs every request (not in-process ones)."""
-    if uri.startswith("arn:"):
-        from ._lambda import LambdaInvoker
-
-        return LambdaInvoker.from_uri(uri, timeout_s=timeout_s, signing_secret=signing_secret)
-    if uri.startswith("https://") and ".lambda-url." in uri:
-        from ._lambda import FunctionUrlInvoker, is_function_url
-
-        if is_function_url(uri):  # AWS_IAM auth: every request SigV4-signed
-            return FunctionUrlInvoker(uri, timeout_s=timeout_s, signing_secret=signing_secret)
-    if uri.startswith(("http://", "https://")):
-        _check_http_uri(uri)
-        return HttpInvoker(uri, timeout_s=timeout_s, signing_secret=signing_secret)
-    if uri.startswith("inproc://"):
-        name = uri[len("inproc://") :]
-        target = inprocess.get(name)
-        if target is None:
-            raise InvokerError(f"no in-process endpoint named {name!r} in this process")
-        return InProcessInvoker(target)
-    raise InvokerError(
-        f"unsupported deployment URI {uri!r} (expected http(s)://, a Lambda ARN or inproc://)"
-    )

@@ -1,0 +1,56 @@
+"""Invokers: how the orchestrator reaches a handler endpoint, one adapter per protocol.
+
+=================  ==============================================================================
+``_base``          ``Invoker``, ``InvokeStream``, ``InvokerError``: the seam
+``_pool``          ``HttpPool``: our own keep-alive HTTP/1.1 client (httptools)
+``_http``          ``HttpInvoker``: ``http(s)://`` endpoints, plain and streamed attempts
+``_lambda``        ``LambdaInvoker`` (the Invoke API, boto3), ``FunctionUrlInvoker`` (SigV4)
+``_inprocess``     ``InProcessInvoker``: an ``Endpoint`` in this process (``inproc://NAME``)
+``_factory``       ``make_invoker``: the invoker for a deployment URI
+``_fake``          ``FakeInvoker``, ``Faults``: scripted answers and seeded faults, for tests
+=================  ==============================================================================
+
+Importing this package does not import boto3: the Lambda names load ``_lambda`` on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._base import Invoker, InvokerError, InvokeStream
+from ._factory import make_invoker
+from ._fake import FakeInvoker, Faults
+from ._http import HttpInvoker
+from ._inprocess import InProcessInvoker, InProcessTarget
+
+if TYPE_CHECKING:
+    from ._lambda import FunctionUrlInvoker, LambdaInvoker, is_function_url, parse_function_arn
+
+__all__ = [
+    "FakeInvoker",
+    "Faults",
+    "FunctionUrlInvoker",
+    "HttpInvoker",
+    "InProcessInvoker",
+    "InProcessTarget",
+    "InvokeStream",
+    "Invoker",
+    "InvokerError",
+    "LambdaInvoker",
+    "is_function_url",
+    "make_invoker",
+    "parse_function_arn",
+]
+
+_LAMBDA_NAMES = frozenset(
+    {"FunctionUrlInvoker", "LambdaInvoker", "is_function_url", "parse_function_arn"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The Lambda names, imported on first use (PEP 562): boto3 loads only when needed."""
+    if name in _LAMBDA_NAMES:
+        from . import _lambda
+
+        return getattr(_lambda, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,77 @@
+"""The invoker seam: how the orchestrator reaches a handler endpoint.
+
+``Invoker`` is to the engine what a transport is to httpx: one interface, several adapters
+beside it (HTTP, Lambda's Invoke API, a Function URL, an endpoint in this process) and a fake
+for tests. An invoker moves bytes: ``discover`` and ``invoke`` return the endpoint's answers
+undecoded, and the engine interprets them (so a garbage answer is the engine's to judge, over
+every invoker alike).
+
+Errors: every failure to get an answer (unreachable, refused, non-200, a broken stream, a
+payload too large for Lambda) is ``InvokerError``, and every ``InvokerError`` is a failed
+attempt, retried by the engine's policy. Invokers never retry on their own, except an HTTP
+request resent once when a reused keep-alive connection turns out closed before any answer.
+
+Streamed attempts (docs/protocol.md): an invoker whose endpoint offered them (``offer_stream``)
+sets ``streams``; the engine then calls ``open_stream`` and drives the ``InvokeStream``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class InvokerError(Exception):
+    """The endpoint could not be reached or answered with a non-200 status (retryable)."""
+
+
+class InvokeStream(ABC):
+    """One streamed attempt: answers in, acknowledgements out (bytes; the engine decodes)."""
+
+    @abstractmethod
+    async def next(self, timeout_s: float | None = None) -> bytes:
+        """The next answer; InvokerError if the exchange ended or broke first, TimeoutError
+        if ``timeout_s`` seconds passed first (a stream bounds its waits itself: cheaper than
+        an ``asyncio.timeout`` around every step)."""
+
+    @abstractmethod
+    def ack(self) -> None:
+        """The last answer (a checkpoint) is committed: the endpoint goes on."""
+
+    @abstractmethod
+    def finish(self) -> None:
+        """No more acknowledgements: end the exchange cleanly."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """End the exchange now (the endpoint sees the connection close)."""
+
+
+class Invoker(ABC):
+    """Sends one protocol message to an endpoint and returns its answer's bytes."""
+
+    #: Whether ``open_stream`` may be used now (the endpoint offered it and it works).
+    streams = False
+
+    @property
+    def contended(self) -> bool:
+        """Whether requests wait for a connection: an open stream should give its own up."""
+        return False
+
+    def offer_stream(self, offered: bool) -> None:  # noqa: B027 - optional hook
+        """The deployment's discovery says whether the endpoint serves streamed attempts."""
+
+    async def open_stream(self, service: str, handler: str, body: bytes) -> InvokeStream:
+        """Start a streamed attempt with the InvokeRequest ``body``."""
+        raise InvokerError(f"{type(self).__name__} does not stream")
+
+    @abstractmethod
+    async def discover(self) -> bytes:
+        """Ask the endpoint what it serves: the DiscoveryResponse's bytes, undecoded (the caller
+        decodes them, as the engine decodes every answer)."""
+
+    @abstractmethod
+    async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
+        """POST one InvokeRequest; raise InvokerError on transport failure or non-200."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
