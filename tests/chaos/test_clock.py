@@ -56,7 +56,7 @@ async def nap(ctx: Context, ms: list[int]) -> list[int]:
 
 
 async def _settle(engine: Engine, rounds: int = 30) -> None:
-    engine._timers.poke()
+    engine.timers.poke()
     for _ in range(rounds):
         await asyncio.sleep(0.005)
 
@@ -74,7 +74,7 @@ def test_timers_fire_once_and_never_early_across_clock_jumps() -> None:
         )
         await engine.start()
         fired: list[tuple[TimerRecord, int]] = []
-        real_fire = engine._timers._fire
+        real_fire = engine.timers._fire
 
         async def spy(due: list[TimerRecord]) -> None:
             now = CLOCK.now_ms()
@@ -83,7 +83,7 @@ def test_timers_fire_once_and_never_early_across_clock_jumps() -> None:
                 assert now >= t.fire_at, ("fired early", t, now)
             await real_fire(due)
 
-        engine._timers._fire = spy  # type: ignore[method-assign]
+        engine.timers._fire = spy  # type: ignore[method-assign]
         try:
             await engine.register_deployment("inproc://app")
             resolved = engine.registry.resolve("Clk", "nap")

@@ -47,7 +47,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from ritornello import Endpoint, RetryPolicy
-from ritornello.orchestrator import Engine, EngineError
+from ritornello.orchestrator import Engine, OrchestratorError, StateConflictError
 from ritornello.orchestrator.invokers import FakeInvoker, Faults
 from ritornello.protocol import _ids
 from ritornello.store import CommitUnit, Store, StoreError, crashpoints
@@ -284,8 +284,6 @@ class _Sim:
             node=f"sim{self.generation}",
             retention_s=3600.0,
             watchdog_interval_s=self.sc.watchdog_s,
-            monotonic=self.loop.time,
-            wall_ms=self.clock.now_ms,
         )
         return self.engine
 
@@ -298,7 +296,7 @@ class _Sim:
                 if not engine.registry.deployments:
                     await engine.register_deployment("inproc://app")
                 break
-            except (StoreError, EngineError) as exc:  # store faults at start: a supervisor
+            except (StoreError, OrchestratorError) as exc:  # store faults at start: a supervisor
                 self.note(f"start failed: {type(exc).__name__}")  # restarts the process
                 await self._kill(engine)
                 await asyncio.sleep(1.0)
@@ -307,18 +305,7 @@ class _Sim:
 
     def _cancel_all(self, engine: Engine) -> list[asyncio.Task[Any]]:
         """The synchronous half of kill -9: nothing of the process runs another step."""
-        engine._closing = True
-        engine.leadership._stopping = True
-        tasks: list[asyncio.Task[Any] | None] = [
-            *engine.leadership._tasks,
-            *engine.leadership._gains,
-            engine._inbox_task,
-            engine._sweeper,
-            engine._watchdog,
-            engine._timers._task,
-            *engine._drivers.values(),
-            *self.process_tasks,
-        ]
+        tasks: list[asyncio.Task[Any] | None] = [*engine.abandon(), *self.process_tasks]
         # Cancelled in order of creation: a set's order (the engine keeps some) is the order of
         # memory addresses, which would make the run differ between two runs of one seed.
         alive = sorted({t for t in tasks if t is not None}, key=_creation_order)
@@ -331,7 +318,6 @@ class _Sim:
         self.up.clear()
         tasks = self._cancel_all(engine)
         await asyncio.gather(*tasks, return_exceptions=True)
-        engine._timers._task = None
 
     async def crash(self, why: str) -> None:
         engine = self.engine
@@ -358,7 +344,6 @@ class _Sim:
     async def _after_kill(self, engine: Engine, tasks: list[asyncio.Task[Any]]) -> None:
         self.run.restarts += 1
         await asyncio.gather(*tasks, return_exceptions=True)
-        engine._timers._task = None
         await self.boot()
 
     # -- clients: retried until they get an answer, as a real client would
@@ -378,9 +363,9 @@ class _Sim:
                 exc = task.exception()
                 if exc is None:
                     return task.result()
-                if isinstance(exc, EngineError) and exc.status == 409 and what.startswith("wake"):
+                if isinstance(exc, StateConflictError) and what.startswith("wake"):
                     raise exc
-                if not isinstance(exc, (EngineError, StoreError, Killed)):
+                if not isinstance(exc, (OrchestratorError, StoreError, Killed)):
                     raise exc
                 self.note(f"{what}: {type(exc).__name__}")
             await asyncio.sleep(0.3)
@@ -414,7 +399,7 @@ class _Sim:
         while label not in _app.AWAKEABLES:  # noqa: ASYNC110 - polled, as a client would
             await asyncio.sleep(0.1)
         text = json.dumps({"value": _app.awake_value(label)})
-        with contextlib.suppress(EngineError):  # 409: an earlier try landed
+        with contextlib.suppress(OrchestratorError):  # 409: an earlier try landed
             await self.client(
                 f"wake {label}", lambda e: e.complete_awakeable(_app.AWAKEABLES[label], text)
             )
