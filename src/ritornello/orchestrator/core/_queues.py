@@ -14,7 +14,6 @@ leaves when its queue is made again or when any unit writes the key's state.
 
 from __future__ import annotations
 
-
 import contextlib
 from collections import deque
 from collections.abc import Callable
