@@ -11,8 +11,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from ritornello.orchestrator import Engine
-from ritornello.orchestrator._operator import read_state, write_state
+from ritornello.orchestrator import Engine, OrchestratorError, http_status
 from ritornello.store.sqlite import SqliteStore
 from tests.admin import adminapp
 
@@ -44,22 +43,22 @@ def test_an_invocation_arriving_during_a_state_write_waits_for_it(tmp_path: Path
             put = engine.registry.resolve("Box", "put")
             assert put is not None
             store.gated = True
-            writing = asyncio.create_task(write_state(engine, "Box", "q", {"x": 1}, None))
+            writing = asyncio.create_task(engine.write_state("Box", "q", {"x": 1}, None))
             await asyncio.wait_for(store.reached.wait(), 10)
             store.gated = False
             rec, _ = await engine.submit(put, "q", json.dumps(5))
             assert rec.status == "pending"  # queued behind the write
-            second = asyncio.create_task(write_state(engine, "Box", "q", {"y": 2}, None))
+            second = asyncio.create_task(engine.write_state("Box", "q", {"y": 2}, None))
             try:
                 await second
                 raise AssertionError("a second write got through while the first held the key")
-            except Exception as exc:
-                assert getattr(exc, "status", None) == 409, exc
+            except OrchestratorError as exc:
+                assert http_status(exc) == 409, exc
             store.gate.set()
             version = await asyncio.wait_for(writing, 10)
             result = await asyncio.wait_for(engine.wait_result(rec.id), 10)
             assert json.loads(result) == {"value": None}  # "v" was not set before it ran
-            now, state = await read_state(engine, "Box", "q")
+            now, state = await engine.read_state("Box", "q")
             assert state == {"x": 1, "v": 5}  # it ran on the written state
             assert now != version
         finally:

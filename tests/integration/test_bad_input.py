@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import pytest
 
-from ritornello.orchestrator._ingress import MAX_JSON_DEPTH
+from ritornello.orchestrator.ingress import MAX_JSON_DEPTH
 from tests.integration.bad_input_cases import JSON_CT, MAX_BODY, Case, counts, params
 from tests.procs import ROOT, Endpoint, Orchestrator, http, wait_until
 

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from ritornello import Context, Endpoint, Service, VirtualObject
 from ritornello.cli import app
 from ritornello.orchestrator import Engine, ManualClock
-from ritornello.orchestrator._schedules import idempotency_key
 from ritornello.orchestrator.check import check_store
+from ritornello.orchestrator.schedules import idempotency_key
 from ritornello.protocol import RetryPolicy
 from ritornello.store import ScheduleRecord, Store
 from ritornello.store.memory import MemoryStore

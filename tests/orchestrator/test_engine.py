@@ -13,7 +13,7 @@ import pytest
 
 from ritornello import Context, Endpoint, Service, TerminalError, VirtualObject
 from ritornello.orchestrator import Engine, FakeInvoker, ManualClock
-from ritornello.orchestrator._apply import completion_text
+from ritornello.orchestrator.core import completion_text
 from ritornello.protocol import DiscoveryResponse, HandlerInfo, RetryPolicy, ServiceInfo
 from ritornello.store import CommitUnit
 from ritornello.store.memory import MemoryStore
@@ -228,13 +228,13 @@ def test_timers_never_fire_early_with_a_manual_clock() -> None:
             current = await store.get_invocation(rec.id)
             assert current is not None and current.status == "suspended"
             clock.advance(999)
-            engine._timers.poke()
+            engine.timers.poke()
             for _ in range(50):
                 await asyncio.sleep(0.002)
             current = await store.get_invocation(rec.id)
             assert current is not None and current.status == "suspended"
             clock.advance(1)
-            engine._timers.poke()
+            engine.timers.poke()
             assert json.loads(await asyncio.wait_for(engine.wait_result(rec.id), 5)) == {
                 "value": 1000
             }

@@ -21,7 +21,6 @@ import pytest
 
 from ritornello import Context, Endpoint, Service, VirtualObject
 from ritornello.orchestrator import Engine
-from ritornello.orchestrator._operator import read_state, write_state
 from ritornello.protocol import _ids
 from ritornello.store import InvocationRecord, InvocationWrite, TimerRecord, with_changes
 from ritornello.store._wrapper import StoreWrapper
@@ -60,11 +59,11 @@ class CountingStore(StoreWrapper):
         return await call()
 
 
-async def _engine(path: Path) -> tuple[Engine, CountingStore]:
+async def _engine(path: Path, **kw: Any) -> tuple[Engine, CountingStore]:
     store = CountingStore(SqliteStore(path / "r.db"))
     await store.open()
     endpoint = Endpoint([tally, relay])
-    engine = Engine(store, inprocess={"app": endpoint.inprocess()})
+    engine = Engine(store, inprocess={"app": endpoint.inprocess()}, **kw)
     await engine.start()
     await engine.register_deployment("inproc://app")
     return engine, store
@@ -189,11 +188,10 @@ def test_a_completed_invocation_expires_a_retention_after_its_completion(
     tmp_path: Path,
 ) -> None:
     """``apply_answer`` sets ``expires_at`` of a completed record itself (``retention_ms``),
-    to the value ``Engine._commit`` would stamp: completion time plus the retention."""
+    to the value the core's ``emit`` would stamp: completion time plus the retention."""
 
     async def main() -> None:
-        engine, store = await _engine(tmp_path)
-        engine.retention_s = 1234.5
+        engine, store = await _engine(tmp_path, retention_s=1234.5)
         try:
             target = engine.registry.resolve("Tally", "add")
             assert target is not None
@@ -248,9 +246,9 @@ def test_an_operators_state_write_is_seen_by_the_next_holder(tmp_path: Path) -> 
             reads = store.calls["get_state"]
             assert await add_one() == 4  # from the cached state
             assert store.calls["get_state"] == reads
-            version, state = await read_state(engine, "Tally", "k")
+            version, state = await engine.read_state("Tally", "k")
             assert state == {"count": 4}
-            await write_state(engine, "Tally", "k", {"count": 100}, version)
+            await engine.write_state("Tally", "k", {"count": 100}, version)
             assert await add_one() == 101
             assert await store.get_state("Tally", "k") == {"count": "101"}
         finally:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ritornello.orchestrator import parse_delay
-from ritornello.orchestrator._ingress import HttpError
+from ritornello.orchestrator.ingress import HttpError
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from ritornello.cli._lambda_emulator import LambdaEmulator
-from ritornello.orchestrator import Engine, EngineError
+from ritornello.orchestrator import Engine, InvalidRequestError, http_status
 from ritornello.orchestrator.invokers import HttpInvoker, InvokerError, make_invoker
 from ritornello.orchestrator.invokers._lambda import (
     GZIP_ABOVE,
@@ -487,12 +487,12 @@ def test_engine_registers_an_arn_and_keeps_the_role_across_restarts(aws: AwsFron
         await store.open()
         engine = Engine(store)
         await engine.start()
-        with pytest.raises(EngineError, match=r"\$LATEST") as bad:
+        with pytest.raises(InvalidRequestError, match=r"\$LATEST") as bad:
             await engine.register_deployment(ARN[:-2] + ":$LATEST")
-        assert bad.value.status == 400
-        with pytest.raises(EngineError, match="Lambda ARNs only") as bad:
+        assert http_status(bad.value) == 400
+        with pytest.raises(InvalidRequestError, match="Lambda ARNs only") as bad:
             await engine.register_deployment("http://127.0.0.1:1", assume_role_arn=ROLE)
-        assert bad.value.status == 400
+        assert http_status(bad.value) == 400
         dep = await engine.register_deployment(ARN, assume_role_arn=ROLE)
         assert dep.uri == lambda_uri(ARN, ROLE)
         assert engine.registry.service("Greeter") is not None
@@ -500,7 +500,7 @@ def test_engine_registers_an_arn_and_keeps_the_role_across_restarts(aws: AwsFron
 
         again = Engine(store)  # a restart: the invoker is rebuilt from the stored URI
         await again.start()
-        invoker = again.registry.invokers[dep.id]
+        invoker = again.deployments.invokers[dep.id]
         assert isinstance(invoker, LambdaInvoker) and invoker.target.assume_role_arn == ROLE
         await again.stop()
         await store.close()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ritornello import Context, Endpoint, Service, TerminalError, VirtualObject, Workflow
-from ritornello.orchestrator import Engine, EngineError, ManualClock
+from ritornello.orchestrator import Engine, ManualClock, OrchestratorError, http_status
 from ritornello.orchestrator.invokers import FakeInvoker, Faults
 from ritornello.protocol import DiscoveryResponse, RetryPolicy
 from ritornello.store.memory import MemoryStore
@@ -107,9 +107,9 @@ def test_spent_budget_pauses_and_resume_finishes() -> None:
             assert resumed.attempt == 1
             result = json.loads(await asyncio.wait_for(engine.wait_result(inv), 5))
             assert result == {"value": "fixed x"}
-            with pytest.raises(EngineError) as info:
+            with pytest.raises(OrchestratorError) as info:
                 await engine.resume(inv)
-            assert info.value.status == 409
+            assert http_status(info.value) == 409
         finally:
             await engine.stop()
             await store.close()
@@ -155,12 +155,12 @@ def test_kill_a_suspended_invocation_frees_its_key_and_timers() -> None:
             # The key is free: the queued invocation runs.
             result = json.loads(await asyncio.wait_for(engine.wait_result(queued), 5))
             assert result == {"value": "awake"}
-            with pytest.raises(EngineError) as info:
+            with pytest.raises(OrchestratorError) as info:
                 await engine.kill(sleeper)
-            assert info.value.status == 409
-            with pytest.raises(EngineError) as info:
+            assert http_status(info.value) == 409
+            with pytest.raises(OrchestratorError) as info:
                 await engine.kill("inv_nothere")
-            assert info.value.status == 404
+            assert http_status(info.value) == 404
         finally:
             await engine.stop()
             await store.close()

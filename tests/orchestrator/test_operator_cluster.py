@@ -9,8 +9,7 @@ import asyncio
 
 import pytest
 
-from ritornello.orchestrator import Engine, EngineError
-from ritornello.orchestrator._operator import purge, read_state, write_state
+from ritornello.orchestrator import Engine, OrchestratorError, http_status
 from tests.orchestrator.test_partitions import (
     _engine,
     _result,
@@ -40,7 +39,7 @@ def test_purge_and_state_write_from_an_orchestrator_that_does_not_lead() -> None
             _, other = _leader_and_other(a, b, rec.partition)
 
             # purge through the engine that does not lead: the leader gets an inbox message
-            await purge(other, inv)
+            await other.purge(inv)
             assert await store.get_invocation(inv) is None
             assert await store.get_journal(inv) == ([], [])
             for _ in range(500):  # the leader read the message and acknowledged it
@@ -54,21 +53,21 @@ def test_purge_and_state_write_from_an_orchestrator_that_does_not_lead() -> None
             key = next(
                 k
                 for k in (f"k{i}" for i in range(64))
-                if other._partition("PObj", k, "") not in other.leadership.owned()
+                if other.partition_of("PObj", k, "") not in other.leadership.owned()
             )
             items = await _result(other, await _submit(other, "PObj/add", "x", key))
             assert items == {"value": ["x"]}
-            version, state = await read_state(other, "PObj", key)
+            version, state = await other.read_state("PObj", key)
             assert state == {"items": ["x"]}
-            with pytest.raises(EngineError) as refused:
-                await write_state(other, "PObj", key, {"items": []}, version)
-            assert refused.value.status == 503
-            owner = _leader_and_other(a, b, other._partition("PObj", key, ""))[0].node
+            with pytest.raises(OrchestratorError) as refused:
+                await other.write_state("PObj", key, {"items": []}, version)
+            assert http_status(refused.value) == 503
+            owner = _leader_and_other(a, b, other.partition_of("PObj", key, ""))[0].node
             assert owner in str(refused.value)
             owner_engine = a if owner == "a" else b
-            new_version = await write_state(owner_engine, "PObj", key, {"items": ["y"]}, version)
+            new_version = await owner_engine.write_state("PObj", key, {"items": ["y"]}, version)
             assert new_version != version
-            assert (await read_state(other, "PObj", key)) == (new_version, {"items": ["y"]})
+            assert (await other.read_state("PObj", key)) == (new_version, {"items": ["y"]})
             # and the next handler of the key sees the written state
             again = await _result(other, await _submit(other, "PObj/add", "z", key))
             assert again == {"value": ["y", "z"]}

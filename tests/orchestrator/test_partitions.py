@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -19,7 +20,8 @@ import pytest
 
 from ritornello import Context, Endpoint, Service, VirtualObject
 from ritornello.orchestrator import Engine
-from ritornello.orchestrator._partitions import Leadership, partition_of
+from ritornello.orchestrator.core import partition_of
+from ritornello.orchestrator.runtime import Leadership
 from ritornello.protocol import RetryPolicy
 from ritornello.store import CommitUnit, FencedError
 from ritornello.store.memory import MemoryStore
@@ -61,13 +63,17 @@ async def add(ctx: Context, item: str) -> list[str]:
 
 
 class FrozenClock:
-    """A monotonic clock a test moves by hand (a paused process's view of time)."""
+    """A monotonic clock a test moves by hand (a paused process's view of time); the wall
+    clock is the real one, so durable timers come due as usual."""
 
     def __init__(self) -> None:
         self.now = 1000.0
 
-    def __call__(self) -> float:
+    def monotonic(self) -> float:
         return self.now
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
 
 
 def _store(partitions: int = 8) -> MemoryStore:
@@ -108,15 +114,10 @@ async def _result(engine: Engine, inv_id: str) -> Any:
 
 async def _crash(engine: Engine) -> None:
     """Stop an engine the way kill -9 would: nothing released, nothing written."""
-    engine._closing = True
-    engine.leadership._stopping = True
-    tasks = [*engine.leadership._tasks, engine._inbox_task, engine._sweeper]
-    tasks += list(engine._drivers.values())
+    tasks = engine.abandon()
     for task in tasks:
-        if task is not None:
-            task.cancel()
-    await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
-    await engine._timers.stop()
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _wait_for(predicate: Any, within_s: float = 10.0) -> None:
@@ -172,7 +173,7 @@ def test_a_frozen_leader_is_fenced_out_and_steps_down() -> None:
         store = _store(2)
         await store.open()
         clock = FrozenClock()
-        a = Leadership(store, "a", lease_s=LEASE_S, monotonic=clock)
+        a = Leadership(store, "a", lease_s=LEASE_S, clock=clock)
         await a.tick()
         assert a.owned() == [0, 1]
         stale = {p: a.epoch(p) for p in (0, 1)}
@@ -293,14 +294,14 @@ def test_a_lease_lapse_with_its_renewal_in_flight_loses_nothing() -> None:
             node="solo",
             lease_s=LEASE_S,
             inbox_interval_s=0.01,
-            monotonic=clock,
+            clock=clock,
         )
         await engine.start()
         try:
             await engine.register_deployment("inproc://app")
             napper = await _submit(engine, "Lapse/nap", None)
             stepper = await _submit(engine, "Lapse/blocked", None)
-            await _wait_for(lambda: engine._timers.pending(napper, "sleep", 1) or False)
+            await _wait_for(lambda: engine.timers.pending(napper, "sleep", 1) or False)
             # a renewal goes out and hangs; meanwhile the lease's validity runs out
             store.hold = asyncio.Event()
             await _wait_for(lambda: store.held > 0)

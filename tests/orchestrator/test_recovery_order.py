@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ritornello import Context, Endpoint, VirtualObject
 from ritornello.orchestrator import Engine
-from ritornello.orchestrator._apply import new_invocation
+from ritornello.orchestrator.core._answer import new_invocation
 from ritornello.protocol import new_id
 from ritornello.store import CommitUnit, InvocationWrite, with_changes
 from ritornello.store.sqlite import SqliteStore
@@ -48,25 +48,28 @@ def test_a_callee_admitted_before_its_partitions_recovery_waits_for_the_holder_i
             # it read count 0 and sleeps, holding the key
             await until_status(store, holder.id, "suspended")
             partition = holder.partition
-            engine._lost(partition)  # its partition is claimed again and not yet recovered
-            assert engine.leadership.holds(partition)
+            # its partition is claimed again and not yet recovered
+            engine.recovery.lost(partition)
+            engine.recovery.claimed(partition)
+            assert engine.leadership.holds(partition) and not engine.core.is_ready(partition)
 
-            # what a caller's answer does for a callee of Acc/add on "k" (``_apply._call``)
+            # what a caller's answer does for a callee of Acc/add on "k" (``_answer._outbox``)
             inv_id = new_id()
+            now = engine.clock.now_ms()
             callee = new_invocation(
                 id=inv_id,
-                partition=engine._partition("Acc", "k", inv_id),
+                partition=engine.partition_of("Acc", "k", inv_id),
                 service="Acc",
                 handler="add",
                 key="k",
                 handler_kind=target.handler.kind,
                 deployment_id=target.deployment_id,
-                seq=engine.next_seq(),
-                now_ms=engine.clock.now_ms(),
+                seq=engine.core.next_seq(now),
+                now_ms=now,
                 status="running",
             )
             assert callee.partition == partition
-            status = engine._admit(callee)
+            status = engine.core.admit(callee)
             callee = with_changes(callee, status=status)
             await store.commit(
                 CommitUnit(
@@ -74,10 +77,11 @@ def test_a_callee_admitted_before_its_partitions_recovery_waits_for_the_holder_i
                     entries=[(callee.id, 0, '{"kind":"input","value":10}')],
                 )
             )
-            if status == "running" or engine._may_run(callee):  # as ``_after_commit`` does
-                engine._spawn(callee.id)
+            # as the caller's ``Committed`` does (``_drive``)
+            if status == "running" or engine.core.may_run(callee):
+                engine.perform(engine.core.drive(callee.id))
             await asyncio.sleep(0.05)
-            await engine._recover(partition)
+            await engine.recovery.recover(partition)
             first = json.loads(await asyncio.wait_for(engine.wait_result(holder.id), 10))
             second = json.loads(await asyncio.wait_for(engine.wait_result(callee.id), 10))
             assert await store.get_state("Acc", "k") == {"count": "11"}  # no add lost

@@ -1,4 +1,4 @@
-"""The scheduler (orchestrator/_schedules.py) on the in-memory store with an in-process
+"""The scheduler (orchestrator/schedules) on the in-memory store with an in-process
 endpoint and a manual clock: each pass is driven by hand with ``tick()``, so fire times,
 catch-up, overlap and pausing are checked exactly, without waiting on real time."""
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from ritornello import Context, Endpoint, Service, VirtualObject
-from ritornello.orchestrator import Engine, ManualClock, ScheduleError
-from ritornello.orchestrator._schedules import Cron, idempotency_key
+from ritornello.orchestrator import Engine, ManualClock, OrchestratorError, http_status
+from ritornello.orchestrator.schedules import Cron, idempotency_key
 from ritornello.protocol import RetryPolicy
 from ritornello.store import InvocationRecord, ScheduleRecord
 from ritornello.store.memory import MemoryStore
@@ -135,9 +135,9 @@ def test_cron_five_and_six_fields() -> None:
     ],
 )
 def test_bad_cron_is_refused_clearly(expr: str, zone: str, message: str) -> None:
-    with pytest.raises(ScheduleError, match=message) as info:
+    with pytest.raises(OrchestratorError, match=message) as info:
         Cron(expr, zone)
-    assert info.value.status == 400
+    assert http_status(info.value) == 400
 
 
 # --- firing ------------------------------------------------------------------------------
@@ -253,14 +253,14 @@ def test_paused_schedules_do_not_fire_and_resume_from_now() -> None:
         )
         paused = await engine.schedules.pause(s.id)
         assert paused.paused and engine.schedules.next_fire_at(paused) is None
-        with pytest.raises(ScheduleError, match="already paused"):
+        with pytest.raises(OrchestratorError, match="already paused"):
             await engine.schedules.pause(s.id)
         clock.advance(35_000)
         await engine.schedules.tick()
         assert await fired(store, s.id) == []
         resumed = await engine.schedules.resume(s.id)
         assert resumed.checked_until == T0 + 35_000  # the paused times are not due
-        with pytest.raises(ScheduleError, match="not paused"):
+        with pytest.raises(OrchestratorError, match="not paused"):
             await engine.schedules.resume(s.id)
         await engine.schedules.tick()
         assert await fired(store, s.id) == []
@@ -269,9 +269,9 @@ def test_paused_schedules_do_not_fire_and_resume_from_now() -> None:
         assert fire_times(await fired(store, s.id), s.id) == [40_000]
         assert (await current(store, s.id)).missed == 0
         await engine.schedules.delete(s.id)
-        with pytest.raises(ScheduleError, match="not found") as info:
+        with pytest.raises(OrchestratorError, match="not found") as info:
             await engine.schedules.delete(s.id)
-        assert info.value.status == 404
+        assert http_status(info.value) == 404
         clock.advance(10_000)
         await engine.schedules.tick()
         assert len(await fired(store, s.id)) == 1
@@ -312,11 +312,11 @@ def test_create_refuses_bad_targets(
     target: str, key: str | None, status: int, message: str
 ) -> None:
     async def body(engine: Engine, store: MemoryStore, clock: ManualClock) -> None:
-        with pytest.raises(ScheduleError, match=message) as info:
+        with pytest.raises(OrchestratorError, match=message) as info:
             await engine.schedules.create(
                 cron="* * * * *", target=target, key=key, input_text="null"
             )
-        assert info.value.status == status
+        assert http_status(info.value) == status
         assert await store.list_schedules() == []
 
     with_engine(body)
@@ -335,7 +335,7 @@ def test_failed_attempts_are_kept_in_the_history() -> None:
             if done is not None and done.status == "completed":
                 break
             clock.advance(50)
-            engine._timers.poke()
+            engine.timers.poke()
             await asyncio.sleep(0.005)
         final = await store.get_invocation(rec.id)
         assert final is not None and final.status == "completed"

@@ -177,7 +177,7 @@ def test_streams_give_their_connection_up_when_others_wait(tmp_path: Path) -> No
     async def main(url: str) -> list[str]:
         async with _engine(tmp_path, url) as (engine, dep):
             await _call(engine, "Flow/slow", 2)  # learn that it checkpoints
-            engine.registry.invokers[dep.id]._pool._limit = 2  # type: ignore[attr-defined]
+            engine.deployments.invokers[dep.id]._pool._limit = 2  # type: ignore[attr-defined]
             calls = [_call(engine, "Flow/slow", 4) for _ in range(6)]
             return [inv for inv, _ in await asyncio.gather(*calls)]
 

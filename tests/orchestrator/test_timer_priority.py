@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from ritornello import Context, Endpoint, Service
 from ritornello.orchestrator import Engine, ManualClock
-from ritornello.orchestrator._timers import TimerQueue
+from ritornello.orchestrator.runtime import TimerQueue
 from ritornello.store import TimerRecord
 from ritornello.store.memory import MemoryStore
 
@@ -159,7 +159,7 @@ def test_a_new_invocation_waits_for_an_overdue_timer_to_wake_its_sleeper() -> No
         await store.open()
         engine = Engine(store, clock=clock, inprocess={"app": Endpoint([svc]).inprocess()})
         await engine.start()
-        engine._timers.MAX_WAIT_S = 30.0  # the wait ends when the sleeper woke, not before
+        engine.timers.MAX_WAIT_S = 30.0  # the wait ends when the sleeper woke, not before
         try:
             await engine.register_deployment("inproc://app")
             napper = engine.registry.resolve("Prio", "nap")
@@ -172,8 +172,8 @@ def test_a_new_invocation_waits_for_an_overdue_timer_to_wake_its_sleeper() -> No
                     break
                 await asyncio.sleep(0.005)
             # Overdue, and nobody pokes the timer loop: it notices within MAX_SLEEP_S.
-            clock.advance(1_000 + engine._timers.SLACK_MS + 1)
-            assert engine._timers.behind()
+            clock.advance(1_000 + engine.timers.SLACK_MS + 1)
+            assert engine.timers.behind()
             new, _ = await engine.submit(echoer, None, "7")
             # The sleeper's first attempt after the sleep was answered before the new
             # invocation was even created.

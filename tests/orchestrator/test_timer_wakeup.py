@@ -1,6 +1,6 @@
 """A sleep's wake-up: the timer fires, the invocation is driven at once with the sleep's
 completion held in memory, and the completion becomes durable in the same unit as the woken
-attempt's answer (``Engine._fire_timers``, ``_Run.deferred``). These tests try to break it: the
+attempt's answer (``core/_timers.py``, ``Invocation.deferred``). These tests try to break it: the
 completion alone is never committed first, a sleep never completes early, a timer fired twice
 completes its sleep once, and a driver that stops before any unit carried the completion (the
 store failed, an operator paused it) leaves the timer armed, so the sleep still completes.
@@ -97,7 +97,7 @@ async def _asleep(engine: Engine, store: RecordingStore) -> InvocationRecord:
 
 
 async def _suspended_here(engine: Engine, store: RecordingStore, inv_id: str) -> bool:
-    return await _status(store, inv_id) == "suspended" and inv_id in engine._suspended
+    return await _status(store, inv_id) == "suspended" and engine.core.is_suspended(inv_id)
 
 
 async def _sleep_completions(store: RecordingStore, inv_id: str) -> list[dict[str, Any]]:
@@ -126,12 +126,12 @@ def test_the_completion_is_committed_with_the_answer_never_alone_and_never_early
             rec = await _asleep(engine, store)
             after_runs.clear()
             clock.advance(SLEEP_MS - 1)
-            engine._timers.poke()
+            engine.timers.poke()
             await _settle(engine)
             assert after_runs == [] and await _status(store, rec.id) == "suspended"  # not early
             assert await _sleep_completions(store, rec.id) == []
             clock.advance(1)
-            engine._timers.poke()
+            engine.timers.poke()
             await _woke_once(engine, store, rec)
             carrying = [u for u in store.units if any(i == 1 for _, i, _ in u.completions)]
             assert len(carrying) == 1  # the sleep's completion was committed once ...
@@ -161,11 +161,11 @@ def test_a_timer_fired_twice_completes_its_sleep_once() -> None:
             rec = await _asleep(engine, store)
             (timer,) = await store.list_timers()
             clock.advance(SLEEP_MS)
-            engine._timers.poke()
+            engine.timers.poke()
             await asyncio.wait_for(gate["reached"].wait(), 10)
             assert await _sleep_completions(store, rec.id) == []  # held by the driver only
-            engine._timers.add(timer)  # fired again
-            engine._timers.poke()
+            engine.timers.add(timer)  # fired again
+            engine.timers.poke()
 
             async def committed() -> bool:
                 return len(await _sleep_completions(store, rec.id)) == 1
@@ -195,7 +195,7 @@ def test_a_driver_that_fails_before_its_commit_leaves_the_timer_armed() -> None:
             rec = await _asleep(engine, store)
             store.fail_next = 1
             clock.advance(SLEEP_MS)
-            engine._timers.poke()
+            engine.timers.poke()
             await _woke_once(engine, store, rec)
             assert store.fail_next == 0  # the failure did happen
         finally:
@@ -217,7 +217,7 @@ def test_pausing_a_woken_invocation_keeps_its_sleep() -> None:
         try:
             rec = await _asleep(engine, store)
             clock.advance(SLEEP_MS)
-            engine._timers.poke()
+            engine.timers.poke()
             await asyncio.wait_for(gate["reached"].wait(), 10)
             await engine.pause(rec.id)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from ritornello import Context, Endpoint, Service
 from ritornello.orchestrator import Engine
-from ritornello.orchestrator._apply import completion_text, new_invocation
-from ritornello.orchestrator._watchdog import find_stuck
+from ritornello.orchestrator.core import completion_text
+from ritornello.orchestrator.core._answer import new_invocation
 from ritornello.store import CommitUnit, InvocationWrite
 from ritornello.store.memory import MemoryStore
 
@@ -70,7 +70,7 @@ def test_a_lost_wakeup_and_an_orphan_are_found_and_re_driven() -> None:
                 return a is not None and b is not None and {a.status, b.status} == {"suspended"}
 
             await _until(suspended)
-            assert await find_stuck(engine) == []  # open awakeable, armed timer: healthy
+            assert await engine.watchdog.find_stuck() == []  # open awakeable, armed timer: healthy
 
             # A completion lands in the store behind the engine's back: its wake-up is lost.
             entries, _ = await store.get_journal(waiting.id)
@@ -87,7 +87,7 @@ def test_a_lost_wakeup_and_an_orphan_are_found_and_re_driven() -> None:
                 key=None,
                 handler_kind="shared",
                 deployment_id=echo.deployment_id,
-                seq=engine.next_seq(),
+                seq=engine.core.next_seq(engine.clock.now_ms()),
                 now_ms=engine.clock.now_ms(),
                 status="running",
             )
@@ -97,7 +97,7 @@ def test_a_lost_wakeup_and_an_orphan_are_found_and_re_driven() -> None:
                     entries=[(orphan.id, 0, '{"kind":"input","value":"hello"}')],
                 )
             )
-            assert sorted(await find_stuck(engine)) == sorted([waiting.id, orphan.id])
+            assert sorted(await engine.watchdog.find_stuck()) == sorted([waiting.id, orphan.id])
         finally:
             await engine.stop()
 
@@ -179,7 +179,7 @@ def test_a_sleep_that_lost_a_select_leaves_no_timer_behind() -> None:
             await engine.complete_awakeable(aid, '{"value":"now"}')
             await asyncio.wait_for(engine.wait_result(rec.id), 10)
             assert await store.list_timers() == []
-            assert not engine._timers.pending(rec.id, "sleep", index + 1)
+            assert not engine.timers.pending(rec.id, "sleep", index + 1)
         finally:
             await engine.stop()
             await store.close()
