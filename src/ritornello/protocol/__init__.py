@@ -14,9 +14,11 @@ from ritornello.protocol._entries import (
     completion_value,
 )
 from ritornello.protocol._envelope import (
+    DISCOVER_EVENT,
     ENCODING_KEY,
     EnvelopeError,
     gzip_base64,
+    gzip_envelope,
     inflate_base64,
 )
 from ritornello.protocol._ids import (
@@ -41,6 +43,7 @@ from ritornello.protocol._signing import SignatureError, Signer, Verifier
 from ritornello.protocol._version import PROTOCOL_VERSION
 
 __all__ = [
+    "DISCOVER_EVENT",
     "ENCODING_KEY",
     "ENTRY_KINDS",
     "HANDLER_KINDS",
@@ -66,6 +69,7 @@ __all__ = [
     "completion_value",
     "derive_id",
     "gzip_base64",
+    "gzip_envelope",
     "inflate_base64",
     "new_awakeable_id",
     "new_deployment_id",

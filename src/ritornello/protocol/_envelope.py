@@ -11,10 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import json
 import zlib
 
 #: The envelope's marker member; its value names the encoding (only ``gzip`` exists).
 ENCODING_KEY = "ritornello_encoding"
+#: The Lambda payload that asks a function for its discovery answer.
+DISCOVER_EVENT = {"ritornello": "discover"}
 
 
 class EnvelopeError(ValueError):
@@ -24,6 +27,13 @@ class EnvelopeError(ValueError):
 def gzip_base64(raw: bytes) -> bytes:
     """``raw`` gzipped (level 6, no timestamp: the same input packs the same) and base64'd."""
     return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0))
+
+
+def gzip_envelope(raw: bytes) -> bytes:
+    """The envelope holding ``raw`` (JSON bytes) gzipped: what a payload near Lambda's limit
+    travels as."""
+    data = gzip_base64(raw).decode("ascii")
+    return json.dumps({ENCODING_KEY: "gzip", "data": data}, separators=(",", ":")).encode()
 
 
 def inflate_base64(data: str | bytes, limit: int) -> bytes:

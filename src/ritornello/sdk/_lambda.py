@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from ritornello.protocol import (
+    DISCOVER_EVENT,
     ENCODING_KEY,
     EnvelopeError,
     InvokeRequest,
@@ -68,7 +69,6 @@ LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024  # 6,291,456 bytes
 ENVELOPE_THRESHOLD = 5 * 1024 * 1024  # 5,242,880 bytes
 #: An enveloped event may not inflate beyond this (as the orchestrator bounds answers).
 MAX_INFLATED = 256 * 1024 * 1024
-DISCOVER_EVENT = {"ritornello": "discover"}
 POWERTOOLS_SERVICE = "ritornello"
 
 logger = logging.getLogger("ritornello.sdk")

@@ -75,6 +75,7 @@ from ritornello.orchestrator.core._journal import (
     WORKFLOW_RUN,
     completion_text,
     split_state,
+    value_result,
 )
 from ritornello.orchestrator.core._machine import Core
 from ritornello.orchestrator.core._operator import STATE_WRITER, awakeable_target, cancels_at_once
@@ -155,4 +156,5 @@ __all__ = [
     "completion_text",
     "partition_of",
     "split_state",
+    "value_result",
 ]

@@ -54,6 +54,11 @@ def result_text(entry: Entry) -> str:
     return dumps({"value": entry.get("value")})
 
 
+def value_result(value_text: str) -> str:
+    """A success as a stored result, from a value already validated as JSON text."""
+    return '{"value":' + value_text + "}"
+
+
 def failure_result(code: int, message: str) -> str:
     """A terminal failure as a stored result."""
     return dumps({"failure": {"code": code, "message": message}})

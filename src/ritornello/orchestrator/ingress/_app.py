@@ -16,7 +16,7 @@ from ritornello.store import StoreError, crashpoints
 
 from .._config import DEFAULT_REDACT_HEADERS
 from .._json import dumpb, dumps, loads
-from ..core import WORKFLOW_RUN
+from ..core import WORKFLOW_RUN, value_result
 from ..errors import OrchestratorError, TryAgainError
 from ..runtime import Engine
 from ._auth import BearerToken, authorization, redact, redact_names, send_unauthorized
@@ -207,7 +207,7 @@ class IngressApp:
         if resolve:
             if not json_content_type(headers):
                 raise HttpError(415, "resolve takes a JSON body (content-type: application/json)")
-            result = '{"value":' + json_text(body) + "}"
+            result = value_result(json_text(body))
         else:
             try:
                 reason = body.decode("utf-8")

@@ -68,9 +68,11 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 )
 
 from ritornello.protocol import (
+    DISCOVER_EVENT,
+    ENCODING_KEY,
     EnvelopeError,
     Signer,
-    gzip_base64,
+    gzip_envelope,
     inflate_base64,
 )
 
@@ -94,7 +96,7 @@ __all__ = [
 GZIP_ABOVE = 5 * 1024 * 1024  # 5,242,880 bytes: larger requests travel gzipped
 MAX_PAYLOAD = 6 * 1024 * 1024  # 6,291,456 bytes: Lambda's synchronous payload limit
 MAX_DECODED = 256 * 1024 * 1024  # a gzipped answer may not inflate beyond this
-DISCOVER = b'{"ritornello": "discover"}'
+DISCOVER = json.dumps(DISCOVER_EVENT).encode()
 
 _ARN = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12})"
@@ -178,7 +180,7 @@ def encode_payload(body: bytes, *, force_gzip: bool = False) -> bytes:
     """
     if len(body) <= GZIP_ABOVE and not force_gzip:
         return body
-    payload = b'{"ritornello_encoding": "gzip", "data": "' + gzip_base64(body) + b'"}'
+    payload = gzip_envelope(body)
     if len(payload) > MAX_PAYLOAD:
         raise InvokerError(
             f"request too large for Lambda: {len(body):,} bytes of JSON are still "
@@ -203,16 +205,16 @@ def sign_payload(signer: Signer, body: bytes, payload: bytes, now_s: float) -> b
 
 def decode_payload(data: bytes) -> bytes:
     """An answer's JSON bytes, unwrapping the gzip envelope if the function used it."""
-    marker = b'"ritornello_encoding"'
+    marker = f'"{ENCODING_KEY}"'.encode()
     if marker not in data[:128] and marker not in data[-128:]:
         return data
     try:
         obj = json.loads(data)
     except ValueError:
         return data  # not ours to judge: the engine reports a malformed answer
-    if not isinstance(obj, dict) or set(obj) != {"ritornello_encoding", "data"}:
+    if not isinstance(obj, dict) or set(obj) != {ENCODING_KEY, "data"}:
         return data
-    if obj["ritornello_encoding"] != "gzip" or not isinstance(obj["data"], str):
+    if obj[ENCODING_KEY] != "gzip" or not isinstance(obj["data"], str):
         raise InvokerError(f"unsupported answer encoding {obj['ritornello_encoding']!r}")
     try:
         out = inflate_base64(obj["data"], MAX_DECODED)
