@@ -137,8 +137,10 @@ def test_every_answer_decodes_to_itself(
         (b"null", "not a JSON object but NoneType"),
         (b'{"version":1,"status":"weird","entries":[]}', "unknown status"),
         (b'{"version":99,"status":"done","entries":[]}', "unsupported protocol version"),
-        (b'{"version":1,"status":"done","entries":[{"kind":"run","value":18446744073709551616}]}',
-         "out of range"),
+        (
+            b'{"version":1,"status":"done","entries":[{"kind":"run","value":18446744073709551616}]}',
+            "out of range",
+        ),
         (b'{"version":1,"status":"suspended","entries":[]}', "must name what it waits on"),
         (b'{"version":1,"status":"done","entries":[{"kind":"nope"}]}', "not a journal entry"),
     ],
@@ -152,9 +154,7 @@ def test_discovery_round_trips_and_refuses_what_is_not_one() -> None:
     found = DiscoveryResponse(
         (
             ServiceInfo("Obj", "object", (HandlerInfo("add"), HandlerInfo("get", "shared"))),
-            ServiceInfo(
-                "Svc", "service", (HandlerInfo("h", retry=RetryPolicy(max_attempts=3)),)
-            ),
+            ServiceInfo("Svc", "service", (HandlerInfo("h", retry=RetryPolicy(max_attempts=3)),)),
         ),
         stream=True,
     )

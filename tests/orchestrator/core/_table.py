@@ -171,7 +171,9 @@ def build_core(spec: dict[str, Any]) -> Table:
             infos.append(HandlerInfo(h, hk, retry))
         services.append(ServiceInfo(name, kind, tuple(infos)))
     discovery = DiscoveryResponse(tuple(services))
-    registry.add(DeploymentRecord(DEPLOYMENT, "inproc://app", discovery.encode().decode(), T0), discovery)
+    registry.add(
+        DeploymentRecord(DEPLOYMENT, "inproc://app", discovery.encode().decode(), T0), discovery
+    )
     retry = RetryPolicy(**spec["retry"]) if "retry" in spec else None
     core = c.Core(registry, retry=retry, retention_ms=spec.get("retention_ms", 86_400_000))
     core.apply(c.Booted(0, spec.get("partitions", 1), spec.get("exclusive", True)), T0)
@@ -260,30 +262,40 @@ def event(t: Table, spec: dict[str, Any]) -> c.Event:
             {t.id(a): ([], [t.entry(x) for x in comps]) for a, comps in spec["journals"].items()}
         )
     if kind == "Reconcile":
-        return c.Reconcile(t.record(spec["record"]), [t.entry(x) for x in spec.get("completions", [])])
+        return c.Reconcile(
+            t.record(spec["record"]), [t.entry(x) for x in spec.get("completions", [])]
+        )
     if kind == "Operate":
         rec = t.record(spec["record"]) if spec.get("record") else None
         entries, completions = t.journal(spec["record"]) if spec.get("record") else ([], [])
-        return c.Operate(spec["action"], t.id(spec["id"]), rec, entries, completions, spec.get("here", True))
+        return c.Operate(
+            spec["action"], t.id(spec["id"]), rec, entries, completions, spec.get("here", True)
+        )
     if kind == "CancelSignal":
         return c.CancelSignal(t.record(spec["record"]))
     if kind == "CompleteAwakeable":
         rec = t.record(spec["record"]) if spec.get("record") else None
         entries, completions = t.journal(spec["record"]) if spec.get("record") else ([], [])
-        return c.CompleteAwakeable(t.id(spec["awakeable"]), rec, entries, completions, json.dumps(spec["result"]))
+        return c.CompleteAwakeable(
+            t.id(spec["awakeable"]), rec, entries, completions, json.dumps(spec["result"])
+        )
     if kind == "Purge":
         return c.Purge([t.record(r) for r in spec["records"]], spec.get("here", True))
     if kind in ("HoldKey", "ReleaseKey"):
         return getattr(c, kind)(spec["service"], spec["key"])
     if kind == "WriteState":
         return c.WriteState(
-            spec["service"], spec["key"], _rows(t, spec["rows"]),
+            spec["service"],
+            spec["key"],
+            _rows(t, spec["rows"]),
             {k: json.dumps(v) for k, v in spec["texts"].items()},
         )
     if kind == "Closing":
         return c.Closing()
     if kind == "Booted":
-        return c.Booted(spec.get("max_seq", 0), spec.get("partitions", 1), spec.get("exclusive", True))
+        return c.Booted(
+            spec.get("max_seq", 0), spec.get("partitions", 1), spec.get("exclusive", True)
+        )
     del ident
     raise ValueError(f"unknown event type {kind!r}")
 

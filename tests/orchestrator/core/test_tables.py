@@ -42,8 +42,7 @@ def test_table(path: Path, n: int) -> None:
         return
     for i, (step, lines) in enumerate(zip(table["steps"], got, strict=True)):
         assert lines == step.get("expect"), (
-            f"step {i} ({step['event']['type']}) of {table['why']!r}:\n"
-            + "\n".join(lines)
+            f"step {i} ({step['event']['type']}) of {table['why']!r}:\n" + "\n".join(lines)
         )
 
 
@@ -53,7 +52,9 @@ def test_every_event_and_effect_kind_appears_in_a_table() -> None:
     from ritornello.orchestrator import core
 
     text = "".join(p.read_text() for p in TABLES.glob("*.json"))
-    events = [name for name in core.__all__ if name in {cls.__name__ for cls in core.Event.__args__}]
+    events = [
+        name for name in core.__all__ if name in {cls.__name__ for cls in core.Event.__args__}
+    ]
     missing = [e for e in events if f'"type": "{e}"' not in text]
     assert not missing, f"events with no table: {missing}"
     effects = {cls.__name__ for cls in core.Effect.__args__}
