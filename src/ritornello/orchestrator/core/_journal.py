@@ -20,7 +20,7 @@ from ritornello.protocol import Entry
 from ritornello.protocol._entries import CANCEL_INDEX as _CANCEL_INDEX
 from ritornello.store.records import CommitUnit
 
-from .._json import dumps, loads
+from .._json import dumps
 
 #: The completion index that carries a cancellation signal (docs/protocol.md).
 CANCEL_INDEX: Final = _CANCEL_INDEX
@@ -38,13 +38,6 @@ WAITER_ROW: Final = "\x00w:"
 def completion_text(index: int, result: str) -> str:
     """A completion of entry ``index`` from a stored result text (no re-encoding)."""
     return f'{{"index":{index},{result[1:]}'
-
-
-def completion_index(text: str) -> int:
-    """The entry index a completion text completes (its first member, as written above or by
-    any JSON encoder that keeps member order)."""
-    index: int = loads(text)["index"]
-    return index
 
 
 def result_text(entry: Entry) -> str:
@@ -91,11 +84,6 @@ def waiters_of(rows: dict[str, str]) -> dict[str, list[tuple[str, int, str]]]:
             name, inv, index = row[len(WAITER_ROW) :].rsplit(":", 2)
             found.setdefault(name, []).append((inv, int(index), row))
     return found
-
-
-def stamped(text: str, at_ms: int) -> str:
-    """``text`` (a JSON object) with ``"at": at_ms`` appended as its last member."""
-    return _stamp(text, f',"at":{at_ms}}}')
 
 
 def _stamp(text: str, suffix: str) -> str:

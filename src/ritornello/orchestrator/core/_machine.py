@@ -195,9 +195,6 @@ class Core(CoreState):
         q = self.keys.queues.get(key) if key is not None else None
         return q is not None and rec.id in q and q[0] != rec.id
 
-    def key_holder(self, service: str, key: str) -> str | None:
-        return self.keys.holder((service, key))
-
     def gauges(self) -> dict[str, int]:
         """Counts of what memory holds: drivers, suspended invocations, invocations queued
         behind a key's holder, keys held."""

@@ -41,7 +41,6 @@ from ._state import CoreState, Plain
 
 #: The id that holds a key's queue while an operator writes the key's state.
 STATE_WRITER = "\x00state-write"
-ACTIONS = ("kill", "cancel", "pause", "resume")
 
 
 def stopping(core: CoreState, ev: Stopping, now: int) -> Step:

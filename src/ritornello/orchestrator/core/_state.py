@@ -18,7 +18,6 @@ Invariants (each one is what a test tries to break):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -263,6 +262,3 @@ def input_of(unit: CommitUnit, invocation_id: str) -> str:
         if inv == invocation_id and index == 0:
             return text
     raise AssertionError(f"unit creates {invocation_id} without an input entry")
-
-
-PartitionOf = Callable[[str, str | None, str], int]

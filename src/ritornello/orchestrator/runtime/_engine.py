@@ -224,26 +224,25 @@ class Engine:
     def perform(self, effects: list[Effect]) -> None:
         """Perform effects in order; those that need I/O run in the background."""
         for e in effects:
-            t = type(e)
-            if t is Drive:
-                self.drivers.start(e.invocation_id)  # type: ignore[union-attr]
-            elif t is Reply:
-                self.waiters.reply(e.invocation_id, e.result)  # type: ignore[union-attr]
-            elif t is Arm:
-                self.timers.add(e.timer)  # type: ignore[union-attr]
-            elif t is Disarm:
-                self.timers.discard(e.timer)  # type: ignore[union-attr]
-            elif t is Woke:
-                self.timers.woke(e.fire_at, e.invocation_id)  # type: ignore[union-attr]
-            elif t is Halt:
-                self.drivers.halt(e.invocation_id)  # type: ignore[union-attr]
-            elif t is DropTimers:
-                self.timers.drop_partition(e.partition)  # type: ignore[union-attr]
-            elif t is Rearm:
-                self._later(e.delay_s, TimersBack(e.timers))  # type: ignore[union-attr]
-            elif t is Redrive:
-                self._later(e.delay_s, RedriveDue(e.invocation_id))  # type: ignore[union-attr]
-            else:  # reads and commits: in the background
+            if isinstance(e, Drive):
+                self.drivers.start(e.invocation_id)
+            elif isinstance(e, Reply):
+                self.waiters.reply(e.invocation_id, e.result)
+            elif isinstance(e, Arm):
+                self.timers.add(e.timer)
+            elif isinstance(e, Disarm):
+                self.timers.discard(e.timer)
+            elif isinstance(e, Woke):
+                self.timers.woke(e.fire_at, e.invocation_id)
+            elif isinstance(e, Halt):
+                self.drivers.halt(e.invocation_id)
+            elif isinstance(e, DropTimers):
+                self.timers.drop_partition(e.partition)
+            elif isinstance(e, Rearm):
+                self._later(e.delay_s, TimersBack(e.timers))
+            elif isinstance(e, Redrive):
+                self._later(e.delay_s, RedriveDue(e.invocation_id))
+            else:  # reads and commits (FireSleeps, StartDue, ...): in the background
                 task = asyncio.get_running_loop().create_task(self.run_effects([e]))
                 self._effects.add(task)
                 task.add_done_callback(self._effects.discard)
