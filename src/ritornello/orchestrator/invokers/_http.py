@@ -24,14 +24,8 @@ from urllib.parse import quote
 from ritornello.protocol import STREAM_ACK, STREAM_HEADER, Signer
 
 from ._base import Invoker, InvokerError, InvokeStream
-from ._pool import (
-    HttpClientError,
-    HttpPool,
-    HttpStatusError,
-    HttpStream,
-    StreamHeadTimeout,
-    frame_line,
-)
+from ._client_errors import HttpClientError, HttpStatusError, StreamHeadTimeout
+from ._pool import HttpPool, HttpStream, frame_line
 
 log = logging.getLogger("ritornello.invoker")
 

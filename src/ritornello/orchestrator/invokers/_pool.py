@@ -28,39 +28,12 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = [
-    "HttpClientError",
-    "HttpPool",
-    "HttpStatusError",
-    "HttpStream",
-    "StreamHeadTimeout",
-    "frame_line",
-]
+from ._client_errors import HttpClientError, HttpStatusError, Stale, StreamHeadTimeout
+
+__all__ = ["HttpPool", "HttpStream", "frame_line"]
 
 _Response = tuple[int, dict[str, str], bytes]
 _LARGE = 1 << 16  # bodies above this are written separately instead of copied into one buffer
-
-
-class HttpClientError(Exception):
-    """The server could not be reached, or the exchange broke before a full answer arrived."""
-
-
-class HttpStatusError(HttpClientError):
-    """A streamed exchange was answered with another status than 200 (its whole body here)."""
-
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-
-class StreamHeadTimeout(HttpClientError):
-    """A streamed request's answer did not even start in time (a buffering proxy, say)."""
-
-
-class _Stale(Exception):
-    """The connection died before any answer byte arrived (retryable on a reused connection)."""
 
 
 class _Conn(asyncio.Protocol):
@@ -133,7 +106,7 @@ class _Conn(asyncio.Protocol):
         if fut is None or fut.done():
             return
         if not self.got_bytes:
-            fut.set_exception(_Stale(exc))
+            fut.set_exception(Stale(exc))
         elif self.until_close:
             self.until_close = False
             self.keep_alive = False
@@ -197,7 +170,7 @@ class _Conn(asyncio.Protocol):
         self, head: bytes, body: bytes | None, stream: HttpStream | None = None
     ) -> asyncio.Future[_Response]:
         if self.dead or self.transport is None or self.transport.is_closing():
-            raise _Stale(None)
+            raise Stale(None)
         self.used += 1
         self.stream = stream
         self.headers = {}  # handed to the caller with the answer; body was emptied by _complete
@@ -314,7 +287,7 @@ class HttpPool:
             reused = conn.used > 0
             try:
                 result = await conn.send(head, tail)
-            except _Stale as exc:
+            except Stale as exc:
                 conn = await self._replace_stale(conn, exc, reused=reused, retried=retried)
                 retried = True
                 continue
@@ -377,7 +350,7 @@ class HttpPool:
                         raise StreamHeadTimeout(
                             f"no answer to a streamed request within {head_timeout:g} s"
                         ) from None
-            except _Stale as exc:
+            except Stale as exc:
                 conn = await self._replace_stale(conn, exc, reused=reused, retried=retried)
                 retried = True
                 continue
@@ -413,7 +386,7 @@ class HttpPool:
     # -- internals
 
     async def _replace_stale(
-        self, conn: _Conn, exc: _Stale, *, reused: bool, retried: bool
+        self, conn: _Conn, exc: Stale, *, reused: bool, retried: bool
     ) -> _Conn:
         """``conn`` died before any answer byte. On a reused connection the server most likely
         closed it while idle: once, a fresh connection in the same slot; otherwise (or the
@@ -676,7 +649,7 @@ class HttpStream:
         while self.status is None:
             fut = self._conn.fut
             if fut is not None and fut.done():
-                fut.result()  # raises what broke it (_Stale before any byte)
+                fut.result()  # raises what broke it (Stale before any byte)
                 raise HttpClientError("answer without a status line")
             await self._wait()
 
@@ -718,7 +691,7 @@ class HttpStream:
             if fut is not None and fut.done():
                 exc = None if fut.cancelled() else fut.exception()
                 if exc is not None:
-                    reason = "closed before an answer" if isinstance(exc, _Stale) else str(exc)
+                    reason = "closed before an answer" if isinstance(exc, Stale) else str(exc)
                     raise HttpClientError(f"streamed answer broke: {reason}")
                 if self.status != 200:
                     error = b"".join(self._error)
