@@ -23,179 +23,14 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 from collections import deque
-from typing import Any
 from urllib.parse import urlsplit
 
-import httptools
-
 from ._client_errors import HttpClientError, HttpStatusError, Stale, StreamHeadTimeout
+from ._conn import Conn, Response
 
 __all__ = ["HttpPool", "HttpStream", "frame_line"]
 
-_Response = tuple[int, dict[str, str], bytes]
 _LARGE = 1 << 16  # bodies above this are written separately instead of copied into one buffer
-
-
-class _Conn(asyncio.Protocol):
-    """One keep-alive connection: feeds received bytes to httptools, resolves ``fut``."""
-
-    __slots__ = (
-        "body",
-        "dead",
-        "fut",
-        "got_bytes",
-        "headers",
-        "idle",
-        "idle_since",
-        "keep_alive",
-        "lost",
-        "parser",
-        "pool",
-        "stream",
-        "transport",
-        "until_close",
-        "used",
-    )
-
-    def __init__(self, pool: HttpPool) -> None:
-        self.pool = pool
-        self.transport: asyncio.Transport | None = None
-        self.parser: Any = httptools.HttpResponseParser(self)
-        self.fut: asyncio.Future[_Response] | None = None
-        self.headers: dict[str, str] = {}
-        self.body: list[bytes] = []
-        self.got_bytes = False
-        self.until_close = False  # no Content-Length, not chunked: the body ends at EOF
-        self.keep_alive = False
-        self.dead = False  # connection lost, aborted or closed by us
-        self.idle = False  # sitting in the pool's idle list (the pool owns it)
-        self.idle_since = 0.0
-        self.used = 0  # requests sent on this connection
-        self.lost: asyncio.Future[None] | None = None  # made only by close() waiting for it
-        self.stream: HttpStream | None = None  # the streamed exchange in progress, if any
-
-    # -- asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        fut = self.fut
-        if fut is None or fut.done():
-            self.close(abort=True)  # unsolicited bytes: this connection can't be trusted
-            return
-        self.got_bytes = True
-        try:
-            self.parser.feed_data(data)
-        except Exception as exc:  # HttpParserError, or HttpParserUpgrade (we never ask for one)
-            self.close(abort=True)
-            if not fut.done():
-                fut.set_exception(HttpClientError(f"malformed HTTP response: {exc!r}"))
-
-    def eof_received(self) -> bool | None:
-        return None  # close the transport; connection_lost follows
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.dead = True
-        if self.lost is not None and not self.lost.done():
-            self.lost.set_result(None)
-        if self.idle:
-            self.pool._drop_idle(self)
-            return
-        fut = self.fut
-        if fut is None or fut.done():
-            return
-        if not self.got_bytes:
-            fut.set_exception(Stale(exc))
-        elif self.until_close:
-            self.until_close = False
-            self.keep_alive = False
-            self._complete()
-        else:
-            reason = f": {exc!r}" if exc is not None else ""
-            fut.set_exception(HttpClientError(f"connection closed mid-response{reason}"))
-
-    # -- httptools callbacks
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        val = value.decode("latin-1")
-        headers = self.headers
-        if key in headers:
-            headers[key] += ", " + val
-        else:
-            headers[key] = val
-
-    def on_headers_complete(self) -> None:
-        headers = self.headers
-        status = self.parser.get_status_code()
-        self.until_close = (
-            "content-length" not in headers
-            and "transfer-encoding" not in headers
-            and status >= 200
-            and status != 204
-            and status != 304
-        )
-        if self.stream is not None and status >= 200:
-            self.stream._on_status(status)
-
-    def on_body(self, body: bytes) -> None:
-        if self.stream is not None:
-            self.stream._feed(body)
-        else:
-            self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        status = self.parser.get_status_code()
-        if 100 <= status < 200 and status != 101:  # interim answer: wait for the real one
-            self.headers = {}
-            self.body = []
-            return
-        self.until_close = False
-        self.keep_alive = self.parser.should_keep_alive()
-        self._complete()
-
-    def _complete(self) -> None:
-        fut = self.fut
-        if fut is None or fut.done():
-            return
-        body = self.body
-        data = body[0] if len(body) == 1 else b"".join(body)
-        self.body = []  # an idle connection holds no answer
-        fut.set_result((self.parser.get_status_code(), self.headers, data))
-
-    # -- used by the pool
-
-    def send(
-        self, head: bytes, body: bytes | None, stream: HttpStream | None = None
-    ) -> asyncio.Future[_Response]:
-        if self.dead or self.transport is None or self.transport.is_closing():
-            raise Stale(None)
-        self.used += 1
-        self.stream = stream
-        self.headers = {}  # handed to the caller with the answer; body was emptied by _complete
-        self.got_bytes = False
-        self.until_close = False
-        self.keep_alive = False
-        fut: asyncio.Future[_Response] = self.pool._loop.create_future()
-        self.fut = fut
-        if stream is not None:
-            fut.add_done_callback(stream._answer_ended)
-        self.transport.write(head)
-        if body is not None:
-            self.transport.write(body)
-        return fut
-
-    def close(self, *, abort: bool = False) -> None:
-        if self.dead:
-            return
-        self.dead = True
-        transport = self.transport
-        if transport is not None:
-            if abort:
-                transport.abort()
-            else:
-                transport.close()
 
 
 class HttpPool:
@@ -247,10 +82,10 @@ class HttpPool:
         self._limit = limit
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
-        self._idle: list[_Conn] = []  # LIFO; ordered by idle_since, oldest first
-        self._waiters: deque[asyncio.Future[_Conn | None]] = deque()
+        self._idle: list[Conn] = []  # LIFO; ordered by idle_since, oldest first
+        self._waiters: deque[asyncio.Future[Conn | None]] = deque()
         self._slots = 0  # connections open or being opened (<= limit)
-        self._conns: set[_Conn] = set()
+        self._conns: set[Conn] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # bound on use
@@ -268,7 +103,7 @@ class HttpPool:
         path: str,
         body: bytes | None,
         headers: dict[str, str] | None = None,
-    ) -> _Response:
+    ) -> Response:
         """Send one request; ``path`` is appended to the base URL's path."""
         verb, target, fixed = self._start(method, path, headers)
         if body is None:
@@ -385,9 +220,7 @@ class HttpPool:
 
     # -- internals
 
-    async def _replace_stale(
-        self, conn: _Conn, exc: Stale, *, reused: bool, retried: bool
-    ) -> _Conn:
+    async def _replace_stale(self, conn: Conn, exc: Stale, *, reused: bool, retried: bool) -> Conn:
         """``conn`` died before any answer byte. On a reused connection the server most likely
         closed it while idle: once, a fresh connection in the same slot; otherwise (or the
         second time) HttpClientError, the slot freed."""
@@ -425,7 +258,7 @@ class HttpPool:
         self._methods[method] = verb
         return verb
 
-    async def _acquire(self) -> _Conn:
+    async def _acquire(self) -> Conn:
         idle = self._idle
         while idle:
             conn = idle.pop()
@@ -437,7 +270,7 @@ class HttpPool:
         if self._slots < self._limit:
             self._slots += 1
             return await self._open()
-        waiter: asyncio.Future[_Conn | None] = self._loop.create_future()
+        waiter: asyncio.Future[Conn | None] = self._loop.create_future()
         self._waiters.append(waiter)
         try:
             got = await waiter
@@ -459,7 +292,7 @@ class HttpPool:
             return await self._open()  # the slot is ours
         return got
 
-    async def _open(self) -> _Conn:
+    async def _open(self) -> Conn:
         """Open a connection in a slot the caller already holds (freed again on failure)."""
         try:
             if self._closed:
@@ -467,7 +300,7 @@ class HttpPool:
             try:
                 async with asyncio.timeout(self._connect_timeout):
                     _, conn = await self._loop.create_connection(
-                        lambda: _Conn(self),
+                        lambda: Conn(self),
                         self._host,
                         self._port,
                         ssl=self._ssl,
@@ -490,7 +323,7 @@ class HttpPool:
         self._conns.add(conn)
         return conn
 
-    def _release(self, conn: _Conn) -> None:
+    def _release(self, conn: Conn) -> None:
         """A healthy connection whose answer was read: to a queued request, or idle."""
         waiters = self._waiters
         while waiters:
@@ -516,7 +349,7 @@ class HttpPool:
         if self._slots > 0:
             self._slots -= 1
 
-    def _drop_idle(self, conn: _Conn) -> None:
+    def _drop_idle(self, conn: Conn) -> None:
         """An idle connection was closed by the server."""
         conn.idle = False
         try:
@@ -595,7 +428,7 @@ class HttpStream:
         "status",
     )
 
-    def __init__(self, pool: HttpPool, conn: _Conn) -> None:
+    def __init__(self, pool: HttpPool, conn: Conn) -> None:
         self._pool = pool
         self._conn = conn
         self._lines: deque[bytes] = deque()
@@ -628,7 +461,7 @@ class HttpStream:
         self._lines.extend(parts)
         self._signal()
 
-    def _answer_ended(self, fut: asyncio.Future[_Response]) -> None:
+    def _answer_ended(self, fut: asyncio.Future[Response]) -> None:
         if not fut.cancelled():
             fut.exception()  # retrieved here: ``next`` or ``finish`` report it
         self._signal()
@@ -727,13 +560,13 @@ class HttpStream:
             return
         linger = self._pool._loop.call_later(_LINGER_S, self.abort)
 
-        def ended(f: asyncio.Future[_Response]) -> None:
+        def ended(f: asyncio.Future[Response]) -> None:
             linger.cancel()
             self._settle(f)
 
         fut.add_done_callback(ended)
 
-    def _settle(self, fut: asyncio.Future[_Response]) -> None:
+    def _settle(self, fut: asyncio.Future[Response]) -> None:
         if self._done:
             return
         conn = self._conn
