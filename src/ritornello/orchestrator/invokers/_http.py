@@ -25,7 +25,8 @@ from ritornello.protocol import STREAM_ACK, STREAM_HEADER, Signer
 
 from ._base import Invoker, InvokerError, InvokeStream
 from ._client_errors import HttpClientError, HttpStatusError, StreamHeadTimeout
-from ._pool import HttpPool, HttpStream, frame_line
+from ._pool import HttpPool
+from ._stream import HttpStream, frame_line
 
 log = logging.getLogger("ritornello.invoker")
 
