@@ -1,6 +1,7 @@
 """``HttpInvoker``: an endpoint behind HTTP (uvicorn, a Function URL, any ASGI server).
 
-Requests go through ``_pool.HttpPool``, our own minimal keep-alive HTTP/1.1 client.
+Requests go through ``_pool.HttpPool``, our own minimal keep-alive HTTP/1.1 client; a streamed
+attempt over the ``_stream.HttpStream`` that the pool opens.
 
 With a signing secret, every request is signed (``ritornello.protocol.Signer``, docs/auth.md):
 it carries ``x-ritornello-timestamp`` and ``x-ritornello-signature`` over its method, path, time
