@@ -18,7 +18,8 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
-from ritornello.orchestrator.invokers._pool import HttpClientError, HttpPool
+from ritornello.orchestrator.invokers._client_errors import HttpClientError
+from ritornello.orchestrator.invokers._pool import HttpPool
 
 
 def _pct(sorted_ms: list[float], q: float) -> float:

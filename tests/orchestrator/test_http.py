@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from ritornello.orchestrator.invokers import HttpInvoker, InvokerError
-from ritornello.orchestrator.invokers._pool import HttpClientError, HttpPool
+from ritornello.orchestrator.invokers._client_errors import HttpClientError
+from ritornello.orchestrator.invokers._pool import HttpPool
 from tests.procs import uvicorn_thread
 
 

@@ -19,7 +19,9 @@ import pytest
 
 from ritornello import Context, Endpoint, Service, VirtualObject
 from ritornello.orchestrator.invokers import HttpInvoker, InvokerError, _http
-from ritornello.orchestrator.invokers._pool import HttpClientError, HttpPool, HttpStream
+from ritornello.orchestrator.invokers._client_errors import HttpClientError
+from ritornello.orchestrator.invokers._pool import HttpPool
+from ritornello.orchestrator.invokers._stream import HttpStream
 from ritornello.protocol import STREAM_ACK, STREAM_HEADER, InvokeRequest, InvokeResponse
 from tests.procs import uvicorn_thread
 

@@ -1,14 +1,17 @@
 """Invokers: how the orchestrator reaches a handler endpoint, one adapter per protocol.
 
-=================  ==============================================================================
-``_base``          ``Invoker``, ``InvokeStream``, ``InvokerError``: the seam
-``_pool``          ``HttpPool``: our own keep-alive HTTP/1.1 client (httptools)
-``_http``          ``HttpInvoker``: ``http(s)://`` endpoints, plain and streamed attempts
-``_lambda``        ``LambdaInvoker`` (the Invoke API, boto3), ``FunctionUrlInvoker`` (SigV4)
-``_inprocess``     ``InProcessInvoker``: an ``Endpoint`` in this process (``inproc://NAME``)
-``_factory``       ``make_invoker``: the invoker for a deployment URI
-``_fake``          ``FakeInvoker``, ``Faults``: scripted answers and seeded faults, for tests
-=================  ==============================================================================
+==================  ==============================================================================
+``_base``           ``Invoker``, ``InvokeStream``, ``InvokerError``: the seam
+``_pool``           ``HttpPool``: our own keep-alive HTTP/1.1 client, its connections and queue
+``_conn``           ``Conn``: one pooled connection (an asyncio.Protocol, httptools parser)
+``_stream``         ``HttpStream``: a streamed exchange, request lines out, answer lines in
+``_client_errors``  ``HttpClientError`` and the rest of that client's error tree
+``_http``           ``HttpInvoker``: ``http(s)://`` endpoints, plain and streamed attempts
+``_lambda``         ``LambdaInvoker`` (the Invoke API, boto3), ``FunctionUrlInvoker`` (SigV4)
+``_inprocess``      ``InProcessInvoker``: an ``Endpoint`` in this process (``inproc://NAME``)
+``_factory``        ``make_invoker``: the invoker for a deployment URI
+``_fake``           ``FakeInvoker``, ``Faults``: scripted answers and seeded faults, for tests
+==================  ==============================================================================
 
 Importing this package does not import boto3: the Lambda names load ``_lambda`` on first use.
 """

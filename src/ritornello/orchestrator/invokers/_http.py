@@ -1,6 +1,7 @@
 """``HttpInvoker``: an endpoint behind HTTP (uvicorn, a Function URL, any ASGI server).
 
-Requests go through ``_pool.HttpPool``, our own minimal keep-alive HTTP/1.1 client.
+Requests go through ``_pool.HttpPool``, our own minimal keep-alive HTTP/1.1 client; a streamed
+attempt over the ``_stream.HttpStream`` that the pool opens.
 
 With a signing secret, every request is signed (``ritornello.protocol.Signer``, docs/auth.md):
 it carries ``x-ritornello-timestamp`` and ``x-ritornello-signature`` over its method, path, time
@@ -24,14 +25,9 @@ from urllib.parse import quote
 from ritornello.protocol import STREAM_ACK, STREAM_HEADER, Signer
 
 from ._base import Invoker, InvokerError, InvokeStream
-from ._pool import (
-    HttpClientError,
-    HttpPool,
-    HttpStatusError,
-    HttpStream,
-    StreamHeadTimeout,
-    frame_line,
-)
+from ._client_errors import HttpClientError, HttpStatusError, StreamHeadTimeout
+from ._pool import HttpPool
+from ._stream import HttpStream, frame_line
 
 log = logging.getLogger("ritornello.invoker")
 

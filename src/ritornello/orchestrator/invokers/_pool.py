@@ -1,7 +1,8 @@
-"""A minimal HTTP/1.1 client for the orchestrator's hot path: an asyncio.Protocol keep-alive pool.
+"""``HttpPool``: our minimal HTTP/1.1 client for the orchestrator's hot path, a keep-alive pool.
 
-One ``HttpPool`` talks to one origin (scheme, host, port). Responses are parsed by httptools
-(llhttp, C). Per request: one bytes join for the request, one future, one coroutine; no locks.
+One ``HttpPool`` talks to one origin (scheme, host, port), each connection a ``Conn`` (``_conn``:
+an asyncio.Protocol whose answers httptools parses). Per request: one bytes join for the
+request, one future, one coroutine; no locks.
 
 Connection reuse is LIFO (the most recently used socket is the warmest). At most ``limit``
 connections exist, counting those being opened; callers beyond that queue in FIFO order. Idle
@@ -12,10 +13,12 @@ closed the idle socket: EOF or reset) is sent once more on a fresh connection. A
 re-sent once answer bytes were received. Cancelling a request closes its connection, so a late
 answer can never be read by the next request.
 
-``HttpPool.stream`` opens a streamed exchange on a pooled connection (``HttpStream``): a chunked
-request body written a line at a time while the answer's body is read a line at a time, both
-newline-delimited — the orchestrator's streamed attempts (docs/protocol.md). The connection goes
-back to the pool only once both bodies ended cleanly; any other end closes it.
+``HttpPool.stream`` opens a streamed exchange on a pooled connection (``HttpStream``, in
+``_stream``), with the same one resend on a reused connection found dead.
+
+Imports go one way: ``_pool`` -> ``_stream`` -> ``_conn`` -> ``_client_errors``. The connection
+and the stream hand connections back to the pool through ``ConnOwner`` (``_conn``), which
+``HttpPool`` implements without naming it.
 """
 
 from __future__ import annotations
@@ -23,206 +26,15 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 from collections import deque
-from typing import Any
 from urllib.parse import urlsplit
 
-import httptools
+from ._client_errors import HttpClientError, Stale, StreamHeadTimeout
+from ._conn import Conn, Response
+from ._stream import HttpStream, chunk
 
-__all__ = [
-    "HttpClientError",
-    "HttpPool",
-    "HttpStatusError",
-    "HttpStream",
-    "StreamHeadTimeout",
-    "frame_line",
-]
+__all__ = ["HttpPool"]
 
-_Response = tuple[int, dict[str, str], bytes]
 _LARGE = 1 << 16  # bodies above this are written separately instead of copied into one buffer
-
-
-class HttpClientError(Exception):
-    """The server could not be reached, or the exchange broke before a full answer arrived."""
-
-
-class HttpStatusError(HttpClientError):
-    """A streamed exchange was answered with another status than 200 (its whole body here)."""
-
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-
-class StreamHeadTimeout(HttpClientError):
-    """A streamed request's answer did not even start in time (a buffering proxy, say)."""
-
-
-class _Stale(Exception):
-    """The connection died before any answer byte arrived (retryable on a reused connection)."""
-
-
-class _Conn(asyncio.Protocol):
-    """One keep-alive connection: feeds received bytes to httptools, resolves ``fut``."""
-
-    __slots__ = (
-        "body",
-        "dead",
-        "fut",
-        "got_bytes",
-        "headers",
-        "idle",
-        "idle_since",
-        "keep_alive",
-        "lost",
-        "parser",
-        "pool",
-        "stream",
-        "transport",
-        "until_close",
-        "used",
-    )
-
-    def __init__(self, pool: HttpPool) -> None:
-        self.pool = pool
-        self.transport: asyncio.Transport | None = None
-        self.parser: Any = httptools.HttpResponseParser(self)
-        self.fut: asyncio.Future[_Response] | None = None
-        self.headers: dict[str, str] = {}
-        self.body: list[bytes] = []
-        self.got_bytes = False
-        self.until_close = False  # no Content-Length, not chunked: the body ends at EOF
-        self.keep_alive = False
-        self.dead = False  # connection lost, aborted or closed by us
-        self.idle = False  # sitting in the pool's idle list (the pool owns it)
-        self.idle_since = 0.0
-        self.used = 0  # requests sent on this connection
-        self.lost: asyncio.Future[None] | None = None  # made only by close() waiting for it
-        self.stream: HttpStream | None = None  # the streamed exchange in progress, if any
-
-    # -- asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        fut = self.fut
-        if fut is None or fut.done():
-            self.close(abort=True)  # unsolicited bytes: this connection can't be trusted
-            return
-        self.got_bytes = True
-        try:
-            self.parser.feed_data(data)
-        except Exception as exc:  # HttpParserError, or HttpParserUpgrade (we never ask for one)
-            self.close(abort=True)
-            if not fut.done():
-                fut.set_exception(HttpClientError(f"malformed HTTP response: {exc!r}"))
-
-    def eof_received(self) -> bool | None:
-        return None  # close the transport; connection_lost follows
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.dead = True
-        if self.lost is not None and not self.lost.done():
-            self.lost.set_result(None)
-        if self.idle:
-            self.pool._drop_idle(self)
-            return
-        fut = self.fut
-        if fut is None or fut.done():
-            return
-        if not self.got_bytes:
-            fut.set_exception(_Stale(exc))
-        elif self.until_close:
-            self.until_close = False
-            self.keep_alive = False
-            self._complete()
-        else:
-            reason = f": {exc!r}" if exc is not None else ""
-            fut.set_exception(HttpClientError(f"connection closed mid-response{reason}"))
-
-    # -- httptools callbacks
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        val = value.decode("latin-1")
-        headers = self.headers
-        if key in headers:
-            headers[key] += ", " + val
-        else:
-            headers[key] = val
-
-    def on_headers_complete(self) -> None:
-        headers = self.headers
-        status = self.parser.get_status_code()
-        self.until_close = (
-            "content-length" not in headers
-            and "transfer-encoding" not in headers
-            and status >= 200
-            and status != 204
-            and status != 304
-        )
-        if self.stream is not None and status >= 200:
-            self.stream._on_status(status)
-
-    def on_body(self, body: bytes) -> None:
-        if self.stream is not None:
-            self.stream._feed(body)
-        else:
-            self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        status = self.parser.get_status_code()
-        if 100 <= status < 200 and status != 101:  # interim answer: wait for the real one
-            self.headers = {}
-            self.body = []
-            return
-        self.until_close = False
-        self.keep_alive = self.parser.should_keep_alive()
-        self._complete()
-
-    def _complete(self) -> None:
-        fut = self.fut
-        if fut is None or fut.done():
-            return
-        body = self.body
-        data = body[0] if len(body) == 1 else b"".join(body)
-        self.body = []  # an idle connection holds no answer
-        fut.set_result((self.parser.get_status_code(), self.headers, data))
-
-    # -- used by the pool
-
-    def send(
-        self, head: bytes, body: bytes | None, stream: HttpStream | None = None
-    ) -> asyncio.Future[_Response]:
-        if self.dead or self.transport is None or self.transport.is_closing():
-            raise _Stale(None)
-        self.used += 1
-        self.stream = stream
-        self.headers = {}  # handed to the caller with the answer; body was emptied by _complete
-        self.got_bytes = False
-        self.until_close = False
-        self.keep_alive = False
-        fut: asyncio.Future[_Response] = self.pool._loop.create_future()
-        self.fut = fut
-        if stream is not None:
-            fut.add_done_callback(stream._answer_ended)
-        self.transport.write(head)
-        if body is not None:
-            self.transport.write(body)
-        return fut
-
-    def close(self, *, abort: bool = False) -> None:
-        if self.dead:
-            return
-        self.dead = True
-        transport = self.transport
-        if transport is not None:
-            if abort:
-                transport.abort()
-            else:
-                transport.close()
 
 
 class HttpPool:
@@ -274,10 +86,10 @@ class HttpPool:
         self._limit = limit
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
-        self._idle: list[_Conn] = []  # LIFO; ordered by idle_since, oldest first
-        self._waiters: deque[asyncio.Future[_Conn | None]] = deque()
+        self._idle: list[Conn] = []  # LIFO; ordered by idle_since, oldest first
+        self._waiters: deque[asyncio.Future[Conn | None]] = deque()
         self._slots = 0  # connections open or being opened (<= limit)
-        self._conns: set[_Conn] = set()
+        self._conns: set[Conn] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # bound on use
@@ -295,7 +107,7 @@ class HttpPool:
         path: str,
         body: bytes | None,
         headers: dict[str, str] | None = None,
-    ) -> _Response:
+    ) -> Response:
         """Send one request; ``path`` is appended to the base URL's path."""
         verb, target, fixed = self._start(method, path, headers)
         if body is None:
@@ -314,7 +126,7 @@ class HttpPool:
             reused = conn.used > 0
             try:
                 result = await conn.send(head, tail)
-            except _Stale as exc:
+            except Stale as exc:
                 conn = await self._replace_stale(conn, exc, reused=reused, retried=retried)
                 retried = True
                 continue
@@ -358,7 +170,7 @@ class HttpPool:
             raise ValueError("a stream line must not contain a newline")
         verb, target, fixed = self._start(method, path, headers)
         head = b"".join(
-            (verb, target, fixed, b"transfer-encoding: chunked\r\n\r\n", _chunk(first + b"\n"))
+            (verb, target, fixed, b"transfer-encoding: chunked\r\n\r\n", chunk(first + b"\n"))
         )
         conn = await self._acquire()
         retried = False
@@ -377,7 +189,7 @@ class HttpPool:
                         raise StreamHeadTimeout(
                             f"no answer to a streamed request within {head_timeout:g} s"
                         ) from None
-            except _Stale as exc:
+            except Stale as exc:
                 conn = await self._replace_stale(conn, exc, reused=reused, retried=retried)
                 retried = True
                 continue
@@ -412,9 +224,7 @@ class HttpPool:
 
     # -- internals
 
-    async def _replace_stale(
-        self, conn: _Conn, exc: _Stale, *, reused: bool, retried: bool
-    ) -> _Conn:
+    async def _replace_stale(self, conn: Conn, exc: Stale, *, reused: bool, retried: bool) -> Conn:
         """``conn`` died before any answer byte. On a reused connection the server most likely
         closed it while idle: once, a fresh connection in the same slot; otherwise (or the
         second time) HttpClientError, the slot freed."""
@@ -452,7 +262,7 @@ class HttpPool:
         self._methods[method] = verb
         return verb
 
-    async def _acquire(self) -> _Conn:
+    async def _acquire(self) -> Conn:
         idle = self._idle
         while idle:
             conn = idle.pop()
@@ -464,7 +274,7 @@ class HttpPool:
         if self._slots < self._limit:
             self._slots += 1
             return await self._open()
-        waiter: asyncio.Future[_Conn | None] = self._loop.create_future()
+        waiter: asyncio.Future[Conn | None] = self._loop.create_future()
         self._waiters.append(waiter)
         try:
             got = await waiter
@@ -486,7 +296,7 @@ class HttpPool:
             return await self._open()  # the slot is ours
         return got
 
-    async def _open(self) -> _Conn:
+    async def _open(self) -> Conn:
         """Open a connection in a slot the caller already holds (freed again on failure)."""
         try:
             if self._closed:
@@ -494,7 +304,7 @@ class HttpPool:
             try:
                 async with asyncio.timeout(self._connect_timeout):
                     _, conn = await self._loop.create_connection(
-                        lambda: _Conn(self),
+                        lambda: Conn(self),
                         self._host,
                         self._port,
                         ssl=self._ssl,
@@ -517,7 +327,7 @@ class HttpPool:
         self._conns.add(conn)
         return conn
 
-    def _release(self, conn: _Conn) -> None:
+    def _release(self, conn: Conn) -> None:
         """A healthy connection whose answer was read: to a queued request, or idle."""
         waiters = self._waiters
         while waiters:
@@ -543,7 +353,7 @@ class HttpPool:
         if self._slots > 0:
             self._slots -= 1
 
-    def _drop_idle(self, conn: _Conn) -> None:
+    def _drop_idle(self, conn: Conn) -> None:
         """An idle connection was closed by the server."""
         conn.idle = False
         try:
@@ -579,225 +389,3 @@ def _encode_headers(headers: dict[str, str]) -> bytes:
             raise ValueError(f"invalid HTTP header {name!r}: {value!r}")
         lines.append(f"{name}: {value}\r\n")
     return "".join(lines).encode("latin-1")
-
-
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-def frame_line(line: bytes) -> bytes:
-    """``line`` and its newline as one chunk of a streamed request body."""
-    return _chunk(line + b"\n")
-
-
-_END = b"0\r\n\r\n"
-_LINGER_S = 5.0  # how long a finished stream waits for the answer's end before closing
-
-
-class HttpStream:
-    """One streamed exchange on a pooled connection: request lines out, answer lines in.
-
-    Invariants: lines are read in order and each once; the connection's slot is given back
-    exactly once — to the pool (``finish`` after both bodies ended, kept alive) or closed
-    (``abort``, a broken answer, or an answer that does not end within ``_LINGER_S`` of
-    ``finish``). A non-200 answer is read whole and raised as ``HttpStatusError`` by ``next``.
-
-    ``next(timeout_s)`` bounds each wait for a line with one timer per stream, not one per call:
-    a call only moves ``_deadline`` forward; the timer, when it fires early, re-arms itself at
-    the current deadline, and expires the wait only once the deadline of the wait in progress
-    has passed. The timer is cancelled when the slot is given back.
-    """
-
-    __slots__ = (
-        "_conn",
-        "_deadline",
-        "_done",
-        "_error",
-        "_expired",
-        "_lines",
-        "_partial",
-        "_pool",
-        "_timer",
-        "_wake",
-        "status",
-    )
-
-    def __init__(self, pool: HttpPool, conn: _Conn) -> None:
-        self._pool = pool
-        self._conn = conn
-        self._lines: deque[bytes] = deque()
-        self._partial = b""
-        self._error: list[bytes] = []
-        self._wake: asyncio.Future[None] | None = None
-        self._done = False  # the slot was given back
-        self._deadline: float | None = None  # loop time the line awaited now is due by
-        self._timer: asyncio.TimerHandle | None = None  # armed at or before ``_deadline``
-        self._expired = False  # the wait in progress passed its deadline
-        self.status: int | None = None
-
-    # -- fed by the connection
-
-    def _on_status(self, status: int) -> None:
-        self.status = status
-        self._signal()
-
-    def _feed(self, data: bytes) -> None:
-        if self.status != 200:
-            self._error.append(data)
-            return
-        if b"\n" not in data:
-            self._partial += data
-            return
-        parts = data.split(b"\n")
-        if self._partial:
-            parts[0] = self._partial + parts[0]
-        self._partial = parts.pop()
-        self._lines.extend(parts)
-        self._signal()
-
-    def _answer_ended(self, fut: asyncio.Future[_Response]) -> None:
-        if not fut.cancelled():
-            fut.exception()  # retrieved here: ``next`` or ``finish`` report it
-        self._signal()
-
-    def _signal(self) -> None:
-        wake = self._wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
-
-    async def _wait(self) -> None:
-        self._wake = self._pool._loop.create_future()
-        try:
-            await self._wake
-        finally:
-            self._wake = None
-
-    async def _head(self) -> None:
-        while self.status is None:
-            fut = self._conn.fut
-            if fut is not None and fut.done():
-                fut.result()  # raises what broke it (_Stale before any byte)
-                raise HttpClientError("answer without a status line")
-            await self._wait()
-
-    def _arm(self, timeout: float) -> None:
-        """The line awaited now must arrive within ``timeout`` seconds."""
-        loop = self._pool._loop
-        self._deadline = deadline = loop.time() + timeout
-        if self._timer is None:
-            self._timer = loop.call_at(deadline, self._expire)
-
-    def _expire(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if self._done or self._wake is None or deadline is None:
-            return  # not waiting (or without a bound): the next bounded wait arms a timer
-        if self._pool._loop.time() < deadline:
-            self._timer = self._pool._loop.call_at(deadline, self._expire)
-            return
-        self._expired = True
-        self._signal()
-
-    # -- public
-
-    async def next(self, timeout_s: float | None = None) -> bytes:
-        """The answer's next line (without its newline). Raises ``HttpStatusError`` for a
-        non-200 answer, ``HttpClientError`` when the answer ended or broke first, and
-        ``TimeoutError`` when ``timeout_s`` seconds passed first (the stream is left as it is:
-        the caller aborts it). One timer per stream, not an ``asyncio.timeout`` per call."""
-        if not self._lines:
-            self._expired = False
-            if timeout_s is not None:
-                self._arm(timeout_s)
-            else:
-                self._deadline = None
-        while not self._lines:
-            if self._expired:
-                raise TimeoutError(f"no streamed answer line within {timeout_s:g} s")
-            fut = self._conn.fut
-            if fut is not None and fut.done():
-                exc = None if fut.cancelled() else fut.exception()
-                if exc is not None:
-                    reason = "closed before an answer" if isinstance(exc, _Stale) else str(exc)
-                    raise HttpClientError(f"streamed answer broke: {reason}")
-                if self.status != 200:
-                    error = b"".join(self._error)
-                    raise HttpStatusError(self.status or 0, self._conn.headers, error)
-                raise HttpClientError("the streamed answer ended without another line")
-            await self._wait()
-        return self._lines.popleft()
-
-    def send(self, line: bytes) -> None:
-        """Write one request line (a newline is added)."""
-        self.send_framed(frame_line(line))
-
-    def send_framed(self, data: bytes) -> None:
-        """Write one request line framed by ``frame_line`` (a constant line framed once)."""
-        transport = self._conn.transport
-        if self._done or self._conn.dead or transport is None or transport.is_closing():
-            raise HttpClientError("the streamed request is closed")
-        transport.write(data)
-
-    def finish(self) -> None:
-        """End the request body; the connection returns to the pool once the answer ended."""
-        if self._done:
-            return
-        conn = self._conn
-        transport = conn.transport
-        fut = conn.fut
-        if conn.dead or transport is None or transport.is_closing() or fut is None:
-            self.abort()
-            return
-        transport.write(_END)
-        if fut.done():
-            self._settle(fut)
-            return
-        linger = self._pool._loop.call_later(_LINGER_S, self.abort)
-
-        def ended(f: asyncio.Future[_Response]) -> None:
-            linger.cancel()
-            self._settle(f)
-
-        fut.add_done_callback(ended)
-
-    def _settle(self, fut: asyncio.Future[_Response]) -> None:
-        if self._done:
-            return
-        conn = self._conn
-        transport = conn.transport
-        clean = not fut.cancelled() and fut.exception() is None  # retrieves any exception
-        if (
-            clean
-            and not self._lines
-            and not self._partial
-            and conn.keep_alive
-            and not conn.dead
-            and transport is not None
-            and not transport.get_write_buffer_size()
-        ):
-            self._done = True
-            self._disarm()
-            conn.stream = None
-            self._pool._release(conn)
-        else:
-            self.abort()
-
-    def abort(self) -> None:
-        """Close the connection now (its slot is freed); idempotent."""
-        if self._done:
-            return
-        self._done = True
-        self._disarm()
-        conn = self._conn
-        conn.stream = None
-        fut = conn.fut
-        conn.close(abort=True)
-        if fut is not None and fut.done() and not fut.cancelled():
-            fut.exception()  # retrieved: a broken answer nobody reads is not an error to log
-        self._pool._conns.discard(conn)
-        self._pool._free_slot()
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
