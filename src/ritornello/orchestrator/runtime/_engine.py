@@ -4,8 +4,9 @@ The engine feeds events to the core (``apply``) and performs the steps that come
 (``perform`` for effects that take no time, ``run_effects`` where a flow awaits them): drivers
 (``_driver``), commits (``_committer``), recovery and inboxes (``_recovery``), the alarm clock
 (``_timers``), leases (``_leadership``), operators (``_operator``), deployments
-(``_deployments``), waiting clients (``_waiters``), the watchdog and the retention sweeper. It
-decides nothing about invocations itself: every decision is the core's.
+(``_deployments``), waiting clients (``_waiters``), due timers and retention (``_alarms``), the
+watchdog (``_watchdog``). It decides nothing about invocations itself: every decision is the
+core's.
 
 Invariants:
 
@@ -35,7 +36,6 @@ from ritornello.store import (
     InvocationRecord,
     Status,
     Store,
-    StoreError,
     TimerRecord,
 )
 
@@ -55,26 +55,22 @@ from ..core import (
     Event,
     FireSleeps,
     Halt,
-    Purge,
     Rearm,
     Redrive,
     RedriveDue,
     Registry,
     Reply,
-    ScheduledDue,
-    ScheduledRecheck,
-    SleepsDue,
     StartDue,
     StartRecheck,
     Step,
     Submit,
     Target,
     TimersBack,
-    TimersDue,
     Woke,
 )
 from ..errors import NotFoundError, TryAgainError
 from ..schedules import Scheduler
+from ._alarms import Alarms
 from ._committer import Committer
 from ._deployments import Deployments
 from ._driver import Drivers
@@ -88,12 +84,6 @@ from ._watchdog import Watchdog
 
 log = logging.getLogger("ritornello.engine")
 
-#: Seconds before set-aside timers (their partition's lease lapsed) are tried again: not at
-#: once, or the timer loop would take them again without ever yielding and the renewal's
-#: verdict could never come in (a livelock that froze a whole orchestrator once).
-LAPSED_TIMERS_S = 0.05
-#: Seconds before a start timer whose invocation could not be read fires again.
-START_RETRY_S = 1.0
 #: Seconds between two refreshes of the deployments when a service is not found.
 REFRESH_ON_MISS_S = 0.5
 
@@ -173,6 +163,18 @@ class Engine:
             counters=self.counters,
         )
         self.timers = TimerQueue(self.clock, self._fire_timers, self.core.handed_over)
+        self.alarms = Alarms(
+            self.core,
+            store,
+            self.committer,
+            self.leadership,
+            clock=self.clock,
+            apply=self.apply,
+            perform=self.perform,
+            run_effects=self.run_effects,
+            later=self._later,
+            retention_s=retention_s,
+        )
         self.recovery = Recovery(
             self.core,
             store,
@@ -256,18 +258,21 @@ class Engine:
                 sleeps.append(e)
                 continue
             if sleeps:
-                await self._fire_sleeps(sleeps)
+                await self.alarms.fire_sleeps(sleeps)
                 sleeps = []
             if isinstance(e, StartDue):
-                await self._start_due(e.timer, recheck=False)
+                await self.alarms.start_due(e.timer, recheck=False)
             elif isinstance(e, StartRecheck):
-                await self._start_due(e.timer, recheck=True)
+                await self.alarms.start_due(e.timer, recheck=True)
             elif isinstance(e, CheckSuspended):
                 await self.recovery.wake_if_completed(e.invocation_ids)
             else:
                 self.perform([e])
         if sleeps:
-            await self._fire_sleeps(sleeps)
+            await self.alarms.fire_sleeps(sleeps)
+
+    async def _fire_timers(self, due: list[TimerRecord]) -> None:
+        await self.alarms.fire(due)  # (the alarm clock is made before the alarms it calls)
 
     def _later(self, delay_s: float, event: Event) -> None:
         def due() -> None:
@@ -286,7 +291,7 @@ class Engine:
         self.apply(Booted(await store.max_seq(), store.partitions, store.exclusive))
         self.timers.start()
         loop = asyncio.get_running_loop()
-        self._loops.append(loop.create_task(self._sweep_forever()))
+        self._loops.append(loop.create_task(self.alarms.sweep_forever()))
         await self.leadership.start()
         self._loops.append(loop.create_task(self.recovery.inbox_forever()))
         self.schedules.start()
@@ -537,70 +542,6 @@ class Engine:
 
     async def purge_expired(self) -> int:
         """Purge invocations finished more than ``retention_s`` ago (with a workflow's state
-        and promises); their idempotency keys and workflow ids become free again. Returns how
-        many were purged. Safe to run any time: it only touches finished invocations."""
-        cutoff = self.clock.now_ms() - int(self.retention_s * 1000)
-        total = 0
-        for p in self.leadership.owned():  # each partition's leader purges its own
-            while self.leads(p) and (
-                expired := await self.store.list_expired(cutoff, 500, partition=p)
-            ):
-                await self.committer.commit_step(self.apply(Purge(expired)))
-                total += len(expired)
-        if total:
-            log.info("retention: purged %d finished invocations", total)
-        return total
-
-    async def _sweep_forever(self) -> None:
-        interval = max(0.05, min(60.0, self.retention_s / 4))
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.purge_expired()
-            except StoreError:
-                log.exception("retention sweep failed; trying again later")
-
-    # ------------------------------------------------------------------ timers
-
-    async def _fire_timers(self, due: list[TimerRecord]) -> None:
-        """Due timers: those of a partition whose lease lapsed (a renewal in flight) come back
-        in a moment; those of a partition lost are dropped (its new leader loaded them); the
-        rest go to the core."""
-        lapsed = [t for t in due if self.core.is_ready(t.partition) and not self.leads(t.partition)]
-        if lapsed:
-            self._later(LAPSED_TIMERS_S, TimersBack(lapsed))
-        due = [t for t in due if self.leads(t.partition)]
-        if due:
-            await self.run_effects(self.apply(TimersDue(due)).effects)
-
-    async def _fire_sleeps(self, batch: list[FireSleeps]) -> None:
-        """Sleeps completed by units of their own, one per partition, side by side."""
-
-        async def fire(e: FireSleeps) -> None:
-            try:
-                await self.committer.commit_step(self.apply(SleepsDue(e.partition, e.timers)))
-            except StoreError as exc:  # the core arms them again (CommitFailed)
-                log.warning("firing %d sleep timers failed: %s", len(e.timers), exc)
-
-        if len(batch) == 1:
-            await fire(batch[0])
-        else:
-            await asyncio.gather(*(fire(e) for e in batch))
-
-    async def _start_due(self, timer: TimerRecord, *, recheck: bool) -> None:
-        """Start a scheduled invocation whose start timer fired (or check it again after its
-        start conflicted)."""
-        try:
-            rec = await self.store.get_invocation(timer.invocation_id)
-        except StoreError as exc:
-            log.warning("starting %s failed: %s; again in 1 s", timer.invocation_id, exc)
-            self.perform([Rearm([timer], START_RETRY_S)])
-            return
-        step = self.apply(ScheduledRecheck(timer, rec) if recheck else ScheduledDue(timer, rec))
-        if step.unit is None:
-            await self.run_effects(step.effects)
-            return
-        try:
-            await self.committer.commit_step(step)
-        except StoreError as exc:  # reported: the core checks again or re-arms it
-            log.warning("starting %s failed: %s", timer.invocation_id, exc)
+        and promises): their idempotency keys and workflow ids become free again. Returns how
+        many were purged."""
+        return await self.alarms.purge_expired()

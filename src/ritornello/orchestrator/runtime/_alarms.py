@@ -1,0 +1,149 @@
+"""What the runtime does when time passes: timers that came due, and finished invocations
+whose retention ran out.
+
+Due timers go to the core (``TimersDue``) only for partitions led here: those of a partition
+whose lease lapsed with its renewal in flight come back in a moment (``LAPSED_TIMERS_S``: not
+at once, or the timer loop would take them again without ever yielding and the renewal's
+verdict could never come in — a livelock that once froze a whole orchestrator), and those of a
+partition lost are dropped (its new leader loaded them). Sleeps the core completes by units of
+their own are committed one unit per partition, side by side (one group commit). A failed
+commit is reported to the core, which arms the timers again; nothing here retries by itself.
+
+Retention: each partition's leader purges its own finished invocations past ``retention_s``
+(with a workflow's state and promises), 500 at a time; safe to run any time, it only touches
+finished invocations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from ritornello.store import Store, StoreError, TimerRecord
+
+from .._clock import Clock
+from ..core import (
+    Core,
+    Effect,
+    Event,
+    FireSleeps,
+    Purge,
+    Rearm,
+    ScheduledDue,
+    ScheduledRecheck,
+    SleepsDue,
+    Step,
+    TimersBack,
+    TimersDue,
+)
+from ._committer import Committer
+from ._leadership import Leadership
+
+log = logging.getLogger("ritornello.engine")
+
+#: Seconds before set-aside timers (their partition's lease lapsed) are tried again.
+LAPSED_TIMERS_S = 0.05
+#: Seconds before a start timer whose invocation could not be read fires again.
+START_RETRY_S = 1.0
+#: Finished invocations purged per unit.
+PURGE_BATCH = 500
+
+
+class Alarms:
+    """Fires due timers and sweeps expired invocations for one engine."""
+
+    def __init__(
+        self,
+        core: Core,
+        store: Store,
+        committer: Committer,
+        leadership: Leadership,
+        *,
+        clock: Clock,
+        apply: Callable[[Event], Step],
+        perform: Callable[[list[Effect]], None],
+        run_effects: Callable[[list[Effect]], Awaitable[None]],
+        later: Callable[[float, Event], None],
+        retention_s: float,
+    ) -> None:
+        self.core = core
+        self.store = store
+        self.committer = committer
+        self.leadership = leadership
+        self.clock = clock
+        self._apply = apply
+        self._perform = perform
+        self._run_effects = run_effects
+        self._later = later
+        self.retention_s = retention_s
+
+    # ------------------------------------------------------------------ timers
+
+    async def fire(self, due: list[TimerRecord]) -> None:
+        """Due timers (``TimerQueue``'s callback), sorted out as the module docstring says."""
+        leads, ready = self.leadership.leads, self.core.is_ready
+        lapsed = [t for t in due if ready(t.partition) and not leads(t.partition)]
+        if lapsed:
+            self._later(LAPSED_TIMERS_S, TimersBack(lapsed))
+        due = [t for t in due if leads(t.partition)]
+        if due:
+            await self._run_effects(self._apply(TimersDue(due)).effects)
+
+    async def fire_sleeps(self, batch: list[FireSleeps]) -> None:
+        """Sleeps completed by units of their own, one per partition, side by side."""
+
+        async def fire(e: FireSleeps) -> None:
+            try:
+                await self.committer.commit_step(self._apply(SleepsDue(e.partition, e.timers)))
+            except StoreError as exc:  # the core arms them again (CommitFailed)
+                log.warning("firing %d sleep timers failed: %s", len(e.timers), exc)
+
+        if len(batch) == 1:
+            await fire(batch[0])
+        else:
+            await asyncio.gather(*(fire(e) for e in batch))
+
+    async def start_due(self, timer: TimerRecord, *, recheck: bool) -> None:
+        """Start a scheduled invocation whose start timer fired (or check it again after its
+        start conflicted)."""
+        try:
+            rec = await self.store.get_invocation(timer.invocation_id)
+        except StoreError as exc:
+            log.warning("starting %s failed: %s; again in 1 s", timer.invocation_id, exc)
+            self._perform([Rearm([timer], START_RETRY_S)])
+            return
+        step = self._apply(ScheduledRecheck(timer, rec) if recheck else ScheduledDue(timer, rec))
+        if step.unit is None:
+            await self._run_effects(step.effects)
+            return
+        try:
+            await self.committer.commit_step(step)
+        except StoreError as exc:  # reported: the core checks again or re-arms it
+            log.warning("starting %s failed: %s", timer.invocation_id, exc)
+
+    # ------------------------------------------------------------------ retention
+
+    async def purge_expired(self) -> int:
+        """Purge invocations finished more than ``retention_s`` ago; how many were purged."""
+        cutoff = self.clock.now_ms() - int(self.retention_s * 1000)
+        total = 0
+        for p in self.leadership.owned():  # each partition's leader purges its own
+            while self.leadership.leads(p) and (
+                expired := await self.store.list_expired(cutoff, PURGE_BATCH, partition=p)
+            ):
+                await self.committer.commit_step(self._apply(Purge(expired)))
+                total += len(expired)
+        if total:
+            log.info("retention: purged %d finished invocations", total)
+        return total
+
+    async def sweep_forever(self) -> None:
+        """Purge every quarter of the retention period (at least every minute)."""
+        interval = max(0.05, min(60.0, self.retention_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.purge_expired()
+            except StoreError:
+                log.exception("retention sweep failed; trying again later")
