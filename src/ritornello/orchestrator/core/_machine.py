@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ritornello.protocol import RetryPolicy
 from ritornello.store.records import InvocationRecord, Status
 
 from . import _drive, _intake, _operator, _partitions, _timers
@@ -57,7 +56,6 @@ from ._events import (
 )
 from ._invocation import Invocation
 from ._queues import exclusive_key
-from ._registry import Registry
 from ._state import CoreState
 
 
@@ -120,23 +118,6 @@ _HANDLERS: dict[type, Callable[[CoreState, Any, int], Step]] = {
 
 class Core(CoreState):
     """The invocation state machine of the partitions this process leads."""
-
-    def __init__(
-        self,
-        registry: Registry,
-        *,
-        partitions: int = 1,
-        exclusive: bool = True,
-        retry: RetryPolicy | None = None,
-        retention_ms: int = 86_400_000,
-    ) -> None:
-        super().__init__(
-            registry,
-            partitions=partitions,
-            exclusive=exclusive,
-            retry=retry,
-            retention_ms=retention_ms,
-        )
 
     def apply(self, event: Event, now: int) -> Step:
         """Take one event (``now``: Unix ms) and say what to do. A command the core refuses
