@@ -15,6 +15,8 @@ from typing import Any
 
 from rich.text import Text
 
+from ritornello.store import FINAL_STATUSES
+
 from ._output import compact, duration, offset, table
 
 BAR = 32  # characters in the bar column
@@ -100,7 +102,7 @@ def draw(inv: dict[str, Any]) -> None:
     stamps += [r.get("at") for r in retries] + [inv.get("modified_at")]
     t1 = max([t for t in stamps if isinstance(t, int)], default=t0)
     span = max(t1 - t0, 1)
-    finished = inv.get("status") in ("completed", "killed")
+    finished = inv.get("status") in FINAL_STATUSES
     rows = []
     for entry in journal:
         at = entry.get("at") if isinstance(entry.get("at"), int) else None

@@ -28,6 +28,7 @@ from ritornello.store._checks import (
 )
 from ritornello.store.errors import ConflictError, StoreClosedError, StoreError
 from ritornello.store.records import (
+    FINAL_STATUSES,
     STATUSES,
     CommitUnit,
     DeploymentRecord,
@@ -265,7 +266,7 @@ class MemoryStore(Store):
         found = [
             r
             for r in self._invocations.values()
-            if r.status in ("completed", "killed")
+            if r.status in FINAL_STATUSES
             and r.modified_at < before_ms
             and (partition is None or r.partition == partition)
         ]

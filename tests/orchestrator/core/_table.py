@@ -6,7 +6,7 @@ A table (``tables/*.json``) is::
     {"why": "what it pins",
      "services": {"Svc": ["service", {"h": "exclusive"}], "Obj": ["object", {...}]},
      "partitions": 1, "ready": [0], "exclusive": true,
-     "steps": [{"at": 0, "event": {"type": "Submit", ...}, "expect": [...lines]}, ...]}
+     "transcript": [{"at": 0, "event": {"type": "Submit", ...}, "expect": [...lines]}, ...]}
 
 Events name invocations by short aliases (``a``, ``b``); ``{"derive": ["a", 1]}`` is the id a
 call at entry 1 of ``a`` gives its callee (alias ``a.1``), ``{"awakeable": ["a", 2]}`` an
@@ -14,9 +14,9 @@ awakeable id of entry 2 of ``a`` (alias ``~a.2``). Records are written as the fi
 matter (``{"id": "a", "target": "Obj/add", "key": "k", "status": "suspended",
 "waiting": [1]}``); the rest take defaults. Times are milliseconds after ``T0``.
 
-Each step's output is a list of lines: the unit (``unit@p0``, then one line per write),
+Each event's output is a list of lines: the unit (``unit@p0``, then one line per write),
 ``effect ...`` lines, ``next ...``, or ``raises Kind: message``. ``expect`` holds what the
-step must give; ``RITORNELLO_TABLES=update`` writes what it gives instead (then read the
+event must give; ``RITORNELLO_TABLES=update`` writes what it gives instead (then read the
 diff: a table is only as good as its review).
 """
 
@@ -48,7 +48,7 @@ _AT = re.compile(r',"at":\d+\}$')
 
 @dataclass
 class Table:
-    """One scenario: a core, the names it knows, and what each step gave."""
+    """One scenario: a core and the names it knows."""
 
     core: c.Core
     names: dict[str, str] = field(default_factory=dict)  # alias -> id
@@ -318,15 +318,15 @@ def _rows(t: Table, rows: dict[str, Any]) -> dict[str, str]:
 # --- rendering ------------------------------------------------------------------------------
 
 
-def render(t: Table, step: c.Step) -> list[str]:
+def render(t: Table, decision: c.Decision) -> list[str]:
     lines: list[str] = []
-    if step.unit is not None:
-        home = "-" if step.home is None else f"p{step.home}"
-        lines.append(f"unit@{home} token={step.token}")
-        lines.extend("  " + line for line in _unit(t, step.unit))
-    lines.extend(f"effect {_effect(t, e)}" for e in step.effects)
-    if step.next is not None:
-        lines.append(f"next {_action(t, step.next)}")
+    if decision.unit is not None:
+        home = "-" if decision.home is None else f"p{decision.home}"
+        lines.append(f"unit@{home} token={decision.token}")
+        lines.extend("  " + line for line in _unit(t, decision.unit))
+    lines.extend(f"effect {_effect(t, e)}" for e in decision.effects)
+    if decision.next is not None:
+        lines.append(f"next {_action(t, decision.next)}")
     return lines
 
 
@@ -433,17 +433,17 @@ def _action(t: Table, a: c.Action) -> str:
 
 
 def run(spec: dict[str, Any]) -> list[list[str]]:
-    """Every step's lines (a refused event: ``raises Kind: message``)."""
+    """Every event's lines (a refused event: ``raises Kind: message``)."""
     t = build_core(spec)
     for alias, p in spec.get("timer_partitions", {}).items():
         t.names["@partition:" + alias] = str(p)
     out = []
-    for s in spec["steps"]:
+    for s in spec["transcript"]:
         ev = event(t, s["event"])
         try:
-            step = t.core.apply(ev, T0 + s.get("at", 0))
+            decision = t.core.apply(ev, T0 + s.get("at", 0))
         except OrchestratorError as exc:
             out.append([f"raises {type(exc).__name__}: {t.text(str(exc))}"])
             continue
-        out.append(render(t, step))
+        out.append(render(t, decision))
     return out

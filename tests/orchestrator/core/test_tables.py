@@ -36,13 +36,13 @@ def test_table(path: Path, n: int) -> None:
     table = doc["tables"][n]
     got = run(table)
     if os.environ.get("RITORNELLO_TABLES") == "update":
-        for step, lines in zip(table["steps"], got, strict=True):
-            step["expect"] = lines
+        for entry, lines in zip(table["transcript"], got, strict=True):
+            entry["expect"] = lines
         path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
         return
-    for i, (step, lines) in enumerate(zip(table["steps"], got, strict=True)):
-        assert lines == step.get("expect"), (
-            f"step {i} ({step['event']['type']}) of {table['why']!r}:\n" + "\n".join(lines)
+    for i, (entry, lines) in enumerate(zip(table["transcript"], got, strict=True)):
+        assert lines == entry.get("expect"), (
+            f"event {i} ({entry['event']['type']}) of {table['why']!r}:\n" + "\n".join(lines)
         )
 
 

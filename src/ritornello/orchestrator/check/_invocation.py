@@ -16,7 +16,7 @@ from ritornello.protocol._entries import (
     HANDLER_KINDS,
     WAITING_KINDS,
 )
-from ritornello.store import FINAL_STATUSES, STATUSES, InvocationRecord
+from ritornello.store import FINAL_STATUSES, STATUSES, InvocationRecord, Status
 
 from ._report import CheckReport
 
@@ -130,17 +130,17 @@ def check_record(rec: InvocationRecord, j: Journal, partitions: int, report: Che
                 bad(f"its failure has no integer code and message: {rec.result!r}")
     elif rec.result is not None:
         bad(f"{rec.status} but it has a result")
-    if "output" in j.kinds and rec.status != "completed":
+    if "output" in j.kinds and rec.status != Status.COMPLETED:
         bad(f"its journal ends with an output but it is {rec.status}")
-    if rec.waiting and rec.status not in ("suspended", "paused"):
+    if rec.waiting and rec.status not in (Status.SUSPENDED, Status.PAUSED):
         bad(f"{rec.status} but waiting on {list(rec.waiting)}")
-    if rec.status == "suspended" and not rec.waiting:
+    if rec.status == Status.SUSPENDED and not rec.waiting:
         bad("suspended on nothing")
     for index in rec.waiting:
         kind = j.kinds[index] if 0 <= index < len(j.kinds) else None
         if kind not in WAITING_KINDS:
             bad(f"waits on entry {index}, which is {kind or 'missing'}, not a waiting kind")
-    timed = rec.status in ("backing-off", "scheduled")
+    timed = rec.status in (Status.BACKING_OFF, Status.SCHEDULED)
     if timed != (rec.next_at is not None):
         bad(f"{rec.status} with next_at {rec.next_at}")
     expected = partition_of(rec.service, rec.key, rec.id, partitions)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ritornello.orchestrator.core import PROMISE_ROW, WAITER_ROW
 from ritornello.protocol._entries import CANCEL_INDEX
-from ritornello.store import FINAL_STATUSES, STATUSES, InvocationRecord, Store, TimerRecord
+from ritornello.store import FINAL_STATUSES, STATUSES, InvocationRecord, Status, Store, TimerRecord
 
 from ._invocation import Journal
 from ._report import CheckReport
@@ -27,11 +27,11 @@ async def check_liveness(
     def bad(message: str) -> None:
         report.add("liveness", rec.id, message)
 
-    if rec.status == "scheduled" and (rec.id, "start", 0) not in timer_names:
+    if rec.status == Status.SCHEDULED and (rec.id, "start", 0) not in timer_names:
         bad("scheduled without a start timer")
-    if rec.status == "backing-off" and (rec.id, "retry", 0) not in timer_names:
+    if rec.status == Status.BACKING_OFF and (rec.id, "retry", 0) not in timer_names:
         bad("backing-off without a retry timer")
-    if rec.status != "suspended":
+    if rec.status != Status.SUSPENDED:
         return  # running/pending: driven; paused: an operator's; terminal: done
     if CANCEL_INDEX in j.completed and not j.cancel_seen:
         report.add("stuck", rec.id, "suspended with a cancellation it was never woken for")
@@ -90,7 +90,7 @@ def check_timers(
             elif t.index in j.completed:
                 report.add("timer", rec.id, f"{what} for a sleep that is already completed")
         elif t.kind in ("retry", "start"):
-            status = "backing-off" if t.kind == "retry" else "scheduled"
+            status = Status.BACKING_OFF if t.kind == "retry" else Status.SCHEDULED
             if rec.status != status:
                 report.add("timer", rec.id, f"{what}, but the invocation is {rec.status}")
             elif rec.next_at != t.fire_at:
@@ -106,6 +106,6 @@ def check_timers(
                 kind == "sleep"
                 and index not in j.completed
                 and (rec.id, index) not in seen
-                and not (rec.status == "suspended" and index in rec.waiting)  # liveness's
+                and not (rec.status == Status.SUSPENDED and index in rec.waiting)  # liveness's
             ):
                 report.add("timer", rec.id, f"sleep entry {index} has no timer and no completion")

@@ -8,13 +8,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from ritornello.protocol import derive_id
-from ritornello.store import FINAL_STATUSES, InvocationRecord
+from ritornello.store import FINAL_STATUSES, LIVE_STATUSES, InvocationRecord, Status
 
 from ._invocation import Journal
 from ._report import CheckReport
 
 #: Statuses that hold an object key (pending and scheduled ones wait their turn).
-ACTIVE = frozenset({"running", "suspended", "backing-off", "paused"})
+ACTIVE = LIVE_STATUSES - {Status.PENDING.value, Status.SCHEDULED.value}
 
 
 def check_calls(

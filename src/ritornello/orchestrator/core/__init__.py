@@ -1,9 +1,9 @@
 """The orchestrator's core: the invocation state machine, with no I/O.
 
-``Core.apply(event, now) -> Step``. Events (``_events``) are what happened or what was read;
-a step (``_effects``) is a unit to commit or effects to perform, and a driver's next action.
+``Core.apply(event, now) -> Decision``. Events (``_events``) are what happened or what was read;
+a decision (``_effects``) is a unit to commit or effects to perform, and a driver's next action.
 Nothing here awaits, reads the store or a clock, or speaks HTTP (an import-linter contract
-holds it so); the runtime (``orchestrator/runtime``) performs the steps.
+holds it so); the runtime (``orchestrator/runtime``) performs the decisions.
 """
 
 from ritornello.orchestrator.core._answer import DEFAULT_RETRY, AnswerError, backoff_ms
@@ -11,6 +11,7 @@ from ritornello.orchestrator.core._effects import (
     Action,
     Arm,
     CheckSuspended,
+    Decision,
     Disarm,
     Drive,
     DropTimers,
@@ -27,7 +28,6 @@ from ritornello.orchestrator.core._effects import (
     Reply,
     StartDue,
     StartRecheck,
-    Step,
     Woke,
 )
 from ritornello.orchestrator.core._events import (
@@ -105,6 +105,7 @@ __all__ = [
     "CompletionsFound",
     "CompletionsRead",
     "Core",
+    "Decision",
     "Disarm",
     "Drive",
     "DriverEnded",
@@ -142,7 +143,6 @@ __all__ = [
     "StartDue",
     "StartRecheck",
     "StateRead",
-    "Step",
     "Stopping",
     "Submit",
     "Target",

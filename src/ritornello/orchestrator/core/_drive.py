@@ -34,13 +34,13 @@ from ._effects import (
     LOAD,
     READ_COMPLETIONS,
     Arm,
+    Decision,
     Disarm,
     Effect,
     Invoke,
     Lookup,
     ReadState,
     Redrive,
-    Step,
 )
 from ._events import (
     Answered,
@@ -64,14 +64,14 @@ REDRIVE_AFTER_FAILURE_S = 1.0
 REDRIVE_AFTER_FENCE_S = 0.05
 
 
-def started(core: CoreState, ev: DriverStarted, now: int) -> Step:
+def started(core: CoreState, ev: DriverStarted, now: int) -> Decision:
     d = core.driving[ev.invocation_id]
     if d.invocation is None:
-        return Step(next=LOAD)
+        return Decision(next=LOAD)
     return _before_attempt(core, d.invocation)
 
 
-def loaded(core: CoreState, ev: Loaded, now: int) -> Step:
+def loaded(core: CoreState, ev: Loaded, now: int) -> Decision:
     d = core.driving[ev.invocation_id]
     rec = ev.record
     if rec is None or rec.status in FINAL_STATUSES:
@@ -79,7 +79,7 @@ def loaded(core: CoreState, ev: Loaded, now: int) -> Step:
             # its end by another path, or killed): it still goes from the store
             unit = CommitUnit(timers_remove=[d.timer])
             return core.emit(unit, d.timer.partition, _TimerRemoval(ev.invocation_id), now)
-        return Step()
+        return Decision()
     inv = Invocation.from_journal(rec, ev.entries, ev.completions)
     timer, d.timer = d.timer, None
     if timer is not None:
@@ -96,7 +96,7 @@ def loaded(core: CoreState, ev: Loaded, now: int) -> Step:
     return _before_attempt(core, inv)
 
 
-def state_read(core: CoreState, ev: StateRead, now: int) -> Step:
+def state_read(core: CoreState, ev: StateRead, now: int) -> Decision:
     inv = _invocation(core, ev.invocation_id)
     if _workflow(core, inv):
         inv.state, inv.promises = split_state(ev.rows)
@@ -106,7 +106,7 @@ def state_read(core: CoreState, ev: StateRead, now: int) -> Step:
     return _before_attempt(core, inv)
 
 
-def completions_read(core: CoreState, ev: CompletionsRead, now: int) -> Step:
+def completions_read(core: CoreState, ev: CompletionsRead, now: int) -> Decision:
     inv = _invocation(core, ev.invocation_id)
     inv.reload = False
     for text in ev.completions:
@@ -114,23 +114,23 @@ def completions_read(core: CoreState, ev: CompletionsRead, now: int) -> Step:
     return _before_attempt(core, inv)
 
 
-def _before_attempt(core: CoreState, inv: Invocation) -> Step:
+def _before_attempt(core: CoreState, inv: Invocation) -> Decision:
     """What the driver does before its next attempt: read what is missing, then invoke."""
     rec = inv.rec
     if rec.status in FINAL_STATUSES:
-        return Step()
+        return Decision()
     workflow = _workflow(core, inv)
     if workflow and not inv.rows_read:
-        return Step(next=ReadState(rec.service, rec.key or ""))
+        return Decision(next=ReadState(rec.service, rec.key or ""))
     if not workflow and rec.key is not None and inv.state is None:
-        return Step(next=ReadState(rec.service, rec.key))
+        return Decision(next=ReadState(rec.service, rec.key))
     if inv.reload:
-        return Step(next=READ_COMPLETIONS)
+        return Decision(next=READ_COMPLETIONS)
     inv.cancel_sent = CANCEL_INDEX in inv.completions
-    return Step(next=Invoke(inv, stream=not workflow))
+    return Decision(next=Invoke(inv, stream=not workflow))
 
 
-def answered(core: CoreState, ev: Answered, now: int) -> Step:
+def answered(core: CoreState, ev: Answered, now: int) -> Decision:
     """An answer: settle it at once, or first look up what its unit depends on."""
     inv = _invocation(core, ev.invocation_id)
     workflow = _workflow(core, inv)
@@ -153,15 +153,15 @@ def answered(core: CoreState, ev: Answered, now: int) -> Step:
     core.driving[ev.invocation_id].answer = ev.answer
     if foreign or calls or workflow:
         rows = (inv.rec.service, inv.rec.key or "") if workflow else None
-        return Step(next=Lookup(tuple(foreign), tuple(calls), rows))
+        return Decision(next=Lookup(tuple(foreign), tuple(calls), rows))
     return _settle(core, inv, now, LookedUp(ev.invocation_id, {}))
 
 
-def looked_up(core: CoreState, ev: LookedUp, now: int) -> Step:
+def looked_up(core: CoreState, ev: LookedUp, now: int) -> Decision:
     return _settle(core, _invocation(core, ev.invocation_id), now, ev)
 
 
-def attempt_failed(core: CoreState, ev: AttemptFailed, now: int) -> Step:
+def attempt_failed(core: CoreState, ev: AttemptFailed, now: int) -> Decision:
     inv = _invocation(core, ev.invocation_id)
     inv.rows_read = False
     outcome = failed_attempt(
@@ -174,7 +174,7 @@ def attempt_failed(core: CoreState, ev: AttemptFailed, now: int) -> Step:
     return _commit_outcome(core, inv, outcome, now)
 
 
-def _settle(core: CoreState, inv: Invocation, now: int, found: LookedUp) -> Step:
+def _settle(core: CoreState, inv: Invocation, now: int, found: LookedUp) -> Decision:
     """Turn the answer into one commit unit (a protocol-breaking answer: a failed attempt)."""
     d = core.driving[inv.rec.id]
     answer, d.answer = d.answer, None
@@ -198,7 +198,7 @@ def _settle(core: CoreState, inv: Invocation, now: int, found: LookedUp) -> Step
             now_ms=now,
             next_seq=lambda: core.next_seq(now),
             admit=admit,
-            # read by an error answer only: not looked up for every step
+            # read by an error answer only: not looked up for every answer
             retry=core.policy(rec) if answer.status == "error" else core.retry,
             extra_timer_removals=inv.timer_removals,
             awakeables=_awakeables(inv, answer.entries, found),
@@ -220,7 +220,7 @@ def _settle(core: CoreState, inv: Invocation, now: int, found: LookedUp) -> Step
     return _commit_outcome(core, inv, outcome, now)
 
 
-def _commit_outcome(core: CoreState, inv: Invocation, outcome: Outcome, now: int) -> Step:
+def _commit_outcome(core: CoreState, inv: Invocation, outcome: Outcome, now: int) -> Decision:
     rec = inv.rec
     if inv.deferred:  # sleeps completed in memory when their timers fired: now durable
         outcome.unit.completions.extend(
@@ -280,7 +280,7 @@ class _AnswerCommit:
     invocation_id: str
     outcome: Outcome
 
-    def committed(self, core: CoreState, now: int) -> Step:
+    def committed(self, core: CoreState, now: int) -> Decision:
         """Apply the committed outcome to memory and perform what it justifies; the driver
         goes on at once after a checkpoint, or when what it suspended on arrived meanwhile."""
         outcome = self.outcome
@@ -317,7 +317,7 @@ class _AnswerCommit:
                 effects.extend(core.deliver(cid, index, text))
         if rec.status in FINAL_STATUSES:
             effects.extend(core.finish(rec))
-            return Step(effects=effects)
+            return Decision(effects=effects)
         if rec.status == Status.RUNNING:  # a checkpoint: the next attempt at once
             return _go_on(core, inv, effects)
         if rec.status == Status.SUSPENDED:
@@ -327,9 +327,9 @@ class _AnswerCommit:
                 return _go_on(core, inv, effects)  # cancelled while the attempt was out
             core.suspended[rec.id] = (rec.waiting, rec.partition)
         # backing-off: the retry timer drives it again; paused: an operator resumes it
-        return Step(effects=effects)
+        return Decision(effects=effects)
 
-    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision:
         """Nothing of the attempt is known to be committed; the driver ends and is driven
         again. Callees it admitted leave their queues — unless the commit was only cut off
         (cancelled), when it may still land."""
@@ -339,13 +339,13 @@ class _AnswerCommit:
         if reason != "cancelled":
             for callee in created:
                 effects.extend(core.unqueue(callee))
-        return Step(effects=effects)
+        return Decision(effects=effects)
 
 
-def _go_on(core: CoreState, inv: Invocation, effects: list[Effect]) -> Step:
-    step = _before_attempt(core, inv)
-    step.effects = effects
-    return step
+def _go_on(core: CoreState, inv: Invocation, effects: list[Effect]) -> Decision:
+    decision = _before_attempt(core, inv)
+    decision.effects = effects
+    return decision
 
 
 @dataclass(slots=True)
@@ -354,23 +354,23 @@ class _TimerRemoval:
 
     invocation_id: str
 
-    def committed(self, core: CoreState, now: int) -> Step:
+    def committed(self, core: CoreState, now: int) -> Decision:
         d = core.driving.get(self.invocation_id)
         if d is not None:
             d.timer = None  # removed: nothing to arm again
-        return Step()
+        return Decision()
 
-    def failed(self, core: CoreState, reason: str, now: int) -> Step:
-        return Step()
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision:
+        return Decision()
 
 
-def ended(core: CoreState, ev: DriverEnded, now: int) -> Step:
+def ended(core: CoreState, ev: DriverEnded, now: int) -> Decision:
     """The driver stopped: sleep timers whose removal no unit carried are armed again (they
     are due: they fire again at once and complete the sleep by a commit of their own), and
     a driver that failed is driven again later."""
     d = core.driving.pop(ev.invocation_id, None)
     if d is None:
-        return Step()
+        return Decision()
     inv = d.invocation
     left = [t for t in inv.timer_removals if t.kind == "sleep"] if inv is not None else []
     if d.timer is not None and d.timer.kind == "sleep":
@@ -383,11 +383,11 @@ def ended(core: CoreState, ev: DriverEnded, now: int) -> Step:
                 effects.append(Redrive(ev.invocation_id, REDRIVE_AFTER_FENCE_S))
         elif ev.cause in ("store", "error"):
             effects.append(Redrive(ev.invocation_id, REDRIVE_AFTER_FAILURE_S))
-    return Step(effects=effects)
+    return Decision(effects=effects)
 
 
-def redrive_due(core: CoreState, ev: RedriveDue, now: int) -> Step:
-    return Step(effects=core.drive(ev.invocation_id))
+def redrive_due(core: CoreState, ev: RedriveDue, now: int) -> Decision:
+    return Decision(effects=core.drive(ev.invocation_id))
 
 
 def _invocation(core: CoreState, invocation_id: str) -> Invocation:

@@ -1,6 +1,6 @@
-"""What the core asks of the runtime: a ``Step`` per event.
+"""What the core asks of the runtime: a ``Decision`` per event.
 
-A step either carries a commit unit or effects, never both:
+A decision either carries a commit unit or effects, never both:
 
 * ``unit``: commit it (as leader of partition ``home``; None: as nobody's leader, e.g. an
   ingress request), then report the outcome with ``Committed(token)`` or
@@ -8,8 +8,8 @@ A step either carries a commit unit or effects, never both:
   an effect is never performed before the commit it depends on.
 * ``effects``: perform them now, in order (start or halt drivers, answer waiters, arm timers).
 
-A driver's step also says what the driver does next (``next``: read, invoke, or nothing more:
-None ends the driver, which then reports ``DriverEnded``). A step whose unit belongs to a
+A driver's decision also says what the driver does next (``next``: read, invoke, or nothing more:
+None ends the driver, which then reports ``DriverEnded``). A decision whose unit belongs to a
 driver has ``next`` None: the driver's next action comes with ``Committed``.
 """
 
@@ -189,7 +189,7 @@ READ_COMPLETIONS = ReadCompletions()
 
 
 @dataclass(slots=True)
-class Step:
+class Decision:
     """The core's answer to one event (see the module docstring)."""
 
     unit: CommitUnit | None = None

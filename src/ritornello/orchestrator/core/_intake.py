@@ -21,7 +21,7 @@ from ritornello.store.records import (
 )
 
 from ._answer import new_invocation
-from ._effects import Arm, Effect, Rearm, StartRecheck, Step
+from ._effects import Arm, Decision, Effect, Rearm, StartRecheck
 from ._events import ScheduledDue, ScheduledRecheck, Submit
 from ._invocation import Invocation
 from ._journal import WORKFLOW_RUN, input_entry
@@ -32,9 +32,9 @@ from ._state import CoreState
 START_RETRY_S = 1.0
 
 
-def submit(core: CoreState, ev: Submit, now: int) -> Step:
+def submit(core: CoreState, ev: Submit, now: int) -> Decision:
     """The unit that creates the invocation (its record and input entry, and its start timer
-    when delayed); ``Step.record`` is the record written."""
+    when delayed); ``Decision.record`` is the record written."""
     target = ev.target
     service, handler, kind = target.service.name, target.handler.name, target.handler.kind
     partition = core.partition_of(service, ev.key, ev.invocation_id)
@@ -73,9 +73,9 @@ def submit(core: CoreState, ev: Submit, now: int) -> Step:
     unit.invocations.append(InvocationWrite(rec))
     core.creating.add(rec.id)
     pending = _Creation(rec, entry, ev.here, timer, state)
-    step = core.emit(unit, partition if ev.here else None, pending, now)
-    step.record = rec
-    return step
+    decision = core.emit(unit, partition if ev.here else None, pending, now)
+    decision.record = rec
+    return decision
 
 
 @dataclass(slots=True)
@@ -87,13 +87,13 @@ class _Creation:
     #: the key's cached state taken for it (it has held its key since before it was taken)
     state: dict[str, str] | None
 
-    def committed(self, core: CoreState, now: int) -> Step:
+    def committed(self, core: CoreState, now: int) -> Decision:
         rec = self.record
         core.creating.discard(rec.id)
         if not self.here:
-            return Step(record=rec)  # the partition's leader picks it up from its inbox
+            return Decision(record=rec)  # the partition's leader picks it up from its inbox
         if self.timer is not None:
-            return Step(effects=[Arm(self.timer)], record=rec)
+            return Decision(effects=[Arm(self.timer)], record=rec)
         effects: list[Effect] = []
         if rec.status == Status.RUNNING or core.may_run(rec):
             # (a pending one may run: its key was freed while the commit was in flight)
@@ -103,14 +103,14 @@ class _Creation:
             effects = core.drive(rec.id, inv)
         elif core.exclusive and core.keys.contains(rec):  # still waiting for its key
             core.keys.prepared[rec.id] = Invocation.created(rec, self.input_entry)
-        return Step(effects=effects, record=rec)
+        return Decision(effects=effects, record=rec)
 
-    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision:
         core.creating.discard(self.record.id)
-        return Step(effects=core.unqueue(self.record), record=self.record)
+        return Decision(effects=core.unqueue(self.record), record=self.record)
 
 
-def scheduled_due(core: CoreState, ev: ScheduledDue, now: int) -> Step:
+def scheduled_due(core: CoreState, ev: ScheduledDue, now: int) -> Decision:
     """A delayed invocation's start time came: admit it to its key's queue and mark it
     running (or pending), removing the timer in the same unit. A timer whose invocation is no
     longer scheduled (started by another path, or gone) is only removed."""
@@ -125,7 +125,7 @@ def scheduled_due(core: CoreState, ev: ScheduledDue, now: int) -> Step:
     return core.emit(unit, rec.partition, _Start(timer, rec, status), now)
 
 
-def scheduled_recheck(core: CoreState, ev: ScheduledRecheck, now: int) -> Step:
+def scheduled_recheck(core: CoreState, ev: ScheduledRecheck, now: int) -> Decision:
     """The start's commit conflicted. Still scheduled: try again later (it leaves the queue
     unless a driver already runs it). Moved on: it was started by another path (its key's
     holder finished and started it, simulation seed 8517) and keeps its place; only its timer
@@ -136,7 +136,7 @@ def scheduled_recheck(core: CoreState, ev: ScheduledRecheck, now: int) -> Step:
         if rec.id not in core.driving:
             effects.extend(core.unqueue(rec))
         effects.append(Rearm([ev.timer], START_RETRY_S))
-        return Step(effects=effects)
+        return Decision(effects=effects)
     return _remove_timer(core, ev.timer, now)
 
 
@@ -146,23 +146,23 @@ class _Start:
     record: InvocationRecord
     status: str
 
-    def committed(self, core: CoreState, now: int) -> Step:
+    def committed(self, core: CoreState, now: int) -> Decision:
         if self.status == Status.RUNNING:
-            return Step(effects=core.drive(self.record.id))
-        return Step()
+            return Decision(effects=core.drive(self.record.id))
+        return Decision()
 
-    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision:
         if reason == "conflict":
-            return Step(effects=[StartRecheck(self.timer)])
+            return Decision(effects=[StartRecheck(self.timer)])
         effects: list[Effect] = []
         if self.record.id not in core.driving:  # never pull a running invocation off its key
             effects.extend(core.unqueue(self.record))
         if reason != "cancelled":
             effects.append(Rearm([self.timer], START_RETRY_S))
-        return Step(effects=effects)
+        return Decision(effects=effects)
 
 
-def _remove_timer(core: CoreState, timer: TimerRecord, now: int) -> Step:
+def _remove_timer(core: CoreState, timer: TimerRecord, now: int) -> Decision:
     return core.emit(CommitUnit(timers_remove=[timer]), timer.partition, _TimerGone(timer), now)
 
 
@@ -170,10 +170,10 @@ def _remove_timer(core: CoreState, timer: TimerRecord, now: int) -> Step:
 class _TimerGone:
     timer: TimerRecord
 
-    def committed(self, core: CoreState, now: int) -> Step:
-        return Step()
+    def committed(self, core: CoreState, now: int) -> Decision:
+        return Decision()
 
-    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision:
         if reason == "cancelled":
-            return Step()
-        return Step(effects=[Rearm([self.timer], START_RETRY_S)])
+            return Decision()
+        return Decision(effects=[Rearm([self.timer], START_RETRY_S)])

@@ -1,9 +1,9 @@
 """``Core``: the invocation state machine, driven through one method.
 
-``apply(event, now) -> Step``: one event in, what to do out (``_effects``). Synchronous, no
+``apply(event, now) -> Decision``: one event in, what to do out (``_effects``). Synchronous, no
 I/O, no clock reads (``now``, Unix ms, comes with every event), no randomness (ids come with
 the events that create invocations). The runtime (``orchestrator/runtime``) performs the
-steps: it commits units, reports their outcome, runs drivers, arms timers, answers waiters.
+decisions: it commits units, reports their outcome, runs drivers, arms timers, answers waiters.
 
 The queries below read the core's memory for the runtime (the watchdog, the metrics, the
 ingress's waiters); none changes it.
@@ -17,7 +17,7 @@ from typing import Any
 from ritornello.store.records import InvocationRecord, Status
 
 from . import _drive, _intake, _operator, _partitions, _timers
-from ._effects import Step
+from ._effects import Decision
 from ._events import (
     Answered,
     AttemptFailed,
@@ -59,27 +59,27 @@ from ._queues import exclusive_key
 from ._state import CoreState
 
 
-def _booted(core: CoreState, ev: Booted, now: int) -> Step:
+def _booted(core: CoreState, ev: Booted, now: int) -> Decision:
     core.seq = max(core.seq, ev.max_seq)
     core.partitions = max(1, ev.partitions)
     core.exclusive = ev.exclusive
-    return Step()
+    return Decision()
 
 
-def _closing(core: CoreState, ev: Closing, now: int) -> Step:
+def _closing(core: CoreState, ev: Closing, now: int) -> Decision:
     core.closing = True
-    return Step()
+    return Decision()
 
 
-def _committed(core: CoreState, ev: Committed, now: int) -> Step:
+def _committed(core: CoreState, ev: Committed, now: int) -> Decision:
     return core.pending.pop(ev.token).committed(core, now)
 
 
-def _commit_failed(core: CoreState, ev: CommitFailed, now: int) -> Step:
+def _commit_failed(core: CoreState, ev: CommitFailed, now: int) -> Decision:
     return core.pending.pop(ev.token).failed(core, ev.reason, now)
 
 
-_HANDLERS: dict[type, Callable[[CoreState, Any, int], Step]] = {
+_HANDLERS: dict[type, Callable[[CoreState, Any, int], Decision]] = {
     Booted: _booted,
     Closing: _closing,
     PartitionClaimed: _partitions.claimed,
@@ -119,7 +119,7 @@ _HANDLERS: dict[type, Callable[[CoreState, Any, int], Step]] = {
 class Core(CoreState):
     """The invocation state machine of the partitions this process leads."""
 
-    def apply(self, event: Event, now: int) -> Step:
+    def apply(self, event: Event, now: int) -> Decision:
         """Take one event (``now``: Unix ms) and say what to do. A command the core refuses
         (an operator's action on a finished invocation, a forged awakeable) raises an
         ``OrchestratorError`` and changes nothing."""

@@ -24,7 +24,7 @@ from ritornello.store.records import (
 from .._json import loads
 from ..errors import NotFoundError, StateConflictError
 from ._answer import Outcome, terminal
-from ._effects import Effect, Halt, Step
+from ._effects import Decision, Effect, Halt
 from ._events import (
     CancelSignal,
     CompleteAwakeable,
@@ -43,16 +43,16 @@ from ._state import CoreState, Plain
 STATE_WRITER = "\x00state-write"
 
 
-def stopping(core: CoreState, ev: Stopping, now: int) -> Step:
+def stopping(core: CoreState, ev: Stopping, now: int) -> Decision:
     core.stopping.add(ev.invocation_id)
     core.keys.prepared.pop(ev.invocation_id, None)  # it changes: a driver must read it again
     halt: list[Effect] = [Halt(ev.invocation_id)] if ev.invocation_id in core.driving else []
-    return Step(effects=halt)
+    return Decision(effects=halt)
 
 
-def released(core: CoreState, ev: Released, now: int) -> Step:
+def released(core: CoreState, ev: Released, now: int) -> Decision:
     core.stopping.discard(ev.invocation_id)
-    return Step()
+    return Decision()
 
 
 def cancels_at_once(rec: InvocationRecord) -> bool:
@@ -61,7 +61,7 @@ def cancels_at_once(rec: InvocationRecord) -> bool:
     return rec.status in (Status.PENDING, Status.SCHEDULED) and rec.journal_len == 1
 
 
-def operate(core: CoreState, ev: Operate, now: int) -> Step:
+def operate(core: CoreState, ev: Operate, now: int) -> Decision:
     """The unit of an operator's action on the record as read (its driver has stopped)."""
     core.suspended.pop(ev.invocation_id, None)
     rec = ev.record
@@ -101,9 +101,9 @@ def operate(core: CoreState, ev: Operate, now: int) -> Step:
     unit.invocations.insert(0, InvocationWrite(new, expect_version=rec.version))
     if not ev.here:  # its leader drops or resumes it when it reads its inbox
         unit.notify.append((p, rec.id))
-    step = core.emit(unit, p if ev.here else None, _OperatorCommit(ev.action, new, unit), now)
-    step.record = new
-    return step
+    decision = core.emit(unit, p if ev.here else None, _OperatorCommit(ev.action, new, unit), now)
+    decision.record = new
+    return decision
 
 
 @dataclass(slots=True)
@@ -112,7 +112,7 @@ class _OperatorCommit:
     record: InvocationRecord
     unit: CommitUnit
 
-    def committed(self, core: CoreState, now: int) -> Step:
+    def committed(self, core: CoreState, now: int) -> Decision:
         new = self.record
         core.stopping.discard(new.id)  # the operator's hold ends with its commit
         effects: list[Effect] = []
@@ -122,13 +122,13 @@ class _OperatorCommit:
             effects.extend(core.finish(new))
         elif self.action == "resume" and core.may_run(new):
             effects.extend(core.drive(new.id))
-        return Step(effects=effects, record=new)
+        return Decision(effects=effects, record=new)
 
-    def failed(self, core: CoreState, reason: str, now: int) -> Step:
-        return Step()  # the runtime reads the record again (or gives up and releases)
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision:
+        return Decision()  # the runtime reads the record again (or gives up and releases)
 
 
-def cancel_signal(core: CoreState, ev: CancelSignal, now: int) -> Step:
+def cancel_signal(core: CoreState, ev: CancelSignal, now: int) -> Decision:
     """The cancellation signal of a started invocation (completion index -1): its handler's
     next await raises a terminal "cancelled" error, so its compensations run."""
     rec = ev.record
@@ -157,7 +157,7 @@ def awakeable_target(
     return target
 
 
-def complete_awakeable(core: CoreState, ev: CompleteAwakeable, now: int) -> Step:
+def complete_awakeable(core: CoreState, ev: CompleteAwakeable, now: int) -> Decision:
     """Resolve or reject an awakeable from outside (first writer wins in the store)."""
     inv_id, index = awakeable_target(ev.awakeable_id, ev.record, ev.entries, ev.completions)
     text = completion_text(index, ev.result_text)
@@ -173,18 +173,18 @@ class _Delivery:
     index: int
     text: str
 
-    def committed(self, core: CoreState, now: int) -> Step:
-        return Step(effects=core.deliver(self.invocation_id, self.index, self.text))
+    def committed(self, core: CoreState, now: int) -> Decision:
+        return Decision(effects=core.deliver(self.invocation_id, self.index, self.text))
 
-    def failed(self, core: CoreState, reason: str, now: int) -> Step:
-        return Step()
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision:
+        return Decision()
 
 
-def purge(core: CoreState, ev: Purge, now: int) -> Step:
+def purge(core: CoreState, ev: Purge, now: int) -> Decision:
     """Delete finished invocations with their journals (and a workflow run's state and
     promises, so its id is free again)."""
     if not ev.records:
-        return Step()
+        return Decision()
     for rec in ev.records:
         if rec.status not in FINAL_STATUSES:
             raise StateConflictError(
@@ -201,7 +201,7 @@ def purge(core: CoreState, ev: Purge, now: int) -> Step:
     return core.emit(unit, home if ev.here else None, Plain(), now)
 
 
-def hold_key(core: CoreState, ev: HoldKey, now: int) -> Step:
+def hold_key(core: CoreState, ev: HoldKey, now: int) -> Decision:
     """Hold an object key for an operator's state write: refused (409) while any exclusive
     invocation (or another write) holds it — its handler would see the state change under
     it."""
@@ -213,10 +213,10 @@ def hold_key(core: CoreState, ev: HoldKey, now: int) -> Step:
             f"{ev.service}/{ev.key} is held by {holder}; write its state when the key is free"
         )
     core.keys.queue_for(key).append(STATE_WRITER)
-    return Step()
+    return Decision()
 
 
-def write_state(core: CoreState, ev: WriteState, now: int) -> Step:
+def write_state(core: CoreState, ev: WriteState, now: int) -> Decision:
     """Replace the user state of a held key: clear the rows not kept, write the changed."""
     unit = CommitUnit()
     for name in sorted(ev.rows):
@@ -226,18 +226,18 @@ def write_state(core: CoreState, ev: WriteState, now: int) -> Step:
         if ev.rows.get(name) != ev.texts[name]:
             unit.state.append((ev.service, ev.key, name, ev.texts[name]))
     if not unit.state:
-        return Step()
+        return Decision()
     return core.emit(unit, core.key_partition(ev.service, ev.key), Plain(), now)
 
 
-def release_key(core: CoreState, ev: ReleaseKey, now: int) -> Step:
+def release_key(core: CoreState, ev: ReleaseKey, now: int) -> Decision:
     """The write is over: the key goes to the invocation that queued behind it, if any."""
     q = core.keys.queues.get((ev.service, ev.key))
     if q is None:
-        return Step()  # the partition was lost meanwhile: its queues went with it
+        return Decision()  # the partition was lost meanwhile: its queues went with it
     if STATE_WRITER in q:
         q.remove(STATE_WRITER)
     if not q:
         del core.keys.queues[(ev.service, ev.key)]
-        return Step()
-    return Step(effects=core.drive(q[0]))
+        return Decision()
+    return Decision(effects=core.drive(q[0]))

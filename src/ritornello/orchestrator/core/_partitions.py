@@ -21,7 +21,7 @@ from collections import deque
 from ritornello.store.records import FINAL_STATUSES, Status, TimerRecord
 
 from .._json import loads
-from ._effects import Arm, CheckSuspended, DropTimers, Effect, Halt, Step
+from ._effects import Arm, CheckSuspended, Decision, DropTimers, Effect, Halt
 from ._events import (
     CompletionsFound,
     PartitionClaimed,
@@ -37,12 +37,12 @@ from ._state import CoreState
 SUSPENDED_BATCH = 500
 
 
-def claimed(core: CoreState, ev: PartitionClaimed, now: int) -> Step:
+def claimed(core: CoreState, ev: PartitionClaimed, now: int) -> Decision:
     core.claimed.add(ev.partition)
-    return Step()
+    return Decision()
 
 
-def recovered(core: CoreState, ev: PartitionRecovered, now: int) -> Step:
+def recovered(core: CoreState, ev: PartitionRecovered, now: int) -> Decision:
     p = ev.partition
     core.ready.add(p)
     records = ev.records
@@ -81,20 +81,20 @@ def recovered(core: CoreState, ev: PartitionRecovered, now: int) -> Step:
     # A completion committed just before a crash may not have woken its invocation.
     for start in range(0, len(suspended), SUSPENDED_BATCH):
         effects.append(CheckSuspended(suspended[start : start + SUSPENDED_BATCH]))
-    return Step(effects=effects)
+    return Decision(effects=effects)
 
 
-def completions_found(core: CoreState, ev: CompletionsFound, now: int) -> Step:
+def completions_found(core: CoreState, ev: CompletionsFound, now: int) -> Decision:
     effects: list[Effect] = []
     for inv_id, (_, completions) in ev.journals.items():
         done = {loads(c)["index"] for c in completions}
         entry = core.suspended.get(inv_id)  # may have changed during the read
         if entry is not None and (CANCEL_INDEX in done or done.intersection(entry[0])):
             effects.extend(core.wake(inv_id))
-    return Step(effects=effects)
+    return Decision(effects=effects)
 
 
-def lost(core: CoreState, ev: PartitionLost, now: int) -> Step:
+def lost(core: CoreState, ev: PartitionLost, now: int) -> Decision:
     p = ev.partition
     core.ready.discard(p)
     core.claimed.discard(p)
@@ -107,10 +107,10 @@ def lost(core: CoreState, ev: PartitionLost, now: int) -> Step:
         del core.suspended[inv_id]
     core.keys.drop(p, core.key_partition)
     effects.append(DropTimers(p))
-    return Step(effects=effects)
+    return Decision(effects=effects)
 
 
-def reconcile(core: CoreState, ev: Reconcile, now: int) -> Step:
+def reconcile(core: CoreState, ev: Reconcile, now: int) -> Decision:
     rec = ev.record
     inv_id = rec.id
     effects: list[Effect] = []
@@ -120,26 +120,26 @@ def reconcile(core: CoreState, ev: Reconcile, now: int) -> Step:
         core.suspended.pop(inv_id, None)
         if rec.status != Status.PAUSED:
             effects.extend(core.finish(rec))
-        return Step(effects=effects)
+        return Decision(effects=effects)
     if rec.status == Status.SCHEDULED:
         if rec.next_at is not None:
             effects.append(Arm(TimerRecord(rec.next_at, inv_id, "start", 0, rec.partition)))
-        return Step(effects=effects)
+        return Decision(effects=effects)
     core.keys.enqueue(rec)
     if rec.status == Status.BACKING_OFF:
         if rec.next_at is not None and inv_id not in core.driving:
             effects.append(Arm(TimerRecord(rec.next_at, inv_id, "retry", 0, rec.partition)))
-        return Step(effects=effects)
+        return Decision(effects=effects)
     d = core.driving.get(inv_id)
     if d is not None:
         if d.invocation is None:  # loading: its read may predate these completions
             d.reload = True
-            return Step()
+            return Decision()
         for text in ev.completions:
             index = loads(text)["index"]
             if index not in d.invocation.completions:
                 effects.extend(core.deliver(inv_id, index, text))
-        return Step(effects=effects)
+        return Decision(effects=effects)
     if rec.status == Status.SUSPENDED:
         core.suspended[inv_id] = (rec.waiting, rec.partition)
         done = {loads(c)["index"] for c in ev.completions}
@@ -147,4 +147,4 @@ def reconcile(core: CoreState, ev: Reconcile, now: int) -> Step:
             effects.extend(core.wake(inv_id))
     elif core.may_run(rec):
         effects.extend(core.drive(inv_id))
-    return Step(effects=effects)
+    return Decision(effects=effects)

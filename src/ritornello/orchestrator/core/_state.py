@@ -33,7 +33,7 @@ from ritornello.store.records import (
 )
 
 from ._answer import DEFAULT_RETRY
-from ._effects import Arm, Drive, Effect, Reply, Step
+from ._effects import Arm, Decision, Drive, Effect, Reply
 from ._invocation import Invocation
 from ._journal import stamp_unit
 from ._partition import partition_of
@@ -57,20 +57,20 @@ class Driving:
 class Pending(Protocol):
     """A unit in flight: what its commit or its failure means to the core."""
 
-    def committed(self, core: CoreState, now: int) -> Step: ...
+    def committed(self, core: CoreState, now: int) -> Decision: ...
 
-    def failed(self, core: CoreState, reason: str, now: int) -> Step: ...
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision: ...
 
 
 @dataclass(slots=True)
 class Plain:
     """A unit whose outcome changes nothing in memory (purges, operator state writes)."""
 
-    def committed(self, core: CoreState, now: int) -> Step:
-        return Step()
+    def committed(self, core: CoreState, now: int) -> Decision:
+        return Decision()
 
-    def failed(self, core: CoreState, reason: str, now: int) -> Step:
-        return Step()
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision:
+        return Decision()
 
 
 class CoreState:
@@ -236,8 +236,8 @@ class CoreState:
 
     # ------------------------------------------------------------------ units
 
-    def emit(self, unit: CommitUnit, home: int | None, pending: Pending, now: int) -> Step:
-        """A step that commits ``unit``: finished records get their expiry, entries and
+    def emit(self, unit: CommitUnit, home: int | None, pending: Pending, now: int) -> Decision:
+        """A decision that commits ``unit``: finished records get their expiry, entries and
         completions their commit time, a key whose state the unit writes loses its cached
         copy; ``pending`` says what the outcome means."""
         invocations = unit.invocations
@@ -253,7 +253,7 @@ class CoreState:
             self.keys.forget_states([(service, key) for service, key, _, _ in unit.state])
         self._token += 1
         self.pending[self._token] = pending
-        return Step(unit=unit, home=home, token=self._token)
+        return Decision(unit=unit, home=home, token=self._token)
 
 
 def input_of(unit: CommitUnit, invocation_id: str) -> str:

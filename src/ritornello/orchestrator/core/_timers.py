@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ritornello.store.records import CommitUnit, TimerRecord
 
-from ._effects import Effect, FireSleeps, Rearm, StartDue, Step, Woke
+from ._effects import Decision, Effect, FireSleeps, Rearm, StartDue, Woke
 from ._events import SleepsDue, TimersBack, TimersDue
 from ._journal import SLEPT_RESULT, completion_text
 from ._state import CoreState
@@ -24,7 +24,7 @@ from ._state import CoreState
 SLEEPS_RETRY_S = 1.0
 
 
-def timers_due(core: CoreState, ev: TimersDue, now: int) -> Step:
+def timers_due(core: CoreState, ev: TimersDue, now: int) -> Decision:
     """What each due timer does: wake a suspended sleeper, complete other sleeps by a unit
     per partition, start a retry's next attempt, read a scheduled invocation to start it."""
     effects: list[Effect] = []
@@ -50,10 +50,10 @@ def timers_due(core: CoreState, ev: TimersDue, now: int) -> Step:
             effects.append(Woke(t.fire_at, t.invocation_id))
         elif t.kind == "start":
             effects.append(StartDue(t))
-    return Step(effects=effects)
+    return Decision(effects=effects)
 
 
-def sleeps_due(core: CoreState, ev: SleepsDue, now: int) -> Step:
+def sleeps_due(core: CoreState, ev: SleepsDue, now: int) -> Decision:
     """Complete these sleeps in one unit that also removes their timers."""
     unit = CommitUnit(
         completions=[
@@ -70,20 +70,20 @@ class _Sleeps:
     timers: list[TimerRecord]
     unit: CommitUnit
 
-    def committed(self, core: CoreState, now: int) -> Step:
+    def committed(self, core: CoreState, now: int) -> Decision:
         effects: list[Effect] = []
         for t, (inv_id, index, text) in zip(self.timers, self.unit.completions, strict=True):
             effects.extend(core.deliver(inv_id, index, text))
             effects.append(Woke(t.fire_at, inv_id))
-        return Step(effects=effects)
+        return Decision(effects=effects)
 
-    def failed(self, core: CoreState, reason: str, now: int) -> Step:
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision:
         if reason == "fenced":  # a lapse, not a loss: keep them for the next round
-            return Step(effects=core.rearm(self.timers))
+            return Decision(effects=core.rearm(self.timers))
         if reason == "cancelled":
-            return Step()
-        return Step(effects=[Rearm(self.timers, SLEEPS_RETRY_S)])
+            return Decision()
+        return Decision(effects=[Rearm(self.timers, SLEEPS_RETRY_S)])
 
 
-def timers_back(core: CoreState, ev: TimersBack, now: int) -> Step:
-    return Step(effects=core.rearm(ev.timers))
+def timers_back(core: CoreState, ev: TimersBack, now: int) -> Decision:
+    return Decision(effects=core.rearm(ev.timers))

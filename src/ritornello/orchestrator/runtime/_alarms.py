@@ -25,6 +25,7 @@ from ritornello.store import Store, StoreError, TimerRecord
 from .._clock import Clock
 from ..core import (
     Core,
+    Decision,
     Effect,
     Event,
     FireSleeps,
@@ -33,7 +34,6 @@ from ..core import (
     ScheduledDue,
     ScheduledRecheck,
     SleepsDue,
-    Step,
     TimersBack,
     TimersDue,
 )
@@ -61,7 +61,7 @@ class Alarms:
         leadership: Leadership,
         *,
         clock: Clock,
-        apply: Callable[[Event], Step],
+        apply: Callable[[Event], Decision],
         perform: Callable[[list[Effect]], None],
         run_effects: Callable[[list[Effect]], Awaitable[None]],
         later: Callable[[float, Event], None],
@@ -95,7 +95,7 @@ class Alarms:
 
         async def fire(e: FireSleeps) -> None:
             try:
-                await self.committer.commit_step(self._apply(SleepsDue(e.partition, e.timers)))
+                await self.committer.commit_decision(self._apply(SleepsDue(e.partition, e.timers)))
             except StoreError as exc:  # the core arms them again (CommitFailed)
                 log.warning("firing %d sleep timers failed: %s", len(e.timers), exc)
 
@@ -113,12 +113,14 @@ class Alarms:
             log.warning("starting %s failed: %s; again in 1 s", timer.invocation_id, exc)
             self._perform([Rearm([timer], START_RETRY_S)])
             return
-        step = self._apply(ScheduledRecheck(timer, rec) if recheck else ScheduledDue(timer, rec))
-        if step.unit is None:
-            await self._run_effects(step.effects)
+        decision = self._apply(
+            ScheduledRecheck(timer, rec) if recheck else ScheduledDue(timer, rec)
+        )
+        if decision.unit is None:
+            await self._run_effects(decision.effects)
             return
         try:
-            await self.committer.commit_step(step)
+            await self.committer.commit_decision(decision)
         except StoreError as exc:  # reported: the core checks again or re-arms it
             log.warning("starting %s failed: %s", timer.invocation_id, exc)
 
@@ -132,7 +134,7 @@ class Alarms:
             while self.leadership.leads(p) and (
                 expired := await self.store.list_expired(cutoff, PURGE_BATCH, partition=p)
             ):
-                await self.committer.commit_step(self._apply(Purge(expired)))
+                await self.committer.commit_decision(self._apply(Purge(expired)))
                 total += len(expired)
         if total:
             log.info("retention: purged %d finished invocations", total)

@@ -33,7 +33,7 @@ from ritornello.store import (
     crashpoints,
 )
 
-from ..core import CommitFailed, Committed, Effect, Event, Step
+from ..core import CommitFailed, Committed, Decision, Effect, Event
 from ._leadership import Leadership
 from ._metrics import CommitTimings
 
@@ -52,7 +52,7 @@ class Committer:
         known_partition: Callable[[str], int | None],
         counters: Counter[str],
         timings: CommitTimings,
-        apply: Callable[[Event], Step],
+        apply: Callable[[Event], Decision],
         perform: Callable[[list[Effect]], None],
     ) -> None:
         self.store = store
@@ -63,17 +63,17 @@ class Committer:
         self._counters = counters
         self._timings = timings
 
-    async def commit_step(self, step: Step) -> Step:
-        """Commit a step's unit, report the outcome to the core, perform the effects that
-        follow and return the step that follows. A failure is reported (``CommitFailed``, its
+    async def commit_decision(self, decision: Decision) -> Decision:
+        """Commit a decision's unit, report the outcome to the core, perform the effects that
+        follow and return the decision that follows. A failure is reported (``CommitFailed``, its
         effects performed) and raised; cancellation too (a cut-off commit may still land)."""
-        assert step.unit is not None
+        assert decision.unit is not None
         try:
-            await self.commit(step.unit, step.home)
+            await self.commit(decision.unit, decision.home)
         except BaseException as exc:
-            self._perform(self._apply(CommitFailed(step.token, _reason(exc))).effects)
+            self._perform(self._apply(CommitFailed(decision.token, _reason(exc))).effects)
             raise
-        after = self._apply(Committed(step.token))
+        after = self._apply(Committed(decision.token))
         self._perform(after.effects)
         after.effects = []
         return after

@@ -1,8 +1,8 @@
 """Drivers: one task per invocation the core drives, performing the actions it names.
 
-A driver reports ``DriverStarted``, then loops: commit the step's unit and report the outcome,
-perform the step's effects, do the step's next action (read, invoke, look up) and report what
-came of it — until the core names no next action. Whatever way it stops (done, its partition
+A driver reports ``DriverStarted``, then loops: commit the decision's unit and report the
+outcome, perform the decision's effects, do its next action (read, invoke, look up) and report
+what came of it — until the core names no next action. Whatever way it stops (done, its partition
 lost, a commit fenced, a store failure, an error, cancelled), it reports ``DriverEnded`` with
 the cause; the core decides whether it is driven again.
 
@@ -26,6 +26,7 @@ from ..core import (
     WORKFLOW_RUN,
     CompletionsRead,
     Core,
+    Decision,
     DriverEnded,
     DriverStarted,
     Effect,
@@ -38,7 +39,6 @@ from ..core import (
     ReadCompletions,
     ReadState,
     StateRead,
-    Step,
 )
 from ..core import AttemptFailed as _AttemptFailed
 from ..invokers import Invoker
@@ -102,19 +102,19 @@ class Drivers:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _apply(self, event: Event) -> Step:
+    def _apply(self, event: Event) -> Decision:
         return self.core.apply(event, self.clock.now_ms())
 
     async def _run(self, inv_id: str) -> None:
         cause = "cancelled"
         exchange: Exchange | None = None
         try:
-            step = self._apply(DriverStarted(inv_id))
+            decision = self._apply(DriverStarted(inv_id))
             while True:
-                if step.unit is not None:
-                    step = await self.committer.commit_step(step)  # its effects performed
-                self._perform(step.effects)
-                action = step.next
+                if decision.unit is not None:  # committed, and what follows performed
+                    decision = await self.committer.commit_decision(decision)
+                self._perform(decision.effects)
+                action = decision.next
                 if action is None:
                     cause = "done"
                     break
@@ -137,14 +137,14 @@ class Drivers:
                         )
                         if crashpoints.ARMED:
                             crashpoints.reach("after-invoke")
-                    step = self._apply(event)
+                    decision = self._apply(event)
                 elif isinstance(action, Lookup) and action.rows is not None:
                     async with self.locks.hold(action.rows):
-                        step = self._apply(await self._look_up(inv_id, action))
-                        if step.unit is not None:
-                            step = await self.committer.commit_step(step)
+                        decision = self._apply(await self._look_up(inv_id, action))
+                        if decision.unit is not None:
+                            decision = await self.committer.commit_decision(decision)
                 else:
-                    step = self._apply(await self._read(inv_id, action))
+                    decision = self._apply(await self._read(inv_id, action))
         except asyncio.CancelledError:
             raise
         except FencedError:

@@ -1,6 +1,6 @@
 """``Engine``: one orchestrator process — the core and the runtime around it, on one event loop.
 
-The engine feeds events to the core (``apply``) and performs the steps that come back
+The engine feeds events to the core (``apply``) and performs the decisions that come back
 (``perform`` for effects that take no time, ``run_effects`` where a flow awaits them): drivers
 (``_driver``), commits (``_committer``), recovery and inboxes (``_recovery``), the alarm clock
 (``_timers``), leases (``_leadership``), operators (``_operator``), deployments
@@ -48,6 +48,7 @@ from ..core import (
     CheckSuspended,
     Closing,
     Core,
+    Decision,
     Disarm,
     Drive,
     DropTimers,
@@ -62,7 +63,6 @@ from ..core import (
     Reply,
     StartDue,
     StartRecheck,
-    Step,
     Submit,
     Target,
     TimersBack,
@@ -219,7 +219,7 @@ class Engine:
 
     # ------------------------------------------------------------------ core
 
-    def apply(self, event: Event) -> Step:
+    def apply(self, event: Event) -> Decision:
         """Feed one event to the core, now."""
         return self.core.apply(event, self.clock.now_ms())
 
@@ -425,7 +425,7 @@ class Engine:
                 inv_id, target, key, input_text, headers, idempotency_key, delay_ms, here
             )
             try:
-                step = await self.committer.commit_step(self.apply(event))
+                decision = await self.committer.commit_decision(self.apply(event))
             except FencedError:
                 continue  # we lost the partition meanwhile: hand it to its new leader
             except ConflictError:
@@ -434,8 +434,8 @@ class Engine:
                     if found is not None:
                         return found, False
                 raise
-            assert step.record is not None
-            return step.record, True
+            assert decision.record is not None
+            return decision.record, True
         raise TryAgainError("partition leadership keeps changing; try again")
 
     async def wait_result(

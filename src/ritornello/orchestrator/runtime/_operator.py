@@ -30,6 +30,7 @@ from ..core import (
     CancelSignal,
     CompleteAwakeable,
     Core,
+    Decision,
     Effect,
     Event,
     HoldKey,
@@ -37,7 +38,6 @@ from ..core import (
     Purge,
     Released,
     ReleaseKey,
-    Step,
     Stopping,
     WriteState,
     cancels_at_once,
@@ -81,7 +81,7 @@ class Operations:
         leadership: Leadership,
         drivers: Drivers,
         *,
-        apply: Callable[[Event], Step],
+        apply: Callable[[Event], Decision],
         perform: Callable[[list[Effect]], None],
     ) -> None:
         self.core = core
@@ -105,14 +105,14 @@ class Operations:
                     entries, completions = await self.store.get_journal(invocation_id)
                 here = rec is not None and self.leadership.leads(rec.partition)
                 event = Operate(action, invocation_id, rec, entries, completions, here)
-                step = self._apply(event)
+                decision = self._apply(event)
                 try:
-                    step = await self.committer.commit_step(step)
+                    decision = await self.committer.commit_decision(decision)
                 except ConflictError:
                     continue  # a commit of the halted attempt landed meanwhile: read again
-                assert step.record is not None
+                assert decision.record is not None
                 log.info("%s %s (was %s)", action, invocation_id, rec.status if rec else None)
-                return step.record
+                return decision.record
             raise StateConflictError(f"invocation {invocation_id} keeps changing; try again")
         finally:
             self._perform(self._apply(Released(invocation_id)).effects)
@@ -128,7 +128,7 @@ class Operations:
             raise StateConflictError(f"invocation {invocation_id} is already {rec.status}")
         if cancels_at_once(rec):
             return await self.act("cancel", invocation_id)
-        await self.committer.commit_step(self._apply(CancelSignal(rec)))
+        await self.committer.commit_decision(self._apply(CancelSignal(rec)))
         entries, completions = await self.store.get_journal(rec.id)
         done = {loads(c)["index"] for c in completions}
         for i, text in enumerate(entries):
@@ -149,7 +149,7 @@ class Operations:
         rec = await self.store.get_invocation(target[0])
         entries, completions = await self.store.get_journal(target[0])
         event = CompleteAwakeable(awakeable_id, rec, entries, completions, result_text)
-        await self.committer.commit_step(self._apply(event))
+        await self.committer.commit_decision(self._apply(event))
 
     async def purge(self, invocation_id: str) -> InvocationRecord:
         """Delete a finished invocation with its journal, completions and timers, freeing its
@@ -159,7 +159,7 @@ class Operations:
         if rec is None:
             raise NotFoundError(f"invocation {invocation_id} not found")
         here = self.leadership.leads(rec.partition)
-        await self.committer.commit_step(self._apply(Purge([rec], here)))
+        await self.committer.commit_decision(self._apply(Purge([rec], here)))
         return rec
 
     async def read_state(self, service: str, key: str) -> tuple[str, dict[str, Any]]:
@@ -197,9 +197,9 @@ class Operations:
                 raise StateConflictError(
                     f"state of {service}/{key} is at version {current}, not {expect_version}"
                 )
-            step = self._apply(WriteState(service, key, rows, texts))
-            if step.unit is not None:
-                await self.committer.commit_step(step)
+            decision = self._apply(WriteState(service, key, rows, texts))
+            if decision.unit is not None:
+                await self.committer.commit_decision(decision)
             after = {n: v for n, v in rows.items() if n.startswith("\x00")} | texts
             return state_version(after)
         finally:

@@ -26,13 +26,13 @@ from ritornello.store import LIVE_STATUSES, FencedError, Status, Store, StoreErr
 from ..core import (
     CompletionsFound,
     Core,
+    Decision,
     Effect,
     Event,
     PartitionClaimed,
     PartitionLost,
     PartitionRecovered,
     Reconcile,
-    Step,
 )
 from ._leadership import Leadership
 
@@ -54,7 +54,7 @@ class Recovery:
         store: Store,
         leadership: Leadership,
         *,
-        apply: Callable[[Event], Step],
+        apply: Callable[[Event], Decision],
         run_effects: Callable[[list[Effect]], Awaitable[None]],
         perform: Callable[[list[Effect]], None],
         refresh_deployments: Callable[[], Awaitable[None]],
@@ -100,8 +100,8 @@ class Recovery:
         if not leadership.holds(partition):
             leadership.step_down(partition)  # expired while reading: let it go cleanly
             return
-        step = self._apply(PartitionRecovered(partition, records, timers, journals))
-        await self._run_effects(step.effects)
+        decision = self._apply(PartitionRecovered(partition, records, timers, journals))
+        await self._run_effects(decision.effects)
         self._counters["partitions_recovered"] += 1
         log.info("partition %d: recovered, %d invocations in flight", partition, len(records))
 

@@ -28,7 +28,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from ritornello.store import InvocationRecord, Status, Store, StoreError
+from ritornello.store import LIVE_STATUSES, InvocationRecord, Status, Store, StoreError
 
 from .._clock import Clock
 from .._json import loads
@@ -38,13 +38,8 @@ from ._timers import TimerQueue
 
 log = logging.getLogger("ritornello.watchdog")
 
-LIVE = [
-    Status.PENDING.value,
-    Status.RUNNING.value,
-    Status.SUSPENDED.value,
-    Status.BACKING_OFF.value,
-    Status.SCHEDULED.value,
-]
+#: What the watchdog reads: every live status but ``paused`` (an operator's, on purpose).
+LIVE = sorted(LIVE_STATUSES - {Status.PAUSED.value})
 #: Records read per page of a round; the round rests ``REST`` times each page's time after it.
 PAGE = 250
 REST = 4.0
