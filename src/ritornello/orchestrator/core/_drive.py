@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ritornello.protocol import parse_awakeable_id
+from ritornello.protocol import InvokeResponse, parse_awakeable_id
 from ritornello.store.records import (
     FINAL_STATUSES,
     CommitUnit,
@@ -57,6 +57,9 @@ from ._invocation import Invocation
 from ._journal import CANCEL_INDEX, SLEPT_RESULT, completion_text, split_state
 from ._operator import awakeable_target
 from ._state import CoreState, Driving, input_of
+
+#: What an answer that needed no lookup found.
+_NOTHING_FOUND = LookedUp("", {})
 
 #: Seconds before a driver that failed is started again (a store failure, an error), and
 #: before one whose commit was fenced while its partition is still held here (a lapse).
@@ -127,7 +130,14 @@ def _before_attempt(core: CoreState, inv: Invocation) -> Decision:
     if inv.reload:
         return Decision(next=READ_COMPLETIONS)
     inv.cancel_sent = CANCEL_INDEX in inv.completions
-    return Decision(next=Invoke(inv, stream=not workflow))
+    d = core.driving[rec.id]
+    if d.invoke is None:  # one per driver: it names the invocation, which changes in place
+        d.invoke = Invoke(inv, stream=not workflow)
+    return Decision(next=d.invoke)
+
+
+#: Entry kinds whose unit depends on something only a read can tell.
+_LOOKED_UP = frozenset({"complete_awakeable", "call", "send"})
 
 
 def answered(core: CoreState, ev: Answered, now: int) -> Decision:
@@ -136,6 +146,9 @@ def answered(core: CoreState, ev: Answered, now: int) -> Decision:
     workflow = _workflow(core, inv)
     inv.rows_read = False  # read again before the next attempt
     entries = ev.answer.entries
+    kinds = {entry.get("kind") for entry in entries}
+    if not workflow and kinds.isdisjoint(_LOOKED_UP):  # the common case: nothing to read
+        return _settle(core, inv, now, ev.answer, _NOTHING_FOUND, kinds)
     foreign: list[str] = []
     calls: list[tuple[str, str, str]] = []
     for entry in entries:
@@ -150,15 +163,19 @@ def answered(core: CoreState, ev: Answered, now: int) -> Decision:
             found = core.registry.resolve(service, handler)
             if found is not None and found.handler.kind == "workflow":
                 calls.append((service, handler, str(entry.get("key"))))
-    core.driving[ev.invocation_id].answer = ev.answer
     if foreign or calls or workflow:
+        core.driving[ev.invocation_id].answer = ev.answer
         rows = (inv.rec.service, inv.rec.key or "") if workflow else None
         return Decision(next=Lookup(tuple(foreign), tuple(calls), rows))
-    return _settle(core, inv, now, LookedUp(ev.invocation_id, {}))
+    return _settle(core, inv, now, ev.answer, _NOTHING_FOUND, kinds)
 
 
 def looked_up(core: CoreState, ev: LookedUp, now: int) -> Decision:
-    return _settle(core, _invocation(core, ev.invocation_id), now, ev)
+    d = core.driving[ev.invocation_id]
+    answer, d.answer = d.answer, None
+    assert answer is not None, "looked up twice"
+    kinds = {entry.get("kind") for entry in answer.entries}
+    return _settle(core, _invocation(core, ev.invocation_id), now, answer, ev, kinds)
 
 
 def attempt_failed(core: CoreState, ev: AttemptFailed, now: int) -> Decision:
@@ -174,11 +191,15 @@ def attempt_failed(core: CoreState, ev: AttemptFailed, now: int) -> Decision:
     return _commit_outcome(core, inv, outcome, now)
 
 
-def _settle(core: CoreState, inv: Invocation, now: int, found: LookedUp) -> Decision:
+def _settle(
+    core: CoreState,
+    inv: Invocation,
+    now: int,
+    answer: InvokeResponse,
+    found: LookedUp,
+    kinds: set[Any],
+) -> Decision:
     """Turn the answer into one commit unit (a protocol-breaking answer: a failed attempt)."""
-    d = core.driving[inv.rec.id]
-    answer, d.answer = d.answer, None
-    assert answer is not None, "settled twice"
     rec = inv.rec
     admitted: list[InvocationRecord] = []
 
@@ -201,9 +222,11 @@ def _settle(core: CoreState, inv: Invocation, now: int, found: LookedUp) -> Deci
             # read by an error answer only: not looked up for every answer
             retry=core.policy(rec) if answer.status == "error" else core.retry,
             extra_timer_removals=inv.timer_removals,
-            awakeables=_awakeables(inv, answer.entries, found),
+            awakeables=(
+                _awakeables(inv, answer.entries, found) if "complete_awakeable" in kinds else None
+            ),
             workflow_rows=found.rows,
-            started_workflows=set(found.started),
+            started_workflows=set(found.started) if found.started else None,
             partition_of=core.partition_of,
             retention_ms=core.retention_ms,
         )
@@ -231,7 +254,8 @@ def _commit_outcome(core: CoreState, inv: Invocation, outcome: Outcome, now: int
     # Callees queued behind their key: were the key freed while this commit is in flight,
     # the queue must not start them before they exist (a driver would read nothing and
     # stop); ``_AnswerCommit.committed`` starts them once they do.
-    core.creating.update(callee.id for callee in outcome.created)
+    if outcome.created:
+        core.creating.update(callee.id for callee in outcome.created)
     return core.emit(outcome.unit, rec.partition, _AnswerCommit(rec.id, outcome), now)
 
 
@@ -284,7 +308,8 @@ class _AnswerCommit:
         """Apply the committed outcome to memory and perform what it justifies; the driver
         goes on at once after a checkpoint, or when what it suspended on arrived meanwhile."""
         outcome = self.outcome
-        core.creating.difference_update(callee.id for callee in outcome.created)
+        if outcome.created:
+            core.creating.difference_update(callee.id for callee in outcome.created)
         inv = _invocation(core, self.invocation_id)
         inv.timer_removals = []
         inv.deferred = []

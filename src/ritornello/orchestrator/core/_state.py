@@ -33,7 +33,7 @@ from ritornello.store.records import (
 )
 
 from ._answer import DEFAULT_RETRY
-from ._effects import Arm, Decision, Drive, Effect, Reply
+from ._effects import Arm, Decision, Drive, Effect, Invoke, Reply
 from ._invocation import Invocation
 from ._journal import stamp_unit
 from ._partition import partition_of
@@ -52,6 +52,8 @@ class Driving:
     reload: bool = False
     #: the answer being settled (while its lookups are read)
     answer: InvokeResponse | None = None
+    #: the driver's ``Invoke`` action, made once
+    invoke: Invoke | None = None
 
 
 class Pending(Protocol):

@@ -74,8 +74,9 @@ class Committer:
             self._perform(self._apply(CommitFailed(decision.token, _reason(exc))).effects)
             raise
         after = self._apply(Committed(decision.token))
-        self._perform(after.effects)
-        after.effects = []
+        if after.effects:
+            self._perform(after.effects)
+            after.effects = []
         return after
 
     async def commit(self, unit: CommitUnit, home: int | None) -> None:

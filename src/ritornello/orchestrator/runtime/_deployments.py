@@ -51,11 +51,11 @@ class Deployments:
         self.signing_secret = signing_secret
         self.protocol: ProtocolAdapter = RitornelloProtocol()
         self.invokers: dict[str, Invoker] = {}
+        self._endpoints: dict[str, tuple[ProtocolAdapter, Invoker]] = {}
 
     def endpoint(self, deployment_id: str) -> tuple[ProtocolAdapter, Invoker] | None:
         """The protocol adapter and invoker of a deployment (None: not registered here)."""
-        invoker = self.invokers.get(deployment_id)
-        return (self.protocol, invoker) if invoker is not None else None
+        return self._endpoints.get(deployment_id)
 
     def _invoker(self, uri: str) -> Invoker:
         return make_invoker(
@@ -69,10 +69,12 @@ class Deployments:
         discovery = self.protocol.read_discovery(record.services.encode())
         invoker.offer_stream(discovery.stream)
         self.invokers[record.id] = invoker
+        self._endpoints[record.id] = (self.protocol, invoker)
         self.registry.add(record, discovery)
 
     async def _drop(self, deployment_id: str) -> None:
         self.registry.remove(deployment_id)
+        self._endpoints.pop(deployment_id, None)
         invoker = self.invokers.pop(deployment_id, None)
         if invoker is not None:
             await invoker.close()

@@ -108,19 +108,27 @@ class Drivers:
     async def _run(self, inv_id: str) -> None:
         cause = "cancelled"
         exchange: Exchange | None = None
+        # bound once: the loop runs once per answer of every invocation
+        apply, now = self.core.apply, self.clock.now_ms
+        commit, perform, leads = (
+            self.committer.commit_decision,
+            self._perform,
+            self.leadership.leads,
+        )
         try:
-            decision = self._apply(DriverStarted(inv_id))
+            decision = apply(DriverStarted(inv_id), now())
             while True:
                 if decision.unit is not None:  # committed, and what follows performed
-                    decision = await self.committer.commit_decision(decision)
-                self._perform(decision.effects)
+                    decision = await commit(decision)
+                if decision.effects:
+                    perform(decision.effects)
                 action = decision.next
                 if action is None:
                     cause = "done"
                     break
                 if isinstance(action, Invoke):
                     p = action.invocation.rec.partition
-                    if not self.leadership.leads(p) and not await self.leadership.leading(p):
+                    if not leads(p) and not await self.leadership.leading(p):
                         cause = "lost"  # another process leads its partition now
                         break
                     found = self._endpoint(action.invocation.rec.deployment_id)
@@ -137,7 +145,7 @@ class Drivers:
                         )
                         if crashpoints.ARMED:
                             crashpoints.reach("after-invoke")
-                    decision = self._apply(event)
+                    decision = apply(event, now())
                 elif isinstance(action, Lookup) and action.rows is not None:
                     async with self.locks.hold(action.rows):
                         decision = self._apply(await self._look_up(inv_id, action))
