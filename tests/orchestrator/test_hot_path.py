@@ -103,7 +103,7 @@ def test_new_ids_random_bytes_come_from_batches_and_never_twice(
 
 
 def test_fast_record_init_is_the_dataclass_init() -> None:
-    """``_slot_init``'s ``__init__`` builds what the dataclass's own would (a reference
+    """``slot_init``'s ``__init__`` builds what the dataclass's own would (a reference
     dataclass with the same fields), keeps ``frozen``, and refuses what it refuses."""
     cls: Any
     for cls, args in [

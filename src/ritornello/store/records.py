@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 _T = TypeVar("_T")
 
 
-def _slot_init(cls: type[_T]) -> type[_T]:
+def slot_init(cls: type[_T]) -> type[_T]:
     """Give a frozen, slotted dataclass a faster ``__init__`` with the same signature, defaults
     and result: it stores each field through its slot's descriptor, where the generated one
     calls ``object.__setattr__`` by name per field to get past ``frozen`` (the hot path builds
@@ -38,7 +38,8 @@ def _slot_init(cls: type[_T]) -> type[_T]:
         lines.append(f"    _set_{f.name}(self, {f.name})\n")
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} has a __post_init__")
-    exec(f"def __init__(self, {', '.join(params)}):\n{''.join(lines)}", names)
+    body = "".join(lines) or "    pass\n"  # a class with no fields
+    exec(f"def __init__(self, {', '.join(params)}):\n{body}", names)
     init = names["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
@@ -71,7 +72,7 @@ FINAL_STATUSES: frozenset[str] = frozenset({Status.COMPLETED.value, Status.KILLE
 LIVE_STATUSES: frozenset[str] = frozenset(STATUSES) - FINAL_STATUSES
 
 
-@_slot_init
+@slot_init
 @dataclass(frozen=True, slots=True)
 class InvocationRecord:
     """One invocation. ``version`` increases by one on every write (optimistic concurrency)."""
@@ -144,7 +145,7 @@ def with_failure(history: str | None, attempt: int, at_ms: int, error: str) -> s
     return json.dumps(failures[-HISTORY_LIMIT:], separators=(",", ":"))
 
 
-@_slot_init
+@slot_init
 @dataclass(frozen=True, slots=True)
 class TimerRecord:
     """A durable timer. ``kind``: ``sleep`` completes entry ``index``; ``retry`` starts the next
@@ -229,7 +230,7 @@ class MemberRecord:
     version: int = 1
 
 
-@_slot_init
+@slot_init
 @dataclass(frozen=True, slots=True)
 class InvocationWrite:
     """Write ``record``. ``expect_version`` None: insert, and do nothing if the id exists

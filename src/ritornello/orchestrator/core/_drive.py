@@ -289,6 +289,8 @@ def _awakeables(inv: Invocation, entries: list[Any], found: LookedUp) -> dict[st
 def _drop_open_sleeps(inv: Invocation, outcome: Outcome) -> None:
     """An invocation that finishes while a sleep is still pending (it lost a ``select`` to an
     awakeable, say) takes that sleep's timer with it, in the same unit."""
+    if not inv.waitable and not outcome.waitable:
+        return  # nothing it ever waited on (most finished invocations)
     rec = inv.rec
     entries = inv.entries + outcome.new_entries
     done = set(inv.completions) | {i for c, i, _ in outcome.unit.completions if c == rec.id}

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ritornello.store.records import CommitUnit, InvocationRecord, TimerRecord
+from ritornello.store.records import CommitUnit, InvocationRecord, TimerRecord, slot_init
 
 from ._invocation import Invocation
 
 # --- effects --------------------------------------------------------------------------------
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Drive:
     """Start a driver for this invocation (a new one, a queued one whose turn came, a woken
@@ -32,6 +33,7 @@ class Drive:
     invocation_id: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Halt:
     """Cancel this invocation's driver (an operator acts on it, or its partition is lost)."""
@@ -39,6 +41,7 @@ class Halt:
     invocation_id: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Reply:
     """The invocation finished: answer whoever waits for its result."""
@@ -47,6 +50,7 @@ class Reply:
     result: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Arm:
     """Keep this timer in the alarm clock (it is in the store)."""
@@ -54,6 +58,7 @@ class Arm:
     timer: TimerRecord
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Disarm:
     """Forget this timer (its removal was committed)."""
@@ -61,6 +66,7 @@ class Disarm:
     timer: TimerRecord
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class DropTimers:
     """Forget every timer of a partition no longer led here (its new leader loads them)."""
@@ -68,6 +74,7 @@ class DropTimers:
     partition: int
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Rearm:
     """Bring these timers back (``TimersBack``) after ``delay_s``."""
@@ -76,6 +83,7 @@ class Rearm:
     delay_s: float
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Redrive:
     """Report ``RedriveDue`` for this invocation after ``delay_s``."""
@@ -84,6 +92,7 @@ class Redrive:
     delay_s: float
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Woke:
     """A timer due at ``fire_at`` woke this invocation (the alarm clock counts it as late
@@ -93,6 +102,7 @@ class Woke:
     invocation_id: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class FireSleeps:
     """Report ``SleepsDue`` for these sleep timers of one partition (a commit of their own)."""
@@ -101,6 +111,7 @@ class FireSleeps:
     timers: list[TimerRecord]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class StartDue:
     """Read this start timer's invocation and report ``ScheduledDue``."""
@@ -108,6 +119,7 @@ class StartDue:
     timer: TimerRecord
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class StartRecheck:
     """Read this start timer's invocation again and report ``ScheduledRecheck``."""
@@ -115,6 +127,7 @@ class StartRecheck:
     timer: TimerRecord
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CheckSuspended:
     """Read the journals of these suspended invocations and report ``CompletionsFound``."""
@@ -142,11 +155,13 @@ Effect = (
 # --- a driver's next action -----------------------------------------------------------------
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Load:
     """Read the invocation and its journal; report ``Loaded``."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ReadState:
     """Read the key's state rows; report ``StateRead``."""
@@ -155,11 +170,13 @@ class ReadState:
     key: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ReadCompletions:
     """Read the invocation's completions again; report ``CompletionsRead``."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Invoke:
     """Send an attempt for ``invocation`` (its journal, completions, state) through its
@@ -170,6 +187,7 @@ class Invoke:
     stream: bool
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Lookup:
     """Read what the answer's unit depends on; report ``LookedUp``: each awakeable's

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ritornello.protocol import InvokeResponse
-from ritornello.store.records import InvocationRecord, TimerRecord
+from ritornello.store.records import InvocationRecord, TimerRecord, slot_init
 
 from ._registry import Target
 
@@ -20,6 +20,7 @@ Journal = tuple[list[str], list[str]]  # (entries, completions) as stored texts
 # --- lifecycle ------------------------------------------------------------------------------
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Booted:
     """The runtime started on a store: its highest arrival number, its partition count
@@ -31,6 +32,7 @@ class Booted:
     exclusive: bool = True
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Closing:
     """The runtime stops: no driver starts from now on."""
@@ -39,6 +41,7 @@ class Closing:
 # --- partitions -----------------------------------------------------------------------------
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class PartitionClaimed:
     """This process now holds the partition's lease; its recovery is reading."""
@@ -46,6 +49,7 @@ class PartitionClaimed:
     partition: int
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class PartitionRecovered:
     """The recovery read the partition's live invocations (arrival order), its timers, and the
@@ -57,6 +61,7 @@ class PartitionRecovered:
     journals: dict[str, Journal]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CompletionsFound:
     """Journals of invocations suspended here (read after a recovery): wake those holding a
@@ -65,6 +70,7 @@ class CompletionsFound:
     journals: dict[str, Journal]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class PartitionLost:
     """This process no longer leads the partition (fenced, lapsed, or handed over)."""
@@ -72,6 +78,7 @@ class PartitionLost:
     partition: int
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Reconcile:
     """Another process created, completed or changed this invocation (an inbox message, or
@@ -84,6 +91,7 @@ class Reconcile:
 # --- intake ---------------------------------------------------------------------------------
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Submit:
     """Create an invocation (ingress, scheduler). ``input_text`` is validated JSON; ``here``:
@@ -99,6 +107,7 @@ class Submit:
     here: bool = True
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ScheduledDue:
     """A start timer fired; ``record`` is its invocation as just read (None: purged)."""
@@ -107,6 +116,7 @@ class ScheduledDue:
     record: InvocationRecord | None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ScheduledRecheck:
     """The start's commit conflicted; ``record`` is the invocation read again."""
@@ -118,6 +128,7 @@ class ScheduledRecheck:
 # --- drivers --------------------------------------------------------------------------------
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class DriverStarted:
     """The driver a ``Drive`` effect asked for is running."""
@@ -135,6 +146,7 @@ class Loaded:
     completions: list[str] = field(default_factory=list)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class StateRead:
     """The driver read the key's state rows (a workflow's include its promises)."""
@@ -143,6 +155,7 @@ class StateRead:
     rows: dict[str, str]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CompletionsRead:
     """The driver read its completions again (some may have landed while it loaded)."""
@@ -151,6 +164,7 @@ class CompletionsRead:
     completions: list[str]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Answered:
     """The endpoint answered the attempt (a decoded, well-formed message)."""
@@ -159,6 +173,7 @@ class Answered:
     answer: InvokeResponse
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class AttemptFailed:
     """The attempt produced no usable answer: transport error, timeout, malformed answer."""
@@ -167,6 +182,7 @@ class AttemptFailed:
     message: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class LookedUp:
     """What a ``Lookup`` asked for: each awakeable's invocation and journal as read, the
@@ -179,6 +195,7 @@ class LookedUp:
     rows: dict[str, str] | None = None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class DriverEnded:
     """The driver stopped. ``cause``: ``done`` (the core said so), ``lost`` (the partition
@@ -189,6 +206,7 @@ class DriverEnded:
     cause: str = "done"
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class RedriveDue:
     """A ``Redrive`` delay has passed."""
@@ -199,6 +217,7 @@ class RedriveDue:
 # --- commits --------------------------------------------------------------------------------
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Committed:
     """The unit of ``token`` is durable."""
@@ -206,6 +225,7 @@ class Committed:
     token: int
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CommitFailed:
     """The unit of ``token`` was not committed. ``reason``: ``conflict`` (a condition failed,
@@ -219,6 +239,7 @@ class CommitFailed:
 # --- timers ---------------------------------------------------------------------------------
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class TimersDue:
     """Due timers of partitions led here, in firing order."""
@@ -226,6 +247,7 @@ class TimersDue:
     timers: list[TimerRecord]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class SleepsDue:
     """Sleep timers of one partition to complete by a commit of their own."""
@@ -234,6 +256,7 @@ class SleepsDue:
     timers: list[TimerRecord]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class TimersBack:
     """Timers set aside a moment ago (``Rearm``) come back."""
@@ -244,6 +267,7 @@ class TimersBack:
 # --- operators and outside completions ------------------------------------------------------
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Stopping:
     """An operator is about to change this invocation: halt its driver, start nothing."""
@@ -264,6 +288,7 @@ class Operate:
     here: bool = True
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Released:
     """The operator is done with the invocation (committed or gave up)."""
@@ -271,6 +296,7 @@ class Released:
     invocation_id: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CancelSignal:
     """Store the cancellation signal of a started invocation (as just read)."""
@@ -278,6 +304,7 @@ class CancelSignal:
     record: InvocationRecord
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CompleteAwakeable:
     """Resolve or reject an awakeable from outside; its invocation and journal as just read.
@@ -290,6 +317,7 @@ class CompleteAwakeable:
     result_text: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Purge:
     """Delete finished invocations (retention, or an operator), with a workflow's state."""
@@ -298,6 +326,7 @@ class Purge:
     here: bool = True
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class HoldKey:
     """An operator wants to write an object key's state: hold the key meanwhile."""
@@ -306,6 +335,7 @@ class HoldKey:
     key: str
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class WriteState:
     """Replace the user state of a held key: ``rows`` as read, ``texts`` the new values."""
@@ -316,6 +346,7 @@ class WriteState:
     texts: dict[str, str]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ReleaseKey:
     """The operator's state write is over: the key goes to whoever queued behind it."""
