@@ -15,7 +15,8 @@ driver has ``next`` None: the driver's next action comes with ``Committed``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ritornello.store.records import CommitUnit, InvocationRecord, TimerRecord, slot_init
 
@@ -213,7 +214,7 @@ class Decision:
     unit: CommitUnit | None = None
     home: int | None = None
     token: int = 0
-    effects: list[Effect] = field(default_factory=list)
+    effects: Sequence[Effect] = ()
     next: Action | None = None
     #: The record an intake or operator event wrote (submit, kill, pause, resume, ...).
     record: InvocationRecord | None = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from ritornello.store import Store, StoreError, TimerRecord
 
@@ -62,8 +62,8 @@ class Alarms:
         *,
         clock: Clock,
         apply: Callable[[Event], Decision],
-        perform: Callable[[list[Effect]], None],
-        run_effects: Callable[[list[Effect]], Awaitable[None]],
+        perform: Callable[[Sequence[Effect]], None],
+        run_effects: Callable[[Sequence[Effect]], Awaitable[None]],
         later: Callable[[float, Event], None],
         retention_s: float,
     ) -> None:

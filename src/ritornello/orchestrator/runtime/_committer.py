@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ritornello.store import (
     CommitUnit,
@@ -53,7 +53,7 @@ class Committer:
         counters: Counter[str],
         timings: CommitTimings,
         apply: Callable[[Event], Decision],
-        perform: Callable[[list[Effect]], None],
+        perform: Callable[[Sequence[Effect]], None],
     ) -> None:
         self.store = store
         self._apply = apply  # report to the core
@@ -76,7 +76,7 @@ class Committer:
         after = self._apply(Committed(decision.token))
         if after.effects:
             self._perform(after.effects)
-            after.effects = []
+            after.effects = ()
         return after
 
     async def commit(self, unit: CommitUnit, home: int | None) -> None:

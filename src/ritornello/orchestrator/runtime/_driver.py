@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ritornello.protocol import parse_awakeable_id
 from ritornello.store import FINAL_STATUSES, FencedError, Store, StoreError, crashpoints
@@ -62,7 +62,7 @@ class Drivers:
         *,
         clock: Clock,
         endpoint: Callable[[str], tuple[ProtocolAdapter, Invoker] | None],
-        perform: Callable[[list[Effect]], None],
+        perform: Callable[[Sequence[Effect]], None],
         attempt_timeout_s: float,
         counters: Counter[str],
     ) -> None:

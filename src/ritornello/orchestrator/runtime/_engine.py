@@ -24,6 +24,7 @@ import asyncio
 import logging
 import secrets
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -131,7 +132,7 @@ class Engine:
             address=address,
             exclusive=store.exclusive,
             lead=lead,
-            ready=self.core.is_ready,
+            ready=self.core.ready,
             clock=self.clock,
         )
         self.committer = Committer(
@@ -223,7 +224,7 @@ class Engine:
         """Feed one event to the core, now."""
         return self.core.apply(event, self.clock.now_ms())
 
-    def perform(self, effects: list[Effect]) -> None:
+    def perform(self, effects: Sequence[Effect]) -> None:
         """Perform effects in order; those that need I/O run in the background."""
         for e in effects:
             if isinstance(e, Drive):
@@ -249,7 +250,7 @@ class Engine:
                 self._effects.add(task)
                 task.add_done_callback(self._effects.discard)
 
-    async def run_effects(self, effects: list[Effect]) -> None:
+    async def run_effects(self, effects: Sequence[Effect]) -> None:
         """Perform effects in order, awaiting those that need I/O (sleeps of several
         partitions fired side by side: one group commit)."""
         sleeps: list[FireSleeps] = []

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 
 from ritornello.store import (
     ConflictError,
@@ -43,6 +43,13 @@ log = logging.getLogger("ritornello.leadership")
 
 #: Share of the lease period the holder trusts its lease after sending a renewal.
 SAFETY = 0.8
+
+
+class _Everything:
+    """A container holding every partition (a leadership with no recovery to wait for)."""
+
+    def __contains__(self, partition: object) -> bool:
+        return True
 
 
 class Leadership:
@@ -64,7 +71,7 @@ class Leadership:
         lead: bool = True,
         on_gain: Callable[[int], Awaitable[None]] | None = None,
         on_lose: Callable[[int], None] | None = None,
-        ready: Callable[[int], bool] = lambda partition: True,
+        ready: Container[int] | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.store = store
@@ -77,7 +84,9 @@ class Leadership:
         self.on_lose = on_lose
         #: Called (synchronously) the moment a lease is claimed, before its recovery starts.
         self.on_claim: Callable[[int], None] | None = None
-        self._ready = ready  # a partition's recovery has finished here
+        #: the partitions whose recovery has finished here (the core's set, read only); None:
+        #: every partition counts as recovered once claimed
+        self._ready: Container[int] = ready if ready is not None else _Everything()
         clock = clock or SystemClock()
         self._mono = clock.monotonic  # lease validity and expiry: never wall clocks
         self._wall = clock.now_ms  # heartbeats and renewal times, for display and balancing
@@ -105,7 +114,7 @@ class Leadership:
     def leads(self, partition: int) -> bool:
         """True while this process leads ``partition``: it holds the lease and has recovered
         the partition (the one predicate every part of the runtime asks)."""
-        return self._ready(partition) and self.holds(partition)
+        return partition in self._ready and self.holds(partition)
 
     def alone(self) -> bool:
         """True while no other process can use the store: it is exclusive to this one and
@@ -120,8 +129,8 @@ class Leadership:
         ours; a driver started for a partition still recovering — a callee another partition's
         driver created in it — may be missing from what the recovery read: simulation seed
         591); False once the partition is lost."""
-        while self._ready(partition) or self.holds(partition):
-            if self._ready(partition) and self.holds(partition):
+        while partition in self._ready or self.holds(partition):
+            if partition in self._ready and self.holds(partition):
                 return True
             await asyncio.sleep(0.02)
         return False

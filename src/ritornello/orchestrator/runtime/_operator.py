@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ritornello.protocol import parse_awakeable_id
@@ -82,7 +82,7 @@ class Operations:
         drivers: Drivers,
         *,
         apply: Callable[[Event], Decision],
-        perform: Callable[[list[Effect]], None],
+        perform: Callable[[Sequence[Effect]], None],
     ) -> None:
         self.core = core
         self.store = store

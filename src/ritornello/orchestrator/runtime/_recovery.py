@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from ritornello.store import LIVE_STATUSES, FencedError, Status, Store, StoreError
 
@@ -55,8 +55,8 @@ class Recovery:
         leadership: Leadership,
         *,
         apply: Callable[[Event], Decision],
-        run_effects: Callable[[list[Effect]], Awaitable[None]],
-        perform: Callable[[list[Effect]], None],
+        run_effects: Callable[[Sequence[Effect]], Awaitable[None]],
+        perform: Callable[[Sequence[Effect]], None],
         refresh_deployments: Callable[[], Awaitable[None]],
         counters: Counter[str],
         inbox_interval_s: float,
