@@ -424,4 +424,10 @@ def _invocation(core: CoreState, invocation_id: str) -> Invocation:
 
 
 def _workflow(core: CoreState, inv: Invocation) -> bool:
-    return inv.rec.key is not None and core.registry.service_kind(inv.rec.service) == "workflow"
+    """Whether ``inv`` is a workflow's (found once per driver)."""
+    d = core.driving[inv.rec.id]
+    if d.workflow is None:
+        d.workflow = (
+            inv.rec.key is not None and core.registry.service_kind(inv.rec.service) == "workflow"
+        )
+    return d.workflow

@@ -54,6 +54,8 @@ class Driving:
     answer: InvokeResponse | None = None
     #: the driver's ``Invoke`` action, made once
     invoke: Invoke | None = None
+    #: its invocation is a workflow's (promises read before every attempt); None: not known yet
+    workflow: bool | None = None
 
 
 class Pending(Protocol):

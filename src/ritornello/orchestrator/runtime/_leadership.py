@@ -113,8 +113,12 @@ class Leadership:
 
     def leads(self, partition: int) -> bool:
         """True while this process leads ``partition``: it holds the lease and has recovered
-        the partition (the one predicate every part of the runtime asks)."""
-        return partition in self._ready and self.holds(partition)
+        the partition (the one predicate every part of the runtime asks, several times per
+        invocation: ``holds`` is written out here)."""
+        if partition not in self._ready:
+            return False
+        until = self._valid_until.get(partition)
+        return until is not None and self._mono() < until
 
     def alone(self) -> bool:
         """True while no other process can use the store: it is exclusive to this one and
