@@ -8,6 +8,7 @@ Rooms (each a subpackage with one job): ``core`` (no I/O), ``runtime`` (the asyn
 
 from ritornello.orchestrator._clock import Clock, ManualClock, SystemClock
 from ritornello.orchestrator._config import DEFAULT_STORE, ConfigError, Settings, load_settings
+from ritornello.orchestrator._json import MAX_JSON_DEPTH, JsonInputError, json_input, json_input_of
 from ritornello.orchestrator.core import DEFAULT_RETRY
 from ritornello.orchestrator.errors import (
     EndpointError,
@@ -32,6 +33,7 @@ from ritornello.orchestrator.schedules import Scheduler
 __all__ = [
     "DEFAULT_RETRY",
     "DEFAULT_STORE",
+    "MAX_JSON_DEPTH",
     "Clock",
     "ConfigError",
     "EndpointError",
@@ -43,6 +45,7 @@ __all__ = [
     "InvalidRequestError",
     "Invoker",
     "InvokerError",
+    "JsonInputError",
     "ManualClock",
     "NotFoundError",
     "NotLeaderError",
@@ -54,6 +57,8 @@ __all__ = [
     "TryAgainError",
     "asgi_lifespan",
     "http_status",
+    "json_input",
+    "json_input_of",
     "load_settings",
     "parse_delay",
 ]

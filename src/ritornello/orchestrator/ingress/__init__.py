@@ -1,6 +1,7 @@
 """The ingress (port 8080): Restate's HTTP ingress paths as a raw ASGI app (the hot path),
 its input checks, its bearer-token auth, and the HTTP status of each orchestrator error."""
 
+from ritornello.orchestrator._json import MAX_JSON_DEPTH
 from ritornello.orchestrator.ingress._app import IngressApp, asgi_lifespan
 from ritornello.orchestrator.ingress._auth import (
     BearerToken,
@@ -9,12 +10,7 @@ from ritornello.orchestrator.ingress._auth import (
     redact_names,
     send_unauthorized,
 )
-from ritornello.orchestrator.ingress._input import (
-    MAX_DELAY_MS,
-    MAX_JSON_DEPTH,
-    HttpError,
-    parse_delay,
-)
+from ritornello.orchestrator.ingress._input import MAX_DELAY_MS, HttpError, parse_delay
 from ritornello.orchestrator.ingress._status import http_status
 
 __all__ = [

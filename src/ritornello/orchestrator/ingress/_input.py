@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
-from .._json import IntegerRangeError, check_int64, loads
+from .._json import JsonInputError, json_input
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _ISO = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", re.I)
@@ -15,11 +14,6 @@ _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 #: The longest ``?delay=`` accepted (1000 years of 365.25 days): due times stay far inside
 #: a 64-bit integer and a datetime in every store and view, and a longer one is a client bug.
 MAX_DELAY_MS = 365_250 * 86_400_000
-#: How deep a JSON body may nest. orjson reads 1024 levels, but the handler side parses with
-#: the standard library (about 1000, fewer inside a call stack) and the admin API's pydantic
-#: serializer stops near 255 levels of its whole response, the journal's own nesting included:
-#: a deeper body would be accepted here and then fail every attempt or break the admin views.
-MAX_JSON_DEPTH = 128
 #: Characters a key or an idempotency key must not hold (C0 controls and DEL, NUL included).
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -67,34 +61,14 @@ def _finite_ms(raw: str, total: float) -> int:
 
 
 def json_text(body: bytes) -> str:
-    """A request body as JSON text to embed in a journal entry (empty: null); 400 if it is not
-    JSON (orjson validates strictly, UTF-8 included)."""
+    """A request body as JSON text to embed in a journal entry (empty: null); 400 if it fails
+    the engine's one check of values from outside (``_json.json_input``)."""
     if not body.strip():
         return "null"
     try:
-        value = loads(body)
-    except ValueError as exc:
-        raise HttpError(400, f"invalid JSON body: {exc}") from None
-    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
-        raise HttpError(400, f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        check_int64(body)
-    except IntegerRangeError as exc:
+        return json_input(body, "body")
+    except JsonInputError as exc:
         raise HttpError(400, str(exc)) from None
-    return body.decode("utf-8")
-
-
-def _depth(value: Any) -> int:
-    """How deep ``value``'s arrays and objects nest (iterative: no recursion limit)."""
-    if not isinstance(value, dict | list):
-        return 0
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        deepest = max(deepest, level)
-        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
-    return deepest
 
 
 def idempotency_key(headers: dict[bytes, bytes]) -> str | None:
