@@ -9,6 +9,7 @@ Rooms (each a subpackage with one job): ``core`` (no I/O), ``runtime`` (the asyn
 from ritornello.orchestrator._clock import Clock, ManualClock, SystemClock
 from ritornello.orchestrator._config import DEFAULT_STORE, ConfigError, Settings, load_settings
 from ritornello.orchestrator._json import MAX_JSON_DEPTH, JsonInputError, json_input, json_input_of
+from ritornello.orchestrator._keys import key_problem
 from ritornello.orchestrator.core import DEFAULT_RETRY
 from ritornello.orchestrator.errors import (
     EndpointError,
@@ -59,6 +60,7 @@ __all__ = [
     "http_status",
     "json_input",
     "json_input_of",
+    "key_problem",
     "load_settings",
     "parse_delay",
 ]

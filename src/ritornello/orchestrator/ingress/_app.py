@@ -16,12 +16,12 @@ from ritornello.store import StoreError, crashpoints
 
 from .._config import DEFAULT_REDACT_HEADERS
 from .._json import dumpb, dumps, loads
+from .._keys import key_problem
 from ..core import WORKFLOW_RUN, value_result
 from ..errors import OrchestratorError, TryAgainError
 from ..runtime import Engine
 from ._auth import BearerToken, authorization, redact, redact_names, send_unauthorized
 from ._input import (
-    CONTROL,
     HttpError,
     idempotency_key,
     json_content_type,
@@ -154,8 +154,8 @@ class IngressApp:
                 404, f"handler {target[1]}/{target[2]} not found in {service} (a service: no key)"
             )
         key = target[1] if keyed else None
-        if key is not None and CONTROL.search(key):
-            raise HttpError(400, "the key must not contain control characters (NUL included)")
+        if key is not None and (problem := key_problem(key)) is not None:
+            raise HttpError(400, problem)
         handler = target[-1]
         resolved = self.engine.registry.resolve(service, handler)
         if resolved is None:

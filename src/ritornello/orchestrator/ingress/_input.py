@@ -7,6 +7,7 @@ import math
 import re
 
 from .._json import JsonInputError, json_input
+from .._keys import CONTROL
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _ISO = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", re.I)
@@ -14,8 +15,6 @@ _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 #: The longest ``?delay=`` accepted (1000 years of 365.25 days): due times stay far inside
 #: a 64-bit integer and a datetime in every store and view, and a longer one is a client bug.
 MAX_DELAY_MS = 365_250 * 86_400_000
-#: Characters a key or an idempotency key must not hold (C0 controls and DEL, NUL included).
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class HttpError(Exception):
