@@ -322,6 +322,37 @@ def test_create_refuses_bad_targets(
     with_engine(body)
 
 
+@pytest.mark.parametrize(
+    ("target", "key", "input_text", "message"),
+    [
+        ("Ticker/beat", None, "1e999", "invalid JSON schedule input"),
+        ("Ticker/beat", None, "[Infinity]", "invalid JSON schedule input"),
+        ("Ticker/beat", None, '{"a": NaN}', "invalid JSON schedule input"),
+        ("Ticker/beat", None, "[" * 300 + "]" * 300, "deeper than 128"),
+        ("Ticker/beat", None, str(-(2**63) - 1), "64 bits"),
+        ("Ticker/beat", None, "", "invalid JSON"),
+        ("Counter/add", "a\x00b", "1", "control characters"),
+        ("Counter/add", "\udc80", "1", "UTF-8"),
+    ],
+)
+def test_create_takes_input_and_keys_as_the_ingress_does(
+    target: str, key: str | None, input_text: str, message: str
+) -> None:
+    """Every caller of the scheduler (the admin API, its Lambda, code) gets the ingress's
+    checks: each fire submits the input and key as they are, so a bad one is refused (400)
+    before it is stored, never written into journals."""
+
+    async def body(engine: Engine, store: MemoryStore, clock: ManualClock) -> None:
+        with pytest.raises(OrchestratorError, match=message) as info:
+            await engine.schedules.create(
+                cron="* * * * *", target=target, key=key, input_text=input_text
+            )
+        assert http_status(info.value) == 400
+        assert await store.list_schedules() == []
+
+    with_engine(body)
+
+
 # --- retry history -----------------------------------------------------------------------
 
 

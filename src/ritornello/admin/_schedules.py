@@ -2,9 +2,11 @@
 
 The router only translates HTTP to the engine's scheduler (``engine.schedules``) and back:
 validation of cron expressions, time zones and targets, and every store write, happen there.
-Errors: a malformed body is 422 (pydantic); an invalid cron, time zone or target shape is 400;
-an unknown service, handler or schedule id is 404; pausing a paused schedule (or resuming a
-running one) is 409.
+Errors: a malformed body is 422 (pydantic); an invalid cron, time zone or target shape is 400,
+and so is an input the ingress would refuse as a body (NaN, ``1e999``, an integer past 64 bits,
+nesting deeper than 128 levels: ``orchestrator._json.json_input_of``) or a key it would refuse
+in a path; an unknown service, handler or schedule id is 404; pausing a paused schedule (or
+resuming a running one) is 409.
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from ritornello.admin._models import refused
-from ritornello.orchestrator import Engine, OrchestratorError, Scheduler
+from ritornello.orchestrator import (
+    Engine,
+    JsonInputError,
+    OrchestratorError,
+    Scheduler,
+    json_input_of,
+)
 from ritornello.store import ScheduleRecord
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -109,17 +117,24 @@ def schedules_router(engine: Engine) -> APIRouter:
         "",
         status_code=201,
         response_model=Schedule,
-        responses={400: {"description": "Invalid cron, time zone or target"}, **_ERRORS},
+        responses={
+            400: {"description": "Invalid cron, time zone, target, key or input"},
+            **_ERRORS,
+        },
     )
     async def create_schedule(body: CreateSchedule) -> Schedule:
         """Create a schedule: every fire time becomes an ordinary invocation of the target,
         with the idempotency key ``schedule:{id}:{fire time ms}``."""
         try:
+            input_text = json_input_of(body.input, "schedule input")
+        except JsonInputError as exc:
+            raise HTTPException(400, str(exc)) from None
+        try:
             record = await scheduler.create(
                 cron=body.cron,
                 target=body.target,
                 key=body.key,
-                input_text=json.dumps(body.input, separators=(",", ":")),
+                input_text=input_text,
                 overlap=body.overlap,
                 timezone=body.timezone,
             )

@@ -43,6 +43,8 @@ from ritornello.store import (
 )
 
 from .._clock import Clock
+from .._json import JsonInputError, json_input
+from .._keys import key_problem
 from ..core import Registry, Target
 from ..errors import InvalidRequestError, NotFoundError, OrchestratorError, StateConflictError
 from ._cron import MAX_COUNTED_MISSES, cron_of, idempotency_key
@@ -256,8 +258,16 @@ class Scheduler:
         overlap: str = "skip",
         timezone: str = "UTC",
     ) -> ScheduleRecord:
-        """Validate and store a new schedule; its first fire time is the first after now."""
+        """Validate and store a new schedule; its first fire time is the first after now.
+        ``input_text`` passes the ingress's checks of a body (``_json.json_input``) and ``key``
+        those of a key in an ingress path: every fire submits them as they are."""
         checked = cron_of(cron, timezone)
+        try:
+            input_text = json_input(input_text, "schedule input")
+        except JsonInputError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        if key is not None and (problem := key_problem(key)) is not None:
+            raise InvalidRequestError(problem)
         if overlap not in OVERLAP_POLICIES:
             raise InvalidRequestError(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}")
         service, _, handler = target.partition("/")
