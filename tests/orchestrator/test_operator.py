@@ -72,6 +72,42 @@ async def _submit(engine: Engine, target: str, value: Any, key: str | None = Non
     return rec.id
 
 
+@pytest.mark.parametrize(
+    ("key", "state", "message"),
+    [
+        ("k", {"n": float("inf")}, "invalid JSON state value 'n': NaN and infinities"),
+        ("k", {"n": [float("nan")]}, "NaN and infinities"),
+        ("k", {"n": 2**64}, "64 bits"),
+        ("k", {"n": "\ud800"}, "not valid UTF-8"),
+        ("k", {"ok": 1, "\ud800": 1}, "state name .* is not valid UTF-8"),
+        ("a\x00b", {"n": 1}, "object_key must not contain control characters"),
+        ("\udc80", {"n": 1}, "object_key is not valid UTF-8"),
+    ],
+)
+def test_state_writes_take_values_as_the_ingress_takes_bodies(
+    key: str, state: dict[str, Any], message: str
+) -> None:
+    """Every caller of ``write_state`` gets the ingress's checks (400), never a value stored
+    as something else (orjson writes an infinity as ``null``) or a 500."""
+
+    async def main() -> None:
+        engine, store = await _engine()
+        try:
+            with pytest.raises(OrchestratorError, match=message) as info:
+                await engine.write_state("Box", key, state, None)
+            assert http_status(info.value) == 400
+            assert await store.get_state("Box", key) == {}
+            deep: Any = 1
+            for _ in range(300):
+                deep = [deep]
+            with pytest.raises(OrchestratorError, match="deeper than 128"):
+                await engine.write_state("Box", "k", {"n": deep}, None)
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
+
+
 def test_discovery_carries_the_retry_policy() -> None:
     info = DiscoveryResponse.decode(Endpoint([ops]).discovery().encode())
     (svc,) = info.services

@@ -1,7 +1,9 @@
 """``/services/{service}/state``: read and replace the state of one virtual-object or workflow
 key, with an optimistic version (see ``ritornello.orchestrator.runtime._operator`` for the
 rules: the write holds the key like an exclusive invocation, is refused with 409 while one
-holds it, and commits fenced by the partition leader's epoch)."""
+holds it, and commits fenced by the partition leader's epoch). The engine checks the key and
+each value as the ingress checks a path's key and a body (400: NaN, ``1e999``, an integer
+past 64 bits, nesting past 128 levels)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ from typing import Any
 from ritornello.protocol import parse_awakeable_id
 from ritornello.store import FINAL_STATUSES, LIVE_STATUSES, ConflictError, InvocationRecord, Store
 
-from .._json import dumps, loads
+from .._json import JsonInputError, json_input_of, loads
+from .._keys import is_utf8, key_problem
 from ..core import (
     CancelSignal,
     CompleteAwakeable,
@@ -176,11 +177,22 @@ class Operations:
         expect_version: str | None,
     ) -> str:
         """Replace the user state of ``(service, key)`` with ``new_state``; the new version.
-        ``expect_version`` (from ``read_state``) makes it conditional (see module doc)."""
-        for name in new_state:
+        ``expect_version`` (from ``read_state``) makes it conditional (see module doc). The
+        key passes the ingress's rule for keys, each value its checks of a body
+        (``_json.json_input_of``): NaN, infinities, integers past 64 bits, nesting past
+        ``MAX_JSON_DEPTH`` and text that is not UTF-8 are refused, never stored."""
+        if (problem := key_problem(key, "object_key")) is not None:
+            raise InvalidRequestError(problem)
+        texts: dict[str, str] = {}
+        for name, value in new_state.items():
             if name.startswith("\x00"):
                 raise InvalidRequestError("state names starting with NUL are reserved")
-        texts = {name: dumps(value) for name, value in new_state.items()}
+            if not is_utf8(name):
+                raise InvalidRequestError(f"state name {name!r} is not valid UTF-8")
+            try:
+                texts[name] = json_input_of(value, f"state value {name!r}")
+            except JsonInputError as exc:
+                raise InvalidRequestError(str(exc)) from None
         partition = self.core.key_partition(service, key)
         if not self.leadership.leads(partition):
             leases = {lease.partition: lease.owner for lease in await self.store.list_leases()}
