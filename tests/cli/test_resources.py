@@ -92,3 +92,25 @@ def test_an_unreachable_url_is_one_line_naming_it(dev: Dev) -> None:
         assert f"cannot reach the admin API at {url}" in line
     line = dev.fails("call", "Greeter/greet", '"x"', "--ingress-url", url)
     assert f"cannot reach the ingress at {url}" in line
+
+
+def test_values_the_server_refuses_are_refused_before_any_request(dev: Dev) -> None:
+    """The CLI checks JSON arguments with the engine's own check (``json_input_of``): what
+    Python's parser reads but the server refuses (NaN, 1e999, integers past 64 bits, nesting
+    past 128 levels) is an error here, and nothing is stored."""
+    schedules = dev.json("schedules", "list")["schedules"]
+    assert "NaN and infinities" in dev.fails("call", "Greeter/greet", "NaN")
+    assert "NaN and infinities" in dev.fails("call", "Greeter/greet", '["a", 1e999]')
+    assert "64 bits" in dev.fails("call", "Counter/add", str(2**64), "--key", "big")
+    line = dev.fails("state", "set", "Counter", "inf", '{"count": 1e999}')
+    assert "state value 'count'" in line and "NaN and infinities" in line
+    assert "deeper than 128" in dev.fails(
+        "state", "set", "Counter", "inf", '{"count": ' + "[" * 300 + "]" * 300 + "}"
+    )
+    assert dev.json("state", "get", "Counter", "inf")["state"] == {}
+    deep = "[" * 300 + "]" * 300
+    line = dev.fails(
+        "schedules", "create", "--cron", "0 0 1 1 *", "--target", "Greeter/greet", "--input", deep
+    )
+    assert "deeper than 128" in line
+    assert dev.json("schedules", "list")["schedules"] == schedules

@@ -56,7 +56,7 @@ def call(
         raise CliError(f"target must be Service/handler, not {target!r}")
     if delay is not None and not send:
         raise CliError("--delay goes with --send")
-    value = None if body is None else parse_json(body, "the input")
+    value = None if body is None else parse_json(body, "input")
     segments = [service, *([key] if key is not None else []), handler]
     path = f"/restate/{'send' if send else 'call'}/" + "/".join(quote(s) for s in segments)
     headers = {"idempotency-key": idempotency_key} if idempotency_key else {}

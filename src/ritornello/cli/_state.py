@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ritornello.orchestrator import JsonInputError, json_input_of
+
 from ._client import (
     DEFAULT_ADMIN_URL,
     AdminTokenOpt,
@@ -30,16 +32,30 @@ ServiceArg = Annotated[str, typer.Argument(metavar="SERVICE", help="a virtual ob
 KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="the object key or workflow id")]
 
 
-def parse_json(text: str, what: str) -> Any:
-    """``text`` as JSON (``-`` reads stdin), or a CliError naming ``what``."""
+def parse_json(text: str, what: str, *, check: bool = True) -> Any:
+    """``text`` as JSON (``-`` reads stdin), or a CliError naming ``what``. With ``check``, a
+    value the server would refuse (NaN, ``1e999``, an integer past 64 bits, nesting past 128
+    levels: the engine's one check, ``json_input_of``) is refused here, before any request."""
     if text == "-":
         import sys
 
         text = sys.stdin.read()
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise CliError(f"{what} is not valid JSON ({exc}): {text[:80]!r}") from None
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deep" if isinstance(exc, RecursionError) else exc
+        raise CliError(f"{what} is not valid JSON ({reason}): {text[:80]!r}") from None
+    if check:
+        check_json(value, what)
+    return value
+
+
+def check_json(value: Any, what: str) -> None:
+    """A CliError if the server would refuse ``value`` (``json_input_of``)."""
+    try:
+        json_input_of(value, what)
+    except JsonInputError as exc:
+        raise CliError(str(exc)) from None
 
 
 @state_app.command("get")
@@ -77,9 +93,11 @@ def set_state(
     as_json: JsonOpt = False,
 ) -> None:
     """Replace the whole state of SERVICE/KEY with JSON (an object: name -> value)."""
-    value = parse_json(new_state, "the state")
+    value = parse_json(new_state, "the state", check=False)
     if not isinstance(value, dict):
         raise CliError('the state must be a JSON object: {"name": value, ...}')
+    for name, item in value.items():  # each value is checked on its own, as the server does
+        check_json(item, f"state value {name!r}")
     body = {"object_key": key, "new_state": value, "version": version}
     with admin(admin_url, token) as api:
         answer = api.send("POST", f"/services/{quote(service)}/state", body)
