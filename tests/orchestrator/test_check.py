@@ -345,6 +345,40 @@ def test_acknowledged_invocations_exist_and_finish(backend: str, tmp_path: Path)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_values_that_are_not_json_are_reported(backend: str, tmp_path: Path) -> None:
+    """The standard library reads ``Infinity``, ``NaN`` and ``1e999``; replay and other SDKs
+    would not, and integers past 64 bits come back as floats: each is a ``json`` violation,
+    where it is stored (an entry, a completion, a result, a state row)."""
+
+    async def scenario(store: Store) -> None:
+        entries = ['{"kind":"input","value":Infinity}', '{"kind":"run","name":"x","value":1}']
+        await _write(store, _rec("inv_a", "completed", journal_len=2), entries)
+        entries = [_e("input"), _e("awakeable", id="sign_x")]
+        completion = '{"index":1,"value":[1,NaN]}'
+        await _write(
+            store, _rec("inv_b", "running", seq=2, journal_len=2), entries, {1: completion}
+        )
+        await _write(store, _rec("inv_c", seq=3, result='{"value":1e999}'))
+        await _write(store, _rec("inv_d", seq=4, key="k"))
+        big = str(2**64)
+        await store.commit(CommitUnit(state=[("Svc", "k", "n", big), ("Svc", "k", "ok", "1")]))
+
+    report = _check(backend, tmp_path, scenario)
+    found = sorted((v.kind, v.invocation_id or "", v.message) for v in report.violations)
+    assert [(kind, about) for kind, about, _ in found] == [
+        ("json", ""),
+        ("json", "inv_a"),
+        ("json", "inv_b"),
+        ("json", "inv_c"),
+    ], found
+    said = {about: message for _, about, message in found}
+    assert "entry 0" in said["inv_a"] and "Infinity" in said["inv_a"]
+    assert "completion" in said["inv_b"] and "NaN" in said["inv_b"]
+    assert "result" in said["inv_c"] and "infinity" in said["inv_c"]
+    assert "state 'n' of Svc/k" in said[""] and "64 bits" in said[""], said
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_paging_reads_invocations_that_share_a_seq(backend: str, tmp_path: Path) -> None:
     """Two orchestrators may give out the same seq: paging by seq must not skip any."""
 
@@ -504,6 +538,16 @@ def test_cli_check_clean_violated_and_json(tmp_path: Path) -> None:
 
     missing = runner.invoke(app, ["check", "--store", f"sqlite:///{tmp_path / 'none.db'}"])
     assert missing.exit_code == 2
+
+    async def infinity() -> None:
+        async with SqliteStore(db) as store:
+            entries = ['{"kind":"input","value":Infinity}']
+            await _write(store, _rec("inv_inf", "completed", seq=3), entries)
+
+    asyncio.run(infinity())
+    bad = runner.invoke(app, ["check", "--store", url, "--json"])
+    assert bad.exit_code == 1, bad.output
+    assert [v["kind"] for v in json.loads(bad.output)["violations"]] == ["json"]
 
 
 def test_cli_check_reads_beside_a_locked_store(tmp_path: Path) -> None:

@@ -179,6 +179,11 @@ BROKEN: dict[str, tuple[ScheduleRecord, list[Any], str]] = {
     "timezone": (_sched(timezone="Mars/Olympus"), [FIRED], "unknown time zone"),
     "target": (_sched(handler=""), [replace(FIRED, handler="")], "is not Service/handler"),
     "input": (_sched(input="{"), [FIRED], "input is not JSON"),
+    # the standard library reads these; the scheduler (and every ingress body) refuses them
+    "input infinity": (_sched(input="[Infinity]"), [FIRED], "input is not JSON"),
+    "input 1e999": (_sched(input="1e999"), [FIRED], "input is not JSON"),
+    "input too deep": (_sched(input="[" * 300 + "]" * 300), [FIRED], "deeper than 128"),
+    "input past 64 bits": (_sched(input=str(2**64)), [FIRED], "64 bits"),
     "partition": (_sched(partition=1), [FIRED], "in partition 1, but its id hashes to 0"),
     "counter": (_sched(missed=-1), [FIRED], "missed -1"),
     "created": (

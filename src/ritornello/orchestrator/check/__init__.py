@@ -6,6 +6,12 @@ engine keeps. Each invariant is one function and one ``Violation.kind``:
     Entries are exactly indices 0 .. journal_len - 1, each a JSON object with a known
     ``kind``; entry 0 is the input and an output can only be last. Every completion names an
     existing entry of a waiting kind (or ``CANCEL_INDEX``), once, with a value or a failure.
+``json`` (``_values.check_values``, ``_values.check_state_values``)
+    Every stored value is JSON by the rules values are taken in with (``_json.json_input``:
+    no ``NaN`` or infinities, UTF-8, integers within 64 bits): journal entries, completions,
+    results, and the state rows of every object key an invocation names. The standard
+    library's parser reads ``Infinity`` or ``1e999`` (and so the structural rules pass them);
+    a handler's replay or another SDK would not.
 ``state`` (``_invocation.check_record``)
     The status is one of ``STATUSES``; a terminal invocation has a result (``{"value"}`` or
     ``{"failure"}``) and nothing to wait on; a live one has no result; ``waiting`` is set only
@@ -33,7 +39,8 @@ engine keeps. Each invariant is one function and one ``Violation.kind``:
 ``schedule`` (``_schedules.check_schedules``)
     A cron schedule (docs/schedules.md) is well formed: its cron parses in its time zone (the
     scheduler's own ``cron_of``), its overlap is one of ``OVERLAP_POLICIES``, its target names
-    a service and a handler, its input is JSON text, its partition is the one its id hashes
+    a service and a handler, its input passes the scheduler's check (``_json.json_input``, as
+    an ingress body: nesting at most 128 levels too), its partition is the one its id hashes
     to, its counters are >= 0 and ``checked_until >= created_at`` (``checked_until`` only
     moves forward from the creation). ``last_fire_at``, ``last_invocation_id`` and
     ``fires >= 1`` are set together (each fire sets all three in one compare-and-set); a

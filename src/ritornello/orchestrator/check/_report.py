@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 #: Every ``Violation.kind``, in the order the package docstring lists the invariants.
 KINDS = (
     "journal",
+    "json",
     "state",
     "call",
     "liveness",
@@ -22,7 +23,8 @@ KINDS = (
 @dataclass(frozen=True, slots=True)
 class Violation:
     """One broken invariant: ``kind`` is one of ``KINDS``. ``invocation_id`` names what it is
-    about: an invocation, or for kind ``schedule`` the schedule's id."""
+    about: an invocation, or for kind ``schedule`` the schedule's id (None for kind ``json``
+    about an object's state row: the message names the object)."""
 
     kind: str
     invocation_id: str | None

@@ -4,9 +4,9 @@ again (docs/schedules.md, "Checking a store")."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
+from ritornello.orchestrator._json import JsonInputError, json_input
 from ritornello.orchestrator.core import partition_of
 from ritornello.orchestrator.errors import InvalidRequestError
 from ritornello.orchestrator.schedules import cron_of, idempotency_key
@@ -87,9 +87,9 @@ def _check_schedule(s: ScheduleRecord, partitions: int, report: CheckReport) -> 
     if not s.service or not s.handler or "/" in s.handler:
         bad(f"target {s.service}/{s.handler} is not Service/handler")
     try:
-        json.loads(s.input)
-    except ValueError:
-        bad(f"its input is not JSON text: {s.input[:80]!r}")
+        json_input(s.input, "input")  # as the scheduler takes it in: every fire submits it
+    except JsonInputError as exc:
+        bad(f"its input is not JSON the scheduler takes in ({exc}): {s.input[:80]!r}")
     expected = partition_of("schedule", None, s.id, partitions)
     if s.partition != expected:
         bad(f"in partition {s.partition}, but its id hashes to {expected} of {partitions}")

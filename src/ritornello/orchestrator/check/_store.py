@@ -15,6 +15,7 @@ from ._liveness import check_liveness, check_timers
 from ._relations import check_calls, check_exclusive, check_expected
 from ._report import CheckReport
 from ._schedules import check_schedules
+from ._values import check_state_values, check_values
 
 
 async def check_store(
@@ -57,6 +58,7 @@ async def _check_once(
         report.entries += len(entries)
         report.completions += len(completions)
         journals[rec.id] = check_journal(rec, entries, completions, report)
+        check_values(rec, entries, completions, report)
     # A callee the listing missed (an eventually consistent index) is read directly, so the
     # call rules judge what is there, not what the index shows.
     missing = {t for j in journals.values() for t in j.targets.values() if t not in records}
@@ -69,6 +71,7 @@ async def _check_once(
             report.completions += len(read[2])
             records[callee_id] = read[0]
             journals[callee_id] = check_journal(read[0], read[1], read[2], report)
+            check_values(read[0], read[1], read[2], report)
     report.invocations = len(records)
     timers = await store.list_timers()
     report.timers = len(timers)
@@ -81,6 +84,7 @@ async def _check_once(
             continue
         check_calls(rec, j, records, journals, report)
         await check_liveness(store, rec, j, records, timer_names, states, report)
+    await check_state_values(store, records, states, report)
     check_timers(timers, records, journals, report)
     check_exclusive(records, report)
     await check_schedules(store, records, now, report)
