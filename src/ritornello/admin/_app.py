@@ -15,24 +15,29 @@ from ritornello.admin._deployments import deployments_router
 from ritornello.admin._errors import install_error_handlers
 from ritornello.admin._health import health_router
 from ritornello.admin._invocations import invocations_router
-from ritornello.admin._limits import BodyLimit
+from ritornello.admin._limits import BodyLimit, HeaderLimit
 from ritornello.admin._metrics import metrics_router
 from ritornello.admin._schedules import schedules_router
 from ritornello.admin._services import services_router
 from ritornello.admin._state import state_router
 from ritornello.admin._ui import ui_router
 from ritornello.admin._views import RegisterDeployment, app_version
-from ritornello.orchestrator import Engine
+from ritornello.orchestrator import Engine, HeaderLimits
 
 __all__ = ["RegisterDeployment", "create_app"]
 
 
 def create_app(
-    engine: Engine, *, admin_token: str | None = None, max_body_bytes: int = 10 * 1024 * 1024
+    engine: Engine,
+    *,
+    admin_token: str | None = None,
+    max_body_bytes: int = 10 * 1024 * 1024,
+    header_limits: HeaderLimits | None = None,
 ) -> FastAPI:
     """The admin app over a running engine; ``admin_token`` (None: ``RITORNELLO_ADMIN_TOKEN``;
     empty: open) is required on every path but /health and /ui (``_auth.protect``); a body
-    over ``max_body_bytes`` gets 413 (``_limits``)."""
+    over ``max_body_bytes`` gets 413, request headers past ``header_limits`` (None: the
+    defaults of ``max_header_bytes`` and ``max_headers``) 431 (``_limits``)."""
     app = FastAPI(title="Ritornello admin API", version=app_version())
     install_error_handlers(app)
     app.include_router(health_router(engine))
@@ -44,5 +49,7 @@ def create_app(
     app.include_router(schedules_router(engine))
     app.include_router(ui_router())
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    protect(app, admin_token)  # last: it wraps every route, and declares itself in OpenAPI
+    protect(app, admin_token)  # it wraps every route, and declares itself in OpenAPI
+    # outermost: headers past the limits are refused before the token is even read
+    app.add_middleware(HeaderLimit, limits=header_limits or HeaderLimits())
     return app

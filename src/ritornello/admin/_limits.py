@@ -1,9 +1,12 @@
-"""A cap on admin request bodies: larger ones get 413 before any route reads them.
+"""Caps on admin requests: larger bodies get 413 before any route reads them, and too many or
+too large headers get 431 before anything else runs (the token check included).
 
 The admin API's bodies are small (a deployment URI, a schedule, an object's state); the cap
 is the ingress's ``max_body_bytes``, so one setting bounds what either port buffers. A
 declared ``content-length`` over the cap is refused without reading; a chunked body is read
 up to the cap and refused as soon as it passes it. Requests without a body pass untouched.
+The header limits are the ingress's too (``max_header_bytes``, ``max_headers``; the check is
+``ritornello.orchestrator.HeaderLimits``): uvicorn sets none of its own.
 """
 
 from __future__ import annotations
@@ -12,11 +15,29 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ritornello.orchestrator import HeaderLimits
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class HeaderLimit:
+    """Pure ASGI middleware: 431 for request headers past ``limits``, else the app unchanged."""
+
+    def __init__(self, app: ASGIApp, limits: HeaderLimits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = self.limits.problem(scope.get("headers") or ())
+            if problem is not None:
+                await _refuse(send, 431, problem)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -62,18 +83,22 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"detail": f"request body larger than {self.max_bytes} bytes (max_body_bytes)"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        detail = f"request body larger than {self.max_bytes} bytes (max_body_bytes)"
+        await _refuse(send, 413, detail)
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    """A complete JSON answer ``{"detail": ...}`` that closes the connection."""
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from ritornello import _child
 from ritornello.cli._plain import WRITER_MODULE
-from ritornello.orchestrator import ConfigError, Engine, IngressApp, Settings, load_settings
+from ritornello.orchestrator import (
+    ConfigError,
+    Engine,
+    HeaderLimits,
+    IngressApp,
+    Settings,
+    load_settings,
+)
 from ritornello.protocol import RetryPolicy
 from ritornello.store import StoreError, open_store
 from ritornello.store.faults import FaultyStore
@@ -196,6 +203,8 @@ async def run_orchestrator(
             max_body_bytes=settings.max_body_bytes,
             token=settings.ingress_token,
             redact_headers=settings.redact_headers,
+            max_header_bytes=settings.max_header_bytes,
+            max_headers=settings.max_headers,
         )
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -285,5 +294,8 @@ def _admin_app(engine: Engine, settings: Settings) -> Any:
     from ritornello.admin import create_app
 
     return create_app(
-        engine, admin_token=settings.admin_token, max_body_bytes=settings.max_body_bytes
+        engine,
+        admin_token=settings.admin_token,
+        max_body_bytes=settings.max_body_bytes,
+        header_limits=HeaderLimits(settings.max_header_bytes, settings.max_headers),
     )

@@ -20,7 +20,13 @@ from ritornello.orchestrator.errors import (
     StateConflictError,
     TryAgainError,
 )
-from ritornello.orchestrator.ingress import IngressApp, asgi_lifespan, http_status, parse_delay
+from ritornello.orchestrator.ingress import (
+    HeaderLimits,
+    IngressApp,
+    asgi_lifespan,
+    http_status,
+    parse_delay,
+)
 from ritornello.orchestrator.invokers import (
     FakeInvoker,
     HttpInvoker,
@@ -40,6 +46,7 @@ __all__ = [
     "EndpointError",
     "Engine",
     "FakeInvoker",
+    "HeaderLimits",
     "HttpInvoker",
     "InProcessInvoker",
     "IngressApp",

@@ -12,6 +12,10 @@ from typing import Any
 DEFAULT_STORE = "sqlite:///.ritornello/ritornello.db"
 #: Request headers never journaled (the ingress replaces their values with ``[redacted]``).
 DEFAULT_REDACT_HEADERS = "authorization,proxy-authorization,cookie,set-cookie,x-api-key"
+#: Request header limits of both HTTP ports (431 past them): the names and values of all the
+#: headers together, and how many there are (Apache's and hyper's default count).
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_MAX_HEADERS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +27,10 @@ class Settings:
     ingress_port: int = 8080
     admin_port: int = 9070
     max_body_bytes: int = 10 * 1024 * 1024
+    #: A request whose headers' names and values total more (or that has more than
+    #: ``max_headers``) gets 431 on either port; so an input entry holds at most this much.
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_headers: int = DEFAULT_MAX_HEADERS
     attempt_timeout_s: float = 300.0
     retention_s: float = 86_400.0
     sqlite_synchronous: str = "FULL"

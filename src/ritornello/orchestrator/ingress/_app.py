@@ -1,8 +1,8 @@
 """The ingress app (port 8080): Restate's HTTP ingress paths, as a raw ASGI app (the hot path).
 
 Guarantee 1: a 200/202 is sent only after the invocation's creation is committed. Guarantee 5:
-bad input (malformed JSON, wrong content type, oversized body, unknown target, invalid delay)
-gets a clear 4xx with ``{"message": ...}`` and nothing is stored.
+bad input (too many or too large headers, malformed JSON, wrong content type, oversized body,
+unknown target, invalid delay) gets a clear 4xx with ``{"message": ...}`` and nothing is stored.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from urllib.parse import parse_qs, unquote
 
 from ritornello.store import StoreError, crashpoints
 
-from .._config import DEFAULT_REDACT_HEADERS
+from .._config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, DEFAULT_REDACT_HEADERS
 from .._json import dumpb, dumps, loads
 from .._keys import key_problem
 from ..core import WORKFLOW_RUN, value_result
 from ..errors import OrchestratorError, TryAgainError
 from ..runtime import Engine
-from ._auth import BearerToken, authorization, redact, redact_names, send_unauthorized
+from ._auth import BearerToken, authorization, redact_names, send_unauthorized
+from ._headers import HeaderLimits, handler_headers
 from ._input import (
     HttpError,
     idempotency_key,
@@ -52,9 +53,12 @@ class IngressApp:
         max_body_bytes: int = 10 * 1024 * 1024,
         token: str = "",
         redact_headers: str = DEFAULT_REDACT_HEADERS,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        max_headers: int = DEFAULT_MAX_HEADERS,
     ) -> None:
         self.engine = engine
         self.max_body_bytes = max_body_bytes
+        self.header_limits = HeaderLimits(max_header_bytes, max_headers)
         # auth (docs/auth.md): with a token every path needs it; the header carrying it is
         # always redacted from the journaled request headers
         self._token = BearerToken(token) if token else None
@@ -65,6 +69,10 @@ class IngressApp:
             await asgi_lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        too_many = self.header_limits.problem(scope.get("headers", ()))
+        if too_many is not None:  # before anything reads them: nothing is stored
+            await _refuse_headers(send, too_many)
             return
         if self._token is not None and not self._token.matches(authorization(scope)):
             await send_unauthorized(send, _UNAUTHORIZED)
@@ -181,7 +189,7 @@ class IngressApp:
             input_text,
             idempotency_key=idem,
             delay_ms=delay_ms,
-            headers=redact(headers, self._redact),
+            headers=handler_headers(headers, self._redact),
         )
         if crashpoints.ARMED:
             crashpoints.reach("before-ack")
@@ -324,6 +332,14 @@ class IngressApp:
             status = code if isinstance(code, int) and 400 <= code <= 599 else 500
             return status, dumpb({"message": failure.get("message", "")}), inv_id
         return 200, dumpb(result.get("value")), inv_id
+
+
+async def _refuse_headers(send: Send, problem: str) -> None:
+    """431 with ``{"message": problem}``, closing the connection (its body is not read)."""
+    body = dumpb({"message": problem})
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 431, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def asgi_lifespan(receive: Receive, send: Send) -> None:

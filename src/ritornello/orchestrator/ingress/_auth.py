@@ -51,12 +51,18 @@ class BearerToken:
         return hmac.compare_digest(given, self._expected)
 
 
-def redact(headers: Mapping[bytes, bytes], names: frozenset[bytes]) -> dict[str, str]:
+def redact(
+    headers: Mapping[bytes, bytes],
+    names: frozenset[bytes],
+    drop: frozenset[bytes] = frozenset(),
+) -> dict[str, str]:
     """Request headers as text (lower-case names), each one in ``names`` replaced by
-    ``[redacted]``. ``names`` are lower-case bytes; ``headers`` keys lower-case already."""
+    ``[redacted]``, those in ``drop`` left out. ``names`` and ``drop`` are lower-case bytes;
+    ``headers`` keys lower-case already."""
     return {
         k.decode("latin-1"): REDACTED if k in names else v.decode("latin-1")
         for k, v in headers.items()
+        if k not in drop
     }
 
 
