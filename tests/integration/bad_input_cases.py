@@ -68,6 +68,25 @@ FORM = (("content-type", b"application/x-www-form-urlencoded"),)
 LIES_BIG = (*JSON_CT, ("content-length", b"999999"))
 LIES_SHORT = (*JSON_CT, ("content-length", b"4"))
 ACTIONS = ("cancel", "kill", "pause", "resume")
+# Request headers past the defaults (max_header_bytes 64 KiB, max_headers 100): 431.
+HUGE_HEADERS: Headers = (*JSON_CT, *((f"x-pad-{i}", b"a" * 50_000) for i in range(100)))
+MANY_HEADERS: Headers = (*JSON_CT, *((f"x-h-{i}", b"v") for i in range(150)))
+SAME_HEADER: Headers = (*JSON_CT, *(("x-same", b"v") for _ in range(150)))
+ONE_BIG_HEADER: Headers = (*JSON_CT, ("x-big", b"b" * 70_000))
+# Admin bodies holding values the ingress refuses: they are refused the same way (400).
+YEARLY = b'{"cron": "0 0 1 1 *", "target": '
+DEEP300 = b"[" * 300 + b"]" * 300
+
+
+def schedule(value: bytes, target: bytes = b'"Greeter/greet"', extra: bytes = b"") -> bytes:
+    """A ``POST /schedules`` body (a yearly cron: nothing fires during the tests)."""
+    return YEARLY + target + b', "input": ' + value + extra + b"}"
+
+
+def state(value: bytes, name: bytes = b'"n"', key: bytes = b'"badstate"') -> bytes:
+    """A ``POST /services/Counter/state`` body."""
+    return b'{"object_key": ' + key + b', "new_state": {' + name + b": " + value + b"}}"
+
 
 CASES: dict[str, Any] = {
     # -- malformed JSON, and valid JSON of the wrong shape where an object is needed
@@ -486,6 +505,134 @@ CASES: dict[str, Any] = {
         "admin-query", "GET", "/invocations?status=bogus", b"", 400, "unknown status"
     ),
     "query-status-nul": adm("admin-query", "GET", "/invocations?status=%00", b"", 400, "unknown"),
+    # -- request headers: too many or too large (before the body is read; nothing journaled)
+    "headers-5mb-send": ing("headers", "POST", SEND, b'"x"', 431, "header", headers=HUGE_HEADERS),
+    "headers-5mb-call": ing("headers", "POST", CALL, b'"x"', 431, "header", headers=HUGE_HEADERS),
+    "headers-many-send": ing("headers", "POST", SEND, b'"x"', 431, "headers", headers=MANY_HEADERS),
+    "headers-same-name-many": ing(
+        "headers", "POST", "/Counter/k/add/send", b"1", 431, "headers", headers=SAME_HEADER
+    ),
+    "headers-one-big": ing("headers", "POST", CALL, b'"x"', 431, "header", headers=ONE_BIG_HEADER),
+    "headers-resolve": ing(
+        "headers", "POST", f"{AWK}/{{aid}}/resolve", b"1", 431, "header", headers=HUGE_HEADERS
+    ),
+    "headers-attach": ing(
+        "headers", "GET", "/restate/attach/{done}", b"", 431, "headers", headers=MANY_HEADERS
+    ),
+    "headers-admin-size": adm(
+        "headers", "GET", "/deployments", b"", 431, "header", headers=HUGE_HEADERS
+    ),
+    "headers-admin-many": adm(
+        "headers", "POST", "/schedules", schedule(b"1"), 431, "headers", headers=MANY_HEADERS
+    ),
+    # -- admin: schedule inputs go through the ingress's JSON checks
+    "schedule-input-too-deep": adm(
+        "admin-schedules", "POST", "/schedules", schedule(DEEP300), 400, "deeper than 128"
+    ),
+    "schedule-input-infinite": adm(
+        "admin-schedules", "POST", "/schedules", schedule(b"1e999"), 400, "JSON"
+    ),
+    "schedule-input-infinity": adm(
+        "admin-schedules", "POST", "/schedules", schedule(b"[-Infinity]"), 400, "JSON"
+    ),
+    "schedule-input-nan": adm(
+        "admin-schedules", "POST", "/schedules", schedule(b'{"a": NaN}'), 400, "JSON"
+    ),
+    "schedule-input-int-past-64-bits": adm(
+        "admin-schedules", "POST", "/schedules", schedule(b"18446744073709551616"), 400, "64 bits"
+    ),
+    "schedule-input-lone-surrogate": adm(
+        "admin-schedules", "POST", "/schedules", schedule(b'"\\ud800"'), 400, "UTF-8"
+    ),
+    "schedule-input-past-the-parser": adm(
+        "admin-schedules",
+        "POST",
+        "/schedules",
+        schedule(b"[" * 1990 + b"]" * 1990),
+        400,
+        "parsing the body",
+    ),
+    "schedule-key-nul": adm(
+        "admin-schedules",
+        "POST",
+        "/schedules",
+        schedule(b"1", b'"Counter/add"', b', "key": "a\\u0000b"'),
+        400,
+        "control characters",
+    ),
+    "schedule-key-lone-surrogate": adm(
+        "admin-schedules",
+        "POST",
+        "/schedules",
+        schedule(b"1", b'"Counter/add"', b', "key": "\\udc80"'),
+        400,
+        "UTF-8",
+    ),
+    "schedule-bad-cron": adm(
+        "admin-schedules",
+        "POST",
+        "/schedules",
+        b'{"cron": "61 * * * *", "target": "Greeter/greet"}',
+        400,
+        "not valid",
+    ),
+    # -- admin: state writes go through the same checks, names and keys too
+    "state-infinite": adm(
+        "admin-state", "POST", "/services/Counter/state", state(b"1e999"), 400, "JSON"
+    ),
+    "state-nan": adm("admin-state", "POST", "/services/Counter/state", state(b"NaN"), 400, "JSON"),
+    "state-infinity": adm(
+        "admin-state", "POST", "/services/Counter/state", state(b"[Infinity]"), 400, "JSON"
+    ),
+    "state-too-deep": adm(
+        "admin-state", "POST", "/services/Counter/state", state(DEEP300), 400, "deeper than 128"
+    ),
+    "state-int-past-64-bits": adm(
+        "admin-state",
+        "POST",
+        "/services/Counter/state",
+        state(b"-9223372036854775809"),
+        400,
+        "64 bits",
+    ),
+    "state-lone-surrogate": adm(
+        "admin-state", "POST", "/services/Counter/state", state(b'"\\ud800"'), 400, "UTF-8"
+    ),
+    "state-name-lone-surrogate": adm(
+        "admin-state",
+        "POST",
+        "/services/Counter/state",
+        state(b"1", name=b'"\\ud800"'),
+        400,
+        "UTF-8",
+    ),
+    "state-key-nul": adm(
+        "admin-state",
+        "POST",
+        "/services/Counter/state",
+        state(b"1", key=b'"a\\u0000b"'),
+        400,
+        "control characters",
+    ),
+    "state-key-lone-surrogate": adm(
+        "admin-state",
+        "POST",
+        "/services/Counter/state",
+        state(b"1", key=b'"\\udc80"'),
+        400,
+        "UTF-8",
+    ),
+    "state-reserved-name": adm(
+        "admin-state",
+        "POST",
+        "/services/Counter/state",
+        state(b"1", name=b'"\\u0000p:x"'),
+        400,
+        "reserved",
+    ),
+    "state-plain-service": adm(
+        "admin-state", "POST", "/services/Greeter/state", state(b"1"), 400, "virtual objects"
+    ),
 }
 
 

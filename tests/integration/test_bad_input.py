@@ -30,7 +30,7 @@ from urllib.parse import quote
 import pytest
 
 from ritornello.orchestrator.ingress import MAX_JSON_DEPTH
-from tests.integration.bad_input_cases import JSON_CT, MAX_BODY, Case, counts, params
+from tests.integration.bad_input_cases import JSON_CT, MAX_BODY, SEND, Case, counts, params
 from tests.procs import ROOT, Endpoint, Orchestrator, http, wait_until
 
 VOLATILE_TABLES = {"leases", "members"}  # rewritten by heartbeats, whatever the requests
@@ -219,7 +219,7 @@ def test_the_table_covers_every_category() -> None:
     found = counts()
     expected = {"json", "content-type", "size", "framing", "target", "key", "delay"}
     expected |= {"awakeable", "attach", "method", "admin-deployments", "admin-invocations"}
-    expected |= {"admin-query"}
+    expected |= {"admin-query", "headers", "admin-schedules", "admin-state"}
     assert set(found) == expected, found
     assert min(found.values()) >= 5, found
 
@@ -402,3 +402,44 @@ def test_integers_up_to_64_bits_round_trip(world: World) -> None:
     for key, n in (("max", 2**63 - 1), ("min", -(2**63)), ("u64", 2**64 - 1)):
         assert http("POST", f"{ingress}/restate/call/Counter/int-{key}/add", n)[:2] == (200, n)
         assert http("POST", f"{ingress}/restate/call/Counter/int-{key}/get")[:2] == (200, n)
+
+
+def test_headers_up_to_the_limits_are_accepted_and_journaled_as_the_handler_sees_them(
+    world: World,
+) -> None:
+    """100 headers of 64 KiB together (host, connection, content type and length included)
+    are accepted; what the input entry holds is what ``ctx.headers`` shows: the request's
+    headers less the connection's and framing's and the idempotency key, redacted ones
+    holding ``[redacted]``. One header more, or one byte more, is a 431 (the table's rows)."""
+    fixed = (
+        ("content-type", b"application/json"),
+        ("idempotency-key", b"at-the-limit"),
+        ("authorization", b"Basic c2VjcmV0"),
+    )
+    # request_bytes adds host, connection and content-length: 100 headers in all
+    pads = 100 - 3 - len(fixed)
+    body = b'"limits"'
+    used = sum(len(k) + len(v) for k, v in fixed)
+    used += len("host") + len("127.0.0.1") + len("connection") + len("close")
+    used += len("content-length") + len(str(len(body)))
+    names = [f"x-pad-{i:02d}" for i in range(pads)]
+    room = 64 * 1024 - used - sum(len(n) for n in names)
+    values = [b"v" * (room // pads + (1 if i < room % pads else 0)) for i in range(pads)]
+    headers = (*fixed, *zip(names, values, strict=True))
+    data = request_bytes("POST", "/restate/send/Greeter/greet", body, headers)
+    reply = exchange(world.orch.ingress_port, data)
+    assert reply.status == 202, reply
+    inv = json.loads(reply.body)["invocationId"]
+    detail = http("GET", f"{world.orch.admin}/invocations/{inv}")[1]
+    stored = detail["journal"][0]["headers"]
+    assert stored == {
+        "content-type": "application/json",
+        "authorization": "[redacted]",
+        **{n: v.decode() for n, v in zip(names, values, strict=True)},
+    }
+    # one byte more: refused, and nothing stored
+    before = world.snapshot()
+    over = (*headers[:-1], (names[-1], values[-1] + b"v"))
+    reply = exchange(world.orch.ingress_port, request_bytes("POST", SEND, body, over))
+    assert reply.status == 431 and "max_header_bytes" in reply.message(), reply
+    assert world.snapshot() == before
