@@ -7,6 +7,11 @@ uvicorn writes a response's head and its body as two ``transport.write`` calls (
 messages), and uvloop sends each at once: two ``send`` system calls per answer, about a tenth of
 the ingress loop's time under load. ``HttpToolsProtocol`` here hands uvicorn a transport that
 joins the writes of one loop iteration into one (``CoalescingTransport``).
+
+It also bounds each port's connections (``_connections``: how many, and how long a client may
+take to send a request; uvicorn has neither for a request's first byte, head or body: its
+``limit_concurrency`` answers 503 to everyone, ``/health`` included, once that many connections
+are open, silent ones included).
 """
 
 from __future__ import annotations
@@ -14,10 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Generator
-from typing import Any
+from typing import Any, ClassVar
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _UvicornHttpTools
+
+from ritornello.cli._connections import Connections, Limits
+
+_DEFAULTS = Limits()
 
 
 class Server(uvicorn.Server):
@@ -76,17 +85,94 @@ class CoalescingTransport:
 
 
 class HttpToolsProtocol(_UvicornHttpTools):
-    """uvicorn's httptools protocol on a ``CoalescingTransport``: one write per answer."""
+    """uvicorn's httptools protocol on a ``CoalescingTransport`` (one write per answer), its
+    connection bounded by ``guard`` (``_connections``: one ``Connections`` per port, set on a
+    subclass made for each server by ``server``; this class as is, as in
+    ``uvicorn --http ritornello.cli._listen:HttpToolsProtocol``, has the default limits).
+
+    The deadline follows the parser: idle at accept and after each answer, head at a request's
+    first byte, body once its head is complete; none while a request is in the app. A request
+    that the app answered before its body ended stays waiting, on its body deadline."""
+
+    guard: ClassVar[Connections] = Connections(_DEFAULTS)
+    # the guard's limits, read on every request
+    _idle_s: ClassVar[float] = _DEFAULTS.idle_timeout_s
+    _head_s: ClassVar[float] = _DEFAULTS.header_timeout_s
+    _body_s: ClassVar[float] = _DEFAULTS.body_timeout_s
+    deadline: float
+    _receiving: bool  # between a request's first byte and its last
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         shim: Any = CoalescingTransport(transport, self.loop)
         super().connection_made(shim)
+        self._receiving = False
+        self.deadline = self.loop.time() + self._idle_s
+        # past the limit, drops the longest-waiting connection: this one if no other waits
+        self.guard.admit(self, len(self.connections))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.leave(self)
+        super().connection_lost(exc)
+
+    def drop(self) -> None:
+        """Close at once (a deadline passed, or room was needed); nothing more is sent."""
+        self.guard.leave(self)
+        self.connections.discard(self)  # not counted against the limit from now on
+        self.transport.abort()
+
+    # -- the parser's callbacks, and the end of an answer: the deadline follows them
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._receiving = True
+        self.deadline = self.loop.time() + self._head_s
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self.deadline = self.loop.time() + self._body_s
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._receiving = False
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:  # answered already (or an upgrade)
+            self.deadline = self.loop.time() + self._idle_s
+            self.guard.wait(self)
+        else:
+            self.guard.leave(self)
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, but instead of arming a keep-alive timer the connection waits again, on
+        its idle deadline (or, when its next request has begun, that request's)."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # the next request, complete already, goes to the app
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        if not self._receiving:
+            self.deadline = self.loop.time() + self._idle_s
+        self.guard.wait(self)
 
 
-def server(app: Any, host: str, port: int, *, proxy_headers: bool = True) -> Server:
-    """A server for ``app`` on ``host:port`` that runs on the caller's loop.
-    ``proxy_headers=False`` leaves out uvicorn's X-Forwarded-* middleware (the ingress reads
-    no client address: one call less per request)."""
+def server(
+    app: Any, host: str, port: int, *, proxy_headers: bool = True, limits: Limits | None = None
+) -> Server:
+    """A server for ``app`` on ``host:port`` that runs on the caller's loop, its connections
+    bounded by ``limits`` (the defaults if None). ``proxy_headers=False`` leaves out uvicorn's
+    X-Forwarded-* middleware (the ingress reads no client address: one call less per
+    request)."""
+    limits = limits or _DEFAULTS
+
+    class Protocol(HttpToolsProtocol):
+        pass
+
+    Protocol.guard = Connections(limits, f"{host}:{port}")
+    Protocol._idle_s = limits.idle_timeout_s
+    Protocol._head_s = limits.header_timeout_s
+    Protocol._body_s = limits.body_timeout_s
     return Server(
         uvicorn.Config(
             app,
@@ -95,7 +181,7 @@ def server(app: Any, host: str, port: int, *, proxy_headers: bool = True) -> Ser
             log_level="warning",
             access_log=False,
             lifespan="off",
-            http=HttpToolsProtocol,
+            http=Protocol,
             loop="none",
             proxy_headers=proxy_headers,
         )
