@@ -10,6 +10,7 @@ an open-file limit it cannot raise (soft = hard = 1,024), so each port holds at 
   a call answering at once, and every flood connection is closed by its deadline.
 - Under the limit, each kind of slow client (silent, idle after a response, slowloris, slow
   body) is closed after its own deadline, not before.
+- A WebSocket upgrade is refused with a 4xx on both ports, and nothing is logged as an error.
 - The open-file limit is raised to the hard limit at start.
 """
 
@@ -270,6 +271,31 @@ def test_slow_clients_are_closed_after_their_deadline_not_before(edge: Edge) -> 
             assert deadline - 0.1 <= after <= deadline + SLACK_S, (kind, after)
     finally:
         clients.close()
+
+
+# -- upgrades ----------------------------------------------------------------------------------
+
+WEBSOCKET = (
+    b"GET %s HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: Upgrade\r\nupgrade: websocket\r\n"
+    b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+)
+
+
+def test_a_websocket_upgrade_is_refused_with_a_4xx_and_nothing_logged(edge: Edge) -> None:
+    log_at = edge.log_size()
+    for port in edge.ports():
+        for path in (b"/health", b"/restate/call/Greeter/greet", b"/Greeter/greet", b"/nope"):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(WEBSOCKET % path)
+                resp = HTTPResponse(sock)
+                resp.begin()
+                assert 400 <= resp.status < 500, (port, path, resp.status)
+                resp.read()
+                resp.close()
+    assert_serving(edge, "after-upgrades")
+    time.sleep(0.2)  # anything the server logs about them is in the file by now
+    log = edge.log_since(log_at)
+    assert "ERROR" not in log and "WARNING" not in log, log[-3000:]
 
 
 def test_the_open_file_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:

@@ -65,6 +65,8 @@ class IngressApp:
             await asgi_lifespan(receive, send)
             return
         if scope["type"] != "http":
+            if scope["type"] == "websocket":  # none served: refused before it is accepted
+                await send({"type": "websocket.close", "code": 1008})  # the server says 403
             return
         if self._token is not None and not self._token.matches(authorization(scope)):
             await send_unauthorized(send, _UNAUTHORIZED)
