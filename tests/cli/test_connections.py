@@ -10,7 +10,8 @@ an open-file limit it cannot raise (soft = hard = 1,024), so each port holds at 
   a call answering at once, and every flood connection is closed by its deadline.
 - Under the limit, each kind of slow client (silent, idle after a response, slowloris, slow
   body) is closed after its own deadline, not before.
-- A WebSocket upgrade is refused with a 4xx on both ports, and nothing is logged as an error.
+- A WebSocket upgrade is refused with a 4xx on both ports, and nothing is logged as an error;
+  ``HEAD /health`` answers 200 on both ports.
 - The open-file limit is raised to the hard limit at start.
 """
 
@@ -273,7 +274,7 @@ def test_slow_clients_are_closed_after_their_deadline_not_before(edge: Edge) -> 
         clients.close()
 
 
-# -- upgrades ----------------------------------------------------------------------------------
+# -- upgrades and HEAD -------------------------------------------------------------------------
 
 WEBSOCKET = (
     b"GET %s HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: Upgrade\r\nupgrade: websocket\r\n"
@@ -296,6 +297,11 @@ def test_a_websocket_upgrade_is_refused_with_a_4xx_and_nothing_logged(edge: Edge
     time.sleep(0.2)  # anything the server logs about them is in the file by now
     log = edge.log_since(log_at)
     assert "ERROR" not in log and "WARNING" not in log, log[-3000:]
+
+
+def test_head_health_answers_on_both_ports(edge: Edge) -> None:
+    for port in edge.ports():
+        assert ask(port, "HEAD", "/health") == (200, b""), port
 
 
 def test_the_open_file_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:
