@@ -66,6 +66,7 @@ def test_admin_requires_its_token(stack: Stack) -> None:
     status, body, _ = http("GET", f"{admin}/deployments", headers=ADMIN)
     assert status == 200 and len(body["deployments"]) == 1, body
     assert http("GET", f"{admin}/health")[0] == 200  # load balancers' check: no token
+    assert http("HEAD", f"{admin}/health")[:2] == (200, None)
     status, doc, _ = http("GET", f"{admin}/openapi.json", headers=ADMIN)
     assert status == 200
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"

@@ -1,12 +1,16 @@
-"""Ingress helpers that need no server: delay parsing (property-based and by example)."""
+"""Ingress helpers that need no server: delay parsing (property-based and by example); the app
+refusing a WebSocket."""
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ritornello.orchestrator import parse_delay
+from ritornello.orchestrator import IngressApp, parse_delay
 from ritornello.orchestrator.ingress import HttpError
 
 
@@ -50,3 +54,21 @@ def test_parse_delay_never_crashes(text: str) -> None:
 @given(st.integers(0, 10**6), st.sampled_from(["ms", "s", "m", "h"]))
 def test_units(n: int, unit: str) -> None:
     assert parse_delay(f"{n}{unit}") == n * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
+
+
+def test_a_websocket_is_closed_before_it_is_accepted() -> None:
+    """Under a server that hands the app WebSockets (``ritornello serve`` refuses them before
+    the app), the ingress closes one before accepting it: the server answers 403, and logs no
+    error as it does for an app that returns without a word (and answers 500)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    app = IngressApp(cast(Any, None))  # the engine is not reached
+    scope = {"type": "websocket", "path": "/restate/call/Greeter/greet", "headers": []}
+    asyncio.run(app(scope, receive, send))
+    assert sent == [{"type": "websocket.close", "code": 1008}]

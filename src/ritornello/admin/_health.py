@@ -17,6 +17,7 @@ def health_router(engine: Engine) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/health", response_model=Health)
+    @router.head("/health", include_in_schema=False)  # load balancers' checks (public)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 

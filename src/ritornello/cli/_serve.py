@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ritornello import _child
+from ritornello.cli._connections import Limits, per_port, raise_open_file_limit
 from ritornello.cli._plain import WRITER_MODULE
 from ritornello.orchestrator import (
     ConfigError,
@@ -155,6 +156,7 @@ async def run_orchestrator(
     # busy event loop for up to 5 ms each time (a convoy that capped throughput). 0.5 ms keeps
     # the hand-off short. The default SQLite writer is a process of its own and needs no GIL.
     sys.setswitchinterval(0.0005)
+    limits = connection_limits(settings, raise_open_file_limit())
     store = raw_store = open_store(settings.store)
     if getattr(store, "writer", None) != "process":  # no SQLite writer process: not needed
         _child.discard(WRITER_MODULE)
@@ -212,8 +214,10 @@ async def run_orchestrator(
             loop.add_signal_handler(sig, stop.set)
         listen = await listen_module
         servers = [
-            listen.server(ingress, settings.host, settings.ingress_port, proxy_headers=False),
-            listen.server(admin, settings.host, settings.admin_port),
+            listen.server(
+                ingress, settings.host, settings.ingress_port, proxy_headers=False, limits=limits
+            ),
+            listen.server(admin, settings.host, settings.admin_port, limits=limits),
         ]
         tasks = [loop.create_task(s.serve()) for s in servers]
         while not all(s.started for s in servers):
@@ -251,6 +255,26 @@ async def run_orchestrator(
         await engine.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         await store.close()
+
+
+def connection_limits(settings: Settings, open_files: int) -> Limits:
+    """Each port's bounds: the settings', ``max_connections`` lowered (and said so) where the
+    process may not open that many files (``open_files``: its soft limit, 0 if none)."""
+    most = per_port(settings.max_connections, open_files)
+    if most < settings.max_connections:
+        log.warning(
+            "max_connections lowered from %d to %d per port: this process may open %d files "
+            "(raise its limit, ulimit -n, to hold more)",
+            settings.max_connections,
+            most,
+            open_files,
+        )
+    return Limits(
+        max_connections=most,
+        idle_timeout_s=settings.idle_timeout_s,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+    )
 
 
 async def _until_stopped(

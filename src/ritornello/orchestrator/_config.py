@@ -68,10 +68,25 @@ class Settings:
     signing_secret: str = field(default="", repr=False)
     #: Comma-separated request header names the ingress redacts before journaling the rest.
     redact_headers: str = DEFAULT_REDACT_HEADERS
+    # -- connections, per port (docs/orchestrator.md, "Connections")
+    #: Open connections a port holds; a new one past it closes the one waiting longest for a
+    #: request. Lowered at start to fit the open-file limit.
+    max_connections: int = 4096
+    #: A connection closes when no byte of a request comes this long after its accept or its
+    #: previous answer (silent and idle kept-alive connections).
+    idle_timeout_s: float = 5.0
+    #: A connection closes when a request's head is incomplete this long after its first byte.
+    header_timeout_s: float = 10.0
+    #: A connection closes when a request's body is incomplete this long after its head.
+    body_timeout_s: float = 30.0
+
+
+#: Settings that must be above zero.
+_POSITIVE = ("max_connections", "idle_timeout_s", "header_timeout_s", "body_timeout_s")
 
 
 class ConfigError(ValueError):
-    """A setting has a value of the wrong type or an unknown name."""
+    """A setting has a value of the wrong type, out of its range, or an unknown name."""
 
 
 def header_names(raw: str) -> frozenset[str]:
@@ -114,4 +129,7 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     for name, raw in overrides.items():
         if raw is not None:
             values[name] = _coerce(name, raw, types[name])
+    for name in _POSITIVE:
+        if name in values and not values[name] > 0:
+            raise ConfigError(f"setting {name}: {values[name]!r} is not above zero")
     return replace(Settings(), **values)

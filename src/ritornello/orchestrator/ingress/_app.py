@@ -69,6 +69,8 @@ class IngressApp:
             await asgi_lifespan(receive, send)
             return
         if scope["type"] != "http":
+            if scope["type"] == "websocket":  # none served: refused before it is accepted
+                await send({"type": "websocket.close", "code": 1008})  # the server says 403
             return
         too_many = self.header_limits.problem(scope.get("headers", ()))
         if too_many is not None:  # before anything reads them: nothing is stored
