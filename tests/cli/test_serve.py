@@ -119,6 +119,44 @@ def test_a_store_in_use_through_a_symlink_is_refused(tmp_path: Path) -> None:
         first.terminate()
 
 
+WARNING = "without a token"
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({"RITORNELLO_HOST": "0.0.0.0"}, ["ingress", "admin"]),
+        ({"RITORNELLO_HOST": "0.0.0.0", "RITORNELLO_ADMIN_TOKEN": "t" * 32}, ["ingress"]),
+        (
+            {
+                "RITORNELLO_HOST": "0.0.0.0",
+                "RITORNELLO_ADMIN_TOKEN": "t" * 32,
+                "RITORNELLO_INGRESS_TOKEN": "i" * 32,
+            },
+            [],
+        ),
+        ({}, []),  # 127.0.0.1: only this machine can reach it
+        ({"RITORNELLO_HOST": "localhost"}, []),
+    ],
+    ids=["open", "admin-token", "both-tokens", "loopback", "localhost"],
+)
+def test_serving_beyond_loopback_without_tokens_is_warned_about(
+    tmp_path: Path, env: dict[str, str], warned: list[str]
+) -> None:
+    """Bound to 0.0.0.0 (every address of this machine); requests only ever go to 127.0.0.1."""
+    orch = Orchestrator(tmp_path, **env).start()
+    try:
+        assert http("GET", f"{orch.admin}/health")[0] == 200
+        lines = [line for line in orch.output().splitlines() if WARNING in line]
+        assert len(lines) == len(warned), lines
+        for line, which in zip(lines, warned, strict=True):
+            assert "WARNING" in line and which in line and "0.0.0.0" in line, line
+            variable = f"RITORNELLO_{which.upper()}_TOKEN"
+            assert variable in line, line
+    finally:
+        orch.terminate()
+
+
 async def _request(app: AdminApp, path: str) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
