@@ -65,6 +65,7 @@ NO_INV = "inv_aaaaaaaaaaaaaaaaaaaaaaaaaa"
 DEEP = b'{"x": ' + b"[" * 200 + b"]" * 200 + b"}"
 GZIP = (*JSON_CT, ("content-encoding", b"gzip"))
 FORM = (("content-type", b"application/x-www-form-urlencoded"),)
+BROWSER = (("origin", b"http://evil.example"),)  # and no content type
 LIES_BIG = (*JSON_CT, ("content-length", b"999999"))
 LIES_SHORT = (*JSON_CT, ("content-length", b"4"))
 ACTIONS = ("cancel", "kill", "pause", "resume")
@@ -146,6 +147,35 @@ CASES: dict[str, Any] = {
     ),
     "ct-gzip-resolve": ing(
         "content-type", "POST", f"{AWK}/{{aid}}/resolve", b"\x1f\x8b", 415, "encoding", headers=GZIP
+    ),
+    # A request without a content type is JSON, unless a browser sent it (Origin or
+    # Sec-Fetch-Mode): a page may send one cross-site without a CORS preflight.
+    "ct-none-browser-call": ing(
+        "content-type", "POST", CALL, b'"x"', 415, "content-type", headers=BROWSER
+    ),
+    "ct-none-browser-empty-send": ing(
+        "content-type", "POST", SEND, b"", 415, "content-type", headers=BROWSER
+    ),
+    "ct-none-sec-fetch": ing(
+        "content-type",
+        "POST",
+        "/Counter/k/add",
+        b"1",
+        415,
+        "content-type",
+        headers=(("sec-fetch-mode", b"no-cors"),),
+    ),
+    "ct-none-browser-resolve": ing(
+        "content-type", "POST", f"{AWK}/{{aid}}/resolve", b"true", 415, "JSON", headers=BROWSER
+    ),
+    "ct-text-attach-target": ing(
+        "content-type",
+        "POST",
+        "/restate/attach",
+        b'{"target": "invocation", "invocationId": "{done}"}',
+        415,
+        "not JSON",
+        headers=TEXT,
     ),
     "ct-deploy-text": adm(
         "content-type", "POST", "/deployments", b'{"uri": "x"}', VALIDATION, "dict", headers=TEXT
