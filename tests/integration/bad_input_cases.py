@@ -424,7 +424,35 @@ CASES: dict[str, Any] = {
         "/deployments",
         b'{"uri": "http://127.0.0.1:1\\u0000"}',
         400,
-        "port",
+        "control characters",
+    ),
+    # Refused, never stripped: urlsplit drops tabs and newlines, so the address fetched would
+    # not be the one stored (and shown).
+    **{
+        f"deploy-uri-{name}": adm(
+            "admin-deployments",
+            "POST",
+            "/deployments",
+            b'{"uri": "%s"}' % uri,
+            400,
+            "whitespace or control characters",
+        )
+        for name, uri in (
+            ("crlf", b"http://127.0.0.1:1/\\r\\nx-injected: 1"),
+            ("newline-at-end", b"http://127.0.0.1:1\\n"),
+            ("tab-in-host", b"http://127.0.0.1\\t:1"),
+            ("space-in-path", b"http://127.0.0.1:1/a b"),
+            ("space-at-end", b"http://127.0.0.1:1 "),
+            ("del", b"http://127.0.0.1:1/\\u007f"),
+        )
+    },
+    "deploy-arn-newline": adm(
+        "admin-deployments",
+        "POST",
+        "/deployments",
+        b'{"arn": "arn:aws:lambda:us-east-1:123456789012:function:f:1\\n"}',
+        400,
+        "whitespace or control characters",
     ),
     "deploy-emoji-host": adm(
         "admin-deployments",

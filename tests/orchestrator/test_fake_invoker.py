@@ -211,6 +211,7 @@ def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda(
         "Invoker",
         "InvokerError",
         "LambdaInvoker",
+        "check_uri_text",
         "is_function_url",
         "make_invoker",
         "parse_function_arn",

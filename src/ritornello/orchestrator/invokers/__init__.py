@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._base import Invoker, InvokerError, InvokeStream
-from ._factory import make_invoker
+from ._factory import check_uri_text, make_invoker
 from ._fake import FakeInvoker, Faults
 from ._http import HttpInvoker
 from ._inprocess import InProcessInvoker, InProcessTarget
@@ -40,6 +40,7 @@ __all__ = [
     "Invoker",
     "InvokerError",
     "LambdaInvoker",
+    "check_uri_text",
     "is_function_url",
     "make_invoker",
     "parse_function_arn",

@@ -14,6 +14,18 @@ from ._http import HttpInvoker
 from ._inprocess import InProcessInvoker, InProcessTarget
 
 
+def check_uri_text(uri: str) -> None:
+    """Refuse a deployment URI with whitespace or control characters anywhere. Refused, not
+    stripped: ``urlsplit`` silently drops tabs and newlines, so the address reached would not
+    be the one stored and shown; a space or a CR/LF in a path would break the request line."""
+    bad = next((c for c in uri if c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise InvokerError(
+            f"invalid deployment URI {uri!r}: it must not contain whitespace or control "
+            f"characters (found {bad!r}; percent-encode what a path needs)"
+        )
+
+
 def _check_http_uri(uri: str) -> None:
     """Refuse an http(s) URI no connection could be made from, with a message naming it."""
     try:
@@ -49,6 +61,7 @@ def make_invoker(
     ``InProcessInvoker``, or an ``Invoker`` (a ``FakeInvoker``, say), returned as it is: every
     registration of ``inproc://NAME`` then shares that one instance, which the engine closes on
     re-registration and at shutdown, so it must outlive ``close()`` (``FakeInvoker`` does)."""
+    check_uri_text(uri)
     if uri.startswith("arn:"):
         from ._lambda import LambdaInvoker
 

@@ -18,7 +18,7 @@ from ritornello.store import DeploymentRecord, Store
 from .._clock import Clock
 from ..core import Registry
 from ..errors import EndpointError, InvalidRequestError, StateConflictError
-from ..invokers import Invoker, InvokerError, make_invoker
+from ..invokers import Invoker, InvokerError, check_uri_text, make_invoker
 from ..protocols import ProtocolAdapter, RitornelloProtocol
 
 log = logging.getLogger("ritornello.engine")
@@ -108,7 +108,12 @@ class Deployments:
 
         ``uri`` may be a qualified Lambda function ARN; ``assume_role_arn`` (Lambda only) is
         then kept in the stored URI (``ARN?assume_role_arn=...``) so it survives restarts.
+        A URI with whitespace or control characters is refused, never stripped.
         """
+        try:
+            check_uri_text(uri)
+        except InvokerError as exc:
+            raise InvalidRequestError(str(exc)) from None
         if uri.startswith("arn:"):
             from ..invokers import parse_function_arn  # boto3 only for Lambda deployments
 
