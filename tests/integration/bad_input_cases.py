@@ -454,6 +454,24 @@ CASES: dict[str, Any] = {
         400,
         "whitespace or control characters",
     ),
+    # Link-local and cloud metadata addresses are denied by default (deployment_hosts_deny),
+    # before any connection: nothing is fetched from them.
+    **{
+        f"deploy-metadata-{name}": adm(
+            "admin-deployments", "POST", "/deployments", b'{"uri": "%s"}' % uri, 400, "not allowed"
+        )
+        for name, uri in (
+            ("v4", b"http://169.254.169.254/latest/meta-data/"),
+            ("v4-https", b"https://169.254.169.254"),
+            ("v4-link-local", b"http://169.254.1.1:8080"),
+            ("v6-aws", b"http://[fd00:ec2::254]/"),
+            ("v6-link-local", b"http://[fe80::1]:8080"),
+            ("v4-mapped-v6", b"http://[::ffff:169.254.169.254]/"),
+            ("v4-as-a-number", b"http://2852039166/"),
+            ("v4-in-hex", b"http://0xa9.0xfe.0xa9.0xfe/"),
+            ("alibaba", b"http://100.100.100.200/"),
+        )
+    },
     "deploy-emoji-host": adm(
         "admin-deployments",
         "POST",

@@ -1,18 +1,24 @@
-"""Registering a deployment makes the orchestrator fetch what the request names: what comes back
-must not reach the caller (docs/orchestrator.md, "Deployment hosts"). Real ``ritornello serve``
+"""Registering a deployment makes the orchestrator fetch what the request names: its guard against
+server-side request forgery (docs/orchestrator.md, "Deployment hosts"). Real ``ritornello serve``
 processes on SQLite, and a raw socket listener on 127.0.0.1 that counts the connections it gets
-and answers each with canned bytes.
+and answers each with canned bytes. Every connection goes to 127.0.0.1: a denied address is the
+listener's own, denied by the setting, which proves that no connection is made to it.
+
+The default list (link-local and cloud metadata addresses) is checked in
+``bad_input_cases.py`` (``deploy-metadata-*``), where nothing is ever fetched either.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.procs import Orchestrator, http
+from tests.procs import ROOT, Endpoint, Orchestrator, http
 
 SECRET = "SECRET-7f3a-the-endpoint-said-this"
 
@@ -63,10 +69,60 @@ def answer(status: str, body: str) -> bytes:
     return head.encode() + b"connection: close\r\n\r\n" + data
 
 
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    got = Listener(answer("200 OK", '{"services": []}'))
+    try:
+        yield got
+    finally:
+        got.close()
+
+
 def registered(orch: Orchestrator) -> list[object]:
     status, body, _ = http("GET", f"{orch.admin}/deployments")
     assert status == 200, body
     return list(body["deployments"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("RITORNELLO_DEPLOYMENT_HOSTS_DENY", "127.0.0.1"),
+        ("RITORNELLO_DEPLOYMENT_HOSTS_DENY", "169.254.0.0/16, 127.0.0.0/8"),
+        ("RITORNELLO_DEPLOYMENT_HOSTS_ALLOW", "192.0.2.0/24, *.example.com"),
+    ],
+    ids=["deny-address", "deny-network", "allow-others"],
+)
+def test_a_host_the_settings_refuse_is_a_400_and_never_connected(
+    tmp_path: Path, listener: Listener, setting: str, value: str
+) -> None:
+    orch = Orchestrator(tmp_path, **{setting: value}).start()
+    try:
+        status, body, _ = http("POST", f"{orch.admin}/deployments", {"uri": listener.uri})
+        assert status == 400, body
+        assert "not allowed" in body["detail"] and "127.0.0.1" in body["detail"], body
+        time.sleep(0.3)  # a connection the orchestrator made would have been accepted by now
+        assert listener.accepted == 0
+        assert registered(orch) == []
+    finally:
+        orch.terminate()
+
+
+def test_an_allowed_host_registers_and_serves(tmp_path: Path) -> None:
+    endpoint = Endpoint(tmp_path, ROOT / "examples", "app").start()
+    orch = Orchestrator(
+        tmp_path,
+        RITORNELLO_DEPLOYMENT_HOSTS_ALLOW="127.0.0.0/8",
+        RITORNELLO_DEPLOYMENT_HOSTS_DENY="10.0.0.0/8",
+    ).start()
+    try:
+        status, body, _ = http("POST", f"{orch.admin}/deployments", {"uri": endpoint.uri})
+        assert status == 201, body
+        status, body, _ = http("POST", f"{orch.ingress}/restate/call/Greeter/greet", "ada")
+        assert (status, body) == (200, "Hello, ada!")
+    finally:
+        orch.terminate()
+        endpoint.terminate()
 
 
 @pytest.mark.parametrize(

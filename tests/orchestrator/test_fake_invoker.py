@@ -201,9 +201,12 @@ def test_a_garbage_answer_fails_one_attempt_of_a_real_engine() -> None:
 
 def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda() -> None:
     assert sorted(invokers.__all__) == [
+        "DEFAULT_DENY",
         "FakeInvoker",
         "Faults",
         "FunctionUrlInvoker",
+        "HostDeniedError",
+        "HostPolicy",
         "HttpInvoker",
         "InProcessInvoker",
         "InProcessTarget",

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
-from ritornello.orchestrator.invokers import HttpInvoker, InvokerError
+from ritornello.orchestrator.invokers import HostPolicy, HttpInvoker, InvokerError
 from ritornello.orchestrator.invokers._client_errors import HttpClientError
 from ritornello.orchestrator.invokers._pool import HttpPool
 from tests.procs import uvicorn_thread
@@ -561,7 +562,10 @@ def test_close_closes_everything() -> None:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-def test_https(tmp_path: Path) -> None:
+@pytest.mark.parametrize("checked", [False, True], ids=["loop-resolves", "policy-on-uvloop"])
+def test_https(tmp_path: Path, checked: bool) -> None:
+    """Also with the deployment host policy's resolver (a socket connected first, TLS on top
+    with the URL's host for SNI and the certificate) on uvloop, as ``serve`` runs it."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -576,16 +580,20 @@ def test_https(tmp_path: Path) -> None:
     async def main() -> None:
         async with RawServer(serve_forever, server_ctx) as srv:
             url = srv.url.replace("http:", "https:")
-            pool = HttpPool(url, ssl=client_ctx)
+            resolve = HostPolicy().resolve if checked else None
+            pool = HttpPool(url, ssl=client_ctx, resolve=resolve)
             try:
                 for i in range(3):
                     assert (await pool.request("POST", "/", b"%d" % i))[2] == b"answer:%d" % i
                 assert srv.connections == 1
             finally:
                 await pool.close()
-            untrusted = HttpPool(url)
+            untrusted = HttpPool(url, resolve=resolve)
             with pytest.raises(HttpClientError, match="CERTIFICATE_VERIFY_FAILED"):
                 await untrusted.request("GET", "/", None)
             await untrusted.close()
 
-    run(main())
+    if checked:
+        uvloop.run(asyncio.wait_for(main(), 10))
+    else:
+        run(main())

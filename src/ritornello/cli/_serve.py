@@ -179,6 +179,7 @@ async def run_orchestrator(
         schedule_interval_s=settings.schedule_interval_s,
         address=f"http://{settings.host}:{settings.ingress_port}",
         signing_secret=settings.signing_secret,
+        deployment_hosts=settings.host_policy(),
     )
     warn_if_open(settings)
     (listen_module,) = _on_a_thread(_import_listen)  # off the loop while it recovers

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .invokers import DEFAULT_DENY, HostPolicy
+
 DEFAULT_STORE = "sqlite:///.ritornello/ritornello.db"
 #: Request headers never journaled (the ingress replaces their values with ``[redacted]``).
 DEFAULT_REDACT_HEADERS = "authorization,proxy-authorization,cookie,set-cookie,x-api-key"
@@ -60,6 +62,17 @@ class Settings:
     signing_secret: str = field(default="", repr=False)
     #: Comma-separated request header names the ingress redacts before journaling the rest.
     redact_headers: str = DEFAULT_REDACT_HEADERS
+    # -- where HTTP deployments may be reached (docs/orchestrator.md, "Deployment hosts"):
+    # comma-separated addresses, networks (10.0.0.0/8), host names and *.domains.
+    #: Only these, if any are given (a name, or every address it resolves to); empty: any.
+    deployment_hosts_allow: str = ""
+    #: Never these (a name, or any address it resolves to). Default: link-local and cloud
+    #: metadata addresses. Setting it replaces the list.
+    deployment_hosts_deny: str = DEFAULT_DENY
+
+    def host_policy(self) -> HostPolicy:
+        """The ``HostPolicy`` of ``deployment_hosts_allow`` and ``deployment_hosts_deny``."""
+        return HostPolicy(self.deployment_hosts_allow, self.deployment_hosts_deny)
 
 
 class ConfigError(ValueError):
@@ -106,4 +119,9 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     for name, raw in overrides.items():
         if raw is not None:
             values[name] = _coerce(name, raw, types[name])
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    try:
+        settings.host_policy()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return settings

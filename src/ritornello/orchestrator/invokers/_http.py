@@ -7,7 +7,8 @@ With a signing secret, every request is signed (``ritornello.protocol.Signer``, 
 it carries ``x-ritornello-timestamp`` and ``x-ritornello-signature`` over its method, path, time
 and body.
 
-A non-200 answer becomes an error naming its status line only: that error reaches
+Every connection goes where the ``HostPolicy`` (``_hosts``) allows, checked on the addresses it
+connects to. A non-200 answer becomes an error naming its status line only: that error reaches
 the admin API's callers (the 502 of a registration, an invocation's last failure) and the
 endpoint may be any address someone registered, so its text goes to the log instead.
 
@@ -32,6 +33,7 @@ from ritornello.protocol import STREAM_ACK, STREAM_HEADER, Signer
 
 from ._base import Invoker, InvokerError, InvokeStream
 from ._client_errors import HttpClientError, HttpStatusError, StreamHeadTimeout
+from ._hosts import HostPolicy
 from ._pool import HttpPool
 from ._stream import HttpStream, frame_line
 
@@ -58,16 +60,24 @@ class HttpInvoker(Invoker):
     a fresh connection; that is safe because an invoke is a replay from the journal.
     ``timeout_s`` bounds ``discover``; ``invoke`` is bounded by its caller (see there).
     With ``signing_secret`` each request is signed over its method, path, time and body (a
-    streamed attempt: over its first line, the InvokeRequest).
+    streamed attempt: over its first line, the InvokeRequest). Connections go only where
+    ``hosts`` allows (None: the default ``HostPolicy``).
     """
 
     #: Whether streamed attempts can pass whatever fronts this kind of endpoint.
     can_stream = True
 
     def __init__(
-        self, uri: str, *, limit: int = 256, timeout_s: float = 300.0, signing_secret: str = ""
+        self,
+        uri: str,
+        *,
+        limit: int = 256,
+        timeout_s: float = 300.0,
+        signing_secret: str = "",
+        hosts: HostPolicy | None = None,
     ) -> None:
         self.uri = uri.rstrip("/")
+        self._hosts = hosts if hosts is not None else HostPolicy()
         self._limit = limit
         self._timeout_s = timeout_s
         self._signer = Signer(signing_secret) if signing_secret else None
@@ -90,6 +100,7 @@ class HttpInvoker(Invoker):
             limit=self._limit,
             idle_timeout=30.0,
             headers={"content-type": "application/json"},
+            resolve=self._hosts.resolve,
         )
 
     async def _headers(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
