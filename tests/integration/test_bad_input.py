@@ -342,7 +342,7 @@ def test_unicode_awakeable_rejection_reason_round_trips(world: World) -> None:
 
 
 def test_no_content_type_is_json_unless_a_browser_sent_it(world: World) -> None:
-    """curl, scripts and Restate's clients may leave the content type out: their bodies are
+    """A client that sends no content type (an empty POST, a raw HTTP client) is read as
     JSON. A browser's request (Origin, Sec-Fetch-Mode) is refused without one (the table's
     ``ct-none-*`` rows); with ``application/json`` it is served: a page elsewhere could send
     that only after a CORS preflight, which the ingress never allows."""

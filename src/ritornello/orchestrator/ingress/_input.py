@@ -134,7 +134,7 @@ def not_json(headers: dict[bytes, bytes]) -> HttpError:
     ct = headers.get(b"content-type")
     if ct is None:
         return HttpError(
-            415, "no content-type from a browser (Origin): send content-type: application/json"
+            415, "a browser's request must send content-type: application/json (none was sent)"
         )
     shown = ct.decode("latin-1")
     return HttpError(415, f"content-type {shown!r} is not JSON; send application/json")
