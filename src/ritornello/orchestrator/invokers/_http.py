@@ -213,9 +213,11 @@ class _HttpInvokeStream(InvokeStream):
         try:
             return await self._stream.next(timeout_s)
         except HttpStatusError as exc:
+            error = self._invoker._refusal(exc.status, exc.body)
             if exc.headers.get(STREAM_HEADER) == "0":  # the endpoint no longer streams
                 self._invoker.streams = False
-            raise self._invoker._refusal(exc.status, exc.body) from None
+                error = InvokerError(f"{error}: streamed attempts are turned off there")
+            raise error from None
         except HttpClientError as exc:
             raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
 
