@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ import pytest
 
 from ritornello.cli import plain_serve
 from ritornello.cli._serve import AdminApp
-from tests.procs import ROOT, Orchestrator, http
+from tests.procs import ROOT, Orchestrator, free_port, http
 
 
 def test_plain_serve_takes_only_serves_own_options() -> None:
@@ -73,6 +74,87 @@ def test_a_store_in_use_is_one_line_and_status_1(tmp_path: Path) -> None:
         assert "Traceback" not in second.stderr
     finally:
         first.terminate()
+
+
+def _serve_until_exit(*args: str, within_s: float = 20) -> tuple[int | None, str]:
+    """``ritornello serve ARGS`` on free ports: its exit status and output, or (None, output)
+    if it is still running after ``within_s`` (then stopped, by its pid)."""
+    ports = ["--ingress-port", str(free_port()), "--admin-port", str(free_port())]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ritornello", "serve", *args, *ports],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        out, _ = proc.communicate(timeout=within_s)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        return None, out
+
+
+def test_a_store_in_use_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    """A second server on the same SQLite file through another path (a symlink to the file
+    or to its directory) is refused like one through the same path, naming the file."""
+    first = Orchestrator(tmp_path).start()
+    (tmp_path / "link.db").symlink_to(tmp_path / "ritornello.db")
+    (tmp_path / "linkdir").symlink_to(tmp_path)
+    try:
+        assert http("GET", f"{first.admin}/health")[0] == 200
+        for other in (tmp_path / "link.db", tmp_path / "linkdir" / "ritornello.db"):
+            status, out = _serve_until_exit("--store", f"sqlite:///{other}")
+            assert status == 1, out
+            assert out.startswith("error: ") and "in use by another process" in out, out
+            assert str((tmp_path / "ritornello.db").resolve()) in out, out
+            assert "Traceback" not in out
+        assert http("GET", f"{first.admin}/health")[0] == 200
+    finally:
+        first.terminate()
+
+
+WARNING = "without a token"
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({"RITORNELLO_HOST": "0.0.0.0"}, ["ingress", "admin"]),
+        ({"RITORNELLO_HOST": "0.0.0.0", "RITORNELLO_ADMIN_TOKEN": "t" * 32}, ["ingress"]),
+        (
+            {
+                "RITORNELLO_HOST": "0.0.0.0",
+                "RITORNELLO_ADMIN_TOKEN": "t" * 32,
+                "RITORNELLO_INGRESS_TOKEN": "i" * 32,
+            },
+            [],
+        ),
+        ({}, []),  # 127.0.0.1: only this machine can reach it
+        ({"RITORNELLO_HOST": "localhost"}, []),
+    ],
+    ids=["open", "admin-token", "both-tokens", "loopback", "localhost"],
+)
+def test_serving_beyond_loopback_without_tokens_is_warned_about(
+    tmp_path: Path, env: dict[str, str], warned: list[str]
+) -> None:
+    """Bound to 0.0.0.0 (every address of this machine); requests only ever go to 127.0.0.1."""
+    orch = Orchestrator(tmp_path, **env).start()
+    try:
+        assert http("GET", f"{orch.admin}/health")[0] == 200
+        lines = [line for line in orch.output().splitlines() if WARNING in line]
+        assert len(lines) == len(warned), lines
+        for line, which in zip(lines, warned, strict=True):
+            assert "WARNING" in line and which in line and "0.0.0.0" in line, line
+            variable = f"RITORNELLO_{which.upper()}_TOKEN"
+            assert variable in line, line
+    finally:
+        orch.terminate()
 
 
 async def _request(app: AdminApp, path: str) -> list[dict[str, Any]]:

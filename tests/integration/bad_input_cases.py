@@ -65,6 +65,7 @@ NO_INV = "inv_aaaaaaaaaaaaaaaaaaaaaaaaaa"
 DEEP = b'{"x": ' + b"[" * 200 + b"]" * 200 + b"}"
 GZIP = (*JSON_CT, ("content-encoding", b"gzip"))
 FORM = (("content-type", b"application/x-www-form-urlencoded"),)
+BROWSER = (("origin", b"http://evil.example"),)  # and no content type
 LIES_BIG = (*JSON_CT, ("content-length", b"999999"))
 LIES_SHORT = (*JSON_CT, ("content-length", b"4"))
 ACTIONS = ("cancel", "kill", "pause", "resume")
@@ -165,6 +166,35 @@ CASES: dict[str, Any] = {
     ),
     "ct-gzip-resolve": ing(
         "content-type", "POST", f"{AWK}/{{aid}}/resolve", b"\x1f\x8b", 415, "encoding", headers=GZIP
+    ),
+    # A request without a content type is JSON, unless a browser sent it (Origin or
+    # Sec-Fetch-Mode): a page may send one cross-site without a CORS preflight.
+    "ct-none-browser-call": ing(
+        "content-type", "POST", CALL, b'"x"', 415, "content-type", headers=BROWSER
+    ),
+    "ct-none-browser-empty-send": ing(
+        "content-type", "POST", SEND, b"", 415, "content-type", headers=BROWSER
+    ),
+    "ct-none-sec-fetch": ing(
+        "content-type",
+        "POST",
+        "/Counter/k/add",
+        b"1",
+        415,
+        "content-type",
+        headers=(("sec-fetch-mode", b"no-cors"),),
+    ),
+    "ct-none-browser-resolve": ing(
+        "content-type", "POST", f"{AWK}/{{aid}}/resolve", b"true", 415, "JSON", headers=BROWSER
+    ),
+    "ct-text-attach-target": ing(
+        "content-type",
+        "POST",
+        "/restate/attach",
+        b'{"target": "invocation", "invocationId": "{done}"}',
+        415,
+        "not JSON",
+        headers=TEXT,
     ),
     "ct-deploy-text": adm(
         "content-type", "POST", "/deployments", b'{"uri": "x"}', VALIDATION, "dict", headers=TEXT
@@ -413,8 +443,54 @@ CASES: dict[str, Any] = {
         "/deployments",
         b'{"uri": "http://127.0.0.1:1\\u0000"}',
         400,
-        "port",
+        "control characters",
     ),
+    # Refused, never stripped: urlsplit drops tabs and newlines, so the address fetched would
+    # not be the one stored (and shown).
+    **{
+        f"deploy-uri-{name}": adm(
+            "admin-deployments",
+            "POST",
+            "/deployments",
+            b'{"uri": "%s"}' % uri,
+            400,
+            "whitespace or control characters",
+        )
+        for name, uri in (
+            ("crlf", b"http://127.0.0.1:1/\\r\\nx-injected: 1"),
+            ("newline-at-end", b"http://127.0.0.1:1\\n"),
+            ("tab-in-host", b"http://127.0.0.1\\t:1"),
+            ("space-in-path", b"http://127.0.0.1:1/a b"),
+            ("space-at-end", b"http://127.0.0.1:1 "),
+            ("del", b"http://127.0.0.1:1/\\u007f"),
+        )
+    },
+    "deploy-arn-newline": adm(
+        "admin-deployments",
+        "POST",
+        "/deployments",
+        b'{"arn": "arn:aws:lambda:us-east-1:123456789012:function:f:1\\n"}',
+        400,
+        "whitespace or control characters",
+    ),
+    # Link-local and cloud metadata addresses are denied by default (deployment_hosts_deny),
+    # before any connection: nothing is fetched from them.
+    **{
+        f"deploy-metadata-{name}": adm(
+            "admin-deployments", "POST", "/deployments", b'{"uri": "%s"}' % uri, 400, "not allowed"
+        )
+        for name, uri in (
+            ("v4", b"http://169.254.169.254/latest/meta-data/"),
+            ("v4-https", b"https://169.254.169.254"),
+            ("v4-link-local", b"http://169.254.1.1:8080"),
+            ("v6-aws", b"http://[fd00:ec2::254]/"),
+            ("v6-link-local", b"http://[fe80::1]:8080"),
+            ("v4-mapped-v6", b"http://[::ffff:169.254.169.254]/"),
+            ("v4-as-a-number", b"http://2852039166/"),
+            ("v4-in-hex", b"http://0xa9.0xfe.0xa9.0xfe/"),
+            ("alibaba", b"http://100.100.100.200/"),
+        )
+    },
     "deploy-emoji-host": adm(
         "admin-deployments",
         "POST",

@@ -341,6 +341,23 @@ def test_unicode_awakeable_rejection_reason_round_trips(world: World) -> None:
     assert again[0] == 409, again
 
 
+def test_no_content_type_is_json_unless_a_browser_sent_it(world: World) -> None:
+    """A client that sends no content type (an empty POST, a raw HTTP client) is read as
+    JSON. A browser's request (Origin, Sec-Fetch-Mode) is refused without one (the table's
+    ``ct-none-*`` rows); with ``application/json`` it is served: a page elsewhere could send
+    that only after a CORS preflight, which the ingress never allows."""
+    port = world.orch.ingress_port
+    for path, body, want in (
+        ("/restate/call/Greeter/greet", b'"bare"', "Hello, bare!"),
+        ("/restate/call/Counter/no-type/get", b"", 0),
+    ):
+        reply = exchange(port, request_bytes("POST", path, body, ()))
+        assert (reply.status, json.loads(reply.body)) == (200, want), reply
+    browser = (("origin", b"http://127.0.0.1"), *JSON_CT)
+    reply = exchange(port, request_bytes("POST", "/restate/call/Greeter/greet", b'"b"', browser))
+    assert (reply.status, json.loads(reply.body)) == (200, "Hello, b!"), reply
+
+
 def test_wrong_input_type_fails_in_the_handler_and_changes_no_state(world: World) -> None:
     """The ingress cannot know a handler's input type (discovery carries no schema): valid JSON
     of the wrong type is accepted, and the handler fails it with a terminal 400 before it runs.

@@ -201,9 +201,12 @@ def test_a_garbage_answer_fails_one_attempt_of_a_real_engine() -> None:
 
 def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda() -> None:
     assert sorted(invokers.__all__) == [
+        "DEFAULT_DENY",
         "FakeInvoker",
         "Faults",
         "FunctionUrlInvoker",
+        "HostDeniedError",
+        "HostPolicy",
         "HttpInvoker",
         "InProcessInvoker",
         "InProcessTarget",
@@ -211,6 +214,7 @@ def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda(
         "Invoker",
         "InvokerError",
         "LambdaInvoker",
+        "check_uri_text",
         "is_function_url",
         "make_invoker",
         "parse_function_arn",

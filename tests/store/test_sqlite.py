@@ -115,6 +115,27 @@ def test_second_opener_fails_fast(tmp_path: Path, run: Run) -> None:
     run(body())
 
 
+def test_a_second_opener_through_a_symlink_fails_fast(tmp_path: Path, run: Run) -> None:
+    """The lock is the resolved file's: a symlink to the file, or to its directory, is the
+    same database (SQLite follows the link and shares its write-ahead log)."""
+    real = tmp_path / "data" / "r.db"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "link.db").symlink_to(real)
+    (tmp_path / "linkdir").symlink_to(tmp_path / "data")
+
+    async def body() -> None:
+        async with SqliteStore(real):
+            for other in (tmp_path / "link.db", tmp_path / "linkdir" / "r.db"):
+                with pytest.raises(StoreError, match=r"in use by another process") as info:
+                    await SqliteStore(other).open()
+                assert str(real.resolve()) in str(info.value), info.value  # names the file
+        async with SqliteStore(tmp_path / "link.db"):  # and the other way round
+            with pytest.raises(StoreError, match=r"in use by another process"):
+                await SqliteStore(real).open()
+
+    run(body())
+
+
 def test_readonly_needs_an_existing_database(tmp_path: Path, run: Run) -> None:
     with pytest.raises(StoreError, match="does not exist"):
         run(SqliteStore(tmp_path / "nothing.db", readonly=True).open())

@@ -13,7 +13,8 @@ Invariants:
   loop; this module makes that loop its own). Nothing runs between requests: Lambda freezes
   the process, and the engine has no partition work to do anyway.
 * Registering a deployment runs discovery from here, so the function's role needs
-  ``lambda:InvokeFunction`` on the handler functions (template.yaml grants it).
+  ``lambda:InvokeFunction`` on the handler functions (template.yaml grants it), and HTTP
+  deployments are held to ``RITORNELLO_DEPLOYMENT_HOSTS_ALLOW`` / ``_DENY`` as on a server.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mangum import Mangum
 
 from ritornello.admin._app import create_app
 from ritornello.orchestrator import Engine
+from ritornello.orchestrator.invokers import DEFAULT_DENY, HostPolicy
 from ritornello.store import Store, open_store
 from ritornello.store.retrying import RetryingStore
 
@@ -65,7 +67,11 @@ class _LazyAdmin:
                 store, budget_s=float(os.environ.get("RITORNELLO_STORE_RETRY_BUDGET_S", "10"))
             )
         await store.open()
-        engine = Engine(store, lead=False, node="admin-lambda")
+        hosts = HostPolicy(
+            os.environ.get("RITORNELLO_DEPLOYMENT_HOSTS_ALLOW", ""),
+            os.environ.get("RITORNELLO_DEPLOYMENT_HOSTS_DENY", DEFAULT_DENY),
+        )
+        engine = Engine(store, lead=False, node="admin-lambda", deployment_hosts=hosts)
         await engine.start()
         self.store, self.engine = store, engine
         # the same bearer token as the orchestrator's admin port (docs/auth.md); behind an

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
+import ipaddress
 import logging
 import signal
 import sys
@@ -187,7 +188,9 @@ async def run_orchestrator(
         schedule_interval_s=settings.schedule_interval_s,
         address=f"http://{settings.host}:{settings.ingress_port}",
         signing_secret=settings.signing_secret,
+        deployment_hosts=settings.host_policy(),
     )
+    warn_if_open(settings)
     (listen_module,) = _on_a_thread(_import_listen)  # off the loop while it recovers
     admin = AdminApp(lambda: _admin_app(engine, settings))
     servers: list[Server] = []
@@ -275,6 +278,44 @@ def connection_limits(settings: Settings, open_files: int) -> Limits:
         header_timeout_s=settings.header_timeout_s,
         body_timeout_s=settings.body_timeout_s,
     )
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Warn about each port served beyond this machine without a token (docs/auth.md): anyone
+    who reaches the address may use it, a web page through a visitor's browser included."""
+    if is_loopback(settings.host):
+        return
+    ports = (
+        ("the ingress", settings.ingress_port, settings.ingress_token, "INGRESS", "call handlers"),
+        (
+            "the admin API",
+            settings.admin_port,
+            settings.admin_token,
+            "ADMIN",
+            "register deployments, change state and kill invocations",
+        ),
+    )
+    for what, port, token, name, can in ports:
+        if not token:
+            log.warning(
+                "serving %s on %s:%d without a token: anyone who can reach it can %s; "
+                "set RITORNELLO_%s_TOKEN (docs/auth.md)",
+                what,
+                settings.host,
+                port,
+                can,
+                name,
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address to listen on) is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may name any address
+        return False
 
 
 async def _until_stopped(

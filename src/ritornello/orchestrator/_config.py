@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .invokers import DEFAULT_DENY, HostPolicy
+
 DEFAULT_STORE = "sqlite:///.ritornello/ritornello.db"
 #: Request headers never journaled (the ingress replaces their values with ``[redacted]``).
 DEFAULT_REDACT_HEADERS = "authorization,proxy-authorization,cookie,set-cookie,x-api-key"
@@ -79,6 +81,17 @@ class Settings:
     header_timeout_s: float = 10.0
     #: A connection closes when a request's body is incomplete this long after its head.
     body_timeout_s: float = 30.0
+    # -- where HTTP deployments may be reached (docs/orchestrator.md, "Deployment hosts"):
+    # comma-separated addresses, networks (10.0.0.0/8), host names and *.domains.
+    #: Only these, if any are given (a name, or every address it resolves to); empty: any.
+    deployment_hosts_allow: str = ""
+    #: Never these (a name, or any address it resolves to). Default: link-local and cloud
+    #: metadata addresses. Setting it replaces the list.
+    deployment_hosts_deny: str = DEFAULT_DENY
+
+    def host_policy(self) -> HostPolicy:
+        """The ``HostPolicy`` of ``deployment_hosts_allow`` and ``deployment_hosts_deny``."""
+        return HostPolicy(self.deployment_hosts_allow, self.deployment_hosts_deny)
 
 
 #: Settings that must be above zero.
@@ -132,4 +145,9 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     for name in _POSITIVE:
         if name in values and not values[name] > 0:
             raise ConfigError(f"setting {name}: {values[name]!r} is not above zero")
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    try:
+        settings.host_policy()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return settings

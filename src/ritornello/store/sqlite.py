@@ -4,7 +4,8 @@ WAL journal, ``synchronous=FULL`` by default; one writer doing group commit (man
 one transaction, one fsync; a unit that fails its condition sends its batch round again with
 each unit in its own savepoint: ``_sqlite_thread.py``), in a child process by default
 (``_sqlite_process.py``) or on a thread, and one reader thread; each owns its connection. An
-exclusive ``flock`` on ``PATH.lock`` keeps a second orchestrator off the same file.
+exclusive ``flock`` on ``PATH.lock`` (PATH resolved: symlinks followed) keeps a second
+orchestrator off the same file, whichever path it takes to it.
 
 Invariants:
 
@@ -445,16 +446,22 @@ def connect_writer(
 
 
 def _lock(path: str) -> int:
-    """Take the exclusive process lock of the database at ``path``; return its descriptor."""
-    lock_path = path + ".lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    """Take the exclusive process lock of the database at ``path``; return its descriptor.
+
+    The lock file sits beside the resolved file (every symlink followed, in the file's name
+    and in its directories), as SQLite's own ``-wal`` and ``-shm`` files do: two paths to
+    one database take one lock. (A hard link is another name for the same file that no
+    path resolution reveals; SQLite does not support those either.)"""
+    real = os.path.realpath(path)
+    fd = os.open(real + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
         os.close(fd)
+        shown = path if real == os.path.abspath(path) else f"{path} (the file {real})"
         raise StoreError(
-            f"{path} is in use by another process (pid {holder}); "
+            f"{shown} is in use by another process (pid {holder}); "
             f"stop it, or open the store read-only"
         ) from None
     except BaseException:

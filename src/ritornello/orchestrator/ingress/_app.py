@@ -27,6 +27,7 @@ from ._input import (
     idempotency_key,
     json_content_type,
     json_text,
+    not_json,
     parse_delay,
 )
 from ._status import http_status
@@ -172,8 +173,7 @@ class IngressApp:
             raise HttpError(404, f"handler {service}/{handler} not found")
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         if not json_content_type(headers):
-            ct = headers[b"content-type"].decode("latin-1")
-            raise HttpError(415, f"content-type {ct!r} is not JSON; send application/json")
+            raise not_json(headers)
         delay_ms = 0
         raw_query: bytes = scope.get("query_string", b"")
         query = parse_qs(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else {}
@@ -277,6 +277,8 @@ class IngressApp:
         if scope["method"] != "POST":
             raise HttpError(405, f"/restate/{what} takes POST with a target body")
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        if not json_content_type(headers):
+            raise not_json(headers)
         try:
             target = loads(await self._read_body(headers, receive))
         except ValueError as exc:

@@ -88,8 +88,26 @@ def idempotency_key(headers: dict[bytes, bytes]) -> str | None:
 
 
 def json_content_type(headers: dict[bytes, bytes]) -> bool:
+    """Whether the body may be read as JSON: a JSON media type, or none at all from a client
+    that is not a browser.
+
+    A browser's request (every POST a browser sends carries ``Origin``; fetch metadata adds
+    ``Sec-Fetch-Mode``) must say it is JSON. One without a content type is a "simple" request
+    that needs no CORS preflight: any page a visitor opens could send it to an ingress on
+    their machine. A JSON content type needs a preflight, and the ingress allows none."""
     ct = headers.get(b"content-type")
     if ct is None:
-        return True
+        return b"origin" not in headers and b"sec-fetch-mode" not in headers
     media = ct.split(b";")[0].strip().lower()
     return media in (b"application/json", b"text/json") or media.endswith(b"+json")
+
+
+def not_json(headers: dict[bytes, bytes]) -> HttpError:
+    """The 415 for a body ``json_content_type`` refused."""
+    ct = headers.get(b"content-type")
+    if ct is None:
+        return HttpError(
+            415, "a browser's request must send content-type: application/json (none was sent)"
+        )
+    shown = ct.decode("latin-1")
+    return HttpError(415, f"content-type {shown!r} is not JSON; send application/json")

@@ -6,6 +6,7 @@
 ``_conn``           ``Conn``: one pooled connection (an asyncio.Protocol, httptools parser)
 ``_stream``         ``HttpStream``: a streamed exchange, request lines out, answer lines in
 ``_client_errors``  ``HttpClientError`` and the rest of that client's error tree
+``_hosts``          ``HostPolicy``: where HTTP deployments may be reached (checked at connect)
 ``_http``           ``HttpInvoker``: ``http(s)://`` endpoints, plain and streamed attempts
 ``_lambda``         ``LambdaInvoker`` (the Invoke API, boto3), ``FunctionUrlInvoker`` (SigV4)
 ``_inprocess``      ``InProcessInvoker``: an ``Endpoint`` in this process (``inproc://NAME``)
@@ -21,8 +22,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._base import Invoker, InvokerError, InvokeStream
-from ._factory import make_invoker
+from ._factory import check_uri_text, make_invoker
 from ._fake import FakeInvoker, Faults
+from ._hosts import DEFAULT_DENY, HostDeniedError, HostPolicy
 from ._http import HttpInvoker
 from ._inprocess import InProcessInvoker, InProcessTarget
 
@@ -30,9 +32,12 @@ if TYPE_CHECKING:
     from ._lambda import FunctionUrlInvoker, LambdaInvoker, is_function_url, parse_function_arn
 
 __all__ = [
+    "DEFAULT_DENY",
     "FakeInvoker",
     "Faults",
     "FunctionUrlInvoker",
+    "HostDeniedError",
+    "HostPolicy",
     "HttpInvoker",
     "InProcessInvoker",
     "InProcessTarget",
@@ -40,6 +45,7 @@ __all__ = [
     "Invoker",
     "InvokerError",
     "LambdaInvoker",
+    "check_uri_text",
     "is_function_url",
     "make_invoker",
     "parse_function_arn",

@@ -10,8 +10,21 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from ._base import Invoker, InvokerError
+from ._hosts import HostPolicy
 from ._http import HttpInvoker
 from ._inprocess import InProcessInvoker, InProcessTarget
+
+
+def check_uri_text(uri: str) -> None:
+    """Refuse a deployment URI with whitespace or control characters anywhere. Refused, not
+    stripped: ``urlsplit`` silently drops tabs and newlines, so the address reached would not
+    be the one stored and shown; a space or a CR/LF in a path would break the request line."""
+    bad = next((c for c in uri if c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        raise InvokerError(
+            f"invalid deployment URI {uri!r}: it must not contain whitespace or control "
+            f"characters (found {bad!r}; percent-encode what a path needs)"
+        )
 
 
 def _check_http_uri(uri: str) -> None:
@@ -39,16 +52,19 @@ def make_invoker(
     *,
     timeout_s: float,
     signing_secret: str = "",
+    hosts: HostPolicy | None = None,
 ) -> Invoker:
     """The invoker for a deployment URI: ``http(s)://...``, a Lambda function ARN
     (``arn:aws:lambda:...:function:NAME:QUALIFIER[?assume_role_arn=...]``, see ``_lambda``) or
     ``inproc://NAME``. boto3 is imported only when a Lambda deployment exists. A non-empty
-    ``signing_secret`` signs every request (not in-process ones).
+    ``signing_secret`` signs every request (not in-process ones). An HTTP invoker connects
+    only where ``hosts`` allows (None: the default ``HostPolicy``), checked at each connection.
 
     ``inprocess[NAME]`` is an in-process target (``Endpoint(...).inprocess()``), wrapped in an
     ``InProcessInvoker``, or an ``Invoker`` (a ``FakeInvoker``, say), returned as it is: every
     registration of ``inproc://NAME`` then shares that one instance, which the engine closes on
     re-registration and at shutdown, so it must outlive ``close()`` (``FakeInvoker`` does)."""
+    check_uri_text(uri)
     if uri.startswith("arn:"):
         from ._lambda import LambdaInvoker
 
@@ -57,10 +73,12 @@ def make_invoker(
         from ._lambda import FunctionUrlInvoker, is_function_url
 
         if is_function_url(uri):  # AWS_IAM auth: every request SigV4-signed
-            return FunctionUrlInvoker(uri, timeout_s=timeout_s, signing_secret=signing_secret)
+            return FunctionUrlInvoker(
+                uri, timeout_s=timeout_s, signing_secret=signing_secret, hosts=hosts
+            )
     if uri.startswith(("http://", "https://")):
         _check_http_uri(uri)
-        return HttpInvoker(uri, timeout_s=timeout_s, signing_secret=signing_secret)
+        return HttpInvoker(uri, timeout_s=timeout_s, signing_secret=signing_secret, hosts=hosts)
     if uri.startswith("inproc://"):
         name = uri[len("inproc://") :]
         target = inprocess.get(name)

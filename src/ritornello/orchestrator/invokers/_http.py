@@ -7,6 +7,11 @@ With a signing secret, every request is signed (``ritornello.protocol.Signer``, 
 it carries ``x-ritornello-timestamp`` and ``x-ritornello-signature`` over its method, path, time
 and body.
 
+Every connection goes where the ``HostPolicy`` (``_hosts``) allows, checked on the addresses it
+connects to. A non-200 answer becomes an error naming its status line only: that error reaches
+the admin API's callers (the 502 of a registration, an invocation's last failure) and the
+endpoint may be any address someone registered, so its text goes to the log instead.
+
 Streamed attempts (docs/protocol.md): an HTTP endpoint whose discovery offers ``stream`` is
 invoked with ``open_stream``; the engine reads answers with ``InvokeStream.next``, acknowledges a
 committed checkpoint with ``ack`` and ends the exchange with ``finish`` (or ``abort``). Until one
@@ -19,13 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from http import HTTPStatus
 from urllib.parse import quote
 
 from ritornello.protocol import STREAM_ACK, STREAM_HEADER, Signer
 
 from ._base import Invoker, InvokerError, InvokeStream
 from ._client_errors import HttpClientError, HttpStatusError, StreamHeadTimeout
+from ._hosts import HostPolicy
 from ._pool import HttpPool
 from ._stream import HttpStream, frame_line
 
@@ -34,6 +42,14 @@ log = logging.getLogger("ritornello.invoker")
 #: Seconds a deployment not yet known to stream has to start its first streamed answer.
 STREAM_PROBE_S = 5.0
 _ACK_FRAMED = frame_line(STREAM_ACK)  # an acknowledgement as written, framed once
+#: How an endpoint's 401 says why it refused (``ritornello.protocol.Verifier``'s messages): the
+#: one piece of a refusal's text an error repeats, and only this prefix of it.
+_SIGNATURE_REFUSAL = re.compile(
+    rb'\{\s*"message"\s*:\s*"(unsigned request|bad signature|stale signature|'
+    rb"malformed x-ritornello-(?:timestamp|signature))\b"
+)
+#: How much of a refused answer's text the log shows.
+LOGGED_BYTES = 2000
 
 
 class HttpInvoker(Invoker):
@@ -44,16 +60,24 @@ class HttpInvoker(Invoker):
     a fresh connection; that is safe because an invoke is a replay from the journal.
     ``timeout_s`` bounds ``discover``; ``invoke`` is bounded by its caller (see there).
     With ``signing_secret`` each request is signed over its method, path, time and body (a
-    streamed attempt: over its first line, the InvokeRequest).
+    streamed attempt: over its first line, the InvokeRequest). Connections go only where
+    ``hosts`` allows (None: the default ``HostPolicy``).
     """
 
     #: Whether streamed attempts can pass whatever fronts this kind of endpoint.
     can_stream = True
 
     def __init__(
-        self, uri: str, *, limit: int = 256, timeout_s: float = 300.0, signing_secret: str = ""
+        self,
+        uri: str,
+        *,
+        limit: int = 256,
+        timeout_s: float = 300.0,
+        signing_secret: str = "",
+        hosts: HostPolicy | None = None,
     ) -> None:
         self.uri = uri.rstrip("/")
+        self._hosts = hosts if hosts is not None else HostPolicy()
         self._limit = limit
         self._timeout_s = timeout_s
         self._signer = Signer(signing_secret) if signing_secret else None
@@ -76,6 +100,7 @@ class HttpInvoker(Invoker):
             limit=self._limit,
             idle_timeout=30.0,
             headers={"content-type": "application/json"},
+            resolve=self._hosts.resolve,
         )
 
     async def _headers(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
@@ -99,13 +124,22 @@ class HttpInvoker(Invoker):
         return data
 
     def _refusal(self, status: int, data: bytes) -> InvokerError:
-        text = data[:300].decode("utf-8", "replace")
+        """The error for a non-200 answer: its status line, and for a 401 the kind of
+        signature refusal it names; its text goes to the log (see the module docstring)."""
+        try:
+            line = f"HTTP {status} {HTTPStatus(status).phrase}"
+        except ValueError:
+            line = f"HTTP {status}"
+        text = data[:LOGGED_BYTES].decode("utf-8", "replace")
+        log.warning("endpoint %s answered %s: %r", self.uri, line, text)
         if status == 401:
             signed = "signed" if self._signer is not None else "unsigned (no signing_secret)"
+            kind = _SIGNATURE_REFUSAL.match(data)
+            why = f": {kind[1].decode()}" if kind is not None else ""
             return InvokerError(
-                f"endpoint refused the orchestrator's {signed} request (HTTP 401): {text}"
+                f"endpoint refused the orchestrator's {signed} request ({line}{why})"
             )
-        return InvokerError(f"endpoint answered HTTP {status}: {text}")
+        return InvokerError(f"endpoint answered {line}")
 
     def offer_stream(self, offered: bool) -> None:
         self.streams = offered and self.can_stream
@@ -179,9 +213,11 @@ class _HttpInvokeStream(InvokeStream):
         try:
             return await self._stream.next(timeout_s)
         except HttpStatusError as exc:
+            error = self._invoker._refusal(exc.status, exc.body)
             if exc.headers.get(STREAM_HEADER) == "0":  # the endpoint no longer streams
                 self._invoker.streams = False
-            raise self._invoker._refusal(exc.status, exc.body) from None
+                error = InvokerError(f"{error}: streamed attempts are turned off there")
+            raise error from None
         except HttpClientError as exc:
             raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
 

@@ -77,6 +77,7 @@ from ritornello.protocol import (
 )
 
 from ._base import Invoker, InvokerError
+from ._hosts import HostPolicy
 from ._http import HttpInvoker
 
 __all__ = [
@@ -460,13 +461,21 @@ class FunctionUrlInvoker(HttpInvoker):
     can_stream = False  # AWS's front end buffers request bodies: no streamed attempts
 
     def __init__(
-        self, uri: str, *, limit: int = 256, timeout_s: float = 300.0, signing_secret: str = ""
+        self,
+        uri: str,
+        *,
+        limit: int = 256,
+        timeout_s: float = 300.0,
+        signing_secret: str = "",
+        hosts: HostPolicy | None = None,
     ) -> None:
         parts = urlsplit(uri)
         m = _FUNCTION_URL_HOST.fullmatch(parts.hostname or "")
         if parts.scheme != "https" or m is None:
             raise InvokerError(f"not a Lambda Function URL: {uri!r}")
-        super().__init__(uri, limit=limit, timeout_s=timeout_s, signing_secret=signing_secret)
+        super().__init__(
+            uri, limit=limit, timeout_s=timeout_s, signing_secret=signing_secret, hosts=hosts
+        )
         self.region = m["region"]
         self._credentials: Any = None
         self._lock = threading.Lock()

@@ -16,6 +16,10 @@ answer can never be read by the next request.
 ``HttpPool.stream`` opens a streamed exchange on a pooled connection (``HttpStream``, in
 ``_stream``), with the same one resend on a reused connection found dead.
 
+With a ``resolve`` hook (``_hosts.HostPolicy.resolve``: resolve the host and check where it
+leads), a connection is opened to an address the hook returned, tried in its order, and the
+host is never resolved a second time between the hook's check and the connect.
+
 Imports go one way: ``_pool`` -> ``_stream`` -> ``_conn`` -> ``_client_errors``. The connection
 and the stream hand connections back to the pool through ``ConnOwner`` (``_conn``), which
 ``HttpPool`` implements without naming it.
@@ -24,8 +28,11 @@ and the stream hand connections back to the pool through ``ConnOwner`` (``_conn`
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as _ssl
 from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._client_errors import HttpClientError, Stale, StreamHeadTimeout
@@ -36,6 +43,9 @@ __all__ = ["HttpPool"]
 
 _LARGE = 1 << 16  # bodies above this are written separately instead of copied into one buffer
 
+#: ``resolve(host, port)``: the (family, socket address) pairs to connect to, in order.
+Resolver = Callable[[str, int], Awaitable[list[tuple[int, Any]]]]
+
 
 class HttpPool:
     """Keep-alive HTTP/1.1 connections to one origin.
@@ -44,6 +54,8 @@ class HttpPool:
     ``HttpClientError`` when the server can't be reached (refused, DNS, connect timeout) or the
     connection breaks before a full answer arrived. There is no read timeout: bound a request by
     cancelling it (``asyncio.wait_for``); a cancelled request's connection is closed.
+    ``resolve`` (None: the event loop resolves the host) gives the addresses to connect to;
+    what it raises other than ``OSError`` (a refused host) reaches the caller as it is.
     """
 
     def __init__(
@@ -55,6 +67,7 @@ class HttpPool:
         idle_timeout: float = 30.0,
         headers: dict[str, str] | None = None,
         ssl: _ssl.SSLContext | None = None,
+        resolve: Resolver | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https"):
@@ -85,6 +98,7 @@ class HttpPool:
         self._methods: dict[str, bytes] = {}
         self._limit = limit
         self._connect_timeout = connect_timeout
+        self._resolve = resolve
         self._idle_timeout = idle_timeout
         self._idle: list[Conn] = []  # LIFO; ordered by idle_since, oldest first
         self._waiters: deque[asyncio.Future[Conn | None]] = deque()
@@ -303,12 +317,12 @@ class HttpPool:
                 raise HttpClientError("the HTTP pool is closed")
             try:
                 async with asyncio.timeout(self._connect_timeout):
-                    _, conn = await self._loop.create_connection(
-                        lambda: Conn(self),
-                        self._host,
-                        self._port,
-                        ssl=self._ssl,
-                    )
+                    if self._resolve is None:
+                        _, conn = await self._loop.create_connection(
+                            lambda: Conn(self), self._host, self._port, ssl=self._ssl
+                        )
+                    else:
+                        conn = await self._connect_resolved(self._resolve)
             except TimeoutError:
                 raise HttpClientError(
                     f"connecting to {self._host}:{self._port} timed out after "
@@ -326,6 +340,35 @@ class HttpPool:
             raise
         self._conns.add(conn)
         return conn
+
+    async def _connect_resolved(self, resolve: Resolver) -> Conn:
+        """A connection to the first address ``resolve`` gives that accepts one."""
+        error: OSError | None = None
+        for family, address in await resolve(self._host, self._port):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                await self._loop.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            try:
+                _, conn = await self._loop.create_connection(
+                    lambda: Conn(self),
+                    sock=sock,
+                    ssl=self._ssl,
+                    server_hostname=self._host if self._ssl is not None else None,
+                )
+            except BaseException:
+                sock.close()
+                raise
+            return conn
+        raise error if error is not None else OSError(f"no address to connect to for {self._host}")
 
     def _release(self, conn: Conn) -> None:
         """A healthy connection whose answer was read: to a queued request, or idle."""

@@ -4,6 +4,11 @@ Each deployment has an invoker (the transport: HTTP, Lambda, in-process) and a p
 adapter (the wire). The registry (``core.Registry``) holds what they serve, as data; this
 module holds how to reach them. Deployments are read from the store at start and every few
 seconds, so one registered through another orchestrator reaches this one.
+
+Registering runs discovery against the URI the request names, so what it may reach is the
+``HostPolicy``'s to say (``invokers._hosts``): a host it refuses is a 400 before any
+connection (``InvalidRequestError``), checked again at every later connection. A failed
+discovery (502) names what went wrong, never the text the endpoint answered.
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ from ritornello.store import DeploymentRecord, Store
 from .._clock import Clock
 from ..core import Registry
 from ..errors import EndpointError, InvalidRequestError, StateConflictError
-from ..invokers import Invoker, InvokerError, make_invoker
+from ..invokers import (
+    HostDeniedError,
+    HostPolicy,
+    Invoker,
+    InvokerError,
+    check_uri_text,
+    make_invoker,
+)
 from ..protocols import ProtocolAdapter, RitornelloProtocol
 
 log = logging.getLogger("ritornello.engine")
@@ -42,6 +54,7 @@ class Deployments:
         inprocess: dict[str, Any],
         attempt_timeout_s: float,
         signing_secret: str,
+        hosts: HostPolicy,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -49,6 +62,8 @@ class Deployments:
         self.inprocess = inprocess
         self.attempt_timeout_s = attempt_timeout_s
         self.signing_secret = signing_secret
+        #: Where HTTP deployments may be reached (settings deployment_hosts_allow / _deny).
+        self.hosts = hosts
         self.protocol: ProtocolAdapter = RitornelloProtocol()
         self.invokers: dict[str, Invoker] = {}
         self._endpoints: dict[str, tuple[ProtocolAdapter, Invoker]] = {}
@@ -63,6 +78,7 @@ class Deployments:
             self.inprocess,
             timeout_s=self.attempt_timeout_s,
             signing_secret=self.signing_secret,
+            hosts=self.hosts,
         )
 
     def _add(self, record: DeploymentRecord, invoker: Invoker) -> None:
@@ -108,7 +124,12 @@ class Deployments:
 
         ``uri`` may be a qualified Lambda function ARN; ``assume_role_arn`` (Lambda only) is
         then kept in the stored URI (``ARN?assume_role_arn=...``) so it survives restarts.
+        A URI with whitespace or control characters is refused, never stripped.
         """
+        try:
+            check_uri_text(uri)
+        except InvokerError as exc:
+            raise InvalidRequestError(str(exc)) from None
         if uri.startswith("arn:"):
             from ..invokers import parse_function_arn  # boto3 only for Lambda deployments
 
@@ -126,6 +147,9 @@ class Deployments:
             async with asyncio.timeout(DISCOVERY_TIMEOUT_S):
                 raw = await invoker.discover()
             discovery = self.protocol.read_discovery(raw)
+        except HostDeniedError as exc:  # refused before connecting: the request's fault
+            await invoker.close()
+            raise InvalidRequestError(str(exc)) from None
         except (InvokerError, ProtocolError, TimeoutError, ValueError) as exc:
             await invoker.close()
             raise EndpointError(f"discovery at {uri} failed: {exc}") from None

@@ -70,6 +70,7 @@ from ..core import (
     Woke,
 )
 from ..errors import NotFoundError, TryAgainError
+from ..invokers import HostPolicy
 from ..schedules import Scheduler
 from ._alarms import Alarms
 from ._committer import Committer
@@ -109,6 +110,7 @@ class Engine:
         watchdog_interval_s: float = 30.0,
         schedule_interval_s: float = 1.0,
         signing_secret: str = "",
+        deployment_hosts: HostPolicy | None = None,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
@@ -151,6 +153,7 @@ class Engine:
             inprocess=inprocess if inprocess is not None else {},
             attempt_timeout_s=attempt_timeout_s,
             signing_secret=signing_secret,
+            hosts=deployment_hosts if deployment_hosts is not None else HostPolicy(),
         )
         self.drivers = Drivers(
             self.core,
