@@ -178,6 +178,8 @@ async def run_orchestrator(
         schedule_interval_s=settings.schedule_interval_s,
         address=f"http://{settings.host}:{settings.ingress_port}",
         signing_secret=settings.signing_secret,
+        max_answer_bytes=settings.max_answer_bytes,
+        max_discovery_bytes=settings.max_discovery_bytes,
     )
     (listen_module,) = _on_a_thread(_import_listen)  # off the loop while it recovers
     admin = AdminApp(lambda: _admin_app(engine, settings))

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ritornello.orchestrator.invokers import MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES
+
 DEFAULT_STORE = "sqlite:///.ritornello/ritornello.db"
 #: Request headers never journaled (the ingress replaces their values with ``[redacted]``).
 DEFAULT_REDACT_HEADERS = "authorization,proxy-authorization,cookie,set-cookie,x-api-key"
@@ -23,6 +25,11 @@ class Settings:
     ingress_port: int = 8080
     admin_port: int = 9070
     max_body_bytes: int = 10 * 1024 * 1024
+    #: Most bytes an endpoint's answer to an invocation may bring (a streamed attempt: each
+    #: line); past it the connection is closed and the attempt fails (docs/orchestrator.md).
+    max_answer_bytes: int = MAX_ANSWER_BYTES
+    #: Most bytes an endpoint's discovery answer may bring; past it registration fails (502).
+    max_discovery_bytes: int = MAX_DISCOVERY_BYTES
     attempt_timeout_s: float = 300.0
     retention_s: float = 86_400.0
     sqlite_synchronous: str = "FULL"

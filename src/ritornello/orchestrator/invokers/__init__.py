@@ -1,7 +1,7 @@
 """Invokers: how the orchestrator reaches a handler endpoint, one adapter per protocol.
 
 ==================  ==============================================================================
-``_base``           ``Invoker``, ``InvokeStream``, ``InvokerError``: the seam
+``_base``           ``Invoker``, ``InvokeStream``, ``InvokerError``: the seam; the answer limits
 ``_pool``           ``HttpPool``: our own keep-alive HTTP/1.1 client, its connections and queue
 ``_conn``           ``Conn``: one pooled connection (an asyncio.Protocol, httptools parser)
 ``_stream``         ``HttpStream``: a streamed exchange, request lines out, answer lines in
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import Invoker, InvokerError, InvokeStream
+from ._base import MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES, Invoker, InvokerError, InvokeStream
 from ._factory import make_invoker
 from ._fake import FakeInvoker, Faults
 from ._http import HttpInvoker
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from ._lambda import FunctionUrlInvoker, LambdaInvoker, is_function_url, parse_function_arn
 
 __all__ = [
+    "MAX_ANSWER_BYTES",
+    "MAX_DISCOVERY_BYTES",
     "FakeInvoker",
     "Faults",
     "FunctionUrlInvoker",

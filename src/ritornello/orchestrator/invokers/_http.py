@@ -13,6 +13,10 @@ committed checkpoint with ``ack`` and ends the exchange with ``finish`` (or ``ab
 streamed request to a deployment got its answer started, the first answer must start within
 ``STREAM_PROBE_S``; if it does not (a proxy that buffers request bodies), streaming is turned off
 for that deployment and the attempt fails as a transport error, to be retried unstreamed.
+
+Limits (``_base``): an answer is read only up to ``max_answer_bytes`` (a streamed attempt: each
+line), a discovery answer up to ``max_discovery_bytes``; past that the connection is closed and
+the request fails with an ``InvokerError`` naming the setting.
 """
 
 from __future__ import annotations
@@ -24,8 +28,15 @@ from urllib.parse import quote
 
 from ritornello.protocol import STREAM_ACK, STREAM_HEADER, Signer
 
-from ._base import Invoker, InvokerError, InvokeStream
-from ._client_errors import HttpClientError, HttpStatusError, StreamHeadTimeout
+from ._base import (
+    MAX_ANSWER_BYTES,
+    MAX_DISCOVERY_BYTES,
+    Invoker,
+    InvokerError,
+    InvokeStream,
+    too_large,
+)
+from ._client_errors import AnswerTooLarge, HttpClientError, HttpStatusError, StreamHeadTimeout
 from ._pool import HttpPool
 from ._stream import HttpStream, frame_line
 
@@ -34,6 +45,8 @@ log = logging.getLogger("ritornello.invoker")
 #: Seconds a deployment not yet known to stream has to start its first streamed answer.
 STREAM_PROBE_S = 5.0
 _ACK_FRAMED = frame_line(STREAM_ACK)  # an acknowledgement as written, framed once
+_ANSWER = ("answer", "max_answer_bytes")
+_DISCOVERY = ("discovery answer", "max_discovery_bytes")
 
 
 class HttpInvoker(Invoker):
@@ -45,15 +58,25 @@ class HttpInvoker(Invoker):
     ``timeout_s`` bounds ``discover``; ``invoke`` is bounded by its caller (see there).
     With ``signing_secret`` each request is signed over its method, path, time and body (a
     streamed attempt: over its first line, the InvokeRequest).
+    ``max_answer_bytes`` and ``max_discovery_bytes`` bound what an answer may bring.
     """
 
     #: Whether streamed attempts can pass whatever fronts this kind of endpoint.
     can_stream = True
 
     def __init__(
-        self, uri: str, *, limit: int = 256, timeout_s: float = 300.0, signing_secret: str = ""
+        self,
+        uri: str,
+        *,
+        limit: int = 256,
+        timeout_s: float = 300.0,
+        signing_secret: str = "",
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
     ) -> None:
         self.uri = uri.rstrip("/")
+        self.max_answer_bytes = max_answer_bytes
+        self.max_discovery_bytes = max_discovery_bytes
         self._limit = limit
         self._timeout_s = timeout_s
         self._signer = Signer(signing_secret) if signing_secret else None
@@ -87,11 +110,17 @@ class HttpInvoker(Invoker):
             return None
         return self._signer.headers(method, path, body, time.time())
 
-    async def _request(self, method: str, path: str, body: bytes | None) -> bytes:
+    async def _request(
+        self, method: str, path: str, body: bytes | None, max_bytes: int, what: tuple[str, str]
+    ) -> bytes:
+        """One request; ``what``: the answer's name and the setting bounding it."""
         pool = self._open_pool()
         headers = await self._headers(method, path, body)
         try:
-            status, _, data = await pool.request(method, path, body, headers)
+            status, _, data = await pool.request(method, path, body, headers, max_bytes=max_bytes)
+        except AnswerTooLarge:
+            refused = too_large(what[0], max_bytes, what[1])
+            raise InvokerError(f"endpoint {self.uri}: {refused}; connection closed") from None
         except HttpClientError as exc:
             raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
         if status != 200:
@@ -127,7 +156,10 @@ class HttpInvoker(Invoker):
                 body,
                 headers,
                 head_timeout=None if self._stream_proven else STREAM_PROBE_S,
+                max_bytes=self.max_answer_bytes,
             )
+        except AnswerTooLarge:
+            raise self._line_too_large() from None
         except StreamHeadTimeout as exc:
             self.streams = False
             log.warning(
@@ -143,15 +175,23 @@ class HttpInvoker(Invoker):
             self._stream_proven = True
         return _HttpInvokeStream(self, stream)
 
+    def _line_too_large(self) -> InvokerError:
+        limit = self.max_answer_bytes
+        refused = too_large("streamed answer line", limit, "max_answer_bytes")
+        return InvokerError(f"endpoint {self.uri}: {refused}; connection closed")
+
     async def discover(self) -> bytes:
         async with asyncio.timeout(self._timeout_s):
-            return await self._request("GET", "/discover", None)
+            return await self._request(
+                "GET", "/discover", None, self.max_discovery_bytes, _DISCOVERY
+            )
 
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
         """POST one InvokeRequest. No timer of its own (an ``asyncio.timeout`` costs ~6 µs, a
         fifth of a request's budget): the caller bounds it, as the engine does with
         ``wait_for(..., attempt_timeout_s)``; cancelling it closes its connection."""
-        return await self._request("POST", self._path(service, handler), body)
+        path = self._path(service, handler)
+        return await self._request("POST", path, body, self.max_answer_bytes, _ANSWER)
 
     def _path(self, service: str, handler: str) -> str:
         path = self._paths.get((service, handler))
@@ -182,6 +222,8 @@ class _HttpInvokeStream(InvokeStream):
             if exc.headers.get(STREAM_HEADER) == "0":  # the endpoint no longer streams
                 self._invoker.streams = False
             raise self._invoker._refusal(exc.status, exc.body) from None
+        except AnswerTooLarge:
+            raise self._invoker._line_too_large() from None
         except HttpClientError as exc:
             raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
 

@@ -18,7 +18,13 @@ from ritornello.store import DeploymentRecord, Store
 from .._clock import Clock
 from ..core import Registry
 from ..errors import EndpointError, InvalidRequestError, StateConflictError
-from ..invokers import Invoker, InvokerError, make_invoker
+from ..invokers import (
+    MAX_ANSWER_BYTES,
+    MAX_DISCOVERY_BYTES,
+    Invoker,
+    InvokerError,
+    make_invoker,
+)
 from ..protocols import ProtocolAdapter, RitornelloProtocol
 
 log = logging.getLogger("ritornello.engine")
@@ -42,6 +48,8 @@ class Deployments:
         inprocess: dict[str, Any],
         attempt_timeout_s: float,
         signing_secret: str,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -49,6 +57,8 @@ class Deployments:
         self.inprocess = inprocess
         self.attempt_timeout_s = attempt_timeout_s
         self.signing_secret = signing_secret
+        self.max_answer_bytes = max_answer_bytes
+        self.max_discovery_bytes = max_discovery_bytes
         self.protocol: ProtocolAdapter = RitornelloProtocol()
         self.invokers: dict[str, Invoker] = {}
         self._endpoints: dict[str, tuple[ProtocolAdapter, Invoker]] = {}
@@ -63,6 +73,8 @@ class Deployments:
             self.inprocess,
             timeout_s=self.attempt_timeout_s,
             signing_secret=self.signing_secret,
+            max_answer_bytes=self.max_answer_bytes,
+            max_discovery_bytes=self.max_discovery_bytes,
         )
 
     def _add(self, record: DeploymentRecord, invoker: Invoker) -> None:

@@ -70,6 +70,7 @@ from ..core import (
     Woke,
 )
 from ..errors import NotFoundError, TryAgainError
+from ..invokers import MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES
 from ..schedules import Scheduler
 from ._alarms import Alarms
 from ._committer import Committer
@@ -109,6 +110,8 @@ class Engine:
         watchdog_interval_s: float = 30.0,
         schedule_interval_s: float = 1.0,
         signing_secret: str = "",
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
@@ -151,6 +154,8 @@ class Engine:
             inprocess=inprocess if inprocess is not None else {},
             attempt_timeout_s=attempt_timeout_s,
             signing_secret=signing_secret,
+            max_answer_bytes=max_answer_bytes,
+            max_discovery_bytes=max_discovery_bytes,
         )
         self.drivers = Drivers(
             self.core,
