@@ -23,6 +23,9 @@ Invariants:
 * A verifier accepts a request only if its timestamp is within ``window_s`` (default 300 s) of
   its own clock, either way, and its signature matches one of its secrets (several: rotation).
   Comparison is constant-time (``hmac.compare_digest``).
+* The checks that need no body come first and apart (``Verifier.admit``: both headers present,
+  well formed, the timestamp in the window), so a transport refuses an unsigned or stale
+  request before reading its body; ``Verifier.verify`` then checks the HMAC over the body.
 * Nothing here logs, and no error message repeats a secret or a signature.
 * A signature binds method, path, time and body: it cannot be moved to another request. It can
   be replayed unchanged within the window (no nonce store: endpoints scale out); TLS between
@@ -44,6 +47,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "SIGNED_KEY",
     "TIMESTAMP_HEADER",
+    "Admission",
     "SignatureError",
     "Signer",
     "Verifier",
@@ -112,6 +116,17 @@ class Signer:
         return head.encode() + body.encode("utf-8") + b"}"
 
 
+class Admission:
+    """A request's signature headers, found well formed and in the window by
+    :meth:`Verifier.admit`: what :meth:`Verifier.verify` checks the body against."""
+
+    __slots__ = ("given", "ts")
+
+    def __init__(self, ts: bytes, given: bytes) -> None:
+        self.ts = ts
+        self.given = given
+
+
 class Verifier:
     """Checks signatures against one or more secrets (the endpoint's side)."""
 
@@ -136,7 +151,14 @@ class Verifier:
         now_s: float,
     ) -> None:
         """Raise :class:`SignatureError` unless the request is signed by one of the secrets,
-        within the replay window."""
+        within the replay window (:meth:`admit`, then :meth:`verify`)."""
+        self.verify(self.admit(timestamp, signature, now_s), method, path, body)
+
+    def admit(
+        self, timestamp: str | bytes | None, signature: str | bytes | None, now_s: float
+    ) -> Admission:
+        """The checks that need no body: both headers present and well formed, the timestamp
+        within the window. :class:`SignatureError` otherwise."""
         if timestamp is None or signature is None:
             raise SignatureError(
                 "unsigned request: this endpoint requires the orchestrator's signature "
@@ -153,9 +175,14 @@ class Verifier:
                 f"{self.window_s:g} s window (replayed request, or clocks out of sync)"
             )
         sig = signature.encode("latin-1") if isinstance(signature, str) else signature
-        if not sig.startswith(b"v1="):
-            raise SignatureError(f"malformed {SIGNATURE_HEADER}: expected v1=<hex>")
-        given = sig[3:]
+        if not sig.startswith(b"v1=") or len(sig) != 67:
+            raise SignatureError(f"malformed {SIGNATURE_HEADER}: expected v1=<64 hex digits>")
+        return Admission(ts, sig[3:])
+
+    def verify(self, admission: Admission, method: str, path: bytes, body: bytes) -> None:
+        """Raise :class:`SignatureError` unless the admitted signature is one of the secrets'
+        HMAC over method, path, time and ``body``."""
+        ts, given = admission.ts, admission.given
         matched = False
         for base in self._bases:  # every secret is tried: no early exit on a match
             expected = _digest(base, ts, method, path, body).encode()

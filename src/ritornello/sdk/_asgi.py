@@ -21,6 +21,16 @@ orchestrator's signature (``x-ritornello-timestamp``, ``x-ritornello-signature``
 over the method, the path as received, and the body: 401 ``{"message"}`` if it is missing,
 wrong or stale, before anything else is looked at (so an unsigned caller learns nothing, not
 even which handlers exist). ``/health`` stays open.
+
+Invariants (a hostile client costs little):
+
+- No byte of a body is read before the signature's headers passed every check that needs no
+  body (present, well formed, timestamp in the window); a request refused then is answered at
+  once with ``connection: close``, its body never read.
+- No body is held past the endpoint's ``max_request_bytes`` (of a streamed request: no line):
+  a longer one is answered 413 (``connection: close``) as soon as that much of it arrived, and
+  a ``content-length`` over the limit is answered before any of it is read.
+- Reading a streamed body costs time linear in its size (``LineReader``).
 """
 
 from __future__ import annotations
@@ -31,9 +41,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ritornello.protocol import STREAM_HEADER, InvokeRequest, ProtocolError, SignatureError
-from ritornello.protocol._signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from ritornello.protocol._signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Admission
 from ritornello.sdk._served import Served
-from ritornello.sdk._stream import LineReader, stream_attempts
+from ritornello.sdk._stream import LineReader, RequestTooLarge, stream_attempts
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,8 +56,10 @@ _JSON = b"application/json"
 _SIG = SIGNATURE_HEADER.encode()
 _TS = TIMESTAMP_HEADER.encode()
 _STREAM = STREAM_HEADER.encode()
+_LENGTH = b"content-length"
 _NDJSON = b"application/x-ndjson"
 _CHALLENGE = {"www-authenticate": 'Ritornello-Signature realm="ritornello"'}
+_CLOSE = {"connection": "close"}  # the body was not read (to its end): no keep-alive
 
 
 async def _respond(
@@ -66,16 +78,65 @@ async def _message(send: Send, status: int, message: str, **headers: str) -> Non
     await _respond(send, status, body, extra)
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client went away."""
-    chunks: list[bytes] = []
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None if the client went away; :class:`RequestTooLarge` as
+    soon as more than ``limit`` bytes of it arrived."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        return None
+    body: bytes = message.get("body", b"")
+    size = len(body)
+    if size > limit:
+        raise RequestTooLarge(limit)
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        body = message.get("body", b"")
+        size += len(body)
+        if size > limit:
+            raise RequestTooLarge(limit)
+        chunks.append(body)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"request body larger than this endpoint's max_request_bytes ({limit:,} bytes; "
+        "Endpoint(max_request_bytes=...) or RITORNELLO_MAX_REQUEST_BYTES)"
+    )
+
+
+class _Signed:
+    """The headers of a request that a signed endpoint looks at, found in one pass."""
+
+    __slots__ = ("length", "signature", "streamed", "timestamp")
+
+    def __init__(self, scope: Scope) -> None:
+        self.timestamp: bytes | None = None
+        self.signature: bytes | None = None
+        self.length: bytes | None = None
+        self.streamed = False
+        for name, value in scope.get("headers", ()):
+            if name == _TS:
+                self.timestamp = value
+            elif name == _SIG:
+                self.signature = value
+            elif name == _STREAM:
+                self.streamed = value == b"1"
+            elif name == _LENGTH:
+                self.length = value
+
+
+def _raw_path(scope: Scope) -> bytes:
+    """The path as received, without the query: what the signature covers."""
+    raw_path: bytes | None = scope.get("raw_path")
+    path: bytes = raw_path.split(b"?", 1)[0] if raw_path else scope["path"].encode()
+    return path
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
@@ -109,7 +170,7 @@ class AsgiApp:
                 await _message(send, 405, f"{method} not allowed on {path}", allow="GET")
             elif path == "/health":
                 await _respond(send, 200, b'{"status":"ok"}')
-            elif await self._refused(scope, b"", send):
+            elif await self._refused(scope, send):
                 return
             else:
                 await _respond(send, 200, self.endpoint.discovery().encode())
@@ -121,31 +182,47 @@ class AsgiApp:
         else:
             await _message(send, 404, f"no route {method} {path}")
 
-    async def _refused(self, scope: Scope, body: bytes, send: Send) -> bool:
-        """With a secret: answer 401 and return True unless the request is signed with it."""
+    async def _refused(self, scope: Scope, send: Send) -> bool:
+        """``GET /discover`` (no body): with a secret, answer 401 and return True unless the
+        request is signed with it."""
         verifier = self.endpoint.verifier
         if verifier is None:
             return False
-        timestamp = signature = None
-        for name, value in scope.get("headers", ()):
-            if name == _TS:
-                timestamp = value
-            elif name == _SIG:
-                signature = value
-        raw_path = scope.get("raw_path")
-        path = raw_path.split(b"?", 1)[0] if raw_path else scope["path"].encode()
+        signed = _Signed(scope)
         try:
-            verifier.check(scope["method"], path, body, timestamp, signature, self.endpoint.now())
+            admission = verifier.admit(signed.timestamp, signed.signature, self.endpoint.now())
+            verifier.verify(admission, scope["method"], _raw_path(scope), b"")
         except SignatureError as exc:
-            logger.warning("refused %s %s: %s", scope["method"], scope["path"], exc)
-            await _message(send, 401, str(exc), **_CHALLENGE)
+            await self._unauthorized(scope, send, exc, _CLOSE)
             return True
         return False
+
+    async def _unauthorized(
+        self, scope: Scope, send: Send, exc: SignatureError, extra: dict[str, str] | None = None
+    ) -> None:
+        logger.warning("refused %s %s: %s", scope["method"], scope["path"], exc)
+        await _message(send, 401, str(exc), **_CHALLENGE, **(extra or {}))
 
     async def _invoke(
         self, scope: Scope, service: str, handler: str, receive: Receive, send: Send
     ) -> None:
-        streamed = (_STREAM, b"1") in scope.get("headers", ())
+        verifier = self.endpoint.verifier
+        limit = self.endpoint.max_request_bytes
+        admission: Admission | None = None
+        if verifier is None:
+            streamed = (_STREAM, b"1") in scope.get("headers", ())
+        else:  # refuse what needs no body to refuse before reading any of it
+            signed = _Signed(scope)
+            streamed = signed.streamed
+            try:
+                admission = verifier.admit(signed.timestamp, signed.signature, self.endpoint.now())
+            except SignatureError as exc:
+                await self._unauthorized(scope, send, exc, _CLOSE)
+                return
+            length = signed.length
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                await _message(send, 413, _too_large(limit), **_CLOSE)
+                return
         if streamed and not self.endpoint.stream:
             # Its body would never end (it waits for acks): refuse before reading it, saying
             # so in a header, and the orchestrator stops streaming here.
@@ -157,13 +234,23 @@ class AsgiApp:
             )
             return
         lines: LineReader | None = None
-        if streamed:
-            lines = LineReader(receive)
-            body = await lines.line()
-        else:
-            body = await _read_body(receive)
-        if body is None or await self._refused(scope, body, send):
+        try:
+            if streamed:
+                lines = LineReader(receive, limit)
+                body = await lines.line()
+            else:
+                body = await _read_body(receive, limit)
+        except RequestTooLarge:
+            await _message(send, 413, _too_large(limit), **_CLOSE)
             return
+        if body is None:
+            return
+        if admission is not None and verifier is not None:
+            try:
+                verifier.verify(admission, scope["method"], _raw_path(scope), body)
+            except SignatureError as exc:
+                await self._unauthorized(scope, send, exc, _CLOSE if streamed else None)
+                return
         if self.endpoint.handler(service, handler) is None:
             await _message(send, 404, f"no handler {service}/{handler} in this endpoint")
             return

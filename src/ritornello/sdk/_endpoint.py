@@ -37,6 +37,10 @@ ALWAYS_REPLAY_ENV = "RITORNELLO_ALWAYS_REPLAY"
 STREAM_ENV = "RITORNELLO_STREAM"
 #: One secret, or several separated by commas (rotation: any of them verifies).
 SIGNING_SECRET_ENV = "RITORNELLO_SIGNING_SECRET"
+#: The longest request body an HTTP endpoint reads (``Endpoint(max_request_bytes=...)``).
+MAX_REQUEST_BYTES_ENV = "RITORNELLO_MAX_REQUEST_BYTES"
+#: Its default: 64 MiB, room for a long journal and its state.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
 def _env_flag(name: str) -> bool:
@@ -57,6 +61,9 @@ class Endpoint:
     streamed attempts over HTTP (docs/protocol.md): each step's checkpoint is acknowledged on
     the open exchange instead of costing a new request and a replay. Turn it off behind a proxy
     that buffers request bodies.
+    ``max_request_bytes`` (default ``RITORNELLO_MAX_REQUEST_BYTES`` when the endpoint is built,
+    else 64 MiB) bounds the request bodies the HTTP transport reads (a streamed request: each
+    line); a longer one is answered 413 as soon as that much of it arrived.
     """
 
     def __init__(
@@ -67,9 +74,17 @@ class Endpoint:
         durability: str = "step",
         signing_secret: str | Iterable[str] | None = None,
         stream: bool = True,
+        max_request_bytes: int | None = None,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {sorted(DURABILITY_MODES)}")
+        if max_request_bytes is None:
+            raw = os.environ.get(MAX_REQUEST_BYTES_ENV, "").strip()
+            max_request_bytes = int(raw) if raw else MAX_REQUEST_BYTES
+        if max_request_bytes < 1:
+            raise ValueError("max_request_bytes must be at least 1")
+        #: The longest request body (a streamed request: line) the HTTP transport reads.
+        self.max_request_bytes = max_request_bytes
         if signing_secret is None:
             signing_secret = os.environ.get(SIGNING_SECRET_ENV)
         secrets = split_secrets(signing_secret)
