@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -179,7 +180,7 @@ def test_bodies_past_max_request_bytes_get_413_as_soon_as_they_pass() -> None:
 def test_a_signed_endpoint_refuses_before_reading_the_body() -> None:
     app = Endpoint(ALL_SERVICES, signing_secret="s3cret", max_request_bytes=100).asgi()
     path = "/invoke/Greeter/greet"
-    fresh = str(int(__import__("time").time())).encode()
+    fresh = str(int(time.time())).encode()
     for headers, status, why in [
         ([], 401, "unsigned request"),
         ([(b"x-ritornello-timestamp", b"0"), (b"x-ritornello-signature", b"v1=" + b"0" * 64)],
@@ -187,6 +188,7 @@ def test_a_signed_endpoint_refuses_before_reading_the_body() -> None:
         ([(b"x-ritornello-timestamp", fresh), (b"x-ritornello-signature", b"v1=zz")],
          401, "malformed"),
         ([(b"x-ritornello-timestamp", fresh), (b"x-ritornello-signature", b"v1=" + b"0" * 64),
+          (b"x-ritornello-nonce", b"0123456789"), (b"x-ritornello-binding", b"v2=" + b"0" * 64),
           (b"content-length", b"101")], 413, "max_request_bytes"),
     ]:  # fmt: skip
         got, out, body, read = _exchange(app, path, headers, [b"z" * 101])

@@ -18,9 +18,11 @@ Routes:
 
 When the endpoint has a signing secret, ``/discover`` and ``/invoke/...`` first check the
 orchestrator's signature (``x-ritornello-timestamp``, ``x-ritornello-signature``, docs/auth.md)
-over the method, the path as received, and the body: 401 ``{"message"}`` if it is missing,
-wrong or stale, before anything else is looked at (so an unsigned caller learns nothing, not
-even which handlers exist). ``/health`` stays open.
+over the method, the path as received, and the body, and its binding (``x-ritornello-nonce``,
+``x-ritornello-binding``) to one use and to whether the request is streamed: 401 ``{"message"}``
+if it is missing, wrong, stale or replayed, before anything else is looked at (so an unsigned
+caller learns nothing, not even which handlers exist). ``/health`` stays open. A streamed
+attempt so signed says ``x-ritornello-ack: v2`` and takes only the acks bound to it.
 
 Invariants (a hostile client costs little):
 
@@ -40,10 +42,24 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ritornello.protocol import STREAM_HEADER, InvokeRequest, ProtocolError, SignatureError
-from ritornello.protocol._signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Admission
+from ritornello.protocol import (
+    STREAM_HEADER,
+    InvokeRequest,
+    ProtocolError,
+    SignatureError,
+    Verifier,
+)
+from ritornello.protocol._signing import (
+    ACK_HEADER,
+    BINDING_HEADER,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    AckCheck,
+    Admission,
+)
 from ritornello.sdk._served import Served
-from ritornello.sdk._stream import LineReader, RequestTooLarge, stream_attempts
+from ritornello.sdk._stream import LineReader, RequestTooLarge, plain_ack, stream_attempts
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -55,6 +71,9 @@ logger = logging.getLogger("ritornello.sdk")
 _JSON = b"application/json"
 _SIG = SIGNATURE_HEADER.encode()
 _TS = TIMESTAMP_HEADER.encode()
+_NONCE = NONCE_HEADER.encode()
+_BINDING = BINDING_HEADER.encode()
+_ACKS_BOUND = (ACK_HEADER.encode(), b"v2")
 _STREAM = STREAM_HEADER.encode()
 _LENGTH = b"content-length"
 _NDJSON = b"application/x-ndjson"
@@ -114,11 +133,13 @@ def _too_large(limit: int) -> str:
 class _Signed:
     """The headers of a request that a signed endpoint looks at, found in one pass."""
 
-    __slots__ = ("length", "signature", "streamed", "timestamp")
+    __slots__ = ("binding", "length", "nonce", "signature", "streamed", "timestamp")
 
     def __init__(self, scope: Scope) -> None:
         self.timestamp: bytes | None = None
         self.signature: bytes | None = None
+        self.nonce: bytes | None = None
+        self.binding: bytes | None = None
         self.length: bytes | None = None
         self.streamed = False
         for name, value in scope.get("headers", ()):
@@ -126,6 +147,10 @@ class _Signed:
                 self.timestamp = value
             elif name == _SIG:
                 self.signature = value
+            elif name == _NONCE:
+                self.nonce = value
+            elif name == _BINDING:
+                self.binding = value
             elif name == _STREAM:
                 self.streamed = value == b"1"
             elif name == _LENGTH:
@@ -188,14 +213,17 @@ class AsgiApp:
         verifier = self.endpoint.verifier
         if verifier is None:
             return False
-        signed = _Signed(scope)
         try:
-            admission = verifier.admit(signed.timestamp, signed.signature, self.endpoint.now())
+            admission = self._admit(verifier, _Signed(scope))
             verifier.verify(admission, scope["method"], _raw_path(scope), b"")
         except SignatureError as exc:
             await self._unauthorized(scope, send, exc, _CLOSE)
             return True
         return False
+
+    def _admit(self, verifier: Verifier, signed: _Signed) -> Admission:
+        now = self.endpoint.now()
+        return verifier.admit(signed.timestamp, signed.signature, now, signed.nonce, signed.binding)
 
     async def _unauthorized(
         self, scope: Scope, send: Send, exc: SignatureError, extra: dict[str, str] | None = None
@@ -215,7 +243,7 @@ class AsgiApp:
             signed = _Signed(scope)
             streamed = signed.streamed
             try:
-                admission = verifier.admit(signed.timestamp, signed.signature, self.endpoint.now())
+                admission = self._admit(verifier, signed)
             except SignatureError as exc:
                 await self._unauthorized(scope, send, exc, _CLOSE)
                 return
@@ -245,9 +273,12 @@ class AsgiApp:
             return
         if body is None:
             return
+        acks: AckCheck | None = None
         if admission is not None and verifier is not None:
             try:
-                verifier.verify(admission, scope["method"], _raw_path(scope), body)
+                acks = verifier.verify(
+                    admission, scope["method"], _raw_path(scope), body, stream=streamed
+                )
             except SignatureError as exc:
                 await self._unauthorized(scope, send, exc, _CLOSE if streamed else None)
                 return
@@ -268,7 +299,7 @@ class AsgiApp:
             )
             return
         if lines is not None:
-            await self._stream(request, lines, send)
+            await self._stream(request, lines, acks, send)
             return
         try:
             response = await self.endpoint.invoke(request)
@@ -278,20 +309,25 @@ class AsgiApp:
             return
         await _respond(send, 200, response.encode())
 
-    async def _stream(self, request: InvokeRequest, lines: LineReader, send: Send) -> None:
+    async def _stream(
+        self, request: InvokeRequest, lines: LineReader, acks: AckCheck | None, send: Send
+    ) -> None:
         """A streamed attempt: the head at once (the orchestrator learns the stream works
         before any step runs), then one answer per line until one is not an acknowledged
-        checkpoint; the answer ends after the request body did."""
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", _NDJSON)]}
-        )
+        checkpoint; the answer ends after the request body did. ``acks``: the check of a
+        request signed v2 (said in the head, so the orchestrator MACs its acks), else plain."""
+        headers = [(b"content-type", _NDJSON)]
+        if acks is not None:
+            headers.append(_ACKS_BOUND)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
 
         async def write(line: bytes) -> None:
             await send({"type": "http.response.body", "body": line, "more_body": True})
 
         clean = True
         try:
-            clean = await stream_attempts(request, self.endpoint.invoke, write, lines.line)
+            is_ack = plain_ack if acks is None else acks
+            clean = await stream_attempts(request, self.endpoint.invoke, write, lines.line, is_ack)
         except Exception:  # the invoke itself broke: the stream ends without a final answer,
             logger.exception("endpoint failed on %s/%s", request.service, request.handler)
         if clean:  # which the orchestrator sees as a failed attempt

@@ -16,6 +16,9 @@ Invariants:
   same completions and attempt number. (The orchestrator only acknowledges when nothing else
   changed: no completion arrived, not a workflow.) An attempt that ends with a checkpoint
   anyway is re-run from it once acknowledged.
+- An ack is what ``is_ack`` accepts: for a request signed v2, exactly the next ack line the
+  orchestrator would send (``protocol.AckCheck``: bound to the request's signature and counted,
+  so a replayed ack or one from another exchange is not one); else the plain ``{"type":"ack"}``.
 - Anything but an ack — the end of the request body, a broken line, a line past the limit —
   closes the channel: no step starts afterwards, the endpoint writes nothing more, the
   orchestrator re-invokes.
@@ -34,6 +37,11 @@ from ritornello.protocol import STREAM_ACK, Entry, InvokeRequest, InvokeResponse
 from ritornello.sdk._invocation import Persist
 
 _STATE_KINDS = frozenset({"set", "clear", "clear_all"})
+
+
+def plain_ack(line: bytes) -> bool:
+    """An ack of a request not signed v2: ``{"type":"ack"}``."""
+    return line.strip() == STREAM_ACK
 
 
 class RequestTooLarge(Exception):
@@ -68,6 +76,7 @@ class _Channel:
         request: InvokeRequest,
         write: Callable[[bytes], Awaitable[None]],
         read_line: Callable[[], Awaitable[bytes | None]],
+        is_ack: Callable[[bytes], bool],
     ) -> None:
         self.request = request
         self.closed = False
@@ -75,6 +84,7 @@ class _Channel:
         self.refused = False
         self._write = write
         self._read_line = read_line
+        self._is_ack = is_ack
 
     async def checkpoint(self, entries: list[Entry]) -> bool:
         """Send ``entries`` as a checkpoint; True once acknowledged (committed)."""
@@ -85,7 +95,7 @@ class _Channel:
             line = await self._read_line()
         except RequestTooLarge:
             line = b""  # not an ack
-        if line is None or line.strip() != STREAM_ACK:
+        if line is None or not self._is_ack(line):
             self.closed = True
             self.refused = line is not None
             return False
@@ -98,6 +108,7 @@ async def stream_attempts(
     invoke: Callable[[InvokeRequest, Persist], Awaitable[InvokeResponse]],
     write: Callable[[bytes], Awaitable[None]],
     read_line: Callable[[], Awaitable[bytes | None]],
+    is_ack: Callable[[bytes], bool] = plain_ack,
 ) -> bool:
     """Answer ``request`` on a stream until an answer is not an acknowledged checkpoint.
 
@@ -105,11 +116,12 @@ async def stream_attempts(
     goes on in the same attempt; an attempt that still ends with a checkpoint (always-replay
     mode, or a step that could not be persisted in order) is re-run from the journal as
     committed once acknowledged. ``write`` sends one line (newline included); ``read_line``
-    returns the next request line, or None when the request body ended. Returns False if
+    returns the next request line, or None when the request body ended; ``is_ack`` says whether
+    a line is the acknowledgement due (called once per ack, in order). Returns False if
     the stream ended on a line that is not an ack (the request body may go on: do not wait for
     its end), True otherwise.
     """
-    channel = _Channel(request, write, read_line)
+    channel = _Channel(request, write, read_line, is_ack)
     while True:
         response = await invoke(channel.request, channel.checkpoint)
         if channel.closed:

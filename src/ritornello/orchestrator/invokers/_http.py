@@ -5,7 +5,10 @@ attempt over the ``_stream.HttpStream`` that the pool opens.
 
 With a signing secret, every request is signed (``ritornello.protocol.Signer``, docs/auth.md):
 it carries ``x-ritornello-timestamp`` and ``x-ritornello-signature`` over its method, path, time
-and body.
+and body, and ``x-ritornello-nonce`` and ``x-ritornello-binding`` tying that signature to one use
+and to whether the request is streamed. A streamed answer that says ``x-ritornello-ack: v2`` gets
+acks bound to the request (``Signer.ack``: a MAC over its binding and the ack's number); an
+endpoint whose SDK predates that says nothing and gets the plain ack.
 
 Streamed attempts (docs/protocol.md): an HTTP endpoint whose discovery offers ``stream`` is
 invoked with ``open_stream``; the engine reads answers with ``InvokeStream.next``, acknowledges a
@@ -27,6 +30,7 @@ import time
 from urllib.parse import quote
 
 from ritornello.protocol import STREAM_ACK, STREAM_HEADER, Signer
+from ritornello.protocol._signing import ACK_HEADER, BINDING_HEADER
 
 from ._base import (
     MAX_ANSWER_BYTES,
@@ -101,14 +105,18 @@ class HttpInvoker(Invoker):
             headers={"content-type": "application/json"},
         )
 
-    async def _headers(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
+    async def _headers(
+        self, method: str, path: str, body: bytes | None, stream: bool = False
+    ) -> dict[str, str] | None:
         """Extra headers for one request: the signature, when there is a secret."""
-        return self._signature(method, path, body)
+        return self._signature(method, path, body, stream)
 
-    def _signature(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
+    def _signature(
+        self, method: str, path: str, body: bytes | None, stream: bool = False
+    ) -> dict[str, str] | None:
         if self._signer is None:
             return None
-        return self._signer.headers(method, path, body, time.time())
+        return self._signer.headers(method, path, body, time.time(), stream=stream)
 
     async def _request(
         self, method: str, path: str, body: bytes | None, max_bytes: int, what: tuple[str, str]
@@ -148,7 +156,7 @@ class HttpInvoker(Invoker):
         the caller like ``invoke``; cancelling it closes the connection."""
         pool = self._open_pool()
         path = self._path(service, handler)
-        headers = {STREAM_HEADER: "1", **(await self._headers("POST", path, body) or {})}
+        headers = {STREAM_HEADER: "1", **(await self._headers("POST", path, body, True) or {})}
         try:
             stream = await pool.stream(
                 "POST",
@@ -173,7 +181,10 @@ class HttpInvoker(Invoker):
             raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
         if stream.status == 200:
             self._stream_proven = True
-        return _HttpInvokeStream(self, stream)
+        binding = headers.get(BINDING_HEADER)
+        if binding is None or stream.headers.get(ACK_HEADER) != "v2":
+            binding = None  # unsigned, or an endpoint that wants the plain ack
+        return _HttpInvokeStream(self, stream, binding)
 
     def _line_too_large(self) -> InvokerError:
         limit = self.max_answer_bytes
@@ -209,11 +220,13 @@ class HttpInvoker(Invoker):
 
 
 class _HttpInvokeStream(InvokeStream):
-    __slots__ = ("_invoker", "_stream")
+    __slots__ = ("_acked", "_binding", "_invoker", "_stream")
 
-    def __init__(self, invoker: HttpInvoker, stream: HttpStream) -> None:
+    def __init__(self, invoker: HttpInvoker, stream: HttpStream, binding: str | None) -> None:
         self._invoker = invoker
         self._stream = stream
+        self._binding = binding  # the request's binding: its acks carry MACs over it
+        self._acked = 0
 
     async def next(self, timeout_s: float | None = None) -> bytes:
         try:
@@ -229,7 +242,12 @@ class _HttpInvokeStream(InvokeStream):
 
     def ack(self) -> None:
         try:
-            self._stream.send_framed(_ACK_FRAMED)
+            signer = self._invoker._signer
+            if self._binding is None or signer is None:
+                self._stream.send_framed(_ACK_FRAMED)
+            else:
+                self._acked += 1
+                self._stream.send(signer.ack(self._binding, self._acked))
         except HttpClientError as exc:
             raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
 

@@ -538,6 +538,8 @@ class FunctionUrlInvoker(HttpInvoker):
             if k.lower() in ("authorization", "x-amz-date", "x-amz-security-token")
         }
 
-    async def _headers(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
+    async def _headers(
+        self, method: str, path: str, body: bytes | None, stream: bool = False
+    ) -> dict[str, str] | None:
         headers = await asyncio.to_thread(self.signed_headers, method, path, body)
-        return {**headers, **(self._signature(method, path, body) or {})}
+        return {**headers, **(self._signature(method, path, body, stream) or {})}

@@ -153,6 +153,11 @@ class HttpStream:
 
     # -- public
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The answer's headers (names lower-cased), once its status arrived."""
+        return self._conn.headers
+
     async def next(self, timeout_s: float | None = None) -> bytes:
         """The answer's next line (without its newline). Raises ``HttpStatusError`` for a
         non-200 answer, ``HttpClientError`` when the answer ended or broke first, and
