@@ -86,6 +86,19 @@ def test_ingress_requires_its_token(stack: Stack) -> None:
     assert status == 200 and body["name"] == "ada", (body, stack.orch.output())
 
 
+def test_a_signed_multi_step_invocation_streams_with_bound_acks(stack: Stack) -> None:
+    """After its first checkpoint the handler is invoked streamed: each ack carries its MAC
+    over the request's binding (the endpoint checks them), and the steps run to the end."""
+    status, body, rh = http(
+        "POST", f"{stack.orch.ingress}/restate/call/Steps/count", 6, headers=INGRESS
+    )
+    assert status == 200 and body == 15, (body, stack.orch.output())
+    inv = {k.lower(): v for k, v in rh.items()}["x-restate-id"]
+    status, detail, _ = http("GET", f"{stack.orch.admin}/invocations/{inv}", headers=ADMIN)
+    assert not detail.get("last_failure"), detail  # no ack was refused: no attempt failed
+    assert detail.get("attempt", 1) == 1, detail
+
+
 def test_headers_reach_the_handler_redacted_and_secrets_never_reach_the_store(
     stack: Stack,
 ) -> None:

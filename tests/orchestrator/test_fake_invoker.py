@@ -215,6 +215,8 @@ def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda(
         "InvokerError",
         "LambdaInvoker",
         "check_uri_text",
+        "MAX_ANSWER_BYTES",
+        "MAX_DISCOVERY_BYTES",
         "is_function_url",
         "make_invoker",
         "parse_function_arn",

@@ -389,6 +389,26 @@ def test_too_large_even_gzipped_fails_the_attempt_without_invoking(aws: AwsFront
     assert FAKE.calls == 0
 
 
+def test_answers_past_the_limits_fail_naming_them(aws: AwsFront) -> None:
+    """Lambda caps answers at 6 MiB, whatever stands at AWS_ENDPOINT_URL_LAMBDA may not: an
+    answer is read only up to ``max_answer_bytes`` and inflated only up to it."""
+    with pytest.raises(InvokerError, match=r"answer larger than the max_answer_bytes limit"):
+        run(invoke_once({"echo": "x" * 2000}, max_answer_bytes=1000))
+    with pytest.raises(InvokerError, match=r"inflates beyond 1,000,000 bytes \(max_answer_bytes\)"):
+        run(invoke_once({"big_answer": 7_000_000}, max_answer_bytes=1_000_000))
+    assert output(run(invoke_once({"echo": "x" * 900}, max_answer_bytes=1000))) == "x" * 900
+
+    async def discover() -> bytes:
+        invoker = LambdaInvoker(ARN, timeout_s=10.0, max_discovery_bytes=50)
+        try:
+            return await invoker.discover()
+        finally:
+            await invoker.close()
+
+    with pytest.raises(InvokerError, match=r"discovery answer larger than the max_discovery_bytes"):
+        run(discover())
+
+
 def test_throttling_is_a_failed_attempt(aws: AwsFront) -> None:
     busy = "arn:aws:lambda:us-east-1:123456789012:function:busy:1"
     with pytest.raises(InvokerError, match=r"throttled: TooManyRequestsException \(HTTP 429\)"):

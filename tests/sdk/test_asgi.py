@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -132,3 +133,64 @@ def test_lifespan() -> None:
 
     asyncio.run(APP({"type": "lifespan"}, receive, send))  # type: ignore[arg-type]
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def _exchange(
+    app: Any, path: str, headers: list[tuple[bytes, bytes]], pieces: list[bytes]
+) -> tuple[int, dict[str, str], bytes, int]:
+    """(status, headers, body, how many body messages the app read)."""
+    incoming = [
+        {"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1}
+        for i, piece in enumerate(pieces)
+    ]
+    read = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        read += 1
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
+    asyncio.run(app(scope, receive, send))
+    start, payload = sent
+    out = {k.decode(): v.decode() for k, v in start["headers"]}
+    return start["status"], out, payload["body"], read
+
+
+def test_bodies_past_max_request_bytes_get_413_as_soon_as_they_pass() -> None:
+    limit = len(_request())
+    app = Endpoint(ALL_SERVICES, max_request_bytes=limit).asgi()
+    path = "/invoke/Greeter/greet"
+    passed = limit // 60 + 1  # the message that takes the body past the limit
+    status, headers, body, read = _exchange(app, path, [], [b"x" * 60] * 100)
+    assert status == 413 and read == passed, (status, read)  # none read after it
+    assert f"max_request_bytes ({limit:,} bytes" in json.loads(body)["message"]
+    assert headers["connection"] == "close"
+    stream = [(b"x-ritornello-stream", b"1")]
+    status, _, _, read = _exchange(app, path, stream, [b"y" * 60] * 100)
+    assert status == 413 and read == passed, (status, read)
+    status, _, body, _ = _exchange(app, path, [], [_request()])  # exactly the limit
+    assert status == 200, body
+
+
+def test_a_signed_endpoint_refuses_before_reading_the_body() -> None:
+    app = Endpoint(ALL_SERVICES, signing_secret="s3cret", max_request_bytes=100).asgi()
+    path = "/invoke/Greeter/greet"
+    fresh = str(int(time.time())).encode()
+    for headers, status, why in [
+        ([], 401, "unsigned request"),
+        ([(b"x-ritornello-timestamp", b"0"), (b"x-ritornello-signature", b"v1=" + b"0" * 64)],
+         401, "stale signature"),
+        ([(b"x-ritornello-timestamp", fresh), (b"x-ritornello-signature", b"v1=zz")],
+         401, "malformed"),
+        ([(b"x-ritornello-timestamp", fresh), (b"x-ritornello-signature", b"v1=" + b"0" * 64),
+          (b"x-ritornello-nonce", b"0123456789"), (b"x-ritornello-binding", b"v2=" + b"0" * 64),
+          (b"content-length", b"101")], 413, "max_request_bytes"),
+    ]:  # fmt: skip
+        got, out, body, read = _exchange(app, path, headers, [b"z" * 101])
+        assert (got, read) == (status, 0), (why, got, read)
+        assert why in json.loads(body)["message"] and out["connection"] == "close"

@@ -413,3 +413,29 @@ def test_next_bounds_each_line_by_its_own_timeout(url: str) -> None:
     statuses, late = run(main())
     assert statuses == ["checkpoint"] * 5 + ["done"]
     assert "no streamed answer line within 0.02 s" in late
+
+
+def test_line_reader_joins_split_lines_and_bounds_each() -> None:
+    from ritornello.sdk._stream import LineReader, RequestTooLarge
+
+    def reader(pieces: list[bytes], limit: int) -> LineReader:
+        messages = iter(pieces)
+
+        async def receive() -> dict[str, Any]:
+            piece = next(messages, None)
+            if piece is None:
+                return {"type": "http.disconnect"}
+            return {"type": "http.request", "body": piece, "more_body": True}
+
+        return LineReader(receive, limit)
+
+    async def lines(r: LineReader) -> list[bytes | None]:
+        return [await r.line() for _ in range(5)]
+
+    got = run(lines(reader([b"ab", b"c\nde", b"", b"f\n\ng", b"h"], 10)))
+    assert got == [b"abc", b"def", b"", b"gh", None]  # the last one unterminated
+    exactly = run(lines(reader([b"0123", b"456789\n", b"0123456789\n"], 10)))
+    assert exactly[:3] == [b"0123456789", b"0123456789", None]
+    for pieces in ([b"0123", b"4567", b"89A"], [b"0123456789A\n"], [b"01234", b"56789A\n"]):
+        with pytest.raises(RequestTooLarge, match="larger than 10 bytes"):
+            run(reader(pieces, 10).line())

@@ -189,6 +189,8 @@ async def run_orchestrator(
         address=f"http://{settings.host}:{settings.ingress_port}",
         signing_secret=settings.signing_secret,
         deployment_hosts=settings.host_policy(),
+        max_answer_bytes=settings.max_answer_bytes,
+        max_discovery_bytes=settings.max_discovery_bytes,
     )
     warn_if_open(settings)
     (listen_module,) = _on_a_thread(_import_listen)  # off the loop while it recovers

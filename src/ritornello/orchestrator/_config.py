@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .invokers import DEFAULT_DENY, HostPolicy
+from .invokers import DEFAULT_DENY, MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES, HostPolicy
 
 DEFAULT_STORE = "sqlite:///.ritornello/ritornello.db"
 #: Request headers never journaled (the ingress replaces their values with ``[redacted]``).
@@ -33,6 +33,11 @@ class Settings:
     #: ``max_headers``) gets 431 on either port; so an input entry holds at most this much.
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_headers: int = DEFAULT_MAX_HEADERS
+    #: Most bytes an endpoint's answer to an invocation may bring (a streamed attempt: each
+    #: line); past it the connection is closed and the attempt fails (docs/orchestrator.md).
+    max_answer_bytes: int = MAX_ANSWER_BYTES
+    #: Most bytes an endpoint's discovery answer may bring; past it registration fails (502).
+    max_discovery_bytes: int = MAX_DISCOVERY_BYTES
     attempt_timeout_s: float = 300.0
     retention_s: float = 86_400.0
     sqlite_synchronous: str = "FULL"

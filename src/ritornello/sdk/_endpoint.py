@@ -37,6 +37,12 @@ ALWAYS_REPLAY_ENV = "RITORNELLO_ALWAYS_REPLAY"
 STREAM_ENV = "RITORNELLO_STREAM"
 #: One secret, or several separated by commas (rotation: any of them verifies).
 SIGNING_SECRET_ENV = "RITORNELLO_SIGNING_SECRET"
+#: ``1``: accept requests signed v1 only (``Endpoint(accept_v1_signatures=True)``).
+ACCEPT_V1_ENV = "RITORNELLO_ACCEPT_V1_SIGNATURES"
+#: The longest request body an HTTP endpoint reads (``Endpoint(max_request_bytes=...)``).
+MAX_REQUEST_BYTES_ENV = "RITORNELLO_MAX_REQUEST_BYTES"
+#: Its default: 64 MiB, room for a long journal and its state.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
 def _env_flag(name: str) -> bool:
@@ -52,11 +58,17 @@ class Endpoint:
     checkpoints after every new entry, so every handler replays from its journal at each step.
     ``signing_secret`` (one, or several for rotation; default ``RITORNELLO_SIGNING_SECRET`` when
     the endpoint is built; ``""`` for none) makes the HTTP and Lambda transports refuse requests
-    the orchestrator did not sign with it.
+    the orchestrator did not sign with it, and replays of those it did (docs/auth.md).
+    ``accept_v1_signatures=True`` (or ``RITORNELLO_ACCEPT_V1_SIGNATURES=1``) also accepts
+    requests signed the v1 way only, as orchestrators from before the binding sign them: for
+    the upgrade window only, since such requests can be replayed (as a stream, too).
     ``stream=True`` (default; ``RITORNELLO_STREAM=0`` in the environment turns it off) offers
     streamed attempts over HTTP (docs/protocol.md): each step's checkpoint is acknowledged on
     the open exchange instead of costing a new request and a replay. Turn it off behind a proxy
     that buffers request bodies.
+    ``max_request_bytes`` (default ``RITORNELLO_MAX_REQUEST_BYTES`` when the endpoint is built,
+    else 64 MiB) bounds the request bodies the HTTP transport reads (a streamed request: each
+    line); a longer one is answered 413 as soon as that much of it arrived.
     """
 
     def __init__(
@@ -67,14 +79,24 @@ class Endpoint:
         durability: str = "step",
         signing_secret: str | Iterable[str] | None = None,
         stream: bool = True,
+        max_request_bytes: int | None = None,
+        accept_v1_signatures: bool = False,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {sorted(DURABILITY_MODES)}")
+        if max_request_bytes is None:
+            raw = os.environ.get(MAX_REQUEST_BYTES_ENV, "").strip()
+            max_request_bytes = int(raw) if raw else MAX_REQUEST_BYTES
+        if max_request_bytes < 1:
+            raise ValueError("max_request_bytes must be at least 1")
+        #: The longest request body (a streamed request: line) the HTTP transport reads.
+        self.max_request_bytes = max_request_bytes
         if signing_secret is None:
             signing_secret = os.environ.get(SIGNING_SECRET_ENV)
         secrets = split_secrets(signing_secret)
         #: Checks the orchestrator's signatures; None: requests are not checked (local dev).
-        self.verifier: Verifier | None = Verifier(secrets) if secrets else None
+        accept_v1 = accept_v1_signatures or _env_flag(ACCEPT_V1_ENV)
+        self.verifier: Verifier | None = Verifier(secrets, accept_v1=accept_v1) if secrets else None
         self.durability = durability
         self.always_replay = always_replay or _env_flag(ALWAYS_REPLAY_ENV)
         off = os.environ.get(STREAM_ENV, "").strip().lower() in {"0", "false", "no", "off"}

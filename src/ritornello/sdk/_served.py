@@ -25,6 +25,10 @@ class Served(Protocol):
     def stream(self) -> bool:
         """Streamed attempts are offered and served."""
 
+    @property
+    def max_request_bytes(self) -> int:
+        """The longest request body (a streamed request: line) read; longer ones get 413."""
+
     def now(self) -> float:
         """The clock signatures are checked against (Unix seconds)."""
 

@@ -16,8 +16,15 @@ Invariants:
   same completions and attempt number. (The orchestrator only acknowledges when nothing else
   changed: no completion arrived, not a workflow.) An attempt that ends with a checkpoint
   anyway is re-run from it once acknowledged.
-- Anything but an ack — the end of the request body, a broken line — closes the channel: no
-  step starts afterwards, the endpoint writes nothing more, the orchestrator re-invokes.
+- An ack is what ``is_ack`` accepts: for a request signed v2, exactly the next ack line the
+  orchestrator would send (``protocol.AckCheck``: bound to the request's signature and counted,
+  so a replayed ack or one from another exchange is not one); else the plain ``{"type":"ack"}``.
+- Anything but an ack — the end of the request body, a broken line, a line past the limit —
+  closes the channel: no step starts afterwards, the endpoint writes nothing more, the
+  orchestrator re-invokes.
+- ``LineReader`` holds at most one line of at most its limit (plus the piece of body being
+  read), and costs time linear in the body however it is cut: each received piece is searched
+  for a newline once, a line that spans pieces is joined once.
 """
 
 from __future__ import annotations
@@ -30,6 +37,19 @@ from ritornello.protocol import STREAM_ACK, Entry, InvokeRequest, InvokeResponse
 from ritornello.sdk._invocation import Persist
 
 _STATE_KINDS = frozenset({"set", "clear", "clear_all"})
+
+
+def plain_ack(line: bytes) -> bool:
+    """An ack of a request not signed v2: ``{"type":"ack"}``."""
+    return line.strip() == STREAM_ACK
+
+
+class RequestTooLarge(Exception):
+    """A request body, or a line of a streamed one, passed the endpoint's limit (413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"larger than {limit:,} bytes")
+        self.limit = limit
 
 
 def continued(request: InvokeRequest, entries: list[Entry]) -> InvokeRequest:
@@ -56,6 +76,7 @@ class _Channel:
         request: InvokeRequest,
         write: Callable[[bytes], Awaitable[None]],
         read_line: Callable[[], Awaitable[bytes | None]],
+        is_ack: Callable[[bytes], bool],
     ) -> None:
         self.request = request
         self.closed = False
@@ -63,14 +84,18 @@ class _Channel:
         self.refused = False
         self._write = write
         self._read_line = read_line
+        self._is_ack = is_ack
 
     async def checkpoint(self, entries: list[Entry]) -> bool:
         """Send ``entries`` as a checkpoint; True once acknowledged (committed)."""
         if self.closed:
             return False
         await self._write(InvokeResponse(status="checkpoint", entries=entries).encode() + b"\n")
-        line = await self._read_line()
-        if line is None or line.strip() != STREAM_ACK:
+        try:
+            line = await self._read_line()
+        except RequestTooLarge:
+            line = b""  # not an ack
+        if line is None or not self._is_ack(line):
             self.closed = True
             self.refused = line is not None
             return False
@@ -83,6 +108,7 @@ async def stream_attempts(
     invoke: Callable[[InvokeRequest, Persist], Awaitable[InvokeResponse]],
     write: Callable[[bytes], Awaitable[None]],
     read_line: Callable[[], Awaitable[bytes | None]],
+    is_ack: Callable[[bytes], bool] = plain_ack,
 ) -> bool:
     """Answer ``request`` on a stream until an answer is not an acknowledged checkpoint.
 
@@ -90,11 +116,12 @@ async def stream_attempts(
     goes on in the same attempt; an attempt that still ends with a checkpoint (always-replay
     mode, or a step that could not be persisted in order) is re-run from the journal as
     committed once acknowledged. ``write`` sends one line (newline included); ``read_line``
-    returns the next request line, or None when the request body ended. Returns False if
+    returns the next request line, or None when the request body ended; ``is_ack`` says whether
+    a line is the acknowledgement due (called once per ack, in order). Returns False if
     the stream ended on a line that is not an ack (the request body may go on: do not wait for
     its end), True otherwise.
     """
-    channel = _Channel(request, write, read_line)
+    channel = _Channel(request, write, read_line, is_ack)
     while True:
         response = await invoke(channel.request, channel.checkpoint)
         if channel.closed:
@@ -107,36 +134,57 @@ async def stream_attempts(
 
 
 class LineReader:
-    """Newline-delimited lines of an ASGI request body, read as they arrive."""
+    """Newline-delimited lines of an ASGI request body, read as they arrive; a line longer than
+    ``limit`` bytes raises :class:`RequestTooLarge` as soon as that much of it arrived."""
 
-    def __init__(self, receive: Callable[[], Awaitable[Any]]) -> None:
+    def __init__(self, receive: Callable[[], Awaitable[Any]], limit: int) -> None:
         self._receive = receive
-        self._buffer = b""
+        self._limit = limit
+        self._chunk = b""  # the piece of body being read
+        self._pos = 0  # where its unread part starts
+        self._pieces: list[bytes] = []  # the start of a line that spans pieces (no newline)
+        self._size = 0  # their length
         self._ended = False
 
     async def line(self) -> bytes | None:
         """The next line without its newline; a last unterminated line; None at the end."""
+        limit = self._limit
         while True:
-            cut = self._buffer.find(b"\n")
-            if cut >= 0:
-                line, self._buffer = self._buffer[:cut], self._buffer[cut + 1 :]
-                return line
+            chunk, pos = self._chunk, self._pos
+            if pos < len(chunk):
+                cut = chunk.find(b"\n", pos)
+                if cut >= 0:
+                    self._pos = cut + 1
+                    if self._size + cut - pos > limit:
+                        raise RequestTooLarge(limit)
+                    if not self._pieces:
+                        return chunk[pos:cut]
+                    self._pieces.append(chunk[pos:cut])
+                    return self._joined()
+                rest = chunk[pos:] if pos else chunk
+                self._size += len(rest)
+                if self._size > limit:
+                    raise RequestTooLarge(limit)
+                self._pieces.append(rest)
+            self._chunk, self._pos = b"", 0
             if self._ended:
-                if self._buffer:
-                    line, self._buffer = self._buffer, b""
-                    return line
-                return None
+                return self._joined() if self._pieces else None
             message = await self._receive()
             if message["type"] == "http.disconnect":
                 self._ended = True
                 continue
-            self._buffer += message.get("body", b"")
+            self._chunk = message.get("body", b"")
             if not message.get("more_body", False):
                 self._ended = True
 
+    def _joined(self) -> bytes:
+        line = b"".join(self._pieces)
+        self._pieces, self._size = [], 0
+        return line
+
     async def drain(self) -> None:
         """Read (and drop) the rest of the body."""
-        self._buffer = b""
+        self._chunk, self._pos, self._pieces, self._size = b"", 0, [], 0
         while not self._ended:
             message = await self._receive()
             if message["type"] == "http.disconnect" or not message.get("more_body", False):

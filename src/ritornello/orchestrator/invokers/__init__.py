@@ -1,7 +1,7 @@
 """Invokers: how the orchestrator reaches a handler endpoint, one adapter per protocol.
 
 ==================  ==============================================================================
-``_base``           ``Invoker``, ``InvokeStream``, ``InvokerError``: the seam
+``_base``           ``Invoker``, ``InvokeStream``, ``InvokerError``: the seam; the answer limits
 ``_pool``           ``HttpPool``: our own keep-alive HTTP/1.1 client, its connections and queue
 ``_conn``           ``Conn``: one pooled connection (an asyncio.Protocol, httptools parser)
 ``_stream``         ``HttpStream``: a streamed exchange, request lines out, answer lines in
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import Invoker, InvokerError, InvokeStream
+from ._base import MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES, Invoker, InvokerError, InvokeStream
 from ._factory import check_uri_text, make_invoker
 from ._fake import FakeInvoker, Faults
 from ._hosts import DEFAULT_DENY, HostDeniedError, HostPolicy
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_DENY",
+    "MAX_ANSWER_BYTES",
+    "MAX_DISCOVERY_BYTES",
     "FakeInvoker",
     "Faults",
     "FunctionUrlInvoker",

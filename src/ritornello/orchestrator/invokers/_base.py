@@ -13,11 +13,29 @@ request resent once when a reused keep-alive connection turns out closed before 
 
 Streamed attempts (docs/protocol.md): an invoker whose endpoint offered them (``offer_stream``)
 sets ``streams``; the engine then calls ``open_stream`` and drives the ``InvokeStream``.
+
+Limits: no invoker hands the engine an answer longer than its ``max_answer_bytes`` (an
+invocation's answer, or one line of a streamed attempt) or a discovery answer longer than its
+``max_discovery_bytes``; a longer one is an ``InvokerError`` naming the setting (``too_large``).
+Over HTTP it is counted as it arrives and the connection closed past the limit, so an endpoint
+cannot make the orchestrator hold more than that.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+
+#: Default ``max_answer_bytes``: an invocation's answer, or one streamed line (32 MiB: Lambda
+#: caps answers at 6 MiB and the ingress request bodies at 10 MiB).
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+#: Default ``max_discovery_bytes``: a discovery answer (4 MiB: names, kinds and retry policies
+#: of thousands of handlers).
+MAX_DISCOVERY_BYTES = 4 * 1024 * 1024
+
+
+def too_large(what: str, limit: int, setting: str) -> str:
+    """The message of an answer refused for its size."""
+    return f"{what} larger than the {setting} limit ({limit:,} bytes, RITORNELLO_{setting.upper()})"
 
 
 class InvokerError(Exception):

@@ -3,6 +3,7 @@
 ::
 
     HttpClientError        the server can't be reached, or the exchange broke before a full answer
+    ├── AnswerTooLarge     the answer (or a streamed line) passed its byte limit: connection closed
     ├── HttpStatusError    a streamed exchange was answered with another status than 200
     └── StreamHeadTimeout  a streamed request's answer did not even start in time
 
@@ -13,11 +14,20 @@ sends the request once more on a fresh connection if the dead one was reused, el
 
 from __future__ import annotations
 
-__all__ = ["HttpClientError", "HttpStatusError", "Stale", "StreamHeadTimeout"]
+__all__ = ["AnswerTooLarge", "HttpClientError", "HttpStatusError", "Stale", "StreamHeadTimeout"]
 
 
 class HttpClientError(Exception):
     """The server could not be reached, or the exchange broke before a full answer arrived."""
+
+
+class AnswerTooLarge(HttpClientError):
+    """More than ``limit`` bytes of an answer arrived (of a streamed exchange: since the last
+    line read); the connection was closed at once, the rest never read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"answer larger than {limit:,} bytes")
+        self.limit = limit
 
 
 class HttpStatusError(HttpClientError):

@@ -9,6 +9,13 @@ byte arrived, the exchange fails with ``Stale`` (retryable); after some, with ``
 — unless the answer's body runs to EOF, which then ends it. An idle connection holds no answer;
 one the server closes while idle leaves its pool at once.
 
+Every exchange has a byte limit, ``max_bytes``: the bytes received for it (status line, headers,
+framing and body, as they come off the socket) are counted in ``received``, and the moment they
+pass the limit the connection is aborted and the exchange fails with ``AnswerTooLarge``; the
+read that passed it is dropped unparsed, so nothing past the limit is ever held. A streamed
+exchange lowers ``received`` as its lines are taken (``HttpStream.next``), so there the limit
+bounds what is buffered, not the whole exchange.
+
 The connection imports neither the pool nor the streamed exchange (both import it). It reaches
 them through two interfaces defined here, typing only (a call through them is the same
 attribute lookup as on the class itself): ``ConnOwner``, what a connection and its exchange need
@@ -19,16 +26,22 @@ streamed exchange it carries (``HttpStream``).
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any, Protocol
 
 import httptools
 
-from ._client_errors import HttpClientError, Stale
+from ._client_errors import AnswerTooLarge, HttpClientError, Stale
 
-__all__ = ["Conn", "ConnOwner", "Exchange", "Response"]
+__all__ = ["NO_LIMIT", "Conn", "ConnOwner", "Exchange", "Response"]
 
 #: An answer: status, headers (names lower-cased), body.
 Response = tuple[int, dict[str, str], bytes]
+#: The limit of an exchange that has none.
+NO_LIMIT = sys.maxsize
+#: What one received piece of a body costs to hold beyond its bytes (a bytes object and its
+#: list slot), counted against the limit: an answer cut into tiny chunks is bounded too.
+_PIECE = 64
 
 
 class ConnOwner(Protocol):
@@ -76,8 +89,10 @@ class Conn(asyncio.Protocol):
         "idle_since",
         "keep_alive",
         "lost",
+        "max_bytes",
         "parser",
         "pool",
+        "received",
         "stream",
         "transport",
         "until_close",
@@ -100,6 +115,8 @@ class Conn(asyncio.Protocol):
         self.used = 0  # requests sent on this connection
         self.lost: asyncio.Future[None] | None = None  # made only by close() waiting for it
         self.stream: Exchange | None = None  # the streamed exchange in progress, if any
+        self.max_bytes = NO_LIMIT  # what the exchange in progress may receive (see the docstring)
+        self.received = 0  # bytes it received (a stream: since the last line it handed out)
 
     # -- asyncio.Protocol
 
@@ -112,6 +129,11 @@ class Conn(asyncio.Protocol):
             self.close(abort=True)  # unsolicited bytes: this connection can't be trusted
             return
         self.got_bytes = True
+        self.received += len(data)
+        if self.received > self.max_bytes:  # abort before holding any of it
+            self.close(abort=True)
+            fut.set_exception(AnswerTooLarge(self.max_bytes))
+            return
         try:
             self.parser.feed_data(data)
         except Exception as exc:  # HttpParserError, or HttpParserUpgrade (we never ask for one)
@@ -167,6 +189,7 @@ class Conn(asyncio.Protocol):
             self.stream._on_status(status)
 
     def on_body(self, body: bytes) -> None:
+        self.received += _PIECE
         if self.stream is not None:
             self.stream._feed(body)
         else:
@@ -194,12 +217,18 @@ class Conn(asyncio.Protocol):
     # -- used by the pool
 
     def send(
-        self, head: bytes, body: bytes | None, stream: Exchange | None = None
+        self,
+        head: bytes,
+        body: bytes | None,
+        stream: Exchange | None = None,
+        max_bytes: int = NO_LIMIT,
     ) -> asyncio.Future[Response]:
         if self.dead or self.transport is None or self.transport.is_closing():
             raise Stale(None)
         self.used += 1
         self.stream = stream
+        self.max_bytes = max_bytes
+        self.received = 0
         self.headers = {}  # handed to the caller with the answer; body was emptied by _complete
         self.got_bytes = False
         self.until_close = False

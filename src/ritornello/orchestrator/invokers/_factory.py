@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from ._base import Invoker, InvokerError
+from ._base import MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES, Invoker, InvokerError
 from ._hosts import HostPolicy
 from ._http import HttpInvoker
 from ._inprocess import InProcessInvoker, InProcessTarget
@@ -53,32 +53,40 @@ def make_invoker(
     timeout_s: float,
     signing_secret: str = "",
     hosts: HostPolicy | None = None,
+    max_answer_bytes: int = MAX_ANSWER_BYTES,
+    max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
 ) -> Invoker:
     """The invoker for a deployment URI: ``http(s)://...``, a Lambda function ARN
     (``arn:aws:lambda:...:function:NAME:QUALIFIER[?assume_role_arn=...]``, see ``_lambda``) or
     ``inproc://NAME``. boto3 is imported only when a Lambda deployment exists. A non-empty
     ``signing_secret`` signs every request (not in-process ones). An HTTP invoker connects
     only where ``hosts`` allows (None: the default ``HostPolicy``), checked at each connection.
+    ``max_answer_bytes`` and ``max_discovery_bytes`` bound the answers (``_base``).
 
     ``inprocess[NAME]`` is an in-process target (``Endpoint(...).inprocess()``), wrapped in an
     ``InProcessInvoker``, or an ``Invoker`` (a ``FakeInvoker``, say), returned as it is: every
     registration of ``inproc://NAME`` then shares that one instance, which the engine closes on
     re-registration and at shutdown, so it must outlive ``close()`` (``FakeInvoker`` does)."""
     check_uri_text(uri)
+    limits = {"max_answer_bytes": max_answer_bytes, "max_discovery_bytes": max_discovery_bytes}
     if uri.startswith("arn:"):
         from ._lambda import LambdaInvoker
 
-        return LambdaInvoker.from_uri(uri, timeout_s=timeout_s, signing_secret=signing_secret)
+        return LambdaInvoker.from_uri(
+            uri, timeout_s=timeout_s, signing_secret=signing_secret, **limits
+        )
     if uri.startswith("https://") and ".lambda-url." in uri:
         from ._lambda import FunctionUrlInvoker, is_function_url
 
         if is_function_url(uri):  # AWS_IAM auth: every request SigV4-signed
             return FunctionUrlInvoker(
-                uri, timeout_s=timeout_s, signing_secret=signing_secret, hosts=hosts
+                uri, timeout_s=timeout_s, signing_secret=signing_secret, hosts=hosts, **limits
             )
     if uri.startswith(("http://", "https://")):
         _check_http_uri(uri)
-        return HttpInvoker(uri, timeout_s=timeout_s, signing_secret=signing_secret, hosts=hosts)
+        return HttpInvoker(
+            uri, timeout_s=timeout_s, signing_secret=signing_secret, hosts=hosts, **limits
+        )
     if uri.startswith("inproc://"):
         name = uri[len("inproc://") :]
         target = inprocess.get(name)
@@ -86,7 +94,7 @@ def make_invoker(
             raise InvokerError(f"no in-process endpoint named {name!r} in this process")
         if isinstance(target, Invoker):
             return target
-        return InProcessInvoker(target)
+        return InProcessInvoker(target, **limits)
     raise InvokerError(
         f"unsupported deployment URI {uri!r} (expected http(s)://, a Lambda ARN or inproc://)"
     )

@@ -5,7 +5,10 @@ attempt over the ``_stream.HttpStream`` that the pool opens.
 
 With a signing secret, every request is signed (``ritornello.protocol.Signer``, docs/auth.md):
 it carries ``x-ritornello-timestamp`` and ``x-ritornello-signature`` over its method, path, time
-and body.
+and body, and ``x-ritornello-nonce`` and ``x-ritornello-binding`` tying that signature to one use
+and to whether the request is streamed. A streamed answer that says ``x-ritornello-ack: v2`` gets
+acks bound to the request (``Signer.ack``: a MAC over its binding and the ack's number); an
+endpoint whose SDK predates that says nothing and gets the plain ack.
 
 Every connection goes where the ``HostPolicy`` (``_hosts``) allows, checked on the addresses it
 connects to. A non-200 answer becomes an error naming its status line only: that error reaches
@@ -18,6 +21,10 @@ committed checkpoint with ``ack`` and ends the exchange with ``finish`` (or ``ab
 streamed request to a deployment got its answer started, the first answer must start within
 ``STREAM_PROBE_S``; if it does not (a proxy that buffers request bodies), streaming is turned off
 for that deployment and the attempt fails as a transport error, to be retried unstreamed.
+
+Limits (``_base``): an answer is read only up to ``max_answer_bytes`` (a streamed attempt: each
+line), a discovery answer up to ``max_discovery_bytes``; past that the connection is closed and
+the request fails with an ``InvokerError`` naming the setting.
 """
 
 from __future__ import annotations
@@ -30,9 +37,17 @@ from http import HTTPStatus
 from urllib.parse import quote
 
 from ritornello.protocol import STREAM_ACK, STREAM_HEADER, Signer
+from ritornello.protocol._signing import ACK_HEADER, BINDING_HEADER
 
-from ._base import Invoker, InvokerError, InvokeStream
-from ._client_errors import HttpClientError, HttpStatusError, StreamHeadTimeout
+from ._base import (
+    MAX_ANSWER_BYTES,
+    MAX_DISCOVERY_BYTES,
+    Invoker,
+    InvokerError,
+    InvokeStream,
+    too_large,
+)
+from ._client_errors import AnswerTooLarge, HttpClientError, HttpStatusError, StreamHeadTimeout
 from ._hosts import HostPolicy
 from ._pool import HttpPool
 from ._stream import HttpStream, frame_line
@@ -46,10 +61,13 @@ _ACK_FRAMED = frame_line(STREAM_ACK)  # an acknowledgement as written, framed on
 #: one piece of a refusal's text an error repeats, and only this prefix of it.
 _SIGNATURE_REFUSAL = re.compile(
     rb'\{\s*"message"\s*:\s*"(unsigned request|bad signature|stale signature|'
-    rb"malformed x-ritornello-(?:timestamp|signature))\b"
+    rb"replayed request|unbound signature|signed too long ago|malformed signature|"
+    rb"malformed x-ritornello-(?:timestamp|signature|nonce|binding))\b"
 )
 #: How much of a refused answer's text the log shows.
 LOGGED_BYTES = 2000
+_ANSWER = ("answer", "max_answer_bytes")
+_DISCOVERY = ("discovery answer", "max_discovery_bytes")
 
 
 class HttpInvoker(Invoker):
@@ -62,6 +80,7 @@ class HttpInvoker(Invoker):
     With ``signing_secret`` each request is signed over its method, path, time and body (a
     streamed attempt: over its first line, the InvokeRequest). Connections go only where
     ``hosts`` allows (None: the default ``HostPolicy``).
+    ``max_answer_bytes`` and ``max_discovery_bytes`` bound what an answer may bring.
     """
 
     #: Whether streamed attempts can pass whatever fronts this kind of endpoint.
@@ -75,9 +94,13 @@ class HttpInvoker(Invoker):
         timeout_s: float = 300.0,
         signing_secret: str = "",
         hosts: HostPolicy | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
     ) -> None:
         self.uri = uri.rstrip("/")
         self._hosts = hosts if hosts is not None else HostPolicy()
+        self.max_answer_bytes = max_answer_bytes
+        self.max_discovery_bytes = max_discovery_bytes
         self._limit = limit
         self._timeout_s = timeout_s
         self._signer = Signer(signing_secret) if signing_secret else None
@@ -103,20 +126,30 @@ class HttpInvoker(Invoker):
             resolve=self._hosts.resolve,
         )
 
-    async def _headers(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
+    async def _headers(
+        self, method: str, path: str, body: bytes | None, stream: bool = False
+    ) -> dict[str, str] | None:
         """Extra headers for one request: the signature, when there is a secret."""
-        return self._signature(method, path, body)
+        return self._signature(method, path, body, stream)
 
-    def _signature(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
+    def _signature(
+        self, method: str, path: str, body: bytes | None, stream: bool = False
+    ) -> dict[str, str] | None:
         if self._signer is None:
             return None
-        return self._signer.headers(method, path, body, time.time())
+        return self._signer.headers(method, path, body, time.time(), stream=stream)
 
-    async def _request(self, method: str, path: str, body: bytes | None) -> bytes:
+    async def _request(
+        self, method: str, path: str, body: bytes | None, max_bytes: int, what: tuple[str, str]
+    ) -> bytes:
+        """One request; ``what``: the answer's name and the setting bounding it."""
         pool = self._open_pool()
         headers = await self._headers(method, path, body)
         try:
-            status, _, data = await pool.request(method, path, body, headers)
+            status, _, data = await pool.request(method, path, body, headers, max_bytes=max_bytes)
+        except AnswerTooLarge:
+            refused = too_large(what[0], max_bytes, what[1])
+            raise InvokerError(f"endpoint {self.uri}: {refused}; connection closed") from None
         except HttpClientError as exc:
             raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
         if status != 200:
@@ -153,7 +186,7 @@ class HttpInvoker(Invoker):
         the caller like ``invoke``; cancelling it closes the connection."""
         pool = self._open_pool()
         path = self._path(service, handler)
-        headers = {STREAM_HEADER: "1", **(await self._headers("POST", path, body) or {})}
+        headers = {STREAM_HEADER: "1", **(await self._headers("POST", path, body, True) or {})}
         try:
             stream = await pool.stream(
                 "POST",
@@ -161,7 +194,10 @@ class HttpInvoker(Invoker):
                 body,
                 headers,
                 head_timeout=None if self._stream_proven else STREAM_PROBE_S,
+                max_bytes=self.max_answer_bytes,
             )
+        except AnswerTooLarge:
+            raise self._line_too_large() from None
         except StreamHeadTimeout as exc:
             self.streams = False
             log.warning(
@@ -175,17 +211,28 @@ class HttpInvoker(Invoker):
             raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
         if stream.status == 200:
             self._stream_proven = True
-        return _HttpInvokeStream(self, stream)
+        binding = headers.get(BINDING_HEADER)
+        if binding is None or stream.headers.get(ACK_HEADER) != "v2":
+            binding = None  # unsigned, or an endpoint that wants the plain ack
+        return _HttpInvokeStream(self, stream, binding)
+
+    def _line_too_large(self) -> InvokerError:
+        limit = self.max_answer_bytes
+        refused = too_large("streamed answer line", limit, "max_answer_bytes")
+        return InvokerError(f"endpoint {self.uri}: {refused}; connection closed")
 
     async def discover(self) -> bytes:
         async with asyncio.timeout(self._timeout_s):
-            return await self._request("GET", "/discover", None)
+            return await self._request(
+                "GET", "/discover", None, self.max_discovery_bytes, _DISCOVERY
+            )
 
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
         """POST one InvokeRequest. No timer of its own (an ``asyncio.timeout`` costs ~6 µs, a
         fifth of a request's budget): the caller bounds it, as the engine does with
         ``wait_for(..., attempt_timeout_s)``; cancelling it closes its connection."""
-        return await self._request("POST", self._path(service, handler), body)
+        path = self._path(service, handler)
+        return await self._request("POST", path, body, self.max_answer_bytes, _ANSWER)
 
     def _path(self, service: str, handler: str) -> str:
         path = self._paths.get((service, handler))
@@ -203,11 +250,13 @@ class HttpInvoker(Invoker):
 
 
 class _HttpInvokeStream(InvokeStream):
-    __slots__ = ("_invoker", "_stream")
+    __slots__ = ("_acked", "_binding", "_invoker", "_stream")
 
-    def __init__(self, invoker: HttpInvoker, stream: HttpStream) -> None:
+    def __init__(self, invoker: HttpInvoker, stream: HttpStream, binding: str | None) -> None:
         self._invoker = invoker
         self._stream = stream
+        self._binding = binding  # the request's binding: its acks carry MACs over it
+        self._acked = 0
 
     async def next(self, timeout_s: float | None = None) -> bytes:
         try:
@@ -218,12 +267,19 @@ class _HttpInvokeStream(InvokeStream):
                 self._invoker.streams = False
                 error = InvokerError(f"{error}: streamed attempts are turned off there")
             raise error from None
+        except AnswerTooLarge:
+            raise self._invoker._line_too_large() from None
         except HttpClientError as exc:
             raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
 
     def ack(self) -> None:
         try:
-            self._stream.send_framed(_ACK_FRAMED)
+            signer = self._invoker._signer
+            if self._binding is None or signer is None:
+                self._stream.send_framed(_ACK_FRAMED)
+            else:
+                self._acked += 1
+                self._stream.send(signer.ack(self._binding, self._acked))
         except HttpClientError as exc:
             raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
 

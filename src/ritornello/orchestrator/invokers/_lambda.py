@@ -19,6 +19,9 @@ signature in headers, next to SigV4's.
 
 Invariants:
 
+* An answer is read from the Invoke response only up to ``max_answer_bytes`` (discovery:
+  ``max_discovery_bytes``), and a gzipped one inflated only up to that: Lambda itself caps
+  answers at 6 MiB, but whatever stands at ``AWS_ENDPOINT_URL_LAMBDA`` may not.
 * boto3 is synchronous: every ``invoke`` (and the gzip work around it) runs in this invoker's own
   thread pool of ``max_concurrency`` threads, never on the event loop; an ``asyncio.Semaphore``
   admits at most ``max_concurrency`` requests, matching the client's connection pool.
@@ -76,7 +79,7 @@ from ritornello.protocol import (
     inflate_base64,
 )
 
-from ._base import Invoker, InvokerError
+from ._base import MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES, Invoker, InvokerError, too_large
 from ._hosts import HostPolicy
 from ._http import HttpInvoker
 
@@ -96,7 +99,7 @@ __all__ = [
 
 GZIP_ABOVE = 5 * 1024 * 1024  # 5,242,880 bytes: larger requests travel gzipped
 MAX_PAYLOAD = 6 * 1024 * 1024  # 6,291,456 bytes: Lambda's synchronous payload limit
-MAX_DECODED = 256 * 1024 * 1024  # a gzipped answer may not inflate beyond this
+MAX_DECODED = 256 * 1024 * 1024  # by default, a gzipped answer may not inflate beyond this
 DISCOVER = json.dumps(DISCOVER_EVENT).encode()
 
 _ARN = re.compile(
@@ -204,8 +207,9 @@ def sign_payload(signer: Signer, body: bytes, payload: bytes, now_s: float) -> b
     return signed
 
 
-def decode_payload(data: bytes) -> bytes:
-    """An answer's JSON bytes, unwrapping the gzip envelope if the function used it."""
+def decode_payload(data: bytes, limit: int = MAX_DECODED, setting: str = "") -> bytes:
+    """An answer's JSON bytes, unwrapping the gzip envelope if the function used it (inflated
+    up to ``limit`` bytes; ``setting``: the name of that limit, for the message)."""
     marker = f'"{ENCODING_KEY}"'.encode()
     if marker not in data[:128] and marker not in data[-128:]:
         return data
@@ -218,9 +222,10 @@ def decode_payload(data: bytes) -> bytes:
     if obj[ENCODING_KEY] != "gzip" or not isinstance(obj["data"], str):
         raise InvokerError(f"unsupported answer encoding {obj['ritornello_encoding']!r}")
     try:
-        out = inflate_base64(obj["data"], MAX_DECODED)
+        out = inflate_base64(obj["data"], limit)
     except EnvelopeError as exc:
-        raise InvokerError(f"gzipped answer {exc}") from None
+        named = f" ({setting})" if setting and "beyond" in str(exc) else ""
+        raise InvokerError(f"gzipped answer {exc}{named}") from None
     return out
 
 
@@ -290,9 +295,13 @@ class LambdaInvoker(Invoker):
         max_concurrency: int = 64,
         timeout_s: float = 300.0,
         signing_secret: str = "",
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
     ) -> None:
         if max_concurrency < 1:
             raise InvokerError("max_concurrency must be at least 1")
+        self.max_answer_bytes = max_answer_bytes
+        self.max_discovery_bytes = max_discovery_bytes
         self._signer = Signer(signing_secret) if signing_secret else None
         self.target = parse_function_arn(arn, assume_role_arn)
         self.arn = self.target.arn
@@ -305,7 +314,14 @@ class LambdaInvoker(Invoker):
 
     @classmethod
     def from_uri(
-        cls, uri: str, *, max_concurrency: int = 64, timeout_s: float, signing_secret: str = ""
+        cls,
+        uri: str,
+        *,
+        max_concurrency: int = 64,
+        timeout_s: float,
+        signing_secret: str = "",
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
     ) -> LambdaInvoker:
         """The invoker for a stored deployment URI (``ARN[?assume_role_arn=...]``)."""
         target = parse_function_arn(uri)
@@ -315,10 +331,12 @@ class LambdaInvoker(Invoker):
             max_concurrency=max_concurrency,
             timeout_s=timeout_s,
             signing_secret=signing_secret,
+            max_answer_bytes=max_answer_bytes,
+            max_discovery_bytes=max_discovery_bytes,
         )
 
     async def discover(self) -> bytes:
-        data = await self._call(DISCOVER, encode=False)
+        data = await self._call(DISCOVER, False, self.max_discovery_bytes, _DISCOVERY)
         _raise_refusal(self.arn, data)
         return data
 
@@ -328,7 +346,7 @@ class LambdaInvoker(Invoker):
         Cancelling the caller frees its slot at once; the thread finishes (or times out) on its
         own and its answer is dropped, never read by anyone.
         """
-        return await self._call(body, encode=True)
+        return await self._call(body, True, self.max_answer_bytes, _ANSWER)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -341,14 +359,18 @@ class LambdaInvoker(Invoker):
 
     # -- internals
 
-    async def _call(self, payload: bytes, *, encode: bool) -> bytes:
+    async def _call(
+        self, payload: bytes, encode: bool, max_bytes: int, what: tuple[str, str]
+    ) -> bytes:
         async with self._slots:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
                     self.max_concurrency, thread_name_prefix="ritornello-lambda"
                 )
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, self._invoke_sync, payload, encode)
+            return await loop.run_in_executor(
+                self._pool, self._invoke_sync, payload, encode, max_bytes, what
+            )
 
     def _get_client(self) -> Any:
         with self._client_lock:
@@ -366,8 +388,11 @@ class LambdaInvoker(Invoker):
                 )
             return self._client
 
-    def _invoke_sync(self, payload: bytes, encode: bool) -> bytes:
-        """One Invoke call, on a worker thread. Every failure becomes ``InvokerError``."""
+    def _invoke_sync(
+        self, payload: bytes, encode: bool, max_bytes: int, what: tuple[str, str]
+    ) -> bytes:
+        """One Invoke call, on a worker thread. Every failure becomes ``InvokerError``; an
+        answer past ``max_bytes`` is not read further (``what``: its name and setting)."""
         body = payload
         if encode:
             payload = encode_payload(payload)
@@ -378,14 +403,19 @@ class LambdaInvoker(Invoker):
             resp = self._get_client().invoke(
                 FunctionName=arn, InvocationType="RequestResponse", Payload=payload
             )
-            data: bytes = resp["Payload"].read()
+            answer = resp["Payload"]
+            data: bytes = answer.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                answer.close()
+                refused = too_large(what[0], max_bytes, what[1])
+                raise InvokerError(f"Lambda {arn}: {refused}; not read further")
         except ClientError as exc:
             err = exc.response.get("Error", {})
             code = err.get("Code") or "ClientError"
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            what = "throttled" if code in _THROTTLES or status == 429 else "failed"
+            how = "throttled" if code in _THROTTLES or status == 429 else "failed"
             raise InvokerError(
-                f"Lambda {arn} {what}: {code} (HTTP {status}): {err.get('Message', '')}".rstrip()
+                f"Lambda {arn} {how}: {code} (HTTP {status}): {err.get('Message', '')}".rstrip()
             ) from None
         except ReadTimeoutError:
             raise InvokerError(
@@ -403,9 +433,11 @@ class LambdaInvoker(Invoker):
         status = resp.get("StatusCode")
         if status != 200:
             raise InvokerError(f"Lambda {arn} answered status {status}")
-        return decode_payload(data)
+        return decode_payload(data, max_bytes, what[1])
 
 
+_ANSWER = ("answer", "max_answer_bytes")
+_DISCOVERY = ("discovery answer", "max_discovery_bytes")
 _THROTTLES = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "EC2ThrottledException"}
 )
@@ -468,13 +500,21 @@ class FunctionUrlInvoker(HttpInvoker):
         timeout_s: float = 300.0,
         signing_secret: str = "",
         hosts: HostPolicy | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
     ) -> None:
         parts = urlsplit(uri)
         m = _FUNCTION_URL_HOST.fullmatch(parts.hostname or "")
         if parts.scheme != "https" or m is None:
             raise InvokerError(f"not a Lambda Function URL: {uri!r}")
         super().__init__(
-            uri, limit=limit, timeout_s=timeout_s, signing_secret=signing_secret, hosts=hosts
+            uri,
+            limit=limit,
+            timeout_s=timeout_s,
+            signing_secret=signing_secret,
+            hosts=hosts,
+            max_answer_bytes=max_answer_bytes,
+            max_discovery_bytes=max_discovery_bytes,
         )
         self.region = m["region"]
         self._credentials: Any = None
@@ -501,6 +541,8 @@ class FunctionUrlInvoker(HttpInvoker):
             if k.lower() in ("authorization", "x-amz-date", "x-amz-security-token")
         }
 
-    async def _headers(self, method: str, path: str, body: bytes | None) -> dict[str, str] | None:
+    async def _headers(
+        self, method: str, path: str, body: bytes | None, stream: bool = False
+    ) -> dict[str, str] | None:
         headers = await asyncio.to_thread(self.signed_headers, method, path, body)
-        return {**headers, **(self._signature(method, path, body) or {})}
+        return {**headers, **(self._signature(method, path, body, stream) or {})}

@@ -8,6 +8,9 @@ Connection reuse is LIFO (the most recently used socket is the warmest). At most
 connections exist, counting those being opened; callers beyond that queue in FIFO order. Idle
 connections are closed after ``idle_timeout`` by a single timer for the whole pool.
 
+Each request may name ``max_bytes``, the most its answer may bring (``_conn``: counted as it
+arrives, the connection aborted past it, ``AnswerTooLarge``); without it an answer is unbounded.
+
 A request that fails on a *reused* connection before any byte of an answer arrived (the server
 closed the idle socket: EOF or reset) is sent once more on a fresh connection. A request is never
 re-sent once answer bytes were received. Cancelling a request closes its connection, so a late
@@ -36,7 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._client_errors import HttpClientError, Stale, StreamHeadTimeout
-from ._conn import Conn, Response
+from ._conn import NO_LIMIT, Conn, Response
 from ._stream import HttpStream, chunk
 
 __all__ = ["HttpPool"]
@@ -121,8 +124,11 @@ class HttpPool:
         path: str,
         body: bytes | None,
         headers: dict[str, str] | None = None,
+        *,
+        max_bytes: int = NO_LIMIT,
     ) -> Response:
-        """Send one request; ``path`` is appended to the base URL's path."""
+        """Send one request; ``path`` is appended to the base URL's path. ``AnswerTooLarge``
+        if more than ``max_bytes`` of an answer arrive."""
         verb, target, fixed = self._start(method, path, headers)
         if body is None:
             head = b"".join((verb, target, fixed, b"content-length: 0\r\n\r\n"))
@@ -139,7 +145,7 @@ class HttpPool:
         while True:
             reused = conn.used > 0
             try:
-                result = await conn.send(head, tail)
+                result = await conn.send(head, tail, None, max_bytes)
             except Stale as exc:
                 conn = await self._replace_stale(conn, exc, reused=reused, retried=retried)
                 retried = True
@@ -175,11 +181,13 @@ class HttpPool:
         headers: dict[str, str] | None = None,
         *,
         head_timeout: float | None = None,
+        max_bytes: int = NO_LIMIT,
     ) -> HttpStream:
         """Open a streamed exchange whose request body starts with the line ``first`` (no
         newline in it); returns once the answer's status line arrived (within
         ``head_timeout`` seconds if given, else ``StreamHeadTimeout``). Like ``request``, a
-        reused connection that turns out dead before any answer byte is replaced once."""
+        reused connection that turns out dead before any answer byte is replaced once.
+        ``max_bytes`` bounds what the answer may bring beyond the lines taken from it."""
         if b"\n" in first:
             raise ValueError("a stream line must not contain a newline")
         verb, target, fixed = self._start(method, path, headers)
@@ -192,7 +200,7 @@ class HttpPool:
             reused = conn.used > 0
             stream = HttpStream(self, conn)
             try:
-                conn.send(head, None, stream)
+                conn.send(head, None, stream, max_bytes)
                 if head_timeout is None:
                     await stream._head()
                 else:

@@ -7,6 +7,11 @@ cleanly, any other end closes it.
 
 The stream does not import the pool (the pool imports it): it gives the connection back through
 ``ConnOwner``, and the connection feeds it through ``Exchange`` (both in ``_conn``).
+
+What it holds is bounded by the connection's limit (``Conn.max_bytes``): the bytes received since
+the last line ``next`` handed out, so one line past the limit, or lines the orchestrator has not
+asked for piling up, abort the exchange (``AnswerTooLarge``). A line that arrives in pieces is
+gathered in a ``bytearray``: linear in its length, however it is cut.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from ._client_errors import HttpClientError, HttpStatusError, Stale
+from ._client_errors import AnswerTooLarge, HttpClientError, HttpStatusError, Stale
 from ._conn import Conn, ConnOwner, Response
 
 __all__ = ["HttpStream", "chunk", "frame_line"]
@@ -54,6 +59,7 @@ class HttpStream:
         "_done",
         "_error",
         "_expired",
+        "_held",
         "_lines",
         "_partial",
         "_pool",
@@ -66,7 +72,8 @@ class HttpStream:
         self._pool = pool
         self._conn = conn
         self._lines: deque[bytes] = deque()
-        self._partial = b""
+        self._partial = bytearray()  # the line being received, up to its newline
+        self._held = 0  # bytes of the answer's body received and not yet handed out by ``next``
         self._error: list[bytes] = []
         self._wake: asyncio.Future[None] | None = None
         self._done = False  # the slot was given back
@@ -85,13 +92,19 @@ class HttpStream:
         if self.status != 200:
             self._error.append(data)
             return
+        self._held += len(data)
         if b"\n" not in data:
             self._partial += data
             return
         parts = data.split(b"\n")
-        if self._partial:
-            parts[0] = self._partial + parts[0]
-        self._partial = parts.pop()
+        partial = self._partial
+        if partial:
+            partial += parts[0]
+            parts[0] = bytes(partial)
+            partial.clear()
+        tail = parts.pop()
+        if tail:
+            partial += tail
         self._lines.extend(parts)
         self._signal()
 
@@ -140,11 +153,17 @@ class HttpStream:
 
     # -- public
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The answer's headers (names lower-cased), once its status arrived."""
+        return self._conn.headers
+
     async def next(self, timeout_s: float | None = None) -> bytes:
         """The answer's next line (without its newline). Raises ``HttpStatusError`` for a
         non-200 answer, ``HttpClientError`` when the answer ended or broke first, and
         ``TimeoutError`` when ``timeout_s`` seconds passed first (the stream is left as it is:
-        the caller aborts it). One timer per stream, not an ``asyncio.timeout`` per call."""
+        the caller aborts it), ``AnswerTooLarge`` when more than the connection's limit arrived
+        since the last line. One timer per stream, not an ``asyncio.timeout`` per call."""
         if not self._lines:
             self._expired = False
             if timeout_s is not None:
@@ -157,6 +176,8 @@ class HttpStream:
             fut = self._conn.fut
             if fut is not None and fut.done():
                 exc = None if fut.cancelled() else fut.exception()
+                if isinstance(exc, AnswerTooLarge):
+                    raise exc
                 if exc is not None:
                     reason = "closed before an answer" if isinstance(exc, Stale) else str(exc)
                     raise HttpClientError(f"streamed answer broke: {reason}")
@@ -165,7 +186,11 @@ class HttpStream:
                     raise HttpStatusError(self.status or 0, self._conn.headers, error)
                 raise HttpClientError("the streamed answer ended without another line")
             await self._wait()
-        return self._lines.popleft()
+        line = self._lines.popleft()
+        # the limit bounds what is held: from now on, count only what is still buffered
+        self._held -= len(line) + 1
+        self._conn.received = self._held
+        return line
 
     def send(self, line: bytes) -> None:
         """Write one request line (a newline is added)."""

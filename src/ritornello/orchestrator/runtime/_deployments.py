@@ -24,6 +24,8 @@ from .._clock import Clock
 from ..core import Registry
 from ..errors import EndpointError, InvalidRequestError, StateConflictError
 from ..invokers import (
+    MAX_ANSWER_BYTES,
+    MAX_DISCOVERY_BYTES,
     HostDeniedError,
     HostPolicy,
     Invoker,
@@ -55,6 +57,8 @@ class Deployments:
         attempt_timeout_s: float,
         signing_secret: str,
         hosts: HostPolicy,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -64,6 +68,8 @@ class Deployments:
         self.signing_secret = signing_secret
         #: Where HTTP deployments may be reached (settings deployment_hosts_allow / _deny).
         self.hosts = hosts
+        self.max_answer_bytes = max_answer_bytes
+        self.max_discovery_bytes = max_discovery_bytes
         self.protocol: ProtocolAdapter = RitornelloProtocol()
         self.invokers: dict[str, Invoker] = {}
         self._endpoints: dict[str, tuple[ProtocolAdapter, Invoker]] = {}
@@ -79,6 +85,8 @@ class Deployments:
             timeout_s=self.attempt_timeout_s,
             signing_secret=self.signing_secret,
             hosts=self.hosts,
+            max_answer_bytes=self.max_answer_bytes,
+            max_discovery_bytes=self.max_discovery_bytes,
         )
 
     def _add(self, record: DeploymentRecord, invoker: Invoker) -> None:

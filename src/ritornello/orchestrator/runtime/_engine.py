@@ -70,7 +70,7 @@ from ..core import (
     Woke,
 )
 from ..errors import NotFoundError, TryAgainError
-from ..invokers import HostPolicy
+from ..invokers import MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES, HostPolicy
 from ..schedules import Scheduler
 from ._alarms import Alarms
 from ._committer import Committer
@@ -111,6 +111,8 @@ class Engine:
         schedule_interval_s: float = 1.0,
         signing_secret: str = "",
         deployment_hosts: HostPolicy | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
@@ -154,6 +156,8 @@ class Engine:
             attempt_timeout_s=attempt_timeout_s,
             signing_secret=signing_secret,
             hosts=deployment_hosts if deployment_hosts is not None else HostPolicy(),
+            max_answer_bytes=max_answer_bytes,
+            max_discovery_bytes=max_discovery_bytes,
         )
         self.drivers = Drivers(
             self.core,
