@@ -285,6 +285,68 @@ def test_completions_first_writer_wins(store: Store, run: Run) -> None:
     assert completions == ['{"index":1,"value":"x"}', '{"index":3,"value":1}']
 
 
+def test_a_fresh_completion_must_be_the_first(store: Store, run: Run) -> None:
+    """``fresh``: an existing completion is a conflict, and the unit leaves no trace."""
+    run(store.commit(CommitUnit(completions=[("inv_1", 3, '{"index":3,"value":1}')])))
+    loser = CommitUnit(
+        completions=[("inv_1", 3, '{"index":3,"value":2}'), ("inv_1", 5, '{"index":5}')],
+        entries=[("inv_1", 0, "{}")],
+        state=[("Counter", "alice", "n", "1")],
+        fresh=[("inv_1", 3)],
+    )
+    with pytest.raises(ConflictError, match=r"inv_1\[3\] is already written"):
+        run(store.commit(loser))
+    assert run(store.get_journal("inv_1")) == ([], ['{"index":3,"value":1}'])
+    assert run(store.get_state("Counter", "alice")) == {}
+    # a fresh one that is new lands with the rest; non-fresh duplicates stay silent
+    run(
+        store.commit(
+            CommitUnit(
+                completions=[("inv_1", 3, '{"index":3,"value":9}'), ("inv_1", 4, '{"index":4}')],
+                fresh=[("inv_1", 4)],
+            )
+        )
+    )
+    assert run(store.get_journal("inv_1")) == (
+        [],
+        ['{"index":3,"value":1}', '{"index":4}'],
+    )
+
+
+def test_of_many_fresh_completions_of_one_index_at_once_one_lands(store: Store, run: Run) -> None:
+    """Twelve units racing for one fresh completion: one commits, eleven conflict."""
+
+    async def one(i: int) -> str:
+        unit = CommitUnit(completions=[("inv_1", 2, f'{{"index":2,"value":{i}}}')])
+        unit.fresh.append(("inv_1", 2))
+        try:
+            await store.commit(unit)
+        except ConflictError:
+            return "conflict"
+        return f"won {i}"
+
+    async def race() -> list[str]:
+        return list(await asyncio.gather(*(one(i) for i in range(12))))
+
+    outcomes = run(race())
+    (won,) = [o for o in outcomes if o.startswith("won")]
+    assert outcomes.count("conflict") == 11, outcomes
+    assert run(store.get_journal("inv_1")) == ([], [f'{{"index":2,"value":{won[4:]}}}'])
+
+
+def test_a_fresh_pair_must_name_one_of_the_units_completions(store: Store, run: Run) -> None:
+    unit = CommitUnit(completions=[("inv_1", 1, '{"index":1}')], fresh=[("inv_1", 7)])
+    with pytest.raises(ValueError, match="must be one of the unit's completions"):
+        run(store.commit(unit))
+    doubled = CommitUnit(
+        completions=[("inv_1", 1, '{"index":1}'), ("inv_1", 1, '{"index":1}')],
+        fresh=[("inv_1", 1)],
+    )
+    with pytest.raises(ValueError, match="exactly once"):
+        run(store.commit(doubled))
+    assert run(store.get_journal("inv_1")) == ([], [])
+
+
 # --- state -----------------------------------------------------------------------------------
 
 

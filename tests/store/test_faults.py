@@ -589,6 +589,39 @@ def test_an_idempotent_unit_that_landed_is_applied_once() -> None:
     assert run_scripted(body, "lost", "lost").calls == 3
 
 
+def test_a_fresh_completion_that_landed_before_failing_returns_normally() -> None:
+    """An awakeable resolved through the ingress, whose answer was lost: the retry meets its
+    own completion (a conflict) and finds it stored with its text: landed, not a 409."""
+    unit = CommitUnit(completions=[("inv_1", 2, '{"index":2,"value":"ok"}')], fresh=[("inv_1", 2)])
+
+    async def body(inner: MemoryStore, store: RetryingStore) -> None:
+        await setup(inner)
+        await store.commit(unit)
+        assert await inner.get_journal("inv_1") == (["{}"], ['{"index":2,"value":"ok"}'])
+
+    assert run_scripted(body, "lost").calls == 2
+
+
+def test_a_fresh_completion_another_wrote_first_is_a_conflict() -> None:
+    """The same after a failure, but another resolve won meanwhile: its text, not ours."""
+    inner_ref: list[MemoryStore] = []
+    ours = '{"index":2,"value":"ours"}'
+    unit = CommitUnit(completions=[("inv_1", 2, ours)], fresh=[("inv_1", 2)])
+
+    async def other_writer() -> None:
+        theirs = CommitUnit(completions=[("inv_1", 2, '{"index":2,"value":"theirs"}')])
+        await inner_ref[0].commit(theirs)
+
+    async def body(inner: MemoryStore, store: RetryingStore) -> None:
+        inner_ref.append(inner)
+        await setup(inner)
+        with pytest.raises(ConflictError):
+            await store.commit(unit)
+        assert await inner.get_journal("inv_1") == (["{}"], ['{"index":2,"value":"theirs"}'])
+
+    run_scripted(body, other_writer)
+
+
 def test_a_genuine_conflict_after_a_failure_is_raised() -> None:
     inner_ref: list[MemoryStore] = []
 

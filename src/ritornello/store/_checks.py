@@ -19,6 +19,14 @@ def check_unit(unit: CommitUnit) -> None:
     for service, key, name, value in unit.state:
         if name is None and value is not None:
             raise ValueError(f"state of {service}/{key}: a value needs a name")
+    if unit.fresh:
+        written = [(inv_id, index) for inv_id, index, _ in unit.completions]
+        for inv_id, index in unit.fresh:
+            if written.count((inv_id, index)) != 1:
+                raise ValueError(
+                    f"fresh completion {inv_id}[{index}] must be one of the unit's completions, "
+                    "exactly once"
+                )
 
 
 def check_schedule(schedule: ScheduleRecord, expect_version: int | None) -> None:

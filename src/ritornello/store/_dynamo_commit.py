@@ -12,6 +12,8 @@ with the condition that makes the read still true when the transaction applies:
 - idempotency key claimed: ``attribute_not_exists(pk) OR inv = <id> OR ttl < now``;
 - journal entry: ``attribute_not_exists(pk)`` (append-only);
 - completion: dropped if it exists (first writer wins), else ``attribute_not_exists(pk)``;
+  a ``fresh`` one that exists is a ConflictError, whether the read finds it or its condition
+  fails in the transaction;
 - fence: a ConditionCheck ``attribute_exists(owner) AND epoch = <e>`` on the lease item;
 - state, timers, inbox messages, active markers: unconditional.
 
@@ -20,6 +22,11 @@ Timeline of a race the read cannot see (the caller re-plans, see ``Plan.explain`
     us:    read (inv_1 absent)            put inv_1 if absent -> cancelled
     other:              put inv_1 -> ok
     us:    re-read (inv_1 present) -> the insert is dropped, the rest of the unit applies
+
+and of two fresh completions of one awakeable (two resolves through the ingress)::
+
+    A: read (completion absent)           put it if absent -> ok                  (202)
+    B: read (completion absent)                  put it if absent -> cancelled: ConflictError
 """
 
 from __future__ import annotations
@@ -79,7 +86,7 @@ class Replan(Exception):
 class Role:
     """Why an item is in the transaction: decides what its failed condition means."""
 
-    kind: str  # insert | update | idempotency | entry | completion | fence | plain
+    kind: str  # insert | update | idempotency | entry | completion | fresh | fence | plain
     what: str
     partition: int | None = None
 
@@ -266,14 +273,23 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
         raw.update(stamp)
         put(raw, Role("entry", what), "attribute_not_exists(pk)")
     seen.clear()
+    fresh = {(i, n) for i, n in unit.fresh} if unit.fresh else ()
     for inv_id, index, text in unit.completions:
         pk, sk = keys.invocation_pk(inv_id), keys.completion_sk(index)
+        must_be_new = (inv_id, index) in fresh
+        if must_be_new and (pk, sk) in found:
+            raise ConflictError(f"completion {inv_id}[{index}] is already written")
         if (inv_id, index) in seen or (pk, sk) in found:
             continue
         seen.add((inv_id, index))
         v, ref = blobs.put(text)
         completion = ValueItem(pk=pk, sk=sk, v=v, ref=ref)
-        put(completion.raw(), Role("completion", "completion exists"), "attribute_not_exists(pk)")
+        role = (
+            Role("fresh", f"completion {inv_id}[{index}] is already written")
+            if must_be_new
+            else Role("completion", "completion exists")
+        )
+        put(completion.raw(), role, "attribute_not_exists(pk)")
 
     # --- state, in list order; then timers (removes first), inbox messages, fences --------
     changes: dict[tuple[str, str], tuple[str, str | None]] = {}  # (pk, sk) -> (name, value)

@@ -247,6 +247,10 @@ INSERT_ENTRY = "INSERT INTO journal (invocation_id, idx, entry) VALUES (?, ?, ?)
 INSERT_COMPLETION = (
     "INSERT OR IGNORE INTO completions (invocation_id, idx, completion) VALUES (?, ?, ?)"
 )
+# A completion that must be new (CommitUnit.fresh): an existing one fails the primary key.
+INSERT_FRESH_COMPLETION = (
+    "INSERT INTO completions (invocation_id, idx, completion) VALUES (?, ?, ?)"
+)
 SET_STATE = "INSERT OR REPLACE INTO state (service, key, name, value) VALUES (?, ?, ?, ?)"
 CLEAR_STATE = "DELETE FROM state WHERE service = ? AND key = ? AND name = ?"
 CLEAR_ALL_STATE = "DELETE FROM state WHERE service = ? AND key = ?"

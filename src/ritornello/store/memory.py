@@ -140,6 +140,7 @@ class MemoryStore(Store):
             if index in entries:
                 raise ConflictError(f"journal entry {invocation_id}[{index}] is already written")
             undo.set(entries, index, text)
+        fresh = {(i, n) for i, n in unit.fresh} if unit.fresh else ()
         for invocation_id, index, text in unit.completions:
             completions = self._completions.get(invocation_id)
             if completions is None:
@@ -147,6 +148,8 @@ class MemoryStore(Store):
                 undo.set(self._completions, invocation_id, completions)
             if index not in completions:
                 undo.set(completions, index, text)
+            elif (invocation_id, index) in fresh:
+                raise ConflictError(f"completion {invocation_id}[{index}] is already written")
         for service, key, name, value in unit.state:
             self._change_state(service, key, name, value, undo)
         for timer in unit.timers_remove:

@@ -248,7 +248,11 @@ class CommitUnit:
     All of it is written, or none of it: a failed condition raises ``ConflictError`` and the
     unit leaves no trace. Journal entries are append-only: writing an existing (id, index)
     is a conflict. Completions are first-writer-wins: a second completion of the same index is
-    silently ignored (duplicate deliveries are harmless). Two invocations may not share
+    silently ignored (duplicate deliveries are harmless), unless the unit names it in
+    ``fresh``: then it must be the first, checked in the same atomic step as the write, and an
+    existing one is a conflict (a completion from outside, such as an awakeable resolved
+    through the ingress, whose sender must learn that it lost). ``fresh`` costs nothing when
+    empty, as it is for every completion the engine writes itself. Two invocations may not share
     (service, handler, key, idempotency_key) when the idempotency key is set (``key`` None and
     ``""`` are distinct): writing a second one is a conflict.
 
@@ -265,8 +269,9 @@ class CommitUnit:
     completion it must act on); messages are not deduplicated, acting on one is idempotent.
 
     ``commit`` raises ValueError, before writing anything, for a malformed unit: an
-    ``InvocationWrite`` whose ``record.version`` is not ``expect_version + 1``, or a state
-    change with a value but no name.
+    ``InvocationWrite`` whose ``record.version`` is not ``expect_version + 1``, a state
+    change with a value but no name, or a ``fresh`` pair that is not the (id, index) of
+    exactly one of the unit's completions.
     """
 
     invocations: list[InvocationWrite] = field(default_factory=list)
@@ -280,6 +285,8 @@ class CommitUnit:
     purge: list[str] = field(default_factory=list)
     fences: list[tuple[int, int]] = field(default_factory=list)  # (partition, epoch)
     notify: list[tuple[int, str]] = field(default_factory=list)  # (partition, invocation id)
+    # (invocation id, index) of completions above that must be new (else ConflictError)
+    fresh: list[tuple[str, int]] = field(default_factory=list)
 
 
 # --- a commit unit as plain tuples (the SQLite writer process's wire form) ------------------
@@ -302,13 +309,14 @@ def unit_to_tuple(unit: CommitUnit) -> _UnitTuple:
         unit.purge,
         unit.fences,
         unit.notify,
+        unit.fresh,
     )
 
 
 def unit_from_tuple(values: _UnitTuple) -> CommitUnit:
     """The unit ``unit_to_tuple`` wrote, after a ``marshal`` round trip (which keeps lists
     and tuples apart)."""
-    invocations, entries, completions, state, add, remove, purge, fences, notify = values
+    invocations, entries, completions, state, add, remove, purge, fences, notify, fresh = values
     return CommitUnit(
         [InvocationWrite(InvocationRecord(*r), v) for r, v in invocations],
         entries,
@@ -319,4 +327,5 @@ def unit_from_tuple(values: _UnitTuple) -> CommitUnit:
         purge,
         fences,
         notify,
+        fresh,
     )

@@ -10,8 +10,8 @@ Ambiguous commits. A commit that raised ``UnavailableError`` may have landed, so
 meet its own earlier write. The rule, for every commit retried after such a failure:
 
 - The retry succeeds: done. Only a unit with no condition our own write could break succeeds
-  twice: no versioned invocation write, no journal entry (an insert of an existing id is a
-  no-op). The rest of such a unit re-applies to the same result: completions are
+  twice: no versioned invocation write, no journal entry, no fresh completion (an insert of
+  an existing id is a no-op). The rest of such a unit re-applies to the same result: completions are
   first-writer-wins, state and timer changes and purges are idempotent, and inbox messages
   (``notify``) may be duplicated by contract. So the retry is a no-op, never a duplicate.
 - The retry raises ``FencedError``: re-raised. A fence fails only because another leader
@@ -27,8 +27,9 @@ meet its own earlier write. The rule, for every commit retried after such a fail
   one in the unit for that id)        exactly
   insert only, for an id              stored record equals it     missing
   journal entry (id, index, text)     stored with the same text   missing or other text
-  completion, state, timer, purge,    (no evidence either way: they never cause a conflict)
-  notify
+  fresh completion (id, index, text)  stored with the same text   missing or other text
+  other completion, state, timer,     (no evidence either way: they never cause a conflict)
+  purge, notify
   ==================================  ==========================  ===========================
 
   Landed iff there is evidence for and none against; then ``commit`` returns normally.
@@ -39,7 +40,9 @@ meet its own earlier write. The rule, for every commit retried after such a fail
   caller re-reads, as after any conflict).
 
   Two assumptions: a record equal in every field (``modified_at``, ``version``...) was
-  written by us, not by a concurrent writer making the identical change; and one writer at a
+  written by us, not by a concurrent writer making the identical change (for a fresh
+  completion: the same value, stamped in the same millisecond — were it theirs, the
+  awakeable still holds exactly what we asked for); and one writer at a
   time (the leader of the partition, fenced) appends an invocation's journal and changes its
   object's state and timers, so an entry with our text at our index is ours, and re-applying
   a state or timer change overwrites nobody else's.
@@ -173,15 +176,28 @@ class RetryingStore(StoreWrapper):
             if stored is None:
                 return False
             evidence = evidence or stored == record
-        journals: dict[str, dict[int, str]] = {}
+        # invocation id -> (its entries by index, its completions' texts)
+        journals: dict[str, tuple[dict[int, str], list[str]]] = {}
+
+        async def journal(invocation_id: str) -> tuple[dict[int, str], list[str]]:
+            found = journals.get(invocation_id)
+            if found is None:
+                entries, completions = await self.get_journal(invocation_id)
+                found = journals[invocation_id] = (dict(enumerate(entries)), completions)
+            return found
+
         for invocation_id, index, text in unit.entries:
-            entries = journals.get(invocation_id)
-            if entries is None:
-                stored_entries, _ = await self.get_journal(invocation_id)
-                entries = journals[invocation_id] = dict(enumerate(stored_entries))
-            if entries.get(index) != text:
+            if (await journal(invocation_id))[0].get(index) != text:
                 return False
             evidence = True
+        if unit.fresh:
+            fresh = {(i, n) for i, n in unit.fresh}
+            for invocation_id, index, text in unit.completions:
+                if (invocation_id, index) in fresh:
+                    # completions come back without their index: the text carries it
+                    if text not in (await journal(invocation_id))[1]:
+                        return False
+                    evidence = True
         return evidence
 
     async def claim_lease(

@@ -520,7 +520,9 @@ def _apply_unit(cur: sqlite3.Cursor, unit: CommitUnit) -> None:
                 + ", ".join(f"{i}[{n}]" for i, n, _ in unit.entries)
                 + " is already written"
             ) from None
-    if unit.completions:
+    if unit.fresh:
+        _insert_completions(cur, unit)
+    elif unit.completions:
         cur.executemany(sql.INSERT_COMPLETION, unit.completions)
     if unit.state:
         sets: list[tuple[str, str, str | None, str | None]] = []
@@ -548,6 +550,25 @@ def _apply_unit(cur: sqlite3.Cursor, unit: CommitUnit) -> None:
         )
     if unit.notify:
         cur.executemany(sql.NOTIFY, unit.notify)  # in list order: increasing message ids
+
+
+def _insert_completions(cur: sqlite3.Cursor, unit: CommitUnit) -> None:
+    """The completions of a unit that names some ``fresh``: those inserted plainly, so that the
+    primary key refuses one already written (a conflict) in the same statement that writes
+    it; the others first-writer-wins, as always. In list order."""
+    fresh = {(i, n) for i, n in unit.fresh}
+    for completion in unit.completions:
+        if (completion[0], completion[1]) not in fresh:
+            cur.execute(sql.INSERT_COMPLETION, completion)
+            continue
+        try:
+            cur.execute(sql.INSERT_FRESH_COMPLETION, completion)
+        except sqlite3.IntegrityError as e:
+            if not _is_unique(e):
+                raise
+            raise ConflictError(
+                f"completion {completion[0]}[{completion[1]}] is already written"
+            ) from None
 
 
 def _get_lease(cur: sqlite3.Cursor, partition: int) -> LeaseRecord | None:

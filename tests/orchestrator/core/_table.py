@@ -363,8 +363,10 @@ def _unit(t: Table, unit: CommitUnit) -> Iterator[str]:
         yield f"write {t.alias(r.id)} {was}->v{r.version} {r.status}{tail}"
     for inv, index, text in unit.entries:
         yield f"entry {t.alias(inv)}#{index} {t.text(text)}"
+    fresh = set(unit.fresh)
     for inv, index, text in unit.completions:
-        yield f"completion {t.alias(inv)}#{index} {t.text(text)}"
+        must_be_new = " (fresh)" if (inv, index) in fresh else ""
+        yield f"completion {t.alias(inv)}#{index} {t.text(text)}{must_be_new}"
     for service, key, name, value in unit.state:
         where = f"{service}/{key}"
         if name is None:

@@ -158,10 +158,13 @@ def awakeable_target(
 
 
 def complete_awakeable(core: CoreState, ev: CompleteAwakeable, now: int) -> Decision:
-    """Resolve or reject an awakeable from outside (first writer wins in the store)."""
+    """Resolve or reject an awakeable from outside. The check against the journal read
+    (``awakeable_target``) answers the common case; the race it cannot see — two completions
+    that both read it open — is settled by the store: the completion is ``fresh``, so only the
+    first commit lands and the others fail with ``ConflictError`` (the runtime's 409)."""
     inv_id, index = awakeable_target(ev.awakeable_id, ev.record, ev.entries, ev.completions)
     text = completion_text(index, ev.result_text)
-    unit = CommitUnit(completions=[(inv_id, index, text)])
+    unit = CommitUnit(completions=[(inv_id, index, text)], fresh=[(inv_id, index)])
     return core.emit(unit, None, _Delivery(inv_id, index, text), now)
 
 

@@ -23,7 +23,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ritornello.protocol import parse_awakeable_id
-from ritornello.store import FINAL_STATUSES, LIVE_STATUSES, ConflictError, InvocationRecord, Store
+from ritornello.store import (
+    FINAL_STATUSES,
+    LIVE_STATUSES,
+    ConflictError,
+    FencedError,
+    InvocationRecord,
+    Store,
+)
 
 from .._json import JsonInputError, json_input_of, loads
 from .._keys import is_utf8, key_problem
@@ -150,7 +157,12 @@ class Operations:
         rec = await self.store.get_invocation(target[0])
         entries, completions = await self.store.get_journal(target[0])
         event = CompleteAwakeable(awakeable_id, rec, entries, completions, result_text)
-        await self.committer.commit_decision(self._apply(event))
+        try:
+            await self.committer.commit_decision(self._apply(event))
+        except FencedError:
+            raise
+        except ConflictError:  # the unit's one condition: its completion must be new
+            raise StateConflictError(f"awakeable {awakeable_id!r} is already completed") from None
 
     async def purge(self, invocation_id: str) -> InvocationRecord:
         """Delete a finished invocation with its journal, completions and timers, freeing its
