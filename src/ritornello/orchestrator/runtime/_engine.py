@@ -85,9 +85,6 @@ from ._watchdog import Watchdog
 
 log = logging.getLogger("ritornello.engine")
 
-#: Seconds between two refreshes of the deployments when a service is not found.
-REFRESH_ON_MISS_S = 0.5
-
 
 class Engine:
     """An orchestrator process (see the module docstring)."""
@@ -216,7 +213,6 @@ class Engine:
         self._loops: list[asyncio.Task[None]] = []  # inbox, sweeper, watchdog
         self._effects: set[asyncio.Task[None]] = set()  # effects performed in the background
         self._closing = False
-        self._refreshed_on_miss = float("-inf")
 
     # ------------------------------------------------------------------ core
 
@@ -380,16 +376,14 @@ class Engine:
         return await self.deployments.delete(deployment_id)
 
     async def find_service(self, name: str) -> tuple[ServiceInfo, str] | None:
-        """``registry.service(name)``; on a miss, when other processes share the store, the
-        deployments are read again first (at most twice a second), so a deployment
-        registered through another orchestrator is found at once."""
+        """``registry.service(name)``; on a miss, when other processes share the store, after a
+        refresh of the deployments that started after the miss (one shared by every request
+        missing meanwhile: ``Deployments.refresh_after_now``), so a deployment registered
+        through another orchestrator is found at once, never answered 404."""
         found = self.registry.service(name)
         if found is not None or self.store.exclusive:
             return found
-        now = asyncio.get_running_loop().time()
-        if now - self._refreshed_on_miss >= REFRESH_ON_MISS_S:
-            self._refreshed_on_miss = now
-            await self.refresh_deployments()
+        await self.deployments.refresh_after_now()
         return self.registry.service(name)
 
     # ------------------------------------------------------------------ ingress
