@@ -5,13 +5,16 @@ register deployments (issue 23).
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, Endpoint, Orchestrator, http, moto_process, store_init
+from tests.procs import ROOT, Endpoint, Orchestrator, http, moto_process, store_init, wait_until
 
 APPS = ROOT / "tests" / "apps"
 
@@ -29,9 +32,7 @@ def _orchestrators(
     for name in names:
         home = tmp_path / name
         home.mkdir()
-        orchs.append(
-            Orchestrator(home, store=url, RITORNELLO_NODE_ID=name, **moto, **env).start()
-        )
+        orchs.append(Orchestrator(home, store=url, RITORNELLO_NODE_ID=name, **moto, **env).start())
     return orchs
 
 
@@ -65,5 +66,89 @@ def test_a_deployment_registered_through_one_orchestrator_is_found_at_once_by_an
         assert results == [(200, n + 1) for n in range(20)], results
     finally:
         for orch in (a, b):
+            orch.kill9()
+        endpoint.terminate()
+
+
+N = 30
+STEPS = 10
+
+
+def _cluster(orch: Orchestrator) -> dict[str, Any]:
+    status, body, _ = http("GET", f"{orch.admin}/cluster")
+    assert status == 200, body
+    return body  # type: ignore[no-any-return]
+
+
+def _executions(ledger: Path) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for line in ledger.read_text().splitlines():
+        inv, step, _ = line.split()
+        counts[(inv, step)] += 1
+    return counts
+
+
+@pytest.mark.timeout(240)
+def test_partitions_change_hands_on_a_join_and_a_sigterm_without_running_a_step_twice(
+    tmp_path: Path, moto: dict[str, str]
+) -> None:
+    """Three orchestrators, thirty ten-step invocations (steps, calls to another service,
+    sleeps, object state): a third orchestrator joins while they run (the two others hand it
+    partitions), then one is stopped with SIGTERM (it hands all of its over). No crash
+    anywhere, so every journaled step ran exactly once and every call's side effect too: a
+    partition handed over drains first (the attempts in flight answer and commit; none starts),
+    and only then is its lease released (it used to cancel every driver of the partition at
+    once, and a step that had run but was not committed ran again on the new leader)."""
+    url = "dynamodb://ritornello-handover?region=us-east-1&partitions=8"
+    store_init(url, moto)
+    ledger = tmp_path / "ledger.txt"
+    endpoint = Endpoint(tmp_path, APPS, "crashapp", RITORNELLO_TEST_LEDGER=str(ledger)).start()
+    env = {"RITORNELLO_LEASE_S": "2", "RITORNELLO_INBOX_INTERVAL_S": "0.05"}
+    orchs = _orchestrators(tmp_path, url, moto, ["o0", "o1"], **env)
+    try:
+        status, body, _ = http("POST", f"{orchs[0].admin}/deployments", {"uri": endpoint.uri})
+        assert status == 201, body
+        wait_until(
+            lambda: sum(len(_cluster(o)["leading"]) for o in orchs) == 8, 20, "8 partitions led"
+        )
+        ids = []
+        for i in range(N):
+            orch = orchs[i % 2]
+            status, body, _ = http(
+                "POST",
+                f"{orch.ingress}/restate/send/Worker/w{i}/slow_work",
+                {"steps": STEPS, "step_ms": 150},
+            )
+            assert status == 202, body
+            ids.append(body["invocationId"])
+        time.sleep(1.0)
+        joined = _orchestrators(tmp_path, url, moto, ["o2"], **env)[0]
+        orchs.append(joined)
+        wait_until(lambda: len(_cluster(joined)["leading"]) >= 2, 30, "o2 takes partitions")
+        leaving = orchs[1]
+        assert leaving.terminate(timeout=60) == 0, leaving.output()
+        survivors = [orchs[0], joined]
+        wait_until(
+            lambda: sum(len(_cluster(o)["leading"]) for o in survivors) == 8,
+            30,
+            "the survivors lead all 8 partitions",
+        )
+
+        def attach(inv_id: str) -> tuple[int, object]:
+            status, body, _ = http("GET", f"{joined.ingress}/restate/attach/{inv_id}", timeout=90)
+            return status, body
+
+        with ThreadPoolExecutor(N) as pool:
+            results = list(pool.map(attach, ids))
+        expected = {"total": sum(range(STEPS)), "progress": STEPS}
+        assert results == [(200, expected)] * N, results
+        counts = _executions(ledger)
+        twice = {k: n for k, n in counts.items() if n != 1}
+        logs = "\n".join(f"--- {o.log.parent.name}\n{o.output()[-2500:]}" for o in orchs)
+        assert not twice, f"ran more than once: {twice}\n{logs}"
+        assert sum(1 for inv, _ in counts if inv in ids) == N * STEPS
+        assert sum(1 for _, step in counts if step == "add") == N * STEPS
+    finally:
+        for orch in orchs:
             orch.kill9()
         endpoint.terminate()

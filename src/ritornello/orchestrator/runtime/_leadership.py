@@ -84,6 +84,9 @@ class Leadership:
         self.on_lose = on_lose
         #: Called (synchronously) the moment a lease is claimed, before its recovery starts.
         self.on_claim: Callable[[int], None] | None = None
+        #: Awaited before a lease is handed over (``_release_surplus``): the attempts in flight
+        #: answer and commit first (bounded by the callee).
+        self.on_drain: Callable[[int], Awaitable[bool]] | None = None
         #: the partitions whose recovery has finished here (the core's set, read only); None:
         #: every partition counts as recovered once claimed
         self._ready: Container[int] = ready if ready is not None else _Everything()
@@ -393,9 +396,15 @@ class Leadership:
         hungry = [node for node in live if node != self.node and held.get(node, 0) < target]
         if not hungry:
             return
-        for partition in sorted(self._owned, reverse=True)[:surplus]:
-            lease = self._owned[partition]
-            self._lose(partition)
+        handed = sorted(self._owned, reverse=True)[:surplus]
+        for partition in handed:
             log.info("partition %d: handing over (leading more than a fair share)", partition)
+        if self.on_drain is not None:  # the attempts in flight commit first, side by side
+            await asyncio.gather(*(self.on_drain(p) for p in handed))
+        for partition in handed:
+            current = self._owned.get(partition)  # (renewed while draining)
+            if current is None:
+                continue  # lost meanwhile (fenced, lapsed): nothing to hand over
+            self._lose(partition)
             with contextlib.suppress(StoreError):
-                await self.store.release_lease(lease, self._wall())
+                await self.store.release_lease(current, self._wall())

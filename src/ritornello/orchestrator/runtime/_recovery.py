@@ -145,8 +145,8 @@ class Recovery:
                     log.exception("reading deployments failed; trying again")
             found = 0
             for p in self.leadership.owned():
-                if not self.core.is_ready(p):
-                    continue
+                if not self.core.is_ready(p) or self.core.is_draining(p):
+                    continue  # a partition being handed over: its messages are for its next leader
                 try:
                     found += await self.drain_inbox(p)
                 except asyncio.CancelledError:
