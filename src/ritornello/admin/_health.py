@@ -40,6 +40,7 @@ def health_router(engine: Engine) -> APIRouter:
             "partitions": engine.store.partitions,
             "leading": engine.leadership.owned(),
             "counters": dict(engine.counters),
+            "renewals": engine.leadership.stats.view(),
             "leases": [
                 {
                     "partition": lease.partition,

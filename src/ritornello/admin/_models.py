@@ -62,11 +62,26 @@ class Member(BaseModel):
     heartbeat_at: int
 
 
+class Renewals(BaseModel):
+    """How this orchestrator's lease renewals keep time (docs/orchestrator.md, "Leases")."""
+
+    rounds: int
+    renewals: int
+    lapses: int = Field(description="renewals answered after the lease's validity ran out")
+    late_p99_ms: float = Field(description="renewal rounds' lateness on their schedule")
+    late_max_ms: float
+    round_trip_p99_ms: float = Field(description="renewal sent to answered")
+    round_trip_max_ms: float
+    margin_min_ms: float | None = Field(description="least validity left when one landed")
+    requests: dict[str, int] = Field(description="coordination requests sent, by kind")
+
+
 class Cluster(BaseModel):
     node: str
     partitions: int
     leading: list[int]
     counters: dict[str, int]
+    renewals: Renewals
     leases: list[Lease]
     members: list[Member]
 
