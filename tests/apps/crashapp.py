@@ -2,11 +2,13 @@
 
 Every execution of a step's side effect appends ``invocation step token`` to the ledger file
 named by RITORNELLO_TEST_LEDGER (O_APPEND, one write per line), and the step journals its token:
-so a test can tell which execution was committed and whether anything ran after it.
+so a test can tell which execution was committed and whether anything ran after it. A token
+is unique and ends with the wall-clock time it ran (``hex@seconds``), to read a timeline from.
 """
 
 import asyncio
 import os
+import time
 import uuid
 from datetime import timedelta
 
@@ -19,7 +21,7 @@ adder = Service("Adder")
 
 
 def _effect(invocation_id: str, step: str) -> str:
-    token = uuid.uuid4().hex
+    token = f"{uuid.uuid4().hex}@{time.time():.3f}"
     append(invocation_id, step, token)
     return token
 

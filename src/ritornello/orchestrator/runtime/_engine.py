@@ -319,7 +319,11 @@ class Engine:
         self.apply(Closing())
         await self.timers.stop()
         await self.schedules.stop()
-        await asyncio.gather(*(self.drain(p) for p in self.leadership.owned()))
+        owned = self.leadership.owned()
+        if not self.store.exclusive:  # (a store used alone has nobody to hand over to)
+            for partition in owned:
+                log.info("partition %d: handing over (stopping)", partition)
+        await asyncio.gather(*(self.drain(p) for p in owned))
         background = [*self._loops, *self._effects]
         for task in background:
             task.cancel()

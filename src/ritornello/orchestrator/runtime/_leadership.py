@@ -239,7 +239,14 @@ class Leadership:
         while True:
             await asyncio.sleep(max(0.0, due - self._mono()))
             now = self._mono()
-            self.stats.round_started(max(0.0, now - due))
+            late = max(0.0, now - due)
+            self.stats.round_started(late)
+            if late > interval:
+                log.warning(
+                    "lease renewal round %.1f s late: the event loop was blocked or the "
+                    "process paused",
+                    late,
+                )
             due = max(due + interval, now)  # never a burst of rounds after a long stall
             try:
                 self._renew_round()
