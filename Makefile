@@ -52,6 +52,12 @@ chaos: $(STAMP) scaleout
 scaleout: $(STAMP)
 	$(BIN)/pytest tests/integration/test_scaleout.py -q -s
 
+# Leases under full load for ten minutes (three orchestrators on moto, wrk on every ingress):
+# no lapse, and each renewal's lateness, round trip and margin (docs/orchestrator.md). SOAK_S=N.
+SOAK_S ?= 600
+lease-soak: $(STAMP)
+	$(BIN)/python -m tests.integration._soak --seconds $(SOAK_S)
+
 # The deterministic simulation over many seeds (docs/simulation.md); SEEDS=A-B picks a range.
 SEEDS ?= 0-50000
 sim: $(STAMP)

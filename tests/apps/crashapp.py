@@ -2,10 +2,13 @@
 
 Every execution of a step's side effect appends ``invocation step token`` to the ledger file
 named by RITORNELLO_TEST_LEDGER (O_APPEND, one write per line), and the step journals its token:
-so a test can tell which execution was committed and whether anything ran after it.
+so a test can tell which execution was committed and whether anything ran after it. A token
+is unique and ends with the wall-clock time it ran (``hex@seconds``), to read a timeline from.
 """
 
+import asyncio
 import os
+import time
 import uuid
 from datetime import timedelta
 
@@ -18,7 +21,7 @@ adder = Service("Adder")
 
 
 def _effect(invocation_id: str, step: str) -> str:
-    token = uuid.uuid4().hex
+    token = f"{uuid.uuid4().hex}@{time.time():.3f}"
     append(invocation_id, step, token)
     return token
 
@@ -38,6 +41,25 @@ async def work(ctx: Context, steps: int) -> dict[str, int]:
         ctx.set("progress", i + 1)
         if i % 3 == 0:
             await ctx.sleep(timedelta(milliseconds=150))
+    ctx.set("total", total)
+    return {"total": total, "progress": await ctx.get("progress")}
+
+
+async def _slow_effect(invocation_id: str, step: str, step_ms: int) -> str:
+    token = _effect(invocation_id, step)  # it ran: in the ledger before the step's result
+    await asyncio.sleep(step_ms / 1000)
+    return token
+
+
+@worker.handler()
+async def slow_work(ctx: Context, args: dict[str, int]) -> dict[str, int]:
+    """``work`` whose steps take ``step_ms`` each, without sleeps: whenever a partition changes
+    hands, steps are in flight."""
+    total = 0
+    for i in range(args["steps"]):
+        await ctx.run(f"step-{i}", _slow_effect, ctx.invocation_id, f"step-{i}", args["step_ms"])
+        total = await ctx.call(add, [total, i])
+        ctx.set("progress", i + 1)
     ctx.set("total", total)
     return {"total": total, "progress": await ctx.get("progress")}
 

@@ -41,6 +41,8 @@ def health_router(engine: Engine) -> APIRouter:
             "partitions": engine.store.partitions,
             "leading": engine.leadership.owned(),
             "counters": dict(engine.counters),
+            "renewals": engine.leadership.stats.view(),
+            "store_pacing": engine.store.pacing(),
             "leases": [
                 {
                     "partition": lease.partition,

@@ -62,11 +62,40 @@ class Member(BaseModel):
     heartbeat_at: int
 
 
+class Renewals(BaseModel):
+    """How this orchestrator's lease renewals keep time (docs/orchestrator.md, "Leases")."""
+
+    rounds: int
+    renewals: int
+    lapses: int = Field(description="renewals answered after the lease's validity ran out")
+    late_p99_ms: float = Field(description="renewal rounds' lateness on their schedule")
+    late_max_ms: float
+    round_trip_p99_ms: float = Field(description="renewal sent to answered")
+    round_trip_max_ms: float
+    margin_min_ms: float | None = Field(description="least validity left when one landed")
+    requests: dict[str, int] = Field(description="coordination requests sent, by kind")
+
+
+class StorePacing(BaseModel):
+    """How this orchestrator paces its data requests to a shared store (docs/dynamodb.md)."""
+
+    limit: int = Field(description="data requests it may have in flight now")
+    ceiling: int
+    target_ms: int = Field(description="the latency above which the limit is cut")
+    in_flight: int
+    waiting: int
+    waited: int = Field(description="requests that waited for a slot, since start")
+    slow: int = Field(description="requests slower than the target, since start")
+    cuts: int = Field(description="times the limit was cut, since start")
+
+
 class Cluster(BaseModel):
     node: str
     partitions: int
     leading: list[int]
     counters: dict[str, int]
+    renewals: Renewals
+    store_pacing: StorePacing | None = Field(description="None: a store used by one process")
     leases: list[Lease]
     members: list[Member]
 

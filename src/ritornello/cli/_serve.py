@@ -183,6 +183,7 @@ async def run_orchestrator(
         inprocess=inprocess,
         node=settings.node_id or None,
         lease_s=settings.lease_s,
+        drain_s=settings.drain_s,
         inbox_interval_s=settings.inbox_interval_s,
         watchdog_interval_s=settings.watchdog_interval_s,
         schedule_interval_s=settings.schedule_interval_s,

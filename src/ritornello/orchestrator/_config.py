@@ -52,6 +52,10 @@ class Settings:
     node_id: str = ""
     #: Partition lease period: a dead orchestrator's partitions move within two of them.
     lease_s: float = 5.0
+    #: How long a partition handed over (another orchestrator joined; SIGTERM) waits for the
+    #: attempts in flight on it to answer and commit before its lease is released; past it,
+    #: the hand-over goes on as a loss (what had not committed runs again on the next leader).
+    drain_s: float = 10.0
     #: How often a leader reads its partitions' inboxes (work sent by other orchestrators).
     inbox_interval_s: float = 0.2
     #: How often the watchdog looks for invocations nothing would move (0: never).

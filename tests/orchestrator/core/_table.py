@@ -245,7 +245,7 @@ def event(t: Table, spec: dict[str, Any]) -> c.Event:
     if kind in ("ScheduledDue", "ScheduledRecheck"):
         rec = t.record(spec["record"]) if spec.get("record") else None
         return getattr(c, kind)(t.timer(spec["timer"]), rec)
-    if kind in ("PartitionClaimed", "PartitionLost"):
+    if kind in ("PartitionClaimed", "PartitionDraining", "PartitionLost"):
         return getattr(c, kind)(spec["partition"])
     if kind == "PartitionRecovered":
         records = [t.record(r) for r in spec["records"]]

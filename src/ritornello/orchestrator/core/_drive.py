@@ -84,6 +84,7 @@ def loaded(core: CoreState, ev: Loaded, now: int) -> Decision:
             return core.emit(unit, d.timer.partition, _TimerRemoval(ev.invocation_id), now)
         return Decision()
     inv = Invocation.from_journal(rec, ev.entries, ev.completions)
+    d.partition = rec.partition
     timer, d.timer = d.timer, None
     if timer is not None:
         inv.timer_removals.append(timer)
@@ -120,8 +121,8 @@ def completions_read(core: CoreState, ev: CompletionsRead, now: int) -> Decision
 def _before_attempt(core: CoreState, inv: Invocation) -> Decision:
     """What the driver does before its next attempt: read what is missing, then invoke."""
     rec = inv.rec
-    if rec.status in FINAL_STATUSES:
-        return Decision()
+    if rec.status in FINAL_STATUSES or rec.partition in core.draining:
+        return Decision()  # finished, or its partition is being handed over: no attempt
     workflow = _workflow(core, inv)
     if workflow and not inv.rows_read:
         return Decision(next=ReadState(rec.service, rec.key or ""))
@@ -338,7 +339,8 @@ class _AnswerCommit:
                 created = Invocation.created(callee, input_of(unit, callee.id))
                 effects.extend(core.drive(callee.id, created))
             elif callee.status == Status.PENDING and core.may_run(callee):
-                effects.extend(core.drive(callee.id))  # its key was freed meanwhile
+                # its key was freed meanwhile
+                effects.extend(core.drive(callee.id, partition=callee.partition))
         for cid, index, text in unit.completions:
             if cid != rec.id:  # a caller's call entry, or another invocation's awakeable
                 effects.extend(core.deliver(cid, index, text))

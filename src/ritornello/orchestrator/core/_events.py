@@ -72,6 +72,16 @@ class CompletionsFound:
 
 @slot_init
 @dataclass(frozen=True, slots=True)
+class PartitionDraining:
+    """The partition is being handed over (another orchestrator joined, or this one stops):
+    start no attempt on it; what is in flight answers and commits; new work is left to the
+    store for its next leader. ``PartitionLost`` follows once the drain is over."""
+
+    partition: int
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
 class PartitionLost:
     """This process no longer leads the partition (fenced, lapsed, or handed over)."""
 
@@ -361,6 +371,7 @@ Event = (
     | PartitionClaimed
     | PartitionRecovered
     | CompletionsFound
+    | PartitionDraining
     | PartitionLost
     | Reconcile
     | Submit

@@ -40,6 +40,8 @@ def submit(core: CoreState, ev: Submit, now: int) -> Decision:
     partition = core.partition_of(service, ev.key, ev.invocation_id)
     idempotency_key = WORKFLOW_RUN if kind == "workflow" else ev.idempotency_key
     delayed = ev.delay_ms > 0
+    here = ev.here and partition not in core.draining  # a partition being handed over: its
+    # next leader admits the newcomer (its recovery reads it; this unit is still fenced here)
     rec = new_invocation(
         id=ev.invocation_id,
         partition=partition,
@@ -62,7 +64,7 @@ def submit(core: CoreState, ev: Submit, now: int) -> Decision:
     if delayed:
         timer = TimerRecord(now + ev.delay_ms, rec.id, "start", 0, partition)
         unit.timers_add.append(timer)
-    elif ev.here:
+    elif here:
         # an idle key's cached state: valid only until its queue exists (just below)
         state = core.keys.states.pop(key, None) if key is not None else None
         status = core.admit(rec)
@@ -72,7 +74,7 @@ def submit(core: CoreState, ev: Submit, now: int) -> Decision:
         rec = with_changes(rec, status=Status.PENDING.value)  # its leader admits it
     unit.invocations.append(InvocationWrite(rec))
     core.creating.add(rec.id)
-    pending = _Creation(rec, entry, ev.here, timer, state)
+    pending = _Creation(rec, entry, here, timer, state)
     decision = core.emit(unit, partition if ev.here else None, pending, now)
     decision.record = rec
     return decision
@@ -148,7 +150,7 @@ class _Start:
 
     def committed(self, core: CoreState, now: int) -> Decision:
         if self.status == Status.RUNNING:
-            return Decision(effects=core.drive(self.record.id))
+            return Decision(effects=core.drive(self.record.id, partition=self.record.partition))
         return Decision()
 
     def failed(self, core: CoreState, reason: str, now: int) -> Decision:

@@ -37,6 +37,7 @@ from ._events import (
     LookedUp,
     Operate,
     PartitionClaimed,
+    PartitionDraining,
     PartitionLost,
     PartitionRecovered,
     Purge,
@@ -85,6 +86,7 @@ _HANDLERS: dict[type, Callable[[CoreState, Any, int], Decision]] = {
     PartitionClaimed: _partitions.claimed,
     PartitionRecovered: _partitions.recovered,
     CompletionsFound: _partitions.completions_found,
+    PartitionDraining: _partitions.draining,
     PartitionLost: _partitions.lost,
     Reconcile: _partitions.reconcile,
     Submit: _intake.submit,
@@ -131,6 +133,16 @@ class Core(CoreState):
         """Whether the partition's recovery has finished here (it is led here, or was until a
         ``PartitionLost`` the runtime has yet to report)."""
         return partition in self.ready
+
+    def is_draining(self, partition: int) -> bool:
+        """Whether the partition is being handed over (see ``PartitionDraining``)."""
+        return partition in self.draining
+
+    def drivers_in(self, partition: int) -> int:
+        """How many drivers run for invocations of ``partition`` (those whose partition is
+        known: one still loading by id alone is not counted — it has done nothing yet, and
+        ends before any attempt once it learns its partition is being handed over)."""
+        return sum(1 for d in self.driving.values() if d.partition == partition)
 
     def is_driven(self, invocation_id: str) -> bool:
         return invocation_id in self.driving

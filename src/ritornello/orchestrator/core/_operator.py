@@ -121,7 +121,7 @@ class _OperatorCommit:
                 effects.extend(core.deliver(cid, index, text))
             effects.extend(core.finish(new))
         elif self.action == "resume" and core.may_run(new):
-            effects.extend(core.drive(new.id))
+            effects.extend(core.drive(new.id, partition=new.partition))
         return Decision(effects=effects, record=new)
 
     def failed(self, core: CoreState, reason: str, now: int) -> Decision:
@@ -243,4 +243,4 @@ def release_key(core: CoreState, ev: ReleaseKey, now: int) -> Decision:
     if not q:
         del core.keys.queues[(ev.service, ev.key)]
         return Decision()
-    return Decision(effects=core.drive(q[0]))
+    return Decision(effects=core.drive(q[0], partition=core.key_partition(ev.service, ev.key)))

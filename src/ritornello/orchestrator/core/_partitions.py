@@ -25,6 +25,7 @@ from ._effects import Arm, CheckSuspended, Decision, DropTimers, Effect, Halt
 from ._events import (
     CompletionsFound,
     PartitionClaimed,
+    PartitionDraining,
     PartitionLost,
     PartitionRecovered,
     Reconcile,
@@ -76,7 +77,7 @@ def recovered(core: CoreState, ev: PartitionRecovered, now: int) -> Decision:
             effects.extend(core.drive(rec.id, prepared))
     for k, ids in early.items():  # first in its queue: started (once it is created: ``drive``
         if ids and queues[k][0] == ids[0]:  # refuses while its creation is committing)
-            effects.extend(core.drive(ids[0]))
+            effects.extend(core.drive(ids[0], partition=p))
     effects.extend(Arm(t) for t in ev.timers)
     # A completion committed just before a crash may not have woken its invocation.
     for start in range(0, len(suspended), SUSPENDED_BATCH):
@@ -94,10 +95,18 @@ def completions_found(core: CoreState, ev: CompletionsFound, now: int) -> Decisi
     return Decision(effects=effects)
 
 
+def draining(core: CoreState, ev: PartitionDraining, now: int) -> Decision:
+    """Start the hand-over of a partition: drivers end at their next attempt (``_drive``),
+    nothing new starts on it (``CoreState.drive``, ``admit``, ``submit``)."""
+    core.draining.add(ev.partition)
+    return Decision()
+
+
 def lost(core: CoreState, ev: PartitionLost, now: int) -> Decision:
     p = ev.partition
     core.ready.discard(p)
     core.claimed.discard(p)
+    core.draining.discard(p)
     effects: list[Effect] = [
         Halt(inv_id)
         for inv_id, d in core.driving.items()
@@ -146,5 +155,5 @@ def reconcile(core: CoreState, ev: Reconcile, now: int) -> Decision:
         if CANCEL_INDEX in done or done.intersection(rec.waiting):
             effects.extend(core.wake(inv_id))
     elif core.may_run(rec):
-        effects.extend(core.drive(inv_id))
+        effects.extend(core.drive(inv_id, partition=rec.partition))
     return Decision(effects=effects)

@@ -56,6 +56,8 @@ class Driving:
     invoke: Invoke | None = None
     #: its invocation is a workflow's (promises read before every attempt); None: not known yet
     workflow: bool | None = None
+    #: its invocation's partition, once known (a driver started by id alone learns it on load)
+    partition: int | None = None
 
 
 class Pending(Protocol):
@@ -108,6 +110,9 @@ class CoreState:
         self.claimed: set[int] = set()
         #: partitions led here whose recovery has finished
         self.ready: set[int] = set()
+        #: partitions being handed over: still led (what is in flight commits), but no attempt
+        #: starts on them and new work for them is left to the store for their next leader
+        self.draining: set[int] = set()
         #: invocations whose creation is being committed: nothing starts them meanwhile
         self.creating: set[str] = set()
         #: invocations an operator is changing: nothing starts them meanwhile
@@ -142,14 +147,15 @@ class CoreState:
         """Place a new invocation in its key's queue: its status, ``running`` if it may start
         now. Not before its partition is recovered here: the key may have a holder the
         recovery has yet to read, so the newcomer is ``pending``, and the recovery puts it
-        behind what it reads and starts it if it comes first (simulation seed 8444)."""
+        behind what it reads and starts it if it comes first (simulation seed 8444). Nor in
+        a partition being handed over: ``pending``, for its next leader's recovery to queue."""
         key = exclusive_key(rec)
         if key is None:
             return Status.RUNNING.value
-        if rec.partition not in self.ready:
-            if rec.partition in self.claimed:  # led here, its recovery still to come
-                self.keys.queue_for(key).append(rec.id)
-            return Status.PENDING.value  # led elsewhere: its leader admits it (inbox)
+        if rec.partition not in self.ready or rec.partition in self.draining:
+            if rec.partition in self.claimed and rec.partition not in self.draining:
+                self.keys.queue_for(key).append(rec.id)  # led here, its recovery to come
+            return Status.PENDING.value  # led elsewhere (or soon): its leader admits it
         q = self.keys.queue_for(key)
         q.append(rec.id)
         return Status.RUNNING.value if q[0] == rec.id else Status.PENDING.value
@@ -185,7 +191,7 @@ class CoreState:
         nxt = self.keys.prepared.pop(head, None)
         if nxt is not None and nxt.state is None and state is not None:
             nxt.state = dict(state)
-        return self.drive(head, nxt)
+        return self.drive(head, nxt, partition=rec.partition)  # a key's queue: one partition
 
     # ------------------------------------------------------------------ drivers
 
@@ -194,8 +200,11 @@ class CoreState:
         invocation_id: str,
         prepared: Invocation | None = None,
         timer: TimerRecord | None = None,
+        partition: int | None = None,
     ) -> list[Effect]:
-        """Start a driver unless one runs or may not start (empty: refused)."""
+        """Start a driver unless one runs or may not start (empty: refused). ``partition``:
+        the invocation's, when the caller knows it (a prepared invocation, a timer or the
+        suspended set tell it too): a partition being handed over starts no driver."""
         if (
             self.closing
             or invocation_id in self.driving
@@ -205,8 +214,17 @@ class CoreState:
             or invocation_id in self.creating
         ):
             return []
+        if partition is None:
+            if prepared is not None:
+                partition = prepared.rec.partition
+            elif timer is not None:
+                partition = timer.partition
+            elif invocation_id in self.suspended:
+                partition = self.suspended[invocation_id][1]
+        if partition is not None and partition in self.draining:
+            return []  # its next leader drives it (its recovery reads it from the store)
         self.suspended.pop(invocation_id, None)
-        self.driving[invocation_id] = Driving(prepared, timer)
+        self.driving[invocation_id] = Driving(prepared, timer, partition=partition)
         return [Drive(invocation_id)]
 
     def deliver(self, invocation_id: str, index: int, text: str) -> list[Effect]:

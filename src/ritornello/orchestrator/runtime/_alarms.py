@@ -5,9 +5,10 @@ Due timers go to the core (``TimersDue``) only for partitions led here: those of
 whose lease lapsed with its renewal in flight come back in a moment (``LAPSED_TIMERS_S``: not
 at once, or the timer loop would take them again without ever yielding and the renewal's
 verdict could never come in — a livelock that once froze a whole orchestrator), and those of a
-partition lost are dropped (its new leader loaded them). Sleeps the core completes by units of
-their own are committed one unit per partition, side by side (one group commit). A failed
-commit is reported to the core, which arms the timers again; nothing here retries by itself.
+partition lost, or being handed over, are dropped (its next leader loads them). Sleeps the
+core completes by units of their own are committed one unit per partition, side by side (one
+group commit). A failed commit is reported to the core, which arms the timers again; nothing
+here retries by itself.
 
 Retention: each partition's leader purges its own finished invocations past ``retention_s``
 (with a workflow's state and promises), 500 at a time; safe to run any time, it only touches
@@ -86,7 +87,10 @@ class Alarms:
         lapsed = [t for t in due if ready(t.partition) and not leads(t.partition)]
         if lapsed:
             self._later(LAPSED_TIMERS_S, TimersBack(lapsed))
-        due = [t for t in due if leads(t.partition)]
+        # a partition being handed over fires nothing: its timers are in the store, for its
+        # next leader (firing one would only wake what the drain stops)
+        draining = self.core.is_draining
+        due = [t for t in due if leads(t.partition) and not draining(t.partition)]
         if due:
             await self._run_effects(self._apply(TimersDue(due)).effects)
 

@@ -14,6 +14,9 @@ Timeline of a lapse (the lease's validity ran out with its renewal still in flig
     renewal sent ── validity lapses ── commit waits (``leading``) ── renewal lands ── commit
                                                        └── renewal fenced ── step down, raise
 
+A lapse may also come while the commit reads which partitions its unit touches: the commit
+then goes round again and waits it out the same way.
+
 Giving up during the lapse would leave an invocation with no driver while the partition stays
 this process's own.
 """
@@ -107,9 +110,11 @@ class Committer:
             for p in order:  # home first
                 epoch = leadership.epoch(p)
                 if epoch is None or not leadership.leads(p):
-                    if p == home:
-                        raise FencedError(f"partition {p} is not led by {leadership.node}", p)
-                    break  # lost meanwhile: go round again, it gets a message now
+                    # lost or lapsed during the reads above: go round again (home: the check at
+                    # the top waits a lapse out, raises if it is lost; another partition gets
+                    # a message instead). Raising at once failed commits over a lapse of a
+                    # moment, and the attempt ran again (issue 23).
+                    break
                 unit.fences.append((p, epoch))
             else:
                 try:

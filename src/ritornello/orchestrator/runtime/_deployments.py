@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from ritornello.protocol import ProtocolError, new_deployment_id
-from ritornello.store import DeploymentRecord, Store
+from ritornello.store import DeploymentRecord, Store, StoreClosedError
 
 from .._clock import Clock
 from ..core import Registry
@@ -71,6 +71,11 @@ class Deployments:
         self.max_answer_bytes = max_answer_bytes
         self.max_discovery_bytes = max_discovery_bytes
         self.protocol: ProtocolAdapter = RitornelloProtocol()
+        #: the refresh running now, and the one that will start when it ends (for misses that
+        #: came after the running one had read the store)
+        self._refreshing: asyncio.Future[None] | None = None
+        self._queued: asyncio.Future[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
         self.invokers: dict[str, Invoker] = {}
         self._endpoints: dict[str, tuple[ProtocolAdapter, Invoker]] = {}
 
@@ -102,6 +107,44 @@ class Deployments:
         invoker = self.invokers.pop(deployment_id, None)
         if invoker is not None:
             await invoker.close()
+
+    async def refresh_after_now(self) -> None:
+        """Wait for a refresh that starts after this call: one shared by every caller waiting
+        at the same time (a miss on an unknown service: the deployment may have been
+        registered through another orchestrator a moment ago).
+
+        Timeline (A registers through another orchestrator; B and C miss here)::
+
+            refresh 1 reads ─── A's registration lands ─── B misses ── C misses
+            refresh 1 ends ──▶ refresh 2 starts (B's and C's), reads, sees A ──▶ B, C found
+
+        A refresh already running when a miss arrives may have read the store before the
+        registration, so the miss waits for the next one; misses arriving meanwhile share it.
+        At most one refresh runs at a time, whatever the rate of misses."""
+        loop = asyncio.get_running_loop()
+        if self._refreshing is None:
+            self._refreshing = loop.create_future()
+            self._refresher = loop.create_task(self._run_refresh())
+            await asyncio.shield(self._refreshing)
+            return
+        if self._queued is None:
+            self._queued = loop.create_future()
+        await asyncio.shield(self._queued)
+
+    async def _run_refresh(self) -> None:
+        """Run refreshes back to back while misses queue behind the running one."""
+        while self._refreshing is not None:
+            done = self._refreshing
+            try:
+                await self.refresh()
+            except BaseException as exc:  # every waiter sees the store's failure
+                if not done.done():
+                    done.set_exception(exc)
+                    done.exception()  # retrieved: waiters may all have given up
+            else:
+                if not done.done():
+                    done.set_result(None)
+            self._refreshing, self._queued = self._queued, None
 
     async def refresh(self) -> None:
         """Load deployments registered (or removed) through any orchestrator sharing the
@@ -189,5 +232,13 @@ class Deployments:
         return found
 
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+        for waiting in (self._refreshing, self._queued):
+            if waiting is not None and not waiting.done():
+                waiting.set_exception(StoreClosedError("the orchestrator is shutting down"))
+                waiting.exception()  # retrieved: nobody may be waiting any more
+        self._refreshing = self._queued = None
         for invoker in self.invokers.values():
             await invoker.close()

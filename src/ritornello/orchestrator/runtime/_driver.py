@@ -77,6 +77,8 @@ class Drivers:
         self._counters = counters
         self.locks = KeyLocks()
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        #: set each time a driver ends (a drain waits on it)
+        self.ended = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -169,6 +171,7 @@ class Drivers:
                 exchange.close()
             self.tasks.pop(inv_id, None)
             self._perform(self._apply(DriverEnded(inv_id, cause)).effects)
+            self.ended.set()
 
     async def _read(self, inv_id: str, action: object) -> Event:
         store = self.store

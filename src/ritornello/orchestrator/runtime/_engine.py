@@ -21,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections import Counter
@@ -57,6 +58,7 @@ from ..core import (
     Event,
     FireSleeps,
     Halt,
+    PartitionDraining,
     Rearm,
     Redrive,
     RedriveDue,
@@ -86,9 +88,6 @@ from ._watchdog import Watchdog
 
 log = logging.getLogger("ritornello.engine")
 
-#: Seconds between two refreshes of the deployments when a service is not found.
-REFRESH_ON_MISS_S = 0.5
-
 
 class Engine:
     """An orchestrator process (see the module docstring)."""
@@ -104,6 +103,7 @@ class Engine:
         retention_s: float = 86_400.0,
         node: str | None = None,
         lease_s: float = 5.0,
+        drain_s: float = 10.0,
         lead: bool = True,
         address: str = "",
         inbox_interval_s: float = 0.2,
@@ -194,6 +194,9 @@ class Engine:
             counters=self.counters,
             inbox_interval_s=inbox_interval_s,
         )
+        #: How long a hand-over waits for the attempts in flight on a partition (``drain``).
+        self.drain_s = drain_s
+        self.leadership.on_drain = self.drain
         self.leadership.on_claim = self.recovery.claimed
         self.leadership.on_gain = self.recovery.recover
         self.leadership.on_lose = self.recovery.lost
@@ -223,7 +226,6 @@ class Engine:
         self._loops: list[asyncio.Task[None]] = []  # inbox, sweeper, watchdog
         self._effects: set[asyncio.Task[None]] = set()  # effects performed in the background
         self._closing = False
-        self._refreshed_on_miss = float("-inf")
 
     # ------------------------------------------------------------------ core
 
@@ -313,14 +315,22 @@ class Engine:
         )
 
     async def stop(self) -> None:
-        """Stop driving. Whatever was running stays running in the store and is re-driven at
-        the next start; nothing is lost because nothing is acknowledged before its commit."""
+        """Stop: take no new work, let the attempts in flight answer and commit (at most
+        ``drain_s``), then stop driving and release the leases, so successors take over at
+        once and re-run nothing that had run. What had not committed by then stays running in
+        the store and is re-driven by the next leader; nothing is lost, because nothing is
+        acknowledged before its commit."""
         if self._closing:
             return
         self._closing = True
         self.apply(Closing())
         await self.timers.stop()
         await self.schedules.stop()
+        owned = self.leadership.owned()
+        if not self.store.exclusive:  # (a store used alone has nobody to hand over to)
+            for partition in owned:
+                log.info("partition %d: handing over (stopping)", partition)
+        await asyncio.gather(*(self.drain(p) for p in owned))
         background = [*self._loops, *self._effects]
         for task in background:
             task.cancel()
@@ -329,6 +339,38 @@ class Engine:
         await self.leadership.stop()  # successors need not wait for our leases to expire
         self.waiters.shut_down()
         await self.deployments.close()
+
+    async def drain(self, partition: int) -> bool:
+        """Hand a partition over gracefully: no attempt starts on it from now on, and the ones
+        in flight answer and commit; True once none is left, False if ``drain_s`` passed first
+        (the hand-over then goes on as a loss: what had not committed runs again on the next
+        leader). Its lease is still held meanwhile (renewed), so what commits is fenced by it.
+
+        Timeline::
+
+            PartitionDraining ── attempts in flight answer, commit ── last driver ends
+                                                   └── drain_s passes ── (a loss)
+            ──▶ PartitionLost (memory forgotten) ──▶ lease released ──▶ next leader claims"""
+        self.perform(self.apply(PartitionDraining(partition)).effects)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_s
+        while True:
+            self.drivers.ended.clear()
+            left = self.core.drivers_in(partition)
+            if not left:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning(
+                    "partition %d: %d attempts still in flight after %g s; handing it over anyway",
+                    partition,
+                    left,
+                    self.drain_s,
+                )
+                return False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self.drivers.ended.wait()
 
     def abandon(self) -> list[asyncio.Task[Any]]:
         """Stop acting at once, as a kill -9 would, and return every task of this engine for
@@ -387,16 +429,14 @@ class Engine:
         return await self.deployments.delete(deployment_id)
 
     async def find_service(self, name: str) -> tuple[ServiceInfo, str] | None:
-        """``registry.service(name)``; on a miss, when other processes share the store, the
-        deployments are read again first (at most twice a second), so a deployment
-        registered through another orchestrator is found at once."""
+        """``registry.service(name)``; on a miss, when other processes share the store, after a
+        refresh of the deployments that started after the miss (one shared by every request
+        missing meanwhile: ``Deployments.refresh_after_now``), so a deployment registered
+        through another orchestrator is found at once, never answered 404."""
         found = self.registry.service(name)
         if found is not None or self.store.exclusive:
             return found
-        now = asyncio.get_running_loop().time()
-        if now - self._refreshed_on_miss >= REFRESH_ON_MISS_S:
-            self._refreshed_on_miss = now
-            await self.refresh_deployments()
+        await self.deployments.refresh_after_now()
         return self.registry.service(name)
 
     # ------------------------------------------------------------------ ingress

@@ -38,6 +38,7 @@ from ritornello.store import (
 )
 
 from .._clock import Clock, SystemClock
+from ._renewals import RenewalStats
 
 log = logging.getLogger("ritornello.leadership")
 
@@ -84,6 +85,9 @@ class Leadership:
         self.on_lose = on_lose
         #: Called (synchronously) the moment a lease is claimed, before its recovery starts.
         self.on_claim: Callable[[int], None] | None = None
+        #: Awaited before a lease is handed over (``_release_surplus``): the attempts in flight
+        #: answer and commit first (bounded by the callee).
+        self.on_drain: Callable[[int], Awaitable[bool]] | None = None
         #: the partitions whose recovery has finished here (the core's set, read only); None:
         #: every partition counts as recovered once claimed
         self._ready: Container[int] = ready if ready is not None else _Everything()
@@ -98,6 +102,9 @@ class Leadership:
         self._tasks: list[asyncio.Task[None]] = []
         self._gains: set[asyncio.Task[None]] = set()
         self._renewing: set[int] = set()  # partitions with a renewal in flight
+        self._heartbeating = False
+        #: what renewals measure of themselves, and the coordination requests sent
+        self.stats = RenewalStats()
         self._stopping = False
 
     # ------------------------------------------------------------------ queries
@@ -172,7 +179,7 @@ class Leadership:
         await self.tick()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._every(self.renew)),
+            loop.create_task(self._renew_forever()),
             loop.create_task(self._every(self._balance_in_background)),
         ]
 
@@ -221,6 +228,55 @@ class Leadership:
             except Exception:
                 log.exception("leadership round failed; trying again")
 
+    async def _renew_forever(self) -> None:
+        """Renewal rounds at a fixed rate, every third of a lease period on the monotonic
+        clock, whatever the previous round's renewals are still doing: each renewal (and the
+        heartbeat) is a task of its own, so a slow store delays no other renewal and no later
+        round; a lease whose renewal is still in flight is not renewed twice at once (each is
+        conditioned on the version the last one returned)."""
+        interval = self.lease_s / 3
+        due = self._mono() + interval
+        while True:
+            await asyncio.sleep(max(0.0, due - self._mono()))
+            now = self._mono()
+            late = max(0.0, now - due)
+            self.stats.round_started(late)
+            if late > interval:
+                log.warning(
+                    "lease renewal round %.1f s late: the event loop was blocked or the "
+                    "process paused",
+                    late,
+                )
+            due = max(due + interval, now)  # never a burst of rounds after a long stall
+            try:
+                self._renew_round()
+            except Exception:
+                log.exception("lease renewal round failed; trying again")
+
+    def _renew_round(self) -> list[asyncio.Task[None]]:
+        """Start a renewal of every lease held (and a heartbeat) unless one is in flight.
+
+        A lease whose validity ran out (the loop stalled, the store was slow) is renewed too,
+        not given up: while it is lapsed this process does not act on the partition
+        (``holds`` is False: drivers and commits wait), and a renewal that lands proves nobody
+        claimed it meanwhile (a claim moves the epoch the renewal is conditioned on), so
+        leadership goes on with nothing re-run; one that is fenced steps down. Giving a lapsed
+        lease up at once used to hand work over (and re-run its steps) for a stall of a
+        second."""
+        if self._stopping:
+            return []
+        loop = asyncio.get_running_loop()
+        started = []
+        for partition in list(self._owned):
+            if not self.holds(partition) and partition not in self._renewing:
+                log.warning("partition %d: lease lapsed (renewal late); renewing", partition)
+        if not self._heartbeating:
+            started.append(loop.create_task(self._heartbeat()))
+        for partition, lease in list(self._owned.items()):
+            if partition not in self._renewing:
+                started.append(loop.create_task(self._renew(partition, lease)))
+        return started
+
     # ------------------------------------------------------------------ rounds
 
     async def tick(self) -> None:
@@ -229,23 +285,19 @@ class Leadership:
         await asyncio.gather(*await self.balance())
 
     async def renew(self) -> None:
-        """Heartbeat and renew every lease held, concurrently; step down from any lease that
-        could not be renewed within its validity."""
-        if self._stopping:
-            return
-        for partition in list(self._owned):
-            if not self.holds(partition) and partition not in self._renewing:
-                log.warning("partition %d: lease not renewed in time; stepping down", partition)
-                self._lose(partition)
-        await asyncio.gather(
-            self._heartbeat(), *(self._renew(p, lease) for p, lease in list(self._owned.items()))
-        )
+        """One renewal round, waited for: heartbeat and renew every lease held, concurrently;
+        step down from any lease that could not be renewed within its validity."""
+        await asyncio.gather(*self._renew_round())
 
     async def _heartbeat(self) -> None:
+        self._heartbeating = True
+        self.stats.requests["heartbeat"] += 1
         try:
             await self.store.heartbeat(self.node, self.address, self._wall())
         except StoreError as exc:
             log.warning("heartbeat failed: %s", exc)
+        finally:
+            self._heartbeating = False
 
     async def _renew(self, partition: int, lease: LeaseRecord) -> None:
         if partition in self._renewing:
@@ -258,8 +310,17 @@ class Leadership:
 
     async def _renew_once(self, partition: int, lease: LeaseRecord) -> None:
         sent = self._mono()
+        self.stats.requests["renew"] += 1
         try:
-            renewed = await self.store.renew_lease(lease, self._wall())
+            # Bounded by the validity it could grant (counted from its send): past that, its
+            # success would restore nothing, and the rounds after it renew afresh. One given up
+            # may still land: harmless, a renewal is conditioned on the epoch, not the version.
+            async with asyncio.timeout(self.lease_s * SAFETY):
+                renewed = await self.store.renew_lease(lease, self._wall())
+        except TimeoutError:
+            self.stats.requests["renew_timed_out"] += 1
+            log.warning("partition %d: renewal not answered in time; renewing afresh", partition)
+            return
         except FencedError:
             log.warning("partition %d: lease taken over; stepping down", partition)
             self._lose(partition)
@@ -273,10 +334,19 @@ class Leadership:
         # nobody claimed the lease before it landed (a claim moves the epoch, and the renewal
         # is conditioned on ours); contenders restart their wait from its new version. While
         # the validity had lapsed we did not act (``holds`` was False; the engine waits).
+        answered = self._mono()
+        margin = self._valid_until.get(partition, answered) - answered
+        self.stats.renewed(answered - sent, margin)
         self._owned[partition] = renewed
-        self._valid_until[partition] = sent + self.lease_s * SAFETY
+        self._valid_until[partition] = self._validity(sent)
         if crashpoints.ARMED:
             crashpoints.reach("after-renewal")
+
+    def _validity(self, sent: float) -> float:
+        """Until when a lease claimed or renewed by a write sent at ``sent`` may be acted on:
+        ``lease_s * SAFETY`` later; forever on a store exclusive to this process (nobody else
+        can write it, so nobody can take the lease over: a stalled loop pauses nothing)."""
+        return math.inf if self.exclusive else sent + self.lease_s * SAFETY
 
     async def _balance_in_background(self) -> None:
         await self.balance()
@@ -286,6 +356,7 @@ class Leadership:
         Returns the recoveries started for the partitions claimed (they run on)."""
         if self._stopping:
             return []
+        self.stats.requests["list_leases"] += 1
         leases = {lease.partition: lease for lease in await self.store.list_leases()}
         now = self._mono()
         for partition, lease in leases.items():
@@ -321,12 +392,13 @@ class Leadership:
 
     async def _claim(self, partition: int, lease: LeaseRecord | None) -> asyncio.Task[None] | None:
         sent = self._mono()
+        self.stats.requests["claim"] += 1
         try:
             new = await self.store.claim_lease(partition, self.node, lease, self._wall())
         except ConflictError:
             return None  # someone else moved first
         self._owned[partition] = new
-        self._valid_until[partition] = sent + self.lease_s * SAFETY
+        self._valid_until[partition] = self._validity(sent)
         self._seen[partition] = (new.version, self._mono())
         log.info("partition %d: leader (epoch %d)", partition, new.epoch)
         if self.on_claim is not None:
@@ -355,6 +427,7 @@ class Leadership:
         """Members judged alive like leases: a heartbeat version that moved within a lease
         period of our monotonic clock. A member not yet watched that long counts as alive if
         its wall-clock heartbeat is recent (a start-up estimate). None if the store failed."""
+        self.stats.requests["list_members"] += 1
         try:
             members = await self.store.list_members()
         except StoreError:
@@ -393,9 +466,15 @@ class Leadership:
         hungry = [node for node in live if node != self.node and held.get(node, 0) < target]
         if not hungry:
             return
-        for partition in sorted(self._owned, reverse=True)[:surplus]:
-            lease = self._owned[partition]
-            self._lose(partition)
+        handed = sorted(self._owned, reverse=True)[:surplus]
+        for partition in handed:
             log.info("partition %d: handing over (leading more than a fair share)", partition)
+        if self.on_drain is not None:  # the attempts in flight commit first, side by side
+            await asyncio.gather(*(self.on_drain(p) for p in handed))
+        for partition in handed:
+            current = self._owned.get(partition)  # (renewed while draining)
+            if current is None:
+                continue  # lost meanwhile (fenced, lapsed): nothing to hand over
+            self._lose(partition)
             with contextlib.suppress(StoreError):
-                await self.store.release_lease(lease, self._wall())
+                await self.store.release_lease(current, self._wall())

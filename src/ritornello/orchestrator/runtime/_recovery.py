@@ -145,8 +145,8 @@ class Recovery:
                     log.exception("reading deployments failed; trying again")
             found = 0
             for p in self.leadership.owned():
-                if not self.core.is_ready(p):
-                    continue
+                if not self.core.is_ready(p) or self.core.is_draining(p):
+                    continue  # a partition being handed over: its messages are for its next leader
                 try:
                     found += await self.drain_inbox(p)
                 except asyncio.CancelledError:
@@ -160,12 +160,14 @@ class Recovery:
         """Reconcile every invocation named in the partition's inbox, then delete the
         messages, fenced by our epoch. Returns how many were read."""
         epoch = self.leadership.epoch(partition)
+        self.leadership.stats.requests["read_inbox"] += 1
         messages = await self.store.read_inbox(partition)
         if not messages or epoch is None:
             return len(messages)
         for inv_id in dict.fromkeys(inv for _, inv in messages):
             if not self.leadership.leads(partition) or not await self.reconcile(inv_id):
                 return len(messages)  # not ours now: the messages stay for whoever leads
+        self.leadership.stats.requests["ack_inbox"] += 1
         try:
             await self.store.ack_inbox(partition, [m for m, _ in messages], epoch)
         except FencedError:

@@ -100,7 +100,7 @@ class Watchdog:
         horizon = self.clock.now_ms() - older_than_ms
         began, seen = asyncio.get_running_loop().time(), 0
         for partition in self.leadership.owned():
-            if not self.leadership.leads(partition):
+            if not self.leadership.leads(partition) or self.core.is_draining(partition):
                 continue
             async for rec in self.store.scan_invocations(LIVE, partition=partition, page=PAGE):
                 seen += 1
