@@ -68,8 +68,7 @@ def soak(tmp: Path, seconds: float, clients: int = 16) -> dict[str, Any]:
             ]
             outputs = [p.communicate(timeout=seconds + 60)[0] for p in loads]
             spent = time.monotonic() - began
-            clusters = [http("GET", f"{o.admin}/cluster")[1] for o in orchs]
-            after = [c["renewals"] for c in clusters]
+            after = [http("GET", f"{o.admin}/cluster")[1]["renewals"] for o in orchs]
         finally:
             for orch in orchs:
                 orch.kill9()
@@ -79,8 +78,6 @@ def soak(tmp: Path, seconds: float, clients: int = 16) -> dict[str, Any]:
     for b, a in zip(before, after, strict=True):
         sent = {k: a["requests"].get(k, 0) - b["requests"].get(k, 0) for k in a["requests"]}
         nodes.append({**a, "requests_per_s": round(sum(sent.values()) / spent, 1)})
-    for node, c in zip(nodes, clusters, strict=True):
-        node["pacing"] = c["store_pacing"]
     return {
         "seconds": round(spent, 1),
         "calls": calls,
@@ -114,7 +111,6 @@ def main() -> None:
             f"{node['round_trip_p99_ms']} ms max {node['round_trip_max_ms']} ms, least margin "
             f"{node['margin_min_ms']} ms, coordination {node['requests_per_s']} requests/s"
         )
-        print(f"  pacing of data requests: {node['pacing']}")
     if any(node["lapses"] for node in result["nodes"]):
         raise SystemExit("a lease lapsed under load")
 

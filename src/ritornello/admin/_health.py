@@ -42,7 +42,6 @@ def health_router(engine: Engine) -> APIRouter:
             "leading": engine.leadership.owned(),
             "counters": dict(engine.counters),
             "renewals": engine.leadership.stats.view(),
-            "store_pacing": engine.store.pacing(),
             "leases": [
                 {
                     "partition": lease.partition,

@@ -76,26 +76,12 @@ class Renewals(BaseModel):
     requests: dict[str, int] = Field(description="coordination requests sent, by kind")
 
 
-class StorePacing(BaseModel):
-    """How this orchestrator paces its data requests to a shared store (docs/dynamodb.md)."""
-
-    limit: int = Field(description="data requests it may have in flight now")
-    ceiling: int
-    target_ms: int = Field(description="the latency above which the limit is cut")
-    in_flight: int
-    waiting: int
-    waited: int = Field(description="requests that waited for a slot, since start")
-    slow: int = Field(description="requests slower than the target, since start")
-    cuts: int = Field(description="times the limit was cut, since start")
-
-
 class Cluster(BaseModel):
     node: str
     partitions: int
     leading: list[int]
     counters: dict[str, int]
     renewals: Renewals
-    store_pacing: StorePacing | None = Field(description="None: a store used by one process")
     leases: list[Lease]
     members: list[Member]
 

@@ -11,7 +11,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from ritornello.store.records import (
     STATUSES,
@@ -40,11 +40,6 @@ class Store(ABC):
     #: True when no other process can use the store while this one has it open (SQLite's
     #: file lock): a lone orchestrator then claims every lease at once after a restart.
     exclusive: bool = False
-
-    def pacing(self) -> dict[str, Any] | None:
-        """How this process paces its requests to a store shared with others (DynamoDB:
-        ``_pacing.AdaptiveLimit.view``), for ``GET /cluster``; None where nothing is paced."""
-        return None
 
     async def __aenter__(self) -> Self:
         await self.open()

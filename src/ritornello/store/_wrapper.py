@@ -6,7 +6,7 @@ more thought than "call again")."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ritornello.store._base import Store
 from ritornello.store.records import (
@@ -29,9 +29,6 @@ class StoreWrapper(Store):
     def __init__(self, inner: Store) -> None:
         self.inner = inner
         self.exclusive = inner.exclusive
-
-    def pacing(self) -> dict[str, Any] | None:
-        return self.inner.pacing()
 
     async def _call(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run one call of ``method`` on the inner store (the hook wrappers override)."""

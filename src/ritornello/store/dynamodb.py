@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import threading
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ritornello.store import _dynamo_keys as keys
@@ -47,7 +47,6 @@ from ritornello.store._dynamo_models import InvocationItem, key_from, key_of
 from ritornello.store._dynamo_reads import Reads
 from ritornello.store._dynamo_schedules import Schedules
 from ritornello.store._dynamo_stats import DynamoStats
-from ritornello.store._pacing import AdaptiveLimit
 from ritornello.store.errors import (
     ConflictError,
     StoreClosedError,
@@ -86,17 +85,11 @@ def _unheard(write: asyncio.Future[None]) -> None:
 class DynamoStore(Store):
     """A DynamoDB table (``settings.table``); values past ~350 KB go to ``settings.bucket``."""
 
-    def __init__(
-        self, settings: DynamoSettings, *, threads: int = 16, latency_target_s: float = 0.25
-    ) -> None:
-        """``threads`` data requests at most in flight (and connections); fewer while the
-        table answers slower than ``latency_target_s`` (``_pacing``: a lease renewal waits
-        behind what this process and the others have queued at the table)."""
+    def __init__(self, settings: DynamoSettings, *, threads: int = 16) -> None:
         self.settings = settings
         self.partitions = settings.partitions
         self.stats = DynamoStats()
         self._threads = threads
-        self._pace = AdaptiveLimit(threads, target_s=latency_target_s)
         self._executor: ThreadPoolExecutor | None = None
         self._lease_executor: ThreadPoolExecutor | None = None
         self._client: DynamoClient | None = None
@@ -179,41 +172,11 @@ class DynamoStore(Store):
         return asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """``fn(*args)`` on a data thread, once the pacing grants a slot; the slot is held
-        while the thread runs it (a cancelled caller does not free it early) and the time it
-        took is what the pacing learns from."""
         if self._closed:
             raise StoreClosedError("the store is closed")
         if not self._opened:
             raise StoreError("the store is not open")
-        await self._pace.acquire()
-        loop = asyncio.get_running_loop()
-        took: list[float] = []
-
-        def timed() -> _T:
-            began = time.monotonic()
-            try:
-                return fn(*args)
-            finally:
-                took.append(time.monotonic() - began)
-
-        def ended(_: Future[_T]) -> None:  # on the thread that ran it (or that cancelled it)
-            try:
-                loop.call_soon_threadsafe(self._pace.release, took[0] if took else None)
-            except RuntimeError:  # the loop is closed: nobody waits for a slot any more
-                pass
-
-        try:
-            assert self._executor is not None
-            running = self._executor.submit(timed)
-        except BaseException:
-            self._pace.release(None)
-            raise
-        running.add_done_callback(ended)
-        return await asyncio.wrap_future(running)
-
-    def pacing(self) -> dict[str, Any] | None:
-        return self._pace.view()
+        return await self._submit(functools.partial(fn, *args))
 
     async def _run_lease(self, fn: Callable[[], _T]) -> _T:
         """Like ``_run``, on the leadership lane."""
