@@ -55,29 +55,18 @@ def winner(outcomes: list[Outcome], status: int) -> int:
     return found
 
 
+def _answer(orch: Orchestrator, path: str, what: str) -> Any:
+    """The first non-empty 200 answer of ``POST path`` at ``orch``'s ingress, polled."""
+    for _ in range(500):
+        status, body, _ = http("POST", f"{orch.ingress}{path}")
+        if status == 200 and body is not None:
+            return body
+        time.sleep(0.02)
+    raise AssertionError(f"{orch.ingress}: {what}")
+
+
 def _published(orch: Orchestrator, key: str) -> str:
-    for _ in range(500):
-        status, aid, _ = http("POST", f"{orch.ingress}/restate/call/Approval/{key}/pending")
-        if status == 200 and aid:
-            return str(aid)
-        time.sleep(0.02)
-    raise AssertionError("no awakeable published")
-
-
-def _published_or_none(orch: Orchestrator) -> None:
-    for _ in range(500):
-        if http("POST", f"{orch.ingress}/restate/call/Approval/warm/pending")[0] == 200:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{orch.ingress} never found the deployment")
-
-
-def _flow_known(orch: Orchestrator) -> None:
-    for _ in range(500):
-        if http("POST", f"{orch.ingress}/restate/call/Flow/warm/peek")[0] == 200:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{orch.ingress} never found the workflow's deployment")
+    return str(_answer(orch, f"/restate/call/Approval/{key}/pending", "no awakeable published"))
 
 
 def races(orchs: list[Orchestrator]) -> None:
@@ -91,8 +80,7 @@ def races(orchs: list[Orchestrator]) -> None:
         return orchs[i % len(orchs)].admin
 
     for orch in orchs:  # each knows the deployments (another's is found on a miss, lazily)
-        _published_or_none(orch)
-        _flow_known(orch)
+        _answer(orch, "/restate/call/Flow/warm/peek", "never found the workflow's deployment")
 
     # N resolves of one awakeable (three times: a race lost by chance proves nothing)
     send = f"{first.ingress}/restate/send/Approval"
