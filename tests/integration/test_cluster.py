@@ -255,6 +255,46 @@ def crashapp(tmp_path: Path) -> Iterator[Endpoint]:
     endpoint.terminate()
 
 
+@pytest.mark.timeout(120)
+def test_calls_waiting_at_an_orchestrator_that_stops_get_their_results(
+    tmp_path: Path, moto: dict[str, str], crashapp: Endpoint
+) -> None:
+    """SIGTERM an orchestrator while clients wait there for six-step invocations (of
+    partitions it leads and of ones it does not): it drains, hands its partitions over, and
+    the waiting calls get their results as the other orchestrator finishes them (they used
+    to get 503 "attach again")."""
+    url = "dynamodb://ritornello-stopcalls?region=us-east-1&partitions=8"
+    store_init(url, moto)
+    orchs = _orchestrators(tmp_path, url, moto, ["o0", "o1"], **ENV)
+    try:
+        status, body, _ = http("POST", f"{orchs[0].admin}/deployments", {"uri": crashapp.uri})
+        assert status == 201, body
+        wait_until(
+            lambda: sum(len(_cluster(o)["leading"]) for o in orchs) == 8, 20, "8 partitions led"
+        )
+        leaving = orchs[1]
+        args = {"steps": STEPS, "step_ms": 300}
+
+        def call(i: int) -> tuple[int, Any]:
+            path = f"{leaving.ingress}/restate/call/Worker/stop{i}/slow_work"
+            status, answer, _ = http("POST", path, args, timeout=60)
+            return status, answer
+
+        with ThreadPoolExecutor(6) as pool:
+            calls = [pool.submit(call, i) for i in range(6)]
+            time.sleep(0.8)  # each has started its steps
+            assert leaving.terminate(timeout=60) == 0, leaving.output()
+            answers = [c.result() for c in calls]
+        expected = {"total": sum(range(STEPS)), "progress": STEPS}
+        assert answers == [(200, expected)] * 6, answers
+        runs = _executions(tmp_path / "ledger.txt")
+        steps = [k for k in runs if k[1].startswith("step-")]
+        assert len(steps) == 6 * STEPS and all(len(runs[k]) == 1 for k in steps), runs
+    finally:
+        for orch in orchs:
+            orch.kill9()
+
+
 @pytest.mark.timeout(300)
 def test_partitions_change_hands_on_joins_sigterms_and_pauses_without_running_a_step_twice(
     tmp_path: Path, moto: dict[str, str], crashapp: Endpoint

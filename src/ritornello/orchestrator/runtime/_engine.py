@@ -319,10 +319,14 @@ class Engine:
         ``drain_s``), then stop driving and release the leases, so successors take over at
         once and re-run nothing that had run. What had not committed by then stays running in
         the store and is re-driven by the next leader; nothing is lost, because nothing is
-        acknowledged before its commit."""
+        acknowledged before its commit. Clients still waiting here for a result (``/call``,
+        ``/attach``) then get it from the store as the successors finish, within what is left
+        of ``drain_s``; after that (or at once, on a store no other process uses) they are
+        answered 503 with the invocation's id, to attach again."""
         if self._closing:
             return
         self._closing = True
+        began = asyncio.get_running_loop().time()
         self.apply(Closing())
         await self.timers.stop()
         await self.schedules.stop()
@@ -337,6 +341,11 @@ class Engine:
         await asyncio.gather(*background, return_exceptions=True)
         await self.drivers.stop()
         await self.leadership.stop()  # successors need not wait for our leases to expire
+        if not self.store.exclusive:
+            left = began + self.drain_s - asyncio.get_running_loop().time()
+            still = await self.waiters.settle(max(0.0, left))
+            if still:
+                log.info("%d clients still waiting for results: told to attach again", still)
         self.waiters.shut_down()
         await self.deployments.close()
 

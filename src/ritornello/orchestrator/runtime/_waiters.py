@@ -18,6 +18,7 @@ class Waiters:
 
     def __init__(self) -> None:
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
+        self._emptied = asyncio.Event()  # set whenever nobody waits (checked by ``settle``)
 
     def add(self, invocation_id: str) -> asyncio.Future[str]:
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -31,11 +32,30 @@ class Waiters:
                 waiters.remove(fut)
             if not waiters:
                 del self._waiters[invocation_id]
+                if not self._waiters:
+                    self._emptied.set()
 
     def reply(self, invocation_id: str, result: str) -> None:
         for fut in self._waiters.pop(invocation_id, []):
             if not fut.done():
                 fut.set_result(result)
+
+    async def settle(self, within_s: float) -> int:
+        """Wait until no client waits here any more, at most ``within_s``; how many still
+        wait then. (A stopping orchestrator that handed its partitions over: the invocations
+        its clients wait for go on at their next leaders, and ``wait_result`` reads their
+        results from the store.)"""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while self._waiters:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._emptied.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._emptied.wait()
+        return sum(len(w) for w in self._waiters.values())
 
     def shut_down(self) -> None:
         """The orchestrator stops: every waiter is told to attach again after the restart."""
