@@ -31,14 +31,19 @@ class Waiters:
             with contextlib.suppress(ValueError):
                 waiters.remove(fut)
             if not waiters:
-                del self._waiters[invocation_id]
-                if not self._waiters:
-                    self._emptied.set()
+                self._forget(invocation_id)
 
     def reply(self, invocation_id: str, result: str) -> None:
-        for fut in self._waiters.pop(invocation_id, []):
+        for fut in self._waiters.get(invocation_id, ()):
             if not fut.done():
                 fut.set_result(result)
+        self._forget(invocation_id)
+
+    def _forget(self, invocation_id: str) -> None:
+        """Nobody waits for this invocation any more; ``settle`` hears when nobody waits."""
+        self._waiters.pop(invocation_id, None)
+        if not self._waiters:
+            self._emptied.set()
 
     async def settle(self, within_s: float) -> int:
         """Wait until no client waits here any more, at most ``within_s``; how many still
