@@ -196,6 +196,27 @@ def moto_process(tmp: Path) -> Iterator[dict[str, str]]:
         proc.kill9()
 
 
+def orchestrators(
+    tmp: Path, store: str, aws: dict[str, str], names: list[str], **env: str
+) -> list[Orchestrator]:
+    """One ``ritornello serve`` per name on one shared store (``aws``: moto's environment),
+    each in ``tmp/NAME`` with that node id, started in turn."""
+    started = []
+    for name in names:
+        home = tmp / name
+        home.mkdir()
+        orch = Orchestrator(home, store=store, RITORNELLO_NODE_ID=name, **aws, **env)
+        started.append(orch.start())
+    return started
+
+
+def cluster_view(orch: Orchestrator) -> dict[str, Any]:
+    """``GET /cluster`` of ``orch`` (it must answer 200)."""
+    status, body, _ = http("GET", f"{orch.admin}/cluster")
+    assert status == 200, body
+    return body  # type: ignore[no-any-return]
+
+
 def wait_until(predicate: Callable[[], object], within_s: float, what: str) -> None:
     """Poll ``predicate`` until it is true; AssertionError naming ``what`` after ``within_s``."""
     deadline = time.monotonic() + within_s

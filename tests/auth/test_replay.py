@@ -211,6 +211,14 @@ def test_a_signed_streamed_exchange_replayed_is_refused(endpoint: Endpoint) -> N
     assert "replayed" in answer[0]["message"], answer
 
 
+async def _next_or_refusal(live: InvokeStream) -> str:
+    """What the endpoint does after a forged line: an answer (it went on) or the error."""
+    try:
+        return f"went on: {(await live.next(10))!r}"
+    except InvokerError as exc:
+        return str(exc)
+
+
 def test_an_ack_from_another_exchange_is_refused(endpoint: Endpoint) -> None:
     captured = capture_stream(endpoint.port, "inv_ack_source", 3)
     head_end = captured.index(b"\r\n\r\n") + 4
@@ -225,10 +233,7 @@ def test_an_ack_from_another_exchange_is_refused(endpoint: Endpoint) -> None:
             first = InvokeResponse.decode(await live.next(10))
             assert first.status == "checkpoint"
             live._stream.send_framed(framed)  # type: ignore[attr-defined]
-            try:
-                return f"went on: {(await live.next(10))!r}"
-            except InvokerError as exc:
-                return str(exc)
+            return await _next_or_refusal(live)
         finally:
             await invoker.close()
 
@@ -249,10 +254,7 @@ def test_an_ack_sent_again_is_refused(endpoint: Endpoint) -> None:
                 sent = bytes(proxy.sent[0])
                 ack = chunks(sent[sent.index(b"\r\n\r\n") + 4 :])[1]
                 live._stream.send_framed(b"%x\r\n%s\r\n" % (len(ack), ack))  # type: ignore[attr-defined]
-                try:
-                    return f"went on: {(await live.next(10))!r}"
-                except InvokerError as exc:
-                    return str(exc)
+                return await _next_or_refusal(live)
             finally:
                 await invoker.close()
 

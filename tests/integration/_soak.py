@@ -16,7 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.procs import ROOT, Endpoint, Orchestrator, http, moto_process, store_init, wait_until
+from tests.procs import (
+    ROOT,
+    Endpoint,
+    Orchestrator,
+    cluster_view,
+    http,
+    moto_process,
+    orchestrators,
+    store_init,
+    wait_until,
+)
 
 APPS = ROOT / "tests" / "apps"
 LUA = """
@@ -35,18 +45,15 @@ def soak(tmp: Path, seconds: float, clients: int = 16) -> dict[str, Any]:
         endpoint = Endpoint(tmp, APPS, "crashapp").start()
         orchs: list[Orchestrator] = []
         try:
-            for name in ("s0", "s1", "s2"):
-                home = tmp / name
-                home.mkdir()
-                orchs.append(Orchestrator(home, store=url, RITORNELLO_NODE_ID=name, **moto).start())
+            orchs = orchestrators(tmp, url, moto, ["s0", "s1", "s2"])
             status, body, _ = http("POST", f"{orchs[0].admin}/deployments", {"uri": endpoint.uri})
             assert status == 201, body
 
             def balanced() -> bool:
-                return all(len(http("GET", f"{o.admin}/cluster")[1]["leading"]) >= 2 for o in orchs)
+                return all(len(cluster_view(o)["leading"]) >= 2 for o in orchs)
 
             wait_until(balanced, 60, "8 partitions shared by 3 orchestrators")
-            before = [http("GET", f"{o.admin}/cluster")[1]["renewals"] for o in orchs]
+            before = [cluster_view(o)["renewals"] for o in orchs]
             script = tmp / "post.lua"
             script.write_text(LUA)
             began = time.monotonic()
@@ -68,7 +75,7 @@ def soak(tmp: Path, seconds: float, clients: int = 16) -> dict[str, Any]:
             ]
             outputs = [p.communicate(timeout=seconds + 60)[0] for p in loads]
             spent = time.monotonic() - began
-            after = [http("GET", f"{o.admin}/cluster")[1]["renewals"] for o in orchs]
+            after = [cluster_view(o)["renewals"] for o in orchs]
         finally:
             for orch in orchs:
                 orch.kill9()

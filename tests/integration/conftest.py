@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import ROOT, Endpoint, Orchestrator, http
+from tests.procs import ROOT, Endpoint, Orchestrator, http, moto_process
 
 
 class Stack:
@@ -38,3 +38,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         orch.terminate()
         endpoint.terminate()
+
+
+@pytest.fixture
+def moto(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """moto's server as its own process; the AWS environment that points boto3 at it."""
+    with moto_process(tmp_path) as env:
+        yield env

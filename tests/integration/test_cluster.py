@@ -23,26 +23,18 @@ from typing import Any
 import pytest
 
 from tests.integration._soak import soak
-from tests.procs import ROOT, Endpoint, Orchestrator, http, moto_process, store_init, wait_until
+from tests.procs import (
+    ROOT,
+    Endpoint,
+    Orchestrator,
+    cluster_view,
+    http,
+    orchestrators,
+    store_init,
+    wait_until,
+)
 
 APPS = ROOT / "tests" / "apps"
-
-
-@pytest.fixture
-def moto(tmp_path: Path) -> Iterator[dict[str, str]]:
-    with moto_process(tmp_path) as env:
-        yield env
-
-
-def _orchestrators(
-    tmp_path: Path, url: str, moto: dict[str, str], names: list[str], **env: str
-) -> list[Orchestrator]:
-    orchs = []
-    for name in names:
-        home = tmp_path / name
-        home.mkdir()
-        orchs.append(Orchestrator(home, store=url, RITORNELLO_NODE_ID=name, **moto, **env).start())
-    return orchs
 
 
 @pytest.mark.timeout(120)
@@ -58,7 +50,7 @@ def test_a_deployment_registered_through_one_orchestrator_is_found_at_once_by_an
     endpoint = Endpoint(
         tmp_path, APPS, "crashapp", RITORNELLO_TEST_LEDGER=str(tmp_path / "ledger.txt")
     ).start()
-    a, b = _orchestrators(tmp_path, url, moto, ["a", "b"])
+    a, b = orchestrators(tmp_path, url, moto, ["a", "b"])
     try:
         # B has read the (empty) deployments and answers 404 for the service, as it should
         status, body, _ = http("POST", f"{b.ingress}/restate/call/Adder/add", [1, 2])
@@ -89,10 +81,14 @@ ENV = {
 }
 
 
-def _cluster(orch: Orchestrator) -> dict[str, Any]:
-    status, body, _ = http("GET", f"{orch.admin}/cluster")
-    assert status == 200, body
-    return body  # type: ignore[no-any-return]
+def _wait_all_led(orchs: list[Orchestrator], within_s: float) -> None:
+    """Until ``orchs`` lead all 8 partitions between them."""
+    names = ", ".join(o.log.parent.name for o in orchs)
+    wait_until(
+        lambda: sum(len(cluster_view(o)["leading"]) for o in orchs) == 8,
+        within_s,
+        f"{names} lead all 8 partitions",
+    )
 
 
 def _executions(ledger: Path) -> dict[tuple[str, str], list[float]]:
@@ -265,13 +261,11 @@ def test_calls_waiting_at_an_orchestrator_that_stops_get_their_results(
     to get 503 "attach again")."""
     url = "dynamodb://ritornello-stopcalls?region=us-east-1&partitions=8"
     store_init(url, moto)
-    orchs = _orchestrators(tmp_path, url, moto, ["o0", "o1"], **ENV)
+    orchs = orchestrators(tmp_path, url, moto, ["o0", "o1"], **ENV)
     try:
         status, body, _ = http("POST", f"{orchs[0].admin}/deployments", {"uri": crashapp.uri})
         assert status == 201, body
-        wait_until(
-            lambda: sum(len(_cluster(o)["leading"]) for o in orchs) == 8, 20, "8 partitions led"
-        )
+        _wait_all_led(orchs, 20)
         leaving = orchs[1]
         args = {"steps": STEPS, "step_ms": 300}
 
@@ -312,20 +306,18 @@ def test_partitions_change_hands_on_joins_sigterms_and_pauses_without_running_a_
     lapsed while its process was paused is renewed when it resumes, not given up."""
     url = "dynamodb://ritornello-handover?region=us-east-1&partitions=8"
     store_init(url, moto)
-    orchs = _orchestrators(tmp_path, url, moto, ["o0", "o1"], **ENV)
+    orchs = orchestrators(tmp_path, url, moto, ["o0", "o1"], **ENV)
     load = _Load(list(orchs))
     try:
         status, body, _ = http("POST", f"{orchs[0].admin}/deployments", {"uri": crashapp.uri})
         assert status == 201, body
-        wait_until(
-            lambda: sum(len(_cluster(o)["leading"]) for o in orchs) == 8, 20, "8 partitions led"
-        )
+        _wait_all_led(orchs, 20)
         load.start()
         time.sleep(1.5)
-        joined = _orchestrators(tmp_path, url, moto, ["o2"], **ENV)[0]
+        joined = orchestrators(tmp_path, url, moto, ["o2"], **ENV)[0]
         orchs.append(joined)
         load.up.append(joined)
-        wait_until(lambda: len(_cluster(joined)["leading"]) >= 2, 30, "o2 takes partitions")
+        wait_until(lambda: len(cluster_view(joined)["leading"]) >= 2, 30, "o2 takes partitions")
         paused = orchs[0]
         assert paused.proc is not None
         os.kill(paused.proc.pid, signal.SIGSTOP)  # half a lease period: nobody takes over
@@ -338,11 +330,7 @@ def test_partitions_change_hands_on_joins_sigterms_and_pauses_without_running_a_
         stopped_at = time.monotonic()
         assert leaving.terminate(timeout=60) == 0, leaving.output()
         survivors = [orchs[0], joined]
-        wait_until(
-            lambda: sum(len(_cluster(o)["leading"]) for o in survivors) == 8,
-            30,
-            "the survivors lead all 8 partitions",
-        )
+        _wait_all_led(survivors, 30)
         time.sleep(1.0)
         load.stop()
         if load.refused:
@@ -361,7 +349,7 @@ def test_partitions_change_hands_on_joins_sigterms_and_pauses_without_running_a_
             "to recovered on the next leader)"
         )
         for orch in survivors:
-            print(orch.log.parent.name, _cluster(orch)["renewals"])
+            print(orch.log.parent.name, cluster_view(orch)["renewals"])
         assert max(handovers) < 10, handovers
     finally:
         load.stop()
@@ -383,13 +371,13 @@ def test_a_kill_9_in_a_cluster_reruns_only_what_it_interrupted(
     its runs is a bug. Requests to the survivors are all answered as usual."""
     url = "dynamodb://ritornello-kill?region=us-east-1&partitions=8"
     store_init(url, moto)
-    orchs = _orchestrators(tmp_path, url, moto, ["k0", "k1", "k2"], **ENV)
+    orchs = orchestrators(tmp_path, url, moto, ["k0", "k1", "k2"], **ENV)
     load = _Load(list(orchs))
     try:
         status, body, _ = http("POST", f"{orchs[0].admin}/deployments", {"uri": crashapp.uri})
         assert status == 201, body
         wait_until(
-            lambda: [len(_cluster(o)["leading"]) for o in orchs].count(0) == 0,
+            lambda: [len(cluster_view(o)["leading"]) for o in orchs].count(0) == 0,
             30,
             "every orchestrator leads partitions",
         )
@@ -401,11 +389,7 @@ def test_a_kill_9_in_a_cluster_reruns_only_what_it_interrupted(
         killed_at = time.time()
         victim.kill9()
         survivors = [orchs[0], orchs[2]]
-        wait_until(
-            lambda: sum(len(_cluster(o)["leading"]) for o in survivors) == 8,
-            30,
-            "the survivors lead all 8 partitions",
-        )
+        _wait_all_led(survivors, 30)
         time.sleep(1.0)
         load.stop()
         refused = [r for r in load.refused if r[0] != victim.log.parent.name]

@@ -18,14 +18,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, Endpoint, Orchestrator, http, moto_process, store_init
+from tests.procs import ROOT, Endpoint, Orchestrator, http, orchestrators, store_init
 
 APPS = ROOT / "tests" / "apps"
 N = 20
@@ -187,12 +187,6 @@ def test_races_on_sqlite(tmp_path: Path) -> None:
             endpoint.terminate()
 
 
-@pytest.fixture
-def moto(tmp_path: Path) -> Iterator[dict[str, str]]:
-    with moto_process(tmp_path) as env:
-        yield env
-
-
 @pytest.mark.timeout(240)
 def test_races_on_dynamodb_with_two_orchestrators(tmp_path: Path, moto: dict[str, str]) -> None:
     url = "dynamodb://ritornello-races?region=us-east-1&partitions=4"
@@ -200,18 +194,7 @@ def test_races_on_dynamodb_with_two_orchestrators(tmp_path: Path, moto: dict[str
     endpoints = _endpoints(tmp_path)
     orchs: list[Orchestrator] = []
     try:
-        for i in range(2):
-            home = tmp_path / f"o{i}"
-            home.mkdir()
-            orchs.append(
-                Orchestrator(
-                    home,
-                    store=url,
-                    RITORNELLO_NODE_ID=f"o{i}",
-                    RITORNELLO_INBOX_INTERVAL_S="0.05",
-                    **moto,
-                ).start()
-            )
+        orchs = orchestrators(tmp_path, url, moto, ["o0", "o1"], RITORNELLO_INBOX_INTERVAL_S="0.05")
         _register(orchs[0], *endpoints)
         races(orchs)
     finally:

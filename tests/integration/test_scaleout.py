@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,9 @@ from tests.procs import (
     ROOT,
     Endpoint,
     Orchestrator,
+    cluster_view,
     http,
-    moto_process,
+    orchestrators,
     sqlite_writers,
     store_init,
     wait_until,
@@ -40,18 +40,6 @@ STEPS = 10
 TABLE = "ritornello-scaleout"
 
 
-@pytest.fixture
-def moto(tmp_path: Path) -> Iterator[dict[str, str]]:
-    with moto_process(tmp_path) as env:
-        yield env
-
-
-def _cluster(orch: Orchestrator) -> dict[str, Any]:
-    status, body, _ = http("GET", f"{orch.admin}/cluster")
-    assert status == 200, body
-    return body  # type: ignore[no-any-return]
-
-
 @pytest.mark.timeout(300)
 def test_takeover_from_a_paused_and_a_killed_orchestrator(
     tmp_path: Path, moto: dict[str, str]
@@ -60,33 +48,21 @@ def test_takeover_from_a_paused_and_a_killed_orchestrator(
     store_init(url, moto)
     ledger = tmp_path / "ledger.txt"
     endpoint = Endpoint(tmp_path, APPS, "crashapp", RITORNELLO_TEST_LEDGER=str(ledger)).start()
-    orchs: list[Orchestrator] = []
-    for i in range(3):
-        home = tmp_path / f"o{i}"
-        home.mkdir()
-        orchs.append(
-            Orchestrator(
-                home,
-                store=url,
-                RITORNELLO_NODE_ID=f"o{i}",
-                RITORNELLO_LEASE_S="2",
-                RITORNELLO_INBOX_INTERVAL_S="0.05",
-                **moto,
-            ).start()
-        )
+    env = {"RITORNELLO_LEASE_S": "2", "RITORNELLO_INBOX_INTERVAL_S": "0.05"}
+    orchs = orchestrators(tmp_path, url, moto, ["o0", "o1", "o2"], **env)
     paused: Orchestrator | None = None
     try:
         status, body, _ = http("POST", f"{orchs[0].admin}/deployments", {"uri": endpoint.uri})
         assert status == 201, body
 
         def balanced() -> bool:
-            leading = [len(_cluster(o)["leading"]) for o in orchs]
+            leading = [len(cluster_view(o)["leading"]) for o in orchs]
             return sum(leading) == 8 and max(leading) <= 3
 
         wait_until(balanced, 20, "8 partitions shared by 3 orchestrators")
         for o in orchs:  # serve prestarts a SQLite writer; on DynamoDB it ended it at once
             assert o.proc is not None and sqlite_writers(o.proc.pid) == [], o.output()
-        before = {lease["partition"]: lease for lease in _cluster(orchs[2])["leases"]}
+        before = {lease["partition"]: lease for lease in cluster_view(orchs[2])["leases"]}
 
         ids = []
         for i in range(N):
@@ -103,7 +79,7 @@ def test_takeover_from_a_paused_and_a_killed_orchestrator(
         stopped = time.monotonic()
 
         def taken_over() -> bool:
-            led = {p for o in (victim_kill, survivor) for p in _cluster(o)["leading"]}
+            led = {p for o in (victim_kill, survivor) for p in cluster_view(o)["leading"]}
             return len(led) == 8
 
         wait_until(taken_over, 4 * 2.0 + 4, "the paused leader's partitions taken over")
@@ -134,7 +110,7 @@ def test_takeover_from_a_paused_and_a_killed_orchestrator(
             print("unfinished:", *_diagnose(survivor, stuck), sep="\n")
             for orch in (victim_pause, survivor):
                 try:
-                    print(f"cluster seen by {orch.admin}:", _cluster(orch))
+                    print(f"cluster seen by {orch.admin}:", cluster_view(orch))
                 except OSError as exc:
                     print(f"{orch.admin} does not answer: {exc}")
             for i, orch in enumerate(orchs):
@@ -144,7 +120,7 @@ def test_takeover_from_a_paused_and_a_killed_orchestrator(
             print(f"logs kept in {keep}")
         assert not stuck, f"{len(stuck)} invocations did not finish"
 
-        after = {lease["partition"]: lease for lease in _cluster(survivor)["leases"]}
+        after = {lease["partition"]: lease for lease in cluster_view(survivor)["leases"]}
         moved = [p for p in after if after[p]["epoch"] > before[p]["epoch"]]
         assert moved, (before, after)
         assert all(after[p]["owner"] in ("o0", "o2") for p in after), after
