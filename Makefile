@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# npm packages of the Restate TypeScript SDK test app (tests/restate/ts); npm ci writes this file.
+TS_DEPS := tests/restate/ts/node_modules/.package-lock.json
 
 .PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-compare bench-dynamo clean system-deps
 
@@ -23,7 +25,15 @@ system-deps:
 	   apt-get install -y -q --no-install-recommends chromium chromium-driver wrk) || \
 	  echo "note: could not install chromium, chromium-driver and wrk; tests/ui and the bench smoke test need them"
 
-install: $(STAMP)
+# The Restate TypeScript SDK for tests/restate/test_ts_request_response.py, as pinned by its
+# package-lock.json. Best effort: without npm it says so and goes on; those tests then skip
+# locally and fail in CI.
+$(TS_DEPS): tests/restate/ts/package-lock.json
+	@command -v npm >/dev/null && \
+	  npm ci --prefix tests/restate/ts --no-audit --no-fund --loglevel=error && touch $@ || \
+	  echo "note: could not install tests/restate/ts's npm packages (node and npm needed); tests/restate/test_ts_request_response.py needs them"
+
+install: $(STAMP) $(TS_DEPS)
 
 run: $(STAMP)
 	$(BIN)/ritornello dev examples/app.py
@@ -38,7 +48,7 @@ typecheck: $(STAMP)
 importlint: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+unit: $(STAMP) $(TS_DEPS)
 	$(BIN)/pytest -q
 
 test: lint typecheck importlint unit
@@ -79,6 +89,12 @@ bench-compare: $(STAMP)
 # DynamoDB requests and request units per journaled step, priced (moto on loopback).
 bench-dynamo: $(STAMP)
 	$(BIN)/python benchmarks/dynamo_cost.py --invocations 50
+
+# Ritornello and the Restate server 1.7 (npm, into /tmp/restate-server on first use) with the
+# same restate-sdk endpoint, greet and ten, in a loopback-only network namespace (root). ~8 min.
+# BENCH_ARGS passes options, e.g. make bench-restate BENCH_ARGS='--seconds 10 --clients 1,64'.
+bench-restate: $(STAMP)
+	$(BIN)/python benchmarks/restate_compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .ritornello .pytest_cache .mypy_cache .ruff_cache

@@ -81,12 +81,19 @@ def invocation_view(r: InvocationRecord) -> dict[str, Any]:
     }
 
 
+#: Entry fields that hold a Restate endpoint's replay bytes (docs/restate-protocol.md): base64
+#: of protobuf payloads and raw values, for replay only; the view leaves them out.
+_REPLAY_BYTES = ("rb", "rv")
+
+
 def journal_view(entries: list[str], completions: list[str]) -> list[dict[str, Any]]:
     """Journal entries in order, each with its completion (if any) folded in."""
     done = {c["index"]: c for c in map(json.loads, completions)}
     journal = []
     for index, text in enumerate(entries):
         entry = json.loads(text)
+        for name in _REPLAY_BYTES:
+            entry.pop(name, None)
         item = {"index": index, **entry}
         if index in done:
             item["completion"] = {k: v for k, v in done[index].items() if k != "index"}

@@ -16,8 +16,10 @@ payload and a minimal context object, so boto3 pointed at it (``endpoint_url`` o
   ``DryRun`` answers 204.
 
 Handlers run on a thread pool, so concurrent invokes run concurrently (each one on its own
-thread, as each Lambda instance runs one at a time). Not emulated: signatures (any credentials
-pass), the function timeout, cold starts, logs.
+thread, as each Lambda instance runs one at a time). Each thread has an event loop of its own
+set as its current one, as Lambda's runtime thread has: a handler that drives its coroutines on
+``asyncio.get_event_loop()`` (the Restate Python SDK's) runs as it does on Lambda. Not
+emulated: signatures (any credentials pass), the function timeout, cold starts, logs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 import time
 import traceback
 import uuid
@@ -95,9 +98,17 @@ class LambdaEmulator:
         self.function_timeout_s = function_timeout_s
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="lambda-emulator")
         self._background: set[asyncio.Future[tuple[bool, bytes]]] = set()
+        self._thread = threading.local()  # each worker thread's event loop
+        self._loops: list[asyncio.AbstractEventLoop] = []  # all of them, closed by close()
+        self._loops_lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._loops_lock:
+            loops, self._loops = self._loops, []
+        for loop in loops:
+            if not loop.is_running():  # one still running a handler is left to it
+                loop.close()
 
     async def __call__(self, scope: dict[str, Any], receive: _Receive, send: _Send) -> None:
         if scope["type"] == "lifespan":
@@ -163,6 +174,12 @@ class LambdaEmulator:
 
     def _run(self, event: Any, context: LambdaContext) -> tuple[bool, bytes]:
         """Call the handler on a worker thread: (succeeded, JSON bytes of the result or error)."""
+        loop: asyncio.AbstractEventLoop | None = getattr(self._thread, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = self._thread.loop = asyncio.new_event_loop()
+            with self._loops_lock:
+                self._loops.append(loop)
+        asyncio.set_event_loop(loop)  # again each time: a handler's asyncio.run() unsets it
         try:
             result = self.handler(event, context)
         except Exception as exc:

@@ -27,6 +27,7 @@ from ritornello.protocol._ids import (
     new_deployment_id,
     new_id,
     parse_awakeable_id,
+    restate_awakeable_id,
 )
 from ritornello.protocol._messages import (
     STREAM_ACK,
@@ -75,4 +76,5 @@ __all__ = [
     "new_deployment_id",
     "new_id",
     "parse_awakeable_id",
+    "restate_awakeable_id",
 ]

@@ -6,6 +6,7 @@ once written; a ``call`` or ``sleep`` is completed only by a separate completion
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Final, TypedDict
 
 
@@ -32,6 +33,10 @@ class Entry(TypedDict, total=False):
     #: ``input`` only: the ingress request's headers (lower-case names), redacted before they
     #: were journaled (docs/auth.md); absent when the invocation did not come from the ingress.
     headers: dict[str, str]
+    #: ``signal`` only (Restate's SendSignal): the signal number (1 cancel, 17+ an awakeable)
+    #: or the name of a named signal; ``id`` is the target invocation.
+    signal: int
+    signal_name: str
 
 
 class Completion(TypedDict, total=False):
@@ -56,6 +61,7 @@ ENTRY_KINDS: Final = frozenset(
         "sleep",
         "awakeable",
         "complete_awakeable",
+        "signal",
         "promise_get",
         "promise_peek",
         "promise_complete",
@@ -66,6 +72,25 @@ ENTRY_KINDS: Final = frozenset(
 WAITING_KINDS: Final = frozenset({"call", "sleep", "awakeable", "promise_get", "promise_complete"})
 #: A completion with this index is the cancellation signal (not an entry's result).
 CANCEL_INDEX: Final = -1
+#: Restate's awakeables are signals, not entries (docs/restate-protocol.md): signal N is
+#: stored as the completion at index -N; -1 is cancel, 2..16 are reserved.
+FIRST_SIGNAL_AWAKEABLE: Final = 17
+
+
+def is_signal(index: int) -> bool:
+    """Whether a completion index names a signal (cancel, a Restate awakeable, or a named
+    signal)."""
+    return index == CANCEL_INDEX or index <= -FIRST_SIGNAL_AWAKEABLE
+
+
+def named_signal_index(name: str) -> int:
+    """The completion index of Restate's named signal ``name``: below -2**32, where no
+    numbered signal (a u32) reaches; 48 bits of SHA-256, so two names of one invocation
+    collide with odds of 2**-48."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return -(2**32 + int.from_bytes(digest[:6], "big"))
+
+
 #: The ``run`` entry that journals where a cancellation was raised; its value is the index of
 #: the entry whose await raised it.
 CANCEL_ENTRY: Final = "ctx.cancelled"
@@ -81,3 +106,16 @@ def completion_value(index: int, value: Any) -> Completion:
 def completion_failure(index: int, code: int, message: str) -> Completion:
     """A failed completion (the callee ended with a terminal error)."""
     return {"index": index, "failure": {"code": code, "message": message}}
+
+
+def signal_index(entry: Entry | dict[str, Any]) -> int | None:
+    """The completion index a ``signal`` entry targets (None: it names no valid signal):
+    ``signal`` 1 is cancel (-1), 17 and up an awakeable (-N); ``signal_name`` a named one."""
+    number, name = entry.get("signal"), entry.get("signal_name")
+    if isinstance(name, str) and name:
+        return named_signal_index(name)
+    if not isinstance(number, int) or isinstance(number, bool):
+        return None
+    if number == -CANCEL_INDEX or FIRST_SIGNAL_AWAKEABLE <= number < 2**32:
+        return -number
+    return None

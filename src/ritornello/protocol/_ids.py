@@ -16,6 +16,8 @@ import secrets
 import threading
 import time
 
+from ritornello.protocol._entries import FIRST_SIGNAL_AWAKEABLE
+
 _ID_CHARS = 26
 
 
@@ -85,9 +87,40 @@ def new_awakeable_id(invocation_id: str, index: int) -> str:
     return f"sign_{invocation_id[4:]}_{index}_{_b32(secrets.token_bytes(17))}"
 
 
+#: Restate's awakeable ids (its service protocol V5+): ``sign_1`` + base64url, unpadded, of the
+#: invocation's id bytes (Ritornello sends the ASCII invocation id) and the u32 big-endian
+#: signal index. Signals 1-16 are reserved (1 is cancel); awakeables start at 17.
+RESTATE_AWAKEABLE_PREFIX = "sign_1"
+
+
+def restate_awakeable_id(invocation_id: str, signal: int) -> str:
+    """The id a Restate SDK makes for awakeable ``signal`` of ``invocation_id``."""
+    raw = invocation_id.encode("ascii") + signal.to_bytes(4, "big")
+    return RESTATE_AWAKEABLE_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _parse_restate_awakeable(text: str) -> tuple[str, int] | None:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        return None
+    inv, signal = raw[:-4], int.from_bytes(raw[-4:], "big")
+    if len(inv) != 4 + _ID_CHARS or not inv.startswith(b"inv_") or not inv.isascii():
+        return None
+    if not FIRST_SIGNAL_AWAKEABLE <= signal < 2**31:
+        return None
+    return inv.decode("ascii"), -signal
+
+
 def parse_awakeable_id(awakeable_id: str) -> tuple[str, int] | None:
     """(invocation id, entry index) named by an awakeable id, or None if it is malformed.
-    The secret is checked against the journaled entry by the orchestrator."""
+    The secret is checked against the journaled entry by the orchestrator.
+
+    A Restate SDK's id (``sign_1...``) names a *signal*, not an entry: its index is the
+    negative signal number (-17, -18, ...), the completion index the signal is stored under
+    (as cancel, signal 1, is stored under -1)."""
+    if awakeable_id.startswith(RESTATE_AWAKEABLE_PREFIX):  # base32 ids never hold a "1"
+        return _parse_restate_awakeable(awakeable_id[len(RESTATE_AWAKEABLE_PREFIX) :])
     parts = awakeable_id.split("_")
     if len(parts) != 4 or parts[0] != "sign" or not parts[2].isdigit():
         return None

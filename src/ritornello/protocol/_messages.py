@@ -283,6 +283,12 @@ class DiscoveryResponse:
     services: tuple[ServiceInfo, ...]
     #: The endpoint answers streamed attempts over HTTP (``x-ritornello-stream: 1``).
     stream: bool = False
+    #: The wire protocol the endpoint speaks: ``ritornello`` (this module), or ``restate``
+    #: (Restate's service protocol, read from its endpoint manifest by the orchestrator).
+    wire: str = "ritornello"
+    #: What the wire protocol keeps about the endpoint beyond services and handlers (for
+    #: ``restate``: the negotiated version, the mode and the manifest as served).
+    wire_info: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -299,6 +305,9 @@ class DiscoveryResponse:
         }
         if self.stream:
             out["stream"] = True
+        if self.wire != "ritornello":
+            out["wire"] = self.wire
+            out["wire_info"] = self.wire_info or {}
         return out
 
     def encode(self) -> bytes:
@@ -332,7 +341,13 @@ class DiscoveryResponse:
             services.append(
                 ServiceInfo(name=_field(s, "name", str), kind=kind, handlers=tuple(handlers))
             )
-        return cls(services=tuple(services), stream=obj.get("stream") is True)
+        wire = obj.get("wire", "ritornello")
+        info = obj.get("wire_info")
+        if not isinstance(wire, str) or (info is not None and not isinstance(info, dict)):
+            raise ProtocolError("wire must be a name and wire_info an object")
+        return cls(
+            services=tuple(services), stream=obj.get("stream") is True, wire=wire, wire_info=info
+        )
 
 
 def _handler_dict(h: HandlerInfo) -> dict[str, Any]:

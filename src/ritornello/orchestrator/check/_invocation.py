@@ -11,10 +11,10 @@ from typing import Any
 from ritornello.orchestrator.core import partition_of
 from ritornello.protocol._entries import (
     CANCEL_ENTRY,
-    CANCEL_INDEX,
     ENTRY_KINDS,
     HANDLER_KINDS,
     WAITING_KINDS,
+    is_signal,
 )
 from ritornello.store import FINAL_STATUSES, STATUSES, InvocationRecord, Status
 
@@ -90,7 +90,7 @@ def check_journal(
         j.completed.add(index)
         if len(set(completion) & {"value", "failure"}) != 1:
             bad(f"completion of entry {index} holds neither exactly a value nor a failure")
-        if index == CANCEL_INDEX:
+        if is_signal(index):  # cancel, or a signal to a Restate endpoint
             continue
         if not 0 <= index < len(entries):
             bad(f"completion of entry {index}, which does not exist")

@@ -27,7 +27,7 @@ from ritornello.protocol import (
     derive_id,
     parse_awakeable_id,
 )
-from ritornello.protocol._entries import WAITING_KINDS
+from ritornello.protocol._entries import WAITING_KINDS, is_signal
 from ritornello.store.records import (
     CommitUnit,
     InvocationRecord,
@@ -47,6 +47,7 @@ from ._journal import (
     failure_result,
     input_entry_of,
     result_text,
+    signal_text,
     split_state,
     waiters_of,
 )
@@ -146,6 +147,7 @@ def apply_answer(
     retry: RetryPolicy,
     extra_timer_removals: list[TimerRecord] | None = None,
     awakeables: dict[str, tuple[str, int]] | None = None,
+    signals: dict[int, tuple[str, int]] | None = None,
     workflow_rows: dict[str, str] | None = None,
     started_workflows: set[tuple[str, str]] | None = None,
     partition_of: Callable[[str, str | None, str], int] | None = None,
@@ -154,7 +156,9 @@ def apply_answer(
     """Build the commit unit for ``answer`` to an attempt of ``record``.
 
     ``awakeables`` maps the awakeable ids this answer completes, already checked against
-    their journals by the engine, to (invocation id, entry index). ``workflow_rows`` are the
+    their journals by the engine, to (invocation id, entry index); ``signals`` maps the
+    position in the answer of each ``signal`` entry that reaches an open target to (target,
+    completion index). ``workflow_rows`` are the
     workflow key's state rows, read under the key's lock (promises and their waiters);
     ``started_workflows`` the (workflow, id) pairs whose run already exists;
     ``partition_of(service, key, id)`` places a callee (default: partition 0).
@@ -226,6 +230,10 @@ def apply_answer(
                 how = "failure" if "failure" in entry else "value"
                 text = completion_text(target[1], dumps({how: entry.get(how)}))
                 unit.completions.append((target[0], target[1], text))
+        elif kind == "signal":
+            sent = (signals or {}).get(n)
+            if sent is not None:  # an open target (``_drive._signals``): else nothing
+                unit.completions.append((sent[0], sent[1], signal_text(sent[1], entry)))
         elif kind == "sleep":
             duration = entry.get("duration_ms")
             if not isinstance(duration, int) or isinstance(duration, bool) or duration < 0:
@@ -256,7 +264,7 @@ def apply_answer(
     elif answer.status == "suspended":
         all_waitable = waitable.union(out.waitable)
         for i in answer.waiting:
-            if i not in all_waitable:
+            if i not in all_waitable and not is_signal(i):
                 raise AnswerError(f"suspended on entry {i}, which is not a call or sleep")
         fields.update(status=Status.SUSPENDED.value, waiting=tuple(answer.waiting))
     elif answer.status == "checkpoint":

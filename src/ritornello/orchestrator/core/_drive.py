@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ritornello.protocol import InvokeResponse, parse_awakeable_id
+from ritornello.protocol._entries import signal_index
 from ritornello.store.records import (
     FINAL_STATUSES,
     CommitUnit,
@@ -56,6 +57,7 @@ from ._events import (
 from ._invocation import Invocation
 from ._journal import CANCEL_INDEX, SLEPT_RESULT, completion_text, split_state
 from ._operator import awakeable_target
+from ._registry import Registry
 from ._state import CoreState, Driving, input_of
 
 #: What an answer that needed no lookup found.
@@ -138,7 +140,7 @@ def _before_attempt(core: CoreState, inv: Invocation) -> Decision:
 
 
 #: Entry kinds whose unit depends on something only a read can tell.
-_LOOKED_UP = frozenset({"complete_awakeable", "call", "send"})
+_LOOKED_UP = frozenset({"complete_awakeable", "call", "send", "signal"})
 
 
 def answered(core: CoreState, ev: Answered, now: int) -> Decision:
@@ -159,6 +161,10 @@ def answered(core: CoreState, ev: Answered, now: int) -> Decision:
             target = parse_awakeable_id(aid)
             if target is not None and target[0] != inv.rec.id and aid not in foreign:
                 foreign.append(aid)
+        elif kind == "signal":  # looked up by the target's id (``aid_invocation`` reads it)
+            target_id = str(entry.get("id"))
+            if target_id != inv.rec.id and target_id not in foreign:
+                foreign.append(target_id)
         elif kind in ("call", "send") and isinstance(entry.get("key"), str):
             service, _, handler = str(entry.get("name")).partition("/")
             found = core.registry.resolve(service, handler)
@@ -224,8 +230,13 @@ def _settle(
             retry=core.policy(rec) if answer.status == "error" else core.retry,
             extra_timer_removals=inv.timer_removals,
             awakeables=(
-                _awakeables(inv, answer.entries, found) if "complete_awakeable" in kinds else None
+                _awakeables(inv, answer.entries, found, core.registry)
+                if "complete_awakeable" in kinds
+                else None
             ),
+            signals=_signals(inv, answer.entries, found, core.registry)
+            if "signal" in kinds
+            else None,
             workflow_rows=found.rows,
             started_workflows=set(found.started) if found.started else None,
             partition_of=core.partition_of,
@@ -260,7 +271,9 @@ def _commit_outcome(core: CoreState, inv: Invocation, outcome: Outcome, now: int
     return core.emit(outcome.unit, rec.partition, _AnswerCommit(rec.id, outcome), now)
 
 
-def _awakeables(inv: Invocation, entries: list[Any], found: LookedUp) -> dict[str, tuple[str, int]]:
+def _awakeables(
+    inv: Invocation, entries: list[Any], found: LookedUp, registry: Registry
+) -> dict[str, tuple[str, int]]:
     """The awakeables an answer completes that really exist and are still open (an id that
     is forged, unknown or already completed completes nothing: first writer wins)."""
     result: dict[str, tuple[str, int]] = {}
@@ -272,8 +285,12 @@ def _awakeables(inv: Invocation, entries: list[Any], found: LookedUp) -> dict[st
         if target is None or aid in result:
             continue
         if target[0] == inv.rec.id:  # its own awakeable: this journal or this answer
-            own = [loads(e) for e in inv.entries] + list(entries[:n])
             i = target[1]
+            if i < 0:  # a Restate awakeable (a signal): open unless completed
+                if registry.signals(inv.rec.deployment_id) and i not in inv.completions:
+                    result[aid] = target
+                continue
+            own = [loads(e) for e in inv.entries] + list(entries[:n])
             if i < len(own) and own[i].get("id") == aid and i not in inv.completions:
                 result[aid] = target
             continue
@@ -281,9 +298,51 @@ def _awakeables(inv: Invocation, entries: list[Any], found: LookedUp) -> dict[st
         if read is None:
             continue
         try:
-            result[aid] = awakeable_target(aid, *read)
+            result[aid] = awakeable_target(aid, *read, registry)
         except OrchestratorError:
             continue  # forged, unknown, or completed already: completes nothing
+    return result
+
+
+def _signals(
+    inv: Invocation, entries: list[Any], found: LookedUp, registry: Registry
+) -> dict[int, tuple[str, int]]:
+    """The signals an answer sends that reach an open target: entry position -> (target,
+    completion index). Cancel (-1) reaches any started or waiting invocation; awakeable and
+    named signals only one of a Restate endpoint. Unknown, finished or already signalled
+    targets get nothing (first writer wins, as for awakeables)."""
+    result: dict[int, tuple[str, int]] = {}
+    sent: set[tuple[str, int]] = set()
+    created: dict[str, str] = {}  # callees this answer creates: id -> their deployment
+    for n, entry in enumerate(entries):
+        kind = entry.get("kind")
+        if kind in ("call", "send"):
+            service, _, handler = str(entry.get("name")).partition("/")
+            target = registry.resolve(service, handler)
+            created[str(entry.get("id"))] = target.deployment_id if target else ""
+        if kind != "signal":
+            continue
+        index = signal_index(entry)
+        target_id = str(entry.get("id"))
+        if index is None or (target_id, index) in sent:
+            continue
+        if target_id in created:  # created in this unit: open, nothing delivered yet
+            deployment = created[target_id]
+        else:
+            if target_id == inv.rec.id:
+                rec, done = inv.rec, set(inv.completions)
+            else:
+                read = found.awakeables.get(target_id)
+                if read is None or read[0] is None:
+                    continue
+                rec, done = read[0], {loads(c)["index"] for c in read[2]}
+            if rec.status in FINAL_STATUSES or index in done:
+                continue
+            deployment = rec.deployment_id
+        if index != CANCEL_INDEX and not registry.signals(deployment):
+            continue
+        result[n] = (target_id, index)
+        sent.add((target_id, index))
     return result
 
 

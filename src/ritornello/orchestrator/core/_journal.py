@@ -40,6 +40,22 @@ def completion_text(index: int, result: str) -> str:
     return f'{{"index":{index},{result[1:]}'
 
 
+def signal_text(index: int, entry: Entry) -> str:
+    """The completion a ``signal`` entry delivers at ``index``: cancel is the cancellation
+    every SDK reads (``CANCELLED_RESULT``); another signal carries its value or failure (and
+    a named signal its name, for the endpoint)."""
+    if index == CANCEL_INDEX:
+        return completion_text(index, CANCELLED_RESULT)
+    out: dict[str, Any] = {"index": index}
+    if "signal_name" in entry:
+        out["name"] = entry["signal_name"]
+    if "failure" in entry:
+        out["failure"] = entry["failure"]
+    else:
+        out["value"] = entry.get("value")
+    return dumps(out)
+
+
 def result_text(entry: Entry) -> str:
     """The stored result of an output entry: ``{"value": ...}`` or ``{"failure": ...}``."""
     if "failure" in entry:

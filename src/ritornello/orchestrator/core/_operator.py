@@ -37,6 +37,7 @@ from ._events import (
     WriteState,
 )
 from ._journal import CANCEL_INDEX, CANCELLED_RESULT, KILLED_RESULT, completion_text
+from ._registry import Registry
 from ._state import CoreState, Plain
 
 #: The id that holds a key's queue while an operator writes the key's state.
@@ -138,18 +139,30 @@ def cancel_signal(core: CoreState, ev: CancelSignal, now: int) -> Decision:
 
 
 def awakeable_target(
-    awakeable_id: str, rec: InvocationRecord | None, entries: list[str], completions: list[str]
+    awakeable_id: str,
+    rec: InvocationRecord | None,
+    entries: list[str],
+    completions: list[str],
+    registry: Registry,
 ) -> tuple[str, int]:
     """(invocation, entry index) of an awakeable that exists and is still open, checked
     against its journal (the id's secret included). Unknown or forged: NotFoundError;
-    completed, or its invocation finished: StateConflictError."""
+    completed, or its invocation finished: StateConflictError.
+
+    A Restate SDK's awakeable (``sign_1...``) is a signal, not an entry: its index is the
+    negative signal number, taken only for an invocation of a Restate endpoint (whose ids
+    hold no secret: as on Restate, knowing the invocation id is enough)."""
     target = parse_awakeable_id(awakeable_id)
     if target is None or rec is None or rec.id != target[0]:
         raise NotFoundError(f"awakeable {awakeable_id!r} not found")
     index = target[1]
-    entry = loads(entries[index]) if index < len(entries) else {}
-    if entry.get("id") != awakeable_id or entry.get("kind") != "awakeable":
-        raise NotFoundError(f"awakeable {awakeable_id!r} not found")
+    if index < 0:
+        if not registry.signals(rec.deployment_id):
+            raise NotFoundError(f"awakeable {awakeable_id!r} not found")
+    else:
+        entry = loads(entries[index]) if index < len(entries) else {}
+        if entry.get("id") != awakeable_id or entry.get("kind") != "awakeable":
+            raise NotFoundError(f"awakeable {awakeable_id!r} not found")
     if rec.status in FINAL_STATUSES:
         raise StateConflictError(f"awakeable {awakeable_id!r}: its invocation is {rec.status}")
     if any(loads(c)["index"] == index for c in completions):
@@ -162,7 +175,9 @@ def complete_awakeable(core: CoreState, ev: CompleteAwakeable, now: int) -> Deci
     (``awakeable_target``) answers the common case; the race it cannot see — two completions
     that both read it open — is settled by the store: the completion is ``fresh``, so only the
     first commit lands and the others fail with ``ConflictError`` (the runtime's 409)."""
-    inv_id, index = awakeable_target(ev.awakeable_id, ev.record, ev.entries, ev.completions)
+    inv_id, index = awakeable_target(
+        ev.awakeable_id, ev.record, ev.entries, ev.completions, core.registry
+    )
     text = completion_text(index, ev.result_text)
     unit = CommitUnit(completions=[(inv_id, index, text)], fresh=[(inv_id, index)])
     return core.emit(unit, None, _Delivery(inv_id, index, text), now)

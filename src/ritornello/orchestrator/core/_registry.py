@@ -30,11 +30,13 @@ class Registry:
         self.deployments: dict[str, DeploymentRecord] = {}
         self._services: dict[str, tuple[ServiceInfo, str]] = {}
         self._declared: dict[str, dict[str, ServiceInfo]] = {}  # deployment -> its services
+        self._wires: dict[str, str] = {}  # deployment -> the wire protocol it speaks
 
     def add(self, record: DeploymentRecord, discovery: DiscoveryResponse) -> None:
         """Register (or refresh) a deployment; its services now resolve to it."""
         self.deployments[record.id] = record
         declared = discovery.services
+        self._wires[record.id] = discovery.wire
         self._declared[record.id] = {svc.name: svc for svc in declared}
         for svc in declared:
             self._services[svc.name] = (svc, record.id)
@@ -43,11 +45,17 @@ class Registry:
         """Forget a deployment; its services fall back to the newest other one serving them."""
         found = self.deployments.pop(deployment_id, None) is not None
         self._declared.pop(deployment_id, None)
+        self._wires.pop(deployment_id, None)
         self._services = {}
         for dep in sorted(self.deployments.values(), key=lambda d: d.created_at):
             for svc in self._declared[dep.id].values():
                 self._services[svc.name] = (svc, dep.id)
         return found
+
+    def signals(self, deployment_id: str) -> bool:
+        """Whether the deployment's endpoints take signals (Restate's awakeables): completions
+        at negative indices below -1 (``protocol.is_signal``)."""
+        return self._wires.get(deployment_id) == "restate"
 
     def services(self) -> list[tuple[ServiceInfo, str]]:
         """Every known service with the deployment it resolves to."""

@@ -6,6 +6,7 @@
 ``_conn``           ``Conn``: one pooled connection (an asyncio.Protocol, httptools parser)
 ``_stream``         ``HttpStream``: a streamed exchange, request lines out, answer lines in
 ``_client_errors``  ``HttpClientError`` and the rest of that client's error tree
+``_h2``             ``H2Client``: an HTTP/2 client (hyper-h2), h2c or TLS, full-duplex exchanges
 ``_hosts``          ``HostPolicy``: where HTTP deployments may be reached (checked at connect)
 ``_http``           ``HttpInvoker``: ``http(s)://`` endpoints, plain and streamed attempts
 ``_lambda``         ``LambdaInvoker`` (the Invoke API, boto3), ``FunctionUrlInvoker`` (SigV4)
@@ -21,7 +22,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES, Invoker, InvokerError, InvokeStream
+from ._base import (
+    MAX_ANSWER_BYTES,
+    MAX_DISCOVERY_BYTES,
+    Duplex,
+    Invoker,
+    InvokerError,
+    InvokeStream,
+)
 from ._factory import check_uri_text, make_invoker
 from ._fake import FakeInvoker, Faults
 from ._hosts import DEFAULT_DENY, HostDeniedError, HostPolicy
@@ -35,6 +43,7 @@ __all__ = [
     "DEFAULT_DENY",
     "MAX_ANSWER_BYTES",
     "MAX_DISCOVERY_BYTES",
+    "Duplex",
     "FakeInvoker",
     "Faults",
     "FunctionUrlInvoker",

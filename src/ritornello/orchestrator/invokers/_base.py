@@ -64,11 +64,35 @@ class InvokeStream(ABC):
         """End the exchange now (the endpoint sees the connection close)."""
 
 
+class Duplex(ABC):
+    """One full-duplex exchange (HTTP/2): request bytes out as they come, the answer's bytes
+    in as they arrive, before either side has ended."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None:
+        """Send ``data`` on the request (queued as flow control allows)."""
+
+    @abstractmethod
+    def end(self) -> None:
+        """End the request; the answer may go on."""
+
+    @abstractmethod
+    async def read(self, timeout_s: float | None = None) -> bytes:
+        """The answer's next bytes; ``b""`` once it ended. InvokerError if the exchange broke
+        or the answer's status is not 200; TimeoutError after ``timeout_s``."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """End the exchange now (idempotent)."""
+
+
 class Invoker(ABC):
     """Sends one protocol message to an endpoint and returns its answer's bytes."""
 
     #: Whether ``open_stream`` may be used now (the endpoint offered it and it works).
     streams = False
+    #: Whether it carries another wire protocol than Ritornello's (``speak``, ``invoke_as``).
+    carries_others = False
 
     @property
     def contended(self) -> bool:
@@ -90,6 +114,27 @@ class Invoker(ABC):
     @abstractmethod
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
         """POST one InvokeRequest; raise InvokerError on transport failure or non-200."""
+
+    def speak(self, headers: dict[str, str], *, http2: bool = False) -> None:
+        """The endpoint speaks another wire protocol: send ``headers`` (its content type)
+        with every later request instead of Ritornello's, over HTTP/2 if ``http2``. Only
+        HTTP and Lambda carry another protocol; others refuse (``InvokerError``)."""
+        raise InvokerError(f"{type(self).__name__} carries only Ritornello's protocol")
+
+    async def discover_h2(self) -> bytes:
+        """``discover`` over HTTP/2 (an endpoint that serves nothing else)."""
+        raise InvokerError(f"{type(self).__name__} does not speak HTTP/2")
+
+    async def open_duplex(self, service: str, handler: str, headers: dict[str, str]) -> Duplex:
+        """Start a full-duplex request to a handler (HTTP/2 only; ``speak(http2=True)``)."""
+        raise InvokerError(f"{type(self).__name__} does not speak HTTP/2")
+
+    async def invoke_as(
+        self, service: str, handler: str, body: bytes, headers: dict[str, str]
+    ) -> bytes:
+        """POST one request of another wire protocol (``speak``) with ``headers`` of its own
+        (ids); InvokerError as ``invoke``."""
+        raise InvokerError(f"{type(self).__name__} carries only Ritornello's protocol")
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -30,6 +30,7 @@ the request fails with an ``InvokerError`` naming the setting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -42,12 +43,14 @@ from ritornello.protocol._signing import ACK_HEADER, BINDING_HEADER
 from ._base import (
     MAX_ANSWER_BYTES,
     MAX_DISCOVERY_BYTES,
+    Duplex,
     Invoker,
     InvokerError,
     InvokeStream,
     too_large,
 )
 from ._client_errors import AnswerTooLarge, HttpClientError, HttpStatusError, StreamHeadTimeout
+from ._h2 import H2Client, H2Exchange
 from ._hosts import HostPolicy
 from ._pool import HttpPool
 from ._stream import HttpStream, frame_line
@@ -66,6 +69,14 @@ _SIGNATURE_REFUSAL = re.compile(
 )
 #: How much of a refused answer's text the log shows.
 LOGGED_BYTES = 2000
+#: Discovery asks for Restate's endpoint manifest too (the versions its SDKs serve), so one
+#: request tells the two kinds of endpoint apart; Ritornello's SDK ignores the header.
+_DISCOVER_HEADERS = {
+    "accept": ", ".join(
+        [f"application/vnd.restate.endpointmanifest.v{v}+json" for v in (4, 3, 2)]
+        + ["application/json"]
+    )
+}
 _ANSWER = ("answer", "max_answer_bytes")
 _DISCOVERY = ("discovery answer", "max_discovery_bytes")
 
@@ -85,6 +96,7 @@ class HttpInvoker(Invoker):
 
     #: Whether streamed attempts can pass whatever fronts this kind of endpoint.
     can_stream = True
+    carries_others = True
 
     def __init__(
         self,
@@ -106,6 +118,10 @@ class HttpInvoker(Invoker):
         self._signer = Signer(signing_secret) if signing_secret else None
         self._paths: dict[tuple[str, str], str] = {}
         self._stream_proven = False  # a streamed answer from this endpoint has started
+        self._fixed_headers = {"content-type": "application/json"}
+        #: ``speak(http2=True)``: every request goes over HTTP/2 (``_h2``), on one connection
+        self.http2 = False
+        self._h2: H2Client | None = None
         try:
             self._pool: HttpPool | None = self._new_pool()
         except ValueError as exc:
@@ -122,7 +138,7 @@ class HttpInvoker(Invoker):
             self.uri,
             limit=self._limit,
             idle_timeout=30.0,
-            headers={"content-type": "application/json"},
+            headers=self._fixed_headers,
             resolve=self._hosts.resolve,
         )
 
@@ -140,11 +156,20 @@ class HttpInvoker(Invoker):
         return self._signer.headers(method, path, body, time.time(), stream=stream)
 
     async def _request(
-        self, method: str, path: str, body: bytes | None, max_bytes: int, what: tuple[str, str]
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        max_bytes: int,
+        what: tuple[str, str],
+        extra: dict[str, str] | None = None,
     ) -> bytes:
-        """One request; ``what``: the answer's name and the setting bounding it."""
+        """One request; ``what``: the answer's name and the setting bounding it; ``extra``:
+        headers of this request only."""
         pool = self._open_pool()
         headers = await self._headers(method, path, body)
+        if extra:
+            headers = {**extra, **headers} if headers else extra
         try:
             status, _, data = await pool.request(method, path, body, headers, max_bytes=max_bytes)
         except AnswerTooLarge:
@@ -224,8 +249,73 @@ class HttpInvoker(Invoker):
     async def discover(self) -> bytes:
         async with asyncio.timeout(self._timeout_s):
             return await self._request(
-                "GET", "/discover", None, self.max_discovery_bytes, _DISCOVERY
+                "GET", "/discover", None, self.max_discovery_bytes, _DISCOVERY, _DISCOVER_HEADERS
             )
+
+    def speak(self, headers: dict[str, str], *, http2: bool = False) -> None:
+        self._fixed_headers = dict(headers)
+        self.streams = False  # Ritornello's streamed attempts: not in another protocol
+        self.http2 = http2
+        if self._pool is not None:
+            self._pool.set_headers(self._fixed_headers)
+
+    def _h2_client(self) -> H2Client:
+        if self._h2 is None:
+            self._h2 = H2Client(self.uri, resolve=self._hosts.resolve)
+        return self._h2
+
+    async def discover_h2(self) -> bytes:
+        async with asyncio.timeout(self._timeout_s):
+            try:
+                status, _, data = await self._h2_client().request(
+                    "GET", "/discover", _DISCOVER_HEADERS, None, max_bytes=self.max_discovery_bytes
+                )
+            except AnswerTooLarge:
+                refused = too_large(_DISCOVERY[0], self.max_discovery_bytes, _DISCOVERY[1])
+                raise InvokerError(f"endpoint {self.uri}: {refused}") from None
+            except HttpClientError as exc:
+                raise InvokerError(f"endpoint {self.uri} unreachable over HTTP/2: {exc}") from None
+        if status != 200:
+            raise self._refusal(status, data)
+        return data
+
+    async def invoke_as(
+        self, service: str, handler: str, body: bytes, headers: dict[str, str]
+    ) -> bytes:
+        path = self._path(service, handler)
+        if not self.http2:
+            return await self._request("POST", path, body, self.max_answer_bytes, _ANSWER, headers)
+        try:
+            status, _, data = await self._h2_client().request(
+                "POST",
+                path,
+                {**self._fixed_headers, **headers},
+                body,
+                max_bytes=self.max_answer_bytes,
+            )
+        except AnswerTooLarge:
+            refused = too_large(_ANSWER[0], self.max_answer_bytes, _ANSWER[1])
+            raise InvokerError(f"endpoint {self.uri}: {refused}; stream reset") from None
+        except HttpClientError as exc:
+            raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
+        if status != 200:
+            raise self._refusal(status, data)
+        return data
+
+    async def open_duplex(self, service: str, handler: str, headers: dict[str, str]) -> Duplex:
+        """A full-duplex request over HTTP/2 (``speak(http2=True)``); bounded by the caller."""
+        if not self.http2:
+            raise InvokerError(f"endpoint {self.uri} is not reached over HTTP/2")
+        try:
+            exchange = await self._h2_client().open(
+                "POST",
+                self._path(service, handler),
+                {**self._fixed_headers, **headers},
+                max_bytes=self.max_answer_bytes,
+            )
+        except HttpClientError as exc:
+            raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
+        return _H2Duplex(self, exchange)
 
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
         """POST one InvokeRequest. No timer of its own (an ``asyncio.timeout`` costs ~6 µs, a
@@ -247,6 +337,9 @@ class HttpInvoker(Invoker):
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+        if self._h2 is not None:
+            h2, self._h2 = self._h2, None
+            await h2.close()
 
 
 class _HttpInvokeStream(InvokeStream):
@@ -288,3 +381,52 @@ class _HttpInvokeStream(InvokeStream):
 
     def abort(self) -> None:
         self._stream.abort()
+
+
+class _H2Duplex(Duplex):
+    """An ``H2Exchange`` as a ``Duplex``: errors as ``InvokerError``, a non-200 answer
+    refused at its first read."""
+
+    __slots__ = ("_exchange", "_invoker", "_started")
+
+    def __init__(self, invoker: HttpInvoker, exchange: H2Exchange) -> None:
+        self._invoker = invoker
+        self._exchange = exchange
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._exchange.write(data)
+        except HttpClientError as exc:
+            raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
+
+    def end(self) -> None:
+        try:
+            self._exchange.end()
+        except HttpClientError as exc:
+            raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
+
+    async def read(self, timeout_s: float | None = None) -> bytes:
+        exchange = self._exchange
+        try:
+            if not self._started:
+                status, _ = await exchange.head(timeout_s)
+                if status != 200:
+                    body = b""
+                    with contextlib.suppress(HttpClientError, TimeoutError):
+                        body = await exchange.read(1.0)
+                    exchange.abort()
+                    raise self._invoker._refusal(status, body)
+                self._started = True
+            return await exchange.read(timeout_s)
+        except AnswerTooLarge:
+            limit = self._invoker.max_answer_bytes
+            refused = too_large(_ANSWER[0], limit, _ANSWER[1])
+            raise InvokerError(f"endpoint {self._invoker.uri}: {refused}; stream reset") from None
+        except TimeoutError:
+            raise
+        except HttpClientError as exc:
+            raise InvokerError(f"endpoint {self._invoker.uri}: {exc}") from None
+
+    def abort(self) -> None:
+        self._exchange.abort()

@@ -35,6 +35,25 @@ Invariants:
   ``arn:aws:lambda:us-east-1:123456789012:function:app:7?assume_role_arn=<url-encoded role ARN>``
   and survives restarts with the record.
 
+Restate's service protocol (``carries_others``): a Restate SDK's Lambda handler reads what
+Restate's server sends it (``crates/service-client/src/lambda.rs``), an API-Gateway-v1-shaped
+event ``{"path", "httpMethod", "headers", "body": "<base64>", "isBase64Encoded": true}``, and
+answers ``{"statusCode", "headers", "body", "isBase64Encoded"}``; after ``speak`` each
+``invoke_as`` is ``POST /invoke/SERVICE/HANDLER`` in that shape, with the framed protocol bytes as
+its body. A ``statusCode`` other than 200 fails the attempt like an HTTP status would; a function
+error, throttling or a payload over 6 MiB (the base64 event included) as for Ritornello's payloads.
+No compression is negotiated: the SDKs compress an answer (zstd) only when asked to by
+``accept-encoding``, which is never sent, so a request larger than about 4.5 MiB of protocol bytes
+does not fit and fails the attempt. Such events are not put in Ritornello's signed envelope (no
+Restate SDK reads it): the Invoke API's own IAM authorization is what admits them.
+
+Discovery tells the two kinds of function apart without knowing beforehand: it sends Ritornello's
+discovery event first; a function that raises on it (a Restate SDK finds no ``httpMethod`` in it)
+or answers in API Gateway's shape is then sent Restate's ``GET /discover`` event, carrying the
+``accept`` header with the manifest versions (``_http._DISCOVER_HEADERS``), and its manifest's
+bytes are the discovery answer. A Ritornello function costs one Invoke as before; a Restate one
+two, once, at registration (restarts read the stored record).
+
 Endpoints, regions and credentials come from the standard AWS settings (``AWS_ENDPOINT_URL_LAMBDA``
 or ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``..., profiles, instance roles); the client's region is
 the ARN's (a function is invoked in its own region).
@@ -43,13 +62,18 @@ the ARN's (a function is invoked in its own region).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
+import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from http import HTTPStatus
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 import boto3  # type: ignore[import-untyped]
@@ -81,21 +105,27 @@ from ritornello.protocol import (
 
 from ._base import MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES, Invoker, InvokerError, too_large
 from ._hosts import HostPolicy
-from ._http import HttpInvoker
+from ._http import _DISCOVER_HEADERS, LOGGED_BYTES, HttpInvoker
 
 __all__ = [
     "GZIP_ABOVE",
     "MAX_PAYLOAD",
     "FunctionArn",
     "FunctionUrlInvoker",
+    "GatewayAnswer",
     "LambdaInvoker",
     "decode_payload",
     "encode_payload",
+    "gateway_event",
     "is_function_url",
     "lambda_uri",
     "parse_function_arn",
+    "read_gateway_answer",
     "sign_payload",
 ]
+
+log = logging.getLogger("ritornello.invoker")
+T = TypeVar("T")
 
 GZIP_ABOVE = 5 * 1024 * 1024  # 5,242,880 bytes: larger requests travel gzipped
 MAX_PAYLOAD = 6 * 1024 * 1024  # 6,291,456 bytes: Lambda's synchronous payload limit
@@ -229,6 +259,79 @@ def decode_payload(data: bytes, limit: int = MAX_DECODED, setting: str = "") -> 
     return out
 
 
+# ---------------------------------------------------------------- API Gateway's shape (Restate)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayAnswer:
+    """A function's answer in API Gateway's shape: its status, headers and decoded body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def gateway_event(method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    """The Invoke payload for one HTTP request in API Gateway's (v1) shape, as Restate's server
+    sends it: header names lower-case, the body base64 even when empty (``isBase64Encoded`` is
+    always true: the Python SDK asserts it).
+
+    Raises ``InvokerError`` when the event is over Lambda's 6 MiB limit.
+    """
+    event = {
+        "path": path,
+        "httpMethod": method,
+        "headers": {k.lower(): v for k, v in headers.items()},
+        "body": base64.b64encode(body).decode("ascii"),
+        "isBase64Encoded": True,
+    }
+    payload = json.dumps(event, separators=(",", ":")).encode()
+    if len(payload) > MAX_PAYLOAD:
+        raise InvokerError(
+            f"request too large for Lambda: {len(body):,} bytes are {len(payload):,} bytes as an "
+            f"API Gateway event (base64), over the {MAX_PAYLOAD:,}-byte payload limit"
+        )
+    return payload
+
+
+def read_gateway_answer(data: bytes) -> GatewayAnswer | None:
+    """The answer in API Gateway's shape (``{"statusCode", "headers", "body",
+    "isBase64Encoded"}``), or None if ``data`` is not one; ``InvokerError`` if it is one whose
+    body does not decode (not base64, or compressed: Ritornello never asks for that)."""
+    if b'"statusCode"' not in data:
+        return None
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    status = obj.get("statusCode")
+    if not isinstance(status, int) or isinstance(status, bool):
+        return None
+    given = obj.get("headers")
+    headers = {str(k).lower(): str(v) for k, v in given.items()} if isinstance(given, dict) else {}
+    body = obj.get("body")
+    if body is None:
+        raw = b""
+    elif not isinstance(body, str):
+        raise InvokerError(f"answer in API Gateway's shape with a {type(body).__name__} body")
+    elif obj.get("isBase64Encoded") is True:
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvokerError("answer in API Gateway's shape: its body is not base64") from None
+    else:
+        raw = body.encode()
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise InvokerError(
+            f"answer encoded {encoding!r}, which Ritornello does not decode (it never sends "
+            "accept-encoding)"
+        )
+    return GatewayAnswer(status, headers, raw)
+
+
 # ---------------------------------------------------------------- credentials
 
 
@@ -284,8 +387,15 @@ def _session(assume_role_arn: str | None, region: str) -> Any:
 # ---------------------------------------------------------------- the Invoke API
 
 
+class _FunctionError(InvokerError):
+    """The function raised (``X-Amz-Function-Error``): discovery then tries Restate's shape."""
+
+
 class LambdaInvoker(Invoker):
-    """A function behind Lambda's Invoke API, named by a qualified ARN."""
+    """A function behind Lambda's Invoke API, named by a qualified ARN: Ritornello's payloads,
+    or Restate's service protocol in API Gateway's shape once told to ``speak`` it."""
+
+    carries_others = True
 
     def __init__(
         self,
@@ -311,6 +421,7 @@ class LambdaInvoker(Invoker):
         self._pool: ThreadPoolExecutor | None = None
         self._client: Any = None
         self._client_lock = threading.Lock()
+        self._speaking: dict[str, str] = {}  # headers of another protocol's requests (speak)
 
     @classmethod
     def from_uri(
@@ -336,9 +447,81 @@ class LambdaInvoker(Invoker):
         )
 
     async def discover(self) -> bytes:
-        data = await self._call(DISCOVER, False, self.max_discovery_bytes, _DISCOVERY)
-        _raise_refusal(self.arn, data)
-        return data
+        """Ritornello's discovery answer, or else a Restate endpoint's manifest (see the module
+        docstring: Ritornello's event first, Restate's ``GET /discover`` when the function
+        raised on it or answered in API Gateway's shape)."""
+        try:
+            data = await self._call(DISCOVER, False, self.max_discovery_bytes, _DISCOVERY)
+        except _FunctionError as exc:
+            return await self._discover_restate(exc)
+        if not await self._run(_in_gateway_shape, data):
+            _raise_refusal(self.arn, data)
+            return data  # Ritornello's (or garbage: the engine judges it, as before)
+        return await self._discover_restate(None)
+
+    async def _discover_restate(self, first: InvokerError | None) -> bytes:
+        """Restate's ``GET /discover``; ``first``: how Ritornello's event failed, if it did."""
+        try:
+            answer = await self._run(
+                self._gateway_sync,
+                "GET",
+                "/discover",
+                dict(_DISCOVER_HEADERS),
+                b"",
+                self.max_discovery_bytes,
+                _DISCOVERY,
+            )
+        except InvokerError as exc:
+            if first is None or str(exc) == str(first):
+                raise (first or exc) from None
+            raise InvokerError(f"{first}; as a Restate endpoint (GET /discover): {exc}") from None
+        if answer is None:  # neither kind of event was understood
+            if first is not None:
+                raise first
+            raise InvokerError(
+                f"Lambda {self.arn} answered Ritornello's discovery event in API Gateway's shape "
+                "but Restate's GET /discover in another: neither kind of endpoint?"
+            )
+        return self._answer_body(answer, "GET /discover")
+
+    def speak(self, headers: dict[str, str], *, http2: bool = False) -> None:
+        """Send ``invoke_as`` requests in API Gateway's shape with ``headers`` (the protocol's
+        content type) from now on (never HTTP/2: a Lambda is invoked, not connected to)."""
+        if http2:
+            raise InvokerError("a Lambda function is not reached over HTTP/2")
+        self._speaking = {k.lower(): v for k, v in headers.items()}
+        self.streams = False
+
+    async def invoke_as(
+        self, service: str, handler: str, body: bytes, headers: dict[str, str]
+    ) -> bytes:
+        """One request of the protocol ``speak`` named: ``POST /invoke/SERVICE/HANDLER`` with
+        ``body`` as an API Gateway event; the answer's body (``InvokerError`` on a non-200
+        ``statusCode``, an answer in another shape, or as ``invoke``)."""
+        path = f"/invoke/{quote(service, safe='')}/{quote(handler, safe='')}"
+        sent = {**self._speaking, **{k.lower(): v for k, v in headers.items()}}
+        answer = await self._run(
+            self._gateway_sync, "POST", path, sent, body, self.max_answer_bytes, _ANSWER
+        )
+        if answer is None:
+            raise InvokerError(
+                f"Lambda {self.arn} answered POST {path} not in API Gateway's shape "
+                "(statusCode, headers, body): not a Restate SDK's Lambda handler?"
+            )
+        return self._answer_body(answer, f"POST {path}")
+
+    def _answer_body(self, answer: GatewayAnswer, request: str) -> bytes:
+        """The body of a 200 answer; else ``InvokerError`` with the status line only (its text
+        goes to the log, as ``HttpInvoker`` does: the endpoint's words stay out of errors)."""
+        if answer.status == 200:
+            return answer.body
+        try:
+            line = f"HTTP {answer.status} {HTTPStatus(answer.status).phrase}"
+        except ValueError:
+            line = f"HTTP {answer.status}"
+        text = answer.body[:LOGGED_BYTES].decode("utf-8", "replace")
+        log.warning("Lambda %s answered %s %s: %r", self.arn, request, line, text)
+        raise InvokerError(f"Lambda {self.arn} answered {line} to {request}")
 
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
         """Invoke the function with one InvokeRequest; the answer's JSON bytes.
@@ -362,15 +545,17 @@ class LambdaInvoker(Invoker):
     async def _call(
         self, payload: bytes, encode: bool, max_bytes: int, what: tuple[str, str]
     ) -> bytes:
+        return await self._run(self._invoke_sync, payload, encode, max_bytes, what)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on this invoker's thread pool, holding one of its slots."""
         async with self._slots:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
                     self.max_concurrency, thread_name_prefix="ritornello-lambda"
                 )
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self._pool, self._invoke_sync, payload, encode, max_bytes, what
-            )
+            return await loop.run_in_executor(self._pool, fn, *args)
 
     def _get_client(self) -> Any:
         with self._client_lock:
@@ -391,13 +576,34 @@ class LambdaInvoker(Invoker):
     def _invoke_sync(
         self, payload: bytes, encode: bool, max_bytes: int, what: tuple[str, str]
     ) -> bytes:
-        """One Invoke call, on a worker thread. Every failure becomes ``InvokerError``; an
-        answer past ``max_bytes`` is not read further (``what``: its name and setting)."""
+        """One Invoke call with a payload of Ritornello's, on a worker thread: enveloped and
+        signed as needed, the answer unwrapped."""
         body = payload
         if encode:
             payload = encode_payload(payload)
         if self._signer is not None:
             payload = sign_payload(self._signer, body, payload, time.time())
+        return decode_payload(self._send(payload, max_bytes, what), max_bytes, what[1])
+
+    def _gateway_sync(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        max_bytes: int,
+        what: tuple[str, str],
+    ) -> GatewayAnswer | None:
+        """One Invoke call with an HTTP request in API Gateway's shape, on a worker thread: the
+        answer in that shape, or None if it is in another."""
+        data = self._send(gateway_event(method, path, headers, body), max_bytes, what)
+        return read_gateway_answer(data)
+
+    def _send(self, payload: bytes, max_bytes: int, what: tuple[str, str]) -> bytes:
+        """One Invoke call, on a worker thread: the answer's bytes as the function returned
+        them. Every failure becomes ``InvokerError`` (``_FunctionError`` when the function
+        raised); an answer past ``max_bytes`` is not read further (``what``: its name and
+        setting)."""
         arn = self.arn
         try:
             resp = self._get_client().invoke(
@@ -429,11 +635,11 @@ class LambdaInvoker(Invoker):
             raise InvokerError(f"Lambda {arn}: {type(exc).__name__}: {exc}") from None
         function_error = resp.get("FunctionError")
         if function_error:
-            raise InvokerError(_function_error(arn, function_error, data))
+            raise _FunctionError(_function_error(arn, function_error, data))
         status = resp.get("StatusCode")
         if status != 200:
             raise InvokerError(f"Lambda {arn} answered status {status}")
-        return decode_payload(data, max_bytes, what[1])
+        return data
 
 
 _ANSWER = ("answer", "max_answer_bytes")
@@ -441,6 +647,14 @@ _DISCOVERY = ("discovery answer", "max_discovery_bytes")
 _THROTTLES = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "EC2ThrottledException"}
 )
+
+
+def _in_gateway_shape(data: bytes) -> bool:
+    """Whether an answer is in API Gateway's shape (a Restate SDK's), decodable or not."""
+    try:
+        return read_gateway_answer(data) is not None
+    except InvokerError:
+        return True
 
 
 def _raise_refusal(arn: str, data: bytes) -> None:
@@ -488,6 +702,10 @@ class FunctionUrlInvoker(HttpInvoker):
     there are no credentials (an ``AuthType: NONE`` URL needs none).
 
     Signing runs on a worker thread: fetching or refreshing credentials may do network I/O.
+    The content type signed is the one sent: Ritornello's, or another protocol's after ``speak``
+    (Restate's: whether the function behind the URL reads its Function URL event, payload
+    format 2.0, is up to its SDK; the Python SDK's 1.2 handler reads only API Gateway v1 events
+    and fails on it, the TypeScript SDK's reads both).
     """
 
     can_stream = False  # AWS's front end buffers request bodies: no streamed attempts
@@ -528,11 +746,12 @@ class FunctionUrlInvoker(HttpInvoker):
             credentials = self._credentials
         if credentials is None:  # an AuthType NONE URL needs none; AWS_IAM answers 403
             return {}
+        content_type = self._fixed_headers.get("content-type", "application/json")
         request = AWSRequest(
             method=method,
             url=self.uri + path,
             data=body or b"",
-            headers={"content-type": "application/json"},
+            headers={"content-type": content_type},
         )
         SigV4Auth(credentials.get_frozen_credentials(), "lambda", self.region).add_auth(request)
         return {

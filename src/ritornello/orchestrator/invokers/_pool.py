@@ -93,10 +93,9 @@ class HttpPool:
         host = f"[{self._host}]" if ":" in self._host else self._host
         if self._port != default_port:
             host = f"{host}:{self._port}"
+        self._host_line = f" HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1")
         # Everything after the request target that does not change between requests.
-        self._fixed = f" HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1") + _encode_headers(
-            headers or {}
-        )
+        self._fixed = self._host_line + _encode_headers(headers or {})
         self._prefix = parts.path.rstrip("/")
         self._methods: dict[str, bytes] = {}
         self._limit = limit
@@ -112,6 +111,10 @@ class HttpPool:
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # bound on use
 
     # -- public
+
+    def set_headers(self, headers: dict[str, str]) -> None:
+        """Send ``headers`` (instead of those given before) with every later request."""
+        self._fixed = self._host_line + _encode_headers(headers)
 
     @property
     def waiting(self) -> int:

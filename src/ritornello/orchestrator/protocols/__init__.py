@@ -1,7 +1,8 @@
 """Wire protocols: how the runtime speaks to each kind of endpoint (``ProtocolAdapter``).
 
-Today one protocol, Ritornello's own (``_ritornello``: docs/protocol.md). Another protocol
-(Restate's service protocol, AWS's durable-execution API) is another adapter here.
+Ritornello's own (``_ritornello``: docs/protocol.md) and Restate's service protocol
+(``restate``: docs/restate-protocol.md). A deployment's discovery answer says which it speaks
+(``read_discovery`` reads either).
 """
 
 from ritornello.orchestrator.protocols._base import Exchange, ProtocolAdapter
@@ -11,12 +12,15 @@ from ritornello.orchestrator.protocols._ritornello import (
     decode_discovery,
     encode_request,
 )
+from ritornello.orchestrator.protocols.restate import RestateProtocol, read_discovery
 
 __all__ = [
     "Exchange",
     "ProtocolAdapter",
+    "RestateProtocol",
     "RitornelloProtocol",
     "decode_answer",
     "decode_discovery",
     "encode_request",
+    "read_discovery",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from ritornello.protocol import ProtocolError, new_deployment_id
@@ -33,7 +34,13 @@ from ..invokers import (
     check_uri_text,
     make_invoker,
 )
-from ..protocols import ProtocolAdapter, RitornelloProtocol
+from ..protocols import (
+    ProtocolAdapter,
+    RestateProtocol,
+    RitornelloProtocol,
+    decode_discovery,
+    read_discovery,
+)
 
 log = logging.getLogger("ritornello.engine")
 
@@ -95,10 +102,18 @@ class Deployments:
         )
 
     def _add(self, record: DeploymentRecord, invoker: Invoker) -> None:
-        discovery = self.protocol.read_discovery(record.services.encode())
-        invoker.offer_stream(discovery.stream)
+        """Serve ``record`` through ``invoker`` (InvokerError: its transport cannot carry the
+        protocol the endpoint speaks)."""
+        discovery = decode_discovery(record.services.encode())
+        protocol: ProtocolAdapter = self.protocol
+        if discovery.wire == "restate":
+            restate = RestateProtocol.of(discovery)
+            invoker.speak(restate.headers(), http2=restate.http2)
+            protocol = restate
+        else:
+            invoker.offer_stream(discovery.stream)
         self.invokers[record.id] = invoker
-        self._endpoints[record.id] = (self.protocol, invoker)
+        self._endpoints[record.id] = (protocol, invoker)
         self.registry.add(record, discovery)
 
     async def _drop(self, deployment_id: str) -> None:
@@ -168,7 +183,11 @@ class Deployments:
                 continue
             if known is not None:
                 await self._drop(dep.id)
-            self._add(dep, invoker)
+            try:
+                self._add(dep, invoker)
+            except InvokerError as exc:
+                log.warning("deployment %s (%s) not reachable here: %s", dep.id, dep.uri, exc)
+                await invoker.close()
 
     async def register(self, uri: str, *, assume_role_arn: str | None = None) -> DeploymentRecord:
         """Discover what ``uri`` serves and register it (re-registering a URI refreshes it).
@@ -196,8 +215,14 @@ class Deployments:
             raise InvalidRequestError(str(exc)) from None
         try:
             async with asyncio.timeout(DISCOVERY_TIMEOUT_S):
-                raw = await invoker.discover()
-            discovery = self.protocol.read_discovery(raw)
+                raw, http2 = await self._discover(invoker)
+            discovery = read_discovery(raw)  # Ritornello's own, or a Restate manifest
+            if http2:
+                if discovery.wire == "ritornello":
+                    raise ProtocolError("a Ritornello endpoint must serve HTTP/1.1")
+                discovery = replace(
+                    discovery, wire_info={**(discovery.wire_info or {}), "http2": True}
+                )
         except HostDeniedError as exc:  # refused before connecting: the request's fault
             await invoker.close()
             raise InvalidRequestError(str(exc)) from None
@@ -219,11 +244,33 @@ class Deployments:
             services=discovery.encode().decode(),
             created_at=existing.created_at if existing else self.clock.now_ms(),
         )
+        if discovery.wire != "ritornello" and not invoker.carries_others:
+            await invoker.close()
+            raise InvalidRequestError(
+                f"{uri} speaks {discovery.wire}, which this transport cannot carry"
+            )
         await self.store.put_deployment(record)
         if existing is not None:
             await self._drop(existing.id)
         self._add(record, invoker)
         return record
+
+    @staticmethod
+    async def _discover(invoker: Invoker) -> tuple[bytes, bool]:
+        """(the discovery answer, whether it came over HTTP/2): HTTP/1.1 first; an endpoint
+        that refuses it (an HTTP/2-only server: TypeScript's ``serve()``) is asked again over
+        HTTP/2, and the first failure is reported if both fail."""
+        try:
+            return await invoker.discover(), False
+        except HostDeniedError:
+            raise
+        except InvokerError as first:
+            if not invoker.carries_others:
+                raise
+            try:
+                return await invoker.discover_h2(), True
+            except InvokerError:
+                raise first from None
 
     async def delete(self, deployment_id: str) -> bool:
         """Forget a deployment (invocations pinned to it fail their attempts until re-added)."""

@@ -209,6 +209,9 @@ class Drivers:
 
 
 def aid_invocation(awakeable_id: str) -> str | None:
-    """The invocation an awakeable id names (None: not an awakeable id)."""
+    """The invocation an awakeable id names (None: not an awakeable id); a signal's target
+    is looked up by its invocation id itself."""
+    if awakeable_id.startswith("inv_"):
+        return awakeable_id
     target = parse_awakeable_id(awakeable_id)
     return target[0] if target is not None else None
