@@ -243,3 +243,19 @@ def test_journal_is_shown_with_names(world: World) -> None:
     assert any(k == "sleep" for k, _ in kinds)
     assert kinds[-1][0] == "output"
     assert all("at" in e for e in journal[1:])
+
+
+def test_admin_verbs_pause_resume_purge_and_metrics(world: World) -> None:
+    """The operator's verbs and the metrics are the engine's, for any SDK's invocation."""
+    inv = world.send("Canceller/long_sleep")
+    wait_until(lambda: world.invocation(inv)["status"] == "suspended", 20, "suspended")
+    admin = f"{world.orch.admin}/invocations/{inv}"
+    assert http("PATCH", f"{admin}/pause")[0] == 200
+    assert world.invocation(inv)["status"] == "paused"
+    assert http("PATCH", f"{admin}/resume")[0] == 200
+    assert world.invocation(inv)["status"] in ("running", "suspended")
+    assert http("PATCH", f"{admin}/kill")[0] == 200
+    assert http("PATCH", f"{admin}/purge")[0] == 200
+    assert http("GET", admin)[0] == 404
+    status, text, _ = http("GET", f"{world.orch.admin}/metrics")
+    assert status == 200 and 'ritornello_engine_events_total{event="attempts"}' in str(text)

@@ -434,7 +434,7 @@ def test_a_step_not_awaited_is_journaled_and_its_result_comes_later() -> None:
     assert answer.status == "suspended" and answer.waiting == [-1, 1]
     inv = _then(inv, answer)
     _complete(inv, 1, value=None)
-    answer, seen, out = _attempt(inv, sleeps_then_steps)
+    answer, _, out = _attempt(inv, sleeps_then_steps)
     assert [t for t, _ in _frames(out)] == [T.PROPOSE_RUN_COMPLETION, T.SUSPENSION]
     assert answer.status == "checkpoint"
     assert [(e["kind"], e["name"], e["value"], e["rt"]) for e in answer.entries] == [
