@@ -202,6 +202,7 @@ def test_a_garbage_answer_fails_one_attempt_of_a_real_engine() -> None:
 def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda() -> None:
     assert sorted(invokers.__all__) == [
         "DEFAULT_DENY",
+        "Duplex",
         "FakeInvoker",
         "Faults",
         "FunctionUrlInvoker",
@@ -216,6 +217,7 @@ def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda(
         "LambdaInvoker",
         "MAX_ANSWER_BYTES",
         "MAX_DISCOVERY_BYTES",
+        "RefusedStatus",
         "check_uri_text",
         "is_function_url",
         "make_invoker",

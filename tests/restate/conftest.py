@@ -91,11 +91,12 @@ def _healthy(proc: Proc, url: str, timeout: float) -> bool:
 
 @contextlib.contextmanager
 def py_app(
-    tmp: Path, *, http2: bool = False, port: int | None = None, **env: str
+    tmp: Path, *, http2: bool = False, both: bool = False, port: int | None = None, **env: str
 ) -> Iterator[PyApp]:
     """``apps/serve_py.py`` (``--http2`` if ``http2``) as a process on a free loopback port, in
     ``tmp``, with ``env`` added to its environment; yields once ``/health`` answers and stops it
-    by PID on exit. A start that loses its port to another process is retried on a new one
+    by PID on exit (``both``: HTTP/1.1 and h2c on one port, as hypercorn serves by default). A
+    start that loses its port to another process is retried on a new one
     (unless ``port`` is given: a restart where the last one listened)."""
     name = "py-app-h2" if http2 else "py-app"
     counts = tmp / f"{name}-counts.txt"
@@ -115,6 +116,7 @@ def py_app(
             str(APPS / "serve_py.py"),
             str(port),
             *(["--http2"] if http2 else []),
+            *(["--both"] if both else []),
         ]
         proc = Proc(args, tmp / f"{name}.log", environ).start()
         app = PyApp(proc, port, counts, http2)

@@ -30,7 +30,9 @@ def deployments_router(engine: Engine) -> APIRouter:
                     body.arn, assume_role_arn=body.assume_role_arn
                 )
             else:
-                record = await engine.register_deployment(body.uri or "")
+                record = await engine.register_deployment(
+                    body.uri or "", use_http_11=body.use_http_11
+                )
             return deployment_view(record)
         except OrchestratorError as exc:
             raise refused(exc) from None

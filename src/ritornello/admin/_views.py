@@ -30,6 +30,11 @@ class RegisterDeployment(BaseModel):
     assume_role_arn: str | None = Field(
         None, description="IAM role the orchestrator assumes to invoke the function (with arn)"
     )
+    use_http_11: bool = Field(
+        False,
+        description="a Restate SDK endpoint: reach it over HTTP/1.1 only (request/response), "
+        "never over HTTP/2 (BIDI_STREAM), as Restate's field of the same name",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> RegisterDeployment:

@@ -58,9 +58,10 @@ class ChainingLoop(asyncio.SelectorEventLoop):
         return super().remove_signal_handler(sig)
 
 
-def guarded(http2: bool) -> Callable[[Scope, Receive, Send], Any]:
+def guarded(http2: bool, both: bool = False) -> Callable[[Scope, Receive, Send], Any]:
     """``py_app.app`` behind a guard that holds discovery and invocations to one HTTP version
-    (2 if ``http2``, else 1.x) and that answers the lifespan protocol itself."""
+    (2 if ``http2``, else 1.x; ``both``: no guard) and that answers the lifespan protocol
+    itself."""
 
     async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -71,7 +72,7 @@ def guarded(http2: bool) -> Callable[[Scope, Receive, Send], Any]:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        if scope["type"] == "http" and not scope["path"].endswith("/health"):
+        if scope["type"] == "http" and not both and not scope["path"].endswith("/health"):
             is_http2 = scope["http_version"] == "2"
             if is_http2 != http2:
                 want = "HTTP/2 (h2c, prior knowledge)" if http2 else "HTTP/1.1"
@@ -105,18 +106,19 @@ def config(port: int) -> Config:
     return cfg
 
 
-async def main(port: int, http2: bool) -> None:
+async def main(port: int, http2: bool, both: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve(guarded(http2), config(port), shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]
+    await serve(guarded(http2, both), config(port), shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("port", type=int)
     parser.add_argument("--http2", action="store_true", help="h2c only (the SDK: BIDI_STREAM)")
+    parser.add_argument("--both", action="store_true", help="HTTP/1.1 and h2c, as hypercorn is")
     args = parser.parse_args()
     with asyncio.Runner(loop_factory=ChainingLoop) as runner:
-        runner.run(main(args.port, args.http2))
+        runner.run(main(args.port, args.http2, args.both))

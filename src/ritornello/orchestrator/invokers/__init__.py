@@ -29,6 +29,7 @@ from ._base import (
     Invoker,
     InvokerError,
     InvokeStream,
+    RefusedStatus,
 )
 from ._factory import check_uri_text, make_invoker
 from ._fake import FakeInvoker, Faults
@@ -56,6 +57,7 @@ __all__ = [
     "Invoker",
     "InvokerError",
     "LambdaInvoker",
+    "RefusedStatus",
     "check_uri_text",
     "is_function_url",
     "make_invoker",

@@ -42,6 +42,14 @@ class InvokerError(Exception):
     """The endpoint could not be reached or answered with a non-200 status (retryable)."""
 
 
+class RefusedStatus(InvokerError):
+    """The endpoint answered, with a status other than 200 (``status``): it speaks HTTP."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class InvokeStream(ABC):
     """One streamed attempt: answers in, acknowledgements out (bytes; the engine decodes)."""
 
@@ -93,6 +101,8 @@ class Invoker(ABC):
     streams = False
     #: Whether it carries another wire protocol than Ritornello's (``speak``, ``invoke_as``).
     carries_others = False
+    #: Whether it can reach its endpoint over HTTP/2 (``discover_h2``, ``open_duplex``).
+    speaks_h2 = False
 
     @property
     def contended(self) -> bool:

@@ -47,6 +47,7 @@ from ._base import (
     Invoker,
     InvokerError,
     InvokeStream,
+    RefusedStatus,
     too_large,
 )
 from ._client_errors import AnswerTooLarge, HttpClientError, HttpStatusError, StreamHeadTimeout
@@ -97,6 +98,7 @@ class HttpInvoker(Invoker):
     #: Whether streamed attempts can pass whatever fronts this kind of endpoint.
     can_stream = True
     carries_others = True
+    speaks_h2 = True
 
     def __init__(
         self,
@@ -181,7 +183,7 @@ class HttpInvoker(Invoker):
             raise self._refusal(status, data)
         return data
 
-    def _refusal(self, status: int, data: bytes) -> InvokerError:
+    def _refusal(self, status: int, data: bytes) -> RefusedStatus:
         """The error for a non-200 answer: its status line, and for a 401 the kind of
         signature refusal it names; its text goes to the log (see the module docstring)."""
         try:
@@ -194,10 +196,10 @@ class HttpInvoker(Invoker):
             signed = "signed" if self._signer is not None else "unsigned (no signing_secret)"
             kind = _SIGNATURE_REFUSAL.match(data)
             why = f": {kind[1].decode()}" if kind is not None else ""
-            return InvokerError(
-                f"endpoint refused the orchestrator's {signed} request ({line}{why})"
+            return RefusedStatus(
+                f"endpoint refused the orchestrator's {signed} request ({line}{why})", status
             )
-        return InvokerError(f"endpoint answered {line}")
+        return RefusedStatus(f"endpoint answered {line}", status)
 
     def offer_stream(self, offered: bool) -> None:
         self.streams = offered and self.can_stream
@@ -355,7 +357,7 @@ class _HttpInvokeStream(InvokeStream):
         try:
             return await self._stream.next(timeout_s)
         except HttpStatusError as exc:
-            error = self._invoker._refusal(exc.status, exc.body)
+            error: InvokerError = self._invoker._refusal(exc.status, exc.body)
             if exc.headers.get(STREAM_HEADER) == "0":  # the endpoint no longer streams
                 self._invoker.streams = False
                 error = InvokerError(f"{error}: streamed attempts are turned off there")

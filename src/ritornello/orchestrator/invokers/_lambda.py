@@ -709,6 +709,7 @@ class FunctionUrlInvoker(HttpInvoker):
     """
 
     can_stream = False  # AWS's front end buffers request bodies: no streamed attempts
+    speaks_h2 = False  # nor a BIDI_STREAM exchange: a function gets a whole request
 
     def __init__(
         self,

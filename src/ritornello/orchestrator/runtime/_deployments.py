@@ -18,7 +18,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from ritornello.protocol import ProtocolError, new_deployment_id
+from ritornello.protocol import DiscoveryResponse, ProtocolError, new_deployment_id
 from ritornello.store import DeploymentRecord, Store, StoreClosedError
 
 from .._clock import Clock
@@ -31,6 +31,7 @@ from ..invokers import (
     HostPolicy,
     Invoker,
     InvokerError,
+    RefusedStatus,
     check_uri_text,
     make_invoker,
 )
@@ -189,12 +190,16 @@ class Deployments:
                 log.warning("deployment %s (%s) not reachable here: %s", dep.id, dep.uri, exc)
                 await invoker.close()
 
-    async def register(self, uri: str, *, assume_role_arn: str | None = None) -> DeploymentRecord:
+    async def register(
+        self, uri: str, *, assume_role_arn: str | None = None, use_http_11: bool = False
+    ) -> DeploymentRecord:
         """Discover what ``uri`` serves and register it (re-registering a URI refreshes it).
 
         ``uri`` may be a qualified Lambda function ARN; ``assume_role_arn`` (Lambda only) is
         then kept in the stored URI (``ARN?assume_role_arn=...``) so it survives restarts.
         A URI with whitespace or control characters is refused, never stripped.
+        A Restate SDK endpoint is reached over HTTP/2 in BIDI_STREAM mode when it serves that,
+        else over HTTP/1.1 (``use_http_11``: always; ``_discover``).
         """
         try:
             check_uri_text(uri)
@@ -215,14 +220,7 @@ class Deployments:
             raise InvalidRequestError(str(exc)) from None
         try:
             async with asyncio.timeout(DISCOVERY_TIMEOUT_S):
-                raw, http2 = await self._discover(invoker)
-            discovery = read_discovery(raw)  # Ritornello's own, or a Restate manifest
-            if http2:
-                if discovery.wire == "ritornello":
-                    raise ProtocolError("a Ritornello endpoint must serve HTTP/1.1")
-                discovery = replace(
-                    discovery, wire_info={**(discovery.wire_info or {}), "http2": True}
-                )
+                discovery = await self._discover(invoker, use_http_11)
         except HostDeniedError as exc:  # refused before connecting: the request's fault
             await invoker.close()
             raise InvalidRequestError(str(exc)) from None
@@ -256,21 +254,40 @@ class Deployments:
         return record
 
     @staticmethod
-    async def _discover(invoker: Invoker) -> tuple[bytes, bool]:
-        """(the discovery answer, whether it came over HTTP/2): HTTP/1.1 first; an endpoint
-        that refuses it (an HTTP/2-only server: TypeScript's ``serve()``) is asked again over
-        HTTP/2, and the first failure is reported if both fail."""
+    async def _discover(invoker: Invoker, use_http_11: bool) -> DiscoveryResponse:
+        """What the endpoint serves, and over which HTTP.
+
+        HTTP/1.1 first (Ritornello's endpoints serve nothing else). A Restate SDK endpoint is
+        then asked again over HTTP/2, and reached that way if it serves BIDI_STREAM there (a
+        handler's steps then share one exchange); an endpoint that refuses HTTP/1.1 (an
+        HTTP/2-only server: TypeScript's ``serve()``) is asked over HTTP/2 alone. The first
+        failure is reported if both fail. ``use_http_11``: never HTTP/2."""
         try:
-            return await invoker.discover(), False
+            discovery = read_discovery(await invoker.discover())  # Ritornello's, or a manifest
         except HostDeniedError:
             raise
         except InvokerError as first:
-            if not invoker.carries_others:
-                raise
+            answered = isinstance(first, RefusedStatus) and first.status != 505
+            if use_http_11 or not invoker.speaks_h2 or answered:
+                raise  # an HTTP/1.1 answer (but "version not supported"): it speaks HTTP/1.1
             try:
-                return await invoker.discover_h2(), True
+                discovery = read_discovery(await invoker.discover_h2())
             except InvokerError:
                 raise first from None
+            if discovery.wire == "ritornello":
+                raise ProtocolError("a Ritornello endpoint must serve HTTP/1.1") from None
+            return replace(discovery, wire_info={**(discovery.wire_info or {}), "http2": True})
+        if discovery.wire != "restate" or use_http_11 or not invoker.speaks_h2:
+            return discovery
+        try:
+            over_h2 = read_discovery(await invoker.discover_h2())
+        except (InvokerError, ProtocolError) as exc:
+            log.info("staying on HTTP/1.1 (HTTP/2 discovery: %s)", exc)
+            return discovery
+        info = over_h2.wire_info or {}
+        if over_h2.wire != "restate" or info.get("mode") != "BIDI_STREAM":
+            return discovery
+        return replace(over_h2, wire_info={**info, "http2": True})
 
     async def delete(self, deployment_id: str) -> bool:
         """Forget a deployment (invocations pinned to it fail their attempts until re-added)."""

@@ -428,10 +428,13 @@ class Engine:
         await self.deployments.refresh()
 
     async def register_deployment(
-        self, uri: str, *, assume_role_arn: str | None = None
+        self, uri: str, *, assume_role_arn: str | None = None, use_http_11: bool = False
     ) -> DeploymentRecord:
-        """Discover what ``uri`` serves and register it (re-registering a URI refreshes it)."""
-        return await self.deployments.register(uri, assume_role_arn=assume_role_arn)
+        """Discover what ``uri`` serves and register it (re-registering a URI refreshes it).
+        ``use_http_11``: a Restate SDK endpoint is never reached over HTTP/2."""
+        return await self.deployments.register(
+            uri, assume_role_arn=assume_role_arn, use_http_11=use_http_11
+        )
 
     async def delete_deployment(self, deployment_id: str) -> bool:
         """Forget a deployment (invocations pinned to it fail their attempts until re-added)."""
