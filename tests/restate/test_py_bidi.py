@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.procs import Endpoint, Orchestrator, http
-from tests.restate.conftest import APPS, PyApp
+from tests.procs import http
+from tests.restate.conftest import PyApp
 from tests.restate.test_py_request_response import (  # noqa: F401 - collected here too
     World,
     test_a_command_not_carried_yet_is_a_clear_failed_attempt,
@@ -18,6 +18,7 @@ from tests.restate.test_py_request_response import (  # noqa: F401 - collected h
     test_a_failing_step_is_retried_with_backoff,
     test_a_sleep_suspends_and_wakes,
     test_a_terminal_error_is_the_callers_status,
+    test_attach_to_another_invocation,
     test_awakeables_from_outside_and_from_both_sdks,
     test_calls_and_sends_both_ways,
     test_cancel_from_the_admin_api_reaches_the_handler,
@@ -28,22 +29,14 @@ from tests.restate.test_py_request_response import (  # noqa: F401 - collected h
     test_state_eager_reads_writes_clears_and_keys,
     test_steps_run_once_each,
     test_workflow_promises_get_peek_complete,
+    world_of,
 )
 
 
 @pytest.fixture(scope="module")
 def world(restate_py_app_h2: PyApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("restate-bidi")
-    rit = Endpoint(tmp, APPS, "rit_app").start()
-    orch = Orchestrator(tmp).start()
-    try:
-        for uri in (restate_py_app_h2.url, rit.uri):
-            status, body, _ = http("POST", f"{orch.admin}/deployments", {"uri": uri})
-            assert status == 201, body
-        yield World(orch, restate_py_app_h2, rit)
-    finally:
-        orch.terminate()
-        rit.terminate()
+    with world_of(restate_py_app_h2, tmp_path_factory.mktemp("restate-bidi")) as w:
+        yield w
 
 
 def test_the_deployment_is_reached_over_http2_in_bidi_mode(world: World) -> None:

@@ -5,13 +5,17 @@ endpoint (``apps/rit_app.py``) that calls it and is called by it."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.procs import Endpoint, Orchestrator, http, wait_until
+from tests.procs import ROOT, Endpoint, Orchestrator, http, wait_until
 from tests.restate.conftest import APPS, PyApp
 
 
@@ -56,19 +60,34 @@ class World:
         return found[0]
 
 
-@pytest.fixture(scope="module")
-def world(restate_py_app: PyApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("restate-rr")
+@contextlib.contextmanager
+def world_of(app: PyApp, tmp: Path) -> Iterator[World]:
+    """An orchestrator with ``app`` and the Ritornello-SDK endpoint registered, in ``tmp``."""
     rit = Endpoint(tmp, APPS, "rit_app").start()
     orch = Orchestrator(tmp).start()
     try:
-        for uri in (restate_py_app.url, rit.uri):
+        for uri in (app.url, rit.uri):
             status, body, _ = http("POST", f"{orch.admin}/deployments", {"uri": uri})
             assert status == 201, body
-        yield World(orch, restate_py_app, rit)
+        yield World(orch, app, rit)
+        orch.terminate()  # then the store's invariants hold after every scenario
+        check = subprocess.run(
+            [sys.executable, "-m", "ritornello", "check", "--store", orch.store],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
     finally:
         orch.terminate()
         rit.terminate()
+
+
+@pytest.fixture(scope="module")
+def world(restate_py_app: PyApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with world_of(restate_py_app, tmp_path_factory.mktemp("restate-rr")) as w:
+        yield w
 
 
 def test_discovery_keeps_kinds_and_the_manifest(world: World) -> None:
@@ -219,13 +238,22 @@ def test_named_signals_and_cancel_from_a_handler(world: World) -> None:
     assert world.output(sent)[0] == 409
 
 
+def test_attach_to_another_invocation(world: World) -> None:
+    assert world.call("Attacher/send_and_attach", "Zed") == (200, "Hello Zed!")
+    sleeper = world.send("Sleeper/sleep", 700)  # still running when attached to
+    assert world.call("Attacher/attach", sleeper) == (200, "before 700 ms after")
+    done = world.send("Greeter/greet", "Done")
+    assert world.output(done) == (200, "Hello Done!")
+    assert world.call("Attacher/attach", done) == (200, "Hello Done!")  # finished already
+
+
 def test_a_command_not_carried_yet_is_a_clear_failed_attempt(world: World) -> None:
-    """Attaching to another invocation from a handler has no carrier yet: the attempt fails
+    """A call with an idempotency key from a handler has no carrier yet: the attempt fails
     saying so, backs off, and nothing else is disturbed."""
-    inv = world.send("Attacher/send_and_attach", "Zed")
+    inv = world.send("Caller/call_idempotent", "Zed")
 
     def failed() -> bool:
-        return "does not carry yet" in (world.invocation(inv).get("last_failure") or "")
+        return "not carried yet" in (world.invocation(inv).get("last_failure") or "")
 
     wait_until(failed, 20, "the attempt's failure recorded")
     assert world.invocation(inv)["status"] in ("backing-off", "running")

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.procs import Endpoint, Orchestrator, http
-from tests.restate.conftest import APPS, PyApp
-from tests.restate.test_py_request_response import World
+from tests.procs import http
+from tests.restate.conftest import PyApp
+from tests.restate.test_py_request_response import World, world_of
 from tests.restate.test_ts_request_response import (  # noqa: F401 - collected here too
     test_a_delayed_send_starts_when_due,
     test_a_sleep_suspends_and_wakes,
@@ -28,17 +28,8 @@ from tests.restate.test_ts_request_response import (  # noqa: F401 - collected h
 
 @pytest.fixture(scope="module")
 def world(restate_ts_app_h2: PyApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("restate-ts-bidi")
-    rit = Endpoint(tmp, APPS, "rit_app").start()
-    orch = Orchestrator(tmp).start()
-    try:
-        for uri in (restate_ts_app_h2.url, rit.uri):
-            status, body, _ = http("POST", f"{orch.admin}/deployments", {"uri": uri})
-            assert status == 201, body
-        yield World(orch, restate_ts_app_h2, rit)
-    finally:
-        orch.terminate()
-        rit.terminate()
+    with world_of(restate_ts_app_h2, tmp_path_factory.mktemp("restate-ts-bidi")) as w:
+        yield w
 
 
 def test_registered_over_http2_with_its_kinds(world: World) -> None:

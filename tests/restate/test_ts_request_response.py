@@ -16,24 +16,26 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.procs import Endpoint, Orchestrator, http, wait_until
-from tests.restate.conftest import APPS, PyApp
-from tests.restate.test_py_request_response import World
+from tests.procs import http
+from tests.restate.conftest import PyApp
+from tests.restate.test_py_request_response import (  # noqa: F401 - the same scenarios, run here
+    World,
+    test_a_delayed_send_starts_when_due,
+    test_a_terminal_error_is_the_callers_status,
+    test_calls_and_sends_both_ways,
+    test_cancel_from_the_admin_api_reaches_the_handler,
+    test_combinators,
+    test_journal_is_shown_with_names,
+    test_steps_run_once_each,
+    test_workflow_promises_get_peek_complete,
+    world_of,
+)
 
 
 @pytest.fixture(scope="module")
 def world(restate_ts_app: PyApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("restate-ts-rr")
-    rit = Endpoint(tmp, APPS, "rit_app").start()
-    orch = Orchestrator(tmp).start()
-    try:
-        for uri in (restate_ts_app.url, rit.uri):
-            status, body, _ = http("POST", f"{orch.admin}/deployments", {"uri": uri})
-            assert status == 201, body
-        yield World(orch, restate_ts_app, rit)
-    finally:
-        orch.terminate()
-        rit.terminate()
+    with world_of(restate_ts_app, tmp_path_factory.mktemp("restate-ts-rr")) as w:
+        yield w
 
 
 def test_discovery_keeps_kinds_and_the_manifest(world: World) -> None:
@@ -55,23 +57,6 @@ def test_discovery_keeps_kinds_and_the_manifest(world: World) -> None:
     assert handlers["Counter", "add"] == "exclusive"
     assert handlers["Signup", "run"] == "workflow"
     assert handlers["Signup", "confirm"] == "shared"
-
-
-def test_steps_run_once_each(world: World) -> None:
-    assert world.call("Greeter/greet", "Ann") == (200, "Hello Ann!")
-    inv = world.send("Greeter/ten", "x")
-    assert world.output(inv) == (200, 10)
-    assert world.app.step_counts(inv) == {f"step-{i}": 1 for i in range(10)}
-    journal = world.invocation(inv)["journal"]
-    runs = [e for e in journal if e["kind"] == "run"]
-    assert [e["name"] for e in runs] == [f"step-{i}" for i in range(10)]
-    assert [e["value"] for e in runs] == list(range(10))
-    assert journal[-1]["kind"] == "output" and journal[-1]["value"] == 10
-
-
-def test_a_terminal_error_is_the_callers_status(world: World) -> None:
-    status, body = world.call("Greeter/fail_terminal")
-    assert status == 400 and body["message"] == "nope"
 
 
 def test_state_eager_reads_writes_clears_and_keys(world: World) -> None:
@@ -97,25 +82,6 @@ def test_a_sleep_suspends_and_wakes(world: World) -> None:
     assert world.app.step_counts(inv) == {"after": 1, "before": 1}
 
 
-def test_calls_and_sends_both_ways(world: World) -> None:
-    assert world.call("Caller/call_greet", "Bob") == (200, "Hello Bob!")
-    assert world.call("Caller/call_counter", {"key": "c9", "delta": 4}) == (200, 4)
-    assert world.call("Caller/call_ritornello", "Ann") == (200, "Hi Ann from Ritornello")
-    assert world.call("RGreeter/call_restate", "Bo") == (200, "Hello Bo!")
-    status, callee = world.call("Caller/send_ritornello", "Di")
-    assert status == 200 and callee.startswith("inv_")
-    assert world.output(callee) == (200, "Hi Di from Ritornello")
-
-
-def test_a_delayed_send_starts_when_due(world: World) -> None:
-    sent_at = time.monotonic()
-    status, callee = world.call("Caller/send_greet", "Cy")
-    assert status == 200 and callee.startswith("inv_")
-    assert world.invocation(callee)["status"] == "scheduled"
-    assert world.output(callee) == (200, "Hello Cy!")
-    assert time.monotonic() - sent_at >= 0.5
-
-
 def test_awakeables_from_outside_and_from_both_sdks(world: World) -> None:
     inv = world.send("Awaiter/wait_awakeable")
     aid = world.box()
@@ -139,40 +105,3 @@ def test_awakeables_from_outside_and_from_both_sdks(world: World) -> None:
     assert world.call("Awaiter/reject", {"id": aid, "reason": "over budget"})[0] == 200
     status, body = world.output(inv)
     assert status == 500 and "over budget" in body["message"]
-
-
-def test_workflow_promises_get_peek_complete(world: World) -> None:
-    world.send("Signup/u1/run", "a@b")
-    assert world.call("Signup/u1/peek") == (200, None)
-    assert world.call("Signup/u1/confirm", "ok")[0] == 200
-    assert world.call("Signup/u1/peek") == (200, "ok")
-    status, out, _ = http("GET", f"{world.orch.ingress}/restate/workflow/Signup/u1/attach")
-    assert (status, out) == (200, "confirmed:ok")
-
-
-def test_combinators(world: World) -> None:
-    assert world.call("Racer/race") == (200, "timeout")
-    assert world.call("Racer/first_of", "E") == (200, "Hello E!")
-    assert world.call("Racer/both", "F") == (200, ["Hello F!", "Hello F!!"])
-
-
-def test_cancel_from_the_admin_api_reaches_the_handler(world: World) -> None:
-    inv = world.send("Canceller/long_sleep")
-    wait_until(lambda: world.invocation(inv)["status"] == "suspended", 20, "suspended")
-    status, body, _ = http("PATCH", f"{world.orch.admin}/invocations/{inv}/cancel")
-    assert status == 200, body
-    status, body = world.output(inv)
-    assert status == 409, body
-    assert world.invocation(inv)["status"] == "completed"
-
-
-def test_journal_is_shown_with_names(world: World) -> None:
-    inv = world.send("Sleeper/sleep", 10)
-    assert world.output(inv)[0] == 200
-    journal = world.invocation(inv)["journal"]
-    kinds = [(e["kind"], e.get("name")) for e in journal]
-    assert kinds[0][0] == "input"
-    assert ("run", "before") in kinds and ("run", "after") in kinds
-    assert any(k == "sleep" for k, _ in kinds)
-    assert kinds[-1][0] == "output"
-    assert all("at" in e for e in journal[1:])

@@ -62,6 +62,8 @@ ENTRY_KINDS: Final = frozenset(
         "awakeable",
         "complete_awakeable",
         "signal",
+        "attach",
+        "get_output",
         "promise_get",
         "promise_peek",
         "promise_complete",
@@ -69,7 +71,9 @@ ENTRY_KINDS: Final = frozenset(
     }
 )
 #: Entry kinds that wait for a completion from the orchestrator.
-WAITING_KINDS: Final = frozenset({"call", "sleep", "awakeable", "promise_get", "promise_complete"})
+WAITING_KINDS: Final = frozenset(
+    {"call", "sleep", "awakeable", "promise_get", "promise_complete", "attach", "get_output"}
+)
 #: A completion with this index is the cancellation signal (not an entry's result).
 CANCEL_INDEX: Final = -1
 #: Restate's awakeables are signals, not entries (docs/restate-protocol.md): signal N is

@@ -240,6 +240,14 @@ def event(t: Table, spec: dict[str, Any]) -> c.Event:
         return c.CommitFailed(spec["token"], spec["reason"])
     if kind in ("TimersDue", "TimersBack"):
         return getattr(c, kind)([t.timer(x) for x in spec["timers"]])
+    if kind == "AttachChecked":
+        result = spec.get("result")
+        return c.AttachChecked(
+            t.timer(spec["timer"]),
+            spec["waiting"],
+            T0 + spec["since"],
+            None if result is None else json.dumps(result, separators=(",", ":")),
+        )
     if kind == "SleepsDue":
         return c.SleepsDue(spec["partition"], [t.timer(x) for x in spec["timers"]])
     if kind in ("ScheduledDue", "ScheduledRecheck"):
@@ -383,7 +391,7 @@ def _unit(t: Table, unit: CommitUnit) -> Iterator[str]:
 
 
 def _timer(t: Table, tm: TimerRecord, *, at: bool = True) -> str:
-    index = f"#{tm.index}" if tm.kind == "sleep" else ""
+    index = f"#{tm.index}" if tm.kind in ("sleep", "attach") else ""
     when = f" @{_when(tm.fire_at)}" if at else ""
     return f"{tm.kind} {t.alias(tm.invocation_id)}{index}{when}"
 
@@ -403,7 +411,7 @@ def _effect(t: Table, e: c.Effect) -> str:
         return f"Woke {t.alias(e.invocation_id)} due {_when(e.fire_at)}"
     if isinstance(e, c.FireSleeps):
         return f"FireSleeps p{e.partition} [{', '.join(_timer(t, x) for x in e.timers)}]"
-    if isinstance(e, c.StartDue | c.StartRecheck):
+    if isinstance(e, c.StartDue | c.StartRecheck | c.CheckAttach):
         return f"{type(e).__name__} {_timer(t, e.timer)}"
     if isinstance(e, c.CheckSuspended):
         return f"CheckSuspended {[t.alias(i) for i in e.invocation_ids]}"

@@ -753,8 +753,15 @@ def test_what_a_suspension_waits_on(
         ),
         (_answer((T.START, pb.StartMessage())), "unexpected message type 0x0000"),
         (
-            _answer((T.ATTACH_INVOCATION, pb.AttachInvocationCommandMessage(invocation_id="i"))),
-            "the endpoint sent ATTACH_INVOCATION, which Ritornello does not carry yet",
+            _answer(
+                (
+                    T.ATTACH_INVOCATION,
+                    pb.AttachInvocationCommandMessage(
+                        workflow_target=pb.WorkflowTarget(workflow_name="W", workflow_key="k")
+                    ),
+                )
+            ),
+            "attaching by idempotency key or workflow key from a handler is not carried yet",
         ),
         (
             _answer((T.SEND_SIGNAL, pb.SendSignalCommandMessage(target_invocation_id="i", idx=5))),
@@ -1076,3 +1083,48 @@ def test_a_suspension_on_a_step_it_did_not_run_replays_it_once() -> None:
     assert answer.status == "checkpoint" and [e["kind"] for e in answer.entries] == ["run"]
     with pytest.raises(Refused, match="with nothing new"):
         decode_answer(_then(inv, answer), _answer(_suspension([1])), 6, 0)
+
+
+def test_attach_and_get_output_are_engine_completed_commands() -> None:
+    """AttachInvocation and GetInvocationOutput (by invocation id) become ``attach`` and
+    ``get_output`` entries the engine completes; replay sends their completions (a
+    ``get_output`` of an unfinished invocation: void)."""
+    raw = _answer(
+        (
+            T.ATTACH_INVOCATION,
+            pb.AttachInvocationCommandMessage(invocation_id="inv_x", result_completion_id=1),
+        ),
+        (
+            T.GET_INVOCATION_OUTPUT,
+            pb.GetInvocationOutputCommandMessage(invocation_id="inv_y", result_completion_id=2),
+        ),
+        _suspension([1, 2]),
+    )
+    inv = _inv(_rec(), state={})
+    answer = decode_answer(inv, raw, 6, 0)
+    assert answer.status == "suspended" and answer.waiting == [1, 2]
+    assert [(e["kind"], e["id"], e["cid"]) for e in answer.entries] == [
+        ("attach", "inv_x", 1),
+        ("get_output", "inv_y", 2),
+    ]
+    inv = _then(inv, answer)
+    _complete(inv, 1, value={"out": 1})
+    _complete(inv, 2, value=None, void=True)
+    frames = _frames(encode_request(inv, 6, lazy=False))
+    assert [t for t, _ in frames][2:] == [
+        T.ATTACH_INVOCATION,
+        T.ATTACH_INVOCATION_COMPLETION,
+        T.GET_INVOCATION_OUTPUT,
+        T.GET_INVOCATION_OUTPUT_COMPLETION,
+    ]
+    (t1, n1), (t2, n2) = frames[3], frames[5]
+    assert (t1, n1.completion_id, n1.value.content) == (
+        T.ATTACH_INVOCATION_COMPLETION,
+        1,
+        b'{"out":1}',
+    )
+    assert (t2, n2.completion_id, n2.WhichOneof("result")) == (
+        T.GET_INVOCATION_OUTPUT_COMPLETION,
+        2,
+        "void",
+    )

@@ -240,6 +240,12 @@ async def call_counter(ctx: Context, req: dict) -> int:
 
 
 @caller.handler()
+async def call_idempotent(ctx: Context, name: str) -> str:
+    """Greeter.greet with an idempotency key (not carried from a handler yet)."""
+    return await ctx.service_call(greet, name, idempotency_key=f"greet-{name}")
+
+
+@caller.handler()
 async def call_ritornello(ctx: Context, name: str) -> str:
     """RGreeter.greet(name), a service of Ritornello's own, through the untyped call API."""
     out = await ctx.generic_call("RGreeter", "greet", json.dumps(name).encode())

@@ -40,8 +40,8 @@ async def check_liveness(
             report.add("stuck", rec.id, f"suspended on entry {index}, which is completed")
             continue
         kind = j.kinds[index] if 0 <= index < len(j.kinds) else ""
-        if kind == "sleep" and (rec.id, "sleep", index) not in timer_names:
-            bad(f"suspended on sleep entry {index}, which has no timer")
+        if kind in ("sleep", "attach") and (rec.id, kind, index) not in timer_names:
+            bad(f"suspended on {kind} entry {index}, which has no timer")
         elif kind == "call":
             callee = records.get(j.targets.get(index, ""))
             if callee is None:
@@ -82,13 +82,13 @@ def check_timers(
         if t.partition != rec.partition:
             report.add("timer", rec.id, f"{what} in partition {t.partition}, not {rec.partition}")
         j = journals[rec.id]
-        if t.kind == "sleep":
+        if t.kind in ("sleep", "attach"):
             seen.add((rec.id, t.index))
             kind = j.kinds[t.index] if 0 <= t.index < len(j.kinds) else "missing"
-            if kind != "sleep":
-                report.add("timer", rec.id, f"{what} for an entry that is {kind}, not a sleep")
+            if kind != t.kind:
+                report.add("timer", rec.id, f"{what} for an entry that is {kind}, not {t.kind}")
             elif t.index in j.completed:
-                report.add("timer", rec.id, f"{what} for a sleep that is already completed")
+                report.add("timer", rec.id, f"{what} for an entry that is already completed")
         elif t.kind in ("retry", "start"):
             status = Status.BACKING_OFF if t.kind == "retry" else Status.SCHEDULED
             if rec.status != status:

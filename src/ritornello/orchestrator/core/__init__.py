@@ -10,6 +10,7 @@ from ritornello.orchestrator.core._answer import DEFAULT_RETRY, AnswerError, bac
 from ritornello.orchestrator.core._effects import (
     Action,
     Arm,
+    CheckAttach,
     CheckSuspended,
     Decision,
     Disarm,
@@ -32,6 +33,7 @@ from ritornello.orchestrator.core._effects import (
 )
 from ritornello.orchestrator.core._events import (
     Answered,
+    AttachChecked,
     AttemptFailed,
     Booted,
     CancelSignal,
@@ -95,9 +97,11 @@ __all__ = [
     "AnswerError",
     "Answered",
     "Arm",
+    "AttachChecked",
     "AttemptFailed",
     "Booted",
     "CancelSignal",
+    "CheckAttach",
     "CheckSuspended",
     "Closing",
     "CommitFailed",

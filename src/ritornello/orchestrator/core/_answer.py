@@ -40,6 +40,7 @@ from ritornello.store.records import (
 
 from .._json import dumps
 from ._journal import (
+    NOT_READY_RESULT,
     PROMISE_ROW,
     WAITER_ROW,
     WORKFLOW_RUN,
@@ -52,6 +53,9 @@ from ._journal import (
     waiters_of,
 )
 from ._registry import Registry
+
+#: ms before an attach first reads its target again (``_timers.attach_poll_ms`` after).
+ATTACH_POLL_MIN_MS = 100
 
 
 class AnswerError(Exception):
@@ -148,6 +152,7 @@ def apply_answer(
     extra_timer_removals: list[TimerRecord] | None = None,
     awakeables: dict[str, tuple[str, int]] | None = None,
     signals: dict[int, tuple[str, int]] | None = None,
+    outputs: dict[int, str] | None = None,
     workflow_rows: dict[str, str] | None = None,
     started_workflows: set[tuple[str, str]] | None = None,
     partition_of: Callable[[str, str | None, str], int] | None = None,
@@ -158,7 +163,8 @@ def apply_answer(
     ``awakeables`` maps the awakeable ids this answer completes, already checked against
     their journals by the engine, to (invocation id, entry index); ``signals`` maps the
     position in the answer of each ``signal`` entry that reaches an open target to (target,
-    completion index). ``workflow_rows`` are the
+    completion index); ``outputs`` the result of each ``attach``/``get_output`` entry's target
+    that has finished, by the entry's position. ``workflow_rows`` are the
     workflow key's state rows, read under the key's lock (promises and their waiters);
     ``started_workflows`` the (workflow, id) pairs whose run already exists;
     ``partition_of(service, key, id)`` places a callee (default: partition 0).
@@ -230,6 +236,17 @@ def apply_answer(
                 how = "failure" if "failure" in entry else "value"
                 text = completion_text(target[1], dumps({how: entry.get(how)}))
                 unit.completions.append((target[0], target[1], text))
+        elif kind in ("attach", "get_output"):
+            result = (outputs or {}).get(n)
+            if result is None and kind == "get_output":
+                result = NOT_READY_RESULT
+            if result is not None:
+                unit.completions.append((record.id, index, completion_text(index, result)))
+            else:  # read the target again until it finishes (``_timers.attach_checked``)
+                first = now_ms + ATTACH_POLL_MIN_MS
+                unit.timers_add.append(
+                    TimerRecord(first, record.id, "attach", index, record.partition)
+                )
         elif kind == "signal":
             sent = (signals or {}).get(n)
             if sent is not None:  # an open target (``_drive._signals``): else nothing

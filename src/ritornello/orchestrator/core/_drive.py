@@ -140,7 +140,7 @@ def _before_attempt(core: CoreState, inv: Invocation) -> Decision:
 
 
 #: Entry kinds whose unit depends on something only a read can tell.
-_LOOKED_UP = frozenset({"complete_awakeable", "call", "send", "signal"})
+_LOOKED_UP = frozenset({"complete_awakeable", "call", "send", "signal", "attach", "get_output"})
 
 
 def answered(core: CoreState, ev: Answered, now: int) -> Decision:
@@ -161,7 +161,7 @@ def answered(core: CoreState, ev: Answered, now: int) -> Decision:
             target = parse_awakeable_id(aid)
             if target is not None and target[0] != inv.rec.id and aid not in foreign:
                 foreign.append(aid)
-        elif kind == "signal":  # looked up by the target's id (``aid_invocation`` reads it)
+        elif kind in ("signal", "attach", "get_output"):  # by the target's id (aid_invocation)
             target_id = str(entry.get("id"))
             if target_id != inv.rec.id and target_id not in foreign:
                 foreign.append(target_id)
@@ -237,6 +237,7 @@ def _settle(
             signals=_signals(inv, answer.entries, found, core.registry)
             if "signal" in kinds
             else None,
+            outputs=_outputs(answer.entries, found) if kinds & _ATTACHES else None,
             workflow_rows=found.rows,
             started_workflows=set(found.started) if found.started else None,
             partition_of=core.partition_of,
@@ -304,6 +305,22 @@ def _awakeables(
     return result
 
 
+_ATTACHES = frozenset({"attach", "get_output"})
+
+
+def _outputs(entries: list[Any], found: LookedUp) -> dict[int, str]:
+    """The results of the finished invocations the answer's ``attach``/``get_output``
+    entries name, by the entry's position (an unknown or unfinished target: absent)."""
+    result: dict[int, str] = {}
+    for n, entry in enumerate(entries):
+        if entry.get("kind") in _ATTACHES:
+            read = found.awakeables.get(str(entry.get("id")))
+            rec = read[0] if read is not None else None
+            if rec is not None and rec.status in FINAL_STATUSES and rec.result is not None:
+                result[n] = rec.result
+    return result
+
+
 def _signals(
     inv: Invocation, entries: list[Any], found: LookedUp, registry: Registry
 ) -> dict[int, tuple[str, int]]:
@@ -347,16 +364,29 @@ def _signals(
 
 
 def _drop_open_sleeps(inv: Invocation, outcome: Outcome) -> None:
-    """An invocation that finishes while a sleep is still pending (it lost a ``select`` to an
-    awakeable, say) takes that sleep's timer with it, in the same unit."""
+    """An invocation that finishes while a sleep (or an attach) is still pending (it lost a
+    ``select`` to an awakeable, say) takes that entry's timer with it, in the same unit; one
+    its last answer armed is simply not armed (a remove and an add of one timer in one unit
+    would leave it to the store's order)."""
     if not inv.waitable and not outcome.waitable:
         return  # nothing it ever waited on (most finished invocations)
     rec = inv.rec
     entries = inv.entries + outcome.new_entries
     done = set(inv.completions) | {i for c, i, _ in outcome.unit.completions if c == rec.id}
+    unit = outcome.unit
     for index in sorted(inv.waitable.union(outcome.waitable)):
-        if index not in done and loads(entries[index]).get("kind") == "sleep":
-            outcome.unit.timers_remove.append(TimerRecord(0, rec.id, "sleep", index, rec.partition))
+        kind = loads(entries[index]).get("kind") if index not in done else None
+        if kind not in ("sleep", "attach"):  # the entries that wait on a timer of their own
+            continue
+        added = [
+            t
+            for t in unit.timers_add
+            if (t.invocation_id, t.kind, t.index) == (rec.id, kind, index)
+        ]
+        if added:  # armed by this very answer: not armed at all
+            unit.timers_add[:] = [t for t in unit.timers_add if t not in added]
+        else:
+            unit.timers_remove.append(TimerRecord(0, rec.id, kind, index, rec.partition))
 
 
 @dataclass(slots=True)

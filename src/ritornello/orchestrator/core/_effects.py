@@ -130,6 +130,15 @@ class StartRecheck:
 
 @slot_init
 @dataclass(frozen=True, slots=True)
+class CheckAttach:
+    """Read whether the invocation this attach timer's entry waits on has finished, and
+    report ``AttachChecked``."""
+
+    timer: TimerRecord
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
 class CheckSuspended:
     """Read the journals of these suspended invocations and report ``CompletionsFound``."""
 
@@ -149,6 +158,7 @@ Effect = (
     | FireSleeps
     | StartDue
     | StartRecheck
+    | CheckAttach
     | CheckSuspended
 )
 

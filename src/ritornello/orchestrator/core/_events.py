@@ -268,6 +268,19 @@ class SleepsDue:
 
 @slot_init
 @dataclass(frozen=True, slots=True)
+class AttachChecked:
+    """What a ``CheckAttach`` read: whether the attaching entry still waits (its invocation
+    unfinished, the entry not completed), since when (the entry's commit time, Unix ms), and
+    the result of the invocation it waits on (its stored result text; None: not finished)."""
+
+    timer: TimerRecord
+    waiting: bool
+    since_ms: int
+    result: str | None
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
 class TimersBack:
     """Timers set aside a moment ago (``Rearm``) come back."""
 
@@ -390,6 +403,7 @@ Event = (
     | CommitFailed
     | TimersDue
     | SleepsDue
+    | AttachChecked
     | TimersBack
     | Stopping
     | Operate

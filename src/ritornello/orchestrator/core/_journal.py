@@ -26,6 +26,8 @@ from .._json import dumps
 CANCEL_INDEX: Final = _CANCEL_INDEX
 CANCELLED_RESULT: Final = '{"failure":{"code":409,"message":"cancelled"}}'
 KILLED_RESULT: Final = '{"failure":{"code":409,"message":"killed by an operator"}}'
+#: What ``get_output`` of an invocation not finished yet completes with (Restate's void).
+NOT_READY_RESULT: Final = '{"value":null,"void":true}'
 #: What a fired sleep completes its entry with.
 SLEPT_RESULT: Final = '{"value":null}'
 #: The idempotency key of a workflow's run: one per (workflow, id), enforced by the store.

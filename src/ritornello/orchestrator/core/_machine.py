@@ -20,6 +20,7 @@ from . import _drive, _intake, _operator, _partitions, _timers
 from ._effects import Decision
 from ._events import (
     Answered,
+    AttachChecked,
     AttemptFailed,
     Booted,
     CancelSignal,
@@ -105,6 +106,7 @@ _HANDLERS: dict[type, Callable[[CoreState, Any, int], Decision]] = {
     CommitFailed: _commit_failed,
     TimersDue: _timers.timers_due,
     SleepsDue: _timers.sleeps_due,
+    AttachChecked: _timers.attach_checked,
     TimersBack: _timers.timers_back,
     Stopping: _operator.stopping,
     Operate: _operator.operate,

@@ -15,10 +15,21 @@ from dataclasses import dataclass
 
 from ritornello.store.records import CommitUnit, TimerRecord
 
-from ._effects import Decision, Effect, FireSleeps, Rearm, StartDue, Woke
-from ._events import SleepsDue, TimersBack, TimersDue
+from ._answer import ATTACH_POLL_MIN_MS
+from ._effects import Arm, CheckAttach, Decision, Disarm, Effect, FireSleeps, Rearm, StartDue, Woke
+from ._events import AttachChecked, SleepsDue, TimersBack, TimersDue
 from ._journal import SLEPT_RESULT, completion_text
-from ._state import CoreState
+from ._state import CoreState, Plain
+
+#: How often an attach re-reads the invocation it waits on: a quarter of how long it has
+#: waited, within these bounds (ms) — prompt for short waits, a few reads a minute for long.
+ATTACH_POLL_MAX_MS = 5_000
+
+
+def attach_poll_ms(waited_ms: int) -> int:
+    """The delay before an attach reads its target again, after waiting ``waited_ms``."""
+    return max(ATTACH_POLL_MIN_MS, min(ATTACH_POLL_MAX_MS, waited_ms // 4))
+
 
 #: Seconds before the sleeps of a unit the store failed are fired again.
 SLEEPS_RETRY_S = 1.0
@@ -50,6 +61,8 @@ def timers_due(core: CoreState, ev: TimersDue, now: int) -> Decision:
             effects.append(Woke(t.fire_at, t.invocation_id))
         elif t.kind == "start":
             effects.append(StartDue(t))
+        elif t.kind == "attach":
+            effects.append(CheckAttach(t))
     return Decision(effects=effects)
 
 
@@ -87,3 +100,56 @@ class _Sleeps:
 
 def timers_back(core: CoreState, ev: TimersBack, now: int) -> Decision:
     return Decision(effects=core.rearm(ev.timers))
+
+
+def attach_checked(core: CoreState, ev: AttachChecked, now: int) -> Decision:
+    """An attach's target read: complete the attaching entry with its result, or read again
+    later (the timer moved, in one unit); an entry that no longer waits drops its timer."""
+    t = ev.timer
+    unit = CommitUnit(timers_remove=[t])
+    if not ev.waiting:
+        return core.emit(unit, t.partition, Plain(), now)
+    if ev.result is None:
+        again = TimerRecord(
+            now + attach_poll_ms(now - ev.since_ms), t.invocation_id, "attach", t.index, t.partition
+        )
+        unit.timers_add.append(again)
+        return core.emit(unit, t.partition, _AttachPoll(t, again), now)
+    text = completion_text(t.index, ev.result)
+    unit.completions.append((t.invocation_id, t.index, text))
+    return core.emit(unit, t.partition, _Attached(t, text), now)
+
+
+@dataclass(slots=True)
+class _AttachPoll:
+    old: TimerRecord
+    new: TimerRecord
+
+    def committed(self, core: CoreState, now: int) -> Decision:
+        return Decision(effects=[Disarm(self.old), Arm(self.new)])
+
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision:
+        return _again([self.old], core, reason)
+
+
+@dataclass(slots=True)
+class _Attached:
+    timer: TimerRecord
+    text: str
+
+    def committed(self, core: CoreState, now: int) -> Decision:
+        t = self.timer
+        return Decision(effects=[Disarm(t), *core.deliver(t.invocation_id, t.index, self.text)])
+
+    def failed(self, core: CoreState, reason: str, now: int) -> Decision:
+        return _again([self.timer], core, reason)
+
+
+def _again(timers: list[TimerRecord], core: CoreState, reason: str) -> Decision:
+    """A timer's unit failed: as a sleep's (kept for the next round if fenced, gone if the
+    commit was cancelled, else fired again in a moment)."""
+    if reason == "fenced":
+        return Decision(effects=core.rearm(timers))
+    if reason == "cancelled":
+        return Decision()
+    return Decision(effects=[Rearm(timers, SLEEPS_RETRY_S)])

@@ -21,10 +21,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from ritornello.store import Store, StoreError, TimerRecord
+from ritornello.store import FINAL_STATUSES, Store, StoreError, TimerRecord
 
 from .._clock import Clock
+from .._json import loads
 from ..core import (
+    AttachChecked,
     Core,
     Decision,
     Effect,
@@ -127,6 +129,29 @@ class Alarms:
             await self.committer.commit_decision(decision)
         except StoreError as exc:  # reported: the core checks again or re-arms it
             log.warning("starting %s failed: %s", timer.invocation_id, exc)
+
+    async def check_attach(self, timer: TimerRecord) -> None:
+        """Read whether an attach's target finished (its timer fired): the attaching entry
+        (its target id and commit time) and the target's record, reported to the core."""
+        try:
+            rec = await self.store.get_invocation(timer.invocation_id)
+            entries, completions = await self.store.get_journal(timer.invocation_id)
+            entry = loads(entries[timer.index]) if timer.index < len(entries) else {}
+            done = any(loads(c)["index"] == timer.index for c in completions)
+            target = await self.store.get_invocation(str(entry.get("id")))
+        except StoreError as exc:
+            log.warning("attach of %s: %s; again in 1 s", timer.invocation_id, exc)
+            self._perform([Rearm([timer], START_RETRY_S)])
+            return
+        waiting = rec is not None and rec.status not in FINAL_STATUSES and not done
+        result = target.result if target is not None and target.status in FINAL_STATUSES else None
+        at = entry.get("at")
+        since = at if isinstance(at, int) else self.clock.now_ms()
+        event = AttachChecked(timer, waiting, since, result)
+        try:
+            await self.committer.commit_decision(self._apply(event))
+        except StoreError as exc:  # reported: the core re-arms it
+            log.warning("attach of %s failed: %s", timer.invocation_id, exc)
 
     # ------------------------------------------------------------------ retention
 

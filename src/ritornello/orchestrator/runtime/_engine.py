@@ -47,6 +47,7 @@ from ..core import (
     WORKFLOW_RUN,
     Arm,
     Booted,
+    CheckAttach,
     CheckSuspended,
     Closing,
     Core,
@@ -274,6 +275,8 @@ class Engine:
                 await self.alarms.start_due(e.timer, recheck=False)
             elif isinstance(e, StartRecheck):
                 await self.alarms.start_due(e.timer, recheck=True)
+            elif isinstance(e, CheckAttach):
+                await self.alarms.check_attach(e.timer)
             elif isinstance(e, CheckSuspended):
                 await self.recovery.wake_if_completed(e.invocation_ids)
             else:

@@ -39,7 +39,14 @@ T = MessageType
 QUIET_S = 0.1
 #: Commands whose result the engine provides later: the request ends when one arrives.
 _WAITS_ON_ENGINE = frozenset(
-    {T.SLEEP, T.CALL, T.GET_PROMISE, T.COMPLETE_PROMISE, T.ATTACH_INVOCATION}
+    {
+        T.SLEEP,
+        T.CALL,
+        T.GET_PROMISE,
+        T.COMPLETE_PROMISE,
+        T.ATTACH_INVOCATION,
+        T.GET_INVOCATION_OUTPUT,
+    }
 )
 
 

@@ -60,6 +60,8 @@ _COMPLETION_OF = {
     T.CALL: T.CALL_COMPLETION,
     T.GET_PROMISE: T.GET_PROMISE_COMPLETION,
     T.COMPLETE_PROMISE: T.COMPLETE_PROMISE_COMPLETION,
+    T.ATTACH_INVOCATION: T.ATTACH_INVOCATION_COMPLETION,
+    T.GET_INVOCATION_OUTPUT: T.GET_INVOCATION_OUTPUT_COMPLETION,
 }
 #: Commands whose notification a replay would rebuild the same even if their answer were
 #: lost (a callee's id is derived from the entry's index; a lazy read is of the key's state,
@@ -266,7 +268,8 @@ def _notifications(t: int, entry: dict[str, Any], completion: str | None) -> lis
         out.append(_note(T.CALL_INVOCATION_ID_COMPLETION, note))
     if completion is not None and t in _COMPLETION_OF:
         note = pb.NotificationTemplate(completion_id=cid)
-        _set_result(note, loads(completion), void=t in _VOID)
+        result = loads(completion)
+        _set_result(note, result, void=t in _VOID or result.get("void") is True)
         out.append(_note(_COMPLETION_OF[MessageType(t)], note))
     return out
 
@@ -380,6 +383,14 @@ class Reader:
             self._promise(t, msg, entry)
         elif t == T.SEND_SIGNAL:
             self._signal(msg, entry)
+        elif t in (T.ATTACH_INVOCATION, T.GET_INVOCATION_OUTPUT):
+            if msg.WhichOneof("target") != "invocation_id":
+                raise Refused(
+                    "attaching by idempotency key or workflow key from a handler is not "
+                    "carried yet (by invocation id it is)"
+                )
+            kind = "attach" if t == T.ATTACH_INVOCATION else "get_output"
+            entry.update(kind=kind, id=msg.invocation_id, name=msg.name)
         elif t == T.COMPLETE_AWAKEABLE:
             entry.update(kind="complete_awakeable", id=msg.awakeable_id)
             if msg.WhichOneof("result") == "failure":
