@@ -26,15 +26,18 @@ class PyApp:
     """A running ``serve_py.py``: its base ``url`` (what to register), ``counts_path`` (the
     file its ``ctx.run`` closures append ``"{invocation_id} {step}"`` lines to) and ``log``."""
 
-    def __init__(self, proc: Proc, port: int, counts_path: Path, http2: bool) -> None:
+    def __init__(
+        self, proc: Proc, port: int, counts_path: Path, http2: bool, *, tls: bool = False
+    ) -> None:
         self.proc = proc
         self.port = port
         self.counts_path = counts_path
         self.http2 = http2
+        self.tls = tls
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -91,7 +94,13 @@ def _healthy(proc: Proc, url: str, timeout: float) -> bool:
 
 @contextlib.contextmanager
 def py_app(
-    tmp: Path, *, http2: bool = False, both: bool = False, port: int | None = None, **env: str
+    tmp: Path,
+    *,
+    http2: bool = False,
+    both: bool = False,
+    port: int | None = None,
+    tls: tuple[Path, Path] | None = None,
+    **env: str,
 ) -> Iterator[PyApp]:
     """``apps/serve_py.py`` (``--http2`` if ``http2``) as a process on a free loopback port, in
     ``tmp``, with ``env`` added to its environment; yields once ``/health`` answers and stops it
@@ -117,10 +126,14 @@ def py_app(
             str(port),
             *(["--http2"] if http2 else []),
             *(["--both"] if both else []),
+            *(["--tls", str(tls[0]), str(tls[1])] if tls else []),
         ]
         proc = Proc(args, tmp / f"{name}.log", environ).start()
-        app = PyApp(proc, port, counts, http2)
+        app = PyApp(proc, port, counts, http2, tls=tls is not None)
         try:
+            if tls:  # urllib does not trust the test's certificate: wait for the port
+                wait_port(port, proc.proc, timeout=30)
+                break
             if _healthy(proc, app.url, timeout=30):
                 break
         except BaseException:

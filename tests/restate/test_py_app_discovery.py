@@ -45,6 +45,7 @@ EXPECTED: dict[str, tuple[str, dict[str, str | None]]] = {
             "call_greet": None,
             "send_greet": None,
             "call_counter": None,
+            "call_idempotent": None,
             "call_ritornello": None,
             "send_ritornello": None,
         },

@@ -287,3 +287,24 @@ def test_admin_verbs_pause_resume_purge_and_metrics(world: World) -> None:
     assert http("GET", admin)[0] == 404
     status, text, _ = http("GET", f"{world.orch.admin}/metrics")
     assert status == 200 and 'ritornello_engine_events_total{event="attempts"}' in str(text)
+
+
+def test_ingress_idempotency_key_and_delay(world: World) -> None:
+    """The ingress's own features hold for a Restate-SDK service: an idempotency key makes a
+    second send the same invocation (its step runs once), a delay schedules it."""
+    url = f"{world.orch.ingress}/Greeter/greet/send"
+    key = {"idempotency-key": f"once-{time.monotonic_ns()}"}
+    first = http("POST", url, "Idem", headers=key)
+    again = http("POST", url, "Idem", headers=key)
+    assert first[0] in (200, 202) and again[0] in (200, 202), (first, again)
+    inv = first[1]["invocationId"]
+    assert again[1]["invocationId"] == inv
+    assert world.output(inv) == (200, "Hello Idem!")
+    assert world.app.step_counts(inv) == {"greet": 1}
+
+    sent_at = time.monotonic()
+    status, body, _ = http("POST", f"{url}?delay=400ms", "Later")
+    assert status == 202, body
+    assert world.invocation(body["invocationId"])["status"] == "scheduled"
+    assert world.output(body["invocationId"]) == (200, "Hello Later!")
+    assert time.monotonic() - sent_at >= 0.4

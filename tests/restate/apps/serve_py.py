@@ -91,9 +91,11 @@ def guarded(http2: bool, both: bool = False) -> Callable[[Scope, Receive, Send],
     return asgi
 
 
-def config(port: int) -> Config:
+def config(port: int, tls: list[str] | None = None) -> Config:
     cfg = Config()
     cfg.bind = [f"127.0.0.1:{port}"]
+    if tls:  # TLS, ALPN h2 and http/1.1 (hypercorn's default)
+        cfg.certfile, cfg.keyfile = tls
     cfg.accesslog = None
     cfg.errorlog = "-"
     cfg.loglevel = "WARNING"
@@ -106,12 +108,12 @@ def config(port: int) -> Config:
     return cfg
 
 
-async def main(port: int, http2: bool, both: bool) -> None:
+async def main(port: int, http2: bool, both: bool, tls: list[str] | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve(guarded(http2, both), config(port), shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]
+    await serve(guarded(http2, both), config(port, tls), shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
@@ -119,6 +121,7 @@ if __name__ == "__main__":
     parser.add_argument("port", type=int)
     parser.add_argument("--http2", action="store_true", help="h2c only (the SDK: BIDI_STREAM)")
     parser.add_argument("--both", action="store_true", help="HTTP/1.1 and h2c, as hypercorn is")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS")
     args = parser.parse_args()
     with asyncio.Runner(loop_factory=ChainingLoop) as runner:
-        runner.run(main(args.port, args.http2, args.both))
+        runner.run(main(args.port, args.http2, args.both, args.tls))
