@@ -46,6 +46,7 @@ EXPECTED: dict[str, tuple[str, dict[str, str | None]]] = {
             "send_greet": None,
             "call_counter": None,
             "call_idempotent": None,
+            "sleep_idempotent": None,
             "call_ritornello": None,
             "send_ritornello": None,
         },

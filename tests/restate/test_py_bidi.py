@@ -13,7 +13,6 @@ from tests.procs import http
 from tests.restate.conftest import PyApp
 from tests.restate.test_py_request_response import (  # noqa: F401 - collected here too
     World,
-    test_a_command_not_carried_yet_is_a_clear_failed_attempt,
     test_a_delayed_send_starts_when_due,
     test_a_failing_step_is_retried_with_backoff,
     test_a_sleep_suspends_and_wakes,
@@ -24,6 +23,7 @@ from tests.restate.test_py_request_response import (  # noqa: F401 - collected h
     test_cancel_from_the_admin_api_reaches_the_handler,
     test_combinators,
     test_discovery_keeps_kinds_and_the_manifest,
+    test_idempotent_calls_from_a_handler_share_one_callee,
     test_journal_is_shown_with_names,
     test_named_signals_and_cancel_from_a_handler,
     test_state_eager_reads_writes_clears_and_keys,

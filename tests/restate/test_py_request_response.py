@@ -247,18 +247,29 @@ def test_attach_to_another_invocation(world: World) -> None:
     assert world.call("Attacher/attach", done) == (200, "Hello Done!")  # finished already
 
 
-def test_a_command_not_carried_yet_is_a_clear_failed_attempt(world: World) -> None:
-    """A call with an idempotency key from a handler has no carrier yet: the attempt fails
-    saying so, backs off, and nothing else is disturbed."""
-    inv = world.send("Caller/call_idempotent", "Zed")
+def test_idempotent_calls_from_a_handler_share_one_callee(world: World) -> None:
+    """A call with an idempotency key names the invocation that key already made for that
+    target: finished, its result comes at once; running, the caller waits for it (an attach).
+    Either way the callee runs once."""
+    name = f"once{time.monotonic_ns()}"
+    assert world.call("Caller/call_idempotent", name) == (200, f"Hello {name}!")
+    assert world.call("Caller/call_idempotent", name) == (200, f"Hello {name}!")
+    status, page, _ = http("GET", f"{world.orch.admin}/invocations?service=Greeter&limit=1000")
+    assert status == 200
+    keyed = [i for i in page["invocations"] if i.get("idempotency_key") == f"greet-{name}"]
+    assert len(keyed) == 1, keyed
+    assert world.app.step_counts(keyed[0]["id"]) == {"greet": 1}
 
-    def failed() -> bool:
-        return "not carried yet" in (world.invocation(inv).get("last_failure") or "")
-
-    wait_until(failed, 20, "the attempt's failure recorded")
-    assert world.invocation(inv)["status"] in ("backing-off", "running")
-    assert http("PATCH", f"{world.orch.admin}/invocations/{inv}/kill")[0] == 200
-    assert world.call("Greeter/greet", "still") == (200, "Hello still!")
+    ms = 600 + time.monotonic_ns() % 1000  # a sleeper of its own for this test run
+    first = world.send("Caller/sleep_idempotent", ms)
+    time.sleep(0.2)  # the first one's sleeper runs; the second attaches to it
+    second = world.send("Caller/sleep_idempotent", ms)
+    for inv in (first, second):
+        assert world.output(inv) == (200, f"before {ms} ms after")
+    status, page, _ = http("GET", f"{world.orch.admin}/invocations?service=Sleeper&limit=1000")
+    sleepers = [i for i in page["invocations"] if i.get("idempotency_key") == f"sleep-{ms}"]
+    assert len(sleepers) == 1, sleepers
+    assert world.app.step_counts(sleepers[0]["id"]) == {"before": 1, "after": 1}
 
 
 def test_journal_is_shown_with_names(world: World) -> None:

@@ -37,6 +37,9 @@ class Entry(TypedDict, total=False):
     #: or the name of a named signal; ``id`` is the target invocation.
     signal: int
     signal_name: str
+    #: ``call``/``send`` from a Restate SDK: the invocation this key names for that target, if
+    #: it exists, is the one the entry names (``id``) instead of a new one
+    idempotency_key: str
 
 
 class Completion(TypedDict, total=False):

@@ -231,8 +231,16 @@ def event(t: Table, spec: dict[str, Any]) -> c.Event:
             awakeables[t.id(aid_spec)] = (rec, entries, completions)
         rows = spec.get("rows")
         started = frozenset((s, k) for s, k in spec.get("started", []))
+        existing = tuple(
+            ((svc, handler, key, idem), t.record(rec))
+            for (svc, handler, key, idem), rec in spec.get("existing", [])
+        )
         return c.LookedUp(
-            t.id(spec["id"]), awakeables, started, None if rows is None else _rows(t, rows)
+            t.id(spec["id"]),
+            awakeables,
+            started,
+            None if rows is None else _rows(t, rows),
+            existing,
         )
     if kind == "Committed":
         return c.Committed(spec["token"])
@@ -438,7 +446,9 @@ def _action(t: Table, a: c.Action) -> str:
     if isinstance(a, c.Lookup):
         rows = "-" if a.rows is None else "/".join(a.rows)
         aw = [t.alias(x) for x in a.awakeables]
-        return f"Lookup awakeables={aw} workflows={[list(w) for w in a.workflows]} rows={rows}"
+        keyed = f" keyed={[list(k) for k in a.keyed]}" if a.keyed else ""
+        workflows = [list(w) for w in a.workflows]
+        return f"Lookup awakeables={aw} workflows={workflows} rows={rows}{keyed}"
     return type(a).__name__
 
 

@@ -779,15 +779,6 @@ def test_what_a_suspension_waits_on(
         ),
         (
             _answer(
-                (
-                    T.CALL,
-                    pb.CallCommandMessage(service_name="O", handler_name="h", idempotency_key="i"),
-                )
-            ),
-            "idempotency keys on calls from a handler are not carried yet",
-        ),
-        (
-            _answer(
                 (T.SET_STATE, pb.SetStateCommandMessage(key=b"\xff", value=pb.Value(content=b"1")))
             ),
             "a state key is not UTF-8 text",
@@ -1128,3 +1119,18 @@ def test_attach_and_get_output_are_engine_completed_commands() -> None:
         2,
         "void",
     )
+
+
+def test_a_call_with_an_idempotency_key_carries_it() -> None:
+    raw = _answer(
+        (
+            T.CALL,
+            pb.CallCommandMessage(
+                service_name="O", handler_name="h", idempotency_key="i", result_completion_id=2
+            ),
+        ),
+        _suspension([2]),
+    )
+    answer = decode_answer(_inv(_rec(), state={}), raw, 6, 0)
+    assert answer.entries[0]["idempotency_key"] == "i"
+    assert answer.status == "suspended" and answer.waiting == [1]

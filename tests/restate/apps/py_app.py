@@ -241,8 +241,14 @@ async def call_counter(ctx: Context, req: dict) -> int:
 
 @caller.handler()
 async def call_idempotent(ctx: Context, name: str) -> str:
-    """Greeter.greet with an idempotency key (not carried from a handler yet)."""
+    """Greeter.greet with the idempotency key ``greet-{name}``: one greeting per name."""
     return await ctx.service_call(greet, name, idempotency_key=f"greet-{name}")
+
+
+@caller.handler()
+async def sleep_idempotent(ctx: Context, ms: int) -> str:
+    """Sleeper.sleep(ms) with the idempotency key ``sleep-{ms}``: callers share one sleeper."""
+    return await ctx.service_call(sleep, ms, idempotency_key=f"sleep-{ms}")
 
 
 @caller.handler()

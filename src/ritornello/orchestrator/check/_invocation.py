@@ -28,6 +28,9 @@ class Journal:
     kinds: list[str] = field(default_factory=list)  # by index; "" when unreadable
     targets: dict[int, str] = field(default_factory=dict)  # call/send index -> callee id
     names: dict[int, str] = field(default_factory=dict)  # promise entry index -> name
+    #: call/send index -> its idempotency key (a Restate SDK's; it may name an invocation
+    #: that existed rather than a derived callee)
+    keyed: dict[int, str] = field(default_factory=dict)
     completed: set[int] = field(default_factory=set)
     cancel_seen: bool = False  # a ctx.cancelled entry: the handler saw the cancellation
 
@@ -74,6 +77,8 @@ def check_journal(
                 j.targets[index] = entry["id"]
             else:
                 bad(f"entry {index} ({kind}) names no callee id")
+            if isinstance(entry.get("idempotency_key"), str):
+                j.keyed[index] = entry["idempotency_key"]
         if kind.startswith("promise_") and isinstance(entry.get("name"), str):
             j.names[index] = entry["name"]
         if kind == "run" and entry.get("name") == CANCEL_ENTRY:

@@ -32,9 +32,12 @@ def check_calls(
 
     for index, callee_id in sorted(j.targets.items()):
         kind = j.kinds[index]
-        if callee_id != derive_id(rec.id, index):
-            bad(f"entry {index} ({kind}) names {callee_id}, not the derived id")
         callee = records.get(callee_id)
+        if callee_id != derive_id(rec.id, index):
+            key = j.keyed.get(index)
+            if key is not None and (callee is None or callee.idempotency_key == key):
+                continue  # an idempotency key named an invocation that existed (or purged)
+            bad(f"entry {index} ({kind}) names {callee_id}, not the derived id")
         if callee is None:
             if kind == "call" and index not in j.completed:
                 bad(f"entry {index} calls {callee_id}, which does not exist")

@@ -29,6 +29,7 @@ from ritornello.protocol import (
 )
 from ritornello.protocol._entries import WAITING_KINDS, is_signal
 from ritornello.store.records import (
+    FINAL_STATUSES,
     CommitUnit,
     InvocationRecord,
     InvocationWrite,
@@ -155,6 +156,7 @@ def apply_answer(
     outputs: dict[int, str] | None = None,
     workflow_rows: dict[str, str] | None = None,
     started_workflows: set[tuple[str, str]] | None = None,
+    existing: dict[tuple[str, str, str | None, str], InvocationRecord] | None = None,
     partition_of: Callable[[str, str | None, str], int] | None = None,
     retention_ms: int | None = None,
 ) -> Outcome:
@@ -166,7 +168,8 @@ def apply_answer(
     completion index); ``outputs`` the result of each ``attach``/``get_output`` entry's target
     that has finished, by the entry's position. ``workflow_rows`` are the
     workflow key's state rows, read under the key's lock (promises and their waiters);
-    ``started_workflows`` the (workflow, id) pairs whose run already exists;
+    ``started_workflows`` the (workflow, id) pairs whose run already exists; ``existing`` the
+    invocations that calls and sends with an idempotency key name, where they exist;
     ``partition_of(service, key, id)`` places a callee (default: partition 0).
     ``retention_ms``: a completed record gets ``expires_at = now_ms + retention_ms`` (what
     ``Engine._commit`` would stamp on it, set here to build the record once); None: left unset.
@@ -224,9 +227,27 @@ def apply_answer(
                 raise AnswerError(f"entry {index}: promises belong to workflows")
             _promise(out, record, entry, index, promises, waiters)
         elif kind in ("call", "send"):
-            _outbox(
-                out, record, entry, index, registry, now_ms, next_seq, admit, started, partition_of
-            )
+            idem = entry.get("idempotency_key")
+            if idem is not None and not isinstance(idem, str):
+                raise AnswerError(f"entry {index}: idempotency_key must be a string")
+            service, handler = _split_target(entry.get("name"))
+            key = entry.get("key") if isinstance(entry.get("key"), str) else None
+            twin = (existing or {}).get((service, handler, key, idem)) if idem else None
+            if twin is not None:  # that invocation exists: this names it (and a call awaits it)
+                entry = _to_existing(out, record, entry, index, twin, now_ms)
+            else:
+                _outbox(
+                    out,
+                    record,
+                    entry,
+                    index,
+                    registry,
+                    now_ms,
+                    next_seq,
+                    admit,
+                    started,
+                    partition_of,
+                )
         elif kind == "awakeable":
             if parse_awakeable_id(str(entry.get("id"))) != (record.id, index):
                 raise AnswerError(f"entry {index}: awakeable id does not name this entry")
@@ -409,13 +430,16 @@ def _outbox(
             text = completion_text(index, failure_result(code, message))
             out.unit.completions.append((record.id, index, text))
     else:
+        idem = entry.get("idempotency_key")
         callee = new_invocation(
             **common,
             handler_kind=target.handler.kind,
             deployment_id=target.deployment_id,
             status=Status.SCHEDULED.value if delay else Status.RUNNING.value,
             next_at=now_ms + delay if delay else None,
-            idempotency_key=WORKFLOW_RUN if target.handler.kind == "workflow" else None,
+            idempotency_key=WORKFLOW_RUN
+            if target.handler.kind == "workflow"
+            else (idem if isinstance(idem, str) else None),
         )
         if target.handler.kind == "workflow":
             started.add((service, str(key)))
@@ -428,6 +452,30 @@ def _outbox(
         out.created.append(callee)
     out.unit.invocations.append(InvocationWrite(callee))
     out.unit.entries.append((callee.id, 0, input_entry_of(entry.get("input"))))
+
+
+def _to_existing(
+    out: Outcome,
+    record: InvocationRecord,
+    entry: Entry,
+    index: int,
+    twin: InvocationRecord,
+    now_ms: int,
+) -> Entry:
+    """A call or send whose idempotency key names an invocation that exists: nothing is
+    created; the entry names that invocation, and a call gets its result — now if it has
+    finished, else through an attach timer (``_timers.attach_checked``)."""
+    entry = {**entry, "id": twin.id}
+    if entry["kind"] == "call":
+        if twin.status in FINAL_STATUSES and twin.result is not None:
+            text = completion_text(index, twin.result)
+            out.unit.completions.append((record.id, index, text))
+        else:
+            first = now_ms + ATTACH_POLL_MIN_MS
+            out.unit.timers_add.append(
+                TimerRecord(first, record.id, "attach", index, record.partition)
+            )
+    return entry
 
 
 def _promise(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ritornello.protocol import InvokeResponse, parse_awakeable_id
+from ritornello.protocol import InvokeResponse, derive_id, parse_awakeable_id
 from ritornello.protocol._entries import signal_index
 from ritornello.store.records import (
     FINAL_STATUSES,
@@ -154,6 +154,7 @@ def answered(core: CoreState, ev: Answered, now: int) -> Decision:
         return _settle(core, inv, now, ev.answer, _NOTHING_FOUND, kinds)
     foreign: list[str] = []
     calls: list[tuple[str, str, str]] = []
+    keyed: list[tuple[str, str, str | None, str]] = []
     for entry in entries:
         kind = entry.get("kind")
         if kind == "complete_awakeable":
@@ -165,15 +166,19 @@ def answered(core: CoreState, ev: Answered, now: int) -> Decision:
             target_id = str(entry.get("id"))
             if target_id != inv.rec.id and target_id not in foreign:
                 foreign.append(target_id)
-        elif kind in ("call", "send") and isinstance(entry.get("key"), str):
+        elif kind in ("call", "send"):
             service, _, handler = str(entry.get("name")).partition("/")
-            found = core.registry.resolve(service, handler)
-            if found is not None and found.handler.kind == "workflow":
-                calls.append((service, handler, str(entry.get("key"))))
-    if foreign or calls or workflow:
+            idem, key = entry.get("idempotency_key"), entry.get("key")
+            if isinstance(idem, str):
+                keyed.append((service, handler, key if isinstance(key, str) else None, idem))
+            if isinstance(key, str):
+                found = core.registry.resolve(service, handler)
+                if found is not None and found.handler.kind == "workflow":
+                    calls.append((service, handler, key))
+    if foreign or calls or workflow or keyed:
         core.driving[ev.invocation_id].answer = ev.answer
         rows = (inv.rec.service, inv.rec.key or "") if workflow else None
-        return Decision(next=Lookup(tuple(foreign), tuple(calls), rows))
+        return Decision(next=Lookup(tuple(foreign), tuple(calls), rows, tuple(keyed)))
     return _settle(core, inv, now, ev.answer, _NOTHING_FOUND, kinds)
 
 
@@ -240,6 +245,7 @@ def _settle(
             outputs=_outputs(answer.entries, found) if kinds & _ATTACHES else None,
             workflow_rows=found.rows,
             started_workflows=set(found.started) if found.started else None,
+            existing=dict(found.existing) if found.existing else None,
             partition_of=core.partition_of,
             retention_ms=core.retention_ms,
         )
@@ -375,7 +381,10 @@ def _drop_open_sleeps(inv: Invocation, outcome: Outcome) -> None:
     done = set(inv.completions) | {i for c, i, _ in outcome.unit.completions if c == rec.id}
     unit = outcome.unit
     for index in sorted(inv.waitable.union(outcome.waitable)):
-        kind = loads(entries[index]).get("kind") if index not in done else None
+        entry = loads(entries[index]) if index not in done else {}
+        kind = entry.get("kind")
+        if kind == "call" and entry.get("id") != derive_id(rec.id, index):
+            kind = "attach"  # a call to an invocation that existed: awaited by a timer
         if kind not in ("sleep", "attach"):  # the entries that wait on a timer of their own
             continue
         added = [

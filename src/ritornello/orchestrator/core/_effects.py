@@ -209,6 +209,9 @@ class Lookup:
     awakeables: tuple[str, ...]
     workflows: tuple[tuple[str, str, str], ...]
     rows: tuple[str, str] | None
+    #: (service, handler, key, idempotency key) of calls and sends that carry one: the
+    #: invocation each names, if it exists already
+    keyed: tuple[tuple[str, str, str | None, str], ...] = ()
 
 
 Action = Load | ReadState | ReadCompletions | Invoke | Lookup

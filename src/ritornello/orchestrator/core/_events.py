@@ -203,6 +203,8 @@ class LookedUp:
     awakeables: dict[str, tuple[InvocationRecord | None, list[str], list[str]]]
     started: frozenset[tuple[str, str]] = frozenset()
     rows: dict[str, str] | None = None
+    #: the invocations that ``Lookup.keyed`` named and that exist, by their tuple
+    existing: tuple[tuple[tuple[str, str, str | None, str], InvocationRecord], ...] = ()
 
 
 @slot_init

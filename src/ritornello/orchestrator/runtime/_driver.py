@@ -205,7 +205,12 @@ class Drivers:
             if await store.find_idempotent(service, handler, key, WORKFLOW_RUN) is not None:
                 started.add((service, key))
         rows = await store.get_state(*action.rows) if action.rows is not None else None
-        return LookedUp(inv_id, awakeables, frozenset(started), rows)
+        existing = []
+        for keyed in action.keyed:
+            found = await store.find_idempotent(*keyed)
+            if found is not None:
+                existing.append((keyed, found))
+        return LookedUp(inv_id, awakeables, frozenset(started), rows, tuple(existing))
 
 
 def aid_invocation(awakeable_id: str) -> str | None:

@@ -450,8 +450,6 @@ class Reader:
             raise Refused("a state key is not UTF-8 text") from None
 
     def _call(self, t: int, msg: Any, entry: dict[str, Any], index: int) -> None:
-        if msg.HasField("idempotency_key"):
-            raise Refused("idempotency keys on calls from a handler are not carried yet")
         value, _ = json_view(msg.parameter, f"the input of {msg.service_name}/{msg.handler_name}")
         entry.update(
             kind="call" if t == T.CALL else "send",
@@ -460,6 +458,8 @@ class Reader:
             input=value,
             id=derive_id(self.inv.rec.id, index),
         )
+        if msg.HasField("idempotency_key"):  # the engine finds an invocation it names
+            entry["idempotency_key"] = msg.idempotency_key
         iid = msg.invocation_id_notification_idx
         if iid:
             entry["iid"] = iid
