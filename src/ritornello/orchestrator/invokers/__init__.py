@@ -7,6 +7,7 @@
 ``_stream``         ``HttpStream``: a streamed exchange, request lines out, answer lines in
 ``_client_errors``  ``HttpClientError`` and the rest of that client's error tree
 ``_h2``             ``H2Client``: an HTTP/2 client (hyper-h2), h2c or TLS, full-duplex exchanges
+``_connect``        ``connect_first``: a connection through the host policy (both HTTP clients)
 ``_hosts``          ``HostPolicy``: where HTTP deployments may be reached (checked at connect)
 ``_http``           ``HttpInvoker``: ``http(s)://`` endpoints, plain and streamed attempts
 ``_lambda``         ``LambdaInvoker`` (the Invoke API, boto3), ``FunctionUrlInvoker`` (SigV4)

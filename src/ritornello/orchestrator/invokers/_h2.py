@@ -40,7 +40,6 @@ There is no PING keep-alive: a silent dead peer is found by the readers' timeout
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl as _ssl
 from collections import deque
 from types import TracebackType
@@ -56,7 +55,7 @@ import h2.settings
 
 from ._client_errors import AnswerTooLarge, HttpClientError
 from ._conn import NO_LIMIT, Response
-from ._pool import Resolver
+from ._connect import Resolver, connect_first
 
 __all__ = [
     "DEFAULT_MAX_STREAMS",
@@ -1072,29 +1071,6 @@ class H2Client:
 
     async def _connect_resolved(self, resolve: Resolver) -> _H2Conn:
         """A connection to the first address ``resolve`` gives that accepts one."""
-        error: OSError | None = None
-        for family, address in await resolve(self._host, self._port):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await self._loop.sock_connect(sock, address)
-            except OSError as exc:
-                sock.close()
-                error = exc
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            try:
-                _, conn = await self._loop.create_connection(
-                    self._protocol,
-                    sock=sock,
-                    ssl=self._ssl,
-                    server_hostname=self._host if self._ssl is not None else None,
-                )
-            except BaseException:
-                sock.close()
-                raise
-            return conn
-        raise error if error is not None else OSError(f"no address to connect to for {self._host}")
+        return await connect_first(
+            self._loop, resolve, self._host, self._port, self._protocol, self._ssl
+        )

@@ -31,23 +31,18 @@ and the stream hand connections back to the pool through ``ConnOwner`` (``_conn`
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl as _ssl
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 from ._client_errors import HttpClientError, Stale, StreamHeadTimeout
 from ._conn import NO_LIMIT, Conn, Response
+from ._connect import Resolver, connect_first
 from ._stream import HttpStream, chunk
 
 __all__ = ["HttpPool"]
 
 _LARGE = 1 << 16  # bodies above this are written separately instead of copied into one buffer
-
-#: ``resolve(host, port)``: the (family, socket address) pairs to connect to, in order.
-Resolver = Callable[[str, int], Awaitable[list[tuple[int, Any]]]]
 
 
 class HttpPool:
@@ -354,32 +349,9 @@ class HttpPool:
 
     async def _connect_resolved(self, resolve: Resolver) -> Conn:
         """A connection to the first address ``resolve`` gives that accepts one."""
-        error: OSError | None = None
-        for family, address in await resolve(self._host, self._port):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await self._loop.sock_connect(sock, address)
-            except OSError as exc:
-                sock.close()
-                error = exc
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            try:
-                _, conn = await self._loop.create_connection(
-                    lambda: Conn(self),
-                    sock=sock,
-                    ssl=self._ssl,
-                    server_hostname=self._host if self._ssl is not None else None,
-                )
-            except BaseException:
-                sock.close()
-                raise
-            return conn
-        raise error if error is not None else OSError(f"no address to connect to for {self._host}")
+        return await connect_first(
+            self._loop, resolve, self._host, self._port, lambda: Conn(self), self._ssl
+        )
 
     def _release(self, conn: Conn) -> None:
         """A healthy connection whose answer was read: to a queued request, or idle."""
