@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.procs import http
+from tests.procs import http, wait_until
 from tests.restate.conftest import PyApp
 from tests.restate.test_py_request_response import (  # noqa: F401 - the same scenarios, run here
     World,
@@ -57,6 +57,18 @@ def test_discovery_keeps_kinds_and_the_manifest(world: World) -> None:
     assert handlers["Counter", "add"] == "exclusive"
     assert handlers["Signup", "run"] == "workflow"
     assert handlers["Signup", "confirm"] == "shared"
+    assert kinds["Signaller"] == kinds["Attacher"] == kinds["Canceller"] == "service"
+    assert {
+        ("Signaller", "wait_signal"),
+        ("Signaller", "send_signal"),
+        ("Signaller", "reject_signal"),
+        ("Canceller", "cancel"),
+        ("Canceller", "start_and_cancel"),
+        ("Attacher", "attach"),
+        ("Attacher", "send_and_attach"),
+        ("Caller", "call_idempotent"),
+        ("Caller", "sleep_idempotent"),
+    } <= handlers.keys()
 
 
 def test_state_eager_reads_writes_clears_and_keys(world: World) -> None:
@@ -105,3 +117,79 @@ def test_awakeables_from_outside_and_from_both_sdks(world: World) -> None:
     assert world.call("Awaiter/reject", {"id": aid, "reason": "over budget"})[0] == 200
     status, body = world.output(inv)
     assert status == 500 and "over budget" in body["message"]
+
+
+def suspended(world: World, inv: str) -> None:
+    wait_until(lambda: world.invocation(inv)["status"] == "suspended", 20, f"{inv} suspended")
+
+
+def test_named_signals(world: World) -> None:
+    """``ctx.signal("go")`` waits (the invocation suspends on the name);
+    ``ctx.invocation(id).signal("go").resolve(v)`` / ``.reject(reason)`` in another handler
+    completes it."""
+    waiting = world.send("Signaller/wait_signal")
+    suspended(world, waiting)
+    assert world.call("Signaller/send_signal", {"invocation_id": waiting, "value": "go!"})[0] == 200
+    assert world.output(waiting) == (200, "go!")
+
+    waiting = world.send("Signaller/wait_signal")
+    suspended(world, waiting)
+    req = {"invocation_id": waiting, "reason": "no go"}
+    assert world.call("Signaller/reject_signal", req)[0] == 200
+    status, body = world.output(waiting)
+    assert status == 500 and "no go" in body["message"], (status, body)
+
+
+def test_cancel_from_a_handler(world: World) -> None:
+    """``ctx.invocation(id).cancel()``: of a suspended invocation given by id, and of one the
+    handler has just sent (by the id its send handle gives). A cancel that reaches the handler
+    ends it with the TS SDK's own ``CancelledError`` (409 "Cancelled"; the Python SDK says
+    "cancelled"); one that comes before the callee ever ran is Ritornello's (409 "cancelled")."""
+    sleeper = world.send("Canceller/long_sleep")
+    suspended(world, sleeper)
+    assert world.call("Canceller/cancel", sleeper)[0] == 200
+    status, body = world.output(sleeper)
+    assert status == 409 and body["message"] == "Cancelled", (status, body)
+    assert world.invocation(sleeper)["status"] == "completed"
+
+    status, sent = world.call("Canceller/start_and_cancel")
+    assert status == 200 and sent.startswith("inv_"), sent
+    status, body = world.output(sent)
+    assert status == 409 and body["message"] in ("Cancelled", "cancelled"), (status, body)
+    assert world.invocation(sent)["status"] == "completed"
+
+
+def test_attach_to_another_invocation(world: World) -> None:
+    """``ctx.attach(id)`` / ``ctx.invocation(id).attach()``: to one the handler sent, to a
+    still-running one, to a finished one."""
+    assert world.call("Attacher/send_and_attach", "Zed") == (200, "Hello Zed!")
+    sleeper = world.send("Sleeper/sleep", 700)  # still running when attached to
+    assert world.call("Attacher/attach", sleeper) == (200, "before 700 ms after")
+    done = world.send("Greeter/greet", "Done")
+    assert world.output(done) == (200, "Hello Done!")
+    assert world.call("Attacher/attach", done) == (200, "Hello Done!")  # finished already
+
+
+def test_idempotent_calls_from_a_handler_share_one_callee(world: World) -> None:
+    """``rpc.opts({idempotencyKey})`` on a call: the key names one callee per target; a second
+    call gets its result (finished) or waits for it (running). Its steps run once."""
+    name = f"once{time.monotonic_ns()}"
+    assert world.call("Caller/call_idempotent", name) == (200, f"Hello {name}!")
+    assert world.call("Caller/call_idempotent", name) == (200, f"Hello {name}!")
+    status, page, _ = http("GET", f"{world.orch.admin}/invocations?service=Greeter&limit=1000")
+    assert status == 200
+    keyed = [i for i in page["invocations"] if i.get("idempotency_key") == f"greet-{name}"]
+    assert len(keyed) == 1, keyed
+    assert world.app.step_counts(keyed[0]["id"]) == {"greet": 1}
+
+    ms = 600 + time.monotonic_ns() % 1000  # a sleeper of its own for this test run
+    first = world.send("Caller/sleep_idempotent", ms)
+    time.sleep(0.2)  # the first one's sleeper runs; the second attaches to it
+    second = world.send("Caller/sleep_idempotent", ms)
+    for inv in (first, second):
+        assert world.output(inv) == (200, f"before {ms} ms after")
+    status, page, _ = http("GET", f"{world.orch.admin}/invocations?service=Sleeper&limit=1000")
+    assert status == 200
+    sleepers = [i for i in page["invocations"] if i.get("idempotency_key") == f"sleep-{ms}"]
+    assert len(sleepers) == 1, sleepers
+    assert world.app.step_counts(sleepers[0]["id"]) == {"after": 1, "before": 1}

@@ -12,6 +12,11 @@ Served over HTTP/1.1 on 127.0.0.1:PORT with Node's `http.createServer` and the S
 to the SDK's `nodeHttp1Handler` in REQUEST_RESPONSE mode; `bidirectional: false` also pins it).
 The same handler answers `GET /health` (200 "OK") and `GET /discover`.
 
+Not in 1.17: a handler cannot peek at another invocation's output (the VM has
+`sys_get_invocation_output`, but no Context method calls it, so the SDK never sends
+GetInvocationOutputCommand), and a send handle (`InvocationHandle`) has only `invocationId`:
+cancelling a sent invocation goes through `ctx.invocation(id).cancel()`.
+
 Step counting: every ctx.run closure calls `count(ctx, step)`, which appends the line
 `"{invocation_id} {step}\n"` to the file named by RESTATE_APP_COUNTS (when set).
 */
@@ -121,6 +126,14 @@ const caller = restate.service({
     /** `{"key": str, "delta": int}`: Counter/KEY/add(delta), its output. */
     call_counter: async (ctx, req) => ctx.objectClient(counter, req.key).add(req.delta),
 
+    /** Greeter.greet with the idempotency key `greet-{name}`: one greeting per name. */
+    call_idempotent: async (ctx, name) =>
+      ctx.serviceClient(greeter).greet(name, rpc.opts({ idempotencyKey: `greet-${name}` })),
+
+    /** Sleeper.sleep(ms) with the idempotency key `sleep-{ms}`: callers share one sleeper. */
+    sleep_idempotent: async (ctx, ms) =>
+      ctx.serviceClient(sleeper).sleep(ms, rpc.opts({ idempotencyKey: `sleep-${ms}` })),
+
     /** RGreeter.greet(name), a service of Ritornello's own, through the untyped call API. */
     call_ritornello: async (ctx, name) => {
       const out = await ctx.genericCall({
@@ -202,6 +215,52 @@ const canceller = restate.service({
       await ctx.sleep(60_000);
       return "woke";
     },
+    /** Cancels the invocation `invocationId` (the VM sends a SendSignalCommand of the built-in
+    cancel signal: Ritornello's journal shows it as a "signal" entry). */
+    cancel: async (ctx, invocationId) => {
+      ctx.invocation(invocationId).cancel();
+    },
+    /** Sends Canceller.long_sleep and cancels it by the id its send handle gives (a send
+    handle has no cancel of its own in 1.17); the callee's invocation id. */
+    start_and_cancel: async (ctx) => {
+      const invocationId = await ctx.serviceSendClient(canceller).long_sleep().invocationId;
+      ctx.invocation(invocationId).cancel();
+      return invocationId;
+    },
+  },
+});
+
+// --- Attacher: attach to another invocation -------------------------------------------------------
+
+const attacher = restate.service({
+  name: "Attacher",
+  handlers: {
+    /** The output (any JSON) of the invocation `invocationId`, once it completes. */
+    attach: async (ctx, invocationId) => ctx.invocation(invocationId).attach(),
+    /** Sends Greeter.greet(name) and attaches to it by its invocation id (the older
+    `ctx.attach(id)`, the same AttachInvocationCommand). */
+    send_and_attach: async (ctx, name) => {
+      const invocationId = await ctx.serviceSendClient(greeter).greet(name).invocationId;
+      return await ctx.attach(invocationId);
+    },
+  },
+});
+
+// --- Signaller: named signals on an invocation ----------------------------------------------------
+
+const signaller = restate.service({
+  name: "Signaller",
+  handlers: {
+    /** Waits for the signal "go" on this invocation; its value. */
+    wait_signal: async (ctx) => ctx.signal("go"),
+    /** `{"invocation_id": str, "value": any JSON}`: resolves the signal "go" of that invocation. */
+    send_signal: async (ctx, req) => {
+      ctx.invocation(req.invocation_id).signal("go").resolve(req.value);
+    },
+    /** `{"invocation_id": str, "reason": str}`: rejects the signal "go" of that invocation. */
+    reject_signal: async (ctx, req) => {
+      ctx.invocation(req.invocation_id).signal("go").reject(req.reason);
+    },
   },
 });
 
@@ -232,7 +291,19 @@ const racer = restate.service({
   },
 });
 
-const services = [greeter, counter, sleeper, caller, box, awaiter, signup, canceller, racer];
+const services = [
+  greeter,
+  counter,
+  sleeper,
+  caller,
+  box,
+  awaiter,
+  signup,
+  canceller,
+  attacher,
+  racer,
+  signaller,
+];
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 9080);
 // `--http2`: h2c only, BIDI_STREAM, as `restate.serve()` serves (it binds every interface;
