@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -117,10 +117,9 @@ def py_app(
         "RESTATE_APP_ATTEMPTS": str(tmp / f"{name}-attempts.txt"),
         **env,
     }
-    fixed = port
-    for _ in range(3):
-        port = fixed or free_port()
-        args = [
+
+    def command(port: int) -> list[str]:
+        return [
             sys.executable,
             str(APPS / "serve_py.py"),
             str(port),
@@ -128,11 +127,36 @@ def py_app(
             *(["--both"] if both else []),
             *(["--tls", str(tls[0]), str(tls[1])] if tls else []),
         ]
-        proc = Proc(args, tmp / f"{name}.log", environ).start()
-        app = PyApp(proc, port, counts, http2, tls=tls is not None)
+
+    # urllib does not trust the test's certificate: over TLS, wait for the port
+    with _serve(tmp, name, command, environ, counts, http2, tls=tls is not None, port=port) as app:
+        yield app
+
+
+@contextlib.contextmanager
+def _serve(
+    tmp: Path,
+    name: str,
+    command: Callable[[int], list[str]],
+    env: dict[str, str],
+    counts: Path,
+    http2: bool,
+    *,
+    tls: bool = False,
+    port: int | None = None,
+    health: bool = True,
+) -> Iterator[PyApp]:
+    """``command(port)`` as a process on a free loopback port (``port``: that one), logged to
+    ``tmp/NAME.log``; yields once it answers ``/health`` (without ``health`` or over ``tls``:
+    once its port listens) and stops it by PID on exit. A start that loses its port to another
+    process is retried on a new one, three times in all."""
+    for _ in range(3):
+        at = port or free_port()
+        proc = Proc(command(at), tmp / f"{name}.log", env).start()
+        app = PyApp(proc, at, counts, http2, tls=tls)
         try:
-            if tls:  # urllib does not trust the test's certificate: wait for the port
-                wait_port(port, proc.proc, timeout=30)
+            if tls or not health:
+                wait_port(at, proc.proc, timeout=30)
                 break
             if _healthy(proc, app.url, timeout=30):
                 break
@@ -187,26 +211,14 @@ def ts_app(tmp: Path, *, http2: bool = False) -> Iterator[PyApp]:
         pytest.skip(why)
     name = "ts-app-h2" if http2 else "ts-app"
     counts = tmp / f"{name}-counts.txt"
-    for _ in range(3):
-        port = free_port()
-        args = [node, str(TS_APP / "app.mjs"), str(port), *(["--http2"] if http2 else [])]
-        proc = Proc(args, tmp / f"{name}.log", {"RESTATE_APP_COUNTS": str(counts)}).start()
-        app = PyApp(proc, port, counts, http2=http2)
-        try:
-            if http2:  # HTTP/1.1 gets nothing from an h2c-only server: wait for the port
-                wait_port(port, proc.proc, timeout=30)
-                break
-            if _healthy(proc, app.url, timeout=30):
-                break
-        except BaseException:
-            proc.terminate()
-            raise
-    else:
-        raise RuntimeError(f"ts app did not start:\n{proc.output()}")
-    try:
+
+    def command(port: int) -> list[str]:
+        return [node, str(TS_APP / "app.mjs"), str(port), *(["--http2"] if http2 else [])]
+
+    # HTTP/1.1 gets nothing from an h2c-only server: then wait for the port
+    env = {"RESTATE_APP_COUNTS": str(counts)}
+    with _serve(tmp, name, command, env, counts, http2, health=not http2) as app:
         yield app
-    finally:
-        proc.terminate()
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,28 @@ import socket
 import ssl as _ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import SplitResult, urlsplit
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 #: (host, port) -> [(family, address)]: the addresses to try, in order (``_hosts``).
 Resolver = Callable[[str, int], Awaitable[list[tuple[int, Any]]]]
+
+
+def parse_base_url(base_url: str) -> tuple[SplitResult, str, int, int]:
+    """(the URL's parts, host, port, the scheme's default port) of an endpoint's base URL;
+    ``ValueError`` unless it is ``http``/``https`` with a host, and no credentials, query or
+    fragment."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"unsupported URL scheme in {base_url!r} (expected http or https)")
+    if not parts.hostname:
+        raise ValueError(f"no host in {base_url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"credentials in URLs are not supported: {base_url!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"base URL must not have a query or fragment: {base_url!r}")
+    default_port = 443 if parts.scheme == "https" else 80
+    return parts, parts.hostname, parts.port or default_port, default_port
 
 
 async def connect_first(

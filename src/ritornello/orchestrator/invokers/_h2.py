@@ -44,7 +44,6 @@ import ssl as _ssl
 from collections import deque
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import h2.config
 import h2.connection
@@ -55,7 +54,7 @@ import h2.settings
 
 from ._client_errors import AnswerTooLarge, HttpClientError
 from ._conn import NO_LIMIT, Response
-from ._connect import Resolver, connect_first
+from ._connect import Resolver, connect_first, parse_base_url
 
 __all__ = [
     "DEFAULT_MAX_STREAMS",
@@ -771,23 +770,12 @@ class H2Client:
         idle_timeout: float = 30.0,
         stream_window: int = DEFAULT_STREAM_WINDOW,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"unsupported URL scheme in {base_url!r} (expected http or https)")
-        if not parts.hostname:
-            raise ValueError(f"no host in {base_url!r}")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError(f"credentials in URLs are not supported: {base_url!r}")
-        if parts.query or parts.fragment:
-            raise ValueError(f"base URL must not have a query or fragment: {base_url!r}")
+        parts, self._host, self._port, default_port = parse_base_url(base_url)
         if max_streams < 1:
             raise ValueError("max_streams must be at least 1")
         if not _INITIAL_WINDOW <= stream_window <= _MAX_WINDOW:
             raise ValueError(f"stream_window must be between {_INITIAL_WINDOW} and {_MAX_WINDOW}")
         self.base_url = base_url
-        self._host = parts.hostname
-        default_port = 443 if parts.scheme == "https" else 80
-        self._port = parts.port or default_port
         self._scheme = parts.scheme.encode("ascii")
         self._ssl: _ssl.SSLContext | None = None
         if parts.scheme == "https":

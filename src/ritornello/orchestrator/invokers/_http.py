@@ -266,20 +266,34 @@ class HttpInvoker(Invoker):
             self._h2 = H2Client(self.uri, resolve=self._hosts.resolve)
         return self._h2
 
-    async def discover_h2(self) -> bytes:
-        async with asyncio.timeout(self._timeout_s):
-            try:
-                status, _, data = await self._h2_client().request(
-                    "GET", "/discover", _DISCOVER_HEADERS, None, max_bytes=self.max_discovery_bytes
-                )
-            except AnswerTooLarge:
-                refused = too_large(_DISCOVERY[0], self.max_discovery_bytes, _DISCOVERY[1])
-                raise InvokerError(f"endpoint {self.uri}: {refused}") from None
-            except HttpClientError as exc:
-                raise InvokerError(f"endpoint {self.uri} unreachable over HTTP/2: {exc}") from None
+    async def _h2_request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        max_bytes: int,
+        what: tuple[str, str],
+    ) -> bytes:
+        """``_request`` over HTTP/2: one exchange, its errors and refusals as there."""
+        try:
+            status, _, data = await self._h2_client().request(
+                method, path, headers, body, max_bytes=max_bytes
+            )
+        except AnswerTooLarge:
+            refused = too_large(what[0], max_bytes, what[1])
+            raise InvokerError(f"endpoint {self.uri}: {refused}; stream reset") from None
+        except HttpClientError as exc:
+            raise InvokerError(f"endpoint {self.uri} unreachable over HTTP/2: {exc}") from None
         if status != 200:
             raise self._refusal(status, data)
         return data
+
+    async def discover_h2(self) -> bytes:
+        async with asyncio.timeout(self._timeout_s):
+            return await self._h2_request(
+                "GET", "/discover", _DISCOVER_HEADERS, None, self.max_discovery_bytes, _DISCOVERY
+            )
 
     async def invoke_as(
         self, service: str, handler: str, body: bytes, headers: dict[str, str]
@@ -287,22 +301,8 @@ class HttpInvoker(Invoker):
         path = self._path(service, handler)
         if not self.http2:
             return await self._request("POST", path, body, self.max_answer_bytes, _ANSWER, headers)
-        try:
-            status, _, data = await self._h2_client().request(
-                "POST",
-                path,
-                {**self._fixed_headers, **headers},
-                body,
-                max_bytes=self.max_answer_bytes,
-            )
-        except AnswerTooLarge:
-            refused = too_large(_ANSWER[0], self.max_answer_bytes, _ANSWER[1])
-            raise InvokerError(f"endpoint {self.uri}: {refused}; stream reset") from None
-        except HttpClientError as exc:
-            raise InvokerError(f"endpoint {self.uri} unreachable: {exc}") from None
-        if status != 200:
-            raise self._refusal(status, data)
-        return data
+        headers = {**self._fixed_headers, **headers}
+        return await self._h2_request("POST", path, headers, body, self.max_answer_bytes, _ANSWER)
 
     async def open_duplex(self, service: str, handler: str, headers: dict[str, str]) -> Duplex:
         """A full-duplex request over HTTP/2 (``speak(http2=True)``); bounded by the caller."""

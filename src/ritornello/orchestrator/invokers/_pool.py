@@ -33,11 +33,10 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 from collections import deque
-from urllib.parse import urlsplit
 
 from ._client_errors import HttpClientError, Stale, StreamHeadTimeout
 from ._conn import NO_LIMIT, Conn, Response
-from ._connect import Resolver, connect_first
+from ._connect import Resolver, connect_first, parse_base_url
 from ._stream import HttpStream, chunk
 
 __all__ = ["HttpPool"]
@@ -67,21 +66,10 @@ class HttpPool:
         ssl: _ssl.SSLContext | None = None,
         resolve: Resolver | None = None,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"unsupported URL scheme in {base_url!r} (expected http or https)")
-        if not parts.hostname:
-            raise ValueError(f"no host in {base_url!r}")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError(f"credentials in URLs are not supported: {base_url!r}")
-        if parts.query or parts.fragment:
-            raise ValueError(f"base URL must not have a query or fragment: {base_url!r}")
+        parts, self._host, self._port, default_port = parse_base_url(base_url)
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.base_url = base_url
-        self._host = parts.hostname
-        default_port = 443 if parts.scheme == "https" else 80
-        self._port = parts.port or default_port
         self._ssl: _ssl.SSLContext | None = None
         if parts.scheme == "https":
             self._ssl = ssl if ssl is not None else _ssl.create_default_context()

@@ -116,17 +116,9 @@ class RestateProtocol(ProtocolAdapter):
                 raw = await invoker.invoke_as(
                     rec.service, rec.handler, body, {INVOCATION_ID_HEADER: rec.id}
                 )
-        except TimeoutError:
-            return AttemptFailed(rec.id, f"transport: attempt timed out after {timeout_s:g} s")
-        except InvokerError as exc:
-            return AttemptFailed(rec.id, f"transport: {exc}")
-        try:
             answer = decode_answer(inv, raw, self.version, int(time.time() * 1000))
-        except (Refused, FrameError) as exc:
-            return AttemptFailed(rec.id, f"protocol: {exc}")
-        except Exception as exc:  # whatever an endpoint sends, never the driver's end
-            log.exception("invocation %s: its answer could not be read", rec.id)
-            return AttemptFailed(rec.id, f"protocol: the answer could not be read: {exc!r}")
+        except Exception as exc:
+            return _failed(rec.id, exc, timeout_s)
         return Answered(rec.id, answer)
 
     async def _bidi(
@@ -142,13 +134,19 @@ class RestateProtocol(ProtocolAdapter):
         lazy = (rec.service, rec.handler) in self.lazy
         try:
             answer = await bidi_attempt(exchange, start, inv, self.version, lazy, timeout_s)
-        except TimeoutError:
-            return AttemptFailed(rec.id, f"transport: attempt timed out after {timeout_s:g} s")
-        except InvokerError as exc:
-            return AttemptFailed(rec.id, f"transport: {exc}")
-        except (Refused, FrameError) as exc:
-            return AttemptFailed(rec.id, f"protocol: {exc}")
-        except Exception as exc:  # whatever an endpoint sends, never the driver's end
-            log.exception("invocation %s: its bidi exchange failed", rec.id)
-            return AttemptFailed(rec.id, f"protocol: the answer could not be read: {exc!r}")
+        except Exception as exc:
+            return _failed(rec.id, exc, timeout_s)
         return Answered(rec.id, answer)
+
+
+def _failed(invocation_id: str, exc: Exception, timeout_s: float) -> AttemptFailed:
+    """What an attempt that raised ``exc`` comes to: a failed attempt saying why (whatever
+    an endpoint sends, never the end of the driver)."""
+    if isinstance(exc, TimeoutError):
+        return AttemptFailed(invocation_id, f"transport: attempt timed out after {timeout_s:g} s")
+    if isinstance(exc, InvokerError):
+        return AttemptFailed(invocation_id, f"transport: {exc}")
+    if isinstance(exc, (Refused, FrameError)):
+        return AttemptFailed(invocation_id, f"protocol: {exc}")
+    log.error("invocation %s: its answer could not be read", invocation_id, exc_info=exc)
+    return AttemptFailed(invocation_id, f"protocol: the answer could not be read: {exc!r}")
