@@ -20,6 +20,7 @@ from ritornello.store import (
     FencedError,
     InvocationRecord,
     InvocationWrite,
+    PermitRecord,
     Store,
     TimerRecord,
 )
@@ -78,6 +79,23 @@ timers = st.builds(
     partition=st.sampled_from(PARTITIONS),
 )
 positions = st.tuples(st.sampled_from(IDS), st.integers(0, 3), texts)
+LIMITS = ["emails", "ü"]
+
+
+def permits(granted: bool) -> st.SearchStrategy[PermitRecord]:
+    return st.builds(
+        PermitRecord,
+        limit=st.sampled_from(LIMITS),
+        invocation_id=st.sampled_from(IDS),
+        index=st.integers(-1, 1),
+        partition=st.sampled_from(PARTITIONS),
+        priority=st.integers(-1, 1),
+        asked_at=st.integers(0, 3),
+        granted_at=st.integers(0, 3) if granted else st.none(),
+    )
+
+
+permit_names = st.tuples(st.sampled_from(LIMITS), st.sampled_from(IDS), st.integers(-1, 1))
 units = st.builds(
     CommitUnit,
     invocations=st.lists(invocation_writes(), max_size=2),
@@ -89,6 +107,10 @@ units = st.builds(
     purge=st.lists(st.sampled_from(IDS), max_size=1),
     fences=st.lists(st.tuples(st.sampled_from(PARTITIONS), st.integers(0, 2)), max_size=1),
     notify=st.lists(st.tuples(st.sampled_from(PARTITIONS), st.sampled_from(IDS)), max_size=2),
+    completions_remove=st.lists(st.tuples(st.sampled_from(IDS), st.integers(0, 3)), max_size=1),
+    permits_ask=st.lists(permits(granted=False), max_size=2),
+    permits_grant=st.lists(permits(granted=True), max_size=1),
+    permits_release=st.lists(permit_names, max_size=1),
 )
 deployment_ops = st.tuples(
     st.sampled_from(["put", "delete"]), st.sampled_from(["dp_1", "dp_2"]), st.integers(0, 3)
@@ -119,12 +141,16 @@ async def _snapshot(store: Store) -> dict[str, Any]:
         "page": await store.list_invocations(after_seq=2, limit=2),
         "active": await store.list_invocations(statuses=["running", "suspended", "pending"]),
         "leases": await store.list_leases(),
+        "permits": await store.list_permits(),
     }
+    for limit in LIMITS:
+        snap["permits", limit] = await store.list_permits(limit=limit)
     for partition in PARTITIONS:
         snap["partition", partition] = await store.list_invocations(partition=partition)
         snap["timers", partition] = await store.list_timers(partition=partition)
         # message ids are the backend's own: compare what the messages say, in order
         snap["inbox", partition] = [m[1] for m in await store.read_inbox(partition)]
+        snap["permits", partition] = await store.list_permits(partition=partition)
     for id in IDS:
         snap[id] = (await store.get_invocation(id), await store.get_journal(id))
     for service in SERVICES:

@@ -16,6 +16,8 @@ from ritornello.store import (
     ConflictError,
     InvocationRecord,
     InvocationWrite,
+    LimitRecord,
+    PermitRecord,
     ScheduleRecord,
     SchemaError,
     StoreClosedError,
@@ -78,7 +80,7 @@ def test_schema_version_mismatch(tmp_path: Path, run: Run) -> None:
     conn.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(SchemaError, match=r"schema version 99.*version 3"):
+    with pytest.raises(SchemaError, match=r"schema version 99.*version 4"):
         run(SqliteStore(path).open())
     with pytest.raises(SchemaError):
         run(SqliteStore(path, readonly=True).open())
@@ -532,9 +534,43 @@ def test_a_version_2_database_is_migrated_in_place(tmp_path: Path, run: Run) -> 
     run(body())
     conn = sqlite3.connect(old)
     assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchall() == [
-        ("3",)
+        ("4",)
     ]
     conn.close()
     fresh = tmp_path / "fresh.db"
     create(fresh, run)
-    assert _schema(old) == _schema(fresh)  # migrated = created at version 3
+    assert _schema(old) == _schema(fresh)  # migrated = created at version 4
+
+
+def test_a_version_3_database_is_migrated_in_place(tmp_path: Path, run: Run) -> None:
+    """3 -> 4 adds the limits and permits tables, empty; the rest is left as it was."""
+    old = tmp_path / "v3.db"
+    _create_version_1(old)
+    conn = sqlite3.connect(old)
+    for version in (1, 2):  # to version 3, as a version-3 build did
+        for statement in _sqlite_schema.MIGRATIONS[version]:
+            if statement.strip():
+                conn.execute(statement)
+    conn.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaError, match="read-write"):  # a reader cannot migrate
+        run(SqliteStore(old, readonly=True).open())
+
+    async def body() -> None:
+        async with SqliteStore(old) as store:
+            assert await store.get_journal("inv_old") == (["{}"], ['"done"'])
+            assert await store.list_limits() == []
+            assert await store.list_permits() == []
+            limit = LimitRecord("emails", 5, None, 1000, 0, 1)
+            await store.put_limit(limit)
+            asked = PermitRecord("emails", "inv_old", 2, 0, 0, 1)
+            await store.commit(CommitUnit(permits_ask=[asked], completions_remove=[("inv_old", 1)]))
+            assert await store.get_limit("emails") == limit
+            assert await store.list_permits(partition=0) == [asked]
+            assert await store.get_journal("inv_old") == (["{}"], [])
+
+    run(body())
+    fresh = tmp_path / "fresh.db"
+    create(fresh, run)
+    assert _schema(old) == _schema(fresh)  # migrated = created at version 4

@@ -19,15 +19,18 @@ from ritornello.store.records import (
     DeploymentRecord,
     InvocationRecord,
     LeaseRecord,
+    LimitRecord,
     MemberRecord,
+    PermitRecord,
     ScheduleRecord,
     TimerRecord,
 )
 
 
 class Store(ABC):
-    """Durable home of invocations, journals, completions, state, timers and deployments,
-    and of the partition leases and inboxes several orchestrators coordinate through.
+    """Durable home of invocations, journals, completions, state, timers, deployments,
+    schedules, limits and permits, and of the partition leases and inboxes several
+    orchestrators coordinate through.
 
     ``async with store:`` opens it and closes it. ``partitions`` (how many partitions
     invocations hash to) is fixed when the store is created and readable once it is open.
@@ -224,6 +227,41 @@ class Store(ABC):
     async def delete_schedule(self, schedule_id: str, expect_version: int | None = None) -> bool:
         """Remove a schedule; False if it did not exist. With ``expect_version``, only if the
         stored version equals it (ConflictError otherwise)."""
+
+    # ------------------------------------------------------------------ limits and permits
+
+    @abstractmethod
+    async def put_limit(self, limit: LimitRecord, expect_version: int | None = None) -> None:
+        """Write a limit, compare-and-set, as ``put_schedule``: ``expect_version`` None:
+        insert (ConflictError if the name exists); else the stored version must equal it
+        (ConflictError if it does not, or if the limit is gone) and ``limit.version`` must be
+        ``expect_version + 1`` (ValueError, nothing written, otherwise)."""
+
+    @abstractmethod
+    async def get_limit(self, name: str) -> LimitRecord | None:
+        """One limit, or None. Strongly consistent."""
+
+    @abstractmethod
+    async def list_limits(self) -> list[LimitRecord]:
+        """Every limit, by name. Strongly consistent."""
+
+    @abstractmethod
+    async def delete_limit(self, name: str) -> bool:
+        """Remove a limit; False if it did not exist."""
+
+    @abstractmethod
+    async def get_permit(self, limit: str, invocation_id: str, index: int) -> PermitRecord | None:
+        """One permit row (written by ``CommitUnit.permits_*``), or None. Strongly
+        consistent."""
+
+    @abstractmethod
+    async def list_permits(
+        self, *, partition: int | None = None, limit: str | None = None
+    ) -> list[PermitRecord]:
+        """Every permit row (of limit instances of ``partition``, of the limit instance
+        ``limit``: the filters combine), ordered by ``records.permit_order``: per limit,
+        holders first, then waiters in service order. Strongly consistent, and complete for a
+        partition: a new owner rebuilds its limit instances from it."""
 
     # ------------------------------------------------------------------ leadership
 

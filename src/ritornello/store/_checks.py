@@ -1,10 +1,17 @@
-"""Checks every backend runs the same way: on a commit unit before writing anything, on the
-number of partitions, and on a fence or a lease against the stored lease."""
+"""Checks every backend runs the same way: on a commit unit before writing anything, on a
+compare-and-set of a schedule or a limit, on the number of partitions, and on a fence or a
+lease against the stored lease."""
 
 from __future__ import annotations
 
-from ritornello.store.errors import FencedError
-from ritornello.store.records import OVERLAP_POLICIES, CommitUnit, LeaseRecord, ScheduleRecord
+from ritornello.store.errors import ConflictError, FencedError
+from ritornello.store.records import (
+    OVERLAP_POLICIES,
+    CommitUnit,
+    LeaseRecord,
+    LimitRecord,
+    ScheduleRecord,
+)
 
 
 def check_unit(unit: CommitUnit) -> None:
@@ -27,6 +34,12 @@ def check_unit(unit: CommitUnit) -> None:
                     f"fresh completion {inv_id}[{index}] must be one of the unit's completions, "
                     "exactly once"
                 )
+    for permit in unit.permits_grant:
+        if permit.granted_at is None:
+            raise ValueError(
+                f"grant of permit {permit.limit!r} {permit.invocation_id}[{permit.index}]: "
+                "granted_at must be set"
+            )
 
 
 def check_schedule(schedule: ScheduleRecord, expect_version: int | None) -> None:
@@ -39,6 +52,29 @@ def check_schedule(schedule: ScheduleRecord, expect_version: int | None) -> None
         )
     if schedule.overlap not in OVERLAP_POLICIES:
         raise ValueError(f"schedule {schedule.id}: overlap must be one of {OVERLAP_POLICIES}")
+
+
+def check_limit(limit: LimitRecord, expect_version: int | None) -> None:
+    """Raise ValueError if ``put_limit(limit, expect_version)`` is malformed."""
+    expected = 1 if expect_version is None else expect_version + 1
+    if limit.version != expected:
+        raise ValueError(
+            f"limit {limit.name!r}: version {limit.version} must be {expected} "
+            f"(expect_version {expect_version} + 1, or 1 for an insert)"
+        )
+
+
+def check_version(what: str, stored: int | None, expect_version: int | None) -> None:
+    """Raise the ConflictError of a compare-and-set of ``what`` (a schedule, a limit) whose
+    stored version is ``stored`` (None: missing): an insert (``expect_version`` None) needs it
+    missing, an update needs it equal to ``expect_version``."""
+    if expect_version is None:
+        if stored is not None:
+            raise ConflictError(f"{what} already exists")
+    elif stored is None:
+        raise ConflictError(f"{what} does not exist")
+    elif stored != expect_version:
+        raise ConflictError(f"{what} is at version {stored}, not {expect_version}")
 
 
 def check_partitions(partitions: int) -> int:

@@ -15,7 +15,15 @@ with the condition that makes the read still true when the transaction applies:
   a ``fresh`` one that exists is a ConflictError, whether the read finds it or its condition
   fails in the transaction;
 - fence: a ConditionCheck ``attribute_exists(owner) AND epoch = <e>`` on the lease item;
-- state, timers, inbox messages, active markers: unconditional.
+- permit ask: dropped if the read finds the row (it stays as it is), else
+  ``attribute_not_exists(pk)``, with the registry item of its limit instance (unconditional);
+  grant: a ConflictError at once unless the read finds the row waiting, then
+  ``attribute_exists(pk)`` and ``granted_at`` absent; a permit several parts name is replayed
+  on the read and written once (after a release: with no condition, the outcome no longer
+  depends on what was there);
+- completion removal: an unconditional Delete (a completion the unit writes and removes is
+  not written);
+- state, timers, inbox messages, active markers, permit releases: unconditional.
 
 Timeline of a race the read cannot see (the caller re-plans, see ``Plan.explain``)::
 
@@ -35,7 +43,7 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +57,8 @@ from ritornello.store._dynamo_models import (
     InboxItem,
     InvocationItem,
     LeaseItem,
+    PermitItem,
+    PermitRegistryItem,
     RawItem,
     TimerItem,
     ValueItem,
@@ -57,7 +67,7 @@ from ritornello.store._dynamo_models import (
 )
 from ritornello.store._dynamo_stats import item_size
 from ritornello.store.errors import ConflictError, FencedError, StoreError
-from ritornello.store.records import FINAL_STATUSES, CommitUnit, InvocationRecord
+from ritornello.store.records import FINAL_STATUSES, CommitUnit, InvocationRecord, PermitRecord
 
 MAX_ITEMS = 100
 MAX_BYTES = 4_000_000
@@ -86,7 +96,8 @@ class Replan(Exception):
 class Role:
     """Why an item is in the transaction: decides what its failed condition means."""
 
-    kind: str  # insert | update | idempotency | entry | completion | fresh | fence | plain
+    # insert | update | idempotency | entry | completion | fresh | fence | ask | grant | plain
+    kind: str
     what: str
     partition: int | None = None
 
@@ -126,7 +137,7 @@ class Plan:
         fences = [role for role in failed if role.kind == "fence"]
         if fences:
             return FencedError(fences[0].what, partition=fences[0].partition)
-        if any(role.kind in ("insert", "completion") for role in failed):
+        if any(role.kind in ("insert", "completion", "ask") for role in failed):
             return Replan()
         what = "; ".join(role.what for role in failed) or "a condition failed"
         return ConflictError(what)
@@ -166,6 +177,7 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
     wanted = [key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for i in inv_ids]
     wanted += [key_of(keys.invocation_pk(i), keys.completion_sk(n)) for i, n, _ in unit.completions]
     wanted += lease_keys(unit)
+    wanted += [key_of(*_permit_key(p)) for p in (*unit.permits_ask, *unit.permits_grant)]
     found = {key_from(raw): raw for raw in client.batch_get(wanted)} if wanted else {}
     check_fences(unit, found)
     stored: dict[str, InvocationRecord | None] = {}
@@ -274,6 +286,7 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
         put(raw, Role("entry", what), "attribute_not_exists(pk)")
     seen.clear()
     fresh = {(i, n) for i, n in unit.fresh} if unit.fresh else ()
+    removed = {(i, n) for i, n in unit.completions_remove}
     for inv_id, index, text in unit.completions:
         pk, sk = keys.invocation_pk(inv_id), keys.completion_sk(index)
         must_be_new = (inv_id, index) in fresh
@@ -282,6 +295,14 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
         if (inv_id, index) in seen or (pk, sk) in found:
             continue
         seen.add((inv_id, index))
+        if (inv_id, index) in removed:  # written, then removed: only the removal is sent
+            if must_be_new:  # ... which must still find none
+                removed.discard((inv_id, index))
+                what = f"completion {inv_id}[{index}] is already written"
+                body = {"TableName": table, "Key": key_of(pk, sk)}
+                body["ConditionExpression"] = "attribute_not_exists(pk)"
+                plan.add("Delete", body, Role("fresh", what))
+            continue
         v, ref = blobs.put(text)
         completion = ValueItem(pk=pk, sk=sk, v=v, ref=ref)
         role = (
@@ -290,6 +311,9 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
             else Role("completion", "completion exists")
         )
         put(completion.raw(), role, "attribute_not_exists(pk)")
+    for inv_id, index in dict.fromkeys((i, n) for i, n in unit.completions_remove):
+        if (inv_id, index) in removed:
+            delete(keys.invocation_pk(inv_id), keys.completion_sk(index), "completion removed")
 
     # --- state, in list order; then timers (removes first), inbox messages, fences --------
     changes: dict[tuple[str, str], tuple[str, str | None]] = {}  # (pk, sk) -> (name, value)
@@ -328,6 +352,8 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
         else:
             put(timer, Role("plain", "timer"))
 
+    _plan_permits(unit, found, put, delete)
+
     for partition, inv_id in unit.notify:
         message = InboxItem(pk=keys.inbox_pk(partition), sk=message_id(now_ms), inv=inv_id)
         put(message.raw(), Role("plain", "inbox"))
@@ -349,6 +375,94 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
             Role("fence", f"partition {partition} is no longer held at epoch {epoch}", partition),
         )
     return plan
+
+
+def _permit_key(p: PermitRecord) -> tuple[str, str]:
+    return (keys.permit_pk(p.limit), keys.permit_sk(p.invocation_id, p.index))
+
+
+@dataclass
+class _Permit:
+    """How the unit leaves one permit row, replayed on the read (``was``)."""
+
+    was: PermitRecord | None
+    now: PermitRecord | None
+    released: bool = False  # released first: the outcome no longer depends on ``was``
+    asked: bool = False  # inserted by an ask because the read found no row
+    granted: bool = False
+
+
+def _plan_permits(
+    unit: CommitUnit,
+    found: dict[tuple[str, str], RawItem],
+    put: Callable[..., None],
+    delete: Callable[[str, str, str], None],
+) -> None:
+    """The unit's permits, in its order (releases, asks, grants), one write per row: Put if
+    the row ends up present, Delete if released; the condition keeps the read true."""
+    if not (unit.permits_release or unit.permits_ask or unit.permits_grant):
+        return
+    rows: dict[tuple[str, str], _Permit] = {}
+
+    def row(key: tuple[str, str]) -> _Permit:
+        if key not in rows:
+            raw = found.get(key)
+            was = None if raw is None else PermitItem.load(raw).record()
+            rows[key] = _Permit(was, was)
+        return rows[key]
+
+    for limit, inv_id, index in unit.permits_release:
+        r = row((keys.permit_pk(limit), keys.permit_sk(inv_id, index)))
+        r.now, r.released = None, True
+    for p in unit.permits_ask:
+        r = row(_permit_key(p))
+        if r.now is None:  # else the row stays exactly as it is
+            r.now, r.asked = p, not r.released
+    for p in unit.permits_grant:
+        r = row(_permit_key(p))
+        if r.now is None or r.now.granted_at is not None:
+            state = "does not exist" if r.now is None else "is already granted"
+            raise ConflictError(f"permit {p.limit!r} {p.invocation_id}[{p.index}] {state}")
+        r.now, r.granted = p, True
+    token = uuid.uuid4().hex
+    registered: set[tuple[int, str]] = set()
+    for (pk, sk), r in rows.items():
+        now = r.now
+        if now is None:
+            if r.released:
+                delete(pk, sk, "permit released")
+            continue
+        what = f"permit {now.limit!r} {now.invocation_id}[{now.index}]"
+        if r.asked:  # the read found no row: it must still be missing
+            put(PermitItem.of(now).raw(), Role("ask", f"{what} exists"), _ABSENT)
+        elif r.granted and not r.released:  # the read found it waiting: it must still be
+            put(
+                PermitItem.of(now).raw(),
+                Role("grant", f"{what} is no longer waiting"),
+                _WAITING,
+                ExpressionAttributeValues={":null": {"S": "NULL"}},
+            )
+        elif r.released:  # released first: whatever was there, this is the outcome
+            put(PermitItem.of(now).raw(), Role("plain", "permit"))
+        moved = r.was is not None and r.was.partition != now.partition
+        if r.asked or r.released or moved:
+            instance = (now.partition, now.limit)
+            if instance not in registered:  # so list_permits(partition) finds the instance
+                registered.add(instance)
+                entry = PermitRegistryItem(
+                    pk=keys.permit_registry_pk(instance[0]),
+                    sk=keys.permit_registry_sk(instance[1]),
+                    lim=instance[1],
+                    tok=token,
+                )
+                put(entry.raw(), Role("plain", "permit registry"))
+
+
+_ABSENT = "attribute_not_exists(pk)"
+_WAITING = (
+    "attribute_exists(pk) AND "
+    "(attribute_not_exists(granted_at) OR attribute_type(granted_at, :null))"
+)
 
 
 def lease_keys(unit: CommitUnit) -> list[RawItem]:

@@ -25,6 +25,7 @@ LEASES_PK = "l"
 MEMBERS_PK = "m"
 DEPLOYMENTS_PK = "d"
 SCHEDULES_PK = "sc"
+LIMITS_PK = "lm"
 
 #: Global secondary indexes (eventually consistent, admin listing and retention only).
 SEQ_INDEX = "by_seq"  # seq_pk = "seq#<partition>", seq_sk = "<seq 20 digits>#<id>"
@@ -115,6 +116,32 @@ def deployment_sk(deployment_id: str) -> str:
 
 def schedule_sk(schedule_id: str) -> str:
     return _bounded("", schedule_id, _MAX_SK_BYTES)
+
+
+def limit_sk(name: str) -> str:
+    return _bounded("", name, _MAX_SK_BYTES)
+
+
+def permit_pk(limit: str) -> str:
+    """One item collection per limit instance: its permit rows (no item shared by two)."""
+    return _bounded("p#", limit, _MAX_PK_BYTES)
+
+
+def permit_sk(invocation_id: str, index: int) -> str:
+    return _bounded("", _parts(invocation_id, index), _MAX_SK_BYTES)
+
+
+def permit_registry_pk(partition: int) -> str:
+    """The limit instances of a partition that have (or had) permit rows."""
+    return f"pl#{partition}"
+
+
+def permit_registry_sk(limit: str) -> str:
+    return _bounded("", limit, _MAX_SK_BYTES)
+
+
+def is_permit_registry(pk: str) -> bool:
+    return pk.startswith("pl#")
 
 
 def seq_pk(partition: int) -> str:

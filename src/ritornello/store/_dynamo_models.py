@@ -24,7 +24,9 @@ from ritornello.store.records import (
     DeploymentRecord,
     InvocationRecord,
     LeaseRecord,
+    LimitRecord,
     MemberRecord,
+    PermitRecord,
     ScheduleRecord,
     TimerRecord,
 )
@@ -339,6 +341,93 @@ class ScheduleItem(Item):
             missed=int(self.missed),
             version=int(self.version),
         )
+
+
+class LimitItem(Item):
+    """pk ``lm``, sk ``<name>``: a named limit (one small item collection, read whole)."""
+
+    name = UnicodeAttribute()
+    concurrency = NumberAttribute(null=True)
+    rate = NumberAttribute(null=True)
+    per_ms = NumberAttribute()
+    burst = NumberAttribute()
+    updated_at = NumberAttribute()
+    version = NumberAttribute()
+    per_key = BooleanAttribute(default=False)
+
+    @classmethod
+    def of(cls, r: LimitRecord) -> LimitItem:
+        return cls(
+            pk=keys.LIMITS_PK,
+            sk=keys.limit_sk(r.name),
+            name=r.name,
+            concurrency=r.concurrency,
+            rate=r.rate,
+            per_ms=r.per_ms,
+            burst=r.burst,
+            updated_at=r.updated_at,
+            version=r.version,
+            per_key=r.per_key,
+        )
+
+    def record(self) -> LimitRecord:
+        return LimitRecord(
+            name=self.name,
+            concurrency=_int(self.concurrency),
+            rate=None if self.rate is None else float(self.rate),
+            per_ms=int(self.per_ms),
+            burst=int(self.burst),
+            updated_at=int(self.updated_at),
+            version=int(self.version),
+            per_key=bool(self.per_key),
+        )
+
+
+class PermitItem(Item):
+    """pk ``p#<limit>``, sk ``[invocation id, index]`` (JSON): one invocation's place in a
+    limit instance; ``granted_at`` absent while it waits."""
+
+    lim = UnicodeAttribute()
+    inv = UnicodeAttribute()
+    index = NumberAttribute()
+    partition = NumberAttribute()
+    priority = NumberAttribute()
+    asked_at = NumberAttribute()
+    granted_at = NumberAttribute(null=True)
+
+    @classmethod
+    def of(cls, p: PermitRecord) -> PermitItem:
+        return cls(
+            pk=keys.permit_pk(p.limit),
+            sk=keys.permit_sk(p.invocation_id, p.index),
+            lim=p.limit,
+            inv=p.invocation_id,
+            index=p.index,
+            partition=p.partition,
+            priority=p.priority,
+            asked_at=p.asked_at,
+            granted_at=p.granted_at,
+        )
+
+    def record(self) -> PermitRecord:
+        return PermitRecord(
+            self.lim,
+            self.inv,
+            int(self.index),
+            int(self.partition),
+            int(self.priority),
+            int(self.asked_at),
+            _int(self.granted_at),
+        )
+
+
+class PermitRegistryItem(Item):
+    """pk ``pl#<partition>``, sk ``<limit>``: a limit instance of the partition with permit
+    rows (or that had some). ``tok`` is new at every ask that writes it, so a reader that found
+    the instance empty may delete the item only if no ask wrote it since (``tok`` unchanged)."""
+
+    lim = UnicodeAttribute()
+    tok = UnicodeAttribute()
 
 
 def _int(value: float | None) -> int | None:

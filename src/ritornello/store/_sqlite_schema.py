@@ -1,11 +1,12 @@
-"""The SQLite schema (version 3), its migrations, the statements run against it, and row <->
-record mapping.
+"""The SQLite schema (version 4), its migrations, the statements run against it, and row <->
+record mapping (those of limits and permits are in ``_sqlite_limits.py``).
 
 Every statement is a module constant, so sqlite3's per-connection statement cache prepares
 each one once. Payloads are JSON text written and read back verbatim: nothing here parses them.
 
 Versions: 1 had no partitions, leases, members or inbox; 2 added them; 3 added the
-``schedules`` table and the invocations' ``history`` column. ``MIGRATIONS[v]`` takes
+``schedules`` table and the invocations' ``history`` column; 4 added the ``limits`` and
+``permits`` tables. ``MIGRATIONS[v]`` takes
 a database from version v to v + 1 in place; ``DDL`` creates the current version directly and
 must give the same tables and indexes as version 1 migrated (tests/store/test_sqlite.py checks
 it), which is why new columns come last and carry the defaults ``ALTER TABLE`` needs.
@@ -17,10 +18,11 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from ritornello.store._sqlite_limits import LIMITS_DDL
 from ritornello.store.errors import SchemaError
 from ritornello.store.records import InvocationRecord, ScheduleRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # In InvocationRecord field order, so a row maps back with InvocationRecord(*row).
 INVOCATION_COLUMNS = (
@@ -212,10 +214,12 @@ CREATE TABLE schedules (
 CREATE INDEX schedules_created ON schedules (created_at, id);
 """
 DDL += SCHEDULES_DDL
+DDL += LIMITS_DDL
 
 # MIGRATIONS[v]: the statements taking version v to v + 1 (the schema_version row is updated
 # by migrate()). 1 -> 2: existing invocations and timers land in partition 0 of 1. 2 -> 3:
-# existing invocations have no history (NULL), there are no schedules yet.
+# existing invocations have no history (NULL), there are no schedules yet. 3 -> 4: no limits
+# and no permits yet.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "ALTER TABLE invocations ADD COLUMN partition INTEGER NOT NULL DEFAULT 0",
@@ -228,6 +232,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE invocations ADD COLUMN history TEXT",
         *SCHEDULES_DDL.split(";"),
     ),
+    3: tuple(LIMITS_DDL.split(";")),
 }
 
 _COLS = ", ".join(INVOCATION_COLUMNS)
@@ -247,6 +252,7 @@ INSERT_ENTRY = "INSERT INTO journal (invocation_id, idx, entry) VALUES (?, ?, ?)
 INSERT_COMPLETION = (
     "INSERT OR IGNORE INTO completions (invocation_id, idx, completion) VALUES (?, ?, ?)"
 )
+REMOVE_COMPLETION = "DELETE FROM completions WHERE invocation_id = ? AND idx = ?"
 # A completion that must be new (CommitUnit.fresh): an existing one fails the primary key.
 INSERT_FRESH_COMPLETION = (
     "INSERT INTO completions (invocation_id, idx, completion) VALUES (?, ?, ?)"

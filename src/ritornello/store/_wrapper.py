@@ -14,7 +14,9 @@ from ritornello.store.records import (
     DeploymentRecord,
     InvocationRecord,
     LeaseRecord,
+    LimitRecord,
     MemberRecord,
+    PermitRecord,
     ScheduleRecord,
     TimerRecord,
 )
@@ -132,6 +134,30 @@ class StoreWrapper(Store):
     async def delete_schedule(self, schedule_id: str, expect_version: int | None = None) -> bool:
         return await self._call(
             "delete_schedule", lambda: self.inner.delete_schedule(schedule_id, expect_version)
+        )
+
+    async def put_limit(self, limit: LimitRecord, expect_version: int | None = None) -> None:
+        await self._call("put_limit", lambda: self.inner.put_limit(limit, expect_version))
+
+    async def get_limit(self, name: str) -> LimitRecord | None:
+        return await self._call("get_limit", lambda: self.inner.get_limit(name))
+
+    async def list_limits(self) -> list[LimitRecord]:
+        return await self._call("list_limits", self.inner.list_limits)
+
+    async def delete_limit(self, name: str) -> bool:
+        return await self._call("delete_limit", lambda: self.inner.delete_limit(name))
+
+    async def get_permit(self, limit: str, invocation_id: str, index: int) -> PermitRecord | None:
+        return await self._call(
+            "get_permit", lambda: self.inner.get_permit(limit, invocation_id, index)
+        )
+
+    async def list_permits(
+        self, *, partition: int | None = None, limit: str | None = None
+    ) -> list[PermitRecord]:
+        return await self._call(
+            "list_permits", lambda: self.inner.list_permits(partition=partition, limit=limit)
         )
 
     async def list_leases(self) -> list[LeaseRecord]:

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from ritornello.store import _dynamo_keys as keys
 from ritornello.store import _dynamo_schema as schema
 from ritornello.store._base import Store
-from ritornello.store._checks import check_schedule, check_unit
+from ritornello.store._checks import check_limit, check_schedule, check_unit
 from ritornello.store._dynamo_blobs import Blobs
 from ritornello.store._dynamo_client import AwsError, DynamoClient, DynamoSettings, Unavailable
 from ritornello.store._dynamo_commit import (
@@ -43,6 +43,7 @@ from ritornello.store._dynamo_commit import (
     lease_keys,
 )
 from ritornello.store._dynamo_coord import Coordination
+from ritornello.store._dynamo_limits import Limits
 from ritornello.store._dynamo_models import InvocationItem, key_from, key_of
 from ritornello.store._dynamo_reads import Reads
 from ritornello.store._dynamo_schedules import Schedules
@@ -58,7 +59,9 @@ from ritornello.store.records import (
     DeploymentRecord,
     InvocationRecord,
     LeaseRecord,
+    LimitRecord,
     MemberRecord,
+    PermitRecord,
     ScheduleRecord,
     TimerRecord,
 )
@@ -96,6 +99,7 @@ class DynamoStore(Store):
         self._reads: Reads | None = None
         self._coord: Coordination | None = None
         self._schedules: Schedules | None = None
+        self._limits: Limits | None = None
         self._blobs: Blobs | None = None
         self._opened = False
         self._closed = False
@@ -152,6 +156,7 @@ class DynamoStore(Store):
         self.partitions = int(meta.partitions)
         assert self._client is not None and self._blobs is not None
         self._reads = Reads(self._client, self._blobs, self.partitions)
+        self._limits = Limits(self._client, self.partitions)
         self._opened = True
 
     async def close(self) -> None:
@@ -195,6 +200,11 @@ class DynamoStore(Store):
     def _s(self) -> Schedules:
         assert self._schedules is not None
         return self._schedules
+
+    @property
+    def _lm(self) -> Limits:
+        assert self._limits is not None
+        return self._limits
 
     @property
     def _c(self) -> Coordination:
@@ -288,8 +298,10 @@ class DynamoStore(Store):
             return self._landed(plan)
 
     def _landed(self, plan: Plan) -> bool:
-        """Whether every item ``plan`` writes is stored exactly as written (and deletes gone)."""
-        puts, deletes = plan.puts(), plan.deletes()
+        """Whether every item ``plan`` writes is stored exactly as written (and deletes gone).
+        Permit registry items are no evidence: any later ask rewrites them."""
+        puts = [i for i in plan.puts() if not keys.is_permit_registry(i["pk"]["S"])]
+        deletes = plan.deletes()
         stored = {
             key_from(raw): raw
             for raw in self._connect().batch_get([key_of(*key_from(i)) for i in puts] + deletes)
@@ -410,6 +422,27 @@ class DynamoStore(Store):
 
     async def delete_schedule(self, schedule_id: str, expect_version: int | None = None) -> bool:
         return await self._run(lambda: self._s.delete(schedule_id, expect_version))
+
+    async def put_limit(self, limit: LimitRecord, expect_version: int | None = None) -> None:
+        check_limit(limit, expect_version)
+        await self._run(lambda: self._lm.put_limit(limit, expect_version))
+
+    async def get_limit(self, name: str) -> LimitRecord | None:
+        return await self._run(lambda: self._lm.get_limit(name))
+
+    async def list_limits(self) -> list[LimitRecord]:
+        return await self._run(lambda: self._lm.list_limits())
+
+    async def delete_limit(self, name: str) -> bool:
+        return await self._run(lambda: self._lm.delete_limit(name))
+
+    async def get_permit(self, limit: str, invocation_id: str, index: int) -> PermitRecord | None:
+        return await self._run(lambda: self._lm.get_permit(limit, invocation_id, index))
+
+    async def list_permits(
+        self, *, partition: int | None = None, limit: str | None = None
+    ) -> list[PermitRecord]:
+        return await self._run(lambda: self._lm.list_permits(partition, limit))
 
     async def list_leases(self) -> list[LeaseRecord]:
         return await self._run_lease(lambda: self._c.list_leases())

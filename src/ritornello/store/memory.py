@@ -19,9 +19,11 @@ from typing import Any
 from ritornello.store._base import Store
 from ritornello.store._checks import (
     check_fence,
+    check_limit,
     check_partitions,
     check_schedule,
     check_unit,
+    check_version,
     holds,
     lost,
     moved,
@@ -34,15 +36,19 @@ from ritornello.store.records import (
     DeploymentRecord,
     InvocationRecord,
     LeaseRecord,
+    LimitRecord,
     MemberRecord,
+    PermitRecord,
     ScheduleRecord,
     TimerRecord,
+    permit_order,
 )
 
 _MISSING: Any = object()
 
 _IdemKey = tuple[str, str, str | None, str]
 _TimerKey = tuple[str, str, int]
+_PermitKey = tuple[str, str, int]  # (limit, invocation id, index)
 
 
 def _idem_key(record: InvocationRecord) -> _IdemKey | None:
@@ -94,6 +100,8 @@ class MemoryStore(Store):
         self._timers: dict[_TimerKey, TimerRecord] = {}
         self._deployments: dict[str, DeploymentRecord] = {}
         self._schedules: dict[str, ScheduleRecord] = {}
+        self._limits: dict[str, LimitRecord] = {}
+        self._permits: dict[_PermitKey, PermitRecord] = {}
         self._leases: dict[int, LeaseRecord] = {}
         self._members: dict[str, MemberRecord] = {}
         # partition -> message id -> invocation id, in insertion (= message id) order
@@ -150,18 +158,41 @@ class MemoryStore(Store):
                 undo.set(completions, index, text)
             elif (invocation_id, index) in fresh:
                 raise ConflictError(f"completion {invocation_id}[{index}] is already written")
+        for invocation_id, index in unit.completions_remove:
+            completions = self._completions.get(invocation_id)
+            if completions is not None:
+                undo.delete(completions, index)
         for service, key, name, value in unit.state:
             self._change_state(service, key, name, value, undo)
         for timer in unit.timers_remove:
             undo.delete(self._timers, (timer.invocation_id, timer.kind, timer.index))
         for timer in unit.timers_add:
             undo.set(self._timers, (timer.invocation_id, timer.kind, timer.index), timer)
+        if unit.permits_release or unit.permits_ask or unit.permits_grant:
+            self._apply_permits(unit, undo)
         for partition, invocation_id in unit.notify:
             messages = self._inbox.get(partition)
             if messages is None:
                 messages = {}
                 undo.set(self._inbox, partition, messages)
             undo.set(messages, str(next(self._message_ids)), invocation_id)
+
+    def _apply_permits(self, unit: CommitUnit, undo: _Undo) -> None:
+        for limit, invocation_id, index in unit.permits_release:
+            undo.delete(self._permits, (limit, invocation_id, index))
+        for permit in unit.permits_ask:
+            name = (permit.limit, permit.invocation_id, permit.index)
+            if name not in self._permits:
+                undo.set(self._permits, name, permit)
+        for permit in unit.permits_grant:
+            name = (permit.limit, permit.invocation_id, permit.index)
+            current = self._permits.get(name)
+            if current is None or current.granted_at is not None:
+                state = "does not exist" if current is None else "is already granted"
+                raise ConflictError(
+                    f"permit {permit.limit!r} {permit.invocation_id}[{permit.index}] {state}"
+                )
+            undo.set(self._permits, name, permit)
 
     def _write_invocation(
         self, record: InvocationRecord, expect_version: int | None, undo: _Undo
@@ -323,7 +354,8 @@ class MemoryStore(Store):
         self._check_open()
         check_schedule(schedule, expect_version)
         current = self._schedules.get(schedule.id)
-        _check_schedule_version(schedule.id, current, expect_version)
+        stored = None if current is None else current.version
+        check_version(f"schedule {schedule.id}", stored, expect_version)
         self._schedules[schedule.id] = schedule
 
     async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
@@ -342,12 +374,50 @@ class MemoryStore(Store):
         current = self._schedules.get(schedule_id)
         if current is None:
             return False
-        if expect_version is not None and current.version != expect_version:
-            raise ConflictError(
-                f"schedule {schedule_id} is at version {current.version}, not {expect_version}"
-            )
+        if expect_version is not None:
+            check_version(f"schedule {schedule_id}", current.version, expect_version)
         del self._schedules[schedule_id]
         return True
+
+    # --- limits and permits -----------------------------------------------------------------
+
+    async def put_limit(self, limit: LimitRecord, expect_version: int | None = None) -> None:
+        self._check_open()
+        check_limit(limit, expect_version)
+        current = self._limits.get(limit.name)
+        stored = None if current is None else current.version
+        check_version(f"limit {limit.name!r}", stored, expect_version)
+        self._limits[limit.name] = limit
+
+    async def get_limit(self, name: str) -> LimitRecord | None:
+        self._check_open()
+        return self._limits.get(name)
+
+    async def list_limits(self) -> list[LimitRecord]:
+        self._check_open()
+        return [self._limits[name] for name in sorted(self._limits)]
+
+    async def delete_limit(self, name: str) -> bool:
+        self._check_open()
+        return self._limits.pop(name, None) is not None
+
+    async def get_permit(self, limit: str, invocation_id: str, index: int) -> PermitRecord | None:
+        self._check_open()
+        return self._permits.get((limit, invocation_id, index))
+
+    async def list_permits(
+        self, *, partition: int | None = None, limit: str | None = None
+    ) -> list[PermitRecord]:
+        self._check_open()
+        return sorted(
+            (
+                p
+                for p in self._permits.values()
+                if (partition is None or p.partition == partition)
+                and (limit is None or p.limit == limit)
+            ),
+            key=permit_order,
+        )
 
     # --- leadership -------------------------------------------------------------------------
 
@@ -413,17 +483,3 @@ class MemoryStore(Store):
         if messages is not None:
             for message_id in message_ids:
                 messages.pop(message_id, None)
-
-
-def _check_schedule_version(
-    schedule_id: str, current: ScheduleRecord | None, expect_version: int | None
-) -> None:
-    if expect_version is None:
-        if current is not None:
-            raise ConflictError(f"schedule {schedule_id} already exists")
-    elif current is None:
-        raise ConflictError(f"schedule {schedule_id} does not exist")
-    elif current.version != expect_version:
-        raise ConflictError(
-            f"schedule {schedule_id} is at version {current.version}, not {expect_version}"
-        )

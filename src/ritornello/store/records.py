@@ -230,6 +230,47 @@ class MemberRecord:
     version: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class LimitRecord:
+    """A named limit set through the admin API (docs/limits.md). ``concurrency``: at most that
+    many permits held at once (None: unbounded); ``rate`` permits per ``per_ms`` with ``burst``
+    more at once (None: no rate bound). ``version`` increases by one on every write:
+    ``put_limit`` compares it, as ``put_schedule`` does."""
+
+    name: str
+    concurrency: int | None
+    rate: float | None
+    per_ms: int
+    burst: int
+    updated_at: int  # Unix ms
+    version: int = 1
+    #: one instance per key (docs/limits.md), each with the whole budget
+    per_key: bool = False
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
+class PermitRecord:
+    """One invocation's place in a limit instance: waiting for a permit (``granted_at`` None)
+    or holding one. Named by (``limit``, ``invocation_id``, ``index``). Written only by the
+    leader of ``partition`` (the limit instance's partition, its owner: grants) or by the
+    holder's leader (ask, release), through ``CommitUnit.permits_*``."""
+
+    limit: str  # the limit instance's name (any unicode)
+    invocation_id: str
+    index: int  # the holder's journal index of the permit entry (any int, -1 included)
+    partition: int  # the limit instance's partition (its owner)
+    priority: int
+    asked_at: int  # Unix ms
+    granted_at: int | None = None  # Unix ms
+
+
+def permit_order(p: PermitRecord) -> tuple[str, bool, int, int, str, int]:
+    """The order of ``list_permits``: by limit, holders first, then waiters in service order
+    (higher priority first, then the oldest), then by invocation id and index."""
+    return (p.limit, p.granted_at is None, -p.priority, p.asked_at, p.invocation_id, p.index)
+
+
 @slot_init
 @dataclass(frozen=True, slots=True)
 class InvocationWrite:
@@ -257,10 +298,18 @@ class CommitUnit:
     ``""`` are distinct): writing a second one is a conflict.
 
     The parts apply in this order, so a later part sees the earlier ones: ``purge``,
-    ``invocations`` (in list order), ``entries``, ``completions``, ``state`` (in list order),
-    ``timers_remove``, ``timers_add``, ``notify``. A timer is named by (invocation_id, kind,
+    ``invocations`` (in list order), ``entries``, ``completions``, ``completions_remove``,
+    ``state`` (in list order), ``timers_remove``, ``timers_add``, ``permits_release``,
+    ``permits_ask``, ``permits_grant``, ``notify``. A timer is named by (invocation_id, kind,
     index); adding one that exists replaces it (new ``fire_at``), removing ignores ``fire_at``
-    and a missing timer.
+    and a missing timer. ``completions_remove`` (invocation id, index) deletes a completion
+    (a missing one is fine).
+
+    Permits (``PermitRecord``, named by (limit, invocation_id, index)): ``permits_release``
+    deletes (a missing one is fine); ``permits_ask`` inserts, and leaves a row of that name
+    exactly as it is (no error); ``permits_grant`` replaces a row that must exist and be
+    waiting (``granted_at`` None) with the given, granted record, else ``ConflictError``.
+    ``purge`` leaves an invocation's permits alone (the orchestrator releases them).
 
     ``fences`` (partition, epoch): the unit applies only if each partition's lease is held
     (owner not None) at exactly that epoch; otherwise ``FencedError`` (a ConflictError) and
@@ -270,8 +319,8 @@ class CommitUnit:
 
     ``commit`` raises ValueError, before writing anything, for a malformed unit: an
     ``InvocationWrite`` whose ``record.version`` is not ``expect_version + 1``, a state
-    change with a value but no name, or a ``fresh`` pair that is not the (id, index) of
-    exactly one of the unit's completions.
+    change with a value but no name, a ``fresh`` pair that is not the (id, index) of
+    exactly one of the unit's completions, or a grant whose ``granted_at`` is None.
     """
 
     invocations: list[InvocationWrite] = field(default_factory=list)
@@ -287,11 +336,17 @@ class CommitUnit:
     notify: list[tuple[int, str]] = field(default_factory=list)  # (partition, invocation id)
     # (invocation id, index) of completions above that must be new (else ConflictError)
     fresh: list[tuple[str, int]] = field(default_factory=list)
+    # (invocation id, index) of completions to delete (after ``completions``)
+    completions_remove: list[tuple[str, int]] = field(default_factory=list)
+    permits_ask: list[PermitRecord] = field(default_factory=list)
+    permits_grant: list[PermitRecord] = field(default_factory=list)
+    permits_release: list[tuple[str, str, int]] = field(default_factory=list)  # (limit, id, index)
 
 
 # --- a commit unit as plain tuples (the SQLite writer process's wire form) ------------------
 
 _TIMER_VALUES = operator.attrgetter(*(f.name for f in fields(TimerRecord)))
+_PERMIT_VALUES = operator.attrgetter(*(f.name for f in fields(PermitRecord)))
 _UnitTuple = tuple[Any, ...]
 
 
@@ -310,13 +365,20 @@ def unit_to_tuple(unit: CommitUnit) -> _UnitTuple:
         unit.fences,
         unit.notify,
         unit.fresh,
+        unit.completions_remove,
+        [_PERMIT_VALUES(p) for p in unit.permits_ask],
+        [_PERMIT_VALUES(p) for p in unit.permits_grant],
+        unit.permits_release,
     )
 
 
 def unit_from_tuple(values: _UnitTuple) -> CommitUnit:
     """The unit ``unit_to_tuple`` wrote, after a ``marshal`` round trip (which keeps lists
     and tuples apart)."""
-    invocations, entries, completions, state, add, remove, purge, fences, notify, fresh = values
+    (
+        invocations, entries, completions, state, add, remove, purge, fences, notify, fresh,
+        removed, asks, grants, releases,
+    ) = values  # fmt: skip
     return CommitUnit(
         [InvocationWrite(InvocationRecord(*r), v) for r, v in invocations],
         entries,
@@ -328,4 +390,8 @@ def unit_from_tuple(values: _UnitTuple) -> CommitUnit:
         fences,
         notify,
         fresh,
+        removed,
+        [PermitRecord(*p) for p in asks],
+        [PermitRecord(*p) for p in grants],
+        releases,
     )

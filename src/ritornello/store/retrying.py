@@ -10,10 +10,12 @@ Ambiguous commits. A commit that raised ``UnavailableError`` may have landed, so
 meet its own earlier write. The rule, for every commit retried after such a failure:
 
 - The retry succeeds: done. Only a unit with no condition our own write could break succeeds
-  twice: no versioned invocation write, no journal entry, no fresh completion (an insert of
-  an existing id is a no-op). The rest of such a unit re-applies to the same result: completions are
-  first-writer-wins, state and timer changes and purges are idempotent, and inbox messages
-  (``notify``) may be duplicated by contract. So the retry is a no-op, never a duplicate.
+  twice: no versioned invocation write, no journal entry, no fresh completion, no permit grant
+  (an insert of an existing id is a no-op, and so is an ask of an existing permit). The rest
+  of such a unit re-applies to the same result: completions are first-writer-wins, state and
+  timer changes, completion removals, permit releases and purges are idempotent, and inbox
+  messages (``notify``) may be duplicated by contract. So the retry is a no-op, never a
+  duplicate.
 - The retry raises ``FencedError``: re-raised. A fence fails only because another leader
   claimed the partition, never because of our own write; we must step down either way.
 - The retry raises ``ConflictError``: did our earlier attempt land? Units are atomic, so one
@@ -28,8 +30,15 @@ meet its own earlier write. The rule, for every commit retried after such a fail
   insert only, for an id              stored record equals it     missing
   journal entry (id, index, text)     stored with the same text   missing or other text
   fresh completion (id, index, text)  stored with the same text   missing or other text
-  other completion, state, timer,     (no evidence either way: they never cause a conflict)
-  purge, notify
+  permit grant (the row the unit      stored equal to it          missing or different
+  leaves granted)
+  permit ask (a row the unit leaves   stored equal to it but      missing
+  asked, not granted)                 perhaps granted since
+  permit release (a row the unit      (none: it may never have    there
+  leaves released)                    been there)
+  other completion, completion        (no evidence either way: they never cause a conflict)
+  removal, state, timer, purge,
+  notify
   ==================================  ==========================  ===========================
 
   Landed iff there is evidence for and none against; then ``commit`` returns normally.
@@ -55,6 +64,7 @@ if the stored lease is ours at exactly the epoch and version our claim sets. ``r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections import Counter
@@ -68,6 +78,7 @@ from ritornello.store.records import (
     CommitUnit,
     InvocationRecord,
     LeaseRecord,
+    PermitRecord,
 )
 
 T = TypeVar("T")
@@ -198,6 +209,37 @@ class RetryingStore(StoreWrapper):
                     if text not in (await journal(invocation_id))[1]:
                         return False
                     evidence = True
+        permits = await self._permits_landed(unit)
+        return permits is not None and (evidence or permits)
+
+    async def _permits_landed(self, unit: CommitUnit) -> bool | None:
+        """The permits' part of ``_landed``: None if a permit shows that the unit did not
+        land, else whether one shows that it did."""
+        # each permit the unit names -> (granted, the record) as the unit leaves it; None:
+        # released. An ask of a permit the unit names already changes nothing.
+        left: dict[tuple[str, str, int], tuple[bool, PermitRecord] | None] = {}
+        for name in unit.permits_release:
+            left[name] = None
+        for permit in unit.permits_ask:
+            name = (permit.limit, permit.invocation_id, permit.index)
+            if left.get(name) is None:
+                left[name] = (False, permit)
+        for permit in unit.permits_grant:
+            left[(permit.limit, permit.invocation_id, permit.index)] = (True, permit)
+        evidence = False
+        for (limit, invocation_id, index), outcome in left.items():
+            stored = await self.get_permit(limit, invocation_id, index)
+            if outcome is None or stored is None:
+                if stored is not None or outcome is not None:
+                    return None  # a released permit is there, or an asked one is missing
+                continue
+            granted, permit = outcome
+            if granted:
+                if stored != permit:
+                    return None
+                evidence = True
+            elif stored == dataclasses.replace(permit, granted_at=stored.granted_at):
+                evidence = True  # our ask (or the same ask before it), perhaps granted since
         return evidence
 
     async def claim_lease(

@@ -42,6 +42,7 @@ from ritornello.store._checks import (
     lost,
     moved,
 )
+from ritornello.store._sqlite_limits import SqliteLimits, apply_permits
 from ritornello.store._sqlite_process import WriterProcess
 from ritornello.store._sqlite_thread import ConnectionThread, JobFn
 from ritornello.store.errors import ConflictError, StoreClosedError, StoreError
@@ -66,7 +67,7 @@ Writer = Literal["thread", "process"]
 WAL_AUTOCHECKPOINT_PAGES = 4000
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteLimits, Store):
     """A SQLite database file at ``path``; its directory is created on ``open``.
 
     ``synchronous="NORMAL"`` skips the fsync per commit: a process crash loses nothing, a
@@ -524,6 +525,8 @@ def _apply_unit(cur: sqlite3.Cursor, unit: CommitUnit) -> None:
         _insert_completions(cur, unit)
     elif unit.completions:
         cur.executemany(sql.INSERT_COMPLETION, unit.completions)
+    if unit.completions_remove:
+        cur.executemany(sql.REMOVE_COMPLETION, unit.completions_remove)
     if unit.state:
         sets: list[tuple[str, str, str | None, str | None]] = []
         for change in unit.state:
@@ -548,6 +551,8 @@ def _apply_unit(cur: sqlite3.Cursor, unit: CommitUnit) -> None:
             sql.ADD_TIMER,
             [(t.invocation_id, t.kind, t.index, t.fire_at, t.partition) for t in unit.timers_add],
         )
+    if unit.permits_release or unit.permits_ask or unit.permits_grant:
+        apply_permits(cur, unit)
     if unit.notify:
         cur.executemany(sql.NOTIFY, unit.notify)  # in list order: increasing message ids
 
