@@ -13,9 +13,14 @@ endpoint; ``Bench/ten_sync`` is ``ten`` with sync steps, to measure what that ho
   sleep entry's ``wake_at`` (stamped by the orchestrator) and ``woke`` from the journal.
 - ``Bench/slow_ten``: ``{"step_ms": N}``; ten ``ctx.run`` steps that each take N ms (an
   ``asyncio.sleep`` inside the step), so invocations stay in flight long enough to be killed.
+- ``Bench/greet_limited``: ``greet`` with its step under the limit ``bench`` (docs/limits.md;
+  the workload defines it through the admin API, so it never binds).
+- ``Bench/stamp``: one step under the limit ``rate`` that appends the time it ran to the file
+  named by ``BENCH_STAMPS`` (benchmarks/limit_rate.py reads the achieved rate from it).
 """
 
 import asyncio
+import os
 import time
 from datetime import timedelta
 
@@ -85,6 +90,26 @@ async def slow_ten(ctx: Context, args: dict) -> int:
     for i in range(10):
         total += await ctx.run(f"step-{i}", step, i)
     return total
+
+
+@bench.handler()
+async def greet_limited(ctx: Context, name: str) -> str:
+    async def compose() -> str:
+        return f"Hello, {name}!"
+
+    return await ctx.run("compose", compose, limit="bench")
+
+
+def _stamp() -> float:
+    now = time.time()
+    with open(os.environ["BENCH_STAMPS"], "a") as f:
+        f.write(f"{now:.6f}\n")
+    return now
+
+
+@bench.handler()
+async def stamp(ctx: Context) -> float:
+    return await ctx.run("stamp", _stamp, limit="rate")
 
 
 endpoint = Endpoint([bench, counter])

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from tests.moto_server import cheap_moto_snapshots, serial_moto_server  # noqa: E402
 
 from ritornello import Context, Endpoint, Service  # noqa: E402
-from ritornello.orchestrator import Engine  # noqa: E402
+from ritornello.orchestrator import Engine, LimitSpec  # noqa: E402
 from ritornello.store.dynamodb import DynamoStore  # noqa: E402
 
 #: us-east-1 on-demand prices (USD per million request units) since November 2024.
@@ -41,6 +41,13 @@ svc = Service("Cost")
 @svc.handler()
 async def one(ctx: Context, n: int) -> int:
     return await ctx.run("step", lambda: n + 1)
+
+
+@svc.handler()
+async def one_limited(ctx: Context, n: int) -> int:
+    """``one`` with its step under a limit that never binds: the difference is a permit's
+    cost (docs/limits.md)."""
+    return await ctx.run("step", lambda: n + 1, limit="cost")
 
 
 @svc.handler()
@@ -116,12 +123,14 @@ async def main(count: int) -> None:
         lease_s=600.0,
         inbox_interval_s=600.0,
         node="bench",
+        limits={"cost": LimitSpec(concurrency=1000)},
     )
     await engine.start()
     await engine.register_deployment("inproc://app")
     await _measure(engine, store, "one", 2)  # warm up
     rows = [
         _row("one step", await _measure(engine, store, "one", count), count, 1),
+        _row("one limited step", await _measure(engine, store, "one_limited", count), count, 1),
         _row("ten steps", await _measure(engine, store, "ten", count), count, 10),
     ]
     await engine.stop()

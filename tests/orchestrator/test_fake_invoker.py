@@ -218,10 +218,12 @@ def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda(
         "MAX_ANSWER_BYTES",
         "MAX_DISCOVERY_BYTES",
         "RefusedStatus",
+        "ThrottledError",
         "check_uri_text",
         "is_function_url",
         "make_invoker",
         "parse_function_arn",
+        "throttled",
     ]
     code = (
         "import sys, ritornello.orchestrator as o, ritornello.orchestrator.invokers as i\n"

@@ -245,6 +245,7 @@ PUBLIC = [
     "Endpoint",
     "InProcessEndpoint",
     "JournalMismatchError",
+    "Limit",
     "RetryPolicy",
     "Service",
     "Suspended",
@@ -276,3 +277,40 @@ def test_importing_ritornello_loads_only_the_sdk_and_the_protocol() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
     )
     assert result.stdout.strip() == "[] []"
+
+
+def test_limits_are_declared_in_discovery() -> None:
+    """A service's and a handler's limits, and the limits defined in code, travel in
+    discovery exactly as ``PUT /limits/{name}`` would take them (docs/limits.md)."""
+    from ritornello import Limit
+    from ritornello.protocol import DiscoveryResponse
+
+    mail = Service("Mail", limit=Limit("smtp", concurrency=4), limits=[Limit("r", rate=5)])
+
+    @mail.handler()
+    async def send(ctx: Context) -> None: ...
+
+    @mail.handler(limit=Limit("per_key", concurrency=1, per_key=True))
+    async def keyed(ctx: Context) -> None: ...
+
+    @mail.handler(limit="r")
+    async def rated(ctx: Context) -> None: ...
+
+    info = DiscoveryResponse.decode(Endpoint([mail]).discovery().encode()).services[0]
+    assert info.limit == "smtp"
+    assert {h.name: h.limit for h in info.handlers} == {
+        "send": None,
+        "keyed": "per_key",
+        "rated": "r",
+    }
+    assert dict(info.limits) == {
+        "per_key": {"concurrency": 1, "per_key": True},
+        "r": {"rate": 5, "per": "1s", "burst": 1},
+        "smtp": {"concurrency": 4},
+    }
+    with pytest.raises(ValueError, match="defined twice"):
+        Service("X", limit=Limit("a", concurrency=1), limits=[Limit("a", concurrency=2)])
+    with pytest.raises(ValueError, match="give concurrency, rate, or both"):
+        Limit("empty")
+    with pytest.raises(TypeError, match="limit must be"):
+        Service("Y", limit=5)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from ritornello.admin._health import health_router
 from ritornello.admin._invocations import invocations_router
 from ritornello.admin._limits import BodyLimit, HeaderLimit
 from ritornello.admin._metrics import metrics_router
+from ritornello.admin._named_limits import limits_router
 from ritornello.admin._schedules import schedules_router
 from ritornello.admin._services import services_router
 from ritornello.admin._state import state_router
@@ -47,6 +48,7 @@ def create_app(
     app.include_router(state_router(engine))
     app.include_router(metrics_router(engine))
     app.include_router(schedules_router(engine))
+    app.include_router(limits_router(engine))
     app.include_router(ui_router())
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     protect(app, admin_token)  # it wraps every route, and declares itself in OpenAPI

@@ -27,11 +27,11 @@ def deployments_router(engine: Engine) -> APIRouter:
         try:
             if body.arn is not None:
                 record = await engine.register_deployment(
-                    body.arn, assume_role_arn=body.assume_role_arn
+                    body.arn, assume_role_arn=body.assume_role_arn, limit=body.limit
                 )
             else:
                 record = await engine.register_deployment(
-                    body.uri or "", use_http_11=body.use_http_11
+                    body.uri or "", use_http_11=body.use_http_11, limit=body.limit
                 )
             return deployment_view(record)
         except OrchestratorError as exc:

@@ -129,10 +129,12 @@ def invocations_router(engine: Engine) -> APIRouter:
             rec, entries, completions = await engine.describe(invocation_id)
         except OrchestratorError as exc:
             raise refused(exc) from None
+        waits = engine.limits.waits_for(rec, entries)
         return {
             **invocation_view(rec),
             "journal": journal_view(entries, completions),
             "retries": retries_view(rec),
+            **({"waiting_for_limit": waits} if waits is not None else {}),
         }
 
     async def _act(action: str, invocation_id: str) -> dict[str, Any]:

@@ -4,7 +4,9 @@ A custom collector reads the engine at scrape time (``ritornello.orchestrator.ru
 invocations by status (counted in the store: at every scrape on SQLite, at most once a minute
 on a shared store such as DynamoDB, where counting reads the table), attempts, journal commit
 latency (histogram fed by the engine's commit path), queue depth, timers, and every engine
-counter. Nothing is registered in prometheus_client's global registry, so several apps (tests)
+counter; and per named limit whose owner is this process (``engine.core.limits``: a limit's
+partition is led here), its permits out, its waiters, its grants and how long their asks
+waited. Nothing is registered in prometheus_client's global registry, so several apps (tests)
 can coexist.
 """
 
@@ -24,6 +26,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from ritornello.orchestrator import Engine
+from ritornello.orchestrator.core import WAIT_BUCKETS_MS
 from ritornello.orchestrator.runtime import BUCKETS, STATUS_COUNT_CAP
 
 
@@ -77,10 +80,57 @@ class EngineCollector(Collector):
         for event, n in sorted(engine.counters.items()):
             events.add_metric([_label(event)], n)
         yield events
+        yield from self._limits()
+
+    def _limits(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+        """The limits owned here (another process owns the others and reports them)."""
+        label = ["limit"]
+        in_flight = GaugeMetricFamily(
+            "ritornello_limit_in_flight",
+            "Permits out (held, or granted and being committed) of a limit owned here",
+            labels=label,
+        )
+        waiting = GaugeMetricFamily(
+            "ritornello_limit_waiting",
+            "Asks waiting for a permit of a limit owned here",
+            labels=label,
+        )
+        granted = CounterMetricFamily(
+            "ritornello_limit_granted",
+            "Permits granted since this process came to own the limit",
+            labels=label,
+        )
+        waits = HistogramMetricFamily(
+            "ritornello_limit_wait_seconds",
+            "How long each granted ask waited for its permit",
+            labels=label,
+        )
+        instances = self.engine.core.limits.instances
+        for name in sorted(instances):
+            inst = instances[name]
+            value = [_label_value(name)]
+            in_flight.add_metric(value, inst.in_flight())
+            waiting.add_metric(value, len(inst.waiting))
+            granted.add_metric(value, inst.granted_total)
+            buckets = [  # the instance's counts are cumulative already
+                (repr(bound / 1000), n)
+                for bound, n in zip(WAIT_BUCKETS_MS, inst.wait_buckets, strict=True)
+            ]
+            buckets.append(("+Inf", inst.granted_total))
+            waits.add_metric(value, buckets, sum_value=inst.wait_ms_total / 1000)
+        yield from (in_flight, waiting, granted, waits)
 
 
 def _label(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_]", "_", name)
+
+
+def _label_value(value: str) -> str:
+    """A label value that reads back as the same text wherever it goes: control characters (a
+    NUL-separated key) and the backslash itself as ``\\xNN`` (so the mapping is one to one);
+    prometheus_client then escapes the backslashes, quotes and line feeds the text format
+    needs. Not ``_label``: it would merge ``a.b`` and ``a_b``."""
+    return re.sub(r"[\x00-\x1f\x7f\\]", lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
 #: On a store shared by several orchestrators (DynamoDB) counting pages through the table, so

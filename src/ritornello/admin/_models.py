@@ -180,6 +180,11 @@ class Retry(BaseModel):
 class InvocationDetail(Invocation):
     journal: list[JournalEntry]
     retries: list[Retry] = Field(description="failed attempts, oldest first")
+    waiting_for_limit: str | None = Field(
+        None,
+        description="suspended until a permit of this limit is granted (docs/limits.md); "
+        "a per-key limit's instance as NAME[KEY]",
+    )
 
 
 class StateView(BaseModel):

@@ -35,6 +35,12 @@ class RegisterDeployment(BaseModel):
         description="a Restate SDK endpoint: reach it over HTTP/1.1 only (request/response), "
         "never over HTTP/2 (BIDI_STREAM), as Restate's field of the same name",
     )
+    limit: str | None = Field(
+        None,
+        description="a named limit (PUT /limits/NAME) every invocation of this deployment's "
+        "handlers holds a permit of while it runs, unless its handler or service names its "
+        "own: a Lambda's reserved concurrency, say (docs/limits.md)",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> RegisterDeployment:

@@ -14,6 +14,7 @@ from ritornello.cli._call import call
 from ritornello.cli._check import check
 from ritornello.cli._deployments import deployments_app, services_app
 from ritornello.cli._invocations import invocations_app
+from ritornello.cli._limits_cmd import limits_app
 from ritornello.cli._schedules import schedules_app
 from ritornello.cli._serve import configure_logging, run_loop
 from ritornello.cli._state import state_app
@@ -30,6 +31,7 @@ app.add_typer(store_app)
 app.command("check")(check)
 for _group in (deployments_app, services_app, invocations_app, state_app, schedules_app):
     app.add_typer(_group)
+app.add_typer(limits_app)
 app.command("call")(call)
 
 StoreOpt = Annotated[
@@ -126,9 +128,17 @@ def lambda_emulator(
     ],
     port: Annotated[int, typer.Option("--port", help="port to listen on")] = 9001,
     host: Annotated[str, typer.Option("--host", help="address to bind")] = "127.0.0.1",
+    reserved_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--reserved-concurrency",
+            min=1,
+            help="throttle (429 TooManyRequestsException) past this many running at once",
+        ),
+    ] = None,
 ) -> None:
     """Serve Lambda's Invoke API on loopback for APP.py's lambda_handler (local development)."""
     from ritornello.cli._lambda_emulator import serve as serve_emulator
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve_emulator(app_path, host=host, port=port)
+    serve_emulator(app_path, host=host, port=port, reserved_concurrency=reserved_concurrency)

@@ -201,6 +201,7 @@ def show(
             ("modified", when(inv.get("modified_at"))),
             ("next retry", when(inv.get("next_retry_at"))),
             ("waiting on", inv.get("waiting_on")),
+            ("waiting for limit", inv.get("waiting_for_limit")),
             ("last failure", inv.get("last_failure")),
             ("result", inv.get("result")),
         ]

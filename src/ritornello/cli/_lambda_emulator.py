@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import threading
 import time
@@ -38,6 +39,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ritornello.orchestrator import asgi_lifespan
+
+log = logging.getLogger("ritornello.lambda_emulator")
 
 MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous request and response limit
 ACCOUNT = "123456789012"
@@ -92,10 +95,20 @@ class LambdaEmulator:
     """A raw ASGI app speaking Lambda's Invoke API for one ``lambda_handler(event, context)``."""
 
     def __init__(
-        self, handler: LambdaHandler, *, max_workers: int = 64, function_timeout_s: float = 900.0
+        self,
+        handler: LambdaHandler,
+        *,
+        max_workers: int = 64,
+        function_timeout_s: float = 900.0,
+        reserved_concurrency: int | None = None,
     ) -> None:
         self.handler = handler
         self.function_timeout_s = function_timeout_s
+        #: Like a function's reserved concurrency: an Invoke past this many running at once
+        #: is throttled (429 TooManyRequestsException), as Lambda does. None: no bound.
+        self.reserved_concurrency = reserved_concurrency
+        self.running = 0
+        self.throttled = 0
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="lambda-emulator")
         self._background: set[asyncio.Future[tuple[bool, bytes]]] = set()
         self._thread = threading.local()  # each worker thread's event loop
@@ -160,8 +173,17 @@ class LambdaEmulator:
         if kind == "DryRun":
             await _respond(send, 204, b"", common)
             return
+        if self.reserved_concurrency is not None and self.running >= self.reserved_concurrency:
+            self.throttled += 1
+            log.info(
+                "throttled an Invoke of %s: %d running (reserved concurrency)", fn, self.running
+            )
+            await _error(send, 429, "TooManyRequestsException", "Rate Exceeded.")
+            return
         loop = asyncio.get_running_loop()
+        self.running += 1
         future = loop.run_in_executor(self._pool, self._run, event, context)
+        future.add_done_callback(self._ended)
         if kind == "Event":
             self._background.add(future)
             future.add_done_callback(self._background.discard)
@@ -171,6 +193,9 @@ class LambdaEmulator:
         if not ok:
             common.append((b"x-amz-function-error", b"Unhandled"))
         await _respond(send, 200, out, [(b"content-type", b"application/json"), *common])
+
+    def _ended(self, _: asyncio.Future[tuple[bool, bytes]]) -> None:
+        self.running -= 1
 
     def _run(self, event: Any, context: LambdaContext) -> tuple[bool, bytes]:
         """Call the handler on a worker thread: (succeeded, JSON bytes of the result or error)."""
@@ -277,11 +302,19 @@ def load_lambda_handler(path: str) -> LambdaHandler:
     return endpoint.lambda_handler()
 
 
-def serve(app_path: str, *, host: str = "127.0.0.1", port: int = 9001) -> None:
+def serve(
+    app_path: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 9001,
+    reserved_concurrency: int | None = None,
+) -> None:
     """Serve APP.py's handler until SIGINT/SIGTERM."""
     import uvicorn
 
-    emulator = LambdaEmulator(load_lambda_handler(app_path))
+    emulator = LambdaEmulator(
+        load_lambda_handler(app_path), reserved_concurrency=reserved_concurrency
+    )
     print(
         f"Lambda Invoke API for {app_path} on http://{host}:{port} "
         f"(AWS_ENDPOINT_URL_LAMBDA=http://{host}:{port})",

@@ -192,6 +192,7 @@ async def run_orchestrator(
         deployment_hosts=settings.host_policy(),
         max_answer_bytes=settings.max_answer_bytes,
         max_discovery_bytes=settings.max_discovery_bytes,
+        limits=settings.limits,
     )
     warn_if_open(settings)
     (listen_module,) = _on_a_thread(_import_listen)  # off the loop while it recovers

@@ -15,13 +15,14 @@ from typing import Any
 
 from rich.text import Text
 
+from ritornello.protocol._entries import WAITING_KINDS
 from ritornello.store import FINAL_STATUSES
 
 from ._output import compact, duration, offset, table
 
 BAR = 32  # characters in the bar column
-#: Entry kinds that wait for a completion (protocol.WAITING_KINDS; the CLI speaks only HTTP).
-WAITING = frozenset({"call", "sleep", "awakeable", "promise_get", "promise_complete"})
+#: Entry kinds that wait for a completion.
+WAITING = WAITING_KINDS
 
 
 def _failure(failure: Any) -> Text:

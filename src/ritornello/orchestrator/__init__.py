@@ -10,6 +10,7 @@ from ritornello.orchestrator._clock import Clock, ManualClock, SystemClock
 from ritornello.orchestrator._config import DEFAULT_STORE, ConfigError, Settings, load_settings
 from ritornello.orchestrator._json import MAX_JSON_DEPTH, JsonInputError, json_input, json_input_of
 from ritornello.orchestrator._keys import key_problem
+from ritornello.orchestrator._limit_spec import LimitError, LimitSpec, check_name, parse_limit
 from ritornello.orchestrator.core import DEFAULT_RETRY
 from ritornello.orchestrator.errors import (
     EndpointError,
@@ -54,6 +55,8 @@ __all__ = [
     "Invoker",
     "InvokerError",
     "JsonInputError",
+    "LimitError",
+    "LimitSpec",
     "ManualClock",
     "NotFoundError",
     "NotLeaderError",
@@ -64,10 +67,12 @@ __all__ = [
     "SystemClock",
     "TryAgainError",
     "asgi_lifespan",
+    "check_name",
     "http_status",
     "json_input",
     "json_input_of",
     "key_problem",
     "load_settings",
     "parse_delay",
+    "parse_limit",
 ]

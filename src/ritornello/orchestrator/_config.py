@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ._limit_spec import LimitError, LimitSpec, check_name, parse_limit
 from .invokers import DEFAULT_DENY, MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES, HostPolicy
 
 DEFAULT_STORE = "sqlite:///.ritornello/ritornello.db"
@@ -97,6 +99,9 @@ class Settings:
     #: Never these (a name, or any address it resolves to). Default: link-local and cloud
     #: metadata addresses. Setting it replaces the list.
     deployment_hosts_deny: str = DEFAULT_DENY
+    #: Named limits (docs/limits.md): ``[limits.NAME]`` tables of ``ritornello.toml``; the
+    #: admin API's ``PUT /limits/NAME`` overrides one of the same name.
+    limits: Mapping[str, LimitSpec] = field(default_factory=dict)
 
     def host_policy(self) -> HostPolicy:
         """The ``HostPolicy`` of ``deployment_hosts_allow`` and ``deployment_hosts_deny``."""
@@ -127,6 +132,19 @@ def _coerce(name: str, raw: Any, typ: Any) -> Any:
         raise ConfigError(f"setting {name}: {raw!r} is not a {typ}") from None
 
 
+def _limits(path: Path, raw: Any) -> dict[str, LimitSpec]:
+    """``[limits.NAME]`` tables, each checked like ``PUT /limits/NAME``'s body."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: limits must be a table of [limits.NAME] tables")
+    try:
+        return {
+            check_name(name): parse_limit(body, f"{path}: [limits.{name}]")
+            for name, body in raw.items()
+        }
+    except LimitError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     """Defaults < config file < environment < explicit overrides (None values are skipped)."""
     types = {f.name: f.type for f in fields(Settings)}
@@ -141,10 +159,15 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{path}: {exc}") from None
         for name, raw in data.items():
+            if name == "limits":
+                values["limits"] = _limits(path, raw)
+                continue
             if name not in types:
                 raise ConfigError(f"{path}: unknown setting {name!r}")
             values[name] = _coerce(name, raw, types[name])
     for name, typ in types.items():
+        if name == "limits":
+            continue  # tables only: ritornello.toml
         env = os.environ.get("RITORNELLO_" + name.upper())
         if env is not None:
             values[name] = _coerce(name, env, typ)

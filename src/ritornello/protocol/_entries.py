@@ -40,6 +40,14 @@ class Entry(TypedDict, total=False):
     #: ``call``/``send`` from a Restate SDK: the invocation this key names for that target, if
     #: it exists, is the one the entry names (``id``) instead of a new one
     idempotency_key: str
+    #: ``run`` only: the step ran under a permit of this limit, asked by the ``permit`` entry
+    #: just before it (docs/limits.md); journaling the step gives the permit back.
+    limit: str
+    #: ``call``/``send``: the callee's priority and limit key (docs/limits.md)
+    priority: int
+    limit_key: str
+    #: ``permit`` only, added by the orchestrator: the per-key limit's instance it asked of.
+    instance: str
 
 
 class Completion(TypedDict, total=False):
@@ -67,6 +75,7 @@ ENTRY_KINDS: Final = frozenset(
         "signal",
         "attach",
         "get_output",
+        "permit",
         "promise_get",
         "promise_peek",
         "promise_complete",
@@ -75,10 +84,22 @@ ENTRY_KINDS: Final = frozenset(
 )
 #: Entry kinds that wait for a completion from the orchestrator.
 WAITING_KINDS: Final = frozenset(
-    {"call", "sleep", "awakeable", "promise_get", "promise_complete", "attach", "get_output"}
+    {
+        "call",
+        "sleep",
+        "awakeable",
+        "promise_get",
+        "promise_complete",
+        "attach",
+        "get_output",
+        "permit",
+    }
 )
 #: A completion with this index is the cancellation signal (not an entry's result).
 CANCEL_INDEX: Final = -1
+#: The completion that grants an invocation its own permit (a limited handler or service:
+#: docs/limits.md): the engine's, never sent to a handler.
+INVOCATION_PERMIT: Final = -2
 #: Restate's awakeables are signals, not entries (docs/restate-protocol.md): signal N is
 #: stored as the completion at index -N; -1 is cancel, 2..16 are reserved.
 FIRST_SIGNAL_AWAKEABLE: Final = 17

@@ -259,6 +259,8 @@ class HandlerInfo:
     name: str
     kind: str = "exclusive"
     retry: RetryPolicy | None = None
+    #: The limit every invocation of it holds a permit of while it runs (docs/limits.md).
+    limit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +270,10 @@ class ServiceInfo:
     name: str
     kind: str
     handlers: tuple[HandlerInfo, ...]
+    #: The limit of every handler that names none of its own (docs/limits.md).
+    limit: str | None = None
+    #: Limits the code defines: (name, definition as ``PUT /limits/{name}`` takes it).
+    limits: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     def handler(self, name: str) -> HandlerInfo | None:
         for h in self.handlers:
@@ -294,14 +300,7 @@ class DiscoveryResponse:
         out: dict[str, Any] = {
             "version": PROTOCOL_VERSION,
             "protocol": {"min": MIN_PROTOCOL_VERSION, "max": MAX_PROTOCOL_VERSION},
-            "services": [
-                {
-                    "name": s.name,
-                    "kind": s.kind,
-                    "handlers": [_handler_dict(h) for h in s.handlers],
-                }
-                for s in self.services
-            ],
+            "services": [_service_dict(s) for s in self.services],
         }
         if self.stream:
             out["stream"] = True
@@ -336,10 +335,24 @@ class DiscoveryResponse:
                         name=_field(h, "name", str),
                         kind=h.get("kind", "exclusive"),
                         retry=None if retry is None else RetryPolicy.from_dict(retry),
+                        limit=_limit_name(h),
                     )
                 )
+            limits = s.get("limits") or {}
+            if not isinstance(limits, dict) or not all(
+                isinstance(k, str) and isinstance(v, dict) for k, v in limits.items()
+            ):
+                raise ProtocolError(
+                    f"limits of service {s.get('name')!r} must map names to objects"
+                )
             services.append(
-                ServiceInfo(name=_field(s, "name", str), kind=kind, handlers=tuple(handlers))
+                ServiceInfo(
+                    name=_field(s, "name", str),
+                    kind=kind,
+                    handlers=tuple(handlers),
+                    limit=_limit_name(s),
+                    limits=tuple(limits.items()),
+                )
             )
         wire = obj.get("wire", "ritornello")
         info = obj.get("wire_info")
@@ -354,4 +367,26 @@ def _handler_dict(h: HandlerInfo) -> dict[str, Any]:
     out: dict[str, Any] = {"name": h.name, "kind": h.kind}
     if h.retry is not None:
         out["retry"] = h.retry.to_dict()
+    if h.limit is not None:
+        out["limit"] = h.limit
     return out
+
+
+def _service_dict(s: ServiceInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": s.name,
+        "kind": s.kind,
+        "handlers": [_handler_dict(h) for h in s.handlers],
+    }
+    if s.limit is not None:
+        out["limit"] = s.limit
+    if s.limits:
+        out["limits"] = dict(s.limits)
+    return out
+
+
+def _limit_name(obj: dict[str, Any]) -> str | None:
+    limit = obj.get("limit")
+    if limit is not None and (not isinstance(limit, str) or not limit):
+        raise ProtocolError(f"limit of {obj.get('name')!r} must be a limit's name")
+    return limit

@@ -14,7 +14,7 @@ from ritornello.sdk._context import Context
 from ritornello.sdk._endpoint import Endpoint, InProcessEndpoint
 from ritornello.sdk._futures import DurableFuture
 from ritornello.sdk._invocation import DurablePromise, step_retry
-from ritornello.sdk._service import Service, VirtualObject, Workflow
+from ritornello.sdk._service import Limit, Service, VirtualObject, Workflow
 from ritornello.sdk.errors import JournalMismatchError, Suspended, TerminalError
 
 # A library logs but never decides where logs go (and prints nothing by default).
@@ -28,6 +28,7 @@ __all__ = [
     "Endpoint",
     "InProcessEndpoint",
     "JournalMismatchError",
+    "Limit",
     "RetryPolicy",
     "Service",
     "Suspended",

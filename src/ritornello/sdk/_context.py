@@ -52,6 +52,24 @@ class Context(ABC):
 
     # -- steps ---------------------------------------------------------------------------------
 
+    # With run options (``limit=``): the arguments passed on to ``fn`` are not checked
+    # (a ParamSpec's ``**kwargs`` cannot sit beside a keyword of ``run``'s own).
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: Any,
+        limit: str,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self, name: str, fn: Callable[..., T], /, *args: Any, limit: str, **kwargs: Any
+    ) -> DurableFuture[T]: ...
+
     @overload
     def run(
         self,
@@ -77,6 +95,11 @@ class Context(ABC):
         one on the event loop. On replay the journaled result is returned and ``fn`` is not
         called. A ``TerminalError`` raised by ``fn`` is journaled and raised to the handler;
         any other exception fails the attempt (retried). The result must be JSON.
+
+        ``limit="NAME"`` (taken by ``run``, not passed to ``fn``): the step waits for a permit
+        of the named limit before it runs (suspended meanwhile: on Lambda nothing is billed)
+        and gives it back once its result is journaled (docs/limits.md). A limit that is not
+        defined fails the step with a ``TerminalError`` (404) before ``fn`` runs.
         """
 
     # -- state (virtual objects) ---------------------------------------------------------------
@@ -109,19 +132,38 @@ class Context(ABC):
         target: Callable[..., Coroutine[Any, Any, T]],
         arg: Any = None,
         key: str | None = None,
+        *,
+        priority: int | None = None,
+        limit_key: str | None = None,
     ) -> DurableFuture[T]: ...
 
     @overload
-    def call(self, target: str, arg: Any = None, key: str | None = None) -> DurableFuture[Any]: ...
+    def call(
+        self,
+        target: str,
+        arg: Any = None,
+        key: str | None = None,
+        *,
+        priority: int | None = None,
+        limit_key: str | None = None,
+    ) -> DurableFuture[Any]: ...
 
     @abstractmethod
     def call(
-        self, target: Callable[..., Any] | str, arg: Any = None, key: str | None = None
+        self,
+        target: Callable[..., Any] | str,
+        arg: Any = None,
+        key: str | None = None,
+        *,
+        priority: int | None = None,
+        limit_key: str | None = None,
     ) -> DurableFuture[Any]:
         """Invoke a handler and wait for its result.
 
         ``target`` is a decorated handler function or ``"Service/handler"``; ``key`` names the
         virtual object. A callee's TerminalError is raised here as a TerminalError.
+        ``priority`` (0-10, higher first; default 5) and ``limit_key`` (the instance of a
+        per-key limit) order and place the callee's waits for permits (docs/limits.md).
         """
 
     @abstractmethod
@@ -131,8 +173,12 @@ class Context(ABC):
         arg: Any = None,
         key: str | None = None,
         delay: timedelta | float | None = None,
+        *,
+        priority: int | None = None,
+        limit_key: str | None = None,
     ) -> str:
-        """Invoke a handler without waiting (after ``delay``); returns the callee's id."""
+        """Invoke a handler without waiting (after ``delay``); returns the callee's id.
+        ``priority`` and ``limit_key`` as for ``call``."""
 
     @abstractmethod
     def sleep(self, duration: timedelta | float) -> DurableFuture[None]:

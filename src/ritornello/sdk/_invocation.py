@@ -179,8 +179,13 @@ class InvocationContext(Context):
         self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> DurableFuture[Any]:
         self._enter()
+        limit = kwargs.pop("limit", None)
         if not isinstance(name, str) or not callable(fn):
             raise TypeError("ctx.run(name, fn, *args, **kwargs): name a str, fn a callable")
+        if limit is not None:
+            refused = self._permit(limit)
+            if refused is not None:
+                return refused
         first = (
             self._step_checkpoints
             and self._machine.next_index >= self._machine.journal_length
@@ -196,10 +201,33 @@ class InvocationContext(Context):
                 self._machine, index, json_copy(journaled.get("value")), journaled.get("failure")
             )
         # A streamed attempt persists first inside the step's task and goes on from there.
-        task = asyncio.create_task(self._execute(index, name, fn, args, kwargs, persist=first))
+        task = asyncio.create_task(
+            self._execute(index, name, fn, args, kwargs, persist=first, limit=limit)
+        )
         self._steps[index] = task
         self._machine.after_new_entry()
         return StepFuture(self._machine, index, task)
+
+    def _permit(self, limit: object) -> DurableFuture[Any] | None:
+        """Journal the ``permit`` entry a limited step waits on (docs/limits.md). None: the
+        permit is granted and the step may run (its ``run`` entry comes right after). A
+        refused permit (the limit is not defined) or a cancellation while waiting: the
+        step's future fails with it. Not granted yet: the attempt suspends here, at once, so
+        nothing after the step takes a position before the step has one."""
+        if not isinstance(limit, str) or not limit:
+            raise TypeError("ctx.run(..., limit=NAME): the limit's name is a non-empty str")
+        machine = self._machine
+        index, _ = machine.record({"kind": "permit", "name": limit})
+        cancelled = machine.cancel_point(index)
+        if cancelled is not None:
+            return ReadyFuture(machine, index, None, cancelled)
+        granted = machine.completion(index)
+        if granted is None:
+            raise machine.suspend([index])
+        failure = granted.get("failure")
+        if failure is not None:
+            return ReadyFuture(machine, index, None, failure)
+        return None
 
     async def _execute(
         self,
@@ -210,6 +238,7 @@ class InvocationContext(Context):
         kwargs: dict[str, Any],
         *,
         persist: bool = False,
+        limit: str | None = None,
     ) -> StepOutcome:
         if persist and not await self._persist_before(index):
             return StepOutcome(stopped=True)
@@ -243,13 +272,13 @@ class InvocationContext(Context):
             value = to_json(result)
         except TerminalError as exc:
             failure: Failure = {"code": exc.status_code, "message": exc.message}
-            self._machine.fill(index, {"kind": "run", "name": name, "failure": failure})
+            self._machine.fill(index, _step_entry(name, limit, failure=failure))
             return StepOutcome(failure=failure)
         except Exception as exc:
             logger.warning("step %r of %s failed", name, self.invocation_id, exc_info=True)
             self._machine.fail_step(f"{type(exc).__name__}: {exc}")
             return StepOutcome(crashed=True)
-        self._machine.fill(index, {"kind": "run", "name": name, "value": value})
+        self._machine.fill(index, _step_entry(name, limit, value=value))
         return StepOutcome(value=value)
 
     async def _persist_before(self, index: int) -> bool:
@@ -402,7 +431,13 @@ class InvocationContext(Context):
         return spec.target, lambda v: from_json(v, returns)
 
     def call(
-        self, target: Callable[..., Any] | str, arg: Any = None, key: str | None = None
+        self,
+        target: Callable[..., Any] | str,
+        arg: Any = None,
+        key: str | None = None,
+        *,
+        priority: int | None = None,
+        limit_key: str | None = None,
     ) -> DurableFuture[Any]:
         self._enter()
         name, convert = self._target(target, key)
@@ -413,6 +448,7 @@ class InvocationContext(Context):
             "input": to_json(arg),
             "id": derive_id(self.invocation_id, self._machine.next_index),
         }
+        _flow(entry, priority, limit_key)
         index, _ = self._machine.record(entry)
         return CompletionFuture(self._machine, index, convert)
 
@@ -422,6 +458,9 @@ class InvocationContext(Context):
         arg: Any = None,
         key: str | None = None,
         delay: timedelta | float | None = None,
+        *,
+        priority: int | None = None,
+        limit_key: str | None = None,
     ) -> str:
         self._enter()
         name, _ = self._target(target, key)
@@ -433,6 +472,7 @@ class InvocationContext(Context):
             "id": derive_id(self.invocation_id, self._machine.next_index),
             "delay_ms": 0 if delay is None else _millis(delay, "delay"),
         }
+        _flow(entry, priority, limit_key)
         _, journaled = self._machine.record(entry)
         return str((journaled or entry).get("id"))
 
@@ -486,3 +526,24 @@ class InvocationContext(Context):
         now = _wall_clock()
         _, journaled = self._machine.record({"kind": "run", "name": "ctx.time", "value": now})
         return float(journaled.get("value", now)) if journaled is not None else now
+
+
+def _step_entry(name: str, limit: str | None, **result: Any) -> Entry:
+    """A step's ``run`` entry; ``limit`` names the limit whose permit it held."""
+    entry: Entry = {"kind": "run", "name": name, **result}  # type: ignore[typeddict-item]
+    if limit is not None:
+        entry["limit"] = limit
+    return entry
+
+
+def _flow(entry: Entry, priority: int | None, limit_key: str | None) -> None:
+    """A call's or send's flow control (docs/limits.md): the callee's priority (0-10, higher
+    first) and limit key, as if the ingress had sent them as headers."""
+    if priority is not None:
+        if type(priority) is not int or not 0 <= priority <= 10:
+            raise ValueError("priority must be a whole number from 0 to 10 (default 5)")
+        entry["priority"] = priority
+    if limit_key is not None:
+        if not isinstance(limit_key, str):
+            raise TypeError("limit_key must be a str")
+        entry["limit_key"] = limit_key

@@ -7,7 +7,7 @@ The decorator returns the user's function itself, with a :class:`HandlerSpec` at
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
@@ -48,6 +48,60 @@ class HandlerSpec:
         return type_hints(self.fn)
 
 
+@dataclass(frozen=True)
+class Limit:
+    """A named limit defined in code (docs/limits.md): ``concurrency`` permits out at once,
+    and/or ``rate`` grants per ``per`` (``"1s"``, ``"1m"``, ``"1h"``, ``"1d"``) with ``burst``
+    at once; ``per_key``: one instance per limit key (the caller's, else the object key).
+
+    Give it to ``Service(..., limits=[...])`` to define it, or as ``limit=`` on a service or
+    handler to define and apply it at once. ``ritornello.toml`` and ``PUT /limits/{name}``
+    override a definition of the same name; the orchestrator checks the values when it
+    registers the endpoint (a bad one refuses the registration)."""
+
+    name: str
+    concurrency: int | None = None
+    rate: float | None = None
+    per: str = "1s"
+    burst: int = 1
+    per_key: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError("a limit needs a name")
+        if self.concurrency is None and self.rate is None:
+            raise ValueError(f"limit {self.name!r}: give concurrency, rate, or both")
+
+    def definition(self) -> dict[str, Any]:
+        """The definition as ``PUT /limits/{name}`` takes it (discovery carries it)."""
+        out: dict[str, Any] = {}
+        if self.concurrency is not None:
+            out["concurrency"] = self.concurrency
+        if self.rate is not None:
+            out.update(rate=self.rate, per=self.per, burst=self.burst)
+        if self.per_key:
+            out["per_key"] = True
+        return out
+
+
+def _limit_name(limit: str | Limit | None, defined: dict[str, Limit]) -> str | None:
+    """The name of ``limit``; a ``Limit`` is defined too."""
+    if limit is None or isinstance(limit, str):
+        if limit == "":
+            raise ValueError("a limit's name must not be empty")
+        return limit
+    if not isinstance(limit, Limit):
+        raise TypeError("limit must be a limit's name or a ritornello.Limit")
+    _define(limit, defined)
+    return limit.name
+
+
+def _define(limit: Limit, defined: dict[str, Limit]) -> None:
+    if defined.get(limit.name, limit) != limit:
+        raise ValueError(f"limit {limit.name!r} is defined twice, differently")
+    defined[limit.name] = limit
+
+
 def _input_param(fn: Callable[..., Any], where: str) -> tuple[str | None, bool]:
     params = list(inspect.signature(fn).parameters.values())
     positional = [
@@ -80,11 +134,23 @@ class ServiceDefinition:
     _handler_kinds: ClassVar[frozenset[str]]
     _default_kind: ClassVar[str] = "exclusive"
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self, name: str, *, limit: str | Limit | None = None, limits: Sequence[Limit] = ()
+    ) -> None:
+        """``limit``: every handler's invocations hold a permit of it while they run (a
+        handler's own ``limit=`` wins); ``limits``: limits this service defines (for its
+        handlers, its steps' ``ctx.run(..., limit=)``, anyone's)."""
         if not name or "/" in name or name != name.strip():
             raise ValueError(f"bad service name {name!r}: non-empty, no '/', no spaces around")
         self.name = name
         self._handlers: dict[str, HandlerSpec] = {}
+        self._limits: dict[str, Limit] = {}
+        for defined in limits:
+            if not isinstance(defined, Limit):
+                raise TypeError("limits= takes ritornello.Limit definitions")
+            _define(defined, self._limits)
+        self.limit = _limit_name(limit, self._limits)
+        self._handler_limits: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -95,13 +161,16 @@ class ServiceDefinition:
         *,
         kind: str | None = None,
         retry: RetryPolicy | None = None,
+        limit: str | Limit | None = None,
     ) -> Callable[[F], F]:
         """Register an ``async def handler(ctx)`` or ``(ctx, input)``; returns it unchanged.
 
         ``retry`` sets how failed attempts are retried (backoff, max attempts, then pause or
-        kill); unset fields take the orchestrator's defaults."""
+        kill); unset fields take the orchestrator's defaults. ``limit``: each invocation
+        holds a permit of this limit while it runs (docs/limits.md)."""
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError("retry must be a ritornello.RetryPolicy")
+        limit_name = _limit_name(limit, self._limits)
         kind = kind or self._default_kind
         if kind not in self._handler_kinds:
             raise ValueError(
@@ -126,6 +195,8 @@ class ServiceDefinition:
             param, optional = _input_param(fn, where)
             spec = HandlerSpec(self.name, handler_name, kind, self.kind, fn, param, optional, retry)
             self._handlers[handler_name] = spec
+            if limit_name is not None:
+                self._handler_limits[handler_name] = limit_name
             setattr(fn, HANDLER_ATTR, spec)
             return fn
 
@@ -145,7 +216,12 @@ class ServiceDefinition:
         return ServiceInfo(
             name=self.name,
             kind=self.kind,
-            handlers=tuple(HandlerInfo(h.name, h.kind, h.retry) for h in self._handlers.values()),
+            handlers=tuple(
+                HandlerInfo(h.name, h.kind, h.retry, self._handler_limits.get(h.name))
+                for h in self._handlers.values()
+            ),
+            limit=self.limit,
+            limits=tuple((n, d.definition()) for n, d in sorted(self._limits.items())),
         )
 
 
@@ -177,12 +253,16 @@ class Workflow(ServiceDefinition):
     _default_kind = "shared"
 
     def main(
-        self, name: str | None = None, *, retry: RetryPolicy | None = None
+        self,
+        name: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        limit: str | Limit | None = None,
     ) -> Callable[[F], F]:
         """Register the workflow's run handler (one per workflow)."""
         if any(h.kind == "workflow" for h in self._handlers.values()):
             raise ValueError(f"workflow {self.name!r} already has a main handler")
-        return self.handler(name, kind="workflow", retry=retry)
+        return self.handler(name, kind="workflow", retry=retry, limit=limit)
 
 
 def handler_spec(target: object) -> HandlerSpec | None:

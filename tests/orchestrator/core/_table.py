@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ritornello.orchestrator import LimitSpec
 from ritornello.orchestrator import core as c
 from ritornello.orchestrator.errors import OrchestratorError
 from ritornello.protocol import (
@@ -39,7 +40,13 @@ from ritornello.protocol import (
     derive_id,
 )
 from ritornello.protocol._ids import _b32
-from ritornello.store import CommitUnit, DeploymentRecord, InvocationRecord, TimerRecord
+from ritornello.store import (
+    CommitUnit,
+    DeploymentRecord,
+    InvocationRecord,
+    PermitRecord,
+    TimerRecord,
+)
 
 T0 = 1_700_000_000_000
 DEPLOYMENT = "dp_1"
@@ -150,6 +157,13 @@ class Table:
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         return value
+
+    def permit(self, spec: list[Any]) -> PermitRecord:
+        """``[limit, alias, index, priority, asked_at, granted_at | null]`` (times after T0)."""
+        limit, alias, index, priority, asked, granted = spec
+        p = c.limit_partition(limit, self.core.partitions)
+        at = None if granted is None else T0 + granted
+        return PermitRecord(limit, self.id(alias), index, p, priority, T0 + asked, at)
 
     def timer(self, spec: list[Any]) -> TimerRecord:
         kind, alias, index, fire_at = spec
@@ -306,6 +320,21 @@ def event(t: Table, spec: dict[str, Any]) -> c.Event:
             _rows(t, spec["rows"]),
             {k: json.dumps(v) for k, v in spec["texts"].items()},
         )
+    if kind == "LimitsDefined":
+        specs = {n: LimitSpec(**body) for n, body in spec["limits"].items()}
+        return c.LimitsDefined(specs, spec.get("fresh", False))
+    if kind == "PermitsRead":
+        rows = [t.permit(r) for r in spec["rows"]]
+        return c.PermitsRead(
+            rows, spec.get("partition"), spec.get("limit"), read_from=spec.get("read_from")
+        )
+    if kind == "PermitChanged":
+        row = t.permit(spec["row"]) if spec.get("row") else None
+        return c.PermitChanged(
+            spec["limit"], t.id(spec["id"]), spec["index"], row, spec.get("read_from")
+        )
+    if kind == "LimitsDue":
+        return c.LimitsDue()
     if kind == "Closing":
         return c.Closing()
     if kind == "Booted":
@@ -394,6 +423,16 @@ def _unit(t: Table, unit: CommitUnit) -> Iterator[str]:
         yield f"timer- {_timer(t, tm, at=False)}"
     for tm in unit.timers_add:
         yield f"timer+ {_timer(t, tm)}"
+    for inv, index in unit.completions_remove:
+        yield f"completion- {t.alias(inv)}#{index}"
+    for limit, inv, index in unit.permits_release:
+        yield f"permit- {limit} {t.alias(inv)}#{index}"
+    for r in unit.permits_ask:
+        granted = "" if r.granted_at is None else f" granted@{_when(r.granted_at)}"
+        who = f"{t.alias(r.invocation_id)}#{r.index}"
+        yield f"permit+ {r.limit}@p{r.partition} {who} prio={r.priority}{granted}"
+    for r in unit.permits_grant:
+        yield f"grant {r.limit} {t.alias(r.invocation_id)}#{r.index} @{_when(r.granted_at)}"
     for p, inv in unit.notify:
         yield f"notify p{p} {t.alias(inv)}"
 
@@ -425,6 +464,12 @@ def _effect(t: Table, e: c.Effect) -> str:
         return f"CheckSuspended {[t.alias(i) for i in e.invocation_ids]}"
     if isinstance(e, c.DropTimers):
         return f"DropTimers p{e.partition}"
+    if isinstance(e, c.LimitTurn):
+        return f"LimitTurn in {e.delay_ms}ms"
+    if isinstance(e, c.ReadPermits):
+        return f"ReadPermits {e.limit}"
+    if isinstance(e, c.ReadLimits):
+        return "ReadLimits"
     raise AssertionError(f"unrendered effect {e!r}")
 
 

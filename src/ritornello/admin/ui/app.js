@@ -1,12 +1,13 @@
 // The page's router: the URL hash names the view (#/invocations, #/invocations/ID, #/state,
-// #/deployments, #/schedules). Each view renders into <main> and returns a function that stops
-// whatever it started (its polling); the router calls it before the next view.
+// #/deployments, #/schedules, #/limits). Each view renders into <main> and returns a function
+// that stops whatever it started (its polling); the router calls it before the next view.
 
 import { forgetToken, hasToken } from "./api.js";
 import { clear, h } from "./dom.js";
 import { deploymentsView } from "./deployments.js";
 import { invocationView } from "./invocation.js";
 import { invocationsView } from "./invocations.js";
+import { limitsView } from "./limits.js";
 import { schedulesView } from "./schedules.js";
 import { stateView } from "./state.js";
 
@@ -27,6 +28,7 @@ function route() {
   else if (page === "state") stop = stateView(main);
   else if (page === "deployments") stop = deploymentsView(main);
   else if (page === "schedules") stop = schedulesView(main);
+  else if (page === "limits") stop = limitsView(main);
   else {
     main.append(h("p", { class: "error" }, `No page ${path}.`));
     stop = () => {};

@@ -119,6 +119,8 @@ function summary(inv) {
     ["modified", time(inv.modified_at)],
     ["next retry", inv.next_retry_at ? time(inv.next_retry_at) : null],
     ["waiting on", inv.waiting_on?.length ? inv.waiting_on.join(", ") : null],
+    ["waiting for limit", inv.waiting_for_limit
+      ? h("a", { href: `#/limits` }, inv.waiting_for_limit) : null],
     ["last failure", inv.last_failure ? h("span", { class: "failure" }, inv.last_failure) : null],
     ["result", inv.result ? jsonBlock(inv.result) : null],
   ];

@@ -36,6 +36,11 @@ engine keeps. Each invariant is one function and one ``Violation.kind``:
 ``exclusive`` (``_relations.check_exclusive``)
     At most one unfinished exclusive (or workflow-run) invocation per object key is active
     (running, suspended, backing-off or paused); the others are pending or scheduled.
+``permit`` (``_permits.check_permits``)
+    Every permit row of a named limit belongs to an unfinished invocation, at a permit entry
+    whose step is not journaled yet (or at its own permit), granted exactly when the
+    invocation holds the grant; an invocation suspended on a permit has a row (else it is
+    ``stuck``); no limit set through the admin API has more permits out than its concurrency.
 ``schedule`` (``_schedules.check_schedules``)
     A cron schedule (docs/schedules.md) is well formed: its cron parses in its time zone (the
     scheduler's own ``cron_of``), its overlap is one of ``OVERLAP_POLICIES``, its target names

@@ -13,6 +13,7 @@ from ritornello.protocol._entries import (
     CANCEL_ENTRY,
     ENTRY_KINDS,
     HANDLER_KINDS,
+    INVOCATION_PERMIT,
     WAITING_KINDS,
     is_signal,
 )
@@ -95,7 +96,7 @@ def check_journal(
         j.completed.add(index)
         if len(set(completion) & {"value", "failure"}) != 1:
             bad(f"completion of entry {index} holds neither exactly a value nor a failure")
-        if is_signal(index):  # cancel, or a signal to a Restate endpoint
+        if is_signal(index) or index == INVOCATION_PERMIT:  # cancel, a signal, a permit
             continue
         if not 0 <= index < len(entries):
             bad(f"completion of entry {index}, which does not exist")
@@ -143,7 +144,7 @@ def check_record(rec: InvocationRecord, j: Journal, partitions: int, report: Che
         bad("suspended on nothing")
     for index in rec.waiting:
         kind = j.kinds[index] if 0 <= index < len(j.kinds) else None
-        if kind not in WAITING_KINDS:
+        if kind not in WAITING_KINDS and index != INVOCATION_PERMIT:
             bad(f"waits on entry {index}, which is {kind or 'missing'}, not a waiting kind")
     timed = rec.status in (Status.BACKING_OFF, Status.SCHEDULED)
     if timed != (rec.next_at is not None):

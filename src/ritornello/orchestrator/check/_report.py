@@ -16,6 +16,7 @@ KINDS = (
     "timer",
     "exclusive",
     "schedule",
+    "permit",
     "acknowledged",
 )
 

@@ -12,6 +12,7 @@ from ritornello.store import InvocationRecord, Store
 
 from ._invocation import Journal, check_journal, check_record
 from ._liveness import check_liveness, check_timers
+from ._permits import check_permits
 from ._relations import check_calls, check_exclusive, check_expected
 from ._report import CheckReport
 from ._schedules import check_schedules
@@ -88,6 +89,7 @@ async def _check_once(
     check_timers(timers, records, journals, report)
     check_exclusive(records, report)
     await check_schedules(store, records, now, report)
+    await check_permits(store, records, journals, report)
     check_expected(expect_ids, expect_terminal, records, report)
     return report
 

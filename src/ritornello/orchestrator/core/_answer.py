@@ -16,6 +16,7 @@ Transitions drawn (docs/orchestrator.md)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,9 @@ class Outcome:
     waitable: list[int] = field(default_factory=list)  # indices of new waiting entries
     created: list[InvocationRecord] = field(default_factory=list)
     state: list[tuple[str | None, str | None]] = field(default_factory=list)  # (name, json|None)
+    #: new ``permit`` entries: index -> limit; permits given back by a step journaled here
+    permits: dict[int, str] = field(default_factory=dict)
+    released: list[int] = field(default_factory=list)
 
 
 def _split_target(name: Any) -> tuple[str, str]:
@@ -159,6 +163,7 @@ def apply_answer(
     existing: dict[tuple[str, str, str | None, str], InvocationRecord] | None = None,
     partition_of: Callable[[str, str | None, str], int] | None = None,
     retention_ms: int | None = None,
+    instance_of: Callable[[str], str] | None = None,
 ) -> Outcome:
     """Build the commit unit for ``answer`` to an attempt of ``record``.
 
@@ -173,6 +178,7 @@ def apply_answer(
     ``partition_of(service, key, id)`` places a callee (default: partition 0).
     ``retention_ms``: a completed record gets ``expires_at = now_ms + retention_ms`` (what
     ``Engine._commit`` would stamp on it, set here to build the record once); None: left unset.
+    ``instance_of(limit)``: the limit instance a ``permit`` entry asks of (default: the limit).
 
     Raises AnswerError if the answer breaks the protocol; the caller then applies
     ``failed_attempt`` instead.
@@ -193,7 +199,16 @@ def apply_answer(
         kind = entry["kind"]
         last = n == len(answer.entries) - 1
         if kind == "run":
-            pass  # the most common entry (a step's result): nothing to check or add
+            if "limit" in entry:  # the step held the permit asked just before it
+                out.released.append(index - 1)
+        elif kind == "permit":
+            limit = entry.get("name")
+            if not isinstance(limit, str) or not limit:
+                raise AnswerError(f"entry {index}: a permit entry needs a limit name")
+            instance = instance_of(limit) if instance_of is not None else limit
+            if instance != limit:  # a per-key limit: the instance is journaled with it
+                entry = {**entry, "instance": instance}
+            out.permits[index] = instance
         elif kind == "input":
             raise AnswerError(f"entry {index}: an input entry can only be entry 0")
         if kind == "output":
@@ -323,11 +338,16 @@ def failed_attempt(
     now_ms: int,
     retry: RetryPolicy,
     extra_timer_removals: list[TimerRecord] | None = None,
+    throttled: bool = False,
 ) -> Outcome:
     """The unit for an attempt that produced no usable answer (transport error, timeout,
-    malformed or protocol-breaking answer): nothing of it is kept; retry after backoff."""
+    malformed or protocol-breaking answer): nothing of it is kept; retry after backoff.
+    ``throttled`` (the endpoint refused it for load): backed off without counting it."""
     out = Outcome(unit=CommitUnit(timers_remove=list(extra_timer_removals or ())), record=record)
-    fields = _failure(out, record, message, now_ms, retry)
+    if throttled:
+        fields = _throttled(out, record, message, now_ms)
+    else:
+        fields = _failure(out, record, message, now_ms, retry)
     out.record = with_changes(
         record, **fields, waiting=(), modified_at=now_ms, version=record.version + 1
     )
@@ -363,6 +383,26 @@ def _failure(
             "history": history,
         }
     return {"status": Status.PAUSED.value, "last_error": error, "next_at": None, "history": history}
+
+
+#: Backoff of throttled attempts: 100 ms, doubling per throttle in a row, at most 10 s.
+THROTTLE_FIRST_MS, THROTTLE_MAX_MS = 100, 10_000
+_THROTTLED = re.compile(r"throttled #(\d+): ")
+
+
+def _throttled(out: Outcome, record: InvocationRecord, message: str, now_ms: int) -> dict[str, Any]:
+    """Record fields after a throttled attempt: backing off, the attempt not counted (nor in
+    the retry history); ``last_error`` counts the throttles in a row (``throttled #n: ...``),
+    which doubles the delay each time."""
+    found = _THROTTLED.match(record.last_error or "")
+    n = int(found.group(1)) + 1 if found else 1
+    delay = min(THROTTLE_MAX_MS, THROTTLE_FIRST_MS * 2 ** min(n - 1, 16))
+    out.unit.timers_add.append(TimerRecord(now_ms + delay, record.id, "retry", 0, record.partition))
+    return {
+        "status": Status.BACKING_OFF.value,
+        "last_error": f"throttled #{n}: {message}"[:2000],
+        "next_at": now_ms + delay,
+    }
 
 
 def terminal(out: Outcome, record: InvocationRecord, result: str) -> None:
@@ -451,7 +491,20 @@ def _outbox(
             callee = with_changes(callee, status=admit(callee))
         out.created.append(callee)
     out.unit.invocations.append(InvocationWrite(callee))
-    out.unit.entries.append((callee.id, 0, input_entry_of(entry.get("input"))))
+    out.unit.entries.append((callee.id, 0, input_entry_of(entry.get("input"), _flow(entry))))
+
+
+def _flow(entry: Entry) -> dict[str, str] | None:
+    """The flow-control headers a call or send gives its callee (``priority``, ``limit_key``)."""
+    priority, limit_key = entry.get("priority"), entry.get("limit_key")
+    if priority is None and limit_key is None:
+        return None
+    headers = {}
+    if type(priority) is int and 0 <= priority <= 10:
+        headers["x-ritornello-priority"] = str(priority)
+    if isinstance(limit_key, str):
+        headers["x-ritornello-limit-key"] = limit_key
+    return headers
 
 
 def _to_existing(

@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ritornello.protocol import InvokeResponse, derive_id, parse_awakeable_id
-from ritornello.protocol._entries import signal_index
+from ritornello.protocol._entries import INVOCATION_PERMIT, signal_index
 from ritornello.store.records import (
     FINAL_STATUSES,
     CommitUnit,
     InvocationRecord,
+    InvocationWrite,
     Status,
     TimerRecord,
+    with_changes,
 )
 
 from .._json import loads
@@ -54,9 +56,13 @@ from ._events import (
     RedriveDue,
     StateRead,
 )
+from ._grants import eager as eager_grant
 from ._invocation import Invocation
 from ._journal import CANCEL_INDEX, SLEPT_RESULT, completion_text, split_state
 from ._operator import awakeable_target
+from ._permits import committed as permits_committed
+from ._permits import instance_of
+from ._permits import settle as settle_permits
 from ._registry import Registry
 from ._state import CoreState, Driving, input_of
 
@@ -73,7 +79,7 @@ def started(core: CoreState, ev: DriverStarted, now: int) -> Decision:
     d = core.driving[ev.invocation_id]
     if d.invocation is None:
         return Decision(next=LOAD)
-    return _before_attempt(core, d.invocation)
+    return _before_attempt(core, d.invocation, now)
 
 
 def loaded(core: CoreState, ev: Loaded, now: int) -> Decision:
@@ -99,7 +105,7 @@ def loaded(core: CoreState, ev: Loaded, now: int) -> Decision:
         d.reload = False
         inv.reload = True
     d.invocation = inv
-    return _before_attempt(core, inv)
+    return _before_attempt(core, inv, now)
 
 
 def state_read(core: CoreState, ev: StateRead, now: int) -> Decision:
@@ -109,7 +115,7 @@ def state_read(core: CoreState, ev: StateRead, now: int) -> Decision:
         inv.rows_read = True
     else:
         inv.state = ev.rows
-    return _before_attempt(core, inv)
+    return _before_attempt(core, inv, now)
 
 
 def completions_read(core: CoreState, ev: CompletionsRead, now: int) -> Decision:
@@ -117,11 +123,16 @@ def completions_read(core: CoreState, ev: CompletionsRead, now: int) -> Decision
     inv.reload = False
     for text in ev.completions:
         inv.completions.setdefault(loads(text)["index"], text)
-    return _before_attempt(core, inv)
+    return _before_attempt(core, inv, now)
 
 
-def _before_attempt(core: CoreState, inv: Invocation) -> Decision:
-    """What the driver does before its next attempt: read what is missing, then invoke."""
+def _before_attempt(
+    core: CoreState, inv: Invocation, now: int, effects: list[Effect] | None = None
+) -> Decision:
+    """What the driver does before its next attempt: read what is missing, wait for the
+    invocation's own permit if its handler is limited, then invoke. ``effects``: those of
+    the commit the driver goes on from (a unit to wait for the permit performs them once
+    it is committed: a decision never carries both)."""
     rec = inv.rec
     if rec.status in FINAL_STATUSES or rec.partition in core.draining:
         return Decision()  # finished, or its partition is being handed over: no attempt
@@ -132,11 +143,41 @@ def _before_attempt(core: CoreState, inv: Invocation) -> Decision:
         return Decision(next=ReadState(rec.service, rec.key))
     if inv.reload:
         return Decision(next=READ_COMPLETIONS)
+    limit = core.registry.limit_of(rec.deployment_id, rec.service, rec.handler)
+    if limit is not None:
+        if INVOCATION_PERMIT not in inv.permits:
+            instance = instance_of(core.limits.specs, limit, inv.entries[0], rec.key)
+            inv.permits[INVOCATION_PERMIT] = instance
+        if INVOCATION_PERMIT not in inv.completions:
+            return _wait_for_permit(core, inv, now, effects or [])
     inv.cancel_sent = CANCEL_INDEX in inv.completions
     d = core.driving[rec.id]
     if d.invoke is None:  # one per driver: it names the invocation, which changes in place
         d.invoke = Invoke(inv, stream=not workflow)
     return Decision(next=d.invoke)
+
+
+def _wait_for_permit(core: CoreState, inv: Invocation, now: int, effects: list[Effect]) -> Decision:
+    """The invocation's handler is limited and it holds no permit: it suspends on its own
+    permit (``INVOCATION_PERMIT``), asked in the same unit (``_permits.settle``). Already
+    suspended on it (woken by something else, a cancellation): it stays so, no unit."""
+    rec = inv.rec
+    if rec.status == Status.SUSPENDED and rec.waiting == (INVOCATION_PERMIT,):
+        core.suspended[rec.id] = (rec.waiting, rec.partition)
+        return Decision(effects=effects)
+    waiting = with_changes(
+        rec,
+        status=Status.SUSPENDED.value,
+        waiting=(INVOCATION_PERMIT,),
+        next_at=None,
+        modified_at=now,
+        version=rec.version + 1,
+    )
+    unit = CommitUnit(
+        invocations=[InvocationWrite(waiting, rec.version)],
+        timers_remove=list(inv.timer_removals),
+    )
+    return _commit_outcome(core, inv, Outcome(unit=unit, record=waiting), now, effects)
 
 
 #: Entry kinds whose unit depends on something only a read can tell.
@@ -199,6 +240,7 @@ def attempt_failed(core: CoreState, ev: AttemptFailed, now: int) -> Decision:
         now_ms=now,
         retry=core.policy(inv.rec),
         extra_timer_removals=inv.timer_removals,
+        throttled=ev.throttled,
     )
     return _commit_outcome(core, inv, outcome, now)
 
@@ -248,6 +290,9 @@ def _settle(
             existing=dict(found.existing) if found.existing else None,
             partition_of=core.partition_of,
             retention_ms=core.retention_ms,
+            instance_of=lambda limit: instance_of(
+                core.limits.specs, limit, inv.entries[0], inv.rec.key
+            ),
         )
     except AnswerError as exc:
         for callee in admitted:  # admitted to a key's queue, now never created
@@ -262,7 +307,13 @@ def _settle(
     return _commit_outcome(core, inv, outcome, now)
 
 
-def _commit_outcome(core: CoreState, inv: Invocation, outcome: Outcome, now: int) -> Decision:
+def _commit_outcome(
+    core: CoreState,
+    inv: Invocation,
+    outcome: Outcome,
+    now: int,
+    before: list[Effect] | None = None,
+) -> Decision:
     rec = inv.rec
     if inv.deferred:  # sleeps completed in memory when their timers fired: now durable
         outcome.unit.completions.extend(
@@ -270,12 +321,20 @@ def _commit_outcome(core: CoreState, inv: Invocation, outcome: Outcome, now: int
         )
     if outcome.record.status in FINAL_STATUSES:
         _drop_open_sleeps(inv, outcome)
+    settle_permits(
+        inv,
+        outcome,
+        core.partitions,
+        lambda: core.next_seq(now),
+        lambda row: eager_grant(core, row, now),
+    )
     # Callees queued behind their key: were the key freed while this commit is in flight,
     # the queue must not start them before they exist (a driver would read nothing and
     # stop); ``_AnswerCommit.committed`` starts them once they do.
     if outcome.created:
         core.creating.update(callee.id for callee in outcome.created)
-    return core.emit(outcome.unit, rec.partition, _AnswerCommit(rec.id, outcome), now)
+    pending = _AnswerCommit(rec.id, outcome, before or [])
+    return core.emit(outcome.unit, rec.partition, pending, now)
 
 
 def _awakeables(
@@ -404,6 +463,8 @@ class _AnswerCommit:
 
     invocation_id: str
     outcome: Outcome
+    #: effects of the commit before this one, performed with this one's (``_go_on``)
+    before: list[Effect]
 
     def committed(self, core: CoreState, now: int) -> Decision:
         """Apply the committed outcome to memory and perform what it justifies; the driver
@@ -418,6 +479,7 @@ class _AnswerCommit:
         inv.rec = rec
         inv.entries.extend(outcome.new_entries)
         inv.waitable.update(outcome.waitable)
+        permits_committed(inv, outcome)
         if inv.state is not None:
             for name, value in outcome.state:
                 if name is None:
@@ -427,7 +489,7 @@ class _AnswerCommit:
                 else:
                     inv.state[name] = value
         unit = outcome.unit
-        effects: list[Effect] = [Disarm(t) for t in unit.timers_remove]
+        effects: list[Effect] = [*self.before, *(Disarm(t) for t in unit.timers_remove)]
         effects.extend(Arm(t) for t in unit.timers_add)
         for cid, index, text in unit.completions:
             if cid == rec.id:
@@ -446,12 +508,12 @@ class _AnswerCommit:
             effects.extend(core.finish(rec))
             return Decision(effects=effects)
         if rec.status == Status.RUNNING:  # a checkpoint: the next attempt at once
-            return _go_on(core, inv, effects)
+            return _go_on(core, inv, effects, now)
         if rec.status == Status.SUSPENDED:
             if inv.reload or any(i in inv.completions for i in rec.waiting):
-                return _go_on(core, inv, effects)
+                return _go_on(core, inv, effects, now)
             if CANCEL_INDEX in inv.completions and not inv.cancel_sent:
-                return _go_on(core, inv, effects)  # cancelled while the attempt was out
+                return _go_on(core, inv, effects, now)  # cancelled while the attempt was out
             core.suspended[rec.id] = (rec.waiting, rec.partition)
         # backing-off: the retry timer drives it again; paused: an operator resumes it
         return Decision(effects=effects)
@@ -462,16 +524,17 @@ class _AnswerCommit:
         (cancelled), when it may still land."""
         created = self.outcome.created
         core.creating.difference_update(callee.id for callee in created)
-        effects: list[Effect] = []
+        effects: list[Effect] = list(self.before)
         if reason != "cancelled":
             for callee in created:
                 effects.extend(core.unqueue(callee))
         return Decision(effects=effects)
 
 
-def _go_on(core: CoreState, inv: Invocation, effects: list[Effect]) -> Decision:
-    decision = _before_attempt(core, inv)
-    decision.effects = effects
+def _go_on(core: CoreState, inv: Invocation, effects: list[Effect], now: int) -> Decision:
+    decision = _before_attempt(core, inv, now, effects)
+    if decision.unit is None:
+        decision.effects = effects
     return decision
 
 

@@ -145,6 +145,28 @@ class CheckSuspended:
     invocation_ids: list[str]
 
 
+@slot_init
+@dataclass(frozen=True, slots=True)
+class LimitTurn:
+    """Report ``LimitsDue`` after ``delay_ms`` (0: as soon as the loop comes round)."""
+
+    delay_ms: int
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
+class ReadPermits:
+    """Read every permit row of limit ``limit``; report ``PermitsRead``."""
+
+    limit: str
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """Read the limits' definitions from the store; report ``LimitsDefined(fresh=True)``."""
+
+
 Effect = (
     Drive
     | Halt
@@ -160,6 +182,9 @@ Effect = (
     | StartRecheck
     | CheckAttach
     | CheckSuspended
+    | LimitTurn
+    | ReadPermits
+    | ReadLimits
 )
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ritornello.protocol import InvokeResponse
-from ritornello.store.records import InvocationRecord, TimerRecord, slot_init
+from ritornello.store.records import InvocationRecord, PermitRecord, TimerRecord, slot_init
 
+from .._limit_spec import LimitSpec
 from ._registry import Target
 
 Journal = tuple[list[str], list[str]]  # (entries, completions) as stored texts
@@ -105,7 +106,9 @@ class Reconcile:
 @dataclass(frozen=True, slots=True)
 class Submit:
     """Create an invocation (ingress, scheduler). ``input_text`` is validated JSON; ``here``:
-    this process leads its partition (otherwise its leader admits it from the inbox)."""
+    this process leads its partition (otherwise its leader admits it from the inbox).
+    ``supersedes``: a debounced send's earlier one, as read: still scheduled, it ends
+    superseded in the same unit; finished, it gives the key up."""
 
     invocation_id: str
     target: Target
@@ -115,6 +118,7 @@ class Submit:
     idempotency_key: str | None = None
     delay_ms: int = 0
     here: bool = True
+    supersedes: InvocationRecord | None = None
 
 
 @slot_init
@@ -186,10 +190,12 @@ class Answered:
 @slot_init
 @dataclass(frozen=True, slots=True)
 class AttemptFailed:
-    """The attempt produced no usable answer: transport error, timeout, malformed answer."""
+    """The attempt produced no usable answer: transport error, timeout, malformed answer.
+    ``throttled``: the endpoint refused it for load (not counted as an attempt)."""
 
     invocation_id: str
     message: str
+    throttled: bool = False
 
 
 @slot_init
@@ -380,6 +386,54 @@ class ReleaseKey:
     key: str
 
 
+# --- limits (docs/limits.md) -----------------------------------------------------------------
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
+class LimitsDefined:
+    """The limits' definitions (the admin API's over the configuration's and the code's).
+    ``fresh``: just read from the store (a name still unknown is not defined)."""
+
+    specs: dict[str, LimitSpec]
+    fresh: bool = False
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
+class PermitsRead:
+    """Permit rows as read: every row of ``partition`` (at its recovery; ``since``: when it
+    became ready here), or every row of one limit (``limit``, read again)."""
+
+    rows: list[PermitRecord]
+    partition: int | None = None
+    limit: str | None = None
+    since: int | None = None
+    #: the limits' clock when the read began (``LimitTable.clock``): rows memory learned of
+    #: since keep what memory says
+    read_from: int | None = None
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
+class PermitChanged:
+    """Another process asked or released a permit of a limit owned here: its row as just
+    read (None: released)."""
+
+    limit: str
+    invocation_id: str
+    index: int
+    row: PermitRecord | None
+    #: the limits' clock when the read began (see ``PermitsRead``)
+    read_from: int | None = None
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
+class LimitsDue:
+    """A grant turn is due (``LimitTurn``)."""
+
+
 Event = (
     Booted
     | Closing
@@ -416,4 +470,8 @@ Event = (
     | HoldKey
     | WriteState
     | ReleaseKey
+    | LimitsDefined
+    | PermitsRead
+    | PermitChanged
+    | LimitsDue
 )

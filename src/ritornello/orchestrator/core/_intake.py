@@ -21,10 +21,10 @@ from ritornello.store.records import (
 )
 
 from ._answer import new_invocation
-from ._effects import Arm, Decision, Effect, Rearm, StartRecheck
+from ._effects import Arm, Decision, Disarm, Effect, Rearm, StartRecheck
 from ._events import ScheduledDue, ScheduledRecheck, Submit
 from ._invocation import Invocation
-from ._journal import WORKFLOW_RUN, input_entry
+from ._journal import DEBOUNCE_PREFIX, SUPERSEDED_RESULT, WORKFLOW_RUN, input_entry
 from ._queues import exclusive_key
 from ._state import CoreState
 
@@ -72,9 +72,10 @@ def submit(core: CoreState, ev: Submit, now: int) -> Decision:
             rec = with_changes(rec, status=status)
     elif key is not None:
         rec = with_changes(rec, status=Status.PENDING.value)  # its leader admits it
+    superseded = _supersede(core, unit, ev.supersedes, now)
     unit.invocations.append(InvocationWrite(rec))
     core.creating.add(rec.id)
-    pending = _Creation(rec, entry, here, timer, state)
+    pending = _Creation(rec, entry, here, timer, state, superseded)
     decision = core.emit(unit, partition if ev.here else None, pending, now)
     decision.record = rec
     return decision
@@ -88,10 +89,23 @@ class _Creation:
     timer: TimerRecord | None
     #: the key's cached state taken for it (it has held its key since before it was taken)
     state: dict[str, str] | None
+    #: the debounced send it supersedes, as written (ended, or its key given up)
+    superseded: InvocationRecord | None = None
 
     def committed(self, core: CoreState, now: int) -> Decision:
         rec = self.record
         core.creating.discard(rec.id)
+        if self.superseded is not None:
+            before = self.superseded
+            timer = TimerRecord(0, before.id, "start", 0, before.partition)
+            done = core.finish(before) if before.result == SUPERSEDED_RESULT else []
+            after = self.committed_creation(core, now)
+            after.effects = [Disarm(timer), *done, *after.effects]
+            return after
+        return self.committed_creation(core, now)
+
+    def committed_creation(self, core: CoreState, now: int) -> Decision:
+        rec = self.record
         if not self.here:
             return Decision(record=rec)  # the partition's leader picks it up from its inbox
         if self.timer is not None:
@@ -112,6 +126,26 @@ class _Creation:
         return Decision(effects=core.unqueue(self.record), record=self.record)
 
 
+def _supersede(
+    core: CoreState, unit: CommitUnit, earlier: InvocationRecord | None, now: int
+) -> InvocationRecord | None:
+    """A debounced send replaces the one before it (``Submit.supersedes``): still scheduled,
+    that one ends with a 409 (its start timer goes); finished already (cancelled), it only
+    gives the key up. Either write is conditioned on the version read, so of two sends at
+    once one wins and the other tries again."""
+    if earlier is None:
+        return None
+    changes: dict[str, object] = {"idempotency_key": None, "modified_at": now}
+    if earlier.status == Status.SCHEDULED:
+        changes.update(status=Status.COMPLETED.value, result=SUPERSEDED_RESULT, next_at=None)
+        unit.timers_remove.append(TimerRecord(0, earlier.id, "start", 0, earlier.partition))
+    written = with_changes(earlier, version=earlier.version + 1, **changes)
+    unit.invocations.append(InvocationWrite(written, expect_version=earlier.version))
+    if earlier.partition not in core.ready:
+        unit.notify.append((earlier.partition, earlier.id))  # its leader answers its waiters
+    return written
+
+
 def scheduled_due(core: CoreState, ev: ScheduledDue, now: int) -> Decision:
     """A delayed invocation's start time came: admit it to its key's queue and mark it
     running (or pending), removing the timer in the same unit. A timer whose invocation is no
@@ -121,6 +155,8 @@ def scheduled_due(core: CoreState, ev: ScheduledDue, now: int) -> Decision:
         return _remove_timer(core, timer, now)
     status = core.admit(rec)
     new = with_changes(rec, status=status, next_at=None, version=rec.version + 1)
+    if rec.idempotency_key is not None and rec.idempotency_key.startswith(DEBOUNCE_PREFIX):
+        new = with_changes(new, idempotency_key=None)  # it runs: the next send starts anew
     unit = CommitUnit(
         invocations=[InvocationWrite(new, expect_version=rec.version)], timers_remove=[timer]
     )

@@ -48,15 +48,28 @@ class Invocation:
     #: (in ``completions``, not yet in the store): the next unit carries those completions,
     #: with the timers themselves in ``timer_removals``.
     deferred: list[TimerRecord] = field(default_factory=list)
+    #: Open permits (docs/limits.md): the index of each ``permit`` entry whose step is not
+    #: journaled yet, and its limit (waiting for the permit, or holding it).
+    permits: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def from_journal(
         cls, rec: InvocationRecord, entries: list[str], completion_texts: list[str]
     ) -> Invocation:
         """The invocation ``rec`` with its journal as the store holds it."""
-        waitable = {i for i, e in enumerate(entries) if loads(e)["kind"] in WAITING_KINDS}
+        waitable: set[int] = set()
+        permits: dict[int, str] = {}
+        for i, text in enumerate(entries):
+            entry = loads(text)
+            kind = entry["kind"]
+            if kind in WAITING_KINDS:
+                waitable.add(i)
+                if kind == "permit":
+                    permits[i] = entry.get("instance") or entry["name"]
+            elif kind == "run" and "limit" in entry:
+                permits.pop(i - 1, None)
         completions = {loads(c)["index"]: c for c in completion_texts}
-        return cls(rec, entries, completions, waitable)
+        return cls(rec, entries, completions, waitable, permits=permits)
 
     @classmethod
     def created(cls, rec: InvocationRecord, input_entry: str) -> Invocation:

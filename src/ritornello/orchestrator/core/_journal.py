@@ -26,12 +26,19 @@ from .._json import dumps
 CANCEL_INDEX: Final = _CANCEL_INDEX
 CANCELLED_RESULT: Final = '{"failure":{"code":409,"message":"cancelled"}}'
 KILLED_RESULT: Final = '{"failure":{"code":409,"message":"killed by an operator"}}'
+SUPERSEDED_RESULT: Final = (
+    '{"failure":{"code":409,"message":"superseded by a later send with its idempotency key '
+    '(debounce)"}}'
+)
 #: What ``get_output`` of an invocation not finished yet completes with (Restate's void).
 NOT_READY_RESULT: Final = '{"value":null,"void":true}'
 #: What a fired sleep completes its entry with.
 SLEPT_RESULT: Final = '{"value":null}'
 #: The idempotency key of a workflow's run: one per (workflow, id), enforced by the store.
 WORKFLOW_RUN: Final = "\x00workflow-run"
+#: The stored idempotency key of a debounced send (``?debounce=``: docs/limits.md) is its
+#: key under this prefix, held only while it waits to start.
+DEBOUNCE_PREFIX: Final = "\x00debounce:"
 #: Engine-owned state rows of a workflow: resolved promises and registered promise waiters.
 PROMISE_ROW: Final = "\x00p:"
 WAITER_ROW: Final = "\x00w:"
@@ -82,8 +89,11 @@ def input_entry(input_text: str, headers: dict[str, str] | None) -> str:
     return '{"kind":"input","value":' + input_text + extra + "}"
 
 
-def input_entry_of(value: Any) -> str:
-    """The input entry of a callee (its caller's call or send entry holds the value)."""
+def input_entry_of(value: Any, headers: dict[str, str] | None = None) -> str:
+    """The input entry of a callee (its caller's call or send entry holds the value, and the
+    flow control it asked for, as the headers the ingress would have journaled)."""
+    if headers:
+        return dumps({"kind": "input", "value": value, "headers": headers})
     return dumps({"kind": "input", "value": value})
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ritornello.store.records import InvocationRecord, Status
 
-from . import _drive, _intake, _operator, _partitions, _timers
+from . import _drive, _grants, _intake, _operator, _partitions, _timers
 from ._effects import Decision
 from ._events import (
     Answered,
@@ -34,6 +34,8 @@ from ._events import (
     DriverStarted,
     Event,
     HoldKey,
+    LimitsDefined,
+    LimitsDue,
     Loaded,
     LookedUp,
     Operate,
@@ -41,6 +43,8 @@ from ._events import (
     PartitionDraining,
     PartitionLost,
     PartitionRecovered,
+    PermitChanged,
+    PermitsRead,
     Purge,
     Reconcile,
     RedriveDue,
@@ -74,11 +78,19 @@ def _closing(core: CoreState, ev: Closing, now: int) -> Decision:
 
 
 def _committed(core: CoreState, ev: Committed, now: int) -> Decision:
-    return core.pending.pop(ev.token).committed(core, now)
+    decision = core.pending.pop(ev.token).committed(core, now)
+    unit = core.permit_units.pop(ev.token, None)
+    if unit is not None:  # asks and releases: the owners led here learn of them now
+        decision.effects = [*decision.effects, *_grants.noted(core, unit, now)]
+    return decision
 
 
 def _commit_failed(core: CoreState, ev: CommitFailed, now: int) -> Decision:
-    return core.pending.pop(ev.token).failed(core, ev.reason, now)
+    decision = core.pending.pop(ev.token).failed(core, ev.reason, now)
+    unit = core.permit_units.pop(ev.token, None)
+    if unit is not None:  # grants made at once in it are not out
+        decision.effects = [*decision.effects, *_grants.not_noted(core, unit, ev.reason, now)]
+    return decision
 
 
 _HANDLERS: dict[type, Callable[[CoreState, Any, int], Decision]] = {
@@ -117,6 +129,10 @@ _HANDLERS: dict[type, Callable[[CoreState, Any, int], Decision]] = {
     HoldKey: _operator.hold_key,
     WriteState: _operator.write_state,
     ReleaseKey: _operator.release_key,
+    LimitsDefined: _grants.defined,
+    PermitsRead: _grants.permits_read,
+    PermitChanged: _grants.permit_changed,
+    LimitsDue: _grants.due,
 }
 
 

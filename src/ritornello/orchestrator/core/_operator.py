@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ritornello.protocol import parse_awakeable_id
+from ritornello.protocol._entries import INVOCATION_PERMIT
 from ritornello.store.records import (
     FINAL_STATUSES,
     CommitUnit,
@@ -37,6 +38,7 @@ from ._events import (
     WriteState,
 )
 from ._journal import CANCEL_INDEX, CANCELLED_RESULT, KILLED_RESULT, completion_text
+from ._permits import give_back, instance_of, open_permits
 from ._registry import Registry
 from ._state import CoreState, Plain
 
@@ -57,9 +59,14 @@ def released(core: CoreState, ev: Released, now: int) -> Decision:
 
 
 def cancels_at_once(rec: InvocationRecord) -> bool:
-    """A cancellation ends ``rec`` at once when it never started (pending behind its key, or
-    scheduled): no handler ran, no compensation to run."""
-    return rec.status in (Status.PENDING, Status.SCHEDULED) and rec.journal_len == 1
+    """A cancellation ends ``rec`` at once when it never started (pending behind its key,
+    scheduled, or waiting for its limited handler's permit): no handler ran, no compensation
+    to run."""
+    if rec.journal_len != 1:
+        return False
+    return rec.status in (Status.PENDING, Status.SCHEDULED) or (
+        rec.status == Status.SUSPENDED and rec.waiting == (INVOCATION_PERMIT,)
+    )
 
 
 def operate(core: CoreState, ev: Operate, now: int) -> Decision:
@@ -98,6 +105,13 @@ def operate(core: CoreState, ev: Operate, now: int) -> Decision:
         new = replace(rec, status=Status.RUNNING.value, attempt=1, next_at=None, waiting=())
     else:
         raise ValueError(f"unknown operator action {ev.action!r}")
+    if ev.action != "resume":  # its permits go back (a resumed one asks again)
+        held = open_permits(ev.entries)
+        limit = core.registry.limit_of(rec.deployment_id, rec.service, rec.handler)
+        if limit is not None and ev.entries:
+            held[INVOCATION_PERMIT] = instance_of(core.limits.specs, limit, ev.entries[0], rec.key)
+        if held:
+            give_back(unit, rec.id, held, remove_grants=ev.action == "pause")
     new = replace(new, modified_at=now, version=rec.version + 1)
     unit.invocations.insert(0, InvocationWrite(new, expect_version=rec.version))
     if not ev.here:  # its leader drops or resumes it when it reads its inbox

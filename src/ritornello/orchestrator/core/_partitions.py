@@ -32,6 +32,7 @@ from ._events import (
 )
 from ._invocation import Invocation
 from ._journal import CANCEL_INDEX
+from ._limits import lost as limits_lost
 from ._state import CoreState
 
 #: Journals of suspended invocations read per ``CheckSuspended`` after a recovery.
@@ -115,6 +116,7 @@ def lost(core: CoreState, ev: PartitionLost, now: int) -> Decision:
     for inv_id in [i for i, (_, q) in core.suspended.items() if q == p]:
         del core.suspended[inv_id]
     core.keys.drop(p, core.key_partition)
+    limits_lost(core.limits, p)
     effects.append(DropTimers(p))
     return Decision(effects=effects)
 

@@ -9,6 +9,7 @@ the registry (to place callees and find retry policies); only the runtime change
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ritornello.protocol import DiscoveryResponse, HandlerInfo, RetryPolicy, ServiceInfo
 from ritornello.store.records import DeploymentRecord
@@ -31,6 +32,9 @@ class Registry:
         self._services: dict[str, tuple[ServiceInfo, str]] = {}
         self._declared: dict[str, dict[str, ServiceInfo]] = {}  # deployment -> its services
         self._wires: dict[str, str] = {}  # deployment -> the wire protocol it speaks
+        #: (deployment, service, handler) -> its limit, for limited handlers only (read
+        #: before every attempt: one dict lookup)
+        self._limits: dict[tuple[str, str, str], str] = {}
 
     def add(self, record: DeploymentRecord, discovery: DiscoveryResponse) -> None:
         """Register (or refresh) a deployment; its services now resolve to it."""
@@ -38,14 +42,20 @@ class Registry:
         declared = discovery.services
         self._wires[record.id] = discovery.wire
         self._declared[record.id] = {svc.name: svc for svc in declared}
+        self._limits = {k: v for k, v in self._limits.items() if k[0] != record.id}
         for svc in declared:
             self._services[svc.name] = (svc, record.id)
+            for h in svc.handlers:
+                limit = h.limit or svc.limit
+                if limit is not None:
+                    self._limits[(record.id, svc.name, h.name)] = limit
 
     def remove(self, deployment_id: str) -> bool:
         """Forget a deployment; its services fall back to the newest other one serving them."""
         found = self.deployments.pop(deployment_id, None) is not None
         self._declared.pop(deployment_id, None)
         self._wires.pop(deployment_id, None)
+        self._limits = {k: v for k, v in self._limits.items() if k[0] != deployment_id}
         self._services = {}
         for dep in sorted(self.deployments.values(), key=lambda d: d.created_at):
             for svc in self._declared[dep.id].values():
@@ -84,6 +94,20 @@ class Registry:
         """A handler as the given deployment declared it (an invocation's pinned view)."""
         svc = self._declared.get(deployment_id, {}).get(service)
         return svc.handler(handler) if svc is not None else None
+
+    def limit_of(self, deployment_id: str, service: str, handler: str) -> str | None:
+        """The limit an invocation of the handler holds a permit of while it runs: the
+        handler's own, else its service's (docs/limits.md)."""
+        return self._limits.get((deployment_id, service, handler))
+
+    def declared_limits(self) -> dict[str, dict[str, Any]]:
+        """The limits the registered deployments' code defines (a newer deployment's
+        definition wins)."""
+        out: dict[str, dict[str, Any]] = {}
+        for dep in sorted(self.deployments.values(), key=lambda d: d.created_at):
+            for svc in self._declared.get(dep.id, {}).values():
+                out.update(svc.limits)
+        return out
 
     def policy(
         self, default: RetryPolicy, deployment_id: str, service: str, handler: str

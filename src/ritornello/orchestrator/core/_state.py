@@ -36,6 +36,7 @@ from ._answer import DEFAULT_RETRY
 from ._effects import Arm, Decision, Drive, Effect, Invoke, Reply
 from ._invocation import Invocation
 from ._journal import stamp_unit
+from ._limits import LimitTable
 from ._partition import partition_of
 from ._queues import KeyQueues, exclusive_key
 from ._registry import Registry
@@ -118,6 +119,11 @@ class CoreState:
         #: invocations an operator is changing: nothing starts them meanwhile
         self.stopping: set[str] = set()
         self.pending: dict[int, Pending] = {}
+        #: units in flight that ask or release permits, by token: the owners led here learn
+        #: of them once they are committed (``_grants.noted``)
+        self.permit_units: dict[int, CommitUnit] = {}
+        #: the limits owned here (``_limits``, ``_grants``)
+        self.limits = LimitTable()
         self._token = 0
 
     # ------------------------------------------------------------------ small facts
@@ -275,6 +281,8 @@ class CoreState:
             self.keys.forget_states([(service, key) for service, key, _, _ in unit.state])
         self._token += 1
         self.pending[self._token] = pending
+        if unit.permits_ask or unit.permits_release:
+            self.permit_units[self._token] = unit
         return Decision(unit=unit, home=home, token=self._token)
 
 

@@ -24,6 +24,7 @@ from ._auth import BearerToken, authorization, redact_names, send_unauthorized
 from ._headers import HeaderLimits, handler_headers
 from ._input import (
     HttpError,
+    check_priority,
     idempotency_key,
     json_content_type,
     json_text,
@@ -183,8 +184,12 @@ class IngressApp:
             if len(query["delay"]) > 1:
                 raise HttpError(400, "delay given more than once")
             delay_ms = parse_delay(query["delay"][0])
+        debounce_ms = 0
+        if "debounce" in query:
+            debounce_ms = _debounce(query, one_way, delay_ms, headers)
         input_text = json_text(await self._read_body(headers, receive))
         idem = idempotency_key(headers)
+        check_priority(headers)
         rec, created = await self.engine.submit(
             resolved,
             key,
@@ -192,6 +197,7 @@ class IngressApp:
             idempotency_key=idem,
             delay_ms=delay_ms,
             headers=handler_headers(headers, self._redact),
+            debounce_ms=debounce_ms,
         )
         if crashpoints.ARMED:
             crashpoints.reach("before-ack")
@@ -355,3 +361,22 @@ async def asgi_lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _debounce(
+    query: dict[str, list[str]], one_way: bool, delay_ms: int, headers: dict[bytes, bytes]
+) -> int:
+    """``?debounce=5s`` (docs/limits.md, "Debounce"): one-way sends with an idempotency key
+    only, not with ``delay``; the window, at least 1 ms."""
+    if not one_way:
+        raise HttpError(400, "debounce is only allowed on /send")
+    if len(query["debounce"]) > 1:
+        raise HttpError(400, "debounce given more than once")
+    if delay_ms:
+        raise HttpError(400, "give delay or debounce, not both")
+    if b"idempotency-key" not in headers:
+        raise HttpError(400, "debounce needs an Idempotency-Key: the sends it keeps the last of")
+    window = parse_delay(query["debounce"][0], "debounce")
+    if window <= 0:
+        raise HttpError(400, "debounce must be longer than 0")
+    return window

@@ -27,17 +27,18 @@ class HttpError(Exception):
         self.invocation_id = invocation_id
 
 
-def parse_delay(raw: str) -> int:
+def parse_delay(raw: str, what: str = "delay") -> int:
     """Milliseconds from ``10s``, ``500ms``, ``1m30s``, ``PT10S``, ``P1DT2H``; at most
-    ``MAX_DELAY_MS`` (a longer, negative or non-finite delay is a 400, never a store error)."""
+    ``MAX_DELAY_MS`` (a longer, negative or non-finite delay is a 400, never a store error).
+    ``what`` names it in the messages (``delay``, ``debounce``)."""
     text = raw.strip()
     if len(text) > 64:
-        raise HttpError(400, "invalid delay: longer than 64 characters")
+        raise HttpError(400, f"invalid {what}: longer than 64 characters")
     if text.upper().startswith("P"):
         m = _ISO.fullmatch(text)
         if m and any(m.groups()) and not text.upper().endswith("T"):
             d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-            return _finite_ms(raw, ((d * 24 + h) * 60 + mi) * 60_000 + s * 1000)
+            return _finite_ms(raw, ((d * 24 + h) * 60 + mi) * 60_000 + s * 1000, what)
     else:
         pos, total, found = 0, 0.0, False
         for m in _DURATION.finditer(text):
@@ -49,13 +50,13 @@ def parse_delay(raw: str) -> int:
                 pos += 1
         else:
             if found and pos == len(text):
-                return _finite_ms(raw, total)
-    raise HttpError(400, f"invalid delay {raw!r}: use e.g. 10s, 500ms, 1m30s or PT10S")
+                return _finite_ms(raw, total, what)
+    raise HttpError(400, f"invalid {what} {raw!r}: use e.g. 10s, 500ms, 1m30s or PT10S")
 
 
-def _finite_ms(raw: str, total: float) -> int:
+def _finite_ms(raw: str, total: float, what: str) -> int:
     if not math.isfinite(total) or total > MAX_DELAY_MS:
-        raise HttpError(400, f"delay {raw!r} is longer than the maximum of 1000 years")
+        raise HttpError(400, f"{what} {raw!r} is longer than the maximum of 1000 years")
     return int(total)
 
 
@@ -85,6 +86,16 @@ def idempotency_key(headers: dict[bytes, bytes]) -> str | None:
     if CONTROL.search(idem):
         raise HttpError(400, "Idempotency-Key must not contain control characters")
     return idem
+
+
+def check_priority(headers: dict[bytes, bytes]) -> None:
+    """``x-ritornello-priority``, if sent, is a whole number from 0 to 10 (docs/limits.md):
+    journaled with the input's headers, it orders the invocation's waits for permits."""
+    raw = headers.get(b"x-ritornello-priority")
+    if raw is not None and not (raw.isdigit() and len(raw) <= 2 and int(raw) <= 10):
+        raise HttpError(
+            400, "x-ritornello-priority must be a whole number from 0 to 10 (default 5)"
+        )
 
 
 def json_content_type(headers: dict[bytes, bytes]) -> bool:

@@ -31,6 +31,8 @@ from ._base import (
     InvokerError,
     InvokeStream,
     RefusedStatus,
+    ThrottledError,
+    throttled,
 )
 from ._factory import check_uri_text, make_invoker
 from ._fake import FakeInvoker, Faults
@@ -59,10 +61,12 @@ __all__ = [
     "InvokerError",
     "LambdaInvoker",
     "RefusedStatus",
+    "ThrottledError",
     "check_uri_text",
     "is_function_url",
     "make_invoker",
     "parse_function_arn",
+    "throttled",
 ]
 
 _LAMBDA_NAMES = frozenset(

@@ -50,6 +50,16 @@ class RefusedStatus(InvokerError):
         self.status = status
 
 
+def throttled(exc: BaseException) -> bool:
+    """Whether a failed attempt was throttled (a Lambda's ``TooManyRequestsException``, an
+    HTTP endpoint's 429): the orchestrator backs off without counting it as an attempt."""
+    return isinstance(exc, ThrottledError) or (isinstance(exc, RefusedStatus) and exc.status == 429)
+
+
+class ThrottledError(InvokerError):
+    """The endpoint refused the attempt for load (throttled, reserved concurrency reached)."""
+
+
 class InvokeStream(ABC):
     """One streamed attempt: answers in, acknowledgements out (bytes; the engine decodes)."""
 

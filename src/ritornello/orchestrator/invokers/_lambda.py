@@ -103,7 +103,14 @@ from ritornello.protocol import (
     inflate_base64,
 )
 
-from ._base import MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES, Invoker, InvokerError, too_large
+from ._base import (
+    MAX_ANSWER_BYTES,
+    MAX_DISCOVERY_BYTES,
+    Invoker,
+    InvokerError,
+    ThrottledError,
+    too_large,
+)
 from ._hosts import HostPolicy
 from ._http import _DISCOVER_HEADERS, LOGGED_BYTES, HttpInvoker
 
@@ -619,8 +626,10 @@ class LambdaInvoker(Invoker):
             err = exc.response.get("Error", {})
             code = err.get("Code") or "ClientError"
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            how = "throttled" if code in _THROTTLES or status == 429 else "failed"
-            raise InvokerError(
+            throttle = code in _THROTTLES or status == 429
+            error = ThrottledError if throttle else InvokerError
+            how = "throttled" if throttle else "failed"
+            raise error(
                 f"Lambda {arn} {how}: {code} (HTTP {status}): {err.get('Message', '')}".rstrip()
             ) from None
         except ReadTimeoutError:

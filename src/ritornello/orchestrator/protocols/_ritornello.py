@@ -26,10 +26,11 @@ from ritornello.protocol import (
     InvokeResponse,
     ProtocolError,
 )
+from ritornello.protocol._entries import INVOCATION_PERMIT
 
 from .._json import IntegerRangeError, check_int64, dumps, loads
 from ..core import Answered, AttemptFailed, Invocation, Invoke
-from ..invokers import Invoker, InvokerError, InvokeStream
+from ..invokers import Invoker, InvokerError, InvokeStream, throttled
 from ._base import Exchange, ProtocolAdapter
 
 #: Handlers remembered as checkpointing (bounded: cleared when full).
@@ -65,7 +66,7 @@ def encode_request(inv: Invocation) -> bytes:
             ',"journal":[',
             ",".join(inv.entries),
             '],"completions":[',
-            ",".join(completions[i] for i in sorted(completions)),
+            ",".join(completions[i] for i in sorted(completions) if i != INVOCATION_PERMIT),
             '],"state":',
             state,
             promises,
@@ -166,7 +167,7 @@ class RitornelloProtocol(ProtocolAdapter):
             if isinstance(exc, TimeoutError):
                 return AttemptFailed(rec.id, f"transport: attempt timed out after {timeout_s:g} s")
             if isinstance(exc, InvokerError):
-                return AttemptFailed(rec.id, f"transport: {exc}")
+                return AttemptFailed(rec.id, f"transport: {exc}", throttled(exc))
             raise
         answer = decode_answer(raw)
         if isinstance(answer, str):

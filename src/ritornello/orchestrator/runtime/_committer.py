@@ -36,7 +36,7 @@ from ritornello.store import (
     crashpoints,
 )
 
-from ..core import CommitFailed, Committed, Decision, Effect, Event
+from ..core import CommitFailed, Committed, Decision, Effect, Event, permit_message
 from ._leadership import Leadership
 from ._metrics import CommitTimings
 
@@ -53,6 +53,7 @@ class Committer:
         leadership: Leadership,
         *,
         known_partition: Callable[[str], int | None],
+        limit_partition: Callable[[str], int],
         counters: Counter[str],
         timings: CommitTimings,
         apply: Callable[[Event], Decision],
@@ -63,6 +64,7 @@ class Committer:
         self._perform = perform
         self.leadership = leadership
         self._known_partition = known_partition  # an invocation's partition, if in memory
+        self._limit_partition = limit_partition  # a limit instance's partition
         self._counters = counters
         self._timings = timings
 
@@ -106,6 +108,8 @@ class Committer:
                         fence.add(p)
                     elif (p, inv_id) not in unit.notify:
                         unit.notify.append((p, inv_id))
+                if unit.permits_ask or unit.permits_release:
+                    self._permit_owners(unit, home, fence)
             order = sorted(fence, key=lambda q: (q != home, q)) if len(fence) > 1 else fence
             for p in order:  # home first
                 epoch = leadership.epoch(p)
@@ -135,6 +139,22 @@ class Committer:
                         raise
                     leadership.step_down(lost)
         raise FencedError(f"leadership keeps changing under a commit of {leadership.node}")
+
+    def _permit_owners(self, unit: CommitUnit, home: int | None, fence: set[int]) -> None:
+        """The owners of the limits whose rows ``unit`` asks or releases: fenced when led
+        here (the core learns of it once committed), else told by an inbox message."""
+        rows = [(r.limit, r.invocation_id, r.index, r.partition) for r in unit.permits_ask]
+        rows.extend(
+            (limit, inv_id, index, self._limit_partition(limit))
+            for limit, inv_id, index in unit.permits_release
+        )
+        for limit, inv_id, index, p in rows:
+            if p == home:
+                continue
+            if self.leadership.leads(p):
+                fence.add(p)
+            else:
+                unit.notify.append((p, permit_message(limit, inv_id, index)))
 
     async def _targets(self, unit: CommitUnit) -> dict[str, int]:
         """The partitions of the invocations ``unit`` creates or completes an entry of (asked

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -67,8 +68,11 @@ class Deployments:
         hosts: HostPolicy,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
+        check: Callable[[DiscoveryResponse], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
+        #: checks what an endpoint declares beyond its services (its limits) before it is kept
+        self._check = check
         self.registry = registry
         self.clock = clock
         self.inprocess = inprocess
@@ -191,7 +195,12 @@ class Deployments:
                 await invoker.close()
 
     async def register(
-        self, uri: str, *, assume_role_arn: str | None = None, use_http_11: bool = False
+        self,
+        uri: str,
+        *,
+        assume_role_arn: str | None = None,
+        use_http_11: bool = False,
+        limit: str | None = None,
     ) -> DeploymentRecord:
         """Discover what ``uri`` serves and register it (re-registering a URI refreshes it).
 
@@ -199,7 +208,8 @@ class Deployments:
         then kept in the stored URI (``ARN?assume_role_arn=...``) so it survives restarts.
         A URI with whitespace or control characters is refused, never stripped.
         A Restate SDK endpoint is reached over HTTP/2 in BIDI_STREAM mode when it serves that,
-        else over HTTP/1.1 (``use_http_11``: always; ``_discover``).
+        else over HTTP/1.1 (``use_http_11``: always; ``_discover``). ``limit``: kept as the
+        limit of each of its services that names none (the stored discovery carries it).
         """
         try:
             check_uri_text(uri)
@@ -235,6 +245,20 @@ class Deployments:
                     f"service {svc.name} is a {known[0].kind} in deployment {known[1]}; "
                     f"{uri} declares it a {svc.kind}"
                 )
+        if limit is not None:
+            discovery = replace(
+                discovery,
+                services=tuple(
+                    s if s.limit is not None else replace(s, limit=limit)
+                    for s in discovery.services
+                ),
+            )
+        if self._check is not None:
+            try:
+                await self._check(discovery)
+            except BaseException:
+                await invoker.close()
+                raise
         existing = next((d for d in self.registry.deployments.values() if d.uri == uri), None)
         record = DeploymentRecord(
             id=existing.id if existing else new_deployment_id(),

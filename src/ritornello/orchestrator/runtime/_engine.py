@@ -25,7 +25,7 @@ import contextlib
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -43,7 +43,9 @@ from ritornello.store import (
 
 from .._clock import Clock, SystemClock
 from .._json import dumps
+from .._limit_spec import LimitSpec
 from ..core import (
+    DEBOUNCE_PREFIX,
     WORKFLOW_RUN,
     Arm,
     Booted,
@@ -59,7 +61,10 @@ from ..core import (
     Event,
     FireSleeps,
     Halt,
+    LimitTurn,
     PartitionDraining,
+    ReadLimits,
+    ReadPermits,
     Rearm,
     Redrive,
     RedriveDue,
@@ -71,6 +76,7 @@ from ..core import (
     Target,
     TimersBack,
     Woke,
+    limit_partition,
 )
 from ..errors import NotFoundError, TryAgainError
 from ..invokers import MAX_ANSWER_BYTES, MAX_DISCOVERY_BYTES, HostPolicy
@@ -80,6 +86,7 @@ from ._committer import Committer
 from ._deployments import Deployments
 from ._driver import Drivers
 from ._leadership import Leadership
+from ._limits import Limits
 from ._metrics import CommitTimings, Gauges
 from ._operator import Operations
 from ._recovery import Recovery
@@ -114,6 +121,7 @@ class Engine:
         deployment_hosts: HostPolicy | None = None,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
+        limits: Mapping[str, LimitSpec] | None = None,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
@@ -144,10 +152,22 @@ class Engine:
             store,
             self.leadership,
             known_partition=self.core.partition_known,
+            limit_partition=lambda name: limit_partition(name, self.core.partitions),
             counters=self.counters,
             timings=self.commit_timings,
             apply=self.apply,
             perform=self.perform,
+        )
+        #: Named limits (docs/limits.md): grant turns, reads, definitions.
+        self.limits = Limits(
+            self.core,
+            store,
+            self.committer,
+            apply=self.apply,
+            perform=self.perform,
+            configured=limits,
+            declared=self.registry.declared_limits,
+            now_ms=self.clock.now_ms,
         )
         self.deployments = Deployments(
             store,
@@ -159,6 +179,7 @@ class Engine:
             hosts=deployment_hosts if deployment_hosts is not None else HostPolicy(),
             max_answer_bytes=max_answer_bytes,
             max_discovery_bytes=max_discovery_bytes,
+            check=self.limits.check,
         )
         self.drivers = Drivers(
             self.core,
@@ -194,6 +215,7 @@ class Engine:
             refresh_deployments=self.refresh_deployments,
             counters=self.counters,
             inbox_interval_s=inbox_interval_s,
+            limits=self.limits,
         )
         #: How long a hand-over waits for the attempts in flight on a partition (``drain``).
         self.drain_s = drain_s
@@ -255,6 +277,12 @@ class Engine:
                 self._later(e.delay_s, TimersBack(e.timers))
             elif isinstance(e, Redrive):
                 self._later(e.delay_s, RedriveDue(e.invocation_id))
+            elif isinstance(e, LimitTurn):
+                self.limits.turn(e.delay_ms)
+            elif isinstance(e, ReadPermits):
+                self.limits.read_permits(e.limit)
+            elif isinstance(e, ReadLimits):
+                self.limits.read_limits()
             else:  # reads and commits (FireSleeps, StartDue, ...): in the background
                 task = asyncio.get_running_loop().create_task(self.run_effects([e]))
                 self._effects.add(task)
@@ -302,6 +330,7 @@ class Engine:
         await self.refresh_deployments()
         store = self.store
         self.apply(Booted(await store.max_seq(), store.partitions, store.exclusive))
+        await self.limits.refresh()
         self.timers.start()
         loop = asyncio.get_running_loop()
         self._loops.append(loop.create_task(self.alarms.sweep_forever()))
@@ -333,6 +362,7 @@ class Engine:
         self.apply(Closing())
         await self.timers.stop()
         await self.schedules.stop()
+        await self.limits.close()
         owned = self.leadership.owned()
         if not self.store.exclusive:  # (a store used alone has nobody to hand over to)
             for partition in owned:
@@ -431,13 +461,21 @@ class Engine:
         await self.deployments.refresh()
 
     async def register_deployment(
-        self, uri: str, *, assume_role_arn: str | None = None, use_http_11: bool = False
+        self,
+        uri: str,
+        *,
+        assume_role_arn: str | None = None,
+        use_http_11: bool = False,
+        limit: str | None = None,
     ) -> DeploymentRecord:
         """Discover what ``uri`` serves and register it (re-registering a URI refreshes it).
-        ``use_http_11``: a Restate SDK endpoint is never reached over HTTP/2."""
-        return await self.deployments.register(
-            uri, assume_role_arn=assume_role_arn, use_http_11=use_http_11
+        ``use_http_11``: a Restate SDK endpoint is never reached over HTTP/2. ``limit``: the
+        limit of every handler that names none (nor its service): docs/limits.md."""
+        record = await self.deployments.register(
+            uri, assume_role_arn=assume_role_arn, use_http_11=use_http_11, limit=limit
         )
+        await self.limits.refresh()  # the limits its code defines
+        return record
 
     async def delete_deployment(self, deployment_id: str) -> bool:
         """Forget a deployment (invocations pinned to it fail their attempts until re-added)."""
@@ -465,10 +503,18 @@ class Engine:
         idempotency_key: str | None = None,
         delay_ms: int = 0,
         headers: dict[str, str] | None = None,
+        debounce_ms: int = 0,
     ) -> tuple[InvocationRecord, bool]:
         """Create an invocation durably; returns (record, created). With an idempotency key
         already used for this target, returns the existing invocation and False. ``headers``
-        (already redacted) go into the input entry, for ``ctx.headers``."""
+        (already redacted) go into the input entry, for ``ctx.headers``. ``debounce_ms``
+        (with an idempotency key): start it after that long, unless another send with that
+        key comes first, which replaces it (docs/limits.md, "Debounce")."""
+        if debounce_ms:
+            assert idempotency_key is not None, "debounce needs an idempotency key"
+            return await self._debounce(
+                target, key, input_text, idempotency_key, debounce_ms, headers
+            )
         if self._closing:
             raise TryAgainError("the orchestrator is shutting down")
         if self.timers.behind():  # due timers first (_timers.py): wait a moment
@@ -500,6 +546,46 @@ class Engine:
             assert decision.record is not None
             return decision.record, True
         raise TryAgainError("partition leadership keeps changing; try again")
+
+    async def _debounce(
+        self,
+        target: Target,
+        key: str | None,
+        input_text: str,
+        idempotency_key: str,
+        debounce_ms: int,
+        headers: dict[str, str] | None,
+    ) -> tuple[InvocationRecord, bool]:
+        """A debounced send: scheduled ``debounce_ms`` from now under its key, superseding the
+        one waiting with that key, if any (one unit, conditioned on that one's version)."""
+        if self._closing:
+            raise TryAgainError("the orchestrator is shutting down")
+        service, handler = target.service.name, target.handler.name
+        stored_key = DEBOUNCE_PREFIX + idempotency_key
+        for _ in range(8):
+            earlier = await self.store.find_idempotent(service, handler, key, stored_key)
+            if earlier is not None and not _supersedable(earlier):
+                raise TryAgainError("the debounced invocation is starting; send again")
+            inv_id = new_id()
+            partition = self.core.partition_of(service, key, inv_id)
+            event = Submit(
+                inv_id,
+                target,
+                key,
+                input_text,
+                headers,
+                stored_key,
+                debounce_ms,
+                self.leads(partition),
+                earlier,
+            )
+            try:
+                decision = await self.committer.commit_decision(self.apply(event))
+            except ConflictError:
+                continue  # another send, or its start, came first: read again
+            assert decision.record is not None
+            return decision.record, True
+        raise TryAgainError("debounced sends with this key keep racing; try again")
 
     async def wait_result(
         self, invocation_id: str, *, created: InvocationRecord | None = None
@@ -608,3 +694,9 @@ class Engine:
         and promises): their idempotency keys and workflow ids become free again. Returns how
         many were purged."""
         return await self.alarms.purge_expired()
+
+
+def _supersedable(rec: InvocationRecord) -> bool:
+    """A debounced send's earlier one that a new send may replace: still waiting to start,
+    or finished (its key is given up)."""
+    return rec.status == Status.SCHEDULED or rec.status in FINAL_STATUSES

@@ -109,7 +109,7 @@ class Operations:
                 rec = await self.store.get_invocation(invocation_id)
                 entries: list[str] = []
                 completions: list[str] = []
-                if rec is not None and action == "kill":
+                if rec is not None and action != "resume":
                     entries, completions = await self.store.get_journal(invocation_id)
                 here = rec is not None and self.leadership.leads(rec.partition)
                 event = Operate(action, invocation_id, rec, entries, completions, here)

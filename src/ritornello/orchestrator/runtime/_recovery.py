@@ -32,9 +32,12 @@ from ..core import (
     PartitionClaimed,
     PartitionLost,
     PartitionRecovered,
+    PermitsRead,
     Reconcile,
+    parse_permit_message,
 )
 from ._leadership import Leadership
+from ._limits import Limits
 
 log = logging.getLogger("ritornello.engine")
 
@@ -60,6 +63,7 @@ class Recovery:
         refresh_deployments: Callable[[], Awaitable[None]],
         counters: Counter[str],
         inbox_interval_s: float,
+        limits: Limits,
     ) -> None:
         self.core = core
         self.store = store
@@ -70,6 +74,7 @@ class Recovery:
         self._refresh_deployments = refresh_deployments
         self._counters = counters
         self.inbox_interval_s = inbox_interval_s
+        self.limits = limits
 
     def claimed(self, partition: int) -> None:
         """A lease was just claimed (before its recovery reads)."""
@@ -92,6 +97,7 @@ class Recovery:
             )
         ]
         timers = await store.list_timers(partition=partition)
+        permits = await store.list_permits(partition=partition)
         journals = await store.get_journals(
             [r.id for r in records if r.status in (Status.RUNNING, Status.PENDING)]
         )
@@ -101,6 +107,8 @@ class Recovery:
             leadership.step_down(partition)  # expired while reading: let it go cleanly
             return
         decision = self._apply(PartitionRecovered(partition, records, timers, journals))
+        # the limits owned here: their rows, read after the claim like everything above
+        self._perform(self._apply(PermitsRead(permits, partition=partition)).effects)
         await self._run_effects(decision.effects)
         self._counters["partitions_recovered"] += 1
         log.info("partition %d: recovered, %d invocations in flight", partition, len(records))
@@ -141,6 +149,7 @@ class Recovery:
                 refreshed = loop.time()
                 try:
                     await self._refresh_deployments()
+                    await self.limits.refresh()
                 except StoreError:
                     log.exception("reading deployments failed; trying again")
             found = 0
@@ -165,8 +174,13 @@ class Recovery:
         if not messages or epoch is None:
             return len(messages)
         for inv_id in dict.fromkeys(inv for _, inv in messages):
-            if not self.leadership.leads(partition) or not await self.reconcile(inv_id):
+            if not self.leadership.leads(partition):
                 return len(messages)  # not ours now: the messages stay for whoever leads
+            permit = parse_permit_message(inv_id)
+            if permit is not None:
+                await self.limits.changed(*permit)
+            elif not await self.reconcile(inv_id):
+                return len(messages)
         self.leadership.stats.requests["ack_inbox"] += 1
         try:
             await self.store.ack_inbox(partition, [m for m, _ in messages], epoch)

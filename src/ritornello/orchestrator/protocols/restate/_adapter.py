@@ -19,7 +19,7 @@ from ritornello.protocol import DiscoveryResponse, ProtocolError
 
 from ..._json import loads
 from ...core import Answered, AttemptFailed, Invoke
-from ...invokers import Duplex, Invoker, InvokerError
+from ...invokers import Duplex, Invoker, InvokerError, throttled
 from .._base import Exchange, ProtocolAdapter
 from .._ritornello import decode_discovery
 from ._bidi import Open
@@ -145,7 +145,7 @@ def _failed(invocation_id: str, exc: Exception, timeout_s: float) -> AttemptFail
     if isinstance(exc, TimeoutError):
         return AttemptFailed(invocation_id, f"transport: attempt timed out after {timeout_s:g} s")
     if isinstance(exc, InvokerError):
-        return AttemptFailed(invocation_id, f"transport: {exc}")
+        return AttemptFailed(invocation_id, f"transport: {exc}", throttled(exc))
     if isinstance(exc, (Refused, FrameError)):
         return AttemptFailed(invocation_id, f"protocol: {exc}")
     log.error("invocation %s: its answer could not be read", invocation_id, exc_info=exc)

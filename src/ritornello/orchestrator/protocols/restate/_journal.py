@@ -42,7 +42,7 @@ import hashlib
 from typing import Any
 
 from ritornello.protocol import InvokeResponse, derive_id
-from ritornello.protocol._entries import named_signal_index, signal_index
+from ritornello.protocol._entries import INVOCATION_PERMIT, named_signal_index, signal_index
 
 from ..._json import IntegerRangeError, check_int64, dumpb, loads
 from ...core import Invocation
@@ -189,7 +189,7 @@ def encode_request(inv: Invocation, version: int, *, lazy: bool) -> bytes:
         raw = _unb64(payload)
         messages.append(encode(t, raw))
         messages.extend(_notifications(t, entry, completions.get(index)))
-    for index in sorted(i for i in completions if i < 0):
+    for index in sorted(i for i in completions if i < 0 and i != INVOCATION_PERMIT):
         result = loads(completions[index])
         name = result.get("name")
         if isinstance(name, str):

@@ -1,0 +1,90 @@
+"""A throttled Lambda (issue 18): ``ritornello lambda-emulator --reserved-concurrency 2``
+answers 429 TooManyRequestsException past two invocations at once, as Lambda does. The
+orchestrator backs a throttled attempt off without counting it: with at most 2 attempts per
+invocation, 12 sent at once all complete on their first attempt. A deployment registered with
+a limit of its own (``POST /deployments {"arn", "limit"}``) is never throttled at all."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_lambda import ARN, aws_env
+from tests.procs import Orchestrator, Proc, free_port, http, wait_port
+
+TAGS = [f"t{i}" for i in range(12)]
+
+
+class ThrottlingEmulator(Proc):
+    def __init__(self, tmp: Path, reserved: int) -> None:
+        self.port = free_port()
+        args = [sys.executable, "-m", "ritornello", "lambda-emulator", "tests/apps/throttleapp.py"]
+        args += ["--port", str(self.port), "--reserved-concurrency", str(reserved)]
+        super().__init__(args, tmp / "lambda-emulator.log", {})
+
+    def start(self) -> ThrottlingEmulator:
+        super().start()
+        wait_port(self.port, self.proc)
+        return self
+
+    def throttles(self) -> int:
+        return self.output().count("throttled an Invoke")
+
+
+def _run_all(orch: Orchestrator) -> list[str]:
+    ids = []
+    for tag in TAGS:
+        status, body, _ = http("POST", f"{orch.ingress}/restate/send/Slow/hold", tag)
+        assert status == 202, body
+        ids.append(body["invocationId"])
+    deadline = time.monotonic() + 60
+    for inv_id in ids:
+        while True:
+            status, body, _ = http("GET", f"{orch.admin}/invocations/{inv_id}")
+            assert status == 200, body
+            if body["status"] in ("completed", "killed", "paused"):
+                break
+            assert time.monotonic() < deadline, (body, orch.output()[-3000:])
+            time.sleep(0.05)
+        assert body["status"] == "completed", (body, orch.output()[-3000:])
+        assert body["attempt"] == 1, body  # throttles are not attempts
+    return ids
+
+
+@pytest.mark.timeout(120)
+def test_a_throttled_lambda_is_backed_off_without_counting_attempts(tmp_path: Path) -> None:
+    emulator = ThrottlingEmulator(tmp_path, reserved=2).start()
+    env = {**aws_env(emulator, tmp_path), "RITORNELLO_RETRY_MAX_ATTEMPTS": "2"}  # type: ignore[arg-type]
+    orch = Orchestrator(tmp_path, **env).start()
+    try:
+        status, body, _ = http("POST", f"{orch.admin}/deployments", {"arn": ARN})
+        assert status == 201, body
+        _run_all(orch)
+        assert emulator.throttles() > 0, "the test must make the emulator throttle"
+    finally:
+        orch.terminate()
+        emulator.terminate()
+
+
+@pytest.mark.timeout(120)
+def test_a_deployment_with_a_limit_of_its_own_is_never_throttled(tmp_path: Path) -> None:
+    emulator = ThrottlingEmulator(tmp_path, reserved=2).start()
+    env = {**aws_env(emulator, tmp_path), "RITORNELLO_RETRY_MAX_ATTEMPTS": "2"}  # type: ignore[arg-type]
+    orch = Orchestrator(tmp_path, **env).start()
+    try:
+        status, body, _ = http("PUT", f"{orch.admin}/limits/lambda-app", {"concurrency": 2})
+        assert status == 201, body
+        status, body, _ = http(
+            "POST", f"{orch.admin}/deployments", {"arn": ARN, "limit": "lambda-app"}
+        )
+        assert status == 201, body
+        _run_all(orch)
+        assert emulator.throttles() == 0, emulator.output()[-2000:]
+        status, body, _ = http("GET", f"{orch.admin}/limits/lambda-app")
+        assert (body["in_flight"], body["waiting"], body["granted_last_minute"]) == (0, 0, 12)
+    finally:
+        orch.terminate()
+        emulator.terminate()
