@@ -54,9 +54,12 @@ unit: $(STAMP) $(TS_DEPS)
 test: lint typecheck importlint unit
 
 # The reliability suite at full strength: 300 kill -9's of the orchestrator (30 in `make test`),
-# and the three-orchestrator takeover test on DynamoDB (moto; also in `make test`).
+# the three-orchestrator takeover test on DynamoDB (moto; also in `make test`), and a named
+# limit across three orchestrators with its owner killed, at 1,000 invocations (300 in
+# `make test`).
 chaos: $(STAMP) scaleout
 	RITORNELLO_CHAOS_KILLS=300 $(BIN)/pytest tests/chaos -q -p no:randomly
+	RITORNELLO_LIMITS_INVOCATIONS=1000 $(BIN)/pytest tests/integration/test_limits_cluster.py -q
 
 # Three orchestrators on one DynamoDB table (moto), one paused, one killed (~1 min).
 scaleout: $(STAMP)

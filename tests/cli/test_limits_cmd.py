@@ -192,3 +192,35 @@ def test_the_table_fits_80_columns(dev: Dev) -> None:
     assert [line.split() for line in wide.splitlines() if name in line] == [
         [name, "25", "50/1s", "burst", "10", "admin", "0", "0", "-"]
     ]
+
+
+def test_call_debounces_and_sets_priority_and_limit_key(dev: Dev, tmp_path: Path) -> None:
+    """``ritornello call --send --debounce``: the second send with the key replaces the first
+    (409 superseded); ``--priority`` and ``--limit-key`` reach the input's headers; a priority
+    out of 0-10 is refused before anything is sent."""
+    released = tmp_path / "released"
+    released.touch()
+    args = ["call", "Gated/hold", json.dumps(str(released)), "--send", "--debounce", "30s"]
+    first = dev.json(*args, "--idempotency-key", "deb")
+    second = dev.json(*args, "--idempotency-key", "deb")
+    assert first["invocationId"] != second["invocationId"]
+    shown = dev.json("invocations", "show", first["invocationId"])
+    assert shown["status"] == "completed", shown
+    assert "superseded" in shown["result"]["failure"]["message"]
+    assert dev.run("invocations", "cancel", second["invocationId"], "--yes").exit_code == 0
+    sent = dev.json(
+        "call",
+        "Gated/hold",
+        json.dumps(str(released)),
+        "--send",
+        "--priority",
+        "9",
+        "--limit-key",
+        "cust-1",
+    )
+    headers = dev.json("invocations", "show", sent["invocationId"])["journal"][0]["headers"]
+    assert (headers["x-ritornello-priority"], headers["x-ritornello-limit-key"]) == ("9", "cust-1")
+    refused = dev.run("call", "Gated/hold", "--priority", "11")
+    assert refused.exit_code == 2 and "--priority" in refused.stderr  # typer's usage error
+    refused = dev.run("call", "Gated/hold", "--debounce", "5s")
+    assert refused.exit_code != 0 and "--debounce goes with" in refused.stderr + refused.stdout

@@ -31,7 +31,10 @@ from tests.procs import (
 )
 
 APPS = ROOT / "tests" / "apps"
-N = 1000
+#: Invocations sent: 1,000 in ``make chaos`` (the issue's run, about 2.5 min here), 300 in
+#: ``make test`` (the same checks, a third of the time: the suite stays under 15 min).
+N = int(os.environ.get("RITORNELLO_LIMITS_INVOCATIONS", "300"))
+KILL_AT = N * 3 // 10
 CONCURRENCY, RATE, BURST = 5, 50, 10
 ENV = {
     "RITORNELLO_LEASE_S": "3",
@@ -75,9 +78,10 @@ def _problems(orchs: list[Orchestrator]) -> str:
 def test_a_limit_holds_across_a_cluster_whose_owner_is_killed(
     tmp_path: Path, moto: dict[str, str]
 ) -> None:
-    """1,000 invocations sent at once, spread over three ingresses and priorities 0..10,
+    """``N`` invocations (1,000 in ``make chaos``) sent at once, spread over three ingresses
+    and priorities 0..10,
     through ``down`` (``PUT /limits`` through one orchestrator: concurrency 5, 50/s, burst
-    10, seen by all three before the sends); once 300 reached the downstream the limit's
+    10, seen by all three before the sends); once 30 % reached the downstream the limit's
     owner is killed with kill -9 (three partitions: one each). The survivors take its
     partition over and finish everything (the watchdog is off). Never more than 5 permits out
     at once by the journals, nor 5 requests in flight at the downstream; at most 50 + 10
@@ -123,7 +127,9 @@ def test_a_limit_holds_across_a_cluster_whose_owner_is_killed(
                 ids = list(pool.map(send, range(N)))
             sent_in = time.monotonic() - started
 
-            wait_until(lambda: len(down.requests) >= 300, 120, "300 reach the downstream")
+            wait_until(
+                lambda: len(down.requests) >= KILL_AT, 120, f"{KILL_AT} reach the downstream"
+            )
             victim = _owner(orchs)
             assert victim is not None, "no orchestrator grants down"
             victim.kill9()

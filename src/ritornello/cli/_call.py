@@ -46,6 +46,17 @@ def call(
     idempotency_key: Annotated[
         str | None, typer.Option("--idempotency-key", help="same key, same invocation")
     ] = None,
+    debounce: Annotated[
+        str | None,
+        typer.Option("--debounce", help="with --send and --idempotency-key: keep the last (5s)"),
+    ] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option("--priority", min=0, max=10, help="waits for permits by it (0-10) [5]"),
+    ] = None,
+    limit_key: Annotated[
+        str | None, typer.Option("--limit-key", help="the instance of a per-key limit")
+    ] = None,
     ingress_url: IngressUrlOpt = DEFAULT_INGRESS_URL,
     token: IngressTokenOpt = None,
     as_json: JsonOpt = False,
@@ -56,11 +67,18 @@ def call(
         raise CliError(f"target must be Service/handler, not {target!r}")
     if delay is not None and not send:
         raise CliError("--delay goes with --send")
+    if debounce is not None and not (send and idempotency_key):
+        raise CliError("--debounce goes with --send and --idempotency-key")
     value = None if body is None else parse_json(body, "input")
     segments = [service, *([key] if key is not None else []), handler]
     path = f"/restate/{'send' if send else 'call'}/" + "/".join(quote(s) for s in segments)
     headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
-    params = {"delay": delay} if delay is not None else None
+    if priority is not None:
+        headers["x-ritornello-priority"] = str(priority)
+    if limit_key is not None:
+        headers["x-ritornello-limit-key"] = limit_key
+    given = {"delay": delay, "debounce": debounce}
+    params = {k: v for k, v in given.items() if v is not None} or None
     with ingress(ingress_url, token) as api:
         resp = api.request(
             "POST", path, content=json.dumps(value).encode(), params=params, headers=headers

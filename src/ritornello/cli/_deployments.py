@@ -87,6 +87,10 @@ def register(
     assume_role_arn: Annotated[
         str | None, typer.Option("--assume-role-arn", help="IAM role to invoke the function")
     ] = None,
+    limit: Annotated[
+        str | None,
+        typer.Option("--limit", help="a named limit every handler of it holds while it runs"),
+    ] = None,
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,
     as_json: JsonOpt = False,
@@ -97,6 +101,8 @@ def register(
     body: dict[str, Any] = {"uri": uri} if uri is not None else {"arn": arn}
     if assume_role_arn is not None:
         body["assume_role_arn"] = assume_role_arn
+    if limit is not None:
+        body["limit"] = limit
     with admin(admin_url, token) as api:
         dep = api.send("POST", "/deployments", body)
     if as_json:

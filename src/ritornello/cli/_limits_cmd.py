@@ -108,6 +108,7 @@ def _show(limit: dict[str, Any]) -> None:
             ("name", limit["name"]),
             ("concurrency", limit.get("concurrency")),
             ("rate", rate_text(limit)),
+            ("per key", "yes" if limit.get("per_key") else None),
             ("source", limit.get("source")),
             ("version", limit.get("version")),
             ("updated", when(limit.get("updated_at"))),
@@ -169,13 +170,18 @@ def set_limit(
     burst: Annotated[
         int | None, typer.Option("--burst", help="grants at once after a quiet spell [1]")
     ] = None,
+    per_key: Annotated[
+        bool, typer.Option("--per-key", help="one instance per limit key, each with it all")
+    ] = False,
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create or replace a limit with the flags given (a flag left out is not kept)."""
     given = {"concurrency": concurrency, "rate": rate, "per": per, "burst": burst}
-    body = {k: v for k, v in given.items() if v is not None}
+    body: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if per_key:
+        body["per_key"] = True
     if not body:
         raise CliError("give --concurrency, --rate (with --per and --burst), or both")
     with admin(admin_url, token) as api:

@@ -333,6 +333,8 @@ def event(t: Table, spec: dict[str, Any]) -> c.Event:
         return c.PermitChanged(
             spec["limit"], t.id(spec["id"]), spec["index"], row, spec.get("read_from")
         )
+    if kind == "PermitNoticed":
+        return c.PermitNoticed(spec["limit"], t.id(spec["id"]), spec["index"])
     if kind == "LimitsDue":
         return c.LimitsDue()
     if kind == "Closing":

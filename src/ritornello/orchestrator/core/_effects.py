@@ -156,9 +156,11 @@ class LimitTurn:
 @slot_init
 @dataclass(frozen=True, slots=True)
 class ReadPermits:
-    """Read every permit row of limit ``limit``; report ``PermitsRead``."""
+    """Read every permit row of limit ``limit``; report ``PermitsRead`` with ``read_from``
+    (the limits' clock as the read began: what memory learned of since stays)."""
 
     limit: str
+    read_from: int
 
 
 @slot_init

@@ -430,6 +430,17 @@ class PermitChanged:
 
 @slot_init
 @dataclass(frozen=True, slots=True)
+class PermitNoticed:
+    """An inbox message names a row of a limit owned here; the runtime reads it next (and
+    reports ``PermitChanged`` with the clock it read after this)."""
+
+    limit: str
+    invocation_id: str
+    index: int
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
 class LimitsDue:
     """A grant turn is due (``LimitTurn``)."""
 
@@ -473,5 +484,6 @@ Event = (
     | LimitsDefined
     | PermitsRead
     | PermitChanged
+    | PermitNoticed
     | LimitsDue
 )

@@ -16,7 +16,7 @@ from ritornello.store.records import CommitUnit, PermitRecord
 
 from .._limit_spec import MIN_TURN_MS, limit_of_instance
 from ._effects import CheckSuspended, Decision, Effect, LimitTurn, ReadLimits, ReadPermits
-from ._events import LimitsDefined, LimitsDue, PermitChanged, PermitsRead
+from ._events import LimitsDefined, LimitsDue, PermitChanged, PermitNoticed, PermitsRead
 from ._journal import completion_text, failure_result
 from ._limits import (
     GRANT_UNITS_IN_FLIGHT,
@@ -66,7 +66,8 @@ def not_noted(core: CoreState, unit: CommitUnit, reason: str, now: int) -> list[
             if inst is not None:
                 inst.unsure.add((row.invocation_id, row.index))
                 core.limits.touch(inst, (row.invocation_id, row.index), now)
-        return [ReadPermits(limit=name) for name in dict.fromkeys(r.limit for r in eager_rows)]
+        names = dict.fromkeys(r.limit for r in eager_rows)
+        return [_read(core.limits, name) for name in names]
     for row in eager_rows:
         inst = core.limits.instances.get(row.limit)
         if inst is not None:
@@ -141,6 +142,8 @@ def permits_read(core: CoreState, ev: PermitsRead, now: int) -> Decision:
             _merge(table, inst, ev.rows, ev.read_from, now)
             inst.refreshed_at = now
             table.pending.add(inst.name)
+        if ev.read_from is not None:
+            table.end_read()
     effects: list[Effect] = []
     # a grant may have landed although its commit was reported failed: wake its holders
     woken = {r.invocation_id for r in ev.rows if r.granted_at is not None} & set(core.suspended)
@@ -168,15 +171,29 @@ def _merge(
             apply_row(inst, key, None, now)  # gone from the store
 
 
+def permit_noticed(core: CoreState, ev: PermitNoticed, now: int) -> Decision:
+    """An inbox message names a row of a limit owned here: it is read now (its
+    ``PermitChanged`` says how it was, and when the read began)."""
+    core.limits.begin_read()
+    return Decision()
+
+
 def permit_changed(core: CoreState, ev: PermitChanged, now: int) -> Decision:
     """Another process asked or released a permit of a limit owned here (its inbox message,
     the row as just read)."""
     table = core.limits
+    if ev.read_from is not None:
+        table.end_read()
     p = limit_partition(ev.limit, core.partitions)
     key = (ev.invocation_id, ev.index)
     if not change(table, core.ready, core.claimed, ev.row, ev.limit, p, key, now, ev.read_from):
         return Decision()
     return Decision(effects=_turn(table, now))
+
+
+def _read(table: LimitTable, limit: str) -> ReadPermits:
+    """Read one limit's rows again (counted out until its ``PermitsRead`` comes back)."""
+    return ReadPermits(limit, table.begin_read())
 
 
 def _turn(table: LimitTable, now: int, delay_ms: int = 0) -> list[Effect]:
@@ -223,7 +240,7 @@ def due(core: CoreState, ev: LimitsDue, now: int) -> Decision:
                 table.pending.discard(name)  # a release brings it back
                 if now - inst.refreshed_at > REFRESH_MS:  # its holders, as the rows say
                     inst.refreshed_at = now
-                    effects.append(ReadPermits(limit=inst.name))
+                    effects.append(_read(table, inst.name))
                 break
             if spec.rate is not None:
                 if inst.tokens < 1:
@@ -331,5 +348,5 @@ class _GrantCommit:
         core.limits.pending.update(names)
         # which row failed the unit (or whether it landed after all) only the store knows
         effects: list[Effect] = list(self.after)
-        effects.extend(ReadPermits(limit=name) for name in names)
+        effects.extend(_read(core.limits, name) for name in names)
         return Decision(effects=effects)

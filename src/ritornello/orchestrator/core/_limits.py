@@ -165,6 +165,9 @@ class LimitTable:
     ready_since: dict[int, int] = field(default_factory=dict)
     #: increases at every change memory learns of (``touch``): what a read is measured by
     clock: int = 0
+    #: reads of rows begun and not applied yet (``begin_read``, ``end_read``)
+    reads_out: int = 0
+    pruned_at: int = 0
     #: instances a grant turn must look at (a waiter came, a permit went back, a rate
     #: bucket is filling): the others cannot grant anything, whatever their number
     pending: set[str] = field(default_factory=set)
@@ -172,12 +175,29 @@ class LimitTable:
     early: dict[int, list[tuple[PermitRecord | None, str, PermitKey]]] = field(default_factory=dict)
 
     def touch(self, inst: Instance, key: PermitKey, now: int) -> None:
-        """Memory learned of a change of ``key``'s row: newer than any read begun before."""
+        """Memory learned of a change of ``key``'s row: newer than any read begun before. Kept
+        only while a read is out (one begun later reads the store after the change, or, for
+        a grant still in flight, meets ``apply_row``'s guard of granting rows)."""
         self.clock += 1
+        if self.reads_out <= 0:
+            return
         inst.touched[key] = (self.clock, now)
-        if len(inst.touched) > 1024:  # stamps older than any read still applied
+        if len(inst.touched) > 4096 and now - self.pruned_at > 1000:  # a read never came back
+            self.pruned_at = now
             cut = now - 2 * READ_MAX_MS
             inst.touched = {k: v for k, v in inst.touched.items() if v[1] >= cut}
+
+    def begin_read(self) -> int:
+        """A read of rows begins: its ``read_from``."""
+        self.reads_out += 1
+        return self.clock
+
+    def end_read(self) -> None:
+        """A read begun with ``begin_read`` was applied: with none out, no stamp is needed."""
+        self.reads_out = max(0, self.reads_out - 1)
+        if self.reads_out == 0:
+            for inst in self.instances.values():
+                inst.touched.clear()
 
     def newer(self, inst: Instance, key: PermitKey, read_from: int | None) -> bool:
         """Whether memory learned of ``key``'s row after a read begun at ``read_from``."""

@@ -44,6 +44,7 @@ from ._events import (
     PartitionLost,
     PartitionRecovered,
     PermitChanged,
+    PermitNoticed,
     PermitsRead,
     Purge,
     Reconcile,
@@ -132,6 +133,7 @@ _HANDLERS: dict[type, Callable[[CoreState, Any, int], Decision]] = {
     LimitsDefined: _grants.defined,
     PermitsRead: _grants.permits_read,
     PermitChanged: _grants.permit_changed,
+    PermitNoticed: _grants.permit_noticed,
     LimitsDue: _grants.due,
 }
 

@@ -280,7 +280,7 @@ class Engine:
             elif isinstance(e, LimitTurn):
                 self.limits.turn(e.delay_ms)
             elif isinstance(e, ReadPermits):
-                self.limits.read_permits(e.limit)
+                self.limits.read_permits(e.limit, e.read_from)
             elif isinstance(e, ReadLimits):
                 self.limits.read_limits()
             else:  # reads and commits (FireSleeps, StartDue, ...): in the background

@@ -46,6 +46,7 @@ from ..core import (
     LimitsDefined,
     LimitsDue,
     PermitChanged,
+    PermitNoticed,
     PermitsRead,
     instance_of,
     limit_figures,
@@ -168,22 +169,23 @@ class Limits:
         except (StoreError, ConnectionError, OSError) as exc:
             log.warning("limits: a grant unit failed (%s); its rows are read again", exc)
 
-    def read_permits(self, limit: str) -> None:
-        self._spawn(self._read_permits(limit))
+    def read_permits(self, limit: str, read_from: int) -> None:
+        self._spawn(self._read_permits(limit, read_from))
 
-    async def _read_permits(self, limit: str) -> None:
+    async def _read_permits(self, limit: str, read_from: int) -> None:
+        """One limit's rows, read until a read succeeds in time: the core counts this read
+        out until its ``PermitsRead`` comes back, so exactly one does."""
         loop = asyncio.get_running_loop()
-        began, read_from = loop.time(), self.core.limits.clock
-        try:
-            rows = await self.store.list_permits(limit=limit)
-        except StoreError as exc:
-            log.warning("limits: reading %r failed (%s); trying again", limit, exc)
-            await asyncio.sleep(1.0)
-            self.read_permits(limit)
-            return
-        if (loop.time() - began) * 1000 > READ_MAX_MS:  # too old to measure against memory
-            self.read_permits(limit)
-            return
+        while True:
+            began = loop.time()
+            try:
+                rows = await self.store.list_permits(limit=limit)
+            except StoreError as exc:
+                log.warning("limits: reading %r failed (%s); trying again", limit, exc)
+                await asyncio.sleep(1.0)
+                continue
+            if (loop.time() - began) * 1000 <= READ_MAX_MS:
+                break  # else too old to measure against memory: again
         event = PermitsRead(rows, limit=limit, read_from=read_from)
         self._perform(self._apply(event).effects)
 
@@ -209,9 +211,16 @@ class Limits:
         """An inbox message: one row of a limit owned here changed (read now, applied where
         memory has not learned of it since)."""
         loop = asyncio.get_running_loop()
+        self._apply(PermitNoticed(limit, invocation_id, index))  # counts the read out
+        read_from = self.core.limits.clock
         while True:
-            began, read_from = loop.time(), self.core.limits.clock
-            row = await self.store.get_permit(limit, invocation_id, index)
+            began = loop.time()
+            try:
+                row = await self.store.get_permit(limit, invocation_id, index)
+            except StoreError as exc:
+                log.warning("limits: reading a row of %r failed (%s); trying again", limit, exc)
+                await asyncio.sleep(1.0)
+                continue
             if (loop.time() - began) * 1000 <= READ_MAX_MS:
                 break
         event = PermitChanged(limit, invocation_id, index, row, read_from)
