@@ -115,6 +115,18 @@ class AwsError(StoreError):
         self.reasons = list(reasons)
 
 
+def versioned_put(item: RawItem, expect_version: int | None) -> dict[str, Any]:
+    """PutItem arguments for a compare-and-set of a record with a ``version`` attribute:
+    an insert when ``expect_version`` is None, else only over that version."""
+    kwargs: dict[str, Any] = {"Item": item}
+    if expect_version is None:
+        kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
+    else:
+        kwargs["ConditionExpression"] = "version = :v"
+        kwargs["ExpressionAttributeValues"] = {":v": {"N": str(expect_version)}}
+    return kwargs
+
+
 def error_code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 

@@ -25,11 +25,10 @@ writes the registry item again. So an instance with rows is never missing from t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from ritornello.store import _dynamo_keys as keys
 from ritornello.store._checks import check_version
-from ritornello.store._dynamo_client import AwsError, DynamoClient
+from ritornello.store._dynamo_client import AwsError, DynamoClient, versioned_put
 from ritornello.store._dynamo_models import (
     LimitItem,
     PermitItem,
@@ -51,14 +50,8 @@ class Limits:
     # --- limits -----------------------------------------------------------------------------
 
     def put_limit(self, limit: LimitRecord, expect_version: int | None) -> None:
-        kwargs: dict[str, Any] = {"Item": LimitItem.of(limit).raw()}
-        if expect_version is None:
-            kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
-        else:
-            kwargs["ConditionExpression"] = "version = :v"
-            kwargs["ExpressionAttributeValues"] = {":v": {"N": str(expect_version)}}
         try:
-            self.client.call("PutItem", **kwargs)
+            self.client.call("PutItem", **versioned_put(LimitItem.of(limit).raw(), expect_version))
             return
         except AwsError as exc:
             if exc.code != _FAILED:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ritornello.store import _dynamo_keys as keys
-from ritornello.store._dynamo_client import AwsError, DynamoClient
+from ritornello.store._dynamo_client import AwsError, DynamoClient, versioned_put
 from ritornello.store._dynamo_models import ScheduleItem, key_of
 from ritornello.store.errors import ConflictError
 from ritornello.store.records import ScheduleRecord
@@ -29,12 +29,7 @@ class Schedules:
         self.client = client
 
     def put(self, schedule: ScheduleRecord, expect_version: int | None) -> None:
-        kwargs: dict[str, Any] = {"Item": ScheduleItem.of(schedule).raw()}
-        if expect_version is None:
-            kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
-        else:
-            kwargs["ConditionExpression"] = "version = :v"
-            kwargs["ExpressionAttributeValues"] = {":v": {"N": str(expect_version)}}
+        kwargs = versioned_put(ScheduleItem.of(schedule).raw(), expect_version)
         try:
             self.client.call("PutItem", **kwargs)
         except AwsError as exc:

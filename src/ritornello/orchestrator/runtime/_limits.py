@@ -1,10 +1,10 @@
 """Performs what the core asks of a limit's owner, and keeps the definitions current.
 
 * Grant turns (``LimitTurn``): ``LimitsDue`` is applied after the delay; a unit it decides is
-  committed like any other (one at a time: the core holds the next turn until the report).
-* Reads: a limit's rows again (``ReadPermits``), a partition's rows at its recovery
-  (``recovered``), one row named by an inbox message (``changed``), the definitions
-  (``ReadLimits``, and every ``refresh``).
+  committed like any other (a few at a time: the core holds further turns until a report).
+* Reads: a limit's rows again (``ReadPermits``), one row named by an inbox message
+  (``changed``), the definitions (``ReadLimits``, and every ``refresh``). A partition's rows
+  are read by its recovery (``_recovery``), with its invocations.
 * Definitions, lowest precedence first: the code's (a deployment's services declare them),
   ``ritornello.toml``'s ``[limits.NAME]`` tables, the admin API's (stored). The merged set goes
   to the core whenever it changes.
@@ -200,12 +200,7 @@ class Limits:
             await asyncio.sleep(1.0)
             self.read_limits()
 
-    # ------------------------------------------------------------------ reads the runtime asks
-
-    async def recovered(self, partition: int) -> None:
-        """Read a partition's rows once it is recovered (its owner's memory)."""
-        rows = await self.store.list_permits(partition=partition)
-        self._perform(self._apply(PermitsRead(rows, partition=partition)).effects)
+    # ------------------------------------------------------------------ the inbox
 
     async def changed(self, limit: str, invocation_id: str, index: int) -> None:
         """An inbox message: one row of a limit owned here changed (read now, applied where
