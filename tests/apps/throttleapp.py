@@ -20,4 +20,11 @@ async def hold(ctx: Context, tag: str) -> str:
     return await ctx.run("hold", _hold, tag)
 
 
+@slow.handler()
+async def hold_limited(ctx: Context, tag: str) -> str:
+    """``hold`` with its step under the limit ``lam-step``: waiting, the function is not
+    running (the invocation is suspended), and is invoked again once granted."""
+    return await ctx.run("hold", _hold, tag, limit="lam-step")
+
+
 lambda_handler = Endpoint([slow]).lambda_handler()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_lambda import ARN, aws_env
-from tests.procs import Orchestrator, Proc, free_port, http, wait_port
+from tests.procs import Orchestrator, Proc, free_port, http, wait_port, wait_until
 
 TAGS = [f"t{i}" for i in range(12)]
 
@@ -85,6 +85,41 @@ def test_a_deployment_with_a_limit_of_its_own_is_never_throttled(tmp_path: Path)
         assert emulator.throttles() == 0, emulator.output()[-2000:]
         status, body, _ = http("GET", f"{orch.admin}/limits/lambda-app")
         assert (body["in_flight"], body["waiting"], body["granted_last_minute"]) == (0, 0, 12)
+    finally:
+        orch.terminate()
+        emulator.terminate()
+
+
+@pytest.mark.timeout(120)
+def test_a_limited_step_on_lambda_waits_suspended(tmp_path: Path) -> None:
+    """A step limited to one at a time, on a function that could run four: the waiting
+    invocations are suspended (no function runs for them) and each step ran once."""
+    emulator = ThrottlingEmulator(tmp_path, reserved=4).start()
+    orch = Orchestrator(tmp_path, **aws_env(emulator, tmp_path)).start()  # type: ignore[arg-type]
+    try:
+        status, body, _ = http("PUT", f"{orch.admin}/limits/lam-step", {"concurrency": 1})
+        assert status == 201, body
+        status, body, _ = http("POST", f"{orch.admin}/deployments", {"arn": ARN})
+        assert status == 201, body
+        ids = []
+        for tag in TAGS[:4]:
+            status, body, _ = http("POST", f"{orch.ingress}/restate/send/Slow/hold_limited", tag)
+            assert status == 202, body
+            ids.append(body["invocationId"])
+
+        def waiting() -> int:
+            statuses = [http("GET", f"{orch.admin}/invocations/{i}")[1]["status"] for i in ids]
+            return statuses.count("suspended")
+
+        wait_until(lambda: waiting() >= 2, 10, "two wait suspended, not running")
+        for inv_id, tag in zip(ids, TAGS, strict=False):
+            url = f"{orch.ingress}/restate/attach/{inv_id}"
+            assert http("GET", url, timeout=30)[:2] == (200, tag)
+            kinds = [
+                e["kind"] for e in http("GET", f"{orch.admin}/invocations/{inv_id}")[1]["journal"]
+            ]
+            assert kinds == ["input", "permit", "run", "output"], kinds
+        assert emulator.throttles() == 0
     finally:
         orch.terminate()
         emulator.terminate()
