@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,6 +172,37 @@ class Endpoint(Proc):
     @property
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+class LambdaEmulatorProcess(Proc):
+    """``ritornello lambda-emulator APP [FLAGS]`` on a free loopback port (Lambda's Invoke API
+    for APP's ``lambda_handler``); ``env`` goes to the function."""
+
+    def __init__(self, tmp: Path, app: str, *flags: str, **env: str) -> None:
+        self.port = free_port()
+        args = [sys.executable, "-m", "ritornello", "lambda-emulator", app]
+        args += ["--port", str(self.port), *flags]
+        super().__init__(args, tmp / "lambda-emulator.log", env)
+
+    def start(self) -> Self:
+        super().start()
+        wait_port(self.port, self.proc)
+        return self
+
+
+def aws_env(port: int, tmp: Path) -> dict[str, str]:
+    """What points an orchestrator's boto3 at a Lambda emulator on ``port`` (dummy
+    credentials, no AWS config) and keeps its retries short."""
+    return {
+        "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "RITORNELLO_RETRY_MAX_MS": "200",
+    }
 
 
 @contextlib.contextmanager

@@ -17,24 +17,26 @@ from ritornello.orchestrator.invokers._lambda import MAX_PAYLOAD, encode_payload
 from ritornello.protocol import Signer, Verifier
 from ritornello.sdk._lambda import decode_envelope
 from tests.auth.authapp import echo
-from tests.integration.test_lambda import ARN, LambdaEmulator, aws_env
-from tests.procs import Orchestrator, http
+from tests.integration.test_lambda import ARN
+from tests.procs import LambdaEmulatorProcess, Orchestrator, aws_env, http
 
 SECRET = "lambda-signing-secret-3e9f"
 APP = str(Path(__file__).parent / "authapp.py")
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, LambdaEmulator]]:
+def emulator(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, LambdaEmulatorProcess]]:
     tmp = tmp_path_factory.mktemp("lambda-auth")
-    emu = LambdaEmulator(tmp, APP, RITORNELLO_SIGNING_SECRET=SECRET).start()
+    emu = LambdaEmulatorProcess(tmp, APP, RITORNELLO_SIGNING_SECRET=SECRET).start()
     try:
         yield tmp, emu
     finally:
         emu.terminate()
 
 
-def test_an_unsigned_invoke_is_refused(emulator: tuple[Path, LambdaEmulator]) -> None:
+def test_an_unsigned_invoke_is_refused(emulator: tuple[Path, LambdaEmulatorProcess]) -> None:
     _, emu = emulator
     url = f"http://127.0.0.1:{emu.port}/2015-03-31/functions/app/invocations"
     status, body, _ = http("POST", url, {"ritornello": "discover"})
@@ -49,17 +51,19 @@ def test_an_unsigned_invoke_is_refused(emulator: tuple[Path, LambdaEmulator]) ->
 
 
 def test_the_orchestrator_signs_discovery_and_invocations(
-    emulator: tuple[Path, LambdaEmulator], tmp_path: Path
+    emulator: tuple[Path, LambdaEmulatorProcess], tmp_path: Path
 ) -> None:
     tmp, emu = emulator
-    wrong = Orchestrator(tmp_path, **aws_env(emu, tmp), RITORNELLO_SIGNING_SECRET="other").start()
+    wrong = Orchestrator(
+        tmp_path, **aws_env(emu.port, tmp), RITORNELLO_SIGNING_SECRET="other"
+    ).start()
     try:
         status, body, _ = http("POST", f"{wrong.admin}/deployments", {"arn": ARN})
         assert status == 502, body
         assert "refused: unauthorized: bad signature" in body["detail"], body
     finally:
         wrong.terminate()
-    orch = Orchestrator(tmp, **aws_env(emu, tmp), RITORNELLO_SIGNING_SECRET=SECRET).start()
+    orch = Orchestrator(tmp, **aws_env(emu.port, tmp), RITORNELLO_SIGNING_SECRET=SECRET).start()
     try:
         status, body, _ = http("POST", f"{orch.admin}/deployments", {"arn": ARN})
         assert status == 201, (body, orch.output())

@@ -5,7 +5,6 @@ function by its qualified ARN and drives steps, calls, sleeps and state through 
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -13,49 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import Orchestrator, Proc, free_port, http, wait_port
+from tests.procs import LambdaEmulatorProcess, Orchestrator, aws_env, http
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:app:1"
 
 
-class LambdaEmulator(Proc):
-    def __init__(self, tmp: Path, app: str, **env: str) -> None:
-        self.port = free_port()
-        args = [
-            sys.executable,
-            "-m",
-            "ritornello",
-            "lambda-emulator",
-            app,
-            "--port",
-            str(self.port),
-        ]
-        super().__init__(args, tmp / "lambda-emulator.log", env)
-
-    def start(self) -> LambdaEmulator:
-        super().start()
-        wait_port(self.port, self.proc)
-        return self
-
-
-def aws_env(emulator: LambdaEmulator, tmp: Path) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{emulator.port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "RITORNELLO_RETRY_MAX_MS": "200",
-    }
-
-
 @pytest.fixture(scope="module")
-def lam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, LambdaEmulator]]:
+def lam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, LambdaEmulatorProcess]]:
     tmp = tmp_path_factory.mktemp("lambda")
     ledger = tmp / "ledger.txt"
-    emulator = LambdaEmulator(tmp, "tests/apps/crashapp.py", RITORNELLO_TEST_LEDGER=str(ledger))
+    emulator = LambdaEmulatorProcess(
+        tmp, "tests/apps/crashapp.py", RITORNELLO_TEST_LEDGER=str(ledger)
+    )
     emulator.start()
     try:
         yield tmp, emulator
@@ -64,10 +32,10 @@ def lam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Lambda
 
 
 def test_handlers_run_on_lambda_through_the_invoke_api(
-    lam: tuple[Path, LambdaEmulator],
+    lam: tuple[Path, LambdaEmulatorProcess],
 ) -> None:
     tmp, emulator = lam
-    orch = Orchestrator(tmp, **aws_env(emulator, tmp)).start()
+    orch = Orchestrator(tmp, **aws_env(emulator.port, tmp)).start()
     try:
         admin = orch.admin
         status, body, _ = http("POST", f"{admin}/deployments", {"arn": ARN})
@@ -104,7 +72,7 @@ def test_handlers_run_on_lambda_through_the_invoke_api(
         orch.terminate()
 
     # A restart rebuilds the Lambda invoker from the stored ARN.
-    orch = Orchestrator(tmp, **aws_env(emulator, tmp)).start()
+    orch = Orchestrator(tmp, **aws_env(emulator.port, tmp)).start()
     try:
         status, body, _ = http("POST", f"{orch.ingress}/restate/call/Worker/w1/work", 2)
         assert (status, body) == (200, {"total": 1, "progress": 2}), orch.output()
@@ -115,12 +83,12 @@ def test_handlers_run_on_lambda_through_the_invoke_api(
 
 
 def test_registration_refuses_what_is_not_a_pinned_function(
-    lam: tuple[Path, LambdaEmulator],
+    lam: tuple[Path, LambdaEmulatorProcess],
 ) -> None:
     tmp, emulator = lam
     sub = tmp / "refusals"
     sub.mkdir()
-    orch = Orchestrator(sub, **aws_env(emulator, tmp)).start()
+    orch = Orchestrator(sub, **aws_env(emulator.port, tmp)).start()
     role = "arn:aws:iam::123456789012:role/invoker"
     unqualified = ARN.rsplit(":", 1)[0]
     try:
@@ -142,10 +110,10 @@ def test_registration_refuses_what_is_not_a_pinned_function(
 
 
 def test_kill9_of_the_orchestrator_mid_invocation_on_lambda(
-    lam: tuple[Path, LambdaEmulator],
+    lam: tuple[Path, LambdaEmulatorProcess],
 ) -> None:
     tmp, emulator = lam
-    orch = Orchestrator(tmp, **aws_env(emulator, tmp)).start()
+    orch = Orchestrator(tmp, **aws_env(emulator.port, tmp)).start()
     try:
         assert http("POST", f"{orch.admin}/deployments", {"arn": ARN})[0] == 201
         ids = [

@@ -6,29 +6,23 @@ a limit of its own (``POST /deployments {"arn", "limit"}``) is never throttled a
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_lambda import ARN, aws_env
-from tests.procs import Orchestrator, Proc, free_port, http, wait_port, wait_until
+from tests.integration.test_lambda import ARN
+from tests.procs import LambdaEmulatorProcess, Orchestrator, aws_env, http, wait_until
 
 TAGS = [f"t{i}" for i in range(12)]
 
 
-class ThrottlingEmulator(Proc):
-    def __init__(self, tmp: Path, reserved: int) -> None:
-        self.port = free_port()
-        args = [sys.executable, "-m", "ritornello", "lambda-emulator", "tests/apps/throttleapp.py"]
-        args += ["--port", str(self.port), "--reserved-concurrency", str(reserved)]
-        super().__init__(args, tmp / "lambda-emulator.log", {})
+class ThrottlingEmulator(LambdaEmulatorProcess):
+    """The emulator serving tests/apps/throttleapp.py with a reserved concurrency."""
 
-    def start(self) -> ThrottlingEmulator:
-        super().start()
-        wait_port(self.port, self.proc)
-        return self
+    def __init__(self, tmp: Path, reserved: int) -> None:
+        flags = ("--reserved-concurrency", str(reserved))
+        super().__init__(tmp, "tests/apps/throttleapp.py", *flags)
 
     def throttles(self) -> int:
         return self.output().count("throttled an Invoke")
@@ -57,7 +51,7 @@ def _run_all(orch: Orchestrator) -> list[str]:
 @pytest.mark.timeout(120)
 def test_a_throttled_lambda_is_backed_off_without_counting_attempts(tmp_path: Path) -> None:
     emulator = ThrottlingEmulator(tmp_path, reserved=2).start()
-    env = {**aws_env(emulator, tmp_path), "RITORNELLO_RETRY_MAX_ATTEMPTS": "2"}  # type: ignore[arg-type]
+    env = {**aws_env(emulator.port, tmp_path), "RITORNELLO_RETRY_MAX_ATTEMPTS": "2"}
     orch = Orchestrator(tmp_path, **env).start()
     try:
         status, body, _ = http("POST", f"{orch.admin}/deployments", {"arn": ARN})
@@ -72,7 +66,7 @@ def test_a_throttled_lambda_is_backed_off_without_counting_attempts(tmp_path: Pa
 @pytest.mark.timeout(120)
 def test_a_deployment_with_a_limit_of_its_own_is_never_throttled(tmp_path: Path) -> None:
     emulator = ThrottlingEmulator(tmp_path, reserved=2).start()
-    env = {**aws_env(emulator, tmp_path), "RITORNELLO_RETRY_MAX_ATTEMPTS": "2"}  # type: ignore[arg-type]
+    env = {**aws_env(emulator.port, tmp_path), "RITORNELLO_RETRY_MAX_ATTEMPTS": "2"}
     orch = Orchestrator(tmp_path, **env).start()
     try:
         status, body, _ = http("PUT", f"{orch.admin}/limits/lambda-app", {"concurrency": 2})
@@ -95,7 +89,7 @@ def test_a_limited_step_on_lambda_waits_suspended(tmp_path: Path) -> None:
     """A step limited to one at a time, on a function that could run four: the waiting
     invocations are suspended (no function runs for them) and each step ran once."""
     emulator = ThrottlingEmulator(tmp_path, reserved=4).start()
-    orch = Orchestrator(tmp_path, **aws_env(emulator, tmp_path)).start()  # type: ignore[arg-type]
+    orch = Orchestrator(tmp_path, **aws_env(emulator.port, tmp_path)).start()
     try:
         status, body, _ = http("PUT", f"{orch.admin}/limits/lam-step", {"concurrency": 1})
         assert status == 201, body

@@ -13,7 +13,6 @@ import collections
 import contextlib
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Iterator
@@ -34,7 +33,7 @@ from ritornello.orchestrator.invokers._lambda import (
     gateway_event,
     read_gateway_answer,
 )
-from tests.procs import Orchestrator, Proc, free_port, http, uvicorn_thread, wait_port
+from tests.procs import LambdaEmulatorProcess, Orchestrator, aws_env, http, uvicorn_thread
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:restate-app:1"
 APP = "tests/restate/apps/lambda_app.py"
@@ -44,52 +43,22 @@ V5 = "application/vnd.restate.invocation.v5"
 # ---------------------------------------------------------------- the SDK's handler, for real
 
 
-class Emulator(Proc):
-    """``ritornello lambda-emulator apps/lambda_app.py`` on a free loopback port, with the
-    environment Lambda gives a function (``AWS_LAMBDA_FUNCTION_NAME``: the SDK then builds a
-    Lambda handler) and the step-count file."""
-
-    def __init__(self, tmp: Path, counts: Path) -> None:
-        self.port = free_port()
-        args = [
-            sys.executable,
-            "-m",
-            "ritornello",
-            "lambda-emulator",
-            APP,
-            "--port",
-            str(self.port),
-        ]
-        env = {
-            "AWS_LAMBDA_FUNCTION_NAME": "restate-app",
-            "AWS_LAMBDA_FUNCTION_VERSION": "1",
-            "RESTATE_APP_COUNTS": str(counts),
-            "PYTHONUNBUFFERED": "1",
-        }
-        super().__init__(args, tmp / "lambda-emulator.log", env)
-
-    def start(self) -> Emulator:
-        super().start()
-        wait_port(self.port, self.proc)
-        return self
-
-
-def aws_env(port: int, tmp: Path) -> dict[str, str]:
-    """What points the orchestrator's boto3 at the emulator (dummy credentials, no config)."""
-    return {
-        "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "RITORNELLO_RETRY_MAX_MS": "200",
-    }
+def emulator_process(tmp: Path, counts: Path) -> LambdaEmulatorProcess:
+    """``ritornello lambda-emulator apps/lambda_app.py`` with the environment Lambda gives a
+    function (``AWS_LAMBDA_FUNCTION_NAME``: the SDK then builds a Lambda handler) and the
+    step-count file."""
+    return LambdaEmulatorProcess(
+        tmp,
+        APP,
+        AWS_LAMBDA_FUNCTION_NAME="restate-app",
+        AWS_LAMBDA_FUNCTION_VERSION="1",
+        RESTATE_APP_COUNTS=str(counts),
+        PYTHONUNBUFFERED="1",
+    )
 
 
 class World:
-    def __init__(self, tmp: Path, emulator: Emulator, counts: Path) -> None:
+    def __init__(self, tmp: Path, emulator: LambdaEmulatorProcess, counts: Path) -> None:
         self.tmp, self.emulator, self.counts = tmp, emulator, counts
         self.orch = Orchestrator(tmp, **aws_env(emulator.port, tmp))
 
@@ -127,7 +96,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("restate-lambda")
     counts = tmp / "counts.txt"
-    emulator = Emulator(tmp, counts).start()
+    emulator = emulator_process(tmp, counts).start()
     w = World(tmp, emulator, counts)
     try:
         w.orch.start()
