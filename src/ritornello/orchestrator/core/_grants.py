@@ -88,14 +88,7 @@ def noted(core: CoreState, unit: CommitUnit, now: int) -> list[Effect]:
         key = (row.invocation_id, row.index)
         inst = table.instances.get(row.limit)
         if row.granted_at is not None and inst is not None and key in inst.granting:
-            inst.granting.discard(key)  # granted at once (``eager``)
-            table.touch(inst, key, now)
-            inst.granted_log.append(now)
-            inst.waited(0)
-            if key in inst.gone:
-                inst.gone.discard(key)
-            else:
-                inst.holders[key] = row
+            table.landed(inst, row, now)  # granted at once (``eager``)
             continue
         changed |= change(table, core.ready, core.claimed, row, row.limit, row.partition, key, now)
     for limit, inv_id, index in unit.permits_release:
@@ -319,15 +312,7 @@ class _GrantCommit:
         table.committing -= 1
         effects: list[Effect] = list(self.after)
         for inst, row, text in self.turn.grants:
-            key = (row.invocation_id, row.index)
-            inst.granting.discard(key)
-            table.touch(inst, key, now)
-            inst.granted_log.append(now)
-            inst.waited(max(0, self.turn.now - row.asked_at // 1000))  # asked_at: µs
-            if key in inst.gone:  # released while its grant was in flight
-                inst.gone.discard(key)
-            else:
-                inst.holders[key] = replace(row, granted_at=self.turn.now)
+            table.landed(inst, replace(row, granted_at=self.turn.now), now)
             effects.extend(core.deliver(row.invocation_id, row.index, text))
         for _, row, text in self.turn.refusals:
             effects.extend(core.deliver(row.invocation_id, row.index, text))

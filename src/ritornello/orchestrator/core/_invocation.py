@@ -57,21 +57,26 @@ class Invocation:
         cls, rec: InvocationRecord, entries: list[str], completion_texts: list[str]
     ) -> Invocation:
         """The invocation ``rec`` with its journal as the store holds it."""
-        waitable: set[int] = set()
-        permits: dict[int, str] = {}
-        for i, text in enumerate(entries):
-            entry = loads(text)
-            kind = entry["kind"]
-            if kind in WAITING_KINDS:
-                waitable.add(i)
-                if kind == "permit":
-                    permits[i] = entry.get("instance") or entry["name"]
-            elif kind == "run" and "limit" in entry:
-                permits.pop(i - 1, None)
+        waitable = {i for i, e in enumerate(entries) if loads(e)["kind"] in WAITING_KINDS}
         completions = {loads(c)["index"]: c for c in completion_texts}
-        return cls(rec, entries, completions, waitable, permits=permits)
+        return cls(rec, entries, completions, waitable, permits=open_permits(entries))
 
     @classmethod
     def created(cls, rec: InvocationRecord, input_entry: str) -> Invocation:
         """A new invocation: its journal is its input entry, nothing completed yet."""
         return cls(rec, [input_entry], {}, set())
+
+
+def open_permits(entries: list[str]) -> dict[int, str]:
+    """The open permits of a journal (as stored): ``permit`` entries whose step is not
+    journaled after them."""
+    found: dict[int, str] = {}
+    for i, text in enumerate(entries):
+        if '"permit"' not in text and '"limit"' not in text:
+            continue  # most entries: no need to parse
+        entry = loads(text)
+        if entry.get("kind") == "permit":
+            found[i] = entry.get("instance") or entry.get("name", "")
+        elif entry.get("kind") == "run" and "limit" in entry:
+            found.pop(i - 1, None)
+    return found

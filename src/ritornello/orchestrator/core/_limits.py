@@ -187,6 +187,20 @@ class LimitTable:
             cut = now - 2 * READ_MAX_MS
             inst.touched = {k: v for k, v in inst.touched.items() if v[1] >= cut}
 
+    def landed(self, inst: Instance, granted: PermitRecord, now: int) -> None:
+        """A grant of ``inst`` was committed (``granted``: its row, ``granted_at`` set): it
+        is held now, unless its holder released it while the grant was in flight."""
+        key = (granted.invocation_id, granted.index)
+        inst.granting.discard(key)
+        self.touch(inst, key, now)
+        inst.granted_log.append(now)
+        assert granted.granted_at is not None
+        inst.waited(max(0, granted.granted_at - granted.asked_at // 1000))  # asked_at: µs
+        if key in inst.gone:
+            inst.gone.discard(key)
+        else:
+            inst.holders[key] = granted
+
     def begin_read(self) -> int:
         """A read of rows begins: its ``read_from``."""
         self.reads_out += 1

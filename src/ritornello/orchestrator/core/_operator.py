@@ -37,8 +37,9 @@ from ._events import (
     Stopping,
     WriteState,
 )
+from ._invocation import open_permits
 from ._journal import CANCEL_INDEX, CANCELLED_RESULT, KILLED_RESULT, completion_text
-from ._permits import give_back, instance_of, open_permits
+from ._permits import give_back, instance_of
 from ._registry import Registry
 from ._state import CoreState, Plain
 

@@ -111,21 +111,6 @@ def committed(inv: Invocation, outcome: Outcome) -> None:
         inv.permits.clear()
 
 
-def open_permits(entries: list[str]) -> dict[int, str]:
-    """The open permits of a journal (as stored): ``permit`` entries whose step is not
-    journaled after them."""
-    found: dict[int, str] = {}
-    for i, text in enumerate(entries):
-        if '"permit"' not in text and '"limit"' not in text:
-            continue  # most entries: no need to parse
-        entry = loads(text)
-        if entry.get("kind") == "permit":
-            found[i] = entry.get("instance") or entry.get("name", "")
-        elif entry.get("kind") == "run" and "limit" in entry:
-            found.pop(i - 1, None)
-    return found
-
-
 def limit_key(input_entry: str, object_key: str | None) -> str | None:
     """An invocation's limit key: the ingress's (or its caller's) ``x-ritornello-limit-key``,
     else its object key."""
