@@ -227,6 +227,23 @@ def moto_process(tmp: Path) -> Iterator[dict[str, str]]:
         proc.kill9()
 
 
+def check_store(
+    store: str, *flags: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> str:
+    """``ritornello check [FLAGS] --store STORE`` as its own process (``env``: added to
+    this one's, e.g. moto's): it must find the store clean; its report."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ritornello", "check", *flags, "--store", store],
+        env={**os.environ, **env} if env else None,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
+
+
 def orchestrators(
     tmp: Path, store: str, aws: dict[str, str], names: list[str], **env: str
 ) -> list[Orchestrator]:

@@ -5,8 +5,6 @@ and no journaled step ran again (the committed execution of each step is its las
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import ROOT, Endpoint, Orchestrator, http
+from tests.procs import ROOT, Endpoint, Orchestrator, check_store, http
 
 APPS = ROOT / "tests" / "apps"
 N = 20
@@ -102,16 +100,7 @@ def test_kill9_orchestrator_mid_flight(tmp_path: Path) -> None:
 
         # The store's invariants hold after the last crash (the SQLite file is read read-only).
         orch.kill9()
-        args = ["check", "--expect-terminal", "--store", orch.store]
-        check = subprocess.run(
-            [sys.executable, "-m", "ritornello", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert check.returncode == 0, check.stdout + check.stderr
-        print(check.stdout.strip())
+        print(check_store(orch.store, "--expect-terminal"))
     finally:
         orch.kill9()
         endpoint.terminate()

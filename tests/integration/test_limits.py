@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.integration._downstream import Downstream, assert_limit_held, permits_held
-from tests.procs import ROOT, Endpoint, Orchestrator, http, wait_until
+from tests.procs import ROOT, Endpoint, Orchestrator, check_store, http, wait_until
 
 APPS = ROOT / "tests" / "apps"
 
@@ -109,20 +108,6 @@ def _stack(tmp: Path, config: str | None = None, sleep_s: float = 0.02) -> Itera
             endpoint.terminate()
 
 
-def _check_store(orch: Orchestrator) -> str:
-    """``ritornello check --expect-terminal`` on the (stopped) orchestrator's store."""
-    args = ["check", "--expect-terminal", "--store", orch.store]
-    check = subprocess.run(
-        [sys.executable, "-m", "ritornello", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    return check.stdout.strip()
-
-
 @pytest.mark.timeout(180)
 def test_a_limit_holds_across_a_kill_9_and_loses_nothing(tmp_path: Path) -> None:
     """300 invocations sent at once through ``down`` (ritornello.toml: concurrency 5, 50/s,
@@ -165,7 +150,7 @@ def test_a_limit_holds_across_a_kill_9_and_loses_nothing(tmp_path: Path) -> None
             f"requests, {busiest_grants} grants; {out_at_once} permits out at once"
         )
         assert stack.orch.terminate() == 0, stack.orch.output()
-        print(_check_store(stack.orch))
+        print(check_store(stack.orch.store, "--expect-terminal"))
 
 
 @pytest.mark.timeout(60)

@@ -9,8 +9,6 @@ Judged as on one node (tests/integration/test_limits.py), by ``assert_limit_held
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +21,7 @@ from tests.procs import (
     ROOT,
     Endpoint,
     Orchestrator,
+    check_store,
     cluster_view,
     http,
     orchestrators,
@@ -179,15 +178,7 @@ def test_a_limit_holds_across_a_cluster_whose_owner_is_killed(
                 )
             # the table's invariants hold (read beside the survivors, idle by now)
             check_at = time.monotonic()
-            check = subprocess.run(
-                [sys.executable, "-m", "ritornello", "check", "--expect-terminal", "--store", url],
-                env={**os.environ, **moto},
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert check.returncode == 0, check.stdout + check.stderr
+            report = check_store(url, "--expect-terminal", env=moto)
             checked_in = time.monotonic() - check_at
             print(
                 f"{N} sent in {sent_in:.1f} s, all done in {finished_in:.1f} s; killed the "
@@ -196,7 +187,7 @@ def test_a_limit_holds_across_a_cluster_whose_owner_is_killed(
                 f"concurrency {down.max_concurrency}, busiest 1 s window {busiest} requests, "
                 f"{busiest_grants} grants, {out_at_once} permits out at once (journals read in "
                 f"{read_in:.1f} s); "
-                f"{check.stdout.strip()} in {checked_in:.1f} s"
+                f"{report} in {checked_in:.1f} s"
             )
         finally:
             for orch in orchs:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +24,7 @@ from tests.procs import (
     ROOT,
     Endpoint,
     Orchestrator,
+    check_store,
     cluster_view,
     http,
     orchestrators,
@@ -144,16 +143,7 @@ def test_takeover_from_a_paused_and_a_killed_orchestrator(
         _check_epochs(moto)
 
         # The table's invariants hold (read beside the two orchestrators still running).
-        check = subprocess.run(
-            [sys.executable, "-m", "ritornello", "check", "--expect-terminal", "--store", url],
-            env={**os.environ, **moto},
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert check.returncode == 0, check.stdout + check.stderr
-        print(check.stdout.strip())
+        print(check_store(url, "--expect-terminal", env=moto))
     finally:
         if paused is not None and paused.proc is not None:
             os.kill(paused.proc.pid, signal.SIGCONT)

@@ -6,8 +6,6 @@ recording it (crash point ``after-fire``)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, Endpoint, Orchestrator, http, wait_until
+from tests.procs import ROOT, Endpoint, Orchestrator, check_store, http, wait_until
 
 APPS = ROOT / "tests" / "apps"
 
@@ -60,15 +58,7 @@ def _pause_and_settle(
 def _check(orch: Orchestrator) -> str:
     """``ritornello check`` over the orchestrator's SQLite file (read-only): it must be clean,
     schedule rules included."""
-    done = subprocess.run(
-        [sys.executable, "-m", "ritornello", "check", "--store", orch.store],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return check_store(orch.store, timeout=60)
 
 
 def _start(tmp: Path, **env: str) -> tuple[Endpoint, Orchestrator]:

@@ -7,14 +7,12 @@ back."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.procs import ROOT, Orchestrator, http, wait_until
+from tests.procs import Orchestrator, check_store, http, wait_until
 from tests.restate.conftest import py_app
 
 
@@ -77,14 +75,7 @@ def test_kill9_during_steps_sleeps_awakeables_and_calls(tmp_path: Path, http2: b
             assert reruns <= kills * 12  # at most one step in flight per invocation per kill
             # the store's invariants hold (signals, attach and Restate entries included)
             orch.kill9()
-            check = subprocess.run(
-                [sys.executable, "-m", "ritornello", "check", "--store", orch.store],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert check.returncode == 0, check.stdout + check.stderr
+            check_store(orch.store)
         finally:
             orch.terminate()
 

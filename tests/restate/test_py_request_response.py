@@ -6,8 +6,6 @@ endpoint (``apps/rit_app.py``) that calls it and is called by it."""
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, Endpoint, Orchestrator, http, wait_until
+from tests.procs import Endpoint, Orchestrator, check_store, http, wait_until
 from tests.restate.conftest import APPS, PyApp
 
 
@@ -71,14 +69,7 @@ def world_of(app: PyApp, tmp: Path) -> Iterator[World]:
             assert status == 201, body
         yield World(orch, app, rit)
         orch.terminate()  # then the store's invariants hold after every scenario
-        check = subprocess.run(
-            [sys.executable, "-m", "ritornello", "check", "--store", orch.store],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert check.returncode == 0, check.stdout + check.stderr
+        check_store(orch.store)
     finally:
         orch.terminate()
         rit.terminate()
