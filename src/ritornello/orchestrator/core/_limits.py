@@ -24,9 +24,10 @@ Invariants (each one is what a test tries to break):
 * A read of the rows is applied only where memory has not moved on since the read began:
   each change memory learns of (an ask, a grant, a release) stamps its row with the table's
   clock (``touch``), a read carries the clock it began at (``read_from``), and a row stamped
-  at or after it keeps what memory says (it is newer than the read). A read older than
-  ``READ_MAX_MS`` is not applied at all (the runtime reads again), so stamps older than twice
-  that are dropped.
+  after it keeps what memory says (it is newer than the read). Stamps are kept only while a
+  read is out (``begin_read`` / ``end_read``); a read older than ``READ_MAX_MS`` is not
+  applied (the runtime reads again), so should a read never come back, stamps older than
+  twice that may be dropped.
 * At most ``GRANT_UNITS_IN_FLIGHT`` grant units in flight per process, never two granting
   one row; a grant is conditioned on its row still waiting, so a waiter that left meanwhile
   (killed, finished) fails the unit, which re-reads the rows.
