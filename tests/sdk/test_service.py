@@ -238,23 +238,35 @@ def test_malformed_requests_are_protocol_errors() -> None:
 # -- the package surface ---------------------------------------------------------------------
 
 PUBLIC = [
+    "ALL_COMPLETED",
     "AsgiApp",
+    "BatchItem",
+    "BatchResult",
+    "BytesSerde",
+    "CallHandle",
     "Context",
     "DurableFuture",
     "DurablePromise",
     "Endpoint",
+    "FIRST_COMPLETED",
+    "FIRST_ERROR",
     "InProcessEndpoint",
     "JournalMismatchError",
+    "JsonSerde",
     "Limit",
     "RetryPolicy",
+    "SendHandle",
+    "Serde",
     "Service",
     "Suspended",
     "TerminalError",
     "VirtualObject",
     "Workflow",
+    "as_completed",
     "gather",
     "select",
     "step_retry",
+    "wait",
 ]
 
 

@@ -30,9 +30,22 @@ class Entry(TypedDict, total=False):
     delay_ms: int
     duration_ms: int
     wake_at: int
-    #: ``input`` only: the ingress request's headers (lower-case names), redacted before they
-    #: were journaled (docs/auth.md); absent when the invocation did not come from the ingress.
+    #: ``input``: the ingress request's headers (lower-case names), redacted before they
+    #: were journaled (docs/auth.md), or those its caller's ``call``/``send`` gave it;
+    #: ``call``/``send``: the headers the callee's input carries.
     headers: dict[str, str]
+    #: Any entry of a fan-out branch (docs/sdk.md): the child context it belongs to; each
+    #: context replays its own entries in order. Absent: the handler's own (root) context.
+    ctx: str
+    #: ``run`` only: the entry that starts a fan-out (``map``, ``parallel``, ``child``);
+    #: its branches' contexts are named after its index (docs/sdk.md).
+    child: str
+    #: ``sleep`` only: the timer between two attempts of the step ``name`` (run options):
+    #: ``{"attempt": failed so far, "since": first attempt's start (Unix ms), "error": ...}``.
+    retry: dict[str, Any]
+    #: ``run``/``sleep`` with ``limit``: the index of the permit entry it gives back, when
+    #: that is not the entry just before it.
+    permit: int
     #: ``signal`` only (Restate's SendSignal): the signal number (1 cancel, 17+ an awakeable)
     #: or the name of a named signal; ``id`` is the target invocation.
     signal: int

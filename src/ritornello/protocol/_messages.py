@@ -261,6 +261,12 @@ class HandlerInfo:
     retry: RetryPolicy | None = None
     #: The limit every invocation of it holds a permit of while it runs (docs/limits.md).
     limit: str | None = None
+    #: Set when the handler takes raw bytes (journaled as base64 text): their content type.
+    #: The ingress then takes any body, as it arrives. None: a JSON input.
+    input_content_type: str | None = None
+    #: Set when the handler answers raw bytes (journaled as base64 text): the content type
+    #: the ingress answers them with. None: a JSON output.
+    output_content_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +342,8 @@ class DiscoveryResponse:
                         kind=h.get("kind", "exclusive"),
                         retry=None if retry is None else RetryPolicy.from_dict(retry),
                         limit=_limit_name(h),
+                        input_content_type=_content_type(h, "input_content_type"),
+                        output_content_type=_content_type(h, "output_content_type"),
                     )
                 )
             limits = s.get("limits") or {}
@@ -369,6 +377,10 @@ def _handler_dict(h: HandlerInfo) -> dict[str, Any]:
         out["retry"] = h.retry.to_dict()
     if h.limit is not None:
         out["limit"] = h.limit
+    if h.input_content_type is not None:
+        out["input_content_type"] = h.input_content_type
+    if h.output_content_type is not None:
+        out["output_content_type"] = h.output_content_type
     return out
 
 
@@ -390,3 +402,17 @@ def _limit_name(obj: dict[str, Any]) -> str | None:
     if limit is not None and (not isinstance(limit, str) or not limit):
         raise ProtocolError(f"limit of {obj.get('name')!r} must be a limit's name")
     return limit
+
+
+def _content_type(h: dict[str, Any], name: str) -> str | None:
+    value = h.get(name)
+    if value is not None and (
+        not isinstance(value, str) or not value.strip() or not _header_text(value)
+    ):
+        raise ProtocolError(f"{name} of handler {h.get('name')!r} must be a content type")
+    return value
+
+
+def _header_text(value: str) -> bool:
+    """Whether ``value`` can be an HTTP header's value: printable ASCII."""
+    return value.isascii() and value.isprintable()

@@ -9,11 +9,23 @@ import logging
 
 from ritornello.protocol import RetryPolicy
 from ritornello.sdk._asgi import AsgiApp
-from ritornello.sdk._combinators import gather, select
+from ritornello.sdk._combinators import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    FIRST_ERROR,
+    as_completed,
+    gather,
+    select,
+    wait,
+)
 from ritornello.sdk._context import Context
 from ritornello.sdk._endpoint import Endpoint, InProcessEndpoint
+from ritornello.sdk._fanout import BatchItem, BatchResult
 from ritornello.sdk._futures import DurableFuture
-from ritornello.sdk._invocation import DurablePromise, step_retry
+from ritornello.sdk._handles import CallHandle, SendHandle
+from ritornello.sdk._invocation import DurablePromise
+from ritornello.sdk._run_options import step_retry
+from ritornello.sdk._serde import BytesSerde, JsonSerde, Serde
 from ritornello.sdk._service import Limit, Service, VirtualObject, Workflow
 from ritornello.sdk.errors import JournalMismatchError, Suspended, TerminalError
 
@@ -21,21 +33,33 @@ from ritornello.sdk.errors import JournalMismatchError, Suspended, TerminalError
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_ERROR",
     "AsgiApp",
+    "BatchItem",
+    "BatchResult",
+    "BytesSerde",
+    "CallHandle",
     "Context",
     "DurableFuture",
     "DurablePromise",
     "Endpoint",
     "InProcessEndpoint",
     "JournalMismatchError",
+    "JsonSerde",
     "Limit",
     "RetryPolicy",
+    "SendHandle",
+    "Serde",
     "Service",
     "Suspended",
     "TerminalError",
     "VirtualObject",
     "Workflow",
+    "as_completed",
     "gather",
     "select",
     "step_retry",
+    "wait",
 ]

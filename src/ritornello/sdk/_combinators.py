@@ -21,17 +21,23 @@ completions, never a wall-clock race.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
 from ritornello.protocol import Failure
-from ritornello.sdk._futures import DurableFuture, StepFuture
+from ritornello.sdk._futures import DurableFuture, wait_or_suspend
 from ritornello.sdk._invocation import _IN_STEP
 from ritornello.sdk._machine import Machine
 from ritornello.sdk.errors import TerminalError
 
-#: The name of the ``run`` entry that journals a select's choice.
+#: The names of the ``run`` entries that journal a select's, a wait's, an as_completed's choice.
 SELECT_ENTRY = "select"
+WAIT_ENTRY = "wait"
+AS_COMPLETED_ENTRY = "as_completed"
+#: ``wait``'s ``return_when``.
+FIRST_COMPLETED = "first_completed"
+FIRST_ERROR = "first_error"
+ALL_COMPLETED = "all_completed"
 
 
 def gather(*futures: DurableFuture[Any]) -> Coroutine[Any, Any, list[Any]]:
@@ -79,8 +85,9 @@ def _check(what: str, labelled: list[tuple[str, object]]) -> Machine | None:
 
 
 def _executing(futures: Iterable[DurableFuture[Any]]) -> set[asyncio.Task[Any]]:
-    """The tasks of the steps among ``futures`` still executing in this attempt."""
-    return {f.task for f in futures if isinstance(f, StepFuture) and not f.done()}
+    """The tasks of the steps and fan-outs among ``futures`` still executing in this
+    attempt."""
+    return {task for f in futures if (task := f.executing()) is not None}
 
 
 def _incomplete(futures: Iterable[DurableFuture[Any]]) -> list[int]:
@@ -126,21 +133,59 @@ async def _gather(machine: Machine | None, futures: tuple[DurableFuture[Any], ..
             # Whether an earlier failure or this one is raised depends on this future: wait.
             waiting = _incomplete(futures)
             _raise_if_cancelled(machine, waiting)
-            raise machine.suspend(waiting)
+            await wait_or_suspend(machine, waiting)
         results.append(await future)
     return results
 
 
 async def _select(machine: Machine, futures: dict[str, DurableFuture[Any]]) -> tuple[str, Any]:
+    def first_done(done: list[str]) -> str | None:
+        return min(done, key=lambda n: futures[n].index) if done else None
+
+    chosen = await _decision(machine, futures, SELECT_ENTRY, first_done, _one_of(futures))
+    return chosen, await futures[chosen]
+
+
+def _one_of(futures: dict[str, DurableFuture[Any]]) -> Callable[[Any], list[str] | None]:
+    """Checks a journaled select or as_completed choice: the names it chose, or None."""
+    return lambda chosen: [chosen] if isinstance(chosen, str) and chosen in futures else None
+
+
+async def _decision(
+    machine: Machine,
+    futures: dict[str, DurableFuture[Any]],
+    entry: str,
+    decide: Callable[[list[str]], Any],
+    chosen: Callable[[Any], list[str] | None],
+) -> Any:
+    """Wait until ``decide(names of the done futures, in argument order)`` is not None, and
+    journal that decision as a ``run`` entry named ``entry`` (a replay returns the journaled
+    one, after checking with ``chosen`` that it names futures that have their results).
+
+    Until then: wait for an executing step or fan-out among them to finish, else suspend (or
+    park) on every incomplete one."""
     machine.check_open()
     _raise_if_replayed_cancel(machine, futures.values())
-    index = machine.next_index
-    if index < machine.journal_length:
-        return await _replay_choice(machine, index, futures)
+    if machine.replaying:
+        index, journaled = machine.record({"kind": "run", "name": entry})
+        value = (journaled or {}).get("value")
+        names = chosen(value)
+        listed = ", ".join(repr(name) for name in futures)
+        if names is None:
+            raise machine.diverge(
+                index, f"the journal's {entry} chose {value!r}, the handler waits on {listed}"
+            )
+        for name in names:
+            if not futures[name].done():
+                raise machine.diverge(
+                    index,
+                    f"the journal's {entry} chose {name!r} (index {futures[name].index}), "
+                    "which has no result on replay",
+                )
+        return value
     while True:
-        done = [(f.index, i, name) for i, (name, f) in enumerate(futures.items()) if f.done()]
-        if done:
-            chosen = min(done)[2]
+        decision = decide([name for name, f in futures.items() if f.done()])
+        if decision is not None:
             break
         executing = _executing(futures.values())
         if executing:
@@ -149,28 +194,77 @@ async def _select(machine: Machine, futures: dict[str, DurableFuture[Any]]) -> t
             continue
         waiting = _incomplete(futures.values())
         _raise_if_cancelled(machine, waiting)
-        raise machine.suspend(waiting)
-    index, _ = machine.record({"kind": "run", "name": SELECT_ENTRY, "value": chosen})
+        await wait_or_suspend(machine, waiting)
+    index, _ = machine.record({"kind": "run", "name": entry, "value": decision})
     # A choice made from what arrived is a decision a replay might not reproduce by itself.
     machine.decided(index)
-    return chosen, await futures[chosen]
+    return decision
 
 
-async def _replay_choice(
-    machine: Machine, index: int, futures: dict[str, DurableFuture[Any]]
-) -> tuple[str, Any]:
-    _, journaled = machine.record({"kind": "run", "name": SELECT_ENTRY})
-    chosen = (journaled or {}).get("value")
-    names = ", ".join(repr(name) for name in futures)
-    if not isinstance(chosen, str) or chosen not in futures:
-        raise machine.diverge(
-            index, f"the journal's select chose {chosen!r}, the handler selects among {names}"
+def wait(
+    *futures: DurableFuture[Any], return_when: str = ALL_COMPLETED
+) -> Coroutine[Any, Any, tuple[list[DurableFuture[Any]], list[DurableFuture[Any]]]]:
+    """Wait until ``return_when`` holds: ``FIRST_COMPLETED`` (one is done), ``FIRST_ERROR``
+    (one failed, or all are done) or ``ALL_COMPLETED``; returns ``(done, pending)``, each in
+    argument order. Raises nothing itself: await a done future for its result or error.
+
+    Like ``select``, the decision is taken from the journal, never by a race, and journaled
+    (a ``run`` entry named ``wait`` listing the done futures' argument positions)."""
+    if return_when not in (FIRST_COMPLETED, FIRST_ERROR, ALL_COMPLETED):
+        raise ValueError(
+            "return_when must be FIRST_COMPLETED, FIRST_ERROR or ALL_COMPLETED, "
+            f"not {return_when!r}"
         )
-    future = futures[chosen]
-    if not future.done():
-        raise machine.diverge(
-            index,
-            f"the journal's select chose {chosen!r} (index {future.index}), which has no result "
-            "on replay",
+    machine = _check("wait", [(f"argument {i}", f) for i, f in enumerate(futures)])
+    return _wait(machine, futures, return_when)
+
+
+async def _wait(
+    machine: Machine | None, futures: tuple[DurableFuture[Any], ...], return_when: str
+) -> tuple[list[DurableFuture[Any]], list[DurableFuture[Any]]]:
+    if machine is None:
+        return [], []
+    named = {str(i): f for i, f in enumerate(futures)}
+
+    def ready(done: list[str]) -> list[int] | None:
+        complete = len(done) == len(named)
+        if return_when == FIRST_COMPLETED and not done:
+            return None
+        if return_when == FIRST_ERROR and not complete and not any(named[n].failed() for n in done):
+            return None
+        if return_when == ALL_COMPLETED and not complete:
+            return None
+        return sorted(int(n) for n in done)
+
+    def journaled(value: Any) -> list[str] | None:
+        if not isinstance(value, list) or not all(
+            type(i) is int and 0 <= i < len(futures) for i in value
+        ):
+            return None
+        return [str(i) for i in value]
+
+    positions = await _decision(machine, named, WAIT_ENTRY, ready, journaled)
+    done = set(positions)
+    return (
+        [f for i, f in enumerate(futures) if i in done],
+        [f for i, f in enumerate(futures) if i not in done],
+    )
+
+
+async def as_completed(*futures: DurableFuture[Any]) -> AsyncIterator[DurableFuture[Any]]:
+    """Yield the futures as they complete (await each for its result or error): the order
+    is decided like ``select``'s (the done future with the lowest journal index first) and
+    journaled, one ``run`` entry named ``as_completed`` per future."""
+    machine = _check("as_completed", [(f"argument {i}", f) for i, f in enumerate(futures)])
+    if machine is None:
+        return
+    remaining = {str(i): f for i, f in enumerate(futures)}
+    while remaining:
+
+        def first_done(done: list[str]) -> str | None:
+            return min(done, key=lambda n: remaining[n].index) if done else None
+
+        name = await _decision(
+            machine, remaining, AS_COMPLETED_ENTRY, first_done, _one_of(remaining)
         )
-    return chosen, await future
+        yield remaining.pop(name)

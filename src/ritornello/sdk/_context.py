@@ -7,14 +7,20 @@ makes them: that order must be the same on every replay.
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from ritornello.sdk._futures import DurableFuture
+
+if TYPE_CHECKING:
+    from ritornello.sdk._fanout import BatchResult
+    from ritornello.sdk._handles import CallHandle, SendHandle
+    from ritornello.sdk._serde import Serde
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -50,26 +56,16 @@ class Context(ABC):
         schedule, or an old journal. Restate's ``ctx.request().headers``.
         """
 
+    @property
+    @abstractmethod
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger that drops what is logged while the handler replays (at every level, on
+        every transport), each record carrying ``invocation_id``, ``target``, ``attempt``,
+        ``journal_index`` and ``step``. It adapts ``ritornello.handler.<Service>``."""
+
     # -- steps ---------------------------------------------------------------------------------
 
-    # With run options (``limit=``): the arguments passed on to ``fn`` are not checked
-    # (a ParamSpec's ``**kwargs`` cannot sit beside a keyword of ``run``'s own).
-    @overload
-    def run(
-        self,
-        name: str,
-        fn: Callable[..., Coroutine[Any, Any, T]],
-        /,
-        *args: Any,
-        limit: str,
-        **kwargs: Any,
-    ) -> DurableFuture[T]: ...
-
-    @overload
-    def run(
-        self, name: str, fn: Callable[..., T], /, *args: Any, limit: str, **kwargs: Any
-    ) -> DurableFuture[T]: ...
-
+    # Without run options, the arguments passed on to ``fn`` are checked against it.
     @overload
     def run(
         self,
@@ -85,6 +81,45 @@ class Context(ABC):
         self, name: str, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
     ) -> DurableFuture[T]: ...
 
+    # With run options they are not (a ParamSpec's ``**kwargs`` cannot sit beside keywords
+    # of ``run``'s own). mypy finds the first two broader, yet at a call site an option
+    # that ``fn`` does not take fails them and lands here, as meant.
+    @overload
+    def run(  # type: ignore[overload-cannot-match]
+        self,
+        name: str,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: Any,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(  # type: ignore[overload-cannot-match]
+        self,
+        name: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
     @abstractmethod
     def run(
         self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
@@ -93,24 +128,95 @@ class Context(ABC):
 
         The step starts now, not when awaited. A sync ``fn`` runs in a worker thread, an async
         one on the event loop. On replay the journaled result is returned and ``fn`` is not
-        called. A ``TerminalError`` raised by ``fn`` is journaled and raised to the handler;
-        any other exception fails the attempt (retried). The result must be JSON.
+        called. A ``TerminalError`` raised by ``fn`` is journaled and raised to the handler.
 
-        ``limit="NAME"`` (taken by ``run``, not passed to ``fn``): the step waits for a permit
-        of the named limit before it runs (suspended meanwhile: on Lambda nothing is billed)
-        and gives it back once its result is journaled (docs/limits.md). A limit that is not
-        defined fails the step with a ``TerminalError`` (404) before ``fn`` runs.
+        The result is journaled as JSON and handed back typed by ``fn``'s return annotation
+        or ``type_hint`` (dataclasses, pydantic models, enums, datetimes, ``Decimal``,
+        ``bytes``...), or by ``serde``: the same value on the first run and on every replay.
+
+        Run options (taken by ``run``, not passed to ``fn``): with any of ``max_attempts``,
+        ``max_retry_duration``, ``initial_retry_interval`` (default 50 ms),
+        ``max_retry_interval`` (default 10 s), ``retry_interval_factor`` (default 2), an
+        exception from ``fn`` is retried after a durable timer (the invocation suspends in
+        between), and once they are exhausted the step fails with a ``TerminalError`` (500)
+        the handler can catch. Without them any other exception fails the attempt, retried
+        by the handler's retry policy.
+
+        ``limit="NAME"``: the step waits for a permit of the named limit before it runs
+        (suspended meanwhile: on Lambda nothing is billed) and gives it back once its result
+        is journaled (docs/limits.md). A limit that is not defined fails the step with a
+        ``TerminalError`` (404) before ``fn`` runs.
         """
+
+    # -- fan-out -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def child(
+        self,
+        name: str,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: Any,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+    ) -> DurableFuture[T]:
+        """Run ``fn(ctx, *args)`` in a child context: its entries are journaled apart (in
+        context ``name``), so it may run beside other work of the handler; its result (or
+        ``TerminalError``) is journaled and replayed without running it again."""
+
+    @abstractmethod
+    def map(
+        self,
+        name: str,
+        items: Iterable[Any],
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *,
+        max_concurrency: int | None = None,
+        min_successful: int | None = None,
+        tolerated_failures: int | None = None,
+        tolerated_failure_percentage: float | None = None,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+    ) -> DurableFuture[BatchResult[T]]:
+        """Run ``fn(ctx, item)`` for every item, each in its own child context (``NAME[i]``),
+        at most ``max_concurrency`` at once; ends when all finished, when ``min_successful``
+        succeeded, or when failures pass ``tolerated_failures`` /
+        ``tolerated_failure_percentage`` (docs/sdk.md). Every branch's status and result is
+        in the ``BatchResult``; a failed branch does not raise by itself
+        (``result.raise_if_failed()``)."""
+
+    @abstractmethod
+    def parallel(
+        self,
+        name: str,
+        /,
+        *branches: Callable[..., Coroutine[Any, Any, T]],
+        max_concurrency: int | None = None,
+        min_successful: int | None = None,
+        tolerated_failures: int | None = None,
+        tolerated_failure_percentage: float | None = None,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+    ) -> DurableFuture[BatchResult[T]]:
+        """Run each ``branch(ctx)`` in its own child context, under the same completion
+        policy as :meth:`map`."""
 
     # -- state (virtual objects) ---------------------------------------------------------------
 
     @abstractmethod
-    def get(self, key: str, default: Any = None) -> DurableFuture[Any]:
-        """The value of state ``key`` (``default`` when absent)."""
+    def get(
+        self, key: str, default: Any = None, *, type_hint: Any = None, serde: Serde | None = None
+    ) -> DurableFuture[Any]:
+        """The value of state ``key`` (``default`` when absent), typed by ``type_hint`` or
+        ``serde`` (else plain JSON)."""
 
     @abstractmethod
-    def set(self, key: str, value: Any) -> None:
-        """Set state ``key`` to the JSON value ``value`` (exclusive handlers only)."""
+    def set(
+        self, key: str, value: Any, *, type_hint: Any = None, serde: Serde | None = None
+    ) -> None:
+        """Set state ``key`` to ``value`` (exclusive handlers only), journaled as JSON (or
+        through ``serde``)."""
 
     @abstractmethod
     def clear(self, key: str) -> None:
@@ -133,9 +239,13 @@ class Context(ABC):
         arg: Any = None,
         key: str | None = None,
         *,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
         priority: int | None = None,
         limit_key: str | None = None,
-    ) -> DurableFuture[T]: ...
+    ) -> CallHandle[T]: ...
 
     @overload
     def call(
@@ -144,9 +254,13 @@ class Context(ABC):
         arg: Any = None,
         key: str | None = None,
         *,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
         priority: int | None = None,
         limit_key: str | None = None,
-    ) -> DurableFuture[Any]: ...
+    ) -> CallHandle[Any]: ...
 
     @abstractmethod
     def call(
@@ -155,13 +269,21 @@ class Context(ABC):
         arg: Any = None,
         key: str | None = None,
         *,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
         priority: int | None = None,
         limit_key: str | None = None,
-    ) -> DurableFuture[Any]:
-        """Invoke a handler and wait for its result.
+    ) -> CallHandle[Any]:
+        """Invoke a handler; the handle awaits its result and knows its ``invocation_id``
+        (``await handle.cancel()`` cancels it).
 
         ``target`` is a decorated handler function or ``"Service/handler"``; ``key`` names the
-        virtual object. A callee's TerminalError is raised here as a TerminalError.
+        virtual object. The result is typed by the callee's return annotation (or
+        ``type_hint``/``serde``). A callee's TerminalError is raised here as a TerminalError.
+        ``idempotency_key``: the callee is the invocation this key already names for that
+        target, if there is one. ``headers``: the callee sees them as ``ctx.headers``.
         ``priority`` (0-10, higher first; default 5) and ``limit_key`` (the instance of a
         per-key limit) order and place the callee's waits for permits (docs/limits.md).
         """
@@ -174,11 +296,24 @@ class Context(ABC):
         key: str | None = None,
         delay: timedelta | float | None = None,
         *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
         priority: int | None = None,
         limit_key: str | None = None,
-    ) -> str:
-        """Invoke a handler without waiting (after ``delay``); returns the callee's id.
-        ``priority`` and ``limit_key`` as for ``call``."""
+    ) -> SendHandle:
+        """Invoke a handler without waiting (after ``delay``); the handle knows the callee's
+        ``invocation_id``, cancels it and attaches to its result. Options as for ``call``."""
+
+    @abstractmethod
+    def attach(self, invocation_id: str, *, type_hint: Any = None) -> DurableFuture[Any]:
+        """The result of the invocation ``invocation_id`` (any invocation, however it
+        started), once it finished: its value, or its TerminalError."""
+
+    @abstractmethod
+    def cancel(self, invocation_id: str) -> DurableFuture[None]:
+        """Cancel the invocation ``invocation_id``: it gets a ``TerminalError`` (409) where
+        it waits next, and may compensate. Nothing happens to a finished one. Takes effect
+        once this attempt's entries are committed."""
 
     @abstractmethod
     def sleep(self, duration: timedelta | float) -> DurableFuture[None]:
@@ -187,14 +322,23 @@ class Context(ABC):
     # -- awakeables ----------------------------------------------------------------------------
 
     @abstractmethod
-    def awakeable(self) -> tuple[str, DurableFuture[Any]]:
+    def awakeable(
+        self, *, type_hint: Any = None, serde: Serde | None = None
+    ) -> tuple[str, DurableFuture[Any]]:
         """An id to hand to the outside world and a future that completes when someone resolves
         (or rejects) that id: another handler through :meth:`resolve_awakeable`, or anyone
         through the ingress (``POST /restate/awakeables/{id}/resolve``). The id is unguessable
         and journaled, so it is the same on every replay."""
 
     @abstractmethod
-    def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
+    def resolve_awakeable(
+        self,
+        awakeable_id: str,
+        value: Any = None,
+        *,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+    ) -> None:
         """Complete an awakeable with ``value`` (takes effect when this step is committed)."""
 
     @abstractmethod

@@ -8,15 +8,21 @@ That is all a ``gather``/``select`` needs: wait for the running steps, return wh
 suspend with every ``waiting_on()`` index when nothing else can progress.
 
 Awaiting a future after the attempt ended re-raises the ending signal.
+
+Inside a fan-out branch (``ctx.map``, ``ctx.parallel``) an await that would suspend the
+attempt parks the branch instead (:data:`PARK`): the fan-out suspends once every branch is
+parked or finished, on all their indices at once, so one attempt takes every branch as far
+as it can go.
 """
 
 from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from ritornello.protocol import Failure
 from ritornello.sdk._machine import Machine
@@ -24,6 +30,21 @@ from ritornello.sdk._serde import json_copy
 from ritornello.sdk.errors import TerminalError
 
 T = TypeVar("T")
+
+#: Set in a fan-out branch: parks the branch waiting on the given indices (never returns; the
+#: fan-out ends the attempt or drops the branch). Unset: the attempt suspends at once.
+PARK: ContextVar[Callable[[Sequence[int]], Awaitable[NoReturn]] | None] = ContextVar(
+    "ritornello_park", default=None
+)
+
+
+async def wait_or_suspend(machine: Machine, waiting: Sequence[int]) -> NoReturn:
+    """Wait on ``waiting`` (indices only the orchestrator can complete): park the current
+    branch if in one, else end the attempt suspended on them."""
+    park = PARK.get()
+    if park is not None:
+        await park(waiting)
+    raise machine.suspend(waiting)
 
 
 class DurableFuture(ABC, Generic[T]):
@@ -47,6 +68,14 @@ class DurableFuture(ABC, Generic[T]):
     def waiting_on(self) -> int | None:
         """The index whose completion only the orchestrator can bring, if not done."""
         return None
+
+    def executing(self) -> asyncio.Task[Any] | None:
+        """The task still working on it in this attempt (a step, a fan-out), if any."""
+        return None
+
+    def failed(self) -> bool:
+        """Done, and awaiting it raises a ``TerminalError``."""
+        return False
 
     def __await__(self) -> Generator[Any, None, T]:
         return self._result().__await__()
@@ -84,6 +113,9 @@ class ReadyFuture(DurableFuture[T]):
     def done(self) -> bool:
         return True
 
+    def failed(self) -> bool:
+        return self._failure is not None
+
     async def _resolve(self) -> T:
         if self._failure is not None:
             _raise_failure(self._failure)
@@ -103,13 +135,21 @@ class StepOutcome:
 
 
 class StepFuture(DurableFuture[T]):
-    """A step executing in this attempt (an asyncio task that journals its own result)."""
+    """A step executing in this attempt (an asyncio task that journals its own result);
+    ``convert`` turns the journaled JSON value into the handler's value."""
 
-    __slots__ = ("_task",)
+    __slots__ = ("_convert", "_task")
 
-    def __init__(self, machine: Machine, index: int, task: asyncio.Task[StepOutcome]) -> None:
+    def __init__(
+        self,
+        machine: Machine,
+        index: int,
+        task: asyncio.Task[StepOutcome],
+        convert: Callable[[Any], T] = json_copy,
+    ) -> None:
         super().__init__(machine, index)
         self._task = task
+        self._convert = convert
 
     @property
     def task(self) -> asyncio.Task[StepOutcome]:
@@ -119,18 +159,24 @@ class StepFuture(DurableFuture[T]):
     def done(self) -> bool:
         return self._task.done()
 
+    def executing(self) -> asyncio.Task[Any] | None:
+        return None if self._task.done() else self._task
+
+    def failed(self) -> bool:
+        return self._task.done() and self._task.result().failure is not None
+
     async def _resolve(self) -> T:
         outcome = await asyncio.shield(self._task)
         if outcome.crashed or outcome.stopped or self._machine.ended:
             raise self._machine.signal()
         if outcome.failure is not None:
             _raise_failure(outcome.failure)
-        value: T = json_copy(outcome.value)
-        return value
+        return self._convert(outcome.value)
 
 
 class CompletionFuture(DurableFuture[T]):
-    """A ``call`` or ``sleep``: complete iff the request carries a completion for its index."""
+    """A ``call`` or ``sleep``: complete iff the request carries a completion for its index.
+    ``convert`` turns the completion's JSON value (a private copy) into the handler's."""
 
     __slots__ = ("_convert",)
 
@@ -144,13 +190,17 @@ class CompletionFuture(DurableFuture[T]):
     def waiting_on(self) -> int | None:
         return None if self.done() else self._index
 
+    def failed(self) -> bool:
+        completion = self._machine.completion(self._index)
+        return completion is not None and "failure" in completion
+
     async def _resolve(self) -> T:
         cancelled = self._machine.cancel_point(self._index)
         if cancelled is not None:
             _raise_failure(cancelled)
         completion = self._machine.completion(self._index)
         if completion is None:
-            raise self._machine.suspend([self._index])
+            await wait_or_suspend(self._machine, [self._index])
         if "failure" in completion:
             _raise_failure(completion["failure"])
-        return self._convert(json_copy(completion.get("value")))
+        return self._convert(completion.get("value"))

@@ -8,27 +8,35 @@ object's state (the request's eager state, kept current by this attempt's sets a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from ritornello.protocol import (
     Entry,
     Failure,
     InvokeRequest,
-    RetryPolicy,
     derive_id,
     new_awakeable_id,
     parse_awakeable_id,
 )
 from ritornello.sdk._context import Context
+from ritornello.sdk._fanout import (
+    BatchResult,
+    FanOut,
+    Policy,
+    branch_hint,
+    map_branches,
+    parallel_branches,
+)
 from ritornello.sdk._futures import (
     CompletionFuture,
     DurableFuture,
@@ -36,8 +44,18 @@ from ritornello.sdk._futures import (
     StepFuture,
     StepOutcome,
 )
+from ritornello.sdk._handles import CallHandle, SendHandle
+from ritornello.sdk._logger import LOGGER_PREFIX, ReplayAwareLogger
 from ritornello.sdk._machine import Machine
-from ritornello.sdk._serde import from_json, json_copy, to_json
+from ritornello.sdk._run_options import (
+    ERROR_CHARS,
+    RUN_OPTIONS,
+    StepRetry,
+    is_retry_timer,
+    millis,
+    step_retry_of,
+)
+from ritornello.sdk._serde import decode, encode, return_hint
 from ritornello.sdk._service import HandlerSpec, handler_spec
 from ritornello.sdk.errors import TerminalError
 
@@ -59,40 +77,8 @@ def _wall_clock() -> float:
     return time.time()
 
 
-def _millis(duration: timedelta | float, what: str) -> int:
-    if isinstance(duration, timedelta):
-        ms = round(duration.total_seconds() * 1000)
-    elif isinstance(duration, (int, float)) and not isinstance(duration, bool):
-        ms = round(duration * 1000)
-    else:
-        raise TypeError(f"{what} must be a timedelta or seconds, not {type(duration).__name__}")
-    if ms < 0:
-        raise ValueError(f"{what} must not be negative")
-    return ms
-
-
-STEP_RETRY_ATTR = "__ritornello_step_retry__"
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def step_retry(policy: RetryPolicy) -> Callable[[F], F]:
-    """Retry a step function in place: ``ctx.run`` calls it up to ``policy.max_attempts``
-    times with exponential backoff, then journals a TerminalError (500) the handler can catch.
-    Without it a failing step fails the whole attempt, retried by the handler's policy."""
-    if not isinstance(policy, RetryPolicy) or policy.max_attempts is None:
-        raise ValueError("step_retry needs a RetryPolicy with max_attempts")
-
-    def mark(fn: F) -> F:
-        setattr(fn, STEP_RETRY_ATTR, policy)
-        return fn
-
-    return mark
-
-
-def _step_backoff_s(policy: RetryPolicy, failed_attempt: int) -> float:
-    initial = policy.initial_interval_ms or 50
-    cap = policy.max_interval_ms or 60_000
-    return min(cap, initial * (policy.factor or 2.0) ** (failed_attempt - 1)) / 1000
+def _wall_ms() -> int:
+    return int(_wall_clock() * 1000)
 
 
 class DurablePromise:
@@ -104,17 +90,21 @@ class DurablePromise:
         self._ctx = ctx
         self.name = name
 
-    def value(self) -> DurableFuture[Any]:
-        """Wait until the promise is resolved (its value) or rejected (a TerminalError)."""
-        return self._ctx._promise_get(self.name)
+    def value(self, type_hint: Any = None, serde: Any = None) -> DurableFuture[Any]:
+        """Wait until the promise is resolved (its value, typed by ``type_hint`` or
+        ``serde``) or rejected (a TerminalError)."""
+        return self._ctx._promise_get(self.name, type_hint, serde)
 
-    def peek(self) -> DurableFuture[Any]:
+    def peek(self, type_hint: Any = None, serde: Any = None) -> DurableFuture[Any]:
         """The value now, or None if not resolved yet (a rejection raises TerminalError)."""
-        return self._ctx._promise_peek(self.name)
+        return self._ctx._promise_peek(self.name, type_hint, serde)
 
-    def resolve(self, value: Any = None) -> DurableFuture[None]:
+    def resolve(
+        self, value: Any = None, type_hint: Any = None, serde: Any = None
+    ) -> DurableFuture[None]:
         """Resolve it; awaiting raises TerminalError (409) if it was already completed."""
-        return self._ctx._promise_complete(self.name, {"value": to_json(value)})
+        encoded = encode(value, type_hint, serde)
+        return self._ctx._promise_complete(self.name, {"value": encoded})
 
     def reject(self, reason: str) -> DurableFuture[None]:
         """Reject it: waiters get a TerminalError with ``reason``."""
@@ -144,6 +134,9 @@ class InvocationContext(Context):
         #: steps started in this attempt whose results are not known persisted, by index
         self._steps: dict[int, asyncio.Task[StepOutcome]] = {}
         self._random: random.Random | None = None
+        self._logger: ReplayAwareLogger | None = None
+        #: fan-outs running in this attempt (dropped when the attempt ends)
+        self._children: set[asyncio.Task[Any]] = set()
 
     @property
     def invocation_id(self) -> str:
@@ -162,8 +155,30 @@ class InvocationContext(Context):
         headers = self._request.journal[0].get("headers")
         return MappingProxyType(headers if isinstance(headers, dict) else {})
 
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        if self._logger is None:
+            spec = self._spec
+            fields = {
+                "invocation_id": self.invocation_id,
+                "target": spec.target,
+                "attempt": self.attempt,
+            }
+            base = logging.getLogger(f"{LOGGER_PREFIX}.{spec.service}")
+            self._logger = ReplayAwareLogger(
+                base, self._machine, fields, lambda: (_IN_STEP.get(), STEP_INDEX.get())
+            )
+        return self._logger
+
     async def wait_for_steps(self) -> None:
-        """Wait until every step started in this attempt has finished (and journaled)."""
+        """Drop the fan-outs still running (the handler ended without awaiting them), then
+        wait until every step started in this attempt has finished (and journaled)."""
+        children = list(self._children)
+        for task in children:
+            task.cancel()
+        for task in children:
+            with contextlib.suppress(BaseException):
+                await task
         while pending := [t for t in self._steps.values() if not t.done()]:
             await asyncio.wait(pending)
 
@@ -179,107 +194,132 @@ class InvocationContext(Context):
         self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> DurableFuture[Any]:
         self._enter()
-        limit = kwargs.pop("limit", None)
+        options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
         if not isinstance(name, str) or not callable(fn):
             raise TypeError("ctx.run(name, fn, *args, **kwargs): name a str, fn a callable")
-        if limit is not None:
-            refused = self._permit(limit)
-            if refused is not None:
-                return refused
+        limit = options.get("limit")
+        if limit is not None and (not isinstance(limit, str) or not limit):
+            raise TypeError("ctx.run(..., limit=NAME): the limit's name is a non-empty str")
+        retry = step_retry_of(options, fn)
+        hint = options.get("type_hint")
+        hint = return_hint(fn) if hint is None else hint
+        serde = options.get("serde")
+        machine = self._machine
+
+        def convert(value: Any) -> Any:
+            return _decoded(value, hint, serde, f"step {name!r}")
+
+        failed, since, permit = 0, None, None
+        while True:  # past the permits and retry timers of earlier attempts of this step
+            if limit is not None:
+                permit, refused = self._permit(limit)
+                if refused is not None:
+                    return refused
+            timer = machine.peek()
+            if not is_retry_timer(timer, name):
+                break
+            index, journaled = machine.record({"kind": "sleep", "name": name})
+            info = (journaled or {}).get("retry") or {}
+            failed = int(info.get("attempt", failed + 1))
+            since = since if since is not None else info.get("since")
+            cancelled = machine.cancel_point(index)
+            if cancelled is not None:
+                return ReadyFuture(machine, index, None, cancelled)
+            if machine.completion(index) is None:
+                raise machine.suspend([index])
         first = (
             self._step_checkpoints
-            and self._machine.next_index >= self._machine.journal_length
-            and (self._machine.unpersisted_decision or any(t.done() for t in self._steps.values()))
+            and machine.next_index >= machine.journal_length
+            and (machine.unpersisted_decision or any(t.done() for t in self._steps.values()))
         )
         if first and self._persist is None:
             # Durability "step": a step's side effects never start while an earlier step's
             # result is unpersisted. Checkpoint first; the next attempt replays up to here.
-            raise self._machine.checkpoint()
-        index, journaled = self._machine.reserve({"kind": "run", "name": name})
+            raise machine.checkpoint()
+        index, journaled = machine.reserve({"kind": "run", "name": name})
         if journaled is not None:
-            return ReadyFuture(
-                self._machine, index, json_copy(journaled.get("value")), journaled.get("failure")
-            )
-        # A streamed attempt persists first inside the step's task and goes on from there.
-        task = asyncio.create_task(
-            self._execute(index, name, fn, args, kwargs, persist=first, limit=limit)
+            failure = journaled.get("failure")
+            value = None if failure is not None else convert(journaled.get("value"))
+            return ReadyFuture(machine, index, value, failure)
+        step = _Step(
+            index, name, fn, args, kwargs, limit, permit, retry, hint, serde, failed, since
         )
+        # A streamed attempt persists first inside the step's task and goes on from there.
+        task = asyncio.create_task(self._execute(step, persist=first))
         self._steps[index] = task
-        self._machine.after_new_entry()
-        return StepFuture(self._machine, index, task)
+        machine.after_new_entry()
+        return StepFuture(machine, index, task, convert)
 
-    def _permit(self, limit: object) -> DurableFuture[Any] | None:
-        """Journal the ``permit`` entry a limited step waits on (docs/limits.md). None: the
-        permit is granted and the step may run (its ``run`` entry comes right after). A
-        refused permit (the limit is not defined) or a cancellation while waiting: the
-        step's future fails with it. Not granted yet: the attempt suspends here, at once, so
-        nothing after the step takes a position before the step has one."""
-        if not isinstance(limit, str) or not limit:
-            raise TypeError("ctx.run(..., limit=NAME): the limit's name is a non-empty str")
+    def _permit(self, limit: str) -> tuple[int, DurableFuture[Any] | None]:
+        """Journal the ``permit`` entry a limited step waits on (docs/limits.md): its index,
+        and None when the permit is granted and the step may run. A refused permit (the limit
+        is not defined) or a cancellation while waiting: a future failing with it. Not
+        granted yet: the attempt suspends here, at once, so nothing after the step takes a
+        position before the step has one."""
         machine = self._machine
         index, _ = machine.record({"kind": "permit", "name": limit})
         cancelled = machine.cancel_point(index)
         if cancelled is not None:
-            return ReadyFuture(machine, index, None, cancelled)
+            return index, ReadyFuture(machine, index, None, cancelled)
         granted = machine.completion(index)
         if granted is None:
             raise machine.suspend([index])
         failure = granted.get("failure")
         if failure is not None:
-            return ReadyFuture(machine, index, None, failure)
-        return None
+            return index, ReadyFuture(machine, index, None, failure)
+        return index, None
 
-    async def _execute(
-        self,
-        index: int,
-        name: str,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        persist: bool = False,
-        limit: str | None = None,
-    ) -> StepOutcome:
+    async def _execute(self, step: _Step, *, persist: bool = False) -> StepOutcome:
+        index, name = step.index, step.name
         if persist and not await self._persist_before(index):
             return StepOutcome(stopped=True)
         _IN_STEP.set(name)
         STEP_INDEX.set(index)
-        policy: RetryPolicy | None = getattr(fn, STEP_RETRY_ATTR, None)
-        attempt = 1
+        started_ms = _wall_ms()
+        fn = step.fn
         try:
-            while True:
-                try:
-                    if inspect.iscoroutinefunction(fn):
-                        result = await fn(*args, **kwargs)
-                    else:
-                        result = await asyncio.to_thread(fn, *args, **kwargs)
-                        if inspect.isawaitable(result):
-                            result = await result
-                    break
-                except TerminalError:
-                    raise
-                except Exception as exc:
-                    if policy is None or policy.max_attempts is None:
-                        raise  # the invocation's retry policy decides
-                    if attempt >= policy.max_attempts:
-                        raise TerminalError(
-                            f"step {name!r} failed {attempt} times: {type(exc).__name__}: {exc}",
-                            status_code=500,
-                        ) from exc
-                    logger.info("step %r attempt %d failed: %r; retrying", name, attempt, exc)
-                    await asyncio.sleep(_step_backoff_s(policy, attempt))
-                    attempt += 1
-            value = to_json(result)
+            if inspect.iscoroutinefunction(fn):
+                result = await fn(*step.args, **step.kwargs)
+            else:
+                result = await asyncio.to_thread(fn, *step.args, **step.kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+            value = encode(result, step.hint, step.serde)
         except TerminalError as exc:
             failure: Failure = {"code": exc.status_code, "message": exc.message}
-            self._machine.fill(index, _step_entry(name, limit, failure=failure))
+            self._machine.fill(index, step.entry(failure=failure))
             return StepOutcome(failure=failure)
         except Exception as exc:
+            if step.retry is not None:
+                return self._retry(step, exc, started_ms)
             logger.warning("step %r of %s failed", name, self.invocation_id, exc_info=True)
             self._machine.fail_step(f"{type(exc).__name__}: {exc}")
             return StepOutcome(crashed=True)
-        self._machine.fill(index, _step_entry(name, limit, value=value))
+        self._machine.fill(index, step.entry(value=value))
         return StepOutcome(value=value)
+
+    def _retry(self, step: _Step, exc: Exception, started_ms: int) -> StepOutcome:
+        """A step with run options failed: a durable timer before its next attempt, or, with
+        the options exhausted, its failure journaled (module ``_run_options``)."""
+        assert step.retry is not None
+        failed = step.failed + 1
+        since = step.since if isinstance(step.since, int) else started_ms
+        error = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
+        if step.retry.exhausted(failed, since, _wall_ms()):
+            logger.warning("step %r of %s failed %d times", step.name, self.invocation_id, failed)
+            message = f"step {step.name!r} failed after {failed} attempt(s): {error}"
+            failure: Failure = {"code": 500, "message": message}
+            self._machine.fill(step.index, step.entry(failure=failure))
+            return StepOutcome(failure=failure)
+        logger.info("step %r attempt %d failed: %s; retrying", step.name, failed, error)
+        timer: Entry = {
+            "kind": "sleep",
+            "name": step.name,
+            "duration_ms": step.retry.backoff_ms(failed),
+            "retry": {"attempt": failed, "since": since, "error": error},
+        }
+        self._machine.retry_step(step.index, step.released(timer))
+        return StepOutcome(stopped=True)
 
     async def _persist_before(self, index: int) -> bool:
         """Streamed attempts: persist what the step at ``index`` must follow (the new entries
@@ -305,6 +345,72 @@ class InvocationContext(Context):
                 self._steps = {i: t for i, t in self._steps.items() if i > index or not t.done()}
             return True
 
+    # -- fan-out -------------------------------------------------------------------------------
+
+    def child(
+        self,
+        name: str,
+        fn: Callable[..., Awaitable[Any]],
+        /,
+        *args: Any,
+        type_hint: Any = None,
+        serde: Any = None,
+    ) -> DurableFuture[Any]:
+        self._enter()
+        _check_name(name, "child")
+        hint = return_hint(fn) if type_hint is None else type_hint
+        branches = [(name, lambda: fn(self, *args))]
+        fan = FanOut(self._machine, name, "child", branches, Policy(), hint, serde)
+        return fan.start(self._children)
+
+    def map(
+        self,
+        name: str,
+        items: Iterable[Any],
+        fn: Callable[..., Awaitable[Any]],
+        /,
+        *,
+        max_concurrency: int | None = None,
+        min_successful: int | None = None,
+        tolerated_failures: int | None = None,
+        tolerated_failure_percentage: float | None = None,
+        type_hint: Any = None,
+        serde: Any = None,
+    ) -> DurableFuture[BatchResult[Any]]:
+        self._enter()
+        _check_name(name, "map")
+        policy = Policy(
+            max_concurrency, min_successful, tolerated_failures, tolerated_failure_percentage
+        )
+        hint = return_hint(fn) if type_hint is None else type_hint
+        branches = map_branches(name, list(items), fn, self)
+        return FanOut(self._machine, name, "map", branches, policy, hint, serde).start(
+            self._children
+        )
+
+    def parallel(
+        self,
+        name: str,
+        /,
+        *branches: Callable[..., Awaitable[Any]],
+        max_concurrency: int | None = None,
+        min_successful: int | None = None,
+        tolerated_failures: int | None = None,
+        tolerated_failure_percentage: float | None = None,
+        type_hint: Any = None,
+        serde: Any = None,
+    ) -> DurableFuture[BatchResult[Any]]:
+        self._enter()
+        _check_name(name, "parallel")
+        policy = Policy(
+            max_concurrency, min_successful, tolerated_failures, tolerated_failure_percentage
+        )
+        hint = branch_hint(branches) if type_hint is None else type_hint
+        named = parallel_branches(branches, self)
+        return FanOut(self._machine, name, "parallel", named, policy, hint, serde).start(
+            self._children
+        )
+
     # -- state ---------------------------------------------------------------------------------
 
     def _require_state(self, op: str, *, write: bool) -> None:
@@ -324,47 +430,9 @@ class InvocationContext(Context):
         if key.startswith("\x00"):
             raise ValueError("state keys starting with NUL are reserved for the engine")
 
-    # -- promises (workflows) --------------------------------------------------------------------
-
-    def promise(self, name: str) -> DurablePromise:
-        self._enter()
-        if self._spec.service_kind != "workflow":
-            raise TerminalError(f"{self._spec.target}: durable promises belong to workflows")
-        if not isinstance(name, str) or not name:
-            raise TypeError("a promise name is a non-empty str")
-        return DurablePromise(self, name)
-
-    def _promise_get(self, name: str) -> DurableFuture[Any]:
-        self._enter()
-        index, _ = self._machine.record({"kind": "promise_get", "name": name})
-        known = (self._request.promises or {}).get(name)
-        if known is not None and self._machine.completion(index) is None:
-            # Resolved before this attempt: the orchestrator completes the entry when it
-            # commits it; until then the result comes from the request.
-            return ReadyFuture(
-                self._machine, index, json_copy(known.get("value")), known.get("failure")
-            )
-        return CompletionFuture(self._machine, index, lambda v: v)
-
-    def _promise_peek(self, name: str) -> DurableFuture[Any]:
-        self._enter()
-        known = (self._request.promises or {}).get(name)
-        entry: Entry = {"kind": "promise_peek", "name": name, "value": known}
-        index, journaled = self._machine.record(entry)
-        found = (journaled or entry).get("value")
-        if isinstance(found, dict) and "failure" in found:
-            return ReadyFuture(self._machine, index, None, found["failure"])
-        value = found.get("value") if isinstance(found, dict) else None
-        return ReadyFuture(self._machine, index, json_copy(value))
-
-    def _promise_complete(self, name: str, result: dict[str, Any]) -> DurableFuture[None]:
-        self._enter()
-        entry: Entry = {"kind": "promise_complete", "name": name}
-        entry.update(result)  # type: ignore[typeddict-item]
-        index, _ = self._machine.record(entry)
-        return CompletionFuture(self._machine, index, lambda _: None)
-
-    def get(self, key: str, default: Any = None) -> DurableFuture[Any]:
+    def get(
+        self, key: str, default: Any = None, *, type_hint: Any = None, serde: Any = None
+    ) -> DurableFuture[Any]:
         self._enter()
         self._check_key(key)
         self._require_state("get", write=False)
@@ -372,13 +440,17 @@ class InvocationContext(Context):
             {"kind": "get", "name": key, "value": self._state.get(key)}
         )
         value = journaled.get("value") if journaled is not None else self._state.get(key)
-        return ReadyFuture(self._machine, index, default if value is None else json_copy(value))
+        if value is None:
+            return ReadyFuture(self._machine, index, default)
+        return ReadyFuture(
+            self._machine, index, _decoded(value, type_hint, serde, f"state {key!r}")
+        )
 
-    def set(self, key: str, value: Any) -> None:
+    def set(self, key: str, value: Any, *, type_hint: Any = None, serde: Any = None) -> None:
         self._enter()
         self._check_key(key)
         self._require_state("set", write=True)
-        encoded = to_json(value)
+        encoded = encode(value, type_hint, serde)
         _, journaled = self._machine.record({"kind": "set", "name": key, "value": encoded})
         if journaled is None:
             self._state[key] = encoded
@@ -407,18 +479,65 @@ class InvocationContext(Context):
             keys = list(journaled.get("value") or [])
         return ReadyFuture(self._machine, index, list(keys))
 
+    # -- promises (workflows) --------------------------------------------------------------------
+
+    def promise(self, name: str) -> DurablePromise:
+        self._enter()
+        if self._spec.service_kind != "workflow":
+            raise TerminalError(f"{self._spec.target}: durable promises belong to workflows")
+        if not isinstance(name, str) or not name:
+            raise TypeError("a promise name is a non-empty str")
+        return DurablePromise(self, name)
+
+    def _promise_get(self, name: str, type_hint: Any, serde: Any) -> DurableFuture[Any]:
+        self._enter()
+        index, _ = self._machine.record({"kind": "promise_get", "name": name})
+        known = (self._request.promises or {}).get(name)
+
+        def convert(value: Any) -> Any:
+            return _decoded(value, type_hint, serde, f"promise {name!r}")
+
+        if known is not None and self._machine.completion(index) is None:
+            # Resolved before this attempt: the orchestrator completes the entry when it
+            # commits it; until then the result comes from the request.
+            failure = known.get("failure")
+            value = None if failure is not None else convert(known.get("value"))
+            return ReadyFuture(self._machine, index, value, failure)
+        return CompletionFuture(self._machine, index, convert)
+
+    def _promise_peek(self, name: str, type_hint: Any, serde: Any) -> DurableFuture[Any]:
+        self._enter()
+        known = (self._request.promises or {}).get(name)
+        entry: Entry = {"kind": "promise_peek", "name": name, "value": known}
+        index, journaled = self._machine.record(entry)
+        found = (journaled or entry).get("value")
+        if isinstance(found, dict) and "failure" in found:
+            return ReadyFuture(self._machine, index, None, found["failure"])
+        value = found.get("value") if isinstance(found, dict) else None
+        if value is None:
+            return ReadyFuture(self._machine, index, None)
+        return ReadyFuture(
+            self._machine, index, _decoded(value, type_hint, serde, f"promise {name!r}")
+        )
+
+    def _promise_complete(self, name: str, result: dict[str, Any]) -> DurableFuture[None]:
+        self._enter()
+        entry: Entry = {"kind": "promise_complete", "name": name}
+        entry.update(result)  # type: ignore[typeddict-item]
+        index, _ = self._machine.record(entry)
+        return CompletionFuture(self._machine, index, _none)
+
     # -- other invocations ---------------------------------------------------------------------
 
-    def _target(
-        self, target: Callable[..., Any] | str, key: str | None
-    ) -> tuple[str, Callable[[Any], Any]]:
+    def _target(self, target: Callable[..., Any] | str, key: str | None) -> tuple[str, Any, Any]:
+        """``"Service/handler"``, and the callee's return annotation and output serde."""
         if key is not None and not isinstance(key, str):
             raise TypeError(f"key must be a str or None, not {type(key).__name__}")
         if isinstance(target, str):
             service, sep, handler = target.partition("/")
             if not (sep and service and handler) or "/" in handler:
                 raise ValueError(f"target {target!r} is not 'Service/handler'")
-            return target, lambda v: v
+            return target, None, None
         spec = handler_spec(target)
         if spec is None:
             raise TypeError(f"{target!r} is not a handler: decorate it, or pass 'Service/handler'")
@@ -427,8 +546,32 @@ class InvocationContext(Context):
             raise ValueError(f"{spec.target} is a {spec.service_kind} handler: pass key=")
         if not keyed and key is not None:
             raise ValueError(f"{spec.target} belongs to a {spec.service_kind}: it takes no key")
-        returns = spec.hints.get("return", Any)
-        return spec.target, lambda v: from_json(v, returns)
+        returns = spec.hints.get("return")
+        return spec.target, returns, getattr(spec, "output_serde", None)
+
+    def _invoke(
+        self,
+        kind: str,
+        target: Callable[..., Any] | str,
+        arg: Any,
+        key: str | None,
+        flow: dict[str, Any],
+    ) -> tuple[int, Entry | None, Entry, Any, Any]:
+        self._enter()
+        name, returns, out_serde = self._target(target, key)
+        spec = None if isinstance(target, str) else handler_spec(target)
+        in_hint = spec.hints.get(spec.input_param) if spec and spec.input_param else None
+        in_serde = getattr(spec, "input_serde", None) if spec is not None else None
+        entry: Entry = {
+            "kind": kind,
+            "name": name,
+            "key": key,
+            "input": encode(arg, in_hint, in_serde),
+            "id": derive_id(self.invocation_id, self._machine.next_index),
+        }
+        _flow(entry, **flow)
+        index, journaled = self._machine.record(entry)
+        return index, journaled, entry, returns, out_serde
 
     def call(
         self,
@@ -436,21 +579,27 @@ class InvocationContext(Context):
         arg: Any = None,
         key: str | None = None,
         *,
+        type_hint: Any = None,
+        serde: Any = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
         priority: int | None = None,
         limit_key: str | None = None,
-    ) -> DurableFuture[Any]:
-        self._enter()
-        name, convert = self._target(target, key)
-        entry: Entry = {
-            "kind": "call",
-            "name": name,
-            "key": key,
-            "input": to_json(arg),
-            "id": derive_id(self.invocation_id, self._machine.next_index),
+    ) -> CallHandle[Any]:
+        flow = {
+            "idempotency_key": idempotency_key,
+            "headers": headers,
+            "priority": priority,
+            "limit_key": limit_key,
         }
-        _flow(entry, priority, limit_key)
-        index, _ = self._machine.record(entry)
-        return CompletionFuture(self._machine, index, convert)
+        index, journaled, entry, returns, out_serde = self._invoke("call", target, arg, key, flow)
+        hint = returns if type_hint is None else type_hint
+        how = out_serde if serde is None else serde
+
+        def convert(value: Any) -> Any:
+            return _decoded(value, hint, how, f"the result of {entry['name']}")
+
+        return CallHandle(self, index, _callee_id(journaled, entry), convert)
 
     def send(
         self,
@@ -459,34 +608,51 @@ class InvocationContext(Context):
         key: str | None = None,
         delay: timedelta | float | None = None,
         *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
         priority: int | None = None,
         limit_key: str | None = None,
-    ) -> str:
-        self._enter()
-        name, _ = self._target(target, key)
-        entry: Entry = {
-            "kind": "send",
-            "name": name,
-            "key": key,
-            "input": to_json(arg),
-            "id": derive_id(self.invocation_id, self._machine.next_index),
-            "delay_ms": 0 if delay is None else _millis(delay, "delay"),
+    ) -> SendHandle:
+        flow = {
+            "idempotency_key": idempotency_key,
+            "headers": headers,
+            "priority": priority,
+            "limit_key": limit_key,
+            "delay_ms": 0 if delay is None else millis(delay, "delay"),
         }
-        _flow(entry, priority, limit_key)
-        _, journaled = self._machine.record(entry)
-        return str((journaled or entry).get("id"))
+        _, journaled, entry, returns, _ = self._invoke("send", target, arg, key, flow)
+        return SendHandle(self, _callee_id(journaled, entry), returns)
+
+    def attach(self, invocation_id: str, *, type_hint: Any = None) -> DurableFuture[Any]:
+        self._enter()
+        _check_invocation_id(invocation_id)
+        index, _ = self._machine.record({"kind": "attach", "name": "", "id": invocation_id})
+
+        def convert(value: Any) -> Any:
+            return _decoded(value, type_hint, None, f"the result of {invocation_id}")
+
+        return CompletionFuture(self._machine, index, convert)
+
+    def cancel(self, invocation_id: str) -> DurableFuture[None]:
+        self._enter()
+        _check_invocation_id(invocation_id)
+        entry: Entry = {"kind": "signal", "name": "cancel", "id": invocation_id, "signal": 1}
+        index, _ = self._machine.record(entry)
+        return ReadyFuture(self._machine, index, None)
 
     def sleep(self, duration: timedelta | float) -> DurableFuture[None]:
         self._enter()
         # The orchestrator starts the timer on its own clock when it commits the entry (and
         # stamps wake_at on it), so clock skew between endpoint and orchestrator cannot matter.
-        millis = _millis(duration, "duration")
-        index, _ = self._machine.record({"kind": "sleep", "name": "", "duration_ms": millis})
-        return CompletionFuture(self._machine, index, lambda _: None)
+        ms = millis(duration, "duration")
+        index, _ = self._machine.record({"kind": "sleep", "name": "", "duration_ms": ms})
+        return CompletionFuture(self._machine, index, _none)
 
     # -- awakeables ----------------------------------------------------------------------------
 
-    def awakeable(self) -> tuple[str, DurableFuture[Any]]:
+    def awakeable(
+        self, *, type_hint: Any = None, serde: Any = None
+    ) -> tuple[str, DurableFuture[Any]]:
         self._enter()
         fresh = new_awakeable_id(self.invocation_id, self._machine.next_index)
         index, journaled = self._machine.record({"kind": "awakeable", "name": "", "id": fresh})
@@ -495,10 +661,16 @@ class InvocationContext(Context):
             # it) before it is persisted.
             self._machine.decided(index)
         awakeable_id = str((journaled or {}).get("id", fresh))
-        return awakeable_id, CompletionFuture(self._machine, index, lambda v: v)
 
-    def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
-        self._complete_awakeable(awakeable_id, {"value": to_json(value)})
+        def convert(value: Any) -> Any:
+            return _decoded(value, type_hint, serde, f"awakeable {awakeable_id}")
+
+        return awakeable_id, CompletionFuture(self._machine, index, convert)
+
+    def resolve_awakeable(
+        self, awakeable_id: str, value: Any = None, *, type_hint: Any = None, serde: Any = None
+    ) -> None:
+        self._complete_awakeable(awakeable_id, {"value": encode(value, type_hint, serde)})
 
     def reject_awakeable(self, awakeable_id: str, reason: str) -> None:
         self._complete_awakeable(awakeable_id, {"failure": {"code": 500, "message": str(reason)}})
@@ -528,17 +700,101 @@ class InvocationContext(Context):
         return float(journaled.get("value", now)) if journaled is not None else now
 
 
-def _step_entry(name: str, limit: str | None, **result: Any) -> Entry:
-    """A step's ``run`` entry; ``limit`` names the limit whose permit it held."""
-    entry: Entry = {"kind": "run", "name": name, **result}  # type: ignore[typeddict-item]
-    if limit is not None:
-        entry["limit"] = limit
-    return entry
+class _Step:
+    """One attempt of a step: what ``_execute`` runs and how it journals the outcome."""
+
+    __slots__ = (
+        "args",
+        "failed",
+        "fn",
+        "hint",
+        "index",
+        "kwargs",
+        "limit",
+        "name",
+        "permit",
+        "retry",
+        "serde",
+        "since",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        name: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        limit: str | None,
+        permit: int | None,
+        retry: StepRetry | None,
+        hint: Any,
+        serde: Any,
+        failed: int,
+        since: Any,
+    ) -> None:
+        self.index, self.name, self.fn, self.args, self.kwargs = index, name, fn, args, kwargs
+        self.limit, self.permit, self.retry = limit, permit, retry
+        self.hint, self.serde, self.failed, self.since = hint, serde, failed, since
+
+    def entry(self, **result: Any) -> Entry:
+        """The step's ``run`` entry with ``result`` (``value`` or ``failure``)."""
+        entry: Entry = {"kind": "run", "name": self.name, **result}  # type: ignore[typeddict-item]
+        return self.released(entry)
+
+    def released(self, entry: Entry) -> Entry:
+        """``entry`` giving back the permit the step held, if limited: ``limit`` names it and
+        ``permit`` its entry's index when that is not the entry just before."""
+        if self.limit is not None:
+            entry["limit"] = self.limit
+            if self.permit is not None and self.permit != self.index - 1:
+                entry["permit"] = self.permit
+        return entry
 
 
-def _flow(entry: Entry, priority: int | None, limit_key: str | None) -> None:
-    """A call's or send's flow control (docs/limits.md): the callee's priority (0-10, higher
-    first) and limit key, as if the ingress had sent them as headers."""
+def _none(_: Any) -> None:
+    return None
+
+
+def _decoded(value: Any, hint: Any, serde: Any, what: str) -> Any:
+    """``decode``, with a journaled value that no longer fits its type named clearly."""
+    try:
+        return decode(value, hint, serde)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what}: the journaled value does not fit {hint!r}: {exc}") from None
+
+
+def _callee_id(journaled: Entry | None, entry: Entry) -> str | None:
+    """The callee's id: the journal's (the orchestrator's word), the derived one for a new
+    entry, or None while an idempotency key leaves it to the orchestrator."""
+    if journaled is not None:
+        return str(journaled.get("id"))
+    return None if "idempotency_key" in entry else str(entry["id"])
+
+
+def _check_name(name: object, what: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"ctx.{what}(name, ...): the name is a non-empty str")
+
+
+def _check_invocation_id(invocation_id: object) -> None:
+    if not isinstance(invocation_id, str) or not invocation_id.startswith("inv_"):
+        raise ValueError(f"{invocation_id!r} is not an invocation id")
+
+
+def _flow(
+    entry: Entry,
+    *,
+    priority: int | None = None,
+    limit_key: str | None = None,
+    idempotency_key: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    delay_ms: int | None = None,
+) -> None:
+    """A call's or send's options: the callee's priority (0-10, higher first) and limit key
+    (docs/limits.md), its idempotency key, the headers its input carries, a send's delay."""
+    if delay_ms is not None:
+        entry["delay_ms"] = delay_ms
     if priority is not None:
         if type(priority) is not int or not 0 <= priority <= 10:
             raise ValueError("priority must be a whole number from 0 to 10 (default 5)")
@@ -547,3 +803,11 @@ def _flow(entry: Entry, priority: int | None, limit_key: str | None) -> None:
         if not isinstance(limit_key, str):
             raise TypeError("limit_key must be a str")
         entry["limit_key"] = limit_key
+    if idempotency_key is not None:
+        if not isinstance(idempotency_key, str) or not idempotency_key:
+            raise ValueError("idempotency_key must be a non-empty str")
+        entry["idempotency_key"] = idempotency_key
+    if headers:
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+            raise TypeError("headers must map str to str")
+        entry["headers"] = {k.lower(): v for k, v in headers.items()}

@@ -18,11 +18,22 @@ Invariants:
 - In a streamed attempt, new entries the orchestrator acknowledged as committed move into the
   journal (:meth:`persisted`); a step stopped before it ran gives its position back, with
   everything after it, and ends the attempt with a checkpoint (:meth:`abandon`).
+- A step that failed and will be retried (run options) turns its position into the timer it
+  waits on between attempts, cuts everything after it and ends the attempt suspended on that
+  timer (:meth:`retry_step`).
+
+Child contexts (docs/sdk.md, fan-out): the branches of ``ctx.map``/``ctx.parallel`` act
+concurrently, so their actions cannot share one sequence of positions. Each branch is a
+context with its own sequence: action *n* of context *c* matches the *n*-th journal entry
+whose ``ctx`` field is *c* (the root's entries have none). Entries keep one global index
+(completions name it) and new ones are still appended contiguously, whatever their context.
+The context of an action is the :data:`BRANCH` context variable of the task taking it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +42,9 @@ from ritornello.protocol._entries import CANCEL_ENTRY, CANCEL_INDEX, WAITING_KIN
 from ritornello.sdk.errors import JournalMismatchError, Suspended
 
 _KEYED_KINDS = frozenset({"call", "send"})
+#: The child context whose sequence of positions the current task's actions take ("": the
+#: root, the handler itself). Set by the fan-out's branches, inherited by their steps.
+BRANCH: ContextVar[str] = ContextVar("ritornello_branch", default="")
 _CANCELLED: Failure = {"code": 409, "message": "cancelled"}
 
 
@@ -108,7 +122,14 @@ class Machine:
         self._decisions: list[int] = []
         self._cancel_raised = any(e.get("name") == CANCEL_ENTRY for e in self._journal)
         self._always_replay = always_replay
-        self._position = 1
+        #: per context: the global indices of its journaled entries (input excluded), in order
+        self._replay: dict[str, list[int]] = {}
+        for i, entry in enumerate(self._journal[1:], start=1):
+            self._replay.setdefault(str(entry.get("ctx") or ""), []).append(i)
+        #: per context: how many actions it took in this attempt
+        self._taken: dict[str, int] = {}
+        #: the contexts of the holes reserved by branches' steps, by index
+        self._hole_contexts: dict[int, str] = {}
         self._new: list[Entry | None] = []
         self._ending: _Ending | None = None
         self._step_failure: str | None = None
@@ -135,8 +156,30 @@ class Machine:
 
     @property
     def next_index(self) -> int:
-        """The position the next action will take."""
-        return self._position
+        """The position the next action of the current context will take."""
+        branch = BRANCH.get()
+        taken = self._taken.get(branch, 0)
+        journaled = self._replay.get(branch, ())
+        if taken < len(journaled):
+            return journaled[taken]
+        return len(self._journal) + len(self._new)
+
+    @property
+    def replaying(self) -> bool:
+        """Whether the current context's next action replays a journaled entry."""
+        branch = BRANCH.get()
+        return self._taken.get(branch, 0) < len(self._replay.get(branch, ()))
+
+    def peek(self) -> Entry | None:
+        """The journaled entry the current context's next action will replay, if any."""
+        branch = BRANCH.get()
+        taken = self._taken.get(branch, 0)
+        journaled = self._replay.get(branch, ())
+        return self._journal[journaled[taken]] if taken < len(journaled) else None
+
+    def journaled_in(self, branch: str) -> list[Entry]:
+        """The journaled entries of context ``branch``, in order."""
+        return [self._journal[i] for i in self._replay.get(branch, ())]
 
     @property
     def journal_length(self) -> int:
@@ -192,6 +235,8 @@ class Machine:
         index, journaled = self._take(action)
         if journaled is None:
             self._new.append(None)
+            if "ctx" in action:
+                self._hole_contexts[index] = action["ctx"]
         return index, journaled
 
     def after_new_entry(self) -> None:
@@ -207,7 +252,14 @@ class Machine:
             return
         if not 0 <= slot < len(self._new) or self._new[slot] is not None:
             raise RuntimeError(f"no step reserved index {index}")
-        self._new[slot] = entry
+        self._new[slot] = self._in_context(index, entry)
+
+    def _in_context(self, index: int, entry: Entry) -> Entry:
+        """``entry`` for the hole at ``index``, in the context that reserved it."""
+        branch = self._hole_contexts.pop(index, None)
+        if branch is not None:
+            entry["ctx"] = branch
+        return entry
 
     # -- streamed attempts ---------------------------------------------------------------------
 
@@ -248,29 +300,36 @@ class Machine:
 
     def _take(self, action: Entry) -> tuple[int, Entry | None]:
         self.check_open()
-        index = self._position
-        if index < len(self._journal):
+        branch = BRANCH.get()
+        taken = self._taken.get(branch, 0)
+        journaled_at = self._replay.get(branch, ())
+        if taken < len(journaled_at):
+            index = journaled_at[taken]
             journaled = self._journal[index]
             if not _same_action(journaled, action):
+                where = f" (in child context {branch})" if branch else ""
                 self._mismatch = (
-                    f"journal mismatch at index {index}: the journal has {describe(journaled)}, "
-                    f"the handler did {describe(action)}"
+                    f"journal mismatch at index {index}{where}: the journal has "
+                    f"{describe(journaled)}, the handler did {describe(action)}"
                 )
                 raise JournalMismatchError(self._mismatch)
-            self._position += 1
+            self._taken[branch] = taken + 1
             return index, journaled
-        self._position += 1
-        return index, None
+        self._taken[branch] = taken + 1
+        if branch:
+            action["ctx"] = branch
+        return len(self._journal) + len(self._new), None
 
     def replayed_cancel(self, indices: Iterable[int]) -> Failure | None:
         """While replaying: the failure to raise again if the journal says a cancellation was
         raised here, at an await of one of ``indices`` (a ``ctx.cancelled`` run entry naming
         it); the entry is consumed. Past the journal's end, or elsewhere: None."""
-        if self._position < len(self._journal):
-            entry = self._journal[self._position]
-            if entry.get("name") == CANCEL_ENTRY and entry.get("value") in set(indices):
-                self.record({"kind": "run", "name": CANCEL_ENTRY})
-                return _CANCELLED
+        entry = self.peek()
+        if entry is not None and (
+            entry.get("name") == CANCEL_ENTRY and entry.get("value") in set(indices)
+        ):
+            self.record({"kind": "run", "name": CANCEL_ENTRY})
+            return _CANCELLED
         return None
 
     def cancel_point(self, index: int) -> Failure | None:
@@ -281,7 +340,7 @@ class Machine:
         journal's end it is raised (once per invocation), and journaled, when the signal is
         present and ``index`` has no result."""
         replayed = self.replayed_cancel((index,))
-        if replayed is not None or self._position < len(self._journal):
+        if replayed is not None or self.replaying:
             return replayed
         if (
             CANCEL_INDEX in self._completions
@@ -304,10 +363,32 @@ class Machine:
         return JournalMismatchError(self._mismatch)
 
     def suspend(self, waiting: Sequence[int]) -> BaseException:
-        """End the attempt waiting on ``waiting``; returns the signal to raise."""
+        """End the attempt waiting on ``waiting``; returns the signal to raise. A second
+        suspension of the same attempt (another branch) adds its indices."""
         if not self.ended:
-            self._ending = _Ending("suspended", waiting=tuple(waiting))
+            self._ending = _Ending("suspended", waiting=tuple(sorted(set(waiting))))
+        elif (
+            self._ending is not None
+            and self._ending.status == "suspended"
+            and not (self._step_failure or self._mismatch)
+        ):
+            merged = tuple(sorted(set(self._ending.waiting).union(waiting)))
+            self._ending = _Ending("suspended", waiting=merged)
         return self.signal()
+
+    def retry_step(self, index: int, timer: Entry) -> None:
+        """The step that reserved ``index`` failed and will be tried again after a durable
+        timer: ``timer`` (a ``sleep`` entry) takes its position, every new entry after it is
+        cut (the next attempt redoes them after the replay), and the attempt ends suspended
+        on the timer. The lowest such step wins; a mismatch or a crashed step overrides it.
+        Ignored for a position already given back."""
+        slot = index - len(self._journal)
+        if not 0 <= slot < len(self._new) or self._mismatch is not None:
+            return
+        self._new[slot] = self._in_context(index, timer)
+        del self._new[slot + 1 :]
+        self._abandoned = True  # fills of steps after it are dropped
+        self._ending = _Ending("suspended", waiting=(index,))
 
     def checkpoint(self) -> BaseException:
         """End the attempt so the new entries are persisted; returns the signal to raise."""

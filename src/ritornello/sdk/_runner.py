@@ -12,7 +12,7 @@ from typing import Any
 from ritornello.protocol import Entry, InvokeRequest, InvokeResponse
 from ritornello.sdk._invocation import CURRENT_MACHINE, InvocationContext, Persist
 from ritornello.sdk._machine import Machine, check_request, error_response
-from ritornello.sdk._serde import from_json, to_json
+from ritornello.sdk._serde import decode, encode
 from ritornello.sdk._service import HandlerSpec
 from ritornello.sdk.errors import JournalMismatchError, Suspended, TerminalError
 
@@ -61,10 +61,9 @@ def _arguments(spec: HandlerSpec, value: Any) -> tuple[Any, ...]:
         return ()
     if value is None and spec.input_optional:
         return ()
-    annotation = spec.hints.get(spec.input_param, Any)
     try:
-        return (from_json(value, annotation),)
-    except (TypeError, ValueError) as exc:
+        return (decode(value, spec.input_hint, spec.input_serde),)
+    except Exception as exc:  # decoding is a pure function of the input: no retry can help
         raise TerminalError(f"bad input for {spec.target}: {exc}", status_code=400) from None
 
 
@@ -72,7 +71,7 @@ async def _drive(spec: HandlerSpec, ctx: InvocationContext, machine: Machine) ->
     output: Entry
     try:
         result = await spec.fn(ctx, *_arguments(spec, machine.input))
-        output = {"kind": "output", "value": to_json(result)}
+        output = {"kind": "output", "value": encode(result, spec.output_hint, spec.output_serde)}
     except Suspended:
         return
     except TerminalError as exc:

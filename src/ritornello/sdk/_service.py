@@ -7,13 +7,21 @@ The decorator returns the user's function itself, with a :class:`HandlerSpec` at
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from ritornello.protocol import HandlerInfo, RetryPolicy, ServiceInfo
-from ritornello.sdk._serde import type_hints
+from ritornello.sdk._serde import (
+    OCTET_STREAM,
+    Serde,
+    check_serde,
+    content_type_of,
+    is_json_serde,
+    type_hints,
+)
 
 HANDLER_ATTR = "__ritornello_handler__"
 
@@ -35,6 +43,10 @@ class HandlerSpec:
     input_optional: bool
     #: How the orchestrator retries failed attempts (None: its defaults).
     retry: RetryPolicy | None = None
+    #: Decodes the input instead of its annotation (docs/sdk.md, "Types and serdes").
+    input_serde: Serde | None = None
+    #: Encodes the output instead of its annotation.
+    output_serde: Serde | None = None
 
     @property
     def target(self) -> str:
@@ -46,6 +58,44 @@ class HandlerSpec:
         """The handler's resolved annotations (resolved on first use: a handler may name types
         defined after it)."""
         return type_hints(self.fn)
+
+    @property
+    def input_hint(self) -> Any:
+        """The input parameter's annotation (None: untyped, or no input)."""
+        return None if self.input_param is None else self.hints.get(self.input_param)
+
+    @property
+    def output_hint(self) -> Any:
+        """The return annotation (None: untyped)."""
+        return self.hints.get("return")
+
+    @property
+    def input_content_type(self) -> str | None:
+        """The content type of a raw-bytes input (a custom serde, or annotated ``bytes``):
+        the ingress takes any body for it, journaled as base64. None: a JSON input."""
+        if self.input_param is None:
+            return None
+        return _raw_content_type(self.input_serde, self.input_hint)
+
+    @property
+    def output_content_type(self) -> str | None:
+        """The content type of a raw-bytes output (a custom serde, or ``-> bytes``): the
+        ingress answers the bytes with it. None: a JSON output."""
+        return _raw_content_type(self.output_serde, self.output_hint)
+
+
+def _raw_content_type(serde: Serde | None, hint: Any) -> str | None:
+    if not is_json_serde(serde):
+        return content_type_of(serde)
+    if serde is None and _strip_annotated(hint) in (bytes, bytearray):
+        return OCTET_STREAM
+    return None
+
+
+def _strip_annotated(hint: Any) -> Any:
+    while typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    return hint
 
 
 @dataclass(frozen=True)
@@ -162,14 +212,20 @@ class ServiceDefinition:
         kind: str | None = None,
         retry: RetryPolicy | None = None,
         limit: str | Limit | None = None,
+        input_serde: Serde | None = None,
+        output_serde: Serde | None = None,
     ) -> Callable[[F], F]:
         """Register an ``async def handler(ctx)`` or ``(ctx, input)``; returns it unchanged.
 
         ``retry`` sets how failed attempts are retried (backoff, max attempts, then pause or
         kill); unset fields take the orchestrator's defaults. ``limit``: each invocation
-        holds a permit of this limit while it runs (docs/limits.md)."""
+        holds a permit of this limit while it runs (docs/limits.md). ``input_serde`` and
+        ``output_serde`` decode the input and encode the output instead of the annotations
+        (docs/sdk.md, "Types and serdes")."""
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError("retry must be a ritornello.RetryPolicy")
+        check_serde(input_serde, "input_serde")
+        check_serde(output_serde, "output_serde")
         limit_name = _limit_name(limit, self._limits)
         kind = kind or self._default_kind
         if kind not in self._handler_kinds:
@@ -193,7 +249,20 @@ class ServiceDefinition:
             if isinstance(existing, HandlerSpec):
                 raise ValueError(f"{fn.__qualname__} is already the handler {existing.target}")
             param, optional = _input_param(fn, where)
-            spec = HandlerSpec(self.name, handler_name, kind, self.kind, fn, param, optional, retry)
+            if param is None and input_serde is not None:
+                raise TypeError(f"handler {where} takes no input: it has no use for input_serde")
+            spec = HandlerSpec(
+                self.name,
+                handler_name,
+                kind,
+                self.kind,
+                fn,
+                param,
+                optional,
+                retry,
+                input_serde=input_serde,
+                output_serde=output_serde,
+            )
             self._handlers[handler_name] = spec
             if limit_name is not None:
                 self._handler_limits[handler_name] = limit_name
@@ -217,7 +286,14 @@ class ServiceDefinition:
             name=self.name,
             kind=self.kind,
             handlers=tuple(
-                HandlerInfo(h.name, h.kind, h.retry, self._handler_limits.get(h.name))
+                HandlerInfo(
+                    h.name,
+                    h.kind,
+                    h.retry,
+                    self._handler_limits.get(h.name),
+                    input_content_type=h.input_content_type,
+                    output_content_type=h.output_content_type,
+                )
                 for h in self._handlers.values()
             ),
             limit=self.limit,
@@ -258,11 +334,20 @@ class Workflow(ServiceDefinition):
         *,
         retry: RetryPolicy | None = None,
         limit: str | Limit | None = None,
+        input_serde: Serde | None = None,
+        output_serde: Serde | None = None,
     ) -> Callable[[F], F]:
         """Register the workflow's run handler (one per workflow)."""
         if any(h.kind == "workflow" for h in self._handlers.values()):
             raise ValueError(f"workflow {self.name!r} already has a main handler")
-        return self.handler(name, kind="workflow", retry=retry, limit=limit)
+        return self.handler(
+            name,
+            kind="workflow",
+            retry=retry,
+            limit=limit,
+            input_serde=input_serde,
+            output_serde=output_serde,
+        )
 
 
 def handler_spec(target: object) -> HandlerSpec | None:

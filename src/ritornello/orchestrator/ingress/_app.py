@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from ritornello.store import StoreError, crashpoints
+from ritornello.store.records import InvocationRecord
 
 from .._config import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, DEFAULT_REDACT_HEADERS
 from .._json import dumpb, dumps, loads
@@ -30,6 +31,9 @@ from ._input import (
     json_text,
     not_json,
     parse_delay,
+    raw_content_type,
+    raw_output,
+    raw_text,
 )
 from ._status import http_status
 
@@ -40,9 +44,21 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
+_CONTENT_TYPE = b"content-type"
 _UNAUTHORIZED = b'{"message":"this ingress requires Authorization: Bearer <ingress token>"}'
 _AWAKE = ("resolve", "reject")
 _PEEK = ("attach", "output")
+
+
+class RawBody(bytes):
+    """An answer's body that is not JSON: a raw handler's output, with its content type."""
+
+    content_type: bytes
+
+    def __new__(cls, body: bytes, content_type: str) -> RawBody:
+        raw = super().__new__(cls, body)
+        raw.content_type = content_type.encode("latin-1")
+        return raw
 
 
 class IngressApp:
@@ -94,7 +110,8 @@ class IngressApp:
         except StoreError as exc:
             log.warning("store error in ingress: %s", exc)
             status, body = 503, dumpb({"message": f"store unavailable, retry: {exc}"})
-        headers = [_JSON, (b"content-length", str(len(body)).encode())]
+        kind = (_CONTENT_TYPE, body.content_type) if isinstance(body, RawBody) else _JSON
+        headers = [kind, (b"content-length", str(len(body)).encode())]
         if status == 503:
             headers.append((b"retry-after", b"1"))
         if inv_id is not None:
@@ -173,7 +190,10 @@ class IngressApp:
         if resolved is None:
             raise HttpError(404, f"handler {service}/{handler} not found")
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        if not json_content_type(headers):
+        raw_input = resolved.handler.input_content_type is not None
+        if raw_input:  # raw bytes: any content type, stored as it arrives
+            raw_content_type(headers)
+        elif not json_content_type(headers):
             raise not_json(headers)
         delay_ms = 0
         raw_query: bytes = scope.get("query_string", b"")
@@ -187,7 +207,8 @@ class IngressApp:
         debounce_ms = 0
         if "debounce" in query:
             debounce_ms = _debounce(query, one_way, delay_ms, headers)
-        input_text = json_text(await self._read_body(headers, receive))
+        body = await self._read_body(headers, receive)
+        input_text = raw_text(body) if raw_input else json_text(body)
         idem = idempotency_key(headers)
         check_priority(headers)
         rec, created = await self.engine.submit(
@@ -210,7 +231,7 @@ class IngressApp:
             raise HttpError(http_status(exc), str(exc), rec.id) from None
         except StoreError as exc:  # accepted and durable: attach later for the result
             raise HttpError(503, f"store unavailable, retry: {exc}", rec.id) from None
-        return self._answer(result, rec.id)
+        return self._answer(result, rec.id, self._output_type(rec))
 
     async def _awakeable(
         self, scope: Scope, receive: Receive, awakeable_id: str, resolve: bool
@@ -325,22 +346,40 @@ class IngressApp:
         if not inv_id.startswith("inv_"):
             raise HttpError(400, f"{inv_id!r} is not an invocation id")
         if wait:
-            return self._answer(await self.engine.wait_result(inv_id), inv_id)
+            result = await self.engine.wait_result(inv_id)
+            found = await self.engine.store.get_invocation(inv_id)
+            return self._answer(result, inv_id, self._output_type(found))
         rec = await self.engine.store.get_invocation(inv_id)
         if rec is None:
             raise HttpError(404, "not found")
         if rec.result is None:
             return 470, dumpb({"message": "not ready"}), inv_id
-        return self._answer(rec.result, inv_id)
+        return self._answer(rec.result, inv_id, self._output_type(rec))
+
+    def _output_type(self, rec: InvocationRecord | None) -> str | None:
+        """The content type of the raw output of the invocation's handler, as declared by
+        the deployment it runs on (None: a JSON output)."""
+        if rec is None:
+            return None
+        info = self.engine.registry.handler_info(rec.deployment_id, rec.service, rec.handler)
+        return info.output_content_type if info is not None else None
 
     @staticmethod
-    def _answer(result_text: str, inv_id: str) -> tuple[int, bytes, str]:
+    def _answer(
+        result_text: str, inv_id: str, content_type: str | None = None
+    ) -> tuple[int, bytes, str]:
+        """The answer for a result: a failure's status and ``{"message"}``, else the value
+        as JSON, or as raw bytes with ``content_type`` for a raw handler."""
         result = loads(result_text)
         if "failure" in result:
             failure = result["failure"]
             code = failure.get("code", 500)
             status = code if isinstance(code, int) and 400 <= code <= 599 else 500
             return status, dumpb({"message": failure.get("message", "")}), inv_id
+        if content_type is not None:
+            raw = raw_output(result.get("value"))
+            if raw is not None:
+                return 200, RawBody(raw, content_type), inv_id
         return 200, dumpb(result.get("value")), inv_id
 
 

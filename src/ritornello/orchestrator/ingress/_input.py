@@ -3,6 +3,7 @@ is stored (guarantee 5: bad input gets a clear 4xx and changes nothing)."""
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 
@@ -122,3 +123,43 @@ def not_json(headers: dict[bytes, bytes]) -> HttpError:
         )
     shown = ct.decode("latin-1")
     return HttpError(415, f"content-type {shown!r} is not JSON; send application/json")
+
+
+#: Content types a browser sends without a CORS preflight ("simple" requests), and none.
+_SIMPLE_MEDIA = frozenset(
+    {b"application/x-www-form-urlencoded", b"multipart/form-data", b"text/plain"}
+)
+
+
+def raw_content_type(headers: dict[bytes, bytes]) -> None:
+    """A raw-bytes handler takes any content type, except from a browser one a page could
+    send without a preflight (none, a form, text/plain): the same guard as
+    ``json_content_type``, so no page a visitor opens can invoke it on their machine."""
+    if b"origin" not in headers and b"sec-fetch-mode" not in headers:
+        return
+    ct = headers.get(b"content-type")
+    if ct is None or ct.split(b";")[0].strip().lower() in _SIMPLE_MEDIA:
+        shown = "none was sent" if ct is None else repr(ct.decode("latin-1"))
+        raise HttpError(
+            415,
+            "a browser's request to a raw handler must send a content type that needs a "
+            f"preflight, e.g. application/octet-stream ({shown})",
+        )
+
+
+def raw_text(body: bytes) -> str:
+    """A raw body as JSON text to embed in a journal entry: the base64 string of its bytes."""
+    return '"' + base64.b64encode(body).decode("ascii") + '"'
+
+
+def raw_output(value: object) -> bytes | None:
+    """The bytes of a raw handler's journaled output (base64 text; null is empty), or None
+    when it is not base64 (then it is answered as JSON)."""
+    if value is None:
+        return b""
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
