@@ -72,7 +72,7 @@ async def status(ctx: Context) -> dict[str, object]:
 @adder.handler()
 async def schedule(ctx: Context, n: int) -> str:
     """A delayed one-way call from inside a handler."""
-    return ctx.send(add, [n, n], delay=timedelta(seconds=1))
+    return ctx.send(add, [n, n], delay=timedelta(seconds=1)).invocation_id
 
 
 @adder.handler(retry=RetryPolicy(max_attempts=3, initial_interval_ms=20))

@@ -41,7 +41,7 @@ async def peek(ctx: Context) -> object:
 @starter.handler()
 async def start_twice(ctx: Context, wf_id: str) -> list[object]:
     """Start a workflow from a handler, then again: the second call is refused."""
-    first = ctx.send(run, 0, key=wf_id)
+    first = ctx.send(run, 0, key=wf_id).invocation_id
     try:
         await ctx.call(run, 0, key=wf_id)
     except TerminalError as exc:

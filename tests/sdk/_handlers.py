@@ -75,7 +75,7 @@ async def receipt(ctx: Context, email: str) -> None:
 @orders.handler()
 async def checkout(ctx: Context, order: Order) -> Receipt:
     charge_id = await ctx.call(charge, order.amount)
-    notification_id = ctx.send(receipt, order.email, delay=timedelta(minutes=1))
+    notification_id = ctx.send(receipt, order.email, delay=timedelta(minutes=1)).invocation_id
     return Receipt(order.item, charge_id, notification_id)
 
 
@@ -141,7 +141,7 @@ async def process(ctx: Context, steps: int) -> dict[str, Any]:
         if i % 4 == 0:
             await ctx.sleep(timedelta(milliseconds=10))
     doubled = await ctx.call(double, total)
-    sent = ctx.send(double, 1, delay=2.5)
+    sent = ctx.send(double, 1, delay=2.5).invocation_id
     keys = await ctx.state_keys()
     ctx.clear("s0")
     last = await ctx.get(f"s{steps - 1}")

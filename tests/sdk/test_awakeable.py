@@ -1,5 +1,5 @@
 """Awakeables in the SDK (a journaled, unguessable id; suspension until completed; no step
-runs before a fresh id is persisted) and in-place step retries (``step_retry``)."""
+runs before a fresh id is persisted) and step retries (``step_retry``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from ritornello import Context, Endpoint, RetryPolicy, Service, TerminalError, step_retry
 from ritornello.protocol import parse_awakeable_id
+from tests.sdk._driver import Driver
 
 svc = Service("Awake")
 sent: list[str] = []
@@ -101,21 +102,27 @@ def flaky_step(fail_times: int) -> str:
 
 @svc.handler()
 async def retried(ctx: Context, fail_times: int) -> str:
-    flaky_calls.clear()
     try:
         return await ctx.run("flaky", flaky_step, fail_times)
     except TerminalError as exc:
         return f"gave up: {exc.message}"
 
 
-def test_step_retry_retries_in_place_then_fails_terminally() -> None:
-    ok = _invoke("retried", [{"kind": "input", "value": 2}])
-    assert ok["entries"][0] == {"kind": "run", "name": "flaky", "value": "ok"}
+def test_step_retry_retries_after_durable_timers_then_fails_terminally() -> None:
+    driver = Driver(Endpoint([svc]).inprocess())
+    flaky_calls.clear()
+    ok = asyncio.run(driver.run("Awake/retried", 2))
+    assert [e["kind"] for e in ok.journal] == ["input", "sleep", "sleep", "run", "output"]
+    assert [e["retry"]["attempt"] for e in ok.journal[1:3]] == [1, 2]
+    assert ok.journal[1]["retry"]["error"] == "ConnectionError: try again"
+    assert ok.journal[3] == {"kind": "run", "name": "flaky", "value": "ok"}
     assert len(flaky_calls) == 3
-    spent = _invoke("retried", [{"kind": "input", "value": 5}])
-    assert spent["entries"][0]["failure"]["code"] == 500
-    assert "failed 3 times: ConnectionError: try again" in spent["entries"][0]["failure"]["message"]
-    assert spent["entries"][-1]["value"].startswith("gave up: step 'flaky' failed 3 times")
+    flaky_calls.clear()
+    spent = asyncio.run(driver.run("Awake/retried", 5, invocation_id=ID))
+    failure = spent.journal[3]["failure"]
+    assert failure["code"] == 500
+    assert "failed after 3 attempt(s): ConnectionError: try again" in failure["message"]
+    assert spent.output["value"].startswith("gave up: step 'flaky' failed after 3 attempt(s)")
     assert len(flaky_calls) == 3
     with pytest.raises(ValueError):
         step_retry(RetryPolicy())

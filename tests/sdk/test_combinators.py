@@ -432,7 +432,7 @@ def test_replaying_a_select_whose_participants_changed_is_a_journal_mismatch() -
         None,
     ]
     cases = {
-        "race_renamed": "the journal's select chose 'timeout', the handler selects among "
+        "race_renamed": "the journal's select chose 'timeout', the handler waits on "
         "'result', 'deadline'",
         "race_two_calls": "the journal has sleep, the handler did call 'ComboHelper/echo'",
         "race_gathered": "the journal has run 'select', the handler did output",

@@ -300,8 +300,8 @@ def test_a_swallowed_journal_mismatch_still_fails_the_attempt() -> None:
 
 @lab.handler()
 async def caller(ctx: Context) -> list[Any]:
-    sent = ctx.send("Greeter/greet", "Ada", delay=timedelta(seconds=2))
-    later = ctx.send(peek, key="alice", delay=0.5)
+    sent = ctx.send("Greeter/greet", "Ada", delay=timedelta(seconds=2)).invocation_id
+    later = ctx.send(peek, key="alice", delay=0.5).invocation_id
     result = await ctx.call(peek, key="alice")
     return [sent, later, result]
 

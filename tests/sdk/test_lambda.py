@@ -57,7 +57,7 @@ async def where(ctx: Context) -> None:
 @step_retry(RetryPolicy(max_attempts=3, initial_interval_ms=1))
 def wobble(token: str) -> str:
     WOBBLES[token] += 1
-    if WOBBLES[token] == 1:
+    if WOBBLES[token] <= 2:  # the first attempt, on both twins
         raise ConnectionError("the first call fails")
     return "steady"
 
@@ -389,7 +389,8 @@ def _run_flaky(handler: _lambda.LambdaFunction, token: str, monkeypatch: pytest.
         )
     )
     assert finished.output == {"kind": "output", "value": "STEADY"}
-    assert finished.statuses == ["checkpoint", "done"]
+    # the step's first attempt fails: suspended on the timer before its second one
+    assert finished.statuses == ["suspended", "checkpoint", "done"]
     return invocation_id
 
 
@@ -414,8 +415,9 @@ def test_powertools_logs_carry_the_invocation_and_position_and_never_repeat_on_r
     assert wobbles == [2]
     answers = [line for line in mine if "new entries" in line["message"]]
     assert [(line["message"].split(": ")[-1], line["journal_position"]) for line in answers] == [
-        ("checkpoint, new entries 1..2", 3),
-        ("done, new entries 3..4", 5),
+        ("suspended, new entries 1..2", 3),
+        ("checkpoint, new entries 3..3", 4),
+        ("done, new entries 4..5", 6),
     ]
 
 

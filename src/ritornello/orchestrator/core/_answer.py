@@ -41,6 +41,7 @@ from ritornello.store.records import (
 )
 
 from .._json import dumps
+from ._invocation import permit_of
 from ._journal import (
     NOT_READY_RESULT,
     PROMISE_ROW,
@@ -198,10 +199,11 @@ def apply_answer(
     for n, entry in enumerate(answer.entries):
         kind = entry["kind"]
         last = n == len(answer.entries) - 1
-        if kind == "run":
-            if "limit" in entry:  # the step held the permit asked just before it
-                out.released.append(index - 1)
-        elif kind == "permit":
+        if kind in ("run", "sleep") and "limit" in entry:
+            # A step's result (or the timer before its next attempt) gives back the permit
+            # it held: asked just before it, or at the index ``permit`` names.
+            out.released.append(permit_of(entry, index))
+        if kind == "permit":
             limit = entry.get("name")
             if not isinstance(limit, str) or not limit:
                 raise AnswerError(f"entry {index}: a permit entry needs a limit name")
@@ -245,6 +247,12 @@ def apply_answer(
             idem = entry.get("idempotency_key")
             if idem is not None and not isinstance(idem, str):
                 raise AnswerError(f"entry {index}: idempotency_key must be a string")
+            given = entry.get("headers")
+            if given is not None and not (
+                isinstance(given, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in given.items())
+            ):
+                raise AnswerError(f"entry {index}: headers must map strings to strings")
             service, handler = _split_target(entry.get("name"))
             key = entry.get("key") if isinstance(entry.get("key"), str) else None
             twin = (existing or {}).get((service, handler, key, idem)) if idem else None
@@ -263,6 +271,10 @@ def apply_answer(
                     started,
                     partition_of,
                 )
+                made = out.created[-1] if out.created else None
+                if idem and made is not None and made.idempotency_key == idem:
+                    # a later entry of this answer with the same key names this callee
+                    existing = {**(existing or {}), (service, handler, key, idem): made}
         elif kind == "awakeable":
             if parse_awakeable_id(str(entry.get("id"))) != (record.id, index):
                 raise AnswerError(f"entry {index}: awakeable id does not name this entry")
@@ -495,11 +507,17 @@ def _outbox(
 
 
 def _flow(entry: Entry) -> dict[str, str] | None:
-    """The flow-control headers a call or send gives its callee (``priority``, ``limit_key``)."""
+    """The headers a call or send gives its callee's input: its ``headers`` (str to str,
+    names lower-cased), then the flow-control ones (``priority``, ``limit_key``)."""
     priority, limit_key = entry.get("priority"), entry.get("limit_key")
-    if priority is None and limit_key is None:
+    given = entry.get("headers")
+    if priority is None and limit_key is None and not given:
         return None
-    headers = {}
+    headers: dict[str, str] = {}
+    if isinstance(given, dict):
+        headers.update(
+            (k.lower(), v) for k, v in given.items() if isinstance(k, str) and isinstance(v, str)
+        )
     if type(priority) is int and 0 <= priority <= 10:
         headers["x-ritornello-priority"] = str(priority)
     if isinstance(limit_key, str):

@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ritornello.protocol._entries import WAITING_KINDS
 from ritornello.store.records import InvocationRecord, TimerRecord
@@ -67,6 +68,14 @@ class Invocation:
         return cls(rec, [input_entry], {}, set())
 
 
+def permit_of(entry: Any, index: int) -> int:
+    """The index of the permit entry the limited step entry at ``index`` gives back: its
+    ``permit`` field (a fan-out branch's step may be far from its permit), else the entry
+    just before it."""
+    permit = entry.get("permit")
+    return permit if type(permit) is int and 0 < permit < index else index - 1
+
+
 def open_permits(entries: list[str]) -> dict[int, str]:
     """The open permits of a journal (as stored): ``permit`` entries whose step is not
     journaled after them."""
@@ -77,6 +86,6 @@ def open_permits(entries: list[str]) -> dict[int, str]:
         entry = loads(text)
         if entry.get("kind") == "permit":
             found[i] = entry.get("instance") or entry.get("name", "")
-        elif entry.get("kind") == "run" and "limit" in entry:
-            found.pop(i - 1, None)
+        elif entry.get("kind") in ("run", "sleep") and "limit" in entry:
+            found.pop(permit_of(entry, i), None)
     return found

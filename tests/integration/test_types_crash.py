@@ -1,0 +1,108 @@
+"""Every SDK type through a crash and a replay, over HTTP and on the Lambda path: the
+endpoint's process is killed (SIGKILL, by the handler's own step) after the typed steps,
+state, call and awakeable were committed; the orchestrator retries on a restarted endpoint,
+which replays them all from the journal and must hand the handler identical, typed values."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from tests.procs import (
+    ROOT,
+    Endpoint,
+    LambdaEmulatorProcess,
+    Orchestrator,
+    Proc,
+    aws_env,
+    http,
+)
+
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:types:1"
+NAMES = [
+    "dataclass",
+    "pydantic",
+    "typeddict",
+    "enum",
+    "datetime",
+    "decimal",
+    "bytes",
+    "none",
+    "state",
+    "call",
+    "awakeable",
+]
+TYPES = {
+    "dataclass": "Line",
+    "pydantic": "Customer",
+    "typeddict": "dict",
+    "enum": "Color",
+    "datetime": "datetime",
+    "decimal": "Decimal",
+    "bytes": "bytes",
+    "none": "NoneType",
+    "state": "Line",
+    "call": "Customer",
+    "awakeable": "Color",
+}
+
+
+def _restart_when_killed(endpoint: Proc, within_s: float = 60) -> None:
+    """Wait for the handler to kill its endpoint, then start it again (same port)."""
+    assert endpoint.proc is not None
+    deadline = time.monotonic() + within_s
+    while endpoint.proc.poll() is None:
+        assert time.monotonic() < deadline, "the endpoint was never killed"
+        time.sleep(0.05)
+    assert endpoint.proc.returncode == -9
+    endpoint.start()
+
+
+def _roundtrip(orch: Orchestrator, endpoint: Proc) -> None:
+    result: dict[str, object] = {}
+
+    def call() -> None:
+        result["answer"] = http(
+            "POST", f"{orch.ingress}/restate/call/TypesBox/k1/roundtrip", timeout=90
+        )
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    _restart_when_killed(endpoint)
+    caller.join(90)
+    status, body, _ = result["answer"]  # type: ignore[misc]
+    assert status == 200, (body, orch.output())
+    assert sorted(body) == sorted(NAMES)
+    for name in NAMES:
+        type_name, equal, attempt = body[name]
+        assert (type_name, equal) == (TYPES[name], True), (name, body[name])
+        assert attempt >= 2  # the answer comes from an attempt after the kill: a replay
+
+
+def test_types_survive_a_kill_and_a_replay_over_http(tmp_path: Path) -> None:
+    endpoint = Endpoint(
+        tmp_path, ROOT / "tests" / "apps", "typesapp", RITORNELLO_TEST_DIR=str(tmp_path)
+    ).start()
+    orch = Orchestrator(tmp_path).start()
+    try:
+        status, body, _ = http("POST", f"{orch.admin}/deployments", {"uri": endpoint.uri})
+        assert status == 201, body
+        _roundtrip(orch, endpoint)
+    finally:
+        orch.terminate()
+        endpoint.terminate()
+
+
+def test_types_survive_a_kill_and_a_replay_on_lambda(tmp_path: Path) -> None:
+    emulator = LambdaEmulatorProcess(
+        tmp_path, "tests/apps/typesapp.py", RITORNELLO_TEST_DIR=str(tmp_path)
+    ).start()
+    orch = Orchestrator(tmp_path, **aws_env(emulator.port, tmp_path)).start()
+    try:
+        status, body, _ = http("POST", f"{orch.admin}/deployments", {"arn": ARN})
+        assert status == 201, body
+        _roundtrip(orch, emulator)
+    finally:
+        orch.terminate()
+        emulator.terminate()
