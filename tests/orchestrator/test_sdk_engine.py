@@ -15,6 +15,7 @@ import pytest
 
 from ritornello import (
     BatchResult,
+    BytesSerde,
     Context,
     Endpoint,
     InProcessEndpoint,
@@ -35,6 +36,24 @@ executions: Counter[str] = Counter()
 @svc.handler()
 async def echo(ctx: Context, value: Any) -> Any:
     return {"value": value, "headers": dict(ctx.headers)}
+
+
+@svc.handler(output_serde=BytesSerde("image/png"))
+async def thumbnail(ctx: Context, data: bytes) -> bytes:
+    return data[::-1]
+
+
+@svc.handler()
+async def generic(ctx: Context) -> list[Any]:
+    raw = await ctx.generic_call("Handles", "thumbnail", b"\x00\xffPNG")
+    text = await ctx.generic_call("Handles", "echo", b'{"a": [1, 2]}')
+    try:
+        await ctx.generic_call("Handles", "echo", b"not json")
+    except TerminalError as exc:
+        bad = [exc.status_code, exc.message]
+    sent = ctx.generic_send("Handles", "thumbnail", b"abc")
+    later = await ctx.attach(sent.invocation_id)
+    return [raw.hex(), json.loads(text), bad, later]
 
 
 @svc.handler()
@@ -176,6 +195,29 @@ def test_cancel_by_handle_reaches_the_callees_compensation() -> None:
                 "failure": {"code": 409, "message": "cancelled"}
             }
             assert compensated == ["hotel", "car"]
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_generic_calls_take_and_give_bodies_as_the_ingress_would() -> None:
+    async def main() -> None:
+        engine, store = await _engine()
+        try:
+            inv, out = await _call(engine, "generic", None)
+            raw, echoed, bad, later = out["value"]
+            assert raw == "474e50ff00"  # the raw handler's bytes, reversed
+            assert echoed == {"value": {"a": [1, 2]}, "headers": {}}
+            assert bad == [400, "the body of a generic call to a JSON handler must be JSON"]
+            assert later == "Y2Jh"  # attach gives the raw result's JSON form: base64 of b"cba"
+            calls = [e for e in await _journal(store, inv) if e["kind"] in ("call", "send")]
+            assert [e.get("output_content_type") for e in calls] == [
+                "image/png",
+                None,
+                None,
+                "image/png",
+            ]
         finally:
             await engine.stop()
 

@@ -43,6 +43,12 @@ class Entry(TypedDict, total=False):
     #: ``sleep`` only: the timer between two attempts of the step ``name`` (run options):
     #: ``{"attempt": failed so far, "since": first attempt's start (Unix ms), "error": ...}``.
     retry: dict[str, Any]
+    #: ``call``/``send`` made by ``ctx.generic_call``/``generic_send``: ``input`` is the
+    #: base64 text of a request body (JSON for a JSON handler, anything for a raw one).
+    raw: bool
+    #: ``call`` with ``raw``, added by the orchestrator: the callee answers raw bytes of this
+    #: content type (its result is their base64 text).
+    output_content_type: str
     #: ``run``/``sleep`` with ``limit``: the index of the permit entry it gives back, when
     #: that is not the entry just before it.
     permit: int

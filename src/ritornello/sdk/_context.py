@@ -305,6 +305,35 @@ class Context(ABC):
         ``invocation_id``, cancels it and attaches to its result. Options as for ``call``."""
 
     @abstractmethod
+    def generic_call(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        key: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CallHandle[bytes]:
+        """Call a handler known only by its names, with a request body as the ingress would
+        take it (JSON text for a JSON handler, any bytes for a raw-bytes one): the handle
+        awaits the callee's answer body (JSON text, or the raw bytes it returned)."""
+
+    @abstractmethod
+    def generic_send(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        key: str | None = None,
+        delay: timedelta | float | None = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SendHandle:
+        """Send to a handler known only by its names (``arg`` as for :meth:`generic_call`)."""
+
+    @abstractmethod
     def attach(self, invocation_id: str, *, type_hint: Any = None) -> DurableFuture[Any]:
         """The result of the invocation ``invocation_id`` (any invocation, however it
         started), once it finished: its value, or its TerminalError."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import random
 import time
@@ -622,6 +623,65 @@ class InvocationContext(Context):
         }
         _, journaled, entry, returns, _ = self._invoke("send", target, arg, key, flow)
         return SendHandle(self, _callee_id(journaled, entry), returns)
+
+    def generic_call(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        key: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CallHandle[bytes]:
+        entry = self._generic("call", service, handler, arg, key)
+        _flow(entry, idempotency_key=idempotency_key, headers=headers)
+        index, journaled = self._machine.record(entry)
+
+        def convert(value: Any) -> bytes:
+            # The orchestrator marks a call to a raw-bytes handler when it commits it; the
+            # result only ever arrives in a later attempt, which replays that entry.
+            if (journaled or {}).get("output_content_type") is not None:
+                raw: bytes = _decoded(value, bytes, None, f"the result of {entry['name']}")
+                return raw
+            return json.dumps(value, separators=(",", ":")).encode()
+
+        return CallHandle(self, index, _callee_id(journaled, entry), convert)
+
+    def generic_send(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        key: str | None = None,
+        delay: timedelta | float | None = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SendHandle:
+        entry = self._generic("send", service, handler, arg, key)
+        entry["delay_ms"] = 0 if delay is None else millis(delay, "delay")
+        _flow(entry, idempotency_key=idempotency_key, headers=headers)
+        _, journaled = self._machine.record(entry)
+        return SendHandle(self, _callee_id(journaled, entry))
+
+    def _generic(self, kind: str, service: str, handler: str, arg: bytes, key: str | None) -> Entry:
+        """The entry of a generic call or send: the body as base64, marked ``raw``."""
+        self._enter()
+        if not isinstance(service, str) or not isinstance(handler, str):
+            raise TypeError(f"ctx.generic_{kind}(service, handler, arg: bytes): names are str")
+        if not isinstance(arg, (bytes, bytearray)):
+            raise TypeError(f"ctx.generic_{kind}: arg is the request body, bytes")
+        name, _, _ = self._target(f"{service}/{handler}", key)
+        entry: Entry = {
+            "kind": kind,
+            "name": name,
+            "key": key,
+            "input": encode(bytes(arg), bytes),
+            "raw": True,
+            "id": derive_id(self.invocation_id, self._machine.next_index),
+        }
+        return entry
 
     def attach(self, invocation_id: str, *, type_hint: Any = None) -> DurableFuture[Any]:
         self._enter()

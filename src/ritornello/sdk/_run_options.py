@@ -14,7 +14,8 @@ attempt, which the handler's retry policy retries.
 
 Exhausted means: ``max_attempts`` attempts failed, or the next attempt would start more than
 ``max_retry_duration`` after the first one started. Backoff after the n-th failed attempt:
-``min(max_retry_interval, initial_retry_interval * retry_interval_factor ** (n - 1))``.
+``min(max_retry_interval, initial_retry_interval * retry_interval_factor ** (n - 1))``
+(defaults 50 ms, 10 s or the initial interval if that is longer, 2).
 """
 
 from __future__ import annotations
@@ -131,11 +132,13 @@ def step_retry_of(options: dict[str, Any], fn: Callable[..., Any]) -> StepRetry 
         factor = policy.factor if policy is not None and policy.factor else DEFAULT_FACTOR
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
         raise ValueError("retry_interval_factor must be a number >= 1")
+    initial_ms = DEFAULT_INITIAL_MS if initial_ms is None else initial_ms
     return StepRetry(
         max_attempts=attempts,
         max_duration_ms=duration_ms,
-        initial_ms=DEFAULT_INITIAL_MS if initial_ms is None else initial_ms,
-        max_interval_ms=DEFAULT_MAX_INTERVAL_MS if cap_ms is None else cap_ms,
+        initial_ms=initial_ms,
+        # an initial interval above the default cap raises the cap to it
+        max_interval_ms=max(DEFAULT_MAX_INTERVAL_MS, initial_ms) if cap_ms is None else cap_ms,
         factor=float(factor),
     )
 

@@ -16,6 +16,7 @@ Transitions drawn (docs/orchestrator.md)::
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from ritornello.store.records import (
     with_failure,
 )
 
-from .._json import dumps
+from .._json import dumps, loads
 from ._invocation import permit_of
 from ._journal import (
     NOT_READY_RESULT,
@@ -55,7 +56,7 @@ from ._journal import (
     split_state,
     waiters_of,
 )
-from ._registry import Registry
+from ._registry import Registry, Target
 
 #: ms before an attach first reads its target again (``_timers.attach_poll_ms`` after).
 ATTACH_POLL_MIN_MS = 100
@@ -255,6 +256,8 @@ def apply_answer(
                 raise AnswerError(f"entry {index}: headers must map strings to strings")
             service, handler = _split_target(entry.get("name"))
             key = entry.get("key") if isinstance(entry.get("key"), str) else None
+            if "raw" in entry:
+                entry = _raw_call(entry, index, registry.resolve(service, handler))
             twin = (existing or {}).get((service, handler, key, idem)) if idem else None
             if twin is not None:  # that invocation exists: this names it (and a call awaits it)
                 entry = _to_existing(out, record, entry, index, twin, now_ms)
@@ -469,6 +472,9 @@ def _outbox(
         "caller": caller,
         "partition": partition_of(service, key, callee_id) if partition_of else 0,
     }
+    input_value = entry.get("input")
+    if problem is None and target is not None and entry.get("raw") is True:
+        input_value, problem = _raw_input(input_value, target.handler.input_content_type)
     if problem is not None or target is None:
         code, message = problem or (404, "unknown target")
         callee = new_invocation(
@@ -503,7 +509,31 @@ def _outbox(
             callee = with_changes(callee, status=admit(callee))
         out.created.append(callee)
     out.unit.invocations.append(InvocationWrite(callee))
-    out.unit.entries.append((callee.id, 0, input_entry_of(entry.get("input"), _flow(entry))))
+    out.unit.entries.append((callee.id, 0, input_entry_of(input_value, _flow(entry))))
+
+
+def _raw_call(entry: Entry, index: int, target: Target | None) -> Entry:
+    """A generic call or send (``raw``: its input is the base64 of a request body, and a
+    call wants the callee's answer as bytes): checked, and a call to a handler that answers
+    raw bytes is marked with that content type, so the caller's SDK knows how to read the
+    result (a JSON result is read as JSON text)."""
+    if entry.get("raw") is not True or not isinstance(entry.get("input"), str):
+        raise AnswerError(f"entry {index}: a raw call's input is the base64 text of its body")
+    content_type = target.handler.output_content_type if target is not None else None
+    if content_type is None:
+        return entry
+    return {**entry, "output_content_type": content_type}
+
+
+def _raw_input(text: Any, content_type: str | None) -> tuple[Any, tuple[int, str] | None]:
+    """A raw call's input for its callee: the base64 text as is for a raw-bytes handler;
+    the JSON value the bytes hold for a JSON handler (else a 400 for the callee)."""
+    if content_type is not None:
+        return text, None
+    try:
+        return loads(base64.b64decode(str(text), validate=True)), None
+    except (ValueError, TypeError):
+        return None, (400, "the body of a generic call to a JSON handler must be JSON")
 
 
 def _flow(entry: Entry) -> dict[str, str] | None:
