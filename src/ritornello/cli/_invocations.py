@@ -1,5 +1,6 @@
-"""``ritornello invocations ...``: list, show (with the journal timeline), and the operator
-actions (cancel, kill, pause, resume, purge) on one invocation or on every match of a filter.
+"""``ritornello invocations ...``: list, show (with the journal timeline), export (the journal
+as a file for replay tests), and the operator actions (cancel, kill, pause, resume, purge) on
+one invocation or on every match of a filter.
 
 Bulk actions list the matches first (every page), ask before acting (unless ``--yes``), then act
 one by one with a progress bar. Each listed invocation is checked against the filters again on
@@ -9,9 +10,11 @@ not stop the others; any failure makes the exit status 1.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -208,6 +211,37 @@ def show(
     )
     console().print()
     draw(inv)
+
+
+@invocations_app.command("export")
+@fails_cleanly
+def export(
+    invocation_id: Annotated[str, typer.Argument(metavar="ID")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="write it to this file ('-' or none: stdout)"),
+    ] = None,
+    admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
+    token: AdminTokenOpt = None,
+) -> None:
+    """An invocation and its journal as JSON, for replay tests (docs/testing.md):
+    ``ritornello.testing.replay(FILE, services)`` runs new code against it."""
+    from ritornello.testing import HarnessError, History  # the harness only for this command
+
+    with admin(admin_url, token) as api:
+        detail = api.get(f"/invocations/{quote(invocation_id)}")
+    try:
+        history = History.from_admin(detail)
+    except HarnessError as exc:
+        raise CliError(f"the admin API's answer for {invocation_id} is no journal: {exc}") from None
+    if output is None or str(output) == "-":
+        sys.stdout.write(history.dumps())
+        return
+    try:
+        output.write_text(history.dumps(), encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
+    note(f"wrote {invocation_id} ({history.status}, {len(history.journal)} entries) to {output}")
 
 
 def _act(

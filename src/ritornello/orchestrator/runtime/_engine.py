@@ -248,6 +248,7 @@ class Engine:
         self.schedules = Scheduler(self, interval_s=schedule_interval_s)
         self._loops: list[asyncio.Task[None]] = []  # inbox, sweeper, watchdog
         self._effects: set[asyncio.Task[None]] = set()  # effects performed in the background
+        self._later_pending = 0  # events ``_later`` holds back for a while (``idle``)
         self._closing = False
 
     # ------------------------------------------------------------------ core
@@ -317,10 +318,31 @@ class Engine:
 
     def _later(self, delay_s: float, event: Event) -> None:
         def due() -> None:
+            self._later_pending -= 1
             if not self._closing:
                 self.perform(self.apply(event).effects)
 
+        self._later_pending += 1
         asyncio.get_running_loop().call_later(delay_s, due)
+
+    def idle(self) -> bool:
+        """Whether this process has nothing left to do until time passes on its clock or
+        something arrives from outside: no driver runs (no attempt in flight, no commit of
+        one), no effect is being performed, no timer is due or being fired, no grant turn or
+        limit read is under way, and no event is held back for a retry after a failure
+        (``_later``: those wait real seconds). Every invocation is then completed, or
+        suspended on what only time or the outside world can complete, or waiting for a
+        timer in the future. Synchronous, no I/O: what memory says now.
+
+        For tests on a manual clock (``ritornello.testing``): move the clock, then wait until
+        this is true again. A rate limit's turn waiting for its time does not count (it
+        waits on the real clock, like the alarm that re-checks a lapsed lease)."""
+        if self.drivers.tasks or self._effects or self._later_pending or self.limits.busy:
+            return False
+        if self.timers.firing:
+            return False
+        due = self.timers.next_fire_at()
+        return due is None or due > self.clock.now_ms()
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -85,6 +85,8 @@ class Limits:
         self.core_now = now_ms or (lambda: 0)
         self._sent: dict[str, LimitSpec] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: grant turns asked for "now" (``turn(0)``) that have not run yet
+        self._soon = 0
         self.closing = False
 
     # ------------------------------------------------------------------ definitions
@@ -150,9 +152,20 @@ class Limits:
         """Apply ``LimitsDue`` after ``delay_ms``."""
         loop = asyncio.get_running_loop()
         if delay_ms <= 0:
-            loop.call_soon(self._due)
+            self._soon += 1
+            loop.call_soon(self._due_soon)
         else:
             loop.call_later(delay_ms / 1000, self._due)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a grant turn asked for now, a grant unit or a read is still under way (a
+        turn waiting for its time, a rate limit's, does not count: ``Engine.idle``)."""
+        return self._soon > 0 or bool(self._tasks)
+
+    def _due_soon(self) -> None:
+        self._soon -= 1
+        self._due()
 
     def _due(self) -> None:
         if self.closing:

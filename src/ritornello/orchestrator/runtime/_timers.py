@@ -125,6 +125,18 @@ class TimerQueue:
         """Re-check now (tests that move a manual clock)."""
         self._changed.set()
 
+    def next_fire_at(self) -> int | None:
+        """The earliest ``fire_at`` of the timers armed here (None: none), due or not."""
+        heap, live = self._heap, self._live
+        while heap and live.get(heap[0][1:4]) != heap[0][0]:
+            heapq.heappop(heap)  # replaced or discarded: _due would skip it anyway
+        return heap[0][0] if heap else None
+
+    @property
+    def firing(self) -> bool:
+        """Whether a batch of due timers is being fired right now."""
+        return self._firing is not None
+
     def woke(self, fire_at: int, invocation_id: str) -> None:
         """A fired timer woke ``invocation_id``: it counts for ``lag_ms`` until
         ``handed_over(invocation_id)`` says so."""
