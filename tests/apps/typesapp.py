@@ -16,9 +16,10 @@ from typing import Any, TypedDict
 
 import pydantic
 
-from ritornello import Context, Endpoint, VirtualObject
+from ritornello import Context, Endpoint, VirtualObject, Workflow
 
 box = VirtualObject("TypesBox")
+flow = Workflow("TypesFlow")
 
 
 class Color(enum.Enum):
@@ -88,8 +89,8 @@ def make_none() -> None:
     return None
 
 
-def die_once() -> str:
-    marker = Path(os.environ["RITORNELLO_TEST_DIR"]) / "died"
+def die_once(name: str = "died") -> str:
+    marker = Path(os.environ["RITORNELLO_TEST_DIR"]) / name
     if not marker.exists():
         marker.write_text("x")
         os.kill(os.getpid(), signal.SIGKILL)
@@ -128,6 +129,22 @@ async def roundtrip(ctx: Context) -> dict[str, Any]:
     }
 
 
-endpoint = Endpoint([box])
+@flow.main()
+async def settle(ctx: Context, line: Line) -> dict[str, Any]:
+    """A typed input, a promise resolved and read back typed, then the kill."""
+    await ctx.promise("line").resolve(line)
+    seen = {
+        "input": line,
+        "promise": await ctx.promise("line").value(type_hint=Line),
+        "peek": await ctx.promise("line").peek(type_hint=Line),
+    }
+    await ctx.run("die", die_once, "died-flow")
+    return {
+        name: [type(value).__name__, value == EXPECTED["dataclass"], ctx.attempt]
+        for name, value in seen.items()
+    }
+
+
+endpoint = Endpoint([box, flow])
 app = endpoint.asgi()
 lambda_handler = endpoint.lambda_handler()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.procs import (
     ROOT,
@@ -59,25 +60,33 @@ def _restart_when_killed(endpoint: Proc, within_s: float = 60) -> None:
     endpoint.start()
 
 
-def _roundtrip(orch: Orchestrator, endpoint: Proc) -> None:
-    result: dict[str, object] = {}
+def _killed_once(orch: Orchestrator, endpoint: Proc, path: str, body: object = None) -> Any:
+    """Call ``path`` on the ingress while its handler kills the endpoint once; the answer."""
+    result: dict[str, Any] = {}
 
     def call() -> None:
-        result["answer"] = http(
-            "POST", f"{orch.ingress}/restate/call/TypesBox/k1/roundtrip", timeout=90
-        )
+        result["answer"] = http("POST", f"{orch.ingress}{path}", body, timeout=90)
 
     caller = threading.Thread(target=call)
     caller.start()
     _restart_when_killed(endpoint)
     caller.join(90)
-    status, body, _ = result["answer"]  # type: ignore[misc]
-    assert status == 200, (body, orch.output())
+    status, answer, _ = result["answer"]
+    assert status == 200, (answer, orch.output())
+    return answer
+
+
+def _roundtrip(orch: Orchestrator, endpoint: Proc) -> None:
+    body = _killed_once(orch, endpoint, "/restate/call/TypesBox/k1/roundtrip")
     assert sorted(body) == sorted(NAMES)
     for name in NAMES:
         type_name, equal, attempt = body[name]
         assert (type_name, equal) == (TYPES[name], True), (name, body[name])
         assert attempt >= 2  # the answer comes from an attempt after the kill: a replay
+    line = {"sku": "A-1", "price": "19.99", "at": "2026-12-05T01:02:03.456789+02:00"}
+    flow = _killed_once(orch, endpoint, "/restate/call/TypesFlow/w1/settle", line)
+    assert sorted(flow) == ["input", "peek", "promise"]
+    assert all(seen[:2] == ["Line", True] and seen[2] >= 2 for seen in flow.values()), flow
 
 
 def test_types_survive_a_kill_and_a_replay_over_http(tmp_path: Path) -> None:

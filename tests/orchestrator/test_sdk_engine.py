@@ -119,6 +119,21 @@ async def retries(ctx: Context, fail: int) -> str:
         return exc.message
 
 
+async def nap(ctx: Context, n: int) -> int:
+    await ctx.sleep(timedelta(minutes=10))
+    return n
+
+
+@svc.handler()
+async def cancellable_map(ctx: Context, n: int) -> list[Any]:
+    try:
+        await ctx.map("naps", range(n), nap)
+    except TerminalError as exc:
+        await ctx.run("undo", compensated.append, "map")
+        return [exc.status_code, exc.message]
+    return ["not cancelled"]
+
+
 async def charge(ctx: Context, n: int) -> int:
     def once() -> int:
         executions[f"charge {n}"] += 1
@@ -195,6 +210,32 @@ def test_cancel_by_handle_reaches_the_callees_compensation() -> None:
                 "failure": {"code": 409, "message": "cancelled"}
             }
             assert compensated == ["hotel", "car"]
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())
+
+
+def test_a_cancellation_in_a_branch_ends_the_fan_out_where_the_handler_awaits_it() -> None:
+    async def main() -> None:
+        engine, store = await _engine()
+        try:
+            compensated.clear()
+            resolved = engine.registry.resolve("Handles", "cancellable_map")
+            assert resolved is not None
+            rec, _ = await engine.submit(resolved, None, "3")
+            for _ in range(500):  # until every branch sleeps
+                current = await store.get_invocation(rec.id)
+                if current is not None and current.status == "suspended":
+                    break
+                await asyncio.sleep(0.01)
+            await engine.cancel(rec.id)
+            out = json.loads(await asyncio.wait_for(engine.wait_result(rec.id), 10))
+            assert out == {"value": [409, "cancelled"]}
+            assert compensated == ["map"]
+            journal = await _journal(store, rec.id)
+            sleeps = [e for e in journal if e["kind"] == "sleep"]
+            assert len(sleeps) == 3 and all(e.get("ctx") for e in sleeps)
         finally:
             await engine.stop()
 

@@ -25,10 +25,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
 from ritornello.protocol import Failure
-from ritornello.sdk._futures import DurableFuture, wait_or_suspend
+from ritornello.sdk._futures import DurableFuture, raise_failure, wait_or_suspend
 from ritornello.sdk._invocation import _IN_STEP
 from ritornello.sdk._machine import Machine
-from ritornello.sdk.errors import TerminalError
 
 #: The names of the ``run`` entries that journal a select's, a wait's, an as_completed's choice.
 SELECT_ENTRY = "select"
@@ -116,7 +115,7 @@ def _raise_if_replayed_cancel(machine: Machine, futures: Iterable[DurableFuture[
 
 def _raise(failure: Failure | None) -> None:
     if failure is not None:
-        raise TerminalError(failure["message"], status_code=failure["code"])
+        raise_failure(failure)
 
 
 async def _gather(machine: Machine | None, futures: tuple[DurableFuture[Any], ...]) -> list[Any]:

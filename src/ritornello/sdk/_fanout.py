@@ -23,6 +23,10 @@ succeeded (``min_successful_reached``), or when failures pass ``tolerated_failur
 reports it. Branches still running when it ends are dropped (their running steps finish and
 are journaled; nothing else they would have done happens).
 
+A cancellation of the invocation raised in a branch that does not catch it ends the whole
+fan-out (the other branches are dropped) and is raised where the handler awaits it, so the
+handler can compensate; nothing of the fan-out's outcome is journaled then.
+
 A branch that waits on something only the orchestrator can complete parks; when every
 running branch is parked the fan-out suspends on all their indices at once (or parks in its
 own parent fan-out), so one attempt takes every branch as far as it can go.
@@ -40,7 +44,7 @@ from ritornello.protocol import Failure
 from ritornello.sdk._futures import PARK, DurableFuture, ReadyFuture
 from ritornello.sdk._machine import BRANCH, Machine
 from ritornello.sdk._serde import decode, encode, return_hint
-from ritornello.sdk.errors import Suspended, TerminalError
+from ritornello.sdk.errors import InvocationCancelled, Suspended, TerminalError
 
 R = TypeVar("R")
 
@@ -284,6 +288,8 @@ class FanOut:
         try:
             value = await body()
             encoded = encode(value, self._hint, self._serde)
+        except InvocationCancelled:
+            raise  # not the branch's failure: the whole fan-out ends with it
         except TerminalError as exc:
             failure: Failure = {"code": exc.status_code, "message": exc.message}
             self._machine.record({"kind": "run", "name": name, "failure": failure})

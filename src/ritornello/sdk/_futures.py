@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar
 
 from ritornello.protocol import Failure
-from ritornello.sdk._machine import Machine
+from ritornello.sdk._machine import CANCELLED, Machine
 from ritornello.sdk._serde import json_copy
-from ritornello.sdk.errors import TerminalError
+from ritornello.sdk.errors import InvocationCancelled, TerminalError
 
 T = TypeVar("T")
 
@@ -91,7 +91,9 @@ class DurableFuture(ABC, Generic[T]):
     async def _resolve(self) -> T: ...
 
 
-def _raise_failure(failure: Failure) -> None:
+def raise_failure(failure: Failure) -> None:
+    if failure is CANCELLED:
+        raise InvocationCancelled()
     raise TerminalError(str(failure.get("message", "")), status_code=int(failure.get("code", 500)))
 
 
@@ -118,7 +120,7 @@ class ReadyFuture(DurableFuture[T]):
 
     async def _resolve(self) -> T:
         if self._failure is not None:
-            _raise_failure(self._failure)
+            raise_failure(self._failure)
         return self._value
 
 
@@ -170,7 +172,7 @@ class StepFuture(DurableFuture[T]):
         if outcome.crashed or outcome.stopped or self._machine.ended:
             raise self._machine.signal()
         if outcome.failure is not None:
-            _raise_failure(outcome.failure)
+            raise_failure(outcome.failure)
         return self._convert(outcome.value)
 
 
@@ -197,10 +199,10 @@ class CompletionFuture(DurableFuture[T]):
     async def _resolve(self) -> T:
         cancelled = self._machine.cancel_point(self._index)
         if cancelled is not None:
-            _raise_failure(cancelled)
+            raise_failure(cancelled)
         completion = self._machine.completion(self._index)
         if completion is None:
             await wait_or_suspend(self._machine, [self._index])
         if "failure" in completion:
-            _raise_failure(completion["failure"])
+            raise_failure(completion["failure"])
         return self._convert(completion.get("value"))

@@ -195,7 +195,7 @@ class InvocationContext(Context):
         self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> DurableFuture[Any]:
         self._enter()
-        options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
+        options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs} if kwargs else {}
         if not isinstance(name, str) or not callable(fn):
             raise TypeError("ctx.run(name, fn, *args, **kwargs): name a str, fn a callable")
         limit = options.get("limit")
@@ -211,13 +211,15 @@ class InvocationContext(Context):
             return _decoded(value, hint, serde, f"step {name!r}")
 
         failed, since, permit = 0, None, None
-        while True:  # past the permits and retry timers of earlier attempts of this step
+        # past the permits and retry timers of earlier attempts of this step (a new step
+        # without a limit has none: the usual case skips the loop)
+        while limit is not None or machine.replaying:
             if limit is not None:
                 permit, refused = self._permit(limit)
                 if refused is not None:
                     return refused
             timer = machine.peek()
-            if not is_retry_timer(timer, name):
+            if timer is None or timer.get("kind") != "sleep" or not is_retry_timer(timer, name):
                 break
             index, journaled = machine.record({"kind": "sleep", "name": name})
             info = (journaled or {}).get("retry") or {}
@@ -230,7 +232,7 @@ class InvocationContext(Context):
                 raise machine.suspend([index])
         first = (
             self._step_checkpoints
-            and machine.next_index >= machine.journal_length
+            and not machine.replaying
             and (machine.unpersisted_decision or any(t.done() for t in self._steps.values()))
         )
         if first and self._persist is None:

@@ -45,7 +45,8 @@ _KEYED_KINDS = frozenset({"call", "send"})
 #: The child context whose sequence of positions the current task's actions take ("": the
 #: root, the handler itself). Set by the fan-out's branches, inherited by their steps.
 BRANCH: ContextVar[str] = ContextVar("ritornello_branch", default="")
-_CANCELLED: Failure = {"code": 409, "message": "cancelled"}
+#: The failure a cancellation raises (identity marks it: see ``_futures.raise_failure``).
+CANCELLED: Failure = {"code": 409, "message": "cancelled"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +124,13 @@ class Machine:
         self._cancel_raised = any(e.get("name") == CANCEL_ENTRY for e in self._journal)
         self._always_replay = always_replay
         #: per context: the global indices of its journaled entries (input excluded), in order
-        self._replay: dict[str, list[int]] = {}
-        for i, entry in enumerate(self._journal[1:], start=1):
-            self._replay.setdefault(str(entry.get("ctx") or ""), []).append(i)
+        contexts = [entry.get("ctx") for entry in self._journal]
+        if not any(contexts):  # (the usual journal: the handler's own entries only)
+            self._replay: dict[str, list[int]] = {"": list(range(1, len(contexts)))}
+        else:
+            self._replay = {}
+            for i, branch in enumerate(contexts[1:], start=1):
+                self._replay.setdefault(str(branch or ""), []).append(i)
         #: per context: how many actions it took in this attempt
         self._taken: dict[str, int] = {}
         #: the contexts of the holes reserved by branches' steps, by index
@@ -329,7 +334,7 @@ class Machine:
             entry.get("name") == CANCEL_ENTRY and entry.get("value") in set(indices)
         ):
             self.record({"kind": "run", "name": CANCEL_ENTRY})
-            return _CANCELLED
+            return CANCELLED
         return None
 
     def cancel_point(self, index: int) -> Failure | None:
@@ -349,7 +354,7 @@ class Machine:
         ):
             self._cancel_raised = True  # once: compensations may then await as usual
             self.record({"kind": "run", "name": CANCEL_ENTRY, "value": index})
-            return _CANCELLED
+            return CANCELLED
         return None
 
     # -- endings -------------------------------------------------------------------------------

@@ -38,6 +38,13 @@ RUN_OPTIONS = (
     "retry_interval_factor",
     "limit",
 )
+_RETRY_KEYS = (
+    "max_attempts",
+    "max_retry_duration",
+    "initial_retry_interval",
+    "max_retry_interval",
+    "retry_interval_factor",
+)
 DEFAULT_INITIAL_MS = 50
 DEFAULT_MAX_INTERVAL_MS = 10_000
 DEFAULT_FACTOR = 2.0
@@ -104,10 +111,8 @@ def step_retry_of(options: dict[str, Any], fn: Callable[..., Any]) -> StepRetry 
     """The retry options of a step: ``ctx.run``'s keywords over its function's
     ``step_retry`` policy; None when neither gives any."""
     policy: RetryPolicy | None = getattr(fn, STEP_RETRY_ATTR, None)
-    keys: tuple[str, ...] = ("max_attempts", "max_retry_duration", "initial_retry_interval")
-    keys += ("max_retry_interval", "retry_interval_factor")
-    if policy is None and all(options.get(k) is None for k in keys):
-        return None
+    if policy is None and (not options or all(options.get(k) is None for k in _RETRY_KEYS)):
+        return None  # (the usual case: no options at all)
     attempts = options.get("max_attempts")
     if attempts is None and policy is not None:
         attempts = policy.max_attempts

@@ -4,6 +4,7 @@
 
     Exception
     ├── TerminalError          fail without retry: the invocation ends with {code, message}
+    │   └── InvocationCancelled   the invocation was cancelled (409), raised where it waited
     └── JournalMismatchError   replay diverged from the journal (answered as journal_mismatch)
     BaseException
     └── Suspended              the SDK ends this attempt here (suspension, checkpoint, failed
@@ -31,6 +32,15 @@ class TerminalError(Exception):
 
     def __repr__(self) -> str:
         return f"TerminalError({self.message!r}, status_code={self.status_code})"
+
+
+class InvocationCancelled(TerminalError):
+    """The invocation was cancelled: raised (once) at the await where it waited, as a
+    ``TerminalError("cancelled", 409)``. Inside a fan-out branch, if the branch does not catch
+    it, it ends the whole fan-out and is raised where the handler awaits it."""
+
+    def __init__(self) -> None:
+        super().__init__("cancelled", status_code=409)
 
 
 class JournalMismatchError(Exception):
