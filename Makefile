@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # npm packages of the Restate TypeScript SDK test app (tests/restate/ts); npm ci writes this file.
 TS_DEPS := tests/restate/ts/node_modules/.package-lock.json
 
-.PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-compare bench-dynamo clean system-deps
+.PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-compare bench-dynamo bench-import clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -98,6 +98,9 @@ bench-dynamo: $(STAMP)
 # BENCH_ARGS passes options, e.g. make bench-restate BENCH_ARGS='--seconds 10 --clients 1,64'.
 bench-restate: $(STAMP)
 	$(BIN)/python benchmarks/restate_compare.py $(BENCH_ARGS)
+
+bench-import: $(STAMP)
+	$(BIN)/python benchmarks/import_time.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .ritornello .pytest_cache .mypy_cache .ruff_cache

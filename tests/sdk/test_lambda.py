@@ -71,6 +71,16 @@ async def flaky(ctx: Context, token: str) -> str:
     return await ctx.run("after", str.upper, first)
 
 
+@lab.handler()
+async def chatty(ctx: Context, n: int) -> int:
+    total = 0
+    for i in range(n):
+        ctx.logger.info("step %d of %d", i, n)  # once per invocation, however many replays
+        total += await ctx.run(f"add {i}", lambda i=i: i)
+        await ctx.sleep(0)
+    return total
+
+
 SERVICES = [*ALL_SERVICES, lab]
 
 
@@ -445,3 +455,36 @@ def test_without_powertools_the_standard_library_logs(
     retried = [r for r in stamped if "retrying" in r.getMessage()]
     assert [getattr(r, "journal_position", None) for r in retried] == [2]
     assert sum(r.getMessage() == "about to wobble" for r in stamped) == 1
+
+
+def test_ctx_logger_logs_each_line_once_on_lambda_however_many_replays(
+    handler: _lambda.LambdaFunction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records: list[logging.LogRecord] = []
+    capture = logging.Handler(logging.INFO)
+    capture.emit = records.append  # type: ignore[method-assign]
+    mine = logging.getLogger("ritornello.handler.LambdaLab")
+    mine.setLevel(logging.INFO)
+    mine.addHandler(capture)
+    monkeypatch.setattr(_invocation, "_wall_clock", lambda: 1_700_000_000.0)
+
+    class LambdaOnly:
+        """Every attempt through the Lambda handler only (each one a fresh replay)."""
+
+        async def invoke(self, body: bytes) -> bytes:
+            answer = await asyncio.to_thread(handler, json.loads(body), None)
+            return json.dumps(answer).encode()
+
+    try:
+        finished = asyncio.run(
+            Driver(cast(InProcessEndpoint, LambdaOnly())).run(
+                "LambdaLab/chatty", 4, invocation_id="inv_chatty"
+            )
+        )
+    finally:
+        mine.removeHandler(capture)
+    assert finished.output == {"kind": "output", "value": 6}
+    assert len(finished.statuses) >= 4  # every sleep suspends: the early lines replay often
+    assert [r.getMessage() for r in records] == [f"step {i} of 4" for i in range(4)]
+    assert {getattr(r, "invocation_id", None) for r in records} == {"inv_chatty"}
+    assert [getattr(r, "journal_index", None) for r in records] == [1, 3, 5, 7]

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ritornello.protocol import (
     Entry,
@@ -30,14 +30,6 @@ from ritornello.protocol import (
     parse_awakeable_id,
 )
 from ritornello.sdk._context import Context
-from ritornello.sdk._fanout import (
-    BatchResult,
-    FanOut,
-    Policy,
-    branch_hint,
-    map_branches,
-    parallel_branches,
-)
 from ritornello.sdk._futures import (
     CompletionFuture,
     DurableFuture,
@@ -46,6 +38,9 @@ from ritornello.sdk._futures import (
     StepOutcome,
 )
 from ritornello.sdk._handles import CallHandle, SendHandle
+
+if TYPE_CHECKING:  # the fan-out module is imported on first use (the handler's import time)
+    from ritornello.sdk._fanout import BatchResult, Branch, Policy
 from ritornello.sdk._logger import LOGGER_PREFIX, ReplayAwareLogger
 from ritornello.sdk._machine import Machine
 from ritornello.sdk._run_options import (
@@ -359,12 +354,13 @@ class InvocationContext(Context):
         type_hint: Any = None,
         serde: Any = None,
     ) -> DurableFuture[Any]:
+        from ritornello.sdk._fanout import Policy  # (imported on first use: import time)
+
         self._enter()
         _check_name(name, "child")
         hint = return_hint(fn) if type_hint is None else type_hint
-        branches = [(name, lambda: fn(self, *args))]
-        fan = FanOut(self._machine, name, "child", branches, Policy(), hint, serde)
-        return fan.start(self._children)
+        branches: list[tuple[str, Branch]] = [(name, lambda: fn(self, *args))]
+        return self._fan_out(name, "child", branches, Policy(), hint, serde)
 
     def map(
         self,
@@ -380,6 +376,8 @@ class InvocationContext(Context):
         type_hint: Any = None,
         serde: Any = None,
     ) -> DurableFuture[BatchResult[Any]]:
+        from ritornello.sdk._fanout import Policy, map_branches
+
         self._enter()
         _check_name(name, "map")
         policy = Policy(
@@ -387,9 +385,7 @@ class InvocationContext(Context):
         )
         hint = return_hint(fn) if type_hint is None else type_hint
         branches = map_branches(name, list(items), fn, self)
-        return FanOut(self._machine, name, "map", branches, policy, hint, serde).start(
-            self._children
-        )
+        return self._fan_out(name, "map", branches, policy, hint, serde)
 
     def parallel(
         self,
@@ -403,6 +399,8 @@ class InvocationContext(Context):
         type_hint: Any = None,
         serde: Any = None,
     ) -> DurableFuture[BatchResult[Any]]:
+        from ritornello.sdk._fanout import Policy, branch_hint, parallel_branches
+
         self._enter()
         _check_name(name, "parallel")
         policy = Policy(
@@ -410,7 +408,21 @@ class InvocationContext(Context):
         )
         hint = branch_hint(branches) if type_hint is None else type_hint
         named = parallel_branches(branches, self)
-        return FanOut(self._machine, name, "parallel", named, policy, hint, serde).start(
+        return self._fan_out(name, "parallel", named, policy, hint, serde)
+
+    def _fan_out(
+        self,
+        name: str,
+        kind: str,
+        branches: list[tuple[str, Branch]],
+        policy: Policy,
+        hint: Any,
+        serde: Any,
+    ) -> DurableFuture[Any]:
+        """Take the fan-out's entry and start it (tracked: dropped when the attempt ends)."""
+        from ritornello.sdk._fanout import FanOut
+
+        return FanOut(self._machine, name, kind, branches, policy, hint, serde).start(
             self._children
         )
 

@@ -21,7 +21,6 @@ Exhausted means: ``max_attempts`` attempts failed, or the next attempt would sta
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -83,15 +82,26 @@ def millis(duration: timedelta | float, what: str) -> int:
     return ms
 
 
-@dataclass(frozen=True, slots=True)
 class StepRetry:
-    """A step's retry options, checked."""
+    """A step's retry options, checked. (A plain class: a dataclass costs the handler
+    module's import half a millisecond.)"""
 
-    max_attempts: int | None
-    max_duration_ms: int | None
-    initial_ms: int
-    max_interval_ms: int
-    factor: float
+    __slots__ = ("factor", "initial_ms", "max_attempts", "max_duration_ms", "max_interval_ms")
+
+    def __init__(
+        self,
+        *,
+        max_attempts: int | None,
+        max_duration_ms: int | None,
+        initial_ms: int,
+        max_interval_ms: int,
+        factor: float,
+    ) -> None:
+        self.max_attempts = max_attempts
+        self.max_duration_ms = max_duration_ms
+        self.initial_ms = initial_ms
+        self.max_interval_ms = max_interval_ms
+        self.factor = factor
 
     def backoff_ms(self, failed: int) -> int:
         """The timer after the ``failed``-th failed attempt."""

@@ -34,9 +34,10 @@ from typing import Any
 
 from ritornello.protocol import Completion, Entry, InvokeRequest, InvokeResponse
 from ritornello.sdk import Endpoint
+from ritornello.sdk._machine import describe
 
 from ._history import History
-from ._report import Divergence, ReplayReport, describe
+from ._report import Divergence, ReplayReport
 from .errors import HarnessError
 
 #: Where the history ends: a step name no handler uses.

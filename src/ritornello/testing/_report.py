@@ -10,21 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ritornello.protocol import Entry
-
 from .errors import ReplayDivergenceError
-
-_KEYED = frozenset({"call", "send"})
-
-
-def describe(entry: Entry) -> str:
-    """An entry (or an action) as a mismatch names it."""
-    text = str(entry.get("kind"))
-    if entry.get("name"):
-        text += f" {entry.get('name')!r}"
-    if entry.get("kind") in _KEYED:
-        text += f" key={entry.get('key')!r}"
-    return text
 
 
 @dataclass(frozen=True)
