@@ -41,7 +41,7 @@ from ritornello.sdk._handles import CallHandle, SendHandle
 
 if TYPE_CHECKING:  # the fan-out module is imported on first use (the handler's import time)
     from ritornello.sdk._fanout import BatchResult, Branch, Policy
-from ritornello.sdk._logger import LOGGER_PREFIX, ReplayAwareLogger
+    from ritornello.sdk._logger import ReplayAwareLogger
 from ritornello.sdk._machine import Machine
 from ritornello.sdk._run_options import (
     ERROR_CHARS,
@@ -154,6 +154,8 @@ class InvocationContext(Context):
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
         if self._logger is None:
+            from ritornello.sdk._logger import LOGGER_PREFIX, ReplayAwareLogger  # on first use
+
             spec = self._spec
             fields = {
                 "invocation_id": self.invocation_id,
