@@ -35,16 +35,19 @@ def return_hint(fn: Any) -> Any:
     ``async def f() -> X`` and ``def f() -> Awaitable[X]`` (or ``Coroutine[..., X]``) are
     ``X``; a ``functools.partial`` is its function's; a lambda, a builtin, a class, a
     function without a return annotation, or one that does not resolve are None."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    if isinstance(fn, type) or not callable(fn):
-        return None
-    if not isinstance(fn, (types.FunctionType, types.MethodType)):
-        call = type(fn).__call__
-        if not isinstance(call, types.FunctionType):
-            return None  # a builtin, a C callable: untyped
-        fn = types.MethodType(call, fn)
-    target = fn.__func__ if isinstance(fn, types.MethodType) else fn
+    if type(fn) is types.FunctionType:  # (the usual step: a plain function)
+        target: Any = fn
+    else:
+        while isinstance(fn, functools.partial):
+            fn = fn.func
+        if isinstance(fn, type) or not callable(fn):
+            return None
+        if not isinstance(fn, (types.FunctionType, types.MethodType)):
+            call = type(fn).__call__
+            if not isinstance(call, types.FunctionType):
+                return None  # a builtin, a C callable: untyped
+            fn = types.MethodType(call, fn)
+        target = fn.__func__ if isinstance(fn, types.MethodType) else fn
     annotations = getattr(target, "__annotations__", None) or {}
     if "return" not in annotations or getattr(target, "__name__", "") == "<lambda>":
         return None

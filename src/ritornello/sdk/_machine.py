@@ -113,6 +113,17 @@ def check_request(request: InvokeRequest) -> str | None:
     return None
 
 
+class _Cursor:
+    """One context's place in the journal: the indices of its journaled entries, and how
+    many actions it took in this attempt (past the first ones: new entries)."""
+
+    __slots__ = ("journaled", "taken")
+
+    def __init__(self, journaled: list[int]) -> None:
+        self.journaled = journaled
+        self.taken = 0
+
+
 class Machine:
     """Journal positions, replay checks, new entries and the ending of one attempt."""
 
@@ -123,16 +134,18 @@ class Machine:
         self._decisions: list[int] = []
         self._cancel_raised = any(e.get("name") == CANCEL_ENTRY for e in self._journal)
         self._always_replay = always_replay
-        #: per context: the global indices of its journaled entries (input excluded), in order
+        #: per context, its cursor: the global indices of its journaled entries (input
+        #: excluded), in order, and how many actions it took in this attempt
         contexts = [entry.get("ctx") for entry in self._journal]
         if not any(contexts):  # (the usual journal: the handler's own entries only)
-            self._replay: dict[str, list[int]] = {"": list(range(1, len(contexts)))}
+            self._root = _Cursor(list(range(1, len(contexts))))
+            self._cursors: dict[str, _Cursor] = {}
         else:
-            self._replay = {}
+            indices: dict[str, list[int]] = {}
             for i, branch in enumerate(contexts[1:], start=1):
-                self._replay.setdefault(str(branch or ""), []).append(i)
-        #: per context: how many actions it took in this attempt
-        self._taken: dict[str, int] = {}
+                indices.setdefault(str(branch or ""), []).append(i)
+            self._root = _Cursor(indices.pop("", []))
+            self._cursors = {branch: _Cursor(at) for branch, at in indices.items()}
         #: the contexts of the holes reserved by branches' steps, by index
         self._hole_contexts: dict[int, str] = {}
         self._new: list[Entry | None] = []
@@ -159,32 +172,41 @@ class Machine:
         """The handler's input (the value of journal entry 0)."""
         return self._journal[0].get("value")
 
+    def _cursor(self) -> _Cursor:
+        """The current context's cursor (made on first use)."""
+        branch = BRANCH.get()
+        if not branch:
+            return self._root
+        cursor = self._cursors.get(branch)
+        if cursor is None:
+            cursor = self._cursors[branch] = _Cursor([])
+        return cursor
+
     @property
     def next_index(self) -> int:
         """The position the next action of the current context will take."""
-        branch = BRANCH.get()
-        taken = self._taken.get(branch, 0)
-        journaled = self._replay.get(branch, ())
-        if taken < len(journaled):
-            return journaled[taken]
+        cursor = self._cursor()
+        if cursor.taken < len(cursor.journaled):
+            return cursor.journaled[cursor.taken]
         return len(self._journal) + len(self._new)
 
     @property
     def replaying(self) -> bool:
         """Whether the current context's next action replays a journaled entry."""
-        branch = BRANCH.get()
-        return self._taken.get(branch, 0) < len(self._replay.get(branch, ()))
+        cursor = self._cursor()
+        return cursor.taken < len(cursor.journaled)
 
     def peek(self) -> Entry | None:
         """The journaled entry the current context's next action will replay, if any."""
-        branch = BRANCH.get()
-        taken = self._taken.get(branch, 0)
-        journaled = self._replay.get(branch, ())
-        return self._journal[journaled[taken]] if taken < len(journaled) else None
+        cursor = self._cursor()
+        if cursor.taken < len(cursor.journaled):
+            return self._journal[cursor.journaled[cursor.taken]]
+        return None
 
     def journaled_in(self, branch: str) -> list[Entry]:
         """The journaled entries of context ``branch``, in order."""
-        return [self._journal[i] for i in self._replay.get(branch, ())]
+        cursor = self._cursors.get(branch) if branch else self._root
+        return [self._journal[i] for i in cursor.journaled] if cursor is not None else []
 
     @property
     def journal_length(self) -> int:
@@ -305,24 +327,23 @@ class Machine:
 
     def _take(self, action: Entry) -> tuple[int, Entry | None]:
         self.check_open()
-        branch = BRANCH.get()
-        taken = self._taken.get(branch, 0)
-        journaled_at = self._replay.get(branch, ())
-        if taken < len(journaled_at):
-            index = journaled_at[taken]
+        cursor = self._cursor()
+        taken = cursor.taken
+        cursor.taken = taken + 1
+        if taken < len(cursor.journaled):
+            index = cursor.journaled[taken]
             journaled = self._journal[index]
             if not _same_action(journaled, action):
+                branch = BRANCH.get()
                 where = f" (in child context {branch})" if branch else ""
                 self._mismatch = (
                     f"journal mismatch at index {index}{where}: the journal has "
                     f"{describe(journaled)}, the handler did {describe(action)}"
                 )
                 raise JournalMismatchError(self._mismatch)
-            self._taken[branch] = taken + 1
             return index, journaled
-        self._taken[branch] = taken + 1
-        if branch:
-            action["ctx"] = branch
+        if cursor is not self._root:
+            action["ctx"] = BRANCH.get()
         return len(self._journal) + len(self._new), None
 
     def replayed_cancel(self, indices: Iterable[int]) -> Failure | None:
