@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ritornello.sdk._serde import Serde
 
 T = TypeVar("T")
+U = TypeVar("U")
 P = ParamSpec("P")
 
 
@@ -65,7 +66,280 @@ class Context(ABC):
 
     # -- steps ---------------------------------------------------------------------------------
 
-    # Without run options, the arguments passed on to ``fn`` are checked against it.
+    # With run options (one overload per option, that option required, so that a call
+    # without any still meets the checked overloads below): the arguments passed on to ``fn``
+    # are not checked (a ParamSpec's ``**kwargs`` cannot sit beside keywords of ``run``'s own).
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        type_hint: type[U],
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[U]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: Any,
+        serde: Serde,
+        type_hint: Any = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        serde: Serde,
+        type_hint: Any = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: Any,
+        max_attempts: int,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        max_attempts: int,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: Any,
+        max_retry_duration: timedelta | float,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        max_retry_duration: timedelta | float,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: Any,
+        initial_retry_interval: timedelta | float,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        initial_retry_interval: timedelta | float,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: Any,
+        max_retry_interval: timedelta | float,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        max_retry_interval: timedelta | float,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: Any,
+        retry_interval_factor: float,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        retry_interval_factor: float,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        limit: str | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Coroutine[Any, Any, T]],
+        /,
+        *args: Any,
+        limit: str,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        limit: str,
+        type_hint: Any = None,
+        serde: Serde | None = None,
+        max_attempts: int | None = None,
+        max_retry_duration: timedelta | float | None = None,
+        initial_retry_interval: timedelta | float | None = None,
+        max_retry_interval: timedelta | float | None = None,
+        retry_interval_factor: float | None = None,
+        **kwargs: Any,
+    ) -> DurableFuture[T]: ...
+
+    # Without run options the arguments passed on to ``fn`` are checked against it.
     @overload
     def run(
         self,
@@ -79,45 +353,6 @@ class Context(ABC):
     @overload
     def run(
         self, name: str, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
-    ) -> DurableFuture[T]: ...
-
-    # With run options they are not (a ParamSpec's ``**kwargs`` cannot sit beside keywords
-    # of ``run``'s own). mypy finds the first two broader, yet at a call site an option
-    # that ``fn`` does not take fails them and lands here, as meant.
-    @overload
-    def run(  # type: ignore[overload-cannot-match]
-        self,
-        name: str,
-        fn: Callable[..., Coroutine[Any, Any, T]],
-        /,
-        *args: Any,
-        type_hint: Any = None,
-        serde: Serde | None = None,
-        max_attempts: int | None = None,
-        max_retry_duration: timedelta | float | None = None,
-        initial_retry_interval: timedelta | float | None = None,
-        max_retry_interval: timedelta | float | None = None,
-        retry_interval_factor: float | None = None,
-        limit: str | None = None,
-        **kwargs: Any,
-    ) -> DurableFuture[T]: ...
-
-    @overload
-    def run(  # type: ignore[overload-cannot-match]
-        self,
-        name: str,
-        fn: Callable[..., T],
-        /,
-        *args: Any,
-        type_hint: Any = None,
-        serde: Serde | None = None,
-        max_attempts: int | None = None,
-        max_retry_duration: timedelta | float | None = None,
-        initial_retry_interval: timedelta | float | None = None,
-        max_retry_interval: timedelta | float | None = None,
-        retry_interval_factor: float | None = None,
-        limit: str | None = None,
-        **kwargs: Any,
     ) -> DurableFuture[T]: ...
 
     @abstractmethod
