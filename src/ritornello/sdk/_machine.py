@@ -56,10 +56,19 @@ class _Ending:
     error: dict[str, str] | None = None
 
 
-def error_response(kind: str, message: str, entries: list[Entry] | None = None) -> InvokeResponse:
-    """A retryable failure answer."""
+def error_response(
+    kind: str,
+    message: str,
+    entries: list[Entry] | None = None,
+    *,
+    detail: dict[str, str] | None = None,
+) -> InvokeResponse:
+    """A retryable failure answer; ``detail``: more fields of ``error`` (a mismatch's
+    ``index``, ``journal_has`` and ``handler_did``, for tools that read it)."""
     return InvokeResponse(
-        status="error", entries=entries or [], error={"kind": kind, "message": message}
+        status="error",
+        entries=entries or [],
+        error={"kind": kind, "message": message, **(detail or {})},
     )
 
 
@@ -152,6 +161,7 @@ class Machine:
         self._ending: _Ending | None = None
         self._step_failure: str | None = None
         self._mismatch: str | None = None
+        self._mismatch_detail: dict[str, str] = {}
         self._abandoned = False
 
     # -- reading -------------------------------------------------------------------------------
@@ -336,10 +346,16 @@ class Machine:
             if not _same_action(journaled, action):
                 branch = BRANCH.get()
                 where = f" (in child context {branch})" if branch else ""
+                has, did = describe(journaled), describe(action)
                 self._mismatch = (
-                    f"journal mismatch at index {index}{where}: the journal has "
-                    f"{describe(journaled)}, the handler did {describe(action)}"
+                    f"journal mismatch at index {index}{where}: the journal has {has}, "
+                    f"the handler did {did}"
                 )
+                self._mismatch_detail = {
+                    "index": str(index),
+                    "journal_has": has,
+                    "handler_did": did,
+                }
                 raise JournalMismatchError(self._mismatch)
             return index, journaled
         if cursor is not self._root:
@@ -386,6 +402,7 @@ class Machine:
         more). Like any mismatch, the answer carries no entries. Returns the error to raise."""
         if self._mismatch is None:
             self._mismatch = f"journal mismatch at index {index}: {message}"
+            self._mismatch_detail = {"index": str(index)}
         return JournalMismatchError(self._mismatch)
 
     def suspend(self, waiting: Sequence[int]) -> BaseException:
@@ -442,7 +459,7 @@ class Machine:
     def response(self) -> InvokeResponse:
         """The answer for this attempt. Call it once every started step has finished."""
         if self._mismatch is not None:
-            return error_response("journal_mismatch", self._mismatch)
+            return error_response("journal_mismatch", self._mismatch, detail=self._mismatch_detail)
         entries: list[Entry] = []
         for entry in self._new:
             if entry is None:

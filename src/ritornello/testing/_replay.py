@@ -112,11 +112,14 @@ def _past_end(answer: InvokeResponse, journal: list[Entry], end: int) -> str | D
     error = answer.error or {}
     message = str(error.get("message", ""))
     if answer.status == "error" and error.get("kind") == "journal_mismatch":
-        found = _MISMATCH.match(message)
-        if found is None:  # a mismatch in words of its own: the SDK's message as it is
-            return Divergence("mismatch", None, None, message, message)
-        index, rest = int(found.group(1)), found.group(2)
-        did = rest.rpartition(_DID)[2]
+        if str(error.get("index", "")).isdigit() and "handler_did" in error:
+            index, did = int(error["index"]), str(error["handler_did"])  # the SDK's fields
+        else:  # an SDK that words it only: read the message
+            found = _MISMATCH.match(message)
+            if found is None:
+                return Divergence("mismatch", None, None, message, message)
+            index, rest = int(found.group(1)), found.group(2)
+            did = rest.rpartition(_DID)[2]
         if index == end:
             return did
         has = describe(journal[index]) if index < len(journal) else None
