@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import json
-import zlib
 
 #: The envelope's marker member; its value names the encoding (only ``gzip`` exists).
 ENCODING_KEY = "ritornello_encoding"
@@ -26,6 +24,8 @@ class EnvelopeError(ValueError):
 
 def gzip_base64(raw: bytes) -> bytes:
     """``raw`` gzipped (level 6, no timestamp: the same input packs the same) and base64'd."""
+    import gzip  # (on first use: most payloads never travel enveloped)
+
     return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0))
 
 
@@ -39,6 +39,8 @@ def gzip_envelope(raw: bytes) -> bytes:
 def inflate_base64(data: str | bytes, limit: int) -> bytes:
     """The bytes packed by ``gzip_base64``; ``EnvelopeError`` if they do not decode, are
     truncated, or would inflate beyond ``limit`` bytes."""
+    import zlib
+
     try:
         inflater = zlib.decompressobj(wbits=31)  # gzip framing
         raw = inflater.decompress(base64.b64decode(data, validate=True), limit)

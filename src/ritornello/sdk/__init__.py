@@ -9,7 +9,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ritornello.protocol import RetryPolicy
-from ritornello.sdk._asgi import AsgiApp
 from ritornello.sdk._combinators import (
     ALL_COMPLETED,
     FIRST_COMPLETED,
@@ -30,11 +29,16 @@ from ritornello.sdk._service import Limit, Service, VirtualObject, Workflow
 from ritornello.sdk.errors import JournalMismatchError, Suspended, TerminalError
 
 if TYPE_CHECKING:
+    from ritornello.sdk._asgi import AsgiApp
     from ritornello.sdk._fanout import BatchItem, BatchResult
 
 #: Names whose module is imported on first use (a handler module that never fans out does not
 #: pay for it at import time).
-_LAZY = {"BatchItem": "ritornello.sdk._fanout", "BatchResult": "ritornello.sdk._fanout"}
+_LAZY = {
+    "AsgiApp": "ritornello.sdk._asgi",
+    "BatchItem": "ritornello.sdk._fanout",
+    "BatchResult": "ritornello.sdk._fanout",
+}
 
 # A library logs but never decides where logs go (and prints nothing by default).
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -12,12 +12,13 @@ import random
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from ritornello.sdk._futures import DurableFuture
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from ritornello.sdk._fanout import BatchResult
     from ritornello.sdk._handles import CallHandle, SendHandle
     from ritornello.sdk._serde import Serde

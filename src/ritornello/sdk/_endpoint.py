@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ritornello.protocol import (
     DiscoveryResponse,
@@ -24,12 +25,14 @@ from ritornello.protocol import (
     Verifier,
 )
 from ritornello.protocol._signing import split_secrets
-from ritornello.sdk._asgi import AsgiApp
 from ritornello.sdk._invocation import Persist
-from ritornello.sdk._lambda import LambdaFunction, lambda_handler
 from ritornello.sdk._machine import error_response
 from ritornello.sdk._runner import run_attempt
 from ritornello.sdk._service import HandlerSpec, ServiceDefinition
+
+if TYPE_CHECKING:
+    from ritornello.sdk._asgi import AsgiApp
+    from ritornello.sdk._lambda import LambdaFunction
 
 DURABILITY_MODES = frozenset({"step", "batch"})
 ALWAYS_REPLAY_ENV = "RITORNELLO_ALWAYS_REPLAY"
@@ -149,6 +152,8 @@ class Endpoint:
     def asgi(self) -> AsgiApp:
         """A raw ASGI app: ``GET /discover``, ``POST /invoke/{service}/{handler}``, ``GET
         /health``."""
+        from ritornello.sdk._asgi import AsgiApp  # (each transport's module on first use)
+
         return AsgiApp(self)
 
     def lambda_handler(self) -> LambdaFunction:
@@ -156,6 +161,8 @@ class Endpoint:
         orchestrator's discovery (``{"ritornello": "discover"}``) and ``InvokeRequest`` events
         (gzip-enveloped or not) and Function URL requests (the routes of :meth:`asgi`). One
         event loop serves every invocation of the process. Build it once, at module level."""
+        from ritornello.sdk._lambda import lambda_handler
+
         return lambda_handler(self)
 
     def inprocess(self) -> InProcessEndpoint:

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +39,8 @@ from ritornello.sdk._futures import (
 from ritornello.sdk._handles import CallHandle, SendHandle
 
 if TYPE_CHECKING:  # the fan-out module is imported on first use (the handler's import time)
+    from datetime import timedelta
+
     from ritornello.sdk._fanout import BatchResult, Branch, Policy
     from ritornello.sdk._logger import ReplayAwareLogger
 from ritornello.sdk._machine import Machine

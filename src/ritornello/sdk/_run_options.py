@@ -20,11 +20,14 @@ Exhausted means: ``max_attempts`` attempts failed, or the next attempt would sta
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ritornello.protocol import Entry, RetryPolicy
+
+if TYPE_CHECKING:  # (datetime is not imported for nothing: a handler's import time)
+    from datetime import timedelta
 
 #: The keywords ``ctx.run`` takes for itself (the others are passed on to the function).
 RUN_OPTIONS = (
@@ -71,7 +74,9 @@ def step_retry(policy: RetryPolicy) -> Callable[[F], F]:
 
 def millis(duration: timedelta | float, what: str) -> int:
     """``duration`` (a timedelta or seconds) in whole milliseconds, never negative."""
-    if isinstance(duration, timedelta):
+    datetime = sys.modules.get("datetime")  # a timedelta exists only if it was imported
+    ms: int
+    if datetime is not None and isinstance(duration, datetime.timedelta):
         ms = round(duration.total_seconds() * 1000)
     elif isinstance(duration, (int, float)) and not isinstance(duration, bool):
         ms = round(duration * 1000)
