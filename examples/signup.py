@@ -1,10 +1,14 @@
-"""A signup workflow: create the account, e-mail a confirmation link, wait for the click.
+"""A signup workflow: create the account, e-mail a confirmation, wait for the confirmation.
 
-``run`` executes once per workflow id (the user id). The e-mail link calls the shared
-``click`` handler, which resolves the ``email-confirmed`` promise, before or after ``run``
-starts waiting on it; ``status`` reads the workflow's state while it runs.
+``run`` executes once per workflow id (the user id). The e-mail carries the request that
+confirms: ``POST /restate/call/Signup/{id}/click`` with the secret as its JSON body. It is not
+a link: the ingress invokes handlers with POST only (a GET is answered 405), so a real e-mail
+would link to a page of your own that makes this POST. It calls the shared ``click`` handler,
+which resolves the ``email-confirmed`` promise, before or after ``run`` starts waiting on it;
+``status`` reads the workflow's state while it runs.
 """
 
+import json
 from typing import Any
 
 from ritornello import Context, TerminalError, Workflow
@@ -14,9 +18,9 @@ signup = Workflow("Signup")
 OUTBOX: list[dict[str, str]] = []  # stands in for an e-mail service
 
 
-def _send_email(to: str, link: str) -> str:
-    OUTBOX.append({"to": to, "link": link})
-    return f"sent {link} to {to}"
+def _send_email(to: str, path: str, body: str) -> str:
+    OUTBOX.append({"to": to, "method": "POST", "path": path, "body": body})
+    return f"sent to {to}: POST {path} {body}"
 
 
 @signup.main()
@@ -26,9 +30,9 @@ async def run(ctx: Context, user: dict[str, Any]) -> dict[str, Any]:
         raise TerminalError("a signup needs an e-mail address", status_code=400)
     ctx.set("stage", "account created")
     secret = ctx.uuid().hex
-    link = f"/restate/call/Signup/{ctx.key}/click?secret={secret}"
+    confirm = f"/restate/call/Signup/{ctx.key}/click"  # POST, the secret as its JSON body
     ctx.set("secret", secret)
-    await ctx.run("send-email", _send_email, email, link)
+    await ctx.run("send-email", _send_email, email, confirm, json.dumps(secret))
     ctx.set("stage", "waiting for the click")
     clicked_with = await ctx.promise("email-confirmed").value()
     ctx.set("stage", "confirmed")
@@ -37,9 +41,9 @@ async def run(ctx: Context, user: dict[str, Any]) -> dict[str, Any]:
 
 @signup.handler()
 async def click(ctx: Context, secret: str) -> str:
-    """The link in the e-mail: resolves the promise (a second click is harmless)."""
+    """The POST the e-mail asks for: resolves the promise (a second one is harmless)."""
     if secret != await ctx.get("secret"):
-        raise TerminalError("unknown link", status_code=404)
+        raise TerminalError("unknown secret", status_code=404)
     if await ctx.promise("email-confirmed").peek() is not None:
         return "already confirmed"
     await ctx.promise("email-confirmed").resolve(secret)

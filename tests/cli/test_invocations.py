@@ -91,6 +91,10 @@ def test_bulk_cancel_by_filter_with_progress(dev: Dev) -> None:
     assert all(_status(dev, i) == "suspended" for i in ids)
     asked = dev.run("invocations", "cancel", *filters, input="n\n")  # asked, and declined
     assert asked.exit_code == 1 and "3 invocation(s)?" in asked.stderr
+    listing = asked.stderr.split("3 invocation(s)?")[0]  # the matches are listed before asking
+    for inv_id in ids:
+        assert inv_id in listing, asked.stderr
+    assert "Approvals/bulk-0/request" in listing and "suspended" in listing
     assert all(_status(dev, i) == "suspended" for i in ids)
 
     done = dev.json("invocations", "cancel", *filters, "--yes")

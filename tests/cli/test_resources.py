@@ -4,7 +4,7 @@ against a real ``ritornello dev`` (which runs with an admin token)."""
 from __future__ import annotations
 
 from tests.cli.conftest import Dev
-from tests.procs import free_port
+from tests.procs import free_port, wait_until
 
 
 def test_deployments_list_show_register_delete(dev: Dev) -> None:
@@ -69,6 +69,18 @@ def test_schedules_create_list_pause_resume_delete(dev: Dev) -> None:
     assert "deleted" in dev.ok("schedules", "delete", sid).stderr
     assert "404" in dev.fails("schedules", "show", sid)
     assert "400" in dev.fails("schedules", "create", "--cron", "nope", "--target", "Greeter/greet")
+    keyless = dev.fails("schedules", "create", "--cron", "0 0 1 1 *", "--target", "Counter/add")
+    assert keyless.endswith("give a key with --key"), keyless  # the flag, not the API field
+
+
+def test_a_refused_delete_names_the_flag_that_forces_it(dev: Dev) -> None:
+    (dep,) = dev.json("deployments", "list")["deployments"]
+    inv_id = dev.ok("call", "Approvals/request", "{}", "--key", "pin", "--send").stdout.strip()
+    status = lambda: dev.json("invocations", "show", inv_id)["status"]  # noqa: E731
+    wait_until(lambda: status() == "suspended", 20, "the request waits")
+    line = dev.fails("deployments", "delete", dep["id"])
+    assert "409" in line and "add --force" in line and "?force" not in line, line
+    dev.ok("invocations", "kill", inv_id)  # the deployment stays for the other tests
 
 
 def test_the_token_is_sent_and_a_missing_one_is_explained(dev: Dev) -> None:

@@ -4,6 +4,7 @@ aws-sam-translator offline, and checked for what a user wires together: outputs,
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 import re
@@ -420,10 +421,14 @@ def test_orchestrator_runs_ritornello_serve_on_the_dynamodb_store(infra: dict[st
     assert container["Image"] == {"Ref": "Image"}
 
 
+# What only the server process (`ritornello serve`) and the CLI import: not in the admin layer.
+NOT_IN_ADMIN_LAYER = {"uvicorn", "uvloop", "typer", "rich", "httpx"}
+
+
 def test_admin_layer_requirements_are_the_server_extra() -> None:
     """The admin Lambda imports the server side of ritornello (Mangum, the DynamoDB store...):
-    its layer holds exactly pyproject's `server` extra, with the same version bounds (extras
-    such as uvicorn's [standard] aside: the layer serves no HTTP itself)."""
+    its layer holds pyproject's `server` extra, with the same version bounds, less what only
+    the server process and the CLI import."""
 
     def requirements(lines: list[str]) -> dict[str, str]:
         reqs = [Requirement(line) for line in lines]
@@ -437,5 +442,24 @@ def test_admin_layer_requirements_are_the_server_extra() -> None:
     layer = requirements(
         [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     )
-    assert layer == server
+    assert layer == {name: spec for name, spec in server.items() if name not in NOT_IN_ADMIN_LAYER}
     assert {"fastapi", "mangum", "pynamodb", "boto3"} <= set(layer)
+
+
+def test_the_admin_lambda_imports_nothing_its_layer_leaves_out() -> None:
+    """Every module the admin Lambda may load (all of src/ritornello but cli/ and testing/)
+    imports none of the libraries left out of its layer."""
+    src = ROOT / "src" / "ritornello"
+    for path in src.rglob("*.py"):
+        if path.relative_to(src).parts[0] in ("cli", "testing"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = canonicalize_name(name.split(".")[0])
+                assert top not in NOT_IN_ADMIN_LAYER, f"{path} imports {name}"

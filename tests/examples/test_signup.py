@@ -1,6 +1,8 @@
-"""examples/signup.py: a workflow that waits for the click on an e-mailed link."""
+"""examples/signup.py: a workflow that waits for the confirmation its e-mail asks for."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from signup import OUTBOX, click, signup, status
@@ -12,8 +14,12 @@ from ritornello.testing import Harness
 from ._run import run
 
 
-def _secret_of(link: str) -> str:
-    return link.rsplit("secret=", 1)[1]
+def _secret_of(mail: dict[str, str], key: str) -> str:
+    """The e-mail asks for a POST to the click handler with the secret as its JSON body."""
+    assert (mail["method"], mail["path"]) == ("POST", f"/restate/call/Signup/{key}/click")
+    secret = json.loads(mail["body"])
+    assert isinstance(secret, str)
+    return secret
 
 
 def test_signup_waits_for_the_click_then_confirms() -> None:
@@ -23,8 +29,8 @@ def test_signup_waits_for_the_click_then_confirms() -> None:
         ref = await env.send(signup_run, {"email": "u1@example.com"}, key="u1")
         assert await env.call(status, key="u1") == "waiting for the click"
         assert [m["to"] for m in OUTBOX] == ["u1@example.com"]
-        secret = _secret_of(OUTBOX[0]["link"])
-        with pytest.raises(TerminalError, match="unknown link") as raised:
+        secret = _secret_of(OUTBOX[0], "u1")
+        with pytest.raises(TerminalError, match="unknown secret") as raised:
             await env.call(click, "wrong", key="u1")
         assert raised.value.status_code == 404
         assert await env.call(click, secret, key="u1") == "thanks, confirmed"
@@ -56,7 +62,7 @@ def test_the_email_goes_out_once_after_a_crash_and_again_only_if_unjournaled() -
         await env.send(signup_run, {"email": "u4@example.com"}, key="u4", crash_before=3)
         assert len(OUTBOX) == 2  # sent, then lost: at-least-once
         assert (env.crashes[-1].point, env.crashes[-1].index) == ("before", 3)
-        assert OUTBOX[0] == OUTBOX[1]  # the same link: the secret is deterministic
+        assert OUTBOX[0] == OUTBOX[1]  # the same request: the secret is deterministic
 
     run(test, signup)
 

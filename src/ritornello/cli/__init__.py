@@ -5,7 +5,8 @@ value (``_plain`` tells one) — without importing typer: typer, rich, the opera
 pydantic (which typer converts options with) are about a fifth of a second, and a restarted
 orchestrator has work in flight waiting for it. Anything else (``--help``, an unknown or
 malformed option, a setting that does not load, every other command) goes through typer, which
-reports it.
+reports it. Without the ``server`` extra (typer, uvicorn, FastAPI, ...) a command that needs
+it ends with one line naming the extra to install, not an import traceback.
 """
 
 from __future__ import annotations
@@ -21,8 +22,33 @@ if TYPE_CHECKING:
 __all__ = ["app", "main"]
 
 
+#: Top-level modules of the ``server`` extra's packages (pyproject.toml) and of what they
+#: bring along: without the extra, the commands that need one of them say how to install it.
+SERVER_MODULES = frozenset(
+    {
+        "boto3", "botocore", "click", "croniter", "fastapi", "google", "h2", "httptools",
+        "httpx", "mangum", "orjson", "prometheus_client", "pydantic", "pynamodb", "rich",
+        "starlette", "typer", "uvicorn", "uvloop",
+    }
+)  # fmt: skip
+
+
 def main() -> None:
     """Console-script entry point."""
+    try:
+        _main()
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in SERVER_MODULES:
+            raise
+        sys.stderr.write(
+            f"error: this command needs the server extra ({missing} is not installed): "
+            "pip install 'ritornello[server]'\n"
+        )
+        raise SystemExit(1) from None
+
+
+def _main() -> None:
     options = plain_serve(sys.argv[1:])
     if options is not None:
         from ritornello import _child

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Coroutine
+from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 import typer
@@ -16,7 +17,7 @@ from ritornello.cli._deployments import deployments_app, services_app
 from ritornello.cli._invocations import invocations_app
 from ritornello.cli._limits_cmd import limits_app
 from ritornello.cli._schedules import schedules_app
-from ritornello.cli._serve import configure_logging, run_loop
+from ritornello.cli._serve import PortInUseError, configure_logging, run_loop
 from ritornello.cli._state import state_app
 from ritornello.cli._store import store_app
 from ritornello.orchestrator import ConfigError, Engine, Settings, load_settings
@@ -27,6 +28,33 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"ritornello {version('ritornello')}")
+        except PackageNotFoundError:  # a bare source tree, not installed
+            typer.echo("ritornello (not installed: no version)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            metavar="",
+            is_eager=True,
+            callback=_show_version,
+            help="print the version and exit",
+        ),
+    ] = False,
+) -> None:
+    """Ritornello: durable execution for async Python handlers."""
+
+
 app.add_typer(store_app)
 app.command("check")(check)
 for _group in (deployments_app, services_app, invocations_app, state_app, schedules_app):
@@ -35,22 +63,35 @@ app.add_typer(limits_app)
 app.command("call")(call)
 
 StoreOpt = Annotated[
-    str | None, typer.Option("--store", help="sqlite:///PATH.db (default ./.ritornello/...)")
+    str | None,
+    typer.Option(
+        "--store",
+        metavar="URL",
+        help="sqlite:///PATH.db or dynamodb://TABLE?region=&bucket= [./.ritornello/...]",
+    ),
 ]
-IngressOpt = Annotated[int | None, typer.Option("--ingress-port", help="ingress port [8080]")]
-AdminOpt = Annotated[int | None, typer.Option("--admin-port", help="admin API port [9070]")]
-ConfigOpt = Annotated[str | None, typer.Option("--config", help="a ritornello.toml file")]
-HostOpt = Annotated[str | None, typer.Option("--host", help="address to bind [127.0.0.1]")]
+IngressOpt = Annotated[
+    int | None, typer.Option("--ingress-port", metavar="PORT", help="ingress port [8080]")
+]
+AdminOpt = Annotated[
+    int | None, typer.Option("--admin-port", metavar="PORT", help="admin API port [9070]")
+]
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", metavar="FILE", help="a ritornello.toml file")
+]
+HostOpt = Annotated[
+    str | None, typer.Option("--host", metavar="ADDRESS", help="address to bind [127.0.0.1]")
+]
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
     """Run the orchestrator; a store that cannot be opened (missing table, newer schema,
-    locked file) is a one-line error and exit status 1, not a traceback."""
+    locked file) or a port in use is a one-line error and exit status 1, not a traceback."""
     from ritornello.store import StoreError
 
     try:
         run_loop(coro)
-    except StoreError as exc:
+    except (StoreError, PortInUseError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -126,13 +167,16 @@ def lambda_emulator(
     app_path: Annotated[
         str, typer.Argument(metavar="APP.py", help="file defining lambda_handler or an Endpoint")
     ],
-    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 9001,
-    host: Annotated[str, typer.Option("--host", help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="port to listen on")] = 9001,
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="address to bind")
+    ] = "127.0.0.1",
     reserved_concurrency: Annotated[
         int | None,
         typer.Option(
             "--reserved-concurrency",
             min=1,
+            metavar="N",
             help="throttle (429 TooManyRequestsException) past this many running at once",
         ),
     ] = None,

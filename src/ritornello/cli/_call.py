@@ -35,27 +35,39 @@ def call(
         str | None, typer.Argument(metavar="[JSON]", help="the input, as JSON (- for stdin)")
     ] = None,
     key: Annotated[
-        str | None, typer.Option("--key", help="virtual object key or workflow id")
+        str | None, typer.Option("--key", metavar="KEY", help="virtual object key or workflow id")
     ] = None,
     send: Annotated[
-        bool, typer.Option("--send", help="one-way: answer with the invocation id at once")
+        bool,
+        typer.Option("--send", metavar="", help="one-way: answer with the invocation id at once"),
     ] = False,
     delay: Annotated[
-        str | None, typer.Option("--delay", help="with --send: start later (10s, 500ms, PT1M)")
+        str | None,
+        typer.Option(
+            "--delay", metavar="DELAY", help="with --send: start later (10s, 500ms, PT1M)"
+        ),
     ] = None,
     idempotency_key: Annotated[
-        str | None, typer.Option("--idempotency-key", help="same key, same invocation")
+        str | None,
+        typer.Option("--idempotency-key", metavar="KEY", help="same key, same invocation"),
     ] = None,
     debounce: Annotated[
         str | None,
-        typer.Option("--debounce", help="with --send and --idempotency-key: keep the last (5s)"),
+        typer.Option(
+            "--debounce",
+            metavar="DELAY",
+            help="with --send and --idempotency-key: keep the last (5s)",
+        ),
     ] = None,
     priority: Annotated[
         int | None,
-        typer.Option("--priority", min=0, max=10, help="waits for permits by it (0-10) [5]"),
+        typer.Option(
+            "--priority", metavar="N", min=0, max=10, help="waits for permits by it (0-10) [5]"
+        ),
     ] = None,
     limit_key: Annotated[
-        str | None, typer.Option("--limit-key", help="the instance of a per-key limit")
+        str | None,
+        typer.Option("--limit-key", metavar="KEY", help="the instance of a per-key limit"),
     ] = None,
     ingress_url: IngressUrlOpt = DEFAULT_INGRESS_URL,
     token: IngressTokenOpt = None,

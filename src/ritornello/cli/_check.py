@@ -30,28 +30,37 @@ def readonly_url(url: str) -> str:
 
 def check(
     store: Annotated[
-        str | None, typer.Option("--store", help="sqlite:///PATH.db or dynamodb://TABLE?...")
+        str | None,
+        typer.Option("--store", metavar="URL", help="sqlite:///PATH.db or dynamodb://TABLE?..."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", metavar="", help="print the report as JSON")
+    ] = False,
     expect_terminal: Annotated[
         bool,
         typer.Option(
             "--expect-terminal",
+            metavar="",
             help="every invocation (or every --expect id) must be finished",
         ),
     ] = False,
     expect: Annotated[
         list[str] | None,
-        typer.Option("--expect", help="an acknowledged invocation id that must exist (repeat)"),
+        typer.Option(
+            "--expect", metavar="ID", help="an acknowledged invocation id that must exist (repeat)"
+        ),
     ] = None,
     recheck: Annotated[
         float,
         typer.Option(
             "--recheck",
+            metavar="SECONDS",
             help="beside a live orchestrator: check again after SECONDS, keep what recurs",
         ),
     ] = 0.0,
-    config: Annotated[str | None, typer.Option("--config", help="a ritornello.toml file")] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", metavar="FILE", help="a ritornello.toml file")
+    ] = None,
 ) -> None:
     """Check the store's invariants (journals, states, calls, liveness, timers, keys,
     schedules)."""

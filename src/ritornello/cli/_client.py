@@ -30,19 +30,28 @@ DEFAULT_INGRESS_URL = "http://127.0.0.1:8080"
 AdminUrlOpt = Annotated[
     str,
     typer.Option(
-        "--admin-url", envvar="RITORNELLO_ADMIN_URL", help="admin API base URL", show_envvar=True
+        "--admin-url",
+        metavar="URL",
+        envvar="RITORNELLO_ADMIN_URL",
+        help="admin API base URL",
+        show_envvar=True,
     ),
 ]
 IngressUrlOpt = Annotated[
     str,
     typer.Option(
-        "--ingress-url", envvar="RITORNELLO_INGRESS_URL", help="ingress base URL", show_envvar=True
+        "--ingress-url",
+        metavar="URL",
+        envvar="RITORNELLO_INGRESS_URL",
+        help="ingress base URL",
+        show_envvar=True,
     ),
 ]
 AdminTokenOpt = Annotated[
     str | None,
     typer.Option(
         "--token",
+        metavar="TOKEN",
         envvar="RITORNELLO_ADMIN_TOKEN",
         help="bearer token for the admin API",
         show_envvar=True,
@@ -53,13 +62,16 @@ IngressTokenOpt = Annotated[
     str | None,
     typer.Option(
         "--token",
+        metavar="TOKEN",
         envvar="RITORNELLO_INGRESS_TOKEN",
         help="bearer token for the ingress",
         show_envvar=True,
         show_default=False,
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts instead of tables")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", metavar="", help="print JSON for scripts instead of tables")
+]
 
 
 class CliError(Exception):
@@ -77,6 +89,18 @@ class ApiError(CliError):
         super().__init__(f"{status} from {url}: {detail}")
         self.status = status
         self.detail = detail
+
+
+def reworded(exc: ApiError, status: int, advice: dict[str, str]) -> CliError:
+    """The server's error in the CLI's terms: where a ``status`` answer's advice names an API
+    field or query parameter (``?force=true``, ``give a key``), the flag instead. Anything
+    else is returned as it is."""
+    if exc.status != status:
+        return exc
+    text = str(exc)
+    for api_words, cli_words in advice.items():
+        text = text.replace(api_words, cli_words)
+    return CliError(text)
 
 
 def _detail(resp: httpx.Response) -> str:

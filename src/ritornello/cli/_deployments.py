@@ -10,11 +10,13 @@ from ._client import (
     DEFAULT_ADMIN_URL,
     AdminTokenOpt,
     AdminUrlOpt,
+    ApiError,
     CliError,
     JsonOpt,
     admin,
     fails_cleanly,
     quote,
+    reworded,
 )
 from ._output import fields, note, print_json, table, when
 
@@ -82,14 +84,18 @@ def register(
         typer.Argument(metavar="[URI]", help="http(s)://host:port, a Function URL, inproc://NAME"),
     ] = None,
     arn: Annotated[
-        str | None, typer.Option("--arn", help="a Lambda function ARN with a version or alias")
+        str | None,
+        typer.Option("--arn", metavar="ARN", help="a Lambda function ARN with a version or alias"),
     ] = None,
     assume_role_arn: Annotated[
-        str | None, typer.Option("--assume-role-arn", help="IAM role to invoke the function")
+        str | None,
+        typer.Option("--assume-role-arn", metavar="ARN", help="IAM role to invoke the function"),
     ] = None,
     limit: Annotated[
         str | None,
-        typer.Option("--limit", help="a named limit every handler of it holds while it runs"),
+        typer.Option(
+            "--limit", metavar="NAME", help="a named limit every handler of it holds while it runs"
+        ),
     ] = None,
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,
@@ -116,7 +122,8 @@ def register(
 def delete(
     deployment_id: Annotated[str, typer.Argument(metavar="ID")],
     force: Annotated[
-        bool, typer.Option("--force", help="even if unfinished invocations still use it")
+        bool,
+        typer.Option("--force", metavar="", help="even if unfinished invocations still use it"),
     ] = False,
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,
@@ -125,9 +132,12 @@ def delete(
     """Remove a deployment. Refused while unfinished invocations are pinned to it, unless
     --force."""
     with admin(admin_url, token) as api:
-        body = api.send(
-            "DELETE", f"/deployments/{quote(deployment_id)}", force="true" if force else None
-        )
+        try:
+            body = api.send(
+                "DELETE", f"/deployments/{quote(deployment_id)}", force="true" if force else None
+            )
+        except ApiError as exc:
+            raise reworded(exc, 409, {"pass ?force=true": "add --force"}) from None
     if as_json:
         return print_json(body if body is not None else {"id": deployment_id})
     note(f"deleted deployment {deployment_id}")

@@ -45,18 +45,32 @@ invocations_app = typer.Typer(
 
 StatusOpt = Annotated[
     list[str] | None,
-    typer.Option("--status", help="a status (repeat, or comma-separate, for several)"),
+    typer.Option(
+        "--status", metavar="STATUS", help="a status (repeat, or comma-separate, for several)"
+    ),
 ]
-ServiceOpt = Annotated[str | None, typer.Option("--service", help="service name")]
-HandlerOpt = Annotated[str | None, typer.Option("--handler", help="handler name")]
-KeyOpt = Annotated[str | None, typer.Option("--key", help="virtual object key / workflow id")]
+ServiceOpt = Annotated[
+    str | None, typer.Option("--service", metavar="SERVICE", help="service name")
+]
+HandlerOpt = Annotated[
+    str | None, typer.Option("--handler", metavar="HANDLER", help="handler name")
+]
+KeyOpt = Annotated[
+    str | None, typer.Option("--key", metavar="KEY", help="virtual object key / workflow id")
+]
 SinceOpt = Annotated[
     str | None,
-    typer.Option("--since", help="created at or after: an age (30s, 10m, 2h, 1d) or ISO time"),
+    typer.Option(
+        "--since",
+        metavar="AGE|TIME",
+        help="created at or after: an age (30s, 10m, 2h, 1d) or ISO time",
+    ),
 ]
 UntilOpt = Annotated[
     str | None,
-    typer.Option("--until", help="created before: an age (30s, 10m, 2h, 1d) or ISO time"),
+    typer.Option(
+        "--until", metavar="AGE|TIME", help="created before: an age (30s, 10m, 2h, 1d) or ISO time"
+    ),
 ]
 
 
@@ -148,11 +162,16 @@ def list_invocations(
     key: KeyOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="page size")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", min=1, max=1000, help="page size")
+    ] = 50,
     cursor: Annotated[
-        int | None, typer.Option("--cursor", help="next_cursor of the previous page")
+        int | None,
+        typer.Option("--cursor", metavar="CURSOR", help="next_cursor of the previous page"),
     ] = None,
-    every: Annotated[bool, typer.Option("--all", help="follow next_cursor to the end")] = False,
+    every: Annotated[
+        bool, typer.Option("--all", metavar="", help="follow next_cursor to the end")
+    ] = False,
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,
     as_json: JsonOpt = False,
@@ -219,7 +238,9 @@ def export(
     invocation_id: Annotated[str, typer.Argument(metavar="ID")],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="write it to this file ('-' or none: stdout)"),
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="write it to this file ('-' or none: stdout)"
+        ),
     ] = None,
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,
@@ -266,7 +287,8 @@ def _act(
         return note(f"{past} {ids[0]}{state}")
     if not ids:
         listed = pages(api, "/invocations", "invocations", [*filters.params(), ("limit", 500)])
-        ids = [i["id"] for i in listed if filters.match(i)]
+        matches = [i for i in listed if filters.match(i)]
+        ids = [i["id"] for i in matches]
         if not ids:
             if as_json:
                 return print_json({"done": [], "failed": []})
@@ -274,6 +296,7 @@ def _act(
         if not yes:
             if as_json:
                 raise CliError(f"{len(ids)} invocation(s) match: add --yes to {action} them")
+            _list_matches(matches)
             typer.confirm(f"{action} {len(ids)} invocation(s)?", abort=True, err=True)
     done: list[str] = []
     failed: list[dict[str, Any]] = []
@@ -288,6 +311,12 @@ def _act(
             note(f"  {f['id']}: {f['status']} {f['detail']}")
     if failed:
         raise typer.Exit(1)
+
+
+def _list_matches(matches: list[dict[str, Any]]) -> None:
+    """The invocations a bulk action would touch, on stderr (stdout stays for ``--json``)."""
+    rows = [(i["id"], i.get("target"), status(i.get("status", "?"))) for i in matches]
+    table(None, ["id", "target", "status"], rows, err=True)
 
 
 def _each(
@@ -321,7 +350,9 @@ def _action(name: str, past: str, doc: str) -> None:
         service: ServiceOpt = None,
         handler: HandlerOpt = None,
         key: KeyOpt = None,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="act without asking")] = False,
+        yes: Annotated[
+            bool, typer.Option("--yes", "-y", metavar="", help="act without asking")
+        ] = False,
         admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
         token: AdminTokenOpt = None,
         as_json: JsonOpt = False,

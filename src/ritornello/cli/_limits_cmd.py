@@ -26,6 +26,7 @@ from ._client import (
     admin,
     fails_cleanly,
     quote,
+    reworded,
 )
 from ._output import cell, console, duration, fields, note, print_json, when
 
@@ -159,19 +160,23 @@ def show(
 def set_limit(
     name: NameArg,
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", help="at most this many permits out at once")
+        int | None,
+        typer.Option("--concurrency", metavar="N", help="at most this many permits out at once"),
     ] = None,
     rate: Annotated[
-        float | None, typer.Option("--rate", help="at most this many grants per --per")
+        float | None, typer.Option("--rate", metavar="R", help="at most this many grants per --per")
     ] = None,
     per: Annotated[
-        str | None, typer.Option("--per", help="the rate's period: 1s, 1m, 1h or 1d [1s]")
+        str | None,
+        typer.Option("--per", metavar="PERIOD", help="the rate's period: 1s, 1m, 1h or 1d [1s]"),
     ] = None,
     burst: Annotated[
-        int | None, typer.Option("--burst", help="grants at once after a quiet spell [1]")
+        int | None,
+        typer.Option("--burst", metavar="N", help="grants at once after a quiet spell [1]"),
     ] = None,
     per_key: Annotated[
-        bool, typer.Option("--per-key", help="one instance per limit key, each with it all")
+        bool,
+        typer.Option("--per-key", metavar="", help="one instance per limit key, each with it all"),
     ] = False,
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,
@@ -199,9 +204,11 @@ def delete(
     name: NameArg,
     force: Annotated[
         bool,
-        typer.Option("--force", help="delete even while permits are out or waited for"),
+        typer.Option("--force", metavar="", help="delete even while permits are out or waited for"),
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="act without asking")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", metavar="", help="act without asking")
+    ] = False,
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,
     as_json: JsonOpt = False,
@@ -216,9 +223,7 @@ def delete(
         try:
             body = api.send("DELETE", f"/limits/{quote(name)}", force="true" if force else None)
         except ApiError as exc:
-            if exc.status == 409:  # the server's advice, in the CLI's terms
-                raise CliError(str(exc).replace("?force=true", "--force")) from None
-            raise
+            raise reworded(exc, 409, {"?force=true": "--force"}) from None
     if as_json:
         return print_json(body)
     note(f"deleted limit {name}")

@@ -53,14 +53,16 @@ def cell(value: Any) -> RenderableType:
     return Text(value if isinstance(value, str) else compact(value))
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A rich table on stdout."""
+def table(
+    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], err: bool = False
+) -> None:
+    """A rich table on stdout (or stderr)."""
     out = Table(title=title, title_justify="left", header_style="bold")
     for i, col in enumerate(columns):  # the first column (an id or a name) never wraps
         out.add_column(col, overflow="fold", no_wrap=i == 0)
     for row in rows:
         out.add_row(*(cell(c) for c in row))
-    console().print(out)
+    console(err=err).print(out)
 
 
 def fields(pairs: Iterable[tuple[str, Any]]) -> None:

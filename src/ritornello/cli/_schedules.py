@@ -10,10 +10,12 @@ from ._client import (
     DEFAULT_ADMIN_URL,
     AdminTokenOpt,
     AdminUrlOpt,
+    ApiError,
     JsonOpt,
     admin,
     fails_cleanly,
     quote,
+    reworded,
 )
 from ._output import fields, note, print_json, table, when
 from ._state import parse_json
@@ -47,16 +49,27 @@ def _show(s: dict[str, Any]) -> None:
 @schedules_app.command("create")
 @fails_cleanly
 def create(
-    cron: Annotated[str, typer.Option("--cron", help="a cron expression, e.g. '*/5 * * * *'")],
-    target: Annotated[str, typer.Option("--target", help="Service/handler or Object/handler")],
-    key: Annotated[str | None, typer.Option("--key", help="object key / workflow id")] = None,
+    cron: Annotated[
+        str, typer.Option("--cron", metavar="EXPR", help="a cron expression, e.g. '*/5 * * * *'")
+    ],
+    target: Annotated[
+        str, typer.Option("--target", metavar="TARGET", help="Service/handler or Object/handler")
+    ],
+    key: Annotated[
+        str | None, typer.Option("--key", metavar="KEY", help="object key / workflow id")
+    ] = None,
     input_json: Annotated[
-        str | None, typer.Option("--input", help="the handler's input, as JSON")
+        str | None, typer.Option("--input", metavar="JSON", help="the handler's input, as JSON")
     ] = None,
     overlap: Annotated[
-        str, typer.Option("--overlap", help="skip: no fire while the last one runs; allow")
+        str,
+        typer.Option(
+            "--overlap", metavar="skip|allow", help="skip: no fire while the last one runs; allow"
+        ),
     ] = "skip",
-    timezone: Annotated[str, typer.Option("--timezone", help="IANA zone for the cron")] = "UTC",
+    timezone: Annotated[
+        str, typer.Option("--timezone", metavar="ZONE", help="IANA zone for the cron")
+    ] = "UTC",
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,
     as_json: JsonOpt = False,
@@ -71,7 +84,10 @@ def create(
         "timezone": timezone,
     }
     with admin(admin_url, token) as api:
-        sched = api.send("POST", "/schedules", body)
+        try:
+            sched = api.send("POST", "/schedules", body)
+        except ApiError as exc:
+            raise reworded(exc, 400, {": give a key": ": give a key with --key"}) from None
     if as_json:
         return print_json(sched)
     note(f"created schedule {sched['id']}")

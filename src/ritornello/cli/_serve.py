@@ -23,6 +23,7 @@ import gc
 import ipaddress
 import logging
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Coroutine
@@ -76,10 +77,36 @@ def serve_plainly(overrides: dict[str, Any]) -> bool:
     configure_logging(settings)
     try:
         run_loop(run_orchestrator(settings))
-    except StoreError as exc:  # as the typer command reports it
+    except (StoreError, PortInUseError) as exc:  # as the typer command reports it
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     return True
+
+
+class PortInUseError(Exception):
+    """A port serve would listen on is taken; the message names the flag that changes it."""
+
+
+def check_ports(settings: Settings) -> None:
+    """Bind each port once, and let it go, before the store is opened: a port in use is a
+    one-line error naming its flag, not uvicorn's failure after recovery. (Another process
+    may still take it in between; uvicorn then reports that itself.)"""
+    for what, flag, port in (
+        ("the ingress", "--ingress-port", settings.ingress_port),
+        ("the admin API", "--admin-port", settings.admin_port),
+    ):
+        if port == 0:
+            continue
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind((settings.host, port))
+            except OSError as exc:
+                raise PortInUseError(
+                    f"cannot listen on {settings.host}:{port} for {what} "
+                    f"({exc.strerror or exc}): choose another port with {flag}"
+                ) from None
 
 
 #: Seconds after listening when the admin app is built if no admin request came first.
@@ -157,6 +184,7 @@ async def run_orchestrator(
     # busy event loop for up to 5 ms each time (a convoy that capped throughput). 0.5 ms keeps
     # the hand-off short. The default SQLite writer is a process of its own and needs no GIL.
     sys.setswitchinterval(0.0005)
+    check_ports(settings)
     limits = connection_limits(settings, raise_open_file_limit())
     store = raw_store = open_store(settings.store)
     if getattr(store, "writer", None) != "process":  # no SQLite writer process: not needed

@@ -86,7 +86,10 @@ def set_state(
         str, typer.Argument(metavar="JSON", help='{"name": value, ...}, or - for stdin')
     ],
     version: Annotated[
-        str | None, typer.Option("--version", help="write only if the state is at this version")
+        str | None,
+        typer.Option(
+            "--version", metavar="VERSION", help="write only if the state is at this version"
+        ),
     ] = None,
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,

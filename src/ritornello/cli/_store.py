@@ -10,7 +10,9 @@ import typer
 from ritornello.orchestrator import ConfigError, load_settings
 from ritornello.store import StoreError, open_store
 
-store_app = typer.Typer(name="store", help="Create and inspect the store.", no_args_is_help=True)
+store_app = typer.Typer(
+    name="store", help="Create what a store needs (init).", no_args_is_help=True
+)
 
 
 @store_app.command("init")
@@ -18,10 +20,14 @@ def init(
     store: Annotated[
         str | None,
         typer.Option(
-            "--store", help="sqlite:///PATH.db or dynamodb://TABLE?region=&bucket=&partitions="
+            "--store",
+            metavar="URL",
+            help="sqlite:///PATH.db or dynamodb://TABLE?region=&bucket=&partitions=",
         ),
     ] = None,
-    config: Annotated[str | None, typer.Option("--config", help="a ritornello.toml file")] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", metavar="FILE", help="a ritornello.toml file")
+    ] = None,
 ) -> None:
     """Create the store: a DynamoDB table (on-demand, TTL) and its S3 bucket, or a SQLite
     file. Safe to run again: what exists is left as it is."""
