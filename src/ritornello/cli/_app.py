@@ -82,6 +82,12 @@ ConfigOpt = Annotated[
 HostOpt = Annotated[
     str | None, typer.Option("--host", metavar="ADDRESS", help="address to bind [127.0.0.1]")
 ]
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format", metavar="FORMAT", help="text, or json: one JSON object a line [text]"
+    ),
+]
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
@@ -112,9 +118,10 @@ def serve(
     admin_port: AdminOpt = None,
     config: ConfigOpt = None,
     host: HostOpt = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Run the orchestrator: ingress, admin API and the engine."""
-    _serve(None, store, ingress_port, admin_port, config, host)
+    _serve(None, store, ingress_port, admin_port, config, host, log_format)
 
 
 @app.command()
@@ -125,9 +132,10 @@ def dev(
     admin_port: AdminOpt = None,
     config: ConfigOpt = None,
     host: HostOpt = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Orchestrator plus APP.py's endpoint in one process, registered as inproc://app."""
-    _serve(app_path, store, ingress_port, admin_port, config, host)
+    _serve(app_path, store, ingress_port, admin_port, config, host, log_format)
 
 
 def _serve(
@@ -137,6 +145,7 @@ def _serve(
     admin_port: int | None,
     config: str | None,
     host: str | None,
+    log_format: str | None,
 ) -> None:
     from ritornello.cli._serve import run_orchestrator
 
@@ -146,6 +155,7 @@ def _serve(
         ingress_port=ingress_port,
         admin_port=admin_port,
         host=host,
+        log_format=log_format,
     )
     if app_path is None:
         _run(run_orchestrator(settings))

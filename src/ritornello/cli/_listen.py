@@ -26,6 +26,7 @@ from collections.abc import Generator
 from typing import Any, ClassVar
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _UvicornHttpTools
 
@@ -185,12 +186,19 @@ class HttpToolsProtocol(_UvicornHttpTools):
 
 
 def server(
-    app: Any, host: str, port: int, *, proxy_headers: bool = True, limits: Limits | None = None
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    proxy_headers: bool = True,
+    limits: Limits | None = None,
+    own_log: bool = True,
 ) -> Server:
     """A server for ``app`` on ``host:port`` that runs on the caller's loop, its connections
     bounded by ``limits`` (the defaults if None). ``proxy_headers=False`` leaves out uvicorn's
     X-Forwarded-* middleware (the ingress reads no client address: one call less per
-    request)."""
+    request). ``own_log=False``: uvicorn installs no log handlers of its own, its records go
+    to the root logger's (serve's ``--log-format json``)."""
     limits = limits or _DEFAULTS
 
     class Protocol(HttpToolsProtocol):
@@ -206,6 +214,7 @@ def server(
             host=host,
             port=port,
             log_level="warning",
+            log_config=LOGGING_CONFIG if own_log else None,
             access_log=False,
             lifespan="off",
             http=Protocol,

@@ -19,6 +19,7 @@ _SERVE_OPTIONS = {
     "--admin-port": "admin_port",
     "--config": "config_file",
     "--host": "host",
+    "--log-format": "log_format",
 }
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ritornello import _child
 from ritornello.cli._connections import Limits, per_port, raise_open_file_limit
+from ritornello.cli._logs import log_handler
 from ritornello.cli._plain import WRITER_MODULE
 from ritornello.orchestrator import (
     ConfigError,
@@ -52,8 +53,9 @@ log = logging.getLogger("ritornello.serve")
 
 
 def configure_logging(settings: Settings) -> None:
+    """The root logger: ``log_level``, on stderr in ``log_format`` (``_logs``)."""
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level.upper(), handlers=[log_handler(settings.log_format)]
     )
 
 
@@ -248,11 +250,19 @@ async def run_orchestrator(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         listen = await listen_module
+        own_log = settings.log_format == "text"  # json: uvicorn's records through ours
         servers = [
             listen.server(
-                ingress, settings.host, settings.ingress_port, proxy_headers=False, limits=limits
+                ingress,
+                settings.host,
+                settings.ingress_port,
+                proxy_headers=False,
+                limits=limits,
+                own_log=own_log,
             ),
-            listen.server(admin, settings.host, settings.admin_port, limits=limits),
+            listen.server(
+                admin, settings.host, settings.admin_port, limits=limits, own_log=own_log
+            ),
         ]
         tasks = [loop.create_task(s.serve()) for s in servers]
         while not all(s.started for s in servers):

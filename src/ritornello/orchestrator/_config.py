@@ -49,6 +49,9 @@ class Settings:
     retry_max_attempts: int = 70
     retry_on_max_attempts: str = "pause"
     log_level: str = "INFO"
+    #: ``text`` (one line of ``time level logger: message``) or ``json`` (one JSON object per
+    #: line, with the invocation's fields where a record is about one: docs/orchestrator.md).
+    log_format: str = "text"
     #: This orchestrator's name among those sharing a store ("" = a fresh random one per
     #: process). A restarted process with the same name reclaims its leases at once.
     node_id: str = ""
@@ -107,6 +110,9 @@ class Settings:
         """The ``HostPolicy`` of ``deployment_hosts_allow`` and ``deployment_hosts_deny``."""
         return HostPolicy(self.deployment_hosts_allow, self.deployment_hosts_deny)
 
+
+#: The values ``log_format`` may take.
+LOG_FORMATS = ("text", "json")
 
 #: Settings that must be above zero.
 _POSITIVE = ("max_connections", "idle_timeout_s", "header_timeout_s", "body_timeout_s")
@@ -177,6 +183,8 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     for name in _POSITIVE:
         if name in values and not values[name] > 0:
             raise ConfigError(f"setting {name}: {values[name]!r} is not above zero")
+    if values.get("log_format", "text") not in LOG_FORMATS:
+        raise ConfigError(f"setting log_format: {values['log_format']!r} is not text or json")
     settings = replace(Settings(), **values)
     try:
         settings.host_policy()

@@ -116,7 +116,12 @@ class Alarms:
         try:
             rec = await self.store.get_invocation(timer.invocation_id)
         except StoreError as exc:
-            log.warning("starting %s failed: %s; again in 1 s", timer.invocation_id, exc)
+            log.warning(
+                "starting %s failed: %s; again in 1 s",
+                timer.invocation_id,
+                exc,
+                extra={"invocation_id": timer.invocation_id},
+            )
             self._perform([Rearm([timer], START_RETRY_S)])
             return
         decision = self._apply(
@@ -128,7 +133,12 @@ class Alarms:
         try:
             await self.committer.commit_decision(decision)
         except StoreError as exc:  # reported: the core checks again or re-arms it
-            log.warning("starting %s failed: %s", timer.invocation_id, exc)
+            log.warning(
+                "starting %s failed: %s",
+                timer.invocation_id,
+                exc,
+                extra={"invocation_id": timer.invocation_id},
+            )
 
     async def check_attach(self, timer: TimerRecord) -> None:
         """Read whether an attach's target finished (its timer fired): the attaching entry
@@ -140,7 +150,12 @@ class Alarms:
             done = any(loads(c)["index"] == timer.index for c in completions)
             target = await self.store.get_invocation(str(entry.get("id")))
         except StoreError as exc:
-            log.warning("attach of %s: %s; again in 1 s", timer.invocation_id, exc)
+            log.warning(
+                "attach of %s: %s; again in 1 s",
+                timer.invocation_id,
+                exc,
+                extra={"invocation_id": timer.invocation_id},
+            )
             self._perform([Rearm([timer], START_RETRY_S)])
             return
         waiting = rec is not None and rec.status not in FINAL_STATUSES and not done
@@ -151,7 +166,12 @@ class Alarms:
         try:
             await self.committer.commit_decision(self._apply(event))
         except StoreError as exc:  # reported: the core re-arms it
-            log.warning("attach of %s failed: %s", timer.invocation_id, exc)
+            log.warning(
+                "attach of %s failed: %s",
+                timer.invocation_id,
+                exc,
+                extra={"invocation_id": timer.invocation_id},
+            )
 
     # ------------------------------------------------------------------ retention
 

@@ -19,11 +19,19 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from ritornello.protocol import parse_awakeable_id
-from ritornello.store import FINAL_STATUSES, FencedError, Store, StoreError, crashpoints
+from ritornello.store import (
+    FINAL_STATUSES,
+    FencedError,
+    InvocationRecord,
+    Store,
+    StoreError,
+    crashpoints,
+)
 
 from .._clock import Clock
 from ..core import (
     WORKFLOW_RUN,
+    Answered,
     CompletionsRead,
     Core,
     Decision,
@@ -147,6 +155,10 @@ class Drivers:
                         )
                         if crashpoints.ARMED:
                             crashpoints.reach("after-invoke")
+                    if isinstance(event, _AttemptFailed) or (
+                        isinstance(event, Answered) and event.answer.status == "error"
+                    ):
+                        _log_failed_attempt(action.invocation.rec, event)
                     decision = apply(event, now())
                 elif isinstance(action, Lookup) and action.rows is not None:
                     async with self.locks.hold(action.rows):
@@ -159,13 +171,15 @@ class Drivers:
             raise
         except FencedError:
             cause = "fenced"
-            log.warning("driver of %s: a commit was fenced", inv_id)
+            log.warning("driver of %s: a commit was fenced", inv_id, extra=_fields(inv_id))
         except StoreError as exc:  # the store's own message says it all: no traceback
             cause = "store"
-            log.error("driver of %s: %s; it will be re-driven", inv_id, exc)
+            log.error("driver of %s: %s; it will be re-driven", inv_id, exc, extra=_fields(inv_id))
         except Exception:
             cause = "error"
-            log.exception("driver of %s failed; it will be re-driven", inv_id)
+            log.exception(
+                "driver of %s failed; it will be re-driven", inv_id, extra=_fields(inv_id)
+            )
         finally:
             if exchange is not None:
                 exchange.close()
@@ -211,6 +225,47 @@ class Drivers:
             if found is not None:
                 existing.append((keyed, found))
         return LookedUp(inv_id, awakeables, frozenset(started), rows, tuple(existing))
+
+
+def _fields(invocation_id: str) -> dict[str, object]:
+    """A record's ``extra`` about one invocation known by its id only (cli/_logs.py)."""
+    return {"invocation_id": invocation_id}
+
+
+def invocation_fields(rec: InvocationRecord) -> dict[str, object]:
+    """A record's ``extra`` about one invocation (read by ``--log-format json``)."""
+    return {
+        "invocation_id": rec.id,
+        "service": rec.service,
+        "handler": rec.handler,
+        "attempt": rec.attempt,
+        "partition": rec.partition,
+    }
+
+
+def _log_failed_attempt(rec: InvocationRecord, event: Event) -> None:
+    """A warning for an attempt that failed (the core retries it, or pauses or fails the
+    invocation past its policy's attempts); a throttled one is not an attempt: debug."""
+    throttled = isinstance(event, _AttemptFailed) and event.throttled
+    level = logging.DEBUG if throttled else logging.WARNING
+    if not log.isEnabledFor(level):
+        return
+    if isinstance(event, _AttemptFailed):
+        why = event.message
+    else:
+        assert isinstance(event, Answered)
+        error = event.answer.error or {}
+        why = f"the handler failed: {error.get('message', error)}"
+    log.log(
+        level,
+        "invocation %s (%s/%s): attempt %d failed: %s",
+        rec.id,
+        rec.service,
+        rec.handler,
+        rec.attempt,
+        why,
+        extra=invocation_fields(rec),
+    )
 
 
 def aid_invocation(awakeable_id: str) -> str | None:

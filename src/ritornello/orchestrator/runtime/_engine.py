@@ -388,7 +388,11 @@ class Engine:
         owned = self.leadership.owned()
         if not self.store.exclusive:  # (a store used alone has nobody to hand over to)
             for partition in owned:
-                log.info("partition %d: handing over (stopping)", partition)
+                log.info(
+                    "partition %d: handing over (stopping)",
+                    partition,
+                    extra={"partition": partition},
+                )
         await asyncio.gather(*(self.drain(p) for p in owned))
         background = [*self._loops, *self._effects]
         for task in background:
@@ -430,6 +434,7 @@ class Engine:
                     partition,
                     left,
                     self.drain_s,
+                    extra={"partition": partition},
                 )
                 return False
             with contextlib.suppress(TimeoutError):

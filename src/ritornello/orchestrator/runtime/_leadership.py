@@ -208,7 +208,9 @@ class Leadership:
         """A fenced write failed: the partition has another leader."""
         if partition in self._owned:
             log.warning(
-                "partition %d: fenced out (another leader took over); stepping down", partition
+                "partition %d: fenced out (another leader took over); stepping down",
+                partition,
+                extra={"partition": partition},
             )
             self._lose(partition)
 
@@ -269,7 +271,11 @@ class Leadership:
         started = []
         for partition in list(self._owned):
             if not self.holds(partition) and partition not in self._renewing:
-                log.warning("partition %d: lease lapsed (renewal late); renewing", partition)
+                log.warning(
+                    "partition %d: lease lapsed (renewal late); renewing",
+                    partition,
+                    extra={"partition": partition},
+                )
         if not self._heartbeating:
             started.append(loop.create_task(self._heartbeat()))
         for partition, lease in list(self._owned.items()):
@@ -319,14 +325,27 @@ class Leadership:
                 renewed = await self.store.renew_lease(lease, self._wall())
         except TimeoutError:
             self.stats.requests["renew_timed_out"] += 1
-            log.warning("partition %d: renewal not answered in time; renewing afresh", partition)
+            log.warning(
+                "partition %d: renewal not answered in time; renewing afresh",
+                partition,
+                extra={"partition": partition},
+            )
             return
         except FencedError:
-            log.warning("partition %d: lease taken over; stepping down", partition)
+            log.warning(
+                "partition %d: lease taken over; stepping down",
+                partition,
+                extra={"partition": partition},
+            )
             self._lose(partition)
             return
         except StoreError as exc:  # keep it until its validity runs out
-            log.warning("partition %d: renewal failed (%s); retrying", partition, exc)
+            log.warning(
+                "partition %d: renewal failed (%s); retrying",
+                partition,
+                exc,
+                extra={"partition": partition},
+            )
             return
         if self._owned.get(partition) is not lease:
             return  # lost or handed over meanwhile
@@ -400,7 +419,9 @@ class Leadership:
         self._owned[partition] = new
         self._valid_until[partition] = self._validity(sent)
         self._seen[partition] = (new.version, self._mono())
-        log.info("partition %d: leader (epoch %d)", partition, new.epoch)
+        log.info(
+            "partition %d: leader (epoch %d)", partition, new.epoch, extra={"partition": partition}
+        )
         if self.on_claim is not None:
             self.on_claim(partition)
         task = asyncio.get_running_loop().create_task(self._gain(partition, new))
@@ -416,7 +437,11 @@ class Leadership:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("partition %d: recovery failed; giving it up", partition)
+            log.exception(
+                "partition %d: recovery failed; giving it up",
+                partition,
+                extra={"partition": partition},
+            )
             current = self._owned.get(partition)
             if current is not None and current.epoch == lease.epoch:  # still this claim
                 self._lose(partition)
@@ -468,7 +493,11 @@ class Leadership:
             return
         handed = sorted(self._owned, reverse=True)[:surplus]
         for partition in handed:
-            log.info("partition %d: handing over (leading more than a fair share)", partition)
+            log.info(
+                "partition %d: handing over (leading more than a fair share)",
+                partition,
+                extra={"partition": partition},
+            )
         if self.on_drain is not None:  # the attempts in flight commit first, side by side
             await asyncio.gather(*(self.on_drain(p) for p in handed))
         for partition in handed:

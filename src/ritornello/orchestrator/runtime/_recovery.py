@@ -111,7 +111,12 @@ class Recovery:
         self._perform(self._apply(PermitsRead(permits, partition=partition)).effects)
         await self._run_effects(decision.effects)
         self._counters["partitions_recovered"] += 1
-        log.info("partition %d: recovered, %d invocations in flight", partition, len(records))
+        log.info(
+            "partition %d: recovered, %d invocations in flight",
+            partition,
+            len(records),
+            extra={"partition": partition},
+        )
 
     async def wake_if_completed(self, invocation_ids: list[str]) -> None:
         """Wake those of ``invocation_ids`` still suspended here that hold a completion they
@@ -161,7 +166,9 @@ class Recovery:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("partition %d: inbox failed; trying again", p)
+                    log.exception(
+                        "partition %d: inbox failed; trying again", p, extra={"partition": p}
+                    )
             idle_max = max(self.inbox_interval_s, 1.0)
             interval = self.inbox_interval_s if found else min(interval * 2, idle_max)
 
