@@ -17,6 +17,7 @@ from ritornello import BytesSerde, Context, Endpoint, Service, TerminalError
 from ritornello.orchestrator import Engine, IngressApp
 from ritornello.protocol import RetryPolicy
 from ritornello.store.memory import MemoryStore
+from tests.asgi_call import asgi_call as _asgi
 
 FAST = RetryPolicy(initial_interval_ms=5, factor=2.0, max_interval_ms=50)
 
@@ -70,38 +71,6 @@ async def relay(ctx: Context, text: str) -> str:
 @blobs.handler()
 async def doubled(ctx: Context, n: int) -> int:
     return n * 2
-
-
-Reply = tuple[int, dict[str, str], bytes]
-
-
-async def _asgi(
-    app: IngressApp,
-    method: str,
-    path: str,
-    body: bytes = b"",
-    headers: dict[str, str] | None = None,
-) -> Reply:
-    sent: list[dict[str, Any]] = []
-    chunks = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
-    }
-    await app(scope, receive, send)
-    answer = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
-    return sent[0]["status"], answer, sent[1]["body"]
 
 
 def _with_ingress(test: Callable[[Engine, IngressApp], Awaitable[None]]) -> None:

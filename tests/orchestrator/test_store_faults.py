@@ -20,6 +20,7 @@ from ritornello.store.faults import FaultyStore
 from ritornello.store.memory import MemoryStore
 from ritornello.store.retrying import RetryingStore
 from ritornello.store.sqlite import SqliteStore
+from tests.asgi_call import asgi_call
 
 FAST = RetryPolicy(initial_interval_ms=5, factor=2.0, max_interval_ms=50)
 
@@ -157,26 +158,11 @@ def test_a_two_megabyte_step_result_is_journaled_whole() -> None:
 
 
 async def _asgi(app: Any, method: str, path: str, body: bytes = b"") -> tuple[int, dict, Any]:
-    sent: list[dict[str, Any]] = []
-    chunks = [{"type": "http.request", "body": body, "more_body": False}]
+    status, headers, raw = await asgi_call(app, method, path, body, _JSON)
+    return status, headers, json.loads(raw)
 
-    async def receive() -> dict[str, Any]:
-        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
-    }
-    await app(scope, receive, send)
-    headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
-    return sent[0]["status"], headers, json.loads(sent[1]["body"])
+_JSON = {"content-type": "application/json"}
 
 
 def test_a_client_sees_a_retryable_503_only_when_the_budget_runs_out() -> None:
