@@ -7,7 +7,7 @@ what is wrong; it never returns a half-valid message.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ritornello.protocol._entries import (
@@ -17,6 +17,7 @@ from ritornello.protocol._entries import (
     Completion,
     Entry,
 )
+from ritornello.protocol._record import FrozenRecord, Record
 from ritornello.protocol._version import (
     MAX_PROTOCOL_VERSION,
     MIN_PROTOCOL_VERSION,
@@ -76,20 +77,53 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-@dataclass(frozen=True, slots=True)
-class InvokeRequest:
+class InvokeRequest(Record):
     """One attempt (or continuation) of an invocation, sent to the endpoint."""
 
+    _fields = (
+        "id",
+        "service",
+        "handler",
+        "key",
+        "attempt",
+        "journal",
+        "completions",
+        "state",
+        "promises",
+    )
+    __slots__ = _fields
     id: str
     service: str
     handler: str
     key: str | None
     attempt: int
     journal: list[Entry]
-    completions: list[Completion] = field(default_factory=list)
-    state: dict[str, Any] | None = None
+    completions: list[Completion]
+    state: dict[str, Any] | None
     #: workflows: the promises resolved so far, name -> {"value": ...} or {"failure": ...}
-    promises: dict[str, Any] | None = None
+    promises: dict[str, Any] | None
+
+    def __init__(
+        self,
+        id: str,
+        service: str,
+        handler: str,
+        key: str | None,
+        attempt: int,
+        journal: list[Entry],
+        completions: list[Completion] | None = None,
+        state: dict[str, Any] | None = None,
+        promises: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = id
+        self.service = service
+        self.handler = handler
+        self.key = key
+        self.attempt = attempt
+        self.journal = journal
+        self.completions = [] if completions is None else completions
+        self.state = state
+        self.promises = promises
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -151,14 +185,27 @@ class InvokeRequest:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class InvokeResponse:
+class InvokeResponse(Record):
     """The endpoint's answer: new entries plus what happens next."""
 
+    _fields = ("status", "entries", "waiting", "error")
+    __slots__ = _fields
     status: str
-    entries: list[Entry] = field(default_factory=list)
-    waiting: list[int] = field(default_factory=list)
-    error: dict[str, str] | None = None
+    entries: list[Entry]
+    waiting: list[int]
+    error: dict[str, str] | None
+
+    def __init__(
+        self,
+        status: str,
+        entries: list[Entry] | None = None,
+        waiting: list[int] | None = None,
+        error: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.entries = [] if entries is None else entries
+        self.waiting = [] if waiting is None else waiting
+        self.error = error
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -202,21 +249,45 @@ class InvokeResponse:
 ON_MAX_ATTEMPTS = frozenset({"pause", "kill"})
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(FrozenRecord):
     """How failed attempts are retried: exponential backoff, then pause or kill.
 
     A field left None takes the orchestrator's default (50 ms, x2, 60 s cap, 70 attempts,
     pause), so a handler states only what it changes.
     """
 
-    initial_interval_ms: int | None = None
-    factor: float | None = None
-    max_interval_ms: int | None = None
-    max_attempts: int | None = None
-    on_max_attempts: str | None = None
+    _fields = (
+        "initial_interval_ms",
+        "factor",
+        "max_interval_ms",
+        "max_attempts",
+        "on_max_attempts",
+    )
+    __slots__ = _fields
+    initial_interval_ms: int | None
+    factor: float | None
+    max_interval_ms: int | None
+    max_attempts: int | None
+    on_max_attempts: str | None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        initial_interval_ms: int | None = None,
+        factor: float | None = None,
+        max_interval_ms: int | None = None,
+        max_attempts: int | None = None,
+        on_max_attempts: str | None = None,
+    ) -> None:
+        self._init(
+            initial_interval_ms=initial_interval_ms,
+            factor=factor,
+            max_interval_ms=max_interval_ms,
+            max_attempts=max_attempts,
+            on_max_attempts=on_max_attempts,
+        )
+        self._check()
+
+    def _check(self) -> None:
         for name in ("initial_interval_ms", "max_interval_ms", "max_attempts"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -231,11 +302,11 @@ class RetryPolicy:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in self._fields if getattr(self, k) is not None}
 
     @classmethod
     def from_dict(cls, raw: Any) -> RetryPolicy:
-        if not isinstance(raw, dict) or set(raw) - set(cls.__slots__):
+        if not isinstance(raw, dict) or set(raw) - set(cls._fields):
             raise ProtocolError(f"bad retry policy {raw!r}")
         try:
             return cls(**raw)
@@ -247,7 +318,7 @@ class RetryPolicy:
         return RetryPolicy(
             **{
                 k: getattr(self, k) if getattr(self, k) is not None else getattr(default, k)
-                for k in self.__slots__
+                for k in self._fields
             }
         )
 

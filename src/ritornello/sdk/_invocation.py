@@ -12,9 +12,7 @@ import contextlib
 import inspect
 import json
 import logging
-import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from types import MappingProxyType
@@ -38,7 +36,9 @@ from ritornello.sdk._futures import (
 )
 from ritornello.sdk._handles import CallHandle, SendHandle
 
-if TYPE_CHECKING:  # the fan-out module is imported on first use (the handler's import time)
+if TYPE_CHECKING:  # these are imported on first use (the handler's import time)
+    import random
+    import uuid
     from datetime import timedelta
 
     from ritornello.sdk._fanout import BatchResult, Branch, Policy
@@ -764,10 +764,14 @@ class InvocationContext(Context):
 
     def random(self) -> random.Random:
         if self._random is None:
+            import random
+
             self._random = random.Random(self.invocation_id)
         return self._random
 
     def uuid(self) -> uuid.UUID:
+        import uuid
+
         return uuid.UUID(int=self.random().getrandbits(128), version=4)
 
     def time(self) -> float:

@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from ritornello.protocol import HandlerInfo, RetryPolicy, ServiceInfo
+from ritornello.protocol._record import FrozenRecord
 from ritornello.sdk._serde import (
     OCTET_STREAM,
     Serde,
@@ -98,8 +99,7 @@ def _strip_annotated(hint: Any) -> Any:
     return hint
 
 
-@dataclass(frozen=True)
-class Limit:
+class Limit(FrozenRecord):
     """A named limit defined in code (docs/limits.md): ``concurrency`` permits out at once,
     and/or ``rate`` grants per ``per`` (``"1s"``, ``"1m"``, ``"1h"``, ``"1d"``) with ``burst``
     at once; ``per_key``: one instance per limit key (the caller's, else the object key).
@@ -109,14 +109,27 @@ class Limit:
     override a definition of the same name; the orchestrator checks the values when it
     registers the endpoint (a bad one refuses the registration)."""
 
+    _fields = ("name", "concurrency", "rate", "per", "burst", "per_key")
+    __slots__ = _fields
     name: str
-    concurrency: int | None = None
-    rate: float | None = None
-    per: str = "1s"
-    burst: int = 1
-    per_key: bool = False
+    concurrency: int | None
+    rate: float | None
+    per: str
+    burst: int
+    per_key: bool
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        name: str,
+        concurrency: int | None = None,
+        rate: float | None = None,
+        per: str = "1s",
+        burst: int = 1,
+        per_key: bool = False,
+    ) -> None:
+        self._init(
+            name=name, concurrency=concurrency, rate=rate, per=per, burst=burst, per_key=per_key
+        )
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("a limit needs a name")
         if self.concurrency is None and self.rate is None:

@@ -73,6 +73,7 @@ class Drivers:
         perform: Callable[[Sequence[Effect]], None],
         attempt_timeout_s: float,
         counters: Counter[str],
+        missing: Callable[[str], str] | None = None,
     ) -> None:
         self.core = core
         self.store = store
@@ -80,6 +81,8 @@ class Drivers:
         self.leadership = leadership
         self.clock = clock
         self._endpoint = endpoint  # deployment id -> (protocol adapter, invoker)
+        #: deployment id -> why it has no endpoint here (not registered, or not reachable)
+        self._missing = missing or (lambda dep: f"deployment {dep} is not registered")
         self._perform = perform
         self.attempt_timeout_s = attempt_timeout_s
         self._counters = counters
@@ -143,8 +146,8 @@ class Drivers:
                         break
                     found = self._endpoint(action.invocation.rec.deployment_id)
                     if found is None:
-                        dep = action.invocation.rec.deployment_id
-                        event: Event = _AttemptFailed(inv_id, f"deployment {dep} is not registered")
+                        why = self._missing(action.invocation.rec.deployment_id)
+                        event: Event = _AttemptFailed(inv_id, why)
                     else:
                         adapter, invoker = found
                         if exchange is None:

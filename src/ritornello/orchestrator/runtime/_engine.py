@@ -191,6 +191,7 @@ class Engine:
             perform=self.perform,
             attempt_timeout_s=attempt_timeout_s,
             counters=self.counters,
+            missing=self.deployments.missing,
         )
         self.timers = TimerQueue(self.clock, self._fire_timers, self.core.handed_over)
         self.alarms = Alarms(
