@@ -90,6 +90,9 @@ class InvokeRequest:
     state: dict[str, Any] | None = None
     #: workflows: the promises resolved so far, name -> {"value": ...} or {"failure": ...}
     promises: dict[str, Any] | None = None
+    #: the W3C trace context of this attempt, when the orchestrator traces (docs/tracing.md)
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -106,6 +109,10 @@ class InvokeRequest:
         }
         if self.promises is not None:
             out["promises"] = self.promises
+        if self.traceparent is not None:
+            out["traceparent"] = self.traceparent
+        if self.tracestate is not None:
+            out["tracestate"] = self.tracestate
         return out
 
     def encode(self) -> bytes:
@@ -138,6 +145,9 @@ class InvokeRequest:
             )
         ):
             raise ProtocolError("promises must map names to {value} or {failure}")
+        for name in ("traceparent", "tracestate"):
+            if obj.get(name) is not None and not isinstance(obj[name], str):
+                raise ProtocolError(f"{name} must be a string")
         return cls(
             id=_field(obj, "id", str),
             service=_field(obj, "service", str),
@@ -148,6 +158,8 @@ class InvokeRequest:
             completions=completions,
             state=state,
             promises=promises,
+            traceparent=obj.get("traceparent"),
+            tracestate=obj.get("tracestate"),
         )
 
 
