@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.procs import ROOT, free_port, http, wait_port, wait_until
-from tests.tracing.otlp_receiver import Receiver, ReceivedSpan
+from tests.tracing.otlp_receiver import ReceivedSpan, Receiver
 
 APP = str(ROOT / "tests" / "tracing" / "tracedapp.py")
 TRACE = "0af7651916cd43dd8448eb211c80319c"

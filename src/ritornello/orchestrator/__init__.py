@@ -10,8 +10,8 @@ from ritornello.orchestrator._clock import Clock, ManualClock, SystemClock
 from ritornello.orchestrator._config import DEFAULT_STORE, ConfigError, Settings, load_settings
 from ritornello.orchestrator._json import MAX_JSON_DEPTH, JsonInputError, json_input, json_input_of
 from ritornello.orchestrator._keys import key_problem
-from ritornello.orchestrator._tracing import Tracing, tracing_from_env
 from ritornello.orchestrator._limit_spec import LimitError, LimitSpec, check_name, parse_limit
+from ritornello.orchestrator._tracing import Tracing, tracing_from_env
 from ritornello.orchestrator.core import DEFAULT_RETRY
 from ritornello.orchestrator.errors import (
     EndpointError,

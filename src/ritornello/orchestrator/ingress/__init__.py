@@ -1,6 +1,6 @@
 """The ingress (port 8080): Restate's HTTP ingress paths as a raw ASGI app (the hot path),
-its input checks, its request header limits, its bearer-token auth, its request spans (when tracing is on), and the HTTP status of
-each orchestrator error."""
+its input checks, its request header limits, its bearer-token auth, its request spans (a
+wrapper, when tracing is on), and the HTTP status of each orchestrator error."""
 
 from ritornello.orchestrator._json import MAX_JSON_DEPTH
 from ritornello.orchestrator.ingress._app import IngressApp, asgi_lifespan
