@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +31,7 @@ from ritornello.orchestrator.protocols import encode_request
 from ritornello.protocol import InvokeRequest, ProtocolError
 from ritornello.store.records import InvocationRecord
 from tests.asgi_call import asgi_call
-from tests.procs import ROOT
+from tests.procs import ROOT, free_port
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 GOOD = f"00-{TRACE}-b7ad6b7169203331-01"
@@ -80,6 +82,19 @@ def test_an_invocation_without_a_trace_gets_one_derived_from_its_id() -> None:
     headers = {"tracestate": "old"}
     TraceParent(1, 2).into(headers)
     assert headers == {"traceparent": f"00-{1:032x}-{2:016x}-01"}
+
+
+def test_an_invocations_trace_is_read_once_from_its_input_entry() -> None:
+    tracing, reads = Tracing(ListSink()), []
+
+    def entry() -> dict[str, Any]:
+        reads.append(1)
+        return {"kind": "input", "headers": {"traceparent": GOOD}}
+
+    first = tracing.trace_of("inv_a", entry)
+    assert tracing.trace_of("inv_a", entry) == first and len(reads) == 1
+    assert first.trace_id == int(TRACE, 16)
+    assert tracing.trace_of("inv_b", lambda: {"kind": "input"}) == invocation_trace("inv_b", None)
 
 
 def test_span_names_name_the_target_without_the_key() -> None:
@@ -142,6 +157,12 @@ def test_a_malformed_traceparent_starts_a_new_trace_and_a_5xx_is_an_error() -> N
     assert "ritornello.invocation_id" not in span.attributes
     assert app.seen[0]["traceparent"] == span.trace.child(span.span_id).header()
     assert "tracestate" not in app.seen[0]
+
+
+def test_health_probes_get_no_span() -> None:
+    traced, app, sink = _traced(200)
+    assert asyncio.run(asgi_call(traced, "GET", "/health", headers={"traceparent": GOOD}))[0] == 200
+    assert sink.spans == [] and app.seen[0]["traceparent"] == GOOD  # passed through as it is
 
 
 def test_a_failing_sink_never_fails_the_request(caplog: pytest.LogCaptureFixture) -> None:
@@ -222,9 +243,46 @@ print("ok")
 
 
 def test_nothing_imports_opentelemetry_until_an_invocation_carries_a_trace() -> None:
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OTEL_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     done = subprocess.run(
         [sys.executable, "-c", _UNTRACED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+_SERVED_UNTRACED = """
+import asyncio, os, signal, sys
+from ritornello.cli._serve import run_orchestrator
+from ritornello.orchestrator import load_settings
+ports = [int(p) for p in sys.argv[1:3]]
+settings = load_settings(
+    store=f"sqlite:///{sys.argv[3]}", ingress_port=ports[0], admin_port=ports[1]
+)
+seen = {}
+
+async def started(engine):
+    seen["tracing"] = engine.tracing
+    asyncio.get_running_loop().call_later(0.3, os.kill, os.getpid(), signal.SIGTERM)
+
+asyncio.run(run_orchestrator(settings, on_started=started))
+assert seen == {"tracing": None}, seen
+# (FastAPI imports opentelemetry's API itself, for the admin app: the exporter is ours)
+ours = ("ritornello.orchestrator._otlp", "opentelemetry.sdk", "opentelemetry.exporter")
+assert not [m for m in sys.modules if m.startswith(ours)], "an exporter was loaded"
+print("ok")
+"""
+
+
+def test_serve_without_the_variables_creates_no_tracer(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    args = [str(free_port()), str(free_port()), str(tmp_path / "r.db")]
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVED_UNTRACED, *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -25,7 +25,7 @@ import hashlib
 import logging
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ ATTEMPT = "ritornello.attempt"
 ENTRY_INDEX = "ritornello.entry_index"
 
 _HEX = frozenset("0123456789abcdef")
+_TRACES_MAX = 4096
 _warned = False
 
 
@@ -153,6 +154,21 @@ class Tracing:
     def __init__(self, sink: SpanSink) -> None:
         self.sink = sink
         self._random = random.Random()
+        #: invocation id -> its trace context, read once from its input entry (bounded:
+        #: cleared when full; a miss reads the input entry again)
+        self._traces: dict[str, TraceParent] = {}
+
+    def trace_of(self, invocation_id: str, input_entry: Callable[[], Any]) -> TraceParent:
+        """The trace context of ``invocation_id`` (``invocation_trace`` of the headers of its
+        input entry, which ``input_entry()`` decodes), remembered across its attempts."""
+        found = self._traces.get(invocation_id)
+        if found is None:
+            entry = input_entry()
+            found = invocation_trace(invocation_id, entry.get("headers"))
+            if len(self._traces) >= _TRACES_MAX:
+                self._traces.clear()
+            self._traces[invocation_id] = found
+        return found
 
     def new_span_id(self) -> int:
         return self._random.getrandbits(64) or 1

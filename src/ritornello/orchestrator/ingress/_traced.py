@@ -8,6 +8,7 @@ trace. The app sees the request with ``traceparent`` naming this span (``tracest
 so the invocation it creates journals it in its input entry: the invocation's span is this
 span's child, and the trace survives a restart. The span carries the method, the path, the
 status and the invocation id the answer names (``x-restate-id``); a 5xx marks it failed.
+``/health`` (a load balancer's probe, many a minute) gets none.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class TracedIngress:
         self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") == "/health":  # no span per probe
             await self.app(scope, receive, send)
             return
         tracing = self.tracing

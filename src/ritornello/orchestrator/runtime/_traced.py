@@ -30,7 +30,6 @@ from .._tracing import (
     TraceParent,
     Tracing,
     invocation_span_id,
-    invocation_trace,
 )
 from ..core import Answered, AttemptFailed, Invoke
 from ..invokers import Invoker
@@ -51,7 +50,7 @@ async def traced_attempt(
     """``adapter.attempt(...)`` with its spans exported (see the module docstring)."""
     inv = invoke.invocation
     rec = inv.rec
-    trace = invocation_trace(rec.id, loads(inv.entries[0]).get("headers"))
+    trace = tracing.trace_of(rec.id, lambda: loads(inv.entries[0]))
     invocation_span = invocation_span_id(rec.id)
     attempt_span = tracing.new_span_id()
     exchange.trace = trace.child(attempt_span)
