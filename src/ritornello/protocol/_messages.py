@@ -90,6 +90,8 @@ class InvokeRequest(Record):
         "completions",
         "state",
         "promises",
+        "traceparent",
+        "tracestate",
     )
     __slots__ = _fields
     id: str
@@ -102,6 +104,9 @@ class InvokeRequest(Record):
     state: dict[str, Any] | None
     #: workflows: the promises resolved so far, name -> {"value": ...} or {"failure": ...}
     promises: dict[str, Any] | None
+    #: the W3C trace context of this attempt, when the orchestrator traces (docs/tracing.md)
+    traceparent: str | None
+    tracestate: str | None
 
     def __init__(
         self,
@@ -114,6 +119,8 @@ class InvokeRequest(Record):
         completions: list[Completion] | None = None,
         state: dict[str, Any] | None = None,
         promises: dict[str, Any] | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> None:
         self.id = id
         self.service = service
@@ -124,6 +131,8 @@ class InvokeRequest(Record):
         self.completions = [] if completions is None else completions
         self.state = state
         self.promises = promises
+        self.traceparent = traceparent
+        self.tracestate = tracestate
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -140,6 +149,10 @@ class InvokeRequest(Record):
         }
         if self.promises is not None:
             out["promises"] = self.promises
+        if self.traceparent is not None:
+            out["traceparent"] = self.traceparent
+        if self.tracestate is not None:
+            out["tracestate"] = self.tracestate
         return out
 
     def encode(self) -> bytes:
@@ -172,6 +185,9 @@ class InvokeRequest(Record):
             )
         ):
             raise ProtocolError("promises must map names to {value} or {failure}")
+        for name in ("traceparent", "tracestate"):
+            if obj.get(name) is not None and not isinstance(obj[name], str):
+                raise ProtocolError(f"{name} must be a string")
         return cls(
             id=_field(obj, "id", str),
             service=_field(obj, "service", str),
@@ -182,6 +198,8 @@ class InvokeRequest(Record):
             completions=completions,
             state=state,
             promises=promises,
+            traceparent=obj.get("traceparent"),
+            tracestate=obj.get("tracestate"),
         )
 
 

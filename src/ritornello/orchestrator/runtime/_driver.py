@@ -29,6 +29,7 @@ from ritornello.store import (
 )
 
 from .._clock import Clock
+from .._tracing import Tracing
 from ..core import (
     WORKFLOW_RUN,
     Answered,
@@ -54,6 +55,7 @@ from ..protocols import Exchange, ProtocolAdapter
 from ._committer import Committer
 from ._leadership import Leadership
 from ._locks import KeyLocks
+from ._traced import traced_attempt
 
 log = logging.getLogger("ritornello.engine")
 
@@ -74,6 +76,7 @@ class Drivers:
         attempt_timeout_s: float,
         counters: Counter[str],
         missing: Callable[[str], str] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.core = core
         self.store = store
@@ -86,6 +89,8 @@ class Drivers:
         self._perform = perform
         self.attempt_timeout_s = attempt_timeout_s
         self._counters = counters
+        #: traces (docs/tracing.md); None: off, and an attempt costs one ``is None`` check
+        self.tracing = tracing
         self.locks = KeyLocks()
         self.tasks: dict[str, asyncio.Task[None]] = {}
         #: set each time a driver ends (a drain waits on it)
@@ -128,6 +133,7 @@ class Drivers:
             self._perform,
             self.leadership.leads,
         )
+        tracing = self.tracing
         try:
             decision = apply(DriverStarted(inv_id), now())
             while True:
@@ -153,9 +159,14 @@ class Drivers:
                         if exchange is None:
                             exchange = adapter.new_exchange()
                         self._counters["attempts"] += 1
-                        event = await adapter.attempt(
-                            invoker, action, exchange, self.attempt_timeout_s
-                        )
+                        if tracing is None:
+                            event = await adapter.attempt(
+                                invoker, action, exchange, self.attempt_timeout_s
+                            )
+                        else:
+                            event = await traced_attempt(
+                                tracing, adapter, invoker, action, exchange, self.attempt_timeout_s
+                            )
                         if crashpoints.ARMED:
                             crashpoints.reach("after-invoke")
                     if isinstance(event, _AttemptFailed) or (
