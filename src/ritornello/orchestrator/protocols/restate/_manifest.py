@@ -4,7 +4,9 @@
 Kinds map one to one (``SERVICE``/``VIRTUAL_OBJECT``/``WORKFLOW`` to service/object/workflow;
 ``EXCLUSIVE``/``SHARED``/``WORKFLOW`` to exclusive/shared/workflow; a handler without ``ty``
 is exclusive, and a workflow's handler without one is shared, as Restate reads it). A handler's
-retry policy (manifest v4) becomes its ``RetryPolicy``. The manifest itself is kept as served
+retry policy (manifest v4) becomes its ``RetryPolicy``; its ``input.jsonSchema`` and
+``output.jsonSchema`` its ``input_schema`` and ``output_schema``, and ``input.required`` its
+``input_required``. The manifest itself is kept as served
 (``wire_info["manifest"]``): documentation, metadata, schemas, timeouts and retention stay with
 the deployment record.
 
@@ -87,6 +89,29 @@ def _retry(h: dict[str, Any]) -> RetryPolicy | None:
         raise ProtocolError(f"handler {h.get('name')!r}: {exc}") from None
 
 
+def _payloads(h: dict[str, Any]) -> dict[str, Any]:
+    """What a handler's ``input`` and ``output`` say of its JSON: their ``jsonSchema``s, and
+    whether an input is required (``input: {}`` is no input at all: never required)."""
+    out: dict[str, Any] = {}
+    for side in ("input", "output"):
+        payload = h.get(side)
+        if payload is None:
+            continue
+        if not isinstance(payload, dict):
+            raise ProtocolError(f"handler {h.get('name')!r}: {side} must be an object")
+        schema = payload.get("jsonSchema")
+        if schema is not None and not isinstance(schema, dict):
+            raise ProtocolError(f"handler {h.get('name')!r}: {side}.jsonSchema must be an object")
+        if schema is not None:
+            out[f"{side}_schema"] = schema
+        if side == "input":
+            required = payload.get("required", False)
+            if not isinstance(required, bool):
+                raise ProtocolError(f"handler {h.get('name')!r}: input.required must be a boolean")
+            out["input_required"] = required
+    return out
+
+
 def _name(obj: dict[str, Any], what: str) -> str:
     name = obj.get("name")
     if not isinstance(name, str) or not name:
@@ -125,7 +150,10 @@ def read_manifest(message: dict[str, Any]) -> DiscoveryResponse:
             inherited = {k: s[k] for k in _RETRY_FIELDS if k in s}  # the service's, per field
             handlers.append(
                 HandlerInfo(
-                    name=_name(h, "handler"), kind=handler_kind, retry=_retry({**inherited, **h})
+                    name=_name(h, "handler"),
+                    kind=handler_kind,
+                    retry=_retry({**inherited, **h}),
+                    **_payloads(h),
                 )
             )
         services.append(ServiceInfo(name=name, kind=kind, handlers=tuple(handlers)))
