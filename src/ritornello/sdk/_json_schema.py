@@ -83,7 +83,7 @@ def handler_schemas(spec: Any) -> tuple[Schema | None, Schema | None, bool]:
     def hint_of(serde: Any, hint: Any) -> Any:
         if isinstance(serde, JsonSerde) and serde.type_hint is not None:
             return serde.type_hint
-        return hint
+        return Any if hint is None else hint  # None: unannotated (``-> None`` is NoneType)
 
     input_schema: Schema | None = None
     if spec.input_param is not None and spec.input_content_type is None:

@@ -91,7 +91,8 @@ def _retry(h: dict[str, Any]) -> RetryPolicy | None:
 
 def _payloads(h: dict[str, Any]) -> dict[str, Any]:
     """What a handler's ``input`` and ``output`` say of its JSON: their ``jsonSchema``s, and
-    whether an input is required (``input: {}`` is no input at all: never required)."""
+    whether an input is required (``input: {}`` is no input at all: never required). JSON
+    without a schema is any JSON (``{}``); no content type, or another one, has none."""
     out: dict[str, Any] = {}
     for side in ("input", "output"):
         payload = h.get(side)
@@ -102,6 +103,8 @@ def _payloads(h: dict[str, Any]) -> dict[str, Any]:
         schema = payload.get("jsonSchema")
         if schema is not None and not isinstance(schema, dict):
             raise ProtocolError(f"handler {h.get('name')!r}: {side}.jsonSchema must be an object")
+        if schema is None and _is_json(payload.get("contentType")):
+            schema = {}  # JSON of any shape
         if schema is not None:
             out[f"{side}_schema"] = schema
         if side == "input":
@@ -110,6 +113,13 @@ def _payloads(h: dict[str, Any]) -> dict[str, Any]:
                 raise ProtocolError(f"handler {h.get('name')!r}: input.required must be a boolean")
             out["input_required"] = required
     return out
+
+
+def _is_json(content_type: Any) -> bool:
+    if not isinstance(content_type, str):
+        return False
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
 
 
 def _name(obj: dict[str, Any], what: str) -> str:
