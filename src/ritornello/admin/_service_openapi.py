@@ -66,8 +66,8 @@ def service_openapi(info: ServiceInfo, version: str) -> dict[str, Any]:
     for h in info.handlers:
         request = doc.request_body(h, info.name)
         answer = doc.answer(h, info.name)
-        for one_way in (False, True):
-            for legacy in (False, True):
+        for legacy in (False, True):
+            for one_way in (False, True):
                 path = _path(info.name, h.name, keyed, one_way=one_way, legacy=legacy)
                 doc.paths[path] = {
                     "post": doc.operation(info, h, request, answer, one_way=one_way, legacy=legacy)
