@@ -208,7 +208,7 @@ def test_a_request_built_from_the_schema_is_accepted_by_the_ingress() -> None:
         body = _example(schema, doc)
         _validator(schema, doc).validate(body)
         seen.clear()
-        status, headers, answer = await asgi_call(
+        status, _, answer = await asgi_call(
             ingress,
             "POST",
             "/restate/call/Orders/place",
@@ -221,9 +221,7 @@ def test_a_request_built_from_the_schema_is_accepted_by_the_ingress() -> None:
         _validator(op["responses"]["200"]["content"]["application/json"]["schema"], doc).validate(
             out
         )
-        assert seen == [
-            Order([Line("text", Decimal("12.50"), dt.date(2024, 2, 29))], rush="yes")
-        ]
+        assert seen == [Order([Line("text", Decimal("12.50"), dt.date(2024, 2, 29))], rush="yes")]
         # the documented send answer
         status, _, answer = await asgi_call(
             ingress, "POST", "/restate/send/Orders/place", json.dumps(body).encode()
@@ -271,9 +269,7 @@ def test_object_and_workflow_documents_take_the_key_in_the_path() -> None:
         validate(flow)
         run_op = flow["paths"]["/restate/call/Signup/{key}/run"]["post"]
         assert run_op["summary"] == "Call Signup/run (workflow)"
-        assert run_op["requestBody"]["content"]["application/json"]["schema"] == {
-            "type": "string"
-        }
+        assert run_op["requestBody"]["content"]["application/json"]["schema"] == {"type": "string"}
         confirm_op = flow["paths"]["/restate/send/Signup/{key}/confirm"]["post"]
         assert confirm_op["requestBody"]["required"] is False  # its input has a default
         status, _, answer = await asgi_call(
@@ -324,7 +320,9 @@ def test_schemas_of_two_handlers_share_components_and_clashing_names_are_renamed
         (
             HandlerInfo("a", input_schema={"$ref": "#/$defs/Line", "$defs": {"Line": line}}),
             HandlerInfo("b", output_schema={"$ref": "#/$defs/Line", "$defs": {"Line": line}}),
-            HandlerInfo("c", input_schema={"$ref": "#/definitions/Line", "definitions": {"Line": other}}),
+            HandlerInfo(
+                "c", input_schema={"$ref": "#/definitions/Line", "definitions": {"Line": other}}
+            ),
             HandlerInfo("d", input_schema=looped, input_required=True),
             HandlerInfo("e"),
             HandlerInfo("Error", output_schema={"$ref": "#/$defs/Error", "$defs": {"Error": line}}),

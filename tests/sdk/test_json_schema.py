@@ -7,22 +7,35 @@ discovery is answered."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import enum
+import json
 import subprocess
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, NamedTuple, NewType, TypeVar
+from typing import (
+    Annotated,
+    Any,
+    Generic,
+    Literal,
+    NamedTuple,
+    NewType,
+    NotRequired,
+    Required,
+    TypedDict,
+    TypeVar,
+)
 
 import pydantic
 import pytest
 from jsonschema import Draft202012Validator
-from typing_extensions import NotRequired, Required, TypedDict
 
 from ritornello import BytesSerde, Context, Endpoint, JsonSerde, Service
+from ritornello.protocol import DiscoveryResponse, ProtocolError
 from ritornello.sdk._json_schema import json_schema
 from ritornello.sdk._serde import decode, encode
 
@@ -273,11 +286,11 @@ REFUSED: list[tuple[Any, Any]] = [
 ]
 
 
-@pytest.mark.parametrize(("hint", "json"), REFUSED, ids=[f"{h}-{j}" for h, j in REFUSED])
-def test_what_the_walker_refuses_the_schema_refuses(hint: Any, json: Any) -> None:
-    assert not Draft202012Validator(json_schema(hint)).is_valid(json)
+@pytest.mark.parametrize(("hint", "value"), REFUSED, ids=[f"{h}-{j}" for h, j in REFUSED])
+def test_what_the_walker_refuses_the_schema_refuses(hint: Any, value: Any) -> None:
+    assert not Draft202012Validator(json_schema(hint)).is_valid(value)
     with pytest.raises((TypeError, ValueError)):
-        decode(json, hint)
+        decode(value, hint)
 
 
 def test_a_pydantic_model_brings_its_own_schema_with_its_defs_merged() -> None:
@@ -383,3 +396,26 @@ def test_the_schema_module_is_imported_only_when_discovery_is_answered() -> None
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+def test_the_schemas_survive_the_discovery_codec_and_malformed_ones_are_refused() -> None:
+    discovery = Endpoint([svc]).discovery()
+    raw = json.loads(discovery.encode())
+    typed = raw["services"][0]["handlers"][0]
+    assert typed["input_schema"]["$ref"] == "#/$defs/Item" and typed["input_required"] is True
+    assert "input_schema" not in raw["services"][0]["handlers"][4]  # raw: no schema sent
+    assert DiscoveryResponse.decode(discovery.encode()) == discovery
+    for name, value, message in [
+        ("input_schema", ["not", "a", "schema"], "input_schema of handler 'typed' must be a JSON"),
+        ("output_schema", "text", "output_schema of handler 'typed' must be a JSON"),
+        ("input_required", "yes", "input_required of handler 'typed' must be true or false"),
+    ]:
+        bad = copy.deepcopy(raw)
+        bad["services"][0]["handlers"][0][name] = value
+        with pytest.raises(ProtocolError, match=message):
+            DiscoveryResponse.decode(json.dumps(bad))
+    older = copy.deepcopy(raw)  # an SDK from before the schemas: none known
+    for field in ("input_schema", "output_schema", "input_required"):
+        older["services"][0]["handlers"][0].pop(field)
+    (handler, *_) = DiscoveryResponse.decode(json.dumps(older)).services[0].handlers
+    assert (handler.input_schema, handler.output_schema, handler.input_required) == (None,) * 3

@@ -193,14 +193,13 @@ class _Document:
         }
         if request is not None:
             op["requestBody"] = request
-        ok = (
-            {"202": {"$ref": "#/components/responses/Accepted"}}
-            if one_way
-            else {"200": answer}
-        )
+        ok = {"202": {"$ref": "#/components/responses/Accepted"}} if one_way else {"200": answer}
         op["responses"] = {
             **ok,
-            **{code: {"description": text, "content": _json(_ERROR)} for code, text in _ERRORS.items()},
+            **{
+                code: {"description": text, "content": _json(_ERROR)}
+                for code, text in _ERRORS.items()
+            },
         }
         return op
 

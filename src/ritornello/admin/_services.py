@@ -23,7 +23,9 @@ def service_view(engine: Engine, name: str) -> dict[str, Any]:
         "name": info.name,
         "ty": _TY[info.kind],
         "deployment_id": dep,
-        "handlers": [{"name": h.name, "ty": h.kind.capitalize(), **payloads(h)} for h in info.handlers],
+        "handlers": [
+            {"name": h.name, "ty": h.kind.capitalize(), **payloads(h)} for h in info.handlers
+        ],
     }
 
 

@@ -243,9 +243,14 @@ def service_openapi(
         return print_json(doc)
     rows = []
     for path, item in doc.get("paths", {}).items():
-        op = item.get("post", {})
-        body = op.get("requestBody", {}).get("content", {})
-        schema = next(iter(body.values()), {}).get("schema") if body else None
+        op: dict[str, Any] = item.get("post", {})
+        content: dict[str, Any] = op.get("requestBody", {}).get("content", {})
+        if not content:
+            body = "none"
+        elif "application/json" in content:
+            body = _schema_words(content["application/json"].get("schema"))
+        else:  # a raw handler: its content type
+            body = next(iter(content))
         answer = "202 accepted" if "202" in op.get("responses", {}) else "200"
-        rows.append((f"POST {path}", "none" if not body else _schema_words(schema), answer))
+        rows.append((f"POST {path}", body, answer))
     table(doc.get("info", {}).get("title"), ["path", "body", "answer"], rows)

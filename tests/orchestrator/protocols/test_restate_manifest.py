@@ -277,7 +277,9 @@ def test_input_and_output_json_schemas_are_read() -> None:
             {"name": "unsaid"},
         ],
     }
-    handlers = {h.name: h for h in read_manifest(_manifest(services=[service])).services[0].handlers}
+    handlers = {
+        h.name: h for h in read_manifest(_manifest(services=[service])).services[0].handlers
+    }
     assert handlers["typed"] == HandlerInfo(
         "typed", input_schema=point, output_schema={"type": "null"}, input_required=True
     )
@@ -293,7 +295,11 @@ def test_input_and_output_json_schemas_are_read() -> None:
         ({"input": {"required": "yes"}}, r"input\.required must be a boolean"),
     ]:
         with pytest.raises(ProtocolError, match=message):
-            read_manifest(_manifest(services=[{"name": "S", "ty": "SERVICE", "handlers": [{"name": "h", **bad}]}]))
+            read_manifest(
+                _manifest(
+                    services=[{"name": "S", "ty": "SERVICE", "handlers": [{"name": "h", **bad}]}]
+                )
+            )
 
 
 @pytest.mark.parametrize(
