@@ -92,25 +92,24 @@ def _retry(h: dict[str, Any]) -> RetryPolicy | None:
 def _payloads(h: dict[str, Any]) -> dict[str, Any]:
     """What a handler's ``input`` and ``output`` say of its JSON: their ``jsonSchema``s, and
     whether an input is required (``input: {}`` is no input at all: never required). JSON
-    without a schema is any JSON (``{}``); no content type, or another one, has none."""
+    without a schema is any JSON (``{}``); no content type, or another one, has none. A
+    boolean schema (``true``, as the Python SDK sends for ``-> object``) is ``{}`` or
+    ``{"not": {}}``. Documentation only: what is not a schema (or a boolean ``required``) is
+    left out, never a reason to refuse the endpoint."""
     out: dict[str, Any] = {}
     for side in ("input", "output"):
         payload = h.get(side)
-        if payload is None:
-            continue
         if not isinstance(payload, dict):
-            raise ProtocolError(f"handler {h.get('name')!r}: {side} must be an object")
+            continue
         schema = payload.get("jsonSchema")
-        if schema is not None and not isinstance(schema, dict):
-            raise ProtocolError(f"handler {h.get('name')!r}: {side}.jsonSchema must be an object")
-        if schema is None and _is_json(payload.get("contentType")):
+        if isinstance(schema, bool):
+            schema = {} if schema else {"not": {}}
+        elif schema is None and _is_json(payload.get("contentType")):
             schema = {}  # JSON of any shape
-        if schema is not None:
+        if isinstance(schema, dict):
             out[f"{side}_schema"] = schema
-        if side == "input":
-            required = payload.get("required", False)
-            if not isinstance(required, bool):
-                raise ProtocolError(f"handler {h.get('name')!r}: input.required must be a boolean")
+        required = payload.get("required", False)
+        if side == "input" and isinstance(required, bool):
             out["input_required"] = required
     return out
 
