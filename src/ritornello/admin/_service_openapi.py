@@ -18,6 +18,7 @@ unique.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 from urllib.parse import quote
 
@@ -83,11 +84,11 @@ def service_openapi(info: ServiceInfo, version: str) -> dict[str, Any]:
             "them.",
         },
         "paths": doc.paths,
-        "components": {
+        "components": {  # (copies: a caller may change its document)
             "schemas": doc.schemas,
-            "parameters": _PARAMETERS,
-            "headers": _HEADERS,
-            "responses": _RESPONSES,
+            "parameters": copy.deepcopy(_PARAMETERS),
+            "headers": copy.deepcopy(_HEADERS),
+            "responses": copy.deepcopy(_RESPONSES),
         },
     }
 
@@ -135,7 +136,7 @@ class _Document:
 
     def __init__(self) -> None:
         self.paths: dict[str, Any] = {}
-        self.schemas: dict[str, Schema] = dict(_SHARED_SCHEMAS)
+        self.schemas: dict[str, Schema] = copy.deepcopy(_SHARED_SCHEMAS)
         #: component name -> the schema as the handler declared it (before rewriting)
         self._raw: dict[str, Schema] = dict(_SHARED_SCHEMAS)
         self._operation_ids: set[str] = set()
