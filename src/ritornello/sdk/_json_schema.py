@@ -188,15 +188,14 @@ class _Builder:
         """A reference to ``cls``'s schema under ``$defs`` (described on first sight, named
         before its fields are walked so that recursion meets the name)."""
         try:
-            known = self._names.get(key)
-        except TypeError:  # an unhashable alias argument
-            known = None
+            hash(key)
+            seen = key
+        except TypeError:  # an alias with an unhashable argument: by its text
+            seen = ("unhashable", repr(key))
+        known = self._names.get(seen)
         if known is None:
             known = self._claim(_def_name(key))
-            try:
-                self._names[key] = known
-            except TypeError:
-                pass
+            self._names[seen] = known
             self.defs[known] = {}
             self.defs[known] = self._describe(cls, bound, _title(key))
         return {"$ref": f"#/$defs/{known}"}
