@@ -104,6 +104,16 @@ class IdOnly(BaseModel):
 class Handler(BaseModel):
     name: str
     ty: str = Field(description="Exclusive | Shared | Workflow")
+    input_description: str | None = Field(
+        None, description="What a call carries: none, JSON, or raw bytes of a content type"
+    )
+    output_description: str | None = Field(None, description="What a call answers")
+    input_json_schema: dict[str, Any] | None = Field(
+        None, description="JSON Schema (2020-12) of the input, from the handler's type hints"
+    )
+    output_json_schema: dict[str, Any] | None = Field(
+        None, description="JSON Schema (2020-12) of the output"
+    )
 
 
 class ServiceInfo(BaseModel):

@@ -356,6 +356,14 @@ class HandlerInfo:
     #: Set when the handler answers raw bytes (journaled as base64 text): the content type
     #: the ingress answers them with. None: a JSON output.
     output_content_type: str | None = None
+    #: The JSON Schema (2020-12) of its JSON input, from its type hints (docs/sdk.md, "JSON
+    #: schemas"). None: none known (no input, raw bytes, or an endpoint that did not say).
+    input_schema: dict[str, Any] | None = None
+    #: The JSON Schema of its JSON output; None: none known (raw bytes, or not said).
+    output_schema: dict[str, Any] | None = None
+    #: Whether a call must carry an input: True: it must; False: it may be left out (an
+    #: input with a default, or none at all); None: the endpoint did not say.
+    input_required: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +441,9 @@ class DiscoveryResponse:
                         limit=_limit_name(h),
                         input_content_type=_content_type(h, "input_content_type"),
                         output_content_type=_content_type(h, "output_content_type"),
+                        input_schema=_schema(h, "input_schema"),
+                        output_schema=_schema(h, "output_schema"),
+                        input_required=_flag(h, "input_required"),
                     )
                 )
             limits = s.get("limits") or {}
@@ -470,6 +481,12 @@ def _handler_dict(h: HandlerInfo) -> dict[str, Any]:
         out["input_content_type"] = h.input_content_type
     if h.output_content_type is not None:
         out["output_content_type"] = h.output_content_type
+    if h.input_schema is not None:
+        out["input_schema"] = h.input_schema
+    if h.output_schema is not None:
+        out["output_schema"] = h.output_schema
+    if h.input_required is not None:
+        out["input_required"] = h.input_required
     return out
 
 
@@ -499,6 +516,20 @@ def _content_type(h: dict[str, Any], name: str) -> str | None:
         not isinstance(value, str) or not value.strip() or not _header_text(value)
     ):
         raise ProtocolError(f"{name} of handler {h.get('name')!r} must be a content type")
+    return value
+
+
+def _schema(h: dict[str, Any], name: str) -> dict[str, Any] | None:
+    value = h.get(name)
+    if value is not None and not isinstance(value, dict):
+        raise ProtocolError(f"{name} of handler {h.get('name')!r} must be a JSON Schema object")
+    return value
+
+
+def _flag(h: dict[str, Any], name: str) -> bool | None:
+    value = h.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise ProtocolError(f"{name} of handler {h.get('name')!r} must be true or false")
     return value
 
 

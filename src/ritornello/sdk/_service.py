@@ -294,11 +294,14 @@ class ServiceDefinition:
         return self._handlers.get(name)
 
     def info(self) -> ServiceInfo:
-        """This service as discovery describes it."""
-        return ServiceInfo(
-            name=self.name,
-            kind=self.kind,
-            handlers=tuple(
+        """This service as discovery describes it (with each handler's JSON schemas, made
+        here: the schema module is imported when discovery is first answered, not before)."""
+        from ritornello.sdk._json_schema import handler_schemas
+
+        handlers = []
+        for h in self._handlers.values():
+            input_schema, output_schema, input_required = handler_schemas(h)
+            handlers.append(
                 HandlerInfo(
                     h.name,
                     h.kind,
@@ -306,9 +309,15 @@ class ServiceDefinition:
                     self._handler_limits.get(h.name),
                     input_content_type=h.input_content_type,
                     output_content_type=h.output_content_type,
+                    input_schema=input_schema,
+                    output_schema=output_schema,
+                    input_required=input_required,
                 )
-                for h in self._handlers.values()
-            ),
+            )
+        return ServiceInfo(
+            name=self.name,
+            kind=self.kind,
+            handlers=tuple(handlers),
             limit=self.limit,
             limits=tuple((n, d.definition()) for n, d in sorted(self._limits.items())),
         )

@@ -4,7 +4,9 @@
 Kinds map one to one (``SERVICE``/``VIRTUAL_OBJECT``/``WORKFLOW`` to service/object/workflow;
 ``EXCLUSIVE``/``SHARED``/``WORKFLOW`` to exclusive/shared/workflow; a handler without ``ty``
 is exclusive, and a workflow's handler without one is shared, as Restate reads it). A handler's
-retry policy (manifest v4) becomes its ``RetryPolicy``. The manifest itself is kept as served
+retry policy (manifest v4) becomes its ``RetryPolicy``; its ``input.jsonSchema`` and
+``output.jsonSchema`` its ``input_schema`` and ``output_schema``, and ``input.required`` its
+``input_required``. The manifest itself is kept as served
 (``wire_info["manifest"]``): documentation, metadata, schemas, timeouts and retention stay with
 the deployment record.
 
@@ -87,6 +89,38 @@ def _retry(h: dict[str, Any]) -> RetryPolicy | None:
         raise ProtocolError(f"handler {h.get('name')!r}: {exc}") from None
 
 
+def _payloads(h: dict[str, Any]) -> dict[str, Any]:
+    """What a handler's ``input`` and ``output`` say of its JSON: their ``jsonSchema``s, and
+    whether an input is required (``input: {}`` is no input at all: never required). JSON
+    without a schema is any JSON (``{}``); no content type, or another one, has none. A
+    boolean schema (``true``, as the Python SDK sends for ``-> object``) is ``{}`` or
+    ``{"not": {}}``. Documentation only: what is not a schema (or a boolean ``required``) is
+    left out, never a reason to refuse the endpoint."""
+    out: dict[str, Any] = {}
+    for side in ("input", "output"):
+        payload = h.get(side)
+        if not isinstance(payload, dict):
+            continue
+        schema = payload.get("jsonSchema")
+        if isinstance(schema, bool):
+            schema = {} if schema else {"not": {}}
+        elif schema is None and _is_json(payload.get("contentType")):
+            schema = {}  # JSON of any shape
+        if isinstance(schema, dict):
+            out[f"{side}_schema"] = schema
+        required = payload.get("required", False)
+        if side == "input" and isinstance(required, bool):
+            out["input_required"] = required
+    return out
+
+
+def _is_json(content_type: Any) -> bool:
+    if not isinstance(content_type, str):
+        return False
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
 def _name(obj: dict[str, Any], what: str) -> str:
     name = obj.get("name")
     if not isinstance(name, str) or not name:
@@ -125,7 +159,10 @@ def read_manifest(message: dict[str, Any]) -> DiscoveryResponse:
             inherited = {k: s[k] for k in _RETRY_FIELDS if k in s}  # the service's, per field
             handlers.append(
                 HandlerInfo(
-                    name=_name(h, "handler"), kind=handler_kind, retry=_retry({**inherited, **h})
+                    name=_name(h, "handler"),
+                    kind=handler_kind,
+                    retry=_retry({**inherited, **h}),
+                    **_payloads(h),
                 )
             )
         services.append(ServiceInfo(name=name, kind=kind, handlers=tuple(handlers)))
