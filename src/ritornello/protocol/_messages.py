@@ -23,7 +23,7 @@ from ritornello.protocol._version import (
     PROTOCOL_VERSION,
 )
 
-RESPONSE_STATUSES = frozenset({"done", "suspended", "checkpoint", "error"})
+RESPONSE_STATUSES = frozenset({"done", "suspended", "checkpoint", "error", "replayed"})
 
 #: Request header asking an HTTP endpoint for a streamed attempt (docs/protocol.md, "Streamed
 #: attempts"): the request and the answer bodies are both newline-delimited JSON messages.
@@ -90,6 +90,10 @@ class InvokeRequest:
     state: dict[str, Any] | None = None
     #: workflows: the promises resolved so far, name -> {"value": ...} or {"failure": ...}
     promises: dict[str, Any] | None = None
+    #: Replay only (a dry run, docs/protocol.md): replay the journal and answer ``replayed``
+    #: at the first action past it, running nothing new. Sent only to an endpoint whose
+    #: discovery says ``replay_only``.
+    replay_only: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -106,6 +110,8 @@ class InvokeRequest:
         }
         if self.promises is not None:
             out["promises"] = self.promises
+        if self.replay_only:
+            out["replay_only"] = True
         return out
 
     def encode(self) -> bytes:
@@ -138,6 +144,9 @@ class InvokeRequest:
             )
         ):
             raise ProtocolError("promises must map names to {value} or {failure}")
+        replay_only = obj.get("replay_only", False)
+        if not isinstance(replay_only, bool):
+            raise ProtocolError("replay_only must be true or false")
         return cls(
             id=_field(obj, "id", str),
             service=_field(obj, "service", str),
@@ -148,6 +157,7 @@ class InvokeRequest:
             completions=completions,
             state=state,
             promises=promises,
+            replay_only=replay_only,
         )
 
 
@@ -159,6 +169,8 @@ class InvokeResponse:
     entries: list[Entry] = field(default_factory=list)
     waiting: list[int] = field(default_factory=list)
     error: dict[str, str] | None = None
+    #: ``replayed`` only: how many journal entries the replay matched, the input included
+    replayed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -168,6 +180,8 @@ class InvokeResponse:
         }
         if self.waiting:
             out["waiting"] = self.waiting
+        if self.status == "replayed":
+            out["replayed"] = self.replayed
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -196,7 +210,12 @@ class InvokeResponse:
             raise ProtocolError("a done answer must end with an output entry")
         if status == "suspended" and not waiting:
             raise ProtocolError("a suspended answer must name what it waits on")
-        return cls(status=status, entries=entries, waiting=waiting, error=error)
+        replayed = 0
+        if status == "replayed":
+            replayed = obj.get("replayed")
+            if type(replayed) is not int or replayed < 1 or entries:
+                raise ProtocolError("a replayed answer needs replayed >= 1 and no entries")
+        return cls(status=status, entries=entries, waiting=waiting, error=error, replayed=replayed)
 
 
 ON_MAX_ATTEMPTS = frozenset({"pause", "kill"})
@@ -295,6 +314,8 @@ class DiscoveryResponse:
     services: tuple[ServiceInfo, ...]
     #: The endpoint answers streamed attempts over HTTP (``x-ritornello-stream: 1``).
     stream: bool = False
+    #: The endpoint honours ``InvokeRequest.replay_only`` (dry runs of restart-as-new).
+    replay_only: bool = False
     #: The wire protocol the endpoint speaks: ``ritornello`` (this module), or ``restate``
     #: (Restate's service protocol, read from its endpoint manifest by the orchestrator).
     wire: str = "ritornello"
@@ -310,6 +331,8 @@ class DiscoveryResponse:
         }
         if self.stream:
             out["stream"] = True
+        if self.replay_only:
+            out["replay_only"] = True
         if self.wire != "ritornello":
             out["wire"] = self.wire
             out["wire_info"] = self.wire_info or {}
@@ -367,7 +390,11 @@ class DiscoveryResponse:
         if not isinstance(wire, str) or (info is not None and not isinstance(info, dict)):
             raise ProtocolError("wire must be a name and wire_info an object")
         return cls(
-            services=tuple(services), stream=obj.get("stream") is True, wire=wire, wire_info=info
+            services=tuple(services),
+            stream=obj.get("stream") is True,
+            replay_only=obj.get("replay_only") is True,
+            wire=wire,
+            wire_info=info,
         )
 
 

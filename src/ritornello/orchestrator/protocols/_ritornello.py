@@ -37,8 +37,9 @@ from ._base import Exchange, ProtocolAdapter
 _STEPWISE_MAX = 4096
 
 
-def encode_request(inv: Invocation) -> bytes:
-    """The InvokeRequest for ``inv`` as it stands (stored texts spliced as they are)."""
+def encode_request(inv: Invocation, *, replay_only: bool = False) -> bytes:
+    """The InvokeRequest for ``inv`` as it stands (stored texts spliced as they are);
+    ``replay_only``: a dry run's (docs/protocol.md)."""
     rec = inv.rec
     promises = ""
     if inv.promises is not None:
@@ -70,7 +71,7 @@ def encode_request(inv: Invocation) -> bytes:
             '],"state":',
             state,
             promises,
-            "}",
+            ',"replay_only":true}' if replay_only else "}",
         )
     ).encode()
 
@@ -170,6 +171,8 @@ class RitornelloProtocol(ProtocolAdapter):
                 return AttemptFailed(rec.id, f"transport: {exc}", throttled(exc))
             raise
         answer = decode_answer(raw)
+        if not isinstance(answer, str) and answer.status == "replayed":
+            answer = "protocol: malformed answer: replayed, to a request that was not replay-only"
         if isinstance(answer, str):
             if live is not None:
                 live.abort()
