@@ -20,8 +20,8 @@ import pytest
 from ritornello import Context, Endpoint, Service, TerminalError
 from ritornello.admin import create_app
 from ritornello.orchestrator import Engine
-from ritornello.protocol import RetryPolicy
-from ritornello.store import Store
+from ritornello.protocol import DiscoveryResponse, RetryPolicy
+from ritornello.store import DeploymentRecord, Store
 from ritornello.store.sqlite import SqliteStore
 from tests.orchestrator._wait import until_status
 
@@ -167,6 +167,20 @@ def test_restart_as_new_and_dry_run(backend: str, tmp_path: Path) -> None:
                 assert words in answer.json()["detail"], (params, answer.text)
             answer = await client.patch("/invocations/inv_nope/restart-as-new")
             assert answer.status_code == 404
+
+            # a dry run needs an endpoint that can replay without running: another SDK's
+            # (Restate's protocol) or an older one is refused before anything is sent
+            for dep_id, found in [
+                ("dp_restate", DiscoveryResponse((V2.info(),), wire="restate", wire_info={})),
+                ("dp_older", DiscoveryResponse((V2.info(),))),
+            ]:
+                record = DeploymentRecord(dep_id, "http://x", found.encode().decode(), 0)
+                engine.registry.add(record, found)
+                params = {"from": 2, "deployment": dep_id, "dry_run": "true"}
+                answer = await client.patch(url, params=params)
+                assert answer.status_code == 400, answer.text
+                assert "dry runs need a Ritornello SDK deployment" in answer.json()["detail"]
+                engine.registry.remove(dep_id)
             assert len((await client.get("/invocations")).json()["invocations"]) == before
         finally:
             await client.aclose()
