@@ -121,3 +121,7 @@ def restart_as_new(
         )
     if dry_run and not body.get("matches"):
         raise typer.Exit(1)
+
+
+#: The commands this module registers on ``invocations_app`` (imported for that effect).
+registered = ("resume", "restart-as-new")

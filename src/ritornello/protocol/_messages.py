@@ -212,9 +212,10 @@ class InvokeResponse:
             raise ProtocolError("a suspended answer must name what it waits on")
         replayed = 0
         if status == "replayed":
-            replayed = obj.get("replayed")
-            if type(replayed) is not int or replayed < 1 or entries:
+            count = obj.get("replayed")
+            if type(count) is not int or count < 1 or entries:
                 raise ProtocolError("a replayed answer needs replayed >= 1 and no entries")
+            replayed = count
         return cls(status=status, entries=entries, waiting=waiting, error=error, replayed=replayed)
 
 
