@@ -128,8 +128,11 @@ def test_restart_as_new_and_dry_run(backend: str, tmp_path: Path) -> None:
             assert report["mismatch"]["index"] == 1
             assert report["mismatch"]["journal_has"] == "run 'charge'"
             assert report["mismatch"]["handler_did"] == "run 'bill'"
-            keep = await client.patch(url, params={"from": 2, "dry_run": "true"})  # v1's code
+            params = {"from": 2, "deployment": "keep", "dry_run": "true"}
+            keep = await client.patch(url, params=params)  # v1's code
             assert keep.json()["matches"] is True and keep.json()["deployment_id"] == v1
+            latest = await client.patch(url, params={"from": 2, "dry_run": "true"})  # v3's
+            assert latest.json()["matches"] is False and latest.json()["deployment_id"] == v3
             assert ran == {"v1:charge": 1, "v1:ship": 1}
             listed = (await client.get("/invocations")).json()["invocations"]
             assert [i["id"] for i in listed] == [bad]
@@ -145,8 +148,8 @@ def test_restart_as_new_and_dry_run(backend: str, tmp_path: Path) -> None:
             assert shown["deployment_id"] == v2 and shown["status"] == "completed"
             assert [e["kind"] for e in shown["journal"]] == ["input", "run", "run", "output"]
 
-            # from 0 (the default: only the input) on the latest (v3): every step runs again
-            answer = await client.patch(url, params={"deployment": "latest"})
+            # the defaults, from 0 (only the input) on the latest (v3): every step runs again
+            answer = await client.patch(url)
             again = answer.json()["new_invocation_id"]
             assert await _result(engine, again) == {"value": "charged book, shipped book by v3"}
             assert ran["v3:bill"] == 1 and ran["v3:ship"] == 1

@@ -1,7 +1,7 @@
 """``PATCH /invocations/{id}/restart-as-new``: back from a bad deploy (docs/admin-api.md).
 
 ``?from=N`` keeps the journal before entry N (0 or 1, the default: only the input),
-``?deployment=latest|keep|ID`` (default ``keep``) chooses the code it runs on, ``?dry_run=true``
+``?deployment=latest|keep|ID`` (default ``latest``, as on Restate) chooses the code it runs on, ``?dry_run=true``
 replays the kept prefix against that code and reports the first mismatch, starting nothing.
 The checks are the core's (``orchestrator/core/_restart.py``): 404 unknown invocation, 409 one
 that is not finished (or a workflow's run), 400 a ``from`` out of range or cutting inside
@@ -64,7 +64,7 @@ def restart_router(engine: Engine) -> APIRouter:
             description="keep the journal before this entry (0 or 1: only the input)",
         ),
         deployment: str = Query(
-            "keep", min_length=1, description="latest, keep, or a deployment id"
+            "latest", min_length=1, description="latest (the default), keep, or a deployment id"
         ),
         dry_run: bool = Query(
             False, description="replay the kept prefix against the deployment, start nothing"

@@ -708,14 +708,14 @@ class Engine:
         return await self.operations.act("resume", invocation_id, deployment)
 
     async def restart_as_new(
-        self, invocation_id: str, from_index: int = 0, deployment: str = "keep"
+        self, invocation_id: str, from_index: int = 0, deployment: str = "latest"
     ) -> InvocationRecord:
         """A new invocation restarting a finished one from entry ``from_index``
         (``Restarts.restart``); the new record."""
         return await self.restarts.restart(invocation_id, from_index, deployment)
 
     async def dry_run_restart(
-        self, invocation_id: str, from_index: int = 0, deployment: str = "keep"
+        self, invocation_id: str, from_index: int = 0, deployment: str = "latest"
     ) -> DryRun:
         """Replay what a restart would keep against the deployment's code, starting nothing
         (``Restarts.dry_run``)."""
