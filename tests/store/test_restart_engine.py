@@ -147,6 +147,10 @@ def test_restart_as_new_and_dry_run(backend: str, tmp_path: Path) -> None:
             shown = (await client.get(f"/invocations/{new}")).json()
             assert shown["deployment_id"] == v2 and shown["status"] == "completed"
             assert [e["kind"] for e in shown["journal"]] == ["input", "run", "run", "output"]
+            _, entries, completions = await engine.describe(new)
+            for text in entries + completions:  # the kept ones stamped again, once
+                assert text.count('"at":') == 1, text
+            assert all(e["at"] >= shown["created_at"] for e in shown["journal"])
 
             # the defaults, from 0 (only the input) on the latest (v3): every step runs again
             answer = await client.patch(url)

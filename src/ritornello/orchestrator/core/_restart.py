@@ -34,6 +34,7 @@ from ._effects import Decision
 from ._events import RestartAsNew, Submit
 from ._intake import submit
 from ._invocation import open_permits
+from ._journal import unstamped
 from ._registry import Registry, Target
 from ._state import CoreState
 
@@ -118,7 +119,7 @@ def kept_prefix(
             f"from={from_index} cuts inside the fan-out started at entry {unfinished[0]}: "
             f"restart from {unfinished[0]} or earlier, or after its outcome"
         )
-    return kept, [done[i] for i in sorted(done)]
+    return [unstamped(t) for t in kept], [unstamped(done[i]) for i in sorted(done)]
 
 
 def restartable(rec: InvocationRecord | None, invocation_id: str) -> InvocationRecord:
