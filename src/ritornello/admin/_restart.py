@@ -1,8 +1,9 @@
 """``PATCH /invocations/{id}/restart-as-new``: back from a bad deploy (docs/admin-api.md).
 
 ``?from=N`` keeps the journal before entry N (0 or 1, the default: only the input),
-``?deployment=latest|keep|ID`` (default ``latest``, as on Restate) chooses the code it runs on, ``?dry_run=true``
-replays the kept prefix against that code and reports the first mismatch, starting nothing.
+``?deployment=latest|keep|ID`` (default ``latest``, as on Restate) chooses the code it runs
+on, ``?dry_run=true`` replays the kept prefix against that code and reports the first
+mismatch, starting nothing.
 The checks are the core's (``orchestrator/core/_restart.py``): 404 unknown invocation, 409 one
 that is not finished (or a workflow's run), 400 a ``from`` out of range or cutting inside
 something that cannot be kept, an unknown deployment, or a dry run on a deployment that cannot
