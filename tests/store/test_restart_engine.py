@@ -257,6 +257,18 @@ def test_two_live_versions(tmp_path: Path) -> None:
             live = await _submit(engine, "Work/hold", None)
             answer = await client.patch(f"/invocations/{live}/restart-as-new")
             assert answer.status_code == 409 and "kill or cancel it first" in answer.text
+            await until_status(engine.store, live, "suspended")
+            assert (await client.patch(f"/invocations/{live}/kill")).status_code == 200
+            url = f"/invocations/{live}/restart-as-new"
+            for params in ({"from": 2}, {"from": 2, "dry_run": "true"}):
+                answer = await client.patch(url, params=params)  # its awakeable never completed
+                assert answer.status_code == 400, answer.text
+                assert "cuts inside entry 1 (awakeable)" in answer.json()["detail"]
+            answer = await client.patch(url, params={"from": 1, "deployment": "keep"})
+            assert answer.status_code == 200, answer.text
+            again = answer.json()["new_invocation_id"]
+            await until_status(engine.store, again, "suspended")  # waiting again, on its own
+            assert (await client.get(f"/invocations/{again}")).json()["deployment_id"] == v2
         finally:
             await client.aclose()
             await engine.stop()
