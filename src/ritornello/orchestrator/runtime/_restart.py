@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,7 @@ class Restarts:
         leadership: Leadership,
         deployments: Deployments,
         *,
-        apply: Any,
+        apply: Callable[[Event], Decision],
         timeout_s: float,
     ) -> None:
         self.core = core
