@@ -78,9 +78,9 @@ def test_restart_as_new_from_the_invocation_page(browser: Any, admin: tuple[str,
     deployment.clear()
     deployment.send_keys("latest")
     form.find_element(By.CSS_SELECTOR, "button[data-action=restart-as-new]").click()
-    wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "h1").text not in ("", done))
-    new = browser.find_element(By.CSS_SELECTOR, "h1").text
-    assert new.startswith("inv_")
+    wait.until(lambda b: "#/invocations/inv_" in b.current_url and done not in b.current_url)
+    new = browser.current_url.rsplit("/", 1)[1]
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "h1"), new))
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dl.facts"), "completed"))
     kinds = [
         e.find_element(By.CSS_SELECTOR, ".kind").text
