@@ -41,6 +41,7 @@ def test_openapi_documents_every_route(api: Api) -> None:
         ("/invocations", "get"),
         ("/invocations/{invocation_id}", "get"),
         ("/invocations/{invocation_id}/purge", "patch"),
+        ("/invocations/{invocation_id}/restart-as-new", "patch"),
         ("/deployments/{deployment_id}", "delete"),
         ("/services/{service}/state/{key}", "get"),
         ("/services/{service}/state", "post"),
@@ -53,6 +54,11 @@ def test_openapi_documents_every_route(api: Api) -> None:
         "404",
         "409",
     }
+    restart = paths["/invocations/{invocation_id}/restart-as-new"]["patch"]
+    assert {p["name"] for p in restart["parameters"]} >= {"from", "deployment", "dry_run"}
+    assert set(restart["responses"]) >= {"200", "400", "404", "409"}
+    resume = paths["/invocations/{invocation_id}/resume"]["patch"]
+    assert "deployment" in {p["name"] for p in resume["parameters"]}
     detail = spec["components"]["schemas"]["InvocationDetail"]["properties"]
     assert {"journal", "retries", "status"} <= set(detail)
 

@@ -154,3 +154,32 @@ def test_list_by_creation_time(dev: Dev) -> None:
     assert {before, after} <= iso
     bad = dev.run("invocations", "list", "--since", "yesterday-ish")
     assert bad.exit_code != 0 and "neither an age" in bad.output
+
+
+def test_restart_as_new_dry_run_and_resume_on_a_deployment(dev: Dev) -> None:
+    done = dev.json("call", "Greeter/greet", '"Again"')["invocation_id"]
+    report = dev.ok("invocations", "restart-as-new", done, "--from", "2", "--dry-run").stdout
+    assert "matches" in report and "yes" in report and "replayed 2 entries" in report
+    dry = dev.json("invocations", "restart-as-new", done, "--from", "2", "--dry-run")
+    assert dry["matches"] is True and dry["kept"] == 2
+    new = dev.json("invocations", "restart-as-new", done, "--from", "2", "--deployment", "latest")
+    new_id = new["new_invocation_id"]
+    wait_until(lambda: _status(dev, new_id) == "completed", 20, "the restarted invocation")
+    shown = dev.json("invocations", "show", new_id)
+    assert [e["kind"] for e in shown["journal"]] == ["input", "run", "output"]
+    assert shown["result"] == {"value": "Hello, Again!"}
+    plain = dev.ok("invocations", "restart-as-new", done)
+    assert f"restarted {done} as inv_" in plain.stderr
+    line = dev.fails("invocations", "restart-as-new", done, "--from", "9")
+    assert "400" in line and "out of range" in line
+    assert "400" in dev.fails("invocations", "restart-as-new", done, "--deployment", "dp_nope")
+
+    sent = dev.ok("call", "Approvals/request", "{}", "--key", "moved", "--send").stdout.strip()
+    wait_until(lambda: _status(dev, sent) == "suspended", 20, "the request waits")
+    assert "409" in dev.fails("invocations", "restart-as-new", sent)  # not finished
+    dev.ok("invocations", "pause", sent)
+    line = dev.fails("invocations", "resume", sent, "--deployment", "dp_nope")
+    assert "400" in line and "unknown deployment" in line
+    resumed = dev.json("invocations", "resume", sent, "--deployment", "latest")
+    assert resumed["status"] != "paused"
+    dev.ok("invocations", "kill", sent)

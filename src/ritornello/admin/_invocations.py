@@ -162,10 +162,24 @@ def invocations_router(engine: Engine) -> APIRouter:
         """Stop driving it (it keeps its key and timers) until resumed."""
         return await _act("pause", invocation_id)
 
-    @router.patch("/invocations/{invocation_id}/resume", response_model=Invocation, responses=acts)
-    async def resume_invocation(invocation_id: str) -> dict[str, Any]:
-        """Resume a paused invocation with a fresh retry budget."""
-        return await _act("resume", invocation_id)
+    @router.patch(
+        "/invocations/{invocation_id}/resume",
+        response_model=Invocation,
+        responses=errors(400, 404, 409, 503),
+    )
+    async def resume_invocation(
+        invocation_id: str,
+        deployment: str | None = Query(
+            None, min_length=1, description="latest, keep (the default), or a deployment id"
+        ),
+    ) -> dict[str, Any]:
+        """Resume a paused invocation with a fresh retry budget, on its own deployment or
+        on the one ``deployment`` names (400: unknown, or not serving its handler)."""
+        try:
+            rec = await engine.resume(invocation_id, deployment)
+        except OrchestratorError as exc:
+            raise refused(exc) from None
+        return invocation_view(rec)
 
     @router.patch(
         "/invocations/{invocation_id}/purge", response_model=IdOnly, responses=errors(404, 409)

@@ -17,6 +17,7 @@ from ritornello.cli._deployments import deployments_app, services_app
 from ritornello.cli._help import Group
 from ritornello.cli._invocations import invocations_app
 from ritornello.cli._limits_cmd import limits_app
+from ritornello.cli._restart import registered as _restart_commands
 from ritornello.cli._schedules import schedules_app
 from ritornello.cli._serve import PortInUseError, configure_logging, run_loop
 from ritornello.cli._state import state_app
@@ -57,6 +58,7 @@ def _root(
     """Ritornello: durable execution for async Python handlers."""
 
 
+assert _restart_commands  # restart-as-new and resume, on invocations_app (cli/_restart.py)
 app.add_typer(store_app)
 app.command("check")(check)
 for _group in (deployments_app, services_app, invocations_app, state_app, schedules_app):

@@ -273,14 +273,17 @@ def _act(
     yes: bool,
     api: Client,
     as_json: bool,
+    query: dict[str, Any] | None = None,
 ) -> None:
-    """Apply ``action`` to ``ids`` or to every invocation matching ``filters``."""
+    """Apply ``action`` to ``ids`` or to every invocation matching ``filters`` (``query``: the
+    action's own query parameters)."""
+    query = query or {}
     if ids and filters.any():
         raise CliError("give invocation IDs or filters, not both")
     if not ids and not filters.any():
         raise CliError("give an invocation ID, or filters (--status, --service, --handler, --key)")
     if len(ids) == 1:
-        body = api.send("PATCH", f"/invocations/{quote(ids[0])}/{action}")
+        body = api.send("PATCH", f"/invocations/{quote(ids[0])}/{action}", **query)
         if as_json:
             return print_json(body)
         state = f" (now {body['status']})" if isinstance(body, dict) and "status" in body else ""
@@ -301,7 +304,11 @@ def _act(
     done: list[str] = []
     failed: list[dict[str, Any]] = []
     _each(
-        lambda i: api.send("PATCH", f"/invocations/{quote(i)}/{action}"), ids, action, done, failed
+        lambda i: api.send("PATCH", f"/invocations/{quote(i)}/{action}", **query),
+        ids,
+        action,
+        done,
+        failed,
     )
     if as_json:
         print_json({"done": done, "failed": failed})
@@ -369,5 +376,4 @@ _action(
 )
 _action("kill", "killed", "Stop at once; the invocation ends 'killed'.")
 _action("pause", "paused", "Stop driving an invocation (it keeps its key and timers).")
-_action("resume", "resumed", "Resume a paused invocation with a fresh retry budget.")
 _action("purge", "purged", "Forget finished invocations: their record, journal and result.")

@@ -24,7 +24,7 @@ from ritornello.protocol._version import (
     PROTOCOL_VERSION,
 )
 
-RESPONSE_STATUSES = frozenset({"done", "suspended", "checkpoint", "error"})
+RESPONSE_STATUSES = frozenset({"done", "suspended", "checkpoint", "error", "replayed"})
 
 #: Request header asking an HTTP endpoint for a streamed attempt (docs/protocol.md, "Streamed
 #: attempts"): the request and the answer bodies are both newline-delimited JSON messages.
@@ -92,6 +92,7 @@ class InvokeRequest(Record):
         "promises",
         "traceparent",
         "tracestate",
+        "replay_only",
     )
     __slots__ = _fields
     id: str
@@ -107,6 +108,10 @@ class InvokeRequest(Record):
     #: the W3C trace context of this attempt, when the orchestrator traces (docs/tracing.md)
     traceparent: str | None
     tracestate: str | None
+    #: Replay only (a dry run, docs/protocol.md): replay the journal and answer ``replayed``
+    #: at the first action past it, running nothing new. Sent only to an endpoint whose
+    #: discovery says ``replay_only``.
+    replay_only: bool
 
     def __init__(
         self,
@@ -121,6 +126,7 @@ class InvokeRequest(Record):
         promises: dict[str, Any] | None = None,
         traceparent: str | None = None,
         tracestate: str | None = None,
+        replay_only: bool = False,
     ) -> None:
         self.id = id
         self.service = service
@@ -133,6 +139,7 @@ class InvokeRequest(Record):
         self.promises = promises
         self.traceparent = traceparent
         self.tracestate = tracestate
+        self.replay_only = replay_only
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -153,6 +160,8 @@ class InvokeRequest(Record):
             out["traceparent"] = self.traceparent
         if self.tracestate is not None:
             out["tracestate"] = self.tracestate
+        if self.replay_only:
+            out["replay_only"] = True
         return out
 
     def encode(self) -> bytes:
@@ -188,6 +197,9 @@ class InvokeRequest(Record):
         for name in ("traceparent", "tracestate"):
             if obj.get(name) is not None and not isinstance(obj[name], str):
                 raise ProtocolError(f"{name} must be a string")
+        replay_only = obj.get("replay_only", False)
+        if not isinstance(replay_only, bool):
+            raise ProtocolError("replay_only must be true or false")
         return cls(
             id=_field(obj, "id", str),
             service=_field(obj, "service", str),
@@ -200,18 +212,21 @@ class InvokeRequest(Record):
             promises=promises,
             traceparent=obj.get("traceparent"),
             tracestate=obj.get("tracestate"),
+            replay_only=replay_only,
         )
 
 
 class InvokeResponse(Record):
     """The endpoint's answer: new entries plus what happens next."""
 
-    _fields = ("status", "entries", "waiting", "error")
+    _fields = ("status", "entries", "waiting", "error", "replayed")
     __slots__ = _fields
     status: str
     entries: list[Entry]
     waiting: list[int]
     error: dict[str, str] | None
+    #: ``replayed`` only: how many journal entries the replay matched, the input included
+    replayed: int
 
     def __init__(
         self,
@@ -219,11 +234,13 @@ class InvokeResponse(Record):
         entries: list[Entry] | None = None,
         waiting: list[int] | None = None,
         error: dict[str, str] | None = None,
+        replayed: int = 0,
     ) -> None:
         self.status = status
         self.entries = [] if entries is None else entries
         self.waiting = [] if waiting is None else waiting
         self.error = error
+        self.replayed = replayed
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -233,6 +250,8 @@ class InvokeResponse(Record):
         }
         if self.waiting:
             out["waiting"] = self.waiting
+        if self.status == "replayed":
+            out["replayed"] = self.replayed
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -261,7 +280,13 @@ class InvokeResponse(Record):
             raise ProtocolError("a done answer must end with an output entry")
         if status == "suspended" and not waiting:
             raise ProtocolError("a suspended answer must name what it waits on")
-        return cls(status=status, entries=entries, waiting=waiting, error=error)
+        replayed = 0
+        if status == "replayed":
+            count = obj.get("replayed")
+            if type(count) is not int or count < 1 or entries:
+                raise ProtocolError("a replayed answer needs replayed >= 1 and no entries")
+            replayed = count
+        return cls(status=status, entries=entries, waiting=waiting, error=error, replayed=replayed)
 
 
 ON_MAX_ATTEMPTS = frozenset({"pause", "kill"})
@@ -392,6 +417,8 @@ class DiscoveryResponse:
     services: tuple[ServiceInfo, ...]
     #: The endpoint answers streamed attempts over HTTP (``x-ritornello-stream: 1``).
     stream: bool = False
+    #: The endpoint honours ``InvokeRequest.replay_only`` (dry runs of restart-as-new).
+    replay_only: bool = False
     #: The wire protocol the endpoint speaks: ``ritornello`` (this module), or ``restate``
     #: (Restate's service protocol, read from its endpoint manifest by the orchestrator).
     wire: str = "ritornello"
@@ -407,6 +434,8 @@ class DiscoveryResponse:
         }
         if self.stream:
             out["stream"] = True
+        if self.replay_only:
+            out["replay_only"] = True
         if self.wire != "ritornello":
             out["wire"] = self.wire
             out["wire_info"] = self.wire_info or {}
@@ -467,7 +496,11 @@ class DiscoveryResponse:
         if not isinstance(wire, str) or (info is not None and not isinstance(info, dict)):
             raise ProtocolError("wire must be a name and wire_info an object")
         return cls(
-            services=tuple(services), stream=obj.get("stream") is True, wire=wire, wire_info=info
+            services=tuple(services),
+            stream=obj.get("stream") is True,
+            replay_only=obj.get("replay_only") is True,
+            wire=wire,
+            wire_info=info,
         )
 
 

@@ -119,7 +119,9 @@ class Endpoint:
     def discovery(self) -> DiscoveryResponse:
         """What this endpoint serves."""
         return DiscoveryResponse(
-            services=tuple(s.info() for s in self._services.values()), stream=self.stream
+            services=tuple(s.info() for s in self._services.values()),
+            stream=self.stream,
+            replay_only=True,
         )
 
     def handler(self, service: str, handler: str) -> HandlerSpec | None:

@@ -15,6 +15,8 @@ Invariants:
 - The first ending wins (suspended, checkpoint, done, a handler error). A failed step overrides
   it, because its hole cuts the entries after it, and a mismatch overrides everything.
 - Once ended, every further action raises the ending signal and records nothing.
+- Replay only (a dry run): the first action past the journal, in any context, ends the attempt
+  ``replayed`` before it records or runs anything; the answer carries no entries.
 - In a streamed attempt, new entries the orchestrator acknowledged as committed move into the
   journal (:meth:`persisted`); a step stopped before it ran gives its position back, with
   everything after it, and ends the attempt with a checkpoint (:meth:`abandon`).
@@ -146,13 +148,17 @@ class _Cursor:
 class Machine:
     """Journal positions, replay checks, new entries and the ending of one attempt."""
 
-    def __init__(self, request: InvokeRequest, *, always_replay: bool = False) -> None:
+    def __init__(
+        self, request: InvokeRequest, *, always_replay: bool = False, replay_only: bool = False
+    ) -> None:
         self._journal = list(request.journal)
         self._completions = {c["index"]: c for c in request.completions}
         # positions of decisions journaled in this attempt and not persisted yet
         self._decisions: list[int] = []
         self._cancel_raised = any(e.get("name") == CANCEL_ENTRY for e in self._journal)
         self._always_replay = always_replay
+        #: a dry run's replay: the first action past the journal ends it (``replayed``)
+        self._replay_only = replay_only
         #: per context, its cursor: the global indices of its journaled entries (input
         #: excluded), in order, and how many actions it took in this attempt
         contexts = [entry.get("ctx") for entry in self._journal]
@@ -368,6 +374,9 @@ class Machine:
                 }
                 raise JournalMismatchError(self._mismatch)
             return index, journaled
+        if self._replay_only:  # past the journal: nothing new runs in a dry run
+            self._ending = _Ending("replayed")
+            raise self.signal()
         if cursor is not self._root:
             action["ctx"] = BRANCH.get()
         return len(self._journal) + len(self._new), None
@@ -466,6 +475,11 @@ class Machine:
 
     # -- answer --------------------------------------------------------------------------------
 
+    def _matched(self) -> int:
+        """How many journal entries the handler's actions matched, the input included."""
+        cursors = [self._root, *self._cursors.values()]
+        return 1 + sum(min(c.taken, len(c.journaled)) for c in cursors)
+
     def response(self) -> InvokeResponse:
         """The answer for this attempt. Call it once every started step has finished."""
         if self._mismatch is not None:
@@ -482,6 +496,8 @@ class Machine:
         ending = self._ending
         if ending is None:
             return error_response("handler", "the handler ended without an answer", entries)
+        if ending.status == "replayed":
+            return InvokeResponse(status="replayed", replayed=self._matched())
         if ending.status == "error":
             return InvokeResponse(status="error", entries=entries, error=ending.error)
         return InvokeResponse(status=ending.status, entries=entries, waiting=list(ending.waiting))

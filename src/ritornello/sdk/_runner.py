@@ -39,7 +39,7 @@ async def run_attempt(
         problem = f"{spec.target} is a {spec.service_kind} handler: the request needs a key"
     if problem is not None:
         return error_response("protocol", problem)
-    machine = Machine(request, always_replay=always_replay)
+    machine = Machine(request, always_replay=always_replay, replay_only=request.replay_only)
     ctx = InvocationContext(
         request, spec, machine, step_checkpoints=durability == "step", persist=persist
     )

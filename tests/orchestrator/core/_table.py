@@ -5,7 +5,7 @@ A table (``tables/*.json``) is::
 
     {"why": "what it pins",
      "services": {"Svc": ["service", {"h": "exclusive"}], "Obj": ["object", {...}]},
-     "partitions": 1, "ready": [0], "exclusive": true,
+     "partitions": 1, "ready": [0], "exclusive": true, "v2": true (a deployment dp_2 too),
      "transcript": [{"at": 0, "event": {"type": "Submit", ...}, "expect": [...lines]}, ...]}
 
 Events name invocations by short aliases (``a``, ``b``); ``{"derive": ["a", 1]}`` is the id a
@@ -188,6 +188,10 @@ def build_core(spec: dict[str, Any]) -> Table:
     registry.add(
         DeploymentRecord(DEPLOYMENT, "inproc://app", discovery.encode().decode(), T0), discovery
     )
+    if spec.get("v2"):  # a second deployment of the same services, registered later
+        registry.add(
+            DeploymentRecord("dp_2", "inproc://v2", discovery.encode().decode(), T0 + 1), discovery
+        )
     retry = RetryPolicy(**spec["retry"]) if "retry" in spec else None
     core = c.Core(registry, retry=retry, retention_ms=spec.get("retention_ms", 86_400_000))
     core.apply(c.Booted(0, spec.get("partitions", 1), spec.get("exclusive", True)), T0)
@@ -299,7 +303,26 @@ def event(t: Table, spec: dict[str, Any]) -> c.Event:
         rec = t.record(spec["record"]) if spec.get("record") else None
         entries, completions = t.journal(spec["record"]) if spec.get("record") else ([], [])
         return c.Operate(
-            spec["action"], t.id(spec["id"]), rec, entries, completions, spec.get("here", True)
+            spec["action"],
+            t.id(spec["id"]),
+            rec,
+            entries,
+            completions,
+            spec.get("here", True),
+            spec.get("deployment"),
+        )
+    if kind == "RestartAsNew":
+        rec = t.record(spec["record"]) if spec.get("record") else None
+        entries, completions = t.journal(spec["record"]) if spec.get("record") else ([], [])
+        return c.RestartAsNew(
+            t.id(spec["id"]),
+            rec,
+            entries,
+            completions,
+            spec.get("from", 0),
+            spec.get("deployment", "keep"),
+            t.id(spec["new"]),
+            spec.get("here", True),
         )
     if kind == "CancelSignal":
         return c.CancelSignal(t.record(spec["record"]))
@@ -406,6 +429,10 @@ def _unit(t: Table, unit: CommitUnit) -> Iterator[str]:
             extra.append(f"{r.service}/{r.handler} p{r.partition}")
         if r.last_error is not None:
             extra.append(f"error={r.last_error[:60]!r}")
+        if r.deployment_id and r.deployment_id != DEPLOYMENT:
+            extra.append(f"deployment={r.deployment_id}")
+        if r.journal_len != 1 and w.expect_version is None:
+            extra.append(f"journal_len={r.journal_len}")
         tail = (" " + " ".join(extra)) if extra else ""
         yield f"write {t.alias(r.id)} {was}->v{r.version} {r.status}{tail}"
     for inv, index, text in unit.entries:

@@ -14,6 +14,7 @@
 
 import { api } from "./api.js";
 import { badge, clear, duration, errorBox, h, jsonBlock, poll, TERMINAL, time } from "./dom.js";
+import { restartForm } from "./restart.js";
 
 const REFRESH_MS = 2000;
 const WAITING = new Set(["call", "sleep", "awakeable", "promise_get", "promise_complete"]);
@@ -317,9 +318,14 @@ export function invocationView(main, id) {
   const actions = h("div", { class: "actions" },
     ACTIONS.map(([action, label, question]) =>
       h("button", { type: "button", onclick: () => act(action, question), dataset: { action } }, label)));
+  const restart = h("div", { hidden: true }, restartForm(id, (text, isError) => {
+    notice.textContent = text;
+    notice.className = isError ? "notice error" : "notice";
+    notice.hidden = false;
+  }));
   main.append(
     h("p", {}, h("a", { href: "#/invocations" }, "← Invocations")),
-    h("h1", { class: "mono" }, id), actions, notice, body);
+    h("h1", { class: "mono" }, id), actions, restart, notice, body);
 
   let stop = () => {};
   const collapsed = new Set(); // folded fan-outs and branches, kept across refreshes
@@ -327,6 +333,7 @@ export function invocationView(main, id) {
     try {
       const inv = await api(`invocations/${encodeURIComponent(id)}`);
       const live = !TERMINAL.has(inv.status);
+      restart.hidden = live;  // a finished invocation only (the server refuses the rest)
       clear(body, summary(inv), timeline(inv, live, collapsed));
       if (!live) stop();
     } catch (err) {

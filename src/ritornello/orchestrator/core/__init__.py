@@ -67,6 +67,7 @@ from ritornello.orchestrator.core._events import (
     RedriveDue,
     Released,
     ReleaseKey,
+    RestartAsNew,
     ScheduledDue,
     ScheduledRecheck,
     SleepsDue,
@@ -105,6 +106,13 @@ from ritornello.orchestrator.core._operator import STATE_WRITER, awakeable_targe
 from ritornello.orchestrator.core._partition import partition_of
 from ritornello.orchestrator.core._permits import instance_of
 from ritornello.orchestrator.core._registry import Registry, Target
+from ritornello.orchestrator.core._restart import (
+    KEEP,
+    LATEST,
+    chosen_deployment,
+    kept_prefix,
+    restartable,
+)
 
 __all__ = [
     "CANCELLED_RESULT",
@@ -112,6 +120,8 @@ __all__ = [
     "DEBOUNCE_PREFIX",
     "DEFAULT_PRIORITY",
     "DEFAULT_RETRY",
+    "KEEP",
+    "LATEST",
     "MAX_PRIORITY",
     "MIN_PRIORITY",
     "PROMISE_ROW",
@@ -178,6 +188,7 @@ __all__ = [
     "ReleaseKey",
     "Released",
     "Reply",
+    "RestartAsNew",
     "ScheduledDue",
     "ScheduledRecheck",
     "SleepsDue",
@@ -194,13 +205,16 @@ __all__ = [
     "awakeable_target",
     "backoff_ms",
     "cancels_at_once",
+    "chosen_deployment",
     "completion_text",
     "instance_of",
+    "kept_prefix",
     "limit_figures",
     "limit_partition",
     "parse_permit_message",
     "partition_of",
     "permit_message",
+    "restartable",
     "split_state",
     "value_result",
 ]

@@ -119,6 +119,10 @@ class Submit:
     delay_ms: int = 0
     here: bool = True
     supersedes: InvocationRecord | None = None
+    #: A restart-as-new (``_restart``): the journal it starts with, from its input entry
+    #: (``input_text`` and ``headers`` are then unused), and the completions of those entries.
+    journal: tuple[str, ...] = ()
+    completions: tuple[str, ...] = ()
 
 
 @slot_init
@@ -309,13 +313,31 @@ class Stopping:
 @dataclass(frozen=True, slots=True)
 class Operate:
     """Apply ``action`` (``kill``, ``cancel`` — one that never started —, ``pause``,
-    ``resume``) to the invocation as just read, with its journal."""
+    ``resume``) to the invocation as just read, with its journal. ``deployment`` (resume
+    only): ``latest``, ``keep`` or a deployment id it goes on with (None: keep)."""
 
     action: str
     invocation_id: str
     record: InvocationRecord | None
     entries: list[str] = field(default_factory=list)
     completions: list[str] = field(default_factory=list)
+    here: bool = True
+    deployment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestartAsNew:
+    """Create ``new_id``: a new invocation with the input of the finished invocation
+    ``record`` (as just read, with its journal), keeping the entries before ``from_index``,
+    on the deployment ``deployment`` names (``latest``, ``keep`` or an id): ``_restart``."""
+
+    invocation_id: str
+    record: InvocationRecord | None
+    entries: list[str]
+    completions: list[str]
+    from_index: int
+    deployment: str
+    new_id: str
     here: bool = True
 
 
@@ -474,6 +496,7 @@ Event = (
     | TimersBack
     | Stopping
     | Operate
+    | RestartAsNew
     | Released
     | CancelSignal
     | CompleteAwakeable

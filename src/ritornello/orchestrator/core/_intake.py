@@ -20,6 +20,7 @@ from ritornello.store.records import (
     with_changes,
 )
 
+from .._json import loads
 from ._answer import new_invocation
 from ._effects import Arm, Decision, Disarm, Effect, Rearm, StartRecheck
 from ._events import ScheduledDue, ScheduledRecheck, Submit
@@ -56,8 +57,16 @@ def submit(core: CoreState, ev: Submit, now: int) -> Decision:
         idempotency_key=idempotency_key,
         next_at=now + ev.delay_ms if delayed else None,
     )
-    entry = input_entry(ev.input_text, ev.headers)
-    unit = CommitUnit(entries=[(rec.id, 0, entry)])
+    if ev.journal:  # a restart-as-new: its kept prefix, input first (``_restart``)
+        entry = ev.journal[0]
+        rec = with_changes(rec, journal_len=len(ev.journal))
+        unit = CommitUnit(
+            entries=[(rec.id, i, text) for i, text in enumerate(ev.journal)],
+            completions=[(rec.id, loads(c)["index"], c) for c in ev.completions],
+        )
+    else:
+        entry = input_entry(ev.input_text, ev.headers)
+        unit = CommitUnit(entries=[(rec.id, 0, entry)])
     timer = None
     state: dict[str, str] | None = None
     key = exclusive_key(rec)
@@ -75,7 +84,7 @@ def submit(core: CoreState, ev: Submit, now: int) -> Decision:
     superseded = _supersede(core, unit, ev.supersedes, now)
     unit.invocations.append(InvocationWrite(rec))
     core.creating.add(rec.id)
-    pending = _Creation(rec, entry, here, timer, state, superseded)
+    pending = _Creation(rec, entry, here, timer, state, superseded, ev.journal, ev.completions)
     decision = core.emit(unit, partition if ev.here else None, pending, now)
     decision.record = rec
     return decision
@@ -91,6 +100,15 @@ class _Creation:
     state: dict[str, str] | None
     #: the debounced send it supersedes, as written (ended, or its key given up)
     superseded: InvocationRecord | None = None
+    #: a restart-as-new's kept journal and completions (empty: a new invocation's)
+    journal: tuple[str, ...] = ()
+    completions: tuple[str, ...] = ()
+
+    def created(self) -> Invocation:
+        """The invocation as its driver starts it: its input, or its kept prefix."""
+        if self.journal:
+            return Invocation.from_journal(self.record, list(self.journal), list(self.completions))
+        return Invocation.created(self.record, self.input_entry)
 
     def committed(self, core: CoreState, now: int) -> Decision:
         rec = self.record
@@ -113,12 +131,12 @@ class _Creation:
         effects: list[Effect] = []
         if rec.status == Status.RUNNING or core.may_run(rec):
             # (a pending one may run: its key was freed while the commit was in flight)
-            inv = Invocation.created(rec, self.input_entry)
+            inv = self.created()
             if rec.status == Status.RUNNING:
                 inv.state = self.state
             effects = core.drive(rec.id, inv)
         elif core.exclusive and core.keys.contains(rec):  # still waiting for its key
-            core.keys.prepared[rec.id] = Invocation.created(rec, self.input_entry)
+            core.keys.prepared[rec.id] = self.created()
         return Decision(effects=effects, record=rec)
 
     def failed(self, core: CoreState, reason: str, now: int) -> Decision:

@@ -14,6 +14,7 @@ replay; texts are never ``{}`` (an entry has ``kind``, a completion ``index``).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from ritornello.protocol import Entry
@@ -112,6 +113,15 @@ def waiters_of(rows: dict[str, str]) -> dict[str, list[tuple[str, int, str]]]:
             name, inv, index = row[len(WAITER_ROW) :].rsplit(":", 2)
             found.setdefault(name, []).append((inv, int(index), row))
     return found
+
+
+_AT = re.compile(r',"at":\d+\}$')
+
+
+def unstamped(text: str) -> str:
+    """A stored entry or completion text without its commit time (a kept prefix is written
+    again, and stamped again, by a restart-as-new)."""
+    return _AT.sub("}", text)
 
 
 def _stamp(text: str, suffix: str) -> str:

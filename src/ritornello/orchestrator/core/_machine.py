@@ -16,7 +16,7 @@ from typing import Any
 
 from ritornello.store.records import InvocationRecord, Status
 
-from . import _drive, _grants, _intake, _operator, _partitions, _timers
+from . import _drive, _grants, _intake, _operator, _partitions, _restart, _timers
 from ._effects import Decision
 from ._events import (
     Answered,
@@ -51,6 +51,7 @@ from ._events import (
     RedriveDue,
     Released,
     ReleaseKey,
+    RestartAsNew,
     ScheduledDue,
     ScheduledRecheck,
     SleepsDue,
@@ -123,6 +124,7 @@ _HANDLERS: dict[type, Callable[[CoreState, Any, int], Decision]] = {
     TimersBack: _timers.timers_back,
     Stopping: _operator.stopping,
     Operate: _operator.operate,
+    RestartAsNew: _restart.restart_as_new,
     Released: _operator.released,
     CancelSignal: _operator.cancel_signal,
     CompleteAwakeable: _operator.complete_awakeable,

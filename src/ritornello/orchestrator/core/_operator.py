@@ -41,6 +41,7 @@ from ._invocation import open_permits
 from ._journal import CANCEL_INDEX, CANCELLED_RESULT, KILLED_RESULT, completion_text
 from ._permits import give_back, instance_of
 from ._registry import Registry
+from ._restart import chosen_deployment
 from ._state import CoreState, Plain
 
 #: The id that holds a key's queue while an operator writes the key's state.
@@ -104,6 +105,9 @@ def operate(core: CoreState, ev: Operate, now: int) -> Decision:
         if rec.status != Status.PAUSED:
             raise StateConflictError(f"invocation {rec.id} is {rec.status}, not paused")
         new = replace(rec, status=Status.RUNNING.value, attempt=1, next_at=None, waiting=())
+        if ev.deployment is not None:  # it goes on with another deployment's code
+            deployment = chosen_deployment(core.registry, rec, ev.deployment)
+            new = replace(new, deployment_id=deployment)
     else:
         raise ValueError(f"unknown operator action {ev.action!r}")
     if ev.action != "resume":  # its permits go back (a resumed one asks again)

@@ -32,6 +32,7 @@ class Registry:
         self._services: dict[str, tuple[ServiceInfo, str]] = {}
         self._declared: dict[str, dict[str, ServiceInfo]] = {}  # deployment -> its services
         self._wires: dict[str, str] = {}  # deployment -> the wire protocol it speaks
+        self._replays: set[str] = set()  # deployments that honour replay-only requests
         #: (deployment, service, handler) -> its limit, for limited handlers only (read
         #: before every attempt: one dict lookup)
         self._limits: dict[tuple[str, str, str], str] = {}
@@ -41,6 +42,10 @@ class Registry:
         self.deployments[record.id] = record
         declared = discovery.services
         self._wires[record.id] = discovery.wire
+        if discovery.replay_only:
+            self._replays.add(record.id)
+        else:
+            self._replays.discard(record.id)
         self._declared[record.id] = {svc.name: svc for svc in declared}
         self._limits = {k: v for k, v in self._limits.items() if k[0] != record.id}
         for svc in declared:
@@ -55,6 +60,7 @@ class Registry:
         found = self.deployments.pop(deployment_id, None) is not None
         self._declared.pop(deployment_id, None)
         self._wires.pop(deployment_id, None)
+        self._replays.discard(deployment_id)
         self._limits = {k: v for k, v in self._limits.items() if k[0] != deployment_id}
         self._services = {}
         for dep in sorted(self.deployments.values(), key=lambda d: d.created_at):
@@ -66,6 +72,14 @@ class Registry:
         """Whether the deployment's endpoints take signals (Restate's awakeables): completions
         at negative indices below -1 (``protocol.is_signal``)."""
         return self._wires.get(deployment_id) == "restate"
+
+    def wire(self, deployment_id: str) -> str | None:
+        """The wire protocol a deployment speaks (``ritornello``, ``restate``...)."""
+        return self._wires.get(deployment_id)
+
+    def replays(self, deployment_id: str) -> bool:
+        """Whether the deployment honours replay-only requests (dry runs)."""
+        return deployment_id in self._replays
 
     def services(self) -> list[tuple[ServiceInfo, str]]:
         """Every known service with the deployment it resolves to."""
@@ -89,6 +103,10 @@ class Registry:
         if h is None:
             return None
         return Target(info, h, deployment_id)
+
+    def service_info(self, deployment_id: str, service: str) -> ServiceInfo | None:
+        """A service as the given deployment declared it."""
+        return self._declared.get(deployment_id, {}).get(service)
 
     def handler_info(self, deployment_id: str, service: str, handler: str) -> HandlerInfo | None:
         """A handler as the given deployment declared it (an invocation's pinned view)."""

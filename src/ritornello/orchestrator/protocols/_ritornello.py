@@ -38,9 +38,12 @@ from ._base import Exchange, ProtocolAdapter
 _STEPWISE_MAX = 4096
 
 
-def encode_request(inv: Invocation, trace: TraceParent | None = None) -> bytes:
+def encode_request(
+    inv: Invocation, trace: TraceParent | None = None, *, replay_only: bool = False
+) -> bytes:
     """The InvokeRequest for ``inv`` as it stands (stored texts spliced as they are), with
-    ``trace`` as its ``traceparent`` and ``tracestate`` when given (docs/tracing.md)."""
+    ``trace`` as its ``traceparent`` and ``tracestate`` when given (docs/tracing.md);
+    ``replay_only``: a dry run's (docs/protocol.md)."""
     rec = inv.rec
     extra = ""  # optional fields: promises, trace context
     if inv.promises is not None:
@@ -76,7 +79,7 @@ def encode_request(inv: Invocation, trace: TraceParent | None = None) -> bytes:
             '],"state":',
             state,
             extra,
-            "}",
+            ',"replay_only":true}' if replay_only else "}",
         )
     ).encode()
 
@@ -178,6 +181,8 @@ class RitornelloProtocol(ProtocolAdapter):
                 return AttemptFailed(rec.id, f"transport: {exc}", throttled(exc))
             raise
         answer = decode_answer(raw)
+        if not isinstance(answer, str) and answer.status == "replayed":
+            answer = "protocol: malformed answer: replayed, to a request that was not replay-only"
         if isinstance(answer, str):
             if live is not None:
                 live.abort()

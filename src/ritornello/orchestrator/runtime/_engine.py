@@ -91,6 +91,7 @@ from ._limits import Limits
 from ._metrics import CommitTimings, Gauges
 from ._operator import Operations
 from ._recovery import Recovery
+from ._restart import DryRun, Restarts
 from ._timers import TimerQueue
 from ._waiters import Waiters
 from ._watchdog import Watchdog
@@ -237,6 +238,15 @@ class Engine:
             self.drivers,
             apply=self.apply,
             perform=self.perform,
+        )
+        self.restarts = Restarts(
+            self.core,
+            store,
+            self.committer,
+            self.leadership,
+            self.deployments,
+            apply=self.apply,
+            timeout_s=attempt_timeout_s,
         )
         #: How often the stuck-invocation watchdog looks (``_watchdog.py``); 0: never.
         self.watchdog_interval_s = watchdog_interval_s
@@ -698,9 +708,24 @@ class Engine:
         """Stop driving an invocation until ``resume``; it keeps its key and its timers."""
         return await self.operations.act("pause", invocation_id)
 
-    async def resume(self, invocation_id: str) -> InvocationRecord:
-        """Resume a paused invocation with a fresh retry budget (attempt 1)."""
-        return await self.operations.act("resume", invocation_id)
+    async def resume(self, invocation_id: str, deployment: str | None = None) -> InvocationRecord:
+        """Resume a paused invocation with a fresh retry budget, on ``deployment``
+        (``latest``, ``keep`` or an id; None: keep)."""
+        return await self.operations.act("resume", invocation_id, deployment)
+
+    async def restart_as_new(
+        self, invocation_id: str, from_index: int = 0, deployment: str = "latest"
+    ) -> InvocationRecord:
+        """A new invocation restarting a finished one from entry ``from_index``
+        (``Restarts.restart``); the new record."""
+        return await self.restarts.restart(invocation_id, from_index, deployment)
+
+    async def dry_run_restart(
+        self, invocation_id: str, from_index: int = 0, deployment: str = "latest"
+    ) -> DryRun:
+        """Replay what a restart would keep against the deployment's code, starting nothing
+        (``Restarts.dry_run``)."""
+        return await self.restarts.dry_run(invocation_id, from_index, deployment)
 
     async def purge(self, invocation_id: str) -> InvocationRecord:
         """Delete a finished invocation now (``Operations.purge``)."""

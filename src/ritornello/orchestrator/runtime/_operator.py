@@ -100,8 +100,11 @@ class Operations:
         self._apply = apply
         self._perform = perform
 
-    async def act(self, action: str, invocation_id: str) -> InvocationRecord:
-        """``kill``, ``pause``, ``resume``, or ``cancel`` (an invocation that never started)."""
+    async def act(
+        self, action: str, invocation_id: str, deployment: str | None = None
+    ) -> InvocationRecord:
+        """``kill``, ``pause``, ``resume``, or ``cancel`` (an invocation that never started).
+        ``deployment`` (resume): ``latest``, ``keep`` or an id, the code it goes on with."""
         self._perform(self._apply(Stopping(invocation_id)).effects)
         try:
             await self.drivers.halted(invocation_id)
@@ -112,7 +115,7 @@ class Operations:
                 if rec is not None and action != "resume":
                     entries, completions = await self.store.get_journal(invocation_id)
                 here = rec is not None and self.leadership.leads(rec.partition)
-                event = Operate(action, invocation_id, rec, entries, completions, here)
+                event = Operate(action, invocation_id, rec, entries, completions, here, deployment)
                 decision = self._apply(event)
                 try:
                     decision = await self.committer.commit_decision(decision)
