@@ -46,9 +46,14 @@ invocations_app = typer.Typer(
 StatusOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--status", metavar="STATUS", help="a status (repeat, or comma-separate, for several)"
+        "--status",
+        metavar="STATUS",
+        help="pending, scheduled, running, suspended, backing-off, paused, succeeded, failed, "
+        "killed, or completed (succeeded or failed); repeat, or comma-separate, for several",
     ),
 ]
+#: ``--status completed`` (the server's older name) matches either outcome.
+COMPLETED = frozenset({"completed", "succeeded", "failed"})
 ServiceOpt = Annotated[
     str | None, typer.Option("--service", metavar="SERVICE", help="service name")
 ]
@@ -128,7 +133,11 @@ class Filters:
     def match(self, inv: dict[str, Any]) -> bool:
         created = inv.get("created_at") or 0
         return (
-            (not self.statuses or inv.get("status") in self.statuses)
+            (
+                not self.statuses
+                or inv.get("status") in self.statuses
+                or ("completed" in self.statuses and inv.get("status") in COMPLETED)
+            )
             and all(
                 getattr(self, name) is None or inv.get(name) == getattr(self, name)
                 for name in ("service", "handler", "key")
@@ -165,8 +174,14 @@ def list_invocations(
     limit: Annotated[
         int, typer.Option("--limit", metavar="N", min=1, max=1000, help="page size")
     ] = 50,
+    order: Annotated[
+        str,
+        typer.Option(
+            "--order", metavar="newest|oldest", help="newest (the default) or oldest first"
+        ),
+    ] = "newest",
     cursor: Annotated[
-        int | None,
+        str | None,
         typer.Option("--cursor", metavar="CURSOR", help="next_cursor of the previous page"),
     ] = None,
     every: Annotated[
@@ -176,9 +191,11 @@ def list_invocations(
     token: AdminTokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Invocations, oldest first, one page at a time (or --all)."""
+    """Invocations, newest first (or --order oldest), one page at a time (or --all)."""
+    if order not in ("newest", "oldest"):
+        raise typer.BadParameter(f"{order!r}: expected newest or oldest", param_hint="--order")
     filters = Filters(statuses, service, handler, key, since, until)
-    params = [*filters.params(), ("limit", limit)]
+    params = [*filters.params(), ("order", order), ("limit", limit)]
     with admin(admin_url, token) as api:
         if every:
             body: dict[str, Any] = {

@@ -23,7 +23,9 @@ STATUS_STYLE = {
     "suspended": "magenta",
     "backing-off": "red",
     "paused": "yellow",
-    "completed": "green",
+    "succeeded": "green",
+    "failed": "bold red",
+    "completed": "green",  # a server from before succeeded/failed
     "killed": "red",
 }
 
