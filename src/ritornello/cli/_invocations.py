@@ -36,7 +36,7 @@ from ._client import (
     pages,
     quote,
 )
-from ._output import console, fields, note, print_json, status, table, when
+from ._output import console, fields, narrow, note, print_json, status, table, when
 from ._timeline import draw
 
 invocations_app = typer.Typer(
@@ -147,19 +147,29 @@ class Filters:
         )
 
 
-def _rows(invocations: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [
-        (
-            i["id"],
-            i.get("target"),
-            status(i.get("status", "?")),
-            str(i.get("attempt", "")),
-            str(i.get("journal_length", "")),
-            when(i.get("created_at")),
-            when(i.get("modified_at")),
-        )
-        for i in invocations
-    ]
+#: The listing's columns, and those it keeps on a narrow terminal (``narrow()``: the id alone
+#: takes 30 of 80 columns), where ``created`` is shown short (``mm-dd HH:MM``).
+LIST_COLUMNS = ("id", "target", "status", "attempt", "entries", "created", "modified")
+NARROW_COLUMNS = ("id", "target", "status", "attempt", "created")
+
+
+def _list_table(invocations: list[dict[str, Any]]) -> None:
+    """The invocations as a table on stdout, as wide as the terminal allows."""
+    short = narrow()
+    cols = NARROW_COLUMNS if short else LIST_COLUMNS
+    rows = []
+    for i in invocations:
+        values = {
+            "id": i["id"],
+            "target": i.get("target"),
+            "status": status(i.get("status", "?")),
+            "attempt": str(i.get("attempt", "")),
+            "entries": str(i.get("journal_length", "")),
+            "created": when(i.get("created_at"), short=short),
+            "modified": when(i.get("modified_at")),
+        }
+        rows.append(tuple(values[c] for c in cols))
+    table(None, cols, rows, whole=("status", "attempt", "entries", "created"))
 
 
 @invocations_app.command("list")
@@ -208,8 +218,7 @@ def list_invocations(
     body["invocations"] = [i for i in body["invocations"] if filters.match(i)]
     if as_json:
         return print_json(body)
-    cols = ["id", "target", "status", "attempt", "entries", "created", "modified"]
-    table(None, cols, _rows(body["invocations"]))
+    _list_table(body["invocations"])
     if body.get("next_cursor") is not None:
         note(f"more: --cursor {body['next_cursor']}  (or --all)")
 
