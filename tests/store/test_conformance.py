@@ -515,6 +515,16 @@ def test_keyset_paging_neither_skips_nor_repeats_where_seqs_repeat(store: Store,
         assert _walk(store, run, False, limit) == ascending
         assert _walk(store, run, True, limit) == ascending[::-1]
     assert _walk(store, run, True, 2, key="k4") == ["inv_04"]
+    # after_seq still applies in both orders, even past the cursor
+    assert _ids(run(store.list_invocations(after=(1, "inv_05"), after_seq=0))) == [
+        "inv_06",
+        "inv_07",
+        "inv_08",
+        "inv_09",
+    ]
+    below = run(store.list_invocations(after=(2, "inv_07"), after_seq=1, newest_first=True))
+    assert _ids(below) == ["inv_06"]
+    assert run(store.list_invocations(after=(1, "inv_05"), after_seq=2, newest_first=True)) == []
 
 
 def test_newest_first_walk_ignores_invocations_that_arrive_during_it(

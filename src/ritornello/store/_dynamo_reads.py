@@ -172,6 +172,8 @@ class Reads:
         if after is not None:
             mark = keys.seq_sk(*after)
             if newest_first:
+                if mark < low:
+                    return []  # below the cursor is nothing past after_seq
                 condition = "seq_pk = :pk AND seq_sk BETWEEN :after AND :before"
                 values[":before"] = {"S": mark}
             else:
