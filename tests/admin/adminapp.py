@@ -72,5 +72,11 @@ async def twice(ctx: Context, name: str) -> str:
     return f"ok {name}"
 
 
+@flaky.handler()
+async def refuse(ctx: Context, name: str) -> str:
+    """Fails at once, terminally: the invocation ends failed."""
+    raise TerminalError(f"refused {name}", status_code=422)
+
+
 endpoint = Endpoint([box, echo, flaky])
 app = endpoint.asgi()

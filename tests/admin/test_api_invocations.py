@@ -11,14 +11,15 @@ from tests.admin.conftest import Api
 def _ids(api: Api, query: str) -> list[str]:
     """Every invocation id the listing yields for ``query``, paging through next_cursor."""
     ids: list[str] = []
-    cursor = -1
+    cursor = ""
     for _ in range(100):
-        status, body = api.admin("GET", f"/invocations?{query}&cursor={cursor}")
+        status, body = api.admin("GET", f"/invocations?{query}{cursor}")
         assert status == 200, body
         ids += [i["id"] for i in body["invocations"]]
         if body["next_cursor"] is None:
             return ids
-        cursor = body["next_cursor"]
+        assert isinstance(body["next_cursor"], str)
+        cursor = f"&cursor={body['next_cursor']}"
     raise AssertionError("paging did not end")
 
 
@@ -28,28 +29,73 @@ def test_listing_filters_and_pages(api: Api) -> None:
     puts = [api.call(f"/restate/call/Box/k{n % 2}/put", n)[2] for n in range(4)]
     after = int(time.time() * 1000) + 1
     assert all(says) and all(puts)
+    newest = says[::-1]
 
-    assert _ids(api, "service=Echo&limit=2") == says  # paged, in arrival order
-    assert _ids(api, "handler=say&limit=2") == says  # filtered here, across pages
-    assert _ids(api, "service=Box&handler=put&key=k1&limit=1") == [puts[1], puts[3]]
+    assert _ids(api, "service=Echo&limit=2") == newest  # paged, newest first by default
+    assert _ids(api, "service=Echo&limit=2&order=oldest") == says  # or in arrival order
+    assert _ids(api, "service=Echo&limit=2&order=newest") == newest
+    assert _ids(api, "handler=say&limit=2") == newest  # filtered here, across pages
+    assert _ids(api, "handler=say&limit=2&order=oldest") == says
+    assert _ids(api, "service=Box&handler=put&key=k1&limit=1") == [puts[3], puts[1]]
     assert _ids(api, "handler=nope") == []
-    window = _ids(api, f"created_after={before}&created_before={after}&limit=3")
+    window = _ids(api, f"created_after={before}&created_before={after}&limit=3&order=oldest")
     assert window == says + puts
     assert _ids(api, f"created_after={after + 60_000}") == []
     assert _ids(api, f"created_before={before}&handler=say") == []
-    # status: repeatable or comma-separated
-    assert _ids(api, "status=completed&service=Echo") == says
-    assert _ids(api, "status=running,completed&service=Echo") == says
-    assert _ids(api, "status=running&status=completed&service=Echo") == says
+    # status: repeatable or comma-separated; completed is either outcome
+    assert _ids(api, "status=succeeded&service=Echo") == newest
+    assert _ids(api, "status=completed&service=Echo") == newest
+    assert _ids(api, "status=running,succeeded&service=Echo") == newest
+    assert _ids(api, "status=running&status=succeeded&service=Echo") == newest
+    assert _ids(api, "status=failed&service=Echo") == []
     assert _ids(api, "status=paused&service=Echo") == []
     # one page, and the next_cursor rules
     status, body = api.admin("GET", "/invocations?service=Echo&limit=5")
-    assert status == 200 and [i["id"] for i in body["invocations"]] == says
+    assert status == 200 and [i["id"] for i in body["invocations"]] == newest
+    assert body["next_cursor"] is None  # the last page, though full, says so
+    status, body = api.admin("GET", "/invocations?handler=say&limit=5")  # filtered here
+    assert status == 200 and len(body["invocations"]) == 5 and body["next_cursor"] is None
+    status, body = api.admin("GET", "/invocations?service=Echo&limit=4")
+    assert status == 200 and len(body["invocations"]) == 4 and body["next_cursor"]
     status, body = api.admin("GET", "/invocations?service=Echo&limit=6")
     assert status == 200 and len(body["invocations"]) == 5 and body["next_cursor"] is None
-    first = body["invocations"][0]
-    assert first["target"] == "Echo/say" and first["status"] == "completed"
+    first = body["invocations"][-1]
+    assert first["target"] == "Echo/say" and first["status"] == "succeeded"
     assert first["result"] == {"value": "T0"} and first["invoked_by"] == "ingress"
+
+
+def test_failed_and_succeeded_apart(api: Api) -> None:
+    status, body, failed = api.call("/restate/call/Flaky/refuse", "x")
+    assert status == 422 and failed, body
+    ok = api.call("/restate/call/Flaky/twice", "apart")[2]
+    shown = api.invocation(failed)
+    assert shown["status"] == "failed" and shown["result"]["failure"]["code"] == 422
+    assert api.invocation(ok)["status"] == "succeeded"
+    assert _ids(api, "service=Flaky&status=failed") == [failed]
+    assert _ids(api, "service=Flaky&status=failed&limit=1") == [failed]
+    assert ok in _ids(api, "service=Flaky&status=succeeded")
+    assert failed not in _ids(api, "service=Flaky&status=succeeded")
+    both = _ids(api, "service=Flaky&status=completed")
+    assert both[:2] == [ok, failed]  # newest first, either outcome
+    assert _ids(api, "service=Flaky&status=succeeded,failed") == both
+    assert _ids(api, "service=Flaky&status=failed&handler=twice") == []
+    status, body = api.admin("GET", "/invocations?service=Flaky&status=failed")
+    assert [i["status"] for i in body["invocations"]] == ["failed"]
+
+
+def test_cursor_neither_skips_nor_repeats_while_invocations_arrive(api: Api) -> None:
+    first = [api.call("/restate/call/Box/arrive/put", n)[2] for n in range(4)]
+    status, body = api.admin("GET", "/invocations?key=arrive&limit=2")
+    assert status == 200 and [i["id"] for i in body["invocations"]] == first[:1:-1]
+    late = api.call("/restate/call/Box/arrive/put", 99)[2]  # arrives between two pages
+    status, rest = api.admin("GET", f"/invocations?key=arrive&limit=2&cursor={body['next_cursor']}")
+    assert status == 200 and [i["id"] for i in rest["invocations"]] == first[1::-1]
+    assert _ids(api, "key=arrive") == [late, *first[::-1]]
+    # a cursor goes with its order
+    status, body = api.admin(
+        "GET", f"/invocations?key=arrive&order=oldest&cursor={body['next_cursor']}"
+    )
+    assert status == 400 and "order=newest" in body["detail"]
 
 
 def test_listing_rejects_bad_input_with_400(api: Api) -> None:
@@ -59,9 +105,13 @@ def test_listing_rejects_bad_input_with_400(api: Api) -> None:
         "limit=0",
         "limit=1001",
         "limit=x",
-        "cursor=-2",
+        "cursor=-1",
         "cursor=abc",
+        "cursor=%F0%9F%98%80",
         f"cursor={'9' * 30}",
+        f"cursor={'x' * 1001}",
+        "order=sideways",
+        "order=",
         "created_after=-1",
         "created_after=soon",
         "created_after=10&created_before=10",
@@ -70,7 +120,7 @@ def test_listing_rejects_bad_input_with_400(api: Api) -> None:
         assert status == 400, (query, status, body)
         assert body["detail"], query
     status, body = api.admin("GET", "/invocations?status=nope")
-    assert "unknown status 'nope'" in body["detail"]
+    assert "unknown status 'nope'" in body["detail"] and "failed" in body["detail"]
 
 
 def test_journal_has_commit_times_and_completions(api: Api) -> None:
@@ -139,7 +189,7 @@ def test_pause_resume_cancel(api: Api) -> None:
     assert status == 200 and body["status"] == "running"
     api.wait_status(inv, "suspended")
     assert api.admin("PATCH", f"/invocations/{inv}/cancel")[0] == 200
-    done = api.wait_status(inv, "completed")
+    done = api.wait_status(inv, "succeeded")  # the handler caught the cancellation
     assert done["result"] == {"value": "op: rejected (cancelled)"}
     assert api.admin("PATCH", f"/invocations/{inv}/kill")[0] == 409
     for action in ("cancel", "kill", "pause", "resume", "purge"):

@@ -49,7 +49,7 @@ def test_metrics_follow_the_work_done(api: Api) -> None:
     assert ("ritornello_engine_events_total", (("event", "attempts"),)) in after
 
     api.admin("PATCH", f"/invocations/{holder}/kill")
-    api.wait_status(queued, "completed")
+    api.wait_status(queued, "succeeded", "failed")
     final = _scrape(api)
     assert final[("ritornello_queue_depth", ())] == 0
     assert final[("ritornello_invocations", (("status", "killed"),))] == 1

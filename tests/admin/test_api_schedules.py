@@ -43,7 +43,7 @@ def test_a_schedule_fires_ordinary_invocations(api: Api) -> None:
     assert s["next_fire_at"] > s["created_at"]
     wait_until(lambda: _get(api, s["id"])["fires"] >= 2, 20, "two fires")
     now = _get(api, s["id"])
-    inv = api.wait_status(now["last_invocation_id"], "completed")
+    inv = api.wait_status(now["last_invocation_id"], "succeeded")
     assert inv["result"] == {"value": "TICK"}
     assert inv["idempotency_key"] == f"schedule:{s['id']}:{now['last_fire_at']}"
     assert now["last_fire_at"] % 1000 == 0 and now["next_fire_at"] > now["last_fire_at"]

@@ -69,7 +69,7 @@ def test_raising_handler_is_retried_then_succeeds(
     for n, inv in invs.items():
         assert _attach(orch, inv) == (200, f"ok on attempt {n + 1}")
         info = _info(orch, inv)
-        assert info["status"] == "completed" and info["attempt"] == n + 1, info
+        assert info["status"] == "succeeded" and info["attempt"] == n + 1, info
         # the step before the raise was journaled by the first attempt and never re-run
         (run,) = [e for e in info["journal"] if e["kind"] == "run"]
         executions = read_ledger(ledger)
@@ -124,7 +124,7 @@ def test_hung_attempt_is_abandoned_and_its_late_answer_refused(
     runs = [e for e in entries if e["kind"] == "run"]
     assert [e["value"] for e in runs] == ["attempt-2"], entries
     assert "attempt-1" not in str(entries)
-    assert _info(orch, inv)["status"] == "completed"
+    assert _info(orch, inv)["status"] == "succeeded"
     assert _attach(orch, inv) == (200, "attempt-2")
 
 

@@ -36,10 +36,12 @@ class Dev:
         token: str | None = TOKEN,
         ingress_token: str | None = INGRESS_TOKEN,
         input: str | None = None,
+        columns: int = 200,
     ) -> Result:
-        """``ritornello ARGS`` with the URLs (and the tokens) from the environment."""
+        """``ritornello ARGS`` with the URLs (and the tokens) from the environment, on a
+        terminal ``columns`` wide (by default as wide as a desktop terminal)."""
         env = {"RITORNELLO_ADMIN_URL": self.admin, "RITORNELLO_INGRESS_URL": self.ingress}
-        env["COLUMNS"] = "200"  # rich tables as wide as a desktop terminal
+        env["COLUMNS"] = str(columns)
         env["RITORNELLO_ADMIN_TOKEN"] = token or ""
         env["RITORNELLO_INGRESS_TOKEN"] = ingress_token or ""
         return self.runner.invoke(app, list(args), env=env, input=input)

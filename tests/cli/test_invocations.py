@@ -29,7 +29,7 @@ def test_call_then_list_and_show_with_its_timeline(dev: Dev) -> None:
 
     table = dev.ok("invocations", "show", inv_id).stdout  # the timeline, drawn
     assert "journal (3 entries)" in table
-    for text in ("input", "compose", '"Hello, Cli!"', "completed", "Greeter/greet"):
+    for text in ("input", "compose", '"Hello, Cli!"', "succeeded", "Greeter/greet"):
         assert text in table, table
 
     plain = dev.ok("call", "Greeter/greet", '"Again"')
@@ -45,20 +45,46 @@ def test_call_with_a_key_and_an_idempotency_key(dev: Dev) -> None:
 
 
 def test_list_pages_with_a_cursor_and_all(dev: Dev) -> None:
-    for n in range(3):
-        dev.ok("call", "Counter/add", "1", "--key", f"page-{n}")
+    made = [dev.json("call", "Counter/add", "1", "--key", f"page-{n}") for n in range(3)]
+    newest = [m["invocation_id"] for m in made][::-1]
     first = dev.json("invocations", "list", "--service", "Counter", "--limit", "2")
-    assert len(first["invocations"]) == 2 and first["next_cursor"] is not None
+    assert [i["id"] for i in first["invocations"]] == newest[:2]  # newest first
+    assert isinstance(first["next_cursor"], str)
     second = dev.json(
         "invocations", "list", "--service", "Counter", "--limit", "2",
-        "--cursor", str(first["next_cursor"]),
+        "--cursor", first["next_cursor"],
     )  # fmt: skip
+    assert second["invocations"][0]["id"] == newest[2]
     seen = {i["id"] for i in first["invocations"]} | {i["id"] for i in second["invocations"]}
     assert len(seen) == len(first["invocations"]) + len(second["invocations"])
     every = dev.json("invocations", "list", "--service", "Counter", "--limit", "2", "--all")
     assert every["next_cursor"] is None
     assert seen <= {i["id"] for i in every["invocations"]}
     assert len(every["invocations"]) >= 4
+    oldest = dev.json("invocations", "list", "--service", "Counter", "--order", "oldest", "--all")[
+        "invocations"
+    ]
+    assert [i["id"] for i in oldest] == [i["id"] for i in every["invocations"]][::-1]
+    bad = dev.run("invocations", "list", "--order", "sideways")
+    assert bad.exit_code != 0 and "newest or oldest" in bad.output
+    line = dev.fails("invocations", "list", "--cursor", "not-a-cursor")
+    assert "400" in line and "cursor" in line
+
+
+def test_list_failed_and_succeeded_apart(dev: Dev) -> None:
+    result = dev.run("call", "Flaky/refuse", '"apart"')
+    assert result.exit_code == 1, result.output
+    ok = dev.json("call", "Greeter/greet", '"Apart"')["invocation_id"]
+    failed = dev.json("invocations", "list", "--service", "Flaky", "--status", "failed", "--all")
+    ids = [i["id"] for i in failed["invocations"]]
+    assert len(ids) == 1 and {i["status"] for i in failed["invocations"]} == {"failed"}
+    assert _status(dev, ids[0]) == "failed"
+    assert _status(dev, ok) == "succeeded"
+    done = dev.json("invocations", "list", "--status", "completed", "--all")["invocations"]
+    assert {ids[0], ok} <= {i["id"] for i in done}  # completed: either outcome
+    assert {i["status"] for i in done} <= {"succeeded", "failed"}
+    table = dev.ok("invocations", "list", "--service", "Flaky", "--status", "failed").stdout
+    assert ids[0] in table and "failed" in table and "succeeded" not in table
 
 
 def test_send_then_pause_resume_kill_and_purge_one(dev: Dev) -> None:
@@ -100,7 +126,7 @@ def test_bulk_cancel_by_filter_with_progress(dev: Dev) -> None:
     done = dev.json("invocations", "cancel", *filters, "--yes")
     assert sorted(done["done"]) == sorted(ids) and done["failed"] == []
     for inv_id in ids:
-        wait_until(lambda i=inv_id: _status(dev, i) == "completed", 20, f"{inv_id} cancelled")
+        wait_until(lambda i=inv_id: _status(dev, i) == "succeeded", 20, f"{inv_id} cancelled")
         assert dev.json("invocations", "show", inv_id)["result"] == {"value": "rejected: cancelled"}
     again = dev.json("invocations", "cancel", *filters, "--yes")
     assert again == {"done": [], "failed": []}  # nothing matches any more

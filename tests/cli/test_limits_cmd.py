@@ -128,7 +128,7 @@ def test_set_list_show_and_figures_of_held_and_waiting_permits(dev: Dev, tmp_pat
     release.touch()
 
     def all_completed() -> bool:
-        return {dev.json("invocations", "show", i)["status"] for i in ids} == {"completed"}
+        return {dev.json("invocations", "show", i)["status"] for i in ids} == {"succeeded"}
 
     wait_until(all_completed, 20, "all three completed")
     assert _figures(dev, "gate") == (0, 0)
@@ -205,7 +205,7 @@ def test_call_debounces_and_sets_priority_and_limit_key(dev: Dev, tmp_path: Path
     second = dev.json(*args, "--idempotency-key", "deb")
     assert first["invocationId"] != second["invocationId"]
     shown = dev.json("invocations", "show", first["invocationId"])
-    assert shown["status"] == "completed", shown
+    assert shown["status"] == "failed", shown
     assert "superseded" in shown["result"]["failure"]["message"]
     assert dev.run("invocations", "cancel", second["invocationId"], "--yes").exit_code == 0
     sent = dev.json(

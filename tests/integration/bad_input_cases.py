@@ -573,7 +573,7 @@ CASES: dict[str, Any] = {
     "query-limit-overflow": adm(
         "admin-query", "GET", f"/invocations?limit={'9' * 30}", b"", VALIDATION, "less"
     ),
-    "query-cursor-word": adm("admin-query", "GET", "/invocations?cursor=x", b"", VALIDATION, "int"),
+    "query-cursor-word": adm("admin-query", "GET", "/invocations?cursor=x", b"", 400, "cursor"),
     "query-cursor-overflow": adm(
         "admin-query", "GET", f"/invocations?cursor={'9' * 30}", b"", VALIDATION, "cursor"
     ),

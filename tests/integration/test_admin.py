@@ -36,7 +36,7 @@ def test_invocation_with_journal(stack: Stack) -> None:
     _, _, headers = stack.call("/restate/call/Checkout/place_order", {"items": ["pear"]})
     status, body, _ = stack.admin("GET", f"/invocations/{headers['x-restate-id']}")
     assert status == 200
-    assert body["status"] == "completed"  # type: ignore[index]
+    assert body["status"] == "succeeded"  # type: ignore[index]
     kinds = [e["kind"] for e in body["journal"]]  # type: ignore[index]
     assert kinds == ["input", "call", "call", "output"]
     completion = body["journal"][1]["completion"]  # type: ignore[index]

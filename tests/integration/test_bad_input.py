@@ -361,13 +361,13 @@ def test_no_content_type_is_json_unless_a_browser_sent_it(world: World) -> None:
 def test_wrong_input_type_fails_in_the_handler_and_changes_no_state(world: World) -> None:
     """The ingress cannot know a handler's input type (discovery carries no schema): valid JSON
     of the wrong type is accepted, and the handler fails it with a terminal 400 before it runs.
-    The invocation is stored (completed with that failure); the object's state is untouched."""
+    The invocation is stored (failed with that failure); the object's state is untouched."""
     ingress = world.orch.ingress
     assert http("POST", f"{ingress}/restate/call/Counter/typed/add", 5)[:2] == (200, 5)
     status, body, headers = http("POST", f"{ingress}/restate/call/Counter/typed/add", "abc")
     assert status == 400 and "bad input for Counter/add" in body["message"], body
     detail = http("GET", f"{world.orch.admin}/invocations/{headers['x-restate-id']}")[1]
-    assert detail["status"] == "completed"
+    assert detail["status"] == "failed"
     assert http("POST", f"{ingress}/restate/call/Counter/typed/get")[:2] == (200, 5)
 
 

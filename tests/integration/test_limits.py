@@ -220,7 +220,7 @@ def test_a_waiter_cancelled_or_killed_gives_up_its_place(tmp_path: Path) -> None
         gone = stack.wait_finished([w2, w4], 20)
         assert gone[w4]["status"] == "killed", gone[w4]
         cancelled = gone[w2]
-        assert cancelled["status"] == "completed", cancelled
+        assert cancelled["status"] == "failed", cancelled
         failure = cancelled["result"]["failure"]
         assert "cancel" in failure["message"].lower(), cancelled
         figures = stack.limit("one")
@@ -315,6 +315,6 @@ def test_bad_definitions_are_refused_with_the_reason(tmp_path: Path) -> None:
         inv = stack.send("nowhere", "undefined")
         (ended,) = stack.wait_finished([inv], 20).values()
         failure = ended["result"]["failure"]
-        assert (ended["status"], failure["code"]) == ("completed", 404), ended
+        assert (ended["status"], failure["code"]) == ("failed", 404), ended
         assert "limit 'undefined' is not defined" in failure["message"], ended
         assert stack.down.requests == []

@@ -39,11 +39,11 @@ def _run_all(orch: Orchestrator) -> list[str]:
         while True:
             status, body, _ = http("GET", f"{orch.admin}/invocations/{inv_id}")
             assert status == 200, body
-            if body["status"] in ("completed", "killed", "paused"):
+            if body["status"] in ("succeeded", "failed", "killed", "paused"):
                 break
             assert time.monotonic() < deadline, (body, orch.output()[-3000:])
             time.sleep(0.05)
-        assert body["status"] == "completed", (body, orch.output()[-3000:])
+        assert body["status"] == "succeeded", (body, orch.output()[-3000:])
         assert body["attempt"] == 1, body  # throttles are not attempts
     return ids
 

@@ -143,7 +143,7 @@ def test_a_failing_step_is_retried_with_backoff(world: World) -> None:
     assert world.output(inv) == (200, "Hello Flo!")
     assert world.app.step_counts(inv) == {"flaky": 3}  # two failures, then the result
     history = world.invocation(inv)
-    assert history["status"] == "completed"
+    assert history["status"] == "succeeded"
 
 
 def test_state_eager_reads_writes_clears_and_keys(world: World) -> None:
@@ -232,7 +232,7 @@ def test_cancel_from_the_admin_api_reaches_the_handler(world: World) -> None:
     assert status == 200, body
     status, body = world.output(inv)
     assert status == 409, body
-    assert world.invocation(inv)["status"] == "completed"
+    assert world.invocation(inv)["status"] == "failed"
 
 
 def test_named_signals_and_cancel_from_a_handler(world: World) -> None:

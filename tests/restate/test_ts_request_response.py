@@ -150,13 +150,13 @@ def test_cancel_from_a_handler(world: World) -> None:
     assert world.call("Canceller/cancel", sleeper)[0] == 200
     status, body = world.output(sleeper)
     assert status == 409 and body["message"] == "Cancelled", (status, body)
-    assert world.invocation(sleeper)["status"] == "completed"
+    assert world.invocation(sleeper)["status"] == "failed"
 
     status, sent = world.call("Canceller/start_and_cancel")
     assert status == 200 and sent.startswith("inv_"), sent
     status, body = world.output(sent)
     assert status == 409 and body["message"] in ("Cancelled", "cancelled"), (status, body)
-    assert world.invocation(sent)["status"] == "completed"
+    assert world.invocation(sent)["status"] == "failed"
 
 
 def test_attach_to_another_invocation(world: World) -> None:

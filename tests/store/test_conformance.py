@@ -477,6 +477,69 @@ def test_list_invocations_cursor_paging(store: Store, run: Run) -> None:
     assert _ids(page) == ["inv_07"]
 
 
+def test_list_invocations_newest_first(store: Store, run: Run) -> None:
+    _populate(store, run)
+    newest = run(store.list_invocations(newest_first=True))
+    assert _ids(newest) == [f"inv_{i:02}" for i in range(8, 0, -1)]
+    done = run(store.list_invocations(statuses=["completed"], newest_first=True))
+    assert _ids(done) == ["inv_07", "inv_03"]
+    alice = run(store.list_invocations(service="Counter", key="alice", newest_first=True))
+    assert _ids(alice) == ["inv_06", "inv_04", "inv_01"]
+    assert _ids(run(store.list_invocations(newest_first=True, after_seq=5))) == [
+        "inv_08",
+        "inv_07",
+        "inv_06",
+    ]
+
+
+def _walk(store: Store, run: Run, newest_first: bool, limit: int, **filters: Any) -> list[str]:
+    """Page with the keyset cursor (the last record's (seq, id)) until a short page."""
+    seen: list[str] = []
+    after: tuple[int, str] | None = None
+    while True:
+        page = run(
+            store.list_invocations(after=after, limit=limit, newest_first=newest_first, **filters)
+        )
+        seen.extend(_ids(page))
+        if len(page) < limit:
+            return seen
+        after = (page[-1].seq, page[-1].id)
+
+
+def test_keyset_paging_neither_skips_nor_repeats_where_seqs_repeat(store: Store, run: Run) -> None:
+    # two processes may give out the same seq: the (seq, id) cursor still pages exactly
+    records = [inv(f"inv_{i:02}", seq=i // 3, key=f"k{i}") for i in range(10)]
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(r) for r in records])))
+    ascending = [r.id for r in records]
+    for limit in (1, 2, 3, 4, 20):
+        assert _walk(store, run, False, limit) == ascending
+        assert _walk(store, run, True, limit) == ascending[::-1]
+    assert _walk(store, run, True, 2, key="k4") == ["inv_04"]
+    # after_seq still applies in both orders, even past the cursor
+    assert _ids(run(store.list_invocations(after=(1, "inv_05"), after_seq=0))) == [
+        "inv_06",
+        "inv_07",
+        "inv_08",
+        "inv_09",
+    ]
+    below = run(store.list_invocations(after=(2, "inv_07"), after_seq=1, newest_first=True))
+    assert _ids(below) == ["inv_06"]
+    assert run(store.list_invocations(after=(1, "inv_05"), after_seq=2, newest_first=True)) == []
+
+
+def test_newest_first_walk_ignores_invocations_that_arrive_during_it(
+    store: Store, run: Run
+) -> None:
+    _populate(store, run)
+    first = run(store.list_invocations(newest_first=True, limit=3))
+    assert _ids(first) == ["inv_08", "inv_07", "inv_06"]
+    late = inv("inv_99", seq=99, key="late")
+    run(store.commit(CommitUnit(invocations=[InvocationWrite(late)])))
+    rest = run(store.list_invocations(newest_first=True, after=(first[-1].seq, first[-1].id)))
+    assert _ids(rest) == ["inv_05", "inv_04", "inv_03", "inv_02", "inv_01"]
+    assert _ids(run(store.list_invocations(newest_first=True, limit=1))) == ["inv_99"]
+
+
 def test_scan_gives_every_invocation_once_even_where_seqs_repeat(store: Store, run: Run) -> None:
     """Two processes may give out the same seq: a scan must neither skip nor repeat those
     sharing a seq across a page boundary, nor stop where one seq fills a page."""

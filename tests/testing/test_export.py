@@ -72,7 +72,7 @@ def test_an_export_replays_against_the_code_it_ran_and_diverges_from_the_new(
     out = tmp_path / "o1.json"
     result = dev.cli("invocations", "export", inv, "-o", str(out))
     assert result.exit_code == 0, result.output
-    assert f"wrote {inv} (completed, 4 entries) to {out}" in result.stderr
+    assert f"wrote {inv} (succeeded, 4 entries) to {out}" in result.stderr
     doc = json.loads(out.read_text())
     assert doc["format"] == "ritornello-history" and doc["version"] == 1
     assert doc["invocation"]["id"] == inv and doc["invocation"]["result"] == {"value": "label-o1"}

@@ -78,7 +78,8 @@ def test_list_open_an_invocation_and_see_its_timeline(
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, waiting_row), "suspended"))
     # Live status: cancel it behind the page's back; the list shows it finish on its own.
     assert http("PATCH", f"{base}/invocations/{waiting_id}/cancel", headers=AUTH)[0] == 200
-    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, waiting_row), "completed"))
+    # (the handler catches the cancellation and answers: it succeeded)
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, waiting_row), "succeeded"))
     _shot(browser, tmp_path, "list")
 
     browser.find_element(By.CSS_SELECTOR, f"{row} a").click()
@@ -91,7 +92,7 @@ def test_list_open_an_invocation_and_see_its_timeline(
     assert "confirmed" in entries[3].text
     bars = browser.find_elements(By.CSS_SELECTOR, "#timeline li.entry .bar")
     assert len(bars) == 4  # every entry carries its commit time
-    assert "completed" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
+    assert "succeeded" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
     _shot(browser, tmp_path, "invocation")
 
     _, _, headers = _call(ingress, "/restate/call/Flaky/succeed_after", {"name": "ui", "fail": 2})
@@ -163,6 +164,128 @@ def test_a_service_page_shows_its_handlers_schemas_and_openapi_document(
     _shot(browser, tmp_path, "service")
     browser.get(f"{base}/ui/#/services/Nope")
     wait.until(ec.text_to_be_present_in_element((By.ID, "service"), "service Nope not found"))
+
+
+def _login(browser: Any, base: str) -> None:
+    """Give this tab the admin token (as the token question would)."""
+    browser.get(f"{base}/ui/style.css")  # any page of the origin
+    browser.execute_script("sessionStorage.setItem('ritornello.adminToken', arguments[0])", TOKEN)
+
+
+def _buttons(browser: Any) -> dict[str, tuple[bool, str]]:
+    """The invocation page's action buttons: action -> (enabled, title)."""
+    from selenium.webdriver.common.by import By
+
+    found = browser.find_elements(By.CSS_SELECTOR, ".actions button")
+    return {
+        b.get_attribute("data-action"): (b.is_enabled(), b.get_attribute("title")) for b in found
+    }
+
+
+def test_failed_and_succeeded_badges_and_actions_only_where_they_apply(
+    browser: Any, admin: tuple[str, str], tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, ingress = admin
+    wait = WebDriverWait(browser, 20)
+    status, answer, headers = http("POST", f"{ingress}/restate/call/Flaky/refuse", "ui")
+    assert status == 422, answer
+    failed = headers["x-restate-id"]
+    ok = _call(ingress, "/restate/call/Greeter/greet", "Badge")[2]["x-restate-id"]
+    live = _call(ingress, "/restate/send/Approvals/badges/request", {})[1]["invocationId"]
+    wait_until(
+        lambda: http("GET", f"{base}/invocations/{live}", headers=AUTH)[1]["status"] == "suspended",
+        20,
+        "the request waits",
+    )
+    _login(browser, base)
+
+    # The list: a red badge for failed, a green one for succeeded; the status filter has both.
+    browser.get(f"{base}/ui/#/invocations?status=failed")
+    badge = f'tr.invocation[data-id="{failed}"] .badge'
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, badge), "failed"))
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr.invocation")
+    assert {r.find_element(By.CSS_SELECTOR, ".badge").text for r in rows} == {"failed"}
+    options = browser.find_elements(By.CSS_SELECTOR, "select[name=status] option")
+    assert {"succeeded", "failed"} <= {o.get_attribute("value") for o in options}
+    red = browser.find_element(By.CSS_SELECTOR, badge)
+    assert "st-failed" in red.get_attribute("class").split()
+    browser.get(f"{base}/ui/#/invocations?service=Greeter")
+    green_badge = f'tr.invocation[data-id="{ok}"] .badge'
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, green_badge), "succeeded"))
+    green = browser.find_element(By.CSS_SELECTOR, green_badge).value_of_css_property("color")
+    browser.get(f"{base}/ui/#/invocations?status=failed")
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, badge), "failed"))
+    shown = browser.find_element(By.CSS_SELECTOR, badge).value_of_css_property("color")
+    r, g, b = (int(x) for x in shown[shown.index("(") + 1 :].split(",")[:3])
+    assert r > 2 * max(g, b) and shown != green, (shown, green)  # red, unlike succeeded's
+    _shot(browser, tmp_path, "failed")
+
+    # A finished invocation: only purge applies; each disabled button says why.
+    browser.get(f"{base}/ui/#/invocations/{failed}")
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dl.facts"), "failed"))
+    wait.until(lambda _: _buttons(browser)["purge"][0])
+    buttons = _buttons(browser)
+    for action in ("cancel", "kill", "pause"):
+        assert buttons[action] == (False, f"already failed: nothing left to {action}"), buttons
+    assert not buttons["resume"][0] and "not paused" in buttons["resume"][1]
+    assert buttons["purge"][0]
+
+    # A live one: cancel, kill and pause apply; resume and purge do not.
+    browser.get(f"{base}/ui/#/invocations/{live}")
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dl.facts"), "suspended"))
+    wait.until(lambda _: _buttons(browser)["pause"][0])
+    buttons = _buttons(browser)
+    assert all(buttons[a][0] for a in ("cancel", "kill", "pause")), buttons
+    assert buttons["resume"] == (False, "suspended, not paused: only a paused invocation resumes")
+    assert buttons["purge"] == (False, "suspended: only a finished invocation can be purged")
+    # Paused from the page: now resume applies and pause does not.
+    browser.find_element(By.CSS_SELECTOR, '.actions button[data-action="pause"]').click()
+    wait.until(lambda _: _buttons(browser)["resume"][0])
+    assert _buttons(browser)["pause"] == (False, "already paused")
+    _shot(browser, tmp_path, "paused")
+    assert http("PATCH", f"{base}/invocations/{live}/kill", headers=AUTH)[0] == 200
+
+
+def test_the_list_is_newest_first_and_loads_older_pages(
+    browser: Any, admin: tuple[str, str]
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, ingress = admin
+    wait = WebDriverWait(browser, 20)
+    made = [
+        _call(ingress, "/restate/call/Counter/pages/add", n)[2]["x-restate-id"] for n in range(5)
+    ]
+    newest = made[::-1]
+    _login(browser, base)
+    browser.get(f"{base}/ui/#/invocations?key=pages&limit=2")
+
+    # The list is drawn again every 2 s: read and click it in one script each (no stale nodes).
+    def shown() -> list[str]:
+        script = "return [...document.querySelectorAll('tr.invocation')].map(r => r.dataset.id)"
+        return list(browser.execute_script(script))
+
+    def older() -> None:
+        browser.execute_script("document.querySelector('.pager button.more').click()")
+
+    wait.until(lambda _: shown() == newest[:2])
+    more = ".pager button.more"
+    older()
+    wait.until(lambda _: shown() == newest[:4])
+    # A new invocation arrives: it goes on top, and the pages below still neither skip nor repeat.
+    late = _call(ingress, "/restate/call/Counter/pages/add", 9)[2]["x-restate-id"]
+    wait.until(lambda _: shown() == [late, *newest[:3]])
+    older()
+    wait.until(lambda _: shown() == [late, *newest[:5]])
+    wait.until(
+        lambda _: "No older invocation" in browser.find_element(By.CSS_SELECTOR, ".pager").text
+    )
+    assert not browser.find_elements(By.CSS_SELECTOR, more)
 
 
 def _shot(browser: Any, tmp_path: Path, name: str) -> None:

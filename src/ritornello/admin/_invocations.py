@@ -1,10 +1,13 @@
 """``/invocations``: list (filtered, paged), describe and operate on invocations.
 
-Listing: the store filters by status, service and key; the other filters (handler, creation
-time) are applied here, page by page, so a page may hold fewer than ``limit`` invocations while
-``next_cursor`` is not null (at most ``SCAN_LIMIT`` records are read per request). A client
-pages until ``next_cursor`` is null; the cursor is the ``seq`` of the last record examined, so
-no invocation is skipped or repeated.
+Listing: newest first unless ``order=oldest``. The store filters by status, service and key
+and pages by a keyset; the other filters (handler, creation time, and the succeeded/failed
+split of the store's ``completed``: admin/_status.py) are applied here, page by page, so a
+page may hold fewer than ``limit`` invocations while ``next_cursor`` is not null (at most
+``SCAN_LIMIT`` records are read per request). ``next_cursor`` is null on the last page (one
+match past the page is looked for before a cursor is given). A client pages until it is null;
+the cursor (admin/_cursor.py) names the last record examined by its unique (seq, id), so no
+invocation is skipped or repeated, and none created meanwhile enters a newest-first walk.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 
+from ritornello.admin._cursor import NEWEST, ORDERS, CursorError, decode_cursor, encode_cursor
 from ritornello.admin._models import (
     IdOnly,
     Invocation,
@@ -21,9 +25,10 @@ from ritornello.admin._models import (
     errors,
     refused,
 )
+from ritornello.admin._status import ACCEPTED_STATUSES, StatusFilter, parse_status_filter
 from ritornello.admin._views import invocation_view, journal_view, retries_view
 from ritornello.orchestrator import Engine, OrchestratorError
-from ritornello.store import STATUSES, InvocationRecord
+from ritornello.store import InvocationRecord
 
 #: Records read from the store at most per listing request (filters applied here).
 SCAN_LIMIT = 10_000
@@ -31,23 +36,14 @@ SCAN_LIMIT = 10_000
 MAX_INT64 = 2**63 - 1
 
 
-def parse_statuses(values: list[str] | None) -> list[str] | None:
-    """``?status=a&status=b,c`` -> ``[a, b, c]`` (None: any); 400 for an unknown one."""
-    if not values:
-        return None
-    found: list[str] = []
-    for value in values:
-        for part in value.split(","):
-            name = part.strip()
-            if not name:
-                continue
-            if name not in STATUSES:
-                raise HTTPException(
-                    400, f"unknown status {name!r}: expected one of {', '.join(STATUSES)}"
-                )
-            if name not in found:
-                found.append(name)
-    return found or None
+def parse_statuses(values: list[str] | None) -> StatusFilter:
+    """``?status=a&status=b,c`` -> the filter on ``[a, b, c]`` (admin/_status.py); 400 for an
+    unknown status."""
+    names = [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+    try:
+        return parse_status_filter(names)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 def invocations_router(engine: Engine) -> APIRouter:
@@ -58,7 +54,8 @@ def invocations_router(engine: Engine) -> APIRouter:
     async def list_invocations(
         status: list[str] | None = Query(
             None,
-            description=f"repeatable or comma-separated; each one of {', '.join(STATUSES)}",
+            description="repeatable or comma-separated; each one of "
+            f"{', '.join(ACCEPTED_STATUSES)} (completed: succeeded or failed)",
         ),
         service: str | None = Query(None, description="service name"),
         handler: str | None = Query(None, description="handler name"),
@@ -69,13 +66,23 @@ def invocations_router(engine: Engine) -> APIRouter:
         created_before: int | None = Query(
             None, ge=0, le=MAX_INT64, description="created before this Unix ms"
         ),
-        cursor: int = Query(
-            -1, ge=-1, le=MAX_INT64, description="the next_cursor of the previous page"
+        order: str = Query(
+            NEWEST, description="newest (first created first, the default) or oldest"
+        ),
+        cursor: str | None = Query(
+            None, max_length=1000, description="the next_cursor of the previous page (opaque)"
         ),
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
-        """Invocations in arrival order, filtered; all filters combine (AND)."""
+        """Invocations newest first (or ``order=oldest``), filtered; all filters combine (AND)."""
         statuses = parse_statuses(status)
+        if order not in ORDERS:
+            raise HTTPException(400, f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+        newest_first = order == NEWEST
+        try:
+            after = decode_cursor(cursor, order) if cursor else None
+        except CursorError as exc:
+            raise HTTPException(400, str(exc)) from None
         if (
             created_after is not None
             and created_before is not None
@@ -88,33 +95,47 @@ def invocations_router(engine: Engine) -> APIRouter:
                 (handler is None or r.handler == handler)
                 and (created_after is None or r.created_at >= created_after)
                 and (created_before is None or r.created_at < created_before)
+                and statuses.keeps(r)
             )
 
-        local = handler is not None or created_after is not None or created_before is not None
-        batch = limit if not local else 1000
+        local = (
+            handler is not None
+            or created_after is not None
+            or created_before is not None
+            or statuses.outcomes is not None
+        )
+        batch = limit + 1 if not local else 1000  # one more: is this page the last?
         found: list[InvocationRecord] = []
-        scanned, after = 0, cursor
+        scanned = 0
+        last: InvocationRecord | None = None
+
+        def page(next_from: InvocationRecord | None) -> dict[str, Any]:
+            next_cursor = (
+                None if next_from is None else encode_cursor(order, next_from.seq, next_from.id)
+            )
+            return {"invocations": [invocation_view(x) for x in found], "next_cursor": next_cursor}
+
         while True:
             recs = await engine.store.list_invocations(
-                statuses=statuses, service=service, key=key, after_seq=after, limit=batch
+                statuses=statuses.store_statuses,
+                service=service,
+                key=key,
+                after=after,
+                limit=batch,
+                newest_first=newest_first,
             )
             scanned += len(recs)
             for r in recs:
-                after = r.seq
                 if wanted(r):
+                    if len(found) == limit:  # one more matches: the page is full, not the last
+                        return page(found[-1])
                     found.append(r)
-                    if len(found) == limit:
-                        return {
-                            "invocations": [invocation_view(x) for x in found],
-                            "next_cursor": after,
-                        }
+                last = r
+                after = (r.seq, r.id)
             if len(recs) < batch:
-                after_end: int | None = None  # the store has nothing more
-                break
+                return page(None)  # the store has nothing more
             if scanned >= SCAN_LIMIT:
-                after_end = after  # enough read for one request: go on from here
-                break
-        return {"invocations": [invocation_view(x) for x in found], "next_cursor": after_end}
+                return page(last)  # enough read for one request: go on from here
 
     @router.get(
         "/invocations/{invocation_id}",

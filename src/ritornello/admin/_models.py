@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from ritornello.admin._status import API_STATUSES
 from ritornello.orchestrator import OrchestratorError, http_status
-from ritornello.store import STATUSES
 
 
 class ErrorBody(BaseModel):
@@ -137,7 +137,7 @@ class Invocation(BaseModel):
     service: str
     handler: str
     key: str | None
-    status: str = Field(description=" | ".join(STATUSES))
+    status: str = Field(description=" | ".join(API_STATUSES))
     deployment_id: str
     attempt: int
     journal_length: int
@@ -154,8 +154,8 @@ class Invocation(BaseModel):
 
 class InvocationList(BaseModel):
     invocations: list[Invocation]
-    next_cursor: int | None = Field(
-        description="pass as cursor for the next page; null when there is none"
+    next_cursor: str | None = Field(
+        description="pass as cursor for the next page (opaque); null when there is none"
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from ritornello.admin._status import api_status
 from ritornello.protocol import DiscoveryResponse
 from ritornello.store import DeploymentRecord, InvocationRecord
 
@@ -76,7 +77,7 @@ def invocation_view(r: InvocationRecord) -> dict[str, Any]:
         "service": r.service,
         "handler": r.handler,
         "key": r.key,
-        "status": r.status,
+        "status": api_status(r),
         "deployment_id": r.deployment_id,
         "attempt": r.attempt,
         "journal_length": r.journal_len,

@@ -233,12 +233,15 @@ def fails_cleanly(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def pages(client: Client, path: str, key: str, params: list[tuple[str, Any]]) -> Iterator[Any]:
-    """Every item of a cursor-paged listing (``{key: [...], "next_cursor": int|null}``)."""
+    """Every item of a cursor-paged listing (``{key: [...], "next_cursor": ...|null}``; the
+    cursor is opaque). A page may be empty while the cursor goes on (the server filtered out
+    all it read for that request), so only a null (or unchanged) cursor ends the walk."""
     cursor: Any = None
     while True:
         query = [*params, *([("cursor", cursor)] if cursor is not None else [])]
         body = client.request("GET", path, params=query).json()
         yield from body[key]
-        cursor = body.get("next_cursor")
-        if cursor is None or not body[key]:
+        following = body.get("next_cursor")
+        if following is None or following == cursor:
             return
+        cursor = following

@@ -162,7 +162,7 @@ def list_services(
     rows = [
         (s["name"], s.get("ty"), s.get("deployment_id"), _handlers(s)) for s in body["services"]
     ]
-    table(None, ["service", "type", "deployment", "handlers"], rows)
+    table(None, ["service", "type", "deployment", "handlers"], rows, whole=("type", "deployment"))
 
 
 @services_app.command("show")

@@ -36,7 +36,7 @@ from ._client import (
     pages,
     quote,
 )
-from ._output import console, fields, note, print_json, status, table, when
+from ._output import console, fields, narrow, note, print_json, status, table, when
 from ._timeline import draw
 
 invocations_app = typer.Typer(
@@ -46,9 +46,14 @@ invocations_app = typer.Typer(
 StatusOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--status", metavar="STATUS", help="a status (repeat, or comma-separate, for several)"
+        "--status",
+        metavar="STATUS",
+        help="pending, scheduled, running, suspended, backing-off, paused, succeeded, failed, "
+        "killed, or completed (succeeded or failed); repeat, or comma-separate, for several",
     ),
 ]
+#: ``--status completed`` (the server's older name) matches either outcome.
+COMPLETED = frozenset({"completed", "succeeded", "failed"})
 ServiceOpt = Annotated[
     str | None, typer.Option("--service", metavar="SERVICE", help="service name")
 ]
@@ -128,7 +133,11 @@ class Filters:
     def match(self, inv: dict[str, Any]) -> bool:
         created = inv.get("created_at") or 0
         return (
-            (not self.statuses or inv.get("status") in self.statuses)
+            (
+                not self.statuses
+                or inv.get("status") in self.statuses
+                or ("completed" in self.statuses and inv.get("status") in COMPLETED)
+            )
             and all(
                 getattr(self, name) is None or inv.get(name) == getattr(self, name)
                 for name in ("service", "handler", "key")
@@ -138,19 +147,29 @@ class Filters:
         )
 
 
-def _rows(invocations: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [
-        (
-            i["id"],
-            i.get("target"),
-            status(i.get("status", "?")),
-            str(i.get("attempt", "")),
-            str(i.get("journal_length", "")),
-            when(i.get("created_at")),
-            when(i.get("modified_at")),
-        )
-        for i in invocations
-    ]
+#: The listing's columns, and those it keeps on a narrow terminal (``narrow()``: the id alone
+#: takes 30 of 80 columns), where ``created`` is shown short (``mm-dd HH:MM``).
+LIST_COLUMNS = ("id", "target", "status", "attempt", "entries", "created", "modified")
+NARROW_COLUMNS = ("id", "target", "status", "attempt", "created")
+
+
+def _list_table(invocations: list[dict[str, Any]]) -> None:
+    """The invocations as a table on stdout, as wide as the terminal allows."""
+    short = narrow()
+    cols = NARROW_COLUMNS if short else LIST_COLUMNS
+    rows = []
+    for i in invocations:
+        values = {
+            "id": i["id"],
+            "target": i.get("target"),
+            "status": status(i.get("status", "?")),
+            "attempt": str(i.get("attempt", "")),
+            "entries": str(i.get("journal_length", "")),
+            "created": when(i.get("created_at"), short=short),
+            "modified": when(i.get("modified_at")),
+        }
+        rows.append(tuple(values[c] for c in cols))
+    table(None, cols, rows, whole=("status", "attempt", "entries", "created"))
 
 
 @invocations_app.command("list")
@@ -165,8 +184,14 @@ def list_invocations(
     limit: Annotated[
         int, typer.Option("--limit", metavar="N", min=1, max=1000, help="page size")
     ] = 50,
+    order: Annotated[
+        str,
+        typer.Option(
+            "--order", metavar="newest|oldest", help="newest (the default) or oldest first"
+        ),
+    ] = "newest",
     cursor: Annotated[
-        int | None,
+        str | None,
         typer.Option("--cursor", metavar="CURSOR", help="next_cursor of the previous page"),
     ] = None,
     every: Annotated[
@@ -176,9 +201,11 @@ def list_invocations(
     token: AdminTokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Invocations, oldest first, one page at a time (or --all)."""
+    """Invocations, newest first (or --order oldest), one page at a time (or --all)."""
+    if order not in ("newest", "oldest"):
+        raise typer.BadParameter(f"{order!r}: expected newest or oldest", param_hint="--order")
     filters = Filters(statuses, service, handler, key, since, until)
-    params = [*filters.params(), ("limit", limit)]
+    params = [*filters.params(), ("order", order), ("limit", limit)]
     with admin(admin_url, token) as api:
         if every:
             body: dict[str, Any] = {
@@ -191,8 +218,7 @@ def list_invocations(
     body["invocations"] = [i for i in body["invocations"] if filters.match(i)]
     if as_json:
         return print_json(body)
-    cols = ["id", "target", "status", "attempt", "entries", "created", "modified"]
-    table(None, cols, _rows(body["invocations"]))
+    _list_table(body["invocations"])
     if body.get("next_cursor") is not None:
         note(f"more: --cursor {body['next_cursor']}  (or --all)")
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -23,7 +24,9 @@ STATUS_STYLE = {
     "suspended": "magenta",
     "backing-off": "red",
     "paused": "yellow",
-    "completed": "green",
+    "succeeded": "green",
+    "failed": "bold red",
+    "completed": "green",  # a server from before succeeded/failed
     "killed": "red",
 }
 
@@ -53,13 +56,42 @@ def cell(value: Any) -> RenderableType:
     return Text(value if isinstance(value, str) else compact(value))
 
 
+#: Below this terminal width (in columns) tables drop their borders, as the limits table does,
+#: and the widest listings leave out secondary columns, so every line fits 80 columns.
+NARROW = 100
+
+
+def narrow(err: bool = False) -> bool:
+    """Whether the terminal (``COLUMNS``, else its real size) is narrower than ``NARROW``."""
+    return console(err=err).width < NARROW
+
+
 def table(
-    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], err: bool = False
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    err: bool = False,
+    whole: Iterable[str] = (),
 ) -> None:
-    """A rich table on stdout (or stderr)."""
-    out = Table(title=title, title_justify="left", header_style="bold")
-    for i, col in enumerate(columns):  # the first column (an id or a name) never wraps
-        out.add_column(col, overflow="fold", no_wrap=i == 0)
+    """A rich table on stdout (or stderr), never wider than the terminal: cells wrap instead.
+
+    The first column (an id or a name) and the ``whole`` ones (statuses, times, bars: short
+    cells that a break would make unreadable) never wrap; the others wrap at spaces and fold a
+    word longer than their width. A header never breaks inside a word. On a narrow terminal
+    (``narrow()``) the table has no borders, only a rule under its header."""
+    keep = {columns[0], *whole} if columns else set(whole)
+    options: dict[str, Any] = {}
+    if narrow(err):
+        options = {"box": box.SIMPLE_HEAVY, "show_edge": False, "pad_edge": False}
+        options["padding"] = (0, 1, 0, 0)
+    out = Table(title=title, title_justify="left", header_style="bold", **options)
+    for col in columns:
+        out.add_column(
+            col,
+            overflow="fold",
+            no_wrap=col in keep,
+            min_width=max((len(word) for word in col.split()), default=1),
+        )
     for row in rows:
         out.add_row(*(cell(c) for c in row))
     console(err=err).print(out)
@@ -81,11 +113,17 @@ def status(value: str) -> Text:
     return Text(value, style=STATUS_STYLE.get(value, "white"))
 
 
-def when(ms: int | None) -> str | None:
-    """Unix ms as local time, ``YYYY-mm-dd HH:MM:SS``."""
+def when(ms: int | None, short: bool = False) -> str | None:
+    """Unix ms as local time, ``YYYY-mm-dd HH:MM:SS`` (``short``: ``mm-dd HH:MM``)."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    pattern = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S"
+    return datetime.fromtimestamp(ms / 1000).strftime(pattern)
+
+
+#: The statuses of a finished invocation as the admin API shows them (``completed``: a
+#: server from before succeeded/failed).
+FINISHED = frozenset({"succeeded", "failed", "completed", "killed"})
 
 
 def offset(ms: int | float | None) -> str | None:

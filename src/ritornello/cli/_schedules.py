@@ -17,7 +17,7 @@ from ._client import (
     quote,
     reworded,
 )
-from ._output import fields, note, print_json, table, when
+from ._output import fields, narrow, note, print_json, table, when
 from ._state import parse_json
 
 schedules_app = typer.Typer(
@@ -106,6 +106,7 @@ def list_schedules(
         body = api.get("/schedules")
     if as_json:
         return print_json(body)
+    short = narrow()  # times as mm-dd HH:MM, so each stays on one line
     rows = [
         (
             s["id"],
@@ -113,12 +114,14 @@ def list_schedules(
             s.get("target"),
             s.get("key"),
             "paused" if s.get("paused") else "active",
-            when(s.get("last_fire_at")),
-            when(s.get("next_fire_at")),
+            when(s.get("last_fire_at"), short=short),
+            when(s.get("next_fire_at"), short=short),
         )
         for s in body["schedules"]
     ]
-    table(None, ["id", "cron", "target", "key", "state", "last fire", "next fire"], rows)
+    cols = ["id", "cron", "target", "key", "state", "last fire", "next fire"]
+    whole = ("state", "last fire", "next fire") if short else ("state",)
+    table(None, cols, rows, whole=whole)
 
 
 @schedules_app.command("show")

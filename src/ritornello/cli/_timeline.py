@@ -3,6 +3,8 @@
 One row per journal entry, in journal order: index, kind, name, the time it was committed as an
 offset from the invocation's creation, how long it waited for its completion, a bar on a shared
 time scale, and its result or error. The failed attempts (``retries``) follow in their own table.
+The bars never wrap: on a narrow terminal they are drawn shorter (``bar_width``), and the
+name and result cells wrap instead, so every line fits the terminal (80 columns and up).
 
 Entries written before the orchestrator stamped ``at`` carry no time: their time cells are
 empty and the bar is left blank. Nothing here assumes a field exists beyond ``index`` and
@@ -16,11 +18,13 @@ from typing import Any
 from rich.text import Text
 
 from ritornello.protocol._entries import WAITING_KINDS
-from ritornello.store import FINAL_STATUSES
 
-from ._output import compact, duration, offset, table
+from ._output import FINISHED, compact, console, duration, offset, table
 
-BAR = 32  # characters in the bar column
+BAR = 32  # characters in the bar column, at most
+MIN_BAR = 12  # and at least (on a terminal of 80 columns: 16)
+#: Columns the other cells of the journal table leave to its bar and result (see ``bar_width``).
+_OTHERS = 64
 #: Entry kinds that wait for a completion.
 WAITING = WAITING_KINDS
 
@@ -68,6 +72,12 @@ def _completion_at(entry: dict[str, Any]) -> int | None:
     return at if isinstance(at, int) else None
 
 
+def bar_width(columns: int) -> int:
+    """The bar's width on a terminal ``columns`` wide: ``BAR`` where there is room, narrower
+    (down to ``MIN_BAR``) where there is not. Bars never wrap: the other cells do."""
+    return max(MIN_BAR, min(BAR, columns - _OTHERS))
+
+
 def _bar(
     start: int | None,
     end: int | None,
@@ -75,22 +85,24 @@ def _bar(
     span: int,
     open_ended: bool,
     style: str = "cyan",
+    width: int = BAR,
 ) -> Text:
-    """A dot at ``start`` and a line to ``end`` (or to the right edge when ``open_ended``)."""
+    """A dot at ``start`` and a line to ``end`` (or to the right edge when ``open_ended``),
+    on a scale ``width`` characters wide."""
     if start is None:
         return Text("")
-    scale = (BAR - 1) / span if span > 0 else 0.0
-    first = min(BAR - 1, max(0, round((start - t0) * scale)))
+    scale = (width - 1) / span if span > 0 else 0.0
+    first = min(width - 1, max(0, round((start - t0) * scale)))
     last = first
     if end is not None:
-        last = min(BAR - 1, max(first, round((end - t0) * scale)))
+        last = min(width - 1, max(first, round((end - t0) * scale)))
     elif open_ended:
-        last = BAR - 1
+        last = width - 1
     bar = Text(" " * first)
     bar.append("●", style=style)
     if last > first:
         bar.append("━" * (last - first), style="dim" if end is None else style)
-    bar.append(" " * (BAR - 1 - last))  # every bar spans the whole scale
+    bar.append(" " * (width - 1 - last))  # every bar spans the whole scale
     return bar
 
 
@@ -103,7 +115,8 @@ def draw(inv: dict[str, Any]) -> None:
     stamps += [r.get("at") for r in retries] + [inv.get("modified_at")]
     t1 = max([t for t in stamps if isinstance(t, int)], default=t0)
     span = max(t1 - t0, 1)
-    finished = inv.get("status") in FINAL_STATUSES
+    finished = inv.get("status") in FINISHED
+    width = bar_width(console().width)
     rows = []
     for entry in journal:
         at = entry.get("at") if isinstance(entry.get("at"), int) else None
@@ -116,7 +129,7 @@ def draw(inv: dict[str, Any]) -> None:
                 _name(entry),
                 offset(at - t0) if at is not None else None,
                 duration(end - at) if end is not None and at is not None else None,
-                _bar(at, end, t0, span, waiting),
+                _bar(at, end, t0, span, waiting, width=width),
                 outcome(entry, live=not finished),
             )
         )
@@ -124,6 +137,7 @@ def draw(inv: dict[str, Any]) -> None:
         f"journal ({len(journal)} entries)",
         ["#", "kind", "name", "at", "took", "timeline", "result / error"],
         rows,
+        whole=("at", "took", "timeline"),
     )
     if retries:  # on the same time scale as the journal
         failed: list[tuple[Any, ...]] = []
@@ -133,8 +147,13 @@ def draw(inv: dict[str, Any]) -> None:
                 (
                     str(r.get("attempt", "")),
                     offset(at - t0) if at is not None else None,
-                    _bar(at, None, t0, span, False, style="red"),
+                    _bar(at, None, t0, span, False, style="red", width=width),
                     Text(str(r.get("error", "")), style="red"),
                 )
             )
-        table(f"retries ({len(retries)})", ["attempt", "at", "timeline", "error"], failed)
+        table(
+            f"retries ({len(retries)})",
+            ["attempt", "at", "timeline", "error"],
+            failed,
+            whole=("at", "timeline"),
+        )

@@ -113,10 +113,19 @@ class Store(ABC):
         after_seq: int = -1,
         limit: int = 1000,
         partition: int | None = None,
+        after: tuple[int, str] | None = None,
+        newest_first: bool = False,
     ) -> list[InvocationRecord]:
         """Invocations ordered by (``seq``, ``id``), filtered, starting after ``after_seq`` (a
         cursor). With ``partition`` and only non-terminal ``statuses`` (what a new leader
-        recovers) the read is strongly consistent on every backend."""
+        recovers) the read is strongly consistent on every backend.
+
+        ``newest_first`` reverses the order: (``seq``, ``id``) descending. ``after`` is a
+        keyset cursor, a (``seq``, ``id``) already given: only invocations strictly past it *in
+        the order asked* are returned (below it when ``newest_first``). Because the pair is
+        unique, paging by it never skips or repeats an invocation, even when two processes gave
+        out the same ``seq``; new invocations (higher ``seq``) never enter a newest-first walk
+        already under way. ``after_seq`` still applies (``seq > after_seq``) in both orders."""
 
     @abstractmethod
     async def find_idempotent(

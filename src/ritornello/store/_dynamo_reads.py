@@ -100,36 +100,49 @@ class Reads:
         after_seq: int,
         limit: int,
         partition: int | None,
+        after: tuple[int, str] | None = None,
+        newest_first: bool = False,
     ) -> list[InvocationRecord]:
         if limit <= 0 or (statuses is not None and not statuses):
             return []
         wanted = None if statuses is None else frozenset(statuses)
 
+        def past(seq: int, invocation_id: str) -> bool:
+            """Strictly past the keyset cursor ``after`` in the order asked."""
+            if after is None:
+                return True
+            return (seq, invocation_id) < after if newest_first else (seq, invocation_id) > after
+
         def keep(r: InvocationRecord) -> bool:
             return (
                 r.seq > after_seq
+                and past(r.seq, r.id)
                 and (wanted is None or r.status in wanted)
                 and (service is None or r.service == service)
                 and (key is None or r.key == key)
             )
 
         if partition is not None and wanted is not None and not wanted & FINAL_STATUSES:
-            return self._list_active(partition, keep, after_seq, limit)
-        return self._list_indexed(wanted, service, key, keep, after_seq, limit, partition)
+            return self._list_active(partition, keep, after_seq, limit, newest_first)
+        return self._list_indexed(
+            wanted, service, key, keep, after_seq, limit, partition, after, newest_first
+        )
 
     def _list_active(
-        self, partition: int, keep: Any, after_seq: int, limit: int
+        self, partition: int, keep: Any, after_seq: int, limit: int, newest_first: bool = False
     ) -> list[InvocationRecord]:
         """Strongly consistent: the partition's active markers, then the invocations."""
         markers = [ActiveItem.load(raw) for raw in self.client.query_pk(keys.active_pk(partition))]
-        order = sorted((int(m.seq), m.inv) for m in markers if int(m.seq) > after_seq)
+        order = sorted(
+            ((int(m.seq), m.inv) for m in markers if int(m.seq) > after_seq), reverse=newest_first
+        )
         found: list[InvocationRecord] = []
         for start in range(0, len(order), 100):
             chunk = [i for _, i in order[start : start + 100]]
             records = self._records(
                 [key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for i in chunk], True
             )
-            ordered = sorted(records.values(), key=lambda r: (r.seq, r.id))
+            ordered = sorted(records.values(), key=lambda r: (r.seq, r.id), reverse=newest_first)
             found.extend(r for r in ordered if keep(r))
             if len(found) >= limit:
                 break
@@ -144,11 +157,27 @@ class Reads:
         after_seq: int,
         limit: int,
         partition: int | None,
+        after: tuple[int, str] | None = None,
+        newest_first: bool = False,
     ) -> list[InvocationRecord]:
-        """Eventually consistent: the by_seq index of each partition, merged by (seq, id)."""
+        """Eventually consistent: the by_seq index of each partition, merged by (seq, id),
+        read forwards or (``newest_first``) backwards. The keyset cursor ``after`` becomes the
+        sort key's bound (``seq_sk`` is ``<seq>#<id>``, ordered as the pair); ``keep`` drops the
+        cursor's own row where the bound is inclusive."""
         filters: list[str] = []
         names: dict[str, str] = {}
-        values: dict[str, Any] = {":pk": {"S": ""}, ":after": {"S": keys.seq_after(after_seq)}}
+        low = keys.seq_after(after_seq)
+        condition = "seq_pk = :pk AND seq_sk > :after"
+        values: dict[str, Any] = {":pk": {"S": ""}, ":after": {"S": low}}
+        if after is not None:
+            mark = keys.seq_sk(*after)
+            if newest_first:
+                if mark < low:
+                    return []  # below the cursor is nothing past after_seq
+                condition = "seq_pk = :pk AND seq_sk BETWEEN :after AND :before"
+                values[":before"] = {"S": mark}
+            else:
+                values[":after"] = {"S": max(low, mark)}
         if wanted is not None:
             names["#st"] = "status"
             marks = []
@@ -168,21 +197,22 @@ class Reads:
         for p in self._partitions(partition):
             kwargs: dict[str, Any] = {
                 "IndexName": keys.SEQ_INDEX,
-                "KeyConditionExpression": "seq_pk = :pk AND seq_sk > :after",
+                "KeyConditionExpression": condition,
                 "ExpressionAttributeValues": {**values, ":pk": {"S": keys.seq_pk(p)}},
                 "Limit": min(max(limit, 25), 1000),
+                "ScanIndexForward": not newest_first,
             }
             if filters:
                 kwargs["FilterExpression"] = " AND ".join(filters)
                 kwargs["ExpressionAttributeNames"] = names
             rows = self.client.query(consistent=False, **kwargs)
-            per_partition.append(_take(((r["seq_sk"]["S"], r["id"]["S"]) for r in rows), limit))
-        merged = list(heapq.merge(*per_partition))[:limit]
+            per_partition.append(_take(((r["seq_sk"]["S"], r["id"]["S"]) for r in rows), limit + 1))
+        merged = list(heapq.merge(*per_partition, reverse=newest_first))[: limit + 1]
         records = self._records(
             [key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for _, i in merged], False
         )
         now = _now_ms()
-        ordered = sorted(records.values(), key=lambda r: (r.seq, r.id))
+        ordered = sorted(records.values(), key=lambda r: (r.seq, r.id), reverse=newest_first)
         return [r for r in ordered if keep(r) and not _gone(r, now)][:limit]
 
     def list_expired(

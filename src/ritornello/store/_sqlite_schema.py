@@ -361,10 +361,25 @@ LIST_SCHEDULES_IN_PARTITION = (
 GET_PARTITIONS = "SELECT value FROM meta WHERE name = 'partitions'"
 
 
-def list_invocations_sql(n_statuses: int, service: bool, key: bool, partition: bool) -> str:
-    """The query for list_invocations; parameters: after_seq, *statuses, [service], [key],
-    [partition], limit."""
+def list_invocations_sql(
+    n_statuses: int,
+    service: bool,
+    key: bool,
+    partition: bool,
+    after: bool = False,
+    newest_first: bool = False,
+) -> str:
+    """The query for list_invocations; parameters: after_seq, [after's seq, seq, id],
+    *statuses, [service], [key], [partition], limit. The keyset condition is spelled with
+    ``seq`` alone first (``seq <= ?``), so the planner ranges over an index by seq, and the
+    order's ``id`` tie-break sorts only the rows of one seq."""
     where = ["seq > ?"]
+    if after:
+        where.append(
+            "seq <= ? AND (seq < ? OR id < ?)"
+            if newest_first
+            else "seq >= ? AND (seq > ? OR id > ?)"
+        )
     if n_statuses:
         where.append(f"status IN ({', '.join('?' * n_statuses)})")
     if service:
@@ -373,7 +388,8 @@ def list_invocations_sql(n_statuses: int, service: bool, key: bool, partition: b
         where.append("key = ?")
     if partition:
         where.append("partition = ?")
-    return f"SELECT {_COLS} FROM invocations WHERE {' AND '.join(where)} ORDER BY seq, id LIMIT ?"
+    order = "seq DESC, id DESC" if newest_first else "seq, id"
+    return f"SELECT {_COLS} FROM invocations WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
 
 
 def invocation_row(r: InvocationRecord) -> tuple[object, ...]:

@@ -69,6 +69,8 @@ class StoreWrapper(Store):
         after_seq: int = -1,
         limit: int = 1000,
         partition: int | None = None,
+        after: tuple[int, str] | None = None,
+        newest_first: bool = False,
     ) -> list[InvocationRecord]:
         return await self._call(
             "list_invocations",
@@ -79,6 +81,8 @@ class StoreWrapper(Store):
                 after_seq=after_seq,
                 limit=limit,
                 partition=partition,
+                after=after,
+                newest_first=newest_first,
             ),
         )
 

@@ -376,8 +376,10 @@ class DynamoStore(Store):
         after_seq: int = -1,
         limit: int = 1000,
         partition: int | None = None,
+        after: tuple[int, str] | None = None,
+        newest_first: bool = False,
     ) -> list[InvocationRecord]:
-        args = (statuses, service, key, after_seq, limit, partition)
+        args = (statuses, service, key, after_seq, limit, partition, after, newest_first)
         return await self._run(lambda: self._r.list_invocations(*args))
 
     async def find_idempotent(

@@ -278,6 +278,8 @@ class MemoryStore(Store):
         after_seq: int = -1,
         limit: int = 1000,
         partition: int | None = None,
+        after: tuple[int, str] | None = None,
+        newest_first: bool = False,
     ) -> list[InvocationRecord]:
         self._check_open()
         wanted = None if statuses is None else frozenset(statuses)
@@ -289,8 +291,11 @@ class MemoryStore(Store):
             and (service is None or r.service == service)
             and (key is None or r.key == key)
             and (partition is None or r.partition == partition)
+            and (
+                after is None or ((r.seq, r.id) < after if newest_first else (r.seq, r.id) > after)
+            )
         ]
-        found.sort(key=lambda r: (r.seq, r.id))
+        found.sort(key=lambda r: (r.seq, r.id), reverse=newest_first)
         return found[: max(limit, 0)]
 
     async def list_expired(

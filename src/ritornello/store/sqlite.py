@@ -315,11 +315,15 @@ class SqliteStore(SqliteLimits, Store):
         after_seq: int = -1,
         limit: int = 1000,
         partition: int | None = None,
+        after: tuple[int, str] | None = None,
+        newest_first: bool = False,
     ) -> list[InvocationRecord]:
         if statuses is not None and not statuses:
             self._thread(False)
             return []
         params: list[object] = [after_seq]
+        if after is not None:
+            params.extend((after[0], after[0], after[1]))
         if statuses:
             params.extend(statuses)
         if service is not None:
@@ -334,6 +338,8 @@ class SqliteStore(SqliteLimits, Store):
             service is not None,
             key is not None,
             partition is not None,
+            after is not None,
+            newest_first,
         )
         result: list[InvocationRecord] = await self._run(False, _read_invocations, (query, params))
         return result

@@ -1,10 +1,13 @@
 // Small DOM and formatting helpers. Server data only ever becomes text nodes (never HTML), so
 // a key or a journaled value cannot inject markup.
 
+// The statuses the admin API shows (a completed invocation is succeeded or failed); a server
+// from before that split says "completed", still finished.
 export const STATUSES = [
-  "pending", "scheduled", "running", "suspended", "backing-off", "paused", "completed", "killed",
+  "pending", "scheduled", "running", "suspended", "backing-off", "paused", "succeeded", "failed",
+  "killed",
 ];
-export const TERMINAL = new Set(["completed", "killed"]);
+export const TERMINAL = new Set(["succeeded", "failed", "completed", "killed"]);
 
 /** h("a", {href: "#/x", class: "y"}, "text", child) -> Element */
 export function h(tag, props = {}, ...children) {

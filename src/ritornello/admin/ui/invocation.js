@@ -26,6 +26,27 @@ const ACTIONS = [
   ["purge", "Purge", "Forget this invocation, its journal and result?"],
 ];
 
+/** Why `action` cannot apply to an invocation in `status` (as the orchestrator would refuse
+ * it with a 409), or null when it can: cancel, kill and pause need a live invocation (pause one
+ * not paused yet), resume a paused one, purge a finished one. */
+export function whyNot(action, status) {
+  const finished = TERMINAL.has(status);
+  switch (action) {
+    case "cancel":
+    case "kill":
+      return finished ? `already ${status}: nothing left to ${action}` : null;
+    case "pause":
+      if (finished) return `already ${status}: nothing left to pause`;
+      return status === "paused" ? "already paused" : null;
+    case "resume":
+      return status === "paused" ? null : `${status}, not paused: only a paused invocation resumes`;
+    case "purge":
+      return finished ? null : `${status}: only a finished invocation can be purged`;
+    default:
+      return null;
+  }
+}
+
 const num = (v) => (typeof v === "number" ? v : null);
 
 function entryName(e) {
@@ -315,9 +336,19 @@ export function invocationView(main, id) {
     }
     notice.hidden = false;
   };
-  const actions = h("div", { class: "actions" },
-    ACTIONS.map(([action, label, question]) =>
-      h("button", { type: "button", onclick: () => act(action, question), dataset: { action } }, label)));
+  const buttons = ACTIONS.map(([action, label, question]) =>
+    h("button", {
+      type: "button", onclick: () => act(action, question), dataset: { action }, disabled: true,
+      title: "loading…",
+    }, label));
+  const actions = h("div", { class: "actions" }, buttons);
+  const enable = (status) => {
+    for (const button of buttons) {
+      const why = whyNot(button.dataset.action, status);
+      button.disabled = why !== null;
+      button.title = why === null ? `${button.textContent} this invocation` : why;
+    }
+  };
   const restart = h("div", { hidden: true }, restartForm(id, (text, isError) => {
     notice.textContent = text;
     notice.className = isError ? "notice error" : "notice";
@@ -334,6 +365,7 @@ export function invocationView(main, id) {
       const inv = await api(`invocations/${encodeURIComponent(id)}`);
       const live = !TERMINAL.has(inv.status);
       restart.hidden = live;  // a finished invocation only (the server refuses the rest)
+      enable(inv.status);
       clear(body, summary(inv), timeline(inv, live, collapsed));
       if (!live) stop();
     } catch (err) {

@@ -1,5 +1,6 @@
-// The invocation list: filters (status, service, key) live in the URL hash, so a filtered view
-// can be bookmarked; the current page is fetched again every 2 s (live status).
+// The invocation list, newest first: filters (status, service, key; limit, the page size) live
+// in the URL hash, so a filtered view can be bookmarked; the pages on screen are fetched again every 2 s (live
+// status), and "Load older" adds the next page by the listing's cursor.
 
 import { api } from "./api.js";
 import {
@@ -53,33 +54,44 @@ export function invocationsView(main) {
     () => clear(form, filterForm(params, [])),
   );
 
-  const cursor = params.get("cursor");
-  const query = {
+  const filters = {
     status: params.get("status"), service: params.get("service"), key: params.get("key"),
-    cursor, limit: PAGE,
+    limit: params.get("limit") || PAGE,
   };
-  const stop = poll(async () => {
+  // Newest first. "Load older" follows the last page's next_cursor: one more page is kept on
+  // screen, and each refresh walks the same number of pages again from the newest (the cursor
+  // is a position, so a page never repeats or skips a row; new invocations appear on top).
+  let pages = 1;
+  let generation = 0;
+  const load = async () => {
+    const mine = ++generation;
     try {
-      const body = await api("invocations", { query });
+      const rows = [];
+      let cursor = null;
+      let next = null;
+      for (let n = 0; n < pages; n++) {
+        const body = await api("invocations", { query: { ...filters, cursor } });
+        rows.push(...body.invocations);
+        next = body.next_cursor ?? null;
+        if (next === null) break;
+        cursor = next;
+      }
+      if (mine !== generation) return; // a newer load is under way
       clear(list, table(
         ["id", "target", "status", "attempt", "entries", "created", "modified"],
-        body.invocations.map(row),
+        rows.map(row),
         "No invocation matches.",
       ));
-      const next = body.next_cursor;
-      const here = Object.fromEntries(params);
-      clear(pager,
-        cursor ? h("a", { class: "button", href: "#/invocations", onclick: (e) => {
-          e.preventDefault(); setHashQuery("#/invocations", { ...here, cursor: "" });
-        } }, "First page") : null,
-        next !== null && next !== undefined ? h("a", { class: "button", href: "#", onclick: (e) => {
-          e.preventDefault(); setHashQuery("#/invocations", { ...here, cursor: next });
-        } }, "Next page") : null);
+      clear(pager, next !== null ? h("button", {
+        type: "button", class: "more", title: "the next page, older invocations",
+        onclick: () => { pages += 1; load(); },
+      }, "Load older") : h("span", { class: "muted end" }, rows.length ? "No older invocation." : ""));
       status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
     } catch (err) {
+      if (mine !== generation) return;
       clear(list, errorBox(err));
       status.textContent = "";
     }
-  }, REFRESH_MS);
-  return stop;
+  };
+  return poll(load, REFRESH_MS);
 }
