@@ -190,7 +190,7 @@ def test_restart_as_new_dry_run_and_resume_on_a_deployment(dev: Dev) -> None:
     assert dry["matches"] is True and dry["kept"] == 2
     new = dev.json("invocations", "restart-as-new", done, "--from", "2", "--deployment", "latest")
     new_id = new["new_invocation_id"]
-    wait_until(lambda: _status(dev, new_id) == "completed", 20, "the restarted invocation")
+    wait_until(lambda: _status(dev, new_id) == "succeeded", 20, "the restarted invocation")
     shown = dev.json("invocations", "show", new_id)
     assert [e["kind"] for e in shown["journal"]] == ["input", "run", "output"]
     assert shown["result"] == {"value": "Hello, Again!"}

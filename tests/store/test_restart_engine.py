@@ -145,7 +145,7 @@ def test_restart_as_new_and_dry_run(backend: str, tmp_path: Path) -> None:
             assert await _result(engine, new) == {"value": "charged book, shipped book by v2"}
             assert ran == {"v1:charge": 1, "v1:ship": 1, "v2:ship": 1}
             shown = (await client.get(f"/invocations/{new}")).json()
-            assert shown["deployment_id"] == v2 and shown["status"] == "completed"
+            assert shown["deployment_id"] == v2 and shown["status"] == "succeeded"
             assert [e["kind"] for e in shown["journal"]] == ["input", "run", "run", "output"]
             _, entries, completions = await engine.describe(new)
             for text in entries + completions:  # the kept ones stamped again, once

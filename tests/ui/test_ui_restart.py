@@ -81,7 +81,7 @@ def test_restart_as_new_from_the_invocation_page(browser: Any, admin: tuple[str,
     wait.until(lambda b: "#/invocations/inv_" in b.current_url and done not in b.current_url)
     new = browser.current_url.rsplit("/", 1)[1]
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "h1"), new))
-    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dl.facts"), "completed"))
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dl.facts"), "succeeded"))
     kinds = [
         e.find_element(By.CSS_SELECTOR, ".kind").text
         for e in browser.find_elements(By.CSS_SELECTOR, "#timeline li.entry")
