@@ -1,0 +1,57 @@
+"""An AWS Lambda durable function, written with AWS's SDK as on AWS (nothing of Ritornello's):
+served by ``ritornello lambda-emulator`` for tests/integration/test_aws_durable.py.
+
+The event's ``mode`` picks what it does; every step appends ``<execution> <step>`` to the file
+``DURABLE_LEDGER`` names, so a test counts how often each step ran.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
+from aws_durable_execution_sdk_python.config import Duration
+
+
+def _ledger(ctx: DurableContext, line: str) -> None:
+    execution = ctx.state.durable_execution_arn.rsplit("/", 1)[-1]
+    with Path(os.environ["DURABLE_LEDGER"]).open("a") as fh:
+        fh.write(f"{execution} {line}\n")
+
+
+@durable_execution
+def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
+    mode = event.get("mode")
+    if mode == "steps":
+
+        def add(n: int) -> Any:
+            def run(_: StepContext) -> int:
+                _ledger(ctx, f"add-{n}")
+                return n
+
+            return run
+
+        total = sum(ctx.step(add(n), name=f"add-{n}") for n in event["numbers"])
+        return {"total": total}
+    if mode == "wait":
+        before = ctx.step(lambda _: _ledger(ctx, "before") or "before", name="before")
+        ctx.wait(Duration.from_seconds(event.get("seconds", 1)), name="pause")
+        after = ctx.step(lambda _: _ledger(ctx, "after") or "after", name="after")
+        return [before, after]
+    if mode == "callback":
+        callback = ctx.create_callback(name="approval")
+
+        def publish(_: StepContext) -> str:
+            # where a test finds the callback id (as an email or a queue would carry it)
+            Path(event["publish_to"]).write_text(callback.callback_id)
+            _ledger(ctx, "publish")
+            return callback.callback_id
+
+        ctx.step(publish, name="publish")
+        return {"approved": callback.result()}
+    if mode == "fail":
+        ctx.step(lambda _: _ledger(ctx, "doomed") or 1, name="doomed")
+        raise ValueError("the order is invalid")
+    raise ValueError(f"unknown mode {mode!r}")
