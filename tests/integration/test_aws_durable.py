@@ -149,3 +149,92 @@ def test_a_wait_is_a_durable_timer_that_invokes_the_function_again(pair: Pair) -
     entries = journal(pair, inv)
     pause = next(e for e in entries if e.get("kind") == "sleep")
     assert pause["name"] == "WAIT START pause" and pause["duration_ms"] == 1000, pause
+
+
+def lambda_client(pair: Pair) -> Any:
+    """boto3's Lambda client pointed at the orchestrator's ingress (the durable API)."""
+    import boto3
+
+    return boto3.client(
+        "lambda",
+        endpoint_url=pair.orch.ingress,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def wait_for(path: Path, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing in {path}")
+
+
+def suspended(pair: Pair, inv_id: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        detail = http("GET", f"{pair.orch.admin}/invocations/{inv_id}")[1]
+        if detail["status"] == "suspended":
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{inv_id} did not suspend: {detail}")
+
+
+def test_a_callback_resolved_through_the_durable_api(pair: Pair) -> None:
+    publish = pair.tmp / "callback-api.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish)})
+    callback_id = wait_for(publish)
+    suspended(pair, inv)
+    client = lambda_client(pair)
+    client.send_durable_execution_callback_heartbeat(CallbackId=callback_id)
+    client.send_durable_execution_callback_success(
+        CallbackId=callback_id, Result=json.dumps({"by": "alice"}).encode()
+    )
+    # the SDK hands a callback's result over as the text sent (its pass-through serdes)
+    assert pair.attach(inv) == (200, {"approved": '{"by": "alice"}'}), pair.orch.output()
+    assert pair.ran(inv) == {"publish": 1}
+    # completed twice: refused, in Lambda's error shape (boto3 raises the modelled class)
+    with pytest.raises(client.exceptions.InvalidParameterValueException):
+        client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"2")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.send_durable_execution_callback_failure(
+            CallbackId=callback_id[:-3] + "AAA", Error={"ErrorMessage": "no"}
+        )
+    entries = journal(pair, inv)
+    assert [e["kind"] for e in entries if e.get("name") == "CALLBACK START approval"] == [
+        "awakeable"
+    ]
+
+
+def test_a_callback_rejected_through_the_awakeable_path(pair: Pair) -> None:
+    publish = pair.tmp / "callback-awakeable.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish)})
+    callback_id = wait_for(publish)
+    status, body, _ = http(
+        "POST",
+        f"{pair.orch.ingress}/restate/awakeables/{callback_id}/reject",
+        raw=b"not approved",
+        headers={"content-type": "text/plain"},
+    )
+    assert status == 202, body
+    status, body = pair.attach(inv)
+    assert status == 500 and "not approved" in body["message"], body
+
+
+def test_a_callback_resolved_through_the_awakeable_path(pair: Pair) -> None:
+    publish = pair.tmp / "callback-resolve.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish)})
+    callback_id = wait_for(publish)
+    status, body, _ = http(
+        "POST", f"{pair.orch.ingress}/restate/a/{callback_id}/resolve", {"by": "bob"}
+    )
+    assert status == 202, body
+    assert pair.attach(inv) == (200, {"approved": '{"by":"bob"}'}), pair.orch.output()
+    client = lambda_client(pair)
+    with pytest.raises(client.exceptions.InvalidParameterValueException):
+        client.send_durable_execution_callback_failure(
+            CallbackId=callback_id, Error={"ErrorMessage": "too late"}
+        )

@@ -31,7 +31,6 @@ from urllib.parse import parse_qs, unquote
 from ritornello.protocol import parse_awakeable_id
 
 from .._json import dumpb, dumps, loads
-from ..core import value_result
 from ..errors import NotFoundError, OrchestratorError, StateConflictError
 from ..protocols.aws_durable import (
     INVALID_TOKEN,
@@ -237,13 +236,14 @@ class DurableApi:
                 raise ApiError(404, _GONE, f"no callback {callback_id}")
             return 200, b"{}"
         if op == "succeed":
+            # the value (for Ritornello's readers) and the exact text sent (the SDK's Result)
+            text = body.decode("utf-8", "replace")
+            value = text if text.strip() else "null"
             try:
-                text = body.decode("utf-8")
-                loads(text)
-                value = text if text.strip() else "null"
-            except ValueError:  # not JSON (or not UTF-8): kept as a JSON string of its text
-                value = dumps(body.decode("utf-8", "replace"))
-            result = value_result(value)
+                loads(value)
+            except ValueError:  # not JSON: its value is the text as a JSON string
+                value = dumps(text)
+            result = '{"value":' + value + ',"text":' + dumps(text) + "}"
         else:
             try:
                 error = loads(body) if body else {}

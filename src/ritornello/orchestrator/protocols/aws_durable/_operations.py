@@ -206,7 +206,8 @@ def _apply(
                 }
                 op["Status"] = "FAILED"
             elif done is not None:
-                details["Result"] = dumps(done.get("value"))
+                text = done.get("text")  # as sent to the callback API, else the JSON value
+                details["Result"] = text if isinstance(text, str) else dumps(done.get("value"))
                 op["Status"] = "SUCCEEDED"
     elif action in ("SUCCEED", "FAIL"):
         op["Status"] = "SUCCEEDED" if action == "SUCCEED" else "FAILED"
