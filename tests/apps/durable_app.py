@@ -8,6 +8,7 @@ The event's ``mode`` picks what it does; every step appends ``<execution> <step>
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,18 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
 
         ctx.step(publish, name="publish")
         return {"approved": callback.result()}
+    if mode == "zombie":
+        ctx.step(lambda _: _ledger(ctx, "first") or 1, name="first")
+
+        def slow(_: StepContext) -> str:
+            marker = Path(event["marker"])
+            if not marker.exists():  # the first run only: outlive the attempt's timeout
+                marker.write_text("slept")
+                time.sleep(event["sleep_s"])
+            _ledger(ctx, "slow")
+            return "slow"
+
+        return ctx.step(slow, name="slow")
     if mode == "fail":
         ctx.step(lambda _: _ledger(ctx, "doomed") or 1, name="doomed")
         raise ValueError("the order is invalid")

@@ -25,7 +25,7 @@ class Pair:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.ledger = tmp / "ledger.txt"
-        self.orch = Orchestrator(tmp, **aws_env(0, tmp))
+        self.orch = Orchestrator(tmp, **aws_env(0, tmp), RITORNELLO_ATTEMPT_TIMEOUT_S="2")
         self.emulator = LambdaEmulatorProcess(
             tmp,
             "tests/apps/durable_app.py",
@@ -238,3 +238,124 @@ def test_a_callback_resolved_through_the_awakeable_path(pair: Pair) -> None:
         client.send_durable_execution_callback_failure(
             CallbackId=callback_id, Error={"ErrorMessage": "too late"}
         )
+
+
+def test_a_zombie_run_cannot_checkpoint(pair: Pair) -> None:
+    """The first run outlives its attempt (2 s): the attempt after it starts a new run, and
+    the zombie's checkpoint token is refused when it wakes; its step's result is never
+    journaled (the step re-ran in the new run: at-least-once, as AWS's steps are)."""
+    marker = pair.tmp / "zombie-marker"
+    inv = pair.send({"mode": "zombie", "marker": str(marker), "sleep_s": 3.5})
+    assert pair.attach(inv) == (200, "slow"), pair.orch.output()
+    deadline = time.monotonic() + 10
+    while "Invalid checkpoint token" not in pair.emulator.output():
+        assert time.monotonic() < deadline, pair.emulator.output()
+        time.sleep(0.1)
+    assert pair.ran(inv) == {"first": 1, "slow": 2}
+    names = [e.get("name") for e in journal(pair, inv)]
+    assert names.count("STEP SUCCEED slow") == 1 and names.count("STEP SUCCEED first") == 1
+
+
+def test_forged_tokens_and_malformed_checkpoints_are_refused(pair: Pair) -> None:
+    client = lambda_client(pair)
+    status, body, headers = pair.call({"mode": "steps", "numbers": [5]})
+    assert status == 200, body
+    inv = headers["x-restate-id"]
+    arn = f"{ARN}/durable-execution/{inv}/{inv}"
+    update = {"Id": "x", "Type": "STEP", "Action": "SUCCEED", "Payload": "1"}
+    for token in ["", "nonsense", f"{inv}.1.00.00", f"{inv}.1.abcd.{'0' * 32}"]:
+        with pytest.raises(client.exceptions.InvalidParameterValueException) as err:
+            client.checkpoint_durable_execution(
+                DurableExecutionArn=arn, CheckpointToken=token or "x", Updates=[update]
+            )
+        assert "Invalid checkpoint token" in str(err.value)
+    with pytest.raises(client.exceptions.InvalidParameterValueException):
+        client.get_durable_execution_state(DurableExecutionArn=arn, CheckpointToken="x.1.2.3")
+    quoted = arn.replace("/", "%2F")
+    url = f"{pair.orch.ingress}/2025-12-01/durable-executions/{quoted}/checkpoint"
+    for raw, why in [
+        (b"{not json", "not JSON"),
+        (b"[1]", "JSON object"),
+        (b'{"CheckpointToken": 7}', "CheckpointToken"),
+        (b'{"CheckpointToken": "t", "Updates": {}}', "Updates must be a list"),
+        (b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "STEP"}]}', "Action"),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "", "Type": "STEP", "Action": "START"}]}',
+            ".Id",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "WAIT", '
+            b'"Action": "START"}]}',
+            "WaitSeconds",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "WAIT", "Action": "START",'
+            b' "WaitOptions": {"WaitSeconds": -1}}]}',
+            "WaitSeconds",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "STEP", "Action": "RETRY",'
+            b' "StepOptions": {"NextAttemptDelaySeconds": "1"}}]}',
+            "NextAttemptDelaySeconds",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "WAIT", "Action": "RETRY",'
+            b' "WaitOptions": {"WaitSeconds": 1}}]}',
+            "only a STEP",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "STEP", "Action": "FAIL",'
+            b' "Error": "x"}]}',
+            "Error must be an object",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "EXECUTION",'
+            b' "Action": "SUCCEED"}]}',
+            "not supported",
+        ),
+    ]:
+        status, answer, headers = http("POST", url, raw=raw)
+        assert status == 400, (raw, status, answer)
+        assert headers["x-amzn-errortype"] == "InvalidParameterValueException", headers
+        assert why in answer["message"], (raw, answer)
+    # nothing of it reached the journal
+    assert sum(1 for e in journal(pair, inv) if e.get("name") == "STEP SUCCEED x") == 0
+    status, answer, headers = http("GET", f"{pair.orch.ingress}/2025-12-01/nothing-here")
+    assert status == 404 and headers["x-amzn-errortype"] == "UnknownOperationException"
+
+
+def test_executions_are_described_and_stopped_through_boto3(pair: Pair) -> None:
+    client = lambda_client(pair)
+    status, body, headers = pair.call({"mode": "steps", "numbers": [4]})
+    assert status == 200, body
+    inv = headers["x-restate-id"]
+    arn = f"{ARN}/durable-execution/{inv}/{inv}"
+    described = client.get_durable_execution(DurableExecutionArn=arn)
+    assert described["Status"] == "SUCCEEDED" and json.loads(described["Result"]) == {"total": 4}
+    assert json.loads(described["InputPayload"]) == {"mode": "steps", "numbers": [4]}
+    assert described["FunctionArn"] == ARN and described["DurableExecutionArn"] == arn
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_durable_execution(DurableExecutionArn=arn.replace(inv, "inv_nothing"))
+
+    publish = pair.tmp / "callback-stop.txt"
+    waiting = pair.send({"mode": "callback", "publish_to": str(publish)})
+    wait_for(publish)
+    suspended(pair, waiting)
+    arn = f"{ARN}/durable-execution/{waiting}/{waiting}"
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "RUNNING"
+    client.stop_durable_execution(DurableExecutionArn=arn)
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "STOPPED"
+    assert pair.attach(waiting)[0] == 409
+
+
+def test_kill9_of_the_orchestrator_during_a_wait(pair: Pair) -> None:
+    inv = pair.send({"mode": "wait", "seconds": 2})
+    deadline = time.monotonic() + 10
+    while pair.ran(inv) != {"before": 1}:
+        assert time.monotonic() < deadline, pair.orch.output()
+        time.sleep(0.05)
+    suspended(pair, inv)
+    pair.orch.kill9()
+    pair.restart_orchestrator()
+    assert pair.attach(inv) == (200, ["before", "after"]), pair.orch.output()
+    assert pair.ran(inv) == {"before": 1, "after": 1}
