@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
-from aws_durable_execution_sdk_python.config import Duration
+from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, StepConfig
+from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
 
 
 def _ledger(ctx: DurableContext, line: str) -> None:
@@ -64,6 +65,31 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
             return "slow"
 
         return ctx.step(slow, name="slow")
+    if mode == "retry":
+        # fails its first attempt; retried after 1 s (a durable timer), then succeeds
+        strategy = create_retry_strategy(
+            RetryStrategyConfig(
+                max_attempts=3,
+                initial_delay=Duration.from_seconds(1),
+                jitter_strategy=JitterStrategy.NONE,
+            )
+        )
+
+        def flaky(step: StepContext) -> str:
+            _ledger(ctx, "flaky")
+            marker = Path(event["marker"])
+            if not marker.exists():
+                marker.write_text("failed once")
+                raise RuntimeError("first attempt fails")
+            return "recovered"
+
+        return ctx.step(flaky, name="flaky", config=StepConfig(retry_strategy=strategy))
+    if mode == "parallel":
+        batch = ctx.parallel(
+            [lambda c, n=n: c.step(lambda _: n * 10, name=f"times-{n}") for n in (1, 2, 3)],
+            name="fan",
+        )
+        return sorted(batch.get_results())
     if mode == "fail":
         ctx.step(lambda _: _ledger(ctx, "doomed") or 1, name="doomed")
         raise ValueError("the order is invalid")

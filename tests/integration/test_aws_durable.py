@@ -348,6 +348,66 @@ def test_executions_are_described_and_stopped_through_boto3(pair: Pair) -> None:
     assert pair.attach(waiting)[0] == 409
 
 
+def test_a_step_retried_after_a_durable_timer(pair: Pair) -> None:
+    marker = pair.tmp / "retry-marker"
+    started = time.monotonic()
+    status, body, headers = pair.call({"mode": "retry", "marker": str(marker)})
+    assert (status, body) == (200, "recovered"), pair.orch.output()
+    assert time.monotonic() - started >= 1.0  # the step's retry delay
+    inv = headers["x-restate-id"]
+    assert pair.ran(inv) == {"flaky": 2}
+    kinds = [(e["kind"], e.get("name")) for e in journal(pair, inv)]
+    assert ("sleep", "STEP RETRY flaky") in kinds and ("run", "STEP SUCCEED flaky") in kinds
+
+
+def test_parallel_branches_in_child_contexts(pair: Pair) -> None:
+    status, body, headers = pair.call({"mode": "parallel"})
+    assert (status, body) == (200, [10, 20, 30]), pair.orch.output()
+    names = [e.get("name") for e in journal(pair, headers["x-restate-id"])]
+    assert "CONTEXT SUCCEED fan" in names, names
+
+
+def test_cancel_ends_a_waiting_execution(pair: Pair) -> None:
+    publish = pair.tmp / "callback-cancel.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish)})
+    wait_for(publish)
+    suspended(pair, inv)
+    status, body, _ = http("PATCH", f"{pair.orch.admin}/invocations/{inv}/cancel")
+    assert status in (200, 202), body
+    status, body = pair.attach(inv)
+    assert status == 409 and "cancelled" in body["message"], body
+
+
+def test_history_and_listing_through_boto3(pair: Pair) -> None:
+    client = lambda_client(pair)
+    status, body, headers = pair.call({"mode": "wait", "seconds": 1})
+    assert status == 200, body
+    inv = headers["x-restate-id"]
+    arn = f"{ARN}/durable-execution/{inv}/{inv}"
+    events = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    kinds = [e["EventType"] for e in events]
+    assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionSucceeded", kinds
+    assert kinds.index("WaitStarted") < kinds.index("WaitSucceeded"), kinds
+    assert [e["EventId"] for e in events] == list(range(1, len(events) + 1))
+    first = client.get_durable_execution_history(DurableExecutionArn=arn, MaxItems=2)
+    assert len(first["Events"]) == 2 and first["NextMarker"] == "2"
+
+    listed = client.list_durable_executions_by_function(FunctionName="orders")
+    arns = [e["DurableExecutionArn"] for e in listed["DurableExecutions"]]
+    assert arn in arns
+    assert {e["Status"] for e in listed["DurableExecutions"]} >= {"SUCCEEDED", "FAILED"}
+    failed = client.list_durable_executions_by_function(FunctionName=ARN, Statuses=["FAILED"])
+    assert {e["Status"] for e in failed["DurableExecutions"]} == {"FAILED"}
+    other = ARN.rsplit(":", 1)[0]
+    assert client.list_durable_executions_by_function(FunctionName=other, Qualifier="1")[
+        "DurableExecutions"
+    ]
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.list_durable_executions_by_function(FunctionName="orders", Qualifier="2")
+    with pytest.raises(client.exceptions.InvalidParameterValueException):
+        client.get_durable_execution_history(DurableExecutionArn=arn, Marker="x")
+
+
 def test_kill9_of_the_orchestrator_during_a_wait(pair: Pair) -> None:
     inv = pair.send({"mode": "wait", "seconds": 2})
     deadline = time.monotonic() + 10

@@ -6,6 +6,9 @@ botocore sends and parses it, so an AWS durable function needs only ``AWS_ENDPOI
 ``POST /2025-12-01/durable-executions/{arn}/checkpoint``               CheckpointDurableExecution
 ``GET  /2025-12-01/durable-executions/{arn}/state``                    GetDurableExecutionState
 ``GET  /2025-12-01/durable-executions/{arn}``                          GetDurableExecution
+``GET  /2025-12-01/durable-executions/{arn}/history``                  GetDurableExecutionHistory
+``GET  /2025-12-01/functions/{name}/durable-executions``               ListDurableExecutions-
+                                                                       ByFunction
 ``POST /2025-12-01/durable-executions/{arn}/stop``                     StopDurableExecution
 ``POST /2025-12-01/durable-execution-callbacks/{id}/succeed|fail``     SendDurableExecution-
 ``POST /2025-12-01/durable-execution-callbacks/{id}/heartbeat``        Callback{Success,...}
@@ -29,17 +32,19 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from ritornello.protocol import parse_awakeable_id
+from ritornello.store import InvocationRecord
 
 from .._json import dumpb, dumps, loads
 from ..errors import NotFoundError, OrchestratorError, StateConflictError
 from ..protocols.aws_durable import (
     INVALID_TOKEN,
-    WIRE,
+    AwsDurableProtocol,
     Checkpoint,
     Reply,
     UpdateError,
     check_updates,
     execution_arn,
+    history,
     invocation_of,
     to_wire,
 )
@@ -56,10 +61,6 @@ PREFIX = "/2025-12-01/"
 CHECKPOINT_WAIT_S = 60.0
 _BAD = "InvalidParameterValueException"
 _GONE = "ResourceNotFoundException"
-_STATUS = {
-    "completed": "SUCCEEDED",
-    "killed": "STOPPED",
-}
 
 
 class ApiError(Exception):
@@ -120,9 +121,13 @@ class DurableApi:
                     return self._state(inv_id, query)
                 if (method, op) == ("GET", ""):
                     return await self._describe(inv_id, segs[1])
+                if (method, op) == ("GET", "history"):
+                    return await self._history(inv_id, segs[1], query)
                 if (method, op) == ("POST", "stop"):
                     await self.engine.kill(inv_id)
                     return 200, dumpb({"StopTimestamp": time.time()})
+            if segs[0] == "functions" and segs[2:] == ["durable-executions"] and method == "GET":
+                return await self._list(segs[1], query)
             if len(segs) == 3 and segs[0] == "durable-execution-callbacks" and method == "POST":
                 return await self._callback(segs[1], segs[2], scope, receive)
         except OrchestratorError as exc:
@@ -194,32 +199,77 @@ class DurableApi:
         state = [to_wire(op) for op in run.operations.values()]
         return 200, dumpb({"Operations": state})
 
-    async def _describe(self, inv_id: str, arn: str) -> tuple[int, bytes]:
+    async def _execution(self, inv_id: str, arn: str) -> tuple[InvocationRecord, str]:
+        """An execution's invocation and its function's ARN (404 when it is none)."""
         rec = await self.engine.store.get_invocation(inv_id)
         found = self.engine.deployments.endpoint(rec.deployment_id) if rec is not None else None
-        if rec is None or found is None or found[0].name != WIRE:
+        if rec is None or found is None or not isinstance(found[0], AwsDurableProtocol):
             raise ApiError(404, _GONE, f"no durable execution {arn}")
-        function_arn = getattr(found[0], "function_arn", "")
+        return rec, found[0].function_arn
+
+    async def _describe(self, inv_id: str, arn: str) -> tuple[int, bytes]:
+        rec, function_arn = await self._execution(inv_id, arn)
         entries, _ = await self.engine.store.get_journal(inv_id)
         first = loads(entries[0]) if entries else {}
-        out: dict[str, Any] = {
-            "DurableExecutionArn": execution_arn(function_arn, inv_id),
-            "DurableExecutionName": inv_id,
-            "FunctionArn": function_arn,
-            "InputPayload": dumps(first.get("value")),
-            "StartTimestamp": rec.created_at / 1000,
-            "Status": _STATUS.get(rec.status, "RUNNING"),
-            "Version": function_arn.rpartition(":")[2],
-        }
+        out = _summary(rec, function_arn)
+        out["InputPayload"] = dumps(first.get("value"))
+        out["Version"] = function_arn.rpartition(":")[2]
         if rec.result is not None:
-            out["EndTimestamp"] = rec.modified_at / 1000
             result = loads(rec.result)
             if "failure" in result:
-                if out["Status"] == "SUCCEEDED":
-                    out["Status"] = "FAILED"
                 out["Error"] = {"ErrorMessage": str(result["failure"].get("message"))}
             else:
                 out["Result"] = dumps(result.get("value"))
+        return 200, dumpb(out)
+
+    async def _history(
+        self, inv_id: str, arn: str, query: dict[str, list[str]]
+    ) -> tuple[int, bytes]:
+        rec, _ = await self._execution(inv_id, arn)
+        entries, texts = await self.engine.store.get_journal(inv_id)
+        completions = {int(loads(t)["index"]): t for t in texts}
+        status = _status(rec)
+        ended = (status.title(), rec.modified_at) if status != "RUNNING" else None
+        events = history(inv_id, entries, completions, rec.created_at, ended)
+        if _flag(query, "ReverseOrder"):
+            events.reverse()
+        start, size = _page(query)
+        page = events[start : start + size]
+        for event in page:
+            if "EventTimestamp" in event:
+                event["EventTimestamp"] /= 1000
+        out: dict[str, Any] = {"Events": page}
+        if start + size < len(events):
+            out["NextMarker"] = str(start + size)
+        return 200, dumpb(out)
+
+    async def _list(self, function: str, query: dict[str, list[str]]) -> tuple[int, bytes]:
+        """ListDurableExecutionsByFunction: the executions of the registered durable functions
+        ``function`` names (a name, a partial or a full ARN; ``Qualifier`` narrows it)."""
+        qualifier = (query.get("Qualifier") or [""])[0] or None
+        targets = {
+            dep_id: adapter.function_arn
+            for dep_id in list(self.engine.registry.deployments)
+            if (found := self.engine.deployments.endpoint(dep_id)) is not None
+            and isinstance(adapter := found[0], AwsDurableProtocol)
+            and _names(function, qualifier, adapter.function_arn)
+        }
+        if not targets:
+            raise ApiError(404, _GONE, f"no durable function {function}")
+        wanted = set(query.get("Statuses") or ())
+        start, size = _page(query)
+        found_execs = []
+        for dep_id, function_arn in targets.items():
+            service = loads(self.engine.registry.deployments[dep_id].services)["services"][0]
+            for rec in await self.engine.store.list_invocations(
+                service=service["name"], limit=10_000
+            ):
+                if rec.deployment_id == dep_id and (not wanted or _status(rec) in wanted):
+                    found_execs.append(_summary(rec, function_arn))
+        found_execs.sort(key=lambda e: e["StartTimestamp"], reverse=_flag(query, "ReverseOrder"))
+        out: dict[str, Any] = {"DurableExecutions": found_execs[start : start + size]}
+        if start + size < len(found_execs):
+            out["NextMarker"] = str(start + size)
         return 200, dumpb(out)
 
     async def _callback(
@@ -256,3 +306,54 @@ class DurableApi:
             result = dumps({"failure": failure})
         await self.engine.complete_awakeable(callback_id, result)
         return 200, b"{}"
+
+
+def _status(rec: InvocationRecord) -> str:
+    """An invocation's status as a durable execution's."""
+    if rec.status == "killed":
+        return "STOPPED"
+    if rec.status != "completed":
+        return "RUNNING"
+    return "FAILED" if rec.result is not None and '"failure"' in rec.result[:12] else "SUCCEEDED"
+
+
+def _summary(rec: InvocationRecord, function_arn: str) -> dict[str, Any]:
+    """What every answer says of an execution."""
+    status = _status(rec)
+    out: dict[str, Any] = {
+        "DurableExecutionArn": execution_arn(function_arn, rec.id),
+        "DurableExecutionName": rec.id,
+        "FunctionArn": function_arn,
+        "Status": status,
+        "StartTimestamp": rec.created_at / 1000,
+    }
+    if status != "RUNNING":
+        out["EndTimestamp"] = rec.modified_at / 1000
+    return out
+
+
+def _names(function: str, qualifier: str | None, function_arn: str) -> bool:
+    """Whether a FunctionName (and Qualifier) names the function ``function_arn``."""
+    head, _, version = function_arn.rpartition(":")
+    name = head.rpartition(":function:")[2]
+    given, _, given_version = function.rpartition(":function:")[2].partition(":")
+    if function.startswith("arn:") and not function_arn.startswith(function.split(":function:")[0]):
+        return False
+    wanted = qualifier or given_version or None
+    return given == name and (wanted is None or wanted == version)
+
+
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    return (query.get(name) or ["false"])[0].lower() == "true"
+
+
+def _page(query: dict[str, list[str]]) -> tuple[int, int]:
+    """(start, size) from ``Marker`` and ``MaxItems`` (400 when they are not numbers)."""
+    try:
+        start = int((query.get("Marker") or ["0"])[0])
+        size = int((query.get("MaxItems") or ["1000"])[0])
+    except ValueError:
+        raise ApiError(400, _BAD, "Marker and MaxItems must be integers") from None
+    if start < 0 or not 1 <= size <= 1000:
+        raise ApiError(400, _BAD, "Marker must be >= 0 and MaxItems from 1 to 1000")
+    return start, size

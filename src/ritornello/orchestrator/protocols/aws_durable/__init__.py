@@ -2,7 +2,8 @@
 execution SDK, unmodified, run on Ritornello's engine.
 
 ``_operations`` maps AWS's operation updates onto journal entries and folds them back,
-``_runs`` holds the live runs and their checkpoint tokens, ``_adapter`` invokes the function.
+``_runs`` holds the live runs and their checkpoint tokens, ``_adapter`` invokes the function,
+``_history`` tells an execution's history from its journal.
 The API the function checkpoints through is served on the ingress (``ingress._durable_api``).
 """
 
@@ -14,6 +15,7 @@ from ritornello.orchestrator.protocols.aws_durable._adapter import (
     execution_arn,
     invocation_of,
 )
+from ritornello.orchestrator.protocols.aws_durable._history import history
 from ritornello.orchestrator.protocols.aws_durable._operations import (
     UpdateError,
     check_updates,
@@ -40,6 +42,7 @@ __all__ = [
     "check_updates",
     "discovery",
     "execution_arn",
+    "history",
     "invocation_of",
     "to_wire",
 ]
