@@ -408,14 +408,39 @@ def test_history_and_listing_through_boto3(pair: Pair) -> None:
         client.get_durable_execution_history(DurableExecutionArn=arn, Marker="x")
 
 
-def test_kill9_of_the_orchestrator_during_a_wait(pair: Pair) -> None:
+def test_kill9_of_the_orchestrator_during_a_wait_and_a_pending_callback(pair: Pair) -> None:
+    publish = pair.tmp / "callback-kill9.txt"
+    pending = pair.send({"mode": "callback", "publish_to": str(publish)})
     inv = pair.send({"mode": "wait", "seconds": 2})
+    callback_id = wait_for(publish)
     deadline = time.monotonic() + 10
     while pair.ran(inv) != {"before": 1}:
         assert time.monotonic() < deadline, pair.orch.output()
         time.sleep(0.05)
     suspended(pair, inv)
+    suspended(pair, pending)
     pair.orch.kill9()
     pair.restart_orchestrator()
     assert pair.attach(inv) == (200, ["before", "after"]), pair.orch.output()
     assert pair.ran(inv) == {"before": 1, "after": 1}
+    lambda_client(pair).send_durable_execution_callback_success(
+        CallbackId=callback_id, Result=b'"after the crash"'
+    )
+    assert pair.attach(pending) == (200, {"approved": '"after the crash"'}), pair.orch.output()
+    assert pair.ran(pending) == {"publish": 1}
+
+
+def test_kill9_of_the_orchestrator_during_a_step(pair: Pair) -> None:
+    """The function is inside a step when the orchestrator dies: its checkpoint cannot land
+    (nor, once it is back, with that run's token); the re-driven attempt replays the journaled
+    step and runs the interrupted one again (at-least-once), and the execution finishes."""
+    marker = pair.tmp / "kill9-step-marker"
+    inv = pair.send({"mode": "zombie", "marker": str(marker), "sleep_s": 1.0})
+    wait_for(marker)
+    pair.orch.kill9()
+    pair.restart_orchestrator()
+    assert pair.attach(inv) == (200, "slow"), pair.orch.output()
+    ran = pair.ran(inv)
+    assert ran["first"] == 1 and ran["slow"] in (1, 2), ran
+    names = [e.get("name") for e in journal(pair, inv)]
+    assert names.count("STEP SUCCEED first") == 1 and names.count("STEP SUCCEED slow") == 1
