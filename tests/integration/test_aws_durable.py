@@ -309,9 +309,14 @@ def test_forged_tokens_and_malformed_checkpoints_are_refused(pair: Pair) -> None
             "Error must be an object",
         ),
         (
-            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "EXECUTION",'
-            b' "Action": "SUCCEED"}]}',
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "CHAINED_INVOKE",'
+            b' "Action": "START"}]}',
             "not supported",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "EXECUTION",'
+            b' "Action": "START"}]}',
+            "SUCCEED or a FAIL",
         ),
     ]:
         status, answer, headers = http("POST", url, raw=raw)
@@ -406,6 +411,14 @@ def test_history_and_listing_through_boto3(pair: Pair) -> None:
         client.list_durable_executions_by_function(FunctionName="orders", Qualifier="2")
     with pytest.raises(client.exceptions.InvalidParameterValueException):
         client.get_durable_execution_history(DurableExecutionArn=arn, Marker="x")
+
+
+def test_a_result_over_the_answer_limit_is_checkpointed(pair: Pair) -> None:
+    size = 6 * 1024 * 1024
+    inv = pair.send({"mode": "big", "size": size})
+    status, body = pair.attach(inv)
+    assert status == 200 and body == "x" * size, (status, str(body)[:200], pair.orch.output())
+    assert pair.ran(inv) == {"big": 1}
 
 
 def test_kill9_of_the_orchestrator_during_a_wait_and_a_pending_callback(pair: Pair) -> None:

@@ -113,6 +113,23 @@ def test_a_retried_step_is_pending_then_ready() -> None:
     assert operations(INV, texts, {2: '{"index":2,"value":null}'}, 0)["s"]["Status"] == "READY"
 
 
+def test_an_execution_result_is_the_output_entry_last() -> None:
+    updates = check_updates(
+        [
+            {"Id": "e", "Type": "EXECUTION", "Action": "SUCCEED", "Payload": '"big"'},
+            {"Id": "s", "Type": "STEP", "Action": "SUCCEED", "Payload": "1"},
+        ]
+    )
+    entries = entries_of(updates, INV, 3, 0)
+    assert [e["kind"] for e in entries] == ["run", "output"] and entries[-1]["value"] == "big"
+    failed = check_updates(
+        [{"Id": "e", "Type": "EXECUTION", "Action": "FAIL", "Error": {"ErrorMessage": "no"}}]
+    )
+    assert entries_of(failed, INV, 3, 0) == [
+        {"kind": "output", "failure": {"code": 500, "message": "no"}}
+    ]
+
+
 def test_history_lists_updates_and_completions_in_order() -> None:
     texts = journal(
         {"Id": "s", "Type": "STEP", "Action": "SUCCEED", "Payload": "1"},

@@ -34,7 +34,7 @@ from ..._json import dumpb, loads
 from ...core import Answered, AttemptFailed, Invocation, Invoke
 from ...invokers import Invoker, InvokerError, throttled
 from .._base import Exchange, ProtocolAdapter
-from ._operations import UpdateError, entries_of, operations, to_wire, waiting
+from ._operations import UpdateError, ends, entries_of, operations, to_wire, waiting
 from ._runs import Checkpoint, Run, Runs
 
 log = logging.getLogger("ritornello.aws_durable")
@@ -70,7 +70,7 @@ def invocation_of(arn: str) -> str | None:
 class _Exchange(Exchange):
     """The run an attempt left open by a checkpoint, and the checkpoint awaiting its commit."""
 
-    __slots__ = ("call", "pending", "run", "runs", "touched")
+    __slots__ = ("call", "final", "pending", "run", "runs", "touched")
 
     def __init__(self, runs: Runs) -> None:
         self.runs = runs
@@ -78,8 +78,16 @@ class _Exchange(Exchange):
         self.call: asyncio.Task[bytes] | None = None
         self.pending: Checkpoint | None = None
         self.touched: list[str] = []
+        #: the pending checkpoint ends the execution (its result checkpointed)
+        self.final = False
 
     def close(self) -> None:
+        if self.final and self.pending is not None and not self.pending.reply.done():
+            # The driver ends after the commit of the result's "done" answer: the execution
+            # is over, which an answer without a token says. Had the commit failed, the
+            # invocation is re-driven and the function run again (its answer here dropped).
+            self.pending.reply.set_result((200, None, {"NewExecutionState": {"Operations": []}}))
+        self.final = False
         if self.pending is not None and not self.pending.reply.done():
             # committed or not, this process no longer drives it: the SDK re-drives
             self.pending.reply.set_result(
@@ -177,6 +185,9 @@ class AwsDurableProtocol(ProtocolAdapter):
                     continue
                 exchange.pending = checkpoint
                 exchange.touched = [u["Id"] for u in checkpoint.updates]
+                if ends(checkpoint.updates):  # answered (without a token) once committed
+                    exchange.final = True
+                    return Answered(rec.id, InvokeResponse("done", entries))
                 return Answered(rec.id, InvokeResponse("checkpoint", entries))
             if call.done():
                 exchange.call = None

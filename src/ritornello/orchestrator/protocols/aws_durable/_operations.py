@@ -16,6 +16,8 @@ STEP RETRY (``NextAttemptDelay…``)   ``sleep`` likewise: the step is PENDING, 
 CALLBACK START                       ``awakeable`` whose id is the callback id: resolved or
                                      rejected through the callback API or Ritornello's
                                      awakeable paths alike
+EXECUTION SUCCEED / FAIL             ``output``: the execution's result (one too large for the
+                                     function's answer), ending the invocation
 any other (step, context, cancel)    ``run``: its ``value`` the update's payload (parsed when it
                                      is JSON), or its ``failure`` the update's error
 ===================================  ==========================================================
@@ -39,7 +41,7 @@ from ..._json import dumps, loads
 
 OPERATION_TYPES: Final = frozenset({"STEP", "WAIT", "CALLBACK", "CONTEXT"})
 #: Known to the API but not carried by this backend yet (docs/aws-durable.md).
-UNSUPPORTED_TYPES: Final = frozenset({"EXECUTION", "CHAINED_INVOKE"})
+UNSUPPORTED_TYPES: Final = frozenset({"CHAINED_INVOKE"})
 ACTIONS: Final = frozenset({"START", "SUCCEED", "FAIL", "RETRY", "CANCEL"})
 #: Longest operation id, name or type accepted (AWS: 256 characters for ids and names).
 MAX_ID_CHARS: Final = 256
@@ -66,7 +68,9 @@ def check_updates(raw: Any) -> list[dict[str, Any]]:
             raise UpdateError(f"{where}.Id must be a string of 1 to {MAX_ID_CHARS} characters")
         if kind in UNSUPPORTED_TYPES:
             raise UpdateError(f"{where}: {kind} updates are not supported by this backend yet")
-        if kind not in OPERATION_TYPES:
+        if kind == "EXECUTION" and action not in ("SUCCEED", "FAIL"):
+            raise UpdateError(f"{where}: an EXECUTION update is a SUCCEED or a FAIL")
+        if kind not in OPERATION_TYPES and kind != "EXECUTION":
             raise UpdateError(f"{where}.Type must be one of {sorted(OPERATION_TYPES)}")
         if action not in ACTIONS:
             raise UpdateError(f"{where}.Action must be one of {sorted(ACTIONS)}")
@@ -99,13 +103,29 @@ def _seconds(update: dict[str, Any], options: str, field: str, where: str, least
     return value
 
 
+def ends(updates: list[dict[str, Any]]) -> bool:
+    """Whether validated ``updates`` end the execution (an EXECUTION SUCCEED or FAIL: its
+    result, too large for the function's answer, checkpointed instead)."""
+    return any(u["Type"] == "EXECUTION" for u in updates)
+
+
 def entries_of(
     updates: list[dict[str, Any]], invocation_id: str, first_index: int, now_ms: int
 ) -> list[Entry]:
-    """The journal entries for validated ``updates``, the first at ``first_index``."""
+    """The journal entries for validated ``updates``, the first at ``first_index``; an
+    EXECUTION update is the ``output`` entry, last."""
     out: list[Entry] = []
+    final: dict[str, Any] | None = None
     for n, update in enumerate(updates):
         kind, action = update["Type"], update["Action"]
+        if kind == "EXECUTION":
+            if action == "SUCCEED":
+                payload = update.get("Payload")
+                final = {"kind": "output", "value": None if not payload else _shown(payload)}
+            else:
+                message = _error_text(update.get("Error") or {})
+                final = {"kind": "output", "failure": {"code": 500, "message": message}}
+            continue
         entry: dict[str, Any] = {
             "kind": "run",
             "name": f"{kind} {action} {update.get('Name') or update['Id']}",
@@ -125,9 +145,10 @@ def entries_of(
         elif "Payload" in update:
             entry["value"] = _shown(update["Payload"])
         elif action == "FAIL":
-            error = update.get("Error") or {}
-            entry["failure"] = {"code": 500, "message": _error_text(error)}
+            entry["failure"] = {"code": 500, "message": _error_text(update.get("Error") or {})}
         out.append(entry)  # type: ignore[arg-type]
+    if final is not None:
+        out.append(final)  # type: ignore[arg-type]
     return out
 
 
