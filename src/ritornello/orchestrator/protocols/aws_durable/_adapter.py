@@ -7,10 +7,11 @@ so far) and waits for either of:
 
 * a checkpoint request from the function (through the API on the ingress, ``Runs``): its updates
   are returned to the core as a ``checkpoint`` answer of journal entries (``_operations``); once
-  the core committed them the next ``attempt`` call answers the request (the new state of the
-  operations it touched) and waits again. So a checkpoint is acknowledged only once it is
-  durable, and every stretch is one answer of the core's: durability and fencing are those of
-  any attempt.
+  the core committed them (the next ``attempt`` call finds them in the journal) the request is
+  answered (the new state of the operations it touched) and the attempt waits again; entries
+  the core refused are never acknowledged (the run is retired, the SDK re-drives). So a
+  checkpoint is acknowledged only once it is durable, and every stretch is one answer of the
+  core's: durability and fencing are those of any attempt.
 * the function's answer: ``SUCCEEDED`` / ``FAILED`` end the invocation with its result;
   ``PENDING`` suspends it on the timers and callbacks its operations wait for, and the attempt
   that follows their completion invokes the function again (a replay from the operations).
@@ -70,7 +71,7 @@ def invocation_of(arn: str) -> str | None:
 class _Exchange(Exchange):
     """The run an attempt left open by a checkpoint, and the checkpoint awaiting its commit."""
 
-    __slots__ = ("call", "final", "pending", "run", "runs", "touched")
+    __slots__ = ("call", "committed_len", "final", "pending", "run", "runs", "touched")
 
     def __init__(self, runs: Runs) -> None:
         self.runs = runs
@@ -78,6 +79,8 @@ class _Exchange(Exchange):
         self.call: asyncio.Task[bytes] | None = None
         self.pending: Checkpoint | None = None
         self.touched: list[str] = []
+        #: the journal's length once the pending checkpoint is committed
+        self.committed_len = 0
         #: the pending checkpoint ends the execution (its result checkpointed)
         self.final = False
 
@@ -124,6 +127,9 @@ class AwsDurableProtocol(ProtocolAdapter):
         inv = invoke.invocation
         rec = inv.rec
         ops = operations(rec.id, inv.entries, inv.completions, rec.created_at)
+        if exchange.pending is not None and len(inv.entries) != exchange.committed_len:
+            # the core refused the checkpoint's entries (or they did not land): never acked
+            exchange.close()
         if exchange.pending is not None and exchange.run is not None:
             # the checkpoint handed to the core was committed: answer it, go on with the run
             run, done = exchange.run, exchange.pending
@@ -184,6 +190,7 @@ class AwsDurableProtocol(ProtocolAdapter):
                     )
                     continue
                 exchange.pending = checkpoint
+                exchange.committed_len = len(inv.entries) + len(entries)
                 exchange.touched = [u["Id"] for u in checkpoint.updates]
                 if ends(checkpoint.updates):  # answered (without a token) once committed
                     exchange.final = True
