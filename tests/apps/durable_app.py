@@ -93,6 +93,9 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
     if mode == "big":  # a result over Lambda's 6 MB answer: the SDK checkpoints it instead
         ctx.step(lambda _: _ledger(ctx, "big") or 1, name="before")
         return "x" * event["size"]
+    if mode == "invoke":  # another durable function (this one, registered), by name
+        child = ctx.invoke(event["function"], event["payload"], name="child")
+        return {"child": child}
     if mode == "fail":
         ctx.step(lambda _: _ledger(ctx, "doomed") or 1, name="doomed")
         raise ValueError("the order is invalid")

@@ -311,7 +311,7 @@ def test_forged_tokens_and_malformed_checkpoints_are_refused(pair: Pair) -> None
         (
             b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "CHAINED_INVOKE",'
             b' "Action": "START"}]}',
-            "not supported",
+            "FunctionName must be a name",
         ),
         (
             b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "EXECUTION",'
@@ -419,6 +419,24 @@ def test_a_result_over_the_answer_limit_is_checkpointed(pair: Pair) -> None:
     status, body = pair.attach(inv)
     assert status == 200 and body == "x" * size, (status, str(body)[:200], pair.orch.output())
     assert pair.ran(inv) == {"big": 1}
+
+
+def test_a_chained_invoke_calls_another_durable_function(pair: Pair) -> None:
+    child = {"mode": "steps", "numbers": [7, 8]}
+    for function in ("orders", ARN, "Orders/run"):  # its name, its ARN, the handler
+        status, body, headers = pair.call(
+            {"mode": "invoke", "function": function, "payload": child}
+        )
+        assert (status, body) == (200, {"child": {"total": 15}}), (function, pair.orch.output())
+    calls = [e for e in journal(pair, headers["x-restate-id"]) if e["kind"] == "call"]
+    assert [c["name"] for c in calls] == ["Orders/run"] and calls[0]["input"] == child
+    # a child that fails fails its caller's invoke; an unknown function fails the execution
+    status, body, _ = pair.call(
+        {"mode": "invoke", "function": "orders", "payload": {"mode": "fail"}}
+    )
+    assert status == 500 and "the order is invalid" in body["message"], body
+    status, body, _ = pair.call({"mode": "invoke", "function": "nothing", "payload": {}})
+    assert status == 500 and "no durable function nor handler 'nothing'" in body["message"], body
 
 
 def test_kill9_of_the_orchestrator_during_a_wait_and_a_pending_callback(pair: Pair) -> None:

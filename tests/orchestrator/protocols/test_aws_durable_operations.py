@@ -130,6 +130,37 @@ def test_an_execution_result_is_the_output_entry_last() -> None:
     ]
 
 
+def test_a_chained_invoke_is_a_call_of_the_handler_its_function_names() -> None:
+    runs = Runs(b"k" * 32)
+    runs.functions[FN] = "Orders"
+    update = {
+        "Id": "i",
+        "Type": "CHAINED_INVOKE",
+        "Action": "START",
+        "Payload": '{"n": 2}',
+        "ChainedInvokeOptions": {"FunctionName": "orders"},
+    }
+    (entry,) = entries_of(check_updates([update]), INV, 1, 0, runs.target_of)
+    assert (entry["kind"], entry["name"], entry["input"]) == ("call", "Orders/run", {"n": 2})
+    texts = [json.dumps({"kind": "input", "value": None}), json.dumps(entry)]
+    assert waiting(texts, {}) == [1]
+    op = operations(INV, texts, {1: '{"index":1,"value":{"t":3}}'}, 0)["i"]
+    assert op["Status"] == "SUCCEEDED" and op["ChainedInvokeDetails"] == {"Result": '{"t":3}'}
+    failed = operations(INV, texts, {1: '{"index":1,"failure":{"code":500,"message":"x"}}'}, 0)
+    assert failed["i"]["Status"] == "FAILED"
+    for named, target in [
+        (FN, "Orders/run"),
+        ("123456789012:function:orders:1", "Orders/run"),
+        ("orders:2", None),
+        ("arn:aws:lambda:eu-west-1:123456789012:function:orders", None),
+        ("Greeter/greet", "Greeter/greet"),
+        ("a/b/c", None),
+    ]:
+        assert runs.target_of(named) == target, named
+    with pytest.raises(UpdateError, match="no durable function nor handler"):
+        entries_of(check_updates([update]), INV, 1, 0)
+
+
 def test_history_lists_updates_and_completions_in_order() -> None:
     texts = journal(
         {"Id": "s", "Type": "STEP", "Action": "SUCCEED", "Payload": "1"},
@@ -153,7 +184,7 @@ def test_history_lists_updates_and_completions_in_order() -> None:
         ([1], "must be an object"),
         ([{"Id": "a" * 257, "Type": "STEP", "Action": "START"}], ".Id"),
         ([{"Id": "a", "Type": "TIMER", "Action": "START"}], ".Type"),
-        ([{"Id": "a", "Type": "CHAINED_INVOKE", "Action": "START"}], "not supported"),
+        ([{"Id": "a", "Type": "CHAINED_INVOKE", "Action": "START"}], "FunctionName"),
         ([{"Id": "a", "Type": "STEP", "Action": "START", "Name": 3}], ".Name must be"),
         ([{"Id": "a", "Type": "STEP", "Action": "START", "Name": "n" * 300}], "longer"),
         ([{"Id": "a", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 0}}], "1"),

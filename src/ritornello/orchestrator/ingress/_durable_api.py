@@ -46,6 +46,7 @@ from ..protocols.aws_durable import (
     execution_arn,
     history,
     invocation_of,
+    names_function,
     to_wire,
 )
 from ..runtime import Engine
@@ -252,7 +253,7 @@ class DurableApi:
             for dep_id in list(self.engine.registry.deployments)
             if (found := self.engine.deployments.endpoint(dep_id)) is not None
             and isinstance(adapter := found[0], AwsDurableProtocol)
-            and _names(function, qualifier, adapter.function_arn)
+            and names_function(function, qualifier, adapter.function_arn)
         }
         if not targets:
             raise ApiError(404, _GONE, f"no durable function {function}")
@@ -330,17 +331,6 @@ def _summary(rec: InvocationRecord, function_arn: str) -> dict[str, Any]:
     if status != "RUNNING":
         out["EndTimestamp"] = rec.modified_at / 1000
     return out
-
-
-def _names(function: str, qualifier: str | None, function_arn: str) -> bool:
-    """Whether a FunctionName (and Qualifier) names the function ``function_arn``."""
-    head, _, version = function_arn.rpartition(":")
-    name = head.rpartition(":function:")[2]
-    given, _, given_version = function.rpartition(":function:")[2].partition(":")
-    if function.startswith("arn:") and not function_arn.startswith(function.split(":function:")[0]):
-        return False
-    wanted = qualifier or given_version or None
-    return given == name and (wanted is None or wanted == version)
 
 
 def _flag(query: dict[str, list[str]], name: str) -> bool:

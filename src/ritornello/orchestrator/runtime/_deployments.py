@@ -139,6 +139,7 @@ class Deployments:
             if not isinstance(arn, str):
                 raise InvokerError("an aws-durable deployment is a Lambda function ARN")
             protocol = AwsDurableProtocol(self.aws_durable, arn)
+            self.aws_durable.functions[arn] = discovery.services[0].name
         elif discovery.wire == "restate":
             restate = RestateProtocol.of(discovery)
             invoker.speak(restate.headers(), http2=restate.http2)
@@ -153,7 +154,9 @@ class Deployments:
     async def _drop(self, deployment_id: str) -> None:
         self._unreachable.pop(deployment_id, None)
         self.registry.remove(deployment_id)
-        self._endpoints.pop(deployment_id, None)
+        found = self._endpoints.pop(deployment_id, None)
+        if found is not None and isinstance(found[0], AwsDurableProtocol):
+            self.aws_durable.functions.pop(found[0].function_arn, None)
         invoker = self.invokers.pop(deployment_id, None)
         if invoker is not None:
             await invoker.close()

@@ -27,6 +27,7 @@ from ritornello.orchestrator.protocols.aws_durable._runs import (
     Reply,
     Run,
     Runs,
+    names_function,
 )
 
 __all__ = [
@@ -44,5 +45,6 @@ __all__ = [
     "execution_arn",
     "history",
     "invocation_of",
+    "names_function",
     "to_wire",
 ]

@@ -13,8 +13,9 @@ so far) and waits for either of:
   checkpoint is acknowledged only once it is durable, and every stretch is one answer of the
   core's: durability and fencing are those of any attempt.
 * the function's answer: ``SUCCEEDED`` / ``FAILED`` end the invocation with its result;
-  ``PENDING`` suspends it on the timers and callbacks its operations wait for, and the attempt
-  that follows their completion invokes the function again (a replay from the operations).
+  ``PENDING`` suspends it on the timers, callbacks and calls its operations wait for, and the
+  attempt that follows their completion invokes the function again (a replay from the
+  operations).
 
 A run that ends any other way (timeout, function error, the driver stopping) is retired: its
 checkpoint token is refused from then on. A cancelled invocation ends failed (409) without
@@ -71,7 +72,7 @@ def invocation_of(arn: str) -> str | None:
 class _Exchange(Exchange):
     """The run an attempt left open by a checkpoint, and the checkpoint awaiting its commit."""
 
-    __slots__ = ("call", "committed_len", "final", "pending", "run", "runs", "touched")
+    __slots__ = ("call", "committed_len", "final", "pending", "run", "runs", "seen", "touched")
 
     def __init__(self, runs: Runs) -> None:
         self.runs = runs
@@ -81,6 +82,8 @@ class _Exchange(Exchange):
         self.touched: list[str] = []
         #: the journal's length once the pending checkpoint is committed
         self.committed_len = 0
+        #: the completions the run started with
+        self.seen: set[int] = set()
         #: the pending checkpoint ends the execution (its result checkpointed)
         self.final = False
 
@@ -143,6 +146,7 @@ class AwsDurableProtocol(ProtocolAdapter):
             exchange.close()  # a new attempt: whatever ran before is superseded
             if CANCEL_INDEX in inv.completions:
                 return _done(rec.id, failure={"code": 409, "message": "cancelled"})
+            exchange.seen = set(inv.completions)
             run = exchange.run = self.runs.start(rec.id, rec.attempt)
             run.operations = ops
             event = {
@@ -182,9 +186,13 @@ class AwsDurableProtocol(ProtocolAdapter):
                 checkpoint = run.inbox.get_nowait()
                 try:
                     entries = entries_of(
-                        checkpoint.updates, rec.id, len(inv.entries), int(time.time() * 1000)
+                        checkpoint.updates,
+                        rec.id,
+                        len(inv.entries),
+                        int(time.time() * 1000),
+                        self.runs.target_of,
                     )
-                except UpdateError as exc:  # validated at the API: only a backend limit
+                except UpdateError as exc:  # validated at the API: a target that is not there
                     checkpoint.reply.set_result(
                         (400, "InvalidParameterValueException", {"message": str(exc)})
                     )
@@ -200,12 +208,15 @@ class AwsDurableProtocol(ProtocolAdapter):
                 exchange.call = None
                 self.runs.end(run)
                 exchange.run = None
-                return self._final(inv, call)
+                return self._final(inv, call, exchange.seen)
             if loop.time() >= due:
                 return AttemptFailed(rec.id, f"transport: attempt timed out after {timeout_s:g} s")
 
-    def _final(self, inv: Invocation, call: asyncio.Task[bytes]) -> Answered | AttemptFailed:
-        """What the function's answer comes to."""
+    def _final(
+        self, inv: Invocation, call: asyncio.Task[bytes], seen: set[int]
+    ) -> Answered | AttemptFailed:
+        """What the function's answer comes to (``seen``: the completions its run started
+        with)."""
         rec = inv.rec
         exc = call.exception()
         if exc is not None:
@@ -233,8 +244,12 @@ class AwsDurableProtocol(ProtocolAdapter):
         if status == "PENDING":
             wait_on = waiting(inv.entries, inv.completions)
             if not wait_on:
-                # a timer or callback completed while it ran: invoke it again (after backoff)
-                return AttemptFailed(rec.id, "aws-durable: PENDING with nothing left to wait on")
+                # What it waited on completed while it ran (a quick callee, say): suspended on
+                # that, the core invokes it again at once.
+                wait_on = [i for i in waiting(inv.entries, {}) if i not in seen]
+                wait_on = [i for i in wait_on if i in inv.completions]
+            if not wait_on:
+                return AttemptFailed(rec.id, "aws-durable: PENDING with nothing to wait on")
             return Answered(rec.id, InvokeResponse("suspended", waiting=wait_on))
         shown = str(status)[:100]
         return AttemptFailed(rec.id, f"aws-durable: the function answered status {shown}")

@@ -20,7 +20,13 @@ _PAST: Final = {
     "RETRY": "Failed",  # a failed attempt that will be retried
     "CANCEL": "Cancelled",
 }
-_KIND: Final = {"STEP": "Step", "WAIT": "Wait", "CALLBACK": "Callback", "CONTEXT": "Context"}
+_KIND: Final = {
+    "STEP": "Step",
+    "WAIT": "Wait",
+    "CALLBACK": "Callback",
+    "CONTEXT": "Context",
+    "CHAINED_INVOKE": "ChainedInvoke",
+}
 
 
 def history(
@@ -48,7 +54,7 @@ def history(
         past = _PAST.get(update.get("Action", ""), "Started")
         events.append({"EventType": kind + past, **base, "EventTimestamp": entry.get("at")})
         done = completions.get(index)
-        if done is None or entry.get("kind") not in ("sleep", "awakeable"):
+        if done is None or entry.get("kind") not in ("sleep", "awakeable", "call"):
             continue
         if entry.get("kind") == "sleep":
             if kind == "Wait":
@@ -57,7 +63,7 @@ def history(
                 )
             continue
         outcome = "Failed" if "failure" in loads(done) else "Succeeded"
-        events.append({"EventType": "Callback" + outcome, **base})
+        events.append({"EventType": kind + outcome, **base})
     if ended is not None:
         events.append(
             {"EventType": "Execution" + ended[0], "Id": execution_id, "EventTimestamp": ended[1]}

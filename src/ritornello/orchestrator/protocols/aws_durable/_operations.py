@@ -13,6 +13,9 @@ update                               entry
 WAIT START (``WaitSeconds``)         ``sleep`` with ``duration_ms``: a durable timer; the wait
                                      has SUCCEEDED once the timer's completion is journaled
 STEP RETRY (``NextAttemptDelay…``)   ``sleep`` likewise: the step is PENDING, then READY
+CHAINED_INVOKE START                 ``call`` of the handler its FunctionName names (a
+                                     registered durable function's ``SERVICE/run``, or
+                                     ``Service/handler``); the call's result completes it
 CALLBACK START                       ``awakeable`` whose id is the callback id: resolved or
                                      rejected through the callback API or Ritornello's
                                      awakeable paths alike
@@ -33,15 +36,16 @@ alone, so every replay of an execution reads the same operations; timestamps are
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
-from ritornello.protocol import Entry, new_awakeable_id
+from ritornello.protocol import Entry, derive_id, new_awakeable_id
 
 from ..._json import dumps, loads
 
-OPERATION_TYPES: Final = frozenset({"STEP", "WAIT", "CALLBACK", "CONTEXT"})
+OPERATION_TYPES: Final = frozenset({"STEP", "WAIT", "CALLBACK", "CONTEXT", "CHAINED_INVOKE"})
 #: Known to the API but not carried by this backend yet (docs/aws-durable.md).
-UNSUPPORTED_TYPES: Final = frozenset({"CHAINED_INVOKE"})
+UNSUPPORTED_TYPES: Final[frozenset[str]] = frozenset()
 ACTIONS: Final = frozenset({"START", "SUCCEED", "FAIL", "RETRY", "CANCEL"})
 #: Longest operation id, name or type accepted (AWS: 256 characters for ids and names).
 MAX_ID_CHARS: Final = 256
@@ -87,6 +91,11 @@ def check_updates(raw: Any) -> list[dict[str, Any]]:
             _seconds(update, "WaitOptions", "WaitSeconds", where, 1)
         if kind == "STEP" and action == "RETRY":
             _seconds(update, "StepOptions", "NextAttemptDelaySeconds", where, 0)
+        if kind == "CHAINED_INVOKE" and action == "START":
+            options = update.get("ChainedInvokeOptions")
+            target = options.get("FunctionName") if isinstance(options, dict) else None
+            if not isinstance(target, str) or not 0 < len(target) <= MAX_ID_CHARS:
+                raise UpdateError(f"{where}.ChainedInvokeOptions.FunctionName must be a name")
         if action == "RETRY" and kind != "STEP":
             raise UpdateError(f"{where}: only a STEP is retried")
         out.append(update)
@@ -110,10 +119,15 @@ def ends(updates: list[dict[str, Any]]) -> bool:
 
 
 def entries_of(
-    updates: list[dict[str, Any]], invocation_id: str, first_index: int, now_ms: int
+    updates: list[dict[str, Any]],
+    invocation_id: str,
+    first_index: int,
+    now_ms: int,
+    target_of: Callable[[str], str | None] = lambda _: None,
 ) -> list[Entry]:
     """The journal entries for validated ``updates``, the first at ``first_index``; an
-    EXECUTION update is the ``output`` entry, last."""
+    EXECUTION update is the ``output`` entry, last. ``target_of(FunctionName)``: the
+    ``Service/handler`` a chained invoke calls (None: ``UpdateError``, nothing called)."""
     out: list[Entry] = []
     final: dict[str, Any] | None = None
     for n, update in enumerate(updates):
@@ -139,6 +153,15 @@ def entries_of(
             entry["kind"] = "sleep"
             delay = (update.get("StepOptions") or {}).get("NextAttemptDelaySeconds", 0)
             entry["duration_ms"] = delay * 1000
+        elif kind == "CHAINED_INVOKE" and action == "START":
+            function = update["ChainedInvokeOptions"]["FunctionName"]
+            target = target_of(function)
+            if target is None:
+                raise UpdateError(f"no durable function nor handler {function!r} is registered")
+            payload = update.get("Payload")
+            # the core calls what the name says (its journal view shows the call's target)
+            entry.update(kind="call", name=target, input=_shown(payload) if payload else None)
+            entry["id"] = derive_id(invocation_id, first_index + n)  # the callee's id
         elif kind == "CALLBACK" and action == "START":
             entry["kind"] = "awakeable"
             entry["id"] = new_awakeable_id(invocation_id, first_index + n)
@@ -210,7 +233,17 @@ def _apply(
                 op[name] = update[name]
         if kind == "STEP":
             op["StepDetails"] = {"Attempt": 0}
-    if action == "START":
+    if action == "START" and kind == "CHAINED_INVOKE":
+        invoked: dict[str, Any] = {}
+        op["Status"], op["ChainedInvokeDetails"] = "STARTED", invoked
+        if done is not None and "failure" in done:
+            message = str(done["failure"].get("message"))
+            invoked["Error"] = {"ErrorType": "InvokeError", "ErrorMessage": message}
+            op["Status"] = "FAILED"
+        elif done is not None:
+            invoked["Result"] = dumps(done.get("value"))
+            op["Status"] = "SUCCEEDED"
+    elif action == "START":
         op["Status"] = "STARTED"
         if kind == "WAIT":
             op["WaitDetails"] = {"ScheduledEndTimestamp": entry.get("wake_at")}
@@ -267,7 +300,7 @@ def waiting(entries: list[str], completions: dict[int, str], first: int = 1) -> 
         if index in completions:
             continue
         entry = loads(entries[index])
-        if "aws" in entry and entry.get("kind") in ("sleep", "awakeable"):
+        if "aws" in entry and entry.get("kind") in ("sleep", "awakeable", "call"):
             out.append(index)
     return out
 

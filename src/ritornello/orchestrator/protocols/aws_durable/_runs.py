@@ -62,6 +62,20 @@ class Runs:
     def __init__(self, key: bytes | None = None) -> None:
         self._key = key or secrets.token_bytes(32)
         self._live: dict[str, Run] = {}
+        #: the registered durable functions: qualified ARN -> service (what a chained invoke
+        #: of a FunctionName calls)
+        self.functions: dict[str, str] = {}
+
+    def target_of(self, function: str) -> str | None:
+        """The handler a chained invoke of ``function`` calls: ``SERVICE/run`` of the
+        registered durable function it names (a name, a partial or a full ARN, with or
+        without its qualifier), else ``function`` itself when it reads ``Service/handler``."""
+        for arn, service in self.functions.items():
+            if names_function(function, None, arn):
+                return f"{service}/run"
+        if function.count("/") == 1 and all(function.split("/")):
+            return function
+        return None
 
     def start(self, invocation_id: str, attempt: int) -> Run:
         """A new run of ``invocation_id``: it supersedes the one before (whose token is refused
@@ -107,3 +121,15 @@ def refuse(checkpoint: Checkpoint) -> None:
         checkpoint.reply.set_result(
             (400, "InvalidParameterValueException", {"message": f"{INVALID_TOKEN}: superseded"})
         )
+
+
+def names_function(function: str, qualifier: str | None, function_arn: str) -> bool:
+    """Whether a FunctionName (a name, a partial or a full ARN, perhaps qualified) and a
+    Qualifier name the qualified function ``function_arn``."""
+    head, _, version = function_arn.rpartition(":")
+    name = head.rpartition(":function:")[2]
+    given, _, given_version = function.rpartition(":function:")[2].partition(":")
+    if function.startswith("arn:") and not function_arn.startswith(function.split(":function:")[0]):
+        return False
+    wanted = qualifier or given_version or None
+    return given == name and (wanted is None or wanted == version)
