@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.procs import LambdaEmulatorProcess, Orchestrator, aws_env, http
+from tests.procs import ROOT, Endpoint, LambdaEmulatorProcess, Orchestrator, aws_env, http
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:orders:1"
 
@@ -430,6 +430,16 @@ def test_a_chained_invoke_calls_another_durable_function(pair: Pair) -> None:
         assert (status, body) == (200, {"child": {"total": 15}}), (function, pair.orch.output())
     calls = [e for e in journal(pair, headers["x-restate-id"]) if e["kind"] == "call"]
     assert [c["name"] for c in calls] == ["Orders/run"] and calls[0]["input"] == child
+    # a Ritornello handler (the examples' endpoint, over HTTP)
+    endpoint = Endpoint(pair.tmp, ROOT / "examples", "app").start()
+    try:
+        status, body, _ = http("POST", f"{pair.orch.admin}/deployments", {"uri": endpoint.uri})
+        assert status == 201, body
+        event = {"mode": "invoke", "function": "Greeter/greet", "payload": "durable"}
+        status, body, _ = pair.call(event)
+        assert (status, body) == (200, {"child": "Hello, durable!"}), pair.orch.output()
+    finally:
+        endpoint.terminate()
     # a child that fails fails its caller's invoke; an unknown function fails the execution
     status, body, _ = pair.call(
         {"mode": "invoke", "function": "orders", "payload": {"mode": "fail"}}
