@@ -15,6 +15,7 @@ from typing import Any
 from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
 from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, StepConfig
 from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
+from aws_durable_execution_sdk_python.waits import WaitForConditionConfig, WaitForConditionDecision
 
 
 def _ledger(ctx: DurableContext, line: str) -> None:
@@ -96,6 +97,22 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
     if mode == "invoke":  # another durable function (this one, registered), by name
         child = ctx.invoke(event["function"], event["payload"], name="child")
         return {"child": child}
+    if mode == "map":
+        batch = ctx.map(event["items"], lambda c, item, i, _: item * item, name="squares")
+        return batch.get_results()
+    if mode == "condition":  # polls until the state reaches 2, one second apart
+
+        def poll(state: int, _: Any) -> int:
+            _ledger(ctx, "poll")
+            return state + 1
+
+        def strategy(state: int, _attempt: int) -> WaitForConditionDecision:
+            if state >= 2:
+                return WaitForConditionDecision.stop_polling()
+            return WaitForConditionDecision.continue_waiting(Duration.from_seconds(1))
+
+        config = WaitForConditionConfig(wait_strategy=strategy, initial_state=0)
+        return ctx.wait_for_condition(poll, config=config)
     if mode == "fail":
         ctx.step(lambda _: _ledger(ctx, "doomed") or 1, name="doomed")
         raise ValueError("the order is invalid")

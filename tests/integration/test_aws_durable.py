@@ -372,6 +372,16 @@ def test_parallel_branches_in_child_contexts(pair: Pair) -> None:
     assert "CONTEXT SUCCEED fan" in names, names
 
 
+def test_map_and_wait_for_condition(pair: Pair) -> None:
+    status, body, _ = pair.call({"mode": "map", "items": [1, 2, 3]})
+    assert (status, body) == (200, [1, 4, 9]), pair.orch.output()
+    started = time.monotonic()
+    status, body, headers = pair.call({"mode": "condition"})
+    assert (status, body) == (200, 2), pair.orch.output()
+    assert time.monotonic() - started >= 1.0  # one poll a second, durable timers between
+    assert pair.ran(headers["x-restate-id"]) == {"poll": 2}
+
+
 def test_cancel_ends_a_waiting_execution(pair: Pair) -> None:
     publish = pair.tmp / "callback-cancel.txt"
     inv = pair.send({"mode": "callback", "publish_to": str(publish)})

@@ -111,6 +111,18 @@ def test_a_retried_step_is_pending_then_ready() -> None:
     assert op["Status"] == "PENDING" and op["StepDetails"]["Attempt"] == 1
     assert op["StepDetails"]["NextAttemptTimestamp"] == 3000
     assert operations(INV, texts, {2: '{"index":2,"value":null}'}, 0)["s"]["Status"] == "READY"
+    assert "Result" not in op["StepDetails"]
+    # wait_for_condition: a retry carries the state polled so far, read back as the result
+    polled = journal(
+        {
+            "Id": "c",
+            "Type": "STEP",
+            "Action": "RETRY",
+            "Payload": "1",
+            "StepOptions": {"NextAttemptDelaySeconds": 1},
+        }
+    )
+    assert operations(INV, polled, {}, 0)["c"]["StepDetails"]["Result"] == "1"
 
 
 def test_an_execution_result_is_the_output_entry_last() -> None:

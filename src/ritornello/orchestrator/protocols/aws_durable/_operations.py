@@ -287,7 +287,10 @@ def _apply(
         step["NextAttemptTimestamp"] = entry.get("wake_at")
         if update.get("Error") is not None:
             step["Error"] = update["Error"]
-        step.pop("Result", None)
+        if update.get("Payload") is not None:  # wait_for_condition: the state polled so far
+            step["Result"] = update["Payload"]
+        else:
+            step.pop("Result", None)
         op["Status"] = "READY" if done is not None else "PENDING"
     elif action == "CANCEL":
         op.update(Status="CANCELLED", EndTimestamp=at)
