@@ -146,6 +146,8 @@ class AwsDurableProtocol(ProtocolAdapter):
             exchange.close()  # a new attempt: whatever ran before is superseded
             if CANCEL_INDEX in inv.completions:
                 return _done(rec.id, failure={"code": 409, "message": "cancelled"})
+            if not hasattr(invoker, "invoke_event"):
+                return AttemptFailed(rec.id, "aws-durable: the deployment is not a Lambda ARN")
             exchange.seen = set(inv.completions)
             run = exchange.run = self.runs.start(rec.id, rec.attempt)
             run.operations = ops
@@ -154,8 +156,6 @@ class AwsDurableProtocol(ProtocolAdapter):
                 "CheckpointToken": run.token,
                 "InitialExecutionState": {"Operations": list(ops.values())},
             }
-            if not hasattr(invoker, "invoke_event"):
-                return AttemptFailed(rec.id, "aws-durable: the deployment is not a Lambda ARN")
             exchange.call = asyncio.ensure_future(invoker.invoke_event(dumpb(event)))
         return await self._wait(exchange, run, inv, timeout_s)
 
