@@ -12,8 +12,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
-from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, StepConfig
+from aws_durable_execution_sdk_python import (
+    DurableContext,
+    StepContext,
+    StepError,
+    durable_execution,
+)
+from aws_durable_execution_sdk_python.config import (
+    Duration,
+    JitterStrategy,
+    StepConfig,
+    StepSemantics,
+)
 from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
 from aws_durable_execution_sdk_python.waits import WaitForConditionConfig, WaitForConditionDecision
 
@@ -113,6 +123,24 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
 
         config = WaitForConditionConfig(wait_strategy=strategy, initial_state=0)
         return ctx.wait_for_condition(poll, config=config)
+    if mode == "at-most-once":  # its first run sleeps inside the step (a test kills -9 then)
+
+        def once(_: StepContext) -> str:
+            _ledger(ctx, "once")
+            marker = Path(event["marker"])
+            if not marker.exists():
+                marker.write_text("started")
+                time.sleep(event["sleep_s"])
+            return "done"
+
+        config = StepConfig(
+            step_semantics=StepSemantics.AT_MOST_ONCE_PER_RETRY,
+            retry_strategy=create_retry_strategy(RetryStrategyConfig(max_attempts=1)),
+        )
+        try:
+            return ctx.step(once, name="once", config=config)
+        except StepError as exc:
+            return f"interrupted: {exc}"
     if mode == "fail":
         ctx.step(lambda _: _ledger(ctx, "doomed") or 1, name="doomed")
         raise ValueError("the order is invalid")

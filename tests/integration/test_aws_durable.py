@@ -495,3 +495,16 @@ def test_kill9_of_the_orchestrator_during_a_step(pair: Pair) -> None:
     assert ran["first"] == 1 and ran["slow"] in (1, 2), ran
     names = [e.get("name") for e in journal(pair, inv)]
     assert names.count("STEP SUCCEED first") == 1 and names.count("STEP SUCCEED slow") == 1
+
+
+def test_kill9_during_an_at_most_once_step_does_not_run_it_again(pair: Pair) -> None:
+    """At-most-once per retry (START journaled before the step runs): after the crash the
+    replay finds it started, never finished, and the SDK raises instead of running it again."""
+    marker = pair.tmp / "at-most-once-marker"
+    inv = pair.send({"mode": "at-most-once", "marker": str(marker), "sleep_s": 1.0})
+    wait_for(marker)
+    pair.orch.kill9()
+    pair.restart_orchestrator()
+    status, body = pair.attach(inv)
+    assert status == 200 and body.startswith("interrupted: "), (body, pair.orch.output())
+    assert pair.ran(inv) == {"once": 1}
