@@ -245,7 +245,7 @@ def test_a_zombie_run_cannot_checkpoint(pair: Pair) -> None:
     the zombie's checkpoint token is refused when it wakes; its step's result is never
     journaled (the step re-ran in the new run: at-least-once, as AWS's steps are)."""
     marker = pair.tmp / "zombie-marker"
-    inv = pair.send({"mode": "zombie", "marker": str(marker), "sleep_s": 3.5})
+    inv = pair.send({"mode": "zombie", "marker": str(marker), "sleep_s": 2.6})
     assert pair.attach(inv) == (200, "slow"), pair.orch.output()
     deadline = time.monotonic() + 10
     while "Invalid checkpoint token" not in pair.emulator.output():
