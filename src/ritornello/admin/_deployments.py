@@ -25,7 +25,9 @@ def deployments_router(engine: Engine) -> APIRouter:
         """Discover what the endpoint serves and register it (re-registering a URI refreshes
         it in place, keeping its id)."""
         try:
-            if body.arn is not None:
+            if body.protocol is not None and body.arn is not None and body.service is not None:
+                record = await engine.register_durable_function(body.arn, body.service)
+            elif body.arn is not None:
                 record = await engine.register_deployment(
                     body.arn, assume_role_arn=body.assume_role_arn, limit=body.limit
                 )

@@ -18,7 +18,8 @@ from ritornello.store import DeploymentRecord, InvocationRecord
 
 
 class RegisterDeployment(BaseModel):
-    """``POST /deployments`` body: ``{"uri": ...}`` or ``{"arn": ..., "assume_role_arn": ...}``."""
+    """``POST /deployments`` body: ``{"uri": ...}``, ``{"arn": ..., "assume_role_arn": ...}``
+    or ``{"arn": ..., "protocol": "aws-durable", "service": ...}``."""
 
     uri: str | None = Field(
         None, description="Endpoint URL (http://host:port, a Function URL) or inproc://NAME"
@@ -42,9 +43,24 @@ class RegisterDeployment(BaseModel):
         "handlers holds a permit of while it runs, unless its handler or service names its "
         "own: a Lambda's reserved concurrency, say (docs/limits.md)",
     )
+    protocol: str | None = Field(
+        None,
+        description='"aws-durable" (with arn and service): an AWS Lambda durable function, '
+        "registered as service SERVICE with one handler, run (docs/aws-durable.md)",
+    )
+    service: str | None = Field(
+        None, description='the service name of an "aws-durable" function (with protocol)'
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> RegisterDeployment:
+        if self.protocol is not None or self.service is not None:
+            if self.protocol != "aws-durable":
+                raise ValueError('protocol must be "aws-durable" (the only one named here)')
+            if self.arn is None or self.uri is not None or self.service is None:
+                raise ValueError('protocol "aws-durable" takes arn and service (not uri)')
+            if self.assume_role_arn is not None or self.limit is not None:
+                raise ValueError('protocol "aws-durable" takes no assume_role_arn nor limit')
         if (self.uri is None) == (self.arn is None):
             raise ValueError("give exactly one of uri or arn")
         if self.assume_role_arn is not None and self.arn is None:

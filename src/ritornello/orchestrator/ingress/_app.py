@@ -22,6 +22,7 @@ from ..core import WORKFLOW_RUN, value_result
 from ..errors import OrchestratorError, TryAgainError
 from ..runtime import Engine
 from ._auth import BearerToken, authorization, redact_names, send_unauthorized
+from ._durable_api import DurableApi, is_durable_path
 from ._headers import HeaderLimits, handler_headers
 from ._input import (
     HttpError,
@@ -77,6 +78,7 @@ class IngressApp:
         self.engine = engine
         self.max_body_bytes = max_body_bytes
         self.header_limits = HeaderLimits(max_header_bytes, max_headers)
+        self._durable = DurableApi(engine, max_body_bytes=max_body_bytes)
         # auth (docs/auth.md): with a token every path needs it; the header carrying it is
         # always redacted from the journaled request headers
         self._token = BearerToken(token) if token else None
@@ -93,6 +95,9 @@ class IngressApp:
         too_many = self.header_limits.problem(scope.get("headers", ()))
         if too_many is not None:  # before anything reads them: nothing is stored
             await _refuse_headers(send, too_many)
+            return
+        if is_durable_path(scope):  # Lambda's durable API: its own capabilities and errors
+            await self._durable(scope, receive, send)
             return
         if self._token is not None and not self._token.matches(authorization(scope)):
             await send_unauthorized(send, _UNAUTHORIZED)

@@ -538,6 +538,11 @@ class LambdaInvoker(Invoker):
         """
         return await self._call(body, True, self.max_answer_bytes, _ANSWER)
 
+    async def invoke_event(self, event: bytes) -> bytes:
+        """Invoke the function with ``event`` as it is (no envelope, no signature: an AWS
+        durable function's invocation event, ``protocols.aws_durable``); its answer's bytes."""
+        return await self._run(self._send, event, self.max_answer_bytes, _ANSWER)
+
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:

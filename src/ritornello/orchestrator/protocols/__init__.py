@@ -1,8 +1,10 @@
 """Wire protocols: how the runtime speaks to each kind of endpoint (``ProtocolAdapter``).
 
 Ritornello's own (``_ritornello``: docs/protocol.md) and Restate's service protocol
-(``restate``: docs/restate-protocol.md). A deployment's discovery answer says which it speaks
-(``read_discovery`` reads either).
+(``restate``: docs/restate-protocol.md); AWS Lambda durable functions (``aws_durable``:
+docs/aws-durable.md), registered by ARN and service name. A deployment's discovery answer (or,
+for a durable function, its stored record) says which it speaks (``read_discovery`` reads the
+first two).
 """
 
 from ritornello.orchestrator.protocols._base import Exchange, ProtocolAdapter
@@ -12,9 +14,11 @@ from ritornello.orchestrator.protocols._ritornello import (
     decode_discovery,
     encode_request,
 )
+from ritornello.orchestrator.protocols.aws_durable import AwsDurableProtocol
 from ritornello.orchestrator.protocols.restate import RestateProtocol, read_discovery
 
 __all__ = [
+    "AwsDurableProtocol",
     "Exchange",
     "ProtocolAdapter",
     "RestateProtocol",

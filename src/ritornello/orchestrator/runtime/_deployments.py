@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -37,15 +38,21 @@ from ..invokers import (
     make_invoker,
 )
 from ..protocols import (
+    AwsDurableProtocol,
     ProtocolAdapter,
     RestateProtocol,
     RitornelloProtocol,
     decode_discovery,
     read_discovery,
 )
+from ..protocols.aws_durable import WIRE as AWS_DURABLE
+from ..protocols.aws_durable import Runs
+from ..protocols.aws_durable import discovery as aws_durable_discovery
 
 log = logging.getLogger("ritornello.engine")
 
+#: What an AWS durable function's service may be called (a URL path segment as it is).
+_SERVICE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 #: Seconds a discovery may take.
 DISCOVERY_TIMEOUT_S = 30.0
 #: A deployment registered this recently (ms) may be registering here right now: a refresh
@@ -83,6 +90,8 @@ class Deployments:
         self.max_answer_bytes = max_answer_bytes
         self.max_discovery_bytes = max_discovery_bytes
         self.protocol: ProtocolAdapter = RitornelloProtocol()
+        #: the live runs of AWS durable functions, which the ingress's durable API reaches
+        self.aws_durable = Runs(signing_secret.encode() if signing_secret else None)
         #: the refresh running now, and the one that will start when it ends (for misses that
         #: came after the running one had read the store)
         self._refreshing: asyncio.Future[None] | None = None
@@ -125,7 +134,13 @@ class Deployments:
         protocol the endpoint speaks)."""
         discovery = decode_discovery(record.services.encode())
         protocol: ProtocolAdapter = self.protocol
-        if discovery.wire == "restate":
+        if discovery.wire == AWS_DURABLE:
+            arn = getattr(invoker, "arn", None)
+            if not isinstance(arn, str):
+                raise InvokerError("an aws-durable deployment is a Lambda function ARN")
+            protocol = AwsDurableProtocol(self.aws_durable, arn)
+            self.aws_durable.functions[arn] = discovery.services[0].name
+        elif discovery.wire == "restate":
             restate = RestateProtocol.of(discovery)
             invoker.speak(restate.headers(), http2=restate.http2)
             protocol = restate
@@ -139,7 +154,9 @@ class Deployments:
     async def _drop(self, deployment_id: str) -> None:
         self._unreachable.pop(deployment_id, None)
         self.registry.remove(deployment_id)
-        self._endpoints.pop(deployment_id, None)
+        found = self._endpoints.pop(deployment_id, None)
+        if found is not None and isinstance(found[0], AwsDurableProtocol):
+            self.aws_durable.functions.pop(found[0].function_arn, None)
         invoker = self.invokers.pop(deployment_id, None)
         if invoker is not None:
             await invoker.close()
@@ -292,6 +309,44 @@ class Deployments:
             raise InvalidRequestError(
                 f"{uri} speaks {discovery.wire}, which this transport cannot carry"
             )
+        await self.store.put_deployment(record)
+        if existing is not None:
+            await self._drop(existing.id)
+        self._add(record, invoker)
+        return record
+
+    async def register_durable_function(self, arn: str, service: str) -> DeploymentRecord:
+        """Register the AWS durable function ``arn`` (qualified) as service ``service`` with one
+        handler, ``run`` (docs/aws-durable.md). Nothing is invoked: such a function answers
+        only durable invocation events. Re-registering the ARN refreshes it in place."""
+        try:
+            check_uri_text(arn)
+            from ..invokers import parse_function_arn  # boto3 only for Lambda deployments
+
+            uri = parse_function_arn(arn).uri
+        except InvokerError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        if not _SERVICE_NAME.fullmatch(service):
+            raise InvalidRequestError(
+                f"service {service!r}: a name of 1 to 128 letters, digits, '_', '-' or '.', "
+                "starting with a letter or '_'"
+            )
+        known = self.registry.service(service)
+        existing = next((d for d in self.registry.deployments.values() if d.uri == uri), None)
+        if known is not None and (existing is None or known[1] != existing.id):
+            raise StateConflictError(
+                f"service {service} is already served by deployment {known[1]}"
+            )
+        try:
+            invoker = self._invoker(uri)
+        except InvokerError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        record = DeploymentRecord(
+            id=existing.id if existing else new_deployment_id(),
+            uri=uri,
+            services=aws_durable_discovery(service).encode().decode(),
+            created_at=existing.created_at if existing else self.clock.now_ms(),
+        )
         await self.store.put_deployment(record)
         if existing is not None:
             await self._drop(existing.id)

@@ -520,6 +520,11 @@ class Engine:
         await self.limits.refresh()  # the limits its code defines
         return record
 
+    async def register_durable_function(self, arn: str, service: str) -> DeploymentRecord:
+        """Register an AWS Lambda durable function (qualified ARN) as service ``service`` with
+        one handler, ``run`` (docs/aws-durable.md)."""
+        return await self.deployments.register_durable_function(arn, service)
+
     async def delete_deployment(self, deployment_id: str) -> bool:
         """Forget a deployment (invocations pinned to it fail their attempts until re-added)."""
         return await self.deployments.delete(deployment_id)

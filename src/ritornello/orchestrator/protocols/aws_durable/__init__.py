@@ -1,0 +1,50 @@
+"""AWS Lambda durable functions (docs/aws-durable.md): handlers written with AWS's durable
+execution SDK, unmodified, run on Ritornello's engine.
+
+``_operations`` maps AWS's operation updates onto journal entries and folds them back,
+``_runs`` holds the live runs and their checkpoint tokens, ``_adapter`` invokes the function,
+``_history`` tells an execution's history from its journal.
+The API the function checkpoints through is served on the ingress (``ingress._durable_api``).
+"""
+
+from ritornello.orchestrator.protocols.aws_durable._adapter import (
+    HANDLER,
+    WIRE,
+    AwsDurableProtocol,
+    discovery,
+    execution_arn,
+    invocation_of,
+)
+from ritornello.orchestrator.protocols.aws_durable._history import history
+from ritornello.orchestrator.protocols.aws_durable._operations import (
+    UpdateError,
+    check_updates,
+    to_wire,
+)
+from ritornello.orchestrator.protocols.aws_durable._runs import (
+    INVALID_TOKEN,
+    Checkpoint,
+    Reply,
+    Run,
+    Runs,
+    names_function,
+)
+
+__all__ = [
+    "HANDLER",
+    "INVALID_TOKEN",
+    "WIRE",
+    "AwsDurableProtocol",
+    "Checkpoint",
+    "Reply",
+    "Run",
+    "Runs",
+    "UpdateError",
+    "check_updates",
+    "discovery",
+    "execution_arn",
+    "history",
+    "invocation_of",
+    "names_function",
+    "to_wire",
+]

@@ -1,0 +1,260 @@
+"""AWS Lambda durable functions as a ``ProtocolAdapter``: an ``@durable_execution`` handler
+(AWS's SDK, unmodified) is the one handler, ``run``, of a Ritornello service.
+
+An attempt invokes the function with the durable invocation event the SDK reads
+(``DurableExecutionArn``, ``CheckpointToken``, ``InitialExecutionState`` with every operation
+so far) and waits for either of:
+
+* a checkpoint request from the function (through the API on the ingress, ``Runs``): its updates
+  are returned to the core as a ``checkpoint`` answer of journal entries (``_operations``); once
+  the core committed them (the next ``attempt`` call finds them in the journal) the request is
+  answered (the new state of the operations it touched) and the attempt waits again; entries
+  the core refused are never acknowledged (the run is retired, the SDK re-drives). So a
+  checkpoint is acknowledged only once it is durable, and every stretch is one answer of the
+  core's: durability and fencing are those of any attempt.
+* the function's answer: ``SUCCEEDED`` / ``FAILED`` end the invocation with its result;
+  ``PENDING`` suspends it on the timers, callbacks and calls its operations wait for, and the
+  attempt that follows their completion invokes the function again (a replay from the
+  operations).
+
+A run that ends any other way (timeout, function error, the driver stopping) is retired: its
+checkpoint token is refused from then on. A cancelled invocation ends failed (409) without
+invoking the function again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ritornello.protocol import DiscoveryResponse, HandlerInfo, InvokeResponse, ServiceInfo
+from ritornello.protocol._entries import CANCEL_INDEX
+
+from ..._json import dumpb, loads
+from ...core import Answered, AttemptFailed, Invocation, Invoke
+from ...invokers import Invoker, InvokerError, throttled
+from .._base import Exchange, ProtocolAdapter
+from ._operations import UpdateError, ends, entries_of, operations, to_wire, waiting
+from ._runs import Checkpoint, Run, Runs
+
+log = logging.getLogger("ritornello.aws_durable")
+
+WIRE = "aws-durable"
+#: The one handler of a durable function's service.
+HANDLER = "run"
+
+
+def discovery(service: str) -> DiscoveryResponse:
+    """What a durable function serves: service ``service`` with one handler, ``run``."""
+    return DiscoveryResponse(
+        services=(ServiceInfo(name=service, kind="service", handlers=(HandlerInfo(HANDLER),)),),
+        wire=WIRE,
+        wire_info={},
+    )
+
+
+def execution_arn(function_arn: str, invocation_id: str) -> str:
+    """The durable execution ARN of an invocation (its last part is the EXECUTION operation's
+    id, which the SDK reads)."""
+    return f"{function_arn}/durable-execution/{invocation_id}/{invocation_id}"
+
+
+def invocation_of(arn: str) -> str | None:
+    """The invocation an execution ARN names (None: not one of ours)."""
+    head, _, last = arn.rpartition("/")
+    if "/durable-execution/" not in arn or not last.startswith("inv_"):
+        return None
+    return last if head.endswith("/" + last) else None
+
+
+class _Exchange(Exchange):
+    """The run an attempt left open by a checkpoint, and the checkpoint awaiting its commit."""
+
+    __slots__ = ("call", "committed_len", "final", "pending", "run", "runs", "seen", "touched")
+
+    def __init__(self, runs: Runs) -> None:
+        self.runs = runs
+        self.run: Run | None = None
+        self.call: asyncio.Task[bytes] | None = None
+        self.pending: Checkpoint | None = None
+        self.touched: list[str] = []
+        #: the journal's length once the pending checkpoint is committed
+        self.committed_len = 0
+        #: the completions the run started with
+        self.seen: set[int] = set()
+        #: the pending checkpoint ends the execution (its result checkpointed)
+        self.final = False
+
+    def close(self) -> None:
+        if self.final and self.pending is not None and not self.pending.reply.done():
+            # The driver ends after the commit of the result's "done" answer: the execution
+            # is over, which an answer without a token says. Had the commit failed, the
+            # invocation is re-driven and the function run again (its answer here dropped).
+            self.pending.reply.set_result((200, None, {"NewExecutionState": {"Operations": []}}))
+        self.final = False
+        if self.pending is not None and not self.pending.reply.done():
+            # committed or not, this process no longer drives it: the SDK re-drives
+            self.pending.reply.set_result(
+                (500, "ServiceException", {"message": "the attempt ended; retry"})
+            )
+        self.pending = None
+        if self.call is not None:
+            self.call.cancel()  # the Lambda's answer is dropped; its token refused below
+            self.call = None
+        if self.run is not None:
+            self.runs.end(self.run)
+            self.run = None
+
+
+class AwsDurableProtocol(ProtocolAdapter):
+    """AWS's durable execution protocol over Lambda's Invoke API."""
+
+    name = WIRE
+
+    def __init__(self, runs: Runs, function_arn: str) -> None:
+        self.runs = runs
+        self.function_arn = function_arn
+
+    def read_discovery(self, raw: bytes) -> DiscoveryResponse:
+        return DiscoveryResponse.decode(raw)
+
+    def new_exchange(self) -> Exchange:
+        return _Exchange(self.runs)
+
+    async def attempt(
+        self, invoker: Invoker, invoke: Invoke, exchange: Exchange, timeout_s: float
+    ) -> Answered | AttemptFailed:
+        assert isinstance(exchange, _Exchange)
+        inv = invoke.invocation
+        rec = inv.rec
+        ops = operations(rec.id, inv.entries, inv.completions, rec.created_at)
+        if exchange.pending is not None and len(inv.entries) != exchange.committed_len:
+            # the core refused the checkpoint's entries (or they did not land): never acked
+            exchange.close()
+        if exchange.pending is not None and exchange.run is not None:
+            # the checkpoint handed to the core was committed: answer it, go on with the run
+            run, done = exchange.run, exchange.pending
+            exchange.pending = None
+            run.operations = ops
+            state = [to_wire(ops[i]) for i in dict.fromkeys(exchange.touched) if i in ops]
+            body = {"CheckpointToken": run.token, "NewExecutionState": {"Operations": state}}
+            if not done.reply.done():
+                done.reply.set_result((200, None, body))
+        else:
+            exchange.close()  # a new attempt: whatever ran before is superseded
+            if CANCEL_INDEX in inv.completions:
+                return _done(rec.id, failure={"code": 409, "message": "cancelled"})
+            if not hasattr(invoker, "invoke_event"):
+                return AttemptFailed(rec.id, "aws-durable: the deployment is not a Lambda ARN")
+            exchange.seen = set(inv.completions)
+            run = exchange.run = self.runs.start(rec.id, rec.attempt)
+            run.operations = ops
+            event = {
+                "DurableExecutionArn": execution_arn(self.function_arn, rec.id),
+                "CheckpointToken": run.token,
+                "InitialExecutionState": {"Operations": list(ops.values())},
+            }
+            exchange.call = asyncio.ensure_future(invoker.invoke_event(dumpb(event)))
+        return await self._wait(exchange, run, inv, timeout_s)
+
+    async def _wait(
+        self, exchange: _Exchange, run: Run, inv: Invocation, timeout_s: float
+    ) -> Answered | AttemptFailed:
+        """The run's next checkpoint (as a ``checkpoint`` answer) or its final answer."""
+        rec = inv.rec
+        call = exchange.call
+        assert call is not None
+        loop = asyncio.get_running_loop()
+        due = loop.time() + timeout_s
+        while True:
+            if run.inbox.empty() and not call.done():
+                getting = asyncio.ensure_future(run.inbox.get())
+                try:
+                    await asyncio.wait(
+                        {getting, call},
+                        timeout=max(0.0, due - loop.time()),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    if not getting.done():
+                        getting.cancel()
+                if getting.done() and not getting.cancelled():
+                    run.inbox.put_nowait(getting.result())  # back in order: read below
+            if not run.inbox.empty():
+                checkpoint = run.inbox.get_nowait()
+                try:
+                    entries = entries_of(
+                        checkpoint.updates,
+                        rec.id,
+                        len(inv.entries),
+                        int(time.time() * 1000),
+                        self.runs.target_of,
+                    )
+                except UpdateError as exc:  # validated at the API: a target that is not there
+                    checkpoint.reply.set_result(
+                        (400, "InvalidParameterValueException", {"message": str(exc)})
+                    )
+                    continue
+                exchange.pending = checkpoint
+                exchange.committed_len = len(inv.entries) + len(entries)
+                exchange.touched = [u["Id"] for u in checkpoint.updates]
+                if ends(checkpoint.updates):  # answered (without a token) once committed
+                    exchange.final = True
+                    return Answered(rec.id, InvokeResponse("done", entries))
+                return Answered(rec.id, InvokeResponse("checkpoint", entries))
+            if call.done():
+                exchange.call = None
+                self.runs.end(run)
+                exchange.run = None
+                return self._final(inv, call, exchange.seen)
+            if loop.time() >= due:
+                return AttemptFailed(rec.id, f"transport: attempt timed out after {timeout_s:g} s")
+
+    def _final(
+        self, inv: Invocation, call: asyncio.Task[bytes], seen: set[int]
+    ) -> Answered | AttemptFailed:
+        """What the function's answer comes to (``seen``: the completions its run started
+        with)."""
+        rec = inv.rec
+        exc = call.exception()
+        if exc is not None:
+            if isinstance(exc, InvokerError):
+                return AttemptFailed(rec.id, f"transport: {exc}", throttled(exc))
+            return AttemptFailed(rec.id, f"aws-durable: the invoke failed: {exc!r}")
+        try:
+            answer = loads(call.result())
+        except ValueError as exc:
+            return AttemptFailed(rec.id, f"aws-durable: the answer is not JSON: {exc}")
+        status = answer.get("Status") if isinstance(answer, dict) else None
+        if status == "SUCCEEDED":
+            result = answer.get("Result")
+            if not isinstance(result, str) or not result:
+                return _done(rec.id, value=None)
+            try:
+                return _done(rec.id, value=loads(result))
+            except ValueError:
+                return _done(rec.id, value=result)
+        if status == "FAILED":
+            error = answer.get("Error") if isinstance(answer.get("Error"), dict) else {}
+            kind, message = error.get("ErrorType"), error.get("ErrorMessage")
+            text = ": ".join(str(p) for p in (kind, message) if p) or "the execution failed"
+            return _done(rec.id, failure={"code": 500, "message": text})
+        if status == "PENDING":
+            wait_on = waiting(inv.entries, inv.completions)
+            if not wait_on:
+                # What it waited on completed while it ran (a quick callee, say): suspended on
+                # that, the core invokes it again at once.
+                wait_on = [i for i in waiting(inv.entries, {}) if i not in seen]
+                wait_on = [i for i in wait_on if i in inv.completions]
+            if not wait_on:
+                return AttemptFailed(rec.id, "aws-durable: PENDING with nothing to wait on")
+            return Answered(rec.id, InvokeResponse("suspended", waiting=wait_on))
+        shown = str(status)[:100]
+        return AttemptFailed(rec.id, f"aws-durable: the function answered status {shown}")
+
+
+def _done(invocation_id: str, **result: Any) -> Answered:
+    entry: dict[str, Any] = {"kind": "output", **result}
+    return Answered(invocation_id, InvokeResponse("done", [entry]))  # type: ignore[list-item]

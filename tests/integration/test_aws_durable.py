@@ -1,0 +1,510 @@
+"""AWS Lambda durable functions on Ritornello (docs/aws-durable.md): AWS's own Python SDK,
+unmodified, in tests/apps/durable_app.py behind ``ritornello lambda-emulator`` (a real process,
+its ``AWS_ENDPOINT_URL_LAMBDA`` the orchestrator's ingress), registered by ARN; the orchestrator
+(``ritornello serve``, a real process) invokes it through its Lambda invoker."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.procs import ROOT, Endpoint, LambdaEmulatorProcess, Orchestrator, aws_env, http
+
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:orders:1"
+
+
+class Pair:
+    """An orchestrator and the emulated function, each pointed at the other."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.ledger = tmp / "ledger.txt"
+        self.orch = Orchestrator(tmp, **aws_env(0, tmp), RITORNELLO_ATTEMPT_TIMEOUT_S="2")
+        self.emulator = LambdaEmulatorProcess(
+            tmp,
+            "tests/apps/durable_app.py",
+            **aws_env(self.orch.ingress_port, tmp),
+            DURABLE_LEDGER=str(self.ledger),
+        )
+        self.orch.env.update(aws_env(self.emulator.port, tmp))
+
+    def start(self) -> Pair:
+        self.emulator.start()
+        self.orch.start()
+        return self
+
+    def restart_orchestrator(self) -> None:
+        """A new orchestrator process on the same ports and store (the function still points
+        at its ingress)."""
+        old = self.orch
+        new = Orchestrator(self.tmp, **old.env)
+        for flag, port in (("--ingress-port", old.ingress_port), ("--admin-port", old.admin_port)):
+            new.args[new.args.index(flag) + 1] = str(port)
+        new.ingress_port, new.admin_port = old.ingress_port, old.admin_port
+        self.orch = new.start()
+
+    def call(self, event: Any) -> tuple[int, Any, dict[str, str]]:
+        return http("POST", f"{self.orch.ingress}/restate/call/Orders/run", event)
+
+    def send(self, event: Any) -> str:
+        status, body, _ = http("POST", f"{self.orch.ingress}/restate/send/Orders/run", event)
+        assert status == 202, (body, self.orch.output())
+        return str(body["invocationId"])
+
+    def attach(self, inv_id: str) -> tuple[int, Any]:
+        status, body, _ = http("GET", f"{self.orch.ingress}/restate/attach/{inv_id}")
+        return status, body
+
+    def ran(self, inv_id: str) -> Counter[str]:
+        lines = self.ledger.read_text().splitlines() if self.ledger.exists() else []
+        return Counter(line.split()[1] for line in lines if line.startswith(inv_id))
+
+    def stop(self) -> None:
+        self.orch.terminate()
+        self.emulator.terminate()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    p = Pair(tmp_path_factory.mktemp("durable")).start()
+    try:
+        body = {"arn": ARN, "protocol": "aws-durable", "service": "Orders"}
+        status, answer, _ = http("POST", f"{p.orch.admin}/deployments", body)
+        assert status == 201, (answer, p.orch.output())
+        assert answer["services"] == [
+            {
+                "name": "Orders",
+                "kind": "service",
+                "handlers": [{"name": "run", "kind": "exclusive"}],
+            }
+        ]
+        yield p
+    finally:
+        p.stop()
+
+
+def journal(pair: Pair, inv_id: str) -> list[dict[str, Any]]:
+    status, detail, _ = http("GET", f"{pair.orch.admin}/invocations/{inv_id}")
+    assert status == 200, detail
+    return list(detail["journal"])
+
+
+def test_steps_and_the_result_through_the_ingress(pair: Pair) -> None:
+    status, body, headers = pair.call({"mode": "steps", "numbers": [1, 2, 3]})
+    assert (status, body) == (200, {"total": 6}), pair.orch.output()
+    inv = headers["x-restate-id"]
+    assert pair.ran(inv) == {"add-1": 1, "add-2": 1, "add-3": 1}
+    entries = journal(pair, inv)
+    names = [e.get("name") for e in entries if e.get("kind") == "run"]
+    assert "STEP SUCCEED add-1" in names and "STEP SUCCEED add-3" in names, entries
+    succeeded = next(e for e in entries if e.get("name") == "STEP SUCCEED add-2")
+    assert succeeded["value"] == 2 and isinstance(succeeded["at"], int)
+    # attach and output answer the finished execution too
+    assert pair.attach(inv) == (200, {"total": 6})
+
+
+def test_a_failed_execution_is_a_failed_invocation(pair: Pair) -> None:
+    status, body, headers = pair.call({"mode": "fail"})
+    assert status == 500 and "ValueError: the order is invalid" in body["message"], body
+    status, detail, _ = http("GET", f"{pair.orch.admin}/invocations/{headers['x-restate-id']}")
+    assert detail["status"] == "completed", detail
+
+
+def test_registration_refuses_what_is_not_a_durable_function(pair: Pair) -> None:
+    admin = pair.orch.admin
+    unqualified = ARN.rsplit(":", 1)[0]
+    for body, code, why in [
+        ({"arn": ARN, "protocol": "aws-durable"}, 422, "takes arn and service"),
+        ({"uri": "http://127.0.0.1:1", "protocol": "aws-durable", "service": "X"}, 422, "arn"),
+        ({"arn": ARN, "protocol": "grpc", "service": "X"}, 422, "aws-durable"),
+        ({"arn": unqualified, "protocol": "aws-durable", "service": "X"}, 400, "unqualified"),
+        (
+            {"arn": ARN.replace("orders", "other"), "protocol": "aws-durable", "service": "a/b"},
+            400,
+            "service 'a/b'",
+        ),
+        (
+            {"arn": ARN.replace("orders", "other"), "protocol": "aws-durable", "service": "Orders"},
+            409,
+            "already served",
+        ),
+    ]:
+        status, answer, _ = http("POST", f"{admin}/deployments", body)
+        assert status == code and why in json.dumps(answer), (body, status, answer)
+
+
+def test_a_wait_is_a_durable_timer_that_invokes_the_function_again(pair: Pair) -> None:
+    started = time.monotonic()
+    status, body, headers = pair.call({"mode": "wait", "seconds": 1})
+    assert (status, body) == (200, ["before", "after"]), pair.orch.output()
+    assert time.monotonic() - started >= 1.0
+    inv = headers["x-restate-id"]
+    assert pair.ran(inv) == {"before": 1, "after": 1}
+    entries = journal(pair, inv)
+    pause = next(e for e in entries if e.get("kind") == "sleep")
+    assert pause["name"] == "WAIT START pause" and pause["duration_ms"] == 1000, pause
+
+
+def lambda_client(pair: Pair) -> Any:
+    """boto3's Lambda client pointed at the orchestrator's ingress (the durable API)."""
+    import boto3
+
+    return boto3.client(
+        "lambda",
+        endpoint_url=pair.orch.ingress,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def wait_for(path: Path, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing in {path}")
+
+
+def suspended(pair: Pair, inv_id: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        detail = http("GET", f"{pair.orch.admin}/invocations/{inv_id}")[1]
+        if detail["status"] == "suspended":
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{inv_id} did not suspend: {detail}")
+
+
+def test_a_callback_resolved_through_the_durable_api(pair: Pair) -> None:
+    publish = pair.tmp / "callback-api.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish)})
+    callback_id = wait_for(publish)
+    suspended(pair, inv)
+    client = lambda_client(pair)
+    client.send_durable_execution_callback_heartbeat(CallbackId=callback_id)
+    client.send_durable_execution_callback_success(
+        CallbackId=callback_id, Result=json.dumps({"by": "alice"}).encode()
+    )
+    # the SDK hands a callback's result over as the text sent (its pass-through serdes)
+    assert pair.attach(inv) == (200, {"approved": '{"by": "alice"}'}), pair.orch.output()
+    assert pair.ran(inv) == {"publish": 1}
+    # completed twice: refused, in Lambda's error shape (boto3 raises the modelled class)
+    with pytest.raises(client.exceptions.InvalidParameterValueException):
+        client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"2")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.send_durable_execution_callback_failure(
+            CallbackId=callback_id[:-3] + "AAA", Error={"ErrorMessage": "no"}
+        )
+    entries = journal(pair, inv)
+    assert [e["kind"] for e in entries if e.get("name") == "CALLBACK START approval"] == [
+        "awakeable"
+    ]
+
+
+def test_a_callback_rejected_through_the_awakeable_path(pair: Pair) -> None:
+    publish = pair.tmp / "callback-awakeable.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish)})
+    callback_id = wait_for(publish)
+    status, body, _ = http(
+        "POST",
+        f"{pair.orch.ingress}/restate/awakeables/{callback_id}/reject",
+        raw=b"not approved",
+        headers={"content-type": "text/plain"},
+    )
+    assert status == 202, body
+    status, body = pair.attach(inv)
+    assert status == 500 and "not approved" in body["message"], body
+
+
+def test_a_callback_resolved_through_the_awakeable_path(pair: Pair) -> None:
+    publish = pair.tmp / "callback-resolve.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish)})
+    callback_id = wait_for(publish)
+    status, body, _ = http(
+        "POST", f"{pair.orch.ingress}/restate/a/{callback_id}/resolve", {"by": "bob"}
+    )
+    assert status == 202, body
+    assert pair.attach(inv) == (200, {"approved": '{"by":"bob"}'}), pair.orch.output()
+    client = lambda_client(pair)
+    with pytest.raises(client.exceptions.InvalidParameterValueException):
+        client.send_durable_execution_callback_failure(
+            CallbackId=callback_id, Error={"ErrorMessage": "too late"}
+        )
+
+
+def test_a_zombie_run_cannot_checkpoint(pair: Pair) -> None:
+    """The first run outlives its attempt (2 s): the attempt after it starts a new run, and
+    the zombie's checkpoint token is refused when it wakes; its step's result is never
+    journaled (the step re-ran in the new run: at-least-once, as AWS's steps are)."""
+    marker = pair.tmp / "zombie-marker"
+    inv = pair.send({"mode": "zombie", "marker": str(marker), "sleep_s": 2.6})
+    assert pair.attach(inv) == (200, "slow"), pair.orch.output()
+    deadline = time.monotonic() + 10
+    while "Invalid checkpoint token" not in pair.emulator.output():
+        assert time.monotonic() < deadline, pair.emulator.output()
+        time.sleep(0.1)
+    assert pair.ran(inv) == {"first": 1, "slow": 2}
+    names = [e.get("name") for e in journal(pair, inv)]
+    assert names.count("STEP SUCCEED slow") == 1 and names.count("STEP SUCCEED first") == 1
+
+
+def test_forged_tokens_and_malformed_checkpoints_are_refused(pair: Pair) -> None:
+    client = lambda_client(pair)
+    status, body, headers = pair.call({"mode": "steps", "numbers": [5]})
+    assert status == 200, body
+    inv = headers["x-restate-id"]
+    arn = f"{ARN}/durable-execution/{inv}/{inv}"
+    update = {"Id": "x", "Type": "STEP", "Action": "SUCCEED", "Payload": "1"}
+    for token in ["", "nonsense", f"{inv}.1.00.00", f"{inv}.1.abcd.{'0' * 32}"]:
+        with pytest.raises(client.exceptions.InvalidParameterValueException) as err:
+            client.checkpoint_durable_execution(
+                DurableExecutionArn=arn, CheckpointToken=token or "x", Updates=[update]
+            )
+        assert "Invalid checkpoint token" in str(err.value)
+    with pytest.raises(client.exceptions.InvalidParameterValueException):
+        client.get_durable_execution_state(DurableExecutionArn=arn, CheckpointToken="x.1.2.3")
+    quoted = arn.replace("/", "%2F")
+    url = f"{pair.orch.ingress}/2025-12-01/durable-executions/{quoted}/checkpoint"
+    for raw, why in [
+        (b"{not json", "not JSON"),
+        (b"[1]", "JSON object"),
+        (b'{"CheckpointToken": 7}', "CheckpointToken"),
+        (b'{"CheckpointToken": "t", "Updates": {}}', "Updates must be a list"),
+        (b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "STEP"}]}', "Action"),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "", "Type": "STEP", "Action": "START"}]}',
+            ".Id",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "WAIT", '
+            b'"Action": "START"}]}',
+            "WaitSeconds",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "WAIT", "Action": "START",'
+            b' "WaitOptions": {"WaitSeconds": -1}}]}',
+            "WaitSeconds",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "STEP", "Action": "RETRY",'
+            b' "StepOptions": {"NextAttemptDelaySeconds": "1"}}]}',
+            "NextAttemptDelaySeconds",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "WAIT", "Action": "RETRY",'
+            b' "WaitOptions": {"WaitSeconds": 1}}]}',
+            "only a STEP",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "STEP", "Action": "FAIL",'
+            b' "Error": "x"}]}',
+            "Error must be an object",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "CHAINED_INVOKE",'
+            b' "Action": "START"}]}',
+            "FunctionName must be a name",
+        ),
+        (
+            b'{"CheckpointToken": "t", "Updates": [{"Id": "a", "Type": "EXECUTION",'
+            b' "Action": "START"}]}',
+            "SUCCEED or a FAIL",
+        ),
+    ]:
+        status, answer, headers = http("POST", url, raw=raw)
+        assert status == 400, (raw, status, answer)
+        assert headers["x-amzn-errortype"] == "InvalidParameterValueException", headers
+        assert why in answer["message"], (raw, answer)
+    # nothing of it reached the journal
+    assert sum(1 for e in journal(pair, inv) if e.get("name") == "STEP SUCCEED x") == 0
+    status, answer, headers = http("GET", f"{pair.orch.ingress}/2025-12-01/nothing-here")
+    assert status == 404 and headers["x-amzn-errortype"] == "UnknownOperationException"
+
+
+def test_executions_are_described_and_stopped_through_boto3(pair: Pair) -> None:
+    client = lambda_client(pair)
+    status, body, headers = pair.call({"mode": "steps", "numbers": [4]})
+    assert status == 200, body
+    inv = headers["x-restate-id"]
+    arn = f"{ARN}/durable-execution/{inv}/{inv}"
+    described = client.get_durable_execution(DurableExecutionArn=arn)
+    assert described["Status"] == "SUCCEEDED" and json.loads(described["Result"]) == {"total": 4}
+    assert json.loads(described["InputPayload"]) == {"mode": "steps", "numbers": [4]}
+    assert described["FunctionArn"] == ARN and described["DurableExecutionArn"] == arn
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_durable_execution(DurableExecutionArn=arn.replace(inv, "inv_nothing"))
+
+    publish = pair.tmp / "callback-stop.txt"
+    waiting = pair.send({"mode": "callback", "publish_to": str(publish)})
+    wait_for(publish)
+    suspended(pair, waiting)
+    arn = f"{ARN}/durable-execution/{waiting}/{waiting}"
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "RUNNING"
+    client.stop_durable_execution(DurableExecutionArn=arn)
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "STOPPED"
+    assert pair.attach(waiting)[0] == 409
+
+
+def test_a_step_retried_after_a_durable_timer(pair: Pair) -> None:
+    marker = pair.tmp / "retry-marker"
+    started = time.monotonic()
+    status, body, headers = pair.call({"mode": "retry", "marker": str(marker)})
+    assert (status, body) == (200, "recovered"), pair.orch.output()
+    assert time.monotonic() - started >= 1.0  # the step's retry delay
+    inv = headers["x-restate-id"]
+    assert pair.ran(inv) == {"flaky": 2}
+    kinds = [(e["kind"], e.get("name")) for e in journal(pair, inv)]
+    assert ("sleep", "STEP RETRY flaky") in kinds and ("run", "STEP SUCCEED flaky") in kinds
+
+
+def test_parallel_branches_in_child_contexts(pair: Pair) -> None:
+    status, body, headers = pair.call({"mode": "parallel"})
+    assert (status, body) == (200, [10, 20, 30]), pair.orch.output()
+    names = [e.get("name") for e in journal(pair, headers["x-restate-id"])]
+    assert "CONTEXT SUCCEED fan" in names, names
+
+
+def test_map_and_wait_for_condition(pair: Pair) -> None:
+    status, body, _ = pair.call({"mode": "map", "items": [1, 2, 3]})
+    assert (status, body) == (200, [1, 4, 9]), pair.orch.output()
+    started = time.monotonic()
+    status, body, headers = pair.call({"mode": "condition"})
+    assert (status, body) == (200, 2), pair.orch.output()
+    assert time.monotonic() - started >= 1.0  # one poll a second, durable timers between
+    assert pair.ran(headers["x-restate-id"]) == {"poll": 2}
+
+
+def test_cancel_ends_a_waiting_execution(pair: Pair) -> None:
+    publish = pair.tmp / "callback-cancel.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish)})
+    wait_for(publish)
+    suspended(pair, inv)
+    status, body, _ = http("PATCH", f"{pair.orch.admin}/invocations/{inv}/cancel")
+    assert status in (200, 202), body
+    status, body = pair.attach(inv)
+    assert status == 409 and "cancelled" in body["message"], body
+
+
+def test_history_and_listing_through_boto3(pair: Pair) -> None:
+    client = lambda_client(pair)
+    status, body, headers = pair.call({"mode": "wait", "seconds": 1})
+    assert status == 200, body
+    inv = headers["x-restate-id"]
+    arn = f"{ARN}/durable-execution/{inv}/{inv}"
+    events = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    kinds = [e["EventType"] for e in events]
+    assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionSucceeded", kinds
+    assert kinds.index("WaitStarted") < kinds.index("WaitSucceeded"), kinds
+    assert [e["EventId"] for e in events] == list(range(1, len(events) + 1))
+    first = client.get_durable_execution_history(DurableExecutionArn=arn, MaxItems=2)
+    assert len(first["Events"]) == 2 and first["NextMarker"] == "2"
+
+    listed = client.list_durable_executions_by_function(FunctionName="orders")
+    arns = [e["DurableExecutionArn"] for e in listed["DurableExecutions"]]
+    assert arn in arns
+    assert {e["Status"] for e in listed["DurableExecutions"]} >= {"SUCCEEDED", "FAILED"}
+    failed = client.list_durable_executions_by_function(FunctionName=ARN, Statuses=["FAILED"])
+    assert {e["Status"] for e in failed["DurableExecutions"]} == {"FAILED"}
+    other = ARN.rsplit(":", 1)[0]
+    assert client.list_durable_executions_by_function(FunctionName=other, Qualifier="1")[
+        "DurableExecutions"
+    ]
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.list_durable_executions_by_function(FunctionName="orders", Qualifier="2")
+    with pytest.raises(client.exceptions.InvalidParameterValueException):
+        client.get_durable_execution_history(DurableExecutionArn=arn, Marker="x")
+
+
+def test_a_result_over_the_answer_limit_is_checkpointed(pair: Pair) -> None:
+    size = 6 * 1024 * 1024
+    inv = pair.send({"mode": "big", "size": size})
+    status, body = pair.attach(inv)
+    assert status == 200 and body == "x" * size, (status, str(body)[:200], pair.orch.output())
+    assert pair.ran(inv) == {"big": 1}
+
+
+def test_a_chained_invoke_calls_another_durable_function(pair: Pair) -> None:
+    child = {"mode": "steps", "numbers": [7, 8]}
+    for function in ("orders", ARN, "Orders/run"):  # its name, its ARN, the handler
+        status, body, headers = pair.call(
+            {"mode": "invoke", "function": function, "payload": child}
+        )
+        assert (status, body) == (200, {"child": {"total": 15}}), (function, pair.orch.output())
+    calls = [e for e in journal(pair, headers["x-restate-id"]) if e["kind"] == "call"]
+    assert [c["name"] for c in calls] == ["Orders/run"] and calls[0]["input"] == child
+    # a Ritornello handler (the examples' endpoint, over HTTP)
+    endpoint = Endpoint(pair.tmp, ROOT / "examples", "app").start()
+    try:
+        status, body, _ = http("POST", f"{pair.orch.admin}/deployments", {"uri": endpoint.uri})
+        assert status == 201, body
+        event = {"mode": "invoke", "function": "Greeter/greet", "payload": "durable"}
+        status, body, _ = pair.call(event)
+        assert (status, body) == (200, {"child": "Hello, durable!"}), pair.orch.output()
+    finally:
+        endpoint.terminate()
+    # a child that fails fails its caller's invoke; an unknown function fails the execution
+    status, body, _ = pair.call(
+        {"mode": "invoke", "function": "orders", "payload": {"mode": "fail"}}
+    )
+    assert status == 500 and "the order is invalid" in body["message"], body
+    status, body, _ = pair.call({"mode": "invoke", "function": "nothing", "payload": {}})
+    assert status == 500 and "no durable function nor handler 'nothing'" in body["message"], body
+
+
+def test_kill9_of_the_orchestrator_during_a_wait_and_a_pending_callback(pair: Pair) -> None:
+    publish = pair.tmp / "callback-kill9.txt"
+    pending = pair.send({"mode": "callback", "publish_to": str(publish)})
+    inv = pair.send({"mode": "wait", "seconds": 2})
+    callback_id = wait_for(publish)
+    deadline = time.monotonic() + 10
+    while pair.ran(inv) != {"before": 1}:
+        assert time.monotonic() < deadline, pair.orch.output()
+        time.sleep(0.05)
+    suspended(pair, inv)
+    suspended(pair, pending)
+    pair.orch.kill9()
+    pair.restart_orchestrator()
+    assert pair.attach(inv) == (200, ["before", "after"]), pair.orch.output()
+    assert pair.ran(inv) == {"before": 1, "after": 1}
+    lambda_client(pair).send_durable_execution_callback_success(
+        CallbackId=callback_id, Result=b'"after the crash"'
+    )
+    assert pair.attach(pending) == (200, {"approved": '"after the crash"'}), pair.orch.output()
+    assert pair.ran(pending) == {"publish": 1}
+
+
+def test_kill9_of_the_orchestrator_during_a_step(pair: Pair) -> None:
+    """The function is inside a step when the orchestrator dies: its checkpoint cannot land
+    (nor, once it is back, with that run's token); the re-driven attempt replays the journaled
+    step and runs the interrupted one again (at-least-once), and the execution finishes."""
+    marker = pair.tmp / "kill9-step-marker"
+    inv = pair.send({"mode": "zombie", "marker": str(marker), "sleep_s": 1.0})
+    wait_for(marker)
+    pair.orch.kill9()
+    pair.restart_orchestrator()
+    assert pair.attach(inv) == (200, "slow"), pair.orch.output()
+    ran = pair.ran(inv)
+    assert ran["first"] == 1 and ran["slow"] in (1, 2), ran
+    names = [e.get("name") for e in journal(pair, inv)]
+    assert names.count("STEP SUCCEED first") == 1 and names.count("STEP SUCCEED slow") == 1
+
+
+def test_kill9_during_an_at_most_once_step_does_not_run_it_again(pair: Pair) -> None:
+    """At-most-once per retry (START journaled before the step runs): after the crash the
+    replay finds it started, never finished, and the SDK raises instead of running it again."""
+    marker = pair.tmp / "at-most-once-marker"
+    inv = pair.send({"mode": "at-most-once", "marker": str(marker), "sleep_s": 1.0})
+    wait_for(marker)
+    pair.orch.kill9()
+    pair.restart_orchestrator()
+    status, body = pair.attach(inv)
+    assert status == 200 and body.startswith("interrupted: "), (body, pair.orch.output())
+    assert pair.ran(inv) == {"once": 1}

@@ -1,0 +1,241 @@
+"""AWS durable operations <-> journal entries (``protocols.aws_durable``): the pure fold, the
+update checks and the checkpoint tokens, without processes (the SDK end to end is
+tests/integration/test_aws_durable.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from ritornello.orchestrator.protocols.aws_durable import (
+    INVALID_TOKEN,
+    Checkpoint,
+    Runs,
+    UpdateError,
+    check_updates,
+    execution_arn,
+    history,
+    invocation_of,
+    to_wire,
+)
+from ritornello.orchestrator.protocols.aws_durable._operations import (
+    entries_of,
+    operations,
+    waiting,
+)
+from ritornello.protocol import parse_awakeable_id
+
+INV = "inv_aaaaaaaaaaaaaaaaaaaaaaaaaa"
+FN = "arn:aws:lambda:us-east-1:123456789012:function:orders:1"
+
+
+def journal(*updates: dict[str, Any], at: int = 1000) -> list[str]:
+    """Journal texts: the input, then one entry per update (as the core stores them: a sleep
+    gets its ``wake_at``)."""
+    texts = [json.dumps({"kind": "input", "value": {"n": 1}})]
+    for entry in entries_of(check_updates(list(updates)), INV, len(texts), at):
+        if entry["kind"] == "sleep":
+            entry["wake_at"] = at + entry["duration_ms"]
+        texts.append(json.dumps(entry))
+    return texts
+
+
+def test_steps_fold_into_operations_with_their_results() -> None:
+    texts = journal(
+        {"Id": "s1", "Type": "STEP", "Action": "START", "Name": "charge"},
+        {"Id": "s1", "Type": "STEP", "Action": "SUCCEED", "Payload": "42"},
+        {"Id": "s2", "Type": "STEP", "Action": "FAIL", "Error": {"ErrorMessage": "no"}},
+    )
+    ops = operations(INV, texts, {}, 500)
+    assert list(ops) == [INV, "s1", "s2"]
+    assert ops[INV]["ExecutionDetails"] == {"InputPayload": '{"n":1}'}
+    assert ops["s1"]["Status"] == "SUCCEEDED" and ops["s1"]["Name"] == "charge"
+    assert ops["s1"]["StepDetails"] == {"Attempt": 0, "Result": "42"}
+    assert ops["s2"]["Status"] == "FAILED"
+    assert ops["s2"]["StepDetails"]["Error"] == {"ErrorMessage": "no"}
+    entries = [json.loads(t) for t in texts]
+    assert [e["name"] for e in entries[1:]] == [
+        "STEP START charge",
+        "STEP SUCCEED s1",
+        "STEP FAIL s2",
+    ]
+    assert entries[2]["value"] == 42 and entries[3]["failure"]["message"] == "no"
+
+
+def test_a_wait_succeeds_with_its_timers_completion() -> None:
+    texts = journal(
+        {"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 3}}
+    )
+    assert json.loads(texts[1])["duration_ms"] == 3000
+    op = operations(INV, texts, {}, 0)["w"]
+    assert op["Status"] == "STARTED" and op["WaitDetails"] == {"ScheduledEndTimestamp": 4000}
+    assert waiting(texts, {}) == [1]
+    done = {1: '{"index":1,"value":null}'}
+    assert operations(INV, texts, done, 0)["w"]["Status"] == "SUCCEEDED"
+    assert waiting(texts, done) == []
+    wire = to_wire(operations(INV, texts, done, 0)["w"])
+    assert wire["WaitDetails"] == {"ScheduledEndTimestamp": 4.0} and wire["EndTimestamp"] == 4.0
+
+
+def test_a_callback_is_an_awakeable_with_the_text_sent_as_its_result() -> None:
+    texts = journal({"Id": "c", "Type": "CALLBACK", "Action": "START", "Name": "ok"})
+    entry = json.loads(texts[1])
+    assert entry["kind"] == "awakeable" and parse_awakeable_id(entry["id"]) == (INV, 1)
+    op = operations(INV, texts, {}, 0)["c"]
+    assert op["CallbackDetails"] == {"CallbackId": entry["id"]}
+    sent = {1: '{"index":1,"value":{"a":1},"text":"{\\"a\\": 1}"}'}
+    assert operations(INV, texts, sent, 0)["c"]["CallbackDetails"]["Result"] == '{"a": 1}'
+    resolved = {1: '{"index":1,"value":{"a":1}}'}  # Ritornello's awakeable path
+    assert operations(INV, texts, resolved, 0)["c"]["CallbackDetails"]["Result"] == '{"a":1}'
+    rejected = {1: '{"index":1,"failure":{"code":500,"message":"no"}}'}
+    op = operations(INV, texts, rejected, 0)["c"]
+    assert op["Status"] == "FAILED"
+    assert op["CallbackDetails"]["Error"] == {"ErrorType": "CallbackError", "ErrorMessage": "no"}
+
+
+def test_a_retried_step_is_pending_then_ready() -> None:
+    texts = journal(
+        {"Id": "s", "Type": "STEP", "Action": "START"},
+        {
+            "Id": "s",
+            "Type": "STEP",
+            "Action": "RETRY",
+            "Error": {"ErrorMessage": "flaky"},
+            "StepOptions": {"NextAttemptDelaySeconds": 2},
+        },
+    )
+    op = operations(INV, texts, {}, 0)["s"]
+    assert op["Status"] == "PENDING" and op["StepDetails"]["Attempt"] == 1
+    assert op["StepDetails"]["NextAttemptTimestamp"] == 3000
+    assert operations(INV, texts, {2: '{"index":2,"value":null}'}, 0)["s"]["Status"] == "READY"
+    assert "Result" not in op["StepDetails"]
+    # wait_for_condition: a retry carries the state polled so far, read back as the result
+    polled = journal(
+        {
+            "Id": "c",
+            "Type": "STEP",
+            "Action": "RETRY",
+            "Payload": "1",
+            "StepOptions": {"NextAttemptDelaySeconds": 1},
+        }
+    )
+    assert operations(INV, polled, {}, 0)["c"]["StepDetails"]["Result"] == "1"
+
+
+def test_an_execution_result_is_the_output_entry_last() -> None:
+    updates = check_updates(
+        [
+            {"Id": "e", "Type": "EXECUTION", "Action": "SUCCEED", "Payload": '"big"'},
+            {"Id": "s", "Type": "STEP", "Action": "SUCCEED", "Payload": "1"},
+        ]
+    )
+    entries = entries_of(updates, INV, 3, 0)
+    assert [e["kind"] for e in entries] == ["run", "output"] and entries[-1]["value"] == "big"
+    failed = check_updates(
+        [{"Id": "e", "Type": "EXECUTION", "Action": "FAIL", "Error": {"ErrorMessage": "no"}}]
+    )
+    assert entries_of(failed, INV, 3, 0) == [
+        {"kind": "output", "failure": {"code": 500, "message": "no"}}
+    ]
+
+
+def test_a_chained_invoke_is_a_call_of_the_handler_its_function_names() -> None:
+    runs = Runs(b"k" * 32)
+    runs.functions[FN] = "Orders"
+    update = {
+        "Id": "i",
+        "Type": "CHAINED_INVOKE",
+        "Action": "START",
+        "Payload": '{"n": 2}',
+        "ChainedInvokeOptions": {"FunctionName": "orders"},
+    }
+    (entry,) = entries_of(check_updates([update]), INV, 1, 0, runs.target_of)
+    assert (entry["kind"], entry["name"], entry["input"]) == ("call", "Orders/run", {"n": 2})
+    texts = [json.dumps({"kind": "input", "value": None}), json.dumps(entry)]
+    assert waiting(texts, {}) == [1]
+    op = operations(INV, texts, {1: '{"index":1,"value":{"t":3}}'}, 0)["i"]
+    assert op["Status"] == "SUCCEEDED" and op["ChainedInvokeDetails"] == {"Result": '{"t":3}'}
+    failed = operations(INV, texts, {1: '{"index":1,"failure":{"code":500,"message":"x"}}'}, 0)
+    assert failed["i"]["Status"] == "FAILED"
+    for named, target in [
+        (FN, "Orders/run"),
+        ("123456789012:function:orders:1", "Orders/run"),
+        ("orders:2", None),
+        ("arn:aws:lambda:eu-west-1:123456789012:function:orders", None),
+        ("Greeter/greet", "Greeter/greet"),
+        ("a/b/c", None),
+    ]:
+        assert runs.target_of(named) == target, named
+    with pytest.raises(UpdateError, match="no durable function nor handler"):
+        entries_of(check_updates([update]), INV, 1, 0)
+
+
+def test_history_lists_updates_and_completions_in_order() -> None:
+    texts = journal(
+        {"Id": "s", "Type": "STEP", "Action": "SUCCEED", "Payload": "1"},
+        {"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 1}},
+    )
+    events = history(INV, texts, {2: '{"index":2,"value":null}'}, 0, ("Succeeded", 9000))
+    assert [e["EventType"] for e in events] == [
+        "ExecutionStarted",
+        "StepSucceeded",
+        "WaitStarted",
+        "WaitSucceeded",
+        "ExecutionSucceeded",
+    ]
+    assert [e["EventId"] for e in events] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    ("updates", "why"),
+    [
+        ("x", "must be a list"),
+        ([1], "must be an object"),
+        ([{"Id": "a" * 257, "Type": "STEP", "Action": "START"}], ".Id"),
+        ([{"Id": "a", "Type": "TIMER", "Action": "START"}], ".Type"),
+        ([{"Id": "a", "Type": "CHAINED_INVOKE", "Action": "START"}], "FunctionName"),
+        ([{"Id": "a", "Type": "STEP", "Action": "START", "Name": 3}], ".Name must be"),
+        ([{"Id": "a", "Type": "STEP", "Action": "START", "Name": "n" * 300}], "longer"),
+        ([{"Id": "a", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 0}}], "1"),
+        (
+            [{"Id": "a", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": True}}],
+            "WaitSeconds",
+        ),
+        ([{"Id": "a", "Type": "CALLBACK", "Action": "RETRY"}], "only a STEP"),
+    ],
+)
+def test_malformed_updates_are_refused(updates: Any, why: str) -> None:
+    with pytest.raises(UpdateError, match=why):
+        check_updates(updates)
+
+
+def test_execution_arns_name_their_invocation() -> None:
+    arn = execution_arn(FN, INV)
+    assert invocation_of(arn) == INV
+    for other in [FN, f"{FN}/durable-execution/x/{INV}", f"{FN}/durable-execution/{INV}/y", ""]:
+        assert invocation_of(other) is None, other
+
+
+def test_a_token_is_refused_once_its_run_is_superseded_or_altered() -> None:
+    async def main() -> None:
+        runs = Runs(b"k" * 32)
+        first = runs.start(INV, 1)
+        assert runs.live(first.token, INV) is first
+        assert runs.live(first.token, "inv_bbbbbbbbbbbbbbbbbbbbbbbbbb") is None
+        assert runs.live(first.token[:-1] + "0", INV) is None
+        assert runs.live(None, INV) is None
+        waiting_reply = asyncio.get_running_loop().create_future()
+        first.inbox.put_nowait(Checkpoint([], waiting_reply))
+        second = runs.start(INV, 2)  # supersedes the first: its token and its waiters refused
+        assert runs.live(first.token, INV) is None and runs.live(second.token, INV) is second
+        status, kind, body = waiting_reply.result()
+        assert (status, kind) == (400, "InvalidParameterValueException")
+        assert body["message"].startswith(INVALID_TOKEN)
+        assert Runs(b"j" * 32).live(second.token, INV) is None  # another key: forged
+        runs.end(second)
+        assert runs.live(second.token, INV) is None
+
+    asyncio.run(main())
