@@ -78,10 +78,10 @@ class IngressApp:
         self.engine = engine
         self.max_body_bytes = max_body_bytes
         self.header_limits = HeaderLimits(max_header_bytes, max_headers)
-        self._durable = DurableApi(engine, max_body_bytes=max_body_bytes)
         # auth (docs/auth.md): with a token every path needs it; the header carrying it is
         # always redacted from the journaled request headers
         self._token = BearerToken(token) if token else None
+        self._durable = DurableApi(engine, max_body_bytes=max_body_bytes, token=self._token)
         self._redact = redact_names([*redact_headers.split(","), "authorization"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -50,6 +50,7 @@ from ..protocols.aws_durable import (
     to_wire,
 )
 from ..runtime import Engine
+from ._auth import BearerToken, authorization
 from ._status import http_status
 
 Scope = MutableMapping[str, Any]
@@ -81,9 +82,25 @@ def is_durable_path(scope: Scope) -> bool:
 class DurableApi:
     """The durable-execution API over one engine."""
 
-    def __init__(self, engine: Engine, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, engine: Engine, *, max_body_bytes: int, token: BearerToken | None = None
+    ) -> None:
         self.engine = engine
         self.max_body_bytes = max_body_bytes
+        #: the ingress token, when one is set: the execution operations (get, history, list,
+        #: stop) need it (``Authorization: Bearer``), as every other ingress path does; the
+        #: function's own calls (checkpoint, state) and callbacks carry their capability
+        self._token = token
+
+    def _operator(self, scope: Scope) -> None:
+        """Refuse an execution operation without the ingress token, when one is set."""
+        if self._token is not None and not self._token.matches(authorization(scope)):
+            raise ApiError(
+                403,
+                "AccessDeniedException",
+                "this ingress has a token: the execution operations need Authorization: "
+                "Bearer <ingress_token> (or use the admin API: /invocations)",
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -121,13 +138,17 @@ class DurableApi:
                 if (method, op) == ("GET", "state"):
                     return self._state(inv_id, query)
                 if (method, op) == ("GET", ""):
+                    self._operator(scope)
                     return await self._describe(inv_id, segs[1])
                 if (method, op) == ("GET", "history"):
+                    self._operator(scope)
                     return await self._history(inv_id, segs[1], query)
                 if (method, op) == ("POST", "stop"):
+                    self._operator(scope)
                     await self.engine.kill(inv_id)
                     return 200, dumpb({"StopTimestamp": time.time()})
             if segs[0] == "functions" and segs[2:] == ["durable-executions"] and method == "GET":
+                self._operator(scope)
                 return await self._list(segs[1], query)
             if len(segs) == 3 and segs[0] == "durable-execution-callbacks" and method == "POST":
                 return await self._callback(segs[1], segs[2], scope, receive)
