@@ -23,6 +23,7 @@ from ritornello.store.records import (
     MemberRecord,
     PermitRecord,
     ScheduleRecord,
+    ServiceSettingsRecord,
     TimerRecord,
 )
 
@@ -202,6 +203,16 @@ class Store(ABC):
     @abstractmethod
     async def delete_deployment(self, deployment_id: str) -> bool:
         """Remove a deployment; False if it did not exist."""
+
+    # ------------------------------------------------------------------ service settings
+
+    @abstractmethod
+    async def put_service_settings(self, record: ServiceSettingsRecord) -> None:
+        """Insert or replace a service's overrides (last writer wins: an operator's edit)."""
+
+    @abstractmethod
+    async def list_service_settings(self) -> list[ServiceSettingsRecord]:
+        """Every service's overrides, by service. Strongly consistent."""
 
     # ------------------------------------------------------------------ schedules
 

@@ -26,6 +26,7 @@ MEMBERS_PK = "m"
 DEPLOYMENTS_PK = "d"
 SCHEDULES_PK = "sc"
 LIMITS_PK = "lm"
+SERVICE_SETTINGS_PK = "ss"  # an operator's overrides of a service's settings (sk: service)
 
 #: Global secondary indexes (eventually consistent, admin listing and retention only).
 SEQ_INDEX = "by_seq"  # seq_pk = "seq#<partition>", seq_sk = "<seq 20 digits>#<id>"

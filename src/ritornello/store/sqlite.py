@@ -42,11 +42,13 @@ from ritornello.store._checks import (
     lost,
     moved,
 )
+from ritornello.store._service_settings import sqlite_list, sqlite_put
 from ritornello.store._sqlite_limits import SqliteLimits, apply_permits
 from ritornello.store._sqlite_process import WriterProcess
 from ritornello.store._sqlite_thread import ConnectionThread, JobFn
 from ritornello.store.errors import ConflictError, StoreClosedError, StoreError
 from ritornello.store.records import (
+    ServiceSettingsRecord,
     STATUSES,
     CommitUnit,
     DeploymentRecord,
@@ -230,6 +232,9 @@ class SqliteStore(SqliteLimits, Store):
         row = (deployment.id, deployment.uri, deployment.services, deployment.created_at)
         await self._run(True, _execute, (sql.PUT_DEPLOYMENT, row))
 
+    async def put_service_settings(self, record: ServiceSettingsRecord) -> None:
+        await self._run(True, sqlite_put, record)
+
     async def delete_deployment(self, deployment_id: str) -> bool:
         count: int = await self._run(True, _execute, (sql.DELETE_DEPLOYMENT, (deployment_id,)))
         return count > 0
@@ -372,6 +377,10 @@ class SqliteStore(SqliteLimits, Store):
 
     async def count_timers(self) -> int:
         result: int = await self._run(False, _count_timers, None)
+        return result
+
+    async def list_service_settings(self) -> list[ServiceSettingsRecord]:
+        result: list[ServiceSettingsRecord] = await self._run(False, sqlite_list, None)
         return result
 
     async def list_deployments(self) -> list[DeploymentRecord]:
