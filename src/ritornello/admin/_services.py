@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from ritornello.admin._models import HandlerList, ServiceInfo, ServiceList, errors
+from ritornello.admin._service_settings import handler_settings_view, service_settings_view
 from ritornello.orchestrator import Engine
 
 _TY = {"service": "Service", "object": "VirtualObject", "workflow": "Workflow"}
@@ -22,7 +23,15 @@ def service_view(engine: Engine, name: str) -> dict[str, Any]:
         "name": info.name,
         "ty": _TY[info.kind],
         "deployment_id": dep,
-        "handlers": [{"name": h.name, "ty": h.kind.capitalize()} for h in info.handlers],
+        "handlers": [
+            {
+                "name": h.name,
+                "ty": h.kind.capitalize(),
+                **handler_settings_view(engine, info, dep, h),
+            }
+            for h in info.handlers
+        ],
+        **service_settings_view(engine, info),
     }
 
 

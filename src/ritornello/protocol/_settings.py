@@ -121,6 +121,7 @@ def duration_ms(value: Any, what: str) -> int:
     """Milliseconds from what code may give: a ``timedelta``, a humantime or ISO string, or
     seconds as a number. TypeError or ValueError naming ``what`` otherwise (negative too)."""
     datetime = sys.modules.get("datetime")  # a timedelta exists only if it was imported
+    ms: int
     if datetime is not None and isinstance(value, datetime.timedelta):
         ms = round(value.total_seconds() * 1000)
     elif isinstance(value, str):
@@ -131,8 +132,7 @@ def duration_ms(value: Any, what: str) -> int:
         ms = round(value * 1000)
     else:
         raise TypeError(
-            f"{what} must be a timedelta, a duration string or seconds, "
-            f"not {type(value).__name__}"
+            f"{what} must be a timedelta, a duration string or seconds, not {type(value).__name__}"
         )
     if ms < 0:
         raise ValueError(f"{what} must not be negative")
@@ -191,6 +191,12 @@ class Settings:
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self))
+
+    def to_dict_raw(self) -> dict[str, Any]:
+        """The set fields as they are (metadata as pairs): ``Settings(**x)`` rebuilds it."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields, as discovery carries them (metadata as an object)."""

@@ -14,7 +14,6 @@ from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from ritornello.protocol import HandlerInfo, RetryPolicy, ServiceInfo, Settings
-from ritornello.sdk._settings import declared_settings
 from ritornello.sdk._serde import (
     OCTET_STREAM,
     Serde,
@@ -23,6 +22,7 @@ from ritornello.sdk._serde import (
     is_json_serde,
     type_hints,
 )
+from ritornello.sdk._settings import declared_settings
 
 HANDLER_ATTR = "__ritornello_handler__"
 

@@ -129,8 +129,11 @@ class Store(ABC):
     async def list_expired(
         self, before_ms: int, limit: int = 500, partition: int | None = None
     ) -> list[InvocationRecord]:
-        """Terminal (completed or killed) invocations last modified before ``before_ms``,
-        oldest first (of ``partition`` if given): what retention purges."""
+        """Terminal (completed or killed) invocations whose ``expires_at`` is before
+        ``before_ms``, soonest expiry first (of ``partition`` if given): what retention purges
+        (each service may keep its finished invocations for its own time, stamped in
+        ``expires_at`` when they finish). A terminal record without ``expires_at`` is never
+        listed: the orchestrator stamps every one it writes."""
 
     @abstractmethod
     async def list_timers(self, partition: int | None = None) -> list[TimerRecord]:

@@ -56,7 +56,6 @@ from ritornello.store.errors import (
     UnavailableError,
 )
 from ritornello.store.records import (
-    ServiceSettingsRecord,
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,
@@ -65,6 +64,7 @@ from ritornello.store.records import (
     MemberRecord,
     PermitRecord,
     ScheduleRecord,
+    ServiceSettingsRecord,
     TimerRecord,
 )
 

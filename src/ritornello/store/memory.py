@@ -303,10 +303,11 @@ class MemoryStore(Store):
             r
             for r in self._invocations.values()
             if r.status in FINAL_STATUSES
-            and r.modified_at < before_ms
+            and r.expires_at is not None
+            and r.expires_at < before_ms
             and (partition is None or r.partition == partition)
         ]
-        found.sort(key=lambda r: r.modified_at)
+        found.sort(key=lambda r: (r.expires_at or 0, r.id))
         return found[: max(limit, 0)]
 
     async def find_idempotent(

@@ -48,7 +48,6 @@ from ritornello.store._sqlite_process import WriterProcess
 from ritornello.store._sqlite_thread import ConnectionThread, JobFn
 from ritornello.store.errors import ConflictError, StoreClosedError, StoreError
 from ritornello.store.records import (
-    ServiceSettingsRecord,
     STATUSES,
     CommitUnit,
     DeploymentRecord,
@@ -56,6 +55,7 @@ from ritornello.store.records import (
     LeaseRecord,
     MemberRecord,
     ScheduleRecord,
+    ServiceSettingsRecord,
     TimerRecord,
 )
 

@@ -105,6 +105,7 @@ from ritornello.orchestrator.core._operator import STATE_WRITER, awakeable_targe
 from ritornello.orchestrator.core._partition import partition_of
 from ritornello.orchestrator.core._permits import instance_of
 from ritornello.orchestrator.core._registry import Registry, Target
+from ritornello.orchestrator.core._settings import attempt_timeout_s, retention_of
 
 __all__ = [
     "CANCELLED_RESULT",
@@ -191,6 +192,7 @@ __all__ = [
     "TimersDue",
     "Woke",
     "WriteState",
+    "attempt_timeout_s",
     "awakeable_target",
     "backoff_ms",
     "cancels_at_once",
@@ -201,6 +203,7 @@ __all__ = [
     "parse_permit_message",
     "partition_of",
     "permit_message",
+    "retention_of",
     "split_state",
     "value_result",
 ]

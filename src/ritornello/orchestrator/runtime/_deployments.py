@@ -43,6 +43,7 @@ from ..protocols import (
     decode_discovery,
     read_discovery,
 )
+from ._service_settings import load_overrides
 
 log = logging.getLogger("ritornello.engine")
 
@@ -168,7 +169,8 @@ class Deployments:
 
     async def refresh(self) -> None:
         """Load deployments registered (or removed) through any orchestrator sharing the
-        store."""
+        store, and the operators' service settings (``_service_settings``)."""
+        self.registry.set_overrides(await load_overrides(self.store))
         stored = {dep.id: dep for dep in await self.store.list_deployments()}
         recent = self.clock.now_ms() - REGISTERING_MS
         for dep_id in [

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ritornello.protocol import RetryPolicy, ServiceInfo, new_id
+from ritornello.protocol import RetryPolicy, ServiceInfo, Settings, new_id
 from ritornello.store import (
     FINAL_STATUSES,
     ConflictError,
@@ -90,6 +90,7 @@ from ._limits import Limits
 from ._metrics import CommitTimings, Gauges
 from ._operator import Operations
 from ._recovery import Recovery
+from ._service_settings import parse_patch, patch_service
 from ._timers import TimerQueue
 from ._waiters import Waiters
 from ._watchdog import Watchdog
@@ -503,6 +504,15 @@ class Engine:
         )
         await self.limits.refresh()  # the limits its code defines
         return record
+
+    async def patch_service(self, service: str, body: Any) -> Settings:
+        """Apply ``PATCH /services/{service}`` (Restate's fields, ``_service_settings``): the
+        service's overrides after it. InvalidRequestError for a bad body, NotFoundError for a
+        service no deployment serves."""
+        changes = parse_patch(body)
+        if await self.find_service(service) is None:
+            raise NotFoundError(f"service {service} not found")
+        return await patch_service(self.store, self.registry, self.clock, service, changes)
 
     async def delete_deployment(self, deployment_id: str) -> bool:
         """Forget a deployment (invocations pinned to it fail their attempts until re-added)."""

@@ -102,7 +102,9 @@ def _settings(obj: dict[str, Any], where: str) -> Settings | None:
     """The settings a manifest's service or handler sets: retention and timeouts (ms),
     ``ingressPrivate``, ``documentation`` and ``metadata``; None when it sets none."""
     values: dict[str, Any] = {
-        ours: obj[theirs] for theirs, ours in _DURATION_FIELDS.items() if obj.get(theirs) is not None
+        ours: obj[theirs]
+        for theirs, ours in _DURATION_FIELDS.items()
+        if obj.get(theirs) is not None
     }
     for theirs, ours in (("ingressPrivate", "ingress_private"), ("documentation", "description")):
         if obj.get(theirs) is not None:
