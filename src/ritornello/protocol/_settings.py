@@ -217,11 +217,9 @@ class Settings:
             raise ValueError(f"bad settings of {where}: {raw!r}")
         values = dict(raw)
         meta = values.get("metadata")
-        if meta is not None:
-            if not isinstance(meta, dict):
-                raise ValueError(f"metadata of {where} must be an object")
-            values["metadata"] = metadata_pairs(meta)
         try:
+            if meta is not None:
+                values["metadata"] = metadata_pairs(meta)
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"settings of {where}: {exc}") from None

@@ -130,7 +130,9 @@ class InvocationItem(Item):
             seq_pk=keys.seq_pk(r.partition),
             seq_sk=keys.seq_sk(r.seq, r.id),
             done_pk=keys.done_pk(r.partition) if terminal else None,
-            done_sk=keys.done_sk(r.expires_at, r.id) if r.expires_at is not None and terminal else None,
+            done_sk=keys.done_sk(r.expires_at, r.id)
+            if r.expires_at is not None and terminal
+            else None,
         )
 
     def record(self, result: str | None) -> InvocationRecord:
