@@ -192,67 +192,70 @@ def test_a_private_service_is_refused_at_the_ingress_and_served_to_handlers() ->
 
 def test_get_shows_settings_and_patch_refuses_bad_bodies() -> None:
     async def main() -> None:
-        async with MemoryStore() as store, _engine(store, retention_s=86_400) as engine:
-            async with _admin(engine) as admin:
-                r = await admin.get("/services/Short")
-                body = r.json()
-                assert body["journal_retention"] == "10s"
-                assert body["idempotency_retention"] == "1day"
-                assert body["workflow_completion_retention"] is None  # a service
-                assert body["documentation"] == "kept briefly"
-                assert body["metadata"] == {"team": "a"}
-                assert body["public"] is True and body["overrides"] == []
-                assert body["handlers"][0]["journal_retention"] == "10s"
-                (handler,) = (await admin.get("/services/Plain")).json()["handlers"]
-                assert handler["documentation"] == "an echo"
-                slow_view = (await admin.get("/services/Slow")).json()
-                assert (slow_view["inactivity_timeout"], slow_view["abort_timeout"]) == (
-                    "200ms",
-                    "100ms",
-                )
-                wf = (await admin.get("/services/Signup")).json()
-                assert wf["workflow_completion_retention"] == "2days"
-                listed = {s["name"]: s for s in (await admin.get("/services")).json()["services"]}
-                assert listed["Short"] == body
+        async with (
+            MemoryStore() as store,
+            _engine(store, retention_s=86_400) as engine,
+            _admin(engine) as admin,
+        ):
+            r = await admin.get("/services/Short")
+            body = r.json()
+            assert body["journal_retention"] == "10s"
+            assert body["idempotency_retention"] == "1day"
+            assert body["workflow_completion_retention"] is None  # a service
+            assert body["documentation"] == "kept briefly"
+            assert body["metadata"] == {"team": "a"}
+            assert body["public"] is True and body["overrides"] == []
+            assert body["handlers"][0]["journal_retention"] == "10s"
+            (handler,) = (await admin.get("/services/Plain")).json()["handlers"]
+            assert handler["documentation"] == "an echo"
+            slow_view = (await admin.get("/services/Slow")).json()
+            assert (slow_view["inactivity_timeout"], slow_view["abort_timeout"]) == (
+                "200ms",
+                "100ms",
+            )
+            wf = (await admin.get("/services/Signup")).json()
+            assert wf["workflow_completion_retention"] == "2days"
+            listed = {s["name"]: s for s in (await admin.get("/services")).json()["services"]}
+            assert listed["Short"] == body
 
-                r = await admin.patch(
-                    "/services/Short",
-                    json={"journal_retention": "30d", "inactivity_timeout": 90_000,
-                          "abort_timeout": "PT1M", "idempotency_retention": "1h 30m",
-                          "workflow_completion_retention": "0s"},
-                )  # fmt: skip
-                assert r.status_code == 200, r.text
-                body = r.json()
-                assert (body["journal_retention"], body["inactivity_timeout"]) == (
-                    "30days",
-                    "1m 30s",
-                )
-                assert (body["abort_timeout"], body["idempotency_retention"]) == ("1m", "1h 30m")
-                assert body["overrides"] == [
-                    "abort_timeout",
-                    "idempotency_retention",
-                    "inactivity_timeout",
-                    "journal_retention",
-                    "workflow_completion_retention",
-                ]
-                assert (await admin.get("/services/Short")).json() == body
-                for bad, status in [
-                    ({"journal_retention": "soon"}, 400),
-                    ({"journal_retention": "-5s"}, 400),
-                    ({"journal_retention": -5}, 400),
-                    ({"abort_timeout": "100000y"}, 400),
-                    ({}, 400),
-                    ({"retention": "1d"}, 422),
-                    ({"public": "no"}, 422),
-                    ({"journal_retention": 1.5}, 422),
-                    ([1], 422),
-                ]:
-                    r = await admin.patch("/services/Short", json=bad)
-                    assert r.status_code == status, (bad, r.text)
-                    assert r.json()["detail"]
-                r = await admin.patch("/services/Nope", json={"public": False})
-                assert r.status_code == 404 and "Nope" in r.json()["detail"]
-                assert (await admin.get("/services/Short")).json() == body  # nothing changed
+            r = await admin.patch(
+                "/services/Short",
+                json={"journal_retention": "30d", "inactivity_timeout": 90_000,
+                      "abort_timeout": "PT1M", "idempotency_retention": "1h 30m",
+                      "workflow_completion_retention": "0s"},
+            )  # fmt: skip
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert (body["journal_retention"], body["inactivity_timeout"]) == (
+                "30days",
+                "1m 30s",
+            )
+            assert (body["abort_timeout"], body["idempotency_retention"]) == ("1m", "1h 30m")
+            assert body["overrides"] == [
+                "abort_timeout",
+                "idempotency_retention",
+                "inactivity_timeout",
+                "journal_retention",
+                "workflow_completion_retention",
+            ]
+            assert (await admin.get("/services/Short")).json() == body
+            for bad, status in [
+                ({"journal_retention": "soon"}, 400),
+                ({"journal_retention": "-5s"}, 400),
+                ({"journal_retention": -5}, 400),
+                ({"abort_timeout": "100000y"}, 400),
+                ({}, 400),
+                ({"retention": "1d"}, 422),
+                ({"public": "no"}, 422),
+                ({"journal_retention": 1.5}, 422),
+                ([1], 422),
+            ]:
+                r = await admin.patch("/services/Short", json=bad)
+                assert r.status_code == status, (bad, r.text)
+                assert r.json()["detail"]
+            r = await admin.patch("/services/Nope", json={"public": False})
+            assert r.status_code == 404 and "Nope" in r.json()["detail"]
+            assert (await admin.get("/services/Short")).json() == body  # nothing changed
 
     asyncio.run(main())
 
@@ -267,32 +270,30 @@ def test_overrides_outlive_a_restart_and_a_reregistration(tmp_path: Path) -> Non
             await engine.register_deployment("inproc://e")  # the code says 10s again
             async with _admin(engine) as admin:
                 assert (await admin.get("/services/Short")).json()["journal_retention"] == "7days"
-        async with SqliteStore(path) as store, _engine(store) as engine:
-            async with _admin(engine) as admin:
-                body = (await admin.get("/services/Short")).json()
-                assert body["journal_retention"] == "7days"
-                assert body["overrides"] == ["journal_retention"]
-                r = await admin.patch("/services/Short", json={"public": False})
-                body = r.json()  # merged with what was overridden before
-                assert body["journal_retention"] == "7days" and body["public"] is False
+        async with SqliteStore(path) as store, _engine(store) as engine, _admin(engine) as admin:
+            body = (await admin.get("/services/Short")).json()
+            assert body["journal_retention"] == "7days"
+            assert body["overrides"] == ["journal_retention"]
+            r = await admin.patch("/services/Short", json={"public": False})
+            body = r.json()  # merged with what was overridden before
+            assert body["journal_retention"] == "7days" and body["public"] is False
 
     asyncio.run(main())
 
 
 def test_an_override_reaches_another_orchestrator_at_its_refresh() -> None:
     async def main() -> None:
-        async with MemoryStore(exclusive=False) as store:
-            async with _engine(store) as a, _engine(store) as b:
-                async with _admin(a) as admin:
-                    r = await admin.patch("/services/Plain", json={"public": False})
-                    assert r.status_code == 200
-                await b.refresh_deployments()  # what b does every 2 s
-                async with _admin(b) as admin:
-                    assert (await admin.get("/services/Plain")).json()["public"] is False
-                status, _, _ = await asgi_call(
-                    IngressApp(b), "POST", "/restate/call/Plain/echo", b"1",
-                    {"content-type": "application/json"},
-                )  # fmt: skip
-                assert status == 400
+        async with MemoryStore(exclusive=False) as store, _engine(store) as a, _engine(store) as b:
+            async with _admin(a) as admin:
+                r = await admin.patch("/services/Plain", json={"public": False})
+                assert r.status_code == 200
+            await b.refresh_deployments()  # what b does every 2 s
+            async with _admin(b) as admin:
+                assert (await admin.get("/services/Plain")).json()["public"] is False
+            status, _, _ = await asgi_call(
+                IngressApp(b), "POST", "/restate/call/Plain/echo", b"1",
+                {"content-type": "application/json"},
+            )  # fmt: skip
+            assert status == 400
 
     asyncio.run(main())
