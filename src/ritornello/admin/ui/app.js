@@ -1,5 +1,5 @@
 // The page's router: the URL hash names the view (#/invocations, #/invocations/ID, #/state,
-// #/deployments, #/schedules, #/limits). Each view renders into <main> and returns a function
+// #/deployments, #/services, #/services/NAME, #/schedules, #/limits). Each view renders into <main> and returns a function
 // that stops whatever it started (its polling); the router calls it before the next view.
 
 import { forgetToken, hasToken } from "./api.js";
@@ -9,6 +9,7 @@ import { invocationView } from "./invocation.js";
 import { invocationsView } from "./invocations.js";
 import { limitsView } from "./limits.js";
 import { schedulesView } from "./schedules.js";
+import { serviceView, servicesView } from "./services.js";
 import { stateView } from "./state.js";
 
 const main = document.getElementById("main");
@@ -27,6 +28,8 @@ function route() {
   else if (page === "invocations") stop = invocationsView(main);
   else if (page === "state") stop = stateView(main);
   else if (page === "deployments") stop = deploymentsView(main);
+  else if (page === "services" && parts.length > 1) stop = serviceView(main, parts[1]);
+  else if (page === "services") stop = servicesView(main);
   else if (page === "schedules") stop = schedulesView(main);
   else if (page === "limits") stop = limitsView(main);
   else {
