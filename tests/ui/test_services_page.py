@@ -18,12 +18,14 @@ def test_a_services_page_shows_and_changes_its_settings(
     admin: tuple[str, str],  # noqa: F811
     tmp_path: Path,
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     base, ingress = admin
-    wait = WebDriverWait(browser, 20)
+    # the page re-renders after a save: an element read mid-way is stale, read it again
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(f"{base}/ui/#/services")
     field = wait.until(ec.visibility_of_element_located((By.ID, "token-input")))
     field.send_keys(TOKEN)
