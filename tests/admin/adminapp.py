@@ -1,5 +1,7 @@
 """Handlers for the admin API tests (served by uvicorn from this directory)."""
 
+from dataclasses import dataclass
+
 from ritornello import Context, Endpoint, Service, TerminalError, VirtualObject
 
 box = VirtualObject("Box")
@@ -40,6 +42,24 @@ async def say(ctx: Context, text: str) -> str:
     loud = await ctx.run("upper", lambda: text.upper())
     await ctx.sleep(0.01)
     return loud
+
+
+@dataclass
+class Tally:
+    """Words to count."""
+
+    words: list[str]
+    min_length: int = 1
+
+
+@echo.handler()
+async def tally(ctx: Context, tally: Tally) -> dict[str, int]:
+    """Typed: how often each word of at least ``min_length`` letters occurs."""
+    counts: dict[str, int] = {}
+    for word in tally.words:
+        if len(word) >= tally.min_length:
+            counts[word] = counts.get(word, 0) + 1
+    return counts
 
 
 @flaky.handler()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+
 from tests.admin.conftest import Api
 
 
@@ -52,3 +55,41 @@ def test_openapi_documents_every_route(api: Api) -> None:
     }
     detail = spec["components"]["schemas"]["InvocationDetail"]["properties"]
     assert {"journal", "retries", "status"} <= set(detail)
+
+
+def test_discovery_over_http_carries_the_schemas_to_the_service_view_and_its_openapi(
+    api: Api,
+) -> None:
+    """The endpoint (uvicorn) answers discovery with each handler's schemas; the orchestrator
+    keeps them; ``GET /services/Echo`` shows them and ``/services/Echo/openapi`` documents
+    them; a body made to the documented schema is accepted at the ingress."""
+    status, echo = api.admin("GET", "/services/Echo")
+    assert status == 200
+    handlers = {h["name"]: h for h in echo["handlers"]}
+    assert handlers["say"]["input_json_schema"] == {"type": "string"}
+    assert handlers["say"]["output_json_schema"] == {"type": "string"}
+    tally = handlers["tally"]["input_json_schema"]
+    assert tally["$defs"]["Tally"] == {
+        "title": "Tally",
+        "description": "Words to count.",
+        "type": "object",
+        "properties": {
+            "words": {"type": "array", "items": {"type": "string"}},
+            "min_length": {"type": "integer", "default": 1},
+        },
+        "additionalProperties": False,
+        "required": ["words"],
+    }
+    status, doc = api.admin("GET", "/services/Echo/openapi")
+    assert status == 200
+    validate(doc)
+    op = doc["paths"]["/restate/call/Echo/tally"]["post"]
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Tally"}
+    body = {"words": ["a", "bb", "bb"], "min_length": 2}
+    Draft202012Validator({**schema, "components": doc["components"]}).validate(body)
+    assert api.call("/restate/call/Echo/tally", body)[:2] == (200, {"bb": 2})
+    status, box = api.admin("GET", "/services/Box/openapi")
+    assert status == 200 and "/restate/call/Box/{key}/put" in box["paths"]
+    validate(box)
+    assert api.admin("GET", "/services/Nope/openapi")[0] == 404

@@ -190,3 +190,43 @@ def test_handler_keeps_its_loop_across_calls_and_after_asyncio_run(
     assert admin.admin.engine is engine
     assert call(admin, "get_invocation", INVOCATION_ID="inv_1unknown0000000000000000")[0] == 404
     assert not admin._LOOP.is_running() and not admin._LOOP.is_closed()
+
+
+def test_lambda_admin_logs_through_powertools(tmp_path: Path) -> None:
+    """With Powertools installed, the admin Lambda's records (``ritornello.*``) come out as
+    Powertools' JSON lines on stdout, with the request id and the cold start flag. A fresh
+    interpreter: Powertools configures the ``ritornello`` logger once per process."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys, types\n"
+        "from ritornello.admin import lambda_handler as h\n"
+        "ctx = types.SimpleNamespace(aws_request_id='req-1')\n"
+        "for _ in range(2):\n"
+        "    r = h.handler(json.loads(sys.argv[1]), ctx)\n"
+        "    assert r['statusCode'] == 200, r\n"
+        "h._LOOP.run_until_complete(h.admin.close())\n"
+    )
+    env = {
+        **os.environ,
+        "RITORNELLO_STORE": f"sqlite:///{tmp_path / 'admin.db'}",
+        "PYTHONPATH": str(ROOT / "src"),
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(event("get_health"))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    ready = [x for x in lines if str(x.get("message", "")).startswith("admin API ready over")]
+    assert len(ready) == 1, out.stdout + out.stderr
+    record = ready[0]
+    assert record["service"] == "ritornello" and record["level"] == "INFO", record
+    assert record["function_request_id"] == "req-1" and record["cold_start"] is True, record
+    assert "sqlite" in record["message"] and "location" in record and "timestamp" in record

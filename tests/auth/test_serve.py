@@ -55,7 +55,8 @@ def refused(status: int, body: Any, headers: dict[str, str], key: str) -> bool:
 
 def test_admin_requires_its_token(stack: Stack) -> None:
     admin = stack.orch.admin
-    for path in ("/deployments", "/invocations", "/version", "/openapi.json", "/no-such-path"):
+    paths = ("/deployments", "/invocations", "/version", "/openapi.json", "/no-such-path")
+    for path in (*paths, "/services/Echo/openapi"):
         assert refused(*http("GET", f"{admin}{path}"), "detail"), path
         wrong = {"authorization": "Bearer not-the-token"}
         assert refused(*http("GET", f"{admin}{path}", headers=wrong), "detail"), path

@@ -9,8 +9,10 @@ import subprocess
 import sys
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from ritornello.cli import app
@@ -90,15 +92,26 @@ def test_help_names_what_serve_and_store_take() -> None:
     assert "init" in store.stdout and "inspect" not in store.stdout
 
 
-@pytest.mark.parametrize(
-    "command", [("invocations", "cancel"), ("invocations", "list"), ("call",), ("limits", "set")]
-)
-def test_options_read_without_type_placeholders(command: tuple[str, ...]) -> None:
-    """A flag shows no ``<bool>``, a value option a word for its value (``--service SERVICE``);
-    only typer's own ``--help`` row keeps its ``<bool>``."""
+def _command_paths() -> list[tuple[str, ...]]:
+    """Every command and group of the CLI, as the arguments that reach it."""
+    found: list[tuple[str, ...]] = [()]
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        for name, sub in getattr(command, "commands", {}).items():
+            found.append((*path, name))
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+@pytest.mark.parametrize("command", _command_paths(), ids=lambda c: " ".join(c) or "ritornello")
+def test_help_shows_no_type_placeholders(command: tuple[str, ...]) -> None:
+    """No ``<bool>`` beside a flag or typer's ``--help``, no ``<str>`` or ``<list[str]>``
+    beside an argument whose name says it: value options and arguments read by their metavar
+    (``--service SERVICE``, ``ID``), in every command's help."""
     result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0
-    rows = [line for line in result.stdout.splitlines() if "--" in line and "--help" not in line]
-    assert rows
-    for row in rows:
+    assert result.exit_code == 0, result.output
+    assert "--help" in result.stdout
+    for row in result.stdout.splitlines():
         assert not any(t in row for t in ("<bool>", "<str>", "<int>", "<float>", "<list")), row

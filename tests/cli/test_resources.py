@@ -3,6 +3,8 @@ against a real ``ritornello dev`` (which runs with an admin token)."""
 
 from __future__ import annotations
 
+from openapi_spec_validator import validate
+
 from tests.cli.conftest import Dev
 from tests.procs import free_port, wait_until
 
@@ -31,6 +33,19 @@ def test_services_list_and_show(dev: Dev) -> None:
     assert "add" in dev.ok("services", "show", "Counter").stdout
     assert "Greeter" in dev.ok("services", "list").stdout
     assert "service Nope not found" in dev.fails("services", "show", "Nope")
+    add = next(h for h in counter["handlers"] if h["name"] == "add")
+    assert add["input_json_schema"] == {"type": "integer"}
+    assert "integer" in dev.ok("services", "show", "Counter").stdout  # the input column
+
+
+def test_services_openapi(dev: Dev) -> None:
+    doc = dev.json("services", "openapi", "Counter")
+    validate(doc)
+    add = doc["paths"]["/restate/call/Counter/{key}/add"]["post"]
+    assert add["requestBody"]["content"]["application/json"]["schema"] == {"type": "integer"}
+    shown = dev.ok("services", "openapi", "Counter").stdout
+    assert "POST /restate/send/Counter/{key}/add" in shown and "202" in shown
+    assert "service Nope not found" in dev.fails("services", "openapi", "Nope")
 
 
 def test_state_get_and_set_with_a_version(dev: Dev) -> None:

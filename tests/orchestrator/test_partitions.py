@@ -321,3 +321,41 @@ def test_a_lease_lapse_with_its_renewal_in_flight_loses_nothing() -> None:
             await store.close()
 
     asyncio.run(main())
+
+
+def test_a_deployment_another_process_serves_is_named_unreachable_not_unregistered() -> None:
+    """A deployment in the store that this process cannot reach (an in-process app served
+    by another process) fails an attempt with "registered but not reachable" and why, not
+    "not registered"; a deployment the store does not hold still says "not registered"."""
+
+    async def main() -> None:
+        store = _store(partitions=2)
+        await store.open()
+        a = await _engine(store, "a")
+        try:
+            resolved = a.registry.resolve("PSvc", "double")
+            assert resolved is not None
+            rec, _ = await a.submit(resolved, None, "4", delay_ms=300)
+        finally:
+            await _crash(a)  # its partitions move to b after the lease
+        b = Engine(store, retry=FAST, node="b", lease_s=LEASE_S, inbox_interval_s=0.01)
+        await b.start()
+        try:
+            assert b.deployments.endpoint(resolved.deployment_id) is None
+            why = b.deployments.missing(resolved.deployment_id)
+            assert "registered but not reachable from this orchestrator" in why
+            assert "no in-process endpoint named 'app' in this process" in why
+            assert b.deployments.missing("dp_gone") == "deployment dp_gone is not registered"
+            for _ in range(200):  # the delayed send comes due on b, which cannot reach it
+                found = await store.get_invocation(rec.id)
+                assert found is not None
+                if found.last_error:
+                    break
+                await asyncio.sleep(0.02)
+            assert found.last_error is not None
+            assert "registered but not reachable" in found.last_error, found.last_error
+        finally:
+            await b.stop()
+            await store.close()
+
+    asyncio.run(main())

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openapi_spec_validator import validate
 
 from tests.procs import Endpoint, Orchestrator, check_store, http, wait_until
 from tests.restate.conftest import APPS, PyApp
@@ -96,6 +97,28 @@ def test_discovery_keeps_kinds_and_the_manifest(world: World) -> None:
     assert handlers["Counter", "add"] == "exclusive"
     assert handlers["Signup", "run"] == "workflow"
     assert handlers["Signup", "confirm"] == "shared"
+
+
+def test_the_manifests_json_schemas_are_shown_and_documented(world: World) -> None:
+    """The Python SDK's ``input.jsonSchema``/``output.jsonSchema`` reach ``GET /services``
+    and the service's OpenAPI document (valid OpenAPI 3.1); its ``true`` for ``-> object``
+    is any JSON."""
+    status, counter, _ = http("GET", f"{world.orch.admin}/services/Counter")
+    assert status == 200
+    shown = {h["name"]: h for h in counter["handlers"]}
+    assert shown["add"]["input_json_schema"] == {"type": "integer"}
+    assert shown["add"]["output_json_schema"] == {"type": "integer"}
+    assert shown["get"]["input_description"] == "none"  # "input": {}
+    status, doc, _ = http("GET", f"{world.orch.admin}/services/Counter/openapi")
+    assert status == 200
+    validate(doc)
+    add = doc["paths"]["/restate/call/Counter/{key}/add"]["post"]
+    assert add["requestBody"]["content"]["application/json"]["schema"] == {"type": "integer"}
+    assert "requestBody" not in doc["paths"]["/restate/call/Counter/{key}/get"]["post"]
+    status, attacher, _ = http("GET", f"{world.orch.admin}/services/Attacher")
+    assert status == 200
+    (attach,) = [h for h in attacher["handlers"] if h["name"] == "attach"]
+    assert attach["output_json_schema"] == {}
 
 
 def test_steps_run_once_each(world: World) -> None:

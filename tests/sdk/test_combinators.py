@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import pathlib
@@ -92,7 +91,7 @@ class Ordered:
         journal = journal + response.entries
         chosen = [i for i in response.waiting if journal[i]["kind"] == self.first]
         if chosen:
-            response = dataclasses.replace(response, waiting=chosen)
+            response = response.replace(waiting=chosen)
         return response.encode()
 
 

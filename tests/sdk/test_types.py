@@ -721,9 +721,12 @@ def test_discovery_carries_the_content_types_of_raw_handlers() -> None:
         "name": "render",
         "kind": "exclusive",
         "output_content_type": "image/png",
+        "input_schema": {"type": "integer"},  # JSON in: its schema (docs/sdk.md, "JSON schemas")
+        "input_required": True,
     }
     json_only = json.loads(Endpoint([shop]).discovery().encode())["services"][0]["handlers"][0]
-    assert set(json_only) == {"name", "kind"}  # JSON handlers: discovery as before
+    # JSON handlers: no content types; their schemas instead
+    assert set(json_only) == {"name", "kind", "input_schema", "output_schema", "input_required"}
 
 
 def test_handler_specs_expose_their_types_and_serdes() -> None:

@@ -1,8 +1,9 @@
 """The Services pages (#/services, #/services/NAME) in headless Chromium against a real
 ``ritornello dev tests/cli/opsapp.py`` with an admin token: the list links each service to its
 page, which shows its settings and handlers; the form changes them (PATCH /services/NAME), the
-page shows what an operator set, a bad duration is shown as the API's error, and the change is
-what the admin API then answers. A screenshot is saved under the test's tmp_path."""
+page shows what an operator set (and the OpenAPI document, fetched again, loses the paths of
+the now private service), a bad duration is shown as the API's error, and the change is what
+the admin API then answers. A screenshot is saved under the test's tmp_path."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ def test_a_services_page_shows_and_changes_its_settings(
     assert setting("journal_retention") == "1day"  # the orchestrator's default retention
     assert browser.find_element(By.CSS_SELECTOR, 'tr.handler[data-name="greet"]')
     assert not browser.find_elements(By.NAME, "workflow_completion_retention")  # a service
+    paths = browser.find_element(By.CSS_SELECTOR, "#openapi summary")
+    assert paths.text == "4 paths"  # the service's OpenAPI document, on the same page
 
     form = browser.find_element(By.ID, "settings-form")
     form.find_element(By.NAME, "journal_retention").send_keys("soon")
@@ -59,6 +62,8 @@ def test_a_services_page_shows_and_changes_its_settings(
     wait.until(lambda _: setting("public").startswith("no"))
     assert setting("public") == "no (set by an operator)"
     assert setting("journal_retention") == "30days (set by an operator)"
+    # the document is fetched again: the ingress refuses a private service, it has no path
+    assert browser.find_element(By.CSS_SELECTOR, "#openapi summary").text == "0 paths"
     browser.save_screenshot(str(tmp_path / "service.png"))
     status, svc, _ = http("GET", f"{base}/services/Greeter", headers=AUTH)
     assert status == 200 and svc["public"] is False and svc["journal_retention"] == "30days"

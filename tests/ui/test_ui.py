@@ -120,6 +120,51 @@ def test_list_open_an_invocation_and_see_its_timeline(
     assert not errors, errors
 
 
+def test_a_service_page_shows_its_handlers_schemas_and_openapi_document(
+    browser: Any, admin: tuple[str, str], tmp_path: Path
+) -> None:
+    """From the deployments page to #/services/Counter: each handler's input and output in
+    words, a schema unfolded as JSON, and the service's OpenAPI document (its paths, the
+    document itself, and a download link holding it)."""
+    import json
+    from urllib.parse import unquote
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, _ = admin
+    wait = WebDriverWait(browser, 20)
+    browser.get(f"{base}/ui/#/deployments")
+    browser.execute_script("sessionStorage.setItem('ritornello.adminToken', arguments[0])", TOKEN)
+    browser.refresh()
+    link = wait.until(ec.element_to_be_clickable((By.LINK_TEXT, "Counter")))
+    link.click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'tr.handler[data-name="add"]')))
+    assert browser.current_url.endswith("#/services/Counter")
+    add = browser.find_element(By.CSS_SELECTOR, 'tr.handler[data-name="add"]')
+    cells = [td.text for td in add.find_elements(By.TAG_NAME, "td")]
+    assert cells == ["add", "Exclusive", "integer", "integer", "yes", ""]
+    get = browser.find_element(By.CSS_SELECTOR, 'tr.handler[data-name="get"]')
+    assert get.find_elements(By.TAG_NAME, "td")[2].text == "none"
+    add.find_element(By.CSS_SELECTOR, "details.input summary").click()
+    shown = add.find_element(By.CSS_SELECTOR, "details.input pre").text
+    assert json.loads(shown) == {"type": "integer"}
+    browser.find_element(By.CSS_SELECTOR, "#openapi summary").click()
+    text = browser.find_element(By.ID, "openapi").text
+    assert "POST /restate/call/Counter/{key}/add" in text and "POST /Counter/{key}/add/send" in text
+    document = json.loads(browser.find_element(By.CSS_SELECTOR, "#openapi pre").text)
+    assert document == http("GET", f"{base}/services/Counter/openapi", headers=AUTH)[1]
+    download = browser.find_element(By.ID, "openapi-download")
+    assert download.get_attribute("download") == "Counter.openapi.json"
+    href = download.get_attribute("href")
+    prefix = "data:application/json;charset=utf-8,"
+    assert href.startswith(prefix) and json.loads(unquote(href[len(prefix) :])) == document
+    _shot(browser, tmp_path, "service")
+    browser.get(f"{base}/ui/#/services/Nope")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "service"), "service Nope not found"))
+
+
 def _shot(browser: Any, tmp_path: Path, name: str) -> None:
     path = tmp_path / f"ui-{name}.png"
     assert browser.save_screenshot(str(path))

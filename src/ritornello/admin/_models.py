@@ -112,6 +112,16 @@ class Handler(BaseModel):
     abort_timeout: str | None = Field(None, description="humantime")
     documentation: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    input_description: str | None = Field(
+        None, description="What a call carries: none, JSON, or raw bytes of a content type"
+    )
+    output_description: str | None = Field(None, description="What a call answers")
+    input_json_schema: dict[str, Any] | None = Field(
+        None, description="JSON Schema (2020-12) of the input, from the handler's type hints"
+    )
+    output_json_schema: dict[str, Any] | None = Field(
+        None, description="JSON Schema (2020-12) of the output"
+    )
 
 
 class ServiceInfo(BaseModel):

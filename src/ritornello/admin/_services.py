@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from ritornello.admin._models import HandlerList, ServiceInfo, ServiceList, errors
+from ritornello.admin._service_openapi import payloads
 from ritornello.admin._service_settings import handler_settings_view, service_settings_view
 from ritornello.orchestrator import Engine
 
@@ -27,6 +28,7 @@ def service_view(engine: Engine, name: str) -> dict[str, Any]:
             {
                 "name": h.name,
                 "ty": h.kind.capitalize(),
+                **payloads(h),
                 **handler_settings_view(engine, info, dep, h),
             }
             for h in info.handlers

@@ -15,6 +15,12 @@ Invariants:
 * Registering a deployment runs discovery from here, so the function's role needs
   ``lambda:InvokeFunction`` on the handler functions (template.yaml grants it), and HTTP
   deployments are held to ``RITORNELLO_DEPLOYMENT_HOSTS_ALLOW`` / ``_DENY`` as on a server.
+* Logging: with Powertools importable (AWS's Powertools layer, template.yaml's
+  ``PowertoolsLayerArn``), its ``Logger(service="ritornello")`` takes every ``ritornello.*``
+  record (the admin API's, the engine's, the store's): one JSON object a line on stdout, level
+  ``POWERTOOLS_LOG_LEVEL`` (else ``RITORNELLO_LOG_LEVEL``, else INFO), with the request's
+  ``function_request_id`` and ``cold_start``. Without it, records go to the runtime's logging
+  (Lambda's JSON log format in template.yaml).
 """
 
 from __future__ import annotations
@@ -33,6 +39,23 @@ from ritornello.store import Store, open_store
 from ritornello.store.retrying import RetryingStore
 
 log = logging.getLogger("ritornello.admin.lambda")
+#: The name Powertools' logger takes (and so the logger it configures): every ``ritornello.*``
+#: record reaches it by propagation.
+POWERTOOLS_SERVICE = "ritornello"
+
+
+def _powertools_logger() -> Any:
+    """Powertools' ``Logger`` over ``ritornello``, or None when Powertools is not installed."""
+    try:
+        from aws_lambda_powertools import Logger
+    except ImportError:
+        return None
+    level = os.environ.get("POWERTOOLS_LOG_LEVEL") or os.environ.get("RITORNELLO_LOG_LEVEL")
+    return Logger(service=POWERTOOLS_SERVICE, level=level or "INFO")
+
+
+_POWERTOOLS = _powertools_logger()
+_COLD = [True]  # the first request of this execution environment
 
 _LOOP = asyncio.new_event_loop()
 # Current before Mangum() is built: its constructor asks for the current loop, and without one
@@ -95,4 +118,8 @@ _mangum = Mangum(admin, lifespan="off")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point (template.yaml: ``ritornello.admin.lambda_handler.handler``)."""
     asyncio.set_event_loop(_LOOP)  # Mangum runs the request on the current loop: ours
+    if _POWERTOOLS is not None:
+        request_id = getattr(context, "aws_request_id", None)
+        _POWERTOOLS.append_keys(function_request_id=request_id, cold_start=_COLD[0])
+        _COLD[0] = False
     return _mangum(event, context)

@@ -14,6 +14,7 @@ import typer
 from ritornello.cli._call import call
 from ritornello.cli._check import check
 from ritornello.cli._deployments import deployments_app, services_app
+from ritornello.cli._help import Group
 from ritornello.cli._invocations import invocations_app
 from ritornello.cli._limits_cmd import limits_app
 from ritornello.cli._schedules import schedules_app
@@ -27,6 +28,7 @@ app = typer.Typer(
     help="Ritornello: durable execution for async Python handlers.",
     no_args_is_help=True,
     add_completion=False,
+    cls=Group,
 )
 
 

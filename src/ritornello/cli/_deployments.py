@@ -187,14 +187,82 @@ def show_service(
         ]
     )
     settings_lines(svc)
-    table(
-        "handlers",
-        ["handler", "type", "public", "description"],
-        [
-            (h["name"], h.get("ty"), str(h.get("public", True)).lower(), h.get("documentation"))
-            for h in svc["handlers"]
-        ],
-    )
+    rows = [
+        (
+            h["name"],
+            h.get("ty"),
+            _payload(h, "input"),
+            _payload(h, "output"),
+            str(h.get("public", True)).lower(),
+            h.get("documentation"),
+        )
+        for h in svc["handlers"]
+    ]
+    table("handlers", ["handler", "type", "input", "output", "public", "description"], rows)
 
 
 services_app.command("set")(set_service)
+
+
+def _payload(handler: dict[str, Any], side: str) -> str:
+    """A handler's input or output in a few words: its schema's type or class name, a raw
+    handler's content type, ``none``."""
+    schema = handler.get(f"{side}_json_schema")
+    if schema is None:
+        described = handler.get(f"{side}_description") or ""
+        if described == "none":
+            return "none"
+        return described.removeprefix("value of content-type ").strip("'") or "?"
+    text = _schema_words(schema)
+    if side == "input" and (handler.get("input_description") or "").startswith("one of"):
+        text += " (optional)"
+    return text
+
+
+def _schema_words(schema: Any) -> str:
+    if not isinstance(schema, dict) or not schema:
+        return "any JSON"
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return ref.rsplit("/", 1)[-1]
+    if "anyOf" in schema:
+        return " | ".join(_schema_words(s) for s in schema["anyOf"])
+    if "enum" in schema or "const" in schema:
+        return "one of " + ", ".join(
+            map(str, schema.get("enum", [schema.get("const")]))  # (a short list in practice)
+        )
+    kind = schema.get("type", "any JSON")
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        return f"array of {_schema_words(schema['items'])}"
+    if "format" in schema:
+        return f"{kind} ({schema['format']})"
+    return str(kind)
+
+
+@services_app.command("openapi")
+@fails_cleanly
+def service_openapi(
+    name: Annotated[str, typer.Argument(metavar="SERVICE")],
+    admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
+    token: AdminTokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A service's ingress paths; with --json, their OpenAPI 3.1 document (for a code
+    generator, Swagger UI, or checking a request against the schemas)."""
+    with admin(admin_url, token) as api:
+        doc = api.get(f"/services/{quote(name)}/openapi")
+    if as_json:
+        return print_json(doc)
+    rows = []
+    for path, item in doc.get("paths", {}).items():
+        op: dict[str, Any] = item.get("post", {})
+        content: dict[str, Any] = op.get("requestBody", {}).get("content", {})
+        if not content:
+            body = "none"
+        elif "application/json" in content:
+            body = _schema_words(content["application/json"].get("schema"))
+        else:  # a raw handler: its content type
+            body = next(iter(content))
+        answer = "202 accepted" if "202" in op.get("responses", {}) else "200"
+        rows.append((f"POST {path}", body, answer))
+    table(doc.get("info", {}).get("title"), ["path", "body", "answer"], rows)

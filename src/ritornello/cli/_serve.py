@@ -39,7 +39,9 @@ from ritornello.orchestrator import (
     HeaderLimits,
     IngressApp,
     Settings,
+    TracedIngress,
     load_settings,
+    tracing_from_env,
 )
 from ritornello.protocol import RetryPolicy
 from ritornello.store import StoreError, open_store
@@ -199,6 +201,9 @@ async def run_orchestrator(
         store = RetryingStore(store, budget_s=settings.store_retry_budget_s)
     await store.open()
     writer_failed: asyncio.Future[StoreError] | None = getattr(raw_store, "writer_failed", None)
+    tracing = tracing_from_env()  # None unless OTEL_EXPORTER_OTLP_*ENDPOINT is set
+    if tracing is not None and inprocess:  # dev: its handlers' step spans go out too
+        tracing.trace_handlers_here()
     engine = Engine(
         store,
         retry=RetryPolicy(
@@ -223,6 +228,7 @@ async def run_orchestrator(
         max_answer_bytes=settings.max_answer_bytes,
         max_discovery_bytes=settings.max_discovery_bytes,
         limits=settings.limits,
+        tracing=tracing,
     )
     warn_if_open(settings)
     (listen_module,) = _on_a_thread(_import_listen)  # off the loop while it recovers
@@ -245,6 +251,7 @@ async def run_orchestrator(
             max_header_bytes=settings.max_header_bytes,
             max_headers=settings.max_headers,
         )
+        app: Any = ingress if tracing is None else TracedIngress(ingress, tracing)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -253,7 +260,7 @@ async def run_orchestrator(
         own_log = settings.log_format == "text"  # json: uvicorn's records through ours
         servers = [
             listen.server(
-                ingress,
+                app,
                 settings.host,
                 settings.ingress_port,
                 proxy_headers=False,
@@ -300,6 +307,8 @@ async def run_orchestrator(
         await engine.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         await store.close()
+        if tracing is not None:  # what is batched goes out before the process ends
+            await asyncio.to_thread(tracing.shutdown)
 
 
 def connection_limits(settings: Settings, open_files: int) -> Limits:

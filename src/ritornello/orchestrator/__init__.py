@@ -11,6 +11,7 @@ from ritornello.orchestrator._config import DEFAULT_STORE, ConfigError, Settings
 from ritornello.orchestrator._json import MAX_JSON_DEPTH, JsonInputError, json_input, json_input_of
 from ritornello.orchestrator._keys import key_problem
 from ritornello.orchestrator._limit_spec import LimitError, LimitSpec, check_name, parse_limit
+from ritornello.orchestrator._tracing import Tracing, tracing_from_env
 from ritornello.orchestrator.core import DEFAULT_RETRY
 from ritornello.orchestrator.errors import (
     EndpointError,
@@ -24,6 +25,7 @@ from ritornello.orchestrator.errors import (
 from ritornello.orchestrator.ingress import (
     HeaderLimits,
     IngressApp,
+    TracedIngress,
     asgi_lifespan,
     http_status,
     parse_delay,
@@ -65,6 +67,8 @@ __all__ = [
     "Settings",
     "StateConflictError",
     "SystemClock",
+    "TracedIngress",
+    "Tracing",
     "TryAgainError",
     "asgi_lifespan",
     "check_name",
@@ -75,4 +79,5 @@ __all__ = [
     "load_settings",
     "parse_delay",
     "parse_limit",
+    "tracing_from_env",
 ]

@@ -6,7 +6,6 @@ once written; a ``call`` or ``sleep`` is completed only by a separate completion
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Final, TypedDict
 
 
@@ -134,6 +133,8 @@ def named_signal_index(name: str) -> int:
     """The completion index of Restate's named signal ``name``: below -2**32, where no
     numbered signal (a u32) reaches; 48 bits of SHA-256, so two names of one invocation
     collide with odds of 2**-48."""
+    import hashlib  # imported on first use: not at a handler module's import
+
     digest = hashlib.sha256(name.encode("utf-8")).digest()
     return -(2**32 + int.from_bytes(digest[:6], "big"))
 

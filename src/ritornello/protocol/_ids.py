@@ -10,11 +10,10 @@ replayed call names the same callee and creating it again is a no-op.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
-import secrets
 import threading
 import time
+from types import SimpleNamespace
 
 from ritornello.protocol._entries import FIRST_SIGNAL_AWAKEABLE
 
@@ -33,6 +32,11 @@ _B32_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, lower cas
 _B32_PAIRS = [a + b for a in _B32_ALPHABET for b in _B32_ALPHABET]
 _SHIFTS = tuple(range(120, -1, -10))  # 13 pairs: 130 bits, the 26 characters of an id
 
+
+#: The OS's CSPRNG: ``secrets.token_bytes`` is ``os.urandom``, without importing ``secrets``
+#: (and with it ``random``, ``hashlib`` and ``hmac``) when a handler module is imported. A
+#: module attribute so that the simulation can swap in a seeded source.
+secrets = SimpleNamespace(token_bytes=os.urandom)
 
 _RANDOM_BATCH = 11 * 372  # random bytes read at once: 372 ids' worth, one getrandom call
 _random = b""
@@ -74,6 +78,8 @@ def new_id() -> str:
 
 def derive_id(parent_id: str, index: int) -> str:
     """The id of the invocation created by entry ``index`` of invocation ``parent_id``."""
+    import hashlib  # imported on first use: not at a handler module's import
+
     digest = hashlib.sha256(f"{parent_id}:{index}".encode()).digest()
     prefix = parent_id[4 : 4 + _PREFIX] if parent_id.startswith("inv_") else ""
     return "inv_" + (prefix + _b32(digest[:17]))[:_ID_CHARS]

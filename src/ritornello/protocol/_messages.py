@@ -7,7 +7,7 @@ what is wrong; it never returns a half-valid message.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ritornello.protocol._entries import (
@@ -17,6 +17,7 @@ from ritornello.protocol._entries import (
     Completion,
     Entry,
 )
+from ritornello.protocol._record import FrozenRecord, Record
 from ritornello.protocol._settings import Settings
 from ritornello.protocol._version import (
     MAX_PROTOCOL_VERSION,
@@ -77,20 +78,62 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-@dataclass(frozen=True, slots=True)
-class InvokeRequest:
+class InvokeRequest(Record):
     """One attempt (or continuation) of an invocation, sent to the endpoint."""
 
+    _fields = (
+        "id",
+        "service",
+        "handler",
+        "key",
+        "attempt",
+        "journal",
+        "completions",
+        "state",
+        "promises",
+        "traceparent",
+        "tracestate",
+    )
+    __slots__ = _fields
     id: str
     service: str
     handler: str
     key: str | None
     attempt: int
     journal: list[Entry]
-    completions: list[Completion] = field(default_factory=list)
-    state: dict[str, Any] | None = None
+    completions: list[Completion]
+    state: dict[str, Any] | None
     #: workflows: the promises resolved so far, name -> {"value": ...} or {"failure": ...}
-    promises: dict[str, Any] | None = None
+    promises: dict[str, Any] | None
+    #: the W3C trace context of this attempt, when the orchestrator traces (docs/tracing.md)
+    traceparent: str | None
+    tracestate: str | None
+
+    def __init__(
+        self,
+        id: str,
+        service: str,
+        handler: str,
+        key: str | None,
+        attempt: int,
+        journal: list[Entry],
+        completions: list[Completion] | None = None,
+        state: dict[str, Any] | None = None,
+        promises: dict[str, Any] | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
+    ) -> None:
+        self.id = id
+        self.service = service
+        self.handler = handler
+        self.key = key
+        self.attempt = attempt
+        self.journal = journal
+        self.completions = [] if completions is None else completions
+        self.state = state
+        self.promises = promises
+        self.traceparent = traceparent
+        self.tracestate = tracestate
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -107,6 +150,10 @@ class InvokeRequest:
         }
         if self.promises is not None:
             out["promises"] = self.promises
+        if self.traceparent is not None:
+            out["traceparent"] = self.traceparent
+        if self.tracestate is not None:
+            out["tracestate"] = self.tracestate
         return out
 
     def encode(self) -> bytes:
@@ -139,6 +186,9 @@ class InvokeRequest:
             )
         ):
             raise ProtocolError("promises must map names to {value} or {failure}")
+        for name in ("traceparent", "tracestate"):
+            if obj.get(name) is not None and not isinstance(obj[name], str):
+                raise ProtocolError(f"{name} must be a string")
         return cls(
             id=_field(obj, "id", str),
             service=_field(obj, "service", str),
@@ -149,17 +199,32 @@ class InvokeRequest:
             completions=completions,
             state=state,
             promises=promises,
+            traceparent=obj.get("traceparent"),
+            tracestate=obj.get("tracestate"),
         )
 
 
-@dataclass(frozen=True, slots=True)
-class InvokeResponse:
+class InvokeResponse(Record):
     """The endpoint's answer: new entries plus what happens next."""
 
+    _fields = ("status", "entries", "waiting", "error")
+    __slots__ = _fields
     status: str
-    entries: list[Entry] = field(default_factory=list)
-    waiting: list[int] = field(default_factory=list)
-    error: dict[str, str] | None = None
+    entries: list[Entry]
+    waiting: list[int]
+    error: dict[str, str] | None
+
+    def __init__(
+        self,
+        status: str,
+        entries: list[Entry] | None = None,
+        waiting: list[int] | None = None,
+        error: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.entries = [] if entries is None else entries
+        self.waiting = [] if waiting is None else waiting
+        self.error = error
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -203,21 +268,45 @@ class InvokeResponse:
 ON_MAX_ATTEMPTS = frozenset({"pause", "kill"})
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(FrozenRecord):
     """How failed attempts are retried: exponential backoff, then pause or kill.
 
     A field left None takes the orchestrator's default (50 ms, x2, 60 s cap, 70 attempts,
     pause), so a handler states only what it changes.
     """
 
-    initial_interval_ms: int | None = None
-    factor: float | None = None
-    max_interval_ms: int | None = None
-    max_attempts: int | None = None
-    on_max_attempts: str | None = None
+    _fields = (
+        "initial_interval_ms",
+        "factor",
+        "max_interval_ms",
+        "max_attempts",
+        "on_max_attempts",
+    )
+    __slots__ = _fields
+    initial_interval_ms: int | None
+    factor: float | None
+    max_interval_ms: int | None
+    max_attempts: int | None
+    on_max_attempts: str | None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        initial_interval_ms: int | None = None,
+        factor: float | None = None,
+        max_interval_ms: int | None = None,
+        max_attempts: int | None = None,
+        on_max_attempts: str | None = None,
+    ) -> None:
+        self._init(
+            initial_interval_ms=initial_interval_ms,
+            factor=factor,
+            max_interval_ms=max_interval_ms,
+            max_attempts=max_attempts,
+            on_max_attempts=on_max_attempts,
+        )
+        self._check()
+
+    def _check(self) -> None:
         for name in ("initial_interval_ms", "max_interval_ms", "max_attempts"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -232,11 +321,11 @@ class RetryPolicy:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in self._fields if getattr(self, k) is not None}
 
     @classmethod
     def from_dict(cls, raw: Any) -> RetryPolicy:
-        if not isinstance(raw, dict) or set(raw) - set(cls.__slots__):
+        if not isinstance(raw, dict) or set(raw) - set(cls._fields):
             raise ProtocolError(f"bad retry policy {raw!r}")
         try:
             return cls(**raw)
@@ -248,7 +337,7 @@ class RetryPolicy:
         return RetryPolicy(
             **{
                 k: getattr(self, k) if getattr(self, k) is not None else getattr(default, k)
-                for k in self.__slots__
+                for k in self._fields
             }
         )
 
@@ -271,6 +360,14 @@ class HandlerInfo:
     #: What the handler's code sets of retention, timeouts, visibility, description and
     #: metadata (over its service's); None: nothing.
     settings: Settings | None = None
+    #: The JSON Schema (2020-12) of its JSON input, from its type hints (docs/sdk.md, "JSON
+    #: schemas"). None: none known (no input, raw bytes, or an endpoint that did not say).
+    input_schema: dict[str, Any] | None = None
+    #: The JSON Schema of its JSON output; None: none known (raw bytes, or not said).
+    output_schema: dict[str, Any] | None = None
+    #: Whether a call must carry an input: True: it must; False: it may be left out (an
+    #: input with a default, or none at all); None: the endpoint did not say.
+    input_required: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +449,9 @@ class DiscoveryResponse:
                         input_content_type=_content_type(h, "input_content_type"),
                         output_content_type=_content_type(h, "output_content_type"),
                         settings=_settings(h, f"handler {s.get('name')}/{h.get('name')}"),
+                        input_schema=_schema(h, "input_schema"),
+                        output_schema=_schema(h, "output_schema"),
+                        input_required=_flag(h, "input_required"),
                     )
                 )
             limits = s.get("limits") or {}
@@ -392,6 +492,12 @@ def _handler_dict(h: HandlerInfo) -> dict[str, Any]:
         out["output_content_type"] = h.output_content_type
     if h.settings is not None and not h.settings.is_empty():
         out["settings"] = h.settings.to_dict()
+    if h.input_schema is not None:
+        out["input_schema"] = h.input_schema
+    if h.output_schema is not None:
+        out["output_schema"] = h.output_schema
+    if h.input_required is not None:
+        out["input_required"] = h.input_required
     return out
 
 
@@ -423,6 +529,20 @@ def _content_type(h: dict[str, Any], name: str) -> str | None:
         not isinstance(value, str) or not value.strip() or not _header_text(value)
     ):
         raise ProtocolError(f"{name} of handler {h.get('name')!r} must be a content type")
+    return value
+
+
+def _schema(h: dict[str, Any], name: str) -> dict[str, Any] | None:
+    value = h.get(name)
+    if value is not None and not isinstance(value, dict):
+        raise ProtocolError(f"{name} of handler {h.get('name')!r} must be a JSON Schema object")
+    return value
+
+
+def _flag(h: dict[str, Any], name: str) -> bool | None:
+    value = h.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise ProtocolError(f"{name} of handler {h.get('name')!r} must be true or false")
     return value
 
 

@@ -55,11 +55,9 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import os
 import re
-import secrets as _secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -124,6 +122,11 @@ def split_secrets(raw: str | Iterable[str] | None) -> tuple[str, ...]:
 def _keyed(secret: str) -> Any:
     if not secret:
         raise ValueError("a signing secret must not be empty")
+    # hashlib and hmac are imported when a key is made, not at a handler module's import;
+    # every comparison below runs with a key made, so finds them imported.
+    import hashlib
+    import hmac
+
     return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
 
 
@@ -156,7 +159,7 @@ class Signer:
 
     def __init__(self, secret: str) -> None:
         self._base = _keyed(secret)
-        self._prefix = _secrets.token_hex(8)  # 64 random bits: nonces unique across signers
+        self._prefix = os.urandom(8).hex()  # 64 random bits: nonces unique across signers
         self._count = 0
 
     def __repr__(self) -> str:
@@ -232,6 +235,8 @@ class AckCheck:
 
     def __call__(self, line: bytes) -> bool:
         self._n += 1
+        import hmac
+
         return hmac.compare_digest(line.strip(), _ack(self._base, self._binding, self._n))
 
 
@@ -333,6 +338,8 @@ class Verifier:
         HMAC over method, path, time and ``body``, its binding ties it to its nonce and to
         ``stream``, and its nonce is new. Returns the check for a streamed request's acks
         (None for one signed v1 only: plain acks)."""
+        import hmac  # imported by the verifier's keys already (_keyed): a dict lookup
+
         ts, given = admission.ts, admission.given
         matched = None
         for base in self._bases:  # every secret is tried: no early exit on a match

@@ -8,15 +8,15 @@ makes them: that order must be the same on every replay.
 from __future__ import annotations
 
 import logging
-import random
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from ritornello.sdk._futures import DurableFuture
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # random and uuid are imported on first use (the handler's import time)
+    import random
+    import uuid
     from datetime import timedelta
 
     from ritornello.sdk._fanout import BatchResult

@@ -21,10 +21,10 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar
 
 from ritornello.protocol import Failure
+from ritornello.protocol._record import Record
 from ritornello.sdk._machine import CANCELLED, Machine
 from ritornello.sdk._serde import json_copy
 from ritornello.sdk.errors import InvocationCancelled, TerminalError
@@ -124,16 +124,29 @@ class ReadyFuture(DurableFuture[T]):
         return self._value
 
 
-@dataclass(frozen=True, slots=True)
-class StepOutcome:
+class StepOutcome(Record):
     """How a step executed in this attempt ended."""
 
-    value: Any = None
-    failure: Failure | None = None
+    _fields = ("value", "failure", "crashed", "stopped")
+    __slots__ = _fields
+    value: Any
+    failure: Failure | None
     #: The step raised a retryable exception: the attempt fails.
-    crashed: bool = False
+    crashed: bool
     #: The step never ran: its streamed attempt ended before it could (see the machine).
-    stopped: bool = False
+    stopped: bool
+
+    def __init__(
+        self,
+        value: Any = None,
+        failure: Failure | None = None,
+        crashed: bool = False,
+        stopped: bool = False,
+    ) -> None:
+        self.value = value
+        self.failure = failure
+        self.crashed = crashed
+        self.stopped = stopped
 
 
 class StepFuture(DurableFuture[T]):

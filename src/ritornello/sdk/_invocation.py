@@ -12,10 +12,8 @@ import contextlib
 import inspect
 import json
 import logging
-import random
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -38,11 +36,14 @@ from ritornello.sdk._futures import (
 )
 from ritornello.sdk._handles import CallHandle, SendHandle
 
-if TYPE_CHECKING:  # the fan-out module is imported on first use (the handler's import time)
+if TYPE_CHECKING:  # these are imported on first use (the handler's import time)
+    import random
+    import uuid
     from datetime import timedelta
 
     from ritornello.sdk._fanout import BatchResult, Branch, Policy
     from ritornello.sdk._logger import ReplayAwareLogger
+    from ritornello.sdk._tracing import StepTracer
 from ritornello.sdk._machine import Machine
 from ritornello.sdk._run_options import (
     ERROR_CHARS,
@@ -134,6 +135,15 @@ class InvocationContext(Context):
         self._logger: ReplayAwareLogger | None = None
         #: fan-outs running in this attempt (dropped when the attempt ends)
         self._children: set[asyncio.Task[Any]] = set()
+        #: step spans (docs/tracing.md): (tracer, parent context) when the request carries a
+        #: trace context and opentelemetry is importable; else None (one check per step)
+        self._tracing: tuple[StepTracer, Any] | None = None
+        if request.traceparent is not None:
+            from ritornello.sdk._tracing import step_tracer  # imports opentelemetry
+
+            tracer = step_tracer()
+            if tracer is not None:
+                self._tracing = (tracer, tracer.parent(request.traceparent, request.tracestate))
 
     @property
     def invocation_id(self) -> str:
@@ -246,10 +256,29 @@ class InvocationContext(Context):
             index, name, fn, args, kwargs, limit, permit, retry, hint, serde, failed, since
         )
         # A streamed attempt persists first inside the step's task and goes on from there.
-        task = asyncio.create_task(self._execute(step, persist=first))
+        execute = self._execute(step, persist=first)
+        if self._tracing is not None:
+            execute = self._traced(execute, name, index)
+        task = asyncio.create_task(execute)
         self._steps[index] = task
         machine.after_new_entry()
         return StepFuture(machine, index, task, convert)
+
+    def _traced(
+        self, execute: Coroutine[Any, Any, StepOutcome], name: str, index: int
+    ) -> Coroutine[Any, Any, StepOutcome]:
+        """``execute`` inside its step span (docs/tracing.md)."""
+        assert self._tracing is not None
+        tracer, parent = self._tracing
+        spec = self._spec
+        attributes = {
+            "ritornello.invocation_id": self.invocation_id,
+            "ritornello.service": spec.service,
+            "ritornello.handler": spec.name,
+            "ritornello.attempt": self.attempt,
+            "ritornello.entry_index": index,
+        }
+        return tracer.traced(execute, name, parent, attributes)
 
     def _permit(self, limit: str) -> tuple[int, DurableFuture[Any] | None]:
         """Journal the ``permit`` entry a limited step waits on (docs/limits.md): its index,
@@ -764,10 +793,14 @@ class InvocationContext(Context):
 
     def random(self) -> random.Random:
         if self._random is None:
+            import random
+
             self._random = random.Random(self.invocation_id)
         return self._random
 
     def uuid(self) -> uuid.UUID:
+        import uuid
+
         return uuid.UUID(int=self.random().getrandbits(128), version=4)
 
     def time(self) -> float:

@@ -34,11 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from ritornello.protocol import Completion, Entry, Failure, InvokeRequest, InvokeResponse
 from ritornello.protocol._entries import CANCEL_ENTRY, CANCEL_INDEX, WAITING_KINDS
+from ritornello.protocol._record import Record
 from ritornello.sdk.errors import JournalMismatchError, Suspended
 
 _KEYED_KINDS = frozenset({"call", "send"})
@@ -49,11 +49,21 @@ BRANCH: ContextVar[str] = ContextVar("ritornello_branch", default="")
 CANCELLED: Failure = {"code": 409, "message": "cancelled"}
 
 
-@dataclass(frozen=True, slots=True)
-class _Ending:
+class _Ending(Record):
+    """How the attempt ends (the answer's status, what it waits on, its error)."""
+
+    _fields = ("status", "waiting", "error")
+    __slots__ = _fields
     status: str
-    waiting: tuple[int, ...] = ()
-    error: dict[str, str] | None = None
+    waiting: tuple[int, ...]
+    error: dict[str, str] | None
+
+    def __init__(
+        self, status: str, waiting: tuple[int, ...] = (), error: dict[str, str] | None = None
+    ) -> None:
+        self.status = status
+        self.waiting = waiting
+        self.error = error
 
 
 def error_response(

@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from ritornello.protocol import HandlerInfo, RetryPolicy, ServiceInfo, Settings
+from ritornello.protocol._record import FrozenRecord
 from ritornello.sdk._serde import (
     OCTET_STREAM,
     Serde,
@@ -107,8 +108,7 @@ def _strip_annotated(hint: Any) -> Any:
     return hint
 
 
-@dataclass(frozen=True)
-class Limit:
+class Limit(FrozenRecord):
     """A named limit defined in code (docs/limits.md): ``concurrency`` permits out at once,
     and/or ``rate`` grants per ``per`` (``"1s"``, ``"1m"``, ``"1h"``, ``"1d"``) with ``burst``
     at once; ``per_key``: one instance per limit key (the caller's, else the object key).
@@ -118,14 +118,27 @@ class Limit:
     override a definition of the same name; the orchestrator checks the values when it
     registers the endpoint (a bad one refuses the registration)."""
 
+    _fields = ("name", "concurrency", "rate", "per", "burst", "per_key")
+    __slots__ = _fields
     name: str
-    concurrency: int | None = None
-    rate: float | None = None
-    per: str = "1s"
-    burst: int = 1
-    per_key: bool = False
+    concurrency: int | None
+    rate: float | None
+    per: str
+    burst: int
+    per_key: bool
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        name: str,
+        concurrency: int | None = None,
+        rate: float | None = None,
+        per: str = "1s",
+        burst: int = 1,
+        per_key: bool = False,
+    ) -> None:
+        self._init(
+            name=name, concurrency=concurrency, rate=rate, per=per, burst=burst, per_key=per_key
+        )
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("a limit needs a name")
         if self.concurrency is None and self.rate is None:
@@ -342,11 +355,14 @@ class ServiceDefinition:
         return self._handlers.get(name)
 
     def info(self) -> ServiceInfo:
-        """This service as discovery describes it."""
-        return ServiceInfo(
-            name=self.name,
-            kind=self.kind,
-            handlers=tuple(
+        """This service as discovery describes it (with each handler's JSON schemas, made
+        here: the schema module is imported when discovery is first answered, not before)."""
+        from ritornello.sdk._json_schema import handler_schemas
+
+        handlers = []
+        for h in self._handlers.values():
+            input_schema, output_schema, input_required = handler_schemas(h)
+            handlers.append(
                 HandlerInfo(
                     h.name,
                     h.kind,
@@ -355,9 +371,15 @@ class ServiceDefinition:
                     input_content_type=h.input_content_type,
                     output_content_type=h.output_content_type,
                     settings=h.settings,
+                    input_schema=input_schema,
+                    output_schema=output_schema,
+                    input_required=input_required,
                 )
-                for h in self._handlers.values()
-            ),
+            )
+        return ServiceInfo(
+            name=self.name,
+            kind=self.kind,
+            handlers=tuple(handlers),
             limit=self.limit,
             limits=tuple((n, d.definition()) for n, d in sorted(self._limits.items())),
             settings=self.settings,

@@ -30,7 +30,6 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 from ritornello.protocol import STREAM_ACK, Entry, InvokeRequest, InvokeResponse
@@ -65,7 +64,7 @@ def continued(request: InvokeRequest, entries: list[Entry]) -> InvokeRequest:
                 state.pop(str(entry.get("name")), None)
             elif kind == "clear_all":
                 state.clear()
-    return replace(request, journal=request.journal + entries, state=state)
+    return request.replace(journal=request.journal + entries, state=state)
 
 
 class _Channel:

@@ -219,18 +219,80 @@ def test_the_python_sdks_own_manifest_is_read() -> None:
     d = read_discovery(raw)
     assert d.wire == "restate"
     assert d.wire_info == {"version": 6, "mode": "REQUEST_RESPONSE", "manifest": served}
+    text, number = {"type": "string"}, {"type": "integer"}
+    optional = {"input_required": False}
     assert d.services == (
         ServiceInfo(
             "Greeter",
             "service",
-            (HandlerInfo("greet"), HandlerInfo("noinput", retry=RetryPolicy(max_attempts=9))),
+            (
+                HandlerInfo("greet", input_schema=text, output_schema=text, **optional),
+                HandlerInfo("noinput", retry=RetryPolicy(max_attempts=9), **optional),
+            ),
         ),
-        ServiceInfo("Counter", "object", (HandlerInfo("add"), HandlerInfo("get", "shared"))),
         ServiceInfo(
-            "Flow", "workflow", (HandlerInfo("run", "workflow"), HandlerInfo("signal", "shared"))
+            "Counter",
+            "object",
+            (
+                HandlerInfo("add", input_schema=number, output_schema=number, **optional),
+                HandlerInfo("get", "shared", output_schema=number, **optional),
+            ),
+        ),
+        ServiceInfo(
+            "Flow",
+            "workflow",
+            (
+                HandlerInfo(
+                    "run", "workflow", input_schema=number, output_schema=number, **optional
+                ),
+                HandlerInfo("signal", "shared", input_schema=number, **optional),
+            ),
         ),
     )
     assert lazy_handlers(d.wire_info) == {("Counter", "add")}
+
+
+def test_input_and_output_json_schemas_are_read() -> None:
+    """``input.jsonSchema``/``output.jsonSchema`` become the handler's schemas; JSON without
+    one is any JSON (``{}``); a boolean schema (the Python SDK's ``true`` for ``-> object``)
+    is ``{}`` or ``{"not": {}}``; no content type (or another) has none; ``input: {}`` (no
+    input) is not required. What is not a schema is left out: it never refuses the endpoint."""
+    point = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
+    service = {
+        "name": "S",
+        "ty": "SERVICE",
+        "handlers": [
+            {
+                "name": "typed",
+                "input": {"required": True, "contentType": "application/json", "jsonSchema": point},
+                "output": {"contentType": "application/json", "jsonSchema": {"type": "null"}},
+            },
+            {
+                "name": "untyped",
+                "input": {"contentType": "application/vnd.x+json; charset=utf-8"},
+                "output": {"contentType": "application/json", "jsonSchema": True},
+            },
+            {"name": "never", "input": {"jsonSchema": False}, "output": {}},
+            {"name": "raw", "input": {"contentType": "image/png"}, "output": {}},
+            {"name": "none", "input": {}},
+            {"name": "unsaid"},
+            {"name": "odd", "input": {"jsonSchema": [1], "required": "yes"}, "output": "x"},
+        ],
+    }
+    handlers = {
+        h.name: h for h in read_manifest(_manifest(services=[service])).services[0].handlers
+    }
+    assert handlers["typed"] == HandlerInfo(
+        "typed", input_schema=point, output_schema={"type": "null"}, input_required=True
+    )
+    assert handlers["untyped"] == HandlerInfo(
+        "untyped", input_schema={}, output_schema={}, input_required=False
+    )
+    assert handlers["never"] == HandlerInfo("never", input_schema={"not": {}}, input_required=False)
+    assert handlers["raw"] == HandlerInfo("raw", input_required=False)
+    assert handlers["none"] == HandlerInfo("none", input_required=False)
+    assert handlers["unsaid"] == HandlerInfo("unsaid")
+    assert handlers["odd"] == HandlerInfo("odd")
 
 
 @pytest.mark.parametrize(

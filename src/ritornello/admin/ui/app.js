@@ -1,6 +1,7 @@
 // The page's router: the URL hash names the view (#/invocations, #/invocations/ID, #/state,
-// #/deployments, #/services, #/services/NAME, #/schedules, #/limits). Each view renders into <main> and returns a function
-// that stops whatever it started (its polling); the router calls it before the next view.
+// #/deployments, #/services, #/services/NAME, #/schedules, #/limits). Each view renders into
+// <main> and returns a function that stops whatever it started (its polling); the router calls
+// it before the next view.
 
 import { forgetToken, hasToken } from "./api.js";
 import { clear, h } from "./dom.js";
@@ -9,7 +10,8 @@ import { invocationView } from "./invocation.js";
 import { invocationsView } from "./invocations.js";
 import { limitsView } from "./limits.js";
 import { schedulesView } from "./schedules.js";
-import { serviceView, servicesView } from "./services.js";
+import { serviceView } from "./service.js";
+import { servicesView } from "./services.js";
 import { stateView } from "./state.js";
 
 const main = document.getElementById("main");

@@ -5,7 +5,8 @@ import { clear, errorBox, h, table, time } from "./dom.js";
 
 function services(dep) {
   return h("ul", { class: "plain" }, (dep.services || []).map((s) =>
-    h("li", {}, h("strong", {}, s.name), ` (${s.kind}): `,
+    h("li", {}, h("a", { href: `#/services/${encodeURIComponent(s.name)}` }, h("strong", {}, s.name)),
+      ` (${s.kind}): `,
       (s.handlers || []).map((hd) => hd.name).join(", "))));
 }
 

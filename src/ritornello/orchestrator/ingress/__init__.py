@@ -1,6 +1,6 @@
 """The ingress (port 8080): Restate's HTTP ingress paths as a raw ASGI app (the hot path),
-its input checks, its request header limits, its bearer-token auth, and the HTTP status of
-each orchestrator error."""
+its input checks, its request header limits, its bearer-token auth, its request spans (a
+wrapper, when tracing is on), and the HTTP status of each orchestrator error."""
 
 from ritornello.orchestrator._json import MAX_JSON_DEPTH
 from ritornello.orchestrator.ingress._app import IngressApp, asgi_lifespan
@@ -14,6 +14,7 @@ from ritornello.orchestrator.ingress._auth import (
 from ritornello.orchestrator.ingress._headers import HeaderLimits, handler_headers
 from ritornello.orchestrator.ingress._input import MAX_DELAY_MS, HttpError, parse_delay
 from ritornello.orchestrator.ingress._status import http_status
+from ritornello.orchestrator.ingress._traced import TracedIngress
 
 __all__ = [
     "MAX_DELAY_MS",
@@ -22,6 +23,7 @@ __all__ = [
     "HeaderLimits",
     "HttpError",
     "IngressApp",
+    "TracedIngress",
     "asgi_lifespan",
     "authorization",
     "handler_headers",

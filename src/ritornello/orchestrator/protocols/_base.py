@@ -10,15 +10,23 @@ driver closes it when it ends.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from ritornello.protocol import DiscoveryResponse
 
 from ..core import Answered, AttemptFailed, Invoke
 from ..invokers import Invoker
 
+if TYPE_CHECKING:
+    from .._tracing import TraceParent
+
 
 class Exchange:
     """What an adapter keeps for one driver between its attempts (nothing, by default)."""
+
+    #: Tracing on (docs/tracing.md): the trace context of the coming attempt, sent to the
+    #: endpoint; None (always, with tracing off): none is sent.
+    trace: TraceParent | None = None
 
     def close(self) -> None:
         """The driver ends: release whatever is held (an open stream is aborted)."""

@@ -29,6 +29,7 @@ from ritornello.protocol import (
 from ritornello.protocol._entries import INVOCATION_PERMIT
 
 from .._json import IntegerRangeError, check_int64, dumps, loads
+from .._tracing import TraceParent
 from ..core import Answered, AttemptFailed, Invocation, Invoke
 from ..invokers import Invoker, InvokerError, InvokeStream, throttled
 from ._base import Exchange, ProtocolAdapter
@@ -37,18 +38,23 @@ from ._base import Exchange, ProtocolAdapter
 _STEPWISE_MAX = 4096
 
 
-def encode_request(inv: Invocation) -> bytes:
-    """The InvokeRequest for ``inv`` as it stands (stored texts spliced as they are)."""
+def encode_request(inv: Invocation, trace: TraceParent | None = None) -> bytes:
+    """The InvokeRequest for ``inv`` as it stands (stored texts spliced as they are), with
+    ``trace`` as its ``traceparent`` and ``tracestate`` when given (docs/tracing.md)."""
     rec = inv.rec
-    promises = ""
+    extra = ""  # optional fields: promises, trace context
     if inv.promises is not None:
-        promises = (
+        extra = (
             ',"promises":{' + ",".join(dumps(k) + ":" + v for k, v in inv.promises.items()) + "}"
         )
     state = "null"
     if inv.state is not None:
         state = "{" + ",".join(dumps(k) + ":" + v for k, v in inv.state.items()) + "}"
     completions = inv.completions
+    if trace is not None:
+        extra += ',"traceparent":' + dumps(trace.header())
+        if trace.state:
+            extra += ',"tracestate":' + dumps(trace.state)
     return "".join(
         (
             '{"version":',
@@ -69,7 +75,7 @@ def encode_request(inv: Invocation) -> bytes:
             ",".join(completions[i] for i in sorted(completions) if i != INVOCATION_PERMIT),
             '],"state":',
             state,
-            promises,
+            extra,
             "}",
         )
     ).encode()
@@ -156,11 +162,13 @@ class RitornelloProtocol(ProtocolAdapter):
                 loop = asyncio.get_running_loop()
                 due = loop.time() + timeout_s
                 async with asyncio.timeout_at(due):
-                    live = await invoker.open_stream(rec.service, rec.handler, encode_request(inv))
+                    body = encode_request(inv, exchange.trace)
+                    live = await invoker.open_stream(rec.service, rec.handler, body)
                 raw = await live.next(max(0.0, due - loop.time()))
             else:
                 async with asyncio.timeout(timeout_s):  # cancellation-safe, unlike wait_for
-                    raw = await invoker.invoke(rec.service, rec.handler, encode_request(inv))
+                    body = encode_request(inv, exchange.trace)
+                    raw = await invoker.invoke(rec.service, rec.handler, body)
         except BaseException as exc:
             if live is not None:
                 live.abort()

@@ -91,10 +91,24 @@ class Deployments:
         self._refresher: asyncio.Task[None] | None = None
         self.invokers: dict[str, Invoker] = {}
         self._endpoints: dict[str, tuple[ProtocolAdapter, Invoker]] = {}
+        #: Deployments in the store that this process cannot reach, and why (an in-process
+        #: app another process serves, a host this process's policy denies, ...).
+        self._unreachable: dict[str, str] = {}
 
     def endpoint(self, deployment_id: str) -> tuple[ProtocolAdapter, Invoker] | None:
         """The protocol adapter and invoker of a deployment (None: not registered here)."""
         return self._endpoints.get(deployment_id)
+
+    def missing(self, deployment_id: str) -> str:
+        """Why ``deployment_id`` has no endpoint here (an attempt's error): not registered, or
+        registered but not reachable from this process (with the reason)."""
+        reason = self._unreachable.get(deployment_id)
+        if reason is None:
+            return f"deployment {deployment_id} is not registered"
+        return (
+            f"deployment {deployment_id} is registered but not reachable from this "
+            f"orchestrator: {reason}"
+        )
 
     def _invoker(self, uri: str) -> Invoker:
         return make_invoker(
@@ -120,9 +134,11 @@ class Deployments:
             invoker.offer_stream(discovery.stream)
         self.invokers[record.id] = invoker
         self._endpoints[record.id] = (protocol, invoker)
+        self._unreachable.pop(record.id, None)
         self.registry.add(record, discovery)
 
     async def _drop(self, deployment_id: str) -> None:
+        self._unreachable.pop(deployment_id, None)
         self.registry.remove(deployment_id)
         self._endpoints.pop(deployment_id, None)
         invoker = self.invokers.pop(deployment_id, None)
@@ -172,6 +188,8 @@ class Deployments:
         store, and the operators' service settings (``_service_settings``)."""
         self.registry.set_overrides(await load_overrides(self.store))
         stored = {dep.id: dep for dep in await self.store.list_deployments()}
+        for gone in set(self._unreachable) - set(stored):
+            del self._unreachable[gone]
         recent = self.clock.now_ms() - REGISTERING_MS
         for dep_id in [
             d.id
@@ -186,7 +204,9 @@ class Deployments:
             try:
                 invoker = self._invoker(dep.uri)
             except InvokerError as exc:
-                log.warning("deployment %s (%s) not reachable here: %s", dep.id, dep.uri, exc)
+                if self._unreachable.get(dep.id) != str(exc):  # once, not at every refresh
+                    log.warning("deployment %s (%s) not reachable here: %s", dep.id, dep.uri, exc)
+                self._unreachable[dep.id] = str(exc)
                 continue
             if known is not None:
                 await self._drop(dep.id)
@@ -194,6 +214,7 @@ class Deployments:
                 self._add(dep, invoker)
             except InvokerError as exc:
                 log.warning("deployment %s (%s) not reachable here: %s", dep.id, dep.uri, exc)
+                self._unreachable[dep.id] = str(exc)
                 await invoker.close()
 
     async def register(

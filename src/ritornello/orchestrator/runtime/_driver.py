@@ -29,6 +29,7 @@ from ritornello.store import (
 )
 
 from .._clock import Clock
+from .._tracing import Tracing
 from ..core import (
     WORKFLOW_RUN,
     Answered,
@@ -55,6 +56,7 @@ from ..protocols import Exchange, ProtocolAdapter
 from ._committer import Committer
 from ._leadership import Leadership
 from ._locks import KeyLocks
+from ._traced import traced_attempt
 
 log = logging.getLogger("ritornello.engine")
 
@@ -74,6 +76,8 @@ class Drivers:
         perform: Callable[[Sequence[Effect]], None],
         attempt_timeout_s: float,
         counters: Counter[str],
+        missing: Callable[[str], str] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.core = core
         self.store = store
@@ -81,9 +85,13 @@ class Drivers:
         self.leadership = leadership
         self.clock = clock
         self._endpoint = endpoint  # deployment id -> (protocol adapter, invoker)
+        #: deployment id -> why it has no endpoint here (not registered, or not reachable)
+        self._missing = missing or (lambda dep: f"deployment {dep} is not registered")
         self._perform = perform
         self.attempt_timeout_s = attempt_timeout_s
         self._counters = counters
+        #: traces (docs/tracing.md); None: off, and an attempt costs one ``is None`` check
+        self.tracing = tracing
         self.locks = KeyLocks()
         self.tasks: dict[str, asyncio.Task[None]] = {}
         #: set each time a driver ends (a drain waits on it)
@@ -126,6 +134,7 @@ class Drivers:
             self._perform,
             self.leadership.leads,
         )
+        tracing = self.tracing
         try:
             decision = apply(DriverStarted(inv_id), now())
             while True:
@@ -144,16 +153,20 @@ class Drivers:
                         break
                     found = self._endpoint(action.invocation.rec.deployment_id)
                     if found is None:
-                        dep = action.invocation.rec.deployment_id
-                        event: Event = _AttemptFailed(inv_id, f"deployment {dep} is not registered")
+                        why = self._missing(action.invocation.rec.deployment_id)
+                        event: Event = _AttemptFailed(inv_id, why)
                     else:
                         adapter, invoker = found
                         if exchange is None:
                             exchange = adapter.new_exchange()
                         self._counters["attempts"] += 1
-                        event = await adapter.attempt(
-                            invoker, action, exchange, self._timeout_of(action.invocation.rec)
-                        )
+                        timeout_s = self._timeout_of(action.invocation.rec)
+                        if tracing is None:
+                            event = await adapter.attempt(invoker, action, exchange, timeout_s)
+                        else:
+                            event = await traced_attempt(
+                                tracing, adapter, invoker, action, exchange, timeout_s
+                            )
                         if crashpoints.ARMED:
                             crashpoints.reach("after-invoke")
                     if isinstance(event, _AttemptFailed) or (

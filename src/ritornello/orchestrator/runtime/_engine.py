@@ -44,6 +44,7 @@ from ritornello.store import (
 from .._clock import Clock, SystemClock
 from .._json import dumps
 from .._limit_spec import LimitSpec
+from .._tracing import Tracing
 from ..core import (
     DEBOUNCE_PREFIX,
     WORKFLOW_RUN,
@@ -123,8 +124,11 @@ class Engine:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
         limits: Mapping[str, LimitSpec] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
+        #: Traces (docs/tracing.md; ``_tracing.tracing_from_env``); None: off.
+        self.tracing = tracing
         self.clock: Clock = clock or SystemClock()
         #: How long a finished invocation (its result, journal, idempotency key, and for a
         #: workflow its state and promises) is kept before it is purged.
@@ -192,6 +196,8 @@ class Engine:
             perform=self.perform,
             attempt_timeout_s=attempt_timeout_s,
             counters=self.counters,
+            missing=self.deployments.missing,
+            tracing=tracing,
         )
         self.timers = TimerQueue(self.clock, self._fire_timers, self.core.handed_over)
         self.alarms = Alarms(

@@ -4,9 +4,11 @@
 Kinds map one to one (``SERVICE``/``VIRTUAL_OBJECT``/``WORKFLOW`` to service/object/workflow;
 ``EXCLUSIVE``/``SHARED``/``WORKFLOW`` to exclusive/shared/workflow; a handler without ``ty``
 is exclusive, and a workflow's handler without one is shared, as Restate reads it). A handler's
-retry policy (manifest v4) becomes its ``RetryPolicy``. The manifest itself is kept as served
-(``wire_info["manifest"]``); its documentation, metadata, timeouts, retention and
-``ingressPrivate`` (of a service and of each handler) also become their ``Settings``.
+retry policy (manifest v4) becomes its ``RetryPolicy``; its ``input.jsonSchema`` and
+``output.jsonSchema`` its ``input_schema`` and ``output_schema``, and ``input.required`` its
+``input_required``. The manifest itself is kept as served (``wire_info["manifest"]``); its
+documentation, metadata, timeouts, retention and ``ingressPrivate`` (of a service and of each
+handler) also become their ``Settings``.
 
 Versions: Ritornello speaks V5 and V6 of the service protocol and picks the highest the
 endpoint also speaks — V6 for the current SDKs (they serve V5..V7), as Restate 1.7 does.
@@ -124,6 +126,38 @@ def _settings(obj: dict[str, Any], where: str) -> Settings | None:
         raise ProtocolError(f"{where}: {exc}") from None
 
 
+def _payloads(h: dict[str, Any]) -> dict[str, Any]:
+    """What a handler's ``input`` and ``output`` say of its JSON: their ``jsonSchema``s, and
+    whether an input is required (``input: {}`` is no input at all: never required). JSON
+    without a schema is any JSON (``{}``); no content type, or another one, has none. A
+    boolean schema (``true``, as the Python SDK sends for ``-> object``) is ``{}`` or
+    ``{"not": {}}``. Documentation only: what is not a schema (or a boolean ``required``) is
+    left out, never a reason to refuse the endpoint."""
+    out: dict[str, Any] = {}
+    for side in ("input", "output"):
+        payload = h.get(side)
+        if not isinstance(payload, dict):
+            continue
+        schema = payload.get("jsonSchema")
+        if isinstance(schema, bool):
+            schema = {} if schema else {"not": {}}
+        elif schema is None and _is_json(payload.get("contentType")):
+            schema = {}  # JSON of any shape
+        if isinstance(schema, dict):
+            out[f"{side}_schema"] = schema
+        required = payload.get("required", False)
+        if side == "input" and isinstance(required, bool):
+            out["input_required"] = required
+    return out
+
+
+def _is_json(content_type: Any) -> bool:
+    if not isinstance(content_type, str):
+        return False
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
 def _name(obj: dict[str, Any], what: str) -> str:
     name = obj.get("name")
     if not isinstance(name, str) or not name:
@@ -166,6 +200,7 @@ def read_manifest(message: dict[str, Any]) -> DiscoveryResponse:
                     kind=handler_kind,
                     retry=_retry({**inherited, **h}),
                     settings=_settings(h, f"handler {name}/{h.get('name')}"),
+                    **_payloads(h),
                 )
             )
         services.append(
