@@ -4,7 +4,9 @@ in-process endpoint: the document of a service, an object and a workflow is vali
 (``openapi-spec-validator``), names every ingress path with its body, answers and headers; a
 request built from the documented schema alone is accepted by the ingress and reaches the
 handler as the typed value; raw handlers show content types and no schema; 404 for an unknown
-service."""
+service. With service settings: ``GET /services/{svc}`` shows each handler's settings beside its
+schemas, the code's descriptions become the document's, and a handler the ingress refuses
+(private in code, or through ``PATCH``) has no path."""
 
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ class Order:
 orders = Service("Orders")
 carts = VirtualObject("Cart")
 signup = Workflow("Signup")
+billing = Service("Billing", description="charges and refunds", journal_retention="30d")
 seen: list[Any] = []
 
 
@@ -85,6 +88,16 @@ async def confirm(ctx: Context, secret: str | None = None) -> None:
     return None
 
 
+@billing.handler(description="one charge")
+async def charge(ctx: Context, line: Line) -> Decimal:
+    return line.price
+
+
+@billing.handler(ingress_private=True)
+async def refund(ctx: Context, amount: Decimal) -> None:
+    return None
+
+
 Admin = Callable[[str], Awaitable[httpx.Response]]
 
 
@@ -92,7 +105,7 @@ def _with_stack(test: Callable[[Engine, Admin, IngressApp], Awaitable[None]]) ->
     async def main() -> None:
         store = MemoryStore()
         await store.open()
-        endpoint = Endpoint([orders, carts, signup]).inprocess()
+        endpoint = Endpoint([orders, carts, signup, billing]).inprocess()
         engine = Engine(store, inprocess={"app": endpoint})
         await engine.start()
         transport = httpx.ASGITransport(app=create_app(engine, admin_token=""))
@@ -341,3 +354,48 @@ def test_schemas_of_two_handlers_share_components_and_clashing_names_are_renamed
         "content": {"application/json": {"schema": {}}},
     }
     assert service_openapi(info, "1") == doc  # a pure function of the discovery
+
+
+def test_settings_and_schemas_together_private_handlers_have_no_path() -> None:
+    """``GET /services/Billing`` shows the settings and each handler's schemas side by side;
+    the code's descriptions are the document's; ``refund`` (private in code) has no path;
+    ``public=false`` (``engine.patch_service``, what ``PATCH /services/{svc}`` calls) takes
+    ``charge``'s away too (the ingress refuses it: 400), and ``public=true`` (an operator's
+    override beats the code) gives both handlers theirs."""
+
+    async def test(engine: Engine, get: Admin, ingress: IngressApp) -> None:
+        body = (await get("/services/Billing")).json()
+        assert (body["documentation"], body["journal_retention"]) == (
+            "charges and refunds",
+            "30days",
+        )
+        handlers = {h["name"]: h for h in body["handlers"]}
+        assert handlers["charge"]["input_json_schema"]["$ref"] == "#/$defs/Line"
+        assert handlers["charge"]["documentation"] == "one charge"
+        assert handlers["charge"]["public"] is True and handlers["refund"]["public"] is False
+        assert handlers["refund"]["input_json_schema"] == {"type": "string", "format": "decimal"}
+
+        doc = (await get("/services/Billing/openapi")).json()
+        validate(doc)
+        assert doc["info"]["description"].startswith("charges and refunds\n\n")
+        assert set(doc["paths"]) == {
+            "/restate/call/Billing/charge",
+            "/restate/send/Billing/charge",
+            "/Billing/charge",
+            "/Billing/charge/send",
+        }
+        assert doc["paths"]["/Billing/charge"]["post"]["description"] == "one charge"
+
+        await engine.patch_service("Billing", {"public": False})
+        body = (await get("/services/Billing")).json()
+        assert body["public"] is False and body["overrides"] == ["public"]
+        assert body["handlers"][0]["input_json_schema"]["$ref"] == "#/$defs/Line"
+        assert (await get("/services/Billing/openapi")).json()["paths"] == {}
+        line = json.dumps({"sku": "a", "price": "1.50", "due": "2024-02-29"}).encode()
+        headers = {"content-type": "application/json"}
+        status, _, answer = await asgi_call(ingress, "POST", "/Billing/charge", line, headers)
+        assert status == 400 and b"private" in answer
+        await engine.patch_service("Billing", {"public": True})  # beats refund's code too
+        assert len((await get("/services/Billing/openapi")).json()["paths"]) == 8
+
+    _with_stack(test)

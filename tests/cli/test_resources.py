@@ -141,3 +141,25 @@ def test_values_the_server_refuses_are_refused_before_any_request(dev: Dev) -> N
     )
     assert "deeper than 128" in line
     assert dev.json("schedules", "list")["schedules"] == schedules
+
+
+def test_services_set_changes_settings_and_show_prints_them(dev: Dev) -> None:
+    shown = dev.ok("services", "show", "Greeter").stdout
+    assert "journal retention" in shown and "public" in shown
+    changed = dev.json(
+        "services", "set", "Greeter", "--journal-retention", "30d", "--abort-timeout", "1m"
+    )
+    assert (changed["journal_retention"], changed["abort_timeout"]) == ("30days", "1m")
+    assert changed["overrides"] == ["abort_timeout", "journal_retention"]
+    out = dev.ok("services", "set", "Greeter", "--public", "false").stdout
+    assert "false (set by an operator)" in out and "30days (set by an operator)" in out
+    refused = dev.run("call", "Greeter/greet", '"x"')
+    assert refused.exit_code == 1 and "private" in refused.stderr
+    assert "30days" in dev.ok("services", "show", "Greeter").stdout
+    assert "invalid journal_retention 'soon'" in dev.fails(
+        "services", "set", "Greeter", "--journal-retention", "soon"
+    )
+    assert "service Nope not found" in dev.fails("services", "set", "Nope", "--public", "true")
+    assert dev.run("services", "set", "Greeter").exit_code == 2  # nothing to change
+    assert dev.run("services", "set", "Greeter", "--public", "maybe").exit_code == 2
+    dev.ok("services", "set", "Greeter", "--public", "true")  # as it was, for other tests

@@ -678,19 +678,23 @@ def test_a_conflicting_unit_does_not_affect_its_siblings(store: Store, run: Run)
     assert run(store.get_journal("base")) == (["{}"], [])
 
 
-def test_list_expired_finds_old_terminal_invocations(store: Store, run: Run) -> None:
+def test_list_expired_finds_terminal_invocations_past_their_expiry(store: Store, run: Run) -> None:
+    """By ``expires_at``, not by when they finished: a service may keep its own longer."""
     records = [
-        inv("inv_a", seq=1, status="completed", modified_at=100, result='{"value":1}'),
-        inv("inv_b", seq=2, status="killed", modified_at=50, result='{"value":2}'),
-        inv("inv_c", seq=3, status="completed", modified_at=300, result='{"value":3}'),
+        inv("inv_a", seq=1, status="completed", expires_at=100, result='{"value":1}'),
+        inv("inv_b", seq=2, status="killed", expires_at=50, result='{"value":2}'),
+        inv("inv_c", seq=3, status="completed", expires_at=300, result='{"value":3}'),
         inv("inv_d", seq=4, status="running", modified_at=10),
         inv("inv_e", seq=5, status="paused", modified_at=10),
+        # finished first, kept longest: listed last
+        inv("inv_f", seq=6, status="completed", modified_at=1, expires_at=5000, result="{}"),
     ]
     run(store.commit(CommitUnit(invocations=[InvocationWrite(r) for r in records])))
     assert _ids(run(store.list_expired(200))) == ["inv_b", "inv_a"]
     assert _ids(run(store.list_expired(200, limit=1))) == ["inv_b"]
     assert run(store.list_expired(50)) == []
-    assert _ids(run(store.list_expired(10_000))) == ["inv_b", "inv_a", "inv_c"]
+    assert _ids(run(store.list_expired(300))) == ["inv_b", "inv_a"]
+    assert _ids(run(store.list_expired(10_000))) == ["inv_b", "inv_a", "inv_c", "inv_f"]
 
 
 # --- partitions and expiry -------------------------------------------------------------------
@@ -754,9 +758,9 @@ def test_list_timers_by_partition(store: Store, run: Run) -> None:
 
 def test_list_expired_by_partition(store: Store, run: Run) -> None:
     records = [
-        inv("inv_a", seq=1, status="completed", modified_at=100, partition=1),
-        inv("inv_b", seq=2, status="killed", modified_at=50, partition=2),
-        inv("inv_c", seq=3, status="completed", modified_at=30, partition=1),
+        inv("inv_a", seq=1, status="completed", expires_at=100, partition=1),
+        inv("inv_b", seq=2, status="killed", expires_at=50, partition=2),
+        inv("inv_c", seq=3, status="completed", expires_at=30, partition=1),
         inv("inv_d", seq=4, status="running", modified_at=10, partition=1),
     ]
     run(store.commit(CommitUnit(invocations=[InvocationWrite(r) for r in records])))

@@ -80,7 +80,7 @@ def test_schema_version_mismatch(tmp_path: Path, run: Run) -> None:
     conn.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
     conn.commit()
     conn.close()
-    with pytest.raises(SchemaError, match=r"schema version 99.*version 4"):
+    with pytest.raises(SchemaError, match=r"schema version 99.*version 5"):
         run(SqliteStore(path).open())
     with pytest.raises(SchemaError):
         run(SqliteStore(path, readonly=True).open())
@@ -534,12 +534,12 @@ def test_a_version_2_database_is_migrated_in_place(tmp_path: Path, run: Run) -> 
     run(body())
     conn = sqlite3.connect(old)
     assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchall() == [
-        ("4",)
+        ("5",)
     ]
     conn.close()
     fresh = tmp_path / "fresh.db"
     create(fresh, run)
-    assert _schema(old) == _schema(fresh)  # migrated = created at version 4
+    assert _schema(old) == _schema(fresh)  # migrated = created at the current version
 
 
 def test_a_version_3_database_is_migrated_in_place(tmp_path: Path, run: Run) -> None:
@@ -573,4 +573,32 @@ def test_a_version_3_database_is_migrated_in_place(tmp_path: Path, run: Run) -> 
     run(body())
     fresh = tmp_path / "fresh.db"
     create(fresh, run)
-    assert _schema(old) == _schema(fresh)  # migrated = created at version 4
+    assert _schema(old) == _schema(fresh)  # migrated = created at the current version
+
+
+def test_a_version_4_database_is_migrated_in_place(tmp_path: Path, run: Run) -> None:
+    """4 -> 5 moves the expiry index to expires_at; a finished invocation without an expiry
+    (written before partitions) expires a day after it finished, and is then listed."""
+    old = tmp_path / "v4.db"
+    _create_version_1(old)
+    conn = sqlite3.connect(old)
+    for version in (1, 2, 3):  # to version 4, as a version-4 build did
+        for statement in _sqlite_schema.MIGRATIONS[version]:
+            if statement.strip():
+                conn.execute(statement)
+    conn.execute("UPDATE invocations SET status = 'completed', result = '{}'")
+    conn.execute("UPDATE meta SET value = '4' WHERE name = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+    async def body() -> None:
+        async with SqliteStore(old) as store:
+            found = await store.get_invocation("inv_old")
+            assert found is not None and found.expires_at == found.modified_at + 86_400_000
+            assert await store.list_expired(found.expires_at) == []
+            assert [r.id for r in await store.list_expired(found.expires_at + 1)] == ["inv_old"]
+
+    run(body())
+    fresh = tmp_path / "fresh.db"
+    create(fresh, run)
+    assert _schema(old) == _schema(fresh)  # migrated = created at the current version

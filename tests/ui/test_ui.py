@@ -145,7 +145,7 @@ def test_a_service_page_shows_its_handlers_schemas_and_openapi_document(
     assert browser.current_url.endswith("#/services/Counter")
     add = browser.find_element(By.CSS_SELECTOR, 'tr.handler[data-name="add"]')
     cells = [td.text for td in add.find_elements(By.TAG_NAME, "td")]
-    assert cells == ["add", "Exclusive", "integer", "integer"]
+    assert cells == ["add", "Exclusive", "integer", "integer", "yes", ""]
     get = browser.find_element(By.CSS_SELECTOR, 'tr.handler[data-name="get"]')
     assert get.find_elements(By.TAG_NAME, "td")[2].text == "none"
     add.find_element(By.CSS_SELECTOR, "details.input summary").click()

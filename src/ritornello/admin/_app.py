@@ -21,6 +21,7 @@ from ritornello.admin._named_limits import limits_router
 from ritornello.admin._restart import restart_router
 from ritornello.admin._schedules import schedules_router
 from ritornello.admin._service_openapi import service_openapi_router
+from ritornello.admin._service_settings import service_patch_router
 from ritornello.admin._services import services_router
 from ritornello.admin._state import state_router
 from ritornello.admin._ui import ui_router
@@ -46,6 +47,7 @@ def create_app(
     app.include_router(health_router(engine))
     app.include_router(deployments_router(engine))
     app.include_router(services_router(engine))
+    app.include_router(service_patch_router(engine))
     app.include_router(service_openapi_router(engine))
     app.include_router(invocations_router(engine))
     app.include_router(restart_router(engine))

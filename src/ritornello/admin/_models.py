@@ -104,6 +104,14 @@ class IdOnly(BaseModel):
 class Handler(BaseModel):
     name: str
     ty: str = Field(description="Exclusive | Shared | Workflow")
+    public: bool = Field(True, description="false: the ingress refuses it")
+    journal_retention: str | None = Field(None, description="humantime")
+    idempotency_retention: str | None = Field(None, description="humantime")
+    workflow_completion_retention: str | None = Field(None, description="workflows only")
+    inactivity_timeout: str | None = Field(None, description="humantime")
+    abort_timeout: str | None = Field(None, description="humantime")
+    documentation: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
     input_description: str | None = Field(
         None, description="What a call carries: none, JSON, or raw bytes of a content type"
     )
@@ -121,6 +129,17 @@ class ServiceInfo(BaseModel):
     ty: str = Field(description="Service | VirtualObject | Workflow")
     deployment_id: str
     handlers: list[Handler]
+    public: bool = Field(True, description="false: the ingress refuses it")
+    journal_retention: str | None = Field(None, description="humantime")
+    idempotency_retention: str | None = Field(None, description="humantime")
+    workflow_completion_retention: str | None = Field(None, description="workflows only")
+    inactivity_timeout: str | None = Field(None, description="humantime")
+    abort_timeout: str | None = Field(None, description="humantime")
+    documentation: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    overrides: list[str] = Field(
+        default_factory=list, description="the fields PATCH /services/{service} set"
+    )
 
 
 class ServiceList(BaseModel):

@@ -7,13 +7,15 @@ ingress serves for it (docs/admin-api.md, "A service's OpenAPI document"): Resta
 ``{key}`` segment. Each operation carries the handler's input as its request body (its JSON
 Schema, or a raw handler's content type), its output as the 200 answer (a send: the 202
 ``{"invocationId", "status"}``), the optional ``Idempotency-Key`` header, ``?delay=`` on sends,
-and the error answers (``{"message"}``).
+and the error answers (``{"message"}``). A handler the ingress refuses (ingress-private, in
+code or through ``PATCH /services/{svc}``) has no path; the code's description of the service
+and of each handler is the document's and the operations' ``description``.
 
-Invariants: the document is a pure function of the ``ServiceInfo`` (the same discovery, the
-same document); each handler schema's ``$defs`` are moved under ``components/schemas`` with
-their references rewritten (in an OpenAPI document ``#/$defs/...`` would point at the
-document's root), a name met twice with different schemas getting a suffix; operation ids are
-unique.
+Invariants: the document is a pure function of the ``ServiceInfo`` and the set of private
+handlers (the same discovery and settings, the same document); each handler schema's ``$defs``
+are moved under ``components/schemas`` with their references rewritten (in an OpenAPI document
+``#/$defs/...`` would point at the document's root), a name met twice with different schemas
+getting a suffix; operation ids are unique.
 """
 
 from __future__ import annotations
@@ -55,16 +57,31 @@ def service_openapi_router(engine: Engine) -> APIRouter:
         found = engine.registry.service(service)
         if found is None:
             raise HTTPException(404, f"service {service} not found")
-        return service_openapi(found[0], app_version())
+        info, dep = found
+        private = frozenset(
+            h.name for h in info.handlers if _is_private(engine, dep, info.name, h.name)
+        )
+        return service_openapi(info, app_version(), private=private)
 
     return router
 
 
-def service_openapi(info: ServiceInfo, version: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``info``'s ingress paths."""
+def _is_private(engine: Engine, deployment_id: str, service: str, handler: str) -> bool:
+    """The ingress refuses the handler (what ``ingress/_private.py`` asks, the same way)."""
+    settings = engine.registry.settings_of(deployment_id, service, handler)
+    return settings is not None and settings.ingress_private is True
+
+
+def service_openapi(
+    info: ServiceInfo, version: str, *, private: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``info``'s ingress paths (none for a handler in
+    ``private``: the ingress refuses it)."""
     doc = _Document()
     keyed = info.kind != "service"
     for h in info.handlers:
+        if h.name in private:
+            continue
         request = doc.request_body(h, info.name)
         answer = doc.answer(h, info.name)
         for legacy in (False, True):
@@ -74,12 +91,14 @@ def service_openapi(info: ServiceInfo, version: str) -> dict[str, Any]:
                     "post": doc.operation(info, h, request, answer, one_way=one_way, legacy=legacy)
                 }
     kind = _KIND.get(info.kind, info.kind)
+    described = info.settings.description if info.settings is not None else None
     return {
         "openapi": "3.1.0",
         "info": {
             "title": info.name,
             "version": version,
-            "description": f"The ingress paths of the {kind} {info.name} (ingress port 8080 by "
+            "description": (f"{described}\n\n" if described else "")
+            + f"The ingress paths of the {kind} {info.name} (ingress port 8080 by "
             "default). Generated from the handlers' type hints, as their deployment declared "
             "them.",
         },
@@ -192,6 +211,8 @@ class _Document:
             "tags": [info.name],
             "parameters": params,
         }
+        if h.settings is not None and h.settings.description:
+            op["description"] = h.settings.description
         if request is not None:
             op["requestBody"] = request
         ok = {"202": {"$ref": "#/components/responses/Accepted"}} if one_way else {"200": answer}

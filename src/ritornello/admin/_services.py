@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException
 
 from ritornello.admin._models import HandlerList, ServiceInfo, ServiceList, errors
 from ritornello.admin._service_openapi import payloads
+from ritornello.admin._service_settings import handler_settings_view, service_settings_view
 from ritornello.orchestrator import Engine
 
 _TY = {"service": "Service", "object": "VirtualObject", "workflow": "Workflow"}
@@ -24,8 +25,15 @@ def service_view(engine: Engine, name: str) -> dict[str, Any]:
         "ty": _TY[info.kind],
         "deployment_id": dep,
         "handlers": [
-            {"name": h.name, "ty": h.kind.capitalize(), **payloads(h)} for h in info.handlers
+            {
+                "name": h.name,
+                "ty": h.kind.capitalize(),
+                **payloads(h),
+                **handler_settings_view(engine, info, dep, h),
+            }
+            for h in info.handlers
         ],
+        **service_settings_view(engine, info),
     }
 
 

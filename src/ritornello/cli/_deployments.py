@@ -19,6 +19,7 @@ from ._client import (
     reworded,
 )
 from ._output import fields, note, print_json, table, when
+from ._services_set import set_service, settings_lines
 
 deployments_app = typer.Typer(
     name="deployments", help="Register, list and remove deployments.", no_args_is_help=True
@@ -173,7 +174,7 @@ def show_service(
     token: AdminTokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One service: its type, deployment and handlers."""
+    """One service: its type, deployment, settings and handlers."""
     with admin(admin_url, token) as api:
         svc = api.get(f"/services/{quote(name)}")
     if as_json:
@@ -185,11 +186,22 @@ def show_service(
             ("deployment", svc.get("deployment_id")),
         ]
     )
+    settings_lines(svc)
     rows = [
-        (h["name"], h.get("ty"), _payload(h, "input"), _payload(h, "output"))
+        (
+            h["name"],
+            h.get("ty"),
+            _payload(h, "input"),
+            _payload(h, "output"),
+            str(h.get("public", True)).lower(),
+            h.get("documentation"),
+        )
         for h in svc["handlers"]
     ]
-    table("handlers", ["handler", "type", "input", "output"], rows)
+    table("handlers", ["handler", "type", "input", "output", "public", "description"], rows)
+
+
+services_app.command("set")(set_service)
 
 
 def _payload(handler: dict[str, Any], side: str) -> str:

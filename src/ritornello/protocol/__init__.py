@@ -40,6 +40,12 @@ from ritornello.protocol._messages import (
     RetryPolicy,
     ServiceInfo,
 )
+from ritornello.protocol._settings import (
+    Settings,
+    duration_ms,
+    format_duration,
+    parse_duration,
+)
 from ritornello.protocol._signing import SignatureError, Signer, Verifier
 from ritornello.protocol._version import PROTOCOL_VERSION
 
@@ -63,12 +69,15 @@ __all__ = [
     "ProtocolError",
     "RetryPolicy",
     "ServiceInfo",
+    "Settings",
     "SignatureError",
     "Signer",
     "Verifier",
     "completion_failure",
     "completion_value",
     "derive_id",
+    "duration_ms",
+    "format_duration",
     "gzip_base64",
     "gzip_envelope",
     "inflate_base64",
@@ -76,5 +85,6 @@ __all__ = [
     "new_deployment_id",
     "new_id",
     "parse_awakeable_id",
+    "parse_duration",
     "restate_awakeable_id",
 ]

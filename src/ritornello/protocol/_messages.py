@@ -18,6 +18,7 @@ from ritornello.protocol._entries import (
     Entry,
 )
 from ritornello.protocol._record import FrozenRecord, Record
+from ritornello.protocol._settings import Settings
 from ritornello.protocol._version import (
     MAX_PROTOCOL_VERSION,
     MIN_PROTOCOL_VERSION,
@@ -381,6 +382,9 @@ class HandlerInfo:
     #: Set when the handler answers raw bytes (journaled as base64 text): the content type
     #: the ingress answers them with. None: a JSON output.
     output_content_type: str | None = None
+    #: What the handler's code sets of retention, timeouts, visibility, description and
+    #: metadata (over its service's); None: nothing.
+    settings: Settings | None = None
     #: The JSON Schema (2020-12) of its JSON input, from its type hints (docs/sdk.md, "JSON
     #: schemas"). None: none known (no input, raw bytes, or an endpoint that did not say).
     input_schema: dict[str, Any] | None = None
@@ -402,6 +406,9 @@ class ServiceInfo:
     limit: str | None = None
     #: Limits the code defines: (name, definition as ``PUT /limits/{name}`` takes it).
     limits: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: What the service's code sets of retention, timeouts, visibility, description and
+    #: metadata; None: nothing.
+    settings: Settings | None = None
 
     def handler(self, name: str) -> HandlerInfo | None:
         for h in self.handlers:
@@ -470,6 +477,7 @@ class DiscoveryResponse:
                         limit=_limit_name(h),
                         input_content_type=_content_type(h, "input_content_type"),
                         output_content_type=_content_type(h, "output_content_type"),
+                        settings=_settings(h, f"handler {s.get('name')}/{h.get('name')}"),
                         input_schema=_schema(h, "input_schema"),
                         output_schema=_schema(h, "output_schema"),
                         input_required=_flag(h, "input_required"),
@@ -489,6 +497,7 @@ class DiscoveryResponse:
                     handlers=tuple(handlers),
                     limit=_limit_name(s),
                     limits=tuple(limits.items()),
+                    settings=_settings(s, f"service {s.get('name')}"),
                 )
             )
         wire = obj.get("wire", "ritornello")
@@ -514,6 +523,8 @@ def _handler_dict(h: HandlerInfo) -> dict[str, Any]:
         out["input_content_type"] = h.input_content_type
     if h.output_content_type is not None:
         out["output_content_type"] = h.output_content_type
+    if h.settings is not None and not h.settings.is_empty():
+        out["settings"] = h.settings.to_dict()
     if h.input_schema is not None:
         out["input_schema"] = h.input_schema
     if h.output_schema is not None:
@@ -533,6 +544,8 @@ def _service_dict(s: ServiceInfo) -> dict[str, Any]:
         out["limit"] = s.limit
     if s.limits:
         out["limits"] = dict(s.limits)
+    if s.settings is not None and not s.settings.is_empty():
+        out["settings"] = s.settings.to_dict()
     return out
 
 
@@ -569,3 +582,10 @@ def _flag(h: dict[str, Any], name: str) -> bool | None:
 def _header_text(value: str) -> bool:
     """Whether ``value`` can be an HTTP header's value: printable ASCII."""
     return value.isascii() and value.isprintable()
+
+
+def _settings(obj: dict[str, Any], where: str) -> Settings | None:
+    try:
+        return Settings.from_dict(obj.get("settings"), where)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
-from ritornello.protocol import HandlerInfo, RetryPolicy, ServiceInfo
+from ritornello.protocol import HandlerInfo, RetryPolicy, ServiceInfo, Settings
 from ritornello.protocol._record import FrozenRecord
 from ritornello.sdk._serde import (
     OCTET_STREAM,
@@ -23,8 +23,15 @@ from ritornello.sdk._serde import (
     is_json_serde,
     type_hints,
 )
+from ritornello.sdk._settings import declared_settings
 
 HANDLER_ATTR = "__ritornello_handler__"
+
+if typing.TYPE_CHECKING:
+    from datetime import timedelta
+
+    #: A duration as code may write it: a timedelta, a humantime string, or seconds.
+    Duration = timedelta | str | float
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -48,6 +55,8 @@ class HandlerSpec:
     input_serde: Serde | None = None
     #: Encodes the output instead of its annotation.
     output_serde: Serde | None = None
+    #: Retention, timeouts, visibility, description and metadata set on the handler.
+    settings: Settings | None = None
 
     @property
     def target(self) -> str:
@@ -198,13 +207,44 @@ class ServiceDefinition:
     _default_kind: ClassVar[str] = "exclusive"
 
     def __init__(
-        self, name: str, *, limit: str | Limit | None = None, limits: Sequence[Limit] = ()
+        self,
+        name: str,
+        *,
+        limit: str | Limit | None = None,
+        limits: Sequence[Limit] = (),
+        journal_retention: Duration | None = None,
+        idempotency_retention: Duration | None = None,
+        workflow_retention: Duration | None = None,
+        inactivity_timeout: Duration | None = None,
+        abort_timeout: Duration | None = None,
+        ingress_private: bool | None = None,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> None:
         """``limit``: every handler's invocations hold a permit of it while they run (a
         handler's own ``limit=`` wins); ``limits``: limits this service defines (for its
-        handlers, its steps' ``ctx.run(..., limit=)``, anyone's)."""
+        handlers, its steps' ``ctx.run(..., limit=)``, anyone's).
+
+        Settings (docs/sdk.md, "Service settings"; unset: the orchestrator's defaults, and
+        ``PATCH /services/{service}`` overrides them): how long a finished invocation is kept
+        (``journal_retention``, ``idempotency_retention`` for one with an idempotency key,
+        ``workflow_retention`` for a workflow's run), how long an attempt may go without an
+        answer (``inactivity_timeout`` + ``abort_timeout``), ``ingress_private`` (the
+        ingress refuses it; handlers may call it), and ``description``/``metadata`` (shown).
+        Durations: a ``timedelta``, a humantime string (``"30d"``, ``"1h 30m"``) or seconds."""
         if not name or "/" in name or name != name.strip():
             raise ValueError(f"bad service name {name!r}: non-empty, no '/', no spaces around")
+        self.settings = declared_settings(
+            f"service {name}",
+            journal_retention=journal_retention,
+            idempotency_retention=idempotency_retention,
+            workflow_retention=workflow_retention,
+            inactivity_timeout=inactivity_timeout,
+            abort_timeout=abort_timeout,
+            ingress_private=ingress_private,
+            description=description,
+            metadata=metadata,
+        )
         self.name = name
         self._handlers: dict[str, HandlerSpec] = {}
         self._limits: dict[str, Limit] = {}
@@ -227,6 +267,14 @@ class ServiceDefinition:
         limit: str | Limit | None = None,
         input_serde: Serde | None = None,
         output_serde: Serde | None = None,
+        journal_retention: Duration | None = None,
+        idempotency_retention: Duration | None = None,
+        workflow_retention: Duration | None = None,
+        inactivity_timeout: Duration | None = None,
+        abort_timeout: Duration | None = None,
+        ingress_private: bool | None = None,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> Callable[[F], F]:
         """Register an ``async def handler(ctx)`` or ``(ctx, input)``; returns it unchanged.
 
@@ -234,12 +282,24 @@ class ServiceDefinition:
         kill); unset fields take the orchestrator's defaults. ``limit``: each invocation
         holds a permit of this limit while it runs (docs/limits.md). ``input_serde`` and
         ``output_serde`` decode the input and encode the output instead of the annotations
-        (docs/sdk.md, "Types and serdes")."""
+        (docs/sdk.md, "Types and serdes"). The settings are the service's (see ``Service``),
+        for this handler: set here, they win over the service's."""
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError("retry must be a ritornello.RetryPolicy")
         check_serde(input_serde, "input_serde")
         check_serde(output_serde, "output_serde")
         limit_name = _limit_name(limit, self._limits)
+        settings = declared_settings(
+            f"a handler of {self.name}",
+            journal_retention=journal_retention,
+            idempotency_retention=idempotency_retention,
+            workflow_retention=workflow_retention,
+            inactivity_timeout=inactivity_timeout,
+            abort_timeout=abort_timeout,
+            ingress_private=ingress_private,
+            description=description,
+            metadata=metadata,
+        )
         kind = kind or self._default_kind
         if kind not in self._handler_kinds:
             raise ValueError(
@@ -275,6 +335,7 @@ class ServiceDefinition:
                 retry,
                 input_serde=input_serde,
                 output_serde=output_serde,
+                settings=settings,
             )
             self._handlers[handler_name] = spec
             if limit_name is not None:
@@ -309,6 +370,7 @@ class ServiceDefinition:
                     self._handler_limits.get(h.name),
                     input_content_type=h.input_content_type,
                     output_content_type=h.output_content_type,
+                    settings=h.settings,
                     input_schema=input_schema,
                     output_schema=output_schema,
                     input_required=input_required,
@@ -320,6 +382,7 @@ class ServiceDefinition:
             handlers=tuple(handlers),
             limit=self.limit,
             limits=tuple((n, d.definition()) for n, d in sorted(self._limits.items())),
+            settings=self.settings,
         )
 
 
@@ -358,8 +421,10 @@ class Workflow(ServiceDefinition):
         limit: str | Limit | None = None,
         input_serde: Serde | None = None,
         output_serde: Serde | None = None,
+        **settings: Any,
     ) -> Callable[[F], F]:
-        """Register the workflow's run handler (one per workflow)."""
+        """Register the workflow's run handler (one per workflow). ``settings``: as on
+        ``handler()`` (``workflow_retention``, ``inactivity_timeout``, ...)."""
         if any(h.kind == "workflow" for h in self._handlers.values()):
             raise ValueError(f"workflow {self.name!r} already has a main handler")
         return self.handler(
@@ -369,6 +434,7 @@ class Workflow(ServiceDefinition):
             limit=limit,
             input_serde=input_serde,
             output_serde=output_serde,
+            **settings,
         )
 
 

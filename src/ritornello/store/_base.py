@@ -23,6 +23,7 @@ from ritornello.store.records import (
     MemberRecord,
     PermitRecord,
     ScheduleRecord,
+    ServiceSettingsRecord,
     TimerRecord,
 )
 
@@ -137,8 +138,11 @@ class Store(ABC):
     async def list_expired(
         self, before_ms: int, limit: int = 500, partition: int | None = None
     ) -> list[InvocationRecord]:
-        """Terminal (completed or killed) invocations last modified before ``before_ms``,
-        oldest first (of ``partition`` if given): what retention purges."""
+        """Terminal (completed or killed) invocations whose ``expires_at`` is before
+        ``before_ms``, soonest expiry first (of ``partition`` if given): what retention purges
+        (each service may keep its finished invocations for its own time, stamped in
+        ``expires_at`` when they finish). A terminal record without ``expires_at`` is never
+        listed: the orchestrator stamps every one it writes."""
 
     @abstractmethod
     async def list_timers(self, partition: int | None = None) -> list[TimerRecord]:
@@ -211,6 +215,16 @@ class Store(ABC):
     @abstractmethod
     async def delete_deployment(self, deployment_id: str) -> bool:
         """Remove a deployment; False if it did not exist."""
+
+    # ------------------------------------------------------------------ service settings
+
+    @abstractmethod
+    async def put_service_settings(self, record: ServiceSettingsRecord) -> None:
+        """Insert or replace a service's overrides (last writer wins: an operator's edit)."""
+
+    @abstractmethod
+    async def list_service_settings(self) -> list[ServiceSettingsRecord]:
+        """Every service's overrides, by service. Strongly consistent."""
 
     # ------------------------------------------------------------------ schedules
 

@@ -26,9 +26,12 @@ MEMBERS_PK = "m"
 DEPLOYMENTS_PK = "d"
 SCHEDULES_PK = "sc"
 LIMITS_PK = "lm"
+SERVICE_SETTINGS_PK = "ss"  # an operator's overrides of a service's settings (sk: service)
 
 #: Global secondary indexes (eventually consistent, admin listing and retention only).
 SEQ_INDEX = "by_seq"  # seq_pk = "seq#<partition>", seq_sk = "<seq 20 digits>#<id>"
+#: done_sk's ms: the expiry (expires_at); items written before retention went by expiry hold
+#: their modified_at there, earlier than their expiry: list_expired filters on expires_at.
 DONE_INDEX = "by_done"  # done_pk = "done#<partition>" (terminal only), done_sk = "<ms>#<id>"
 
 #: Completion indexes may be negative (CANCEL is -1): shifted so they sort as text.
@@ -161,8 +164,8 @@ def done_pk(partition: int) -> str:
     return f"done#{partition}"
 
 
-def done_sk(modified_at: int, invocation_id: str) -> str:
-    return _bounded("", f"{modified_at:020d}#{invocation_id}", _MAX_SK_BYTES)
+def done_sk(expires_at: int, invocation_id: str) -> str:
+    return _bounded("", f"{expires_at:020d}#{invocation_id}", _MAX_SK_BYTES)
 
 
 def done_before(ms: int) -> str:

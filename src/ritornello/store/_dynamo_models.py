@@ -97,7 +97,8 @@ class InvocationItem(Item):
 
     @classmethod
     def of(cls, r: InvocationRecord, result: str | None, result_ref: str | None) -> InvocationItem:
-        terminal = r.status in FINAL_STATUSES
+        # in the retention index once finished and stamped with its expiry
+        terminal = r.status in FINAL_STATUSES and r.expires_at is not None
         return cls(
             pk=keys.invocation_pk(r.id),
             sk=keys.INVOCATION_SK,
@@ -129,7 +130,9 @@ class InvocationItem(Item):
             seq_pk=keys.seq_pk(r.partition),
             seq_sk=keys.seq_sk(r.seq, r.id),
             done_pk=keys.done_pk(r.partition) if terminal else None,
-            done_sk=keys.done_sk(r.modified_at, r.id) if terminal else None,
+            done_sk=keys.done_sk(r.expires_at, r.id)
+            if r.expires_at is not None and terminal
+            else None,
         )
 
     def record(self, result: str | None) -> InvocationRecord:

@@ -236,9 +236,11 @@ class Reads:
         merged = list(heapq.merge(*per_partition))[:limit]
         records = self._records([key_of(pk, keys.INVOCATION_SK) for _, pk in merged], True)
         found = [
-            r for r in records.values() if r.status in FINAL_STATUSES and r.modified_at < before_ms
+            r
+            for r in records.values()
+            if r.status in FINAL_STATUSES and r.expires_at is not None and r.expires_at < before_ms
         ]
-        return sorted(found, key=lambda r: (r.modified_at, r.id))
+        return sorted(found, key=lambda r: (r.expires_at or 0, r.id))
 
     def list_timers(self, partition: int | None) -> list[TimerRecord]:
         """One strongly consistent Query per timer shard (timers are sharded by invocation)."""

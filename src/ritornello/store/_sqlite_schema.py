@@ -1,4 +1,4 @@
-"""The SQLite schema (version 4), its migrations, the statements run against it, and row <->
+"""The SQLite schema (version 5), its migrations, the statements run against it, and row <->
 record mapping (those of limits and permits are in ``_sqlite_limits.py``).
 
 Every statement is a module constant, so sqlite3's per-connection statement cache prepares
@@ -22,7 +22,7 @@ from ritornello.store._sqlite_limits import LIMITS_DDL
 from ritornello.store.errors import SchemaError
 from ritornello.store.records import InvocationRecord, ScheduleRecord
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # In InvocationRecord field order, so a row maps back with InvocationRecord(*row).
 INVOCATION_COLUMNS = (
@@ -90,7 +90,7 @@ CREATE TABLE invocations (
 CREATE INDEX invocations_seq ON invocations (seq);
 CREATE INDEX invocations_status ON invocations (status, seq);
 CREATE INDEX invocations_object ON invocations (service, key, seq);
-CREATE INDEX invocations_expiry ON invocations (status, modified_at);
+CREATE INDEX invocations_expiry ON invocations (status, expires_at);
 CREATE UNIQUE INDEX invocations_idempotency
     ON invocations (service, handler, ifnull(key, X''), idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -219,7 +219,9 @@ DDL += LIMITS_DDL
 # MIGRATIONS[v]: the statements taking version v to v + 1 (the schema_version row is updated
 # by migrate()). 1 -> 2: existing invocations and timers land in partition 0 of 1. 2 -> 3:
 # existing invocations have no history (NULL), there are no schedules yet. 3 -> 4: no limits
-# and no permits yet.
+# and no permits yet. 4 -> 5: retention purges by expiry (each service may keep its finished
+# invocations for its own time), so the expiry index is on expires_at, and finished
+# invocations without one (written before partitions) expire a day after they finished.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "ALTER TABLE invocations ADD COLUMN partition INTEGER NOT NULL DEFAULT 0",
@@ -233,6 +235,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         *SCHEDULES_DDL.split(";"),
     ),
     3: tuple(LIMITS_DDL.split(";")),
+    4: (
+        "DROP INDEX invocations_expiry",
+        "CREATE INDEX invocations_expiry ON invocations (status, expires_at)",
+        "UPDATE invocations SET expires_at = modified_at + 86400000 "
+        "WHERE expires_at IS NULL AND status IN ('completed', 'killed')",
+    ),
 }
 
 _COLS = ", ".join(INVOCATION_COLUMNS)
@@ -325,11 +333,11 @@ GET_COMPLETIONS_OF = (
 GET_STATE = "SELECT name, value FROM state WHERE service = ? AND key = ? ORDER BY name"
 LIST_EXPIRED = (
     f"SELECT {_COLS} FROM invocations WHERE status IN ('completed', 'killed') "
-    "AND modified_at < ? ORDER BY modified_at LIMIT ?"
+    "AND expires_at < ? ORDER BY expires_at LIMIT ?"
 )
 LIST_EXPIRED_IN_PARTITION = (
     f"SELECT {_COLS} FROM invocations WHERE status IN ('completed', 'killed') "
-    "AND modified_at < ? AND partition = ? ORDER BY modified_at LIMIT ?"
+    "AND expires_at < ? AND partition = ? ORDER BY expires_at LIMIT ?"
 )
 FIND_IDEMPOTENT = (
     f"SELECT {_COLS} FROM invocations WHERE service = ? AND handler = ? "

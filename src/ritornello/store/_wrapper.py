@@ -18,6 +18,7 @@ from ritornello.store.records import (
     MemberRecord,
     PermitRecord,
     ScheduleRecord,
+    ServiceSettingsRecord,
     TimerRecord,
 )
 
@@ -139,6 +140,12 @@ class StoreWrapper(Store):
         return await self._call(
             "delete_schedule", lambda: self.inner.delete_schedule(schedule_id, expect_version)
         )
+
+    async def put_service_settings(self, record: ServiceSettingsRecord) -> None:
+        await self._call("put_service_settings", lambda: self.inner.put_service_settings(record))
+
+    async def list_service_settings(self) -> list[ServiceSettingsRecord]:
+        return await self._call("list_service_settings", self.inner.list_service_settings)
 
     async def put_limit(self, limit: LimitRecord, expect_version: int | None = None) -> None:
         await self._call("put_limit", lambda: self.inner.put_limit(limit, expect_version))

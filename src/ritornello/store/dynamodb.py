@@ -48,6 +48,7 @@ from ritornello.store._dynamo_models import InvocationItem, key_from, key_of
 from ritornello.store._dynamo_reads import Reads
 from ritornello.store._dynamo_schedules import Schedules
 from ritornello.store._dynamo_stats import DynamoStats
+from ritornello.store._service_settings import DYNAMO_PK, dynamo_item, dynamo_record
 from ritornello.store.errors import (
     ConflictError,
     StoreClosedError,
@@ -63,6 +64,7 @@ from ritornello.store.records import (
     MemberRecord,
     PermitRecord,
     ScheduleRecord,
+    ServiceSettingsRecord,
     TimerRecord,
 )
 
@@ -409,6 +411,17 @@ class DynamoStore(Store):
 
     async def delete_deployment(self, deployment_id: str) -> bool:
         return await self._run(lambda: self._c.delete_deployment(deployment_id))
+
+    async def put_service_settings(self, record: ServiceSettingsRecord) -> None:
+        item = dynamo_item(record, keys.deployment_sk(record.service))  # bounded as any sk
+        await self._run(lambda: self._c.client.call("PutItem", Item=item))
+
+    async def list_service_settings(self) -> list[ServiceSettingsRecord]:
+        def read() -> list[ServiceSettingsRecord]:
+            found = [dynamo_record(raw) for raw in self._c.client.query_pk(DYNAMO_PK)]
+            return sorted(found, key=lambda r: r.service)
+
+        return await self._run(read)
 
     async def put_schedule(
         self, schedule: ScheduleRecord, expect_version: int | None = None

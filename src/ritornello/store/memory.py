@@ -40,6 +40,7 @@ from ritornello.store.records import (
     MemberRecord,
     PermitRecord,
     ScheduleRecord,
+    ServiceSettingsRecord,
     TimerRecord,
     permit_order,
 )
@@ -101,6 +102,7 @@ class MemoryStore(Store):
         self._deployments: dict[str, DeploymentRecord] = {}
         self._schedules: dict[str, ScheduleRecord] = {}
         self._limits: dict[str, LimitRecord] = {}
+        self._service_settings: dict[str, ServiceSettingsRecord] = {}
         self._permits: dict[_PermitKey, PermitRecord] = {}
         self._leases: dict[int, LeaseRecord] = {}
         self._members: dict[str, MemberRecord] = {}
@@ -306,10 +308,11 @@ class MemoryStore(Store):
             r
             for r in self._invocations.values()
             if r.status in FINAL_STATUSES
-            and r.modified_at < before_ms
+            and r.expires_at is not None
+            and r.expires_at < before_ms
             and (partition is None or r.partition == partition)
         ]
-        found.sort(key=lambda r: r.modified_at)
+        found.sort(key=lambda r: (r.expires_at or 0, r.id))
         return found[: max(limit, 0)]
 
     async def find_idempotent(
@@ -383,6 +386,16 @@ class MemoryStore(Store):
             check_version(f"schedule {schedule_id}", current.version, expect_version)
         del self._schedules[schedule_id]
         return True
+
+    # --- service settings -------------------------------------------------------------------
+
+    async def put_service_settings(self, record: ServiceSettingsRecord) -> None:
+        self._check_open()
+        self._service_settings[record.service] = record
+
+    async def list_service_settings(self) -> list[ServiceSettingsRecord]:
+        self._check_open()
+        return [self._service_settings[name] for name in sorted(self._service_settings)]
 
     # --- limits and permits -----------------------------------------------------------------
 

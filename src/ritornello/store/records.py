@@ -168,6 +168,17 @@ class DeploymentRecord:
     created_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceSettingsRecord:
+    """An operator's overrides of a service's settings (``PATCH /services/{service}``), kept
+    apart from any deployment so they outlive re-registrations. ``settings`` is JSON text: an
+    object of the ``protocol.Settings`` fields set (``{}``: none)."""
+
+    service: str
+    settings: str
+    updated_at: int  # Unix ms
+
+
 #: ``ScheduleRecord.overlap`` values: ``skip`` a fire while the previous fire's invocation is
 #: not finished, or ``allow`` it.
 OVERLAP_POLICIES = ("skip", "allow")

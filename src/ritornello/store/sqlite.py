@@ -42,6 +42,7 @@ from ritornello.store._checks import (
     lost,
     moved,
 )
+from ritornello.store._service_settings import sqlite_list, sqlite_put
 from ritornello.store._sqlite_limits import SqliteLimits, apply_permits
 from ritornello.store._sqlite_process import WriterProcess
 from ritornello.store._sqlite_thread import ConnectionThread, JobFn
@@ -54,6 +55,7 @@ from ritornello.store.records import (
     LeaseRecord,
     MemberRecord,
     ScheduleRecord,
+    ServiceSettingsRecord,
     TimerRecord,
 )
 
@@ -230,6 +232,9 @@ class SqliteStore(SqliteLimits, Store):
         row = (deployment.id, deployment.uri, deployment.services, deployment.created_at)
         await self._run(True, _execute, (sql.PUT_DEPLOYMENT, row))
 
+    async def put_service_settings(self, record: ServiceSettingsRecord) -> None:
+        await self._run(True, sqlite_put, record)
+
     async def delete_deployment(self, deployment_id: str) -> bool:
         count: int = await self._run(True, _execute, (sql.DELETE_DEPLOYMENT, (deployment_id,)))
         return count > 0
@@ -378,6 +383,10 @@ class SqliteStore(SqliteLimits, Store):
 
     async def count_timers(self) -> int:
         result: int = await self._run(False, _count_timers, None)
+        return result
+
+    async def list_service_settings(self) -> list[ServiceSettingsRecord]:
+        result: list[ServiceSettingsRecord] = await self._run(False, sqlite_list, None)
         return result
 
     async def list_deployments(self) -> list[DeploymentRecord]:

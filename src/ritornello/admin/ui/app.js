@@ -1,7 +1,7 @@
 // The page's router: the URL hash names the view (#/invocations, #/invocations/ID, #/state,
-// #/deployments, #/services/NAME, #/schedules, #/limits). Each view renders into <main> and
-// returns a function that stops whatever it started (its polling); the router calls it before
-// the next view.
+// #/deployments, #/services, #/services/NAME, #/schedules, #/limits). Each view renders into
+// <main> and returns a function that stops whatever it started (its polling); the router calls
+// it before the next view.
 
 import { forgetToken, hasToken } from "./api.js";
 import { clear, h } from "./dom.js";
@@ -11,6 +11,7 @@ import { invocationsView } from "./invocations.js";
 import { limitsView } from "./limits.js";
 import { schedulesView } from "./schedules.js";
 import { serviceView } from "./service.js";
+import { servicesView } from "./services.js";
 import { stateView } from "./state.js";
 
 const main = document.getElementById("main");
@@ -30,6 +31,7 @@ function route() {
   else if (page === "state") stop = stateView(main);
   else if (page === "deployments") stop = deploymentsView(main);
   else if (page === "services" && parts.length > 1) stop = serviceView(main, parts[1]);
+  else if (page === "services") stop = servicesView(main);
   else if (page === "schedules") stop = schedulesView(main);
   else if (page === "limits") stop = limitsView(main);
   else {

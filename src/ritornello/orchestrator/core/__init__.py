@@ -113,6 +113,7 @@ from ritornello.orchestrator.core._restart import (
     kept_prefix,
     restartable,
 )
+from ritornello.orchestrator.core._settings import attempt_timeout_s, retention_of
 
 __all__ = [
     "CANCELLED_RESULT",
@@ -202,6 +203,7 @@ __all__ = [
     "TimersDue",
     "Woke",
     "WriteState",
+    "attempt_timeout_s",
     "awakeable_target",
     "backoff_ms",
     "cancels_at_once",
@@ -215,6 +217,7 @@ __all__ = [
     "partition_of",
     "permit_message",
     "restartable",
+    "retention_of",
     "split_state",
     "value_result",
 ]

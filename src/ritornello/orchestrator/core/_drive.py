@@ -289,7 +289,7 @@ def _settle(
             started_workflows=set(found.started) if found.started else None,
             existing=dict(found.existing) if found.existing else None,
             partition_of=core.partition_of,
-            retention_ms=core.retention_ms,
+            retention_ms=core.retention_for(rec) if answer.status == "done" else None,
             instance_of=lambda limit: instance_of(
                 core.limits.specs, limit, inv.entries[0], inv.rec.key
             ),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ritornello.protocol import DiscoveryResponse, HandlerInfo, RetryPolicy, ServiceInfo
+from ritornello.protocol import DiscoveryResponse, HandlerInfo, RetryPolicy, ServiceInfo, Settings
 from ritornello.store.records import DeploymentRecord
 
 
@@ -36,6 +36,12 @@ class Registry:
         #: (deployment, service, handler) -> its limit, for limited handlers only (read
         #: before every attempt: one dict lookup)
         self._limits: dict[tuple[str, str, str], str] = {}
+        #: service -> an operator's overrides (``PATCH /services/{service}``; the store's)
+        self._overrides: dict[str, Settings] = {}
+        #: (deployment, service, handler) -> its effective settings, for handlers with any
+        #: (read at every completion and attempt: one dict lookup, a miss for most)
+        self._effective: dict[tuple[str, str, str], Settings] = {}
+        self._any_private = False
 
     def add(self, record: DeploymentRecord, discovery: DiscoveryResponse) -> None:
         """Register (or refresh) a deployment; its services now resolve to it."""
@@ -54,6 +60,7 @@ class Registry:
                 limit = h.limit or svc.limit
                 if limit is not None:
                     self._limits[(record.id, svc.name, h.name)] = limit
+        self._resolve_settings()
 
     def remove(self, deployment_id: str) -> bool:
         """Forget a deployment; its services fall back to the newest other one serving them."""
@@ -66,7 +73,60 @@ class Registry:
         for dep in sorted(self.deployments.values(), key=lambda d: d.created_at):
             for svc in self._declared[dep.id].values():
                 self._services[svc.name] = (svc, dep.id)
+        self._resolve_settings()
         return found
+
+    # ------------------------------------------------------------------ settings
+
+    def set_overrides(self, overrides: dict[str, Settings]) -> None:
+        """Replace every operator override (what the store holds); effective at once."""
+        if overrides != self._overrides:
+            self._overrides = dict(overrides)
+            self._resolve_settings()
+
+    def override(self, service: str) -> Settings | None:
+        """The operator's overrides of ``service``, if any."""
+        return self._overrides.get(service)
+
+    def _resolve_settings(self) -> None:
+        """Effective settings of every handler: the operator's override over the handler's
+        code over its service's code, field by field."""
+        effective: dict[tuple[str, str, str], Settings] = {}
+        for dep_id, declared in self._declared.items():
+            for svc in declared.values():
+                override = self._overrides.get(svc.name)
+                for h in svc.handlers:
+                    merged = _merge(override, h.settings, svc.settings)
+                    if merged is not None:
+                        effective[(dep_id, svc.name, h.name)] = merged
+        self._effective = effective
+        self._any_private = any(s.ingress_private for s in effective.values())
+
+    def shortest_retention_ms(self) -> float:
+        """The shortest retention any handler sets (infinity: none sets one)."""
+        found = [
+            ms
+            for s in self._effective.values()
+            for ms in (s.journal_retention_ms, s.idempotency_retention_ms, s.workflow_retention_ms)
+            if ms is not None
+        ]
+        return min(found, default=float("inf"))
+
+    def any_private(self) -> bool:
+        """Whether any handler is ingress-private (else the ingress checks nothing)."""
+        return self._any_private
+
+    def settings_of(self, deployment_id: str, service: str, handler: str) -> Settings | None:
+        """A handler's effective settings as the given deployment declared it (None: nothing
+        set anywhere: every default applies)."""
+        return self._effective.get((deployment_id, service, handler))
+
+    def service_settings(self, service: str) -> Settings:
+        """A service's effective service-level settings: the operator's override over the
+        code of the deployment it resolves to."""
+        found = self._services.get(service)
+        code = found[0].settings if found is not None else None
+        return _merge(self._overrides.get(service), code) or Settings()
 
     def signals(self, deployment_id: str) -> bool:
         """Whether the deployment's endpoints take signals (Restate's awakeables): completions
@@ -135,3 +195,12 @@ class Registry:
         if info is None or info.retry is None:
             return default
         return info.retry.merged_over(default)
+
+
+def _merge(*levels: Settings | None) -> Settings | None:
+    """The first level's settings over the next's, and so on (None when none sets any)."""
+    out: Settings | None = None
+    for level in reversed(levels):
+        if level is not None:
+            out = level.over(out)
+    return None if out is None or out.is_empty() else out

@@ -40,6 +40,7 @@ from ._limits import LimitTable
 from ._partition import partition_of
 from ._queues import KeyQueues, exclusive_key
 from ._registry import Registry
+from ._settings import retention_of
 
 
 @dataclass(slots=True)
@@ -127,6 +128,14 @@ class CoreState:
         self._token = 0
 
     # ------------------------------------------------------------------ small facts
+
+    def retention_for(self, rec: InvocationRecord) -> int:
+        """How long (ms) the finished ``rec`` is kept: its handler's effective settings
+        (``retention_of``), else ``retention_ms``."""
+        settings = self.registry.settings_of(rec.deployment_id, rec.service, rec.handler)
+        if settings is None:
+            return self.retention_ms
+        return retention_of(settings, rec, self.retention_ms)
 
     def partition_of(self, service: str, key: str | None, invocation_id: str) -> int:
         return partition_of(service, key, invocation_id, self.partitions)
@@ -273,7 +282,7 @@ class CoreState:
             rec = write.record
             if rec.expires_at is None and rec.status in FINAL_STATUSES:
                 invocations[n] = InvocationWrite(
-                    with_changes(rec, expires_at=rec.modified_at + self.retention_ms),
+                    with_changes(rec, expires_at=rec.modified_at + self.retention_for(rec)),
                     write.expect_version,
                 )
         stamp_unit(unit, now)

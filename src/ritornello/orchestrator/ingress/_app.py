@@ -36,6 +36,7 @@ from ._input import (
     raw_output,
     raw_text,
 )
+from ._private import refuse_private
 from ._status import http_status
 
 log = logging.getLogger("ritornello.ingress")
@@ -194,6 +195,7 @@ class IngressApp:
         resolved = self.engine.registry.resolve(service, handler)
         if resolved is None:
             raise HttpError(404, f"handler {service}/{handler} not found")
+        refuse_private(self.engine.registry, resolved.deployment_id, service, handler)
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         raw_input = resolved.handler.input_content_type is not None
         if raw_input:  # raw bytes: any content type, stored as it arrives
@@ -287,6 +289,7 @@ class IngressApp:
         rec = await self.engine.store.find_idempotent(service, handler, key, idempotency_key)
         if rec is None:
             raise HttpError(404, "not found")
+        refuse_private(self.engine.registry, rec.deployment_id, rec.service, rec.handler)
         return rec.id
 
     async def _workflow_run(self, workflow: str, workflow_id: str) -> str:
@@ -300,6 +303,7 @@ class IngressApp:
         )
         if rec is None:
             raise HttpError(404, "not found")
+        refuse_private(self.engine.registry, rec.deployment_id, rec.service, rec.handler)
         return rec.id
 
     async def _by_target(
@@ -350,6 +354,12 @@ class IngressApp:
             raise HttpError(405, "attach and output use GET")
         if not inv_id.startswith("inv_"):
             raise HttpError(400, f"{inv_id!r} is not an invocation id")
+        if self.engine.registry.any_private():  # else no read: the common case
+            found = await self.engine.store.get_invocation(inv_id)
+            if found is not None:
+                refuse_private(
+                    self.engine.registry, found.deployment_id, found.service, found.handler
+                )
         if wait:
             result = await self.engine.wait_result(inv_id)
             found = await self.engine.store.get_invocation(inv_id)

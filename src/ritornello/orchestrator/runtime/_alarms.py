@@ -10,9 +10,10 @@ core completes by units of their own are committed one unit per partition, side 
 group commit). A failed commit is reported to the core, which arms the timers again; nothing
 here retries by itself.
 
-Retention: each partition's leader purges its own finished invocations past ``retention_s``
-(with a workflow's state and promises), 500 at a time; safe to run any time, it only touches
-finished invocations.
+Retention: each partition's leader purges its own finished invocations past their expiry
+(``expires_at``, stamped when they finish: ``retention_s`` later, or their service's own
+retention), with a workflow's state and promises, 500 at a time; safe to run any time, it only
+touches finished invocations.
 """
 
 from __future__ import annotations
@@ -176,8 +177,9 @@ class Alarms:
     # ------------------------------------------------------------------ retention
 
     async def purge_expired(self) -> int:
-        """Purge invocations finished more than ``retention_s`` ago; how many were purged."""
-        cutoff = self.clock.now_ms() - int(self.retention_s * 1000)
+        """Purge finished invocations past their expiry (``expires_at``: ``retention_s``
+        after they finished, or their service's own retention); how many were purged."""
+        cutoff = self.clock.now_ms()
         total = 0
         for p in self.leadership.owned():  # each partition's leader purges its own
             while self.leadership.leads(p) and (
@@ -190,10 +192,11 @@ class Alarms:
         return total
 
     async def sweep_forever(self) -> None:
-        """Purge every quarter of the retention period (at least every minute)."""
-        interval = max(0.05, min(60.0, self.retention_s / 4))
+        """Purge every quarter of the shortest retention in use (``retention_s``, or a
+        service's own; at least every minute)."""
         while True:
-            await asyncio.sleep(interval)
+            shortest = min(self.retention_s, self.core.registry.shortest_retention_ms() / 1000)
+            await asyncio.sleep(max(0.05, min(60.0, shortest / 4)))
             try:
                 await self.purge_expired()
             except StoreError:

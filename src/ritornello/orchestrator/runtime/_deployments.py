@@ -48,6 +48,7 @@ from ..protocols import (
 from ..protocols.aws_durable import WIRE as AWS_DURABLE
 from ..protocols.aws_durable import Runs
 from ..protocols.aws_durable import discovery as aws_durable_discovery
+from ._service_settings import load_overrides
 
 log = logging.getLogger("ritornello.engine")
 
@@ -201,7 +202,8 @@ class Deployments:
 
     async def refresh(self) -> None:
         """Load deployments registered (or removed) through any orchestrator sharing the
-        store."""
+        store, and the operators' service settings (``_service_settings``)."""
+        self.registry.set_overrides(await load_overrides(self.store))
         stored = {dep.id: dep for dep in await self.store.list_deployments()}
         for gone in set(self._unreachable) - set(stored):
             del self._unreachable[gone]

@@ -48,6 +48,7 @@ from ..core import (
     ReadCompletions,
     ReadState,
     StateRead,
+    attempt_timeout_s,
 )
 from ..core import AttemptFailed as _AttemptFailed
 from ..invokers import Invoker
@@ -159,13 +160,12 @@ class Drivers:
                         if exchange is None:
                             exchange = adapter.new_exchange()
                         self._counters["attempts"] += 1
+                        timeout_s = self._timeout_of(action.invocation.rec)
                         if tracing is None:
-                            event = await adapter.attempt(
-                                invoker, action, exchange, self.attempt_timeout_s
-                            )
+                            event = await adapter.attempt(invoker, action, exchange, timeout_s)
                         else:
                             event = await traced_attempt(
-                                tracing, adapter, invoker, action, exchange, self.attempt_timeout_s
+                                tracing, adapter, invoker, action, exchange, timeout_s
                             )
                         if crashpoints.ARMED:
                             crashpoints.reach("after-invoke")
@@ -200,6 +200,14 @@ class Drivers:
             self.tasks.pop(inv_id, None)
             self._perform(self._apply(DriverEnded(inv_id, cause)).effects)
             self.ended.set()
+
+    def _timeout_of(self, rec: InvocationRecord) -> float:
+        """How long the attempt of ``rec`` may wait for each answer (``core.attempt_timeout_s``
+        of its handler's effective settings): one dict lookup, a miss for most handlers."""
+        settings = self.core.registry.settings_of(rec.deployment_id, rec.service, rec.handler)
+        if settings is None:
+            return self.attempt_timeout_s
+        return attempt_timeout_s(settings, self.attempt_timeout_s)
 
     async def _read(self, inv_id: str, action: object) -> Event:
         store = self.store

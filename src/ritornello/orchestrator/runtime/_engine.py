@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ritornello.protocol import RetryPolicy, ServiceInfo, new_id
+from ritornello.protocol import RetryPolicy, ServiceInfo, Settings, new_id
 from ritornello.store import (
     FINAL_STATUSES,
     ConflictError,
@@ -92,6 +92,7 @@ from ._metrics import CommitTimings, Gauges
 from ._operator import Operations
 from ._recovery import Recovery
 from ._restart import DryRun, Restarts
+from ._service_settings import parse_patch, patch_service
 from ._timers import TimerQueue
 from ._waiters import Waiters
 from ._watchdog import Watchdog
@@ -524,6 +525,15 @@ class Engine:
         """Register an AWS Lambda durable function (qualified ARN) as service ``service`` with
         one handler, ``run`` (docs/aws-durable.md)."""
         return await self.deployments.register_durable_function(arn, service)
+
+    async def patch_service(self, service: str, body: Any) -> Settings:
+        """Apply ``PATCH /services/{service}`` (Restate's fields, ``_service_settings``): the
+        service's overrides after it. InvalidRequestError for a bad body, NotFoundError for a
+        service no deployment serves."""
+        changes = parse_patch(body)
+        if await self.find_service(service) is None:
+            raise NotFoundError(f"service {service} not found")
+        return await patch_service(self.store, self.registry, self.clock, service, changes)
 
     async def delete_deployment(self, deployment_id: str) -> bool:
         """Forget a deployment (invocations pinned to it fail their attempts until re-added)."""

@@ -6,9 +6,9 @@ Kinds map one to one (``SERVICE``/``VIRTUAL_OBJECT``/``WORKFLOW`` to service/obj
 is exclusive, and a workflow's handler without one is shared, as Restate reads it). A handler's
 retry policy (manifest v4) becomes its ``RetryPolicy``; its ``input.jsonSchema`` and
 ``output.jsonSchema`` its ``input_schema`` and ``output_schema``, and ``input.required`` its
-``input_required``. The manifest itself is kept as served
-(``wire_info["manifest"]``): documentation, metadata, schemas, timeouts and retention stay with
-the deployment record.
+``input_required``. The manifest itself is kept as served (``wire_info["manifest"]``); its
+documentation, metadata, timeouts, retention and ``ingressPrivate`` (of a service and of each
+handler) also become their ``Settings``.
 
 Versions: Ritornello speaks V5 and V6 of the service protocol and picks the highest the
 endpoint also speaks — V6 for the current SDKs (they serve V5..V7), as Restate 1.7 does.
@@ -24,6 +24,7 @@ from ritornello.protocol import (
     ProtocolError,
     RetryPolicy,
     ServiceInfo,
+    Settings,
 )
 
 #: Service protocol versions this side speaks.
@@ -87,6 +88,42 @@ def _retry(h: dict[str, Any]) -> RetryPolicy | None:
         return RetryPolicy(**given)
     except (TypeError, ValueError) as exc:
         raise ProtocolError(f"handler {h.get('name')!r}: {exc}") from None
+
+
+#: Manifest fields (milliseconds) -> the ``Settings`` field each one sets.
+_DURATION_FIELDS = {
+    "journalRetention": "journal_retention_ms",
+    "idempotencyRetention": "idempotency_retention_ms",
+    "workflowCompletionRetention": "workflow_retention_ms",
+    "inactivityTimeout": "inactivity_timeout_ms",
+    "abortTimeout": "abort_timeout_ms",
+}
+
+
+def _settings(obj: dict[str, Any], where: str) -> Settings | None:
+    """The settings a manifest's service or handler sets: retention and timeouts (ms),
+    ``ingressPrivate``, ``documentation`` and ``metadata``; None when it sets none."""
+    values: dict[str, Any] = {
+        ours: obj[theirs]
+        for theirs, ours in _DURATION_FIELDS.items()
+        if obj.get(theirs) is not None
+    }
+    for theirs, ours in (("ingressPrivate", "ingress_private"), ("documentation", "description")):
+        if obj.get(theirs) is not None:
+            values[ours] = obj[theirs]
+    meta = obj.get("metadata")
+    if meta:
+        if not isinstance(meta, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
+        ):
+            raise ProtocolError(f"{where}: metadata must map strings to strings")
+        values["metadata"] = tuple(sorted(meta.items()))
+    if not values:
+        return None
+    try:
+        return Settings(**values)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"{where}: {exc}") from None
 
 
 def _payloads(h: dict[str, Any]) -> dict[str, Any]:
@@ -162,10 +199,18 @@ def read_manifest(message: dict[str, Any]) -> DiscoveryResponse:
                     name=_name(h, "handler"),
                     kind=handler_kind,
                     retry=_retry({**inherited, **h}),
+                    settings=_settings(h, f"handler {name}/{h.get('name')}"),
                     **_payloads(h),
                 )
             )
-        services.append(ServiceInfo(name=name, kind=kind, handlers=tuple(handlers)))
+        services.append(
+            ServiceInfo(
+                name=name,
+                kind=kind,
+                handlers=tuple(handlers),
+                settings=_settings(s, f"service {name}"),
+            )
+        )
     return DiscoveryResponse(
         services=tuple(services),
         wire="restate",
