@@ -113,7 +113,7 @@ def test_a_failed_execution_is_a_failed_invocation(pair: Pair) -> None:
     status, body, headers = pair.call({"mode": "fail"})
     assert status == 500 and "ValueError: the order is invalid" in body["message"], body
     status, detail, _ = http("GET", f"{pair.orch.admin}/invocations/{headers['x-restate-id']}")
-    assert detail["status"] == "completed", detail
+    assert detail["status"] == "failed", detail
 
 
 def test_registration_refuses_what_is_not_a_durable_function(pair: Pair) -> None:
