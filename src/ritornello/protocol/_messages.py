@@ -7,7 +7,6 @@ what is wrong; it never returns a half-valid message.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from ritornello.protocol._entries import (
@@ -367,48 +366,100 @@ class RetryPolicy(FrozenRecord):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class HandlerInfo:
+class HandlerInfo(FrozenRecord):
     """A handler as discovery describes it."""
 
+    _fields = (
+        "name",
+        "kind",
+        "retry",
+        "limit",
+        "input_content_type",
+        "output_content_type",
+        "settings",
+        "input_schema",
+        "output_schema",
+        "input_required",
+    )
+    __slots__ = _fields
     name: str
-    kind: str = "exclusive"
-    retry: RetryPolicy | None = None
+    kind: str
+    retry: RetryPolicy | None
     #: The limit every invocation of it holds a permit of while it runs (docs/limits.md).
-    limit: str | None = None
+    limit: str | None
     #: Set when the handler takes raw bytes (journaled as base64 text): their content type.
     #: The ingress then takes any body, as it arrives. None: a JSON input.
-    input_content_type: str | None = None
+    input_content_type: str | None
     #: Set when the handler answers raw bytes (journaled as base64 text): the content type
     #: the ingress answers them with. None: a JSON output.
-    output_content_type: str | None = None
+    output_content_type: str | None
     #: What the handler's code sets of retention, timeouts, visibility, description and
     #: metadata (over its service's); None: nothing.
-    settings: Settings | None = None
+    settings: Settings | None
     #: The JSON Schema (2020-12) of its JSON input, from its type hints (docs/sdk.md, "JSON
     #: schemas"). None: none known (no input, raw bytes, or an endpoint that did not say).
-    input_schema: dict[str, Any] | None = None
+    input_schema: dict[str, Any] | None
     #: The JSON Schema of its JSON output; None: none known (raw bytes, or not said).
-    output_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None
     #: Whether a call must carry an input: True: it must; False: it may be left out (an
     #: input with a default, or none at all); None: the endpoint did not say.
-    input_required: bool | None = None
+    input_required: bool | None
+
+    def __init__(
+        self,
+        name: str,
+        kind: str = "exclusive",
+        retry: RetryPolicy | None = None,
+        limit: str | None = None,
+        input_content_type: str | None = None,
+        output_content_type: str | None = None,
+        settings: Settings | None = None,
+        input_schema: dict[str, Any] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        input_required: bool | None = None,
+    ) -> None:
+        self._init(
+            name=name,
+            kind=kind,
+            retry=retry,
+            limit=limit,
+            input_content_type=input_content_type,
+            output_content_type=output_content_type,
+            settings=settings,
+            input_schema=input_schema,
+            output_schema=output_schema,
+            input_required=input_required,
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceInfo:
+class ServiceInfo(FrozenRecord):
     """A service as discovery describes it."""
 
+    _fields = ("name", "kind", "handlers", "limit", "limits", "settings")
+    __slots__ = _fields
     name: str
     kind: str
     handlers: tuple[HandlerInfo, ...]
     #: The limit of every handler that names none of its own (docs/limits.md).
-    limit: str | None = None
+    limit: str | None
     #: Limits the code defines: (name, definition as ``PUT /limits/{name}`` takes it).
-    limits: tuple[tuple[str, dict[str, Any]], ...] = ()
+    limits: tuple[tuple[str, dict[str, Any]], ...]
     #: What the service's code sets of retention, timeouts, visibility, description and
     #: metadata; None: nothing.
-    settings: Settings | None = None
+    settings: Settings | None
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        handlers: tuple[HandlerInfo, ...],
+        limit: str | None = None,
+        limits: tuple[tuple[str, dict[str, Any]], ...] = (),
+        settings: Settings | None = None,
+    ) -> None:
+        self._init(
+            name=name, kind=kind, handlers=handlers, limit=limit, limits=limits, settings=settings
+        )
 
     def handler(self, name: str) -> HandlerInfo | None:
         for h in self.handlers:
@@ -417,21 +468,38 @@ class ServiceInfo:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class DiscoveryResponse:
+class DiscoveryResponse(FrozenRecord):
     """What an endpoint serves: its services and handlers."""
 
+    _fields = ("services", "stream", "replay_only", "wire", "wire_info")
+    __slots__ = _fields
     services: tuple[ServiceInfo, ...]
     #: The endpoint answers streamed attempts over HTTP (``x-ritornello-stream: 1``).
-    stream: bool = False
+    stream: bool
     #: The endpoint honours ``InvokeRequest.replay_only`` (dry runs of restart-as-new).
-    replay_only: bool = False
+    replay_only: bool
     #: The wire protocol the endpoint speaks: ``ritornello`` (this module), or ``restate``
     #: (Restate's service protocol, read from its endpoint manifest by the orchestrator).
-    wire: str = "ritornello"
+    wire: str
     #: What the wire protocol keeps about the endpoint beyond services and handlers (for
     #: ``restate``: the negotiated version, the mode and the manifest as served).
-    wire_info: dict[str, Any] | None = None
+    wire_info: dict[str, Any] | None
+
+    def __init__(
+        self,
+        services: tuple[ServiceInfo, ...],
+        stream: bool = False,
+        replay_only: bool = False,
+        wire: str = "ritornello",
+        wire_info: dict[str, Any] | None = None,
+    ) -> None:
+        self._init(
+            services=services,
+            stream=stream,
+            replay_only=replay_only,
+            wire=wire,
+            wire_info=wire_info,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

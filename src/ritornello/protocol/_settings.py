@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, fields
 from typing import Any
+
+from ritornello.protocol._record import FrozenRecord
 
 #: Humantime units (as Restate's ``humantime`` reads them) in milliseconds.
 _UNITS_MS: dict[str, float] = {}
@@ -151,8 +152,7 @@ DURATION_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(FrozenRecord):
     """Settings of a service or a handler; None: not set here.
 
     Retentions say how long a finished invocation is kept (journal, idempotency key,
@@ -160,17 +160,51 @@ class Settings:
     the endpoint's next answer; ``ingress_private``: the ingress refuses it (handlers may still
     call it); ``description`` and ``metadata`` are shown, never interpreted."""
 
-    journal_retention_ms: int | None = None
-    idempotency_retention_ms: int | None = None
-    workflow_retention_ms: int | None = None
-    inactivity_timeout_ms: int | None = None
-    abort_timeout_ms: int | None = None
-    ingress_private: bool | None = None
-    description: str | None = None
+    _fields = (
+        "journal_retention_ms",
+        "idempotency_retention_ms",
+        "workflow_retention_ms",
+        "inactivity_timeout_ms",
+        "abort_timeout_ms",
+        "ingress_private",
+        "description",
+        "metadata",
+    )
+    __slots__ = _fields
+    journal_retention_ms: int | None
+    idempotency_retention_ms: int | None
+    workflow_retention_ms: int | None
+    inactivity_timeout_ms: int | None
+    abort_timeout_ms: int | None
+    ingress_private: bool | None
+    description: str | None
     #: (key, value) pairs, sorted by key (a tuple: the record stays hashable).
-    metadata: tuple[tuple[str, str], ...] | None = None
+    metadata: tuple[tuple[str, str], ...] | None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        journal_retention_ms: int | None = None,
+        idempotency_retention_ms: int | None = None,
+        workflow_retention_ms: int | None = None,
+        inactivity_timeout_ms: int | None = None,
+        abort_timeout_ms: int | None = None,
+        ingress_private: bool | None = None,
+        description: str | None = None,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> None:
+        self._init(
+            journal_retention_ms=journal_retention_ms,
+            idempotency_retention_ms=idempotency_retention_ms,
+            workflow_retention_ms=workflow_retention_ms,
+            inactivity_timeout_ms=inactivity_timeout_ms,
+            abort_timeout_ms=abort_timeout_ms,
+            ingress_private=ingress_private,
+            description=description,
+            metadata=metadata,
+        )
+        self._check()
+
+    def _check(self) -> None:
         for name in DURATION_FIELDS:
             value = getattr(self, name)
             if value is not None and (
@@ -190,21 +224,21 @@ class Settings:
             raise ValueError("metadata must map strings to strings")
 
     def is_empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in fields(self))
+        return all(getattr(self, name) is None for name in self._fields)
 
     def to_dict_raw(self) -> dict[str, Any]:
         """The set fields as they are (metadata as pairs): ``Settings(**x)`` rebuilds it."""
         return {
-            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+            name: getattr(self, name) for name in self._fields if getattr(self, name) is not None
         }
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields, as discovery carries them (metadata as an object)."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in self._fields:
+            value = getattr(self, name)
             if value is not None:
-                out[f.name] = dict(value) if f.name == "metadata" else value
+                out[name] = dict(value) if name == "metadata" else value
         return out
 
     @classmethod
@@ -212,7 +246,7 @@ class Settings:
         """Settings from discovery (None for none); ValueError naming ``where``."""
         if raw is None:
             return None
-        names = {f.name for f in fields(cls)}
+        names = set(cls._fields)
         if not isinstance(raw, dict) or set(raw) - names:
             raise ValueError(f"bad settings of {where}: {raw!r}")
         values = dict(raw)
@@ -230,10 +264,10 @@ class Settings:
             return self
         return Settings(
             **{
-                f.name: getattr(self, f.name)
-                if getattr(self, f.name) is not None
-                else getattr(base, f.name)
-                for f in fields(self)
+                name: getattr(self, name)
+                if getattr(self, name) is not None
+                else getattr(base, name)
+                for name in self._fields
             }
         )
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from ritornello.protocol import HandlerInfo, RetryPolicy, ServiceInfo, Settings
@@ -36,10 +34,23 @@ if typing.TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
-@dataclass(frozen=True)
-class HandlerSpec:
+class HandlerSpec(FrozenRecord):
     """One handler: where it lives, its kind, and how its input is passed."""
 
+    _fields = (
+        "service",
+        "name",
+        "kind",
+        "service_kind",
+        "fn",
+        "input_param",
+        "input_optional",
+        "retry",
+        "input_serde",
+        "output_serde",
+        "settings",
+    )
+    __slots__ = (*_fields, "_hints")
     service: str
     name: str
     kind: str
@@ -50,24 +61,58 @@ class HandlerSpec:
     #: The input parameter has a default (used when the input is null).
     input_optional: bool
     #: How the orchestrator retries failed attempts (None: its defaults).
-    retry: RetryPolicy | None = None
+    retry: RetryPolicy | None
     #: Decodes the input instead of its annotation (docs/sdk.md, "Types and serdes").
-    input_serde: Serde | None = None
+    input_serde: Serde | None
     #: Encodes the output instead of its annotation.
-    output_serde: Serde | None = None
+    output_serde: Serde | None
     #: Retention, timeouts, visibility, description and metadata set on the handler.
-    settings: Settings | None = None
+    settings: Settings | None
+    _hints: dict[str, Any] | None  # ``hints`` once resolved
+
+    def __init__(
+        self,
+        service: str,
+        name: str,
+        kind: str,
+        service_kind: str,
+        fn: Callable[..., Awaitable[Any]],
+        input_param: str | None,
+        input_optional: bool,
+        retry: RetryPolicy | None = None,
+        input_serde: Serde | None = None,
+        output_serde: Serde | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self._init(
+            service=service,
+            name=name,
+            kind=kind,
+            service_kind=service_kind,
+            fn=fn,
+            input_param=input_param,
+            input_optional=input_optional,
+            retry=retry,
+            input_serde=input_serde,
+            output_serde=output_serde,
+            settings=settings,
+            _hints=None,
+        )
 
     @property
     def target(self) -> str:
         """``"Service/handler"``, the name a ``call`` entry carries."""
         return f"{self.service}/{self.name}"
 
-    @cached_property
+    @property
     def hints(self) -> dict[str, Any]:
         """The handler's resolved annotations (resolved on first use: a handler may name types
-        defined after it)."""
-        return type_hints(self.fn)
+        defined after it; kept after that)."""
+        hints = self._hints
+        if hints is None:
+            hints = type_hints(self.fn)
+            self._init(_hints=hints)
+        return hints
 
     @property
     def input_hint(self) -> Any:

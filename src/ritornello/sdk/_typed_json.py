@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import binascii
 import collections.abc as abc
-import dataclasses
 import enum
 import inspect
 import json
@@ -196,7 +195,7 @@ def _encode(value: Any, path: str, active: set[int]) -> Any:
     if text is not None:
         return text
     if isinstance(value, (list, tuple, dict, set, frozenset)) or (
-        dataclasses.is_dataclass(value) and not isinstance(value, type)
+        _is_dataclass(value) and not isinstance(value, type)
     ):
         if id(value) in active:
             raise ValueError(_at(path, "circular reference"))
@@ -222,11 +221,19 @@ def _encode_container(value: Any, path: str, active: set[int]) -> Any:
             encoded = [_encode(v, f"{path}[]", active) for v in value]
             return sorted(encoded, key=lambda e: json.dumps(e, sort_keys=True))
         return [_encode(v, f"{path}[{i}]", active) for i, v in enumerate(items)]
+    import dataclasses  # a dataclass exists: its module imported dataclasses already
+
     name = path or type(value).__name__
     return {
         f.name: _encode(getattr(value, f.name), f"{name}.{f.name}", active)
         for f in dataclasses.fields(value)
     }
+
+
+def _is_dataclass(obj: Any) -> bool:
+    """``dataclasses.is_dataclass`` (the same test) without importing ``dataclasses`` at a
+    handler module's import: a dataclass, or an instance of one."""
+    return hasattr(obj if isinstance(obj, type) else type(obj), "__dataclass_fields__")
 
 
 def _key(key: Any, path: str) -> str:
@@ -309,7 +316,7 @@ def _decode_generic(value: Any, tp: Any, origin: Any, args: tuple[Any, ...], pat
     if isinstance(origin, type):  # a generic class: Box[int], Page[Item]
         params = getattr(origin, "__parameters__", ())
         bound = dict(zip(params, args, strict=False))
-        if dataclasses.is_dataclass(origin):
+        if _is_dataclass(origin):
             return _decode_dataclass(value, origin, path, bound)
         if _is_typeddict(origin):
             return _decode_typeddict(value, origin, path, bound)
@@ -377,7 +384,7 @@ def _decode_class(value: Any, tp: type, path: str) -> Any:
         return float(value)
     if issubclass(tp, enum.Enum):
         return _decode_enum(value, tp, path)
-    if dataclasses.is_dataclass(tp):
+    if _is_dataclass(tp):
         return _decode_dataclass(value, tp, path, {})
     if _is_typeddict(tp):
         return _decode_typeddict(value, tp, path, {})
@@ -478,6 +485,8 @@ def _bind(hint: Any, bound: dict[Any, Any]) -> Any:
 def _decode_dataclass(value: Any, tp: type, path: str, bound: dict[Any, Any]) -> Any:
     if not isinstance(value, dict):
         raise TypeError(_at(path, f"expected an object for {tp.__name__}, got {_json_type(value)}"))
+    import dataclasses  # a dataclass exists: its module imported dataclasses already
+
     hints = class_hints(tp)
     fields = {f.name: f for f in dataclasses.fields(tp)}
     unknown = sorted(set(value) - set(fields))

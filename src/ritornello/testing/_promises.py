@@ -18,7 +18,6 @@ never sees it.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from ritornello.protocol import (
@@ -36,12 +35,12 @@ PROMISE_HANDLER = "_harness_complete_promise"
 def with_promise_handler(discovery: DiscoveryResponse) -> DiscoveryResponse:
     """``discovery`` with ``PROMISE_HANDLER`` added to every workflow."""
     services = tuple(
-        replace(s, handlers=(*s.handlers, HandlerInfo(PROMISE_HANDLER, "shared")))
+        s.replace(handlers=(*s.handlers, HandlerInfo(PROMISE_HANDLER, "shared")))
         if s.kind == "workflow"
         else s
         for s in discovery.services
     )
-    return replace(discovery, services=services)
+    return discovery.replace(services=services)
 
 
 def promise_input(name: str, result: dict[str, Any]) -> dict[str, Any]:

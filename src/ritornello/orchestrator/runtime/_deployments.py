@@ -17,7 +17,6 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 from ritornello.protocol import DiscoveryResponse, ProtocolError, new_deployment_id
@@ -286,11 +285,9 @@ class Deployments:
                     f"{uri} declares it a {svc.kind}"
                 )
         if limit is not None:
-            discovery = replace(
-                discovery,
+            discovery = discovery.replace(
                 services=tuple(
-                    s if s.limit is not None else replace(s, limit=limit)
-                    for s in discovery.services
+                    s if s.limit is not None else s.replace(limit=limit) for s in discovery.services
                 ),
             )
         if self._check is not None:
@@ -378,7 +375,7 @@ class Deployments:
                 raise first from None
             if discovery.wire == "ritornello":
                 raise ProtocolError("a Ritornello endpoint must serve HTTP/1.1") from None
-            return replace(discovery, wire_info={**(discovery.wire_info or {}), "http2": True})
+            return discovery.replace(wire_info={**(discovery.wire_info or {}), "http2": True})
         if discovery.wire != "restate" or use_http_11 or not invoker.speaks_h2:
             return discovery
         try:
@@ -389,7 +386,7 @@ class Deployments:
         info = over_h2.wire_info or {}
         if over_h2.wire != "restate" or info.get("mode") != "BIDI_STREAM":
             return discovery
-        return replace(over_h2, wire_info={**info, "http2": True})
+        return over_h2.replace(wire_info={**info, "http2": True})
 
     async def delete(self, deployment_id: str) -> bool:
         """Forget a deployment (invocations pinned to it fail their attempts until re-added)."""
