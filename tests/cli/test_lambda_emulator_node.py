@@ -161,9 +161,14 @@ def test_event_dry_run_and_throttling(emulator: LambdaEmulatorProcess, tmp_path:
     assert status == 204 and record.read_text() == "ran\n"
     # two slow ones running (the reserved concurrency): a third is throttled
     for _ in range(2):
-        invoke(emulator, {"mode": "slow", "ms": 1500}, headers={"x-amz-invocation-type": "Event"})
+        invoke(emulator, {"mode": "slow", "ms": 800}, headers={"x-amz-invocation-type": "Event"})
     status, body, headers = invoke(emulator, {"n": 3})
     assert status == 429 and headers["x-amzn-errortype"] == "TooManyRequestsException", body
+    # once they end, it is served again (and the other tests, in any order, are not throttled)
+    deadline = time.monotonic() + 5
+    while invoke(emulator, {"n": 4})[0] == 429:
+        assert time.monotonic() < deadline, "still throttled"
+        time.sleep(0.05)
 
 
 def test_boto3_invokes_it_unchanged(emulator: LambdaEmulatorProcess) -> None:
@@ -176,7 +181,6 @@ def test_boto3_invokes_it_unchanged(emulator: LambdaEmulatorProcess) -> None:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    time.sleep(1.6)  # the throttling test's slow invocations are over
     answer = client.invoke(FunctionName="orders:3", Payload=b'{"a": 1}')
     assert json.loads(answer["Payload"].read()) == {"echo": {"a": 1}}
     assert answer["ExecutedVersion"] == "3" and "FunctionError" not in answer
