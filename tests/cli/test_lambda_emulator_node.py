@@ -212,3 +212,21 @@ def test_a_module_without_a_handler_export_is_refused(tmp_path: Path) -> None:
         timeout=20,
     )
     assert done.returncode == 2 and "export a function named `handler`" in done.stderr
+
+
+def test_a_missing_module_or_node_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _node_or_skip()
+    done = subprocess.run(
+        [sys.executable, "-m", "ritornello", "lambda-emulator", str(tmp_path / "absent.mjs")],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 1 and "absent.mjs" in done.stderr, done.stderr
+    from ritornello.cli._lambda_emulator import node_command
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no node on it
+    with pytest.raises(SystemExit, match="needs `node` on PATH"):
+        node_command("app.mjs", host="127.0.0.1", port=9001, reserved_concurrency=None)
