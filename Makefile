@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # npm packages of the Restate TypeScript SDK test app (tests/restate/ts); npm ci writes this file.
 TS_DEPS := tests/restate/ts/node_modules/.package-lock.json
+# ... and of the AWS durable execution SDK for JavaScript test app (tests/aws_durable_node).
+DURABLE_NODE_DEPS := tests/aws_durable_node/node_modules/.package-lock.json
 
 .PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-compare bench-dynamo bench-import clean system-deps
 
@@ -33,7 +35,12 @@ $(TS_DEPS): tests/restate/ts/package-lock.json
 	  npm ci --prefix tests/restate/ts --no-audit --no-fund --loglevel=error && touch $@ || \
 	  echo "note: could not install tests/restate/ts's npm packages (node and npm needed); tests/restate/test_ts_request_response.py needs them"
 
-install: $(STAMP) $(TS_DEPS)
+$(DURABLE_NODE_DEPS): tests/aws_durable_node/package-lock.json
+	@command -v npm >/dev/null && \
+	  npm ci --prefix tests/aws_durable_node --no-audit --no-fund --loglevel=error && touch $@ || \
+	  echo "note: could not install tests/aws_durable_node's npm packages (node and npm needed); tests/integration/test_aws_durable_node.py needs them"
+
+install: $(STAMP) $(TS_DEPS) $(DURABLE_NODE_DEPS)
 
 run: $(STAMP)
 	$(BIN)/ritornello dev examples/app.py
@@ -48,7 +55,7 @@ typecheck: $(STAMP)
 importlint: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP) $(TS_DEPS)
+unit: $(STAMP) $(TS_DEPS) $(DURABLE_NODE_DEPS)
 	$(BIN)/pytest -q
 
 test: lint typecheck importlint unit

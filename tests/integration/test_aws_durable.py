@@ -22,13 +22,13 @@ ARN = "arn:aws:lambda:us-east-1:123456789012:function:orders:1"
 class Pair:
     """An orchestrator and the emulated function, each pointed at the other."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, app: str = "tests/apps/durable_app.py") -> None:
         self.tmp = tmp
         self.ledger = tmp / "ledger.txt"
         self.orch = Orchestrator(tmp, **aws_env(0, tmp), RITORNELLO_ATTEMPT_TIMEOUT_S="2")
         self.emulator = LambdaEmulatorProcess(
             tmp,
-            "tests/apps/durable_app.py",
+            app,
             **aws_env(self.orch.ingress_port, tmp),
             DURABLE_LEDGER=str(self.ledger),
         )

@@ -179,7 +179,12 @@ def _serve(
 @app.command("lambda-emulator")
 def lambda_emulator(
     app_path: Annotated[
-        str, typer.Argument(metavar="APP.py", help="file defining lambda_handler or an Endpoint")
+        str,
+        typer.Argument(
+            metavar="APP.py",
+            help="file defining lambda_handler or an Endpoint; or a Node module "
+            "(.mjs, .js, .cjs) exporting handler",
+        ),
     ],
     port: Annotated[int, typer.Option("--port", metavar="PORT", help="port to listen on")] = 9001,
     host: Annotated[
@@ -195,7 +200,8 @@ def lambda_emulator(
         ),
     ] = None,
 ) -> None:
-    """Serve Lambda's Invoke API on loopback for APP.py's lambda_handler (local development)."""
+    """Serve Lambda's Invoke API on loopback for APP.py's lambda_handler, or a Node module's
+    exported handler (local development)."""
     from ritornello.cli._lambda_emulator import serve as serve_emulator
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,5 +1,8 @@
 """``ritornello lambda-emulator APP.py``: Lambda's Invoke REST API on loopback for a local handler.
 
+(``APP.mjs``, ``.js`` or ``.cjs``: a Node module's exported ``handler``, served by the same contract
+by lambda_emulator.mjs in Node; see ``node_command``.)
+
 It serves ``POST /2015-03-31/functions/{FunctionName}/invocations`` (any function name, partial or
 full ARN, any ``:QUALIFIER`` or ``?Qualifier=``) by calling the ``lambda_handler`` APP.py defines
 (a module-level callable of that name, or an ``Endpoint``'s ``.lambda_handler()``) with the JSON
@@ -27,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import shutil
 import threading
 import time
 import traceback
@@ -35,6 +40,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -302,6 +308,25 @@ def load_lambda_handler(path: str) -> LambdaHandler:
     return endpoint.lambda_handler()
 
 
+NODE_SUFFIXES = (".mjs", ".js", ".cjs")
+NODE_EMULATOR = Path(__file__).with_name("lambda_emulator.mjs")
+
+
+def node_command(
+    app_path: str, *, host: str, port: int, reserved_concurrency: int | None
+) -> list[str]:
+    """The command serving a Node module's exported ``handler``: the same Invoke API, by
+    lambda_emulator.mjs (shipped beside this module, Node's standard library only), so the
+    handler runs in Node as Lambda's Node runtime runs it."""
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit(f"{app_path}: a Node handler needs `node` on PATH")
+    command = [node, str(NODE_EMULATOR), app_path, "--host", host, "--port", str(port)]
+    if reserved_concurrency is not None:
+        command += ["--reserved-concurrency", str(reserved_concurrency)]
+    return command
+
+
 def serve(
     app_path: str,
     *,
@@ -309,7 +334,13 @@ def serve(
     port: int = 9001,
     reserved_concurrency: int | None = None,
 ) -> None:
-    """Serve APP.py's handler until SIGINT/SIGTERM."""
+    """Serve APP.py's handler until SIGINT/SIGTERM; APP.mjs/.js/.cjs: hand this process over to
+    Node (exec: the signals reach it, its exit is the command's)."""
+    if app_path.endswith(NODE_SUFFIXES):
+        command = node_command(
+            app_path, host=host, port=port, reserved_concurrency=reserved_concurrency
+        )
+        os.execv(command[0], command)
     import uvicorn
 
     emulator = LambdaEmulator(
