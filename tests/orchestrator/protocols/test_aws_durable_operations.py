@@ -21,6 +21,7 @@ from ritornello.orchestrator.protocols.aws_durable import (
     invocation_of,
     to_wire,
 )
+from ritornello.orchestrator.protocols.aws_durable._adapter import completed_marker
 from ritornello.orchestrator.protocols.aws_durable._operations import (
     entries_of,
     operations,
@@ -187,6 +188,62 @@ def test_history_lists_updates_and_completions_in_order() -> None:
         "ExecutionSucceeded",
     ]
     assert [e["EventId"] for e in events] == [1, 2, 3, 4, 5]
+
+
+def test_history_events_carry_their_details_and_the_runs_that_ended() -> None:
+    """Lambda's detail shapes; an ``invocation_completed`` marker is an InvocationCompleted
+    event, and a completion the run suspended on follows it (what invoked the function
+    again); the marker is no operation."""
+    texts = journal(
+        {"Id": "s", "Type": "STEP", "Action": "RETRY", "Error": {"ErrorMessage": "x"},
+         "StepOptions": {"NextAttemptDelaySeconds": 2}},
+        {"Id": "s", "Type": "STEP", "Action": "SUCCEED", "Payload": '"ok"'},
+        {"Id": "c", "Type": "CALLBACK", "Action": "START", "Name": "approve"},
+    )  # fmt: skip
+    texts.append(json.dumps(completed_marker(5000, 6000)))
+    failed = '{"index":3,"failure":{"code":500,"message":"no","aws":{"ErrorType":"E"}}}'
+    result = '{"failure":{"code":500,"message":"E: no"}}'
+    events = history(INV, texts, {3: failed}, 0, ("Failed", 9000), result)
+    assert [e["EventType"] for e in events] == [
+        "ExecutionStarted",
+        "StepFailed",
+        "StepSucceeded",
+        "CallbackStarted",
+        "InvocationCompleted",
+        "CallbackFailed",
+        "ExecutionFailed",
+    ]
+    assert [e["EventId"] for e in events] == list(range(1, 8))
+    assert events[0]["ExecutionStartedDetails"] == {"Input": {"Payload": '{"n":1}'}}
+    assert events[1]["StepFailedDetails"] == {
+        "Error": {"Payload": {"ErrorMessage": "x"}},
+        "RetryDetails": {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 2},
+    }
+    assert events[2]["StepSucceededDetails"] == {
+        "Result": {"Payload": '"ok"'},
+        "RetryDetails": {"CurrentAttempt": 2},
+    }
+    callback_id = json.loads(texts[3])["id"]
+    assert events[3]["CallbackStartedDetails"] == {"CallbackId": callback_id}
+    assert events[4]["InvocationCompletedDetails"] == {"StartTimestamp": 5000, "EndTimestamp": 6000}
+    assert events[5]["Id"] == "c" and events[5]["Name"] == "approve"
+    assert events[5]["CallbackFailedDetails"] == {"Error": {"Payload": {"ErrorType": "E"}}}
+    assert events[6]["ExecutionFailedDetails"] == {"Error": {"Payload": {"ErrorMessage": "E: no"}}}
+    # the marker is no operation, and nothing waits on it
+    assert list(operations(INV, texts, {}, 0)) == [INV, "s", "c"]
+    assert waiting(texts, {}) == [1, 3]
+
+
+def test_history_of_a_succeeded_execution_gives_its_result() -> None:
+    texts = journal(
+        {"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 3}}
+    )
+    events = history(
+        INV, texts, {1: '{"index":1,"value":null}'}, 0, ("Succeeded", 9), '{"value":[1]}'
+    )
+    assert events[1]["WaitStartedDetails"] == {"Duration": 3}
+    assert events[2]["WaitSucceededDetails"] == {"Duration": 3}  # no run ended between
+    assert events[-1]["ExecutionSucceededDetails"] == {"Result": {"Payload": "[1]"}}
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ from .._json import dumpb, dumps, loads
 from ..errors import NotFoundError, OrchestratorError, StateConflictError
 from ..protocols.aws_durable import (
     INVALID_TOKEN,
+    TIMESTAMPS,
     AwsDurableProtocol,
     Checkpoint,
     Reply,
@@ -252,7 +253,7 @@ class DurableApi:
         completions = {int(loads(t)["index"]): t for t in texts}
         status = _status(rec)
         ended = (status.title(), rec.modified_at) if status != "RUNNING" else None
-        events = history(inv_id, entries, completions, rec.created_at, ended)
+        events = history(inv_id, entries, completions, rec.created_at, ended, rec.result)
         if _flag(query, "ReverseOrder"):
             events.reverse()
         start, size = _page(query)
@@ -260,6 +261,10 @@ class DurableApi:
         for event in page:
             if "EventTimestamp" in event:
                 event["EventTimestamp"] /= 1000
+            for details, name in TIMESTAMPS:
+                holder = event.get(details)
+                if isinstance(holder, dict) and isinstance(holder.get(name), int):
+                    holder[name] /= 1000
         out: dict[str, Any] = {"Events": page}
         if start + size < len(events):
             out["NextMarker"] = str(start + size)
