@@ -168,8 +168,15 @@ def test_a_chained_invoke_is_a_call_of_the_handler_its_function_names() -> None:
         ("arn:aws:lambda:eu-west-1:123456789012:function:orders", None),
         ("Greeter/greet", "Greeter/greet"),
         ("a/b/c", None),
+        ("orders:$LATEST", "Orders/run"),
+        (FN.removesuffix(":1") + ":$LATEST", "Orders/run"),
+        ("other:$LATEST", None),
     ]:
         assert runs.target_of(named) == target, named
+    # $LATEST: the version registered last
+    runs.functions[FN.removesuffix(":1") + ":2"] = "OrdersV2"
+    assert runs.target_of("orders:$LATEST") == "OrdersV2/run"
+    assert runs.target_of("orders:1") == "Orders/run"
     with pytest.raises(UpdateError, match="no durable function nor handler"):
         entries_of(check_updates([update]), INV, 1, 0)
 
