@@ -139,7 +139,7 @@ def test_an_execution_result_is_the_output_entry_last() -> None:
         [{"Id": "e", "Type": "EXECUTION", "Action": "FAIL", "Error": {"ErrorMessage": "no"}}]
     )
     assert entries_of(failed, INV, 3, 0) == [
-        {"kind": "output", "failure": {"code": 500, "message": "no"}}
+        {"kind": "output", "failure": {"code": 500, "message": "no", "aws": {"ErrorMessage": "no"}}}
     ]
 
 
@@ -159,6 +159,15 @@ def test_a_chained_invoke_is_a_call_of_the_handler_its_function_names() -> None:
     assert waiting(texts, {}) == [1]
     op = operations(INV, texts, {1: '{"index":1,"value":{"t":3}}'}, 0)["i"]
     assert op["Status"] == "SUCCEEDED" and op["ChainedInvokeDetails"] == {"Result": '{"t":3}'}
+    events = history(INV, texts, {1: '{"index":1,"value":{"t":3}}'}, 0, None, None, {"Orders": FN})
+    callee = entry["id"]
+    assert events[1]["ChainedInvokeStartedDetails"] == {
+        "FunctionName": "orders",
+        "Input": {"Payload": '{"n": 2}'},
+        "ExecutedVersion": "1",
+        "DurableExecutionArn": f"{FN}/durable-execution/{callee}/{callee}",
+    }
+    assert events[2]["ChainedInvokeSucceededDetails"] == {"Result": {"Payload": '{"t":3}'}}
     failed = operations(INV, texts, {1: '{"index":1,"failure":{"code":500,"message":"x"}}'}, 0)
     assert failed["i"]["Status"] == "FAILED"
     for named, target in [
@@ -235,10 +244,28 @@ def test_history_events_carry_their_details_and_the_runs_that_ended() -> None:
     assert events[4]["InvocationCompletedDetails"] == {"StartTimestamp": 5000, "EndTimestamp": 6000}
     assert events[5]["Id"] == "c" and events[5]["Name"] == "approve"
     assert events[5]["CallbackFailedDetails"] == {"Error": {"Payload": {"ErrorType": "E"}}}
+    assert "EventTimestamp" not in events[5]  # a time unknown (no run followed to bound it)
+    # timed: after the last run that ended before it, else inside the run it happened in
+    late = history(INV, texts, {3: failed.replace('{"index":3,', '{"index":3,"at":7000,')}, 0, None)
+    assert [e["EventType"] for e in late[4:6]] == ["InvocationCompleted", "CallbackFailed"]
+    assert late[5]["EventTimestamp"] == 7000
+    early = history(
+        INV, texts, {3: failed.replace('{"index":3,', '{"index":3,"at":5500,')}, 0, None
+    )
+    assert [e["EventType"] for e in early[4:6]] == ["CallbackFailed", "InvocationCompleted"]
     assert events[6]["ExecutionFailedDetails"] == {"Error": {"Payload": {"ErrorMessage": "E: no"}}}
     # the marker is no operation, and nothing waits on it
     assert list(operations(INV, texts, {}, 0)) == [INV, "s", "c"]
     assert waiting(texts, {}) == [1, 3]
+
+
+def test_history_shows_a_poll_of_wait_for_condition_as_a_succeeded_step() -> None:
+    poll = {"Id": "p", "Type": "STEP", "Action": "RETRY", "Payload": "1"}
+    poll["SubType"] = "WaitForCondition"
+    texts = journal({**poll, "StepOptions": {"NextAttemptDelaySeconds": 1}})
+    (_, event) = history(INV, texts, {}, 0, None)
+    assert event["EventType"] == "StepSucceeded" and event["SubType"] == "WaitForCondition"
+    assert event["StepSucceededDetails"]["Result"] == {"Payload": "1"}
 
 
 def test_history_of_a_succeeded_execution_gives_its_result() -> None:

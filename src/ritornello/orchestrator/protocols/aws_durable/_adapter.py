@@ -261,7 +261,8 @@ class AwsDurableProtocol(ProtocolAdapter):
             error = answer.get("Error") if isinstance(answer.get("Error"), dict) else {}
             kind, message = error.get("ErrorType"), error.get("ErrorMessage")
             text = ": ".join(str(p) for p in (kind, message) if p) or "the execution failed"
-            return _done(rec.id, marker, failure={"code": 500, "message": text})
+            failure = {"code": 500, "message": text, "aws": error}  # aws: the history's
+            return _done(rec.id, marker, failure=failure)
         if status == "PENDING":
             wait_on = waiting(inv.entries, inv.completions)
             if not wait_on:

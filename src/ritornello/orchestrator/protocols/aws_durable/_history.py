@@ -10,16 +10,20 @@ event carries its ``<EventType>Details`` in Lambda's shapes (payloads as the SDK
 Event ids count from 1 in that order. A completion is placed after the first
 ``InvocationCompleted`` that follows its operation's entry (the run suspended on it; its
 completion is what invoked the function again), or right after the entry when no run ended in
-between (it completed while the run went on). Timestamps are Unix ms here (the API answers
+between (it completed while the run went on). A completion's time is when the callback API
+completed it, else (a call's result, an awakeable path) the start of the run that followed it
+(it happened no later). Timestamps are Unix ms here (the API answers
 seconds): ``EventTimestamp`` and ``InvocationCompletedDetails``' ``StartTimestamp`` /
 ``EndTimestamp``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ..._json import dumps, loads
+from ._adapter import execution_arn
 
 _PAST: Final = {
     "START": "Started",
@@ -49,9 +53,12 @@ def history(
     started_ms: int,
     ended: tuple[str, int] | None,
     result: str | None = None,
+    function_arns: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The events of an execution; ``ended``: (``Succeeded`` | ``Failed`` | ``Stopped``, Unix
-    ms) once it ended, ``result``: the invocation's stored result text then."""
+    ms) once it ended, ``result``: the invocation's stored result text then;
+    ``function_arns``: the registered durable functions' ARNs by service (a chained invoke's
+    callee execution)."""
     first = loads(entries[0]) if entries else {}
     events: list[dict[str, Any]] = [
         {
@@ -61,12 +68,14 @@ def history(
             "ExecutionStartedDetails": {"Input": {"Payload": dumps(first.get("value"))}},
         }
     ]
-    deferred: list[dict[str, Any]] = []  # completions waiting for the run's end
+    completed: list[tuple[int, dict[str, Any]]] = []  # (events before it, its event)
+    runs: list[tuple[int, int, int]] = []  # InvocationCompleted: (its position, start, end)
     attempts: dict[str, int] = {}
     for index, text in enumerate(entries[1:], start=1):
         entry = loads(text)
         run = entry.get("invocation_completed")
         if isinstance(run, dict):
+            runs.append((len(events), int(run.get("start") or 0), int(run.get("end") or 0)))
             events.append(
                 {
                     "EventType": "InvocationCompleted",
@@ -77,8 +86,6 @@ def history(
                     },
                 }
             )
-            events.extend(deferred)
-            deferred = []
             continue
         update = entry.get("aws")
         if not isinstance(update, dict):
@@ -89,8 +96,11 @@ def history(
             if update.get(name):
                 base[name] = update[name]
         action = update.get("Action", "")
-        event_type = kind + _PAST.get(action, "Started")
-        details = _details(update, entry, attempts)
+        past = _PAST.get(action, "Started")
+        if action == "RETRY" and update.get("Error") is None:
+            past = "Succeeded"  # a poll of wait_for_condition: its state, polled again later
+        event_type = kind + past
+        details = _details(update, entry, attempts, function_arns or {})
         events.append(
             {
                 "EventType": event_type,
@@ -104,8 +114,10 @@ def history(
             continue
         completion = _completion(kind, update, entry, loads(done))
         if completion is not None:
-            deferred.append({**completion, **base})
-    events.extend(deferred)
+            completed.append((len(events), {**base, **completion}))
+    placed = [(_place(after, event, runs, len(events)), event) for after, event in completed]
+    for at, event in sorted(placed, key=lambda p: (-p[0], -(p[1].get("EventTimestamp") or 0))):
+        events.insert(at, event)
     if ended is not None:
         events.append(_end(execution_id, ended, result))
     for n, event in enumerate(events, start=1):
@@ -115,8 +127,31 @@ def history(
     return events
 
 
+def _place(after: int, event: dict[str, Any], runs: list[tuple[int, int, int]], total: int) -> int:
+    """Where a completion goes among the ``total`` events (``after``: how many precede its
+    operation's event; ``runs``: the InvocationCompleted events' positions, starts and ends):
+    after the last run that ended before it happened, else in the run it happened in (before
+    that run's end). One whose time is unknown (a call's result) goes after the first run
+    that ended after its operation started, and is timed by the start of the run that
+    followed (it happened no later)."""
+    following = [run for run in runs if run[0] >= after]
+    if not following:
+        return total
+    time = event.get("EventTimestamp")
+    if time is None:
+        later = [run for run in runs if run[0] > following[0][0]]
+        if later:
+            event["EventTimestamp"] = later[0][1]
+        return following[0][0] + 1
+    ended = [run for run in following if run[2] <= time]
+    return ended[-1][0] + 1 if ended else following[0][0]
+
+
 def _details(
-    update: dict[str, Any], entry: dict[str, Any], attempts: dict[str, int]
+    update: dict[str, Any],
+    entry: dict[str, Any],
+    attempts: dict[str, int],
+    function_arns: Mapping[str, str],
 ) -> dict[str, Any]:
     """The ``<EventType>Details`` of one journaled update."""
     kind, action = update.get("Type"), update.get("Action")
@@ -134,11 +169,18 @@ def _details(
                 if options.get(theirs):
                     out[ours] = options[theirs]
         elif kind == "CHAINED_INVOKE":
-            out["FunctionName"] = (update.get("ChainedInvokeOptions") or {}).get("FunctionName")
+            options = update.get("ChainedInvokeOptions") or {}
+            out["FunctionName"] = options.get("FunctionName")
+            if options.get("TenantId"):
+                out["TenantId"] = options["TenantId"]  # as asked: tenancy is not enforced
             if update.get("Payload") is not None:
                 out["Input"] = {"Payload": update["Payload"]}
+            callee = function_arns.get(str(entry.get("name")).partition("/")[0])
+            if callee is not None:  # a durable function: the callee's execution
+                out["ExecutedVersion"] = callee.rpartition(":")[2]
+                out["DurableExecutionArn"] = execution_arn(callee, str(entry.get("id")))
         return out
-    if update.get("Payload") is not None and action == "SUCCEED":
+    if update.get("Payload") is not None and action in ("SUCCEED", "RETRY"):
         out["Result"] = {"Payload": update["Payload"]}
     if update.get("Error") is not None:
         out["Error"] = {"Payload": update["Error"]}
@@ -173,13 +215,17 @@ def _completion(
             "ErrorType": "CallbackError" if kind == "Callback" else "InvokeError",
             "ErrorMessage": str(failure.get("message")),
         }
-        return {"EventType": kind + "Failed", kind + "FailedDetails": {"Error": {"Payload": error}}}
-    text = done.get("text")  # a callback's result as sent, else the JSON value
-    payload = text if isinstance(text, str) else dumps(done.get("value"))
-    return {
-        "EventType": kind + "Succeeded",
-        kind + "SucceededDetails": {"Result": {"Payload": payload}},
-    }
+        out = {"EventType": kind + "Failed", kind + "FailedDetails": {"Error": {"Payload": error}}}
+    else:
+        text = done.get("text")  # a callback's result as sent, else the JSON value
+        payload = text if isinstance(text, str) else dumps(done.get("value"))
+        out = {
+            "EventType": kind + "Succeeded",
+            kind + "SucceededDetails": {"Result": {"Payload": payload}},
+        }
+    if isinstance(done.get("at"), int):  # when the callback API completed it
+        out["EventTimestamp"] = done["at"]
+    return out
 
 
 def _end(execution_id: str, ended: tuple[str, int], result: str | None) -> dict[str, Any]:
@@ -190,8 +236,9 @@ def _end(execution_id: str, ended: tuple[str, int], result: str | None) -> dict[
     if outcome == "Succeeded":
         details["Result"] = {"Payload": dumps(stored.get("value"))}
     elif isinstance(stored.get("failure"), dict):
-        message = str(stored["failure"].get("message"))
-        details["Error"] = {"Payload": {"ErrorMessage": message}}
+        failure = stored["failure"]  # the function's error as it sent it, when it did
+        error = failure.get("aws") or {"ErrorMessage": str(failure.get("message"))}
+        details["Error"] = {"Payload": error}
     return {
         "EventType": "Execution" + outcome,
         "Id": execution_id,
