@@ -8,7 +8,7 @@ TS_DEPS := tests/restate/ts/node_modules/.package-lock.json
 # ... and of the AWS durable execution SDK for JavaScript test app (tests/aws_durable_node).
 DURABLE_NODE_DEPS := tests/aws_durable_node/node_modules/.package-lock.json
 
-.PHONY: install run test lint typecheck importlint unit sim chaos scaleout bench bench-compare bench-dynamo bench-import clean system-deps
+.PHONY: install run test lint typecheck importlint unit sim chaos scaleout aws-conformance bench bench-compare bench-dynamo bench-import clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -67,6 +67,12 @@ test: lint typecheck importlint unit
 chaos: $(STAMP) scaleout
 	RITORNELLO_CHAOS_KILLS=300 $(BIN)/pytest tests/chaos -q -p no:randomly
 	RITORNELLO_LIMITS_INVOCATIONS=1000 $(BIN)/pytest tests/integration/test_limits_cluster.py -q
+
+# AWS's durable-execution conformance requirements (vendored with their Python handlers) against
+# `ritornello serve` + `ritornello lambda-emulator`, every suite (a few minutes; `make test` runs
+# a fast subset). docs/aws-durable.md reports what passes and why the rest fails.
+aws-conformance: $(STAMP)
+	RITORNELLO_AWS_CONFORMANCE=all $(BIN)/pytest tests/aws_conformance -q
 
 # Three orchestrators on one DynamoDB table (moto), one paused, one killed (~1 min).
 scaleout: $(STAMP)

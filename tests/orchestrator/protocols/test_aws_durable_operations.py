@@ -21,6 +21,7 @@ from ritornello.orchestrator.protocols.aws_durable import (
     invocation_of,
     to_wire,
 )
+from ritornello.orchestrator.protocols.aws_durable._adapter import completed_marker
 from ritornello.orchestrator.protocols.aws_durable._operations import (
     entries_of,
     operations,
@@ -138,7 +139,7 @@ def test_an_execution_result_is_the_output_entry_last() -> None:
         [{"Id": "e", "Type": "EXECUTION", "Action": "FAIL", "Error": {"ErrorMessage": "no"}}]
     )
     assert entries_of(failed, INV, 3, 0) == [
-        {"kind": "output", "failure": {"code": 500, "message": "no"}}
+        {"kind": "output", "failure": {"code": 500, "message": "no", "aws": {"ErrorMessage": "no"}}}
     ]
 
 
@@ -158,6 +159,15 @@ def test_a_chained_invoke_is_a_call_of_the_handler_its_function_names() -> None:
     assert waiting(texts, {}) == [1]
     op = operations(INV, texts, {1: '{"index":1,"value":{"t":3}}'}, 0)["i"]
     assert op["Status"] == "SUCCEEDED" and op["ChainedInvokeDetails"] == {"Result": '{"t":3}'}
+    events = history(INV, texts, {1: '{"index":1,"value":{"t":3}}'}, 0, None, None, {"Orders": FN})
+    callee = entry["id"]
+    assert events[1]["ChainedInvokeStartedDetails"] == {
+        "FunctionName": "orders",
+        "Input": {"Payload": '{"n": 2}'},
+        "ExecutedVersion": "1",
+        "DurableExecutionArn": f"{FN}/durable-execution/{callee}/{callee}",
+    }
+    assert events[2]["ChainedInvokeSucceededDetails"] == {"Result": {"Payload": '{"t":3}'}}
     failed = operations(INV, texts, {1: '{"index":1,"failure":{"code":500,"message":"x"}}'}, 0)
     assert failed["i"]["Status"] == "FAILED"
     for named, target in [
@@ -167,8 +177,15 @@ def test_a_chained_invoke_is_a_call_of_the_handler_its_function_names() -> None:
         ("arn:aws:lambda:eu-west-1:123456789012:function:orders", None),
         ("Greeter/greet", "Greeter/greet"),
         ("a/b/c", None),
+        ("orders:$LATEST", "Orders/run"),
+        (FN.removesuffix(":1") + ":$LATEST", "Orders/run"),
+        ("other:$LATEST", None),
     ]:
         assert runs.target_of(named) == target, named
+    # $LATEST: the version registered last
+    runs.functions[FN.removesuffix(":1") + ":2"] = "OrdersV2"
+    assert runs.target_of("orders:$LATEST") == "OrdersV2/run"
+    assert runs.target_of("orders:1") == "Orders/run"
     with pytest.raises(UpdateError, match="no durable function nor handler"):
         entries_of(check_updates([update]), INV, 1, 0)
 
@@ -187,6 +204,80 @@ def test_history_lists_updates_and_completions_in_order() -> None:
         "ExecutionSucceeded",
     ]
     assert [e["EventId"] for e in events] == [1, 2, 3, 4, 5]
+
+
+def test_history_events_carry_their_details_and_the_runs_that_ended() -> None:
+    """Lambda's detail shapes; an ``invocation_completed`` marker is an InvocationCompleted
+    event, and a completion the run suspended on follows it (what invoked the function
+    again); the marker is no operation."""
+    texts = journal(
+        {"Id": "s", "Type": "STEP", "Action": "RETRY", "Error": {"ErrorMessage": "x"},
+         "StepOptions": {"NextAttemptDelaySeconds": 2}},
+        {"Id": "s", "Type": "STEP", "Action": "SUCCEED", "Payload": '"ok"'},
+        {"Id": "c", "Type": "CALLBACK", "Action": "START", "Name": "approve"},
+    )  # fmt: skip
+    texts.append(json.dumps(completed_marker(5000, 6000)))
+    failed = '{"index":3,"failure":{"code":500,"message":"no","aws":{"ErrorType":"E"}}}'
+    result = '{"failure":{"code":500,"message":"E: no"}}'
+    events = history(INV, texts, {3: failed}, 0, ("Failed", 9000), result)
+    assert [e["EventType"] for e in events] == [
+        "ExecutionStarted",
+        "StepFailed",
+        "StepSucceeded",
+        "CallbackStarted",
+        "InvocationCompleted",
+        "CallbackFailed",
+        "ExecutionFailed",
+    ]
+    assert [e["EventId"] for e in events] == list(range(1, 8))
+    assert events[0]["ExecutionStartedDetails"] == {"Input": {"Payload": '{"n":1}'}}
+    assert events[1]["StepFailedDetails"] == {
+        "Error": {"Payload": {"ErrorMessage": "x"}},
+        "RetryDetails": {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 2},
+    }
+    assert events[2]["StepSucceededDetails"] == {
+        "Result": {"Payload": '"ok"'},
+        "RetryDetails": {"CurrentAttempt": 2},
+    }
+    callback_id = json.loads(texts[3])["id"]
+    assert events[3]["CallbackStartedDetails"] == {"CallbackId": callback_id}
+    assert events[4]["InvocationCompletedDetails"] == {"StartTimestamp": 5000, "EndTimestamp": 6000}
+    assert events[5]["Id"] == "c" and events[5]["Name"] == "approve"
+    assert events[5]["CallbackFailedDetails"] == {"Error": {"Payload": {"ErrorType": "E"}}}
+    assert "EventTimestamp" not in events[5]  # a time unknown (no run followed to bound it)
+    # timed: after the last run that ended before it, else inside the run it happened in
+    late = history(INV, texts, {3: failed.replace('{"index":3,', '{"index":3,"at":7000,')}, 0, None)
+    assert [e["EventType"] for e in late[4:6]] == ["InvocationCompleted", "CallbackFailed"]
+    assert late[5]["EventTimestamp"] == 7000
+    early = history(
+        INV, texts, {3: failed.replace('{"index":3,', '{"index":3,"at":5500,')}, 0, None
+    )
+    assert [e["EventType"] for e in early[4:6]] == ["CallbackFailed", "InvocationCompleted"]
+    assert events[6]["ExecutionFailedDetails"] == {"Error": {"Payload": {"ErrorMessage": "E: no"}}}
+    # the marker is no operation, and nothing waits on it
+    assert list(operations(INV, texts, {}, 0)) == [INV, "s", "c"]
+    assert waiting(texts, {}) == [1, 3]
+
+
+def test_history_shows_a_poll_of_wait_for_condition_as_a_succeeded_step() -> None:
+    poll = {"Id": "p", "Type": "STEP", "Action": "RETRY", "Payload": "1"}
+    poll["SubType"] = "WaitForCondition"
+    texts = journal({**poll, "StepOptions": {"NextAttemptDelaySeconds": 1}})
+    (_, event) = history(INV, texts, {}, 0, None)
+    assert event["EventType"] == "StepSucceeded" and event["SubType"] == "WaitForCondition"
+    assert event["StepSucceededDetails"]["Result"] == {"Payload": "1"}
+
+
+def test_history_of_a_succeeded_execution_gives_its_result() -> None:
+    texts = journal(
+        {"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 3}}
+    )
+    events = history(
+        INV, texts, {1: '{"index":1,"value":null}'}, 0, ("Succeeded", 9), '{"value":[1]}'
+    )
+    assert events[1]["WaitStartedDetails"] == {"Duration": 3}
+    assert events[2]["WaitSucceededDetails"] == {"Duration": 3}  # no run ended between
+    assert events[-1]["ExecutionSucceededDetails"] == {"Result": {"Payload": "[1]"}}
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ from .._json import dumpb, dumps, loads
 from ..errors import NotFoundError, OrchestratorError, StateConflictError
 from ..protocols.aws_durable import (
     INVALID_TOKEN,
+    TIMESTAMPS,
     AwsDurableProtocol,
     Checkpoint,
     Reply,
@@ -252,7 +253,8 @@ class DurableApi:
         completions = {int(loads(t)["index"]): t for t in texts}
         status = _status(rec)
         ended = (status.title(), rec.modified_at) if status != "RUNNING" else None
-        events = history(inv_id, entries, completions, rec.created_at, ended)
+        arns = {s: a for a, s in self.engine.deployments.aws_durable.functions.items()}
+        events = history(inv_id, entries, completions, rec.created_at, ended, rec.result, arns)
         if _flag(query, "ReverseOrder"):
             events.reverse()
         start, size = _page(query)
@@ -260,6 +262,10 @@ class DurableApi:
         for event in page:
             if "EventTimestamp" in event:
                 event["EventTimestamp"] /= 1000
+            for details, name in TIMESTAMPS:
+                holder = event.get(details)
+                if isinstance(holder, dict) and isinstance(holder.get(name), int):
+                    holder[name] /= 1000
         out: dict[str, Any] = {"Events": page}
         if start + size < len(events):
             out["NextMarker"] = str(start + size)
@@ -315,7 +321,8 @@ class DurableApi:
                 loads(value)
             except ValueError:  # not JSON: its value is the text as a JSON string
                 value = dumps(text)
-            result = '{"value":' + value + ',"text":' + dumps(text) + "}"
+            at = int(time.time() * 1000)  # the history's event time
+            result = '{"value":' + value + ',"text":' + dumps(text) + ',"at":' + str(at) + "}"
         else:
             try:
                 error = loads(body) if body else {}
@@ -325,7 +332,7 @@ class DurableApi:
                 raise ApiError(400, _BAD, "the error is not a JSON object")
             message = error.get("ErrorMessage") or "the callback failed"
             failure = {"code": 500, "message": str(message), "aws": error}
-            result = dumps({"failure": failure})
+            result = dumps({"failure": failure, "at": int(time.time() * 1000)})
         await self.engine.complete_awakeable(callback_id, result)
         return 200, b"{}"
 

@@ -15,7 +15,7 @@ from ritornello.orchestrator.protocols.aws_durable._adapter import (
     execution_arn,
     invocation_of,
 )
-from ritornello.orchestrator.protocols.aws_durable._history import history
+from ritornello.orchestrator.protocols.aws_durable._history import TIMESTAMPS, history
 from ritornello.orchestrator.protocols.aws_durable._operations import (
     UpdateError,
     check_updates,
@@ -33,6 +33,7 @@ from ritornello.orchestrator.protocols.aws_durable._runs import (
 __all__ = [
     "HANDLER",
     "INVALID_TOKEN",
+    "TIMESTAMPS",
     "WIRE",
     "AwsDurableProtocol",
     "Checkpoint",

@@ -29,7 +29,13 @@ import logging
 import time
 from typing import Any
 
-from ritornello.protocol import DiscoveryResponse, HandlerInfo, InvokeResponse, ServiceInfo
+from ritornello.protocol import (
+    DiscoveryResponse,
+    Entry,
+    HandlerInfo,
+    InvokeResponse,
+    ServiceInfo,
+)
 from ritornello.protocol._entries import CANCEL_INDEX
 
 from ..._json import dumpb, loads
@@ -72,7 +78,17 @@ def invocation_of(arn: str) -> str | None:
 class _Exchange(Exchange):
     """The run an attempt left open by a checkpoint, and the checkpoint awaiting its commit."""
 
-    __slots__ = ("call", "committed_len", "final", "pending", "run", "runs", "seen", "touched")
+    __slots__ = (
+        "call",
+        "committed_len",
+        "final",
+        "pending",
+        "run",
+        "runs",
+        "seen",
+        "started_ms",
+        "touched",
+    )
 
     def __init__(self, runs: Runs) -> None:
         self.runs = runs
@@ -86,6 +102,8 @@ class _Exchange(Exchange):
         self.seen: set[int] = set()
         #: the pending checkpoint ends the execution (its result checkpointed)
         self.final = False
+        #: when the run's Lambda invoke was made (Unix ms)
+        self.started_ms = 0
 
     def close(self) -> None:
         if self.final and self.pending is not None and not self.pending.reply.done():
@@ -156,6 +174,7 @@ class AwsDurableProtocol(ProtocolAdapter):
                 "CheckpointToken": run.token,
                 "InitialExecutionState": {"Operations": list(ops.values())},
             }
+            exchange.started_ms = int(time.time() * 1000)
             exchange.call = asyncio.ensure_future(invoker.invoke_event(dumpb(event)))
         return await self._wait(exchange, run, inv, timeout_s)
 
@@ -208,16 +227,18 @@ class AwsDurableProtocol(ProtocolAdapter):
                 exchange.call = None
                 self.runs.end(run)
                 exchange.run = None
-                return self._final(inv, call, exchange.seen)
+                return self._final(inv, call, exchange.seen, exchange.started_ms)
             if loop.time() >= due:
                 return AttemptFailed(rec.id, f"transport: attempt timed out after {timeout_s:g} s")
 
     def _final(
-        self, inv: Invocation, call: asyncio.Task[bytes], seen: set[int]
+        self, inv: Invocation, call: asyncio.Task[bytes], seen: set[int], started_ms: int
     ) -> Answered | AttemptFailed:
         """What the function's answer comes to (``seen``: the completions its run started
-        with)."""
+        with). An answer that ends or suspends the invocation journals the run's
+        ``invocation_completed`` marker first (the history's InvocationCompleted event)."""
         rec = inv.rec
+        marker = completed_marker(started_ms, int(time.time() * 1000))
         exc = call.exception()
         if exc is not None:
             if isinstance(exc, InvokerError):
@@ -231,16 +252,17 @@ class AwsDurableProtocol(ProtocolAdapter):
         if status == "SUCCEEDED":
             result = answer.get("Result")
             if not isinstance(result, str) or not result:
-                return _done(rec.id, value=None)
+                return _done(rec.id, marker, value=None)
             try:
-                return _done(rec.id, value=loads(result))
+                return _done(rec.id, marker, value=loads(result))
             except ValueError:
-                return _done(rec.id, value=result)
+                return _done(rec.id, marker, value=result)
         if status == "FAILED":
             error = answer.get("Error") if isinstance(answer.get("Error"), dict) else {}
             kind, message = error.get("ErrorType"), error.get("ErrorMessage")
             text = ": ".join(str(p) for p in (kind, message) if p) or "the execution failed"
-            return _done(rec.id, failure={"code": 500, "message": text})
+            failure = {"code": 500, "message": text, "aws": error}  # aws: the history's
+            return _done(rec.id, marker, failure=failure)
         if status == "PENDING":
             wait_on = waiting(inv.entries, inv.completions)
             if not wait_on:
@@ -250,11 +272,24 @@ class AwsDurableProtocol(ProtocolAdapter):
                 wait_on = [i for i in wait_on if i in inv.completions]
             if not wait_on:
                 return AttemptFailed(rec.id, "aws-durable: PENDING with nothing to wait on")
-            return Answered(rec.id, InvokeResponse("suspended", waiting=wait_on))
+            return Answered(rec.id, InvokeResponse("suspended", [marker], wait_on))
         shown = str(status)[:100]
         return AttemptFailed(rec.id, f"aws-durable: the function answered status {shown}")
 
 
-def _done(invocation_id: str, **result: Any) -> Answered:
+def completed_marker(started_ms: int, ended_ms: int) -> Entry:
+    """The journal entry marking that a run (one Lambda invocation) ended: no operation (it
+    has no ``aws`` update, so the fold skips it), its times for the history."""
+    marker: dict[str, Any] = {
+        "kind": "run",
+        "name": "INVOCATION COMPLETED",
+        "invocation_completed": {"start": started_ms, "end": ended_ms},
+        "at": ended_ms,
+    }
+    return marker  # type: ignore[return-value]
+
+
+def _done(invocation_id: str, *before: Entry, **result: Any) -> Answered:
     entry: dict[str, Any] = {"kind": "output", **result}
-    return Answered(invocation_id, InvokeResponse("done", [entry]))  # type: ignore[list-item]
+    entries = [*before, entry]
+    return Answered(invocation_id, InvokeResponse("done", entries))  # type: ignore[arg-type]

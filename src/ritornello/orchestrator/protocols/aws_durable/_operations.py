@@ -137,8 +137,9 @@ def entries_of(
                 payload = update.get("Payload")
                 final = {"kind": "output", "value": None if not payload else _shown(payload)}
             else:
-                message = _error_text(update.get("Error") or {})
-                final = {"kind": "output", "failure": {"code": 500, "message": message}}
+                error = update.get("Error") or {}
+                failure = {"code": 500, "message": _error_text(error), "aws": error}
+                final = {"kind": "output", "failure": failure}
             continue
         entry: dict[str, Any] = {
             "kind": "run",

@@ -69,10 +69,13 @@ class Runs:
     def target_of(self, function: str) -> str | None:
         """The handler a chained invoke of ``function`` calls: ``SERVICE/run`` of the
         registered durable function it names (a name, a partial or a full ARN, with or
-        without its qualifier), else ``function`` itself when it reads ``Service/handler``."""
-        for arn, service in self.functions.items():
-            if names_function(function, None, arn):
-                return f"{service}/run"
+        without its qualifier; ``$LATEST`` names the version registered last), else
+        ``function`` itself when it reads ``Service/handler``."""
+        latest = function.endswith(":$LATEST")
+        named = function.removesuffix(":$LATEST") if latest else function
+        found = [s for arn, s in self.functions.items() if names_function(named, None, arn)]
+        if found:
+            return f"{found[-1]}/run"
         if function.count("/") == 1 and all(function.split("/")):
             return function
         return None
