@@ -460,6 +460,13 @@ def test_a_chained_invoke_calls_another_durable_function(pair: Pair) -> None:
 
 
 def test_kill9_of_the_orchestrator_during_a_wait_and_a_pending_callback(pair: Pair) -> None:
+    kill9_during_a_wait_and_a_pending_callback(pair)
+
+
+def kill9_during_a_wait_and_a_pending_callback(pair: Pair) -> None:
+    """kill -9 of the orchestrator while one execution waits and another's callback is pending
+    (the function's app: Python's here, Node's in test_aws_durable_node.py): after a restart
+    the wait ends, the callback completes, and no step ran twice."""
     publish = pair.tmp / "callback-kill9.txt"
     pending = pair.send({"mode": "callback", "publish_to": str(publish)})
     inv = pair.send({"mode": "wait", "seconds": 2})
@@ -485,8 +492,16 @@ def test_kill9_of_the_orchestrator_during_a_step(pair: Pair) -> None:
     """The function is inside a step when the orchestrator dies: its checkpoint cannot land
     (nor, once it is back, with that run's token); the re-driven attempt replays the journaled
     step and runs the interrupted one again (at-least-once), and the execution finishes."""
+    kill9_during_a_step(pair, {"mode": "zombie", "sleep_s": 1.0})
+
+
+def kill9_during_a_step(pair: Pair, request: dict[str, Any]) -> None:
+    """kill -9 of the orchestrator while ``request`` (a mode of the function's app that runs
+    step ``first``, then writes the ``marker`` it is given and runs the slow step ``slow``) is
+    inside ``slow``: the execution finishes, ``first`` ran once, ``slow`` at most twice, and
+    each is journaled once."""
     marker = pair.tmp / "kill9-step-marker"
-    inv = pair.send({"mode": "zombie", "marker": str(marker), "sleep_s": 1.0})
+    inv = pair.send({**request, "marker": str(marker)})
     wait_for(marker)
     pair.orch.kill9()
     pair.restart_orchestrator()
@@ -500,8 +515,16 @@ def test_kill9_of_the_orchestrator_during_a_step(pair: Pair) -> None:
 def test_kill9_during_an_at_most_once_step_does_not_run_it_again(pair: Pair) -> None:
     """At-most-once per retry (START journaled before the step runs): after the crash the
     replay finds it started, never finished, and the SDK raises instead of running it again."""
+    kill9_during_an_at_most_once_step(pair, {"mode": "at-most-once", "sleep_s": 1.0})
+
+
+def kill9_during_an_at_most_once_step(pair: Pair, request: dict[str, Any]) -> None:
+    """kill -9 of the orchestrator while ``request`` (a mode of the function's app whose
+    at-most-once step ``once`` writes the ``marker`` it is given, then sleeps) is inside the
+    step: the replay finds it started, never finished, and the function reports it
+    interrupted instead of running it again."""
     marker = pair.tmp / "at-most-once-marker"
-    inv = pair.send({"mode": "at-most-once", "marker": str(marker), "sleep_s": 1.0})
+    inv = pair.send({**request, "marker": str(marker)})
     wait_for(marker)
     pair.orch.kill9()
     pair.restart_orchestrator()

@@ -22,6 +22,9 @@ from tests.integration.test_aws_durable import (
     ARN,
     Pair,
     journal,
+    kill9_during_a_step,
+    kill9_during_a_wait_and_a_pending_callback,
+    kill9_during_an_at_most_once_step,
     lambda_client,
     suspended,
     wait_for,
@@ -215,51 +218,17 @@ def test_executions_are_described_and_stopped(pair: Pair) -> None:
 
 
 def test_kill9_of_the_orchestrator_during_a_wait_and_a_pending_callback(pair: Pair) -> None:
-    publish = pair.tmp / "callback-kill9.txt"
-    pending = pair.send({"mode": "callback", "publish_to": str(publish)})
-    inv = pair.send({"mode": "wait", "seconds": 2})
-    callback_id = wait_for(publish)
-    deadline = time.monotonic() + 10
-    while pair.ran(inv) != {"before": 1}:
-        assert time.monotonic() < deadline, pair.orch.output()
-        time.sleep(0.05)
-    suspended(pair, inv)
-    suspended(pair, pending)
-    pair.orch.kill9()
-    pair.restart_orchestrator()
-    assert pair.attach(inv) == (200, ["before", "after"]), pair.orch.output()
-    assert pair.ran(inv) == {"before": 1, "after": 1}
-    lambda_client(pair).send_durable_execution_callback_success(
-        CallbackId=callback_id, Result=b'"after the crash"'
-    )
-    assert pair.attach(pending) == (200, {"approved": '"after the crash"'}), pair.orch.output()
-    assert pair.ran(pending) == {"publish": 1}
+    kill9_during_a_wait_and_a_pending_callback(pair)
 
 
 def test_kill9_of_the_orchestrator_during_a_step(pair: Pair) -> None:
     """The function is inside a step when the orchestrator dies: the re-driven attempt replays
     the journaled step and runs the interrupted one again (at-least-once); the execution
     finishes with each step journaled once."""
-    marker = pair.tmp / "kill9-step-marker"
-    inv = pair.send({"mode": "slow-step", "marker": str(marker), "sleep_ms": 1000})
-    wait_for(marker)
-    pair.orch.kill9()
-    pair.restart_orchestrator()
-    assert pair.attach(inv) == (200, "slow"), pair.orch.output()
-    ran = pair.ran(inv)
-    assert ran["first"] == 1 and ran["slow"] in (1, 2), ran
-    names = [e.get("name") for e in journal(pair, inv)]
-    assert names.count("STEP SUCCEED first") == 1 and names.count("STEP SUCCEED slow") == 1
+    kill9_during_a_step(pair, {"mode": "slow-step", "sleep_ms": 1000})
 
 
 def test_kill9_during_an_at_most_once_step_does_not_run_it_again(pair: Pair) -> None:
     """At-most-once per retry (START journaled before the step runs): after the crash the
     replay finds it started, never finished, and the SDK raises instead of running it again."""
-    marker = pair.tmp / "at-most-once-marker"
-    inv = pair.send({"mode": "at-most-once", "marker": str(marker), "sleep_ms": 1000})
-    wait_for(marker)
-    pair.orch.kill9()
-    pair.restart_orchestrator()
-    status, body = pair.attach(inv)
-    assert status == 200 and body.startswith("interrupted: "), (body, pair.orch.output())
-    assert pair.ran(inv) == {"once": 1}
+    kill9_during_an_at_most_once_step(pair, {"mode": "at-most-once", "sleep_ms": 1000})

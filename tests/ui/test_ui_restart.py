@@ -5,41 +5,16 @@ invocation, which keeps the step before the cut and completes."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.procs import ROOT, Proc, free_port, http, wait_port, wait_until
-
-TOKEN = "ui-restart-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+from tests.procs import http
+from tests.ui.test_ui import AUTH, TOKEN, admin  # noqa: F401  (the dev process fixture)
 
 
-@pytest.fixture(scope="module")
-def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(admin URL, ingress URL) of a dev process serving the examples, with an admin token."""
-    tmp: Path = tmp_path_factory.mktemp("ui-restart")
-    ingress, port = free_port(), free_port()
-    args = [sys.executable, "-m", "ritornello", "dev", str(ROOT / "tests" / "cli" / "opsapp.py")]
-    args += ["--store", f"sqlite:///{tmp / 'ui.db'}", "--ingress-port", str(ingress)]
-    args += ["--admin-port", str(port)]
-    proc = Proc(args, tmp / "dev.log", env={"RITORNELLO_ADMIN_TOKEN": TOKEN}).start()
-    try:
-        wait_port(port, proc.proc)
-        wait_port(ingress, proc.proc)
-        base = f"http://127.0.0.1:{port}"
-        wait_until(
-            lambda: http("GET", f"{base}/services", headers=AUTH)[1]["services"], 20, "deployed"
-        )
-        yield base, f"http://127.0.0.1:{ingress}"
-    finally:
-        proc.terminate()
-
-
-def test_restart_as_new_from_the_invocation_page(browser: Any, admin: tuple[str, str]) -> None:
+def test_restart_as_new_from_the_invocation_page(
+    browser: Any,
+    admin: tuple[str, str],  # noqa: F811
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
