@@ -136,6 +136,15 @@ def test_signals_and_a_clean_exit_are_worded_as_lambda_words_them(
     assert exit_reason(3) == "exit status 3"
 
 
+def test_an_idle_worker_killed_from_outside_is_not_used(emulator: LambdaEmulatorProcess) -> None:
+    pid = invoke(emulator, {}, "victim")[1]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_gone([pid])
+    status, body, headers = invoke(emulator, {}, "victim")
+    assert status == 200 and "x-amz-function-error" not in headers, body
+    assert body["pid"] != pid and body["count"] == 1
+
+
 def test_each_function_and_version_has_its_own_sandbox(emulator: LambdaEmulatorProcess) -> None:
     set_by = invoke(emulator, {"mode": "setenv"}, "writer")[1]
     assert set_by["set_by"] == "writer"

@@ -25,6 +25,7 @@ workers itself.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import queue
@@ -86,6 +87,8 @@ def _read_requests(
 
 def main(app_path: str, fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a line logged before a crash is not lost
+        sys.stdout.reconfigure(line_buffering=True)
     os.set_inheritable(fd, False)  # the handler's own child processes do not get it
     sock = socket.socket(fileno=fd)
     try:

@@ -237,10 +237,12 @@ class WorkerPool:
     def _take(self, key: FunctionKey) -> Worker:
         with self._lock:
             idle = self._idle.get(key)
-            if idle:
+            while idle:
                 worker = idle.pop()
                 del self._lru[worker]
-                return worker
+                if worker.proc.poll() is None:
+                    return worker
+                self._live.discard(worker)  # it died idle (killed from outside): not used
             if self._spare is not None:
                 worker, self._spare = self._spare, None
                 worker.key = key
