@@ -16,8 +16,7 @@ payload and a minimal context object, so boto3 pointed at it (``endpoint_url`` o
   a ``Function.ResponseSizeTooLarge`` function error; a payload that is not JSON: 400
   ``InvalidRequestContentException``;
 * ``X-Amz-Invocation-Type: Event`` answers 202 and runs the handler in the background;
-  ``DryRun`` answers 204.
-
+  ``DryRun`` answers 204;
 * a function that exits or crashes mid-invoke (``os._exit``, a segfault, a kill): 200 with
   ``X-Amz-Function-Error: Unhandled`` and ``{"errorType": "Runtime.ExitError", "errorMessage":
   "RequestId: ID Error: Runtime exited with error: exit status 1"}``, and the next invoke gets
