@@ -55,12 +55,20 @@ INVOKE = "/2015-03-31/functions/{}/invocations"
 
 
 def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    """Whether any thread of process ``pid`` runs (a zombie, dead but not yet reaped, does not;
+    its main thread alone can be a zombie while its other threads are still ending)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
         return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    for task in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        if stat.rpartition(")")[2].split()[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def wait_gone(pids: list[int], timeout: float = 10) -> None:

@@ -10,8 +10,9 @@ each function in execution environments of its own.
   forgotten, and the invoke is answered as Lambda answers a runtime exit: a
   ``Runtime.ExitError`` function error ("RequestId: ID Error: Runtime exited with error: exit
   status 1"; "signal: killed" for a signal, as Lambda's Go-written runtime interface names it).
-  The next invoke of F gets another worker. An invoke past the function timeout kills its
-  worker and is a ``Sandbox.Timedout`` function error.
+  The next invoke of F gets another worker. One found gone before the request reached it
+  (killed while idle) is forgotten and the invoke runs on another. An invoke past the function
+  timeout kills its worker and is a ``Sandbox.Timedout`` function error.
 * **Idle workers** are kept warm, at most ``max_idle`` of them over all functions: past that
   the least recently used one is ended (as Lambda reclaims idle environments).
 * **The first worker** is started by ``start()`` before the emulator serves: the app is
@@ -118,18 +119,23 @@ class Worker:
 
     def invoke(
         self, header: dict[str, Any], body: bytes, timeout_s: float
-    ) -> tuple[bool, bytes, bool]:
-        """Run one invoke: (succeeded, the answer's bytes, whether the worker is still usable)."""
+    ) -> tuple[bool, bytes, bool] | None:
+        """Run one invoke: (succeeded, the answer's bytes, whether the worker is still usable);
+        None if the worker was gone before the request reached it (another one can run it)."""
         request_id = header["aws_request_id"]
         try:
             send_frame(self.sock, header, body)
+        except OSError:
+            self.kill()
+            return None
+        try:
             self.sock.settimeout(timeout_s)
             frame = recv_frame(self.sock)
         except TimeoutError:
             self.kill()
             message = f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds"
             return False, runtime_error("Sandbox.Timedout", message), False
-        except OSError:  # the worker was gone before the request reached it
+        except OSError:  # the worker died, the connection with it reset
             frame = None
         finally:
             if self.sock.fileno() >= 0:
@@ -196,17 +202,19 @@ class WorkerPool:
         self, key: FunctionKey, header: dict[str, Any], body: bytes, timeout_s: float
     ) -> tuple[bool, bytes]:
         """One invoke of function ``key`` on a worker of its own: (succeeded, answer bytes)."""
-        try:
-            worker = self._take(key)
-        except WorkerInitError as exc:
-            return False, runtime_error(exc.kind, exc.message)
-        ok, out, usable = worker.invoke(header, body, timeout_s)
-        if usable:
-            self._give_back(worker)
-        else:
-            with self._lock:
-                self._live.discard(worker)
-        return ok, out
+        while True:
+            try:
+                worker = self._take(key)
+            except WorkerInitError as exc:
+                return False, runtime_error(exc.kind, exc.message)
+            answer = worker.invoke(header, body, timeout_s)
+            if answer is not None and answer[2]:
+                self._give_back(worker)
+            else:
+                with self._lock:
+                    self._live.discard(worker)
+            if answer is not None:
+                return answer[0], answer[1]
 
     def close(self) -> None:
         """End every worker (those mid-invoke too); the pool serves no more."""
