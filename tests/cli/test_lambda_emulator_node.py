@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -258,6 +259,12 @@ def test_an_exit_mid_invoke_is_a_runtime_exit_error_and_a_fresh_worker_serves_ne
     assert body["errorMessage"].endswith("Runtime exited with error: signal: killed"), body
     _, body, _ = invoke(emulator, {"mode": "exit", "code": 0}, name="crashy")
     assert body["errorMessage"].endswith("Runtime exited without providing a reason"), body
+    # an idle worker killed from outside is not used
+    os.kill(other, signal.SIGKILL)
+    wait_gone([other])
+    status, body, headers = invoke(emulator, {"mode": "pid"}, name="steady")
+    assert status == 200 and "x-amz-function-error" not in headers, body
+    assert body["pid"] != other
 
 
 def test_concurrent_invokes_run_in_as_many_workers_and_none_outlives_a_kill9(

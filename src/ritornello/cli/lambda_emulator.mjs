@@ -183,6 +183,8 @@ class Worker {
     });
     this.child.on("message", (msg) => this.onMessage(msg));
     this.child.on("exit", (code, signal) => this.onExit(code, signal));
+    // a send to a worker that just died: its "exit" answers the invoke it was sent
+    this.child.on("error", (err) => console.error(`lambda-emulator worker: ${err.message}`));
   }
 
   onMessage(msg) {
@@ -262,11 +264,11 @@ class Pool {
   }
 
   async take(key) {
-    const idle = this.idle.get(key);
-    if (idle?.length) {
+    const idle = this.idle.get(key) || [];
+    while (idle.length) {
       const worker = idle.pop();
       this.lru.delete(worker);
-      return worker;
+      if (!worker.exited) return worker; // else it died idle (killed from outside): not used
     }
     let worker = this.spare;
     this.spare = null;
