@@ -23,6 +23,7 @@ from ..errors import OrchestratorError, TryAgainError
 from ..runtime import Engine
 from ._auth import BearerToken, authorization, redact_names, send_unauthorized
 from ._durable_api import DurableApi, is_durable_path
+from ._forward import forwarding_key
 from ._headers import HeaderLimits, handler_headers
 from ._input import (
     HttpError,
@@ -82,7 +83,13 @@ class IngressApp:
         # auth (docs/auth.md): with a token every path needs it; the header carrying it is
         # always redacted from the journaled request headers
         self._token = BearerToken(token) if token else None
-        self._durable = DurableApi(engine, max_body_bytes=max_body_bytes, token=self._token)
+        self._durable = DurableApi(
+            engine,
+            max_body_bytes=max_body_bytes,
+            token=self._token,
+            # forwarded checkpoints are signed with the secret every orchestrator shares
+            forwarding_key=forwarding_key(engine.deployments.signing_secret, token),
+        )
         self._redact = redact_names([*redact_headers.split(","), "authorization"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
