@@ -10,17 +10,22 @@ function's ``AWS_ENDPOINT_URL_LAMBDA`` is B's ingress, so every checkpoint goes 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ritornello.orchestrator.ingress._forward import FORWARDED, forwarding_key, sign
+from ritornello.orchestrator.core import partition_of
+from ritornello.orchestrator.ingress._forward import FORWARDED, forwarding_key, genuine, sign
 from tests.procs import (
     LambdaEmulatorProcess,
     Orchestrator,
@@ -29,6 +34,7 @@ from tests.procs import (
     http,
     moto_process,
     store_init,
+    uvicorn_thread,
     wait_until,
 )
 
@@ -39,10 +45,13 @@ SECRET = "cluster-secret-for-tests"
 class Cluster:
     """A and B on one table (A leads its one partition), the function pointed at B."""
 
-    def __init__(self, tmp: Path, moto: dict[str, str], table: str, **env: str) -> None:
+    def __init__(
+        self, tmp: Path, moto: dict[str, str], table: str, partitions: int = 1, **env: str
+    ) -> None:
         self.tmp = tmp
         self.ledger = tmp / "ledger.txt"
-        self.store = f"dynamodb://{table}?region=us-east-1&partitions=1"
+        self.partitions = partitions
+        self.store = f"dynamodb://{table}?region=us-east-1&partitions={partitions}"
         store_init(self.store, moto)
         common = {
             **moto,
@@ -77,12 +86,14 @@ class Cluster:
     def start(self) -> Cluster:
         self.emulator.start()
         self.a.start()
-        wait_until(lambda: cluster_view(self.a)["leading"] == [0], 20, "A leads partition 0")
+        every = list(range(self.partitions))
+        wait_until(lambda: cluster_view(self.a)["leading"] == every, 20, "A leads every partition")
         self.b.start()
+        half = self.partitions // 2  # B's share, handed over by A (none of one partition)
+        wait_until(lambda: len(cluster_view(self.b)["leading"]) == half, 20, "B leads its share")
         body = {"arn": ARN, "protocol": "aws-durable", "service": "Orders"}
         status, answer, _ = http("POST", f"{self.a.admin}/deployments", body)
         assert status == 201, (answer, self.a.output())
-        assert cluster_view(self.b)["leading"] == []
         return self
 
     def send(self, event: Any, via: Orchestrator | None = None) -> str:
@@ -115,6 +126,16 @@ def runs(cluster: Cluster, inv_id: str) -> int:
     """How many Lambda invocations (runs) the execution took: one marker entry each."""
     names = [e.get("name") or "" for e in cluster.journal(inv_id)]
     return sum(1 for n in names if n.startswith("INVOCATION COMPLETED"))
+
+
+def forwarding(orch: Orchestrator) -> Counter[str]:
+    """What ``orch``'s forwarder did so far (its ``durable_forward_*`` engine counters)."""
+    status, text, _ = http("GET", f"{orch.admin}/metrics")
+    assert status == 200, text
+    found = re.findall(
+        r'ritornello_engine_events_total\{event="durable_forward_(\w+)"\} (\S+)', text
+    )
+    return Counter({name: int(float(n)) for name, n in found})
 
 
 def lambda_client(orch: Orchestrator, attempts: int = 1) -> Any:
@@ -168,8 +189,13 @@ def test_a_multi_step_execution_through_the_other_orchestrator_takes_one_invoke(
     """Every checkpoint reaches B, which leads nothing, and is forwarded to A: the execution
     finishes in one Lambda invocation, each step run and journaled once (a refused checkpoint
     would have ended the run and re-driven it)."""
+    before_a, before_b = forwarding(cluster.a), forwarding(cluster.b)
     inv = cluster.send({"mode": "steps", "numbers": list(range(1, 11))})
     assert cluster.attach(inv) == (200, {"total": 55}), cluster.a.output()
+    # B forwarded every checkpoint (two a step, at least), A served each; nothing refused
+    sent, served = forwarding(cluster.b) - before_b, forwarding(cluster.a) - before_a
+    assert sent["forwarded"] >= 10 and sent["forwarded"] == served["served"], (sent, served)
+    assert set(sent) == {"forwarded"} and set(served) == {"served"}, (sent, served)
     assert cluster.ran(inv) == {f"add-{n}": 1 for n in range(1, 11)}
     assert runs(cluster, inv) == 1, cluster.journal(inv)
     names = [e.get("name") for e in cluster.journal(inv)]
@@ -302,6 +328,95 @@ def test_kill9_of_the_owner_mid_execution(tmp_path: Path) -> None:
             cluster.stop()
 
 
+class RoundRobin:
+    """A load balancer in front of the orchestrators: each request to the next one in turn
+    (an ASGI app relaying over ``http.client``), counting what it relayed where."""
+
+    def __init__(self, backends: list[Orchestrator]) -> None:
+        self.backends = backends
+        self.turn = 0
+        self.relayed: Counter[int] = Counter()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        port = self.backends[self.turn % len(self.backends)].ingress_port
+        self.turn += 1
+        self.relayed[port] += 1
+        status, headers, answer = await asyncio.to_thread(self._relay, port, scope, body)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    @staticmethod
+    def _relay(port: int, scope: Any, body: bytes) -> tuple[int, list[Any], bytes]:
+        target = scope["raw_path"] + (
+            b"?" + scope["query_string"] if scope["query_string"] else b""
+        )
+        conn = HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            sent = {
+                k.decode("latin-1"): v.decode("latin-1")
+                for k, v in scope["headers"]
+                if k not in (b"host", b"content-length", b"connection")
+            }
+            conn.request(scope["method"], target.decode("latin-1"), body, sent)
+            answer = conn.getresponse()
+            data = answer.read()
+            kept = [
+                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in answer.getheaders()
+                if k.lower() in ("content-type", "x-amzn-errortype")
+            ]
+            return answer.status, kept, data
+        finally:
+            conn.close()
+
+
+@pytest.mark.timeout(90)
+def test_executions_through_a_load_balancer_alternating_between_both(tmp_path: Path) -> None:
+    """Four partitions, two each; the function reaches the orchestrators through a round-robin
+    balancer, so about half of its checkpoints land on the leader and half are forwarded:
+    concurrent executions of ten steps each (at least three led by each orchestrator) finish,
+    each in one Lambda invocation, each step run once."""
+    with moto_process(tmp_path) as moto:
+        cluster = Cluster(tmp_path, moto, "durable-balanced", partitions=4)
+        balancer = RoundRobin([cluster.a, cluster.b])
+        with uvicorn_thread(balancer) as url:
+            cluster.emulator.env["AWS_ENDPOINT_URL_LAMBDA"] = url
+            cluster.start()
+            try:
+                numbers = list(range(1, 11))
+                leads = {p: o for o in (cluster.a, cluster.b) for p in cluster_view(o)["leading"]}
+                invs: list[str] = []
+                driven: Counter[int] = Counter()  # executions per leader (ingress port)
+                while min(driven[o.ingress_port] for o in (cluster.a, cluster.b)) < 3:
+                    assert len(invs) < 40, driven
+                    inv = cluster.send({"mode": "steps", "numbers": numbers})
+                    invs.append(inv)
+                    driven[leads[partition_of("Orders", None, inv, 4)].ingress_port] += 1
+                with ThreadPoolExecutor(8) as pool:
+                    answers = list(pool.map(cluster.attach, invs))
+                assert answers == [(200, {"total": 55})] * len(invs), cluster.a.output()
+                for inv in invs:
+                    assert cluster.ran(inv) == {f"add-{n}": 1 for n in numbers}, inv
+                    assert runs(cluster, inv) == 1, cluster.journal(inv)
+                assert "Invalid checkpoint token" not in cluster.emulator.output()
+                # the balancer sent checkpoints to both
+                assert min(balancer.relayed.values()) >= 20, balancer.relayed
+                # each forwarded some of the checkpoints it got to the other, and served the
+                # other's forwards
+                a, b = forwarding(cluster.a), forwarding(cluster.b)
+                assert a["forwarded"] >= 5 and b["forwarded"] >= 5, (a, b)
+                assert a["served"] == b["forwarded"] and b["served"] == a["forwarded"], (a, b)
+            finally:
+                cluster.stop()
+
+
 def test_the_forwarding_header_signature() -> None:
     """The MAC binds the method, the path and query, the sender and the body; the key is
     derived from the cluster's secret (never the secret itself); without a secret the header
@@ -309,7 +424,6 @@ def test_the_forwarding_header_signature() -> None:
     key = forwarding_key("s", "")
     assert key is not None and key != b"s" and key == forwarding_key("", "s")
     assert forwarding_key("s", "t") == key and forwarding_key("", "") is None
-    from ritornello.orchestrator.ingress._forward import genuine
 
     mark = sign(key, "a", "POST", b"/p?q=1", b"{}")
     assert genuine(key, mark, "POST", b"/p?q=1", b"{}")

@@ -125,8 +125,6 @@ class Forwarder:
         self._addresses: dict[str, str] = {}
         self._fresh_until = 0.0
         self._reading = asyncio.Lock()
-        #: what forwarding did, for tests and metrics: forwarded, refused_forged, not_here, ...
-        self.counts: dict[str, int] = {}
 
     async def route(self, scope: Scope, receive: Receive) -> tuple[Receive, Answer | None]:
         """Where the request goes: ``(receive, None)`` to serve it here (``receive`` replays
@@ -153,6 +151,7 @@ class Forwarder:
                     "are signed with the cluster's shared secret)",
                 )
             if self.engine.leadership.holds(partition):
+                self._count("served")
                 return replay, None
             self._count("not_here")
             raise ForwardError(
@@ -271,7 +270,11 @@ class Forwarder:
         return sign(self._key, self.engine.node, method, target, body)
 
     def _count(self, what: str) -> None:
-        self.counts[what] = self.counts.get(what, 0) + 1
+        """One more ``durable_forward_WHAT`` in the engine's counters (GET /metrics:
+        ``ritornello_engine_events``): ``forwarded`` (sent on, answered), ``served`` (a
+        forwarded request served here), ``refused_forged``, ``not_here`` (a forwarded request
+        reached a non-leader), ``no_owner``, ``unreachable``."""
+        self.engine.counters["durable_forward_" + what] += 1
 
 
 def _header(scope: Scope) -> str | None:
