@@ -23,7 +23,6 @@ from ..errors import OrchestratorError, TryAgainError
 from ..runtime import Engine
 from ._auth import BearerToken, authorization, redact_names, send_unauthorized
 from ._durable_api import DurableApi, is_durable_path
-from ._forward import forwarding_key
 from ._headers import HeaderLimits, handler_headers
 from ._input import (
     HttpError,
@@ -87,8 +86,7 @@ class IngressApp:
             engine,
             max_body_bytes=max_body_bytes,
             token=self._token,
-            # forwarded checkpoints are signed with the secret every orchestrator shares
-            forwarding_key=forwarding_key(engine.deployments.signing_secret, token),
+            ingress_token=token,  # (it may sign forwarded checkpoints: ``_forward``)
         )
         self._redact = redact_names([*redact_headers.split(","), "authorization"])
 

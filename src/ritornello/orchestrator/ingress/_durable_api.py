@@ -90,12 +90,14 @@ class DurableApi:
         *,
         max_body_bytes: int,
         token: BearerToken | None = None,
-        forwarding_key: bytes | None = None,
+        ingress_token: str = "",
     ) -> None:
         self.engine = engine
         self.max_body_bytes = max_body_bytes
         #: checkpoint and state requests of executions led elsewhere go there (``_forward``)
-        self.forwarder = Forwarder(engine, key=forwarding_key, max_body_bytes=max_body_bytes)
+        self.forwarder = Forwarder(
+            engine, ingress_token=ingress_token, max_body_bytes=max_body_bytes
+        )
         #: the ingress token, when one is set: the execution operations (get, history, list,
         #: stop) need it (``Authorization: Bearer``), as every other ingress path does; the
         #: function's own calls (checkpoint, state) and callbacks carry their capability

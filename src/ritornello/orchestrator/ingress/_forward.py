@@ -44,6 +44,7 @@ Timeline (the function reaches B; A leads the execution's partition; A dies)::
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -115,10 +116,10 @@ def genuine(key: bytes | None, value: str, method: str, target: bytes, body: byt
 class Forwarder:
     """Decides where a durable-API request is served, and forwards it there."""
 
-    def __init__(self, engine: Engine, *, key: bytes | None, max_body_bytes: int) -> None:
+    def __init__(self, engine: Engine, *, ingress_token: str, max_body_bytes: int) -> None:
         self.engine = engine
         self.max_body_bytes = max_body_bytes
-        self._key = key
+        self._ingress_token = ingress_token
         self._pools: dict[str, HttpPool] = {}
         # partition -> owner node, node -> address; trusted until ``_fresh_until``
         self._owners: dict[int, str | None] = {}
@@ -163,6 +164,12 @@ class Forwarder:
         if address is None:
             return replay, None  # led here after all (a lease claimed since the check)
         return replay, await self._forward(address, method, target, scope, body)
+
+    @functools.cached_property
+    def _key(self) -> bytes | None:
+        """The key forwarded requests are signed with (``forwarding_key``; read on first use:
+        nothing of the engine is touched before a request needs it)."""
+        return forwarding_key(self.engine.deployments.signing_secret, self._ingress_token)
 
     def _partition(self, scope: Scope) -> int | None:
         """The partition of the execution a checkpoint or state request names (None: the
