@@ -417,6 +417,32 @@ def test_executions_through_a_load_balancer_alternating_between_both(tmp_path: P
                 cluster.stop()
 
 
+@pytest.mark.timeout(60)
+def test_without_a_shared_secret_the_header_is_a_hop_marker_only(tmp_path: Path) -> None:
+    """No ``signing_secret`` nor ``ingress_token``: forwarding still works (unsigned), and a
+    client's header only keeps its own request from being forwarded (503 at the non-leader,
+    served as any request at the leader: the token check refuses a bogus token)."""
+    with moto_process(tmp_path) as moto:
+        cluster = Cluster(tmp_path, moto, "durable-open", RITORNELLO_SIGNING_SECRET="").start()
+        try:
+            inv = cluster.send({"mode": "steps", "numbers": [1, 2, 3]})
+            assert cluster.attach(inv) == (200, {"total": 6}), cluster.a.output()
+            assert runs(cluster, inv) == 1 and cluster.ran(inv) == {
+                "add-1": 1,
+                "add-2": 1,
+                "add-3": 1,
+            }
+            assert forwarding(cluster.b)["forwarded"] >= 3
+            body = json.dumps({"CheckpointToken": f"{inv}.1.00.00", "Updates": []}).encode()
+            marked = {"content-type": "application/json", FORWARDED: "a;"}
+            status, _, answer = post_raw(checkpoint_url(cluster.b, inv), body, marked)
+            assert status == 503 and "does not lead" in answer["message"], answer
+            status, _, answer = post_raw(checkpoint_url(cluster.a, inv), body, marked)
+            assert status == 400 and "Invalid checkpoint token" in answer["message"], answer
+        finally:
+            cluster.stop()
+
+
 def test_the_forwarding_header_signature() -> None:
     """The MAC binds the method, the path and query, the sender and the body; the key is
     derived from the cluster's secret (never the secret itself); without a secret the header
