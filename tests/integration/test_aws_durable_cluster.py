@@ -6,6 +6,10 @@ forwarded once to the leader of the execution's partition, the token checked the
 A SQLite file is locked by one orchestrator (docs/orchestrator.md), so a cluster is DynamoDB.
 The table has one partition: orchestrator A, started first, leads it; B leads nothing; the
 function's ``AWS_ENDPOINT_URL_LAMBDA`` is B's ingress, so every checkpoint goes through B.
+
+Two tests start clusters of their own and run only with ``RITORNELLO_DURABLE_CLUSTER=all``
+(``make durable-cluster``, about 40 s for the file): a round-robin balancer in front of both,
+and a cluster with no shared secret; ``make test`` runs the rest (about 25 s).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -39,6 +44,11 @@ from tests.procs import (
 )
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:orders:1"
+#: the tests that start clusters of their own beyond the kill -9 one (``make durable-cluster``)
+every = pytest.mark.skipif(
+    os.environ.get("RITORNELLO_DURABLE_CLUSTER") != "all",
+    reason="RITORNELLO_DURABLE_CLUSTER=all (make durable-cluster) runs it",
+)
 SECRET = "cluster-secret-for-tests"
 
 
@@ -377,6 +387,7 @@ class RoundRobin:
             conn.close()
 
 
+@every
 @pytest.mark.timeout(90)
 def test_executions_through_a_load_balancer_alternating_between_both(tmp_path: Path) -> None:
     """Four partitions, two each; the function reaches the orchestrators through a round-robin
@@ -417,6 +428,7 @@ def test_executions_through_a_load_balancer_alternating_between_both(tmp_path: P
                 cluster.stop()
 
 
+@every
 @pytest.mark.timeout(60)
 def test_without_a_shared_secret_the_header_is_a_hop_marker_only(tmp_path: Path) -> None:
     """No ``signing_secret`` nor ``ingress_token``: forwarding still works (unsigned), and a
