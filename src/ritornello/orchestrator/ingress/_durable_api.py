@@ -21,6 +21,9 @@ class) and the body is ``{"Type": "User"|"Service", "message": ...}``. Malformed
 Authorization: the checkpoint token (``protocols.aws_durable.Runs``) is the capability for
 checkpoint and state; a callback id (130 random bits) for its callback; SigV4 signatures are
 not verified (docs/aws-durable.md says what a deployment does instead).
+
+Several orchestrators: checkpoint and state requests of an execution whose partition another
+orchestrator leads are forwarded there, once, before routing (``_forward.Forwarder``).
 """
 
 from __future__ import annotations
