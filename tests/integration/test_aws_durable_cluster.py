@@ -265,6 +265,14 @@ def test_a_forged_forwarding_header_is_refused_and_a_forwarded_request_never_hop
         status, headers, answer = post_raw(checkpoint_url(orch, inv), body, plain)
         assert status == 400 and "Invalid checkpoint token" in answer["message"], answer
         assert headers["x-amzn-ErrorType"] == "InvalidParameterValueException", headers
+    # GetDurableExecutionState (a GET with its token in the query) is forwarded the same way
+    before = forwarding(cluster.b)["forwarded"]
+    client = lambda_client(cluster.b)
+    arn = f"{ARN}/durable-execution/{inv}/{inv}"
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as err:
+        client.get_durable_execution_state(DurableExecutionArn=arn, CheckpointToken=f"{inv}.1.0.0")
+    assert "Invalid checkpoint token" in str(err.value)
+    assert forwarding(cluster.b)["forwarded"] == before + 1
     # forged: a made-up MAC, a genuine MAC for another body, a MAC under another secret
     key = forwarding_key(SECRET, "")
     assert key is not None
