@@ -8,7 +8,7 @@ TS_DEPS := tests/restate/ts/node_modules/.package-lock.json
 # ... and of the AWS durable execution SDK for JavaScript test app (tests/aws_durable_node).
 DURABLE_NODE_DEPS := tests/aws_durable_node/node_modules/.package-lock.json
 
-.PHONY: install run test lint typecheck importlint unit sim chaos scaleout aws-conformance bench bench-compare bench-dynamo bench-lambda-cost bench-import clean system-deps
+.PHONY: install run test lint typecheck importlint unit sim chaos scaleout aws-conformance durable-cluster bench bench-compare bench-dynamo bench-lambda-cost bench-import clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -73,6 +73,12 @@ chaos: $(STAMP) scaleout
 # a fast subset). docs/aws-durable.md reports what passes and why the rest fails.
 aws-conformance: $(STAMP)
 	RITORNELLO_AWS_CONFORMANCE=all $(BIN)/pytest tests/aws_conformance -q
+
+# AWS durable functions on two orchestrators (moto's DynamoDB), checkpoints forwarded to the
+# leader: every test, the round-robin balancer and the no-secret cluster too (~40 s; `make
+# test` runs the rest).
+durable-cluster: $(STAMP)
+	RITORNELLO_DURABLE_CLUSTER=all $(BIN)/pytest tests/integration/test_aws_durable_cluster.py -q
 
 # Three orchestrators on one DynamoDB table (moto), one paused, one killed (~1 min).
 scaleout: $(STAMP)
