@@ -15,8 +15,10 @@ What an answer means (the orchestrator's side answers only these):
 200 and the ack due          committed: the step runs (``ACK``)
 200 and anything else        not an ack (a v2 ack whose MAC is wrong, a replayed one): the run
                              ends with an ``error`` answer and no entries (``BROKEN``)
-409                          committed, but something reached the invocation meanwhile (or the
-                             attempt is superseded): the run ends (``STOP``), starting nothing
+409, 403                     committed, but something reached the invocation meanwhile; or
+                             the run is not live there (its attempt is over, superseded, or
+                             from before a restart: a zombie): the run ends (``STOP``),
+                             starting nothing
 any other status; a          nothing was committed: the run answers the checkpoint as its
 connection refused or not    Lambda result, as without a channel (``FALLBACK``), and this
 made within the connect      process does not use the channel again for that invocation
@@ -231,8 +233,8 @@ class LambdaChannel:
                 return ACK, ""
             return BROKEN, "the checkpoint channel answered something that is not the ack due"
         text = data[:200].decode("utf-8", "replace")
-        if status == 409:
-            return STOP, f"the orchestrator stopped the run: {text}"
+        if status in (403, 409):
+            return STOP, f"the orchestrator stopped the run ({status}): {text}"
         return FALLBACK, f"the checkpoint channel answered {status}: {text}"
 
 
