@@ -2,7 +2,8 @@
 
 Every Lambda event this process gets appends one line to CHANNEL_INVOKES (``invoke`` or
 ``discover``), and every execution of a step's side effect appends ``invocation step`` to
-CHANNEL_LEDGER: a test counts Lambda requests and step executions from them.
+CHANNEL_LEDGER: a test counts Lambda requests and step executions from them. The channel
+token of each unsigned request goes to CHANNEL_TOKENS.
 """
 
 import os
@@ -74,4 +75,6 @@ _handler = Endpoint([steps]).lambda_handler()
 def lambda_handler(event: object, context: object = None) -> dict[str, object]:
     text = repr(event)
     _append("CHANNEL_INVOKES", "discover" if "discover" in text else "invoke")
+    if isinstance(event, dict) and isinstance(event.get("channel"), dict):
+        _append("CHANNEL_TOKENS", event["channel"]["token"])  # unsigned requests only
     return _handler(event, context)

@@ -119,7 +119,7 @@ class _Stream(Exchange):
 
     def __init__(self) -> None:
         self.live: InvokeStream | None = None
-        self.seen = 0  # completions the open stream's request had
+        self.seen = 0  # completions the open stream's request had (set when it is opened)
 
     def close(self) -> None:
         if self.live is not None:
@@ -170,6 +170,9 @@ class RitornelloProtocol(ProtocolAdapter):
                 loop = asyncio.get_running_loop()
                 due = loop.time() + timeout_s
                 async with asyncio.timeout_at(due):
+                    # what the stream's request carries: a completion past these (arrived
+                    # while a step ran, even one before a checkpoint) ends the stream
+                    exchange.seen = len(inv.completions)
                     body = encode_request(inv, exchange.trace)
                     live = await invoker.open_stream(
                         rec.service, rec.handler, body, invocation_id=rec.id, attempt=rec.attempt
@@ -201,7 +204,7 @@ class RitornelloProtocol(ProtocolAdapter):
             self._stepwise[target] = True
         if live is not None:
             if checkpoint and not live.ended:
-                exchange.live, exchange.seen = live, len(inv.completions)
+                exchange.live = live
             else:
                 live.finish()
         return Answered(rec.id, answer)
