@@ -174,9 +174,7 @@ def test_kill9_of_the_orchestrator_mid_run(tmp_path: Path) -> None:
         journal = pair.journal(inv)
         assert _steps(journal) == [f"step-{i}" for i in range(5)]  # no duplicate entry
         # the old run's next checkpoint reached the new process: refused (a token not made here)
-        wait_until(
-            lambda: "token not made here" in pair.orch.output(), 10, "the old run refused"
-        )
+        wait_until(lambda: "token not made here" in pair.orch.output(), 10, "the old run refused")
     finally:
         pair.stop()
 

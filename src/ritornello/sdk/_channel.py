@@ -77,18 +77,12 @@ def _env_seconds(name: str, default: float) -> float:
 
 
 class ChannelSettings:
-    """The SDK's channel settings, read from the environment once per adapter."""
+    """The SDK's channel timeouts, read from the environment once per adapter (the switch,
+    ``RITORNELLO_CHANNEL``, is ``_lambda.channel_enabled``)."""
 
-    __slots__ = ("ack_timeout_s", "connect_timeout_s", "enabled")
+    __slots__ = ("ack_timeout_s", "connect_timeout_s")
 
     def __init__(self) -> None:
-        #: ``RITORNELLO_CHANNEL=0`` turns the channel off (discovery no longer offers it)
-        self.enabled = os.environ.get("RITORNELLO_CHANNEL", "1").strip().lower() not in (
-            "0",
-            "false",
-            "no",
-            "off",
-        )
         #: how long connecting to the orchestrator may take before the run falls back
         self.connect_timeout_s = _env_seconds("RITORNELLO_CHANNEL_CONNECT_TIMEOUT_S", 1.0)
         #: how long the ack may take once the checkpoint was sent

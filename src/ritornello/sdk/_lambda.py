@@ -41,6 +41,7 @@ import atexit
 import base64
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
@@ -61,13 +62,6 @@ from ritornello.protocol._messages import dumps
 from ritornello.protocol._record import Record
 from ritornello.protocol._signing import AckCheck
 from ritornello.sdk._asgi import AsgiApp, Message
-from ritornello.sdk._channel import (
-    FALLBACK,
-    FELL_BACK,
-    ChannelSettings,
-    LambdaChannel,
-    run_on_channel,
-)
 from ritornello.sdk._invocation import CURRENT_MACHINE, STEP_INDEX
 from ritornello.sdk._machine import error_response
 from ritornello.sdk._served import Served
@@ -316,7 +310,9 @@ class LambdaAdapter:
     def __init__(self, endpoint: Served) -> None:
         self.endpoint = endpoint
         self.app = AsgiApp(endpoint)
-        self.channel = ChannelSettings()
+        #: ``RITORNELLO_CHANNEL=0`` turns the checkpoint channel off (not offered, not used)
+        self.channel_enabled = channel_enabled()
+        self._channel_settings: Any = None  # read at the first request with a channel
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
         return PROCESS_LOOP.run(self.answer(event))
@@ -342,7 +338,7 @@ class LambdaAdapter:
                 return _protocol_error(str(exc))
         if isinstance(event, dict) and event.get("ritornello") == "discover":
             discovery = self.endpoint.discovery()
-            if self.channel.enabled:
+            if self.channel_enabled:
                 discovery = discovery.replace(channel=True)
             return fit_answer(discovery.to_dict())
         if isinstance(event, dict) and event.get("type") == "invoke":
@@ -378,9 +374,20 @@ class LambdaAdapter:
         process may use, else as one request."""
         if request.channel is None:
             return await self.endpoint.invoke(request)
-        if not self.channel.enabled or request.id in FELL_BACK:
+        # imported here: a process that is never given a channel does not load it (cold start)
+        from ritornello.sdk._channel import (
+            FALLBACK,
+            FELL_BACK,
+            ChannelSettings,
+            LambdaChannel,
+            run_on_channel,
+        )
+
+        if not self.channel_enabled or request.id in FELL_BACK:
             return await self.endpoint.invoke(request.replace(channel=None))
-        channel = LambdaChannel(request, self.channel, acks or plain_ack)
+        if self._channel_settings is None:
+            self._channel_settings = ChannelSettings()
+        channel = LambdaChannel(request, self._channel_settings, acks or plain_ack)
         response = await run_on_channel(channel, self.endpoint.invoke)
         if channel.outcome is not None:
             logger.warning(
@@ -455,6 +462,12 @@ class LambdaAdapter:
             logger.warning("%s %s: %s", method, raw_path, message)
             return _url_message(500, message)
         return answer
+
+
+def channel_enabled() -> bool:
+    """Whether the checkpoint channel is on: unless ``RITORNELLO_CHANNEL`` is 0/false/no/off."""
+    raw = os.environ.get("RITORNELLO_CHANNEL", "1").strip().lower()
+    return raw not in ("0", "false", "no", "off")
 
 
 def _url_body(event: dict[str, Any]) -> bytes:
