@@ -187,7 +187,8 @@ class Channels:
 
     def __init__(self, key: bytes | None = None) -> None:
         self._key = key or secrets.token_bytes(32)
-        self._live: dict[str, ChannelRun] = {}
+        self._live: dict[str, ChannelRun] = {}  # by nonce
+        self._of: dict[str, ChannelRun] = {}  # the live run of each invocation
         #: the URL channel POSTs go to ("": no channel is offered)
         self.url = ""
 
@@ -205,17 +206,21 @@ class Channels:
 
     def open(self, invocation_id: str, attempt: int, signer: Signer | None) -> ChannelRun:
         """A new run of ``invocation_id``'s attempt; the runs it had here are superseded."""
-        for old in [r for r in self._live.values() if r.invocation_id == invocation_id]:
+        old = self._of.get(invocation_id)
+        if old is not None:
             old.abort()
         nonce = secrets.token_hex(8)
         token = f"{invocation_id}.{attempt}.{nonce}.{self._mac(invocation_id, attempt, nonce)}"
         run = ChannelRun(self, invocation_id, attempt, nonce, token, signer)
         self._live[nonce] = run
+        self._of[invocation_id] = run
         return run
 
     def drop(self, run: ChannelRun) -> None:
         if self._live.get(run.nonce) is run:
             del self._live[run.nonce]
+        if self._of.get(run.invocation_id) is run:
+            del self._of[run.invocation_id]
 
     def genuine(self, token: str) -> bool:
         """Whether ``token`` was made by this process (its MAC checks out)."""
