@@ -105,6 +105,18 @@ def test_an_orchestrator_the_function_cannot_reach_gets_per_step_answers(tmp_pat
         pair.stop()
 
 
+def test_an_sdk_without_the_channel_is_sent_none(tmp_path: Path) -> None:
+    # RITORNELLO_CHANNEL=0: discovery does not say "channel", as an older SDK's does not
+    pair = Pair(tmp_path, RITORNELLO_CHANNEL="0")
+    try:
+        status, body, headers = http("POST", f"{pair.orch.ingress}/restate/call/Steps/ten", {})
+        assert (status, body) == (200, [i * i for i in range(10)]), pair.orch.output()
+        assert pair.invokes() == 10 and pair.lines("tokens") == []  # no request named one
+        assert pair.ran(headers["x-restate-id"]) == {f"step-{i}": 1 for i in range(10)}
+    finally:
+        pair.stop()
+
+
 def _post(pair: Pair, token: str | None, body: bytes, method: str = "POST") -> tuple[int, Any]:
     headers = {} if token is None else {TOKEN: token}
     status, answer, _ = http(method, f"{pair.orch.ingress}{PATH}", raw=body, headers=headers)

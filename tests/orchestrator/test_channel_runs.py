@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from ritornello.orchestrator.ingress import advertised_url
 from ritornello.orchestrator.invokers import ChannelRun, Channels, InvokerError
 from ritornello.protocol import STREAM_ACK, Signer, Verifier
 
@@ -130,3 +131,16 @@ def test_next_times_out() -> None:
             await run.next(0.05)
 
     asyncio.run(main())
+
+
+def test_the_advertised_url() -> None:
+    assert advertised_url("", "127.0.0.1", 8080) == "http://127.0.0.1:8080"
+    assert advertised_url("", "::1", 8080) == "http://[::1]:8080"
+    assert advertised_url("https://orch.example/", "0.0.0.0", 8080) == "https://orch.example"
+    for host, port in (("0.0.0.0", 8080), ("::", 8080), ("", 8080), ("127.0.0.1", 0)):
+        assert advertised_url("", host, port) == "", (host, port)  # no channel offered
+    channels = Channels()
+    channels.advertise("")
+    assert channels.url == ""
+    channels.advertise("http://10.0.0.5:8080/")
+    assert channels.url == "http://10.0.0.5:8080/ritornello/v1/lambda/checkpoint"

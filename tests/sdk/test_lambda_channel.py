@@ -243,6 +243,21 @@ def test_an_answer_that_is_not_an_ack_ends_the_run_without_entries() -> None:
     assert "not the ack due" in answer["error"]["message"]
 
 
+def test_no_ack_in_time_ends_the_run_without_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RITORNELLO_CHANNEL_ACK_TIMEOUT_S", "0.3")
+
+    def slow(n: int, body: dict[str, Any]) -> tuple[int, bytes, bool]:
+        time.sleep(1.0)  # committed or not: the SDK cannot tell
+        return 200, b'{"type":"ack"}', False
+
+    with Server(slow) as server:
+        answer = Endpoint([steps]).lambda_handler()(request("inv_chan_slow", 5, server.url))
+    assert ran_steps == ["step-0"]
+    assert answer["status"] == "error" and answer["entries"] == []
+    assert "broke after sending" in answer["error"]["message"]
+    assert "inv_chan_slow" not in FELL_BACK
+
+
 def _signed(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
     payload, bind = Signer(SECRET).lambda_envelope(json.dumps(body).encode(), time.time())
     return json.loads(payload), bind
