@@ -51,10 +51,13 @@ def test_a_new_run_supersedes_the_old_one() -> None:
     asyncio.run(main())
 
 
-def _run(signer: Signer | None = None) -> tuple[Channels, ChannelRun, asyncio.Future[bytes]]:
+Result = asyncio.Future[tuple[bytes, int | None]]
+
+
+def _run(signer: Signer | None = None) -> tuple[Channels, ChannelRun, Result]:
     channels = Channels()
     run = channels.open("inv_a", 1, signer)
-    result: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+    result: Result = asyncio.get_running_loop().create_future()
     run.result = result
     return channels, run, result
 
@@ -68,9 +71,26 @@ def test_checkpoints_are_acked_in_order_and_the_answer_ends_the_run() -> None:
             assert not reply.done()  # answered only once the engine committed it
             run.ack()
             assert await reply == (200, STREAM_ACK)
-        result.set_result(b'{"version":1,"status":"done","entries":[]}')
+        result.set_result((b'{"version":1,"status":"done","entries":[]}', 3))
         assert json.loads(await run.next(1))["status"] == "done"
         assert run.ended and run.closed and len(channels) == 0
+
+
+@pytest.mark.parametrize("seen", [None, 0, 1, 3])
+def test_an_answer_from_a_run_that_missed_an_ack_is_refused(seen: int | None) -> None:
+    # The SDK saw fewer acks than were sent (a connection cut after the commit, a proxy's 502):
+    # its answer may repeat committed entries, so it is refused rather than journaled.
+    async def main() -> None:
+        _, run, result = _run()
+        for _ in range(2):
+            run.deliver(CHECKPOINT)
+            await run.next(1)
+            run.ack()
+        result.set_result((CHECKPOINT.replace(b"[]", b'[{"kind":"set","name":"k"}]'), seen))
+        with pytest.raises(InvokerError, match=f"saw {seen or 0} of 2 acks"):
+            await run.next(1)
+
+    asyncio.run(main())
 
     asyncio.run(main())
 
@@ -117,7 +137,7 @@ def test_a_spoiled_run_refuses_its_answer() -> None:
         run.deliver(CHECKPOINT)
         await run.next(1)
         run.spoil("a checkpoint was not decided in time")
-        result.set_result(b'{"version":1,"status":"checkpoint","entries":[]}')
+        result.set_result((b'{"version":1,"status":"checkpoint","entries":[]}', 0))
         with pytest.raises(InvokerError, match="not decided in time"):
             await run.next(1)
 

@@ -128,6 +128,7 @@ def test_a_ten_step_handler_runs_in_one_lambda_run_with_acked_checkpoints() -> N
     assert set(server.tokens) == {"t-1"}
     # the answer is relative to the journal as acknowledged: the last step and the output
     assert [e["kind"] for e in answer["entries"]] == ["run", "output"]
+    assert answer["channel_acks"] == 9  # every ack sent: the orchestrator reads the answer
     assert answer["entries"][1]["value"] == [f"STEP-{i}" for i in range(10)]
     assert len(server.peers) == 1  # one keep-alive connection for every checkpoint
 
@@ -155,7 +156,8 @@ def test_a_stop_ends_the_run_starting_nothing_more() -> None:
         "step-1",
         "step-2",
     ]  # the step after the refused checkpoint: never
-    assert answer == {"version": 1, "status": "checkpoint", "entries": []}  # committed already
+    # committed already: nothing to answer; and the acks it saw, for the orchestrator to check
+    assert answer == {"version": 1, "status": "checkpoint", "entries": [], "channel_acks": 2}
     assert "inv_chan_stop" not in FELL_BACK
 
 

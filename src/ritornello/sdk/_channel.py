@@ -33,7 +33,9 @@ Invariants:
 - No step starts after a checkpoint unless the answer was the ack due (``AckCheck`` for a
   request signed v2: bound to the envelope and counted; else the plain ``{"type":"ack"}``).
 - ``LambdaChannel.request`` is the request the orchestrator would send now: the journal plus
-  every acknowledged entry (``_stream.continued``), so an answer of the run is relative to it.
+  every acknowledged entry (``_stream.continued``), so an answer of the run is relative to it;
+  the answer says how many acks the run received (``channel_acks``), and the orchestrator reads
+  it only if that is every ack it sent.
 - Entries whose commit is unknown are never answered again (no duplicate can be journaled);
   entries answered as the Lambda result (``FALLBACK``) were refused before any commit.
 - One keep-alive connection per orchestrator address for the life of the process, used by one

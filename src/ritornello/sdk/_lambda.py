@@ -357,23 +357,31 @@ class LambdaAdapter:
         except ProtocolError as exc:
             return _protocol_error(str(exc))
         token = _CURRENT.set(_Invocation(request.id, len(request.journal)))
+        seen: int | None = None
         try:
             try:
-                response = await self._attempt(request, acks)
+                response, seen = await self._attempt(request, acks)
             except Exception as exc:
                 logger.exception("endpoint failed on %s/%s", request.service, request.handler)
                 response = error_response("handler", f"internal endpoint error: {exc!r}")
             else:
                 _log_answer(request, response)
-            return fit_answer(response.to_dict())
+            answer = response.to_dict()
+            if seen is not None:  # a request that named a channel: how many acks this run saw
+                answer["channel_acks"] = seen
+            return fit_answer(answer)
         finally:
             _CURRENT.reset(token)
 
-    async def _attempt(self, request: InvokeRequest, acks: AckCheck | None) -> InvokeResponse:
+    async def _attempt(
+        self, request: InvokeRequest, acks: AckCheck | None
+    ) -> tuple[InvokeResponse, int | None]:
         """The attempt of ``request``: on its checkpoint channel when it names one this
-        process may use, else as one request."""
+        process may use, else as one request; and, when it names one, how many acks the run
+        received (the answer's ``channel_acks``: the orchestrator reads the answer only if
+        that is every ack it sent, so nothing committed is answered again)."""
         if request.channel is None:
-            return await self.endpoint.invoke(request)
+            return await self.endpoint.invoke(request), None
         # imported here: a process that is never given a channel does not load it (cold start)
         from ritornello.sdk._channel import (
             FALLBACK,
@@ -384,7 +392,7 @@ class LambdaAdapter:
         )
 
         if not self.channel_enabled or request.id in FELL_BACK:
-            return await self.endpoint.invoke(request.replace(channel=None))
+            return await self.endpoint.invoke(request.replace(channel=None)), 0
         if self._channel_settings is None:
             self._channel_settings = ChannelSettings()
         channel = LambdaChannel(request, self._channel_settings, acks or plain_ack)
@@ -401,7 +409,7 @@ class LambdaAdapter:
             )
             if channel.outcome == FALLBACK:
                 FELL_BACK.add(request.id)
-        return response
+        return response, channel.acks
 
     async def function_url(self, event: dict[str, Any]) -> dict[str, Any]:
         """A Function URL request, served by the endpoint's ASGI app."""

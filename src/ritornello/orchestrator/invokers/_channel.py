@@ -32,9 +32,10 @@ Timeline (a run of two checkpoints; a completion arrives during the second step)
     a new Invoke carrying the completion (a new run, a new token)
 
 Invariants: a POST is answered 200 (an ack) only after the entries it carried were committed;
-a channel checkpoint that was handed to the engine and then not acknowledged spoils the run, so
-the Lambda's later answer is refused rather than read (it could repeat committed entries);
-every POST gets exactly one answer, whatever way the run ends.
+the Lambda's own answer is read only if the SDK saw every ack sent (its ``channel_acks``), and a
+run whose checkpoint was handed to the engine and then left unanswered is spoiled, so an answer
+that could repeat committed entries is refused, never journaled; every POST gets exactly one
+answer, whatever way the run ends.
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ class ChannelRun(InvokeStream):
         self._signer = signer
         #: the signed envelope's ``bind`` (set by the invoker's thread before the Lambda runs)
         self.bind: str | None = None
-        #: the Lambda Invoke of this run (set by the invoker): the run's own answer
-        self.result: asyncio.Future[bytes] | None = None
+        #: the Lambda Invoke of this run (set by the invoker): the run's own answer, and the
+        #: acks the SDK says it received (its ``channel_acks``; None: not said)
+        self.result: asyncio.Future[tuple[bytes, int | None]] | None = None
         self._inbox: asyncio.Queue[tuple[bytes, asyncio.Future[Reply]]] = asyncio.Queue()
         self._pending: asyncio.Future[Reply] | None = None
         self._acks = 0
@@ -137,7 +139,15 @@ class ChannelRun(InvokeStream):
             self._close("the run answered")
             if self._spoiled:
                 raise InvokerError(f"checkpoint channel: {self._spoiled}")
-            return self.result.result()  # its InvokerError, if the Invoke failed
+            answer, acks = self.result.result()  # its InvokerError, if the Invoke failed
+            if (acks or 0) != self._acks:
+                # it did not see every ack sent (a connection cut after the commit, a proxy's
+                # error): its answer may hold entries committed already. Refused, not read.
+                raise InvokerError(
+                    f"checkpoint channel: the run saw {acks or 0} of {self._acks} acks; "
+                    "its answer is not read (retried from the journal)"
+                )
+            return answer
         raise TimeoutError
 
     def ack(self) -> None:
@@ -177,7 +187,7 @@ class ChannelRun(InvokeStream):
             result.add_done_callback(_drop)
 
 
-def _drop(future: asyncio.Future[bytes]) -> None:
+def _drop(future: asyncio.Future[tuple[bytes, int | None]]) -> None:
     if not future.cancelled():
         future.exception()
 
