@@ -43,6 +43,7 @@ from ritornello.orchestrator import (
     load_settings,
     tracing_from_env,
 )
+from ritornello.orchestrator.ingress import advertised_url
 from ritornello.protocol import RetryPolicy
 from ritornello.store import StoreError, open_store
 from ritornello.store.faults import FaultyStore
@@ -232,6 +233,9 @@ async def run_orchestrator(
     )
     warn_if_open(settings)
     warn_if_unadvertised(settings)
+    # Lambda runs checkpoint to this ingress (docs/protocol.md, "Checkpoint channel")
+    channel_url = advertised_url(settings.advertise_url, settings.host, settings.ingress_port)
+    engine.deployments.lambda_channels.advertise(channel_url)
     (listen_module,) = _on_a_thread(_import_listen)  # off the loop while it recovers
     admin = AdminApp(lambda: _admin_app(engine, settings))
     servers: list[Server] = []
