@@ -19,11 +19,13 @@ from aws_durable_execution_sdk_python import (
     durable_execution,
 )
 from aws_durable_execution_sdk_python.config import (
+    CallbackConfig,
     Duration,
     JitterStrategy,
     StepConfig,
     StepSemantics,
 )
+from aws_durable_execution_sdk_python.exceptions import CallbackTimeoutError
 from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
 from aws_durable_execution_sdk_python.waits import WaitForConditionConfig, WaitForConditionDecision
 
@@ -54,7 +56,12 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
         after = ctx.step(lambda _: _ledger(ctx, "after") or "after", name="after")
         return [before, after]
     if mode == "callback":
-        callback = ctx.create_callback(name="approval")
+        # optional timeouts (seconds): the handler catches a timed-out callback
+        config = CallbackConfig(
+            timeout=Duration.from_seconds(event.get("timeout_s", 0)),
+            heartbeat_timeout=Duration.from_seconds(event.get("heartbeat_s", 0)),
+        )
+        callback = ctx.create_callback(name="approval", config=config)
 
         def publish(_: StepContext) -> str:
             # where a test finds the callback id (as an email or a queue would carry it)
@@ -63,7 +70,10 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
             return callback.callback_id
 
         ctx.step(publish, name="publish")
-        return {"approved": callback.result()}
+        try:
+            return {"approved": callback.result()}
+        except CallbackTimeoutError as exc:
+            return {"timed_out": str(exc)}
     if mode == "zombie":
         ctx.step(lambda _: _ledger(ctx, "first") or 1, name="first")
 

@@ -240,6 +240,58 @@ def test_a_callback_resolved_through_the_awakeable_path(pair: Pair) -> None:
         )
 
 
+def test_a_callback_times_out_and_a_late_completion_is_refused(pair: Pair) -> None:
+    publish = pair.tmp / "callback-timeout.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish), "timeout_s": 1})
+    callback_id = wait_for(publish)
+    started = time.monotonic()
+    status, body = pair.attach(inv)
+    # the SDK saw the CALLBACK TIMED_OUT (its CallbackTimeoutError, caught by the handler)
+    assert status == 200 and "timed_out" in body, (body, pair.orch.output())
+    assert time.monotonic() - started < 10
+    timer = [e for e in journal(pair, inv) if "callback_timeout" in e]
+    assert [(e["kind"], e["duration_ms"]) for e in timer] == [("sleep", 1000)], timer
+    client = lambda_client(pair)
+    for late in (
+        lambda: client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"1"),
+        lambda: client.send_durable_execution_callback_failure(
+            CallbackId=callback_id, Error={"ErrorMessage": "late"}
+        ),
+        lambda: client.send_durable_execution_callback_heartbeat(CallbackId=callback_id),
+    ):
+        with pytest.raises(client.exceptions.InvalidParameterValueException):
+            late()
+    arn = f"{ARN}/durable-execution/{inv}/{inv}"
+    events = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    timed_out = [e for e in events if e["EventType"] == "CallbackTimedOut"]
+    assert len(timed_out) == 1 and timed_out[0]["Name"] == "approval", events
+    error = timed_out[0]["CallbackTimedOutDetails"]["Error"]["Payload"]
+    assert error["ErrorType"] == "Callback.Timeout", error
+
+
+def test_heartbeats_keep_a_callback_alive(pair: Pair) -> None:
+    publish = pair.tmp / "callback-heartbeat.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish), "heartbeat_s": 1})
+    callback_id = wait_for(publish)
+    client = lambda_client(pair)
+    until = time.monotonic() + 2.5  # over twice its heartbeat timeout
+    while time.monotonic() < until:
+        client.send_durable_execution_callback_heartbeat(CallbackId=callback_id)
+        time.sleep(0.3)
+    client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b'"ok"')
+    assert pair.attach(inv) == (200, {"approved": '"ok"'}), pair.orch.output()
+    timers = [e for e in journal(pair, inv) if "callback_timeout" in e]
+    assert len(timers) >= 2 and all(e["callback_timeout"]["heartbeat"] for e in timers), timers
+
+
+def test_a_heartbeat_timeout_fires_without_heartbeats(pair: Pair) -> None:
+    publish = pair.tmp / "callback-heartbeat-timeout.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish), "heartbeat_s": 1})
+    wait_for(publish)
+    status, body = pair.attach(inv)
+    assert status == 200 and "timed_out" in body, (body, pair.orch.output())
+
+
 def test_a_zombie_run_cannot_checkpoint(pair: Pair) -> None:
     """The first run outlives its attempt (2 s): the attempt after it starts a new run, and
     the zombie's checkpoint token is refused when it wakes; its step's result is never
@@ -470,7 +522,12 @@ def kill9_during_a_wait_and_a_pending_callback(pair: Pair) -> None:
     publish = pair.tmp / "callback-kill9.txt"
     pending = pair.send({"mode": "callback", "publish_to": str(publish)})
     inv = pair.send({"mode": "wait", "seconds": 2})
+    # a callback timeout is a durable timer too: it fires after the restart
+    timing_out = pair.tmp / "callback-kill9-timeout.txt"
+    timed = pair.send({"mode": "callback", "publish_to": str(timing_out), "timeout_s": 3})
     callback_id = wait_for(publish)
+    wait_for(timing_out)
+    suspended(pair, timed)
     deadline = time.monotonic() + 10
     while pair.ran(inv) != {"before": 1}:
         assert time.monotonic() < deadline, pair.orch.output()
@@ -486,6 +543,8 @@ def kill9_during_a_wait_and_a_pending_callback(pair: Pair) -> None:
     )
     assert pair.attach(pending) == (200, {"approved": '"after the crash"'}), pair.orch.output()
     assert pair.ran(pending) == {"publish": 1}
+    status, body = pair.attach(timed)
+    assert status == 200 and "timed_out" in body, (body, pair.orch.output())
 
 
 def test_kill9_of_the_orchestrator_during_a_step(pair: Pair) -> None:

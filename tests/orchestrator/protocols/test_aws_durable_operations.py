@@ -22,6 +22,7 @@ from ritornello.orchestrator.protocols.aws_durable import (
     to_wire,
 )
 from ritornello.orchestrator.protocols.aws_durable._adapter import completed_marker
+from ritornello.orchestrator.protocols.aws_durable._callbacks import renewals, timed_out
 from ritornello.orchestrator.protocols.aws_durable._operations import (
     entries_of,
     operations,
@@ -95,6 +96,45 @@ def test_a_callback_is_an_awakeable_with_the_text_sent_as_its_result() -> None:
     op = operations(INV, texts, rejected, 0)["c"]
     assert op["Status"] == "FAILED"
     assert op["CallbackDetails"]["Error"] == {"ErrorType": "CallbackError", "ErrorMessage": "no"}
+
+
+def test_a_callback_times_out_when_its_timer_fires_first() -> None:
+    options = {"TimeoutSeconds": 5, "HeartbeatTimeoutSeconds": 2}
+    start = {"Id": "c", "Type": "CALLBACK", "Action": "START", "CallbackOptions": options}
+    texts = journal(start, at=1000)
+    timers = [json.loads(t) for t in texts[2:]]
+    assert [(t["callback_timeout"], t["duration_ms"]) for t in timers] == [
+        ({"of": 1, "heartbeat": False}, 5000),
+        ({"of": 1, "heartbeat": True}, 2000),
+    ]
+    assert waiting(texts, {}) == [1, 2, 3] and timed_out(texts, {}) == {}
+    fired = {3: '{"index":3,"value":null}'}  # the heartbeat timeout, at 3000
+    assert timed_out(texts, fired) == {1: (3000, True)}
+    op = operations(INV, texts, fired, 0)["c"]
+    assert op["Status"] == "TIMED_OUT" and op["EndTimestamp"] == 3000
+    assert op["CallbackDetails"]["Error"]["ErrorType"] == "Callback.Heartbeat"
+    assert waiting(texts, fired) == []  # nothing left to wait for
+    events = history(INV, texts, fired, 0, None)
+    assert events[-1]["EventType"] == "CallbackTimedOut" and events[-1]["EventTimestamp"] == 3000
+    # completed (through the callback API) before the timer fired: it stays completed
+    early = {**fired, 1: '{"index":1,"value":1,"text":"1","at":2500}'}
+    assert timed_out(texts, early) == {}
+    assert operations(INV, texts, early, 0)["c"]["Status"] == "SUCCEEDED"
+
+
+def test_a_heartbeat_since_its_timer_started_renews_it() -> None:
+    options = {"HeartbeatTimeoutSeconds": 2}
+    start = {"Id": "c", "Type": "CALLBACK", "Action": "START", "CallbackOptions": options}
+    texts = journal(start, at=1000)
+    callback_id = json.loads(texts[1])["id"]
+    fired = {2: '{"index":2,"value":null}'}
+    assert renewals(texts, fired, {}, 3000) == []  # no heartbeat: timed out
+    assert renewals(texts, fired, {callback_id: 900}, 3000) == []  # before it started
+    (renewed,) = renewals(texts, fired, {callback_id: 2500}, 3000)
+    assert renewed["duration_ms"] == 1500 and renewed["callback_timeout"]["of"] == 1
+    renewed["wake_at"] = 4500
+    after = [*texts, json.dumps(renewed)]
+    assert timed_out(after, fired) == {} and waiting(after, fired) == [1, 3]
 
 
 def test_a_retried_step_is_pending_then_ready() -> None:
@@ -296,6 +336,21 @@ def test_history_of_a_succeeded_execution_gives_its_result() -> None:
             "WaitSeconds",
         ),
         ([{"Id": "a", "Type": "CALLBACK", "Action": "RETRY"}], "only a STEP"),
+        (
+            [{"Id": "a", "Type": "CALLBACK", "Action": "START", "CallbackOptions": 3}],
+            "TimeoutSeconds",
+        ),
+        (
+            [
+                {
+                    "Id": "a",
+                    "Type": "CALLBACK",
+                    "Action": "START",
+                    "CallbackOptions": {"HeartbeatTimeoutSeconds": -1},
+                }
+            ],
+            "HeartbeatTimeoutSeconds",
+        ),
     ],
 )
 def test_malformed_updates_are_refused(updates: Any, why: str) -> None:

@@ -48,6 +48,7 @@ from ..protocols.aws_durable import (
     history,
     invocation_of,
     names_function,
+    timed_out,
     to_wire,
 )
 from ..runtime import Engine
@@ -309,9 +310,14 @@ class DurableApi:
         if named is None or named[1] < 1:
             raise ApiError(404, _GONE, f"no callback {callback_id}")
         body = await self._body(receive)
-        if op == "heartbeat":
-            if await self.engine.store.get_invocation(named[0]) is None:
-                raise ApiError(404, _GONE, f"no callback {callback_id}")
+        entries, texts = await self.engine.store.get_journal(named[0])
+        if named[1] >= len(entries) or loads(entries[named[1]]).get("id") != callback_id:
+            raise ApiError(404, _GONE, f"no callback {callback_id}")
+        completions = {int(loads(t)["index"]): t for t in texts}
+        if named[1] in completions or named[1] in timed_out(entries, completions):
+            raise ApiError(400, _BAD, f"callback {callback_id} is already completed")
+        if op == "heartbeat":  # restarts its heartbeat timeout (docs/aws-durable.md)
+            self.engine.deployments.aws_durable.heartbeats[callback_id] = int(time.time() * 1000)
             return 200, b"{}"
         if op == "succeed":
             # the value (for Ritornello's readers) and the exact text sent (the SDK's Result)
@@ -334,6 +340,7 @@ class DurableApi:
             failure = {"code": 500, "message": str(message), "aws": error}
             result = dumps({"failure": failure, "at": int(time.time() * 1000)})
         await self.engine.complete_awakeable(callback_id, result)
+        self.engine.deployments.aws_durable.heartbeats.pop(callback_id, None)
         return 200, b"{}"
 
 

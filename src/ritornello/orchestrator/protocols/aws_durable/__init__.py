@@ -15,6 +15,7 @@ from ritornello.orchestrator.protocols.aws_durable._adapter import (
     execution_arn,
     invocation_of,
 )
+from ritornello.orchestrator.protocols.aws_durable._callbacks import timed_out
 from ritornello.orchestrator.protocols.aws_durable._history import TIMESTAMPS, history
 from ritornello.orchestrator.protocols.aws_durable._operations import (
     UpdateError,
@@ -47,5 +48,6 @@ __all__ = [
     "history",
     "invocation_of",
     "names_function",
+    "timed_out",
     "to_wire",
 ]

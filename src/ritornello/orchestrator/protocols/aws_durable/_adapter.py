@@ -38,10 +38,11 @@ from ritornello.protocol import (
 )
 from ritornello.protocol._entries import CANCEL_INDEX
 
-from ..._json import dumpb, loads
+from ..._json import dumpb, dumps, loads
 from ...core import Answered, AttemptFailed, Invocation, Invoke
 from ...invokers import Invoker, InvokerError, throttled
 from .._base import Exchange, ProtocolAdapter
+from ._callbacks import renewals
 from ._operations import UpdateError, ends, entries_of, operations, to_wire, waiting
 from ._runs import Checkpoint, Run, Runs
 
@@ -164,6 +165,18 @@ class AwsDurableProtocol(ProtocolAdapter):
             exchange.close()  # a new attempt: whatever ran before is superseded
             if CANCEL_INDEX in inv.completions:
                 return _done(rec.id, failure={"code": 409, "message": "cancelled"})
+            renewed = renewals(
+                inv.entries, inv.completions, self.runs.heartbeats, int(time.time() * 1000)
+            )
+            if renewed:  # heartbeat timeouts restarted by heartbeats: wait on, not invoked
+                after = [*inv.entries, *map(dumps, renewed)]
+                wait_on = waiting(after, inv.completions)
+                # anything else it was suspended on that completed too: suspended on it, the
+                # core invokes the function again at once (after these timers are journaled)
+                fired = {i for i in rec.waiting if 0 < i < len(after) and i in inv.completions}
+                wait_on += sorted(fired - {i for i in fired if "callback_timeout" in after[i]})
+                timers: list[Entry] = renewed  # type: ignore[assignment]
+                return Answered(rec.id, InvokeResponse("suspended", timers, wait_on))
             if not hasattr(invoker, "invoke_event"):
                 return AttemptFailed(rec.id, "aws-durable: the deployment is not a Lambda ARN")
             exchange.seen = set(inv.completions)

@@ -18,7 +18,8 @@ CHAINED_INVOKE START                 ``call`` of the handler its FunctionName na
                                      ``Service/handler``); the call's result completes it
 CALLBACK START                       ``awakeable`` whose id is the callback id: resolved or
                                      rejected through the callback API or Ritornello's
-                                     awakeable paths alike
+                                     awakeable paths alike; then a ``sleep`` per timeout
+                                     option, TIMED_OUT when it fires first (``_callbacks``)
 EXECUTION SUCCEED / FAIL             ``output``: the execution's result (one too large for the
                                      function's answer), ending the invocation
 any other (step, context, cancel)    ``run``: its ``value`` the update's payload (parsed when it
@@ -42,6 +43,7 @@ from typing import Any, Final
 from ritornello.protocol import Entry, derive_id, new_awakeable_id
 
 from ..._json import dumps, loads
+from ._callbacks import TIMEOUT_ERRORS, latest_timers, timed_out, timeout_entries
 
 OPERATION_TYPES: Final = frozenset({"STEP", "WAIT", "CALLBACK", "CONTEXT", "CHAINED_INVOKE"})
 #: Known to the API but not carried by this backend yet (docs/aws-durable.md).
@@ -91,6 +93,9 @@ def check_updates(raw: Any) -> list[dict[str, Any]]:
             _seconds(update, "WaitOptions", "WaitSeconds", where, 1)
         if kind == "STEP" and action == "RETRY":
             _seconds(update, "StepOptions", "NextAttemptDelaySeconds", where, 0)
+        if kind == "CALLBACK" and action == "START" and "CallbackOptions" in update:
+            for field in ("TimeoutSeconds", "HeartbeatTimeoutSeconds"):
+                _seconds(update, "CallbackOptions", field, where, 0)
         if kind == "CHAINED_INVOKE" and action == "START":
             options = update.get("ChainedInvokeOptions")
             target = options.get("FunctionName") if isinstance(options, dict) else None
@@ -130,7 +135,7 @@ def entries_of(
     ``Service/handler`` a chained invoke calls (None: ``UpdateError``, nothing called)."""
     out: list[Entry] = []
     final: dict[str, Any] | None = None
-    for n, update in enumerate(updates):
+    for update in updates:
         kind, action = update["Type"], update["Action"]
         if kind == "EXECUTION":
             if action == "SUCCEED":
@@ -162,10 +167,13 @@ def entries_of(
             payload = update.get("Payload")
             # the core calls what the name says (its journal view shows the call's target)
             entry.update(kind="call", name=target, input=_shown(payload) if payload else None)
-            entry["id"] = derive_id(invocation_id, first_index + n)  # the callee's id
+            entry["id"] = derive_id(invocation_id, first_index + len(out))  # the callee's id
         elif kind == "CALLBACK" and action == "START":
             entry["kind"] = "awakeable"
-            entry["id"] = new_awakeable_id(invocation_id, first_index + n)
+            entry["id"] = new_awakeable_id(invocation_id, first_index + len(out))
+            out.append(entry)  # type: ignore[arg-type]
+            out.extend(timeout_entries(update, first_index + len(out) - 1, now_ms))
+            continue
         elif "Payload" in update:
             entry["value"] = _shown(update["Payload"])
         elif action == "FAIL":
@@ -208,12 +216,15 @@ def operations(
     folded from its journal texts and the completions of its waiting entries."""
     first = loads(entries[0]) if entries else {}
     ops = {execution_id: execution_operation(execution_id, first.get("value"), started_ms)}
+    expired = timed_out(entries, completions)
     for index, text in enumerate(entries[1:], start=1):
         entry = loads(text)
         update = entry.get("aws")
         if not isinstance(update, dict):
             continue  # not an operation (a cancellation's marker, say)
         done = completions.get(index)
+        if index in expired:
+            done = dumps({"timed_out": expired[index][0], "heartbeat": expired[index][1]})
         _apply(ops, entry, update, loads(done) if done is not None else None)
     return ops
 
@@ -253,7 +264,10 @@ def _apply(
         elif kind == "CALLBACK":
             details: dict[str, Any] = {"CallbackId": entry.get("id")}
             op["CallbackDetails"] = details
-            if done is not None and "failure" in done:
+            if done is not None and "timed_out" in done:
+                details["Error"] = dict(TIMEOUT_ERRORS[bool(done.get("heartbeat"))])
+                op.update(Status="TIMED_OUT", EndTimestamp=done["timed_out"])
+            elif done is not None and "failure" in done:
                 failure = done["failure"]
                 details["Error"] = failure.get("aws") or {
                     "ErrorType": "CallbackError",
@@ -298,13 +312,26 @@ def _apply(
 
 
 def waiting(entries: list[str], completions: dict[int, str], first: int = 1) -> list[int]:
-    """Indices of the operations' entries still waiting for a completion (timers, callbacks)."""
+    """Indices of the operations' entries still waiting for a completion (timers, callbacks,
+    and the timeout timers of callbacks not completed nor timed out)."""
+    expired = timed_out(entries, completions)
+    live = {
+        index
+        for (of, _), (index, _entry) in latest_timers(entries).items()
+        if of not in completions and of not in expired
+    }
     out = []
     for index in range(first, len(entries)):
         if index in completions:
             continue
+        if index in live:
+            out.append(index)
+            continue
         entry = loads(entries[index])
-        if "aws" in entry and entry.get("kind") in ("sleep", "awakeable", "call"):
+        kind = entry.get("kind")
+        if "aws" in entry and kind in ("sleep", "awakeable", "call"):
+            if kind == "awakeable" and index in expired:
+                continue  # timed out: nothing to wait for
             out.append(index)
     return out
 

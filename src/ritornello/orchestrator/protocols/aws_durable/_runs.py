@@ -65,6 +65,9 @@ class Runs:
         #: the registered durable functions: qualified ARN -> service (what a chained invoke
         #: of a FunctionName calls)
         self.functions: dict[str, str] = {}
+        #: the last heartbeat (Unix ms) of each callback heartbeated through this process
+        #: (SendDurableExecutionCallbackHeartbeat): what restarts its heartbeat timeout
+        self.heartbeats: dict[str, int] = {}
 
     def target_of(self, function: str) -> str | None:
         """The handler a chained invoke of ``function`` calls: ``SERVICE/run`` of the
