@@ -71,9 +71,17 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
 
         ctx.step(publish, name="publish")
         try:
-            return {"approved": callback.result()}
+            outcome = {"approved": callback.result()}
         except CallbackTimeoutError as exc:
-            return {"timed_out": str(exc)}
+            outcome = {"timed_out": str(exc)}
+        if not event.get("after_s"):
+            return outcome
+        # the outcome seen, as a step named for it (a replay that saw another outcome would
+        # run another step), then a wait: the execution replays the callback after it
+        seen = next(iter(outcome))
+        ctx.step(lambda _: _ledger(ctx, f"saw-{seen}") or seen, name=f"saw-{seen}")
+        ctx.wait(Duration.from_seconds(event["after_s"]), name="after")
+        return outcome
     if mode == "zombie":
         ctx.step(lambda _: _ledger(ctx, "first") or 1, name="first")
 

@@ -6,6 +6,7 @@ its ``AWS_ENDPOINT_URL_LAMBDA`` the orchestrator's ingress), registered by ARN; 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -241,16 +242,32 @@ def test_a_callback_resolved_through_the_awakeable_path(pair: Pair) -> None:
 
 
 def test_a_callback_times_out_and_a_late_completion_is_refused(pair: Pair) -> None:
+    """The SDK sees the callback TIMED_OUT; a late success, failure or heartbeat through the
+    durable API, and a late resolve or reject through Ritornello's awakeable paths, are all
+    refused and change nothing; after a kill -9 and a restart the execution replays the
+    callback as TIMED_OUT again (a replay that saw it completed would run another step)."""
     publish = pair.tmp / "callback-timeout.txt"
-    inv = pair.send({"mode": "callback", "publish_to": str(publish), "timeout_s": 1})
+    event = {"mode": "callback", "publish_to": str(publish), "timeout_s": 1, "after_s": 3}
+    inv = pair.send(event)
     callback_id = wait_for(publish)
-    started = time.monotonic()
-    status, body = pair.attach(inv)
-    # the SDK saw the CALLBACK TIMED_OUT (its CallbackTimeoutError, caught by the handler)
-    assert status == 200 and "timed_out" in body, (body, pair.orch.output())
-    assert time.monotonic() - started < 10
-    timer = [e for e in journal(pair, inv) if "callback_timeout" in e]
+    deadline = time.monotonic() + 10
+    while pair.ran(inv)["saw-timed_out"] != 1:  # the SDK saw the timeout: its step ran
+        assert time.monotonic() < deadline, pair.orch.output()
+        time.sleep(0.05)
+    suspended(pair, inv)  # in the wait after it
+    before = journal(pair, inv)
+    (awakeable,) = [e for e in before if e["kind"] == "awakeable"]
+    assert awakeable["completion"]["failure"]["timed_out"] == "TIMEOUT", awakeable
+    timer = [e for e in before if "callback_timeout" in e]
     assert [(e["kind"], e["duration_ms"]) for e in timer] == [("sleep", 1000)], timer
+    ingress = pair.orch.ingress
+    for path, body, kind in (
+        (f"/restate/awakeables/{callback_id}/resolve", b'"late"', "application/json"),
+        (f"/restate/a/{callback_id}/resolve", b'"late"', "application/json"),
+        (f"/restate/awakeables/{callback_id}/reject", b"late", "text/plain"),
+    ):
+        status, answer, _ = http("POST", ingress + path, raw=body, headers={"content-type": kind})
+        assert status == 409 and "timed out" in json.dumps(answer), (path, status, answer)
     client = lambda_client(pair)
     for late in (
         lambda: client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"1"),
@@ -259,14 +276,79 @@ def test_a_callback_times_out_and_a_late_completion_is_refused(pair: Pair) -> No
         ),
         lambda: client.send_durable_execution_callback_heartbeat(CallbackId=callback_id),
     ):
-        with pytest.raises(client.exceptions.InvalidParameterValueException):
+        with pytest.raises(client.exceptions.InvalidParameterValueException, match="timed out"):
             late()
+    assert journal(pair, inv) == before  # nothing changed
+    pair.orch.kill9()  # during the wait that follows: the function replays after it
+    pair.restart_orchestrator()
+    status, body = pair.attach(inv)
+    assert status == 200 and "timed_out" in body, (body, pair.orch.output())
+    assert pair.ran(inv) == {"publish": 1, "saw-timed_out": 1}  # no saw-approved: no divergence
+    # as before, but for the wait's completion
+    after = [
+        {k: v for k, v in e.items() if k != "completion" or e["name"] != "WAIT START after"}
+        for e in journal(pair, inv)
+    ]
+    assert after[: len(before)] == before, (before, after)
     arn = f"{ARN}/durable-execution/{inv}/{inv}"
     events = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
     timed_out = [e for e in events if e["EventType"] == "CallbackTimedOut"]
     assert len(timed_out) == 1 and timed_out[0]["Name"] == "approval", events
     error = timed_out[0]["CallbackTimedOutDetails"]["Error"]["Payload"]
     assert error["ErrorType"] == "Callback.Timeout", error
+
+
+def test_a_timeout_and_a_completion_racing_one_wins(pair: Pair) -> None:
+    """Completions sent within milliseconds of their callbacks' timeouts, through both paths:
+    each callback ends exactly one way — the completion accepted and the execution approved,
+    or the completion refused and the execution timed out — and the journal says the same."""
+    runs = []
+    for n in range(8):
+        publish = pair.tmp / f"callback-race-{n}.txt"
+        runs.append(
+            (pair.send({"mode": "callback", "publish_to": str(publish), "timeout_s": 1}), publish)
+        )
+    targets = []
+    for n, (inv, publish) in enumerate(runs):
+        callback_id = wait_for(publish)
+        (awakeable,) = [e for e in journal(pair, inv) if e["kind"] == "awakeable"]
+        (timer,) = [e for e in journal(pair, inv) if "callback_timeout" in e]
+        # around the timer's due time: from 100 ms before to 250 ms after it
+        targets.append((timer["wake_at"] / 1000 - 0.1 + n * 0.05, inv, callback_id, n % 2))
+    accepted: dict[str, bool] = {}
+
+    def complete(at: float, inv: str, callback_id: str, durable_api: bool) -> None:
+        time.sleep(max(0.0, at - time.time()))
+        if durable_api:
+            client = lambda_client(pair)
+            try:
+                client.send_durable_execution_callback_success(
+                    CallbackId=callback_id, Result=b'"raced"'
+                )
+                accepted[inv] = True
+            except client.exceptions.InvalidParameterValueException:
+                accepted[inv] = False
+            return
+        status, _, _ = http(
+            "POST", f"{pair.orch.ingress}/restate/awakeables/{callback_id}/resolve", "raced"
+        )
+        assert status in (202, 409), status
+        accepted[inv] = status == 202
+
+    threads = [threading.Thread(target=complete, args=t) for t in sorted(targets)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for _, inv, _, _ in targets:
+        status, body = pair.attach(inv)
+        assert status == 200, (body, pair.orch.output())
+        (awakeable,) = [e for e in journal(pair, inv) if e["kind"] == "awakeable"]
+        timed_out = "timed_out" in awakeable["completion"].get("failure", {})
+        assert accepted[inv] is not timed_out, (accepted[inv], awakeable, body)
+        assert ("timed_out" in body) is timed_out, (body, awakeable)
+    # both outcomes happened (else the race was not run): the completions straddle the timer
+    assert set(accepted.values()) == {True, False}, accepted
 
 
 def test_heartbeats_keep_a_callback_alive(pair: Pair) -> None:

@@ -22,7 +22,13 @@ from ritornello.orchestrator.protocols.aws_durable import (
     to_wire,
 )
 from ritornello.orchestrator.protocols.aws_durable._adapter import completed_marker
-from ritornello.orchestrator.protocols.aws_durable._callbacks import renewals, timed_out
+from ritornello.orchestrator.protocols.aws_durable._callbacks import (
+    decide,
+    due,
+    heartbeat_result,
+    heartbeat_timer,
+    timeout_result,
+)
 from ritornello.orchestrator.protocols.aws_durable._operations import (
     entries_of,
     operations,
@@ -98,7 +104,12 @@ def test_a_callback_is_an_awakeable_with_the_text_sent_as_its_result() -> None:
     assert op["CallbackDetails"]["Error"] == {"ErrorType": "CallbackError", "ErrorMessage": "no"}
 
 
-def test_a_callback_times_out_when_its_timer_fires_first() -> None:
+def completion(index: int, result: str) -> str:
+    """A completion text as the core stores it."""
+    return f'{{"index":{index},{result[1:]}'
+
+
+def test_a_callback_is_timed_out_only_by_its_awakeables_completion() -> None:
     options = {"TimeoutSeconds": 5, "HeartbeatTimeoutSeconds": 2}
     start = {"Id": "c", "Type": "CALLBACK", "Action": "START", "CallbackOptions": options}
     texts = journal(start, at=1000)
@@ -107,34 +118,57 @@ def test_a_callback_times_out_when_its_timer_fires_first() -> None:
         ({"of": 1, "heartbeat": False}, 5000),
         ({"of": 1, "heartbeat": True}, 2000),
     ]
-    assert waiting(texts, {}) == [1, 2, 3] and timed_out(texts, {}) == {}
-    fired = {3: '{"index":3,"value":null}'}  # the heartbeat timeout, at 3000
-    assert timed_out(texts, fired) == {1: (3000, True)}
-    op = operations(INV, texts, fired, 0)["c"]
+    # only the heartbeat timer can be completed from outside (by a heartbeat): it has an id
+    assert "id" not in timers[0] and parse_awakeable_id(timers[1]["id"]) == (INV, 3)
+    assert waiting(texts, {}) == [1, 2, 3] and due(texts, {}) == []
+    fired = {3: '{"index":3,"value":null}'}  # the heartbeat timer fired: nothing decided yet
+    assert operations(INV, texts, fired, 0)["c"]["Status"] == "STARTED"
+    assert [d.index for d in due(texts, fired)] == [3]
+    renew, expire = decide(texts, fired, {}, INV, 3000)
+    assert renew == [] and expire == {1: True}
+    # the decision is the awakeable's completion: that alone makes it TIMED_OUT
+    done = {**fired, 1: completion(1, timeout_result(True, 3000))}
+    op = operations(INV, texts, done, 0)["c"]
     assert op["Status"] == "TIMED_OUT" and op["EndTimestamp"] == 3000
     assert op["CallbackDetails"]["Error"]["ErrorType"] == "Callback.Heartbeat"
-    assert waiting(texts, fired) == []  # nothing left to wait for
-    events = history(INV, texts, fired, 0, None)
+    assert waiting(texts, done) == [] and due(texts, done) == []
+    events = history(INV, texts, done, 0, None)
     assert events[-1]["EventType"] == "CallbackTimedOut" and events[-1]["EventTimestamp"] == 3000
-    # completed (through the callback API) before the timer fired: it stays completed
-    early = {**fired, 1: '{"index":1,"value":1,"text":"1","at":2500}'}
-    assert timed_out(texts, early) == {}
-    assert operations(INV, texts, early, 0)["c"]["Status"] == "SUCCEEDED"
+    assert events[-1]["CallbackTimedOutDetails"]["Error"]["Payload"]["ErrorType"] == (
+        "Callback.Heartbeat"
+    )
+    # completed first (a success): the timers that fire later decide nothing
+    early = {**fired, 2: '{"index":2,"value":null}', 1: '{"index":1,"value":1,"at":2500}'}
+    assert due(texts, early) == [] and operations(INV, texts, early, 0)["c"]["Status"] == (
+        "SUCCEEDED"
+    )
 
 
-def test_a_heartbeat_since_its_timer_started_renews_it() -> None:
+def test_a_heartbeat_renews_the_heartbeat_timer_from_its_time() -> None:
     options = {"HeartbeatTimeoutSeconds": 2}
     start = {"Id": "c", "Type": "CALLBACK", "Action": "START", "CallbackOptions": options}
     texts = journal(start, at=1000)
-    callback_id = json.loads(texts[1])["id"]
-    fired = {2: '{"index":2,"value":null}'}
-    assert renewals(texts, fired, {}, 3000) == []  # no heartbeat: timed out
-    assert renewals(texts, fired, {callback_id: 900}, 3000) == []  # before it started
-    (renewed,) = renewals(texts, fired, {callback_id: 2500}, 3000)
-    assert renewed["duration_ms"] == 1500 and renewed["callback_timeout"]["of"] == 1
-    renewed["wake_at"] = 4500
-    after = [*texts, json.dumps(renewed)]
-    assert timed_out(after, fired) == {} and waiting(after, fired) == [1, 3]
+    index, timer = heartbeat_timer(texts, 1) or (0, {})
+    assert index == 2 and timer["callback_timeout"] == {"of": 1, "heartbeat": True}
+    beat = {2: completion(2, heartbeat_result(2500))}
+    (renewed,), expire = decide(texts, beat, {}, INV, 2600)
+    assert expire == {} and renewed["duration_ms"] == 1900  # 2500 + 2000 - 2600
+    assert parse_awakeable_id(renewed["id"]) == (INV, 3)
+    after = [*texts, json.dumps({**renewed, "wake_at": 4500})]
+    assert waiting(after, beat) == [1, 3] and due(after, beat) == []
+    assert heartbeat_timer(after, 1) == (3, json.loads(after[3]))
+    # fired in this process's memory, but the store has the heartbeat: the heartbeat wins
+    slept = {2: '{"index":2,"value":null}'}
+    assert decide(texts, slept, beat, INV, 2600)[1] == {}
+    assert decide(texts, slept, {}, INV, 2600)[1] == {1: True}
+    # a heartbeat whose timeout has passed since (the orchestrator was down): timed out
+    assert decide(texts, beat, {}, INV, 4600) == ([], {1: True})
+    # both timers due: the timeout wins, no new heartbeat timer
+    both = journal(
+        {**start, "CallbackOptions": {"TimeoutSeconds": 1, "HeartbeatTimeoutSeconds": 2}}, at=0
+    )
+    fired = {2: '{"index":2,"value":null}', 3: completion(3, heartbeat_result(900))}
+    assert decide(both, fired, {}, INV, 1000) == ([], {1: False})
 
 
 def test_a_retried_step_is_pending_then_ready() -> None:

@@ -45,6 +45,9 @@ from ..protocols.aws_durable import (
     UpdateError,
     check_updates,
     execution_arn,
+    heartbeat_of,
+    heartbeat_result,
+    heartbeat_timer,
     history,
     invocation_of,
     names_function,
@@ -311,14 +314,15 @@ class DurableApi:
             raise ApiError(404, _GONE, f"no callback {callback_id}")
         body = await self._body(receive)
         entries, texts = await self.engine.store.get_journal(named[0])
-        if named[1] >= len(entries) or loads(entries[named[1]]).get("id") != callback_id:
+        entry = loads(entries[named[1]]) if named[1] < len(entries) else {}
+        if entry.get("id") != callback_id or entry.get("kind") != "awakeable":
             raise ApiError(404, _GONE, f"no callback {callback_id}")
         completions = {int(loads(t)["index"]): t for t in texts}
-        if named[1] in completions or named[1] in timed_out(entries, completions):
-            raise ApiError(400, _BAD, f"callback {callback_id} is already completed")
-        if op == "heartbeat":  # restarts its heartbeat timeout (docs/aws-durable.md)
-            self.engine.deployments.aws_durable.heartbeats[callback_id] = int(time.time() * 1000)
-            return 200, b"{}"
+        if named[1] in completions:  # completed, or timed out (docs/aws-durable.md)
+            how = "timed out" if timed_out(loads(completions[named[1]])) else "completed"
+            raise ApiError(400, _BAD, f"callback {callback_id} is already {how}")
+        if op == "heartbeat":
+            return await self._heartbeat(callback_id, named, entries, completions)
         if op == "succeed":
             # the value (for Ritornello's readers) and the exact text sent (the SDK's Result)
             text = body.decode("utf-8", "replace")
@@ -340,8 +344,30 @@ class DurableApi:
             failure = {"code": 500, "message": str(message), "aws": error}
             result = dumps({"failure": failure, "at": int(time.time() * 1000)})
         await self.engine.complete_awakeable(callback_id, result)
-        self.engine.deployments.aws_durable.heartbeats.pop(callback_id, None)
         return 200, b"{}"
+
+    async def _heartbeat(
+        self, callback_id: str, named: tuple[str, int], entries: list[str], done: dict[int, str]
+    ) -> tuple[int, bytes]:
+        """A heartbeat completes the callback's heartbeat timer early, through the awakeable
+        path (fresh: durable, and refused once the timer fired); the adapter journals the
+        next timer. Without a heartbeat timeout it changes nothing."""
+        found = heartbeat_timer(entries, named[1])
+        if found is None:
+            return 200, b"{}"
+        index, timer = found
+        if index not in done:
+            try:
+                await self.engine.complete_awakeable(
+                    str(timer["id"]), heartbeat_result(int(time.time() * 1000))
+                )
+                return 200, b"{}"
+            except StateConflictError:  # its timer fired, or a heartbeat came just before
+                _, texts = await self.engine.store.get_journal(named[0])
+                done = {int(loads(t)["index"]): t for t in texts}
+        if heartbeat_of(done.get(index)) is None:  # it fired: the callback times out
+            raise ApiError(400, _BAD, f"callback {callback_id}: its heartbeat timed out")
+        return 200, b"{}"  # a heartbeat just before this one renews the timer
 
 
 def _status(rec: InvocationRecord) -> str:

@@ -91,7 +91,9 @@ class Deployments:
         self.max_discovery_bytes = max_discovery_bytes
         self.protocol: ProtocolAdapter = RitornelloProtocol()
         #: the live runs of AWS durable functions, which the ingress's durable API reaches
-        self.aws_durable = Runs(signing_secret.encode() if signing_secret else None)
+        self.aws_durable = Runs(
+            signing_secret.encode() if signing_secret else None, store.get_journal
+        )
         #: the refresh running now, and the one that will start when it ends (for misses that
         #: came after the running one had read the store)
         self._refreshing: asyncio.Future[None] | None = None

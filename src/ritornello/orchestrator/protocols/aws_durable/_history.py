@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from ..._json import dumps, loads
 from ._adapter import execution_arn
-from ._callbacks import TIMEOUT_ERRORS, timed_out
+from ._callbacks import timed_out
 
 _PAST: Final = {
     "START": "Started",
@@ -72,7 +72,6 @@ def history(
     completed: list[tuple[int, dict[str, Any]]] = []  # (events before it, its event)
     runs: list[tuple[int, int, int]] = []  # InvocationCompleted: (its position, start, end)
     attempts: dict[str, int] = {}
-    expired = timed_out(entries, completions)
     for index, text in enumerate(entries[1:], start=1):
         entry = loads(text)
         run = entry.get("invocation_completed")
@@ -112,16 +111,6 @@ def history(
             }
         )
         done = completions.get(index)
-        if index in expired:  # the callback's timeout fired before any completion
-            event = {
-                "EventType": "CallbackTimedOut",
-                "EventTimestamp": expired[index][0],
-                "CallbackTimedOutDetails": {
-                    "Error": {"Payload": dict(TIMEOUT_ERRORS[expired[index][1]])}
-                },
-            }
-            completed.append((len(events), {**base, **event}))
-            continue
         if done is None or entry.get("kind") not in ("sleep", "awakeable", "call"):
             continue
         completion = _completion(kind, update, entry, loads(done))
@@ -222,6 +211,13 @@ def _completion(
             "WaitSucceededDetails": {"Duration": seconds},
         }
     failure = done.get("failure")
+    expired = timed_out(done)
+    if expired is not None and isinstance(failure, dict):  # its timeout completed it
+        return {
+            "EventType": "CallbackTimedOut",
+            "EventTimestamp": expired[0],
+            "CallbackTimedOutDetails": {"Error": {"Payload": failure["aws"]}},
+        }
     if isinstance(failure, dict):
         error = failure.get("aws") or {
             "ErrorType": "CallbackError" if kind == "Callback" else "InvokeError",

@@ -19,7 +19,8 @@ CHAINED_INVOKE START                 ``call`` of the handler its FunctionName na
 CALLBACK START                       ``awakeable`` whose id is the callback id: resolved or
                                      rejected through the callback API or Ritornello's
                                      awakeable paths alike; then a ``sleep`` per timeout
-                                     option, TIMED_OUT when it fires first (``_callbacks``)
+                                     option; TIMED_OUT when the awakeable's completion is a
+                                     timeout (``_callbacks``)
 EXECUTION SUCCEED / FAIL             ``output``: the execution's result (one too large for the
                                      function's answer), ending the invocation
 any other (step, context, cancel)    ``run``: its ``value`` the update's payload (parsed when it
@@ -43,7 +44,7 @@ from typing import Any, Final
 from ritornello.protocol import Entry, derive_id, new_awakeable_id
 
 from ..._json import dumps, loads
-from ._callbacks import TIMEOUT_ERRORS, latest_timers, timed_out, timeout_entries
+from ._callbacks import live_timers, timed_out, timeout_entries
 
 OPERATION_TYPES: Final = frozenset({"STEP", "WAIT", "CALLBACK", "CONTEXT", "CHAINED_INVOKE"})
 #: Known to the API but not carried by this backend yet (docs/aws-durable.md).
@@ -172,7 +173,8 @@ def entries_of(
             entry["kind"] = "awakeable"
             entry["id"] = new_awakeable_id(invocation_id, first_index + len(out))
             out.append(entry)  # type: ignore[arg-type]
-            out.extend(timeout_entries(update, first_index + len(out) - 1, now_ms))
+            timers = timeout_entries(update, invocation_id, first_index + len(out) - 1, now_ms)
+            out.extend(timers)  # type: ignore[arg-type]
             continue
         elif "Payload" in update:
             entry["value"] = _shown(update["Payload"])
@@ -216,15 +218,12 @@ def operations(
     folded from its journal texts and the completions of its waiting entries."""
     first = loads(entries[0]) if entries else {}
     ops = {execution_id: execution_operation(execution_id, first.get("value"), started_ms)}
-    expired = timed_out(entries, completions)
     for index, text in enumerate(entries[1:], start=1):
         entry = loads(text)
         update = entry.get("aws")
         if not isinstance(update, dict):
             continue  # not an operation (a cancellation's marker, say)
         done = completions.get(index)
-        if index in expired:
-            done = dumps({"timed_out": expired[index][0], "heartbeat": expired[index][1]})
         _apply(ops, entry, update, loads(done) if done is not None else None)
     return ops
 
@@ -264,9 +263,10 @@ def _apply(
         elif kind == "CALLBACK":
             details: dict[str, Any] = {"CallbackId": entry.get("id")}
             op["CallbackDetails"] = details
-            if done is not None and "timed_out" in done:
-                details["Error"] = dict(TIMEOUT_ERRORS[bool(done.get("heartbeat"))])
-                op.update(Status="TIMED_OUT", EndTimestamp=done["timed_out"])
+            expired = timed_out(done)
+            if done is not None and expired is not None:
+                details["Error"] = done["failure"]["aws"]
+                op.update(Status="TIMED_OUT", EndTimestamp=expired[0])
             elif done is not None and "failure" in done:
                 failure = done["failure"]
                 details["Error"] = failure.get("aws") or {
@@ -313,13 +313,8 @@ def _apply(
 
 def waiting(entries: list[str], completions: dict[int, str], first: int = 1) -> list[int]:
     """Indices of the operations' entries still waiting for a completion (timers, callbacks,
-    and the timeout timers of callbacks not completed nor timed out)."""
-    expired = timed_out(entries, completions)
-    live = {
-        index
-        for (of, _), (index, _entry) in latest_timers(entries).items()
-        if of not in completions and of not in expired
-    }
+    and the running timeout timers of open callbacks)."""
+    live = live_timers(entries, completions)
     out = []
     for index in range(first, len(entries)):
         if index in completions:
@@ -330,8 +325,6 @@ def waiting(entries: list[str], completions: dict[int, str], first: int = 1) -> 
         entry = loads(entries[index])
         kind = entry.get("kind")
         if "aws" in entry and kind in ("sleep", "awakeable", "call"):
-            if kind == "awakeable" and index in expired:
-                continue  # timed out: nothing to wait for
             out.append(index)
     return out
 
