@@ -374,6 +374,48 @@ def test_a_heartbeat_timeout_fires_without_heartbeats(pair: Pair) -> None:
     assert status == 200 and "timed_out" in body, (body, pair.orch.output())
 
 
+def test_a_heartbeat_survives_kill9_of_the_orchestrator(pair: Pair) -> None:
+    """A heartbeat is in the store: after a kill -9 right after it and a restart, the
+    heartbeat timeout counts from it — the callback outlives its first deadline and can still
+    be completed, and one left alone times out a heartbeat timeout after the heartbeat."""
+    client = lambda_client(pair)
+    invs, ids = [], []
+    for name in ("kept", "left"):
+        publish = pair.tmp / f"callback-heartbeat-kill9-{name}.txt"
+        invs.append(pair.send({"mode": "callback", "publish_to": str(publish), "heartbeat_s": 6}))
+        ids.append(wait_for(publish))
+    for inv in invs:
+        suspended(pair, inv)
+    first = max(e["wake_at"] for inv in invs for e in journal(pair, inv) if "callback_timeout" in e)
+    time.sleep(max(0.0, first / 1000 - 4 - time.time()))  # 2 s into the 6
+    for callback_id in ids:
+        client.send_durable_execution_callback_heartbeat(CallbackId=callback_id)
+    pair.orch.kill9()
+    pair.restart_orchestrator()
+    time.sleep(max(0.0, first / 1000 + 0.5 - time.time()))  # past the first deadline
+    for inv in invs:
+        (awakeable,) = [e for e in journal(pair, inv) if e["kind"] == "awakeable"]
+        assert "completion" not in awakeable, (awakeable, pair.orch.output())
+    client = lambda_client(pair)
+    client.send_durable_execution_callback_success(CallbackId=ids[0], Result=b'"late but alive"')
+    assert pair.attach(invs[0]) == (200, {"approved": '"late but alive"'}), pair.orch.output()
+    status, body = pair.attach(invs[1])
+    assert status == 200 and "Callback heartbeat timed out" in body["timed_out"], body
+    entries = journal(pair, invs[1])
+    beats = [
+        e["completion"]["heartbeat"] for e in entries if "heartbeat" in e.get("completion", {})
+    ]
+    assert len(beats) == 1, entries
+    arn = f"{ARN}/durable-execution/{invs[1]}/{invs[1]}"
+    events = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    (timed_out,) = [e for e in events if e["EventType"] == "CallbackTimedOut"]
+    at = timed_out["EventTimestamp"].timestamp()
+    assert beats[0] / 1000 + 6 - 0.05 <= at < beats[0] / 1000 + 9, (beats, at)
+    assert timed_out["CallbackTimedOutDetails"]["Error"]["Payload"]["ErrorType"] == (
+        "Callback.Heartbeat"
+    )
+
+
 def test_a_zombie_run_cannot_checkpoint(pair: Pair) -> None:
     """The first run outlives its attempt (2 s): the attempt after it starts a new run, and
     the zombie's checkpoint token is refused when it wakes; its step's result is never
