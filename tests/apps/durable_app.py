@@ -159,6 +159,14 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
             return ctx.step(once, name="once", config=config)
         except StepError as exc:
             return f"interrupted: {exc}"
+    if mode == "failing-step":  # a step that fails for good: its one attempt raises
+
+        def out_of_stock(_: StepContext) -> str:
+            _ledger(ctx, "out-of-stock")
+            raise RuntimeError("no stock left")
+
+        once = StepConfig(retry_strategy=create_retry_strategy(RetryStrategyConfig(max_attempts=1)))
+        return ctx.step(out_of_stock, name="reserve", config=once)
     if mode == "fail":
         ctx.step(lambda _: _ledger(ctx, "doomed") or 1, name="doomed")
         raise ValueError("the order is invalid")

@@ -599,6 +599,59 @@ def test_history_and_listing_through_boto3(pair: Pair) -> None:
         client.get_durable_execution_history(DurableExecutionArn=arn, Marker="x")
 
 
+def test_history_events_of_failed_steps_waits_and_stopped_executions(pair: Pair) -> None:
+    """GetDurableExecutionHistory through boto3 (which parses each event by Lambda's model):
+    a step that failed for good, a retried one, a wait's schedule and a stopped execution."""
+    client = lambda_client(pair)
+
+    def events(inv: str) -> list[dict[str, Any]]:
+        arn = f"{ARN}/durable-execution/{inv}/{inv}"
+        return list(client.get_durable_execution_history(DurableExecutionArn=arn)["Events"])
+
+    status, body, headers = pair.call({"mode": "failing-step"})
+    assert status == 500 and "no stock left" in body["message"], body
+    failed = events(headers["x-restate-id"])
+    kinds = [e["EventType"] for e in failed]
+    assert kinds[1:3] == ["StepStarted", "StepFailed"] and kinds[-1] == "ExecutionFailed", kinds
+    step = failed[2]
+    assert step["Name"] == "reserve" and step["StepFailedDetails"]["RetryDetails"] == {
+        "CurrentAttempt": 1
+    }, step
+    error = step["StepFailedDetails"]["Error"]["Payload"]
+    assert error["ErrorType"] == "RuntimeError" and error["ErrorMessage"] == "no stock left"
+    assert failed[-1]["ExecutionFailedDetails"]["Error"]["Payload"]["ErrorType"], failed[-1]
+
+    status, body, headers = pair.call({"mode": "retry", "marker": str(pair.tmp / "h-retry")})
+    assert status == 200, body
+    retried = [e for e in events(headers["x-restate-id"]) if e["EventType"] == "StepFailed"]
+    (attempt,) = retried
+    assert attempt["StepFailedDetails"]["RetryDetails"] == {
+        "CurrentAttempt": 1,
+        "NextAttemptDelaySeconds": 1,
+    }, attempt
+    assert attempt["StepFailedDetails"]["Error"]["Payload"]["ErrorMessage"] == (
+        "first attempt fails"
+    )
+
+    status, body, headers = pair.call({"mode": "wait", "seconds": 1})
+    assert status == 200, body
+    waited = events(headers["x-restate-id"])
+    (started,) = [e for e in waited if e["EventType"] == "WaitStarted"]
+    details = started["WaitStartedDetails"]
+    assert details["Duration"] == 1, details
+    late = details["ScheduledEndTimestamp"] - started["EventTimestamp"]
+    assert 0.9 < late.total_seconds() < 1.5, details
+
+    publish = pair.tmp / "callback-history-stop.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish)})
+    wait_for(publish)
+    suspended(pair, inv)
+    client.stop_durable_execution(DurableExecutionArn=f"{ARN}/durable-execution/{inv}/{inv}")
+    stopped = events(inv)
+    assert stopped[-1]["EventType"] == "ExecutionStopped", stopped
+    assert stopped[-1]["ExecutionStoppedDetails"]["Error"]["Payload"]["ErrorMessage"], stopped
+
+
 def test_a_result_over_the_answer_limit_is_checkpointed(pair: Pair) -> None:
     size = 6 * 1024 * 1024
     inv = pair.send({"mode": "big", "size": size})

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ritornello.orchestrator.core import KILLED_RESULT, completion_text
 from ritornello.orchestrator.protocols.aws_durable import (
     INVALID_TOKEN,
     Checkpoint,
@@ -244,6 +245,21 @@ def test_a_chained_invoke_is_a_call_of_the_handler_its_function_names() -> None:
     assert events[2]["ChainedInvokeSucceededDetails"] == {"Result": {"Payload": '{"t":3}'}}
     failed = operations(INV, texts, {1: '{"index":1,"failure":{"code":500,"message":"x"}}'}, 0)
     assert failed["i"]["Status"] == "FAILED"
+    # a callee an operator killed (StopDurableExecution): STOPPED, and so in the history
+    killed = {1: completion_text(1, KILLED_RESULT)}
+    assert operations(INV, texts, killed, 0)["i"]["Status"] == "STOPPED"
+    stopped = history(INV, texts, killed, 0, ("Stopped", 5), KILLED_RESULT)
+    assert [e["EventType"] for e in stopped] == [
+        "ExecutionStarted",
+        "ChainedInvokeStarted",
+        "ChainedInvokeStopped",
+        "ExecutionStopped",
+    ]
+    error = {"ErrorType": "InvokeError", "ErrorMessage": "killed by an operator"}
+    assert stopped[2]["ChainedInvokeStoppedDetails"] == {"Error": {"Payload": error}}
+    assert stopped[3]["ExecutionStoppedDetails"] == {
+        "Error": {"Payload": {"ErrorMessage": "killed by an operator"}}
+    }
     for named, target in [
         (FN, "Orders/run"),
         ("123456789012:function:orders:1", "Orders/run"),
@@ -349,7 +365,7 @@ def test_history_of_a_succeeded_execution_gives_its_result() -> None:
     events = history(
         INV, texts, {1: '{"index":1,"value":null}'}, 0, ("Succeeded", 9), '{"value":[1]}'
     )
-    assert events[1]["WaitStartedDetails"] == {"Duration": 3}
+    assert events[1]["WaitStartedDetails"] == {"Duration": 3, "ScheduledEndTimestamp": 4000}
     assert events[2]["WaitSucceededDetails"] == {"Duration": 3}  # no run ended between
     assert events[-1]["ExecutionSucceededDetails"] == {"Result": {"Payload": "[1]"}}
 

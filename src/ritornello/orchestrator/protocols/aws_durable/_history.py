@@ -25,6 +25,7 @@ from typing import Any, Final
 from ..._json import dumps, loads
 from ._adapter import execution_arn
 from ._callbacks import timed_out
+from ._operations import KILLED
 
 _PAST: Final = {
     "START": "Started",
@@ -44,6 +45,7 @@ _KIND: Final = {
 TIMESTAMPS: Final = (
     ("InvocationCompletedDetails", "StartTimestamp"),
     ("InvocationCompletedDetails", "EndTimestamp"),
+    ("WaitStartedDetails", "ScheduledEndTimestamp"),
 )
 
 
@@ -160,6 +162,8 @@ def _details(
     if action == "START":
         if kind == "WAIT":
             out["Duration"] = (update.get("WaitOptions") or {}).get("WaitSeconds")
+            if isinstance(entry.get("wake_at"), int):
+                out["ScheduledEndTimestamp"] = entry["wake_at"]
         elif kind == "CALLBACK":
             out["CallbackId"] = entry.get("id")
             options = update.get("CallbackOptions") or {}
@@ -223,7 +227,8 @@ def _completion(
             "ErrorType": "CallbackError" if kind == "Callback" else "InvokeError",
             "ErrorMessage": str(failure.get("message")),
         }
-        out = {"EventType": kind + "Failed", kind + "FailedDetails": {"Error": {"Payload": error}}}
+        past = "Stopped" if kind == "ChainedInvoke" and failure == KILLED else "Failed"
+        out = {"EventType": kind + past, kind + past + "Details": {"Error": {"Payload": error}}}
     else:
         text = done.get("text")  # a callback's result as sent, else the JSON value
         payload = text if isinstance(text, str) else dumps(done.get("value"))
