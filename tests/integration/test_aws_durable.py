@@ -527,6 +527,12 @@ def test_executions_are_described_and_stopped_through_boto3(pair: Pair) -> None:
     client.stop_durable_execution(DurableExecutionArn=arn)
     assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "STOPPED"
     assert pair.attach(waiting)[0] == 409
+    # its callback is gone with it: completing or heartbeating it is refused
+    callback_id = publish.read_text()
+    with pytest.raises(client.exceptions.InvalidParameterValueException, match="killed"):
+        client.send_durable_execution_callback_heartbeat(CallbackId=callback_id)
+    with pytest.raises(client.exceptions.InvalidParameterValueException, match="killed"):
+        client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"1")
 
 
 def test_a_step_retried_after_a_durable_timer(pair: Pair) -> None:

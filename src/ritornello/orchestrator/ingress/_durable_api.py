@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from ritornello.protocol import parse_awakeable_id
-from ritornello.store import InvocationRecord
+from ritornello.store import FINAL_STATUSES, InvocationRecord
 
 from .._json import dumpb, dumps, loads
 from ..errors import NotFoundError, OrchestratorError, StateConflictError
@@ -352,6 +352,11 @@ class DurableApi:
         """A heartbeat completes the callback's heartbeat timer early, through the awakeable
         path (fresh: durable, and refused once the timer fired); the adapter journals the
         next timer. Without a heartbeat timeout it changes nothing."""
+        rec = await self.engine.store.get_invocation(named[0])
+        if rec is None:
+            raise ApiError(404, _GONE, f"no callback {callback_id}")
+        if rec.status in FINAL_STATUSES:
+            raise ApiError(400, _BAD, f"callback {callback_id}: its execution is {rec.status}")
         found = heartbeat_timer(entries, named[1])
         if found is None:
             return 200, b"{}"
@@ -362,9 +367,11 @@ class DurableApi:
                     str(timer["id"]), heartbeat_result(int(time.time() * 1000))
                 )
                 return 200, b"{}"
-            except StateConflictError:  # its timer fired, or a heartbeat came just before
-                _, texts = await self.engine.store.get_journal(named[0])
+            except StateConflictError as exc:  # its timer fired, a heartbeat came just before,
+                _, texts = await self.engine.store.get_journal(named[0])  # or it is finished
                 done = {int(loads(t)["index"]): t for t in texts}
+                if index not in done:
+                    raise ApiError(400, _BAD, str(exc)) from None
         if heartbeat_of(done.get(index)) is None:  # it fired: the callback times out
             raise ApiError(400, _BAD, f"callback {callback_id}: its heartbeat timed out")
         return 200, b"{}"  # a heartbeat just before this one renews the timer
