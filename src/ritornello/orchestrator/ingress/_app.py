@@ -82,7 +82,12 @@ class IngressApp:
         # auth (docs/auth.md): with a token every path needs it; the header carrying it is
         # always redacted from the journaled request headers
         self._token = BearerToken(token) if token else None
-        self._durable = DurableApi(engine, max_body_bytes=max_body_bytes, token=self._token)
+        self._durable = DurableApi(
+            engine,
+            max_body_bytes=max_body_bytes,
+            token=self._token,
+            ingress_token=token,  # (it may sign forwarded checkpoints: ``_forward``)
+        )
         self._redact = redact_names([*redact_headers.split(","), "authorization"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -21,6 +21,9 @@ class) and the body is ``{"Type": "User"|"Service", "message": ...}``. Malformed
 Authorization: the checkpoint token (``protocols.aws_durable.Runs``) is the capability for
 checkpoint and state; a callback id (130 random bits) for its callback; SigV4 signatures are
 not verified (docs/aws-durable.md says what a deployment does instead).
+
+Several orchestrators: checkpoint and state requests of an execution whose partition another
+orchestrator leads are forwarded there, once, before routing (``_forward.Forwarder``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from ..protocols.aws_durable import (
 )
 from ..runtime import Engine
 from ._auth import BearerToken, authorization
+from ._forward import Forwarder, ForwardError
 from ._status import http_status
 
 Scope = MutableMapping[str, Any]
@@ -88,10 +92,19 @@ class DurableApi:
     """The durable-execution API over one engine."""
 
     def __init__(
-        self, engine: Engine, *, max_body_bytes: int, token: BearerToken | None = None
+        self,
+        engine: Engine,
+        *,
+        max_body_bytes: int,
+        token: BearerToken | None = None,
+        ingress_token: str = "",
     ) -> None:
         self.engine = engine
         self.max_body_bytes = max_body_bytes
+        #: checkpoint and state requests of executions led elsewhere go there (``_forward``)
+        self.forwarder = Forwarder(
+            engine, ingress_token=ingress_token, max_body_bytes=max_body_bytes
+        )
         #: the ingress token, when one is set: the execution operations (get, history, list,
         #: stop) need it (``Authorization: Bearer``), as every other ingress path does; the
         #: function's own calls (checkpoint, state) and callbacks carry their capability
@@ -109,9 +122,13 @@ class DurableApi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            status, body = await self._route(scope, receive)
-            headers = [(b"content-type", b"application/json")]
-        except ApiError as exc:
+            receive, answer = await self.forwarder.route(scope, receive)
+            if answer is not None:  # the owner's answer, passed on unchanged
+                status, headers, body = answer
+            else:
+                status, body = await self._route(scope, receive)
+                headers = [(b"content-type", b"application/json")]
+        except (ApiError, ForwardError) as exc:
             status = exc.status
             who = "User" if exc.status < 500 else "Service"
             body = dumpb({"Type": who, "message": exc.message})

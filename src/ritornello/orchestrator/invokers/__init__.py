@@ -34,11 +34,13 @@ from ._base import (
     ThrottledError,
     throttled,
 )
+from ._client_errors import HttpClientError
 from ._factory import check_uri_text, make_invoker
 from ._fake import FakeInvoker, Faults
 from ._hosts import DEFAULT_DENY, HostDeniedError, HostPolicy
 from ._http import HttpInvoker
 from ._inprocess import InProcessInvoker, InProcessTarget
+from ._pool import HttpPool
 
 if TYPE_CHECKING:
     from ._lambda import FunctionUrlInvoker, LambdaInvoker, is_function_url, parse_function_arn
@@ -53,7 +55,9 @@ __all__ = [
     "FunctionUrlInvoker",
     "HostDeniedError",
     "HostPolicy",
+    "HttpClientError",
     "HttpInvoker",
+    "HttpPool",
     "InProcessInvoker",
     "InProcessTarget",
     "InvokeStream",
