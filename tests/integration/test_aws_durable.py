@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, Endpoint, LambdaEmulatorProcess, Orchestrator, aws_env, http
+from tests.procs import (
+    ROOT,
+    Endpoint,
+    LambdaEmulatorProcess,
+    Orchestrator,
+    aws_env,
+    check_store,
+    http,
+)
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:orders:1"
 
@@ -414,6 +422,7 @@ def test_a_heartbeat_survives_kill9_of_the_orchestrator(pair: Pair) -> None:
     assert timed_out["CallbackTimedOutDetails"]["Error"]["Payload"]["ErrorType"] == (
         "Callback.Heartbeat"
     )
+    check_store(pair.orch.store)  # timers, completions and statuses agree (ritornello check)
 
 
 def test_a_zombie_run_cannot_checkpoint(pair: Pair) -> None:
