@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from ritornello.protocol import parse_awakeable_id
-from ritornello.store import InvocationRecord
+from ritornello.store import FINAL_STATUSES, InvocationRecord
 
 from .._json import dumpb, dumps, loads
 from ..errors import NotFoundError, OrchestratorError, StateConflictError
@@ -48,9 +48,13 @@ from ..protocols.aws_durable import (
     UpdateError,
     check_updates,
     execution_arn,
+    heartbeat_of,
+    heartbeat_result,
+    heartbeat_timer,
     history,
     invocation_of,
     names_function,
+    timed_out,
     to_wire,
 )
 from ..runtime import Engine
@@ -326,10 +330,16 @@ class DurableApi:
         if named is None or named[1] < 1:
             raise ApiError(404, _GONE, f"no callback {callback_id}")
         body = await self._body(receive)
+        entries, texts = await self.engine.store.get_journal(named[0])
+        entry = loads(entries[named[1]]) if named[1] < len(entries) else {}
+        if entry.get("id") != callback_id or entry.get("kind") != "awakeable":
+            raise ApiError(404, _GONE, f"no callback {callback_id}")
+        completions = {int(loads(t)["index"]): t for t in texts}
+        if named[1] in completions:  # completed, or timed out (docs/aws-durable.md)
+            how = "timed out" if timed_out(loads(completions[named[1]])) else "completed"
+            raise ApiError(400, _BAD, f"callback {callback_id} is already {how}")
         if op == "heartbeat":
-            if await self.engine.store.get_invocation(named[0]) is None:
-                raise ApiError(404, _GONE, f"no callback {callback_id}")
-            return 200, b"{}"
+            return await self._heartbeat(callback_id, named, entries, completions)
         if op == "succeed":
             # the value (for Ritornello's readers) and the exact text sent (the SDK's Result)
             text = body.decode("utf-8", "replace")
@@ -352,6 +362,36 @@ class DurableApi:
             result = dumps({"failure": failure, "at": int(time.time() * 1000)})
         await self.engine.complete_awakeable(callback_id, result)
         return 200, b"{}"
+
+    async def _heartbeat(
+        self, callback_id: str, named: tuple[str, int], entries: list[str], done: dict[int, str]
+    ) -> tuple[int, bytes]:
+        """A heartbeat completes the callback's heartbeat timer early, through the awakeable
+        path (fresh: durable, and refused once the timer fired); the adapter journals the
+        next timer. Without a heartbeat timeout it changes nothing."""
+        rec = await self.engine.store.get_invocation(named[0])
+        if rec is None:
+            raise ApiError(404, _GONE, f"no callback {callback_id}")
+        if rec.status in FINAL_STATUSES:
+            raise ApiError(400, _BAD, f"callback {callback_id}: its execution is {rec.status}")
+        found = heartbeat_timer(entries, named[1])
+        if found is None:
+            return 200, b"{}"
+        index, timer = found
+        if index not in done:
+            try:
+                await self.engine.complete_awakeable(
+                    str(timer["id"]), heartbeat_result(int(time.time() * 1000))
+                )
+                return 200, b"{}"
+            except StateConflictError as exc:  # its timer fired, a heartbeat came just before,
+                _, texts = await self.engine.store.get_journal(named[0])  # or it is finished
+                done = {int(loads(t)["index"]): t for t in texts}
+                if index not in done:
+                    raise ApiError(400, _BAD, str(exc)) from None
+        if heartbeat_of(done.get(index)) is None:  # it fired: the callback times out
+            raise ApiError(400, _BAD, f"callback {callback_id}: its heartbeat timed out")
+        return 200, b"{}"  # a heartbeat just before this one renews the timer
 
 
 def _status(rec: InvocationRecord) -> str:

@@ -92,7 +92,9 @@ class Deployments:
         self.max_discovery_bytes = max_discovery_bytes
         self.protocol: ProtocolAdapter = RitornelloProtocol()
         #: the live runs of AWS durable functions, which the ingress's durable API reaches
-        self.aws_durable = Runs(signing_secret.encode() if signing_secret else None)
+        self.aws_durable = Runs(
+            signing_secret.encode() if signing_secret else None, store.get_journal
+        )
         #: the live checkpoint channels of Lambda runs, which the ingress's channel route
         #: reaches (offered once ``advertise``d a URL: ``ritornello serve``)
         self.lambda_channels = Channels()
