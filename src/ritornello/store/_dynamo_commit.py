@@ -43,7 +43,7 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +106,11 @@ class Role:
 class Plan:
     items: list[dict[str, Any]] = field(default_factory=list)  # TransactItems
     roles: list[Role] = field(default_factory=list)
+    #: The invocations as the transaction leaves them (what the store may remember once it
+    #: lands: ``known`` of the next ``build_plan``).
+    records: dict[str, InvocationRecord] = field(default_factory=dict)
+    #: Planned without the read (from ``known``): a failed condition is re-planned on a read.
+    unread: bool = False
 
     @property
     def conditional(self) -> bool:
@@ -155,9 +160,47 @@ def _idem_pk(r: InvocationRecord | None) -> _IdemKey | None:
     return keys.idempotency_pk(r.service, r.handler, r.key, r.idempotency_key)
 
 
-def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions: int) -> Plan:
+def unread_view(
+    unit: CommitUnit, known: Mapping[str, InvocationRecord] | None
+) -> dict[str, InvocationRecord | None] | None:
+    """The invocations as they stand before ``unit``, without reading, when ``known`` (records
+    this process wrote or read, by id) tells them all: the first write of each id is an insert
+    (taken as absent: if it exists, its condition fails and the unit is planned again on a
+    read) or an update expecting the version ``known`` holds. None: the unit needs the read
+    (unknown versions, or permits, whose asks and grants are replayed on the rows read).
+
+    Safe because a record at a version is a fact that never changes: every write of an
+    invocation item is conditioned on the version it replaces (and its ``seq``, which no two
+    records of one id share), so the transaction applies only if the item is still the one
+    ``known`` holds, whatever else happened since (timeline in the module docstring)."""
+    if known is None or unit.permits_ask or unit.permits_grant:
+        return None
+    view: dict[str, InvocationRecord | None] = {}
+    for write in unit.invocations:
+        inv_id = write.record.id
+        if inv_id in view:
+            continue  # later writes of an id are replayed on the view
+        if write.expect_version is None:
+            view[inv_id] = None
+            continue
+        rec = known.get(inv_id)
+        if rec is None or rec.version != write.expect_version:
+            return None
+        view[inv_id] = rec
+    return view
+
+
+def build_plan(
+    client: DynamoClient,
+    blobs: Blobs,
+    unit: CommitUnit,
+    partitions: int,
+    known: Mapping[str, InvocationRecord] | None = None,
+) -> Plan:
     """Read what the unit depends on and plan its transaction (writes large values to S3).
-    Fences are checked first (on the read, and again in the transaction)."""
+    Fences are checked first (on the read, and again in the transaction). With ``known``, a
+    unit that ``unread_view`` can plan is planned without the read: its conditions alone
+    decide, and the fences are checked in the transaction only."""
     table = client.table
     plan = Plan()
     now_ms = int(time.time() * 1000)
@@ -174,16 +217,24 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
 
     # --- one consistent read of the invocations and completions the unit touches -----------
     inv_ids = list(dict.fromkeys(w.record.id for w in unit.invocations))
-    wanted = [key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for i in inv_ids]
-    wanted += [key_of(keys.invocation_pk(i), keys.completion_sk(n)) for i, n, _ in unit.completions]
-    wanted += lease_keys(unit)
-    wanted += [key_of(*_permit_key(p)) for p in (*unit.permits_ask, *unit.permits_grant)]
-    found = {key_from(raw): raw for raw in client.batch_get(wanted)} if wanted else {}
-    check_fences(unit, found)
+    unread = unread_view(unit, known)
     stored: dict[str, InvocationRecord | None] = {}
-    for i in inv_ids:
-        raw = found.get((keys.invocation_pk(i), keys.INVOCATION_SK))
-        stored[i] = None if raw is None else InvocationItem.load(raw).record(None)
+    found: dict[tuple[str, str], RawItem] = {}
+    if unread is not None:  # nothing found: completions are put if absent (else: re-plan)
+        plan.unread = True
+        stored = unread
+    else:
+        wanted = [key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for i in inv_ids]
+        wanted += [
+            key_of(keys.invocation_pk(i), keys.completion_sk(n)) for i, n, _ in unit.completions
+        ]
+        wanted += lease_keys(unit)
+        wanted += [key_of(*_permit_key(p)) for p in (*unit.permits_ask, *unit.permits_grant)]
+        found = {key_from(raw): raw for raw in client.batch_get(wanted)} if wanted else {}
+        check_fences(unit, found)
+        for i in inv_ids:
+            raw = found.get((keys.invocation_pk(i), keys.INVOCATION_SK))
+            stored[i] = None if raw is None else InvocationItem.load(raw).record(None)
 
     # --- invocations, replayed in list order ---------------------------------------------
     view = dict(stored)
@@ -229,8 +280,11 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
             put(
                 invocation.raw(),
                 Role("update", f"invocation {inv_id} moved past version {before.version}"),
-                "version = :v",
-                ExpressionAttributeValues={":v": {"N": str(before.version)}},
+                "version = :v AND seq = :s",
+                ExpressionAttributeValues={
+                    ":v": {"N": str(before.version)},
+                    ":s": {"N": str(before.seq)},
+                },
             )
         was_active = before is not None and before.status not in FINAL_STATUSES
         is_active = r.status not in FINAL_STATUSES
@@ -263,6 +317,7 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
         )
     for old in released:
         delete(old, keys.IDEMPOTENCY_SK, "idempotency key released")
+    plan.records = final
 
     # --- journal entries (append-only) and completions (first writer wins) ---------------
     seen: set[tuple[str, int]] = set()

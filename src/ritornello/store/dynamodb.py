@@ -13,6 +13,12 @@ Invariants:
   landed and the retry is a no-op.
 - Blocking calls run on a small thread pool owned by the store, never on the event loop;
   a cancelled ``commit`` still finishes on its thread.
+- ``_known`` holds the last record this store wrote or read of each recent invocation. A record
+  at a version never changes (every write of the item is conditioned on the version and
+  ``seq`` it replaces), so a unit expecting that version is planned without the read before
+  the transaction: its conditions decide, as they do after a read (``unread_view``). Entries
+  are dropped on a failed or ambiguous commit and on purge; a stale one only costs a
+  ConflictError the caller already handles (a re-read).
 """
 
 from __future__ import annotations
@@ -75,6 +81,8 @@ _REPLANS = 5
 #: Threads (and connections) of the leadership lane: a round's renewals and heartbeat at once.
 LEASE_THREADS = 4
 _REMEMBERED = 1000
+#: Invocation records remembered to plan commits without a read (a few MB at most).
+_KNOWN = 10_000
 _RETRYABLE_REASONS = frozenset(
     {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 )
@@ -107,6 +115,7 @@ class DynamoStore(Store):
         self._closed = False
         self._lock = threading.Lock()
         self._ambiguous: OrderedDict[str, tuple[Plan, str]] = OrderedDict()
+        self._known: OrderedDict[str, InvocationRecord] = OrderedDict()
 
     @classmethod
     def from_url(cls, url: str) -> DynamoStore:
@@ -229,6 +238,7 @@ class DynamoStore(Store):
         with self._lock:
             remembered = self._ambiguous.pop(fp, None)
         if remembered is not None and not unit.purge and self._resend(fp, *remembered):
+            self._learn(remembered[0].records)
             return
         last: list[dict[str, Any]] = []
         if unit.purge:
@@ -236,6 +246,7 @@ class DynamoStore(Store):
                 leases = client.batch_get(lease_keys(unit))
                 check_fences(unit, {key_from(raw): raw for raw in leases})
             purged = set(unit.purge)
+            self._forget(purged)
             last = self._purge(unit)
             unit = dataclasses.replace(unit, purge=[])
             if {w.record.id for w in unit.invocations} & purged:
@@ -248,24 +259,56 @@ class DynamoStore(Store):
     def _apply(self, unit: CommitUnit, fp: str) -> None:
         client, blobs = self._connect(), self._blobs
         assert blobs is not None
+        ids = {w.record.id for w in unit.invocations}
+        known: dict[str, InvocationRecord] | None = self._recall(ids)
         for _ in range(_REPLANS):
-            plan = build_plan(client, blobs, unit, self.partitions)
+            plan = build_plan(client, blobs, unit, self.partitions, known)
+            known = None  # a second round reads
             if not plan.items:
                 return
             if not plan.conditional and len(plan.items) > MAX_ITEMS:
                 self._write_unconditionally(plan)
+                self._learn(plan.records)
                 return
             plan.check_limits()
             token = uuid.uuid4().hex
             try:
                 self._send(plan, token)
-                return
             except UnavailableError:
+                self._forget(ids)
                 self._remember(fp, plan, token)
                 raise
             except Replan:
                 continue
+            except BaseException:
+                self._forget(ids)
+                raise
+            self._learn(plan.records)
+            return
+        self._forget(ids)
         raise ConflictError("a commit unit kept racing with concurrent writers; giving up")
+
+    def _recall(self, ids: set[str]) -> dict[str, InvocationRecord]:
+        with self._lock:
+            return {i: r for i in ids if (r := self._known.get(i)) is not None}
+
+    def _learn(self, records: dict[str, InvocationRecord]) -> None:
+        if not records:
+            return
+        with self._lock:
+            for inv_id, record in records.items():
+                held = self._known.get(inv_id)
+                if held is not None and held.seq == record.seq and held.version > record.version:
+                    continue  # a read that raced with a commit of ours: keep the newer
+                self._known[inv_id] = record
+                self._known.move_to_end(inv_id)
+            while len(self._known) > _KNOWN:
+                self._known.popitem(last=False)
+
+    def _forget(self, ids: set[str]) -> None:
+        with self._lock:
+            for inv_id in ids:
+                self._known.pop(inv_id, None)
 
     def _send(self, plan: Plan, token: str) -> None:
         try:
@@ -361,7 +404,13 @@ class DynamoStore(Store):
     # --- reads ----------------------------------------------------------------------------
 
     async def get_invocation(self, invocation_id: str) -> InvocationRecord | None:
-        return await self._run(lambda: self._r.get_invocation(invocation_id))
+        def read() -> InvocationRecord | None:
+            record = self._r.get_invocation(invocation_id)
+            if record is not None:
+                self._learn({invocation_id: record})
+            return record
+
+        return await self._run(read)
 
     async def get_journal(self, invocation_id: str) -> tuple[list[str], list[str]]:
         return await self._run(lambda: self._r.get_journal(invocation_id))
