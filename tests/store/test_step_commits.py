@@ -1,0 +1,237 @@
+"""A step's commit (one journal entry and the invocation's new version) against a deposed
+leader and a stale writer, on every backend; on DynamoDB through two stores on one table
+(moto over HTTP), each with its own memory of the records it wrote, which lets it commit a
+step without reading first (docs/dynamodb.md, "A commit").
+
+What must hold: a zombie (its lease moved) racing the new owner on the same journal index
+never lands anything, the owner's steps all land, the journal has each index once with the
+owner's entry, and the invocation finishes; a writer whose remembered version is stale gets a
+ConflictError and writes nothing, even when another store purged and re-created the id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ritornello.store import (
+    CommitUnit,
+    ConflictError,
+    FencedError,
+    InvocationRecord,
+    InvocationWrite,
+    Store,
+)
+from ritornello.store.records import with_changes
+
+from .conftest import BACKENDS, Run, inv, make_dynamo_store, make_store
+
+STEPS = 10
+
+
+@pytest.fixture(params=BACKENDS)
+def pair(
+    request: pytest.FixtureRequest, tmp_path: Path, run: Run[Any]
+) -> Iterator[tuple[Store, Store]]:
+    """Two handles on one store: two DynamoDB stores on one table (two processes), else the
+    same store twice (SQLite and memory serve one process)."""
+    if request.param == "dynamodb":
+        a, b = make_dynamo_store(tmp_path), make_dynamo_store(tmp_path)
+        run(a.open())
+        run(b.open())
+        yield a, b
+        run(a.close())
+        run(b.close())
+    else:
+        store = make_store(request.param, tmp_path)
+        run(store.open())
+        yield store, store
+        run(store.close())
+
+
+def _entry(index: int, who: str) -> str:
+    return json.dumps({"kind": "run", "name": f"step-{index}", "by": who})
+
+
+def _step(
+    rec: InvocationRecord, who: str, fence: tuple[int, int], *, final: bool = False
+) -> tuple[CommitUnit, InvocationRecord]:
+    """The unit of one handler answer appending the next entry of ``rec``'s journal (the
+    output, if ``final``), and the record it leaves."""
+    index = rec.journal_len
+    changes: dict[str, Any] = {
+        "journal_len": index + 1,
+        "version": rec.version + 1,
+        "modified_at": rec.modified_at + 1,
+    }
+    text = _entry(index, who)
+    if final:
+        changes.update(status="completed", result='{"value": 10}')
+        text = json.dumps({"kind": "output", "value": 10, "by": who})
+    new = with_changes(rec, **changes)
+    unit = CommitUnit(
+        invocations=[InvocationWrite(new, expect_version=rec.version)],
+        entries=[(rec.id, index, text)],
+        fences=[fence],
+    )
+    return unit, new
+
+
+async def _race(a: Store, b: Store) -> tuple[list[str], InvocationRecord | None, int]:
+    now = 1_700_000_000_000
+    lease_a = await a.claim_lease(0, "a", None, now)
+    rec = inv(partition=0)
+    await a.commit(
+        CommitUnit(
+            invocations=[InvocationWrite(rec)],
+            entries=[(rec.id, 0, '{"kind": "input"}')],
+            fences=[(0, lease_a.epoch)],
+        )
+    )
+    for _ in range(3):  # the first leader's steps: its store remembers the record
+        unit, rec = _step(rec, "a", (0, lease_a.epoch))
+        await a.commit(unit)
+    zombie = rec
+    # The lease moves to b (a was paused past its lease): b reads what a committed.
+    lease_b = await b.claim_lease(0, "b", (await b.list_leases())[0], now + 10_000)
+    assert lease_b.epoch == lease_a.epoch + 1
+    owned = await b.get_invocation(rec.id)
+    assert owned == rec
+    zombie_losses = 0
+    for n in range(STEPS - 4):
+        # both append the same index at once: the zombie from what it remembers
+        unit_z, _ = _step(zombie, "a", (0, lease_a.epoch))
+        unit_b, after = _step(owned, "b", (0, lease_b.epoch), final=n == STEPS - 5)
+        z, o = await asyncio.gather(a.commit(unit_z), b.commit(unit_b), return_exceptions=True)
+        assert o is None, o  # the owner's step always lands
+        assert isinstance(z, FencedError), z  # the zombie's never does
+        zombie_losses += 1
+        owned = after
+        zombie = after if n % 2 else zombie  # a zombie that re-read is as stale as one that did not
+    entries, _ = await b.get_journal(rec.id)
+    return entries, await a.get_invocation(rec.id), zombie_losses
+
+
+def test_a_zombie_racing_the_new_owner_lands_nothing(
+    pair: tuple[Store, Store], run: Run[Any]
+) -> None:
+    a, b = pair
+    entries, final, losses = run(_race(a, b))
+    assert losses == STEPS - 4
+    assert final is not None and final.status == "completed" and final.result == '{"value": 10}'
+    assert final.journal_len == len(entries) == STEPS  # input, 8 steps, output
+    decoded = [json.loads(e) for e in entries]
+    assert [d.get("by") for d in decoded[1:4]] == ["a"] * 3  # before the takeover
+    assert [d.get("by") for d in decoded[4:]] == ["b"] * (STEPS - 4)  # after: the owner's only
+    assert [d.get("name") for d in decoded[1:-1]] == [f"step-{i}" for i in range(1, STEPS - 1)]
+    assert decoded[-1]["kind"] == "output"
+
+
+def test_a_stale_writer_conflicts_and_writes_nothing(
+    pair: tuple[Store, Store], run: Run[Any]
+) -> None:
+    a, b = pair
+
+    async def scenario() -> None:
+        rec = inv()
+        await a.commit(CommitUnit(invocations=[InvocationWrite(rec)], entries=[(rec.id, 0, "{}")]))
+        unit, rec = _step(rec, "a", (0, 0))
+        unit.fences.clear()
+        await a.commit(unit)  # a remembers version 2
+        moved, moved_rec = _step(rec, "b", (0, 0))
+        moved.fences.clear()
+        await b.commit(moved)  # b moves it to version 3
+        stale, _ = _step(rec, "a", (0, 0))
+        stale.fences.clear()
+        stale.entries.append((rec.id, 3, _entry(3, "a")))  # an index nobody wrote
+        with pytest.raises(ConflictError):
+            await a.commit(stale)
+        entries, _ = await a.get_journal(rec.id)
+        assert [json.loads(e).get("by") for e in entries[1:]] == ["a", "b"]
+        assert await a.get_invocation(rec.id) == moved_rec
+        # reading again, a goes on from b's version
+        fresh = await a.get_invocation(rec.id)
+        assert fresh is not None
+        unit, last = _step(fresh, "a", (0, 0))
+        unit.fences.clear()
+        await a.commit(unit)
+        assert await b.get_invocation(rec.id) == last
+
+    run(scenario())
+
+
+def test_a_remembered_record_of_a_purged_and_recreated_id_conflicts(
+    tmp_path: Path, run: Run[Any]
+) -> None:
+    """Same id, same version, another record (purged and created again by another process):
+    the version alone would match; the commit's condition on ``seq`` does not."""
+    a, b = make_dynamo_store(tmp_path), make_dynamo_store(tmp_path)
+
+    async def scenario() -> None:
+        await a.open()
+        await b.open()
+        rec = inv(seq=1)
+        await a.commit(CommitUnit(invocations=[InvocationWrite(rec)], entries=[(rec.id, 0, "{}")]))
+        unit, rec = _step(rec, "a", (0, 0))
+        unit.fences.clear()
+        await a.commit(unit)  # a remembers (version 2, seq 1)
+        await b.commit(CommitUnit(purge=[rec.id]))
+        again = inv(seq=7)
+        await b.commit(
+            CommitUnit(invocations=[InvocationWrite(again)], entries=[(rec.id, 0, "{}")])
+        )
+        unit, again = _step(again, "b", (0, 0))
+        unit.fences.clear()
+        await b.commit(unit)  # version 2 again, seq 7
+        stale, _ = _step(rec, "a", (0, 0))
+        stale.fences.clear()
+        a.stats.reset()
+        with pytest.raises(ConflictError):
+            await a.commit(stale)
+        assert "BatchGetItem" not in a.stats.snapshot()["requests"]  # planned from memory
+        assert await a.get_invocation(rec.id) == again
+        assert len((await a.get_journal(rec.id))[0]) == 2
+        await a.close()
+        await b.close()
+
+    run(scenario())
+
+
+def test_a_step_of_a_known_record_is_one_request(tmp_path: Path, run: Run[Any]) -> None:
+    """Creating an invocation and each step after it: one TransactWriteItems, no read; a store
+    that does not know the record reads it first (one BatchGetItem), then knows it."""
+    a, b = make_dynamo_store(tmp_path), make_dynamo_store(tmp_path)
+
+    async def scenario() -> None:
+        await a.open()
+        await b.open()
+        lease = await a.claim_lease(0, "a", None, 1)
+        rec = inv(partition=0)
+        a.stats.reset()
+        await a.commit(
+            CommitUnit(
+                invocations=[InvocationWrite(rec)],
+                entries=[(rec.id, 0, "{}")],
+                fences=[(0, lease.epoch)],
+            )
+        )
+        for _ in range(3):
+            unit, rec = _step(rec, "a", (0, lease.epoch))
+            await a.commit(unit)
+        snap = a.stats.snapshot()
+        assert snap["requests"] == {"TransactWriteItems": 4}
+        assert snap["read_units"] == 0
+        b.stats.reset()
+        for _ in range(2):
+            unit, rec = _step(rec, "b", (0, lease.epoch))
+            await b.commit(unit)
+        assert b.stats.snapshot()["requests"] == {"TransactWriteItems": 2, "BatchGetItem": 1}
+        await a.close()
+        await b.close()
+
+    run(scenario())
