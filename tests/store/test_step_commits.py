@@ -35,12 +35,15 @@ STEPS = 10
 
 
 @pytest.fixture(params=BACKENDS)
-def pair(
-    request: pytest.FixtureRequest, tmp_path: Path, run: Run[Any]
-) -> Iterator[tuple[Store, Store]]:
+def backend_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def pair(backend_name: str, tmp_path: Path, run: Run[Any]) -> Iterator[tuple[Store, Store]]:
     """Two handles on one store: two DynamoDB stores on one table (two processes), else the
     same store twice (SQLite and memory serve one process)."""
-    if request.param == "dynamodb":
+    if backend_name == "dynamodb":
         a, b = make_dynamo_store(tmp_path), make_dynamo_store(tmp_path)
         run(a.open())
         run(b.open())
@@ -48,7 +51,7 @@ def pair(
         run(a.close())
         run(b.close())
     else:
-        store = make_store(request.param, tmp_path)
+        store = make_store(backend_name, tmp_path)
         run(store.open())
         yield store, store
         run(store.close())
@@ -100,6 +103,7 @@ async def _race(a: Store, b: Store) -> tuple[list[str], InvocationRecord | None,
     # The lease moves to b (a was paused past its lease): b reads what a committed.
     lease_b = await b.claim_lease(0, "b", (await b.list_leases())[0], now + 10_000)
     assert lease_b.epoch == lease_a.epoch + 1
+    await b.seal(0, lease_b.epoch)  # what the new leader's recovery does before reading
     owned = await b.get_invocation(rec.id)
     assert owned == rec
     zombie_losses = 0
@@ -132,33 +136,85 @@ def test_a_zombie_racing_the_new_owner_lands_nothing(
     assert decoded[-1]["kind"] == "output"
 
 
+def test_a_step_in_flight_at_the_takeover_lands_before_the_seal_or_never(
+    pair: tuple[Store, Store], backend_name: str, run: Run[Any]
+) -> None:
+    """The window between a claim and the new leader's seal: on DynamoDB a step of the old
+    leader fenced on its invocation item may still land there (SQLite and memory check the
+    lease in every unit: it is refused at once); on every backend, what landed is what the
+    new leader reads after sealing, and nothing of the old leader's lands after the seal."""
+    a, b = pair
+
+    async def scenario() -> None:
+        lease_a = await a.claim_lease(0, "a", None, 1)
+        rec = inv(partition=0)
+        await a.commit(
+            CommitUnit(
+                invocations=[InvocationWrite(rec)],
+                entries=[(rec.id, 0, "{}")],
+                fences=[(0, lease_a.epoch)],
+            )
+        )
+        unit, rec = _step(rec, "a", (0, lease_a.epoch))
+        await a.commit(unit)
+        lease_b = await b.claim_lease(0, "b", (await b.list_leases())[0], 2)
+        late, late_rec = _step(rec, "a", (0, lease_a.epoch))
+        try:
+            await a.commit(late)
+            landed = True
+        except FencedError:
+            landed = False
+        assert landed == (backend_name == "dynamodb")
+        await b.seal(0, lease_b.epoch)
+        seen = await b.get_invocation(rec.id)
+        entries, _ = await b.get_journal(rec.id)
+        assert seen == (late_rec if landed else rec)
+        assert len(entries) == (3 if landed else 2)
+        after, _ = _step(seen, "a", (0, lease_a.epoch))  # even from the current version
+        with pytest.raises(FencedError):
+            await a.commit(after)
+        assert await b.get_invocation(rec.id) == seen
+        unit, last = _step(seen, "b", (0, lease_b.epoch))
+        await b.commit(unit)
+        assert await a.get_invocation(rec.id) == last
+
+    run(scenario())
+
+
 def test_a_stale_writer_conflicts_and_writes_nothing(
     pair: tuple[Store, Store], run: Run[Any]
 ) -> None:
     a, b = pair
 
     async def scenario() -> None:
+        lease = await a.claim_lease(0, "a", None, 1)
+        fence = (0, lease.epoch)  # a and b act as one leader here
         rec = inv()
-        await a.commit(CommitUnit(invocations=[InvocationWrite(rec)], entries=[(rec.id, 0, "{}")]))
-        unit, rec = _step(rec, "a", (0, 0))
-        unit.fences.clear()
+        await a.commit(
+            CommitUnit(
+                invocations=[InvocationWrite(rec)], entries=[(rec.id, 0, "{}")], fences=[fence]
+            )
+        )
+        unit, rec = _step(rec, "a", fence)
         await a.commit(unit)  # a remembers version 2
-        moved, moved_rec = _step(rec, "b", (0, 0))
-        moved.fences.clear()
+        moved, moved_rec = _step(rec, "b", fence)
         await b.commit(moved)  # b moves it to version 3
-        stale, _ = _step(rec, "a", (0, 0))
-        stale.fences.clear()
+        stale, _ = _step(rec, "a", fence)
         stale.entries.append((rec.id, 3, _entry(3, "a")))  # an index nobody wrote
-        with pytest.raises(ConflictError):
+        with pytest.raises(ConflictError) as caught:
             await a.commit(stale)
+        assert not isinstance(caught.value, FencedError)  # the lease is still held
+        unfenced, _ = _step(rec, "a", fence)
+        unfenced.fences.clear()
+        with pytest.raises(ConflictError):
+            await a.commit(unfenced)
         entries, _ = await a.get_journal(rec.id)
         assert [json.loads(e).get("by") for e in entries[1:]] == ["a", "b"]
         assert await a.get_invocation(rec.id) == moved_rec
         # reading again, a goes on from b's version
         fresh = await a.get_invocation(rec.id)
         assert fresh is not None
-        unit, last = _step(fresh, "a", (0, 0))
-        unit.fences.clear()
+        unit, last = _step(fresh, "a", fence)
         await a.commit(unit)
         assert await b.get_invocation(rec.id) == last
 
@@ -203,8 +259,9 @@ def test_a_remembered_record_of_a_purged_and_recreated_id_conflicts(
 
 
 def test_a_step_of_a_known_record_is_one_request(tmp_path: Path, run: Run[Any]) -> None:
-    """Creating an invocation and each step after it: one TransactWriteItems, no read; a store
-    that does not know the record reads it first (one BatchGetItem), then knows it."""
+    """Creating an invocation and each step after it: one TransactWriteItems, no read, and a
+    step writes two items (no lease check); a store that does not know the record reads it
+    first (one BatchGetItem), then knows it."""
     a, b = make_dynamo_store(tmp_path), make_dynamo_store(tmp_path)
 
     async def scenario() -> None:
@@ -226,6 +283,8 @@ def test_a_step_of_a_known_record_is_one_request(tmp_path: Path, run: Run[Any]) 
         snap = a.stats.snapshot()
         assert snap["requests"] == {"TransactWriteItems": 4}
         assert snap["read_units"] == 0
+        # create: invocation, active marker, entry, lease check; a step: invocation, entry
+        assert snap["write_units"] == 8 + 3 * 4
         b.stats.reset()
         for _ in range(2):
             unit, rec = _step(rec, "b", (0, lease.epoch))

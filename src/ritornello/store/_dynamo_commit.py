@@ -67,7 +67,13 @@ from ritornello.store._dynamo_models import (
 )
 from ritornello.store._dynamo_stats import item_size
 from ritornello.store.errors import ConflictError, FencedError, StoreError
-from ritornello.store.records import FINAL_STATUSES, CommitUnit, InvocationRecord, PermitRecord
+from ritornello.store.records import (
+    FINAL_STATUSES,
+    CommitUnit,
+    InvocationRecord,
+    PermitRecord,
+    with_changes,
+)
 
 MAX_ITEMS = 100
 MAX_BYTES = 4_000_000
@@ -92,14 +98,30 @@ class Replan(Exception):
     """A condition failed that a fresh read turns into a no-op: plan again."""
 
 
+class StepRefused(Exception):
+    """A step fenced on its invocation item failed its condition: the version moved
+    (ConflictError) or a later leader sealed or wrote it (FencedError). The caller reads the
+    lease to tell which."""
+
+    def __init__(self, what: str, partition: int, epoch: int) -> None:
+        super().__init__(what)
+        self.what, self.partition, self.epoch = what, partition, epoch
+
+
+#: What the store knows of an invocation item: its record and its ``ep`` (see ``ep_of``).
+Known = tuple[InvocationRecord, int | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Role:
     """Why an item is in the transaction: decides what its failed condition means."""
 
-    # insert | update | idempotency | entry | completion | fresh | fence | ask | grant | plain
+    # insert | update | step | idempotency | entry | completion | fresh | fence | ask | grant
+    # | plain
     kind: str
     what: str
     partition: int | None = None
+    epoch: int | None = None
 
 
 @dataclass
@@ -108,7 +130,7 @@ class Plan:
     roles: list[Role] = field(default_factory=list)
     #: The invocations as the transaction leaves them (what the store may remember once it
     #: lands: ``known`` of the next ``build_plan``).
-    records: dict[str, InvocationRecord] = field(default_factory=dict)
+    records: dict[str, Known] = field(default_factory=dict)
     #: Planned without the read (from ``known``): a failed condition is re-planned on a read.
     unread: bool = False
 
@@ -142,6 +164,9 @@ class Plan:
         fences = [role for role in failed if role.kind == "fence"]
         if fences:
             return FencedError(fences[0].what, partition=fences[0].partition)
+        for role in failed:
+            if role.kind == "step" and role.partition is not None and role.epoch is not None:
+                return StepRefused(role.what, role.partition, role.epoch)
         if any(role.kind in ("insert", "completion", "ask") for role in failed):
             return Replan()
         what = "; ".join(role.what for role in failed) or "a condition failed"
@@ -160,9 +185,57 @@ def _idem_pk(r: InvocationRecord | None) -> _IdemKey | None:
     return keys.idempotency_pk(r.service, r.handler, r.key, r.idempotency_key)
 
 
+def ep_of(raw: RawItem | None) -> int | None:
+    """The ``ep`` attribute of an invocation item (None: absent)."""
+    value = None if raw is None else raw.get("ep")
+    return None if value is None else int(value["N"])
+
+
+def step_fence(
+    unit: CommitUnit, stored: Mapping[str, InvocationRecord | None]
+) -> tuple[str, int, int] | None:
+    """(invocation id, partition, epoch) if ``unit`` is a plain step: it appends entries to
+    one running invocation and changes only that record's ``journal_len``, ``modified_at``
+    and ``version``, fenced by its own partition alone. Such a unit is fenced on the
+    invocation item (``ep``) instead of a ConditionCheck on the lease: it touches nothing a
+    successor reads before sealing the partition (``DynamoStore.seal``)."""
+    if (
+        len(unit.invocations) != 1
+        or not unit.entries
+        or unit.completions
+        or unit.completions_remove
+        or unit.state
+        or unit.timers_add
+        or unit.timers_remove
+        or unit.purge
+        or unit.notify
+        or unit.fresh
+        or unit.permits_ask
+        or unit.permits_grant
+        or unit.permits_release
+    ):
+        return None
+    write = unit.invocations[0]
+    new, before = write.record, stored.get(write.record.id)
+    if write.expect_version is None or before is None or before.version != write.expect_version:
+        return None
+    if {p for p, _ in unit.fences} != {new.partition} or len(set(unit.fences)) != 1:
+        return None
+    if before.status != "running" or new.status != "running":
+        return None
+    if any(inv_id != new.id for inv_id, _, _ in unit.entries):
+        return None
+    same = with_changes(
+        before, journal_len=new.journal_len, modified_at=new.modified_at, version=new.version
+    )
+    if same != new:
+        return None
+    return new.id, new.partition, unit.fences[0][1]
+
+
 def unread_view(
-    unit: CommitUnit, known: Mapping[str, InvocationRecord] | None
-) -> dict[str, InvocationRecord | None] | None:
+    unit: CommitUnit, known: Mapping[str, Known] | None
+) -> dict[str, Known | None] | None:
     """The invocations as they stand before ``unit``, without reading, when ``known`` (records
     this process wrote or read, by id) tells them all: the first write of each id is an insert
     (taken as absent: if it exists, its condition fails and the unit is planned again on a
@@ -175,7 +248,7 @@ def unread_view(
     ``known`` holds, whatever else happened since (timeline in the module docstring)."""
     if known is None or unit.permits_ask or unit.permits_grant:
         return None
-    view: dict[str, InvocationRecord | None] = {}
+    view: dict[str, Known | None] = {}
     for write in unit.invocations:
         inv_id = write.record.id
         if inv_id in view:
@@ -183,10 +256,10 @@ def unread_view(
         if write.expect_version is None:
             view[inv_id] = None
             continue
-        rec = known.get(inv_id)
-        if rec is None or rec.version != write.expect_version:
+        held = known.get(inv_id)
+        if held is None or held[0].version != write.expect_version:
             return None
-        view[inv_id] = rec
+        view[inv_id] = held
     return view
 
 
@@ -195,7 +268,7 @@ def build_plan(
     blobs: Blobs,
     unit: CommitUnit,
     partitions: int,
-    known: Mapping[str, InvocationRecord] | None = None,
+    known: Mapping[str, Known] | None = None,
 ) -> Plan:
     """Read what the unit depends on and plan its transaction (writes large values to S3).
     Fences are checked first (on the read, and again in the transaction). With ``known``, a
@@ -217,12 +290,18 @@ def build_plan(
 
     # --- one consistent read of the invocations and completions the unit touches -----------
     inv_ids = list(dict.fromkeys(w.record.id for w in unit.invocations))
+    epochs: dict[int, int] = {}
+    for partition, epoch in unit.fences:
+        if epochs.setdefault(partition, epoch) != epoch:
+            raise FencedError(f"partition {partition} fenced at two epochs", partition=partition)
     unread = unread_view(unit, known)
     stored: dict[str, InvocationRecord | None] = {}
+    stored_ep: dict[str, int | None] = {}
     found: dict[tuple[str, str], RawItem] = {}
     if unread is not None:  # nothing found: completions are put if absent (else: re-plan)
         plan.unread = True
-        stored = unread
+        for i, held in unread.items():
+            stored[i], stored_ep[i] = (None, None) if held is None else held
     else:
         wanted = [key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for i in inv_ids]
         wanted += [
@@ -235,6 +314,8 @@ def build_plan(
         for i in inv_ids:
             raw = found.get((keys.invocation_pk(i), keys.INVOCATION_SK))
             stored[i] = None if raw is None else InvocationItem.load(raw).record(None)
+            stored_ep[i] = ep_of(raw)
+    step = step_fence(unit, stored)
 
     # --- invocations, replayed in list order ---------------------------------------------
     view = dict(stored)
@@ -272,20 +353,15 @@ def build_plan(
     for inv_id, r in final.items():
         before = stored[inv_id]
         result = blobs.put(r.result, RESULT_INLINE_LIMIT) if r.result is not None else (None, None)
-        invocation = InvocationItem.of(r, *result)
+        # the fencing epoch of its partition, else the one it holds: ``ep`` never goes down
+        ep = epochs.get(r.partition, stored_ep.get(inv_id))
+        invocation = InvocationItem.of(r, *result, ep=ep)
+        plan.records[inv_id] = (r, ep)
         if before is None:
             what = f"invocation {inv_id} exists"
             put(invocation.raw(), Role("insert", what), "attribute_not_exists(pk)")
         else:
-            put(
-                invocation.raw(),
-                Role("update", f"invocation {inv_id} moved past version {before.version}"),
-                "version = :v AND seq = :s",
-                ExpressionAttributeValues={
-                    ":v": {"N": str(before.version)},
-                    ":s": {"N": str(before.seq)},
-                },
-            )
+            _put_update(put, invocation.raw(), before, ep, step)
         was_active = before is not None and before.status not in FINAL_STATUSES
         is_active = r.status not in FINAL_STATUSES
         moved = before is not None and before.partition != r.partition
@@ -317,7 +393,6 @@ def build_plan(
         )
     for old in released:
         delete(old, keys.IDEMPOTENCY_SK, "idempotency key released")
-    plan.records = final
 
     # --- journal entries (append-only) and completions (first writer wins) ---------------
     seen: set[tuple[str, int]] = set()
@@ -413,11 +488,9 @@ def build_plan(
         message = InboxItem(pk=keys.inbox_pk(partition), sk=message_id(now_ms), inv=inv_id)
         put(message.raw(), Role("plain", "inbox"))
 
-    epochs: dict[int, int] = {}
-    for partition, epoch in unit.fences:
-        if epochs.setdefault(partition, epoch) != epoch:
-            raise FencedError(f"partition {partition} fenced at two epochs", partition=partition)
     for partition, epoch in epochs.items():
+        if step is not None:
+            continue  # the step's condition on its invocation item is its fence
         plan.add(
             "ConditionCheck",
             {
@@ -430,6 +503,31 @@ def build_plan(
             Role("fence", f"partition {partition} is no longer held at epoch {epoch}", partition),
         )
     return plan
+
+
+def _put_update(
+    put: Callable[..., None],
+    item: RawItem,
+    before: InvocationRecord,
+    ep: int | None,
+    step: tuple[str, int, int] | None,
+) -> None:
+    """The update of an invocation item: it must still be ``before`` (version and seq) and
+    hold no later epoch than the one it is written with (``ep`` never goes down; a step's
+    condition is its fence, ``step_fence``)."""
+    what = f"invocation {before.id} moved past version {before.version}"
+    values = {":v": {"N": str(before.version)}, ":s": {"N": str(before.seq)}}
+    condition = "version = :v AND seq = :s AND "
+    if ep is None:
+        condition += "attribute_not_exists(ep)"
+    else:
+        condition += "(attribute_not_exists(ep) OR ep <= :ep)"
+        values[":ep"] = {"N": str(ep)}
+    if step is not None and step[0] == before.id:
+        role = Role("step", what, step[1], step[2])
+    else:
+        role = Role("update", what)
+    put(item, role, condition, ExpressionAttributeValues=values)
 
 
 def _permit_key(p: PermitRecord) -> tuple[str, str]:
