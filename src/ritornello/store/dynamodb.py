@@ -358,8 +358,8 @@ class DynamoStore(Store):
         except UnavailableError:
             self._remember(fp, plan, token)
             raise
-        except (ConflictError, Replan):
-            return self._landed(plan)
+        except (ConflictError, Replan, StepRefused):
+            return self._landed(plan)  # if not, the unit is planned again on a fresh read
 
     def _landed(self, plan: Plan) -> bool:
         """Whether every item ``plan`` writes is stored exactly as written (and deletes gone).
