@@ -294,3 +294,47 @@ def test_a_step_of_a_known_record_is_one_request(tmp_path: Path, run: Run[Any]) 
         await b.close()
 
     run(scenario())
+
+
+def test_a_step_whose_answer_was_lost_is_not_applied_twice(
+    tmp_path: Path, run: Run[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step fenced on its invocation lands but its answer is lost: the retry of the same
+    unit finds it landed (its own condition now fails) and returns quietly."""
+    from ritornello.store import UnavailableError
+    from ritornello.store._dynamo_client import DynamoClient
+
+    a = make_dynamo_store(tmp_path)
+    sent: list[int] = []
+    call = DynamoClient.call
+
+    def lossy(self: DynamoClient, operation: str, **kwargs: Any) -> dict[str, Any]:
+        if operation == "TransactWriteItems":
+            sent.append(len(kwargs["TransactItems"]))
+        response = call(self, operation, **kwargs)  # the resend fails its conditions here
+        if operation == "TransactWriteItems" and len(sent) == 1:  # the step's first attempt
+            raise UnavailableError("connection reset after the request was sent")
+        return response
+
+    async def scenario() -> None:
+        await a.open()
+        lease = await a.claim_lease(0, "a", None, 1)
+        rec = inv(partition=0)
+        await a.commit(
+            CommitUnit(
+                invocations=[InvocationWrite(rec)],
+                entries=[(rec.id, 0, "{}")],
+                fences=[(0, lease.epoch)],
+            )
+        )
+        unit, after = _step(rec, "a", (0, lease.epoch))
+        monkeypatch.setattr(DynamoClient, "call", lossy)
+        with pytest.raises(UnavailableError):
+            await a.commit(unit)
+        await a.commit(unit)  # the retry
+        assert sent == [2, 2]  # a step: two items, the same request resent
+        assert await a.get_invocation(rec.id) == after
+        assert len((await a.get_journal(rec.id))[0]) == 2
+        await a.close()
+
+    run(scenario())
