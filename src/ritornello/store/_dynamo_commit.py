@@ -7,14 +7,19 @@ object whose state is cleared), replays the unit on that view, and emits one wri
 with the condition that makes the read still true when the transaction applies:
 
 - invocation insert: ``attribute_not_exists(pk)``; an insert of an id that exists is dropped
-  (idempotent creation); update: ``version = <the version read>``. A failed expectation seen
-  in the read is a ConflictError at once, before any write.
+  (idempotent creation); update: ``version`` and ``seq`` of the record replaced, and ``ep``
+  (the highest epoch that fenced or sealed the item) at most the one written. A failed
+  expectation seen in the read is a ConflictError at once, before any write. The read is
+  skipped when the store knows every record updated at its expected version
+  (``unread_view``): the conditions alone decide then.
 - idempotency key claimed: ``attribute_not_exists(pk) OR inv = <id> OR ttl < now``;
 - journal entry: ``attribute_not_exists(pk)`` (append-only);
 - completion: dropped if it exists (first writer wins), else ``attribute_not_exists(pk)``;
   a ``fresh`` one that exists is a ConflictError, whether the read finds it or its condition
   fails in the transaction;
-- fence: a ConditionCheck ``attribute_exists(owner) AND epoch = <e>`` on the lease item;
+- fence: a ConditionCheck ``attribute_exists(owner) AND epoch = <e>`` on the lease item, but
+  for a plain step (``step_fence``), fenced by its update's ``ep`` condition instead (a new
+  leader seals its partition's live invocations before reading them: ``DynamoStore.seal``);
 - permit ask: dropped if the read finds the row (it stays as it is), else
   ``attribute_not_exists(pk)``, with the registry item of its limit instance (unconditional);
   grant: a ConflictError at once unless the read finds the row waiting, then
@@ -66,14 +71,9 @@ from ritornello.store._dynamo_models import (
     key_of,
 )
 from ritornello.store._dynamo_stats import item_size
+from ritornello.store._dynamo_steps import Known, StepRefused, ep_of, step_fence, unread_view
 from ritornello.store.errors import ConflictError, FencedError, StoreError
-from ritornello.store.records import (
-    FINAL_STATUSES,
-    CommitUnit,
-    InvocationRecord,
-    PermitRecord,
-    with_changes,
-)
+from ritornello.store.records import FINAL_STATUSES, CommitUnit, InvocationRecord, PermitRecord
 
 MAX_ITEMS = 100
 MAX_BYTES = 4_000_000
@@ -98,20 +98,6 @@ class Replan(Exception):
     """A condition failed that a fresh read turns into a no-op: plan again."""
 
 
-class StepRefused(Exception):
-    """A step fenced on its invocation item failed its condition: the version moved
-    (ConflictError) or a later leader sealed or wrote it (FencedError). The caller reads the
-    lease to tell which."""
-
-    def __init__(self, what: str, partition: int, epoch: int) -> None:
-        super().__init__(what)
-        self.what, self.partition, self.epoch = what, partition, epoch
-
-
-#: What the store knows of an invocation item: its record and its ``ep`` (see ``ep_of``).
-Known = tuple[InvocationRecord, int | None]
-
-
 @dataclass(frozen=True, slots=True)
 class Role:
     """Why an item is in the transaction: decides what its failed condition means."""
@@ -131,8 +117,6 @@ class Plan:
     #: The invocations as the transaction leaves them (what the store may remember once it
     #: lands: ``known`` of the next ``build_plan``).
     records: dict[str, Known] = field(default_factory=dict)
-    #: Planned without the read (from ``known``): a failed condition is re-planned on a read.
-    unread: bool = False
 
     @property
     def conditional(self) -> bool:
@@ -185,84 +169,6 @@ def _idem_pk(r: InvocationRecord | None) -> _IdemKey | None:
     return keys.idempotency_pk(r.service, r.handler, r.key, r.idempotency_key)
 
 
-def ep_of(raw: RawItem | None) -> int | None:
-    """The ``ep`` attribute of an invocation item (None: absent)."""
-    value = None if raw is None else raw.get("ep")
-    return None if value is None else int(value["N"])
-
-
-def step_fence(
-    unit: CommitUnit, stored: Mapping[str, InvocationRecord | None]
-) -> tuple[str, int, int] | None:
-    """(invocation id, partition, epoch) if ``unit`` is a plain step: it appends entries to
-    one running invocation and changes only that record's ``journal_len``, ``modified_at``
-    and ``version``, fenced by its own partition alone. Such a unit is fenced on the
-    invocation item (``ep``) instead of a ConditionCheck on the lease: it touches nothing a
-    successor reads before sealing the partition (``DynamoStore.seal``)."""
-    if (
-        len(unit.invocations) != 1
-        or not unit.entries
-        or unit.completions
-        or unit.completions_remove
-        or unit.state
-        or unit.timers_add
-        or unit.timers_remove
-        or unit.purge
-        or unit.notify
-        or unit.fresh
-        or unit.permits_ask
-        or unit.permits_grant
-        or unit.permits_release
-    ):
-        return None
-    write = unit.invocations[0]
-    new, before = write.record, stored.get(write.record.id)
-    if write.expect_version is None or before is None or before.version != write.expect_version:
-        return None
-    if {p for p, _ in unit.fences} != {new.partition} or len(set(unit.fences)) != 1:
-        return None
-    if before.status != "running" or new.status != "running":
-        return None
-    if any(inv_id != new.id for inv_id, _, _ in unit.entries):
-        return None
-    same = with_changes(
-        before, journal_len=new.journal_len, modified_at=new.modified_at, version=new.version
-    )
-    if same != new:
-        return None
-    return new.id, new.partition, unit.fences[0][1]
-
-
-def unread_view(
-    unit: CommitUnit, known: Mapping[str, Known] | None
-) -> dict[str, Known | None] | None:
-    """The invocations as they stand before ``unit``, without reading, when ``known`` (records
-    this process wrote or read, by id) tells them all: the first write of each id is an insert
-    (taken as absent: if it exists, its condition fails and the unit is planned again on a
-    read) or an update expecting the version ``known`` holds. None: the unit needs the read
-    (unknown versions, or permits, whose asks and grants are replayed on the rows read).
-
-    Safe because a record at a version is a fact that never changes: every write of an
-    invocation item is conditioned on the version it replaces (and its ``seq``, which no two
-    records of one id share), so the transaction applies only if the item is still the one
-    ``known`` holds, whatever else happened since (timeline in the module docstring)."""
-    if known is None or unit.permits_ask or unit.permits_grant:
-        return None
-    view: dict[str, Known | None] = {}
-    for write in unit.invocations:
-        inv_id = write.record.id
-        if inv_id in view:
-            continue  # later writes of an id are replayed on the view
-        if write.expect_version is None:
-            view[inv_id] = None
-            continue
-        held = known.get(inv_id)
-        if held is None or held[0].version != write.expect_version:
-            return None
-        view[inv_id] = held
-    return view
-
-
 def build_plan(
     client: DynamoClient,
     blobs: Blobs,
@@ -299,7 +205,6 @@ def build_plan(
     stored_ep: dict[str, int | None] = {}
     found: dict[tuple[str, str], RawItem] = {}
     if unread is not None:  # nothing found: completions are put if absent (else: re-plan)
-        plan.unread = True
         for i, held in unread.items():
             stored[i], stored_ep[i] = (None, None) if held is None else held
     else:

@@ -46,10 +46,8 @@ from ritornello.store._dynamo_blobs import Blobs
 from ritornello.store._dynamo_client import AwsError, DynamoClient, DynamoSettings, Unavailable
 from ritornello.store._dynamo_commit import (
     MAX_ITEMS,
-    Known,
     Plan,
     Replan,
-    StepRefused,
     build_plan,
     check_fences,
     fingerprint,
@@ -61,6 +59,7 @@ from ritornello.store._dynamo_models import InvocationItem, LeaseItem, key_from,
 from ritornello.store._dynamo_reads import Reads
 from ritornello.store._dynamo_schedules import Schedules
 from ritornello.store._dynamo_stats import DynamoStats
+from ritornello.store._dynamo_steps import Known, StepRefused
 from ritornello.store._service_settings import DYNAMO_PK, dynamo_item, dynamo_record
 from ritornello.store.errors import (
     ConflictError,
