@@ -1,12 +1,15 @@
-"""A step's commit (one journal entry and the invocation's new version) against a deposed
+"""A step's commit (journal entries and the invocation's new version) against a deposed
 leader and a stale writer, on every backend; on DynamoDB through two stores on one table
-(moto over HTTP), each with its own memory of the records it wrote, which lets it commit a
-step without reading first (docs/dynamodb.md, "A commit").
+(moto over HTTP), each remembering the records it wrote (so it commits a step without reading
+first) and fencing a plain step on its invocation item (docs/dynamodb.md, "A commit").
 
-What must hold: a zombie (its lease moved) racing the new owner on the same journal index
-never lands anything, the owner's steps all land, the journal has each index once with the
-owner's entry, and the invocation finishes; a writer whose remembered version is stale gets a
-ConflictError and writes nothing, even when another store purged and re-created the id.
+What must hold: once the new leader has sealed the partition, a zombie (its lease moved)
+racing it on the same journal index never lands anything and gets FencedError, the owner's
+steps all land, the journal has each index once, and the invocation finishes; a step already
+in flight at the takeover lands before the seal (DynamoDB) or never (SQLite, memory), and the
+new leader's read after sealing has whatever landed; a writer whose remembered version is stale
+gets a ConflictError and writes nothing, even when another store purged and re-created the id;
+a step whose answer was lost is not applied twice.
 """
 
 from __future__ import annotations

@@ -13,11 +13,11 @@ Invariants:
   landed and the retry is a no-op.
 - Blocking calls run on a small thread pool owned by the store, never on the event loop;
   a cancelled ``commit`` still finishes on its thread.
-- ``_known`` holds the last record this store wrote of each recent invocation (and its item's
-  ``ep``). A record at a version never changes (every write of the item is conditioned on the
-  version and ``seq`` it replaces), so a unit expecting that version is planned without the
-  read before the transaction: its conditions decide, as they do after a read
-  (``unread_view``). Entries are dropped on a failed or ambiguous commit, on purge and on
+- ``_known`` holds the last record this store wrote of each recent invocation not finished
+  (and its item's ``ep``). A record at a version never changes (every write of the item is
+  conditioned on the version and ``seq`` it replaces), so a unit expecting that version is
+  planned without the read before the transaction: its conditions decide, as they do after a
+  read (``unread_view``). Entries are dropped on a failed or ambiguous commit, on purge and on
   seal; a stale one only costs a ConflictError the caller already handles (a re-read).
 - A plain step (``step_fence``) is fenced on its invocation item (``ep`` at most its epoch)
   instead of on the lease; ``seal`` stamps a new leader's epoch on every live invocation of
@@ -69,6 +69,7 @@ from ritornello.store.errors import (
     UnavailableError,
 )
 from ritornello.store.records import (
+    FINAL_STATUSES,
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,
@@ -318,6 +319,9 @@ class DynamoStore(Store):
             return
         with self._lock:
             for inv_id, record in records.items():
+                if record[0].status in FINAL_STATUSES:  # (its result may be large)
+                    self._known.pop(inv_id, None)  # nothing updates it but a purge
+                    continue
                 self._known[inv_id] = record
                 self._known.move_to_end(inv_id)
             while len(self._known) > _KNOWN:
