@@ -167,6 +167,8 @@ async def main(count: int) -> list[dict[str, Any]]:
         node="bench",
         address=f"http://127.0.0.1:{ingress_port}",
     )
+    # what ``ritornello serve`` does: Lambda runs checkpoint to this ingress in place
+    engine.deployments.lambda_channels.advertise(f"http://127.0.0.1:{ingress_port}")
     import uvicorn
 
     server = uvicorn.Server(
