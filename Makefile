@@ -8,7 +8,7 @@ TS_DEPS := tests/restate/ts/node_modules/.package-lock.json
 # ... and of the AWS durable execution SDK for JavaScript test app (tests/aws_durable_node).
 DURABLE_NODE_DEPS := tests/aws_durable_node/node_modules/.package-lock.json
 
-.PHONY: install run test lint typecheck importlint unit sim chaos scaleout aws-conformance bench bench-compare bench-dynamo bench-import clean system-deps
+.PHONY: install run test lint typecheck importlint unit sim chaos scaleout aws-conformance durable-cluster bench bench-compare bench-dynamo bench-lambda-cost bench-import clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -74,6 +74,12 @@ chaos: $(STAMP) scaleout
 aws-conformance: $(STAMP)
 	RITORNELLO_AWS_CONFORMANCE=all $(BIN)/pytest tests/aws_conformance -q
 
+# AWS durable functions on two orchestrators (moto's DynamoDB), checkpoints forwarded to the
+# leader: every test, the round-robin balancer and the no-secret cluster too (~40 s; `make
+# test` runs the rest).
+durable-cluster: $(STAMP)
+	RITORNELLO_DURABLE_CLUSTER=all $(BIN)/pytest tests/integration/test_aws_durable_cluster.py -q
+
 # Three orchestrators on one DynamoDB table (moto), one paused, one killed (~1 min).
 scaleout: $(STAMP)
 	$(BIN)/pytest tests/integration/test_scaleout.py -q -s
@@ -105,6 +111,11 @@ bench-compare: $(STAMP)
 # DynamoDB requests and request units per journaled step, priced (moto on loopback).
 bench-dynamo: $(STAMP)
 	$(BIN)/python benchmarks/dynamo_cost.py --invocations 50
+
+# A step on the Lambda path, all told (Lambda requests and duration, DynamoDB units), for
+# Ritornello's SDK and AWS's durable SDK, priced beside Step Functions and Lambda durable functions.
+bench-lambda-cost: $(STAMP)
+	$(BIN)/python benchmarks/lambda_cost.py --invocations 20
 
 # Ritornello and the Restate server 1.7 (npm, into /tmp/restate-server on first use) with the
 # same restate-sdk endpoint, greet and ten, in a loopback-only network namespace (root). ~8 min.

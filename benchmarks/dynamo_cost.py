@@ -58,6 +58,19 @@ async def ten(ctx: Context, n: int) -> int:
     return total
 
 
+batched = Service("CostBatch")
+
+
+@batched.handler()
+async def ten_batched(ctx: Context, n: int) -> int:
+    """``ten`` on an endpoint with durability "batch": the steps go out with the output, in
+    one answer (a crash re-runs them all)."""
+    total = n
+    for i in range(10):
+        total = await ctx.run(f"step-{i}", lambda t=total: t + 1)  # type: ignore[misc]
+    return total
+
+
 def _delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     requests = {
         op: after["requests"].get(op, 0) - before["requests"].get(op, 0) for op in after["requests"]
@@ -70,8 +83,10 @@ def _delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _measure(engine: Engine, store: DynamoStore, handler: str, count: int) -> dict[str, Any]:
-    target = engine.registry.resolve("Cost", handler)
+async def _measure(
+    engine: Engine, store: DynamoStore, handler: str, count: int, service: str = "Cost"
+) -> dict[str, Any]:
+    target = engine.registry.resolve(service, handler)
     assert target is not None
     before = store.stats.snapshot()
     for n in range(count):
@@ -117,9 +132,10 @@ async def main(count: int) -> None:
     store = DynamoStore.from_url(url)
     await store.open()
     endpoint = Endpoint([svc])
+    batch_endpoint = Endpoint([batched], durability="batch")
     engine = Engine(
         store,
-        inprocess={"app": endpoint.inprocess()},
+        inprocess={"app": endpoint.inprocess(), "batch": batch_endpoint.inprocess()},
         lease_s=600.0,
         inbox_interval_s=600.0,
         node="bench",
@@ -127,11 +143,14 @@ async def main(count: int) -> None:
     )
     await engine.start()
     await engine.register_deployment("inproc://app")
+    await engine.register_deployment("inproc://batch")
     await _measure(engine, store, "one", 2)  # warm up
+    batch = await _measure(engine, store, "ten_batched", count, "CostBatch")
     rows = [
         _row("one step", await _measure(engine, store, "one", count), count, 1),
         _row("one limited step", await _measure(engine, store, "one_limited", count), count, 1),
         _row("ten steps", await _measure(engine, store, "ten", count), count, 10),
+        _row("ten steps, durability batch", batch, count, 10),
     ]
     await engine.stop()
     await store.close()

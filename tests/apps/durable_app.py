@@ -19,11 +19,13 @@ from aws_durable_execution_sdk_python import (
     durable_execution,
 )
 from aws_durable_execution_sdk_python.config import (
+    CallbackConfig,
     Duration,
     JitterStrategy,
     StepConfig,
     StepSemantics,
 )
+from aws_durable_execution_sdk_python.exceptions import CallbackTimeoutError
 from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
 from aws_durable_execution_sdk_python.waits import WaitForConditionConfig, WaitForConditionDecision
 
@@ -54,7 +56,12 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
         after = ctx.step(lambda _: _ledger(ctx, "after") or "after", name="after")
         return [before, after]
     if mode == "callback":
-        callback = ctx.create_callback(name="approval")
+        # optional timeouts (seconds): the handler catches a timed-out callback
+        config = CallbackConfig(
+            timeout=Duration.from_seconds(event.get("timeout_s", 0)),
+            heartbeat_timeout=Duration.from_seconds(event.get("heartbeat_s", 0)),
+        )
+        callback = ctx.create_callback(name="approval", config=config)
 
         def publish(_: StepContext) -> str:
             # where a test finds the callback id (as an email or a queue would carry it)
@@ -63,7 +70,18 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
             return callback.callback_id
 
         ctx.step(publish, name="publish")
-        return {"approved": callback.result()}
+        try:
+            outcome = {"approved": callback.result()}
+        except CallbackTimeoutError as exc:
+            outcome = {"timed_out": str(exc)}
+        if not event.get("after_s"):
+            return outcome
+        # the outcome seen, as a step named for it (a replay that saw another outcome would
+        # run another step), then a wait: the execution replays the callback after it
+        seen = next(iter(outcome))
+        ctx.step(lambda _: _ledger(ctx, f"saw-{seen}") or seen, name=f"saw-{seen}")
+        ctx.wait(Duration.from_seconds(event["after_s"]), name="after")
+        return outcome
     if mode == "zombie":
         ctx.step(lambda _: _ledger(ctx, "first") or 1, name="first")
 
@@ -141,6 +159,14 @@ def lambda_handler(event: dict[str, Any], ctx: DurableContext) -> Any:
             return ctx.step(once, name="once", config=config)
         except StepError as exc:
             return f"interrupted: {exc}"
+    if mode == "failing-step":  # a step that fails for good: its one attempt raises
+
+        def out_of_stock(_: StepContext) -> str:
+            _ledger(ctx, "out-of-stock")
+            raise RuntimeError("no stock left")
+
+        once = StepConfig(retry_strategy=create_retry_strategy(RetryStrategyConfig(max_attempts=1)))
+        return ctx.step(out_of_stock, name="reserve", config=once)
     if mode == "fail":
         ctx.step(lambda _: _ledger(ctx, "doomed") or 1, name="doomed")
         raise ValueError("the order is invalid")

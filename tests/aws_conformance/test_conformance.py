@@ -28,14 +28,8 @@ from tests.aws_conformance.runner import (
 #: A quick requirement or two of most suites (no long waits, no timeouts).
 FAST = ("1-1", "1-5", "3-5", "4-1", "5-1", "6-1", "8-1", "9-1")
 
-_NO_CALLBACK_TIMEOUTS = (
-    "callback timeouts (TimeoutSeconds, HeartbeatTimeoutSeconds) are not enforced: the "
-    "callback never times out and the runner sees no progress"
-)
 #: Requirements that fail on Ritornello, and why (docs/aws-durable.md lists them).
-KNOWN: dict[str, str] = dict.fromkeys(
-    ("4-3", "4-4", "4-8", "4-11", "4-14", "7-5", "7-12", "7-14"), _NO_CALLBACK_TIMEOUTS
-)
+KNOWN: dict[str, str] = {}
 
 ALL = os.environ.get("RITORNELLO_AWS_CONFORMANCE") == "all"
 SELECTED = sorted(requirements() if ALL else FAST, key=lambda r: tuple(map(int, r.split("-"))))

@@ -6,7 +6,11 @@
 // DURABLE_LEDGER names, so a test counts how often each step ran.
 
 import { appendFileSync, existsSync, writeFileSync } from "node:fs";
-import { StepSemantics, withDurableExecution } from "@aws/durable-execution-sdk-js";
+import {
+  CallbackTimeoutError,
+  StepSemantics,
+  withDurableExecution,
+} from "@aws/durable-execution-sdk-js";
 
 function ledger(ctx, line) {
   const execution = ctx.executionContext.durableExecutionArn.split("/").pop();
@@ -34,14 +38,23 @@ export const handler = withDurableExecution(async (event, ctx) => {
     return [before, after];
   }
   if (mode === "callback") {
-    const [result, callbackId] = await ctx.createCallback("approval");
+    // optional timeouts (seconds): the handler catches a timed-out callback
+    const config = {};
+    if (event.timeout_s) config.timeout = { seconds: event.timeout_s };
+    if (event.heartbeat_s) config.heartbeatTimeout = { seconds: event.heartbeat_s };
+    const [result, callbackId] = await ctx.createCallback("approval", config);
     await ctx.step("publish", async () => {
       // where a test finds the callback id (as an email or a queue would carry it)
       writeFileSync(event.publish_to, callbackId);
       ledger(ctx, "publish");
       return callbackId;
     });
-    return { approved: await result };
+    try {
+      return { approved: await result };
+    } catch (error) {
+      if (error instanceof CallbackTimeoutError) return { timed_out: error.message };
+      throw error;
+    }
   }
   if (mode === "wait-for-callback") {
     const approved = await ctx.waitForCallback("approval", async (callbackId) => {

@@ -25,6 +25,40 @@ def test_deployments_list_show_register_delete(dev: Dev) -> None:
     assert "exactly one" in dev.fails("deployments", "register")
 
 
+def test_deployments_register_an_aws_durable_function(dev: Dev) -> None:
+    """``--protocol aws-durable --service NAME`` registers a durable function by its
+    qualified ARN (service NAME, one handler, run); what the admin API refuses is the CLI's
+    one error line with the API's reason, in the flags' names; the output fits 80 columns."""
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:orders:1"
+    flags = ("--arn", arn, "--protocol", "aws-durable")
+    for args, why in [
+        (flags, "aws-durable takes --arn and --service"),  # no --service
+        (("--arn", arn, "--service", "Orders"), '--protocol must be "aws-durable"'),
+        (("--arn", arn, "--protocol", "grpc", "--service", "Orders"), "--protocol must be"),
+        (("https://x.example", "--protocol", "aws-durable", "--service", "O"), "not URI"),
+        (("--arn", arn.rsplit(":", 1)[0], *flags[2:], "--service", "O"), "unqualified"),
+        ((*flags, "--service", "a/b"), "service 'a/b'"),
+        ((*flags, "--service", "O", "--limit", "l"), "takes no --assume-role-arn nor --limit"),
+    ]:
+        line = dev.fails("deployments", "register", *args)
+        assert "from POST /deployments" in line and why in line, (args, line)
+    shown = dev.run("deployments", "register", *flags, "--service", "Orders", columns=80)
+    assert shown.exit_code == 0, (shown.stdout, shown.stderr)
+    assert "registered deployment" in shown.stderr + shown.stdout and "Orders" in shown.stdout
+    assert all(len(row) <= 80 for row in shown.stdout.splitlines()), shown.stdout
+    deps = dev.json("deployments", "list")["deployments"]
+    (dep,) = [d for d in deps if d["uri"] == arn]
+    assert dep["services"][0]["name"] == "Orders"
+    assert [h["name"] for h in dev.json("services", "show", "Orders")["handlers"]] == ["run"]
+    # another function as the same service is refused (Orders is served already)
+    other = ("--arn", arn.replace("orders", "other"), *flags[2:], "--service", "Orders")
+    assert "already served" in dev.fails("deployments", "register", *other)
+    dev.ok("deployments", "delete", dep["id"])
+    help_text = dev.run("deployments", "register", "--help", columns=80).stdout
+    assert "--protocol" in help_text and "--service" in help_text
+    assert all(len(row) <= 80 for row in help_text.splitlines()), help_text
+
+
 def test_services_list_and_show(dev: Dev) -> None:
     services = {s["name"]: s for s in dev.json("services", "list")["services"]}
     assert services["Counter"]["ty"] == "VirtualObject"

@@ -6,6 +6,7 @@ its ``AWS_ENDPOINT_URL_LAMBDA`` the orchestrator's ingress), registered by ARN; 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from tests.procs import ROOT, Endpoint, LambdaEmulatorProcess, Orchestrator, aws_env, http
+from tests.procs import (
+    ROOT,
+    Endpoint,
+    LambdaEmulatorProcess,
+    Orchestrator,
+    aws_env,
+    check_store,
+    http,
+)
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:orders:1"
 
@@ -240,6 +249,182 @@ def test_a_callback_resolved_through_the_awakeable_path(pair: Pair) -> None:
         )
 
 
+def test_a_callback_times_out_and_a_late_completion_is_refused(pair: Pair) -> None:
+    """The SDK sees the callback TIMED_OUT; a late success, failure or heartbeat through the
+    durable API, and a late resolve or reject through Ritornello's awakeable paths, are all
+    refused and change nothing; after a kill -9 and a restart the execution replays the
+    callback as TIMED_OUT again (a replay that saw it completed would run another step)."""
+    publish = pair.tmp / "callback-timeout.txt"
+    event = {"mode": "callback", "publish_to": str(publish), "timeout_s": 1, "after_s": 3}
+    inv = pair.send(event)
+    callback_id = wait_for(publish)
+    deadline = time.monotonic() + 10
+    while pair.ran(inv)["saw-timed_out"] != 1:  # the SDK saw the timeout: its step ran
+        assert time.monotonic() < deadline, pair.orch.output()
+        time.sleep(0.05)
+    suspended(pair, inv)  # in the wait after it
+    before = journal(pair, inv)
+    (awakeable,) = [e for e in before if e["kind"] == "awakeable"]
+    assert awakeable["completion"]["failure"]["timed_out"] == "TIMEOUT", awakeable
+    timer = [e for e in before if "callback_timeout" in e]
+    assert [(e["kind"], e["duration_ms"]) for e in timer] == [("sleep", 1000)], timer
+    ingress = pair.orch.ingress
+    for path, body, kind in (
+        (f"/restate/awakeables/{callback_id}/resolve", b'"late"', "application/json"),
+        (f"/restate/a/{callback_id}/resolve", b'"late"', "application/json"),
+        (f"/restate/awakeables/{callback_id}/reject", b"late", "text/plain"),
+    ):
+        status, answer, _ = http("POST", ingress + path, raw=body, headers={"content-type": kind})
+        assert status == 409 and "timed out" in json.dumps(answer), (path, status, answer)
+    client = lambda_client(pair)
+    for late in (
+        lambda: client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"1"),
+        lambda: client.send_durable_execution_callback_failure(
+            CallbackId=callback_id, Error={"ErrorMessage": "late"}
+        ),
+        lambda: client.send_durable_execution_callback_heartbeat(CallbackId=callback_id),
+    ):
+        with pytest.raises(client.exceptions.InvalidParameterValueException, match="timed out"):
+            late()
+    assert journal(pair, inv) == before  # nothing changed
+    pair.orch.kill9()  # during the wait that follows: the function replays after it
+    pair.restart_orchestrator()
+    status, body = pair.attach(inv)
+    assert status == 200 and "timed_out" in body, (body, pair.orch.output())
+    assert pair.ran(inv) == {"publish": 1, "saw-timed_out": 1}  # no saw-approved: no divergence
+    # as before, but for the wait's completion
+    after = [
+        {k: v for k, v in e.items() if k != "completion" or e["name"] != "WAIT START after"}
+        for e in journal(pair, inv)
+    ]
+    assert after[: len(before)] == before, (before, after)
+    arn = f"{ARN}/durable-execution/{inv}/{inv}"
+    events = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    timed_out = [e for e in events if e["EventType"] == "CallbackTimedOut"]
+    assert len(timed_out) == 1 and timed_out[0]["Name"] == "approval", events
+    error = timed_out[0]["CallbackTimedOutDetails"]["Error"]["Payload"]
+    assert error["ErrorType"] == "Callback.Timeout", error
+
+
+def test_a_timeout_and_a_completion_racing_one_wins(pair: Pair) -> None:
+    """Completions sent within milliseconds of their callbacks' timeouts, through both paths:
+    each callback ends exactly one way — the completion accepted and the execution approved,
+    or the completion refused and the execution timed out — and the journal says the same."""
+    runs = []
+    for n in range(8):
+        publish = pair.tmp / f"callback-race-{n}.txt"
+        runs.append(
+            (pair.send({"mode": "callback", "publish_to": str(publish), "timeout_s": 1}), publish)
+        )
+    targets = []
+    for n, (inv, publish) in enumerate(runs):
+        callback_id = wait_for(publish)
+        (awakeable,) = [e for e in journal(pair, inv) if e["kind"] == "awakeable"]
+        (timer,) = [e for e in journal(pair, inv) if "callback_timeout" in e]
+        # around the timer's due time: from 100 ms before to 250 ms after it
+        targets.append((timer["wake_at"] / 1000 - 0.1 + n * 0.05, inv, callback_id, n % 2))
+    accepted: dict[str, bool] = {}
+
+    def complete(at: float, inv: str, callback_id: str, durable_api: bool) -> None:
+        time.sleep(max(0.0, at - time.time()))
+        if durable_api:
+            client = lambda_client(pair)
+            try:
+                client.send_durable_execution_callback_success(
+                    CallbackId=callback_id, Result=b'"raced"'
+                )
+                accepted[inv] = True
+            except client.exceptions.InvalidParameterValueException:
+                accepted[inv] = False
+            return
+        status, _, _ = http(
+            "POST", f"{pair.orch.ingress}/restate/awakeables/{callback_id}/resolve", "raced"
+        )
+        assert status in (202, 409), status
+        accepted[inv] = status == 202
+
+    threads = [threading.Thread(target=complete, args=t) for t in sorted(targets)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for _, inv, _, _ in targets:
+        status, body = pair.attach(inv)
+        assert status == 200, (body, pair.orch.output())
+        (awakeable,) = [e for e in journal(pair, inv) if e["kind"] == "awakeable"]
+        timed_out = "timed_out" in awakeable["completion"].get("failure", {})
+        assert accepted[inv] is not timed_out, (accepted[inv], awakeable, body)
+        assert ("timed_out" in body) is timed_out, (body, awakeable)
+    # both outcomes happened (else the race was not run): the completions straddle the timer
+    assert set(accepted.values()) == {True, False}, accepted
+
+
+def test_heartbeats_keep_a_callback_alive(pair: Pair) -> None:
+    publish = pair.tmp / "callback-heartbeat.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish), "heartbeat_s": 1})
+    callback_id = wait_for(publish)
+    client = lambda_client(pair)
+    until = time.monotonic() + 2.5  # over twice its heartbeat timeout
+    while time.monotonic() < until:
+        client.send_durable_execution_callback_heartbeat(CallbackId=callback_id)
+        time.sleep(0.3)
+    client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b'"ok"')
+    assert pair.attach(inv) == (200, {"approved": '"ok"'}), pair.orch.output()
+    timers = [e for e in journal(pair, inv) if "callback_timeout" in e]
+    assert len(timers) >= 2 and all(e["callback_timeout"]["heartbeat"] for e in timers), timers
+
+
+def test_a_heartbeat_timeout_fires_without_heartbeats(pair: Pair) -> None:
+    publish = pair.tmp / "callback-heartbeat-timeout.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish), "heartbeat_s": 1})
+    wait_for(publish)
+    status, body = pair.attach(inv)
+    assert status == 200 and "timed_out" in body, (body, pair.orch.output())
+
+
+def test_a_heartbeat_survives_kill9_of_the_orchestrator(pair: Pair) -> None:
+    """A heartbeat is in the store: after a kill -9 right after it and a restart, the
+    heartbeat timeout counts from it — the callback outlives its first deadline and can still
+    be completed, and one left alone times out a heartbeat timeout after the heartbeat."""
+    client = lambda_client(pair)
+    invs, ids = [], []
+    for name in ("kept", "left"):
+        publish = pair.tmp / f"callback-heartbeat-kill9-{name}.txt"
+        invs.append(pair.send({"mode": "callback", "publish_to": str(publish), "heartbeat_s": 6}))
+        ids.append(wait_for(publish))
+    for inv in invs:
+        suspended(pair, inv)
+    first = max(e["wake_at"] for inv in invs for e in journal(pair, inv) if "callback_timeout" in e)
+    time.sleep(max(0.0, first / 1000 - 4 - time.time()))  # 2 s into the 6
+    for callback_id in ids:
+        client.send_durable_execution_callback_heartbeat(CallbackId=callback_id)
+    pair.orch.kill9()
+    pair.restart_orchestrator()
+    time.sleep(max(0.0, first / 1000 + 0.5 - time.time()))  # past the first deadline
+    for inv in invs:
+        (awakeable,) = [e for e in journal(pair, inv) if e["kind"] == "awakeable"]
+        assert "completion" not in awakeable, (awakeable, pair.orch.output())
+    client = lambda_client(pair)
+    client.send_durable_execution_callback_success(CallbackId=ids[0], Result=b'"late but alive"')
+    assert pair.attach(invs[0]) == (200, {"approved": '"late but alive"'}), pair.orch.output()
+    status, body = pair.attach(invs[1])
+    assert status == 200 and "Callback heartbeat timed out" in body["timed_out"], body
+    entries = journal(pair, invs[1])
+    beats = [
+        e["completion"]["heartbeat"] for e in entries if "heartbeat" in e.get("completion", {})
+    ]
+    assert len(beats) == 1, entries
+    arn = f"{ARN}/durable-execution/{invs[1]}/{invs[1]}"
+    events = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    (timed_out,) = [e for e in events if e["EventType"] == "CallbackTimedOut"]
+    at = timed_out["EventTimestamp"].timestamp()
+    assert beats[0] / 1000 + 6 - 0.05 <= at < beats[0] / 1000 + 9, (beats, at)
+    assert timed_out["CallbackTimedOutDetails"]["Error"]["Payload"]["ErrorType"] == (
+        "Callback.Heartbeat"
+    )
+    check_store(pair.orch.store)  # timers, completions and statuses agree (ritornello check)
+
+
 def test_a_zombie_run_cannot_checkpoint(pair: Pair) -> None:
     """The first run outlives its attempt (2 s): the attempt after it starts a new run, and
     the zombie's checkpoint token is refused when it wakes; its step's result is never
@@ -351,6 +536,12 @@ def test_executions_are_described_and_stopped_through_boto3(pair: Pair) -> None:
     client.stop_durable_execution(DurableExecutionArn=arn)
     assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "STOPPED"
     assert pair.attach(waiting)[0] == 409
+    # its callback is gone with it: completing or heartbeating it is refused
+    callback_id = publish.read_text()
+    with pytest.raises(client.exceptions.InvalidParameterValueException, match="killed"):
+        client.send_durable_execution_callback_heartbeat(CallbackId=callback_id)
+    with pytest.raises(client.exceptions.InvalidParameterValueException, match="killed"):
+        client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"1")
 
 
 def test_a_step_retried_after_a_durable_timer(pair: Pair) -> None:
@@ -423,6 +614,59 @@ def test_history_and_listing_through_boto3(pair: Pair) -> None:
         client.get_durable_execution_history(DurableExecutionArn=arn, Marker="x")
 
 
+def test_history_events_of_failed_steps_waits_and_stopped_executions(pair: Pair) -> None:
+    """GetDurableExecutionHistory through boto3 (which parses each event by Lambda's model):
+    a step that failed for good, a retried one, a wait's schedule and a stopped execution."""
+    client = lambda_client(pair)
+
+    def events(inv: str) -> list[dict[str, Any]]:
+        arn = f"{ARN}/durable-execution/{inv}/{inv}"
+        return list(client.get_durable_execution_history(DurableExecutionArn=arn)["Events"])
+
+    status, body, headers = pair.call({"mode": "failing-step"})
+    assert status == 500 and "no stock left" in body["message"], body
+    failed = events(headers["x-restate-id"])
+    kinds = [e["EventType"] for e in failed]
+    assert kinds[1:3] == ["StepStarted", "StepFailed"] and kinds[-1] == "ExecutionFailed", kinds
+    step = failed[2]
+    assert step["Name"] == "reserve" and step["StepFailedDetails"]["RetryDetails"] == {
+        "CurrentAttempt": 1
+    }, step
+    error = step["StepFailedDetails"]["Error"]["Payload"]
+    assert error["ErrorType"] == "RuntimeError" and error["ErrorMessage"] == "no stock left"
+    assert failed[-1]["ExecutionFailedDetails"]["Error"]["Payload"]["ErrorType"], failed[-1]
+
+    status, body, headers = pair.call({"mode": "retry", "marker": str(pair.tmp / "h-retry")})
+    assert status == 200, body
+    retried = [e for e in events(headers["x-restate-id"]) if e["EventType"] == "StepFailed"]
+    (attempt,) = retried
+    assert attempt["StepFailedDetails"]["RetryDetails"] == {
+        "CurrentAttempt": 1,
+        "NextAttemptDelaySeconds": 1,
+    }, attempt
+    assert attempt["StepFailedDetails"]["Error"]["Payload"]["ErrorMessage"] == (
+        "first attempt fails"
+    )
+
+    status, body, headers = pair.call({"mode": "wait", "seconds": 1})
+    assert status == 200, body
+    waited = events(headers["x-restate-id"])
+    (started,) = [e for e in waited if e["EventType"] == "WaitStarted"]
+    details = started["WaitStartedDetails"]
+    assert details["Duration"] == 1, details
+    late = details["ScheduledEndTimestamp"] - started["EventTimestamp"]
+    assert 0.9 < late.total_seconds() < 1.5, details
+
+    publish = pair.tmp / "callback-history-stop.txt"
+    inv = pair.send({"mode": "callback", "publish_to": str(publish)})
+    wait_for(publish)
+    suspended(pair, inv)
+    client.stop_durable_execution(DurableExecutionArn=f"{ARN}/durable-execution/{inv}/{inv}")
+    stopped = events(inv)
+    assert stopped[-1]["EventType"] == "ExecutionStopped", stopped
+    assert stopped[-1]["ExecutionStoppedDetails"]["Error"]["Payload"]["ErrorMessage"], stopped
+
+
 def test_a_result_over_the_answer_limit_is_checkpointed(pair: Pair) -> None:
     size = 6 * 1024 * 1024
     inv = pair.send({"mode": "big", "size": size})
@@ -470,7 +714,12 @@ def kill9_during_a_wait_and_a_pending_callback(pair: Pair) -> None:
     publish = pair.tmp / "callback-kill9.txt"
     pending = pair.send({"mode": "callback", "publish_to": str(publish)})
     inv = pair.send({"mode": "wait", "seconds": 2})
+    # a callback timeout is a durable timer too: it fires after the restart
+    timing_out = pair.tmp / "callback-kill9-timeout.txt"
+    timed = pair.send({"mode": "callback", "publish_to": str(timing_out), "timeout_s": 3})
     callback_id = wait_for(publish)
+    wait_for(timing_out)
+    suspended(pair, timed)
     deadline = time.monotonic() + 10
     while pair.ran(inv) != {"before": 1}:
         assert time.monotonic() < deadline, pair.orch.output()
@@ -486,6 +735,8 @@ def kill9_during_a_wait_and_a_pending_callback(pair: Pair) -> None:
     )
     assert pair.attach(pending) == (200, {"approved": '"after the crash"'}), pair.orch.output()
     assert pair.ran(pending) == {"publish": 1}
+    status, body = pair.attach(timed)
+    assert status == 200 and "timed_out" in body, (body, pair.orch.output())
 
 
 def test_kill9_of_the_orchestrator_during_a_step(pair: Pair) -> None:

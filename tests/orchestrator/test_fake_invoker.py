@@ -201,6 +201,9 @@ def test_a_garbage_answer_fails_one_attempt_of_a_real_engine() -> None:
 
 def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda() -> None:
     assert sorted(invokers.__all__) == [
+        "CHANNEL_PATH",
+        "ChannelRun",
+        "Channels",
         "DEFAULT_DENY",
         "Duplex",
         "FakeInvoker",
@@ -208,7 +211,9 @@ def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda(
         "FunctionUrlInvoker",
         "HostDeniedError",
         "HostPolicy",
+        "HttpClientError",
         "HttpInvoker",
+        "HttpPool",
         "InProcessInvoker",
         "InProcessTarget",
         "InvokeStream",
@@ -218,6 +223,7 @@ def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda(
         "MAX_ANSWER_BYTES",
         "MAX_DISCOVERY_BYTES",
         "RefusedStatus",
+        "TOKEN_HEADER",
         "ThrottledError",
         "check_uri_text",
         "is_function_url",

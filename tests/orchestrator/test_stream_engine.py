@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ritornello import Context, Endpoint, Service
+from ritornello import Context, Endpoint, Service, TerminalError
 from ritornello.orchestrator import Engine
 from ritornello.protocol import RetryPolicy
 from ritornello.store import DeploymentRecord
@@ -237,3 +237,46 @@ def test_a_stream_that_stalls_mid_way_times_out_and_is_retried(tmp_path: Path) -
     ran = [(step, committed) for i, step, committed in RAN if i == inv]
     # t0 committed before the stall; the retry replays it and runs t1 and t2 once each
     assert ran == [("t0", 1), ("stall", 2), ("t1", 2), ("t2", 3)]
+
+
+@flow.handler()
+async def cancellable(ctx: Context, n: int) -> str:
+    """Steps of 100 ms, then an awakeable that nobody resolves: only a cancel ends it."""
+    _, fut = ctx.awakeable()
+    for i in range(n):
+
+        async def body(i: int = i) -> int:
+            await asyncio.sleep(0.1)
+            RAN.append((ctx.invocation_id, f"c{i}", 0))
+            return i
+
+        await ctx.run(f"c{i}", body)
+    try:
+        await fut
+    except TerminalError as exc:
+        return f"ended: {exc}"
+    return "resolved"
+
+
+def test_a_cancel_arriving_during_a_streamed_step_reaches_the_handler(tmp_path: Path) -> None:
+    # The cancel lands while a step runs, before that step's checkpoint: the stream's request
+    # lacks it, so the checkpoint is not acknowledged and a fresh request carries it (once the
+    # count was taken at each checkpoint, the stream went on and the invocation suspended on
+    # its awakeable for good, the cancel counted as sent).
+    counting = Counting(Endpoint([flow]))
+
+    async def main(url: str) -> tuple[str, Any]:
+        async with _engine(tmp_path, url) as (engine, _):
+            await _call(engine, "Flow/steps", 2)  # the handlers are known to checkpoint
+            resolved = engine.registry.resolve("Flow", "cancellable")
+            assert resolved is not None
+            rec, _ = await engine.submit(resolved, None, json.dumps(6))
+            await asyncio.sleep(0.25)
+            await engine.cancel(rec.id)
+            return rec.id, json.loads(await asyncio.wait_for(engine.wait_result(rec.id), 10))
+
+    with uvicorn_thread(counting, http="httptools") as url:
+        inv, result = asyncio.run(main(url))
+    assert result == {"value": "ended: cancelled"}, result
+    assert [step for i, step, _ in RAN if i == inv] == [f"c{i}" for i in range(6)]
+    assert counting.requests[("cancellable", True)] >= 2, counting.requests

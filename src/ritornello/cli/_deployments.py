@@ -77,6 +77,17 @@ def show_deployment(
     _show_deployment(dep)
 
 
+#: The admin API's field names in its refusals of a registration, as the flags are named.
+_FLAGS = {
+    '"aws-durable" takes arn and service (not uri)': "aws-durable takes --arn and --service "
+    "(not URI)",
+    '"aws-durable" takes no assume_role_arn nor limit': "aws-durable takes no "
+    "--assume-role-arn nor --limit",
+    'protocol must be "aws-durable"': '--protocol must be "aws-durable"',
+    "assume_role_arn goes with arn": "--assume-role-arn goes with --arn",
+}
+
+
 @deployments_app.command("register")
 @fails_cleanly
 def register(
@@ -98,20 +109,43 @@ def register(
             "--limit", metavar="NAME", help="a named limit every handler of it holds while it runs"
         ),
     ] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            "--protocol",
+            metavar="NAME",
+            help="aws-durable: --arn is an AWS Lambda durable function (with --service)",
+        ),
+    ] = None,
+    service: Annotated[
+        str | None,
+        typer.Option(
+            "--service", metavar="NAME", help="the service an aws-durable function is served as"
+        ),
+    ] = None,
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Discover an endpoint's services and register them (give URI or --arn)."""
+    """Discover an endpoint's services and register them (give URI or --arn). An AWS
+    Lambda durable function: --arn with its version or alias, --protocol aws-durable and
+    --service NAME (its one handler is run)."""
     if (uri is None) == (arn is None):
         raise CliError("give exactly one of URI or --arn")
     body: dict[str, Any] = {"uri": uri} if uri is not None else {"arn": arn}
-    if assume_role_arn is not None:
-        body["assume_role_arn"] = assume_role_arn
-    if limit is not None:
-        body["limit"] = limit
+    for name, value in (
+        ("assume_role_arn", assume_role_arn),
+        ("limit", limit),
+        ("protocol", protocol),
+        ("service", service),
+    ):
+        if value is not None:
+            body[name] = value
     with admin(admin_url, token) as api:
-        dep = api.send("POST", "/deployments", body)
+        try:
+            dep = api.send("POST", "/deployments", body)
+        except ApiError as exc:  # the admin API's refusal, in the flags' names
+            raise reworded(exc, 422, _FLAGS) from None
     if as_json:
         return print_json(dep)
     note(f"registered deployment {dep['id']}")

@@ -43,6 +43,7 @@ from ritornello.orchestrator import (
     load_settings,
     tracing_from_env,
 )
+from ritornello.orchestrator.ingress import advertised_url
 from ritornello.protocol import RetryPolicy
 from ritornello.store import StoreError, open_store
 from ritornello.store.faults import FaultyStore
@@ -222,7 +223,7 @@ async def run_orchestrator(
         inbox_interval_s=settings.inbox_interval_s,
         watchdog_interval_s=settings.watchdog_interval_s,
         schedule_interval_s=settings.schedule_interval_s,
-        address=f"http://{settings.host}:{settings.ingress_port}",
+        address=settings.advertise_url or f"http://{settings.host}:{settings.ingress_port}",
         signing_secret=settings.signing_secret,
         deployment_hosts=settings.host_policy(),
         max_answer_bytes=settings.max_answer_bytes,
@@ -231,6 +232,10 @@ async def run_orchestrator(
         tracing=tracing,
     )
     warn_if_open(settings)
+    warn_if_unadvertised(settings)
+    # Lambda runs checkpoint to this ingress (docs/protocol.md, "Checkpoint channel")
+    channel_url = advertised_url(settings.advertise_url, settings.host, settings.ingress_port)
+    engine.deployments.lambda_channels.advertise(channel_url)
     (listen_module,) = _on_a_thread(_import_listen)  # off the loop while it recovers
     admin = AdminApp(lambda: _admin_app(engine, settings))
     servers: list[Server] = []
@@ -357,6 +362,24 @@ def warn_if_open(settings: Settings) -> None:
                 can,
                 name,
             )
+
+
+def warn_if_unadvertised(settings: Settings) -> None:
+    """Warn when other orchestrators sharing the store would be told a wildcard address as
+    this one's (its member record): they forward durable functions' checkpoints there
+    (docs/aws-durable.md), and a wildcard address reaches nobody else."""
+    if settings.advertise_url or not settings.store.startswith("dynamodb:"):
+        return
+    try:
+        wildcard = ipaddress.ip_address(settings.host.strip("[]")).is_unspecified
+    except ValueError:  # a host name: other machines may reach it
+        return
+    if wildcard:
+        log.warning(
+            "listening on %s with no advertise_url: other orchestrators cannot reach this "
+            "one's ingress (forwarded checkpoints fail); set RITORNELLO_ADVERTISE_URL",
+            settings.host,
+        )
 
 
 def is_loopback(host: str) -> bool:

@@ -30,6 +30,9 @@ class Settings:
     host: str = "127.0.0.1"
     ingress_port: int = 8080
     admin_port: int = 9070
+    #: The URL other orchestrators and Lambda functions reach this process's ingress at
+    #: ("" = ``http://{host}:{ingress_port}``, which a wildcard host cannot serve).
+    advertise_url: str = ""
     max_body_bytes: int = 10 * 1024 * 1024
     #: A request whose headers' names and values total more (or that has more than
     #: ``max_headers``) gets 431 on either port; so an input entry holds at most this much.

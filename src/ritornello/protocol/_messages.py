@@ -93,6 +93,7 @@ class InvokeRequest(Record):
         "traceparent",
         "tracestate",
         "replay_only",
+        "channel",
     )
     __slots__ = _fields
     id: str
@@ -112,6 +113,10 @@ class InvokeRequest(Record):
     #: at the first action past it, running nothing new. Sent only to an endpoint whose
     #: discovery says ``replay_only``.
     replay_only: bool
+    #: The checkpoint channel of a Lambda attempt (docs/protocol.md, "Checkpoint channel"):
+    #: ``{"url": ..., "token": ...}``, where the endpoint may POST its checkpoints and go on.
+    #: Sent only to an endpoint whose discovery says ``channel``.
+    channel: dict[str, str] | None
 
     def __init__(
         self,
@@ -127,6 +132,7 @@ class InvokeRequest(Record):
         traceparent: str | None = None,
         tracestate: str | None = None,
         replay_only: bool = False,
+        channel: dict[str, str] | None = None,
     ) -> None:
         self.id = id
         self.service = service
@@ -140,6 +146,7 @@ class InvokeRequest(Record):
         self.traceparent = traceparent
         self.tracestate = tracestate
         self.replay_only = replay_only
+        self.channel = channel
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -162,6 +169,8 @@ class InvokeRequest(Record):
             out["tracestate"] = self.tracestate
         if self.replay_only:
             out["replay_only"] = True
+        if self.channel is not None:
+            out["channel"] = self.channel
         return out
 
     def encode(self) -> bytes:
@@ -200,6 +209,13 @@ class InvokeRequest(Record):
         replay_only = obj.get("replay_only", False)
         if not isinstance(replay_only, bool):
             raise ProtocolError("replay_only must be true or false")
+        channel = obj.get("channel")
+        if channel is not None and not (
+            isinstance(channel, dict)
+            and isinstance(channel.get("url"), str)
+            and isinstance(channel.get("token"), str)
+        ):
+            raise ProtocolError("channel must be an object with a url and a token (strings)")
         return cls(
             id=_field(obj, "id", str),
             service=_field(obj, "service", str),
@@ -213,6 +229,7 @@ class InvokeRequest(Record):
             traceparent=obj.get("traceparent"),
             tracestate=obj.get("tracestate"),
             replay_only=replay_only,
+            channel=None if channel is None else {"url": channel["url"], "token": channel["token"]},
         )
 
 
@@ -471,7 +488,7 @@ class ServiceInfo(FrozenRecord):
 class DiscoveryResponse(FrozenRecord):
     """What an endpoint serves: its services and handlers."""
 
-    _fields = ("services", "stream", "replay_only", "wire", "wire_info")
+    _fields = ("services", "stream", "replay_only", "wire", "wire_info", "channel")
     __slots__ = _fields
     services: tuple[ServiceInfo, ...]
     #: The endpoint answers streamed attempts over HTTP (``x-ritornello-stream: 1``).
@@ -484,6 +501,9 @@ class DiscoveryResponse(FrozenRecord):
     #: What the wire protocol keeps about the endpoint beyond services and handlers (for
     #: ``restate``: the negotiated version, the mode and the manifest as served).
     wire_info: dict[str, Any] | None
+    #: The endpoint (a Lambda function) takes a checkpoint channel in its ``InvokeRequest``
+    #: (docs/protocol.md, "Checkpoint channel").
+    channel: bool
 
     def __init__(
         self,
@@ -492,6 +512,7 @@ class DiscoveryResponse(FrozenRecord):
         replay_only: bool = False,
         wire: str = "ritornello",
         wire_info: dict[str, Any] | None = None,
+        channel: bool = False,
     ) -> None:
         self._init(
             services=services,
@@ -499,6 +520,7 @@ class DiscoveryResponse(FrozenRecord):
             replay_only=replay_only,
             wire=wire,
             wire_info=wire_info,
+            channel=channel,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -511,6 +533,8 @@ class DiscoveryResponse(FrozenRecord):
             out["stream"] = True
         if self.replay_only:
             out["replay_only"] = True
+        if self.channel:
+            out["channel"] = True
         if self.wire != "ritornello":
             out["wire"] = self.wire
             out["wire_info"] = self.wire_info or {}
@@ -578,6 +602,7 @@ class DiscoveryResponse(FrozenRecord):
             replay_only=obj.get("replay_only") is True,
             wire=wire,
             wire_info=info,
+            channel=obj.get("channel") is True,
         )
 
 

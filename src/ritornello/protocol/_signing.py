@@ -192,6 +192,17 @@ class Signer:
 
     def lambda_payload(self, payload: bytes, now_s: float) -> bytes:
         """A Lambda Invoke payload (JSON bytes) wrapped in the signed envelope."""
+        return self.lambda_envelope(payload, now_s)[0]
+
+    def lambda_ack(self, bind: str, n: int) -> bytes:
+        """The ``n``-th ack (from 1) of a checkpoint channel (docs/protocol.md, "Checkpoint
+        channel") of the Lambda payload whose envelope's ``bind`` was ``bind``: the same line
+        as a streamed request's v2 ack, bound to the envelope instead of the headers."""
+        return _ack(self._base, bind.encode(), n)
+
+    def lambda_envelope(self, payload: bytes, now_s: float) -> tuple[bytes, str]:
+        """``lambda_payload``, and the envelope's ``bind`` (what its channel's acks are bound
+        to)."""
         ts = int(now_s)
         sig = _digest(self._base, str(ts).encode(), LAMBDA_METHOD, LAMBDA_PATH.encode(), payload)
         nonce = self._nonce()
@@ -201,7 +212,7 @@ class Signer:
             f'{{"{SIGNED_KEY}":{{"v":1,"ts":{ts},"sig":"{sig}","nonce":"{nonce}",'
             f'"bind":"{bind}"}},"body":'
         )
-        return head.encode() + body.encode("utf-8") + b"}"
+        return head.encode() + body.encode("utf-8") + b"}", bind
 
 
 class Admission:
@@ -370,6 +381,11 @@ class Verifier:
     def open_lambda(self, event: dict[str, Any], now_s: float) -> Any:
         """The payload inside a signed Lambda envelope, parsed; :class:`SignatureError` if the
         event is not such an envelope or does not verify."""
+        return self.open_lambda_acked(event, now_s)[0]
+
+    def open_lambda_acked(self, event: dict[str, Any], now_s: float) -> tuple[Any, AckCheck | None]:
+        """``open_lambda``, and the check of the acks of the payload's checkpoint channel
+        (bound to the envelope's ``bind``; None for an envelope signed v1 only: plain acks)."""
         meta = event.get(SIGNED_KEY)
         body = event.get("body")
         if not isinstance(meta, dict) or not isinstance(body, str):
@@ -393,9 +409,9 @@ class Verifier:
         raw = body.encode("utf-8", "surrogatepass")
         binding = None if bind is None else _BIND_VERSION + bind
         admission = self.admit(str(ts), _VERSION + sig, now_s, nonce, binding)
-        self.verify(admission, LAMBDA_METHOD, LAMBDA_PATH.encode(), raw)
+        acks = self.verify(admission, LAMBDA_METHOD, LAMBDA_PATH.encode(), raw)
         try:
-            return json.loads(raw)
+            return json.loads(raw), acks
         except ValueError as exc:
             raise SignatureError(f"the signed envelope's body is not JSON: {exc}") from None
 

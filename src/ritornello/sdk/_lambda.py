@@ -18,6 +18,11 @@ the envelope ``{"ritornello_encoding": "gzip", "data": <base64 of gzip of the JS
 answer whose JSON passes 5 MB goes back in it; one that is still too big compressed becomes an
 ``error`` answer (never a truncated one).
 
+Checkpoint channel (docs/protocol.md, ``_channel``): discovery says ``"channel": true``
+(unless ``RITORNELLO_CHANNEL=0``), and an ``InvokeRequest`` that names a channel is run with it:
+each checkpoint of durability "step" is POSTed to the orchestrator, and the run goes on once it
+is acknowledged, so a ten-step handler is one Lambda invocation instead of ten.
+
 Lambda runs one invocation at a time per process and keeps the process between them, so the
 adapter keeps one event loop for the life of the process (with its worker threads for sync
 steps) instead of building one per invocation.
@@ -36,6 +41,7 @@ import atexit
 import base64
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
@@ -54,10 +60,12 @@ from ritornello.protocol import (
 )
 from ritornello.protocol._messages import dumps
 from ritornello.protocol._record import Record
+from ritornello.protocol._signing import AckCheck
 from ritornello.sdk._asgi import AsgiApp, Message
 from ritornello.sdk._invocation import CURRENT_MACHINE, STEP_INDEX
 from ritornello.sdk._machine import error_response
 from ritornello.sdk._served import Served
+from ritornello.sdk._stream import plain_ack
 
 #: What Lambda's ``handler(event, context)`` is: any JSON event in, a JSON object out.
 LambdaFunction = Callable[..., dict[str, Any]]
@@ -302,6 +310,9 @@ class LambdaAdapter:
     def __init__(self, endpoint: Served) -> None:
         self.endpoint = endpoint
         self.app = AsgiApp(endpoint)
+        #: ``RITORNELLO_CHANNEL=0`` turns the checkpoint channel off (not offered, not used)
+        self.channel_enabled = channel_enabled()
+        self._channel_settings: Any = None  # read at the first request with a channel
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
         return PROCESS_LOOP.run(self.answer(event))
@@ -311,11 +322,12 @@ class LambdaAdapter:
         if isinstance(event, dict) and _is_function_url(event):
             return await self.function_url(event)
         verifier = self.endpoint.verifier
+        acks: AckCheck | None = None
         if verifier is not None:
             try:
                 if not isinstance(event, dict):
                     raise SignatureError(f"unsigned Lambda event: got {_describe(event)}")
-                event = verifier.open_lambda(event, self.endpoint.now())
+                event, acks = verifier.open_lambda_acked(event, self.endpoint.now())
             except SignatureError as exc:
                 logger.warning("refused a Lambda event: %s", exc)
                 return error_response("unauthorized", str(exc)).to_dict()
@@ -325,33 +337,79 @@ class LambdaAdapter:
             except ProtocolError as exc:
                 return _protocol_error(str(exc))
         if isinstance(event, dict) and event.get("ritornello") == "discover":
-            return fit_answer(self.endpoint.discovery().to_dict())
+            discovery = self.endpoint.discovery()
+            if self.channel_enabled:
+                discovery = discovery.replace(channel=True)
+            return fit_answer(discovery.to_dict())
         if isinstance(event, dict) and event.get("type") == "invoke":
-            return await self.invoke(event)
+            return await self.invoke(event, acks)
         return _protocol_error(
             f"not a Ritornello Lambda event: expected {json.dumps(DISCOVER_EVENT)}, an "
             f'InvokeRequest ("type": "invoke"), a gzip envelope ({ENCODING_KEY}) or a '
             f"Function URL event (payload format 2.0); got {_describe(event)}"
         )
 
-    async def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        """An ``InvokeRequest`` event -> the ``InvokeResponse`` as it may leave the Lambda."""
+    async def invoke(self, event: dict[str, Any], acks: AckCheck | None = None) -> dict[str, Any]:
+        """An ``InvokeRequest`` event -> the ``InvokeResponse`` as it may leave the Lambda;
+        ``acks``: the check of its channel's acks, when the event was signed v2."""
         try:
             request = InvokeRequest.decode(event)
         except ProtocolError as exc:
             return _protocol_error(str(exc))
         token = _CURRENT.set(_Invocation(request.id, len(request.journal)))
+        seen: int | None = None
         try:
             try:
-                response = await self.endpoint.invoke(request)
+                response, seen = await self._attempt(request, acks)
             except Exception as exc:
                 logger.exception("endpoint failed on %s/%s", request.service, request.handler)
                 response = error_response("handler", f"internal endpoint error: {exc!r}")
             else:
                 _log_answer(request, response)
-            return fit_answer(response.to_dict())
+            answer = response.to_dict()
+            if seen is not None:  # a request that named a channel: how many acks this run saw
+                answer["channel_acks"] = seen
+            return fit_answer(answer)
         finally:
             _CURRENT.reset(token)
+
+    async def _attempt(
+        self, request: InvokeRequest, acks: AckCheck | None
+    ) -> tuple[InvokeResponse, int | None]:
+        """The attempt of ``request``: on its checkpoint channel when it names one this
+        process may use, else as one request; and, when it names one, how many acks the run
+        received (the answer's ``channel_acks``: the orchestrator reads the answer only if
+        that is every ack it sent, so nothing committed is answered again)."""
+        if request.channel is None:
+            return await self.endpoint.invoke(request), None
+        # imported here: a process that is never given a channel does not load it (cold start)
+        from ritornello.sdk._channel import (
+            FALLBACK,
+            FELL_BACK,
+            ChannelSettings,
+            LambdaChannel,
+            run_on_channel,
+        )
+
+        if not self.channel_enabled or request.id in FELL_BACK:
+            return await self.endpoint.invoke(request.replace(channel=None)), 0
+        if self._channel_settings is None:
+            self._channel_settings = ChannelSettings()
+        channel = LambdaChannel(request, self._channel_settings, acks or plain_ack)
+        response = await run_on_channel(channel, self.endpoint.invoke)
+        if channel.outcome is not None:
+            logger.warning(
+                "%s/%s %s: checkpoint channel closed after %d ack(s) (%s): %s",
+                request.service,
+                request.handler,
+                request.id,
+                channel.acks,
+                channel.outcome,
+                channel.why,
+            )
+            if channel.outcome == FALLBACK:
+                FELL_BACK.add(request.id)
+        return response, channel.acks
 
     async def function_url(self, event: dict[str, Any]) -> dict[str, Any]:
         """A Function URL request, served by the endpoint's ASGI app."""
@@ -412,6 +470,12 @@ class LambdaAdapter:
             logger.warning("%s %s: %s", method, raw_path, message)
             return _url_message(500, message)
         return answer
+
+
+def channel_enabled() -> bool:
+    """Whether the checkpoint channel is on: unless ``RITORNELLO_CHANNEL`` is 0/false/no/off."""
+    raw = os.environ.get("RITORNELLO_CHANNEL", "1").strip().lower()
+    return raw not in ("0", "false", "no", "off")
 
 
 def _url_body(event: dict[str, Any]) -> bytes:

@@ -76,6 +76,16 @@ class Store(ABC):
         unit, see ``CommitUnit``). Cancelling the caller does not cancel the write: a cancelled
         commit may still be applied."""
 
+    async def seal(self, partition: int, epoch: int) -> None:
+        """Called by the leader of ``partition`` at ``epoch`` after its claim and before it
+        reads the partition's live invocations. Once it returns, no unit fenced at a lower
+        epoch of ``partition`` changes an invocation of it that was live when it was called.
+        Idempotent. This default does nothing: it serves stores that check every fence on
+        the lease itself (SQLite, memory), where the claim alone does it; DynamoDB fences a
+        step on the invocation item instead and stamps the epoch on every live one here
+        (docs/dynamodb.md, "A commit")."""
+        return None
+
     @abstractmethod
     async def get_invocation(self, invocation_id: str) -> InvocationRecord | None:
         """One invocation, or None."""

@@ -7,14 +7,19 @@ object whose state is cleared), replays the unit on that view, and emits one wri
 with the condition that makes the read still true when the transaction applies:
 
 - invocation insert: ``attribute_not_exists(pk)``; an insert of an id that exists is dropped
-  (idempotent creation); update: ``version = <the version read>``. A failed expectation seen
-  in the read is a ConflictError at once, before any write.
+  (idempotent creation); update: ``version`` and ``seq`` of the record replaced, and ``ep``
+  (the highest epoch that fenced or sealed the item) at most the one written. A failed
+  expectation seen in the read is a ConflictError at once, before any write. The read is
+  skipped when the store knows every record updated at its expected version
+  (``unread_view``): the conditions alone decide then.
 - idempotency key claimed: ``attribute_not_exists(pk) OR inv = <id> OR ttl < now``;
 - journal entry: ``attribute_not_exists(pk)`` (append-only);
 - completion: dropped if it exists (first writer wins), else ``attribute_not_exists(pk)``;
   a ``fresh`` one that exists is a ConflictError, whether the read finds it or its condition
   fails in the transaction;
-- fence: a ConditionCheck ``attribute_exists(owner) AND epoch = <e>`` on the lease item;
+- fence: a ConditionCheck ``attribute_exists(owner) AND epoch = <e>`` on the lease item, but
+  for a plain step (``step_fence``), fenced by its update's ``ep`` condition instead (a new
+  leader seals its partition's live invocations before reading them: ``DynamoStore.seal``);
 - permit ask: dropped if the read finds the row (it stays as it is), else
   ``attribute_not_exists(pk)``, with the registry item of its limit instance (unconditional);
   grant: a ConflictError at once unless the read finds the row waiting, then
@@ -43,7 +48,7 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +71,7 @@ from ritornello.store._dynamo_models import (
     key_of,
 )
 from ritornello.store._dynamo_stats import item_size
+from ritornello.store._dynamo_steps import Known, StepRefused, ep_of, step_fence, unread_view
 from ritornello.store.errors import ConflictError, FencedError, StoreError
 from ritornello.store.records import FINAL_STATUSES, CommitUnit, InvocationRecord, PermitRecord
 
@@ -96,16 +102,21 @@ class Replan(Exception):
 class Role:
     """Why an item is in the transaction: decides what its failed condition means."""
 
-    # insert | update | idempotency | entry | completion | fresh | fence | ask | grant | plain
+    # insert | update | step | idempotency | entry | completion | fresh | fence | ask | grant
+    # | plain
     kind: str
     what: str
     partition: int | None = None
+    epoch: int | None = None
 
 
 @dataclass
 class Plan:
     items: list[dict[str, Any]] = field(default_factory=list)  # TransactItems
     roles: list[Role] = field(default_factory=list)
+    #: The invocations as the transaction leaves them (what the store may remember once it
+    #: lands: ``known`` of the next ``build_plan``).
+    records: dict[str, Known] = field(default_factory=dict)
 
     @property
     def conditional(self) -> bool:
@@ -137,6 +148,9 @@ class Plan:
         fences = [role for role in failed if role.kind == "fence"]
         if fences:
             return FencedError(fences[0].what, partition=fences[0].partition)
+        for role in failed:
+            if role.kind == "step" and role.partition is not None and role.epoch is not None:
+                return StepRefused(role.what, role.partition, role.epoch)
         if any(role.kind in ("insert", "completion", "ask") for role in failed):
             return Replan()
         what = "; ".join(role.what for role in failed) or "a condition failed"
@@ -155,9 +169,17 @@ def _idem_pk(r: InvocationRecord | None) -> _IdemKey | None:
     return keys.idempotency_pk(r.service, r.handler, r.key, r.idempotency_key)
 
 
-def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions: int) -> Plan:
+def build_plan(
+    client: DynamoClient,
+    blobs: Blobs,
+    unit: CommitUnit,
+    partitions: int,
+    known: Mapping[str, Known] | None = None,
+) -> Plan:
     """Read what the unit depends on and plan its transaction (writes large values to S3).
-    Fences are checked first (on the read, and again in the transaction)."""
+    Fences are checked first (on the read, and again in the transaction). With ``known``, a
+    unit that ``unread_view`` can plan is planned without the read: its conditions alone
+    decide, and the fences are checked in the transaction only."""
     table = client.table
     plan = Plan()
     now_ms = int(time.time() * 1000)
@@ -174,16 +196,31 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
 
     # --- one consistent read of the invocations and completions the unit touches -----------
     inv_ids = list(dict.fromkeys(w.record.id for w in unit.invocations))
-    wanted = [key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for i in inv_ids]
-    wanted += [key_of(keys.invocation_pk(i), keys.completion_sk(n)) for i, n, _ in unit.completions]
-    wanted += lease_keys(unit)
-    wanted += [key_of(*_permit_key(p)) for p in (*unit.permits_ask, *unit.permits_grant)]
-    found = {key_from(raw): raw for raw in client.batch_get(wanted)} if wanted else {}
-    check_fences(unit, found)
+    epochs: dict[int, int] = {}
+    for partition, epoch in unit.fences:
+        if epochs.setdefault(partition, epoch) != epoch:
+            raise FencedError(f"partition {partition} fenced at two epochs", partition=partition)
+    unread = unread_view(unit, known)
     stored: dict[str, InvocationRecord | None] = {}
-    for i in inv_ids:
-        raw = found.get((keys.invocation_pk(i), keys.INVOCATION_SK))
-        stored[i] = None if raw is None else InvocationItem.load(raw).record(None)
+    stored_ep: dict[str, int | None] = {}
+    found: dict[tuple[str, str], RawItem] = {}
+    if unread is not None:  # nothing found: completions are put if absent (else: re-plan)
+        for i, held in unread.items():
+            stored[i], stored_ep[i] = (None, None) if held is None else held
+    else:
+        wanted = [key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for i in inv_ids]
+        wanted += [
+            key_of(keys.invocation_pk(i), keys.completion_sk(n)) for i, n, _ in unit.completions
+        ]
+        wanted += lease_keys(unit)
+        wanted += [key_of(*_permit_key(p)) for p in (*unit.permits_ask, *unit.permits_grant)]
+        found = {key_from(raw): raw for raw in client.batch_get(wanted)} if wanted else {}
+        check_fences(unit, found)
+        for i in inv_ids:
+            raw = found.get((keys.invocation_pk(i), keys.INVOCATION_SK))
+            stored[i] = None if raw is None else InvocationItem.load(raw).record(None)
+            stored_ep[i] = ep_of(raw)
+    step = step_fence(unit, stored)
 
     # --- invocations, replayed in list order ---------------------------------------------
     view = dict(stored)
@@ -221,17 +258,15 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
     for inv_id, r in final.items():
         before = stored[inv_id]
         result = blobs.put(r.result, RESULT_INLINE_LIMIT) if r.result is not None else (None, None)
-        invocation = InvocationItem.of(r, *result)
+        # the fencing epoch of its partition, else the one it holds: ``ep`` never goes down
+        ep = epochs.get(r.partition, stored_ep.get(inv_id))
+        invocation = InvocationItem.of(r, *result, ep=ep)
+        plan.records[inv_id] = (r, ep)
         if before is None:
             what = f"invocation {inv_id} exists"
             put(invocation.raw(), Role("insert", what), "attribute_not_exists(pk)")
         else:
-            put(
-                invocation.raw(),
-                Role("update", f"invocation {inv_id} moved past version {before.version}"),
-                "version = :v",
-                ExpressionAttributeValues={":v": {"N": str(before.version)}},
-            )
+            _put_update(put, invocation.raw(), before, ep, step)
         was_active = before is not None and before.status not in FINAL_STATUSES
         is_active = r.status not in FINAL_STATUSES
         moved = before is not None and before.partition != r.partition
@@ -358,11 +393,9 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
         message = InboxItem(pk=keys.inbox_pk(partition), sk=message_id(now_ms), inv=inv_id)
         put(message.raw(), Role("plain", "inbox"))
 
-    epochs: dict[int, int] = {}
-    for partition, epoch in unit.fences:
-        if epochs.setdefault(partition, epoch) != epoch:
-            raise FencedError(f"partition {partition} fenced at two epochs", partition=partition)
     for partition, epoch in epochs.items():
+        if step is not None:
+            continue  # the step's condition on its invocation item is its fence
         plan.add(
             "ConditionCheck",
             {
@@ -375,6 +408,31 @@ def build_plan(client: DynamoClient, blobs: Blobs, unit: CommitUnit, partitions:
             Role("fence", f"partition {partition} is no longer held at epoch {epoch}", partition),
         )
     return plan
+
+
+def _put_update(
+    put: Callable[..., None],
+    item: RawItem,
+    before: InvocationRecord,
+    ep: int | None,
+    step: tuple[str, int, int] | None,
+) -> None:
+    """The update of an invocation item: it must still be ``before`` (version and seq) and
+    hold no later epoch than the one it is written with (``ep`` never goes down; a step's
+    condition is its fence, ``step_fence``)."""
+    what = f"invocation {before.id} moved past version {before.version}"
+    values = {":v": {"N": str(before.version)}, ":s": {"N": str(before.seq)}}
+    condition = "version = :v AND seq = :s AND "
+    if ep is None:
+        condition += "attribute_not_exists(ep)"
+    else:
+        condition += "(attribute_not_exists(ep) OR ep <= :ep)"
+        values[":ep"] = {"N": str(ep)}
+    if step is not None and step[0] == before.id:
+        role = Role("step", what, step[1], step[2])
+    else:
+        role = Role("update", what)
+    put(item, role, condition, ExpressionAttributeValues=values)
 
 
 def _permit_key(p: PermitRecord) -> tuple[str, str]:

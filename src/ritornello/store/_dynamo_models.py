@@ -89,6 +89,9 @@ class InvocationItem(Item):
     partition = NumberAttribute()
     expires_at = NumberAttribute(null=True)
     history = UnicodeAttribute(null=True)  # absent on items written before it existed
+    #: The highest epoch of its partition that fenced a write of it or sealed it (absent:
+    #: none yet). Never goes down; a step fenced on the item needs its epoch >= it.
+    ep = NumberAttribute(null=True)
     ttl = NumberAttribute(null=True)  # DynamoDB TTL (epoch seconds)
     seq_pk = UnicodeAttribute()  # index by_seq: every invocation
     seq_sk = UnicodeAttribute()
@@ -96,7 +99,9 @@ class InvocationItem(Item):
     done_sk = UnicodeAttribute(null=True)
 
     @classmethod
-    def of(cls, r: InvocationRecord, result: str | None, result_ref: str | None) -> InvocationItem:
+    def of(
+        cls, r: InvocationRecord, result: str | None, result_ref: str | None, ep: int | None = None
+    ) -> InvocationItem:
         # in the retention index once finished and stamped with its expiry
         terminal = r.status in FINAL_STATUSES and r.expires_at is not None
         return cls(
@@ -126,6 +131,7 @@ class InvocationItem(Item):
             partition=r.partition,
             expires_at=r.expires_at,
             history=r.history,
+            ep=ep,
             ttl=None if r.expires_at is None else r.expires_at // 1000 + TTL_GRACE_S,
             seq_pk=keys.seq_pk(r.partition),
             seq_sk=keys.seq_sk(r.seq, r.id),

@@ -52,6 +52,9 @@ class StoreWrapper(Store):
     async def commit(self, unit: CommitUnit) -> None:
         await self._call("commit", lambda: self.inner.commit(unit))
 
+    async def seal(self, partition: int, epoch: int) -> None:
+        await self._call("seal", lambda: self.inner.seal(partition, epoch))
+
     async def get_invocation(self, invocation_id: str) -> InvocationRecord | None:
         return await self._call("get_invocation", lambda: self.inner.get_invocation(invocation_id))
 

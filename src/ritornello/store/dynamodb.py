@@ -13,6 +13,17 @@ Invariants:
   landed and the retry is a no-op.
 - Blocking calls run on a small thread pool owned by the store, never on the event loop;
   a cancelled ``commit`` still finishes on its thread.
+- ``_known`` holds the last record this store wrote of each recent invocation not finished
+  (and its item's ``ep``). A record at a version never changes (every write of the item is
+  conditioned on the version and ``seq`` it replaces), so a unit expecting that version is
+  planned without the read before the transaction: its conditions decide, as they do after a
+  read (``unread_view``). Entries are dropped on a failed or ambiguous commit, on purge and on
+  seal; a stale one only costs a ConflictError the caller already handles (a re-read).
+- A plain step (``step_fence``) is fenced on its invocation item (``ep`` at most its epoch)
+  instead of on the lease; ``seal`` stamps a new leader's epoch on every live invocation of
+  the partition before it reads them, so a predecessor's step lands before that read or never.
+  A step refused by its condition is told apart by reading the lease: moved, FencedError;
+  else ConflictError (timeline in docs/dynamodb.md, "A commit").
 """
 
 from __future__ import annotations
@@ -44,18 +55,21 @@ from ritornello.store._dynamo_commit import (
 )
 from ritornello.store._dynamo_coord import Coordination
 from ritornello.store._dynamo_limits import Limits
-from ritornello.store._dynamo_models import InvocationItem, key_from, key_of
+from ritornello.store._dynamo_models import InvocationItem, LeaseItem, key_from, key_of
 from ritornello.store._dynamo_reads import Reads
 from ritornello.store._dynamo_schedules import Schedules
 from ritornello.store._dynamo_stats import DynamoStats
+from ritornello.store._dynamo_steps import Known, StepRefused
 from ritornello.store._service_settings import DYNAMO_PK, dynamo_item, dynamo_record
 from ritornello.store.errors import (
     ConflictError,
+    FencedError,
     StoreClosedError,
     StoreError,
     UnavailableError,
 )
 from ritornello.store.records import (
+    FINAL_STATUSES,
     CommitUnit,
     DeploymentRecord,
     InvocationRecord,
@@ -75,6 +89,9 @@ _REPLANS = 5
 #: Threads (and connections) of the leadership lane: a round's renewals and heartbeat at once.
 LEASE_THREADS = 4
 _REMEMBERED = 1000
+_SEAL_CONDITION = "attribute_exists(pk) AND (attribute_not_exists(ep) OR ep < :e)"
+#: Invocation records remembered to plan commits without a read (a few MB at most).
+_KNOWN = 10_000
 _RETRYABLE_REASONS = frozenset(
     {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 )
@@ -107,6 +124,7 @@ class DynamoStore(Store):
         self._closed = False
         self._lock = threading.Lock()
         self._ambiguous: OrderedDict[str, tuple[Plan, str]] = OrderedDict()
+        self._known: OrderedDict[str, Known] = OrderedDict()
 
     @classmethod
     def from_url(cls, url: str) -> DynamoStore:
@@ -229,6 +247,7 @@ class DynamoStore(Store):
         with self._lock:
             remembered = self._ambiguous.pop(fp, None)
         if remembered is not None and not unit.purge and self._resend(fp, *remembered):
+            self._learn(remembered[0].records)
             return
         last: list[dict[str, Any]] = []
         if unit.purge:
@@ -236,6 +255,7 @@ class DynamoStore(Store):
                 leases = client.batch_get(lease_keys(unit))
                 check_fences(unit, {key_from(raw): raw for raw in leases})
             purged = set(unit.purge)
+            self._forget(purged)
             last = self._purge(unit)
             unit = dataclasses.replace(unit, purge=[])
             if {w.record.id for w in unit.invocations} & purged:
@@ -248,24 +268,69 @@ class DynamoStore(Store):
     def _apply(self, unit: CommitUnit, fp: str) -> None:
         client, blobs = self._connect(), self._blobs
         assert blobs is not None
+        ids = {w.record.id for w in unit.invocations}
+        known: dict[str, Known] | None = self._recall(ids)
         for _ in range(_REPLANS):
-            plan = build_plan(client, blobs, unit, self.partitions)
+            plan = build_plan(client, blobs, unit, self.partitions, known)
+            known = None  # a second round reads
             if not plan.items:
                 return
             if not plan.conditional and len(plan.items) > MAX_ITEMS:
                 self._write_unconditionally(plan)
+                self._learn(plan.records)
                 return
             plan.check_limits()
             token = uuid.uuid4().hex
             try:
                 self._send(plan, token)
-                return
             except UnavailableError:
+                self._forget(ids)
                 self._remember(fp, plan, token)
                 raise
             except Replan:
                 continue
+            except StepRefused as refused:
+                self._forget(ids)
+                raise self._refused(refused) from None
+            except BaseException:
+                self._forget(ids)
+                raise
+            self._learn(plan.records)
+            return
+        self._forget(ids)
         raise ConflictError("a commit unit kept racing with concurrent writers; giving up")
+
+    def _refused(self, refused: StepRefused) -> Exception:
+        """FencedError if the lease of the refused step's partition moved past its epoch
+        (a later leader sealed or wrote the invocation), else ConflictError."""
+        raw = self._connect().get(key_of(keys.LEASES_PK, keys.lease_sk(refused.partition)))
+        lease = None if raw is None else LeaseItem.load(raw).record()
+        if lease is None or lease.owner is None or lease.epoch != refused.epoch:
+            what = f"partition {refused.partition} is no longer held at epoch {refused.epoch}"
+            return FencedError(what, partition=refused.partition)
+        return ConflictError(refused.what)
+
+    def _recall(self, ids: set[str]) -> dict[str, Known]:
+        with self._lock:
+            return {i: r for i in ids if (r := self._known.get(i)) is not None}
+
+    def _learn(self, records: dict[str, Known]) -> None:
+        if not records:
+            return
+        with self._lock:
+            for inv_id, record in records.items():
+                if record[0].status in FINAL_STATUSES:  # (its result may be large)
+                    self._known.pop(inv_id, None)  # nothing updates it but a purge
+                    continue
+                self._known[inv_id] = record
+                self._known.move_to_end(inv_id)
+            while len(self._known) > _KNOWN:
+                self._known.popitem(last=False)
+
+    def _forget(self, ids: set[str]) -> None:
+        with self._lock:
+            for inv_id in ids:
+                self._known.pop(inv_id, None)
 
     def _send(self, plan: Plan, token: str) -> None:
         try:
@@ -296,8 +361,8 @@ class DynamoStore(Store):
         except UnavailableError:
             self._remember(fp, plan, token)
             raise
-        except (ConflictError, Replan):
-            return self._landed(plan)
+        except (ConflictError, Replan, StepRefused):
+            return self._landed(plan)  # if not, the unit is planned again on a fresh read
 
     def _landed(self, plan: Plan) -> bool:
         """Whether every item ``plan`` writes is stored exactly as written (and deletes gone).
@@ -359,6 +424,35 @@ class DynamoStore(Store):
                 raise
 
     # --- reads ----------------------------------------------------------------------------
+
+    async def seal(self, partition: int, epoch: int) -> None:
+        """Stamp ``epoch`` as ``ep`` on every live invocation of ``partition`` (those with an
+        active marker), unless one holds a later epoch: a step fenced at an earlier epoch
+        then fails its condition (``Store.seal``). Idempotent."""
+
+        def live() -> list[str]:
+            client = self._connect()
+            markers = client.query_pk(keys.active_pk(partition), ProjectionExpression="inv")
+            return [raw["inv"]["S"] for raw in markers]
+
+        ids = await self._run(live)
+        for start in range(0, len(ids), self._threads):
+            chunk = ids[start : start + self._threads]
+            await asyncio.gather(*(self._run(self._seal_one, i, epoch) for i in chunk))
+        self._forget(set(ids))
+
+    def _seal_one(self, invocation_id: str, epoch: int) -> None:
+        try:
+            self._connect().call(
+                "UpdateItem",
+                Key=key_of(keys.invocation_pk(invocation_id), keys.INVOCATION_SK),
+                UpdateExpression="SET ep = :e",
+                ConditionExpression=_SEAL_CONDITION,
+                ExpressionAttributeValues={":e": {"N": str(epoch)}},
+            )
+        except AwsError as exc:  # gone, or already at this epoch or a later one
+            if exc.code != "ConditionalCheckFailedException":
+                raise
 
     async def get_invocation(self, invocation_id: str) -> InvocationRecord | None:
         return await self._run(lambda: self._r.get_invocation(invocation_id))

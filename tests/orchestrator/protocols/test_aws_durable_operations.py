@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ritornello.orchestrator.core import KILLED_RESULT, completion_text
 from ritornello.orchestrator.protocols.aws_durable import (
     INVALID_TOKEN,
     Checkpoint,
@@ -22,6 +23,13 @@ from ritornello.orchestrator.protocols.aws_durable import (
     to_wire,
 )
 from ritornello.orchestrator.protocols.aws_durable._adapter import completed_marker
+from ritornello.orchestrator.protocols.aws_durable._callbacks import (
+    decide,
+    due,
+    heartbeat_result,
+    heartbeat_timer,
+    timeout_result,
+)
 from ritornello.orchestrator.protocols.aws_durable._operations import (
     entries_of,
     operations,
@@ -97,6 +105,73 @@ def test_a_callback_is_an_awakeable_with_the_text_sent_as_its_result() -> None:
     assert op["CallbackDetails"]["Error"] == {"ErrorType": "CallbackError", "ErrorMessage": "no"}
 
 
+def completion(index: int, result: str) -> str:
+    """A completion text as the core stores it."""
+    return f'{{"index":{index},{result[1:]}'
+
+
+def test_a_callback_is_timed_out_only_by_its_awakeables_completion() -> None:
+    options = {"TimeoutSeconds": 5, "HeartbeatTimeoutSeconds": 2}
+    start = {"Id": "c", "Type": "CALLBACK", "Action": "START", "CallbackOptions": options}
+    texts = journal(start, at=1000)
+    timers = [json.loads(t) for t in texts[2:]]
+    assert [(t["callback_timeout"], t["duration_ms"]) for t in timers] == [
+        ({"of": 1, "heartbeat": False}, 5000),
+        ({"of": 1, "heartbeat": True}, 2000),
+    ]
+    # only the heartbeat timer can be completed from outside (by a heartbeat): it has an id
+    assert "id" not in timers[0] and parse_awakeable_id(timers[1]["id"]) == (INV, 3)
+    assert waiting(texts, {}) == [1, 2, 3] and due(texts, {}) == []
+    fired = {3: '{"index":3,"value":null}'}  # the heartbeat timer fired: nothing decided yet
+    assert operations(INV, texts, fired, 0)["c"]["Status"] == "STARTED"
+    assert [d.index for d in due(texts, fired)] == [3]
+    renew, expire = decide(texts, fired, {}, INV, 3000)
+    assert renew == [] and expire == {1: True}
+    # the decision is the awakeable's completion: that alone makes it TIMED_OUT
+    done = {**fired, 1: completion(1, timeout_result(True, 3000))}
+    op = operations(INV, texts, done, 0)["c"]
+    assert op["Status"] == "TIMED_OUT" and op["EndTimestamp"] == 3000
+    assert op["CallbackDetails"]["Error"]["ErrorType"] == "Callback.Heartbeat"
+    assert waiting(texts, done) == [] and due(texts, done) == []
+    events = history(INV, texts, done, 0, None)
+    assert events[-1]["EventType"] == "CallbackTimedOut" and events[-1]["EventTimestamp"] == 3000
+    assert events[-1]["CallbackTimedOutDetails"]["Error"]["Payload"]["ErrorType"] == (
+        "Callback.Heartbeat"
+    )
+    # completed first (a success): the timers that fire later decide nothing
+    early = {**fired, 2: '{"index":2,"value":null}', 1: '{"index":1,"value":1,"at":2500}'}
+    assert due(texts, early) == [] and operations(INV, texts, early, 0)["c"]["Status"] == (
+        "SUCCEEDED"
+    )
+
+
+def test_a_heartbeat_renews_the_heartbeat_timer_from_its_time() -> None:
+    options = {"HeartbeatTimeoutSeconds": 2}
+    start = {"Id": "c", "Type": "CALLBACK", "Action": "START", "CallbackOptions": options}
+    texts = journal(start, at=1000)
+    index, timer = heartbeat_timer(texts, 1) or (0, {})
+    assert index == 2 and timer["callback_timeout"] == {"of": 1, "heartbeat": True}
+    beat = {2: completion(2, heartbeat_result(2500))}
+    (renewed,), expire = decide(texts, beat, {}, INV, 2600)
+    assert expire == {} and renewed["duration_ms"] == 1900  # 2500 + 2000 - 2600
+    assert parse_awakeable_id(renewed["id"]) == (INV, 3)
+    after = [*texts, json.dumps({**renewed, "wake_at": 4500})]
+    assert waiting(after, beat) == [1, 3] and due(after, beat) == []
+    assert heartbeat_timer(after, 1) == (3, json.loads(after[3]))
+    # fired in this process's memory, but the store has the heartbeat: the heartbeat wins
+    slept = {2: '{"index":2,"value":null}'}
+    assert decide(texts, slept, beat, INV, 2600)[1] == {}
+    assert decide(texts, slept, {}, INV, 2600)[1] == {1: True}
+    # a heartbeat whose timeout has passed since (the orchestrator was down): timed out
+    assert decide(texts, beat, {}, INV, 4600) == ([], {1: True})
+    # both timers due: the timeout wins, no new heartbeat timer
+    both = journal(
+        {**start, "CallbackOptions": {"TimeoutSeconds": 1, "HeartbeatTimeoutSeconds": 2}}, at=0
+    )
+    fired = {2: '{"index":2,"value":null}', 3: completion(3, heartbeat_result(900))}
+    assert decide(both, fired, {}, INV, 1000) == ([], {1: False})
+
+
 def test_a_retried_step_is_pending_then_ready() -> None:
     texts = journal(
         {"Id": "s", "Type": "STEP", "Action": "START"},
@@ -170,6 +245,21 @@ def test_a_chained_invoke_is_a_call_of_the_handler_its_function_names() -> None:
     assert events[2]["ChainedInvokeSucceededDetails"] == {"Result": {"Payload": '{"t":3}'}}
     failed = operations(INV, texts, {1: '{"index":1,"failure":{"code":500,"message":"x"}}'}, 0)
     assert failed["i"]["Status"] == "FAILED"
+    # a callee an operator killed (StopDurableExecution): STOPPED, and so in the history
+    killed = {1: completion_text(1, KILLED_RESULT)}
+    assert operations(INV, texts, killed, 0)["i"]["Status"] == "STOPPED"
+    stopped = history(INV, texts, killed, 0, ("Stopped", 5), KILLED_RESULT)
+    assert [e["EventType"] for e in stopped] == [
+        "ExecutionStarted",
+        "ChainedInvokeStarted",
+        "ChainedInvokeStopped",
+        "ExecutionStopped",
+    ]
+    error = {"ErrorType": "InvokeError", "ErrorMessage": "killed by an operator"}
+    assert stopped[2]["ChainedInvokeStoppedDetails"] == {"Error": {"Payload": error}}
+    assert stopped[3]["ExecutionStoppedDetails"] == {
+        "Error": {"Payload": {"ErrorMessage": "killed by an operator"}}
+    }
     for named, target in [
         (FN, "Orders/run"),
         ("123456789012:function:orders:1", "Orders/run"),
@@ -298,7 +388,7 @@ def test_history_of_a_succeeded_execution_gives_its_result() -> None:
     events = history(
         INV, texts, {1: '{"index":1,"value":null}'}, 0, ("Succeeded", 9), '{"value":[1]}'
     )
-    assert events[1]["WaitStartedDetails"] == {"Duration": 3}
+    assert events[1]["WaitStartedDetails"] == {"Duration": 3, "ScheduledEndTimestamp": 4000}
     assert events[2]["WaitSucceededDetails"] == {"Duration": 3}  # no run ended between
     assert events[-1]["ExecutionSucceededDetails"] == {"Result": {"Payload": "[1]"}}
 
@@ -319,6 +409,21 @@ def test_history_of_a_succeeded_execution_gives_its_result() -> None:
             "WaitSeconds",
         ),
         ([{"Id": "a", "Type": "CALLBACK", "Action": "RETRY"}], "only a STEP"),
+        (
+            [{"Id": "a", "Type": "CALLBACK", "Action": "START", "CallbackOptions": 3}],
+            "TimeoutSeconds",
+        ),
+        (
+            [
+                {
+                    "Id": "a",
+                    "Type": "CALLBACK",
+                    "Action": "START",
+                    "CallbackOptions": {"HeartbeatTimeoutSeconds": -1},
+                }
+            ],
+            "HeartbeatTimeoutSeconds",
+        ),
     ],
 )
 def test_malformed_updates_are_refused(updates: Any, why: str) -> None:

@@ -9,7 +9,7 @@ Everything else here is one unit and the deliveries it justifies once committed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ritornello.protocol import parse_awakeable_id
 from ritornello.protocol._entries import INVOCATION_PERMIT
@@ -25,7 +25,7 @@ from ritornello.store.records import (
 from .._json import loads
 from ..errors import NotFoundError, StateConflictError
 from ._answer import Outcome, terminal
-from ._effects import Decision, Effect, Halt
+from ._effects import Decision, Disarm, Effect, Halt
 from ._events import (
     CancelSignal,
     CompleteAwakeable,
@@ -166,7 +166,9 @@ def awakeable_target(
 ) -> tuple[str, int]:
     """(invocation, entry index) of an awakeable that exists and is still open, checked
     against its journal (the id's secret included). Unknown or forged: NotFoundError;
-    completed, or its invocation finished: StateConflictError.
+    completed, or its invocation finished: StateConflictError. A ``sleep`` entry that carries
+    an awakeable id (an AWS callback's heartbeat timer, which a heartbeat completes early) is
+    one too; a sleep without one is not.
 
     A Restate SDK's awakeable (``sign_1...``) is a signal, not an entry: its index is the
     negative signal number, taken only for an invocation of a Restate endpoint (whose ids
@@ -180,12 +182,18 @@ def awakeable_target(
             raise NotFoundError(f"awakeable {awakeable_id!r} not found")
     else:
         entry = loads(entries[index]) if index < len(entries) else {}
-        if entry.get("id") != awakeable_id or entry.get("kind") != "awakeable":
+        if entry.get("id") != awakeable_id or entry.get("kind") not in ("awakeable", "sleep"):
             raise NotFoundError(f"awakeable {awakeable_id!r} not found")
     if rec.status in FINAL_STATUSES:
         raise StateConflictError(f"awakeable {awakeable_id!r}: its invocation is {rec.status}")
-    if any(loads(c)["index"] == index for c in completions):
-        raise StateConflictError(f"awakeable {awakeable_id!r} is already completed")
+    for text in completions:
+        done = loads(text)
+        if done["index"] == index:
+            failure = done.get("failure")
+            how = "timed out" if isinstance(failure, dict) and "timed_out" in failure else ""
+            raise StateConflictError(
+                f"awakeable {awakeable_id!r} is already completed{': ' if how else ''}{how}"
+            )
     return target
 
 
@@ -199,7 +207,10 @@ def complete_awakeable(core: CoreState, ev: CompleteAwakeable, now: int) -> Deci
     )
     text = completion_text(index, ev.result_text)
     unit = CommitUnit(completions=[(inv_id, index, text)], fresh=[(inv_id, index)])
-    return core.emit(unit, None, _Delivery(inv_id, index, text), now)
+    if index >= 0 and loads(ev.entries[index]).get("kind") == "sleep":  # its timer goes too
+        assert ev.record is not None
+        unit.timers_remove.append(TimerRecord(0, inv_id, "sleep", index, ev.record.partition))
+    return core.emit(unit, None, _Delivery(inv_id, index, text, unit.timers_remove), now)
 
 
 @dataclass(slots=True)
@@ -209,9 +220,13 @@ class _Delivery:
     invocation_id: str
     index: int
     text: str
+    #: the timer of a sleep completed early, removed in the unit
+    timers: list[TimerRecord] = field(default_factory=list)
 
     def committed(self, core: CoreState, now: int) -> Decision:
-        return Decision(effects=core.deliver(self.invocation_id, self.index, self.text))
+        effects: list[Effect] = [Disarm(t) for t in self.timers]
+        effects.extend(core.deliver(self.invocation_id, self.index, self.text))
+        return Decision(effects=effects)
 
     def failed(self, core: CoreState, reason: str, now: int) -> Decision:
         return Decision()

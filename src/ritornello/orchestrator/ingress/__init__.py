@@ -11,6 +11,7 @@ from ritornello.orchestrator.ingress._auth import (
     redact_names,
     send_unauthorized,
 )
+from ritornello.orchestrator.ingress._channel import advertised_url
 from ritornello.orchestrator.ingress._headers import HeaderLimits, handler_headers
 from ritornello.orchestrator.ingress._input import MAX_DELAY_MS, HttpError, parse_delay
 from ritornello.orchestrator.ingress._status import http_status
@@ -24,6 +25,7 @@ __all__ = [
     "HttpError",
     "IngressApp",
     "TracedIngress",
+    "advertised_url",
     "asgi_lifespan",
     "authorization",
     "handler_headers",

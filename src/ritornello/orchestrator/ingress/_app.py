@@ -22,6 +22,7 @@ from ..core import WORKFLOW_RUN, value_result
 from ..errors import OrchestratorError, TryAgainError
 from ..runtime import Engine
 from ._auth import BearerToken, authorization, redact_names, send_unauthorized
+from ._channel import ChannelRoute, is_channel_path
 from ._durable_api import DurableApi, is_durable_path
 from ._headers import HeaderLimits, handler_headers
 from ._input import (
@@ -82,7 +83,13 @@ class IngressApp:
         # auth (docs/auth.md): with a token every path needs it; the header carrying it is
         # always redacted from the journaled request headers
         self._token = BearerToken(token) if token else None
-        self._durable = DurableApi(engine, max_body_bytes=max_body_bytes, token=self._token)
+        self._durable = DurableApi(
+            engine,
+            max_body_bytes=max_body_bytes,
+            token=self._token,
+            ingress_token=token,  # (it may sign forwarded checkpoints: ``_forward``)
+        )
+        self._channel = ChannelRoute(engine, max_body_bytes=max_body_bytes)
         self._redact = redact_names([*redact_headers.split(","), "authorization"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,6 +106,9 @@ class IngressApp:
             return
         if is_durable_path(scope):  # Lambda's durable API: its own capabilities and errors
             await self._durable(scope, receive, send)
+            return
+        if is_channel_path(scope):  # Lambda runs' checkpoints: the run's token is the capability
+            await self._channel(scope, receive, send)
             return
         if self._token is not None and not self._token.matches(authorization(scope)):
             await send_unauthorized(send, _UNAUTHORIZED)

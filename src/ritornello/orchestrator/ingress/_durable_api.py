@@ -21,6 +21,9 @@ class) and the body is ``{"Type": "User"|"Service", "message": ...}``. Malformed
 Authorization: the checkpoint token (``protocols.aws_durable.Runs``) is the capability for
 checkpoint and state; a callback id (130 random bits) for its callback; SigV4 signatures are
 not verified (docs/aws-durable.md says what a deployment does instead).
+
+Several orchestrators: checkpoint and state requests of an execution whose partition another
+orchestrator leads are forwarded there, once, before routing (``_forward.Forwarder``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from ritornello.protocol import parse_awakeable_id
-from ritornello.store import InvocationRecord
+from ritornello.store import FINAL_STATUSES, InvocationRecord
 
 from .._json import dumpb, dumps, loads
 from ..errors import NotFoundError, OrchestratorError, StateConflictError
@@ -45,13 +48,18 @@ from ..protocols.aws_durable import (
     UpdateError,
     check_updates,
     execution_arn,
+    heartbeat_of,
+    heartbeat_result,
+    heartbeat_timer,
     history,
     invocation_of,
     names_function,
+    timed_out,
     to_wire,
 )
 from ..runtime import Engine
 from ._auth import BearerToken, authorization
+from ._forward import Forwarder, ForwardError
 from ._status import http_status
 
 Scope = MutableMapping[str, Any]
@@ -84,10 +92,19 @@ class DurableApi:
     """The durable-execution API over one engine."""
 
     def __init__(
-        self, engine: Engine, *, max_body_bytes: int, token: BearerToken | None = None
+        self,
+        engine: Engine,
+        *,
+        max_body_bytes: int,
+        token: BearerToken | None = None,
+        ingress_token: str = "",
     ) -> None:
         self.engine = engine
         self.max_body_bytes = max_body_bytes
+        #: checkpoint and state requests of executions led elsewhere go there (``_forward``)
+        self.forwarder = Forwarder(
+            engine, ingress_token=ingress_token, max_body_bytes=max_body_bytes
+        )
         #: the ingress token, when one is set: the execution operations (get, history, list,
         #: stop) need it (``Authorization: Bearer``), as every other ingress path does; the
         #: function's own calls (checkpoint, state) and callbacks carry their capability
@@ -105,9 +122,13 @@ class DurableApi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            status, body = await self._route(scope, receive)
-            headers = [(b"content-type", b"application/json")]
-        except ApiError as exc:
+            receive, answer = await self.forwarder.route(scope, receive)
+            if answer is not None:  # the owner's answer, passed on unchanged
+                status, headers, body = answer
+            else:
+                status, body = await self._route(scope, receive)
+                headers = [(b"content-type", b"application/json")]
+        except (ApiError, ForwardError) as exc:
             status = exc.status
             who = "User" if exc.status < 500 else "Service"
             body = dumpb({"Type": who, "message": exc.message})
@@ -309,10 +330,16 @@ class DurableApi:
         if named is None or named[1] < 1:
             raise ApiError(404, _GONE, f"no callback {callback_id}")
         body = await self._body(receive)
+        entries, texts = await self.engine.store.get_journal(named[0])
+        entry = loads(entries[named[1]]) if named[1] < len(entries) else {}
+        if entry.get("id") != callback_id or entry.get("kind") != "awakeable":
+            raise ApiError(404, _GONE, f"no callback {callback_id}")
+        completions = {int(loads(t)["index"]): t for t in texts}
+        if named[1] in completions:  # completed, or timed out (docs/aws-durable.md)
+            how = "timed out" if timed_out(loads(completions[named[1]])) else "completed"
+            raise ApiError(400, _BAD, f"callback {callback_id} is already {how}")
         if op == "heartbeat":
-            if await self.engine.store.get_invocation(named[0]) is None:
-                raise ApiError(404, _GONE, f"no callback {callback_id}")
-            return 200, b"{}"
+            return await self._heartbeat(callback_id, named, entries, completions)
         if op == "succeed":
             # the value (for Ritornello's readers) and the exact text sent (the SDK's Result)
             text = body.decode("utf-8", "replace")
@@ -335,6 +362,36 @@ class DurableApi:
             result = dumps({"failure": failure, "at": int(time.time() * 1000)})
         await self.engine.complete_awakeable(callback_id, result)
         return 200, b"{}"
+
+    async def _heartbeat(
+        self, callback_id: str, named: tuple[str, int], entries: list[str], done: dict[int, str]
+    ) -> tuple[int, bytes]:
+        """A heartbeat completes the callback's heartbeat timer early, through the awakeable
+        path (fresh: durable, and refused once the timer fired); the adapter journals the
+        next timer. Without a heartbeat timeout it changes nothing."""
+        rec = await self.engine.store.get_invocation(named[0])
+        if rec is None:
+            raise ApiError(404, _GONE, f"no callback {callback_id}")
+        if rec.status in FINAL_STATUSES:
+            raise ApiError(400, _BAD, f"callback {callback_id}: its execution is {rec.status}")
+        found = heartbeat_timer(entries, named[1])
+        if found is None:
+            return 200, b"{}"
+        index, timer = found
+        if index not in done:
+            try:
+                await self.engine.complete_awakeable(
+                    str(timer["id"]), heartbeat_result(int(time.time() * 1000))
+                )
+                return 200, b"{}"
+            except StateConflictError as exc:  # its timer fired, a heartbeat came just before,
+                _, texts = await self.engine.store.get_journal(named[0])  # or it is finished
+                done = {int(loads(t)["index"]): t for t in texts}
+                if index not in done:
+                    raise ApiError(400, _BAD, str(exc)) from None
+        if heartbeat_of(done.get(index)) is None:  # it fired: the callback times out
+            raise ApiError(400, _BAD, f"callback {callback_id}: its heartbeat timed out")
+        return 200, b"{}"  # a heartbeat just before this one renews the timer
 
 
 def _status(rec: InvocationRecord) -> str:

@@ -11,6 +11,7 @@
 ``_hosts``          ``HostPolicy``: where HTTP deployments may be reached (checked at connect)
 ``_http``           ``HttpInvoker``: ``http(s)://`` endpoints, plain and streamed attempts
 ``_lambda``         ``LambdaInvoker`` (the Invoke API, boto3), ``FunctionUrlInvoker`` (SigV4)
+``_channel``        ``Channels``, ``ChannelRun``: checkpoint channels of Lambda runs
 ``_inprocess``      ``InProcessInvoker``: an ``Endpoint`` in this process (``inproc://NAME``)
 ``_factory``        ``make_invoker``: the invoker for a deployment URI
 ``_fake``           ``FakeInvoker``, ``Faults``: scripted answers and seeded faults, for tests
@@ -35,19 +36,26 @@ from ._base import (
     ThrottledError,
     throttled,
 )
+from ._channel import CHANNEL_PATH, TOKEN_HEADER, ChannelRun, Channels
+from ._client_errors import HttpClientError
 from ._factory import check_uri_text, make_invoker
 from ._fake import FakeInvoker, Faults
 from ._hosts import DEFAULT_DENY, HostDeniedError, HostPolicy
 from ._http import HttpInvoker
 from ._inprocess import InProcessInvoker, InProcessTarget
+from ._pool import HttpPool
 
 if TYPE_CHECKING:
     from ._lambda import FunctionUrlInvoker, LambdaInvoker, is_function_url, parse_function_arn
 
 __all__ = [
+    "CHANNEL_PATH",
     "DEFAULT_DENY",
     "MAX_ANSWER_BYTES",
     "MAX_DISCOVERY_BYTES",
+    "TOKEN_HEADER",
+    "ChannelRun",
+    "Channels",
     "Duplex",
     "FakeInvoker",
     "Faults",
@@ -55,7 +63,9 @@ __all__ = [
     "FunctionUrlInvoker",
     "HostDeniedError",
     "HostPolicy",
+    "HttpClientError",
     "HttpInvoker",
+    "HttpPool",
     "InProcessInvoker",
     "InProcessTarget",
     "InvokeStream",

@@ -24,6 +24,7 @@ cannot make the orchestrator hold more than that.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 #: Default ``max_answer_bytes``: an invocation's answer, or one streamed line (32 MiB: Lambda
 #: caps answers at 6 MiB and the ingress request bodies at 10 MiB).
@@ -87,6 +88,9 @@ class InvokeStream(ABC):
     def finish(self) -> None:
         """No more acknowledgements: end the exchange cleanly."""
 
+    #: The exchange answered its last line (a checkpoint among them): no ack reaches it.
+    ended = False
+
     @abstractmethod
     def abort(self) -> None:
         """End the exchange now (the endpoint sees the connection close)."""
@@ -119,6 +123,9 @@ class Invoker(ABC):
 
     #: Whether ``open_stream`` may be used now (the endpoint offered it and it works).
     streams = False
+    #: Whether a stream costs no more than a plain request (a Lambda's checkpoint channel):
+    #: every attempt is streamed, not only those of handlers seen checkpointing.
+    streams_free = False
     #: Whether it carries another wire protocol than Ritornello's (``speak``, ``invoke_as``).
     carries_others = False
     #: Whether it can reach its endpoint over HTTP/2 (``discover_h2``, ``open_duplex``).
@@ -132,8 +139,15 @@ class Invoker(ABC):
     def offer_stream(self, offered: bool) -> None:  # noqa: B027 - optional hook
         """The deployment's discovery says whether the endpoint serves streamed attempts."""
 
-    async def open_stream(self, service: str, handler: str, body: bytes) -> InvokeStream:
-        """Start a streamed attempt with the InvokeRequest ``body``."""
+    def offer_channel(self, channels: Any) -> None:  # noqa: B027 - optional hook
+        """The deployment's discovery says it takes a checkpoint channel (``_channel``): the
+        orchestrator's ``Channels``. Only a Lambda invoker uses one."""
+
+    async def open_stream(
+        self, service: str, handler: str, body: bytes, *, invocation_id: str = "", attempt: int = 0
+    ) -> InvokeStream:
+        """Start a streamed attempt with the InvokeRequest ``body`` (of attempt ``attempt`` of
+        ``invocation_id``)."""
         raise InvokerError(f"{type(self).__name__} does not stream")
 
     @abstractmethod

@@ -208,7 +208,9 @@ class HttpInvoker(Invoker):
     def contended(self) -> bool:
         return self._pool is not None and self._pool.waiting > 0
 
-    async def open_stream(self, service: str, handler: str, body: bytes) -> InvokeStream:
+    async def open_stream(
+        self, service: str, handler: str, body: bytes, *, invocation_id: str = "", attempt: int = 0
+    ) -> InvokeStream:
         """POST the InvokeRequest ``body`` as the first line of a streamed attempt. Bounded by
         the caller like ``invoke``; cancelling it closes the connection."""
         pool = self._open_pool()

@@ -54,6 +54,13 @@ or answers in API Gateway's shape is then sent Restate's ``GET /discover`` event
 bytes are the discovery answer. A Ritornello function costs one Invoke as before; a Restate one
 two, once, at registration (restarts read the stored record).
 
+Checkpoint channel (docs/protocol.md, ``_channel``): a function whose discovery says
+``"channel": true``, once told the orchestrator's ``Channels`` (``offer_channel``) with a URL to
+advertise, is invoked as a streamed attempt: ``open_stream`` adds ``"channel": {"url", "token"}``
+to the InvokeRequest and returns the run's ``ChannelRun``, which yields the checkpoints the
+function POSTs to the ingress and, last, its Invoke answer. Opening one costs a token, so every
+attempt of such a function is one (``streams_free``).
+
 Endpoints, regions and credentials come from the standard AWS settings (``AWS_ENDPOINT_URL_LAMBDA``
 or ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``..., profiles, instance roles); the client's region is
 the ARN's (a function is invoked in its own region).
@@ -109,9 +116,11 @@ from ._base import (
     FunctionError,
     Invoker,
     InvokerError,
+    InvokeStream,
     ThrottledError,
     too_large,
 )
+from ._channel import ChannelRun, Channels
 from ._hosts import HostPolicy
 from ._http import _DISCOVER_HEADERS, LOGGED_BYTES, HttpInvoker
 
@@ -234,15 +243,23 @@ def encode_payload(body: bytes, *, force_gzip: bool = False) -> bytes:
 def sign_payload(signer: Signer, body: bytes, payload: bytes, now_s: float) -> bytes:
     """``payload`` (the encoding of ``body``) in the signed envelope; gzipped first if the
     signed form would pass Lambda's limit (escaping the JSON text into a string grows it)."""
-    signed = signer.lambda_payload(payload, now_s)
+    return sign_payload_bound(signer, body, payload, now_s)[0]
+
+
+def sign_payload_bound(
+    signer: Signer, body: bytes, payload: bytes, now_s: float
+) -> tuple[bytes, str]:
+    """``sign_payload``, and the envelope's ``bind`` (what a checkpoint channel's acks are
+    bound to)."""
+    signed, bind = signer.lambda_envelope(payload, now_s)
     if len(signed) > MAX_PAYLOAD and payload is body:
-        signed = signer.lambda_payload(encode_payload(body, force_gzip=True), now_s)
+        signed, bind = signer.lambda_envelope(encode_payload(body, force_gzip=True), now_s)
     if len(signed) > MAX_PAYLOAD:
         raise InvokerError(
             f"request too large for Lambda: {len(body):,} bytes of JSON are {len(signed):,} "
             f"bytes signed, over the {MAX_PAYLOAD:,}-byte payload limit"
         )
-    return signed
+    return signed, bind
 
 
 def decode_payload(data: bytes, limit: int = MAX_DECODED, setting: str = "") -> bytes:
@@ -404,6 +421,7 @@ class LambdaInvoker(Invoker):
     or Restate's service protocol in API Gateway's shape once told to ``speak`` it."""
 
     carries_others = True
+    streams_free = True
 
     def __init__(
         self,
@@ -430,6 +448,7 @@ class LambdaInvoker(Invoker):
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._speaking: dict[str, str] = {}  # headers of another protocol's requests (speak)
+        self._channels: Channels | None = None  # offer_channel
 
     @classmethod
     def from_uri(
@@ -498,7 +517,6 @@ class LambdaInvoker(Invoker):
         if http2:
             raise InvokerError("a Lambda function is not reached over HTTP/2")
         self._speaking = {k.lower(): v for k, v in headers.items()}
-        self.streams = False
 
     async def invoke_as(
         self, service: str, handler: str, body: bytes, headers: dict[str, str]
@@ -530,6 +548,46 @@ class LambdaInvoker(Invoker):
         text = answer.body[:LOGGED_BYTES].decode("utf-8", "replace")
         log.warning("Lambda %s answered %s %s: %r", self.arn, request, line, text)
         raise InvokerError(f"Lambda {self.arn} answered {line} to {request}")
+
+    @property
+    def streams(self) -> bool:  # type: ignore[override]
+        """Whether attempts go with a checkpoint channel: offered, and a URL to advertise."""
+        channels = self._channels
+        return channels is not None and bool(channels.url) and not self._speaking
+
+    def offer_channel(self, channels: Channels | None) -> None:
+        self._channels = channels
+
+    async def open_stream(
+        self, service: str, handler: str, body: bytes, *, invocation_id: str = "", attempt: int = 0
+    ) -> InvokeStream:
+        """Invoke the function with the InvokeRequest ``body`` and a checkpoint channel."""
+        channels = self._channels
+        if channels is None or not channels.url or not invocation_id:
+            raise InvokerError(f"Lambda {self.arn}: no checkpoint channel")
+        run = channels.open(invocation_id, attempt, self._signer)
+        channel = json.dumps({"url": channels.url, "token": run.token}, separators=(",", ":"))
+        body = body.rstrip()
+        if not body.endswith(b"}"):
+            raise InvokerError("not an InvokeRequest: it does not end with '}'")
+        body = body[:-1] + b',"channel":' + channel.encode() + b"}"
+        run.result = asyncio.ensure_future(self._run(self._invoke_channel_sync, body, run))
+        return run
+
+    def _invoke_channel_sync(self, body: bytes, run: ChannelRun) -> tuple[bytes, int | None]:
+        """``_invoke_sync`` of a request with a channel: the envelope's ``bind`` kept for the
+        run's acks before the function can see the request; the answer, and the acks the SDK
+        says it received (``channel_acks``; None when it does not say)."""
+        payload = encode_payload(body)
+        if self._signer is not None:
+            payload, run.bind = sign_payload_bound(self._signer, body, payload, time.time())
+        limit = self.max_answer_bytes
+        answer = decode_payload(self._send(payload, limit, _ANSWER), limit, _ANSWER[1])
+        try:
+            acks = json.loads(answer).get("channel_acks")
+        except (ValueError, AttributeError):
+            acks = None  # not an answer: the engine judges it
+        return answer, acks if type(acks) is int else None
 
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:
         """Invoke the function with one InvokeRequest; the answer's JSON bytes.

@@ -13,7 +13,8 @@ endpoint offers it — one exchange per attempt, each checkpoint acknowledged on
 while the handler waits at its next step. The exchange is ended when a completion arrived for
 the invocation since (its request lacks it), or when other requests wait for a connection.
 For a handler that answers at once a stream costs more than a plain request, so it is used only
-for handlers known to checkpoint.
+for handlers known to checkpoint — except where it costs nothing more (``streams_free``: a
+Lambda's checkpoint channel, ``invokers._channel``), where every attempt is one.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class _Stream(Exchange):
 
     def __init__(self) -> None:
         self.live: InvokeStream | None = None
-        self.seen = 0  # completions the open stream's request had
+        self.seen = 0  # completions the open stream's request had (set when it is opened)
 
     def close(self) -> None:
         if self.live is not None:
@@ -161,12 +162,21 @@ class RitornelloProtocol(ProtocolAdapter):
             if live is not None:
                 live.ack()
                 raw = await live.next(timeout_s)
-            elif invoke.stream and invoker.streams and self._stepwise.get(target):
+            elif (
+                invoke.stream
+                and invoker.streams
+                and (invoker.streams_free or self._stepwise.get(target))
+            ):
                 loop = asyncio.get_running_loop()
                 due = loop.time() + timeout_s
                 async with asyncio.timeout_at(due):
+                    # what the stream's request carries: a completion past these (arrived
+                    # while a step ran, even one before a checkpoint) ends the stream
+                    exchange.seen = len(inv.completions)
                     body = encode_request(inv, exchange.trace)
-                    live = await invoker.open_stream(rec.service, rec.handler, body)
+                    live = await invoker.open_stream(
+                        rec.service, rec.handler, body, invocation_id=rec.id, attempt=rec.attempt
+                    )
                 raw = await live.next(max(0.0, due - loop.time()))
             else:
                 async with asyncio.timeout(timeout_s):  # cancellation-safe, unlike wait_for
@@ -193,8 +203,8 @@ class RitornelloProtocol(ProtocolAdapter):
                 self._stepwise.clear()
             self._stepwise[target] = True
         if live is not None:
-            if checkpoint:
-                exchange.live, exchange.seen = live, len(inv.completions)
+            if checkpoint and not live.ended:
+                exchange.live = live
             else:
                 live.finish()
         return Answered(rec.id, answer)

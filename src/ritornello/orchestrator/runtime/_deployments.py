@@ -28,6 +28,7 @@ from ..errors import EndpointError, InvalidRequestError, StateConflictError
 from ..invokers import (
     MAX_ANSWER_BYTES,
     MAX_DISCOVERY_BYTES,
+    Channels,
     HostDeniedError,
     HostPolicy,
     Invoker,
@@ -91,7 +92,12 @@ class Deployments:
         self.max_discovery_bytes = max_discovery_bytes
         self.protocol: ProtocolAdapter = RitornelloProtocol()
         #: the live runs of AWS durable functions, which the ingress's durable API reaches
-        self.aws_durable = Runs(signing_secret.encode() if signing_secret else None)
+        self.aws_durable = Runs(
+            signing_secret.encode() if signing_secret else None, store.get_journal
+        )
+        #: the live checkpoint channels of Lambda runs, which the ingress's channel route
+        #: reaches (offered once ``advertise``d a URL: ``ritornello serve``)
+        self.lambda_channels = Channels()
         #: the refresh running now, and the one that will start when it ends (for misses that
         #: came after the running one had read the store)
         self._refreshing: asyncio.Future[None] | None = None
@@ -146,6 +152,8 @@ class Deployments:
             protocol = restate
         else:
             invoker.offer_stream(discovery.stream)
+            if discovery.channel:
+                invoker.offer_channel(self.lambda_channels)
         self.invokers[record.id] = invoker
         self._endpoints[record.id] = (protocol, invoker)
         self._unreachable.pop(record.id, None)

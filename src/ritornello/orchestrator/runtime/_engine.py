@@ -240,6 +240,8 @@ class Engine:
             apply=self.apply,
             perform=self.perform,
         )
+        # an AWS callback times out through the path every awakeable completion takes
+        self.deployments.aws_durable.complete_awakeable = self.operations.complete_awakeable
         self.restarts = Restarts(
             self.core,
             store,

@@ -90,6 +90,9 @@ class Recovery:
         in flight (module docstring). Recovering twice is harmless."""
         leadership, store = self.leadership, self.store
         epoch = leadership.epoch(partition)
+        if epoch is not None:
+            # a predecessor's step still in flight lands before this or never (store.seal)
+            await store.seal(partition, epoch)
         records = [
             rec
             async for rec in store.scan_invocations(

@@ -15,6 +15,12 @@ from ritornello.orchestrator.protocols.aws_durable._adapter import (
     execution_arn,
     invocation_of,
 )
+from ritornello.orchestrator.protocols.aws_durable._callbacks import (
+    heartbeat_of,
+    heartbeat_result,
+    heartbeat_timer,
+    timed_out,
+)
 from ritornello.orchestrator.protocols.aws_durable._history import TIMESTAMPS, history
 from ritornello.orchestrator.protocols.aws_durable._operations import (
     UpdateError,
@@ -44,8 +50,12 @@ __all__ = [
     "check_updates",
     "discovery",
     "execution_arn",
+    "heartbeat_of",
+    "heartbeat_result",
+    "heartbeat_timer",
     "history",
     "invocation_of",
     "names_function",
+    "timed_out",
     "to_wire",
 ]

@@ -41,10 +41,12 @@ from ritornello.protocol import (
 )
 from ritornello.protocol._entries import CANCEL_INDEX
 
-from ..._json import dumpb, loads
+from ..._json import dumpb, dumps, loads
 from ...core import Answered, AttemptFailed, Invocation, Invoke
+from ...errors import StateConflictError
 from ...invokers import FunctionError, Invoker, InvokerError, throttled
 from .._base import Exchange, ProtocolAdapter
+from ._callbacks import decide, due, heartbeat_of, timeout_result
 from ._operations import UpdateError, ends, entries_of, operations, to_wire, waiting
 from ._runs import Checkpoint, Run, Runs
 
@@ -167,6 +169,12 @@ class AwsDurableProtocol(ProtocolAdapter):
             exchange.close()  # a new attempt: whatever ran before is superseded
             if CANCEL_INDEX in inv.completions:
                 return _done(rec.id, failure={"code": 409, "message": "cancelled"})
+            if due(inv.entries, inv.completions):  # callback timers: decided, not invoked
+                return await self._callback_timers(inv)
+            idle = rec.waiting and not any(i in inv.completions for i in rec.waiting)
+            if rec.status == "suspended" and idle:
+                # woken by nothing it waits on (a finished callback's timer): suspended again
+                return Answered(rec.id, InvokeResponse("suspended", [], list(rec.waiting)))
             if not hasattr(invoker, "invoke_event"):
                 return AttemptFailed(rec.id, "aws-durable: the deployment is not a Lambda ARN")
             exchange.seen = set(inv.completions)
@@ -180,6 +188,35 @@ class AwsDurableProtocol(ProtocolAdapter):
             exchange.started_ms = int(time.time() * 1000)
             exchange.call = asyncio.ensure_future(invoker.invoke_event(dumpb(event)))
         return await self._wait(exchange, run, inv, timeout_s)
+
+    async def _callback_timers(self, inv: Invocation) -> Answered | AttemptFailed:
+        """Decide what the completed timers of open callbacks come to (``_callbacks``): new
+        heartbeat timers, journaled, and timeouts, committed as the awakeables' completions
+        through the engine's path (fresh: a completion that came first wins). Then suspended
+        on those awakeables (completed now: the core invokes the function at once) and on
+        what else the operations wait for."""
+        rec = inv.rec
+        stored: dict[int, str] = {}
+        fired = [d for d in due(inv.entries, inv.completions) if d.heartbeat]
+        if any(heartbeat_of(inv.completions.get(d.index)) is None for d in fired):
+            if self.runs.read_journal is None:
+                return AttemptFailed(rec.id, "aws-durable: no store to read heartbeats from")
+            _, texts = await self.runs.read_journal(rec.id)
+            stored = {int(loads(t)["index"]): t for t in texts}
+        now = int(time.time() * 1000)
+        renewed, expire = decide(inv.entries, inv.completions, stored, rec.id, now)
+        for of, heartbeat in expire.items():
+            if self.runs.complete_awakeable is None:
+                return AttemptFailed(rec.id, "aws-durable: no engine to time callbacks out")
+            aid = str(loads(inv.entries[of]).get("id"))
+            try:
+                await self.runs.complete_awakeable(aid, timeout_result(heartbeat, now))
+            except StateConflictError:
+                log.info("callback %s completed before its timeout", aid)
+        after = [*inv.entries, *map(dumps, renewed)]
+        wait_on = sorted({*waiting(after, inv.completions), *expire})
+        timers: list[Entry] = renewed  # type: ignore[assignment]
+        return Answered(rec.id, InvokeResponse("suspended", timers, wait_on))
 
     async def _wait(
         self, exchange: _Exchange, run: Run, inv: Invocation, timeout_s: float
@@ -272,7 +309,9 @@ class AwsDurableProtocol(ProtocolAdapter):
             failure = {"code": 500, "message": text, "aws": error}  # aws: the history's
             return _done(rec.id, marker, failure=failure)
         if status == "PENDING":
-            wait_on = waiting(inv.entries, inv.completions)
+            # a callback timer that completed while it ran: decided by the next attempt, at once
+            wait_on = [d.index for d in due(inv.entries, inv.completions)]
+            wait_on += waiting(inv.entries, inv.completions)
             if not wait_on:
                 # What it waited on completed while it ran (a quick callee, say): suspended on
                 # that, the core invokes it again at once.

@@ -24,6 +24,8 @@ from typing import Any, Final
 
 from ..._json import dumps, loads
 from ._adapter import execution_arn
+from ._callbacks import timed_out
+from ._operations import KILLED
 
 _PAST: Final = {
     "START": "Started",
@@ -43,6 +45,7 @@ _KIND: Final = {
 TIMESTAMPS: Final = (
     ("InvocationCompletedDetails", "StartTimestamp"),
     ("InvocationCompletedDetails", "EndTimestamp"),
+    ("WaitStartedDetails", "ScheduledEndTimestamp"),
 )
 
 
@@ -159,6 +162,8 @@ def _details(
     if action == "START":
         if kind == "WAIT":
             out["Duration"] = (update.get("WaitOptions") or {}).get("WaitSeconds")
+            if isinstance(entry.get("wake_at"), int):
+                out["ScheduledEndTimestamp"] = entry["wake_at"]
         elif kind == "CALLBACK":
             out["CallbackId"] = entry.get("id")
             options = update.get("CallbackOptions") or {}
@@ -210,12 +215,20 @@ def _completion(
             "WaitSucceededDetails": {"Duration": seconds},
         }
     failure = done.get("failure")
+    expired = timed_out(done)
+    if expired is not None and isinstance(failure, dict):  # its timeout completed it
+        return {
+            "EventType": "CallbackTimedOut",
+            "EventTimestamp": expired[0],
+            "CallbackTimedOutDetails": {"Error": {"Payload": failure["aws"]}},
+        }
     if isinstance(failure, dict):
         error = failure.get("aws") or {
             "ErrorType": "CallbackError" if kind == "Callback" else "InvokeError",
             "ErrorMessage": str(failure.get("message")),
         }
-        out = {"EventType": kind + "Failed", kind + "FailedDetails": {"Error": {"Payload": error}}}
+        past = "Stopped" if kind == "ChainedInvoke" and failure == KILLED else "Failed"
+        out = {"EventType": kind + past, kind + past + "Details": {"Error": {"Payload": error}}}
     else:
         text = done.get("text")  # a callback's result as sent, else the JSON value
         payload = text if isinstance(text, str) else dumps(done.get("value"))

@@ -18,7 +18,9 @@ CHAINED_INVOKE START                 ``call`` of the handler its FunctionName na
                                      ``Service/handler``); the call's result completes it
 CALLBACK START                       ``awakeable`` whose id is the callback id: resolved or
                                      rejected through the callback API or Ritornello's
-                                     awakeable paths alike
+                                     awakeable paths alike; then a ``sleep`` per timeout
+                                     option; TIMED_OUT when the awakeable's completion is a
+                                     timeout (``_callbacks``)
 EXECUTION SUCCEED / FAIL             ``output``: the execution's result (one too large for the
                                      function's answer), ending the invocation
 any other (step, context, cancel)    ``run``: its ``value`` the update's payload (parsed when it
@@ -42,8 +44,12 @@ from typing import Any, Final
 from ritornello.protocol import Entry, derive_id, new_awakeable_id
 
 from ..._json import dumps, loads
+from ...core import KILLED_RESULT
+from ._callbacks import live_timers, timed_out, timeout_entries
 
 OPERATION_TYPES: Final = frozenset({"STEP", "WAIT", "CALLBACK", "CONTEXT", "CHAINED_INVOKE"})
+#: A callee's failure when an operator killed it (StopDurableExecution): STOPPED, not FAILED.
+KILLED: Final = loads(KILLED_RESULT)["failure"]
 #: Known to the API but not carried by this backend yet (docs/aws-durable.md).
 UNSUPPORTED_TYPES: Final[frozenset[str]] = frozenset()
 ACTIONS: Final = frozenset({"START", "SUCCEED", "FAIL", "RETRY", "CANCEL"})
@@ -91,6 +97,9 @@ def check_updates(raw: Any) -> list[dict[str, Any]]:
             _seconds(update, "WaitOptions", "WaitSeconds", where, 1)
         if kind == "STEP" and action == "RETRY":
             _seconds(update, "StepOptions", "NextAttemptDelaySeconds", where, 0)
+        if kind == "CALLBACK" and action == "START" and "CallbackOptions" in update:
+            for field in ("TimeoutSeconds", "HeartbeatTimeoutSeconds"):
+                _seconds(update, "CallbackOptions", field, where, 0)
         if kind == "CHAINED_INVOKE" and action == "START":
             options = update.get("ChainedInvokeOptions")
             target = options.get("FunctionName") if isinstance(options, dict) else None
@@ -130,7 +139,7 @@ def entries_of(
     ``Service/handler`` a chained invoke calls (None: ``UpdateError``, nothing called)."""
     out: list[Entry] = []
     final: dict[str, Any] | None = None
-    for n, update in enumerate(updates):
+    for update in updates:
         kind, action = update["Type"], update["Action"]
         if kind == "EXECUTION":
             if action == "SUCCEED":
@@ -162,10 +171,14 @@ def entries_of(
             payload = update.get("Payload")
             # the core calls what the name says (its journal view shows the call's target)
             entry.update(kind="call", name=target, input=_shown(payload) if payload else None)
-            entry["id"] = derive_id(invocation_id, first_index + n)  # the callee's id
+            entry["id"] = derive_id(invocation_id, first_index + len(out))  # the callee's id
         elif kind == "CALLBACK" and action == "START":
             entry["kind"] = "awakeable"
-            entry["id"] = new_awakeable_id(invocation_id, first_index + n)
+            entry["id"] = new_awakeable_id(invocation_id, first_index + len(out))
+            out.append(entry)  # type: ignore[arg-type]
+            timers = timeout_entries(update, invocation_id, first_index + len(out) - 1, now_ms)
+            out.extend(timers)  # type: ignore[arg-type]
+            continue
         elif "Payload" in update:
             entry["value"] = _shown(update["Payload"])
         elif action == "FAIL":
@@ -240,7 +253,7 @@ def _apply(
         if done is not None and "failure" in done:
             message = str(done["failure"].get("message"))
             invoked["Error"] = {"ErrorType": "InvokeError", "ErrorMessage": message}
-            op["Status"] = "FAILED"
+            op["Status"] = "STOPPED" if done["failure"] == KILLED else "FAILED"
         elif done is not None:
             invoked["Result"] = dumps(done.get("value"))
             op["Status"] = "SUCCEEDED"
@@ -253,7 +266,11 @@ def _apply(
         elif kind == "CALLBACK":
             details: dict[str, Any] = {"CallbackId": entry.get("id")}
             op["CallbackDetails"] = details
-            if done is not None and "failure" in done:
+            expired = timed_out(done)
+            if done is not None and expired is not None:
+                details["Error"] = done["failure"]["aws"]
+                op.update(Status="TIMED_OUT", EndTimestamp=expired[0])
+            elif done is not None and "failure" in done:
                 failure = done["failure"]
                 details["Error"] = failure.get("aws") or {
                     "ErrorType": "CallbackError",
@@ -298,13 +315,19 @@ def _apply(
 
 
 def waiting(entries: list[str], completions: dict[int, str], first: int = 1) -> list[int]:
-    """Indices of the operations' entries still waiting for a completion (timers, callbacks)."""
+    """Indices of the operations' entries still waiting for a completion (timers, callbacks,
+    and the running timeout timers of open callbacks)."""
+    live = live_timers(entries, completions)
     out = []
     for index in range(first, len(entries)):
         if index in completions:
             continue
+        if index in live:
+            out.append(index)
+            continue
         entry = loads(entries[index])
-        if "aws" in entry and entry.get("kind") in ("sleep", "awakeable", "call"):
+        kind = entry.get("kind")
+        if "aws" in entry and kind in ("sleep", "awakeable", "call"):
             out.append(index)
     return out
 

@@ -25,11 +25,17 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 #: What a checkpoint request is answered: (HTTP status, AWS error type or None, body).
 Reply = tuple[int, str | None, dict[str, Any]]
+#: Completes an awakeable from outside, as the ingress does (a fresh completion: an awakeable
+#: already completed raises ``StateConflictError``).
+CompleteAwakeable = Callable[[str, str], Awaitable[None]]
+#: Reads an invocation's journal from the store: (entries, completions).
+ReadJournal = Callable[[str], Awaitable[tuple[list[str], list[str]]]]
 
 INVALID_TOKEN = "Invalid checkpoint token"
 
@@ -59,12 +65,16 @@ class Run:
 class Runs:
     """The live run of each AWS durable invocation this process drives."""
 
-    def __init__(self, key: bytes | None = None) -> None:
+    def __init__(self, key: bytes | None = None, read_journal: ReadJournal | None = None) -> None:
         self._key = key or secrets.token_bytes(32)
         self._live: dict[str, Run] = {}
         #: the registered durable functions: qualified ARN -> service (what a chained invoke
         #: of a FunctionName calls)
         self.functions: dict[str, str] = {}
+        #: the store's journal, read where memory may lag it (a heartbeat timer's completion)
+        self.read_journal = read_journal
+        #: the engine's awakeable completion (set by the engine): how a callback times out
+        self.complete_awakeable: CompleteAwakeable | None = None
 
     def target_of(self, function: str) -> str | None:
         """The handler a chained invoke of ``function`` calls: ``SERVICE/run`` of the

@@ -1,0 +1,149 @@
+"""Plain steps (fenced on their invocation item, docs/dynamodb.md "A commit") across a change
+of leader, with real processes: two ``ritornello serve`` on one DynamoDB table (moto's server
+over HTTP on loopback) and ten-step handlers whose steps are in flight throughout.
+
+The leader is paused (SIGSTOP) past its lease, so the other takes its partitions over, seals
+them and drives the invocations, then resumes as a zombie with steps in flight; later, with
+new invocations running, a leader is killed with kill -9. Every invocation finishes once with
+its ten steps journaled in order, each journaled step's execution is its last one (nothing
+committed was run again), no step ran more than once per disruption, and along every journal
+the epochs the entries were written under never go down (no step of a deposed leader landed
+after its successor's).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.procs import (
+    Endpoint,
+    check_store,
+    cluster_view,
+    http,
+    moto_process,
+    orchestrators,
+    store_init,
+    wait_until,
+)
+
+HERE = Path(__file__).resolve().parent
+TABLE = "ritornello-steps"
+N = 8
+STEP_MS = 150
+
+
+def _submit(ingress: str, count: int) -> list[str]:
+    ids = []
+    for _ in range(count):
+        status, body, _ = http("POST", f"{ingress}/restate/send/Steps/ten", STEP_MS)
+        assert status == 202, body
+        ids.append(body["invocationId"])
+    return ids
+
+
+@pytest.mark.timeout(180)
+def test_plain_steps_across_a_pause_and_a_kill_9(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.txt"
+    with moto_process(tmp_path) as aws:
+        url = f"dynamodb://{TABLE}?region=us-east-1&partitions=2"
+        store_init(url, aws)
+        endpoint = Endpoint(tmp_path, HERE, "stepsapp", RITORNELLO_TEST_LEDGER=str(ledger))
+        endpoint.start()
+        env = {"RITORNELLO_LEASE_S": "2", "RITORNELLO_INBOX_INTERVAL_S": "0.05"}
+        o0, o1 = orchestrators(tmp_path, url, aws, ["o0", "o1"], **env)
+        paused = None
+        try:
+            status, body, _ = http("POST", f"{o0.admin}/deployments", {"uri": endpoint.uri})
+            assert status == 201, body
+            wait_until(
+                lambda: all(len(cluster_view(o)["leading"]) == 1 for o in (o0, o1)),
+                20,
+                "one partition each",
+            )
+            ids = _submit(o0.ingress, N // 2) + _submit(o1.ingress, N // 2)
+            time.sleep(0.6)  # steps in flight on both
+            assert o0.proc is not None
+            os.kill(o0.proc.pid, signal.SIGSTOP)
+            paused = o0
+            wait_until(lambda: len(cluster_view(o1)["leading"]) == 2, 12, "o1 leads both")
+            os.kill(o0.proc.pid, signal.SIGCONT)  # a zombie with steps in flight
+            paused = None
+            wait_until(
+                lambda: all(len(cluster_view(o)["leading"]) == 1 for o in (o0, o1)),
+                20,
+                "one partition each again",
+            )
+            ids += _submit(o1.ingress, N)
+            time.sleep(0.6)
+            o0.kill9()  # mid-handler: its partition's steps are in flight
+            _finish(o1.ingress, ids)
+            _check_ledger(o1.admin, ids, ledger)
+            _check_epochs(aws)
+            print(check_store(url, "--expect-terminal", env=aws))
+        finally:
+            if paused is not None and paused.proc is not None:
+                os.kill(paused.proc.pid, signal.SIGCONT)
+            for orch in (o0, o1):
+                orch.kill9()
+            endpoint.terminate()
+
+
+def _finish(ingress: str, ids: list[str]) -> None:
+    def attach(inv_id: str) -> tuple[int, object]:
+        status, body, _ = http("GET", f"{ingress}/restate/attach/{inv_id}", timeout=90)
+        return status, body
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        results = list(pool.map(attach, ids))
+    assert results == [(200, 10)] * len(ids), results
+
+
+def _check_ledger(admin: str, ids: list[str], ledger: Path) -> None:
+    """Ten steps journaled in order; each one's journaled execution is its last; at most one
+    re-run per disruption (the pause and the kill)."""
+    runs: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for line in ledger.read_text().splitlines():
+        inv, step, token = line.split()
+        runs[(inv, step)].append(token)
+    for inv_id in ids:
+        status, body, _ = http("GET", f"{admin}/invocations/{inv_id}")
+        assert status == 200, body
+        journaled = [e for e in body["journal"] if e["kind"] == "run"]
+        assert [e["name"] for e in journaled] == [f"step-{i}" for i in range(10)]
+        for entry in journaled:
+            tokens = runs[(inv_id, str(entry["name"]))]
+            assert tokens and tokens[-1] == entry["value"], (inv_id, entry, tokens)
+            assert len(tokens) <= 3, (inv_id, entry, tokens)
+
+
+def _check_epochs(aws: dict[str, str]) -> None:
+    """Along each journal, the epoch of the fence each entry was written under never goes
+    down."""
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=aws["AWS_ENDPOINT_URL_DYNAMODB"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    journals: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for page in client.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
+        for item in page["Items"]:
+            pk, sk = item["pk"]["S"], item["sk"]["S"]
+            if pk.startswith("i#") and sk.startswith("e#") and "ep" in item:
+                journals[pk].append((int(sk[2:]) - 10**10, int(item["ep"]["N"])))
+    assert len(journals) == 2 * N
+    moved = 0
+    for pk, entries in journals.items():
+        epochs = [epoch for _, epoch in sorted(entries)]
+        assert epochs == sorted(epochs), (pk, sorted(entries))
+        moved += epochs[0] != epochs[-1]
+    assert moved, "no journal changed hands mid-way"
