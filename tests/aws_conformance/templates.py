@@ -79,6 +79,14 @@ def functions(suites: tuple[str, ...] = SUITES) -> dict[str, Function]:
                 logical_id=logical_id,
                 handler=props["Handler"],
                 requirements=tuple(resource.get("TestingMetadata", {}).get("TestDescription", [])),
-                environment={k: str(v) for k, v in env.items()},
+                environment={k: _ref(v) for k, v in env.items()},
             )
     return found
+
+
+def _ref(value: Any) -> str:
+    """An environment value: ``{"Ref": ID}`` (a table's name) is the resource's logical id,
+    the name it is given here."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return str(value["Ref"])
+    return str(value)

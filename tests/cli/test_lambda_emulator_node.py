@@ -1,6 +1,8 @@
 """``ritornello lambda-emulator APP.mjs``: the Node twin of the Lambda emulator, as a real process
 (the CLI hands itself over to ``node`` running lambda_emulator.mjs), answering as Lambda and as
-the Python emulator do (status codes, function errors, sizes, Event and DryRun invocations).
+the Python emulator do (status codes, function errors, sizes, Event and DryRun invocations), and
+running each function in worker processes of its own as the Python emulator does (a runtime
+exit answered and its worker replaced, concurrent invokes, no worker left after a kill -9).
 
 The handler modules are written here (Node's standard library only: no npm packages needed).
 Without ``node`` the tests skip locally and fail in CI (``CI`` set)."""
@@ -10,15 +12,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cli.test_lambda_emulator_workers import wait_gone, workers_of
 from tests.procs import LambdaEmulatorProcess, http
 
 APP = """
@@ -38,6 +43,9 @@ export const handler = async (event, context) => {
   if (event.mode === "cycle") { const a = {}; a.a = a; return a; }
   if (event.mode === "slow") { await sleep(event.ms); }
   if (event.mode === "record") { appendFileSync(event.file, "ran\\n"); }
+  if (event.mode === "exit") process.exit(event.code);
+  if (event.mode === "signal") process.kill(process.pid, event.signal);
+  if (event.mode === "pid") { if (event.ms) await sleep(event.ms); return { pid: process.pid }; }
   return { echo: event };
 };
 """
@@ -230,3 +238,58 @@ def test_a_missing_module_or_node_is_a_clear_error(
     monkeypatch.setenv("PATH", str(tmp_path))  # no node on it
     with pytest.raises(SystemExit, match="needs `node` on PATH"):
         node_command("app.mjs", host="127.0.0.1", port=9001, reserved_concurrency=None)
+
+
+def test_an_exit_mid_invoke_is_a_runtime_exit_error_and_a_fresh_worker_serves_next(
+    emulator: LambdaEmulatorProcess,
+) -> None:
+    first = invoke(emulator, {"mode": "pid"}, name="crashy")[1]["pid"]
+    other = invoke(emulator, {"mode": "pid"}, name="steady")[1]["pid"]
+    assert invoke(emulator, {"mode": "pid"}, name="crashy")[1]["pid"] == first  # warm
+    status, body, headers = invoke(emulator, {"mode": "exit", "code": 1}, name="crashy")
+    assert status == 200 and headers["x-amz-function-error"] == "Unhandled", body
+    request_id = headers["x-amzn-requestid"]
+    assert body == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status 1",
+    }
+    assert invoke(emulator, {"mode": "pid"}, name="crashy")[1]["pid"] != first
+    assert invoke(emulator, {"mode": "pid"}, name="steady")[1]["pid"] == other
+    _, body, _ = invoke(emulator, {"mode": "signal", "signal": "SIGKILL"}, name="crashy")
+    assert body["errorMessage"].endswith("Runtime exited with error: signal: killed"), body
+    _, body, _ = invoke(emulator, {"mode": "exit", "code": 0}, name="crashy")
+    assert body["errorMessage"].endswith("Runtime exited without providing a reason"), body
+    # an idle worker killed from outside is not used
+    os.kill(other, signal.SIGKILL)
+    wait_gone([other])
+    status, body, headers = invoke(emulator, {"mode": "pid"}, name="steady")
+    assert status == 200 and "x-amz-function-error" not in headers, body
+    assert body["pid"] != other
+
+
+def test_concurrent_invokes_run_in_as_many_workers_and_none_outlives_a_kill9(
+    tmp_path: Path,
+) -> None:
+    _node_or_skip()
+    (tmp_path / "app.mjs").write_text(APP)
+    proc = LambdaEmulatorProcess(tmp_path, str(tmp_path / "app.mjs")).start()
+    try:
+        n = 3
+        with ThreadPoolExecutor(n) as pool:
+            answers = list(
+                pool.map(lambda _: invoke(proc, {"mode": "pid", "ms": 1000}, name="wide"), range(n))
+            )
+        assert len({body["pid"] for _, body, _ in answers}) == n, answers
+        with ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(invoke, proc, {"mode": "slow", "ms": 60000}, name="busy")
+            deadline = time.monotonic() + 10
+            while len(workers_of(proc)) < n + 1:
+                assert time.monotonic() < deadline, workers_of(proc)
+                time.sleep(0.05)
+            workers = workers_of(proc)
+            proc.kill9()
+            wait_gone(workers)
+            with pytest.raises(OSError):  # the connection ended with the emulator
+                busy.result(timeout=10)
+    finally:
+        proc.terminate()

@@ -1,7 +1,9 @@
 """Every SDK type through a crash and a replay, over HTTP and on the Lambda path: the
 endpoint's process is killed (SIGKILL, by the handler's own step) after the typed steps,
 state, call and awakeable were committed; the orchestrator retries on a restarted endpoint,
-which replays them all from the journal and must hand the handler identical, typed values."""
+which replays them all from the journal and must hand the handler identical, typed values.
+On the Lambda path the process killed is the function's sandbox (the emulator's worker: the
+emulator answers a runtime exit and serves the retry from a fresh worker)."""
 
 from __future__ import annotations
 
@@ -60,8 +62,11 @@ def _restart_when_killed(endpoint: Proc, within_s: float = 60) -> None:
     endpoint.start()
 
 
-def _killed_once(orch: Orchestrator, endpoint: Proc, path: str, body: object = None) -> Any:
-    """Call ``path`` on the ingress while its handler kills the endpoint once; the answer."""
+def _killed_once(
+    orch: Orchestrator, endpoint: Proc, path: str, body: object = None, *, sandbox: bool = False
+) -> Any:
+    """Call ``path`` on the ingress while its handler kills the endpoint once (``sandbox``:
+    only its Lambda worker, the emulator goes on); the answer."""
     result: dict[str, Any] = {}
 
     def call() -> None:
@@ -69,22 +74,26 @@ def _killed_once(orch: Orchestrator, endpoint: Proc, path: str, body: object = N
 
     caller = threading.Thread(target=call)
     caller.start()
-    _restart_when_killed(endpoint)
+    if not sandbox:
+        _restart_when_killed(endpoint)
     caller.join(90)
+    if sandbox:
+        assert endpoint.proc is not None and endpoint.proc.poll() is None  # it went on
+        assert "Runtime.ExitError" in orch.output()  # the killed run, answered as Lambda does
     status, answer, _ = result["answer"]
     assert status == 200, (answer, orch.output())
     return answer
 
 
-def _roundtrip(orch: Orchestrator, endpoint: Proc) -> None:
-    body = _killed_once(orch, endpoint, "/restate/call/TypesBox/k1/roundtrip")
+def _roundtrip(orch: Orchestrator, endpoint: Proc, *, sandbox: bool = False) -> None:
+    body = _killed_once(orch, endpoint, "/restate/call/TypesBox/k1/roundtrip", sandbox=sandbox)
     assert sorted(body) == sorted(NAMES)
     for name in NAMES:
         type_name, equal, attempt = body[name]
         assert (type_name, equal) == (TYPES[name], True), (name, body[name])
         assert attempt >= 2  # the answer comes from an attempt after the kill: a replay
     line = {"sku": "A-1", "price": "19.99", "at": "2026-12-05T01:02:03.456789+02:00"}
-    flow = _killed_once(orch, endpoint, "/restate/call/TypesFlow/w1/settle", line)
+    flow = _killed_once(orch, endpoint, "/restate/call/TypesFlow/w1/settle", line, sandbox=sandbox)
     assert sorted(flow) == ["input", "peek", "promise"]
     assert all(seen[:2] == ["Line", True] and seen[2] >= 2 for seen in flow.values()), flow
 
@@ -111,7 +120,8 @@ def test_types_survive_a_kill_and_a_replay_on_lambda(tmp_path: Path) -> None:
     try:
         status, body, _ = http("POST", f"{orch.admin}/deployments", {"arn": ARN})
         assert status == 201, body
-        _roundtrip(orch, emulator)
+        _roundtrip(orch, emulator, sandbox=True)
+        assert (tmp_path / "died").exists() and (tmp_path / "died-flow").exists()
     finally:
         orch.terminate()
         emulator.terminate()

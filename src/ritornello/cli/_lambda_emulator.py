@@ -16,13 +16,22 @@ payload and a minimal context object, so boto3 pointed at it (``endpoint_url`` o
   a ``Function.ResponseSizeTooLarge`` function error; a payload that is not JSON: 400
   ``InvalidRequestContentException``;
 * ``X-Amz-Invocation-Type: Event`` answers 202 and runs the handler in the background;
-  ``DryRun`` answers 204.
+  ``DryRun`` answers 204;
+* a function that exits or crashes mid-invoke (``os._exit``, a segfault, a kill): 200 with
+  ``X-Amz-Function-Error: Unhandled`` and ``{"errorType": "Runtime.ExitError", "errorMessage":
+  "RequestId: ID Error: Runtime exited with error: exit status 1"}``, and the next invoke gets
+  a fresh sandbox; past the function timeout (900 s): ``Sandbox.Timedout``.
 
-Handlers run on a thread pool, so concurrent invokes run concurrently (each one on its own
-thread, as each Lambda instance runs one at a time). Each thread has an event loop of its own
-set as its current one, as Lambda's runtime thread has: a handler that drives its coroutines on
-``asyncio.get_event_loop()`` (the Restate Python SDK's) runs as it does on Lambda. Not
-emulated: signatures (any credentials pass), the function timeout, cold starts, logs.
+``serve`` runs each function (a function name and version, as invoked) in worker processes of
+its own (``_lambda_workers``): one invoke per worker at a time, a new worker (a cold start) for
+each concurrent one, workers ended with the emulator, even a ``kill -9``-ed one. Each worker's
+handler runs on its main thread with an event loop set as the current one, as Lambda's runtime
+thread has: a handler that drives its coroutines on ``asyncio.get_event_loop()`` (the Restate
+Python SDK's) runs as it does on Lambda.
+
+``LambdaEmulator(handler)`` (tests) calls a handler in this process instead, each invoke on a
+thread of a pool with an event loop of its own (no crash isolation, no function timeout).
+Not emulated: signatures (any credentials pass), logs.
 """
 
 from __future__ import annotations
@@ -35,24 +44,30 @@ import re
 import shutil
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from ritornello.cli._lambda_runtime import (
+    MAX_PAYLOAD,
+    LambdaContext,
+    LambdaHandler,
+    call_handler,
+    load_lambda_handler,
+)
+from ritornello.cli._lambda_workers import WorkerInitError, WorkerPool
 from ritornello.orchestrator import asgi_lifespan
+
+__all__ = ["LambdaContext", "LambdaEmulator", "load_lambda_handler", "node_command", "serve"]
 
 log = logging.getLogger("ritornello.lambda_emulator")
 
-MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous request and response limit
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
-LambdaHandler = Callable[[Any, Any], Any]
 _Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -60,25 +75,6 @@ _PATH = re.compile(r"/2015-03-31/functions/(?P<name>[^/]+)/invocations/?")
 _FULL_ARN = re.compile(
     r"arn:[a-z-]+:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:(?P<rest>.+)"
 )
-
-
-@dataclass
-class LambdaContext:
-    """The parts of Lambda's context object handlers use."""
-
-    function_name: str
-    function_version: str
-    invoked_function_arn: str
-    aws_request_id: str
-    memory_limit_in_mb: int = 128
-    log_group_name: str = ""
-    log_stream_name: str = ""
-    client_context: Any = None
-    identity: Any = None
-    deadline: float = field(default=0.0, repr=False)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 def _function(name: str, qualifier: str | None) -> tuple[str, str, str]:
@@ -98,17 +94,22 @@ def _function(name: str, qualifier: str | None) -> tuple[str, str, str]:
 
 
 class LambdaEmulator:
-    """A raw ASGI app speaking Lambda's Invoke API for one ``lambda_handler(event, context)``."""
+    """A raw ASGI app speaking Lambda's Invoke API for one app's ``lambda_handler(event,
+    context)``: run by ``workers`` (a process per function), else ``handler`` called here."""
 
     def __init__(
         self,
-        handler: LambdaHandler,
+        handler: LambdaHandler | None = None,
         *,
+        workers: WorkerPool | None = None,
         max_workers: int = 64,
         function_timeout_s: float = 900.0,
         reserved_concurrency: int | None = None,
     ) -> None:
+        if (handler is None) == (workers is None):
+            raise ValueError("give a handler or workers")
         self.handler = handler
+        self.workers = workers
         self.function_timeout_s = function_timeout_s
         #: Like a function's reserved concurrency: an Invoke past this many running at once
         #: is throttled (429 TooManyRequestsException), as Lambda does. None: no bound.
@@ -122,6 +123,8 @@ class LambdaEmulator:
         self._loops_lock = threading.Lock()
 
     def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._loops_lock:
             loops, self._loops = self._loops, []
@@ -188,7 +191,7 @@ class LambdaEmulator:
             return
         loop = asyncio.get_running_loop()
         self.running += 1
-        future = loop.run_in_executor(self._pool, self._run, event, context)
+        future = loop.run_in_executor(self._pool, self._run, event, body, context)
         future.add_done_callback(self._ended)
         if kind == "Event":
             self._background.add(future)
@@ -203,49 +206,27 @@ class LambdaEmulator:
     def _ended(self, _: asyncio.Future[tuple[bool, bytes]]) -> None:
         self.running -= 1
 
-    def _run(self, event: Any, context: LambdaContext) -> tuple[bool, bytes]:
-        """Call the handler on a worker thread: (succeeded, JSON bytes of the result or error)."""
+    def _run(self, event: Any, body: bytes, context: LambdaContext) -> tuple[bool, bytes]:
+        """Run one invoke on an invoke thread: (succeeded, JSON bytes of the result or error)."""
+        if self.workers is not None:
+            header = {
+                "function_name": context.function_name,
+                "function_version": context.function_version,
+                "invoked_function_arn": context.invoked_function_arn,
+                "aws_request_id": context.aws_request_id,
+                "log_group_name": context.log_group_name,
+                "log_stream_name": context.log_stream_name,
+                "timeout_ms": int(self.function_timeout_s * 1000),
+            }
+            key = (context.function_name, context.function_version)
+            return self.workers.run(key, header, body, self.function_timeout_s)
+        assert self.handler is not None
         loop: asyncio.AbstractEventLoop | None = getattr(self._thread, "loop", None)
         if loop is None or loop.is_closed():
             loop = self._thread.loop = asyncio.new_event_loop()
             with self._loops_lock:
                 self._loops.append(loop)
-        asyncio.set_event_loop(loop)  # again each time: a handler's asyncio.run() unsets it
-        try:
-            result = self.handler(event, context)
-        except Exception as exc:
-            return False, _error_payload(exc, context)
-        try:
-            out = json.dumps(result).encode()
-        except (TypeError, ValueError) as exc:
-            return False, json.dumps(
-                {
-                    "errorMessage": f"Unable to marshal response: {exc}",
-                    "errorType": "Runtime.MarshalError",
-                    "requestId": context.aws_request_id,
-                    "stackTrace": [],
-                }
-            ).encode()
-        if len(out) > MAX_PAYLOAD:
-            return False, json.dumps(
-                {
-                    "errorMessage": f"Response payload size ({len(out)} bytes) exceeded maximum "
-                    f"allowed payload size ({MAX_PAYLOAD} bytes).",
-                    "errorType": "Function.ResponseSizeTooLarge",
-                }
-            ).encode()
-        return True, out
-
-
-def _error_payload(exc: BaseException, context: LambdaContext) -> bytes:
-    return json.dumps(
-        {
-            "errorMessage": str(exc),
-            "errorType": type(exc).__name__,
-            "requestId": context.aws_request_id,
-            "stackTrace": traceback.format_tb(exc.__traceback__),
-        }
-    ).encode()
+        return call_handler(self.handler, event, context, loop)
 
 
 async def _read_body(receive: _Receive, limit: int) -> tuple[bytes, bool]:
@@ -292,22 +273,6 @@ async def _error(send: _Send, status: int, code: str, message: str) -> None:
     await _respond(send, status, body, headers)
 
 
-def load_lambda_handler(path: str) -> LambdaHandler:
-    """The ``lambda_handler`` of the Python file ``path``: a module-level callable of that name,
-    or else the module's ``Endpoint`` (preferably named ``endpoint``) and its ``.lambda_handler()``.
-    """
-    from ritornello.cli._app_loader import find_endpoint, load_module
-
-    module = load_module(path)
-    handler = getattr(module, "lambda_handler", None)
-    if callable(handler):
-        return handler  # type: ignore[no-any-return]
-    endpoint = find_endpoint(module)
-    if endpoint is None:
-        raise SystemExit(f"{path}: define a module-level `lambda_handler` or one Endpoint")
-    return endpoint.lambda_handler()
-
-
 NODE_SUFFIXES = (".mjs", ".js", ".cjs")
 NODE_EMULATOR = Path(__file__).with_name("lambda_emulator.mjs")
 
@@ -343,9 +308,12 @@ def serve(
         os.execv(command[0], command)
     import uvicorn
 
-    emulator = LambdaEmulator(
-        load_lambda_handler(app_path), reserved_concurrency=reserved_concurrency
-    )
+    workers = WorkerPool(app_path)
+    try:
+        workers.start()  # the app imported once before serving: one that does not load stops here
+    except WorkerInitError as exc:
+        raise SystemExit(exc.message) from None
+    emulator = LambdaEmulator(workers=workers, reserved_concurrency=reserved_concurrency)
     print(
         f"Lambda Invoke API for {app_path} on http://{host}:{port} "
         f"(AWS_ENDPOINT_URL_LAMBDA=http://{host}:{port})",

@@ -296,6 +296,29 @@ def test_history_lists_updates_and_completions_in_order() -> None:
     assert [e["EventId"] for e in events] == [1, 2, 3, 4, 5]
 
 
+def test_a_failed_run_is_an_invocation_completed_event_with_its_error() -> None:
+    """A run that ended in a function error (a runtime exit) is journaled with the error, and
+    the history shows it as Lambda does (1-17, 1-18 of AWS's conformance requirements)."""
+    texts = journal({"Id": "s", "Type": "STEP", "Action": "START"})
+    error = {"ErrorType": "Runtime.ExitError", "ErrorMessage": "RequestId: r Error: x"}
+    texts.append(json.dumps(completed_marker(5000, 6000, error)))
+    texts.append(json.dumps(completed_marker(7000, 8000)))
+    events = history(INV, texts, {}, 0, None)
+    assert [e["EventType"] for e in events] == [
+        "ExecutionStarted",
+        "StepStarted",
+        "InvocationCompleted",
+        "InvocationCompleted",
+    ]
+    assert events[2]["InvocationCompletedDetails"] == {
+        "StartTimestamp": 5000,
+        "EndTimestamp": 6000,
+        "Error": {"Payload": error},
+    }
+    assert "Error" not in events[3]["InvocationCompletedDetails"]
+    assert operations(INV, texts, {}, 0).keys() == operations(INV, texts[:2], {}, 0).keys()
+
+
 def test_history_events_carry_their_details_and_the_runs_that_ended() -> None:
     """Lambda's detail shapes; an ``invocation_completed`` marker is an InvocationCompleted
     event, and a completion the run suspended on follows it (what invoked the function
@@ -326,7 +349,7 @@ def test_history_events_carry_their_details_and_the_runs_that_ended() -> None:
         "RetryDetails": {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 2},
     }
     assert events[2]["StepSucceededDetails"] == {
-        "Result": {"Payload": '"ok"'},
+        "Result": {"Payload": '"ok"', "Truncated": False},
         "RetryDetails": {"CurrentAttempt": 2},
     }
     callback_id = json.loads(texts[3])["id"]
@@ -355,7 +378,7 @@ def test_history_shows_a_poll_of_wait_for_condition_as_a_succeeded_step() -> Non
     texts = journal({**poll, "StepOptions": {"NextAttemptDelaySeconds": 1}})
     (_, event) = history(INV, texts, {}, 0, None)
     assert event["EventType"] == "StepSucceeded" and event["SubType"] == "WaitForCondition"
-    assert event["StepSucceededDetails"]["Result"] == {"Payload": "1"}
+    assert event["StepSucceededDetails"]["Result"] == {"Payload": "1", "Truncated": False}
 
 
 def test_history_of_a_succeeded_execution_gives_its_result() -> None:

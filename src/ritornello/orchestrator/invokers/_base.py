@@ -43,6 +43,16 @@ class InvokerError(Exception):
     """The endpoint could not be reached or answered with a non-200 status (retryable)."""
 
 
+class FunctionError(InvokerError):
+    """The function ran and failed (Lambda's ``X-Amz-Function-Error``): ``error_type`` and
+    ``error_message`` as its error payload names them (``Runtime.ExitError`` for a crash)."""
+
+    def __init__(self, message: str, error_type: str, error_message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.error_message = error_message
+
+
 class RefusedStatus(InvokerError):
     """The endpoint answered, with a status other than 200 (``status``): it speaks HTTP."""
 

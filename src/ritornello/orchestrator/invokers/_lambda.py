@@ -113,6 +113,7 @@ from ritornello.protocol import (
 from ._base import (
     MAX_ANSWER_BYTES,
     MAX_DISCOVERY_BYTES,
+    FunctionError,
     Invoker,
     InvokerError,
     InvokeStream,
@@ -411,7 +412,7 @@ def _session(assume_role_arn: str | None, region: str) -> Any:
 # ---------------------------------------------------------------- the Invoke API
 
 
-class _FunctionError(InvokerError):
+class _FunctionError(FunctionError):
     """The function raised (``X-Amz-Function-Error``): discovery then tries Restate's shape."""
 
 
@@ -707,7 +708,7 @@ class LambdaInvoker(Invoker):
             raise InvokerError(f"Lambda {arn}: {type(exc).__name__}: {exc}") from None
         function_error = resp.get("FunctionError")
         if function_error:
-            raise _FunctionError(_function_error(arn, function_error, data))
+            raise _FunctionError(*_function_error(arn, function_error, data))
         status = resp.get("StatusCode")
         if status != 200:
             raise InvokerError(f"Lambda {arn} answered status {status}")
@@ -745,17 +746,19 @@ def _raise_refusal(arn: str, data: bytes) -> None:
         raise InvokerError(f"Lambda {arn} refused: {error.get('kind')}: {error.get('message')}")
 
 
-def _function_error(arn: str, kind: str, data: bytes) -> str:
-    """The message for an error raised by the function (X-Amz-Function-Error)."""
+def _function_error(arn: str, kind: str, data: bytes) -> tuple[str, str, str]:
+    """The message, error type and error message of an error raised by the function
+    (X-Amz-Function-Error)."""
     try:
         obj = json.loads(data)
     except ValueError:
         obj = None
     if isinstance(obj, dict):
-        etype = obj.get("errorType", "Error")
-        emsg = obj.get("errorMessage", "")
-        return f"Lambda {arn} function error ({kind}): {etype}: {emsg}"
-    return f"Lambda {arn} function error ({kind}): {data[:300].decode('utf-8', 'replace')}"
+        etype = str(obj.get("errorType", "Error"))
+        emsg = str(obj.get("errorMessage", ""))
+        return f"Lambda {arn} function error ({kind}): {etype}: {emsg}", etype, emsg
+    text = data[:300].decode("utf-8", "replace")
+    return f"Lambda {arn} function error ({kind}): {text}", kind, text
 
 
 # ---------------------------------------------------------------- Function URLs (AWS_IAM auth)

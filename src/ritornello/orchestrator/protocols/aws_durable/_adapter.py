@@ -18,8 +18,11 @@ so far) and waits for either of:
   operations).
 
 A run that ends any other way (timeout, function error, the driver stopping) is retired: its
-checkpoint token is refused from then on. A cancelled invocation ends failed (409) without
-invoking the function again.
+checkpoint token is refused from then on. A function error (the function ran and failed: a
+runtime exit, say) is a failed attempt, retried after backoff, whose run is journaled as an
+``invocation_completed`` marker with the error (the history's InvocationCompleted with
+``Error``, as Lambda records it before invoking the function again). A cancelled invocation
+ends failed (409) without invoking the function again.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from ritornello.protocol._entries import CANCEL_INDEX
 from ..._json import dumpb, dumps, loads
 from ...core import Answered, AttemptFailed, Invocation, Invoke
 from ...errors import StateConflictError
-from ...invokers import Invoker, InvokerError, throttled
+from ...invokers import FunctionError, Invoker, InvokerError, throttled
 from .._base import Exchange, ProtocolAdapter
 from ._callbacks import decide, due, heartbeat_of, timeout_result
 from ._operations import UpdateError, ends, entries_of, operations, to_wire, waiting
@@ -278,6 +281,11 @@ class AwsDurableProtocol(ProtocolAdapter):
         marker = completed_marker(started_ms, int(time.time() * 1000))
         exc = call.exception()
         if exc is not None:
+            if isinstance(exc, FunctionError):  # it ran and failed: its run is history
+                error = {"ErrorType": exc.error_type, "ErrorMessage": exc.error_message}
+                marker = completed_marker(started_ms, int(time.time() * 1000), error)
+                failed = {"kind": "transport", "message": str(exc)}
+                return Answered(rec.id, InvokeResponse("error", [marker], error=failed))
             if isinstance(exc, InvokerError):
                 return AttemptFailed(rec.id, f"transport: {exc}", throttled(exc))
             return AttemptFailed(rec.id, f"aws-durable: the invoke failed: {exc!r}")
@@ -316,13 +324,17 @@ class AwsDurableProtocol(ProtocolAdapter):
         return AttemptFailed(rec.id, f"aws-durable: the function answered status {shown}")
 
 
-def completed_marker(started_ms: int, ended_ms: int) -> Entry:
+def completed_marker(started_ms: int, ended_ms: int, error: dict[str, str] | None = None) -> Entry:
     """The journal entry marking that a run (one Lambda invocation) ended: no operation (it
-    has no ``aws`` update, so the fold skips it), its times for the history."""
+    has no ``aws`` update, so the fold skips it), its times for the history, and the error of
+    a run that failed (``ErrorType``, ``ErrorMessage``)."""
+    run: dict[str, Any] = {"start": started_ms, "end": ended_ms}
+    if error is not None:
+        run["error"] = error
     marker: dict[str, Any] = {
         "kind": "run",
         "name": "INVOCATION COMPLETED",
-        "invocation_completed": {"start": started_ms, "end": ended_ms},
+        "invocation_completed": run,
         "at": ended_ms,
     }
     return marker  # type: ignore[return-value]

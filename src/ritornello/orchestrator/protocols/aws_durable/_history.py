@@ -79,14 +79,14 @@ def history(
         run = entry.get("invocation_completed")
         if isinstance(run, dict):
             runs.append((len(events), int(run.get("start") or 0), int(run.get("end") or 0)))
+            completed_details = {"StartTimestamp": run.get("start"), "EndTimestamp": run.get("end")}
+            if isinstance(run.get("error"), dict):  # a failed run (a runtime exit, say)
+                completed_details["Error"] = {"Payload": run["error"]}
             events.append(
                 {
                     "EventType": "InvocationCompleted",
                     "EventTimestamp": entry.get("at"),
-                    "InvocationCompletedDetails": {
-                        "StartTimestamp": run.get("start"),
-                        "EndTimestamp": run.get("end"),
-                    },
+                    "InvocationCompletedDetails": completed_details,
                 }
             )
             continue
@@ -186,7 +186,7 @@ def _details(
                 out["DurableExecutionArn"] = execution_arn(callee, str(entry.get("id")))
         return out
     if update.get("Payload") is not None and action in ("SUCCEED", "RETRY"):
-        out["Result"] = {"Payload": update["Payload"]}
+        out["Result"] = {"Payload": update["Payload"], "Truncated": False}  # kept whole
     if update.get("Error") is not None:
         out["Error"] = {"Payload": update["Error"]}
     if kind == "STEP" and action in ("SUCCEED", "FAIL", "RETRY"):
