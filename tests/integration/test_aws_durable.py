@@ -516,6 +516,10 @@ def test_forged_tokens_and_malformed_checkpoints_are_refused(pair: Pair) -> None
         assert status == 400, (raw, status, answer)
         assert headers["x-amzn-errortype"] == "InvalidParameterValueException", headers
         assert why in answer["message"], (raw, answer)
+    # a body past the ingress's limit (10 MiB by default) is refused, in Lambda's error shape
+    status, answer, headers = http("POST", url, raw=b" " * (10 * 1024 * 1024 + 1))
+    assert status == 413, (status, answer)
+    assert headers["x-amzn-errortype"] == "RequestTooLargeException", headers
     # nothing of it reached the journal
     assert sum(1 for e in journal(pair, inv) if e.get("name") == "STEP SUCCEED x") == 0
     status, answer, headers = http("GET", f"{pair.orch.ingress}/2025-12-01/nothing-here")

@@ -36,6 +36,7 @@ from ._input import (
     raw_content_type,
     raw_output,
     raw_text,
+    read_body,
 )
 from ._private import refuse_private
 from ._status import http_status
@@ -279,19 +280,13 @@ class IngressApp:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             raise HttpError(413, f"body larger than {self.max_body_bytes} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise HttpError(400, "client disconnected")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise HttpError(413, f"body larger than {self.max_body_bytes} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
+        limit = self.max_body_bytes
+        return await read_body(
+            receive,
+            limit,
+            lambda: HttpError(413, f"body larger than {limit} bytes"),
+            lambda: HttpError(400, "client disconnected"),
+        )
 
     async def _by_idempotency(
         self, service: str, key: str | None, handler: str, idempotency_key: str

@@ -35,6 +35,7 @@ from typing import Any
 from ..invokers import CHANNEL_PATH, TOKEN_HEADER
 from ..protocols import decode_answer
 from ..runtime import Engine
+from ._input import read_body
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -125,18 +126,13 @@ class ChannelRoute:
             raise _Refused(409, "the checkpoint was not decided in time: start nothing") from None
 
     async def _body(self, receive: Receive) -> bytes:
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Refused(400, "the client went away")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise _Refused(413, f"the checkpoint is larger than {self.max_body_bytes:,} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
+        limit = self.max_body_bytes
+        return await read_body(
+            receive,
+            limit,
+            lambda: _Refused(413, f"the checkpoint is larger than {limit:,} bytes"),
+            lambda: _Refused(400, "the client went away"),
+        )
 
 
 def _message(text: str) -> bytes:

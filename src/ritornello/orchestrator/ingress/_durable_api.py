@@ -60,6 +60,7 @@ from ..protocols.aws_durable import (
 from ..runtime import Engine
 from ._auth import BearerToken, authorization
 from ._forward import Forwarder, ForwardError
+from ._input import read_body
 from ._status import http_status
 
 Scope = MutableMapping[str, Any]
@@ -195,16 +196,11 @@ class DurableApi:
         return data
 
     async def _body(self, receive: Receive) -> bytes:
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise ApiError(413, "RequestTooLargeException", "the request body is too large")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
+        return await read_body(
+            receive,
+            self.max_body_bytes,
+            lambda: ApiError(413, "RequestTooLargeException", "the request body is too large"),
+        )
 
     async def _checkpoint(self, inv_id: str, data: dict[str, Any]) -> tuple[int, bytes]:
         runs = self.engine.deployments.aws_durable

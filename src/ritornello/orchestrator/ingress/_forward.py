@@ -58,6 +58,7 @@ from ritornello.store import StoreError
 from ..invokers import HttpClientError, HttpPool
 from ..protocols.aws_durable import invocation_of
 from ..runtime import Engine
+from ._input import read_body
 
 log = logging.getLogger("ritornello.ingress")
 
@@ -191,16 +192,11 @@ class Forwarder:
         return self.engine.core.partition_of("", None, inv_id)
 
     async def _body(self, receive: Receive) -> bytes:
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise ForwardError(413, "RequestTooLargeException", "the request body is too large")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
+        return await read_body(
+            receive,
+            self.max_body_bytes,
+            lambda: ForwardError(413, "RequestTooLargeException", "the request body is too large"),
+        )
 
     async def _owner(self, partition: int) -> str | None:
         """The address of the orchestrator leading ``partition``; None when it is this one.

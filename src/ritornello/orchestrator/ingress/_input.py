@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import math
 import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from .._json import JsonInputError, json_input
 from .._keys import CONTROL
@@ -16,6 +18,34 @@ _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 #: The longest ``?delay=`` accepted (1000 years of 365.25 days): due times stay far inside
 #: a 64-bit integer and a datetime in every store and view, and a longer one is a client bug.
 MAX_DELAY_MS = 365_250 * 86_400_000
+
+
+#: An ASGI ``receive``.
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+
+async def read_body(
+    receive: Receive,
+    limit: int,
+    too_large: Callable[[], Exception],
+    gone: Callable[[], Exception] | None = None,
+) -> bytes:
+    """The whole request body. Raises ``too_large()`` as soon as it passes ``limit`` bytes (so
+    a large body is never held whole) and ``gone()`` when the client disconnects first; without
+    ``gone``, a disconnect ends the body there."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if gone is not None and message["type"] == "http.disconnect":
+            raise gone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large()
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 class HttpError(Exception):
