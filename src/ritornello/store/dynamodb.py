@@ -333,6 +333,15 @@ class DynamoStore(Store):
                 self._known.pop(inv_id, None)
 
     def _send(self, plan: Plan, token: str) -> None:
+        single = plan.single
+        if single is not None:  # a plain step, its entries in the tail: one PutItem
+            try:
+                self._connect().call("PutItem", **single)
+            except AwsError as exc:
+                if exc.code != "ConditionalCheckFailedException":
+                    raise
+                raise plan.explain(["ConditionalCheckFailed"]) from None
+            return
         try:
             self._connect().call(
                 "TransactWriteItems", TransactItems=plan.items, ClientRequestToken=token
