@@ -13,7 +13,12 @@ with the condition that makes the read still true when the transaction applies:
   skipped when the store knows every record updated at its expected version
   (``unread_view``): the conditions alone decide then.
 - idempotency key claimed: ``attribute_not_exists(pk) OR inv = <id> OR ttl < now``;
-- journal entry: ``attribute_not_exists(pk)`` (append-only);
+- journal entry: ``attribute_not_exists(pk)`` (append-only); small entries of an invocation
+  the unit updates go in the item's tail instead (``_dynamo_tail``), and the tail moves out
+  into one chunk item (``attribute_not_exists(pk)``) when the item would pass ``ITEM_LIMIT``;
+  every Put of an invocation item carries its tail; an entry of an invocation the unit does
+  not update comes with a ConditionCheck that its tail does not hold the index. A plan that is
+  one plain step's Put alone is sent as a PutItem (``Plan.single``), not a transaction;
 - completion: dropped if it exists (first writer wins), else ``attribute_not_exists(pk)``;
   a ``fresh`` one that exists is a ConflictError, whether the read finds it or its condition
   fails in the transaction;
