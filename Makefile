@@ -8,7 +8,7 @@ TS_DEPS := tests/restate/ts/node_modules/.package-lock.json
 # ... and of the AWS durable execution SDK for JavaScript test app (tests/aws_durable_node).
 DURABLE_NODE_DEPS := tests/aws_durable_node/node_modules/.package-lock.json
 
-.PHONY: install run test lint typecheck importlint unit sim chaos scaleout aws-conformance durable-cluster bench bench-compare bench-dynamo bench-lambda-cost bench-import clean system-deps
+.PHONY: install run test lint typecheck importlint unit sim chaos scaleout aws-conformance durable-cluster tail-crash bench bench-compare bench-dynamo bench-lambda-cost bench-import clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -81,6 +81,11 @@ durable-cluster: $(STAMP)
 	RITORNELLO_DURABLE_CLUSTER=all $(BIN)/pytest tests/integration/test_aws_durable_cluster.py -q
 
 # Three orchestrators on one DynamoDB table (moto), one paused, one killed (~1 min).
+# The orchestrator dies at four commits around a journal tail's move into a chunk (DynamoDB;
+# one of them in `make test`).
+tail-crash: $(STAMP)
+	RITORNELLO_TAIL_CRASHES=all $(BIN)/pytest tests/store/test_dynamodb_tail_crash.py -q
+
 scaleout: $(STAMP)
 	$(BIN)/pytest tests/integration/test_scaleout.py -q -s
 

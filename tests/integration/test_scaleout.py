@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
+from ritornello.store._dynamo_tail import journal_items
 from tests.procs import (
     ROOT,
     Endpoint,
@@ -166,10 +167,11 @@ def _check_epochs(env: dict[str, str]) -> None:
     journals: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for page in client.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
         for item in page["Items"]:
-            pk, sk = item["pk"]["S"], item["sk"]["S"]
-            if pk.startswith("i#") and sk.startswith("e#") and "ep" in item:
-                index = int(sk[2:]) - 10**10
-                journals[(pk, item["fp"]["N"])].append((index, int(item["ep"]["N"])))
+            pk = item["pk"]["S"]
+            if pk.startswith("i#"):  # entry items, chunks and the invocation item's tail
+                for index, entry in journal_items([item]):
+                    if "ep" in entry:
+                        journals[(pk, entry["fp"]["N"])].append((index, int(entry["ep"]["N"])))
     assert len(journals) >= N, "journal entries do not carry their epochs"
     stamped = sum(len(entries) for entries in journals.values())
     for where, entries in journals.items():

@@ -13,7 +13,12 @@ with the condition that makes the read still true when the transaction applies:
   skipped when the store knows every record updated at its expected version
   (``unread_view``): the conditions alone decide then.
 - idempotency key claimed: ``attribute_not_exists(pk) OR inv = <id> OR ttl < now``;
-- journal entry: ``attribute_not_exists(pk)`` (append-only);
+- journal entry: ``attribute_not_exists(pk)`` (append-only); small entries of an invocation
+  the unit updates go in the item's tail instead (``_dynamo_tail``), and the tail moves out
+  into one chunk item (``attribute_not_exists(pk)``) when the item would pass ``ITEM_LIMIT``;
+  every Put of an invocation item carries its tail; an entry of an invocation the unit does
+  not update comes with a ConditionCheck that its tail does not hold the index. A plan that is
+  one plain step's Put alone is sent as a PutItem (``Plan.single``), not a transaction;
 - completion: dropped if it exists (first writer wins), else ``attribute_not_exists(pk)``;
   a ``fresh`` one that exists is a ConflictError, whether the read finds it or its condition
   fails in the transaction;
@@ -72,6 +77,17 @@ from ritornello.store._dynamo_models import (
 )
 from ritornello.store._dynamo_stats import item_size
 from ritornello.store._dynamo_steps import Known, StepRefused, ep_of, step_fence, unread_view
+from ritornello.store._dynamo_tail import (
+    CHUNK_LIMIT,
+    ENTRY_LIMIT,
+    ITEM_LIMIT,
+    TAIL,
+    Tail,
+    as_attribute,
+    chunk_item,
+    entry_value,
+    tail_of,
+)
 from ritornello.store.errors import ConflictError, FencedError, StoreError
 from ritornello.store.records import FINAL_STATUSES, CommitUnit, InvocationRecord, PermitRecord
 
@@ -156,6 +172,15 @@ class Plan:
         what = "; ".join(role.what for role in failed) or "a condition failed"
         return ConflictError(what)
 
+    @property
+    def single(self) -> dict[str, Any] | None:
+        """The PutItem request of a plan that is one plain step's write of its invocation
+        item alone (its entries in the item's tail): no transaction needed."""
+        if len(self.items) != 1 or self.roles[0].kind != "step" or "Put" not in self.items[0]:
+            return None
+        body: dict[str, Any] = self.items[0]["Put"]
+        return body
+
     def puts(self) -> list[RawItem]:
         return [i["Put"]["Item"] for i in self.items if "Put" in i]
 
@@ -203,10 +228,11 @@ def build_plan(
     unread = unread_view(unit, known)
     stored: dict[str, InvocationRecord | None] = {}
     stored_ep: dict[str, int | None] = {}
+    stored_tail: dict[str, Tail] = {}
     found: dict[tuple[str, str], RawItem] = {}
     if unread is not None:  # nothing found: completions are put if absent (else: re-plan)
         for i, held in unread.items():
-            stored[i], stored_ep[i] = (None, None) if held is None else held
+            stored[i], stored_ep[i], stored_tail[i] = (None, None, {}) if held is None else held
     else:
         wanted = [key_of(keys.invocation_pk(i), keys.INVOCATION_SK) for i in inv_ids]
         wanted += [
@@ -220,7 +246,25 @@ def build_plan(
             raw = found.get((keys.invocation_pk(i), keys.INVOCATION_SK))
             stored[i] = None if raw is None else InvocationItem.load(raw).record(None)
             stored_ep[i] = ep_of(raw)
+            stored_tail[i] = tail_of(raw)
     step = step_fence(unit, stored)
+    # Each entry records the first fence of its unit (the writer's partition and epoch): an
+    # audit trail showing that along a journal the epochs never go down (no stale leader
+    # appended after its successor); tests/integration/test_scaleout.py checks it.
+    stamp = (
+        {"fp": {"N": str(unit.fences[0][0])}, "ep": {"N": str(unit.fences[0][1])}}
+        if unit.fences
+        else {}
+    )
+    by_invocation: dict[str, list[tuple[int, str]]] = {}
+    for inv_id, index, text in unit.entries:
+        mine = by_invocation.setdefault(inv_id, [])
+        if any(index == n for n, _ in mine):
+            raise ConflictError(f"journal entry {inv_id}[{index}] is written twice")
+        if index in stored_tail.get(inv_id, {}):
+            raise ConflictError(f"journal entry {inv_id}[{index}] is already written")
+        mine.append((index, text))
+    inlined: set[str] = set()  # invocations whose entries of this unit go in their tail
 
     # --- invocations, replayed in list order ---------------------------------------------
     view = dict(stored)
@@ -261,12 +305,27 @@ def build_plan(
         # the fencing epoch of its partition, else the one it holds: ``ep`` never goes down
         ep = epochs.get(r.partition, stored_ep.get(inv_id))
         invocation = InvocationItem.of(r, *result, ep=ep)
-        plan.records[inv_id] = (r, ep)
+        item = invocation.raw()
+        # the tail it holds goes on with it, with this unit's entries if they may go inline;
+        # past ITEM_LIMIT it all moves out into one chunk item, in this transaction
+        tail = dict(stored_tail.get(inv_id, {})) if before is not None else {}
+        mine = by_invocation.get(inv_id, [])
+        if _may_inline(mine, before, r, tail):
+            inlined.add(inv_id)
+            tail.update((index, entry_value(text, stamp)) for index, text in mine)
+        if tail:
+            item[TAIL] = as_attribute(tail)
+            if item_size(item) > ITEM_LIMIT:
+                del item[TAIL]
+                what = f"journal chunk {inv_id}[{min(tail)}] is already written"
+                put(chunk_item(inv_id, tail), Role("entry", what), "attribute_not_exists(pk)")
+                tail = {}
+        plan.records[inv_id] = (r, ep, tail)
         if before is None:
             what = f"invocation {inv_id} exists"
-            put(invocation.raw(), Role("insert", what), "attribute_not_exists(pk)")
+            put(item, Role("insert", what), "attribute_not_exists(pk)")
         else:
-            _put_update(put, invocation.raw(), before, ep, step)
+            _put_update(put, item, before, ep, step)
         was_active = before is not None and before.status not in FINAL_STATUSES
         is_active = r.status not in FINAL_STATUSES
         moved = before is not None and before.partition != r.partition
@@ -301,18 +360,26 @@ def build_plan(
 
     # --- journal entries (append-only) and completions (first writer wins) ---------------
     seen: set[tuple[str, int]] = set()
-    # Each entry records the first fence of its unit (the writer's partition and epoch): an
-    # audit trail showing that along a journal the epochs never go down (no stale leader
-    # appended after its successor); tests/integration/test_scaleout.py checks it.
-    stamp = (
-        {"fp": {"N": str(unit.fences[0][0])}, "ep": {"N": str(unit.fences[0][1])}}
-        if unit.fences
-        else {}
-    )
+    for inv_id, mine in by_invocation.items():
+        if inv_id not in final and mine:
+            # written without its invocation (an insert dropped): the indices must not be in
+            # the invocation's tail (an index in a chunk is caught when it is the chunk's
+            # first: the creation's input entry, index 0, the one such a unit rewrites)
+            names = {"#tl": TAIL} | {f"#k{n}": str(index) for n, (index, _) in enumerate(mine)}
+            condition = " AND ".join(f"attribute_not_exists(#tl.#k{n})" for n in range(len(mine)))
+            plan.add(
+                "ConditionCheck",
+                {
+                    "TableName": table,
+                    "Key": key_of(keys.invocation_pk(inv_id), keys.INVOCATION_SK),
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                },
+                Role("entry", f"journal entry {inv_id}[{mine[0][0]}] is already written"),
+            )
     for inv_id, index, text in unit.entries:
-        if (inv_id, index) in seen:
-            raise ConflictError(f"journal entry {inv_id}[{index}] is written twice")
-        seen.add((inv_id, index))
+        if inv_id in inlined:
+            continue
         v, ref = blobs.put(text)
         entry = ValueItem(pk=keys.invocation_pk(inv_id), sk=keys.entry_sk(index), v=v, ref=ref)
         what = f"journal entry {inv_id}[{index}] is already written"
@@ -408,6 +475,27 @@ def build_plan(
             Role("fence", f"partition {partition} is no longer held at epoch {epoch}", partition),
         )
     return plan
+
+
+def _may_inline(
+    entries: Sequence[tuple[int, str]],
+    before: InvocationRecord | None,
+    after: InvocationRecord,
+    tail: Tail,
+) -> bool:
+    """Whether a unit's ``entries`` of one invocation it writes go in its tail: each small
+    (never an S3-bound value), at an index the journal did not reach before the unit and
+    does after it, and not one the tail holds (so an index is never in two places)."""
+    if not entries:
+        return False
+    low = 0 if before is None else before.journal_len
+    total = 0
+    for index, text in entries:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        total += size
+        if size > ENTRY_LIMIT or not low <= index < after.journal_len or index in tail:
+            return False
+    return total <= CHUNK_LIMIT
 
 
 def _put_update(

@@ -58,6 +58,11 @@ def entry_sk(index: int) -> str:
     return f"e#{index + _INDEX_OFFSET:011d}"
 
 
+def entry_index(sk: str) -> int:
+    """The index an entry item's sort key names (a chunk's: its lowest)."""
+    return int(sk[2:]) - _INDEX_OFFSET
+
+
 def completion_sk(index: int) -> str:
     return f"c#{index + _INDEX_OFFSET:011d}"
 

@@ -26,6 +26,7 @@ from ritornello.store._dynamo_models import (
     ValueItem,
     key_of,
 )
+from ritornello.store._dynamo_tail import journal_items
 from ritornello.store.records import FINAL_STATUSES, InvocationRecord, TimerRecord
 
 
@@ -52,17 +53,16 @@ class Reads:
         return None if raw is None else self._record(raw)
 
     def get_journal(self, invocation_id: str) -> tuple[list[str], list[str]]:
-        entries: list[str] = []
-        completions: list[str] = []
-        for raw in self.client.query_pk(keys.invocation_pk(invocation_id)):
-            sk = raw["sk"]["S"]
-            if sk == keys.INVOCATION_SK:
-                continue
-            item = ValueItem.load(raw)
-            (entries if sk.startswith("e#") else completions).append(
-                self.blobs.get(item.v, item.ref)
-            )
-        return entries, completions
+        """The entries (entry items, chunks and the invocation item's tail, by index) and the
+        completions, in one strongly consistent Query of the invocation's collection."""
+        raws = list(self.client.query_pk(keys.invocation_pk(invocation_id)))
+        completions = [self._value(raw) for raw in raws if raw["sk"]["S"].startswith("c#")]
+        held = sorted(journal_items(raws), key=lambda pair: pair[0])
+        return [self._value(entry) for _, entry in held], completions
+
+    def _value(self, raw: RawItem) -> str:
+        v, ref = raw.get("v"), raw.get("ref")
+        return self.blobs.get(None if v is None else v["S"], None if ref is None else ref["S"])
 
     def get_state(self, service: str, key: str) -> dict[str, str]:
         values: dict[str, str] = {}

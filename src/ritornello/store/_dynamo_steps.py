@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ritornello.store._dynamo_models import RawItem
+from ritornello.store._dynamo_tail import Tail
 from ritornello.store.records import CommitUnit, InvocationRecord, Status, with_changes
 
 
@@ -27,8 +28,9 @@ class StepRefused(Exception):
         self.what, self.partition, self.epoch = what, partition, epoch
 
 
-#: What the store knows of an invocation item: its record and its ``ep`` (see ``ep_of``).
-Known = tuple[InvocationRecord, int | None]
+#: What the store knows of an invocation item: its record, its ``ep`` (see ``ep_of``) and its
+#: journal tail (``_dynamo_tail``).
+Known = tuple[InvocationRecord, int | None, Tail]
 
 
 def ep_of(raw: RawItem | None) -> int | None:

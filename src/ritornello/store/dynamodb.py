@@ -24,6 +24,10 @@ Invariants:
   the partition before it reads them, so a predecessor's step lands before that read or never.
   A step refused by its condition is told apart by reading the lease: moved, FencedError;
   else ConflictError (timeline in docs/dynamodb.md, "A commit").
+- A running invocation's latest small entries live in its item's tail (``_dynamo_tail``): a
+  plain step that keeps the item within 1 KB is one conditional PutItem of that item alone.
+  Every index of a journal is in exactly one place (entry item, chunk, tail); ``get_journal``
+  merges them by index.
 """
 
 from __future__ import annotations
@@ -333,6 +337,15 @@ class DynamoStore(Store):
                 self._known.pop(inv_id, None)
 
     def _send(self, plan: Plan, token: str) -> None:
+        single = plan.single
+        if single is not None:  # a plain step, its entries in the tail: one PutItem
+            try:
+                self._connect().call("PutItem", **single)
+            except AwsError as exc:
+                if exc.code != "ConditionalCheckFailedException":
+                    raise
+                raise plan.explain(["ConditionalCheckFailed"]) from None
+            return
         try:
             self._connect().call(
                 "TransactWriteItems", TransactItems=plan.items, ClientRequestToken=token
