@@ -208,6 +208,7 @@ def test_the_invokers_package_exports_its_names_and_loads_boto3_only_for_lambda(
         "Duplex",
         "FakeInvoker",
         "Faults",
+        "FunctionError",
         "FunctionUrlInvoker",
         "HostDeniedError",
         "HostPolicy",
