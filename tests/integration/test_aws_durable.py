@@ -794,3 +794,72 @@ def kill9_during_an_at_most_once_step(pair: Pair, request: dict[str, Any]) -> No
     status, body = pair.attach(inv)
     assert status == 200 and body.startswith("interrupted: "), (body, pair.orch.output())
     assert pair.ran(inv) == {"once": 1}
+
+
+def aws_cli(pair: Pair, *args: str) -> Any:
+    """The AWS CLI (``aws lambda ...``, the awscli package: its own botocore) pointed at the
+    orchestrator's ingress; its JSON answer, or AssertionError with its stderr."""
+    import os
+    import subprocess
+    import sys
+
+    aws = Path(sys.executable).with_name("aws")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+    command = [str(aws), "lambda", *args, "--endpoint-url", pair.orch.ingress, "--output", "json"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (args, done.stderr)
+    return json.loads(done.stdout) if done.stdout.strip() else None
+
+
+def test_the_aws_cli_describes_lists_completes_and_stops_executions(pair: Pair) -> None:
+    status, body, headers = pair.call({"mode": "steps", "numbers": [6]})
+    assert status == 200, body
+    inv = headers["x-restate-id"]
+    arn = f"{ARN}/durable-execution/{inv}/{inv}"
+    described = aws_cli(pair, "get-durable-execution", "--durable-execution-arn", arn)
+    assert described["Status"] == "SUCCEEDED" and json.loads(described["Result"]) == {"total": 6}
+    listed = aws_cli(
+        pair,
+        "list-durable-executions-by-function",
+        "--function-name",
+        ARN.rsplit(":", 1)[0],
+        "--qualifier",
+        "1",
+    )
+    assert arn in [e["DurableExecutionArn"] for e in listed["DurableExecutions"]]
+    history = aws_cli(pair, "get-durable-execution-history", "--durable-execution-arn", arn)
+    kinds = [e["EventType"] for e in history["Events"]]
+    assert kinds[0] == "ExecutionStarted" and "StepSucceeded" in kinds, kinds
+    assert kinds[-1] == "ExecutionSucceeded", kinds
+
+    # a callback completed through the CLI, then another execution stopped through it
+    publish = pair.tmp / "callback-cli.txt"
+    waiting = pair.send({"mode": "callback", "publish_to": str(publish)})
+    callback_id = wait_for(publish)
+    suspended(pair, waiting)
+    aws_cli(pair, "send-durable-execution-callback-heartbeat", "--callback-id", callback_id)
+    aws_cli(
+        pair,
+        "send-durable-execution-callback-success",
+        "--callback-id",
+        callback_id,
+        "--result",
+        '{"by": "cli"}',
+    )
+    assert pair.attach(waiting) == (200, {"approved": '{"by": "cli"}'}), pair.orch.output()
+
+    publish = pair.tmp / "callback-cli-stop.txt"
+    stopping = pair.send({"mode": "callback", "publish_to": str(publish)})
+    wait_for(publish)
+    suspended(pair, stopping)
+    arn = f"{ARN}/durable-execution/{stopping}/{stopping}"
+    aws_cli(pair, "stop-durable-execution", "--durable-execution-arn", arn)
+    described = aws_cli(pair, "get-durable-execution", "--durable-execution-arn", arn)
+    assert described["Status"] == "STOPPED", described
