@@ -6,6 +6,9 @@ its ``AWS_ENDPOINT_URL_LAMBDA`` the orchestrator's ingress), registered by ARN; 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -799,10 +802,6 @@ def kill9_during_an_at_most_once_step(pair: Pair, request: dict[str, Any]) -> No
 def aws_cli(pair: Pair, *args: str) -> Any:
     """The AWS CLI (``aws lambda ...``, the awscli package: its own botocore) pointed at the
     orchestrator's ingress; its JSON answer, or AssertionError with its stderr."""
-    import os
-    import subprocess
-    import sys
-
     aws = Path(sys.executable).with_name("aws")
     env = {
         **os.environ,
@@ -863,3 +862,68 @@ def test_the_aws_cli_describes_lists_completes_and_stops_executions(pair: Pair) 
     aws_cli(pair, "stop-durable-execution", "--durable-execution-arn", arn)
     described = aws_cli(pair, "get-durable-execution", "--durable-execution-arn", arn)
     assert described["Status"] == "STOPPED", described
+
+
+def test_a_durable_function_is_operated_as_any_service(pair: Pair) -> None:
+    """Item 2 of the issue: sent with a delay and an idempotency key, attached, killed,
+    inspected through the CLI, and called by a Ritornello handler's ``ctx.call``."""
+    headers = {"idempotency-key": "order-17"}
+    body = {"mode": "steps", "numbers": [1, 2]}
+    url = f"{pair.orch.ingress}/restate/send/Orders/run?delay=1s"
+    sent = [http("POST", url, body, headers=headers) for _ in range(2)]
+    assert [s[0] for s in sent] == [202, 202], sent
+    inv = sent[0][1]["invocationId"]
+    assert sent[1][1]["invocationId"] == inv  # the same key: the same execution
+    status, detail, _ = http("GET", f"{pair.orch.admin}/invocations/{inv}")
+    assert status == 200 and detail["status"] == "scheduled", detail
+    assert pair.ran(inv) == {}  # nothing runs before its delay
+    assert pair.attach(inv) == (200, {"total": 3}), pair.orch.output()
+    assert pair.ran(inv) == {"add-1": 1, "add-2": 1}
+
+    # the CLI shows its operations by name and kind, as the journal view does
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ritornello",
+            "invocations",
+            "show",
+            inv,
+            "--admin-url",
+            pair.orch.admin,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    for name in ("STEP START add-1", "STEP SUCCEED add-1", "STEP SUCCEED add-2"):
+        assert name in shown.stdout, shown.stdout
+
+    # killed by an operator while it waits for a callback
+    publish = pair.tmp / "callback-kill.txt"
+    waiting = pair.send({"mode": "callback", "publish_to": str(publish)})
+    wait_for(publish)
+    suspended(pair, waiting)
+    status, answer, _ = http("PATCH", f"{pair.orch.admin}/invocations/{waiting}/kill")
+    assert status in (200, 202), answer
+    assert pair.attach(waiting)[0] == 409
+    described = lambda_client(pair).get_durable_execution(
+        DurableExecutionArn=f"{ARN}/durable-execution/{waiting}/{waiting}"
+    )
+    assert described["Status"] == "STOPPED", described
+
+    # called by a Ritornello handler (ctx.call "Orders/run")
+    endpoint = Endpoint(pair.tmp, ROOT / "tests" / "apps", "durable_caller").start()
+    try:
+        status, answer, _ = http("POST", f"{pair.orch.admin}/deployments", {"uri": endpoint.uri})
+        assert status == 201, answer
+        status, answer, _ = http(
+            "POST",
+            f"{pair.orch.ingress}/restate/call/Caller/order",
+            {"mode": "steps", "numbers": [5]},
+        )
+        assert (status, answer) == (200, {"via": "ctx.call", "result": {"total": 5}}), answer
+    finally:
+        endpoint.terminate()
