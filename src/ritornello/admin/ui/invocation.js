@@ -55,7 +55,10 @@ function entryName(e) {
     name = `${name} [${e.key}]`;
   }
   if (e.kind === "sleep" && typeof e.duration_ms === "number") name = duration(e.duration_ms);
-  if ((e.kind === "awakeable" || e.kind === "complete_awakeable") && e.id) name = e.id;
+  // an awakeable's id is what resolves it; a named one (an AWS durable callback) keeps its name
+  if ((e.kind === "awakeable" || e.kind === "complete_awakeable") && e.id) {
+    name = name ? `${name} · ${e.id}` : e.id;
+  }
   return name;
 }
 
