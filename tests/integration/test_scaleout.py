@@ -40,6 +40,11 @@ STEPS = 10
 TABLE = "ritornello-scaleout"
 
 
+@pytest.mark.skipif(
+    os.environ.get("RITORNELLO_SCALEOUT") != "1",
+    reason="RITORNELLO_SCALEOUT=1 (make scaleout, make chaos) runs it: 35 s; make test has "
+    "tests/store/test_dynamodb_takeover.py, two orchestrators through a pause and a kill -9",
+)
 @pytest.mark.timeout(300)
 def test_takeover_from_a_paused_and_a_killed_orchestrator(
     tmp_path: Path, moto: dict[str, str]
