@@ -1,32 +1,17 @@
 """An AWS durable function's execution on the invocation page, in headless Chromium against a
-real ``ritornello serve`` and ``ritornello lambda-emulator`` (tests/integration/
-test_aws_durable.py's pair): its operations show with their names, kinds and timings, and a
-callback keeps its name beside the id that resolves it."""
+real ``ritornello serve`` and ``ritornello lambda-emulator`` (the ``pair`` fixture of
+tests/integration/test_aws_durable.py, registered there): its operations show with their names,
+kinds and timings, and a callback keeps its name beside the id that resolves it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.integration.test_aws_durable import ARN, Pair, suspended, wait_for
+from tests.integration.test_aws_durable import Pair, pair, suspended, wait_for  # noqa: F401
 from tests.procs import http
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    p = Pair(tmp_path_factory.mktemp("durable-ui")).start()
-    try:
-        body = {"arn": ARN, "protocol": "aws-durable", "service": "Orders"}
-        status, answer, _ = http("POST", f"{p.orch.admin}/deployments", body)
-        assert status == 201, (answer, p.orch.output())
-        yield p
-    finally:
-        p.stop()
-
-
-def test_a_durable_execution_on_the_invocation_page(browser: Any, pair: Pair) -> None:
+def test_a_durable_execution_on_the_invocation_page(browser: Any, pair: Pair) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
