@@ -8,7 +8,7 @@ clients that retry with idempotency keys). Afterwards:
   invocation's send and its committed execution);
 * ``ritornello check --expect-terminal`` finds the store consistent (when that command exists).
 
-K is RITORNELLO_CHAOS_KILLS (20 by default, 300 under ``make chaos``); the randomness is
+K is RITORNELLO_CHAOS_KILLS (12 by default, 300 under ``make chaos``); the randomness is
 seeded from RITORNELLO_CHAOS_SEED (printed, so a failure can be replayed).
 """
 
@@ -37,7 +37,7 @@ from tests.procs import Endpoint, Orchestrator, http
 
 N = 200
 STEPS = 10
-KILLS = int(os.environ.get("RITORNELLO_CHAOS_KILLS", "20"))
+KILLS = int(os.environ.get("RITORNELLO_CHAOS_KILLS", "12"))
 SEED = int(os.environ.get("RITORNELLO_CHAOS_SEED", str(random.SystemRandom().randrange(10**6))))
 SLEEP_MS = 800  # four durable sleeps: each invocation spans a few kills
 EXPECTED = {"total": sum(range(STEPS)), "progress": STEPS}
