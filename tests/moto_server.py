@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import io
 import logging
 import os
 import sys
@@ -37,6 +38,13 @@ def serial_moto_server() -> type[Any]:
             lock = threading.Lock()
 
             def serial(environ: Any, start_response: Any) -> Any:
+                # the body is read before the lock: urllib3 sends a request's headers and its
+                # body in two writes, and a client stopped between them (SIGSTOP in the
+                # takeover tests) would otherwise hold the lock, and every other client, until
+                # it resumed; DynamoDB is not stalled by one slow client
+                length = environ.get("CONTENT_LENGTH")
+                if length and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", ""):
+                    environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(int(length)))
                 with lock:
                     return list(app(environ, start_response))
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -70,7 +69,7 @@ def test_plain_steps_across_a_pause_and_a_kill_9(tmp_path: Path) -> None:
                 "one partition each",
             )
             ids = _submit(o0.ingress, N // 2) + _submit(o1.ingress, N // 2)
-            time.sleep(0.6)  # steps in flight on both
+            _in_flight(ledger, ids)  # steps in flight on both
             assert o0.proc is not None
             os.kill(o0.proc.pid, signal.SIGSTOP)
             paused = o0
@@ -83,7 +82,7 @@ def test_plain_steps_across_a_pause_and_a_kill_9(tmp_path: Path) -> None:
                 "one partition each again",
             )
             ids += _submit(o1.ingress, N)
-            time.sleep(0.6)
+            _in_flight(ledger, ids[N:])
             o0.kill9()  # mid-handler: its partition's steps are in flight
             _finish(o1.ingress, ids)
             _check_ledger(o1.admin, ids, ledger)
@@ -95,6 +94,19 @@ def test_plain_steps_across_a_pause_and_a_kill_9(tmp_path: Path) -> None:
             for orch in (o0, o1):
                 orch.kill9()
             endpoint.terminate()
+
+
+def _in_flight(ledger: Path, ids: list[str]) -> None:
+    """Wait until every one of ``ids`` has run its second step: its first is journaled and the
+    rest are to come (a fixed sleep was too short on a loaded machine, and the disruption then
+    found no journal mid-way)."""
+
+    def second_steps() -> bool:
+        text = ledger.read_text() if ledger.exists() else ""
+        started = {line.split()[0] for line in text.splitlines() if " step-1 " in line}
+        return started.issuperset(ids)
+
+    wait_until(second_steps, 60, "every invocation at its second step")
 
 
 def _finish(ingress: str, ids: list[str]) -> None:
