@@ -34,8 +34,9 @@ def test_a_client_stopped_between_headers_and_body_stalls_nobody() -> None:
             config=Config(read_timeout=5, retries={"total_max_attempts": 1}),
         )
         assert isinstance(client.list_tables()["TableNames"], list)
-        stalled.sendall(b"{}")  # the stalled one is served once its body arrives
+        stalled.sendall(b"{}")  # the stalled one is answered once its body arrives
         stalled.settimeout(5)
-        assert stalled.recv(9) == b"HTTP/1.1 "
+        head = stalled.recv(4096)  # (signed for dynamodb: unsigned, moto guesses the service)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"application/x-amz-json-1.0" in head, head
     finally:
         stalled.close()
