@@ -59,8 +59,9 @@ async def open_new_table(table: str, moto_url: str, partitions: int) -> tuple[Dy
 
 
 def usd_per_million(counts: dict[str, Any]) -> float:
-    """What a million times ``counts``' ``write_units`` and ``read_units`` cost on demand, in
-    USD: divided by the steps they served, USD per million steps."""
+    """USD for a million repetitions of the work ``counts`` holds the units of (its
+    ``write_units`` and ``read_units`` at on-demand prices); divided by the steps that work
+    served, USD per million steps."""
     return float(counts["write_units"] * WRU_PRICE + counts["read_units"] * RRU_PRICE)
 
 
