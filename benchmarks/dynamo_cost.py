@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,23 +23,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.moto_server import cheap_moto_snapshots, serial_moto_server  # noqa: E402
+from tests.apps.plain_steps import add_steps, one_and_ten  # noqa: E402
 
+from benchmarks import _cost  # noqa: E402
 from ritornello import Context, Endpoint, Service  # noqa: E402
 from ritornello.orchestrator import Engine, LimitSpec  # noqa: E402
 from ritornello.store.dynamodb import DynamoStore  # noqa: E402
 
-#: us-east-1 on-demand prices (USD per million request units) since November 2024.
-WRU_PRICE = 0.625
-RRU_PRICE = 0.125
-STEP_FUNCTIONS_PER_MILLION = 25.0
-
-svc = Service("Cost")
-
-
-@svc.handler()
-async def one(ctx: Context, n: int) -> int:
-    return await ctx.run("step", lambda: n + 1)
+svc = one_and_ten("Cost")
 
 
 @svc.handler()
@@ -50,14 +40,6 @@ async def one_limited(ctx: Context, n: int) -> int:
     return await ctx.run("step", lambda: n + 1, limit="cost")
 
 
-@svc.handler()
-async def ten(ctx: Context, n: int) -> int:
-    total = n
-    for i in range(10):
-        total = await ctx.run(f"step-{i}", lambda t=total: t + 1)  # type: ignore[misc]
-    return total
-
-
 batched = Service("CostBatch")
 
 
@@ -65,22 +47,7 @@ batched = Service("CostBatch")
 async def ten_batched(ctx: Context, n: int) -> int:
     """``ten`` on an endpoint with durability "batch": the steps go out with the output, in
     one answer (a crash re-runs them all)."""
-    total = n
-    for i in range(10):
-        total = await ctx.run(f"step-{i}", lambda t=total: t + 1)  # type: ignore[misc]
-    return total
-
-
-def _delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    requests = {
-        op: after["requests"].get(op, 0) - before["requests"].get(op, 0) for op in after["requests"]
-    }
-    return {
-        "requests": {op: n for op, n in requests.items() if n},
-        "items_written": after["items_written"] - before["items_written"],
-        "write_units": after["write_units"] - before["write_units"],
-        "read_units": after["read_units"] - before["read_units"],
-    }
+    return await add_steps(ctx, n, 10)
 
 
 async def _measure(
@@ -92,15 +59,13 @@ async def _measure(
     for n in range(count):
         rec, _ = await engine.submit(target, None, json.dumps(n))
         await engine.wait_result(rec.id)
-    return _delta(before, store.stats.snapshot())
+    return _cost.stats_delta(before, store.stats.snapshot())
 
 
 def _row(name: str, delta: dict[str, Any], invocations: int, steps: int) -> dict[str, Any]:
     total_requests = sum(delta["requests"].values())
     transactions = delta["requests"].get("TransactWriteItems", 0)
-    per_step_cost = (delta["write_units"] * WRU_PRICE + delta["read_units"] * RRU_PRICE) / (
-        invocations * steps
-    )
+    per_step_cost = _cost.usd_per_million(delta) / (invocations * steps)
     return {
         "workload": name,
         "requests/invocation": total_requests / invocations,
@@ -118,21 +83,8 @@ def _row(name: str, delta: dict[str, Any], invocations: int, steps: int) -> dict
 
 
 async def main(count: int) -> None:
-    cheap_moto_snapshots(setattr)
-    server = serial_moto_server()(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ[name] = value
-    url = f"dynamodb://cost?region=us-east-1&endpoint_url=http://{host}:{port}&partitions=16"
-    store = DynamoStore.from_url(url)
-    await store.init()
-    store = DynamoStore.from_url(url)
-    await store.open()
+    server, moto_url = _cost.start_moto()
+    store, url = await _cost.open_new_table("cost", moto_url, 16)
     endpoint = Endpoint([svc])
     batch_endpoint = Endpoint([batched], durability="batch")
     engine = Engine(
@@ -165,7 +117,7 @@ async def main(count: int) -> None:
     before = store.stats.snapshot()
     started = time.monotonic()
     await asyncio.sleep(10)
-    idle = _delta(before, store.stats.snapshot())
+    idle = _cost.stats_delta(before, store.stats.snapshot())
     elapsed = time.monotonic() - started
     await engine.stop()
     await store.close()
@@ -175,12 +127,10 @@ async def main(count: int) -> None:
     print(json.dumps(rows, indent=2))
     hourly = {k: v * 3600 / elapsed for k, v in idle.items() if k != "requests"}
     hourly["requests"] = sum(idle["requests"].values()) * 3600 / elapsed
-    hourly["USD per hour"] = (
-        hourly["write_units"] * WRU_PRICE + hourly["read_units"] * RRU_PRICE
-    ) / 1e6
+    hourly["USD per hour"] = _cost.usd_per_million(hourly) / 1e6
     print("idle orchestrator leading 16 partitions, per hour:", json.dumps(hourly, indent=2))
     print(
-        f"Step Functions Standard: USD {STEP_FUNCTIONS_PER_MILLION:.2f} per million state "
+        f"Step Functions Standard: USD {_cost.STEP_FUNCTIONS_PER_MILLION:.2f} per million state "
         "transitions"
     )
 

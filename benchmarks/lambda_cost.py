@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -40,34 +39,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.moto_server import cheap_moto_snapshots, serial_moto_server  # noqa: E402
 from tests.procs import free_port, wait_port  # noqa: E402
 
+from benchmarks import _cost  # noqa: E402
 from ritornello.orchestrator import Engine  # noqa: E402
 from ritornello.orchestrator.ingress import IngressApp  # noqa: E402
 from ritornello.store.dynamodb import DynamoStore  # noqa: E402
 
-WRU_PRICE = 0.625  # USD per million write request units (on-demand, us-east-1)
-RRU_PRICE = 0.125  # USD per million read request units
 LAMBDA_REQUEST_PRICE = 0.20  # USD per million requests
 LAMBDA_GB_S_PRICE = 0.0000166667  # USD per GB-second (x86)
 MEMORY_GB = 128 / 1024
-STEP_FUNCTIONS_PER_MILLION = 25.0  # Standard: USD per million state transitions
 DURABLE_OPERATION_PER_MILLION = 8.0  # Lambda durable functions: USD per million operations
 
 RITORNELLO_ARN = "arn:aws:lambda:us-east-1:123456789012:function:cost:1"
 DURABLE_ARN = "arn:aws:lambda:us-east-1:123456789012:function:durable:1"
-
-
-def _delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    requests = {
-        op: after["requests"].get(op, 0) - before["requests"].get(op, 0) for op in after["requests"]
-    }
-    return {
-        "requests": {op: n for op, n in requests.items() if n},
-        "write_units": after["write_units"] - before["write_units"],
-        "read_units": after["read_units"] - before["read_units"],
-    }
 
 
 def _reset(path: Path) -> None:
@@ -103,12 +88,12 @@ async def _measure(
         rec, _ = await engine.submit(resolved, None, json.dumps(body(n)))
         await engine.wait_result(rec.id)
     wall_ms = (time.perf_counter() - started) * 1000 / count
-    delta = _delta(before, store.stats.snapshot())
+    delta = _cost.stats_delta(before, store.stats.snapshot())
     durations = _ledger(ledger)
     total_steps = count * steps
     lambda_requests = len(durations) / count
     gb_s = sum(durations) / 1000 * MEMORY_GB / count
-    dynamo_usd = (delta["write_units"] * WRU_PRICE + delta["read_units"] * RRU_PRICE) / total_steps
+    dynamo_usd = _cost.usd_per_million(delta) / total_steps
     lambda_usd = (
         len(durations) * LAMBDA_REQUEST_PRICE
         + sum(durations) / 1000 * MEMORY_GB * LAMBDA_GB_S_PRICE * 1e6
@@ -131,35 +116,19 @@ async def _measure(
 
 
 async def main(count: int) -> list[dict[str, Any]]:
-    cheap_moto_snapshots(setattr)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request lines
-    moto = serial_moto_server()(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
+    moto, moto_url = _cost.start_moto()
     tmp = Path(tempfile.mkdtemp(prefix="lambda-cost-"))
     ledger = tmp / "ledger.txt"
     ingress_port, emulator_port = free_port(), free_port()
-    aws = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }
-    os.environ.update(aws)
     os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://127.0.0.1:{emulator_port}"
     emulator_env = {
-        **os.environ,
-        **aws,
+        **os.environ,  # moto's dummy credentials and region (_cost.start_moto) among them
         "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{ingress_port}",
         "LAMBDA_COST_LEDGER": str(ledger),
         "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
     emulator = _start_emulator(emulator_port, emulator_env, tmp / "emulator.log")
-    url = f"dynamodb://cost?region=us-east-1&endpoint_url=http://{host}:{port}&partitions=4"
-    store = DynamoStore.from_url(url)
-    await store.init()
-    store = DynamoStore.from_url(url)
-    await store.open()
+    store, _ = await _cost.open_new_table("cost", moto_url, 4)
     engine = Engine(
         store,
         lease_s=600.0,
@@ -229,7 +198,7 @@ def report(rows: list[dict[str, Any]]) -> str:
         lines.append("| " + " | ".join(f.format(row[c]) for c, f in columns) + " |")
     lines.append("")
     lines.append(
-        f"Step Functions Standard: USD {STEP_FUNCTIONS_PER_MILLION:.2f} per million state "
+        f"Step Functions Standard: USD {_cost.STEP_FUNCTIONS_PER_MILLION:.2f} per million state "
         f"transitions; Lambda durable functions: USD {DURABLE_OPERATION_PER_MILLION:.2f} per "
         "million durable operations, plus the function's requests and duration."
     )

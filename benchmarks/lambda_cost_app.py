@@ -1,6 +1,7 @@
 """The functions ``benchmarks/lambda_cost.py`` prices, served by one ``ritornello lambda-emulator``:
-Ritornello's SDK (service ``Cost``: ``one`` and ``ten`` steps) and AWS's durable-execution SDK
-(the same work as ``@durable_execution`` handlers), told apart by the event's shape.
+Ritornello's SDK (service ``Cost``: ``one`` and ``ten`` steps, from tests/apps/plain_steps.py, as
+in benchmarks/dynamo_cost.py) and AWS's durable-execution SDK (the same work as
+``@durable_execution`` handlers), told apart by the event's shape.
 
 Every Lambda request appends ``<function> <milliseconds in the handler>`` to the file
 ``LAMBDA_COST_LEDGER`` names: the benchmark's count of Lambda requests and billed duration.
@@ -9,29 +10,22 @@ Every Lambda request appends ``<function> <milliseconds in the handler>`` to the
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
 
-from ritornello import Context, Endpoint, Service
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-svc = Service("Cost")
+from tests.apps.plain_steps import one_and_ten  # noqa: E402
 
+from ritornello import Endpoint  # noqa: E402
 
-@svc.handler()
-async def one(ctx: Context, n: int) -> int:
-    return await ctx.run("step", lambda: n + 1)
-
-
-@svc.handler()
-async def ten(ctx: Context, n: int) -> int:
-    total = n
-    for i in range(10):
-        total = await ctx.run(f"step-{i}", lambda t=total: t + 1)  # type: ignore[misc]
-    return total
-
-
+svc = one_and_ten("Cost")
 _ritornello = Endpoint([svc]).lambda_handler()
 
 

@@ -227,6 +227,22 @@ def moto_process(tmp: Path) -> Iterator[dict[str, str]]:
         proc.kill9()
 
 
+def aws_client(service: str, endpoint_url: str, **options: Any) -> Any:
+    """A boto3 client of ``service`` at ``endpoint_url`` (moto's server, or an ingress serving
+    an AWS API) on loopback, in us-east-1 with the tests' dummy credentials; ``options``: more
+    ``boto3.client`` arguments (``config=...``). boto3 is imported here, on first use."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        **options,
+    )
+
+
 def check_store(
     store: str, *flags: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> str:

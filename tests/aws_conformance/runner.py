@@ -23,7 +23,14 @@ from typing import Any
 import yaml
 
 from tests.aws_conformance.templates import REQUIREMENTS, VENDOR, Function, function_arn, functions
-from tests.procs import LambdaEmulatorProcess, Orchestrator, aws_env, http, moto_process
+from tests.procs import (
+    LambdaEmulatorProcess,
+    Orchestrator,
+    aws_client,
+    aws_env,
+    http,
+    moto_process,
+)
 
 sys.path.insert(0, str(VENDOR / "runner"))
 
@@ -117,15 +124,7 @@ class Conformance:
         self.emulator.env.update(
             {k: v for k, v in moto.items() if k.startswith("AWS_ENDPOINT_URL_")}
         )
-        import boto3
-
-        dynamodb = boto3.client(
-            "dynamodb",
-            endpoint_url=moto["AWS_ENDPOINT_URL_DYNAMODB"],
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        dynamodb = aws_client("dynamodb", moto["AWS_ENDPOINT_URL_DYNAMODB"])
         for table in TABLES:
             dynamodb.create_table(
                 TableName=table,
@@ -152,17 +151,9 @@ class Conformance:
         self._moto.close()
 
     def lambda_client(self) -> Any:
-        import boto3
         from botocore.config import Config
 
-        return boto3.client(
-            "lambda",
-            endpoint_url=self.orch.ingress,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(retries={"max_attempts": 1}),
-        )
+        return aws_client("lambda", self.orch.ingress, config=Config(retries={"max_attempts": 1}))
 
     def run(self, req_id: str) -> Outcome:
         """Validate requirement ``req_id`` with AWS's validator, against this Ritornello."""

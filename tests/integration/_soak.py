@@ -16,17 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.procs import (
-    ROOT,
-    Endpoint,
-    Orchestrator,
-    cluster_view,
-    http,
-    moto_process,
-    orchestrators,
-    store_init,
-    wait_until,
-)
+from tests.cluster import dynamo_cluster
+from tests.procs import ROOT, cluster_view, wait_until
 
 APPS = ROOT / "tests" / "apps"
 LUA = """
@@ -39,47 +30,37 @@ wrk.headers["Content-Type"] = "application/json"
 def soak(tmp: Path, seconds: float, clients: int = 16) -> dict[str, Any]:
     """Run the load for ``seconds``; per orchestrator, its ``renewals`` and the coordination
     requests it sent per second, and the calls wrk counted."""
-    with moto_process(tmp) as moto:
-        url = "dynamodb://ritornello-soak?region=us-east-1&partitions=8"
-        store_init(url, moto)
-        endpoint = Endpoint(tmp, APPS, "crashapp").start()
-        orchs: list[Orchestrator] = []
-        try:
-            orchs = orchestrators(tmp, url, moto, ["s0", "s1", "s2"])
-            status, body, _ = http("POST", f"{orchs[0].admin}/deployments", {"uri": endpoint.uri})
-            assert status == 201, body
+    with dynamo_cluster(tmp, "ritornello-soak", 8, APPS, "crashapp") as cluster:
+        orchs = cluster.start(["s0", "s1", "s2"])  # the default lease settings
+        cluster.deploy(orchs[0])
 
-            def balanced() -> bool:
-                return all(len(cluster_view(o)["leading"]) >= 2 for o in orchs)
+        def balanced() -> bool:
+            return all(len(cluster_view(o)["leading"]) >= 2 for o in orchs)
 
-            wait_until(balanced, 60, "8 partitions shared by 3 orchestrators")
-            before = [cluster_view(o)["renewals"] for o in orchs]
-            script = tmp / "post.lua"
-            script.write_text(LUA)
-            began = time.monotonic()
-            loads = [
-                subprocess.Popen(
-                    [
-                        "wrk",
-                        "-t1",
-                        f"-c{clients}",
-                        f"-d{seconds:g}s",
-                        "-s",
-                        str(script),
-                        f"{o.ingress}/restate/call/Adder/add",
-                    ],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                for o in orchs
-            ]
-            outputs = [p.communicate(timeout=seconds + 60)[0] for p in loads]
-            spent = time.monotonic() - began
-            after = [cluster_view(o)["renewals"] for o in orchs]
-        finally:
-            for orch in orchs:
-                orch.kill9()
-            endpoint.terminate()
+        wait_until(balanced, 60, "8 partitions shared by 3 orchestrators")
+        before = [cluster_view(o)["renewals"] for o in orchs]
+        script = tmp / "post.lua"
+        script.write_text(LUA)
+        began = time.monotonic()
+        loads = [
+            subprocess.Popen(
+                [
+                    "wrk",
+                    "-t1",
+                    f"-c{clients}",
+                    f"-d{seconds:g}s",
+                    "-s",
+                    str(script),
+                    f"{o.ingress}/restate/call/Adder/add",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for o in orchs
+        ]
+        outputs = [p.communicate(timeout=seconds + 60)[0] for p in loads]
+        spent = time.monotonic() - began
+        after = [cluster_view(o)["renewals"] for o in orchs]
     calls = sum(_requests(out) for out in outputs)
     nodes = []
     for b, a in zip(before, after, strict=True):

@@ -10,27 +10,23 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from ritornello.store._dynamo_tail import journal_items
+from tests.cluster import FAST_TAKEOVER, check_ledger, dynamo_cluster, journal_items_by_pk
 from tests.procs import (
     ROOT,
-    Endpoint,
     Orchestrator,
     check_store,
     cluster_view,
     http,
-    orchestrators,
     sqlite_writers,
-    store_init,
     wait_until,
 )
 
@@ -46,19 +42,11 @@ TABLE = "ritornello-scaleout"
     "tests/store/test_dynamodb_takeover.py, two orchestrators through a pause and a kill -9",
 )
 @pytest.mark.timeout(300)
-def test_takeover_from_a_paused_and_a_killed_orchestrator(
-    tmp_path: Path, moto: dict[str, str]
-) -> None:
-    url = f"dynamodb://{TABLE}?region=us-east-1&partitions=8"
-    store_init(url, moto)
+def test_takeover_from_a_paused_and_a_killed_orchestrator(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"
-    endpoint = Endpoint(tmp_path, APPS, "crashapp", RITORNELLO_TEST_LEDGER=str(ledger)).start()
-    env = {"RITORNELLO_LEASE_S": "2", "RITORNELLO_INBOX_INTERVAL_S": "0.05"}
-    orchs = orchestrators(tmp_path, url, moto, ["o0", "o1", "o2"], **env)
-    paused: Orchestrator | None = None
-    try:
-        status, body, _ = http("POST", f"{orchs[0].admin}/deployments", {"uri": endpoint.uri})
-        assert status == 201, body
+    with dynamo_cluster(tmp_path, TABLE, 8, APPS, "crashapp", ledger) as cluster:
+        orchs = cluster.start(["o0", "o1", "o2"], **FAST_TAKEOVER)
+        cluster.deploy(orchs[0])
 
         def balanced() -> bool:
             leading = [len(cluster_view(o)["leading"]) for o in orchs]
@@ -78,9 +66,7 @@ def test_takeover_from_a_paused_and_a_killed_orchestrator(
 
         time.sleep(0.6)
         victim_pause, victim_kill, survivor = orchs
-        assert victim_pause.proc is not None
-        paused = victim_pause
-        os.kill(victim_pause.proc.pid, signal.SIGSTOP)
+        cluster.pause(victim_pause)
         stopped = time.monotonic()
 
         def taken_over() -> bool:
@@ -89,8 +75,7 @@ def test_takeover_from_a_paused_and_a_killed_orchestrator(
 
         wait_until(taken_over, 4 * 2.0 + 4, "the paused leader's partitions taken over")
         print(f"partitions of the paused leader taken over in {time.monotonic() - stopped:.1f} s")
-        os.kill(victim_pause.proc.pid, signal.SIGCONT)
-        paused = None
+        cluster.resume(victim_pause)
         time.sleep(0.5)
         victim_kill.kill9()
 
@@ -132,51 +117,23 @@ def test_takeover_from_a_paused_and_a_killed_orchestrator(
 
         # Each journaled step's committed execution is its last one; nothing ran more than
         # once per disruption that could have hit it (the pause and the kill).
-        executions: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for line in ledger.read_text().splitlines():
-            inv, step, token = line.split()
-            executions[(inv, step)].append(token)
-        for inv_id in ids:
-            status, body, _ = http("GET", f"{survivor.admin}/invocations/{inv_id}")
-            assert status == 200, body
-            runs = [e for e in body["journal"] if e["kind"] == "run"]
-            assert [e["name"] for e in runs] == [f"step-{i}" for i in range(STEPS)]
-            for entry in runs:
-                tokens = executions[(inv_id, str(entry["name"]))]
-                assert tokens and tokens[-1] == entry["value"], (inv_id, entry, tokens)
-                assert len(tokens) <= 3, (inv_id, entry, tokens)
+        check_ledger(survivor.admin, ids, ledger, STEPS)
 
-        _check_epochs(moto)
+        _check_epochs(cluster.aws)
 
         # The table's invariants hold (read beside the two orchestrators still running).
-        print(check_store(url, "--expect-terminal", env=moto))
-    finally:
-        if paused is not None and paused.proc is not None:
-            os.kill(paused.proc.pid, signal.SIGCONT)
-        for orch in orchs:
-            orch.kill9()
-        endpoint.terminate()
+        print(check_store(cluster.store, "--expect-terminal", env=cluster.aws))
 
 
 def _check_epochs(env: dict[str, str]) -> None:
     """Along each journal, the epoch every entry was written under never goes down: a former
     leader could not append after its successor did."""
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
     # (journal, partition that fenced the write) -> [(entry index, epoch)]
     journals: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-    for page in client.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
-        for item in page["Items"]:
-            pk = item["pk"]["S"]
-            if pk.startswith("i#"):  # entry items, chunks and the invocation item's tail
-                for index, entry in journal_items([item]):
-                    if "ep" in entry:
-                        journals[(pk, entry["fp"]["N"])].append((index, int(entry["ep"]["N"])))
+    for pk, item in journal_items_by_pk(env, TABLE):
+        for index, entry in journal_items([item]):
+            if "ep" in entry:
+                journals[(pk, entry["fp"]["N"])].append((index, int(entry["ep"]["N"])))
     assert len(journals) >= N, "journal entries do not carry their epochs"
     stamped = sum(len(entries) for entries in journals.values())
     for where, entries in journals.items():

@@ -39,6 +39,7 @@ from ritornello.store._dynamo_stats import item_size
 from ritornello.store._dynamo_tail import CHUNK, ENTRY_LIMIT, ITEM_LIMIT, TAIL
 from ritornello.store.dynamodb import DynamoStore
 from ritornello.store.records import with_changes
+from tests.apps.plain_steps import add_steps
 from tests.procs import check_store
 
 from .conftest import Run, dynamo_url, inv, make_dynamo_store
@@ -390,16 +391,11 @@ svc = Service("Tail")
 
 @svc.handler()
 async def ten(ctx: Context, n: int) -> int:
-    total = n
-    for i in range(10):
-        total = await ctx.run(f"step-{i}", lambda t=total: t + 1)  # type: ignore[misc]
-    return total
+    return await add_steps(ctx, n, 10)
 
 
 @svc.handler()
 async def asleep(ctx: Context, n: int) -> int:
-    total = n
-    for i in range(4):
-        total = await ctx.run(f"step-{i}", lambda t=total: t + 1)  # type: ignore[misc]
+    total = await add_steps(ctx, n, 4)
     await ctx.sleep(3600)
     return total

@@ -17,21 +17,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import boto3
 import pytest
 
 from ritornello.store._dynamo_tail import journal_items
-from tests.procs import (
-    Endpoint,
-    Orchestrator,
-    check_store,
-    http,
-    moto_process,
-    store_init,
-    wait_until,
-)
+from tests.cluster import FAST_TAKEOVER, check_ledger, dynamo_cluster, journal_items_by_pk
+from tests.procs import check_store, wait_until
 
-from .test_dynamodb_takeover import HERE, _check_ledger, _finish, _submit
+from .test_dynamodb_takeover import HERE, _finish, _submit
 
 TABLE = "ritornello-tail-crash"
 #: (site, n): the n-th commit of the process; two ten-step invocations make 22 commits, and
@@ -43,64 +35,40 @@ CRASHES = [("after-commit", 15), ("before-commit", 14), ("after-commit", 17), ("
 def test_a_crash_around_a_flush_loses_and_repeats_nothing(tmp_path: Path) -> None:
     crashes = CRASHES if os.environ.get("RITORNELLO_TAIL_CRASHES") == "all" else CRASHES[:1]
     ledger = tmp_path / "ledger.txt"
-    with moto_process(tmp_path) as aws:
-        url = f"dynamodb://{TABLE}?region=us-east-1&partitions=2"
-        store_init(url, aws)
-        endpoint = Endpoint(tmp_path, HERE, "stepsapp", RITORNELLO_TEST_LEDGER=str(ledger))
-        endpoint.start()
-        env = {**aws, "RITORNELLO_LEASE_S": "2", "RITORNELLO_INBOX_INTERVAL_S": "0.05"}
+    with dynamo_cluster(tmp_path, TABLE, 2, HERE, "stepsapp", ledger) as cluster:
         ids: list[str] = []
-        try:
-            for k, (site, n) in enumerate(crashes):
-                home = tmp_path / f"crash-{k}"
-                home.mkdir()
-                doomed = Orchestrator(
-                    home, store=url, RITORNELLO_CRASH_AT=f"{site}:{n}", **env
-                ).start()
-                if k == 0:
-                    status, body, _ = http(
-                        "POST", f"{doomed.admin}/deployments", {"uri": endpoint.uri}
-                    )
-                    assert status == 201, body
-                mine = _submit(doomed.ingress, 2)
-                proc = doomed.proc
-                assert proc is not None
-                wait_until(lambda p=proc: p.poll() is not None, 60, f"the crash at {site}")
-                assert proc.returncode == 137, proc.returncode
-                home = tmp_path / f"after-{k}"
-                home.mkdir()
-                survivor = Orchestrator(home, store=url, **env).start()
-                try:
-                    _finish(survivor.ingress, mine)
-                    ids += mine
-                    _check_ledger(survivor.admin, ids, ledger)
-                finally:
-                    survivor.terminate()
-                time.sleep(0.1)
-            _check_layout(aws, ids)
-            print(check_store(url, "--expect-terminal", env=aws))
-        finally:
-            endpoint.terminate()
+        for k, (site, n) in enumerate(crashes):
+            crash_at = f"{site}:{n}"
+            doomed = cluster.orchestrator(
+                f"crash-{k}", RITORNELLO_CRASH_AT=crash_at, **FAST_TAKEOVER
+            )
+            if k == 0:
+                cluster.deploy(doomed)
+            mine = _submit(doomed.ingress, 2)
+            proc = doomed.proc
+            assert proc is not None
+            wait_until(lambda p=proc: p.poll() is not None, 60, f"the crash at {site}")
+            assert proc.returncode == 137, proc.returncode
+            survivor = cluster.orchestrator(f"after-{k}", **FAST_TAKEOVER)
+            try:
+                _finish(survivor.ingress, mine)
+                ids += mine
+                check_ledger(survivor.admin, ids, ledger)
+            finally:
+                survivor.terminate()
+            time.sleep(0.1)
+        _check_layout(cluster.aws, ids)
+        print(check_store(cluster.store, "--expect-terminal", env=cluster.aws))
 
 
 def _check_layout(aws: dict[str, str], ids: list[str]) -> None:
     """Every journal holds each of its indices once, across entry items, chunks and tails,
     and chunks were written."""
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=aws["AWS_ENDPOINT_URL_DYNAMODB"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
     indices: dict[str, list[int]] = defaultdict(list)
     chunks = 0
-    for page in client.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
-        for item in page["Items"]:
-            pk = item["pk"]["S"]
-            if pk.startswith("i#"):
-                chunks += "es" in item
-                indices[pk] += [index for index, _ in journal_items([item])]
+    for pk, item in journal_items_by_pk(aws, TABLE):
+        chunks += "es" in item
+        indices[pk] += [index for index, _ in journal_items([item])]
     assert chunks, "no tail moved out"
     assert len(indices) == len(ids)
     for pk, found in indices.items():

@@ -13,26 +13,15 @@ after its successor's).
 
 from __future__ import annotations
 
-import os
-import signal
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import boto3
 import pytest
 
 from ritornello.store._dynamo_tail import journal_items
-from tests.procs import (
-    Endpoint,
-    check_store,
-    cluster_view,
-    http,
-    moto_process,
-    orchestrators,
-    store_init,
-    wait_until,
-)
+from tests.cluster import FAST_TAKEOVER, check_ledger, dynamo_cluster, journal_items_by_pk
+from tests.procs import check_store, cluster_view, http, wait_until
 
 HERE = Path(__file__).resolve().parent
 TABLE = "ritornello-steps"
@@ -52,48 +41,31 @@ def _submit(ingress: str, count: int) -> list[str]:
 @pytest.mark.timeout(180)
 def test_plain_steps_across_a_pause_and_a_kill_9(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"
-    with moto_process(tmp_path) as aws:
-        url = f"dynamodb://{TABLE}?region=us-east-1&partitions=2"
-        store_init(url, aws)
-        endpoint = Endpoint(tmp_path, HERE, "stepsapp", RITORNELLO_TEST_LEDGER=str(ledger))
-        endpoint.start()
-        env = {"RITORNELLO_LEASE_S": "2", "RITORNELLO_INBOX_INTERVAL_S": "0.05"}
-        o0, o1 = orchestrators(tmp_path, url, aws, ["o0", "o1"], **env)
-        paused = None
-        try:
-            status, body, _ = http("POST", f"{o0.admin}/deployments", {"uri": endpoint.uri})
-            assert status == 201, body
-            wait_until(
-                lambda: all(len(cluster_view(o)["leading"]) == 1 for o in (o0, o1)),
-                20,
-                "one partition each",
-            )
-            ids = _submit(o0.ingress, N // 2) + _submit(o1.ingress, N // 2)
-            _in_flight(ledger, ids)  # steps in flight on both
-            assert o0.proc is not None
-            os.kill(o0.proc.pid, signal.SIGSTOP)
-            paused = o0
-            wait_until(lambda: len(cluster_view(o1)["leading"]) == 2, 12, "o1 leads both")
-            os.kill(o0.proc.pid, signal.SIGCONT)  # a zombie with steps in flight
-            paused = None
-            wait_until(
-                lambda: all(len(cluster_view(o)["leading"]) == 1 for o in (o0, o1)),
-                20,
-                "one partition each again",
-            )
-            ids += _submit(o1.ingress, N)
-            _in_flight(ledger, ids[N:])
-            o0.kill9()  # mid-handler: its partition's steps are in flight
-            _finish(o1.ingress, ids)
-            _check_ledger(o1.admin, ids, ledger)
-            _check_epochs(aws)
-            print(check_store(url, "--expect-terminal", env=aws))
-        finally:
-            if paused is not None and paused.proc is not None:
-                os.kill(paused.proc.pid, signal.SIGCONT)
-            for orch in (o0, o1):
-                orch.kill9()
-            endpoint.terminate()
+    with dynamo_cluster(tmp_path, TABLE, 2, HERE, "stepsapp", ledger) as cluster:
+        o0, o1 = cluster.start(["o0", "o1"], **FAST_TAKEOVER)
+        cluster.deploy(o0)
+        wait_until(
+            lambda: all(len(cluster_view(o)["leading"]) == 1 for o in (o0, o1)),
+            20,
+            "one partition each",
+        )
+        ids = _submit(o0.ingress, N // 2) + _submit(o1.ingress, N // 2)
+        _in_flight(ledger, ids)  # steps in flight on both
+        cluster.pause(o0)
+        wait_until(lambda: len(cluster_view(o1)["leading"]) == 2, 12, "o1 leads both")
+        cluster.resume(o0)  # a zombie with steps in flight
+        wait_until(
+            lambda: all(len(cluster_view(o)["leading"]) == 1 for o in (o0, o1)),
+            20,
+            "one partition each again",
+        )
+        ids += _submit(o1.ingress, N)
+        _in_flight(ledger, ids[N:])
+        o0.kill9()  # mid-handler: its partition's steps are in flight
+        _finish(o1.ingress, ids)
+        check_ledger(o1.admin, ids, ledger)
+        _check_epochs(cluster.aws)
+        print(check_store(cluster.store, "--expect-terminal", env=cluster.aws))
 
 
 def _in_flight(ledger: Path, ids: list[str]) -> None:
@@ -119,44 +91,16 @@ def _finish(ingress: str, ids: list[str]) -> None:
     assert results == [(200, 10)] * len(ids), results
 
 
-def _check_ledger(admin: str, ids: list[str], ledger: Path) -> None:
-    """Ten steps journaled in order; each one's journaled execution is its last; at most one
-    re-run per disruption (the pause and the kill)."""
-    runs: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for line in ledger.read_text().splitlines():
-        inv, step, token = line.split()
-        runs[(inv, step)].append(token)
-    for inv_id in ids:
-        status, body, _ = http("GET", f"{admin}/invocations/{inv_id}")
-        assert status == 200, body
-        journaled = [e for e in body["journal"] if e["kind"] == "run"]
-        assert [e["name"] for e in journaled] == [f"step-{i}" for i in range(10)]
-        for entry in journaled:
-            tokens = runs[(inv_id, str(entry["name"]))]
-            assert tokens and tokens[-1] == entry["value"], (inv_id, entry, tokens)
-            assert len(tokens) <= 3, (inv_id, entry, tokens)
-
-
 def _check_epochs(aws: dict[str, str]) -> None:
     """Along each journal, the epoch of the fence each entry was written under never goes
     down."""
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=aws["AWS_ENDPOINT_URL_DYNAMODB"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
     journals: dict[str, list[tuple[int, int]]] = defaultdict(list)
     layouts: dict[str, int] = defaultdict(int)  # where the entries lived
-    for page in client.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
-        for item in page["Items"]:
-            pk = item["pk"]["S"]
-            if pk.startswith("i#"):  # entry items, chunks and the invocation item's tail
-                layouts["tail" if "tl" in item else "chunk" if "es" in item else "other"] += 1
-                for index, entry in journal_items([item]):
-                    if "ep" in entry:
-                        journals[pk].append((index, int(entry["ep"]["N"])))
+    for pk, item in journal_items_by_pk(aws, TABLE):
+        layouts["tail" if "tl" in item else "chunk" if "es" in item else "other"] += 1
+        for index, entry in journal_items([item]):
+            if "ep" in entry:
+                journals[pk].append((index, int(entry["ep"]["N"])))
     assert len(journals) == 2 * N
     # the store ``ritornello check`` found clean held chunks (docs/dynamodb.md, "The journal
     # tail": a finish with its result past the item's limit moves the tail out)
