@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.test_lambda_emulator_workers import wait_gone, workers_of
+from tests.cli.test_lambda_emulator_workers import kill9_mid_invoke, wait_gone
 from tests.procs import LambdaEmulatorProcess, http
 
 APP = """
@@ -280,16 +280,7 @@ def test_concurrent_invokes_run_in_as_many_workers_and_none_outlives_a_kill9(
                 pool.map(lambda _: invoke(proc, {"mode": "pid", "ms": 1000}, name="wide"), range(n))
             )
         assert len({body["pid"] for _, body, _ in answers}) == n, answers
-        with ThreadPoolExecutor(1) as pool:
-            busy = pool.submit(invoke, proc, {"mode": "slow", "ms": 60000}, name="busy")
-            deadline = time.monotonic() + 10
-            while len(workers_of(proc)) < n + 1:
-                assert time.monotonic() < deadline, workers_of(proc)
-                time.sleep(0.05)
-            workers = workers_of(proc)
-            proc.kill9()
-            wait_gone(workers)
-            with pytest.raises(OSError):  # the connection ended with the emulator
-                busy.result(timeout=10)
+        busy = {"mode": "slow", "ms": 60000}
+        kill9_mid_invoke(proc, lambda: invoke(proc, busy, name="busy"), n + 1)
     finally:
         proc.terminate()

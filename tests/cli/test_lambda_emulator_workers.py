@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -194,20 +194,28 @@ def test_sigterm_ends_every_worker(tmp_path: Path) -> None:
     wait_gone(workers)
 
 
+def kill9_mid_invoke(
+    emulator: LambdaEmulatorProcess, busy: Callable[[], Any], workers: int
+) -> None:
+    """kill -9 of ``emulator`` once ``busy`` (an invoke that outlasts the test) runs and it has
+    ``workers`` workers: none of them outlives it, and the invoke's connection ends with it."""
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(busy)
+        deadline = time.monotonic() + 10
+        while len(workers_of(emulator)) < workers:
+            assert time.monotonic() < deadline, workers_of(emulator)
+            time.sleep(0.05)
+        pids = workers_of(emulator)
+        emulator.kill9()
+        wait_gone(pids)
+        with pytest.raises(OSError):  # the connection ended with the emulator
+            running.result(timeout=10)
+
+
 def test_kill9_of_the_emulator_leaves_no_worker_even_mid_invoke(tmp_path: Path) -> None:
     emulator = start(tmp_path)
     invoke(emulator, {}, "idle")
-    with ThreadPoolExecutor(1) as pool:
-        busy = pool.submit(invoke, emulator, {"mode": "sleep", "s": 60}, "busy", 90)
-        deadline = time.monotonic() + 10
-        while len(workers_of(emulator)) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        workers = workers_of(emulator)
-        emulator.kill9()
-        wait_gone(workers)
-        with pytest.raises(OSError):  # the connection ended with the emulator
-            busy.result(timeout=10)
+    kill9_mid_invoke(emulator, lambda: invoke(emulator, {"mode": "sleep", "s": 60}, "busy", 90), 2)
 
 
 def test_an_app_that_does_not_load_stops_the_command(tmp_path: Path) -> None:

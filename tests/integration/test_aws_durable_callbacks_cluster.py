@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.test_aws_durable import ARN
+from tests.integration._durable import execution_arn, register
+from tests.integration._lambda_pair import lambda_client, wait_for
 from tests.procs import (
     LambdaEmulatorProcess,
     Orchestrator,
@@ -20,26 +20,6 @@ from tests.procs import (
     store_init,
     wait_until,
 )
-
-
-def lambda_client(orch: Orchestrator) -> Any:
-    import boto3
-
-    return boto3.client(
-        "lambda",
-        endpoint_url=orch.ingress,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-def _wait_for(path: Path, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    while not (path.exists() and path.read_text()):
-        assert time.monotonic() < deadline, f"nothing in {path}"
-        time.sleep(0.05)
-    return path.read_text()
 
 
 @pytest.mark.timeout(120)
@@ -69,9 +49,7 @@ def test_heartbeats_through_another_orchestrator_keep_a_callback_alive(
         a.start()
         wait_until(lambda: cluster_view(a)["leading"] == [0], 20, "A leads the partition")
         b.start()
-        body = {"arn": ARN, "protocol": "aws-durable", "service": "Orders"}
-        status, answer, _ = http("POST", f"{a.admin}/deployments", body)
-        assert status == 201, (answer, a.output())
+        register(a)
         invs, ids = [], []
         for name in ("kept", "left"):
             publish = tmp_path / f"{name}.txt"
@@ -79,8 +57,8 @@ def test_heartbeats_through_another_orchestrator_keep_a_callback_alive(
             status, answer, _ = http("POST", f"{a.ingress}/restate/send/Orders/run", event)
             assert status == 202, answer
             invs.append(answer["invocationId"])
-            ids.append(_wait_for(publish))
-        client = lambda_client(b)
+            ids.append(wait_for(publish))
+        client = lambda_client(b.ingress)
         client.send_durable_execution_callback_heartbeat(CallbackId=ids[1])
         beat = time.time()
         for _ in range(4):  # 6 s of heartbeats through B
@@ -91,7 +69,7 @@ def test_heartbeats_through_another_orchestrator_keep_a_callback_alive(
         assert (status, answer) == (200, {"approved": '"via b"'}), (a.output(), b.output())
         status, answer, _ = http("GET", f"{a.ingress}/restate/attach/{invs[1]}")
         assert status == 200 and "heartbeat timed out" in answer["timed_out"], answer
-        arn = f"{ARN}/durable-execution/{invs[1]}/{invs[1]}"
+        arn = execution_arn(invs[1])
         events = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
         (timed_out,) = [e for e in events if e["EventType"] == "CallbackTimedOut"]
         assert timed_out["EventTimestamp"].timestamp() >= beat + 3 - 0.05, (beat, timed_out)

@@ -31,6 +31,8 @@ import pytest
 
 from ritornello.orchestrator.core import partition_of
 from ritornello.orchestrator.ingress._forward import FORWARDED, forwarding_key, genuine, sign
+from tests.integration._durable import execution_arn, register
+from tests.integration._lambda_pair import journal_of, lambda_client, ledger_counts, wait_for
 from tests.procs import (
     LambdaEmulatorProcess,
     Orchestrator,
@@ -43,7 +45,6 @@ from tests.procs import (
     wait_until,
 )
 
-ARN = "arn:aws:lambda:us-east-1:123456789012:function:orders:1"
 #: the tests that start clusters of their own beyond the kill -9 one (``make durable-cluster``)
 every = pytest.mark.skipif(
     os.environ.get("RITORNELLO_DURABLE_CLUSTER") != "all",
@@ -101,9 +102,7 @@ class Cluster:
         self.b.start()
         half = self.partitions // 2  # B's share, handed over by A (none of one partition)
         wait_until(lambda: len(cluster_view(self.b)["leading"]) == half, 20, "B leads its share")
-        body = {"arn": ARN, "protocol": "aws-durable", "service": "Orders"}
-        status, answer, _ = http("POST", f"{self.a.admin}/deployments", body)
-        assert status == 201, (answer, self.a.output())
+        register(self.a)
         return self
 
     def send(self, event: Any, via: Orchestrator | None = None) -> str:
@@ -118,13 +117,10 @@ class Cluster:
         return status, body
 
     def ran(self, inv_id: str) -> Counter[str]:
-        lines = self.ledger.read_text().splitlines() if self.ledger.exists() else []
-        return Counter(line.split()[1] for line in lines if line.startswith(inv_id))
+        return ledger_counts(self.ledger, inv_id)
 
     def journal(self, inv_id: str) -> list[dict[str, Any]]:
-        status, detail, _ = http("GET", f"{self.a.admin}/invocations/{inv_id}")
-        assert status == 200, detail
-        return list(detail["journal"])
+        return journal_of(self.a.admin, inv_id)
 
     def stop(self) -> None:
         for orch in self.orchs.values():
@@ -148,23 +144,8 @@ def forwarding(orch: Orchestrator) -> Counter[str]:
     return Counter({name: int(float(n)) for name, n in found})
 
 
-def lambda_client(orch: Orchestrator, attempts: int = 1) -> Any:
-    """boto3's Lambda client on ``orch``'s ingress; retries off unless asked."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "lambda",
-        endpoint_url=orch.ingress,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": attempts, "mode": "standard"}),
-    )
-
-
 def checkpoint_url(orch: Orchestrator, inv_id: str) -> str:
-    arn = f"{ARN}/durable-execution/{inv_id}/{inv_id}".replace("/", "%2F").replace(":", "%3A")
+    arn = execution_arn(inv_id).replace("/", "%2F").replace(":", "%3A")
     return f"{orch.ingress}/2025-12-01/durable-executions/{arn}/checkpoint"
 
 
@@ -213,8 +194,8 @@ def test_a_multi_step_execution_through_the_other_orchestrator_takes_one_invoke(
     assert "Invalid checkpoint token" not in cluster.emulator.output()
     # the result through A, and through B's durable API (served from the store)
     assert cluster.attach(inv, via=cluster.a) == (200, {"total": 55})
-    arn = f"{ARN}/durable-execution/{inv}/{inv}"
-    described = lambda_client(cluster.b).get_durable_execution(DurableExecutionArn=arn)
+    client = lambda_client(cluster.b.ingress, attempts=1)
+    described = client.get_durable_execution(DurableExecutionArn=execution_arn(inv))
     assert described["Status"] == "SUCCEEDED" and json.loads(described["Result"]) == {"total": 55}
 
 
@@ -227,9 +208,9 @@ def test_a_wait_and_a_callback_completed_through_the_other_orchestrator(cluster:
     assert cluster.ran(inv) == {"before": 1, "after": 1}
     publish_to = cluster.tmp / "callback-id"
     inv = cluster.send({"mode": "callback", "publish_to": str(publish_to)})
-    wait_until(lambda: publish_to.exists() and publish_to.read_text(), 20, "the callback id")
-    client = lambda_client(cluster.b)
-    client.send_durable_execution_callback_success(CallbackId=publish_to.read_text(), Result=b"yes")
+    callback_id = wait_for(publish_to)
+    client = lambda_client(cluster.b.ingress, attempts=1)
+    client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"yes")
     assert cluster.attach(inv) == (200, {"approved": "yes"}), cluster.a.output()
     assert cluster.ran(inv) == {"publish": 1}
 
@@ -267,8 +248,8 @@ def test_a_forged_forwarding_header_is_refused_and_a_forwarded_request_never_hop
         assert headers["x-amzn-ErrorType"] == "InvalidParameterValueException", headers
     # GetDurableExecutionState (a GET with its token in the query) is forwarded the same way
     before = forwarding(cluster.b)["forwarded"]
-    client = lambda_client(cluster.b)
-    arn = f"{ARN}/durable-execution/{inv}/{inv}"
+    client = lambda_client(cluster.b.ingress, attempts=1)
+    arn = execution_arn(inv)
     with pytest.raises(client.exceptions.InvalidParameterValueException) as err:
         client.get_durable_execution_state(DurableExecutionArn=arn, CheckpointToken=f"{inv}.1.0.0")
     assert "Invalid checkpoint token" in str(err.value)
@@ -321,8 +302,8 @@ def test_kill9_of_the_owner_mid_execution(tmp_path: Path) -> None:
             wait_until(started, 10, "the slow step's START journaled")
             cluster.a.kill9()
             # until B claims the partition, a checkpoint to B is a retryable 503
-            client = lambda_client(cluster.b)
-            arn = f"{ARN}/durable-execution/{inv}/{inv}"
+            client = lambda_client(cluster.b.ingress, attempts=1)
+            arn = execution_arn(inv)
             with pytest.raises(client.exceptions.ServiceException) as err:
                 client.checkpoint_durable_execution(
                     DurableExecutionArn=arn, CheckpointToken=f"{inv}.1.0.0", Updates=[]
@@ -337,9 +318,7 @@ def test_kill9_of_the_owner_mid_execution(tmp_path: Path) -> None:
             )
             ran = cluster.ran(inv)
             assert ran["first"] == 1 and ran["slow"] == 2, ran
-            status, detail, _ = http("GET", f"{cluster.b.admin}/invocations/{inv}")
-            assert status == 200, detail
-            names = [e.get("name") for e in detail["journal"]]
+            names = [e.get("name") for e in journal_of(cluster.b.admin, inv)]
             assert names.count("STEP SUCCEED first") == 1, names
             assert names.count("STEP SUCCEED slow") == 1, names
         finally:

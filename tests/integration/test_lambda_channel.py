@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration._lambda_pair import journal_of, ledger_counts, restarted
 from tests.procs import LambdaEmulatorProcess, Orchestrator, aws_env, free_port, http, wait_until
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:steps:1"
@@ -54,20 +55,25 @@ class Pair:
         return self.lines("invokes").count("invoke")
 
     def ran(self, inv: str) -> Counter[str]:
-        return Counter(line.split()[1] for line in self.lines("ledger") if line.startswith(inv))
+        return ledger_counts(self.files["ledger"], inv)
 
     def journal(self, inv: str) -> list[dict[str, Any]]:
-        status, detail, _ = http("GET", f"{self.orch.admin}/invocations/{inv}")
-        assert status == 200, detail
-        return list(detail["journal"])
+        return journal_of(self.orch.admin, inv)
 
     def restart_orchestrator(self) -> None:
-        old = self.orch
-        new = Orchestrator(self.tmp, **old.env)
-        for flag, port in (("--ingress-port", old.ingress_port), ("--admin-port", old.admin_port)):
-            new.args[new.args.index(flag) + 1] = str(port)
-        new.ingress_port, new.admin_port = old.ingress_port, old.admin_port
-        self.orch = new.start()
+        self.orch = restarted(self.orch)
+
+    def call(self, handler: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+        return http("POST", f"{self.orch.ingress}/restate/call/Steps/{handler}", body)
+
+    def send(self, handler: str, body: Any) -> str:
+        status, answer, _ = http("POST", f"{self.orch.ingress}/restate/send/Steps/{handler}", body)
+        assert status == 202, answer
+        return str(answer["invocationId"])
+
+    def attach(self, inv: str) -> tuple[int, Any]:
+        status, body, _ = http("GET", f"{self.orch.ingress}/restate/invocation/{inv}/attach")
+        return status, body
 
 
 def _steps(journal: list[dict[str, Any]]) -> list[str]:
@@ -77,7 +83,7 @@ def _steps(journal: list[dict[str, Any]]) -> list[str]:
 def test_a_ten_step_handler_is_one_lambda_request(tmp_path: Path) -> None:
     pair = Pair(tmp_path)
     try:
-        status, body, headers = http("POST", f"{pair.orch.ingress}/restate/call/Steps/ten", {})
+        status, body, headers = pair.call("ten", {})
         assert (status, body) == (200, [i * i for i in range(10)]), pair.orch.output()
         inv = headers["x-restate-id"]
         assert pair.invokes() == 1, pair.emulator.output()
@@ -94,7 +100,7 @@ def test_an_orchestrator_the_function_cannot_reach_gets_per_step_answers(tmp_pat
     nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     pair = Pair(tmp_path, {"RITORNELLO_ADVERTISE_URL": nowhere})
     try:
-        status, body, headers = http("POST", f"{pair.orch.ingress}/restate/call/Steps/ten", {})
+        status, body, headers = pair.call("ten", {})
         assert (status, body) == (200, [i * i for i in range(10)]), pair.orch.output()
         inv = headers["x-restate-id"]
         assert pair.invokes() == 10  # as without a channel: one per step
@@ -109,7 +115,7 @@ def test_an_sdk_without_the_channel_is_sent_none(tmp_path: Path) -> None:
     # RITORNELLO_CHANNEL=0: discovery does not say "channel", as an older SDK's does not
     pair = Pair(tmp_path, RITORNELLO_CHANNEL="0")
     try:
-        status, body, headers = http("POST", f"{pair.orch.ingress}/restate/call/Steps/ten", {})
+        status, body, headers = pair.call("ten", {})
         assert (status, body) == (200, [i * i for i in range(10)]), pair.orch.output()
         assert pair.invokes() == 10 and pair.lines("tokens") == []  # no request named one
         assert pair.ran(headers["x-restate-id"]) == {f"step-{i}": 1 for i in range(10)}
@@ -126,7 +132,7 @@ def _post(pair: Pair, token: str | None, body: bytes, method: str = "POST") -> t
 def test_forged_stale_and_malformed_checkpoints_are_refused(tmp_path: Path) -> None:
     pair = Pair(tmp_path, {"RITORNELLO_MAX_BODY_BYTES": "100000"})
     try:
-        status, _, headers = http("POST", f"{pair.orch.ingress}/restate/call/Steps/ten", {"n": 3})
+        status, _, headers = pair.call("ten", {"n": 3})
         assert status == 200
         inv = headers["x-restate-id"]
         (stale,) = pair.lines("tokens")
@@ -158,7 +164,7 @@ def test_forged_stale_and_malformed_checkpoints_are_refused(tmp_path: Path) -> N
         journal = pair.journal(inv)
         assert _steps(journal) == ["step-0", "step-1", "step-2"]
         assert journal[-1]["kind"] == "output"
-        status, body, _ = http("POST", f"{pair.orch.ingress}/restate/call/Steps/ten", {"n": 2})
+        status, body, _ = pair.call("ten", {"n": 2})
         assert (status, body) == (200, [0, 1])
     finally:
         pair.stop()
@@ -167,16 +173,12 @@ def test_forged_stale_and_malformed_checkpoints_are_refused(tmp_path: Path) -> N
 def test_kill9_of_the_orchestrator_mid_run(tmp_path: Path) -> None:
     pair = Pair(tmp_path)
     try:
-        status, body, _ = http(
-            "POST", f"{pair.orch.ingress}/restate/send/Steps/ten", {"n": 4, "pause_s": 1.5}
-        )
-        assert status == 202, body
-        inv = body["invocationId"]
+        inv = pair.send("ten", {"n": 4, "pause_s": 1.5})
         wait_until(lambda: len(pair.lines("ledger")) >= 3, 20, "three steps started")
         committed = _steps(pair.journal(inv))  # what was acknowledged before the kill
         pair.orch.kill9()
         pair.restart_orchestrator()
-        status, body, _ = http("GET", f"{pair.orch.ingress}/restate/invocation/{inv}/attach")
+        status, body = pair.attach(inv)
         assert (status, body) == (200, [i * i for i in range(4)]), pair.orch.output()
         ran = pair.ran(inv)
         assert set(ran) == {f"step-{i}" for i in range(4)}
@@ -202,11 +204,7 @@ def test_kill9_of_the_orchestrator_mid_run(tmp_path: Path) -> None:
 def test_something_reaching_the_invocation_mid_run_ends_the_run(tmp_path: Path, how: str) -> None:
     pair = Pair(tmp_path)
     try:
-        status, body, _ = http(
-            "POST", f"{pair.orch.ingress}/restate/send/Steps/waits", {"n": 6, "pause_s": 0.3}
-        )
-        assert status == 202, body
-        inv = body["invocationId"]
+        inv = pair.send("waits", {"n": 6, "pause_s": 0.3})
         wait_until(lambda: len(pair.lines("ledger")) >= 2, 20, "two steps started")
         if how == "awakeable":
             aid = pair.files["awakeable"].read_text()
@@ -215,7 +213,7 @@ def test_something_reaching_the_invocation_mid_run_ends_the_run(tmp_path: Path, 
         else:
             status, answer, _ = http("PATCH", f"{pair.orch.admin}/invocations/{inv}/cancel")
             assert status in (200, 202), answer
-        status, body, _ = http("GET", f"{pair.orch.ingress}/restate/invocation/{inv}/attach")
+        status, body = pair.attach(inv)
         assert status == 200, (body, pair.orch.output())
         assert body["steps"] == [i * i for i in range(6)]
         if how == "awakeable":
@@ -235,7 +233,7 @@ def test_signed_requests_have_verified_acks(tmp_path: Path) -> None:
     pair = Pair(tmp_path, RITORNELLO_SIGNING_SECRET="a-shared-secret")
     try:
         started = time.monotonic()
-        status, body, headers = http("POST", f"{pair.orch.ingress}/restate/call/Steps/ten", {})
+        status, body, headers = pair.call("ten", {})
         assert (status, body) == (200, [i * i for i in range(10)]), pair.orch.output()
         assert time.monotonic() - started < 20
         assert pair.invokes() == 1  # every ack verified: the run went on after each
