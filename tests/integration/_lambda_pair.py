@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.procs import Orchestrator, http
+from tests.procs import Orchestrator, aws_client, http
 
 
 def restarted(old: Orchestrator) -> Orchestrator:
@@ -40,19 +40,11 @@ def journal_of(admin: str, inv_id: str) -> list[dict[str, Any]]:
 def lambda_client(ingress: str, attempts: int | None = None) -> Any:
     """boto3's Lambda client pointed at an orchestrator's ``ingress`` (the durable-execution
     API); botocore's default retries, or ``attempts`` in its standard mode."""
-    import boto3
     from botocore.config import Config
 
     retries = {"max_attempts": attempts, "mode": "standard"}
     config = None if attempts is None else Config(retries=retries)
-    return boto3.client(
-        "lambda",
-        endpoint_url=ingress,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=config,
-    )
+    return aws_client("lambda", ingress, config=config)
 
 
 def wait_for(path: Path, timeout: float = 20) -> str:
