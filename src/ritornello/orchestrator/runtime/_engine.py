@@ -140,7 +140,8 @@ class Engine:
         self.registry = Registry()
         self.core = Core(self.registry, retry=retry, retention_ms=int(retention_s * 1000))
         #: Events worth a metric: attempts, partitions recovered, inbox reconciliations,
-        #: fenced commits, stuck invocations, schedule fires.
+        #: fenced commits, stuck invocations, schedule fires, checkpoint channels' runs and
+        #: checkpoints (``invokers._channel``, ``ingress._channel``).
         self.counters: Counter[str] = Counter()
         #: Latency of ``store.commit`` (``_metrics.py``; GET /metrics).
         self.commit_timings = CommitTimings()
@@ -186,6 +187,7 @@ class Engine:
             max_answer_bytes=max_answer_bytes,
             max_discovery_bytes=max_discovery_bytes,
             check=self.limits.check,
+            counters=self.counters,
         )
         self.drivers = Drivers(
             self.core,
@@ -497,6 +499,7 @@ class Engine:
             keys_held=g["keys_held"],
             timers=len(self.timers),
             partitions_led=len(self.leadership.owned()),
+            channel_runs=len(self.deployments.lambda_channels),
         )
 
     # ------------------------------------------------------------------ deployments
