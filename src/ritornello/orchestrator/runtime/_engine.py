@@ -715,10 +715,12 @@ class Engine:
 
     # ------------------------------------------------------------------ operators
 
-    async def kill(self, invocation_id: str) -> InvocationRecord:
+    async def kill(self, invocation_id: str, result: str | None = None) -> InvocationRecord:
         """Stop an invocation at once: its attempt is abandoned, it ends ``killed`` with a
-        terminal failure (409) that its caller receives, and its key is freed."""
-        return await self.operations.act("kill", invocation_id)
+        terminal failure (409) that its caller receives, and its key is freed. ``result``:
+        that failure's text, a JSON object ``{"failure": {...}}`` (None: ``KILLED_RESULT``,
+        "killed by an operator"); the durable API's stop keeps its ``Error`` in it."""
+        return await self.operations.act("kill", invocation_id, result=result)
 
     async def cancel(self, invocation_id: str) -> InvocationRecord:
         """Cancel gracefully (``Operations.cancel``)."""
