@@ -216,9 +216,11 @@ def executions_described_and_stopped(pair: Pair) -> None:
     suspended(pair, waiting)
     arn = execution_arn(waiting)
     assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "RUNNING"
-    client.stop_durable_execution(DurableExecutionArn=arn)
-    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "STOPPED"
-    assert pair.attach(waiting)[0] == 409
+    client.stop_durable_execution(DurableExecutionArn=arn)  # no Error: a plain kill, as before
+    described = client.get_durable_execution(DurableExecutionArn=arn)
+    assert described["Status"] == "STOPPED", described
+    assert described["Error"] == {"ErrorMessage": "killed by an operator"}, described
+    assert pair.attach(waiting) == (409, {"message": "killed by an operator"})
     # its callback is gone with it: completing or heartbeating it is refused
     with pytest.raises(client.exceptions.InvalidParameterValueException, match="killed"):
         client.send_durable_execution_callback_heartbeat(CallbackId=callback_id)

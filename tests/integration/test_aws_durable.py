@@ -458,10 +458,30 @@ def test_history_events_of_failed_steps_waits_and_stopped_executions(pair: Pair)
 
     inv, _ = callback_sent(pair, "history-stop")
     suspended(pair, inv)
-    client.stop_durable_execution(DurableExecutionArn=execution_arn(inv))
+    arn = execution_arn(inv)
+    # a malformed Error (botocore checks types itself: sent raw) is refused, nothing stopped
+    quoted = arn.replace("/", "%2F")
+    stop = f"{pair.orch.ingress}/2025-12-01/durable-executions/{quoted}/stop"
+    for bad in ({"ErrorMessage": 1}, {"Error": {"ErrorMessage": "wrapped"}}, ["no"]):
+        status, answer, headers = http("POST", stop, bad)
+        assert status == 400, (bad, status, answer)
+        assert headers["x-amzn-errortype"] == "InvalidParameterValueException", headers
+        assert answer["Type"] == "User" and "Error" in answer["message"], answer
+    assert client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "RUNNING"
+    why = {
+        "ErrorMessage": "over budget",
+        "ErrorType": "Budget.Exceeded",
+        "ErrorData": '{"spent": 12}',
+        "StackTrace": ["at charge (orders.py:12)"],
+    }
+    client.stop_durable_execution(DurableExecutionArn=arn, Error=why)
     stopped = events(inv)
     assert stopped[-1]["EventType"] == "ExecutionStopped", stopped
-    assert stopped[-1]["ExecutionStoppedDetails"]["Error"]["Payload"]["ErrorMessage"], stopped
+    assert stopped[-1]["ExecutionStoppedDetails"]["Error"]["Payload"] == why, stopped
+    described = client.get_durable_execution(DurableExecutionArn=arn)
+    assert described["Status"] == "STOPPED" and described["Error"] == why, described
+    # the Restate-compatible paths answer what a kill without a reason answers
+    assert pair.attach(inv) == (409, {"message": "killed by an operator"})
 
 
 def test_a_result_over_the_answer_limit_is_checkpointed(pair: Pair) -> None:

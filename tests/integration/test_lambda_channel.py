@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.integration._lambda_pair import journal_of, ledger_counts, restarted
+from tests.integration._metrics import engine_events, scrape
 from tests.procs import LambdaEmulatorProcess, Orchestrator, aws_env, free_port, http, wait_until
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:steps:1"
@@ -92,6 +93,9 @@ def test_a_ten_step_handler_is_one_lambda_request(tmp_path: Path) -> None:
         assert [e["kind"] for e in journal] == ["input"] + ["run"] * 10 + ["output"]
         assert _steps(journal) == [f"step-{i}" for i in range(10)]
         assert [e["value"] for e in journal[1:11]] == [i * i for i in range(10)]
+        # GET /metrics: one run, a checkpoint acked before each step but the first
+        assert engine_events(pair.orch.admin, "channel_") == {"runs": 1, "acked": 9}
+        assert scrape(pair.orch.admin)[("ritornello_channel_runs", ())] == 0  # it ended
     finally:
         pair.stop()
 
@@ -107,6 +111,9 @@ def test_an_orchestrator_the_function_cannot_reach_gets_per_step_answers(tmp_pat
         assert pair.ran(inv) == {f"step-{i}": 1 for i in range(10)}
         assert _steps(pair.journal(inv)) == [f"step-{i}" for i in range(10)]
         assert "fallback" in pair.emulator.output()
+        # every request offered a channel; every run but the last answered a checkpoint
+        events = engine_events(pair.orch.admin, "channel_")
+        assert events == {"runs": pair.invokes(), "fallbacks": pair.invokes() - 1}, events
     finally:
         pair.stop()
 
@@ -166,6 +173,17 @@ def test_forged_stale_and_malformed_checkpoints_are_refused(tmp_path: Path) -> N
         assert journal[-1]["kind"] == "output"
         status, body, _ = pair.call("ten", {"n": 2})
         assert (status, body) == (200, [0, 1])
+        # GET /metrics: each refusal by its class; the two runs' acks (2 of n=3, 1 of n=2)
+        assert engine_events(pair.orch.admin, "channel_") == {
+            "runs": 2,
+            "acked": 3,
+            "refused_stale": 1,
+            "refused_no_token": 1,
+            "refused_forged": 3,
+            "refused_malformed": 6,
+            "refused_too_large": 1,
+            "refused_method": 1,
+        }
     finally:
         pair.stop()
 
@@ -175,6 +193,7 @@ def test_kill9_of_the_orchestrator_mid_run(tmp_path: Path) -> None:
     try:
         inv = pair.send("ten", {"n": 4, "pause_s": 1.5})
         wait_until(lambda: len(pair.lines("ledger")) >= 3, 20, "three steps started")
+        assert scrape(pair.orch.admin)[("ritornello_channel_runs", ())] == 1  # the run, live
         committed = _steps(pair.journal(inv))  # what was acknowledged before the kill
         pair.orch.kill9()
         pair.restart_orchestrator()
@@ -196,6 +215,7 @@ def test_kill9_of_the_orchestrator_mid_run(tmp_path: Path) -> None:
         )
         if "(403)" in emulator():
             assert "token not made here" in pair.orch.output()
+            assert engine_events(pair.orch.admin, "channel_")["refused_forged"] == 1
     finally:
         pair.stop()
 
@@ -225,6 +245,10 @@ def test_something_reaching_the_invocation_mid_run_ends_the_run(tmp_path: Path, 
         assert pair.invokes() >= 2
         assert "(stop)" in pair.emulator.output()
         assert pair.ran(inv) == {f"step-{i}": 1 for i in range(6)}
+        # GET /metrics: the checkpoint in hand when it was stopped, and nothing refused
+        events = engine_events(pair.orch.admin, "channel_")
+        assert events["stopped"] == 1 and events["runs"] == pair.invokes(), events
+        assert set(events) == {"runs", "acked", "stopped"}, events
     finally:
         pair.stop()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 
 import pytest
 
@@ -18,7 +19,9 @@ CHECKPOINT = b'{"version":1,"status":"checkpoint","entries":[]}'
 
 
 def test_tokens_are_genuine_only_as_made_here() -> None:
-    channels, other = Channels(), Channels()
+    counters: Counter[str] = Counter()
+    channels, other = Channels(counters=counters), Channels()
+    assert channels.counters is counters  # the engine's own, read by GET /metrics
     run = channels.open("inv_a", 3, None)
     assert channels.genuine(run.token) and channels.live(run.token) is run
     inv, attempt, nonce, mac = run.token.rsplit(".", 3)
@@ -74,6 +77,22 @@ def test_checkpoints_are_acked_in_order_and_the_answer_ends_the_run() -> None:
         result.set_result((b'{"version":1,"status":"done","entries":[]}', 3))
         assert json.loads(await run.next(1))["status"] == "done"
         assert run.ended and run.closed and len(channels) == 0
+        assert channels.counters == {"channel_runs": 1}  # no fallback, no ack missed
+
+    asyncio.run(main())
+
+
+def test_a_run_that_answered_per_step_is_counted_a_fallback() -> None:
+    # the SDK could not reach the channel (or had given it up for the invocation): its answer
+    # is the checkpoint itself, read as without a channel, and counted
+    async def main() -> None:
+        channels, run, result = _run()
+        run.per_step = True  # as the invoker's thread sets it for a checkpoint answer
+        result.set_result((CHECKPOINT, 0))
+        assert await run.next(1) == CHECKPOINT
+        assert channels.counters == {"channel_runs": 1, "channel_fallbacks": 1}
+
+    asyncio.run(main())
 
 
 @pytest.mark.parametrize("seen", [None, 0, 1, 3])
@@ -89,8 +108,7 @@ def test_an_answer_from_a_run_that_missed_an_ack_is_refused(seen: int | None) ->
         result.set_result((CHECKPOINT.replace(b"[]", b'[{"kind":"set","name":"k"}]'), seen))
         with pytest.raises(InvokerError, match=f"saw {seen or 0} of 2 acks"):
             await run.next(1)
-
-    asyncio.run(main())
+        assert run.channels.counters["channel_acks_missed"] == 1
 
     asyncio.run(main())
 

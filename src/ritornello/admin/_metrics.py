@@ -72,6 +72,7 @@ class EngineCollector(Collector):
             ("running", g.running, "Invocations with a driver (attempt in flight)"),
             ("suspended", g.suspended, "Suspended invocations waiting on a completion"),
             ("partitions_led", g.partitions_led, "Partitions this orchestrator leads"),
+            ("channel_runs", g.channel_runs, "Lambda runs with a live checkpoint channel here"),
         ):
             yield GaugeMetricFamily(f"ritornello_{name}", text, value=value)
         events = CounterMetricFamily(

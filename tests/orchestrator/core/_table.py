@@ -310,6 +310,7 @@ def event(t: Table, spec: dict[str, Any]) -> c.Event:
             completions,
             spec.get("here", True),
             spec.get("deployment"),
+            spec.get("result"),
         )
     if kind == "RestartAsNew":
         rec = t.record(spec["record"]) if spec.get("record") else None

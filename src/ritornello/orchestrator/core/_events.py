@@ -314,7 +314,9 @@ class Stopping:
 class Operate:
     """Apply ``action`` (``kill``, ``cancel`` — one that never started —, ``pause``,
     ``resume``) to the invocation as just read, with its journal. ``deployment`` (resume
-    only): ``latest``, ``keep`` or a deployment id it goes on with (None: keep)."""
+    only): ``latest``, ``keep`` or a deployment id it goes on with (None: keep). ``result``
+    (kill only): the failure text it ends with, a JSON object ``{"failure": {...}}`` its
+    caller and waiters receive as it is (None: ``KILLED_RESULT``)."""
 
     action: str
     invocation_id: str
@@ -323,6 +325,7 @@ class Operate:
     completions: list[str] = field(default_factory=list)
     here: bool = True
     deployment: str | None = None
+    result: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,10 +90,9 @@ def operate(core: CoreState, ev: Operate, now: int) -> Decision:
             for i, e in enumerate(ev.entries)
             if i not in done and loads(e)["kind"] == "sleep"
         )
-        terminal(Outcome(unit=unit, record=rec), rec, KILLED_RESULT)
-        new = replace(
-            rec, status=Status.KILLED.value, result=KILLED_RESULT, waiting=(), next_at=None
-        )
+        killed = ev.result or KILLED_RESULT
+        terminal(Outcome(unit=unit, record=rec), rec, killed)
+        new = replace(rec, status=Status.KILLED.value, result=killed, waiting=(), next_at=None)
     elif ev.action == "cancel":
         terminal(Outcome(unit=unit, record=rec), rec, CANCELLED_RESULT)
         new = replace(rec, status=Status.COMPLETED.value, result=CANCELLED_RESULT, next_at=None)

@@ -19,6 +19,13 @@ forms (``/{Service}/{handler}``, ``/{Object}/{key}/{handler}[/send]``) nor the d
 413    the body is larger than ``max_body_bytes``
 =====  =======================================================================================
 
+Each POST is counted in the engine's counters (``GET /metrics``:
+``ritornello_engine_events_total{event="channel_..."}``): ``channel_acked`` (committed, 200),
+``channel_stopped`` (taken by the run, then answered 409: the run was stopped or ended while it
+waited), and ``channel_refused_WHY`` for a refusal: ``malformed`` (400), ``no_token`` (401),
+``forged`` (403), ``method`` (405), ``stale`` (409: no live run), ``too_large`` (413),
+``undecided`` (409: not decided in time).
+
 The route carries its own capability (the token, sent inside the signed or IAM-authorized
 ``InvokeRequest``), so the ingress token is not asked for, as with the durable API's checkpoints.
 Nothing but the token's MAC is looked at before the body is read; a body is decoded and checked
@@ -67,10 +74,23 @@ def is_channel_path(scope: Scope) -> bool:
     return scope.get("path") == CHANNEL_PATH
 
 
+#: The counter of each refusal, by status (``channel_refused_WHY``); the 409 of a checkpoint
+#: not decided in time is ``undecided``.
+_REFUSED = {
+    400: "malformed",
+    401: "no_token",
+    403: "forged",
+    405: "method",
+    409: "stale",
+    413: "too_large",
+}
+
+
 class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, why: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.why = why or _REFUSED[status]
 
 
 class ChannelRoute:
@@ -84,7 +104,9 @@ class ChannelRoute:
         headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
         try:
             status, body = await self._route(scope, receive)
+            self.engine.counters["channel_acked" if status == 200 else "channel_stopped"] += 1
         except _Refused as exc:
+            self.engine.counters["channel_refused_" + exc.why] += 1
             status = exc.status
             body = _message(str(exc))
             if status == 405:
@@ -123,7 +145,9 @@ class ChannelRoute:
             return await asyncio.wait_for(asyncio.shield(reply), DECISION_WAIT_S)
         except TimeoutError:
             run.spoil("a checkpoint was not decided in time")
-            raise _Refused(409, "the checkpoint was not decided in time: start nothing") from None
+            raise _Refused(
+                409, "the checkpoint was not decided in time: start nothing", "undecided"
+            ) from None
 
     async def _body(self, receive: Receive) -> bytes:
         limit = self.max_body_bytes

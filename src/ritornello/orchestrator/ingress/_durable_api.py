@@ -45,6 +45,7 @@ from ..protocols.aws_durable import (
     AwsDurableProtocol,
     Checkpoint,
     Reply,
+    StopError,
     UpdateError,
     check_updates,
     execution_arn,
@@ -54,6 +55,9 @@ from ..protocols.aws_durable import (
     history,
     invocation_of,
     names_function,
+    stop_error,
+    stopped_error,
+    stopped_result,
     timed_out,
     to_wire,
 )
@@ -168,8 +172,7 @@ class DurableApi:
                     return await self._history(inv_id, segs[1], query)
                 if (method, op) == ("POST", "stop"):
                     self._operator(scope)
-                    await self.engine.kill(inv_id)
-                    return 200, dumpb({"StopTimestamp": time.time()})
+                    return await self._stop(inv_id, await self._body(receive))
             if segs[0] == "functions" and segs[2:] == ["durable-executions"] and method == "GET":
                 self._operator(scope)
                 return await self._list(segs[1], query)
@@ -231,6 +234,16 @@ class DurableApi:
             raise ApiError(status, kind, str(body.get("message")))
         return status, dumpb(body)
 
+    async def _stop(self, inv_id: str, body: bytes) -> tuple[int, bytes]:
+        """StopDurableExecution: a kill whose failure keeps the stop's ``Error`` (``_stop``);
+        a malformed ``Error`` is a 400 and stops nothing."""
+        try:
+            error = stop_error(body)
+        except StopError as exc:
+            raise ApiError(400, _BAD, str(exc)) from None
+        await self.engine.kill(inv_id, stopped_result(error))
+        return 200, dumpb({"StopTimestamp": time.time()})
+
     def _state(self, inv_id: str, query: dict[str, list[str]]) -> tuple[int, bytes]:
         token = (query.get("CheckpointToken") or [""])[0]
         run = self.engine.deployments.aws_durable.live(token, inv_id)
@@ -254,7 +267,9 @@ class DurableApi:
         out = _summary(rec, function_arn)
         out["InputPayload"] = dumps(first.get("value"))
         out["Version"] = function_arn.rpartition(":")[2]
-        if rec.result is not None:
+        if rec.status == "killed":  # stopped: the Error the stop gave, if it gave one
+            out["Error"] = stopped_error(rec.result)
+        elif rec.result is not None:
             result = loads(rec.result)
             if "failure" in result:
                 out["Error"] = {"ErrorMessage": str(result["failure"].get("message"))}

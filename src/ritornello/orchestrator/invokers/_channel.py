@@ -31,6 +31,13 @@ Timeline (a run of two checkpoints; a completion arrives during the second step)
     commit; a completion arrived: finish() ─▶ 409 ─▶ the run ends; its answer is dropped
     a new Invoke carrying the completion (a new run, a new token)
 
+Counters (``Channels.counters``: the engine's, so ``GET /metrics`` shows them as
+``ritornello_engine_events_total{event="channel_..."}``): ``channel_runs`` (Lambda runs sent with
+a channel), ``channel_fallbacks`` (runs whose own answer was a checkpoint: they answered per
+step, the channel unused or given up), ``channel_acks_missed`` (runs whose answer was refused
+because they saw fewer acks than were sent); the ingress route counts the POSTs
+(``ingress._channel``).
+
 Invariants: a POST is answered 200 (an ack) only after the entries it carried were committed;
 the Lambda's own answer is read only if the SDK saw every ack sent (its ``channel_acks``), and a
 run whose checkpoint was handed to the engine and then left unanswered is spoiled, so an answer
@@ -45,6 +52,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Awaitable
 
 from ritornello.protocol import STREAM_ACK, Signer
@@ -91,6 +99,9 @@ class ChannelRun(InvokeStream):
         #: the Lambda Invoke of this run (set by the invoker): the run's own answer, and the
         #: acks the SDK says it received (its ``channel_acks``; None: not said)
         self.result: asyncio.Future[tuple[bytes, int | None]] | None = None
+        #: the run's own answer is a checkpoint: it answered per step (set by the invoker's
+        #: thread before ``result`` is done; counted when the answer is read)
+        self.per_step = False
         self._inbox: asyncio.Queue[tuple[bytes, asyncio.Future[Reply]]] = asyncio.Queue()
         self._pending: asyncio.Future[Reply] | None = None
         self._acks = 0
@@ -143,10 +154,13 @@ class ChannelRun(InvokeStream):
             if (acks or 0) != self._acks:
                 # it did not see every ack sent (a connection cut after the commit, a proxy's
                 # error): its answer may hold entries committed already. Refused, not read.
+                self.channels.counters["channel_acks_missed"] += 1
                 raise InvokerError(
                     f"checkpoint channel: the run saw {acks or 0} of {self._acks} acks; "
                     "its answer is not read (retried from the journal)"
                 )
+            if self.per_step:
+                self.channels.counters["channel_fallbacks"] += 1
             return answer
         raise TimeoutError
 
@@ -195,8 +209,10 @@ def _drop(future: asyncio.Future[tuple[bytes, int | None]]) -> None:
 class Channels:
     """The live Lambda runs with a checkpoint channel that this process drives."""
 
-    def __init__(self, key: bytes | None = None) -> None:
+    def __init__(self, key: bytes | None = None, counters: Counter[str] | None = None) -> None:
         self._key = key or secrets.token_bytes(32)
+        #: the events worth a metric (the engine's counters when it made these)
+        self.counters: Counter[str] = Counter() if counters is None else counters
         self._live: dict[str, ChannelRun] = {}  # by nonce
         self._of: dict[str, ChannelRun] = {}  # the live run of each invocation
         #: the URL channel POSTs go to ("": no channel is offered)
@@ -224,6 +240,7 @@ class Channels:
         run = ChannelRun(self, invocation_id, attempt, nonce, token, signer)
         self._live[nonce] = run
         self._of[invocation_id] = run
+        self.counters["channel_runs"] += 1
         return run
 
     def drop(self, run: ChannelRun) -> None:

@@ -577,16 +577,19 @@ class LambdaInvoker(Invoker):
     def _invoke_channel_sync(self, body: bytes, run: ChannelRun) -> tuple[bytes, int | None]:
         """``_invoke_sync`` of a request with a channel: the envelope's ``bind`` kept for the
         run's acks before the function can see the request; the answer, and the acks the SDK
-        says it received (``channel_acks``; None when it does not say)."""
+        says it received (``channel_acks``; None when it does not say). ``run.per_step`` says
+        whether the answer is a checkpoint (the run answered per step: a metric)."""
         payload = encode_payload(body)
         if self._signer is not None:
             payload, run.bind = sign_payload_bound(self._signer, body, payload, time.time())
         limit = self.max_answer_bytes
         answer = decode_payload(self._send(payload, limit, _ANSWER), limit, _ANSWER[1])
         try:
-            acks = json.loads(answer).get("channel_acks")
+            parsed = json.loads(answer)
+            acks = parsed.get("channel_acks")
         except (ValueError, AttributeError):
-            acks = None  # not an answer: the engine judges it
+            return answer, None  # not an answer: the engine judges it
+        run.per_step = parsed.get("status") == "checkpoint"  # a metric only, never a decision
         return answer, acks if type(acks) is int else None
 
     async def invoke(self, service: str, handler: str, body: bytes) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -77,6 +78,7 @@ class Deployments:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         max_discovery_bytes: int = MAX_DISCOVERY_BYTES,
         check: Callable[[DiscoveryResponse], Awaitable[None]] | None = None,
+        counters: Counter[str] | None = None,
     ) -> None:
         self.store = store
         #: checks what an endpoint declares beyond its services (its limits) before it is kept
@@ -97,7 +99,7 @@ class Deployments:
         )
         #: the live checkpoint channels of Lambda runs, which the ingress's channel route
         #: reaches (offered once ``advertise``d a URL: ``ritornello serve``)
-        self.lambda_channels = Channels()
+        self.lambda_channels = Channels(counters=counters)
         #: the refresh running now, and the one that will start when it ends (for misses that
         #: came after the running one had read the store)
         self._refreshing: asyncio.Future[None] | None = None

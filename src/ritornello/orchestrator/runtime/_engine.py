@@ -140,7 +140,8 @@ class Engine:
         self.registry = Registry()
         self.core = Core(self.registry, retry=retry, retention_ms=int(retention_s * 1000))
         #: Events worth a metric: attempts, partitions recovered, inbox reconciliations,
-        #: fenced commits, stuck invocations, schedule fires.
+        #: fenced commits, stuck invocations, schedule fires, checkpoint channels' runs and
+        #: checkpoints (``invokers._channel``, ``ingress._channel``).
         self.counters: Counter[str] = Counter()
         #: Latency of ``store.commit`` (``_metrics.py``; GET /metrics).
         self.commit_timings = CommitTimings()
@@ -186,6 +187,7 @@ class Engine:
             max_answer_bytes=max_answer_bytes,
             max_discovery_bytes=max_discovery_bytes,
             check=self.limits.check,
+            counters=self.counters,
         )
         self.drivers = Drivers(
             self.core,
@@ -497,6 +499,7 @@ class Engine:
             keys_held=g["keys_held"],
             timers=len(self.timers),
             partitions_led=len(self.leadership.owned()),
+            channel_runs=len(self.deployments.lambda_channels),
         )
 
     # ------------------------------------------------------------------ deployments
@@ -712,10 +715,12 @@ class Engine:
 
     # ------------------------------------------------------------------ operators
 
-    async def kill(self, invocation_id: str) -> InvocationRecord:
+    async def kill(self, invocation_id: str, result: str | None = None) -> InvocationRecord:
         """Stop an invocation at once: its attempt is abandoned, it ends ``killed`` with a
-        terminal failure (409) that its caller receives, and its key is freed."""
-        return await self.operations.act("kill", invocation_id)
+        terminal failure (409) that its caller receives, and its key is freed. ``result``:
+        that failure's text, a JSON object ``{"failure": {...}}`` (None: ``KILLED_RESULT``,
+        "killed by an operator"); the durable API's stop keeps its ``Error`` in it."""
+        return await self.operations.act("kill", invocation_id, result=result)
 
     async def cancel(self, invocation_id: str) -> InvocationRecord:
         """Cancel gracefully (``Operations.cancel``)."""

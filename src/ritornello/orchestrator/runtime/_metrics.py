@@ -65,3 +65,4 @@ class Gauges:
     keys_held: int  # object keys with an exclusive invocation holding them
     timers: int  # durable timers armed in memory
     partitions_led: int
+    channel_runs: int  # Lambda runs with a live checkpoint channel here

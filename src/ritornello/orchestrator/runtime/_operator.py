@@ -101,10 +101,15 @@ class Operations:
         self._perform = perform
 
     async def act(
-        self, action: str, invocation_id: str, deployment: str | None = None
+        self,
+        action: str,
+        invocation_id: str,
+        deployment: str | None = None,
+        result: str | None = None,
     ) -> InvocationRecord:
         """``kill``, ``pause``, ``resume``, or ``cancel`` (an invocation that never started).
-        ``deployment`` (resume): ``latest``, ``keep`` or an id, the code it goes on with."""
+        ``deployment`` (resume): ``latest``, ``keep`` or an id, the code it goes on with;
+        ``result`` (kill): the failure text it ends with (None: ``KILLED_RESULT``)."""
         self._perform(self._apply(Stopping(invocation_id)).effects)
         try:
             await self.drivers.halted(invocation_id)
@@ -115,7 +120,9 @@ class Operations:
                 if rec is not None and action != "resume":
                     entries, completions = await self.store.get_journal(invocation_id)
                 here = rec is not None and self.leadership.leads(rec.partition)
-                event = Operate(action, invocation_id, rec, entries, completions, here, deployment)
+                event = Operate(
+                    action, invocation_id, rec, entries, completions, here, deployment, result
+                )
                 decision = self._apply(event)
                 try:
                     decision = await self.committer.commit_decision(decision)

@@ -3,7 +3,7 @@ execution SDK, unmodified, run on Ritornello's engine.
 
 ``_operations`` maps AWS's operation updates onto journal entries and folds them back,
 ``_runs`` holds the live runs and their checkpoint tokens, ``_adapter`` invokes the function,
-``_history`` tells an execution's history from its journal.
+``_history`` tells an execution's history from its journal, ``_stop`` keeps a stop's ``Error``.
 The API the function checkpoints through is served on the ingress (``ingress._durable_api``).
 """
 
@@ -35,6 +35,12 @@ from ritornello.orchestrator.protocols.aws_durable._runs import (
     Runs,
     names_function,
 )
+from ritornello.orchestrator.protocols.aws_durable._stop import (
+    StopError,
+    stop_error,
+    stopped_error,
+    stopped_result,
+)
 
 __all__ = [
     "HANDLER",
@@ -46,6 +52,7 @@ __all__ = [
     "Reply",
     "Run",
     "Runs",
+    "StopError",
     "UpdateError",
     "check_updates",
     "discovery",
@@ -56,6 +63,9 @@ __all__ = [
     "history",
     "invocation_of",
     "names_function",
+    "stop_error",
+    "stopped_error",
+    "stopped_result",
     "timed_out",
     "to_wire",
 ]

@@ -25,7 +25,7 @@ from typing import Any, Final
 from ..._json import dumps, loads
 from ._adapter import execution_arn
 from ._callbacks import timed_out
-from ._operations import KILLED
+from ._stop import is_stopped
 
 _PAST: Final = {
     "START": "Started",
@@ -227,7 +227,7 @@ def _completion(
             "ErrorType": "CallbackError" if kind == "Callback" else "InvokeError",
             "ErrorMessage": str(failure.get("message")),
         }
-        past = "Stopped" if kind == "ChainedInvoke" and failure == KILLED else "Failed"
+        past = "Stopped" if kind == "ChainedInvoke" and is_stopped(failure) else "Failed"
         out = {"EventType": kind + past, kind + past + "Details": {"Error": {"Payload": error}}}
     else:
         text = done.get("text")  # a callback's result as sent, else the JSON value

@@ -44,12 +44,10 @@ from typing import Any, Final
 from ritornello.protocol import Entry, derive_id, new_awakeable_id
 
 from ..._json import dumps, loads
-from ...core import KILLED_RESULT
 from ._callbacks import live_timers, timed_out, timeout_entries
+from ._stop import is_stopped
 
 OPERATION_TYPES: Final = frozenset({"STEP", "WAIT", "CALLBACK", "CONTEXT", "CHAINED_INVOKE"})
-#: A callee's failure when an operator killed it (StopDurableExecution): STOPPED, not FAILED.
-KILLED: Final = loads(KILLED_RESULT)["failure"]
 #: Known to the API but not carried by this backend yet (docs/aws-durable.md).
 UNSUPPORTED_TYPES: Final[frozenset[str]] = frozenset()
 ACTIONS: Final = frozenset({"START", "SUCCEED", "FAIL", "RETRY", "CANCEL"})
@@ -251,9 +249,14 @@ def _apply(
         invoked: dict[str, Any] = {}
         op["Status"], op["ChainedInvokeDetails"] = "STARTED", invoked
         if done is not None and "failure" in done:
-            message = str(done["failure"].get("message"))
+            failure = done["failure"]
+            message = str(failure.get("message"))
             invoked["Error"] = {"ErrorType": "InvokeError", "ErrorMessage": message}
-            op["Status"] = "STOPPED" if done["failure"] == KILLED else "FAILED"
+            op["Status"] = "FAILED"
+            if is_stopped(failure):  # an operator stopped the callee (StopDurableExecution)
+                op["Status"] = "STOPPED"
+                if isinstance(failure.get("aws"), dict):  # with the Error the stop gave
+                    invoked["Error"] = failure["aws"]
         elif done is not None:
             invoked["Result"] = dumps(done.get("value"))
             op["Status"] = "SUCCEEDED"
