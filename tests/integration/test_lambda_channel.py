@@ -6,6 +6,7 @@ loopback, the function registered by ARN. The app counts the Lambda requests it 
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from tests.integration._lambda_pair import journal_of, ledger_counts, restarted
 from tests.integration._metrics import engine_events, scrape
-from tests.procs import LambdaEmulatorProcess, Orchestrator, aws_env, free_port, http, wait_until
+from tests.procs import LambdaEmulatorProcess, Orchestrator, aws_env, http, wait_until
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:steps:1"
 PATH = "/ritornello/v1/lambda/checkpoint"
@@ -101,21 +102,25 @@ def test_a_ten_step_handler_is_one_lambda_request(tmp_path: Path) -> None:
 
 
 def test_an_orchestrator_the_function_cannot_reach_gets_per_step_answers(tmp_path: Path) -> None:
-    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    pair = Pair(tmp_path, {"RITORNELLO_ADVERTISE_URL": nowhere})
-    try:
-        status, body, headers = pair.call("ten", {})
-        assert (status, body) == (200, [i * i for i in range(10)]), pair.orch.output()
-        inv = headers["x-restate-id"]
-        assert pair.invokes() == 10  # as without a channel: one per step
-        assert pair.ran(inv) == {f"step-{i}": 1 for i in range(10)}
-        assert _steps(pair.journal(inv)) == [f"step-{i}" for i in range(10)]
-        assert "fallback" in pair.emulator.output()
-        # every request offered a channel; every run but the last answered a checkpoint
-        events = engine_events(pair.orch.admin, "channel_")
-        assert events == {"runs": pair.invokes(), "fallbacks": pair.invokes() - 1}, events
-    finally:
-        pair.stop()
+    # a port held bound and never listening: connections to it are refused, and no process of
+    # the test can be given it (a port only probed free could be, and once was)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{held.getsockname()[1]}"
+        pair = Pair(tmp_path, {"RITORNELLO_ADVERTISE_URL": nowhere})
+        try:
+            status, body, headers = pair.call("ten", {})
+            assert (status, body) == (200, [i * i for i in range(10)]), pair.orch.output()
+            inv = headers["x-restate-id"]
+            assert pair.invokes() == 10  # as without a channel: one per step
+            assert pair.ran(inv) == {f"step-{i}": 1 for i in range(10)}
+            assert _steps(pair.journal(inv)) == [f"step-{i}" for i in range(10)]
+            assert "fallback" in pair.emulator.output()
+            # every request offered a channel; every run but the last answered a checkpoint
+            events = engine_events(pair.orch.admin, "channel_")
+            assert events == {"runs": pair.invokes(), "fallbacks": pair.invokes() - 1}, events
+        finally:
+            pair.stop()
 
 
 def test_an_sdk_without_the_channel_is_sent_none(tmp_path: Path) -> None:
