@@ -47,7 +47,8 @@ from ...errors import StateConflictError
 from ...invokers import FunctionError, Invoker, InvokerError, throttled
 from .._base import Exchange, ProtocolAdapter
 from ._callbacks import decide, due, heartbeat_of, timeout_result
-from ._operations import UpdateError, ends, entries_of, operations, to_wire, waiting
+from ._fold import Fold
+from ._operations import UpdateError, ends, entries_of, to_wire, waiting
 from ._runs import Checkpoint, Run, Runs
 
 log = logging.getLogger("ritornello.aws_durable")
@@ -87,6 +88,7 @@ class _Exchange(Exchange):
         "call",
         "committed_len",
         "final",
+        "fold",
         "pending",
         "run",
         "runs",
@@ -109,6 +111,8 @@ class _Exchange(Exchange):
         self.final = False
         #: when the run's Lambda invoke was made (Unix ms)
         self.started_ms = 0
+        #: the run's operations, folded as its checkpoints are committed (``_fold``)
+        self.fold: Fold | None = None
 
     def close(self) -> None:
         if self.final and self.pending is not None and not self.pending.reply.done():
@@ -152,7 +156,6 @@ class AwsDurableProtocol(ProtocolAdapter):
         assert isinstance(exchange, _Exchange)
         inv = invoke.invocation
         rec = inv.rec
-        ops = operations(rec.id, inv.entries, inv.completions, rec.created_at)
         if exchange.pending is not None and len(inv.entries) != exchange.committed_len:
             # the core refused the checkpoint's entries (or they did not land): never acked
             exchange.close()
@@ -160,7 +163,8 @@ class AwsDurableProtocol(ProtocolAdapter):
             # the checkpoint handed to the core was committed: answer it, go on with the run
             run, done = exchange.run, exchange.pending
             exchange.pending = None
-            run.operations = ops
+            assert exchange.fold is not None  # set with the run
+            ops = run.operations = exchange.fold.update(inv.entries, inv.completions)
             state = [to_wire(ops[i]) for i in dict.fromkeys(exchange.touched) if i in ops]
             body = {"CheckpointToken": run.token, "NewExecutionState": {"Operations": state}}
             if not done.reply.done():
@@ -179,7 +183,8 @@ class AwsDurableProtocol(ProtocolAdapter):
                 return AttemptFailed(rec.id, "aws-durable: the deployment is not a Lambda ARN")
             exchange.seen = set(inv.completions)
             run = exchange.run = self.runs.start(rec.id, rec.attempt)
-            run.operations = ops
+            exchange.fold = Fold(rec.id, rec.created_at)  # a new run folds from scratch
+            ops = run.operations = exchange.fold.update(inv.entries, inv.completions)
             event = {
                 "DurableExecutionArn": execution_arn(self.function_arn, rec.id),
                 "CheckpointToken": run.token,
