@@ -27,8 +27,9 @@ from ritornello.orchestrator.protocols.aws_durable._callbacks import (
     heartbeat_result,
     timeout_result,
 )
-from ritornello.orchestrator.protocols.aws_durable._fold import Fold
+from ritornello.orchestrator.protocols.aws_durable._fold import Fold, check_types
 from ritornello.orchestrator.protocols.aws_durable._operations import (
+    UpdateError,
     check_updates,
     entries_of,
     operations,
@@ -222,6 +223,28 @@ def test_a_journal_that_was_not_just_appended_to_is_folded_from_scratch() -> Non
     assert held is fold.operations and held["s"]["Status"] == "STARTED"
 
 
+def test_an_update_that_changes_an_operations_type_is_refused() -> None:
+    entries = [json.dumps({"kind": "input", "value": 1})]
+    appended(
+        entries,
+        [{"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 1}}],
+        1000,
+    )
+    ops = Fold(INV, 0).update(entries, {})
+    step = {"Id": "s", "Type": "STEP", "Action": "START"}
+    check_types(
+        [step, {**step, "Action": "SUCCEED"}, {**step, "Id": "w", "Type": "WAIT"}], ops, INV
+    )
+    for updates, why in [
+        ([{**step, "Id": "w"}], "Updates\\[0\\]: operation w is of type WAIT, not STEP"),
+        ([step, {**step, "Type": "CONTEXT"}], "Updates\\[1\\]: operation s is of type STEP"),
+        ([{**step, "Id": INV, "Type": "CONTEXT"}], "is of type EXECUTION, not CONTEXT"),
+    ]:
+        with pytest.raises(UpdateError, match=why):
+            check_types(updates, ops, INV)
+    check_types([{"Id": INV, "Type": "EXECUTION", "Action": "SUCCEED"}], ops, INV)
+
+
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:fold:1"
 API = "/2025-12-01/"
 
@@ -301,6 +324,17 @@ def test_a_run_folds_once_and_answers_each_checkpoint_as_the_whole_fold(
                 app, f"{API}durable-execution-callbacks/{callback}/succeed", b"1"
             )
             assert status == 200
+            # an update that would change an operation's type: refused, nothing journaled
+            path = f"{API}durable-executions/{execution}/checkpoint"
+            wrong = {
+                "Id": "s0",
+                "Type": "WAIT",
+                "Action": "START",
+                "WaitOptions": {"WaitSeconds": 1},
+            }
+            body = json.dumps({"CheckpointToken": token, "Updates": [wrong]}).encode()
+            status, answer = await post(app, path, body)
+            assert status == 400 and "operation s0 is of type STEP, not WAIT" in answer["message"]
             await checkpoint({"Id": "last", "Type": "STEP", "Action": "START"})
             state = await checkpoint()  # a refresh: every operation as last committed
             assert state["cb"]["Status"] == "SUCCEEDED"

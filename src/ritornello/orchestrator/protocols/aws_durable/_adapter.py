@@ -47,7 +47,7 @@ from ...errors import StateConflictError
 from ...invokers import FunctionError, Invoker, InvokerError, throttled
 from .._base import Exchange, ProtocolAdapter
 from ._callbacks import decide, due, heartbeat_of, timeout_result
-from ._fold import Fold
+from ._fold import Fold, check_types
 from ._operations import UpdateError, ends, entries_of, to_wire, waiting
 from ._runs import Checkpoint, Run, Runs
 
@@ -249,6 +249,8 @@ class AwsDurableProtocol(ProtocolAdapter):
             if not run.inbox.empty():
                 checkpoint = run.inbox.get_nowait()
                 try:
+                    if exchange.fold is not None:  # the operations of every earlier checkpoint
+                        check_types(checkpoint.updates, exchange.fold.operations, rec.id)
                     entries = entries_of(
                         checkpoint.updates,
                         rec.id,
@@ -256,7 +258,8 @@ class AwsDurableProtocol(ProtocolAdapter):
                         int(time.time() * 1000),
                         self.runs.target_of,
                     )
-                except UpdateError as exc:  # validated at the API: a target that is not there
+                except UpdateError as exc:  # validated at the API: a target that is not
+                    # there, or an operation's type changed
                     checkpoint.reply.set_result(
                         (400, "InvalidParameterValueException", {"message": str(exc)})
                     )

@@ -34,9 +34,27 @@ from itertools import islice
 from typing import Any
 
 from ..._json import loads
-from ._operations import _apply, execution_operation
+from ._operations import UpdateError, _apply, execution_operation
 
 Operations = dict[str, dict[str, Any]]
+
+
+def check_types(updates: list[dict[str, Any]], operations: Operations, execution_id: str) -> None:
+    """Refuse (``UpdateError``) validated ``updates`` that the fold cannot apply: one naming
+    an operation of another type (in ``operations``, or earlier in the same checkpoint), or
+    naming the EXECUTION operation without being an EXECUTION update. Journaled, such an
+    update would break every later fold of the execution (a STEP's details read from a WAIT)."""
+    types: dict[str, str] = {}
+    for n, update in enumerate(updates):
+        op_id, kind = update["Id"], update["Type"]
+        if kind == "EXECUTION":
+            continue
+        known = types.get(op_id) or (operations.get(op_id) or {}).get("Type")
+        if op_id == execution_id:
+            known = "EXECUTION"
+        if known is not None and known != kind:
+            raise UpdateError(f"Updates[{n}]: operation {op_id} is of type {known}, not {kind}")
+        types[op_id] = kind
 
 
 class Fold:
