@@ -23,8 +23,9 @@ the core guarantees while it drives one invocation, and checks what it cheaply c
 A completion that arrived for an entry already folded (a callback completed, a timer fired, a
 callee finished) folds that entry's operation again from its own entries (``_apply`` touches
 one operation, so the others stand). Anything else — another list or dict (a journal read
-again), a shorter journal, fewer completions, an update of the EXECUTION operation's own id —
-folds from scratch. Cost of an update: the new entries, plus the entries of the operations a
+again), a shorter journal, fewer completions, a new completion of an entry updating the
+EXECUTION operation's own id (``check_types`` refuses such updates now; an older journal may
+hold one) — folds from scratch. Cost of an update: the new entries, plus the entries of the operations a
 new completion touched.
 """
 
