@@ -25,8 +25,8 @@ callee finished) folds that entry's operation again from its own entries (``_app
 one operation, so the others stand). Anything else — another list or dict (a journal read
 again), a shorter journal, fewer completions, a new completion of an entry updating the
 EXECUTION operation's own id (``check_types`` refuses such updates now; an older journal may
-hold one) — folds from scratch. Cost of an update: the new entries, plus the entries of the operations a
-new completion touched.
+hold one) — folds from scratch. Cost of an update: the new entries, plus the entries of the
+operations a new completion touched.
 """
 
 from __future__ import annotations
