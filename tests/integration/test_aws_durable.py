@@ -781,7 +781,7 @@ def test_an_execution_timeout_survives_kill9_of_the_orchestrator(pair: Pair, tim
     assert falls - 0.05 <= ended <= max(falls, back) + 1.0, (falls, back, described)
     assert described["Status"] == "TIMED_OUT" and pair.ran(inv) == {"before": 1}
     entries = journal(pair, inv)
-    assert [e["name"] for e in entries].count("EXECUTION TIMEOUT") == 1, entries
+    assert [e.get("name") for e in entries].count("EXECUTION TIMEOUT") == 1, entries
     kinds = [
         e["EventType"]
         for e in client.get_durable_execution_history(DurableExecutionArn=_timed_execution(inv))[
