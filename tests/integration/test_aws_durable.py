@@ -640,26 +640,32 @@ TIMED_ARN = ARN.replace(":orders:", ":timed:")
 TIMED_S = 2
 
 
+#: And a third, with a 60 s one (none of its executions comes near it).
+ROOMY_ARN, ROOMY_S = ARN.replace(":orders:", ":roomy:"), 60
+
+
 @pytest.fixture(scope="module")
 def timed(pair: Pair) -> str:
-    """Registers ``TIMED_ARN`` as service ``Timed`` with ``execution_timeout_s`` 2: its ARN."""
-    body = {"arn": TIMED_ARN, "protocol": "aws-durable", "service": "Timed"}
-    status, answer, _ = http(
-        "POST", f"{pair.orch.admin}/deployments", {**body, "execution_timeout_s": TIMED_S}
-    )
-    assert status == 201 and answer["execution_timeout_s"] == TIMED_S, answer
+    """Registers ``TIMED_ARN`` as service ``Timed`` with ``execution_timeout_s`` 2 (and
+    ``ROOMY_ARN`` as ``Roomy`` with 60): its ARN."""
+    for arn, service, seconds in ((TIMED_ARN, "Timed", TIMED_S), (ROOMY_ARN, "Roomy", ROOMY_S)):
+        body = {"arn": arn, "protocol": "aws-durable", "service": service}
+        status, answer, _ = http(
+            "POST", f"{pair.orch.admin}/deployments", {**body, "execution_timeout_s": seconds}
+        )
+        assert status == 201 and answer["execution_timeout_s"] == seconds, answer
     return TIMED_ARN
 
 
-def _send_timed(pair: Pair, event: Any) -> tuple[str, float]:
-    """Sends ``event`` to ``Timed``: the invocation's id and when it was accepted."""
-    status, body, _ = http("POST", f"{pair.orch.ingress}/restate/send/Timed/run", event)
+def _send_timed(pair: Pair, event: Any, service: str = "Timed") -> tuple[str, float]:
+    """Sends ``event`` to ``service``: the invocation's id and when it was accepted."""
+    status, body, _ = http("POST", f"{pair.orch.ingress}/restate/send/{service}/run", event)
     assert status == 202, (body, pair.orch.output())
     return str(body["invocationId"]), time.time()
 
 
-def _timed_execution(inv: str) -> str:
-    return f"{TIMED_ARN}/durable-execution/{inv}/{inv}"
+def _timed_execution(inv: str, function_arn: str = TIMED_ARN) -> str:
+    return f"{function_arn}/durable-execution/{inv}/{inv}"
 
 
 def test_execution_timeout_registration_is_checked(pair: Pair, timed: str) -> None:
@@ -691,13 +697,16 @@ def test_execution_timeout_registration_is_checked(pair: Pair, timed: str) -> No
 
 
 def test_executions_time_out_at_their_deadline(pair: Pair, timed: str) -> None:
-    """Three executions of a function with a 2 s execution timeout, at once: one suspended on
-    a 30 s wait ends TIMED_OUT at its deadline (not when the wait ends), with the Error, the
-    history's ExecutionTimedOut and the listing's status; one that finishes in 1 s is
+    """Executions of a function with a 2 s execution timeout, at once: one suspended on a 30 s
+    wait ends TIMED_OUT at its deadline (not when the wait ends), with the Error, the
+    history's ExecutionTimedOut and the listing's status; one that finishes first is
     unaffected, also once its deadline has passed; one inside a 3 s step when the deadline
-    passes ends TIMED_OUT at the deadline, and its zombie run's checkpoint is refused."""
+    passes ends TIMED_OUT at the deadline, and its zombie run's checkpoint is refused. And one
+    of a function with a 60 s timeout, suspended on a 1 s wait (its deadline's timer waited on
+    beside it), is woken by its wait and succeeds."""
     waiting, sent = _send_timed(pair, {"mode": "wait", "seconds": 30})
-    quick, _ = _send_timed(pair, {"mode": "wait", "seconds": 1})
+    roomy, _ = _send_timed(pair, {"mode": "wait", "seconds": 1}, "Roomy")
+    quick, _ = _send_timed(pair, {"mode": "steps", "numbers": [1, 2]})
     marker = pair.tmp / "timed-step-marker"
     log = pair.emulator.log
     refused = log.read_text(errors="replace").count("Invalid checkpoint token")
@@ -706,7 +715,7 @@ def test_executions_time_out_at_their_deadline(pair: Pair, timed: str) -> None:
     status, body = pair.attach(waiting)
     took = time.time() - sent
     assert status == 500 and "Execution.Timeout" in json.dumps(body), (body, pair.orch.output())
-    assert TIMED_S - 0.1 <= took < TIMED_S + 1.5, took  # at the deadline, not after the wait
+    assert TIMED_S - 0.1 <= took < TIMED_S + 2.5, took  # at the deadline, not after the wait
     assert pair.ran(waiting) == {"before": 1}
     client = lambda_client(pair.orch.ingress)
     described = client.get_durable_execution(DurableExecutionArn=_timed_execution(waiting))
@@ -717,7 +726,7 @@ def test_executions_time_out_at_their_deadline(pair: Pair, timed: str) -> None:
     }
     assert described["DurableConfig"] == {"ExecutionTimeout": TIMED_S}
     ran_for = (described["EndTimestamp"] - described["StartTimestamp"]).total_seconds()
-    assert TIMED_S - 0.1 <= ran_for < TIMED_S + 1.0, described
+    assert TIMED_S - 0.1 <= ran_for < TIMED_S + 2.0, described
     events = client.get_durable_execution_history(DurableExecutionArn=_timed_execution(waiting))
     kinds = [e["EventType"] for e in events["Events"]]
     assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionTimedOut", kinds
@@ -738,12 +747,17 @@ def test_executions_time_out_at_their_deadline(pair: Pair, timed: str) -> None:
     assert detail["status"] == "failed", detail
     assert detail["result"]["failure"]["message"].startswith("Execution.Timeout: "), detail
 
-    assert pair.attach(quick) == (200, ["before", "after"]), pair.orch.output()
+    assert pair.attach(quick) == (200, {"total": 3}), pair.orch.output()
     (timer,) = [e for e in journal(pair, quick) if "execution_timeout" in e]
     assert timer["kind"] == "sleep" and timer["duration_ms"] == TIMED_S * 1000, timer
     time.sleep(max(0.0, timer["wake_at"] / 1000 + 0.3 - time.time()))  # past its deadline
     described = client.get_durable_execution(DurableExecutionArn=_timed_execution(quick))
     assert described["Status"] == "SUCCEEDED" and pair.attach(quick)[0] == 200, described
+    assert pair.attach(roomy) == (200, ["before", "after"]), pair.orch.output()
+    assert pair.ran(roomy) == {"before": 1, "after": 1}
+    described = client.get_durable_execution(DurableExecutionArn=_timed_execution(roomy, ROOMY_ARN))
+    assert described["Status"] == "SUCCEEDED", described
+    assert described["DurableConfig"] == {"ExecutionTimeout": ROOMY_S}, described
 
     status, body = pair.attach(stepping)
     assert status == 500 and "Execution.Timeout" in json.dumps(body), (body, pair.orch.output())
@@ -778,7 +792,7 @@ def test_an_execution_timeout_survives_kill9_of_the_orchestrator(pair: Pair, tim
     client = lambda_client(pair.orch.ingress)
     described = client.get_durable_execution(DurableExecutionArn=_timed_execution(inv))
     ended = described["EndTimestamp"].timestamp()
-    assert falls - 0.05 <= ended <= max(falls, back) + 1.0, (falls, back, described)
+    assert falls - 0.05 <= ended <= max(falls, back) + 2.0, (falls, back, described)
     assert described["Status"] == "TIMED_OUT" and pair.ran(inv) == {"before": 1}
     entries = journal(pair, inv)
     assert [e.get("name") for e in entries].count("EXECUTION TIMEOUT") == 1, entries
