@@ -767,6 +767,8 @@ def test_executions_time_out_at_their_deadline(pair: Pair, timed: str) -> None:
         assert time.monotonic() < deadline, pair.emulator.output()
         time.sleep(0.05)
     assert pair.ran(stepping) == {"first": 1, "slow": 1}
+    # retired at the deadline, in its first attempt (not after the attempt's own timeout)
+    assert http("GET", f"{pair.orch.admin}/invocations/{stepping}")[1]["attempt"] == 1
     names = [e.get("name") for e in journal(pair, stepping)]
     assert "STEP SUCCEED first" in names and "STEP SUCCEED slow" not in names, names
     assert (

@@ -6,8 +6,9 @@ survives restarts and reaches every orchestrator sharing the store) gets, at the
 of each execution and before the function is invoked, one ``sleep`` entry at journal index 1
 (``deadline_entry``): a durable timer of the core, marked ``execution_timeout``, due
 ``execution_timeout_s`` after that attempt. It is no operation (it has no ``aws`` update: the
-fold and the history skip it), and the adapter adds it to every suspension, so a suspended
-execution is woken by it.
+fold and the history skip it), and the adapter adds it to every suspension: a suspended
+execution is woken by it directly (its completion committed with the timed-out answer; any
+completion would wake it, but the suspension then says what it waits on).
 
 Invariant — one outcome, decided by the adapter of the attempt that drives the execution and
 committed as the invocation's ``done`` answer (so exactly once, as any result): an execution
