@@ -703,8 +703,11 @@ def test_executions_time_out_at_their_deadline(pair: Pair, timed: str) -> None:
     unaffected, also once its deadline has passed; one inside a 3 s step when the deadline
     passes ends TIMED_OUT at the deadline, and its zombie run's checkpoint is refused. And one
     of a function with a 60 s timeout, suspended on a 1 s wait (its deadline's timer waited on
-    beside it), is woken by its wait and succeeds."""
+    beside it), is woken by its wait and succeeds. An execution (without a timeout) whose
+    chained invoke of the 2 s one times out sees it TIMED_OUT (ChainedInvokeTimedOut)."""
     waiting, sent = _send_timed(pair, {"mode": "wait", "seconds": 30})
+    callee = {"mode": "wait", "seconds": 30}
+    caller = pair.send({"mode": "invoke", "function": "timed", "payload": callee})
     roomy, _ = _send_timed(pair, {"mode": "wait", "seconds": 1}, "Roomy")
     quick, _ = _send_timed(pair, {"mode": "steps", "numbers": [1, 2]})
     marker = pair.tmp / "timed-step-marker"
@@ -769,6 +772,13 @@ def test_executions_time_out_at_their_deadline(pair: Pair, timed: str) -> None:
     assert pair.ran(stepping) == {"first": 1, "slow": 1}
     # retired at the deadline, in its first attempt (not after the attempt's own timeout)
     assert http("GET", f"{pair.orch.admin}/invocations/{stepping}")[1]["attempt"] == 1
+
+    status, body = pair.attach(caller)  # the SDK raises the chained invoke's error
+    assert status == 500, (body, pair.orch.output())
+    events = client.get_durable_execution_history(DurableExecutionArn=execution_arn(caller))
+    (timed_out,) = [e for e in events["Events"] if e["EventType"] == "ChainedInvokeTimedOut"]
+    error = timed_out["ChainedInvokeTimedOutDetails"]["Error"]["Payload"]
+    assert error["ErrorType"] == "Execution.Timeout", timed_out
     names = [e.get("name") for e in journal(pair, stepping)]
     assert "STEP SUCCEED first" in names and "STEP SUCCEED slow" not in names, names
     assert (

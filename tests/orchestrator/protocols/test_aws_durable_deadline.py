@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 
+from ritornello.orchestrator.core import completion_text
 from ritornello.orchestrator.protocols.aws_durable import (
     MAX_TIMEOUT_S,
+    Runs,
     check_timeout,
+    check_updates,
     deadline_of,
     discovery,
     execution_timeout_of,
@@ -27,9 +30,11 @@ from ritornello.orchestrator.protocols.aws_durable._deadline import (
     timed_out_result,
     with_deadline,
 )
+from ritornello.orchestrator.protocols.aws_durable._operations import entries_of, operations
 from ritornello.protocol import DiscoveryResponse
 
 INV = "inv_aaaaaaaaaaaaaaaaaaaaaaaaaa"
+FN = "arn:aws:lambda:us-east-1:123456789012:function:timed:1"
 INPUT = json.dumps({"kind": "input", "value": {"order": 1}})
 
 
@@ -133,3 +138,31 @@ def test_the_history_ends_with_execution_timed_out_and_shows_no_timer() -> None:
     # without a deadline: no ExecutionTimeout in the start event, as before
     plain = history(INV, [INPUT, json.dumps(wait)], {}, 1_000, None)
     assert "ExecutionTimeout" not in plain[0]["ExecutionStartedDetails"]
+
+
+def test_a_callee_that_timed_out_is_a_timed_out_chained_invoke() -> None:
+    """The caller's operation is TIMED_OUT with the callee's Error and its history has
+    ChainedInvokeTimedOut (not a CallbackTimedOut: the failure's ``timed_out`` mark is the
+    execution's); a callee's own failure stays FAILED."""
+    runs = Runs(b"k" * 32)
+    runs.functions[FN] = "Timed"
+    update = {
+        "Id": "i",
+        "Type": "CHAINED_INVOKE",
+        "Action": "START",
+        "ChainedInvokeOptions": {"FunctionName": "timed"},
+    }
+    (entry,) = entries_of(check_updates([update]), INV, 1, 0, runs.target_of)
+    texts = [INPUT, json.dumps(entry)]
+    invoke_error = {"ErrorType": "InvokeError", "ErrorMessage": "ValueError: no"}
+    own = {"code": 500, "message": "ValueError: no", "aws": {"ErrorType": "ValueError"}}
+    for failure, status, error, event_type in (
+        (timed_out_result(2), "TIMED_OUT", timed_out_result(2)["aws"], "ChainedInvokeTimedOut"),
+        (own, "FAILED", invoke_error, "ChainedInvokeFailed"),
+    ):
+        done = {1: completion_text(1, json.dumps({"failure": failure}))}
+        op = operations(INV, texts, done, 0)["i"]
+        assert op["Status"] == status and op["ChainedInvokeDetails"] == {"Error": error}, op
+        events = history(INV, texts, done, 0, None, None, {"Timed": FN})
+        assert events[2]["EventType"] == event_type, events
+        assert events[2][event_type + "Details"] == {"Error": {"Payload": failure["aws"]}}

@@ -27,7 +27,7 @@ from typing import Any, Final
 from ..._json import dumps, loads
 from ._adapter import execution_arn
 from ._callbacks import timed_out
-from ._deadline import MARK
+from ._deadline import MARK, TIMED_OUT
 from ._stop import is_stopped
 
 _PAST: Final = {
@@ -221,7 +221,7 @@ def _completion(
             "WaitSucceededDetails": {"Duration": seconds},
         }
     failure = done.get("failure")
-    expired = timed_out(done)
+    expired = timed_out(done) if kind == "Callback" else None
     if expired is not None and isinstance(failure, dict):  # its timeout completed it
         return {
             "EventType": "CallbackTimedOut",
@@ -233,7 +233,11 @@ def _completion(
             "ErrorType": "CallbackError" if kind == "Callback" else "InvokeError",
             "ErrorMessage": str(failure.get("message")),
         }
-        past = "Stopped" if kind == "ChainedInvoke" and is_stopped(failure) else "Failed"
+        past = "Failed"
+        if kind == "ChainedInvoke" and is_stopped(failure):
+            past = "Stopped"
+        elif kind == "ChainedInvoke" and failure.get("timed_out") == TIMED_OUT:
+            past = "TimedOut"  # the callee's execution timeout (``_deadline``)
         out = {"EventType": kind + past, kind + past + "Details": {"Error": {"Payload": error}}}
     else:
         text = done.get("text")  # a callback's result as sent, else the JSON value
