@@ -22,7 +22,9 @@ checkpoint token is refused from then on. A function error (the function ran and
 runtime exit, say) is a failed attempt, retried after backoff, whose run is journaled as an
 ``invocation_completed`` marker with the error (the history's InvocationCompleted with
 ``Error``, as Lambda records it before invoking the function again). A cancelled invocation
-ends failed (409) without invoking the function again.
+ends failed (409) without invoking the function again. A function registered with an execution
+timeout journals its deadline's timer before the first run and ends TIMED_OUT past it
+(``_deadline``).
 """
 
 from __future__ import annotations
