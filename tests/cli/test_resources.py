@@ -39,16 +39,21 @@ def test_deployments_register_an_aws_durable_function(dev: Dev) -> None:
         (("--arn", arn.rsplit(":", 1)[0], *flags[2:], "--service", "O"), "unqualified"),
         ((*flags, "--service", "a/b"), "service 'a/b'"),
         ((*flags, "--service", "O", "--limit", "l"), "takes no --assume-role-arn nor --limit"),
+        ((*flags, "--service", "O", "--execution-timeout", "0"), "--execution-timeout must be"),
+        ((*flags, "--service", "O", "--execution-timeout", "31622401"), "from 1 to 31622400"),
+        (("--arn", arn, "--execution-timeout", "5"), "--execution-timeout goes with --protocol"),
     ]:
         line = dev.fails("deployments", "register", *args)
         assert "from POST /deployments" in line and why in line, (args, line)
-    shown = dev.run("deployments", "register", *flags, "--service", "Orders", columns=80)
+    timeout = ("--execution-timeout", "3600")
+    shown = dev.run("deployments", "register", *flags, "--service", "Orders", *timeout, columns=80)
     assert shown.exit_code == 0, (shown.stdout, shown.stderr)
+    assert "execution timeout" in shown.stdout and "3600 s" in shown.stdout, shown.stdout
     assert "registered deployment" in shown.stderr + shown.stdout and "Orders" in shown.stdout
     assert all(len(row) <= 80 for row in shown.stdout.splitlines()), shown.stdout
     deps = dev.json("deployments", "list")["deployments"]
     (dep,) = [d for d in deps if d["uri"] == arn]
-    assert dep["services"][0]["name"] == "Orders"
+    assert dep["services"][0]["name"] == "Orders" and dep["execution_timeout_s"] == 3600
     assert [h["name"] for h in dev.json("services", "show", "Orders")["handlers"]] == ["run"]
     # another function as the same service is refused (Orders is served already)
     other = ("--arn", arn.replace("orders", "other"), *flags[2:], "--service", "Orders")
@@ -56,6 +61,7 @@ def test_deployments_register_an_aws_durable_function(dev: Dev) -> None:
     dev.ok("deployments", "delete", dep["id"])
     help_text = dev.run("deployments", "register", "--help", columns=80).stdout
     assert "--protocol" in help_text and "--service" in help_text
+    assert "--execution-timeout" in help_text
     assert all(len(row) <= 80 for row in help_text.splitlines()), help_text
 
 

@@ -633,3 +633,190 @@ def test_a_durable_function_is_operated_as_any_service(pair: Pair) -> None:
         assert (status, answer) == (200, {"via": "ctx.call", "result": {"total": 5}}), answer
     finally:
         endpoint.terminate()
+
+
+#: A second durable function (the same app), registered with a 2 s execution timeout.
+TIMED_ARN = ARN.replace(":orders:", ":timed:")
+TIMED_S = 2
+
+
+#: And a third, with a 60 s one (none of its executions comes near it).
+ROOMY_ARN, ROOMY_S = ARN.replace(":orders:", ":roomy:"), 60
+
+
+@pytest.fixture(scope="module")
+def timed(pair: Pair) -> str:
+    """Registers ``TIMED_ARN`` as service ``Timed`` with ``execution_timeout_s`` 2 (and
+    ``ROOMY_ARN`` as ``Roomy`` with 60): its ARN."""
+    for arn, service, seconds in ((TIMED_ARN, "Timed", TIMED_S), (ROOMY_ARN, "Roomy", ROOMY_S)):
+        body = {"arn": arn, "protocol": "aws-durable", "service": service}
+        status, answer, _ = http(
+            "POST", f"{pair.orch.admin}/deployments", {**body, "execution_timeout_s": seconds}
+        )
+        assert status == 201 and answer["execution_timeout_s"] == seconds, answer
+    return TIMED_ARN
+
+
+def _send_timed(pair: Pair, event: Any, service: str = "Timed") -> tuple[str, float]:
+    """Sends ``event`` to ``service``: the invocation's id and when it was accepted."""
+    status, body, _ = http("POST", f"{pair.orch.ingress}/restate/send/{service}/run", event)
+    assert status == 202, (body, pair.orch.output())
+    return str(body["invocationId"]), time.time()
+
+
+def _timed_execution(inv: str, function_arn: str = TIMED_ARN) -> str:
+    return f"{function_arn}/durable-execution/{inv}/{inv}"
+
+
+def test_execution_timeout_registration_is_checked(pair: Pair, timed: str) -> None:
+    """A bad ``execution_timeout_s`` is a 400 naming the bounds and registers nothing; one
+    without the aws-durable protocol is refused like the other misplaced fields (422); a
+    function registered without it has none (no deadline, no DurableConfig)."""
+    admin = pair.orch.admin
+    other = ARN.replace(":orders:", ":other:")
+    for bad in (0, -1, 31_622_401, 2.5, "10", True, [3]):
+        body = {"arn": other, "protocol": "aws-durable", "service": "Other"}
+        status, answer, _ = http(
+            "POST", f"{admin}/deployments", {**body, "execution_timeout_s": bad}
+        )
+        assert status == 400 and "from 1 to 31622400" in json.dumps(answer), (bad, answer)
+    status, answer, _ = http(
+        "POST", f"{admin}/deployments", {"arn": other, "execution_timeout_s": 5}
+    )
+    assert status == 422 and "goes with protocol" in json.dumps(answer), answer
+    deployments = http("GET", f"{admin}/deployments")[1]["deployments"]
+    assert not [d for d in deployments if "other" in d["uri"]]  # nothing registered
+    shown = {d["services"][0]["name"]: d["execution_timeout_s"] for d in deployments}
+    assert shown["Timed"] == TIMED_S and shown["Orders"] is None, shown
+    inv = succeeded(pair, {"mode": "steps", "numbers": [1]})  # Orders: no option
+    assert not [e for e in journal(pair, inv) if "execution_timeout" in e]
+    described = lambda_client(pair.orch.ingress).get_durable_execution(
+        DurableExecutionArn=execution_arn(inv)
+    )
+    assert "DurableConfig" not in described and described["Status"] == "SUCCEEDED"
+
+
+def test_executions_time_out_at_their_deadline(pair: Pair, timed: str) -> None:
+    """Executions of a function with a 2 s execution timeout, at once: one suspended on a 30 s
+    wait ends TIMED_OUT at its deadline (not when the wait ends), with the Error, the
+    history's ExecutionTimedOut and the listing's status; one that finishes first is
+    unaffected, also once its deadline has passed; one inside a 3 s step when the deadline
+    passes ends TIMED_OUT at the deadline, and its zombie run's checkpoint is refused. And one
+    of a function with a 60 s timeout, suspended on a 1 s wait (its deadline's timer waited on
+    beside it), is woken by its wait and succeeds. An execution (without a timeout) whose
+    chained invoke of the 2 s one times out sees it TIMED_OUT (ChainedInvokeTimedOut)."""
+    waiting, sent = _send_timed(pair, {"mode": "wait", "seconds": 30})
+    callee = {"mode": "wait", "seconds": 30}
+    caller = pair.send({"mode": "invoke", "function": "timed", "payload": callee})
+    roomy, _ = _send_timed(pair, {"mode": "wait", "seconds": 1}, "Roomy")
+    quick, _ = _send_timed(pair, {"mode": "steps", "numbers": [1, 2]})
+    marker = pair.tmp / "timed-step-marker"
+    log = pair.emulator.log
+    refused = log.read_text(errors="replace").count("Invalid checkpoint token")
+    stepping, _ = _send_timed(pair, {"mode": "zombie", "marker": str(marker), "sleep_s": 3})
+
+    status, body = pair.attach(waiting)
+    took = time.time() - sent
+    assert status == 500 and "Execution.Timeout" in json.dumps(body), (body, pair.orch.output())
+    assert TIMED_S - 0.1 <= took < TIMED_S + 2.5, took  # at the deadline, not after the wait
+    assert pair.ran(waiting) == {"before": 1}
+    client = lambda_client(pair.orch.ingress)
+    described = client.get_durable_execution(DurableExecutionArn=_timed_execution(waiting))
+    assert described["Status"] == "TIMED_OUT", described
+    assert described["Error"] == {
+        "ErrorType": "Execution.Timeout",
+        "ErrorMessage": f"Execution timed out after {TIMED_S} s",
+    }
+    assert described["DurableConfig"] == {"ExecutionTimeout": TIMED_S}
+    ran_for = (described["EndTimestamp"] - described["StartTimestamp"]).total_seconds()
+    assert TIMED_S - 0.1 <= ran_for < TIMED_S + 2.0, described
+    events = client.get_durable_execution_history(DurableExecutionArn=_timed_execution(waiting))
+    kinds = [e["EventType"] for e in events["Events"]]
+    assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionTimedOut", kinds
+    assert kinds.count("ExecutionTimedOut") == 1 and "WaitSucceeded" not in kinds, kinds
+    assert events["Events"][0]["ExecutionStartedDetails"]["ExecutionTimeout"] == TIMED_S
+    details = events["Events"][-1]["ExecutionTimedOutDetails"]
+    assert details["Error"]["Payload"]["ErrorType"] == "Execution.Timeout", details
+    listed = client.list_durable_executions_by_function(
+        FunctionName="timed", Statuses=["TIMED_OUT"]
+    )
+    arns = {e["DurableExecutionArn"]: e["Status"] for e in listed["DurableExecutions"]}
+    assert arns.get(_timed_execution(waiting)) == "TIMED_OUT", arns
+    assert set(arns.values()) == {"TIMED_OUT"}
+    failed = client.list_durable_executions_by_function(FunctionName="timed", Statuses=["FAILED"])
+    assert _timed_execution(waiting) not in str(failed["DurableExecutions"])
+    # the Restate-compatible views: a failed invocation with the timeout's message
+    status, detail, _ = http("GET", f"{pair.orch.admin}/invocations/{waiting}")
+    assert detail["status"] == "failed", detail
+    assert detail["result"]["failure"]["message"].startswith("Execution.Timeout: "), detail
+
+    assert pair.attach(quick) == (200, {"total": 3}), pair.orch.output()
+    (timer,) = [e for e in journal(pair, quick) if "execution_timeout" in e]
+    assert timer["kind"] == "sleep" and timer["duration_ms"] == TIMED_S * 1000, timer
+    time.sleep(max(0.0, timer["wake_at"] / 1000 + 0.3 - time.time()))  # past its deadline
+    described = client.get_durable_execution(DurableExecutionArn=_timed_execution(quick))
+    assert described["Status"] == "SUCCEEDED" and pair.attach(quick)[0] == 200, described
+    assert pair.attach(roomy) == (200, ["before", "after"]), pair.orch.output()
+    assert pair.ran(roomy) == {"before": 1, "after": 1}
+    described = client.get_durable_execution(DurableExecutionArn=_timed_execution(roomy, ROOMY_ARN))
+    assert described["Status"] == "SUCCEEDED", described
+    assert described["DurableConfig"] == {"ExecutionTimeout": ROOMY_S}, described
+
+    status, body = pair.attach(stepping)
+    assert status == 500 and "Execution.Timeout" in json.dumps(body), (body, pair.orch.output())
+    deadline = time.monotonic() + 10
+    # the run, retired at the deadline, wakes from its step: its checkpoint is refused
+    while log.read_text(errors="replace").count("Invalid checkpoint token") <= refused:
+        assert time.monotonic() < deadline, pair.emulator.output()
+        time.sleep(0.05)
+    assert pair.ran(stepping) == {"first": 1, "slow": 1}
+    # retired at the deadline, in its first attempt (not after the attempt's own timeout)
+    assert http("GET", f"{pair.orch.admin}/invocations/{stepping}")[1]["attempt"] == 1
+
+    status, body = pair.attach(caller)  # the SDK raises the chained invoke's error
+    assert status == 500, (body, pair.orch.output())
+    events = client.get_durable_execution_history(DurableExecutionArn=execution_arn(caller))
+    (timed_out,) = [e for e in events["Events"] if e["EventType"] == "ChainedInvokeTimedOut"]
+    error = timed_out["ChainedInvokeTimedOutDetails"]["Error"]["Payload"]
+    assert error["ErrorType"] == "Execution.Timeout", timed_out
+    names = [e.get("name") for e in journal(pair, stepping)]
+    assert "STEP SUCCEED first" in names and "STEP SUCCEED slow" not in names, names
+    assert (
+        client.get_durable_execution(DurableExecutionArn=_timed_execution(stepping))["Status"]
+        == "TIMED_OUT"
+    )
+
+
+def test_an_execution_timeout_survives_kill9_of_the_orchestrator(pair: Pair, timed: str) -> None:
+    """kill -9 of the orchestrator while an execution waits: the restarted one times it out
+    once, at its deadline (its timer is durable), and keeps the registration's option."""
+    inv, sent = _send_timed(pair, {"mode": "wait", "seconds": 30})
+    suspended(pair, inv)
+    client = lambda_client(pair.orch.ingress)
+    described = client.get_durable_execution(DurableExecutionArn=_timed_execution(inv))
+    falls = described["ExpectedExecutionTimeoutTimestamp"].timestamp()
+    assert sent - 0.1 <= falls - TIMED_S <= sent + 1.0, (sent, described)
+    pair.orch.kill9()
+    pair.restart_orchestrator()
+    back = time.time()
+    status, body = pair.attach(inv)
+    assert status == 500 and "Execution.Timeout" in json.dumps(body), (body, pair.orch.output())
+    client = lambda_client(pair.orch.ingress)
+    described = client.get_durable_execution(DurableExecutionArn=_timed_execution(inv))
+    ended = described["EndTimestamp"].timestamp()
+    assert falls - 0.05 <= ended <= max(falls, back) + 2.0, (falls, back, described)
+    assert described["Status"] == "TIMED_OUT" and pair.ran(inv) == {"before": 1}
+    entries = journal(pair, inv)
+    assert [e.get("name") for e in entries].count("EXECUTION TIMEOUT") == 1, entries
+    kinds = [
+        e["EventType"]
+        for e in client.get_durable_execution_history(DurableExecutionArn=_timed_execution(inv))[
+            "Events"
+        ]
+    ]
+    assert kinds.count("ExecutionTimedOut") == 1 and kinds[-1] == "ExecutionTimedOut", kinds
+    # the option is the stored deployment's: a new execution after the restart has it too
+    later, _ = _send_timed(pair, {"mode": "steps", "numbers": [1]})
+    assert pair.attach(later) == (200, {"total": 1}), pair.orch.output()
+    described = client.get_durable_execution(DurableExecutionArn=_timed_execution(later))
+    assert described["DurableConfig"] == {"ExecutionTimeout": TIMED_S}, described

@@ -26,7 +26,9 @@ def deployments_router(engine: Engine) -> APIRouter:
         it in place, keeping its id)."""
         try:
             if body.protocol is not None and body.arn is not None and body.service is not None:
-                record = await engine.register_durable_function(body.arn, body.service)
+                record = await engine.register_durable_function(
+                    body.arn, body.service, body.execution_timeout_s
+                )
             elif body.arn is not None:
                 record = await engine.register_deployment(
                     body.arn, assume_role_arn=body.assume_role_arn, limit=body.limit

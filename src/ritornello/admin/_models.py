@@ -91,6 +91,9 @@ class Deployment(BaseModel):
     uri: str
     created_at: int = Field(description="Unix ms")
     services: list[dict[str, Any]] = Field(description="what discovery found there")
+    execution_timeout_s: int | None = Field(
+        None, description="an aws-durable function's execution timeout (seconds); null: none"
+    )
 
 
 class DeploymentList(BaseModel):

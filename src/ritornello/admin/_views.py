@@ -51,6 +51,13 @@ class RegisterDeployment(BaseModel):
     service: str | None = Field(
         None, description='the service name of an "aws-durable" function (with protocol)'
     )
+    execution_timeout_s: Any = Field(
+        None,
+        description="an \"aws-durable\" function's execution timeout (AWS's DurableConfig."
+        "ExecutionTimeout): a whole number of seconds from 1 to 31622400; an execution running "
+        "longer ends TIMED_OUT. Absent: no timeout. Any other value is a 400",
+        json_schema_extra={"type": "integer", "minimum": 1, "maximum": 31_622_400},
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> RegisterDeployment:
@@ -61,6 +68,8 @@ class RegisterDeployment(BaseModel):
                 raise ValueError('protocol "aws-durable" takes arn and service (not uri)')
             if self.assume_role_arn is not None or self.limit is not None:
                 raise ValueError('protocol "aws-durable" takes no assume_role_arn nor limit')
+        elif self.execution_timeout_s is not None:
+            raise ValueError('execution_timeout_s goes with protocol "aws-durable"')
         if (self.uri is None) == (self.arn is None):
             raise ValueError("give exactly one of uri or arn")
         if self.assume_role_arn is not None and self.arn is None:
@@ -79,9 +88,18 @@ def app_version() -> str:
 
 
 def deployment_view(d: DeploymentRecord) -> dict[str, Any]:
-    """A deployment with its discovered services."""
-    services = DiscoveryResponse.decode(d.services).to_dict()["services"]
-    return {"id": d.id, "uri": d.uri, "created_at": d.created_at, "services": services}
+    """A deployment with its discovered services (and an aws-durable function's execution
+    timeout, kept in its discovery's ``wire_info``)."""
+    found = DiscoveryResponse.decode(d.services)
+    services = found.to_dict()["services"]
+    timeout = (found.wire_info or {}).get("execution_timeout_s")
+    return {
+        "id": d.id,
+        "uri": d.uri,
+        "created_at": d.created_at,
+        "services": services,
+        "execution_timeout_s": timeout if found.wire == "aws-durable" else None,
+    }
 
 
 def invocation_view(r: InvocationRecord) -> dict[str, Any]:

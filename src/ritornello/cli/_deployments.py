@@ -34,7 +34,10 @@ def _service_names(dep: dict[str, Any]) -> str:
 
 
 def _show_deployment(dep: dict[str, Any]) -> None:
-    fields([("id", dep["id"]), ("uri", dep.get("uri")), ("created", when(dep.get("created_at")))])
+    shown = [("id", dep["id"]), ("uri", dep.get("uri")), ("created", when(dep.get("created_at")))]
+    if dep.get("execution_timeout_s") is not None:
+        shown.append(("execution timeout", f"{dep['execution_timeout_s']} s"))
+    fields(shown)
     rows = [
         (s.get("name"), s.get("kind"), ", ".join(h.get("name", "?") for h in s.get("handlers", [])))
         for s in dep.get("services", [])
@@ -85,6 +88,9 @@ _FLAGS = {
     "--assume-role-arn nor --limit",
     'protocol must be "aws-durable"': '--protocol must be "aws-durable"',
     "assume_role_arn goes with arn": "--assume-role-arn goes with --arn",
+    'execution_timeout_s goes with protocol "aws-durable"': "--execution-timeout goes with "
+    "--protocol aws-durable",
+    "execution_timeout_s must be": "--execution-timeout must be",
 }
 
 
@@ -123,13 +129,21 @@ def register(
             "--service", metavar="NAME", help="the service an aws-durable function is served as"
         ),
     ] = None,
+    execution_timeout: Annotated[
+        int | None,
+        typer.Option(
+            "--execution-timeout",
+            metavar="SECONDS",
+            help="aws-durable: each execution's timeout (1 to 31622400 s; past it, TIMED_OUT)",
+        ),
+    ] = None,
     admin_url: AdminUrlOpt = DEFAULT_ADMIN_URL,
     token: AdminTokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Discover an endpoint's services and register them (give URI or --arn). An AWS
     Lambda durable function: --arn with its version or alias, --protocol aws-durable and
-    --service NAME (its one handler is run)."""
+    --service NAME (its one handler is run), optionally --execution-timeout SECONDS."""
     if (uri is None) == (arn is None):
         raise CliError("give exactly one of URI or --arn")
     body: dict[str, Any] = {"uri": uri} if uri is not None else {"arn": arn}
@@ -138,6 +152,7 @@ def register(
         ("limit", limit),
         ("protocol", protocol),
         ("service", service),
+        ("execution_timeout_s", execution_timeout),
     ):
         if value is not None:
             body[name] = value
@@ -145,7 +160,7 @@ def register(
         try:
             dep = api.send("POST", "/deployments", body)
         except ApiError as exc:  # the admin API's refusal, in the flags' names
-            raise reworded(exc, 422, _FLAGS) from None
+            raise reworded(exc, 400 if exc.status == 400 else 422, _FLAGS) from None
     if as_json:
         return print_json(dep)
     note(f"registered deployment {dep['id']}")

@@ -48,12 +48,14 @@ from ..protocols.aws_durable import (
     StopError,
     UpdateError,
     check_updates,
+    deadline_of,
     execution_arn,
     heartbeat_of,
     heartbeat_result,
     heartbeat_timer,
     history,
     invocation_of,
+    is_timed_out,
     names_function,
     stop_error,
     stopped_error,
@@ -267,8 +269,15 @@ class DurableApi:
         out = _summary(rec, function_arn)
         out["InputPayload"] = dumps(first.get("value"))
         out["Version"] = function_arn.rpartition(":")[2]
+        deadline = deadline_of(entries)
+        if deadline is not None:  # registered with execution_timeout_s when it started
+            out["DurableConfig"] = {"ExecutionTimeout": deadline.seconds}
+            if out["Status"] == "RUNNING":
+                out["ExpectedExecutionTimeoutTimestamp"] = deadline.at_ms / 1000
         if rec.status == "killed":  # stopped: the Error the stop gave, if it gave one
             out["Error"] = stopped_error(rec.result)
+        elif out["Status"] == "TIMED_OUT":  # the Error AWS's ExecutionTimedOut carries
+            out["Error"] = loads(rec.result or "{}")["failure"]["aws"]
         elif rec.result is not None:
             result = loads(rec.result)
             if "failure" in result:
@@ -284,7 +293,7 @@ class DurableApi:
         entries, texts = await self.engine.store.get_journal(inv_id)
         completions = {int(loads(t)["index"]): t for t in texts}
         status = _status(rec)
-        ended = (status.title(), rec.modified_at) if status != "RUNNING" else None
+        ended = (_ENDED[status], rec.modified_at) if status != "RUNNING" else None
         arns = {s: a for a, s in self.engine.deployments.aws_durable.functions.items()}
         events = history(inv_id, entries, completions, rec.created_at, ended, rec.result, arns)
         if _flag(query, "ReverseOrder"):
@@ -405,13 +414,25 @@ class DurableApi:
         return 200, b"{}"  # a heartbeat just before this one renews the timer
 
 
+#: The history's terminal event of each status (``Execution<it>``).
+_ENDED = {
+    "SUCCEEDED": "Succeeded",
+    "FAILED": "Failed",
+    "STOPPED": "Stopped",
+    "TIMED_OUT": "TimedOut",
+}
+
+
 def _status(rec: InvocationRecord) -> str:
-    """An invocation's status as a durable execution's."""
+    """An invocation's status as a durable execution's (TIMED_OUT: its execution timeout's
+    result, ``protocols.aws_durable._deadline``)."""
     if rec.status == "killed":
         return "STOPPED"
     if rec.status != "completed":
         return "RUNNING"
-    return "FAILED" if rec.result is not None and '"failure"' in rec.result[:12] else "SUCCEEDED"
+    if rec.result is None or '"failure"' not in rec.result[:12]:
+        return "SUCCEEDED"
+    return "TIMED_OUT" if is_timed_out(rec.result) else "FAILED"
 
 
 def _summary(rec: InvocationRecord, function_arn: str) -> dict[str, Any]:

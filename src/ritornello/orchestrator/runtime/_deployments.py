@@ -47,7 +47,7 @@ from ..protocols import (
     read_discovery,
 )
 from ..protocols.aws_durable import WIRE as AWS_DURABLE
-from ..protocols.aws_durable import Runs
+from ..protocols.aws_durable import Runs, check_timeout, execution_timeout_of
 from ..protocols.aws_durable import discovery as aws_durable_discovery
 from ._service_settings import load_overrides
 
@@ -146,7 +146,8 @@ class Deployments:
             arn = getattr(invoker, "arn", None)
             if not isinstance(arn, str):
                 raise InvokerError("an aws-durable deployment is a Lambda function ARN")
-            protocol = AwsDurableProtocol(self.aws_durable, arn)
+            timeout_s = execution_timeout_of(discovery)
+            protocol = AwsDurableProtocol(self.aws_durable, arn, timeout_s)
             self.aws_durable.functions[arn] = discovery.services[0].name
         elif discovery.wire == "restate":
             restate = RestateProtocol.of(discovery)
@@ -324,10 +325,19 @@ class Deployments:
         self._add(record, invoker)
         return record
 
-    async def register_durable_function(self, arn: str, service: str) -> DeploymentRecord:
+    async def register_durable_function(
+        self, arn: str, service: str, execution_timeout_s: Any = None
+    ) -> DeploymentRecord:
         """Register the AWS durable function ``arn`` (qualified) as service ``service`` with one
         handler, ``run`` (docs/aws-durable.md). Nothing is invoked: such a function answers
-        only durable invocation events. Re-registering the ARN refreshes it in place."""
+        only durable invocation events. Re-registering the ARN refreshes it in place.
+        ``execution_timeout_s``: AWS's ``ExecutionTimeout`` (an integer from 1 to 31,622,400,
+        else InvalidRequestError), kept in the stored discovery; each execution started from
+        then on ends TIMED_OUT past it (``protocols.aws_durable._deadline``)."""
+        try:
+            timeout_s = check_timeout(execution_timeout_s)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from None
         try:
             check_uri_text(arn)
             from ..invokers import parse_function_arn  # boto3 only for Lambda deployments
@@ -353,7 +363,7 @@ class Deployments:
         record = DeploymentRecord(
             id=existing.id if existing else new_deployment_id(),
             uri=uri,
-            services=aws_durable_discovery(service).encode().decode(),
+            services=aws_durable_discovery(service, timeout_s).encode().decode(),
             created_at=existing.created_at if existing else self.clock.now_ms(),
         )
         await self.store.put_deployment(record)

@@ -526,10 +526,13 @@ class Engine:
         await self.limits.refresh()  # the limits its code defines
         return record
 
-    async def register_durable_function(self, arn: str, service: str) -> DeploymentRecord:
+    async def register_durable_function(
+        self, arn: str, service: str, execution_timeout_s: Any = None
+    ) -> DeploymentRecord:
         """Register an AWS Lambda durable function (qualified ARN) as service ``service`` with
-        one handler, ``run`` (docs/aws-durable.md)."""
-        return await self.deployments.register_durable_function(arn, service)
+        one handler, ``run`` (docs/aws-durable.md); ``execution_timeout_s``: its executions'
+        timeout (None: none; InvalidRequestError unless an integer from 1 to 31,622,400)."""
+        return await self.deployments.register_durable_function(arn, service, execution_timeout_s)
 
     async def patch_service(self, service: str, body: Any) -> Settings:
         """Apply ``PATCH /services/{service}`` (Restate's fields, ``_service_settings``): the

@@ -3,7 +3,8 @@ execution SDK, unmodified, run on Ritornello's engine.
 
 ``_operations`` maps AWS's operation updates onto journal entries and folds them back,
 ``_runs`` holds the live runs and their checkpoint tokens, ``_adapter`` invokes the function,
-``_history`` tells an execution's history from its journal, ``_stop`` keeps a stop's ``Error``.
+``_history`` tells an execution's history from its journal, ``_stop`` keeps a stop's ``Error``,
+``_deadline`` times executions out (``execution_timeout_s``).
 The API the function checkpoints through is served on the ingress (``ingress._durable_api``).
 """
 
@@ -13,6 +14,7 @@ from ritornello.orchestrator.protocols.aws_durable._adapter import (
     AwsDurableProtocol,
     discovery,
     execution_arn,
+    execution_timeout_of,
     invocation_of,
 )
 from ritornello.orchestrator.protocols.aws_durable._callbacks import (
@@ -20,6 +22,12 @@ from ritornello.orchestrator.protocols.aws_durable._callbacks import (
     heartbeat_result,
     heartbeat_timer,
     timed_out,
+)
+from ritornello.orchestrator.protocols.aws_durable._deadline import (
+    MAX_TIMEOUT_S,
+    check_timeout,
+    deadline_of,
+    is_timed_out,
 )
 from ritornello.orchestrator.protocols.aws_durable._history import TIMESTAMPS, history
 from ritornello.orchestrator.protocols.aws_durable._operations import (
@@ -45,6 +53,7 @@ from ritornello.orchestrator.protocols.aws_durable._stop import (
 __all__ = [
     "HANDLER",
     "INVALID_TOKEN",
+    "MAX_TIMEOUT_S",
     "TIMESTAMPS",
     "WIRE",
     "AwsDurableProtocol",
@@ -54,14 +63,18 @@ __all__ = [
     "Runs",
     "StopError",
     "UpdateError",
+    "check_timeout",
     "check_updates",
+    "deadline_of",
     "discovery",
     "execution_arn",
+    "execution_timeout_of",
     "heartbeat_of",
     "heartbeat_result",
     "heartbeat_timer",
     "history",
     "invocation_of",
+    "is_timed_out",
     "names_function",
     "stop_error",
     "stopped_error",

@@ -22,7 +22,9 @@ checkpoint token is refused from then on. A function error (the function ran and
 runtime exit, say) is a failed attempt, retried after backoff, whose run is journaled as an
 ``invocation_completed`` marker with the error (the history's InvocationCompleted with
 ``Error``, as Lambda records it before invoking the function again). A cancelled invocation
-ends failed (409) without invoking the function again.
+ends failed (409) without invoking the function again. A function registered with an execution
+timeout journals its deadline's timer before the first run and ends TIMED_OUT past it
+(``_deadline``).
 """
 
 from __future__ import annotations
@@ -47,9 +49,18 @@ from ...errors import StateConflictError
 from ...invokers import FunctionError, Invoker, InvokerError, throttled
 from .._base import Exchange, ProtocolAdapter
 from ._callbacks import decide, due, heartbeat_of, timeout_result
+from ._deadline import (
+    FIELD,
+    Deadline,
+    deadline_entry,
+    deadline_of,
+    needs_deadline,
+    timed_out_result,
+    with_deadline,
+)
 from ._fold import Fold, check_types
 from ._operations import UpdateError, ends, entries_of, to_wire, waiting
-from ._runs import Checkpoint, Run, Runs
+from ._runs import INVALID_TOKEN, Checkpoint, Run, Runs
 
 log = logging.getLogger("ritornello.aws_durable")
 
@@ -58,13 +69,21 @@ WIRE = "aws-durable"
 HANDLER = "run"
 
 
-def discovery(service: str) -> DiscoveryResponse:
-    """What a durable function serves: service ``service`` with one handler, ``run``."""
+def discovery(service: str, execution_timeout_s: int | None = None) -> DiscoveryResponse:
+    """What a durable function serves: service ``service`` with one handler, ``run``; its
+    ``wire_info`` keeps the registration's options (``execution_timeout_s``: ``_deadline``)."""
+    info = {} if execution_timeout_s is None else {FIELD: execution_timeout_s}
     return DiscoveryResponse(
         services=(ServiceInfo(name=service, kind="service", handlers=(HandlerInfo(HANDLER),)),),
         wire=WIRE,
-        wire_info={},
+        wire_info=info,
     )
+
+
+def execution_timeout_of(found: DiscoveryResponse) -> int | None:
+    """The execution timeout a durable function's stored discovery keeps (None: none)."""
+    value = (found.wire_info or {}).get(FIELD)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def execution_arn(function_arn: str, invocation_id: str) -> str:
@@ -87,6 +106,7 @@ class _Exchange(Exchange):
     __slots__ = (
         "call",
         "committed_len",
+        "deadline",
         "final",
         "fold",
         "pending",
@@ -111,6 +131,8 @@ class _Exchange(Exchange):
         self.final = False
         #: when the run's Lambda invoke was made (Unix ms)
         self.started_ms = 0
+        #: the execution's deadline (``_deadline``), read when the run starts
+        self.deadline: Deadline | None = None
         #: the run's operations, folded as its checkpoints are committed (``_fold``)
         self.fold: Fold | None = None
 
@@ -140,9 +162,13 @@ class AwsDurableProtocol(ProtocolAdapter):
 
     name = WIRE
 
-    def __init__(self, runs: Runs, function_arn: str) -> None:
+    def __init__(
+        self, runs: Runs, function_arn: str, execution_timeout_s: int | None = None
+    ) -> None:
         self.runs = runs
         self.function_arn = function_arn
+        #: the registration's execution timeout (``_deadline``): None, none
+        self.execution_timeout_s = execution_timeout_s
 
     def read_discovery(self, raw: bytes) -> DiscoveryResponse:
         return DiscoveryResponse.decode(raw)
@@ -173,6 +199,13 @@ class AwsDurableProtocol(ProtocolAdapter):
             exchange.close()  # a new attempt: whatever ran before is superseded
             if CANCEL_INDEX in inv.completions:
                 return _done(rec.id, failure={"code": 409, "message": "cancelled"})
+            seconds = self.execution_timeout_s
+            if seconds is not None and needs_deadline(inv.entries, seconds):  # before any run
+                entry: Any = deadline_entry(seconds, int(time.time() * 1000))
+                return Answered(rec.id, InvokeResponse("checkpoint", [entry]))
+            exchange.deadline = deadline_of(inv.entries)
+            if _past(exchange.deadline, inv.completions):  # decided, not invoked
+                return _timed_out(rec.id, exchange)
             if due(inv.entries, inv.completions):  # callback timers: decided, not invoked
                 return await self._callback_timers(inv)
             idle = rec.waiting and not any(i in inv.completions for i in rec.waiting)
@@ -220,6 +253,7 @@ class AwsDurableProtocol(ProtocolAdapter):
                 log.info("callback %s completed before its timeout", aid)
         after = [*inv.entries, *map(dumps, renewed)]
         wait_on = sorted({*waiting(after, inv.completions), *expire})
+        wait_on = with_deadline(wait_on, deadline_of(inv.entries))
         timers: list[Entry] = renewed  # type: ignore[assignment]
         return Answered(rec.id, InvokeResponse("suspended", timers, wait_on))
 
@@ -231,14 +265,19 @@ class AwsDurableProtocol(ProtocolAdapter):
         call = exchange.call
         assert call is not None
         loop = asyncio.get_running_loop()
-        due = loop.time() + timeout_s
+        due = wake = loop.time() + timeout_s
+        if exchange.deadline is not None:  # woken at the deadline too
+            left_s = exchange.deadline.at_ms / 1000 - time.time()
+            wake = min(due, loop.time() + max(0.0, left_s) + 0.001)
         while True:
+            if _past(exchange.deadline, {}):  # the run is retired: nothing it sends is taken
+                return _timed_out(rec.id, exchange)
             if run.inbox.empty() and not call.done():
                 getting = asyncio.ensure_future(run.inbox.get())
                 try:
                     await asyncio.wait(
                         {getting, call},
-                        timeout=max(0.0, due - loop.time()),
+                        timeout=max(0.0, wake - loop.time()),
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                 finally:
@@ -327,6 +366,7 @@ class AwsDurableProtocol(ProtocolAdapter):
                 wait_on = [i for i in wait_on if i in inv.completions]
             if not wait_on:
                 return AttemptFailed(rec.id, "aws-durable: PENDING with nothing to wait on")
+            wait_on = with_deadline(wait_on, deadline_of(inv.entries))
             return Answered(rec.id, InvokeResponse("suspended", [marker], wait_on))
         shown = str(status)[:100]
         return AttemptFailed(rec.id, f"aws-durable: the function answered status {shown}")
@@ -346,6 +386,29 @@ def completed_marker(started_ms: int, ended_ms: int, error: dict[str, str] | Non
         "at": ended_ms,
     }
     return marker  # type: ignore[return-value]
+
+
+def _past(deadline: Deadline | None, completions: dict[int, str]) -> bool:
+    """Whether the execution's deadline has come (its timer completed, or the clock says so)."""
+    if deadline is None:
+        return False
+    return deadline.index in completions or time.time() * 1000 >= deadline.at_ms
+
+
+def _timed_out(invocation_id: str, exchange: _Exchange) -> Answered:
+    """End the execution TIMED_OUT (``_deadline``): its run retired first, a checkpoint
+    waiting for it refused, its answer dropped."""
+    run, deadline = exchange.run, exchange.deadline
+    assert deadline is not None
+    while run is not None and not run.inbox.empty():
+        waiting_checkpoint = run.inbox.get_nowait()
+        if not waiting_checkpoint.reply.done():
+            message = f"{INVALID_TOKEN}: the execution timed out"
+            waiting_checkpoint.reply.set_result(
+                (400, "InvalidParameterValueException", {"message": message})
+            )
+    exchange.close()
+    return _done(invocation_id, failure=timed_out_result(deadline.seconds))
 
 
 def _done(invocation_id: str, *before: Entry, **result: Any) -> Answered:

@@ -4,8 +4,10 @@ One event per journaled operation update (``StepStarted``, ``StepSucceeded``, ``
 ...), one per completion of a wait, callback or chained invoke, one ``InvocationCompleted`` per
 run (Lambda invocation) that ended by suspending or ending the execution (the adapter's
 ``invocation_completed`` marker entries), and the execution's own ``ExecutionStarted`` first and
-``ExecutionSucceeded`` / ``ExecutionFailed`` / ``ExecutionStopped`` last when it ended. Each
-event carries its ``<EventType>Details`` in Lambda's shapes (payloads as the SDK sent them).
+``ExecutionSucceeded`` / ``ExecutionFailed`` / ``ExecutionStopped`` / ``ExecutionTimedOut`` last
+when it ended (an execution timeout's timer entry has no event: its seconds are
+``ExecutionStartedDetails.ExecutionTimeout``). Each event carries its ``<EventType>Details``
+in Lambda's shapes (payloads as the SDK sent them).
 
 Event ids count from 1 in that order. A completion is placed after the first
 ``InvocationCompleted`` that follows its operation's entry (the run suspended on it; its
@@ -25,6 +27,7 @@ from typing import Any, Final
 from ..._json import dumps, loads
 from ._adapter import execution_arn
 from ._callbacks import timed_out
+from ._deadline import MARK, TIMED_OUT
 from ._stop import is_stopped
 
 _PAST: Final = {
@@ -58,8 +61,8 @@ def history(
     result: str | None = None,
     function_arns: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The events of an execution; ``ended``: (``Succeeded`` | ``Failed`` | ``Stopped``, Unix
-    ms) once it ended, ``result``: the invocation's stored result text then;
+    """The events of an execution; ``ended``: (``Succeeded`` | ``Failed`` | ``Stopped`` |
+    ``TimedOut``, Unix ms) once it ended, ``result``: the invocation's stored result text then;
     ``function_arns``: the registered durable functions' ARNs by service (a chained invoke's
     callee execution)."""
     first = loads(entries[0]) if entries else {}
@@ -90,6 +93,9 @@ def history(
                 }
             )
             continue
+        mark = entry.get(MARK)  # the execution timeout's timer (``_deadline``): no event
+        if index == 1 and isinstance(mark, dict):
+            events[0]["ExecutionStartedDetails"]["ExecutionTimeout"] = mark.get("seconds")
         update = entry.get("aws")
         if not isinstance(update, dict):
             continue
@@ -215,7 +221,7 @@ def _completion(
             "WaitSucceededDetails": {"Duration": seconds},
         }
     failure = done.get("failure")
-    expired = timed_out(done)
+    expired = timed_out(done) if kind == "Callback" else None
     if expired is not None and isinstance(failure, dict):  # its timeout completed it
         return {
             "EventType": "CallbackTimedOut",
@@ -227,7 +233,11 @@ def _completion(
             "ErrorType": "CallbackError" if kind == "Callback" else "InvokeError",
             "ErrorMessage": str(failure.get("message")),
         }
-        past = "Stopped" if kind == "ChainedInvoke" and is_stopped(failure) else "Failed"
+        past = "Failed"
+        if kind == "ChainedInvoke" and is_stopped(failure):
+            past = "Stopped"
+        elif kind == "ChainedInvoke" and failure.get("timed_out") == TIMED_OUT:
+            past = "TimedOut"  # the callee's execution timeout (``_deadline``)
         out = {"EventType": kind + past, kind + past + "Details": {"Error": {"Payload": error}}}
     else:
         text = done.get("text")  # a callback's result as sent, else the JSON value

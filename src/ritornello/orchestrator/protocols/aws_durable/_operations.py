@@ -45,6 +45,7 @@ from ritornello.protocol import Entry, derive_id, new_awakeable_id
 
 from ..._json import dumps, loads
 from ._callbacks import live_timers, timed_out, timeout_entries
+from ._deadline import TIMED_OUT
 from ._stop import is_stopped
 
 OPERATION_TYPES: Final = frozenset({"STEP", "WAIT", "CALLBACK", "CONTEXT", "CHAINED_INVOKE"})
@@ -255,6 +256,8 @@ def _apply(
             message = str(failure.get("message"))
             invoked["Error"] = {"ErrorType": "InvokeError", "ErrorMessage": message}
             op["Status"] = "FAILED"
+            if failure.get("timed_out") == TIMED_OUT:  # the callee's execution timeout
+                op["Status"], invoked["Error"] = "TIMED_OUT", failure["aws"]
             if is_stopped(failure):  # an operator stopped the callee (StopDurableExecution)
                 op["Status"] = "STOPPED"
                 if isinstance(failure.get("aws"), dict):  # with the Error the stop gave
