@@ -8,7 +8,7 @@ TS_DEPS := tests/restate/ts/node_modules/.package-lock.json
 # ... and of the AWS durable execution SDK for JavaScript test app (tests/aws_durable_node).
 DURABLE_NODE_DEPS := tests/aws_durable_node/node_modules/.package-lock.json
 
-.PHONY: install run test lint typecheck importlint unit sim chaos scaleout aws-conformance durable-cluster tail-crash bench bench-compare bench-dynamo bench-lambda-cost bench-import clean system-deps
+.PHONY: install run test lint typecheck importlint unit sim chaos scaleout aws-conformance durable-cluster tail-crash bench bench-compare bench-dynamo bench-lambda-cost bench-durable-fold bench-import clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -124,6 +124,11 @@ bench-dynamo: $(STAMP)
 # Ritornello's SDK and AWS's durable SDK, priced beside Step Functions and Lambda durable functions.
 bench-lambda-cost: $(STAMP)
 	$(BIN)/python benchmarks/lambda_cost.py --invocations 20
+
+# An AWS durable function's checkpoints as its execution grows (100, 1,000, 4,000 operations):
+# ms per checkpoint, main's src/ and this tree's side by side (docs/aws-durable.md). ~2 min.
+bench-durable-fold: $(STAMP)
+	$(BIN)/python benchmarks/durable_fold.py $(BENCH_ARGS)
 
 # Ritornello and the Restate server 1.7 (npm, into /tmp/restate-server on first use) with the
 # same restate-sdk endpoint, greet and ten, in a loopback-only network namespace (root). ~8 min.

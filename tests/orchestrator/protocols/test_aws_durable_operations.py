@@ -404,6 +404,7 @@ def test_history_of_a_succeeded_execution_gives_its_result() -> None:
         ([{"Id": "a", "Type": "STEP", "Action": "START", "Name": 3}], ".Name must be"),
         ([{"Id": "a", "Type": "STEP", "Action": "START", "Name": "n" * 300}], "longer"),
         ([{"Id": "a", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 0}}], "1"),
+        ([{"Id": "a", "Type": "WAIT", "Action": "START", "WaitOptions": {}}], "WaitSeconds"),
         (
             [{"Id": "a", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": True}}],
             "WaitSeconds",

@@ -58,7 +58,8 @@ from ._deadline import (
     timed_out_result,
     with_deadline,
 )
-from ._operations import UpdateError, ends, entries_of, operations, to_wire, waiting
+from ._fold import Fold, check_types
+from ._operations import UpdateError, ends, entries_of, to_wire, waiting
 from ._runs import INVALID_TOKEN, Checkpoint, Run, Runs
 
 log = logging.getLogger("ritornello.aws_durable")
@@ -107,6 +108,7 @@ class _Exchange(Exchange):
         "committed_len",
         "deadline",
         "final",
+        "fold",
         "pending",
         "run",
         "runs",
@@ -131,6 +133,8 @@ class _Exchange(Exchange):
         self.started_ms = 0
         #: the execution's deadline (``_deadline``), read when the run starts
         self.deadline: Deadline | None = None
+        #: the run's operations, folded as its checkpoints are committed (``_fold``)
+        self.fold: Fold | None = None
 
     def close(self) -> None:
         if self.final and self.pending is not None and not self.pending.reply.done():
@@ -178,7 +182,6 @@ class AwsDurableProtocol(ProtocolAdapter):
         assert isinstance(exchange, _Exchange)
         inv = invoke.invocation
         rec = inv.rec
-        ops = operations(rec.id, inv.entries, inv.completions, rec.created_at)
         if exchange.pending is not None and len(inv.entries) != exchange.committed_len:
             # the core refused the checkpoint's entries (or they did not land): never acked
             exchange.close()
@@ -186,7 +189,8 @@ class AwsDurableProtocol(ProtocolAdapter):
             # the checkpoint handed to the core was committed: answer it, go on with the run
             run, done = exchange.run, exchange.pending
             exchange.pending = None
-            run.operations = ops
+            assert exchange.fold is not None  # set with the run
+            ops = run.operations = exchange.fold.update(inv.entries, inv.completions)
             state = [to_wire(ops[i]) for i in dict.fromkeys(exchange.touched) if i in ops]
             body = {"CheckpointToken": run.token, "NewExecutionState": {"Operations": state}}
             if not done.reply.done():
@@ -212,7 +216,8 @@ class AwsDurableProtocol(ProtocolAdapter):
                 return AttemptFailed(rec.id, "aws-durable: the deployment is not a Lambda ARN")
             exchange.seen = set(inv.completions)
             run = exchange.run = self.runs.start(rec.id, rec.attempt)
-            run.operations = ops
+            exchange.fold = Fold(rec.id, rec.created_at)  # a new run folds from scratch
+            ops = run.operations = exchange.fold.update(inv.entries, inv.completions)
             event = {
                 "DurableExecutionArn": execution_arn(self.function_arn, rec.id),
                 "CheckpointToken": run.token,
@@ -283,6 +288,8 @@ class AwsDurableProtocol(ProtocolAdapter):
             if not run.inbox.empty():
                 checkpoint = run.inbox.get_nowait()
                 try:
+                    if exchange.fold is not None:  # the operations of every earlier checkpoint
+                        check_types(checkpoint.updates, exchange.fold.operations, rec.id)
                     entries = entries_of(
                         checkpoint.updates,
                         rec.id,
@@ -290,7 +297,8 @@ class AwsDurableProtocol(ProtocolAdapter):
                         int(time.time() * 1000),
                         self.runs.target_of,
                     )
-                except UpdateError as exc:  # validated at the API: a target that is not there
+                except UpdateError as exc:  # validated at the API: a target that is not
+                    # there, or an operation's type changed
                     checkpoint.reply.set_result(
                         (400, "InvalidParameterValueException", {"message": str(exc)})
                     )

@@ -93,7 +93,7 @@ def check_updates(raw: Any) -> list[dict[str, Any]]:
         if error is not None and not isinstance(error, dict):
             raise UpdateError(f"{where}.Error must be an object")
         if kind == "WAIT" and action == "START":
-            _seconds(update, "WaitOptions", "WaitSeconds", where, 1)
+            _seconds(update, "WaitOptions", "WaitSeconds", where, 1, required=True)
         if kind == "STEP" and action == "RETRY":
             _seconds(update, "StepOptions", "NextAttemptDelaySeconds", where, 0)
         if kind == "CALLBACK" and action == "START" and "CallbackOptions" in update:
@@ -110,9 +110,11 @@ def check_updates(raw: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _seconds(update: dict[str, Any], options: str, field: str, where: str, least: int) -> int:
+def _seconds(
+    update: dict[str, Any], options: str, field: str, where: str, least: int, required: bool = False
+) -> int:
     given = update.get(options)
-    value = given.get(field, least) if isinstance(given, dict) else None
+    value = given.get(field, None if required else least) if isinstance(given, dict) else None
     if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= MAX_WAIT_S:
         raise UpdateError(
             f"{where}.{options}.{field} must be an integer from {least} to {MAX_WAIT_S}"
