@@ -38,9 +38,14 @@ from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.asgi_call import asgi_call  # noqa: E402
+
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:fold:1"
 #: updates per checkpoint while an execution is brought to its size (the SDK batches too)
 SEED_BATCH = 250
+JSON = {"content-type": "application/json"}
 
 
 def item_updates(n: int) -> list[dict[str, Any]]:
@@ -52,36 +57,6 @@ def item_updates(n: int) -> list[dict[str, Any]]:
         {"Id": step, "Type": "STEP", "Action": "SUCCEED", "ParentId": child, "Payload": str(n)},
         {"Id": child, "Type": "CONTEXT", "Action": "SUCCEED", "Payload": str(n)},
     ]
-
-
-async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
-    """One POST through the ASGI ``app`` (status, body)."""
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
-    }
-    given = False
-    out: dict[str, Any] = {"body": b""}
-
-    async def receive() -> dict[str, Any]:
-        nonlocal given
-        if given:
-            await asyncio.Event().wait()  # a client that stays: never disconnects
-        given = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            out["status"] = message["status"]
-        else:
-            out["body"] += message.get("body", b"")
-
-    await app(scope, receive, send)
-    return out["status"], out["body"]
 
 
 class Function:
@@ -104,7 +79,7 @@ class Function:
         async def checkpoint(updates: list[dict[str, Any]]) -> None:
             nonlocal token
             body = json.dumps({"CheckpointToken": token, "Updates": updates}).encode()
-            status, answer = await _asgi_post(self.app, path, body)
+            status, _, answer = await asgi_call(self.app, "POST", path, body, JSON)
             if status != 200:
                 raise RuntimeError(f"checkpoint refused: {status} {answer[:200]!r}")
             token = json.loads(answer)["CheckpointToken"]

@@ -36,6 +36,7 @@ from ritornello.orchestrator.protocols.aws_durable._operations import (
 )
 from ritornello.orchestrator.protocols.aws_durable._stop import stopped_result
 from ritornello.store.sqlite import SqliteStore
+from tests.asgi_call import asgi_call
 
 INV = "inv_aaaaaaaaaaaaaaaaaaaaaaaaaa"
 #: operation ids by type: a few, so updates meet the same operations again (as the SDK sends
@@ -247,31 +248,13 @@ def test_an_update_that_changes_an_operations_type_is_refused() -> None:
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:fold:1"
 API = "/2025-12-01/"
+JSON = {"content-type": "application/json"}
 
 
 async def post(app: IngressApp, path: str, body: bytes) -> tuple[int, Any]:
     """One POST through the ingress app, in process: (status, the JSON answer)."""
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
-    }
-    out: dict[str, Any] = {"body": b""}
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Any) -> None:
-        if message["type"] == "http.response.start":
-            out["status"] = message["status"]
-        else:
-            out["body"] += message.get("body", b"")
-
-    await app(scope, receive, send)
-    return out["status"], json.loads(out["body"])
+    status, _, answer = await asgi_call(app, "POST", path, body, JSON)
+    return status, json.loads(answer)
 
 
 def test_a_run_folds_once_and_answers_each_checkpoint_as_the_whole_fold(
